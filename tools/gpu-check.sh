@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# Checks the CUDA backend on the machine it runs on, in one go, and writes one report:
+#   1. environment (GPU, driver, CUDA toolkit, cuDNN, compilers, PyTorch if any)
+#   2. dependencies: the system's, or the .deb folder made by tools/fetch-debs.sh, unpacked into
+#      a local prefix (never into /); cuDNN from the toolkit, CUDNN_ROOT, or the Python wheel
+#      nvidia-cudnn-cu13
+#   3. configure for the local GPU (CMAKE_CUDA_ARCHITECTURES from nvidia-smi, or native) and build
+#   4. ctest, every label including `gpu`
+#   5. gan info; gan selftest --device cuda
+#   6. dcgan_fmnist32 for 20 iterations on the GPU and on the CPU with the same seed, losses side
+#      by side
+#   7. the GPU benchmark, where this build has one
+# Each step runs under a time limit well inside 10 minutes. Works without network access.
+#
+#   tools/gpu-check.sh [--report FILE] [--build DIR] [--debs DIR]
+#
+# Environment: CUDNN_ROOT (a folder with include/cudnn.h and lib/), GAN_CUDNN_FROM_WHEEL=1 (take
+# cuDNN from the nvidia-cudnn-cu13 wheel even when the toolkit has one), GAN_DEBS_DIR (default
+# third_party/debs), GAN_USE_DEBS=1 (use the .deb folder even when the system has the libraries),
+# CUDA_HOME (default: where nvcc is, else /usr/local/cuda).
+# The report goes to bench/GPU_REPORT.md when a GPU was found (commit it: `gan info` and the README
+# read it as "verified on hardware"), else to BUILD/gpu-check-report.md.
+# Exit status: 0 when every step that ran passed (see the report's verdict for whether a GPU was
+# there at all), 1 when one failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+build=build-gpu
+report=""
+debs=${GAN_DEBS_DIR:-third_party/debs}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --report) report=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    --debs) debs=$2; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$build"
+build=$(cd "$build" && pwd)
+logs=$build/gpu-check-logs
+rm -rf "$logs"
+mkdir -p "$logs"
+prefix=$build/prefix
+jobs=$(nproc 2>/dev/null || echo 4)
+
+summary=()      # "| step | result | seconds |" rows
+failed=0
+body=$logs/body.md
+: >"$body"
+step_number=0
+
+note() { echo "$*" | tee -a "$body"; }
+
+# run_step NAME LIMIT_SECONDS COMMAND...: runs it with a time limit, logs everything, and adds a
+# section with the output's tail to the report (the command as STEP_SHOWN says, if set).
+# Returns the command's status.
+run_step() {
+  local name=$1 limit=$2
+  shift 2
+  local shown=${STEP_SHOWN:-$*}
+  step_number=$((step_number + 1))
+  local log
+  log=$logs/$(printf '%02d' "$step_number")-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '-').log
+  echo "== $name"
+  local start=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+  local rc=$?
+  local seconds=$((SECONDS - start))
+  local result=ok
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    result="TIMEOUT after ${limit}s"
+    failed=1
+  elif [ $rc -ne 0 ]; then
+    result="FAILED (exit $rc)"
+    failed=1
+  fi
+  echo "   $result in ${seconds}s (log: $log)"
+  summary+=("| $name | $result | $seconds |")
+  {
+    echo
+    echo "### $name"
+    echo
+    echo "\`$shown\` -> $result in ${seconds}s"
+    echo
+    echo '```'
+    tail -n 80 "$log"
+    echo '```'
+  } >>"$body"
+  return $rc
+}
+
+# Like run_step, but a failure is recorded without failing the check (optional steps).
+run_optional() {
+  local before=$failed
+  run_step "$@"
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    failed=$before
+    summary[${#summary[@]}-1]="${summary[${#summary[@]}-1]/FAILED/not available: FAILED}"
+  fi
+  return $rc
+}
+
+skip_step() {
+  echo "== $1: skipped ($2)"
+  summary+=("| $1 | skipped: $2 | 0 |")
+  printf '\n### %s\n\nskipped: %s\n' "$1" "$2" >>"$body"
+}
+
+# ---- 1. environment --------------------------------------------------------------------------
+
+cuda_home=${CUDA_HOME:-}
+if [ -z "$cuda_home" ]; then
+  if command -v nvcc >/dev/null; then
+    cuda_home=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+  else
+    cuda_home=/usr/local/cuda
+  fi
+fi
+nvcc=$cuda_home/bin/nvcc
+
+gpu_name="" gpu_arch="" driver=""
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  line=$(nvidia-smi --query-gpu=name,compute_cap,driver_version --format=csv,noheader 2>/dev/null | head -1)
+  gpu_name=$(echo "$line" | cut -d, -f1 | sed 's/^ *//; s/ *$//')
+  gpu_arch=$(echo "$line" | cut -d, -f2 | tr -d ' .')
+  driver=$(echo "$line" | cut -d, -f3 | tr -d ' ')
+  if [ -z "$gpu_name" ]; then
+    gpu_name=$(nvidia-smi -L | head -1)
+  fi
+fi
+have_gpu=0
+[ -n "$gpu_name" ] && have_gpu=1
+
+environment() {
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "host: $(hostname); $(uname -srm)"
+  [ -r /etc/os-release ] && (. /etc/os-release && echo "os: $PRETTY_NAME")
+  echo "commit: $(git rev-parse HEAD 2>/dev/null) $(git diff --quiet 2>/dev/null || echo '(with local changes)')"
+  echo "cpus: $jobs"
+  if command -v nvidia-smi >/dev/null; then nvidia-smi || true; else echo "nvidia-smi: not found"; fi
+  echo "CUDA_HOME: $cuda_home"
+  if [ -x "$nvcc" ]; then "$nvcc" --version; else echo "nvcc: not found at $nvcc"; fi
+  command -v cmake >/dev/null && cmake --version | head -1
+  command -v cc >/dev/null && cc --version | head -1
+  command -v python3 >/dev/null && python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>&1 | tail -1
+  return 0
+}
+STEP_SHOWN="environment (nvidia-smi, nvcc --version, ...)" run_step "environment" 60 bash -c "$(declare -f environment); jobs=$jobs cuda_home=$cuda_home nvcc=$nvcc environment"
+
+# ---- 2. dependencies -------------------------------------------------------------------------
+
+# The system has what gan links when pkg-config knows inih and cJSON and the image/zlib headers
+# are installed.
+system_has_libraries() {
+  command -v pkg-config >/dev/null && pkg-config --exists inih libcjson &&
+    [ -e /usr/include/png.h ] && [ -e /usr/include/jpeglib.h -o -e /usr/include/x86_64-linux-gnu/jpeglib.h ] &&
+    [ -e /usr/include/zlib.h ]
+}
+
+multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+
+# Unpacks every .deb of the folder into $prefix with dpkg-deb (or ar + tar), then points
+# pkg-config, CMake and the dynamic loader at it. Nothing is written outside $prefix.
+unpack_debs() {
+  set -e
+  shopt -s nullglob
+  local files=("$debs"/*.deb)
+  [ ${#files[@]} -gt 0 ] || { echo "no .deb files in $debs (run tools/fetch-debs.sh on a machine with apt)"; return 1; }
+  [ -r "$debs/MANIFEST" ] && cat "$debs/MANIFEST"
+  rm -rf "$prefix"
+  mkdir -p "$prefix"
+  for f in "${files[@]}"; do
+    if command -v dpkg-deb >/dev/null; then
+      dpkg-deb -x "$f" "$prefix"
+    else
+      local member
+      member=$(ar t "$f" | grep '^data\.tar')
+      ar p "$f" "$member" | tar -x -C "$prefix" -f - --no-same-owner
+    fi
+    echo "unpacked $(basename "$f")"
+  done
+  # .pc files and -dev symlinks name /usr and /lib absolutely: point them into the prefix.
+  find "$prefix" -name '*.pc' -print0 | xargs -0 -r sed -i "s#=/usr#=$prefix/usr#g; s#-I/usr/#-I$prefix/usr/#g; s#-L/usr/#-L$prefix/usr/#g"
+  find "$prefix" -type l | while read -r link; do
+    target=$(readlink "$link")
+    case "$target" in
+      /*) ln -sfn "$prefix$target" "$link" ;;
+    esac
+  done
+  echo "prefix $prefix:"
+  find "$prefix" -name '*.so*' | sed "s#$prefix##" | sort
+}
+
+use_debs=0
+if [ "${GAN_USE_DEBS:-0}" = 1 ] || ! system_has_libraries; then
+  use_debs=1
+  if STEP_SHOWN="dpkg-deb -x each of $debs/*.deb into $prefix" run_step "dependencies: unpack $debs into $prefix" 300 bash -c "$(declare -f unpack_debs); debs='$debs' prefix='$prefix' unpack_debs"; then
+    export PATH="$prefix/usr/bin:$PATH"
+    export PKG_CONFIG_PATH="$prefix/usr/lib/$multiarch/pkgconfig:$prefix/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    export LD_LIBRARY_PATH="$prefix/usr/lib/$multiarch:$prefix/lib/$multiarch:$prefix/usr/lib/$multiarch/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export CMAKE_PREFIX_PATH="$prefix/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  fi
+else
+  skip_step "dependencies" "the system has libpng, libjpeg, zlib, inih and cJSON"
+fi
+
+# cuDNN: CUDNN_ROOT, else the toolkit's, else the Python wheel. The wheel ships libcudnn.so.9
+# without the unversioned libcudnn.so that the linker and CMake look for, so a small folder of
+# links stands in for it.
+find_cudnn() {
+  if [ -n "${CUDNN_ROOT:-}" ]; then
+    echo "cuDNN: CUDNN_ROOT=$CUDNN_ROOT"
+    return 0
+  fi
+  if [ "${GAN_CUDNN_FROM_WHEEL:-0}" != 1 ] &&
+     { [ -e "$cuda_home/include/cudnn.h" ] || [ -e /usr/include/cudnn.h ] || [ -e "/usr/include/$multiarch/cudnn.h" ]; }; then
+    echo "cuDNN: installed with the toolkit or the system"
+    return 0
+  fi
+  local wheel
+  wheel=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null) || wheel=""
+  if [ -z "$wheel" ] || [ ! -e "$wheel/include/cudnn.h" ]; then
+    echo "cuDNN: not found (no cudnn.h under CUDNN_ROOT, $cuda_home/include, /usr/include, nor the nvidia-cudnn-cu13 wheel)"
+    return 1
+  fi
+  local shim=$build/cudnn-root
+  rm -rf "$shim"
+  mkdir -p "$shim/lib"
+  ln -s "$wheel/include" "$shim/include"
+  local lib
+  for lib in "$wheel"/lib/libcudnn*.so.*; do
+    ln -s "$lib" "$shim/lib/$(basename "$lib")"
+    ln -sfn "$lib" "$shim/lib/$(basename "$lib" | sed 's/\.so\..*/.so/')"
+  done
+  echo "cuDNN: the Python wheel at $wheel (links in $shim)"
+  export CUDNN_ROOT=$shim
+  export LD_LIBRARY_PATH="$wheel/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+if find_cudnn >"$logs/cudnn.txt" 2>&1; then
+  summary+=("| cuDNN | $(cat "$logs/cudnn.txt" | tail -1) | 0 |")
+else
+  summary+=("| cuDNN | FAILED: $(tail -1 "$logs/cudnn.txt") | 0 |")
+  failed=1
+fi
+cat "$logs/cudnn.txt"
+printf '\n### cuDNN\n\n%s\n' "$(cat "$logs/cudnn.txt")" >>"$body"
+export LD_LIBRARY_PATH="$cuda_home/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+# ---- 3. configure and build ------------------------------------------------------------------
+
+if [ $have_gpu = 1 ] && [ -n "$gpu_arch" ]; then
+  arch=$gpu_arch
+elif [ $have_gpu = 1 ]; then
+  arch=native
+else
+  arch=90 # no GPU to build for: one architecture proves it compiles and links
+fi
+cmake_args=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGAN_CUDA=ON
+            -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_CUDA_COMPILER="$nvcc")
+[ -n "${CMAKE_PREFIX_PATH:-}" ] && cmake_args+=(-DCMAKE_PREFIX_PATH="${CMAKE_PREFIX_PATH//:/;}")
+# With the unpacked .deb files, their headers must win over the host's: libjpeg's jconfig.h lives
+# in the multiarch folder, and a host libjpeg-turbo8-dev's (version 80) would otherwise be read
+# with the .deb's libjpeg.so.62 at run time ("Wrong JPEG library version").
+[ "$use_debs" = 1 ] && cmake_args+=(-DCMAKE_C_FLAGS="-I$prefix/usr/include/$multiarch -I$prefix/usr/include")
+built=0
+if run_step "configure (CUDA architectures $arch)" 300 cmake "${cmake_args[@]}" &&
+   run_step "build" 590 cmake --build "$build" -j"$jobs"; then
+  built=1
+fi
+gan=$build/gan
+
+# ---- 4. tests ----------------------------------------------------------------------------------
+
+if [ $built = 1 ]; then
+  run_step "ctest (every label, gpu included)" 240 \
+    ctest --test-dir "$build" --output-on-failure -j4 --timeout 120
+  run_step "ctest -L gpu (verbose)" 120 ctest --test-dir "$build" -L gpu -V --timeout 100
+else
+  skip_step "ctest" "the build failed"
+fi
+
+# ---- 5. gan info, gan selftest ------------------------------------------------------------------
+
+if [ $built = 1 ]; then
+  run_step "gan info" 120 "$gan" info
+  if [ $have_gpu = 1 ]; then
+    run_step "gan selftest --device cuda" 180 "$gan" selftest --device cuda
+  else
+    skip_step "gan selftest --device cuda" "no GPU"
+  fi
+fi
+
+# ---- 6. a short training run on both devices ----------------------------------------------------
+
+data_override=()
+if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] &&
+   [ -e "$prefix/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz" ]; then
+  data_override=("data.path=$prefix/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+fi
+runs=$build/gpu-check-runs
+if [ $built = 1 ] && [ $have_gpu = 1 ]; then
+  rm -rf "$runs"
+  train_args=(train configs/dcgan_fmnist32.ini train.iterations=20 train.seed=999 log.every=1
+              "${data_override[@]}")
+  run_step "train dcgan_fmnist32 20 iterations --device cuda" 120 \
+    "$gan" "${train_args[@]}" --device cuda --out "$runs/cuda"
+  cuda_rc=$?
+  run_step "train dcgan_fmnist32 20 iterations --device cpu" 150 \
+    "$gan" "${train_args[@]}" --device cpu --out "$runs/cpu"
+  cpu_rc=$?
+  if [ $cuda_rc = 0 ] && [ $cpu_rc = 0 ]; then
+    cuda_log=$(ls "$logs"/*device-cuda*.log | tail -1)
+    cpu_log=$(ls "$logs"/*device-cpu*.log | tail -1)
+    {
+      echo
+      echo "### losses, same seed: GPU (left) | CPU (right)"
+      echo
+      echo '```'
+      paste -d'|' <(grep -E 'Loss_D|loss_d' "$cuda_log") <(grep -E 'Loss_D|loss_d' "$cpu_log")
+      echo '```'
+    } >>"$body"
+  fi
+else
+  skip_step "training runs (GPU and CPU)" "$([ $built = 1 ] && echo 'no GPU' || echo 'the build failed')"
+fi
+
+# ---- 7. the GPU benchmark -----------------------------------------------------------------------
+
+if [ $built = 1 ] && [ $have_gpu = 1 ]; then
+  if "$gan" help 2>&1 | grep -qw bench; then
+    run_optional "gan bench ops --device cuda" 590 "$gan" bench ops --device cuda
+    run_optional "gan bench train --device cuda" 590 "$gan" bench train --device cuda
+  else
+    skip_step "GPU benchmark" "this build's gan has no bench command"
+  fi
+else
+  skip_step "GPU benchmark" "$([ $built = 1 ] && echo 'no GPU' || echo 'the build failed')"
+fi
+
+# ---- the report ---------------------------------------------------------------------------------
+
+if [ $have_gpu = 1 ]; then
+  verdict=$([ $failed = 0 ] && echo "PASSED on $gpu_name (sm_$arch, driver $driver)" || echo "FAILED on $gpu_name")
+  [ -n "$report" ] || report=$root/bench/GPU_REPORT.md
+else
+  verdict=$([ $failed = 0 ] && echo "NO GPU: configure, build and the CPU tests passed; GPU tests skipped, the CUDA backend remains unverified on hardware" || echo "NO GPU, and a step FAILED")
+  [ -n "$report" ] || report=$build/gpu-check-report.md
+fi
+mkdir -p "$(dirname "$report")"
+{
+  echo "# gan GPU check"
+  echo
+  echo "verdict: $verdict"
+  echo
+  echo "made by tools/gpu-check.sh; dependencies from $([ $use_debs = 1 ] && echo "$debs (unpacked into $prefix)" || echo "the system")"
+  echo
+  echo "| step | result | seconds |"
+  echo "|---|---|---|"
+  printf '%s\n' "${summary[@]}"
+  cat "$body"
+} >"$report"
+echo
+echo "gpu-check: $verdict"
+echo "gpu-check: report in $report"
+exit $failed

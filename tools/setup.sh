@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every system package gan needs to build, test and run (Debian 12). Safe to run twice:
+# it installs only what is missing. Run as root (or with sudo available).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git       # compiler and build
+  libpng-dev libjpeg62-turbo-dev zlib1g-dev  # image and gzip decoding, PNG output
+  libopenblas0-pthread libopenblas-dev       # the BLAS (loaded at run time, see src/blas.c)
+  libinih-dev                                # INI configs
+  libcjson-dev                               # safetensors JSON headers
+  dataset-fashion-mnist                      # the quick start's data (IDX files)
+  librandom123-dev                           # Philox known-answer vectors (tests/data has a copy)
+  python3 python3-numpy python3-venv         # test scripts; a venv for PyPI packages
+  python3-torch                              # loading exported generators in PyTorch (tests)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all system packages present"
+fi
