@@ -1,0 +1,146 @@
+/* The backend op table: every piece of math the layers need, as function pointers, so that layers
+ * never know which backend runs them. All pointers passed to these functions are backend memory
+ * (host memory for cpu, device memory for cuda) unless a parameter name says `host_`.
+ * Layout is NCHW everywhere; GEMMs are row-major (the CUDA backend maps them onto column-major
+ * cuBLAS, see src/backend/cuda_backend.c). Ops that produce a parameter gradient take `beta`:
+ * out = beta * out + gradient, so the trainer can accumulate the real and fake passes of D as
+ * PyTorch's two backward() calls do. */
+#ifndef GAN_BACKEND_H
+#define GAN_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gan/error.h"
+#include "gan/elementwise_math.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A 2-d convolution as cuDNN and PyTorch define it (cross-correlation): input x [n, c_in, h_in,
+ * w_in], weight [c_out, c_in, k_h, k_w], output y [n, c_out, h_out, w_out] with
+ * h_out = (h_in + 2 pad_h - k_h) / stride_h + 1. A transposed convolution uses the same geometry
+ * with its input as this y and its output as this x. */
+typedef struct gan_conv_geom {
+    int n;
+    int c_in, h_in, w_in;
+    int c_out, h_out, w_out;
+    int k_h, k_w;
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+} gan_conv_geom;
+
+typedef enum gan_activation {
+    GAN_ACT_RELU,
+    GAN_ACT_LRELU,
+    GAN_ACT_TANH,
+    GAN_ACT_SIGMOID
+} gan_activation;
+
+typedef struct gan_backend gan_backend;
+
+struct gan_backend {
+    const char *name; /* "cpu" or "cuda" */
+    void *impl;       /* backend-private state */
+
+    /* ---- memory: used by the pool at start-up and by I/O, never inside the loop ----------- */
+    gan_status (*alloc)(gan_backend *be, size_t bytes, void **out);
+    void (*free)(gan_backend *be, void *ptr);
+    gan_status (*upload)(gan_backend *be, void *dst, const void *host_src, size_t bytes);
+    gan_status (*download)(gan_backend *be, void *host_dst, const void *src, size_t bytes);
+    gan_status (*copy)(gan_backend *be, void *dst, const void *src, size_t bytes);
+    gan_status (*fill)(gan_backend *be, float *dst, float value, size_t count);
+    /* Waits for all queued work (a no-op on cpu). */
+    gan_status (*synchronize)(gan_backend *be);
+
+    /* ---- dense math ---------------------------------------------------------------------- */
+    /* Row-major C[m, n] = alpha * op(A) op(B) + beta * C, op(A) is [m, k], op(B) is [k, n]. */
+    gan_status (*gemm)(gan_backend *be, bool trans_a, bool trans_b, int m, int n, int k,
+                       float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                       float *c, int ldc);
+
+    /* Scratch memory a convolution call may use, planned once per geometry. */
+    size_t (*conv_workspace_bytes)(gan_backend *be, const gan_conv_geom *g);
+    /* y = conv(x, w) */
+    gan_status (*conv_forward)(gan_backend *be, const gan_conv_geom *g, const float *x,
+                               const float *w, float *y, void *workspace);
+    /* dx = conv^T(dy, w): the gradient of conv_forward with respect to x (overwrites dx). */
+    gan_status (*conv_backward_data)(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                     const float *w, float *dx, void *workspace);
+    /* dw = beta * dw + dL/dw */
+    gan_status (*conv_backward_filter)(gan_backend *be, const gan_conv_geom *g, const float *x,
+                                       const float *dy, float beta, float *dw, void *workspace);
+    /* y[n, c, hw] += bias[c] */
+    gan_status (*bias_forward)(gan_backend *be, int n, int c, int hw, const float *bias, float *y);
+    /* db = beta * db + sum over n, hw of dy */
+    gan_status (*bias_backward)(gan_backend *be, int n, int c, int hw, const float *dy, float beta,
+                                float *db);
+
+    /* ---- batch norm over [n, c, hw] per channel c (hw = 1 for BatchNorm1d) ---------------- *
+     * Training: y = gamma (x - mean) * invstd + beta with the biased batch variance; saves mean
+     * and invstd for backward; running = (1 - momentum) running + momentum * batch stat, with
+     * the unbiased variance, as PyTorch does. */
+    gan_status (*bn_forward_train)(gan_backend *be, int n, int c, int hw, const float *x,
+                                   const float *gamma, const float *beta, float momentum, float eps,
+                                   float *running_mean, float *running_var, float *save_mean,
+                                   float *save_invstd, float *y);
+    gan_status (*bn_forward_eval)(gan_backend *be, int n, int c, int hw, const float *x,
+                                  const float *gamma, const float *beta, const float *running_mean,
+                                  const float *running_var, float eps, float *y);
+    /* dx (overwritten); dgamma, dbeta = param_beta * old + gradient. */
+    gan_status (*bn_backward)(gan_backend *be, int n, int c, int hw, const float *x,
+                              const float *dy, const float *gamma, const float *save_mean,
+                              const float *save_invstd, float *dx, float param_beta, float *dgamma,
+                              float *dbeta);
+
+    /* ---- activations, dropout ------------------------------------------------------------ */
+    gan_status (*activation_forward)(gan_backend *be, gan_activation kind, float slope,
+                                     size_t count, const float *x, float *y);
+    /* Needs x for lrelu, y for relu, tanh and sigmoid (the other may be NULL). */
+    gan_status (*activation_backward)(gan_backend *be, gan_activation kind, float slope,
+                                      size_t count, const float *x, const float *y,
+                                      const float *dy, float *dx);
+    /* mask[i] = keep-scale (0 or 1/(1-p)) from Philox uniform draws of (seed, stream, offset);
+     * y = x * mask. The mask is what backward multiplies by. */
+    gan_status (*dropout_forward)(gan_backend *be, size_t count, float p, uint64_t seed,
+                                  uint64_t stream, uint64_t offset, const float *x, float *mask,
+                                  float *y);
+    /* y = a * b elementwise (dropout backward: dx = dy * mask). */
+    gan_status (*multiply)(gan_backend *be, size_t count, const float *a, const float *b, float *y);
+
+    /* ---- loss ---------------------------------------------------------------------------- *
+     * Mean binary cross-entropy of n logits against one target value; writes the mean loss to
+     * loss[0] (backend memory), the mean of sigmoid(logits) to prob_mean[0] (may be NULL), and
+     * dlogits = grad_scale * (sigmoid(x) - target) / n (may be NULL). */
+    gan_status (*bce_logits)(gan_backend *be, int n, const float *logits, float target,
+                             float grad_scale, float *loss, float *prob_mean, float *dlogits);
+
+    /* ---- optimizer: one Adam step over `count` parameters laid out contiguously ---------- */
+    gan_status (*adam_step)(gan_backend *be, size_t count, float *param, const float *grad,
+                            float *m, float *v, gan_adam_scalars scalars);
+
+    /* ---- random fills: value i comes from Philox block offset + i/4 of (seed, stream) ----- */
+    gan_status (*rng_normal)(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
+                             uint64_t offset, float mean, float std, float *out);
+    gan_status (*rng_uniform)(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
+                              uint64_t offset, float low, float high, float *out);
+
+    /* ---- data: uint8 NHWC batch -> float NCHW in [-1, 1] ------------------------------------ */
+    gan_status (*images_to_float)(gan_backend *be, int n, int h, int w, int c,
+                                  const uint8_t *nhwc, float *nchw);
+
+    void (*destroy)(gan_backend *be);
+};
+
+/* Number of Philox blocks a fill of `count` values consumes (advance offsets by this). */
+static inline uint64_t gan_philox_blocks(size_t count) { return ((uint64_t)count + 3u) / 4u; }
+
+/* The CPU backend: host memory, BLAS, OpenMP. */
+gan_status gan_cpu_backend_create(gan_backend **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

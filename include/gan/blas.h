@@ -1,0 +1,53 @@
+/* The BLAS the CPU backend runs on. OpenBLAS is loaded at run time (dlopen) rather than linked,
+ * so that OPENBLAS_CORETYPE can be chosen from the CPU's features before OpenBLAS's constructor
+ * reads it: Debian's OpenBLAS misdetects CPUs it does not know and falls back to a slow core. */
+#ifndef GAN_BLAS_H
+#define GAN_BLAS_H
+
+#include <stdbool.h>
+
+#include "gan/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Loads the BLAS once (later calls return at once); thread-safe. Unless the user set
+ * OPENBLAS_CORETYPE, sets it from cpuid/xgetbv (AVX-512 F/BW/VL/DQ with the OS saving their state:
+ * SkylakeX; AVX2+FMA: Haswell; otherwise left to OpenBLAS), then dlopens, in order,
+ * $GAN_BLAS_LIBRARY, libopenblas.so.0, libopenblas.so, libblas.so.3. A BLAS already in the process
+ * (loaded by a host program or a plugin) is used as it is and reported so in the info. Threads are
+ * OpenBLAS's own: every core, or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS. Modifies the process's
+ * environment (OPENBLAS_CORETYPE, OPENBLAS_THREAD_TIMEOUT), which child processes inherit. */
+gan_status gan_blas_init(void);
+
+/* Row-major single-precision GEMM: C[m, n] = alpha op(A) op(B) + beta C, where op(A) is [m, k]
+ * (A stored [m, k], lda >= k; or with trans_a, stored [k, m], lda >= m), op(B) is [k, n] (B stored
+ * [k, n], ldb >= n; or with trans_b, [n, k], ldb >= k) and ldc >= n. Loads the BLAS if needed.
+ * Bit-identical from run to run for the same thread count. */
+gan_status gan_blas_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                          int ldc);
+
+typedef struct gan_blas_info {
+    char library[256];     /* the file loaded, e.g. libopenblas.so.0 ("... (already loaded
+                              before gan)" when it was in the process before gan_blas_init) */
+    char config[256];      /* openblas_get_config(), or "(not OpenBLAS)" */
+    char core[64];         /* openblas_get_corename() as reported after loading, or "(unknown)" */
+    char coretype_set[64]; /* the OPENBLAS_CORETYPE gan set, or "" if the user's or none */
+    int threads;           /* BLAS threads */
+    char note[512];        /* "" when all went as planned; otherwise what did not, e.g. OpenBLAS
+                              runs another core than the one gan set (it works, more slowly), the
+                              library was loaded before gan, $GAN_BLAS_LIBRARY could not be loaded */
+} gan_blas_info;
+
+gan_status gan_blas_get_info(gan_blas_info *info);
+
+/* Measured single-precision GEMM speed on n x n x n: one warm-up call, then the best wall time
+ * of `repeats` calls, as 2 n^3 / t in GFLOP/s. */
+gan_status gan_blas_measure_sgemm_gflops(int n, int repeats, double *gflops);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

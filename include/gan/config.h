@@ -1,0 +1,81 @@
+/* Run configuration: INI files with sections [model], [data], [train], [log] (see configs/ and
+ * DESIGN.md), read with inih. Every key has a default, a type and a meaning in one table
+ * (src/config.c), which `gan train --help` prints; any key can be overridden on the command line
+ * as `section.key=value`. Unknown keys and bad values are refused, naming the key. */
+#ifndef GAN_CONFIG_H
+#define GAN_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gan/error.h"
+#include "gan/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { GAN_CONFIG_TEXT = 4096, GAN_CONFIG_NAME = 256 };
+
+typedef enum gan_noise_kind { GAN_NOISE_NORMAL, GAN_NOISE_UNIFORM } gan_noise_kind;
+typedef enum gan_g_loss { GAN_G_LOSS_NONSATURATING, GAN_G_LOSS_MINIMAX } gan_g_loss;
+typedef enum gan_d_loss { GAN_D_LOSS_SUM, GAN_D_LOSS_MEAN } gan_d_loss;
+typedef enum gan_sample_bn { GAN_SAMPLE_BN_EVAL, GAN_SAMPLE_BN_BATCH } gan_sample_bn;
+
+typedef struct gan_adam_config {
+    double lr, beta1, beta2, eps;
+} gan_adam_config;
+
+typedef struct gan_config {
+    char name[GAN_CONFIG_NAME];      /* the config file's base name without .ini */
+    /* [model] */
+    int nz;
+    gan_noise_kind noise;
+    char generator[GAN_CONFIG_TEXT];
+    char discriminator[GAN_CONFIG_TEXT];
+    char export_prefix[64];
+    gan_weight_init init;
+    /* [data] */
+    char data_path[GAN_CONFIG_TEXT];
+    char data_format[32];            /* auto | folder | idx | cifar | npy | toy */
+    char data_split[32];             /* all | train | valid | test */
+    char data_split_file[GAN_CONFIG_TEXT];
+    int image_size, channels;
+    double max_bad_fraction;
+    /* [train] */
+    int64_t iterations;              /* 0: use epochs */
+    int epochs;
+    int batch_size;
+    uint64_t seed;
+    gan_adam_config adam_g, adam_d;
+    int d_steps;                     /* k: D steps per G step */
+    gan_g_loss g_loss;
+    gan_d_loss d_loss;
+    double label_smoothing;          /* real target = 1 - label_smoothing (one-sided) */
+    /* [log] */
+    int64_t log_every;
+    int64_t sample_every;
+    int64_t checkpoint_every;
+    int keep_checkpoints;
+    gan_sample_bn sample_bn;
+} gan_config;
+
+void gan_config_defaults(gan_config *cfg);
+/* Reads `path` over the defaults. Errors name the file, the line and the key. */
+gan_status gan_config_load(gan_config *cfg, const char *path);
+/* Reads INI text (for tests and embedded configs); `origin` names it in messages. */
+gan_status gan_config_load_string(gan_config *cfg, const char *text, const char *origin);
+/* Applies one `section.key=value` override. */
+gan_status gan_config_override(gan_config *cfg, const char *assignment);
+/* Checks values that depend on each other (e.g. some knob combinations). */
+gan_status gan_config_validate(const gan_config *cfg);
+/* Writes the fully resolved config as INI (every key, with its meaning as a comment). */
+gan_status gan_config_write(const gan_config *cfg, FILE *out);
+/* The key table for `gan train --help`: key, default, meaning. */
+void gan_config_print_help(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

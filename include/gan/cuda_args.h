@@ -1,0 +1,125 @@
+/* The arguments of every cuBLAS and cuDNN call the CUDA backend makes, computed by pure functions
+ * from the op table's arguments. They use plain ints and enums of our own (no CUDA headers), so
+ * they compile in every build and CI can feed them to CPU references written to the libraries'
+ * documented conventions (tests/test_cuda_args.c): a column-major GEMM and cuDNN's NCHW
+ * convolution and batch norm. src/backend/cublas_cudnn_args.c computes them; cuda_backend.c and
+ * cuda_conv.c turn them into the real calls one to one; nothing else decides an argument. */
+#ifndef GAN_CUDA_ARGS_H
+#define GAN_CUDA_ARGS_H
+
+#include <stdbool.h>
+
+#include "gan/backend.h"
+#include "gan/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- cublasSgemm -------------------------------------------------------------------------- *
+ * The op table's GEMM is row-major: C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, where a
+ * row-major matrix with leading dimension ld is stored as rows of ld floats. cuBLAS is
+ * column-major. The same bytes read column-major are the transpose, so the row-major C is the
+ * column-major C^T [n, m], and C^T = op(B)^T op(A)^T. So cuBLAS is called with the operands
+ * swapped and the row-major shapes mirrored:
+ *   cublasSgemm(transa = op of B, transb = op of A, m = n, n = m, k = k,
+ *               A = B, lda = ldb, B = A, ldb = lda, C = C, ldc = ldc)
+ * The transpose flags carry over unchanged: B stored row-major untransposed ([k, n], ld ldb) is
+ * column-major B^T [n, k], exactly the column-major operand op(B)^T needs with CUBLAS_OP_N. */
+typedef enum gan_cublas_op {
+    GAN_CUBLAS_OP_N = 0, /* CUBLAS_OP_N */
+    GAN_CUBLAS_OP_T = 1  /* CUBLAS_OP_T */
+} gan_cublas_op;
+
+typedef struct gan_cuda_gemm_args {
+    gan_cublas_op transa, transb;
+    int m, n, k;
+    int lda, ldb, ldc;
+    /* Always true: cuBLAS's A is the caller's B and cuBLAS's B the caller's A (see above). */
+    bool swap_operands;
+} gan_cuda_gemm_args;
+
+/* Checks the row-major call (leading dimensions large enough for the shapes) and maps it. */
+gan_status gan_cuda_gemm_args_make(bool trans_a, bool trans_b, int m, int n, int k, int lda,
+                                   int ldb, int ldc, gan_cuda_gemm_args *out);
+
+/* ---- cuDNN tensors, filters, convolutions ------------------------------------------------- */
+
+/* A 4-d tensor descriptor: dims and strides in elements (cudnnSetTensor4dDescriptorEx). */
+typedef struct gan_cudnn_tensor4d {
+    int n, c, h, w;
+    int stride_n, stride_c, stride_h, stride_w;
+} gan_cudnn_tensor4d;
+
+/* A filter descriptor, format NCHW (cuDNN's KCRS): [k = output channels, c, h, w]. */
+typedef struct gan_cudnn_filter4d {
+    int k, c, h, w;
+} gan_cudnn_filter4d;
+
+typedef enum gan_cudnn_conv_mode {
+    GAN_CUDNN_CROSS_CORRELATION = 0, /* CUDNN_CROSS_CORRELATION: what PyTorch and we compute */
+    GAN_CUDNN_CONVOLUTION = 1        /* CUDNN_CONVOLUTION: the filter flipped; never used */
+} gan_cudnn_conv_mode;
+
+/* cudnnSetConvolution2dDescriptor's arguments; the compute type is always CUDNN_DATA_FLOAT. */
+typedef struct gan_cudnn_conv2d {
+    int pad_h, pad_w;
+    int stride_h, stride_w;
+    int dilation_h, dilation_w;
+    gan_cudnn_conv_mode mode;
+} gan_cudnn_conv2d;
+
+/* The descriptors of one convolution geometry, shared by its three calls:
+ *   cudnnConvolutionForward(xDesc = x, wDesc = w, convDesc = conv, yDesc = y)
+ *   cudnnConvolutionBackwardData(wDesc = w, dyDesc = y, convDesc = conv, dxDesc = x)
+ *   cudnnConvolutionBackwardFilter(xDesc = x, dyDesc = y, convDesc = conv, dwDesc = w)
+ * A transposed convolution's geometry is the convolution whose backward-data it is, so the same
+ * descriptors serve it with the roles of the calls exchanged (see src/nn/convt.c). */
+typedef struct gan_cuda_conv_args {
+    gan_cudnn_tensor4d x; /* [n, c_in, h_in, w_in], packed NCHW */
+    gan_cudnn_tensor4d y; /* [n, c_out, h_out, w_out], packed NCHW */
+    gan_cudnn_filter4d w; /* [c_out, c_in, k_h, k_w] */
+    gan_cudnn_conv2d conv;
+} gan_cuda_conv_args;
+
+/* Fails with GAN_ERR_SHAPE when the geometry's output shape is not what cuDNN will compute. */
+gan_status gan_cuda_conv_args_make(const gan_conv_geom *g, gan_cuda_conv_args *out);
+
+/* The output dims [n, c, h, w] cudnnGetConvolution2dForwardOutputDim documents for x, w, conv:
+ * out = 1 + (in + 2 pad - ((filter - 1) dilation + 1)) / stride. */
+void gan_cuda_conv_forward_output_dims(const gan_cuda_conv_args *args, int dims[4]);
+
+/* ---- cuDNN batch norm --------------------------------------------------------------------- *
+ * BatchNorm2d over [n, c, h, w] and BatchNorm1d over [n, c] are both CUDNN_BATCHNORM_SPATIAL on a
+ * [n, c, hw, 1] tensor: spatial mode normalises each channel over n, h and w, and h and w only
+ * enter as their product. cuDNN's conventions, which match PyTorch's and the CPU backend's:
+ *   running = (1 - exponentialAverageFactor) running + exponentialAverageFactor * batch stat,
+ *     with the UNBIASED batch variance in running_var (factor = PyTorch's momentum, 0.1);
+ *   resultSaveMean = batch mean; resultSaveInvVariance = 1 / sqrt(biased batch var + epsilon),
+ *     which is exactly the op table's save_invstd, and what cudnnBatchNormalizationBackward reads
+ *     back as savedInvVariance. */
+typedef enum gan_cudnn_bn_mode {
+    GAN_CUDNN_BATCHNORM_SPATIAL = 0 /* CUDNN_BATCHNORM_SPATIAL */
+} gan_cudnn_bn_mode;
+
+typedef struct gan_cuda_bn_args {
+    gan_cudnn_tensor4d x;     /* x, y, dy and dx: [n, c, hw, 1], packed */
+    gan_cudnn_tensor4d param; /* gamma, beta, running and saved stats: [1, c, 1, 1] */
+    gan_cudnn_bn_mode mode;
+    double exponential_average_factor; /* = momentum */
+    double epsilon;
+} gan_cuda_bn_args;
+
+/* momentum and eps as the layer passes them; eps must be >= cuDNN's minimum (0 in cuDNN 9).
+ * `training`: batch statistics are needed, so each channel must have more than one value
+ * (inference with running statistics works on a batch of one). */
+gan_status gan_cuda_bn_args_make(int n, int c, int hw, float momentum, float eps, bool training,
+                                 gan_cuda_bn_args *out);
+
+/* Packed NCHW strides for [n, c, h, w]. */
+gan_cudnn_tensor4d gan_cudnn_tensor4d_packed(int n, int c, int h, int w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

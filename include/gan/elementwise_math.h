@@ -1,0 +1,177 @@
+/* The per-element math of every op, written once: the CPU backend calls these functions in its
+ * loops and the CUDA kernels (the .cuh files in kernels/) call the same functions per thread, so both backends
+ * compute each element the same way. Under nvcc they are __host__ __device__; in C they are
+ * plain static inline functions. Nothing here allocates, branches on the backend or touches I/O. */
+#ifndef GAN_ELEMENTWISE_MATH_H
+#define GAN_ELEMENTWISE_MATH_H
+
+#include <math.h>
+#include <stdint.h>
+
+#if defined(__CUDACC__) || defined(GAN_CUDA_EMULATION)
+#define GAN_HD __host__ __device__
+#else
+#define GAN_HD
+#endif
+
+/* ---- activations: forward, and backward from the saved input x or output y ---------------- */
+
+GAN_HD static inline float gan_relu_forward(float x) { return x > 0.0f ? x : 0.0f; }
+/* PyTorch's threshold_backward reads the output: gradient passes where y > 0. */
+GAN_HD static inline float gan_relu_backward(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
+
+GAN_HD static inline float gan_lrelu_forward(float x, float slope) { return x > 0.0f ? x : x * slope; }
+/* PyTorch's leaky_relu_backward reads the input: slope where x <= 0. */
+GAN_HD static inline float gan_lrelu_backward(float x, float dy, float slope)
+{
+    return x > 0.0f ? dy : dy * slope;
+}
+
+GAN_HD static inline float gan_tanh_forward(float x) { return tanhf(x); }
+GAN_HD static inline float gan_tanh_backward(float y, float dy) { return dy * (1.0f - y * y); }
+
+/* Written so that exp never overflows: for x < 0, e^x / (1 + e^x). */
+GAN_HD static inline float gan_sigmoid_forward(float x)
+{
+    if (x >= 0.0f)
+        return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+GAN_HD static inline float gan_sigmoid_backward(float y, float dy) { return dy * (1.0f - y) * y; }
+
+/* ---- binary cross-entropy on logits ------------------------------------------------------- */
+
+/* loss(x, t) = max(x, 0) - x t + log(1 + e^-|x|): BCEWithLogitsLoss for one element, exact for
+ * any x (no clamp at -100 as BCELoss applies to log(sigmoid)). */
+GAN_HD static inline float gan_bce_logits_loss(float x, float target)
+{
+    float max_x0 = x > 0.0f ? x : 0.0f;
+    return max_x0 - x * target + log1pf(expf(-fabsf(x)));
+}
+/* d loss / d x = sigmoid(x) - t, times `scale` (1/N for the mean over N samples). */
+GAN_HD static inline float gan_bce_logits_grad(float x, float target, float scale)
+{
+    return (gan_sigmoid_forward(x) - target) * scale;
+}
+
+/* ---- Adam, as torch.optim.Adam (amsgrad=False, weight_decay=0) computes one element --------- *
+ * m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+ * p -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps)
+ * where step_size = lr / (1 - beta1^t) and bias_correction2_sqrt = sqrt(1 - beta2^t) are computed
+ * once per step in double on the host, as PyTorch's Python code does, then rounded to float. */
+typedef struct gan_adam_scalars {
+    float beta1, one_minus_beta1;
+    float beta2, one_minus_beta2;
+    float eps;
+    float step_size;              /* lr / (1 - beta1^t) */
+    float bias_correction2_sqrt;  /* sqrt(1 - beta2^t) */
+} gan_adam_scalars;
+
+GAN_HD static inline void gan_adam_update(float *param, float grad, float *m, float *v,
+                                          gan_adam_scalars s)
+{
+    float m_new = *m * s.beta1;
+    m_new = m_new + s.one_minus_beta1 * grad;
+    float v_new = *v * s.beta2;
+    v_new = v_new + s.one_minus_beta2 * grad * grad;
+    float denom = sqrtf(v_new) / s.bias_correction2_sqrt + s.eps;
+    *param = *param + (-s.step_size) * (m_new / denom);
+    *m = m_new;
+    *v = v_new;
+}
+
+/* ---- Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3") ----------- */
+
+typedef struct gan_philox4 { uint32_t v[4]; } gan_philox4;
+
+GAN_HD static inline uint32_t gan_mulhilo32(uint32_t a, uint32_t b, uint32_t *hi)
+{
+    uint64_t product = (uint64_t)a * (uint64_t)b;
+    *hi = (uint32_t)(product >> 32);
+    return (uint32_t)product;
+}
+
+GAN_HD static inline gan_philox4 gan_philox4x32_10(gan_philox4 ctr, uint32_t key0, uint32_t key1)
+{
+    const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
+    const uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+    for (int round = 0; round < 10; round++) {
+        if (round > 0) {
+            key0 += W0;
+            key1 += W1;
+        }
+        uint32_t hi0, hi1;
+        uint32_t lo0 = gan_mulhilo32(M0, ctr.v[0], &hi0);
+        uint32_t lo1 = gan_mulhilo32(M1, ctr.v[2], &hi1);
+        gan_philox4 next;
+        next.v[0] = hi1 ^ ctr.v[1] ^ key0;
+        next.v[1] = lo1;
+        next.v[2] = hi0 ^ ctr.v[3] ^ key1;
+        next.v[3] = lo0;
+        ctr = next;
+    }
+    return ctr;
+}
+
+/* Block `block` of the stream (seed, stream): 4 random words. A fill of N values uses blocks
+ * offset .. offset + ceil(N/4) - 1; value i is word i % 4 of block offset + i / 4. */
+GAN_HD static inline gan_philox4 gan_philox_block(uint64_t seed, uint64_t stream, uint64_t block)
+{
+    gan_philox4 ctr;
+    ctr.v[0] = (uint32_t)block;
+    ctr.v[1] = (uint32_t)(block >> 32);
+    ctr.v[2] = (uint32_t)stream;
+    ctr.v[3] = (uint32_t)(stream >> 32);
+    return gan_philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+
+/* [0, 1) with 24 bits, like torch.rand's float path. */
+GAN_HD static inline float gan_uniform01(uint32_t bits) { return (float)(bits >> 8) * (1.0f / 16777216.0f); }
+/* (0, 1]: safe for log. */
+GAN_HD static inline float gan_uniform01_open0(uint32_t bits)
+{
+    return (float)((bits >> 8) + 1u) * (1.0f / 16777216.0f);
+}
+
+/* Box-Muller on two words: two independent N(0, 1) values. */
+GAN_HD static inline void gan_box_muller(uint32_t a, uint32_t b, float *z0, float *z1)
+{
+    const float two_pi = 6.28318530717958647692f;
+    float radius = sqrtf(-2.0f * logf(gan_uniform01_open0(a)));
+    float angle = two_pi * gan_uniform01(b);
+    *z0 = radius * cosf(angle);
+    *z1 = radius * sinf(angle);
+}
+
+/* Value i of a normal fill (mean 0, std 1): block i/4 gives four normals from its two pairs. */
+GAN_HD static inline float gan_philox_normal_at(uint64_t seed, uint64_t stream, uint64_t offset,
+                                                uint64_t i)
+{
+    gan_philox4 r = gan_philox_block(seed, stream, offset + i / 4);
+    unsigned lane = (unsigned)(i % 4);
+    float z0, z1;
+    gan_box_muller(r.v[lane & 2u], r.v[(lane & 2u) + 1u], &z0, &z1);
+    return (lane & 1u) ? z1 : z0;
+}
+
+GAN_HD static inline float gan_philox_uniform_at(uint64_t seed, uint64_t stream, uint64_t offset,
+                                                 uint64_t i)
+{
+    gan_philox4 r = gan_philox_block(seed, stream, offset + i / 4);
+    return gan_uniform01(r.v[i % 4]);
+}
+
+/* Dropout keeps an element when its uniform draw is >= p, and scales kept ones by 1/(1-p). */
+GAN_HD static inline float gan_dropout_keep_scale(float uniform, float p)
+{
+    return uniform >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+/* uint8 pixel -> [-1, 1]: ToTensor (x/255) then Normalize(0.5, 0.5). */
+GAN_HD static inline float gan_pixel_to_unit(uint8_t pixel)
+{
+    return ((float)pixel / 255.0f - 0.5f) / 0.5f;
+}
+
+#endif

@@ -1,0 +1,90 @@
+/* safetensors files (the format of Hugging Face's safetensors library): an 8-byte little-endian
+ * header length N, N bytes of UTF-8 JSON {name: {dtype, shape, data_offsets: [begin, end]},
+ * "__metadata__": {str: str}} (padded with spaces), then the tensor bytes, offsets relative to
+ * their start.
+ *
+ * The reader treats the file as hostile and applies the reference implementation's rules
+ * (huggingface/safetensors, safetensors/src/tensor.rs): N at most 100,000,000; the header valid
+ * UTF-8 starting with '{' and nothing but whitespace after the JSON object; every tensor with a
+ * known dtype, a shape of non-negative integers whose byte size is end - begin; the tensors, sorted
+ * by offset, tiling the data exactly (no holes, no overlaps, nothing after the last). It also
+ * refuses what the reference lets through silently: a name given twice, "__metadata__" twice.
+ * Every refusal is GAN_ERR_FORMAT with a message naming the file and the problem. */
+#ifndef GAN_SAFETENSORS_H
+#define GAN_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gan/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { GAN_ST_MAX_DIMS = 8 };
+
+typedef enum gan_st_dtype {
+    GAN_ST_F32, GAN_ST_F64, GAN_ST_F16, GAN_ST_BF16,
+    GAN_ST_I64, GAN_ST_I32, GAN_ST_I16, GAN_ST_I8, GAN_ST_U8, GAN_ST_BOOL
+} gan_st_dtype;
+
+/* Bytes per element and the format's name ("F32"); 0 and "invalid" for a value outside the enum. */
+size_t gan_st_dtype_bytes(gan_st_dtype dtype);
+const char *gan_st_dtype_name(gan_st_dtype dtype);
+
+typedef struct gan_st_tensor {
+    char *name;
+    gan_st_dtype dtype;
+    int ndim;                          /* 0 for a scalar */
+    int64_t shape[GAN_ST_MAX_DIMS];
+    size_t count;                      /* elements (reader; ignored by the writer) */
+    const void *data;                  /* into the file's bytes (reader) or the caller's (writer) */
+    size_t nbytes;                     /* count * element bytes (reader; ignored by the writer) */
+} gan_st_tensor;
+
+typedef struct gan_st_metadata {
+    char *key, *value;
+} gan_st_metadata;
+
+typedef struct gan_safetensors {
+    char *path;                /* the file (or the `origin` given to parse), for messages */
+    unsigned char *bytes;      /* the whole file [size]; the data section starts 64-byte aligned,
+                                  so a tensor whose offset is a multiple of its element size (every
+                                  tensor of files written by us or by the reference writer) can be
+                                  read in place as its type */
+    size_t size;
+    gan_st_tensor *tensors;    /* [tensor_count] in header order */
+    int tensor_count;
+    gan_st_metadata *metadata; /* [metadata_count] sorted by key */
+    int metadata_count;
+    void *allocation;          /* what `bytes` lies in (freed by close) */
+} gan_safetensors;
+
+/* Reads and checks `path` (the whole file into memory). On failure nothing needs closing. */
+gan_status gan_safetensors_open(const char *path, gan_safetensors *out);
+/* The same checks on bytes already in memory (copied); `origin` names them in messages. */
+gan_status gan_safetensors_parse(const void *bytes, size_t size, const char *origin,
+                                 gan_safetensors *out);
+/* Frees what open/parse allocated; safe on a zeroed struct and twice. */
+void gan_safetensors_close(gan_safetensors *st);
+/* The tensor called `name`, or NULL. */
+const gan_st_tensor *gan_safetensors_find(const gan_safetensors *st, const char *name);
+/* The metadata value of `key`, or NULL. */
+const char *gan_safetensors_metadata(const gan_safetensors *st, const char *key);
+
+/* Writes `tensors` (name, dtype, ndim, shape and data read from each; data is host memory) and
+ * `metadata` to `path` through `path`.tmp, fsync and rename, then fsyncs the directory: `path`
+ * is either untouched or replaced by a complete file, and no .tmp is left behind on failure.
+ * As the reference writer does, the header is padded with spaces to a multiple of 8 bytes and
+ * the data is laid out by decreasing element size (8, 4, 2, 1 bytes; given order within a size),
+ * so every tensor is aligned for its type. Refused with GAN_ERR_ARG: a missing or repeated name,
+ * "__metadata__" as a tensor name, a dtype outside the enum, ndim outside 0..8, a negative
+ * dimension, missing data, a repeated metadata key, text that is not UTF-8. */
+gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors, int tensor_count,
+                                 const gan_st_metadata *metadata, int metadata_count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

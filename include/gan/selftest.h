@@ -1,0 +1,30 @@
+/* `gan selftest`: every op of the op table run on random inputs by two backends (the CPU backend
+ * as the reference, the CUDA backend under test), with the largest absolute and relative error
+ * per op printed beside the tolerance that op is held to. */
+#ifndef GAN_SELFTEST_H
+#define GAN_SELFTEST_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "gan/backend.h"
+#include "gan/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Runs every op on `reference` (normally the CPU backend) and `test` (normally CUDA), prints one
+ * line per op output to `report` (may be NULL): its name, element count, largest absolute and
+ * relative error, the tolerance, and ok/FAIL. *all_within_tolerance is false when any output is
+ * out of tolerance or any op failed on either backend (the failure is printed too).
+ * The return status is for failures to run the comparison at all (memory, transfers).
+ * Tolerances assume the CUDA backend's parity math mode; in fast mode (TF32) GEMM and
+ * convolution tolerances are widened and the report says so. */
+gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *report,
+                            bool *all_within_tolerance);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

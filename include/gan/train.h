@@ -1,0 +1,127 @@
+/* The trainer: one GAN training run as DESIGN.md's iteration describes it, step for step as the
+ * PyTorch DCGAN tutorial does it:
+ *   for each of k D steps: D on a real batch (BCE against the real label), z -> G -> fake, D on
+ *   the fake (no gradient into G, BCE against 0), D's Adam step;
+ *   then D on the last fake with the updated D (BCE against 1: non-saturating; or the minimax
+ *   loss), gradient through D into G (D's weight gradients skipped), G's Adam step.
+ * With k = 1 the G step reuses the fake of the D step, as the tutorial does. */
+#ifndef GAN_TRAIN_H
+#define GAN_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gan/backend.h"
+#include "gan/config.h"
+#include "gan/nn.h"
+#include "gan/pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Where a data source is: enough to continue an epoch exactly after a resume. */
+typedef struct gan_data_position {
+    uint64_t seed;
+    int64_t epoch;
+    int64_t index; /* samples of this epoch already handed out */
+} gan_data_position;
+
+/* Real batches for the trainer. A source hands out uint8 NHWC images ([B, H, W, C]) or, for
+ * non-image data (the 2-d toy set), float NCHW values ([B, C, H, W]), in host memory. */
+typedef struct gan_data_source gan_data_source;
+struct gan_data_source {
+    void *impl;
+    int height, width, channels;
+    bool is_float;
+    int64_t samples;             /* per epoch */
+    int64_t batches_per_epoch;   /* full batches (a last partial batch is dropped) */
+    /* Fills `host_batch` with the next batch; crosses into the next epoch when one ends. */
+    gan_status (*next_batch)(gan_data_source *src, void *host_batch);
+    gan_status (*get_position)(gan_data_source *src, gan_data_position *pos);
+    gan_status (*set_position)(gan_data_source *src, const gan_data_position *pos);
+    void (*close)(gan_data_source *src);
+};
+
+/* The built-in 2-d toy set: 8 Gaussians (std `std`) on a ring of radius `radius`. */
+gan_status gan_toy_ring_source_open(int batch, uint64_t seed, double radius, double std,
+                                    int64_t samples_per_epoch, gan_data_source **out);
+/* Mode centre m of the ring (m = 0..7). */
+void gan_toy_ring_mode(int m, double radius, double *x, double *y);
+
+/* Losses and D outputs of one iteration (host copies, read at the log interval). */
+typedef struct gan_step_stats {
+    float loss_d, loss_g;
+    float d_x;        /* mean D(x) on the real batch */
+    float d_g_z1;     /* mean D(G(z)) before D's step */
+    float d_g_z2;     /* mean D(G(z)) after D's step */
+} gan_step_stats;
+
+typedef struct gan_trainer {
+    gan_config cfg;
+    gan_backend *backend;
+    gan_pool pool;
+    gan_model *g, *d;
+    gan_model *g_sampler;          /* G at batch `sample_batch`, sharing G's weights */
+    int sample_batch;
+    gan_data_source *data;         /* not owned */
+
+    /* backend memory */
+    float *z;                      /* [B, nz] */
+    float *real;                   /* [B, C, H, W] */
+    void *real_upload;             /* [B, H, W, C] uint8 or [B, C, H, W] float, as uploaded */
+    float *dlogits;                /* [B] */
+    float *step_values;            /* [8] loss_real, d_x, loss_fake, d_g_z1, loss_g, d_g_z2 */
+    float *fixed_z;                /* [sample_batch, nz] the sample grid's noise */
+    float *sample_z;               /* [sample_batch, nz] the sampler's input */
+    float *buffer_backup;          /* [G buffer_count] running stats kept while sampling */
+    float *ones;                   /* [1] the constant 1, for accumulating with gemm */
+    float *value_sums;             /* [8] running sums of step_values: non-finite if any was */
+    void *host_batch;              /* host staging for the data source */
+
+    /* counters: all of them go into checkpoints */
+    int64_t iteration;             /* G steps done */
+    int64_t adam_step_g, adam_step_d;
+    uint64_t noise_offset;         /* Philox blocks of the noise stream used so far */
+    uint64_t noise_seed, init_seed_g, init_seed_d;
+} gan_trainer;
+
+/* Builds G and D from the config, plans and allocates all memory (one pool), initialises the
+ * weights from the seed. `data` may be NULL for tools that only sample. `log` gets the start-up
+ * report (models, memory); NULL for silence. */
+gan_status gan_trainer_create(const gan_config *cfg, gan_backend *backend, gan_data_source *data,
+                              FILE *log, gan_trainer **out);
+void gan_trainer_destroy(gan_trainer *trainer);
+
+/* One G step with its k D steps. The stats are left in backend memory: read them with
+ * gan_trainer_read_stats (a host synchronisation) at the log interval. */
+gan_status gan_trainer_step(gan_trainer *trainer);
+/* Downloads the last step's stats; `all_finite` is false when any step since the previous call
+ * produced a non-finite loss or D output. */
+gan_status gan_trainer_read_stats(gan_trainer *trainer, gan_step_stats *stats, bool *all_finite);
+
+/* One training step with the real batch and noise given (backend memory), for parity tests
+ * against recorded PyTorch steps: real [B, C, H, W] in [-1, 1], z [B, nz]. k must be 1. */
+gan_status gan_trainer_step_with(gan_trainer *trainer, const float *real, const float *z);
+
+/* Generates images from `z` (backend memory [n, nz]) into `images` (host, [n, C, H, W]) with G in
+ * eval mode (running BN statistics) or, with `batch_stats`, in training mode without updating
+ * anything (the tutorial's grids). */
+gan_status gan_trainer_generate(gan_trainer *trainer, const float *z, int n, bool batch_stats,
+                                float *images);
+
+/* Draws n latent vectors of the config's distribution into backend memory `z` [n, nz]. */
+gan_status gan_trainer_draw_noise(gan_trainer *trainer, float *z, int n, uint64_t seed,
+                                  uint64_t stream, uint64_t offset);
+
+/* `gan selftest`: one iteration of `cfg` (data not needed) on two backends from the same weights,
+ * real batch and noise; prints losses, D outputs, G's images, weights and running statistics
+ * with their largest errors and tolerances to `report`. */
+gan_status gan_selftest_iteration(gan_backend *reference, gan_backend *test, const gan_config *cfg,
+                                  FILE *report, bool *all_within_tolerance);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

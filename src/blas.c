@@ -1,0 +1,279 @@
+/* OpenBLAS loaded at run time, after OPENBLAS_CORETYPE is chosen from the CPU's features (see
+ * gan/blas.h for why). */
+#include "gan/blas.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define GAN_BLAS_X86 1
+#endif
+
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+typedef void (*cblas_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k,
+                               float alpha, const float *a, int lda, const float *b, int ldb,
+                               float beta, float *c, int ldc);
+typedef char *(*string_fn)(void);
+typedef int (*int_fn)(void);
+
+static struct {
+    pthread_once_t once;
+    gan_status status;
+    char message[1536];
+    cblas_sgemm_fn sgemm;
+    string_fn get_corename, get_config;
+    int_fn get_num_threads;
+    gan_blas_info info;
+} blas = {.once = PTHREAD_ONCE_INIT};
+
+#ifdef GAN_BLAS_X86
+static uint64_t read_xcr0(void)
+{
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+
+/* The OpenBLAS core this CPU can run at full speed, or NULL to let OpenBLAS decide. SkylakeX's
+ * kernels use AVX-512 F/BW/VL/DQ and Haswell's AVX2 and FMA: a CPU without them would stop on an
+ * illegal instruction. The OS must also save the wide registers (XCR0: SSE, AVX and, for
+ * AVX-512, opmask and both ZMM halves), or the instructions fault all the same. */
+static const char *core_for_this_cpu(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return NULL;
+    bool osxsave = ecx & (1u << 27), avx = ecx & (1u << 28), fma = ecx & (1u << 12);
+    if (!osxsave || !avx)
+        return NULL;
+    uint64_t xcr0 = read_xcr0();
+    bool ymm_state = (xcr0 & 0x6) == 0x6;
+    bool zmm_state = (xcr0 & 0xE6) == 0xE6;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
+        return NULL;
+    bool avx2 = ebx & (1u << 5);
+    bool avx512f = ebx & (1u << 16), avx512dq = ebx & (1u << 17);
+    bool avx512bw = ebx & (1u << 30), avx512vl = ebx & (1u << 31);
+    if (zmm_state && avx512f && avx512dq && avx512bw && avx512vl && avx2 && fma)
+        return "SkylakeX";
+    if (ymm_state && avx2 && fma)
+        return "Haswell";
+    return NULL;
+}
+#else
+/* Other architectures: OpenBLAS's own detection. */
+static const char *core_for_this_cpu(void) { return NULL; }
+#endif
+
+/* Appends one remark to info.note, "; "-separated. */
+static void add_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void add_note(const char *fmt, ...)
+{
+    size_t used = strlen(blas.info.note);
+    if (used && used + 2 < sizeof blas.info.note) {
+        memcpy(blas.info.note + used, "; ", 3);
+        used += 2;
+    }
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(blas.info.note + used, sizeof blas.info.note - used, fmt, args);
+    va_end(args);
+}
+
+/* A BLAS some other part of the process loaded before us (linked by a plugin, a host program):
+ * its constructor has already read OPENBLAS_CORETYPE, so our choice cannot reach it. */
+static void *already_loaded(const char *const *candidates, size_t count, const char **name)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (!candidates[i] || !*candidates[i])
+            continue;
+        void *handle = dlopen(candidates[i], RTLD_NOW | RTLD_NOLOAD);
+        if (handle) {
+            *name = candidates[i];
+            return handle;
+        }
+    }
+    return NULL;
+}
+
+static void load_blas(void)
+{
+    const char *user_library = getenv("GAN_BLAS_LIBRARY");
+    const char *candidates[] = {user_library, "libopenblas.so.0", "libopenblas.so", "libblas.so.3"};
+    const size_t candidate_count = sizeof candidates / sizeof candidates[0];
+    const char *loaded = NULL;
+    void *handle = already_loaded(candidates, candidate_count, &loaded);
+    if (handle) {
+        snprintf(blas.info.library, sizeof blas.info.library, "%s (already loaded before gan)",
+                 loaded);
+        add_note("%s was already in the process before gan loaded it: its core was chosen "
+                 "without gan",
+                 loaded);
+    } else {
+        const char *user_core = getenv("OPENBLAS_CORETYPE");
+        const char *core = core_for_this_cpu();
+        if (!user_core || !*user_core) {
+            if (core) {
+                setenv("OPENBLAS_CORETYPE", core, 1);
+                snprintf(blas.info.coretype_set, sizeof blas.info.coretype_set, "%s", core);
+            }
+        } else if (core && strcasecmp(user_core, core)) {
+            /* The user's choice stands (reproducible rounding across machines is a reason to
+             * pin a core), but say what it costs. */
+            add_note("OPENBLAS_CORETYPE=%s is set in the environment; this CPU can run %s, "
+                     "which gan would choose (unset it for full speed)",
+                     user_core, core);
+        }
+        /* OpenBLAS's idle workers spin for 2^28 cycles (~0.1 s) after each call by default,
+         * taking the cores from the OpenMP threads of the elementwise ops in between: wait 2^20
+         * cycles (well under a millisecond) before sleeping, unless the user chose otherwise. */
+        setenv("OPENBLAS_THREAD_TIMEOUT", "20", 0);
+    }
+    char errors[1024] = "";
+    for (size_t i = 0; i < candidate_count && !handle; i++) {
+        if (!candidates[i] || !*candidates[i])
+            continue;
+        handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+        if (handle) {
+            loaded = candidates[i];
+            snprintf(blas.info.library, sizeof blas.info.library, "%s", loaded);
+        } else {
+            const char *why = dlerror();
+            size_t used = strlen(errors);
+            snprintf(errors + used, sizeof errors - used, "%s%s", used ? "; " : "",
+                     why ? why : candidates[i]);
+            if (i == 0) /* the user named a library: falling back must not go unnoticed */
+                add_note("GAN_BLAS_LIBRARY=%s could not be loaded (%s)", candidates[i],
+                         why ? why : "?");
+        }
+    }
+    if (!handle) {
+        blas.status = GAN_ERR_BACKEND;
+        snprintf(blas.message, sizeof blas.message,
+                 "no BLAS could be loaded (%s): install libopenblas0-pthread (tools/setup.sh) or set "
+                 "GAN_BLAS_LIBRARY to a CBLAS library",
+                 errors);
+        return;
+    }
+    blas.sgemm = (cblas_sgemm_fn)dlsym(handle, "cblas_sgemm");
+    if (!blas.sgemm) {
+        blas.status = GAN_ERR_BACKEND;
+        snprintf(blas.message, sizeof blas.message,
+                 "%s has no cblas_sgemm: set GAN_BLAS_LIBRARY to a CBLAS library", loaded);
+        return;
+    }
+    blas.get_corename = (string_fn)dlsym(handle, "openblas_get_corename");
+    blas.get_config = (string_fn)dlsym(handle, "openblas_get_config");
+    blas.get_num_threads = (int_fn)dlsym(handle, "openblas_get_num_threads");
+    snprintf(blas.info.config, sizeof blas.info.config, "%s",
+             blas.get_config ? blas.get_config() : "(not OpenBLAS)");
+    snprintf(blas.info.core, sizeof blas.info.core, "%s",
+             blas.get_corename ? blas.get_corename() : "(unknown)");
+    blas.info.threads = blas.get_num_threads ? blas.get_num_threads() : 1;
+    /* Our choice did not take (an OpenBLAS built for one target, or one that does not know the
+     * name): it still computes correctly, only more slowly, so go on and say so. */
+    if (blas.info.coretype_set[0] && !blas.get_corename)
+        add_note("gan set OPENBLAS_CORETYPE=%s but %s is not OpenBLAS (no openblas_get_corename)",
+                 blas.info.coretype_set, loaded);
+    else if (blas.info.coretype_set[0] && strcasecmp(blas.info.core, blas.info.coretype_set))
+        add_note("gan set OPENBLAS_CORETYPE=%s but OpenBLAS runs core %s (slower)",
+                 blas.info.coretype_set, blas.info.core);
+    blas.status = GAN_OK;
+}
+
+gan_status gan_blas_init(void)
+{
+    pthread_once(&blas.once, load_blas);
+    if (blas.status != GAN_OK)
+        return gan_error(blas.status, "%s", blas.message);
+    return GAN_OK;
+}
+
+gan_status gan_blas_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                          int ldc)
+{
+    GAN_TRY(gan_blas_init());
+    /* Row-major: op(A) is [m, k], so A itself is [m, k] (lda >= k) or [k, m] (lda >= m). */
+    int a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
+    if (m < 0 || n < 0 || k < 0 || lda < (a_cols > 1 ? a_cols : 1) ||
+        ldb < (b_cols > 1 ? b_cols : 1) || ldc < (n > 1 ? n : 1))
+        return gan_error(GAN_ERR_ARG,
+                         "sgemm: bad sizes m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (trans_a %d trans_b %d)",
+                         m, n, k, lda, ldb, ldc, trans_a, trans_b);
+    if (m == 0 || n == 0)
+        return GAN_OK;
+    if ((k && (!a || !b)) || !c)
+        return gan_error(GAN_ERR_ARG, "sgemm: NULL matrix (a %s, b %s, c %s) for m=%d n=%d k=%d",
+                         a ? "set" : "NULL", b ? "set" : "NULL", c ? "set" : "NULL", m, n, k);
+    blas.sgemm(CBLAS_ROW_MAJOR, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
+               trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return GAN_OK;
+}
+
+gan_status gan_blas_get_info(gan_blas_info *info)
+{
+    if (!info)
+        return gan_error(GAN_ERR_ARG, "gan_blas_get_info: info is NULL");
+    GAN_TRY(gan_blas_init());
+    *info = blas.info;
+    return GAN_OK;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+gan_status gan_blas_measure_sgemm_gflops(int n, int repeats, double *gflops)
+{
+    if (!gflops)
+        return gan_error(GAN_ERR_ARG, "sgemm benchmark: gflops is NULL");
+    if (n < 1 || repeats < 1)
+        return gan_error(GAN_ERR_ARG, "sgemm benchmark: n = %d and repeats = %d must be >= 1", n,
+                         repeats);
+    if ((size_t)n > SIZE_MAX / sizeof(float) / (size_t)n - 64)
+        return gan_error(GAN_ERR_ARG, "sgemm benchmark: n = %d is too large to allocate", n);
+    GAN_TRY(gan_blas_init());
+    /* a, b, c: [n, n] each, 64-byte aligned as a real workload's buffers would be */
+    size_t bytes = ((size_t)n * n * sizeof(float) + 63) / 64 * 64;
+    float *a = aligned_alloc(64, bytes), *b = aligned_alloc(64, bytes), *c = aligned_alloc(64, bytes);
+    if (!a || !b || !c) {
+        free(a);
+        free(b);
+        free(c);
+        return gan_error(GAN_ERR_NOMEM, "sgemm benchmark: out of memory for n = %d", n);
+    }
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = (float)((i * 7) % 13) * 0.01f;
+        b[i] = (float)((i * 5) % 11) * 0.01f;
+        c[i] = 0.0f;
+    }
+    blas.sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    double best = 1e30; /* seconds */
+    for (int r = 0; r < repeats; r++) {
+        double start = now_s();
+        blas.sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double elapsed = now_s() - start;
+        if (elapsed < best)
+            best = elapsed;
+    }
+    free(a);
+    free(b);
+    free(c);
+    if (best <= 0.0) /* too small for the clock: say so rather than divide by zero */
+        return gan_error(GAN_ERR_ARG, "sgemm benchmark: n = %d runs faster than the clock resolves", n);
+    *gflops = 2.0 * n * (double)n * n / best * 1e-9;
+    return GAN_OK;
+}

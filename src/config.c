@@ -1,0 +1,369 @@
+/* The configuration key table and the INI reader. One row per key: where it lives in
+ * gan_config, its type, default and meaning; loading, overriding, printing and --help all walk
+ * this table, so they cannot disagree. */
+#include "gan/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum key_type { KEY_INT, KEY_INT64, KEY_U64, KEY_DOUBLE, KEY_STRING, KEY_TEXT, KEY_ENUM } key_type;
+
+typedef struct config_key {
+    const char *section, *key;
+    key_type type;
+    size_t offset, size;      /* size: bytes of a string field */
+    const char *default_value;
+    double min, max;          /* numeric range, inclusive */
+    const char *choices;      /* KEY_ENUM: "normal|uniform", index = enum value */
+    const char *meaning;
+} config_key;
+
+#define FIELD(f) offsetof(gan_config, f), sizeof(((gan_config *)0)->f)
+
+static const config_key keys[] = {
+    {"model", "nz", KEY_INT, FIELD(nz), "100", 1, 65536, NULL, "latent size"},
+    {"model", "noise", KEY_ENUM, FIELD(noise), "normal", 0, 0, "normal|uniform",
+     "latent distribution: normal N(0,1), or uniform [0,1) like torch.rand"},
+    {"model", "generator", KEY_TEXT, FIELD(generator), "", 0, 0, NULL,
+     "generator layer sequence, input [nz,1,1] (see DESIGN.md for the grammar)"},
+    {"model", "discriminator", KEY_TEXT, FIELD(discriminator), "", 0, 0, NULL,
+     "discriminator layer sequence, input [channels,image_size,image_size]"},
+    {"model", "export_prefix", KEY_STRING, FIELD(export_prefix), "main", 0, 0, NULL,
+     "module prefix of exported names: main.0.weight, ..."},
+    {"model", "init", KEY_ENUM, FIELD(init), "dcgan", 0, 0, "dcgan|xavier|pytorch",
+     "weight init: dcgan N(0,0.02) with BN weight N(1,0.02); xavier uniform; pytorch default"},
+    {"data", "path", KEY_TEXT, FIELD(data_path), "", 0, 0, NULL,
+     "dataset: image folder, IDX file, CIFAR-10 folder, or a .npy cache from gan prepare"},
+    {"data", "format", KEY_STRING, FIELD(data_format), "auto", 0, 0, NULL,
+     "auto | folder | idx | cifar | npy | toy (8 Gaussians on a ring)"},
+    {"data", "split", KEY_STRING, FIELD(data_split), "all", 0, 0, NULL,
+     "all | train | valid | test (image folders with a split file)"},
+    {"data", "split_file", KEY_TEXT, FIELD(data_split_file), "", 0, 0, NULL,
+     "CelebA list_eval_partition.txt for data.split"},
+    {"data", "image_size", KEY_INT, FIELD(image_size), "64", 1, 4096, NULL,
+     "square image size after Resize + CenterCrop"},
+    {"data", "channels", KEY_INT, FIELD(channels), "3", 1, 4, NULL, "1 (gray) or 3 (RGB)"},
+    {"data", "max_bad_fraction", KEY_DOUBLE, FIELD(max_bad_fraction), "0.01", 0, 1, NULL,
+     "fail when more than this fraction of images cannot be decoded"},
+    {"train", "iterations", KEY_INT64, FIELD(iterations), "0", 0, 1e15, NULL,
+     "G steps to run; 0 = run train.epochs"},
+    {"train", "epochs", KEY_INT, FIELD(epochs), "5", 0, 1e6, NULL, "epochs when iterations = 0"},
+    {"train", "batch_size", KEY_INT, FIELD(batch_size), "128", 2, 65536, NULL, "batch size"},
+    {"train", "seed", KEY_U64, FIELD(seed), "999", 0, 1.8e19, NULL,
+     "seed of weights, noise, shuffling and dropout"},
+    {"train", "lr_g", KEY_DOUBLE, FIELD(adam_g.lr), "0.0002", 0, 10, NULL, "G Adam learning rate"},
+    {"train", "beta1_g", KEY_DOUBLE, FIELD(adam_g.beta1), "0.5", 0, 0.999999, NULL, "G Adam beta1"},
+    {"train", "beta2_g", KEY_DOUBLE, FIELD(adam_g.beta2), "0.999", 0, 0.999999999, NULL, "G Adam beta2"},
+    {"train", "eps_g", KEY_DOUBLE, FIELD(adam_g.eps), "1e-8", 0, 1, NULL, "G Adam eps"},
+    {"train", "lr_d", KEY_DOUBLE, FIELD(adam_d.lr), "0.0002", 0, 10, NULL, "D Adam learning rate"},
+    {"train", "beta1_d", KEY_DOUBLE, FIELD(adam_d.beta1), "0.5", 0, 0.999999, NULL, "D Adam beta1"},
+    {"train", "beta2_d", KEY_DOUBLE, FIELD(adam_d.beta2), "0.999", 0, 0.999999999, NULL, "D Adam beta2"},
+    {"train", "eps_d", KEY_DOUBLE, FIELD(adam_d.eps), "1e-8", 0, 1, NULL, "D Adam eps"},
+    {"train", "d_steps", KEY_INT, FIELD(d_steps), "1", 1, 100, NULL,
+     "k: D steps per G step, each with a fresh real batch and fresh z"},
+    {"train", "g_loss", KEY_ENUM, FIELD(g_loss), "nonsaturating", 0, 0, "nonsaturating|minimax",
+     "G loss: -log D(G(z)), or the original log(1 - D(G(z)))"},
+    {"train", "d_loss", KEY_ENUM, FIELD(d_loss), "sum", 0, 0, "sum|mean",
+     "D loss: BCE(real) + BCE(fake), or their mean"},
+    {"train", "label_smoothing", KEY_DOUBLE, FIELD(label_smoothing), "0", 0, 0.5, NULL,
+     "one-sided label smoothing: real target = 1 - this"},
+    {"log", "every", KEY_INT64, FIELD(log_every), "50", 1, 1e15, NULL, "log a line every N iterations"},
+    {"log", "sample_every", KEY_INT64, FIELD(sample_every), "500", 0, 1e15, NULL,
+     "fixed-noise sample grid every N iterations (0 = only at the end)"},
+    {"log", "checkpoint_every", KEY_INT64, FIELD(checkpoint_every), "1000", 0, 1e15, NULL,
+     "checkpoint every N iterations (0 = only at the end)"},
+    {"log", "keep_checkpoints", KEY_INT, FIELD(keep_checkpoints), "3", 1, 1000, NULL,
+     "how many recent checkpoints to keep"},
+    {"log", "sample_bn", KEY_ENUM, FIELD(sample_bn), "eval", 0, 0, "eval|batch",
+     "BN in sample grids: running statistics (eval), or batch statistics as the tutorial shows"},
+};
+enum { KEY_COUNT = sizeof keys / sizeof keys[0] };
+
+static const config_key *find_key(const char *section, const char *key)
+{
+    for (int i = 0; i < KEY_COUNT; i++)
+        if (!strcasecmp(keys[i].section, section) && !strcasecmp(keys[i].key, key))
+            return &keys[i];
+    return NULL;
+}
+
+static int enum_index(const char *choices, const char *value)
+{
+    int index = 0;
+    const char *p = choices;
+    size_t len = strlen(value);
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && !strncasecmp(p, value, n))
+            return index;
+        index++;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+/* Sets one key from text. `append` joins a continuation line to a KEY_TEXT value. */
+static gan_status set_value(gan_config *cfg, const config_key *k, const char *value, bool append,
+                            const char *origin)
+{
+    char *field = (char *)cfg + k->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (k->type) {
+    case KEY_TEXT:
+    case KEY_STRING: {
+        size_t used = append ? strlen(field) : 0;
+        int n = snprintf(field + used, k->size - used, "%s%s", used ? " " : "", value);
+        if (n < 0 || (size_t)n >= k->size - used)
+            return gan_error(GAN_ERR_CONFIG, "%s: %s.%s is longer than %zu characters", origin,
+                             k->section, k->key, k->size - 1);
+        return GAN_OK;
+    }
+    case KEY_ENUM: {
+        int index = enum_index(k->choices, value);
+        if (index < 0)
+            return gan_error(GAN_ERR_CONFIG, "%s: %s.%s must be one of %s, got '%s'", origin,
+                             k->section, k->key, k->choices, value);
+        *(int *)field = index;
+        return GAN_OK;
+    }
+    case KEY_DOUBLE: {
+        double v = strtod(value, &end);
+        if (errno || end == value || *end || !isfinite(v) || v < k->min || v > k->max)
+            return gan_error(GAN_ERR_CONFIG, "%s: %s.%s must be a number in [%g, %g], got '%s'",
+                             origin, k->section, k->key, k->min, k->max, value);
+        *(double *)field = v;
+        return GAN_OK;
+    }
+    case KEY_INT:
+    case KEY_INT64:
+    case KEY_U64: {
+        if (k->type == KEY_U64) {
+            if (value[0] == '-')
+                goto bad_integer;
+            unsigned long long v = strtoull(value, &end, 10);
+            if (errno || end == value || *end)
+                goto bad_integer;
+            *(uint64_t *)field = (uint64_t)v;
+            return GAN_OK;
+        }
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || (double)v < k->min || (double)v > k->max)
+            goto bad_integer;
+        if (k->type == KEY_INT)
+            *(int *)field = (int)v;
+        else
+            *(int64_t *)field = (int64_t)v;
+        return GAN_OK;
+    }
+    }
+bad_integer:
+    return gan_error(GAN_ERR_CONFIG, "%s: %s.%s must be an integer in [%.0f, %.0f], got '%s'",
+                     origin, k->section, k->key, k->min, k->max, value);
+}
+
+void gan_config_defaults(gan_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (int i = 0; i < KEY_COUNT; i++) {
+        gan_status status = set_value(cfg, &keys[i], keys[i].default_value, false, "defaults");
+        (void)status; /* the table's defaults are valid (tests/test_config.c checks) */
+    }
+}
+
+typedef struct ini_state {
+    gan_config *cfg;
+    const char *origin;
+    gan_status status;
+    char last_section[64], last_key[64];
+} ini_state;
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+    ini_state *st = user;
+    if (st->status != GAN_OK)
+        return 0;
+    const config_key *k = find_key(section, name);
+    if (!k) {
+        st->status = gan_error(GAN_ERR_CONFIG, "%s: unknown key %s.%s (gan train --help lists the keys)",
+                               st->origin, section, name);
+        return 0;
+    }
+    /* inih calls the handler again, with the same key, for each indented continuation line. */
+    bool continuation = !strcmp(st->last_section, section) && !strcmp(st->last_key, name);
+    if (continuation && k->type != KEY_TEXT) {
+        st->status = gan_error(GAN_ERR_CONFIG, "%s: %s.%s is given twice", st->origin, section, name);
+        return 0;
+    }
+    snprintf(st->last_section, sizeof st->last_section, "%s", section);
+    snprintf(st->last_key, sizeof st->last_key, "%s", name);
+    st->status = set_value(st->cfg, k, value, continuation, st->origin);
+    return st->status == GAN_OK;
+}
+
+static gan_status finish_parse(ini_state *st, int result)
+{
+    if (st->status != GAN_OK) {
+        if (result > 0)
+            return gan_error_prefix(st->status, "line %d: ", result);
+        return st->status;
+    }
+    if (result == -1)
+        return gan_error(GAN_ERR_IO, "%s: cannot open the config file", st->origin);
+    if (result == -2)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory reading the config", st->origin);
+    if (result > 0)
+        return gan_error(GAN_ERR_CONFIG, "%s: line %d is not valid INI (or longer than 200 "
+                                         "characters: continue on an indented line)",
+                         st->origin, result);
+    return GAN_OK;
+}
+
+static void base_name(char *dst, size_t bytes, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(dst, bytes, "%s", slash ? slash + 1 : path);
+    char *dot = strrchr(dst, '.');
+    if (dot && !strcmp(dot, ".ini"))
+        *dot = '\0';
+}
+
+gan_status gan_config_load(gan_config *cfg, const char *path)
+{
+    ini_state st = {cfg, path, GAN_OK, "", ""};
+    int result = ini_parse(path, on_ini_value, &st);
+    GAN_TRY(finish_parse(&st, result));
+    base_name(cfg->name, sizeof cfg->name, path);
+    return GAN_OK;
+}
+
+gan_status gan_config_load_string(gan_config *cfg, const char *text, const char *origin)
+{
+    ini_state st = {cfg, origin, GAN_OK, "", ""};
+    int result = ini_parse_string(text, on_ini_value, &st);
+    GAN_TRY(finish_parse(&st, result));
+    if (!cfg->name[0])
+        base_name(cfg->name, sizeof cfg->name, origin);
+    return GAN_OK;
+}
+
+gan_status gan_config_override(gan_config *cfg, const char *assignment)
+{
+    const char *dot = strchr(assignment, '.');
+    const char *eq = strchr(assignment, '=');
+    if (!dot || !eq || dot > eq)
+        return gan_error(GAN_ERR_CONFIG, "override '%s': expected section.key=value", assignment);
+    char section[64], key[64];
+    size_t section_len = (size_t)(dot - assignment), key_len = (size_t)(eq - dot - 1);
+    if (section_len >= sizeof section || key_len >= sizeof key)
+        return gan_error(GAN_ERR_CONFIG, "override '%s': name too long", assignment);
+    memcpy(section, assignment, section_len);
+    section[section_len] = '\0';
+    memcpy(key, dot + 1, key_len);
+    key[key_len] = '\0';
+    const config_key *k = find_key(section, key);
+    if (!k)
+        return gan_error(GAN_ERR_CONFIG, "override '%s': unknown key %s.%s (gan train --help lists the keys)",
+                         assignment, section, key);
+    return set_value(cfg, k, eq + 1, false, "command line");
+}
+
+gan_status gan_config_validate(const gan_config *cfg)
+{
+    if (!cfg->generator[0])
+        return gan_error(GAN_ERR_CONFIG, "model.generator is empty: the config must give a layer sequence");
+    if (!cfg->discriminator[0])
+        return gan_error(GAN_ERR_CONFIG, "model.discriminator is empty: the config must give a layer sequence");
+    bool toy = !strcmp(cfg->data_format, "toy");
+    if (toy && (cfg->channels != 2 || cfg->image_size != 1))
+        return gan_error(GAN_ERR_CONFIG, "data.format = toy gives 2-d points: set data.channels = 2 "
+                                         "and data.image_size = 1");
+    if (!toy && cfg->channels != 1 && cfg->channels != 3)
+        return gan_error(GAN_ERR_CONFIG, "data.channels must be 1 or 3, got %d", cfg->channels);
+    if (cfg->iterations == 0 && cfg->epochs == 0)
+        return gan_error(GAN_ERR_CONFIG, "train.iterations and train.epochs are both 0: nothing to run");
+    return GAN_OK;
+}
+
+static void print_value(const gan_config *cfg, const config_key *k, FILE *out)
+{
+    const char *field = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case KEY_TEXT:
+    case KEY_STRING: fputs(field, out); break;
+    case KEY_INT: fprintf(out, "%d", *(const int *)field); break;
+    case KEY_INT64: fprintf(out, "%lld", (long long)*(const int64_t *)field); break;
+    case KEY_U64: fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)field); break;
+    case KEY_DOUBLE: fprintf(out, "%.17g", *(const double *)field); break;
+    case KEY_ENUM: {
+        int index = *(const int *)field;
+        const char *p = k->choices;
+        for (int i = 0; i < index && p; i++) {
+            p = strchr(p, '|');
+            p = p ? p + 1 : NULL;
+        }
+        if (p) {
+            const char *bar = strchr(p, '|');
+            fprintf(out, "%.*s", bar ? (int)(bar - p) : (int)strlen(p), p);
+        }
+        break;
+    }
+    }
+}
+
+gan_status gan_config_write(const gan_config *cfg, FILE *out)
+{
+    const char *section = "";
+    for (int i = 0; i < KEY_COUNT; i++) {
+        const config_key *k = &keys[i];
+        if (strcmp(section, k->section)) {
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+            section = k->section;
+        }
+        fprintf(out, "; %s\n%s = ", k->meaning, k->key);
+        if (k->type == KEY_TEXT) {
+            /* Long layer sequences: one indented continuation line per ~90 characters, so that
+             * inih's line limit is never reached. */
+            const char *field = (const char *)cfg + k->offset;
+            int column = 0;
+            for (const char *p = field; *p; p++) {
+                if (*p == ' ' && column > 90) {
+                    fputs("\n    ", out);
+                    column = 0;
+                    continue;
+                }
+                fputc(*p, out);
+                column++;
+            }
+        } else {
+            print_value(cfg, k, out);
+        }
+        fputc('\n', out);
+    }
+    return ferror(out) ? gan_error(GAN_ERR_IO, "cannot write the resolved config") : GAN_OK;
+}
+
+void gan_config_print_help(FILE *out)
+{
+    gan_config defaults;
+    gan_config_defaults(&defaults);
+    fprintf(out, "config keys (set in the INI file, or override as section.key=value):\n");
+    for (int i = 0; i < KEY_COUNT; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.%s", keys[i].section, keys[i].key);
+        fprintf(out, "  %-24s ", name);
+        const char *def = keys[i].default_value;
+        fprintf(out, "[%s] ", def[0] ? def : "(none)");
+        if (keys[i].type == KEY_ENUM)
+            fprintf(out, "(%s) ", keys[i].choices);
+        fprintf(out, "%s\n", keys[i].meaning);
+    }
+}
