@@ -1,0 +1,60 @@
+/* ReLU, LeakyReLU(slope), Tanh, Sigmoid: no parameters; backward reads the input (lrelu) or
+ * the output (relu, tanh, sigmoid), as PyTorch's backward functions do. */
+#include <stdlib.h>
+
+#include "nn/layer.h"
+
+static gan_activation activation_of(gan_layer_kind kind)
+{
+    switch (kind) {
+    case GAN_LAYER_LRELU: return GAN_ACT_LRELU;
+    case GAN_LAYER_TANH: return GAN_ACT_TANH;
+    case GAN_LAYER_SIGMOID: return GAN_ACT_SIGMOID;
+    default: return GAN_ACT_RELU;
+    }
+}
+
+static gan_status activation_infer_shape(gan_layer *layer, gan_shape in, gan_shape *out)
+{
+    *out = in;
+    return GAN_OK;
+}
+
+static gan_status activation_declare_params(gan_layer *layer, gan_model *model) { return GAN_OK; }
+
+static gan_status activation_forward(gan_layer *layer, gan_model *model, const float *x, float *y,
+                                     bool training)
+{
+    gan_backend *be = model->backend;
+    size_t count = (size_t)model->batch * gan_shape_count(layer->in);
+    return be->activation_forward(be, activation_of(layer->spec.kind), layer->spec.slope, count, x, y);
+}
+
+static gan_status activation_backward(gan_layer *layer, gan_model *model, const float *x,
+                                      const float *y, const float *dy, float *dx,
+                                      gan_grad_mode mode)
+{
+    if (!dx)
+        return GAN_OK;
+    gan_backend *be = model->backend;
+    size_t count = (size_t)model->batch * gan_shape_count(layer->in);
+    return be->activation_backward(be, activation_of(layer->spec.kind), layer->spec.slope, count,
+                                   x, y, dy, dx);
+}
+
+static const gan_layer_vtable activation_vtable = {
+    .infer_shape = activation_infer_shape,
+    .declare_params = activation_declare_params,
+    .forward = activation_forward,
+    .backward = activation_backward,
+};
+
+gan_layer *gan_activation_layer_new(const gan_layer_spec *spec)
+{
+    gan_layer *layer = calloc(1, sizeof *layer);
+    if (!layer)
+        return NULL;
+    layer->vt = &activation_vtable;
+    layer->spec = *spec;
+    return layer;
+}

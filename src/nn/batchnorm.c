@@ -1,0 +1,143 @@
+/* BatchNorm2d over [N, C, H, W] per channel, or BatchNorm1d over [N, F] (H = W = 1): PyTorch's
+ * defaults (momentum 0.1, eps 1e-5, affine, tracking running statistics). Parameters weight and
+ * bias [C]; buffers running_mean [C] (starts at 0), running_var [C] (starts at 1) and the host
+ * counter num_batches_tracked (exported as an I64 scalar). */
+#include <stdlib.h>
+
+#include "nn/layer.h"
+
+static const float BN_MOMENTUM = 0.1f;
+static const float BN_EPS = 1e-5f;
+
+typedef struct batchnorm_layer {
+    gan_layer base;
+    int running_mean_param, running_var_param;
+    float *save_mean, *save_invstd; /* [C] batch statistics of the last training forward */
+    float *scratch_grads;           /* [2C] where dgamma/dbeta go when they are not wanted */
+    float *scratch_dx;              /* [N, C, H, W], only when BN is the first layer */
+    bool last_forward_training;
+    int64_t num_batches_tracked;
+} batchnorm_layer;
+
+static gan_status batchnorm_infer_shape(gan_layer *layer, gan_shape in, gan_shape *out)
+{
+    if (layer->batch < 2 && in.h * in.w < 2)
+        return gan_error(GAN_ERR_SHAPE, "batch norm needs more than one value per channel "
+                                        "(batch 1 of [N, %d, 1, 1])", in.c);
+    *out = in;
+    return GAN_OK;
+}
+
+static gan_status batchnorm_declare_params(gan_layer *layer, gan_model *model)
+{
+    batchnorm_layer *bn = (batchnorm_layer *)layer;
+    int64_t dims[1] = {layer->in.c};
+    layer->weight_param = gan_layer_add_param(model, layer, "weight", 1, dims, true);
+    layer->bias_param = gan_layer_add_param(model, layer, "bias", 1, dims, true);
+    bn->running_mean_param = gan_layer_add_param(model, layer, "running_mean", 1, dims, false);
+    bn->running_var_param = gan_layer_add_param(model, layer, "running_var", 1, dims, false);
+    if (layer->weight_param < 0 || layer->bias_param < 0 || bn->running_mean_param < 0 ||
+        bn->running_var_param < 0)
+        return gan_error(GAN_ERR_NOMEM, "out of memory");
+    return GAN_OK;
+}
+
+static gan_status batchnorm_plan(gan_layer *layer, gan_model *model, gan_pool *pool)
+{
+    batchnorm_layer *bn = (batchnorm_layer *)layer;
+    GAN_TRY(gan_pool_request_floats(pool, &bn->save_mean, layer->in.c, "BN batch stats"));
+    GAN_TRY(gan_pool_request_floats(pool, &bn->save_invstd, layer->in.c, "BN batch stats"));
+    GAN_TRY(gan_pool_request_floats(pool, &bn->scratch_grads, 2 * (size_t)layer->in.c, "BN batch stats"));
+    if (model->layers[0] == layer)
+        GAN_TRY(gan_pool_request_floats(pool, &bn->scratch_dx,
+                                        (size_t)model->batch * gan_shape_count(layer->in),
+                                        "activations+grads"));
+    return GAN_OK;
+}
+
+static gan_status batchnorm_forward(gan_layer *layer, gan_model *model, const float *x, float *y,
+                                    bool training)
+{
+    batchnorm_layer *bn = (batchnorm_layer *)layer;
+    gan_backend *be = model->backend;
+    int c = layer->in.c, hw = layer->in.h * layer->in.w;
+    const float *gamma = gan_layer_param(model, layer->weight_param)->value;
+    const float *beta = gan_layer_param(model, layer->bias_param)->value;
+    float *running_mean = gan_layer_param(model, bn->running_mean_param)->value;
+    float *running_var = gan_layer_param(model, bn->running_var_param)->value;
+    bn->last_forward_training = training;
+    if (!training)
+        return be->bn_forward_eval(be, model->batch, c, hw, x, gamma, beta, running_mean,
+                                   running_var, BN_EPS, y);
+    bn->num_batches_tracked++;
+    return be->bn_forward_train(be, model->batch, c, hw, x, gamma, beta, BN_MOMENTUM, BN_EPS,
+                                running_mean, running_var, bn->save_mean, bn->save_invstd, y);
+}
+
+static gan_status batchnorm_backward(gan_layer *layer, gan_model *model, const float *x,
+                                     const float *y, const float *dy, float *dx,
+                                     gan_grad_mode mode)
+{
+    batchnorm_layer *bn = (batchnorm_layer *)layer;
+    gan_backend *be = model->backend;
+    if (!bn->last_forward_training)
+        return gan_error(GAN_ERR_ARG, "backward after an eval-mode forward is not supported");
+    int c = layer->in.c, hw = layer->in.h * layer->in.w;
+    gan_param *gamma = gan_layer_param(model, layer->weight_param);
+    gan_param *beta = gan_layer_param(model, layer->bias_param);
+    float *dgamma = gamma->grad, *dbeta = beta->grad;
+    float param_beta = mode == GAN_GRADS_ACCUMULATE ? 1.0f : 0.0f;
+    if (mode == GAN_GRADS_NONE) {
+        dgamma = bn->scratch_grads;
+        dbeta = bn->scratch_grads + c;
+    }
+    if (!dx) {
+        if (mode == GAN_GRADS_NONE)
+            return GAN_OK;
+        dx = bn->scratch_dx; /* first layer, no input gradient wanted: dx is discarded */
+    }
+    return be->bn_backward(be, model->batch, c, hw, x, dy, gamma->value, bn->save_mean,
+                           bn->save_invstd, dx, param_beta, dgamma, dbeta);
+}
+
+static gan_status batchnorm_init_weights(gan_layer *layer, gan_model *model,
+                                         gan_weight_init scheme, uint64_t seed)
+{
+    batchnorm_layer *bn = (batchnorm_layer *)layer;
+    gan_backend *be = model->backend;
+    gan_param *gamma = gan_layer_param(model, layer->weight_param);
+    size_t c = gamma->count;
+    if (scheme == GAN_INIT_DCGAN)
+        GAN_TRY(be->rng_normal(be, c, seed, (uint64_t)layer->index << 8, 0, 1.0f, 0.02f, gamma->value));
+    else
+        GAN_TRY(be->fill(be, gamma->value, 1.0f, c));
+    GAN_TRY(be->fill(be, gan_layer_param(model, layer->bias_param)->value, 0.0f, c));
+    GAN_TRY(be->fill(be, gan_layer_param(model, bn->running_mean_param)->value, 0.0f, c));
+    GAN_TRY(be->fill(be, gan_layer_param(model, bn->running_var_param)->value, 1.0f, c));
+    bn->num_batches_tracked = 0;
+    return GAN_OK;
+}
+
+static const gan_layer_vtable batchnorm_vtable = {
+    .infer_shape = batchnorm_infer_shape,
+    .declare_params = batchnorm_declare_params,
+    .plan = batchnorm_plan,
+    .forward = batchnorm_forward,
+    .backward = batchnorm_backward,
+    .init_weights = batchnorm_init_weights,
+};
+
+gan_layer *gan_batchnorm_layer_new(const gan_layer_spec *spec)
+{
+    batchnorm_layer *bn = calloc(1, sizeof *bn);
+    if (!bn)
+        return NULL;
+    bn->base.vt = &batchnorm_vtable;
+    bn->base.spec = *spec;
+    return &bn->base;
+}
+
+int64_t *gan_batchnorm_batches_tracked(gan_layer *layer)
+{
+    return &((batchnorm_layer *)layer)->num_batches_tracked;
+}

@@ -1,0 +1,113 @@
+/* ConvTranspose2d: weight [in, out, k, k] (PyTorch's layout), optional bias [out].
+ * A transposed convolution is the backward-data pass of the convolution that maps this layer's
+ * output back to its input: geom.x is this layer's OUTPUT [n, out, H, W] and geom.y its INPUT
+ * [n, in, h, w], geom.c_out = in, geom.c_in = out, so the weight [in, out, k, k] is exactly that
+ * convolution's [c_out, c_in, k, k]. Forward = conv backward-data; backward-data = conv forward;
+ * backward-filter = conv backward-filter with x = dy and dy = x. */
+#include <stdlib.h>
+
+#include "nn/layer.h"
+
+typedef struct convt_layer {
+    gan_layer base;
+    gan_conv_geom geom; /* the convolution whose backward-data this layer is */
+} convt_layer;
+
+static gan_status convt_infer_shape(gan_layer *layer, gan_shape in, gan_shape *out)
+{
+    const gan_layer_spec *s = &layer->spec;
+    /* PyTorch: H = (h - 1) * stride - 2 * pad + kernel (no output_padding, dilation 1). */
+    int h = (in.h - 1) * s->stride - 2 * s->pad + s->kernel;
+    int w = (in.w - 1) * s->stride - 2 * s->pad + s->kernel;
+    if (h < 1 || w < 1)
+        return gan_error(GAN_ERR_SHAPE,
+                         "padding %d removes the whole output: (%d - 1) * %d - 2 * %d + %d = %d "
+                         "gives output [N, %d, %d, %d]",
+                         s->pad, in.h, s->stride, s->pad, s->kernel, h, s->out, h, w);
+    *out = (gan_shape){s->out, h, w};
+    convt_layer *convt = (convt_layer *)layer;
+    convt->geom = (gan_conv_geom){
+        .n = layer->batch,
+        .c_in = s->out, .h_in = h, .w_in = w,
+        .c_out = in.c, .h_out = in.h, .w_out = in.w,
+        .k_h = s->kernel, .k_w = s->kernel,
+        .stride_h = s->stride, .stride_w = s->stride,
+        .pad_h = s->pad, .pad_w = s->pad,
+    };
+    return GAN_OK;
+}
+
+static gan_status convt_declare_params(gan_layer *layer, gan_model *model)
+{
+    const gan_layer_spec *s = &layer->spec;
+    int64_t dims[4] = {layer->in.c, s->out, s->kernel, s->kernel};
+    int64_t bias_dims[1] = {s->out};
+    layer->weight_param = gan_layer_add_param(model, layer, "weight", 4, dims, true);
+    if (s->bias)
+        layer->bias_param = gan_layer_add_param(model, layer, "bias", 1, bias_dims, true);
+    if (layer->weight_param < 0 || (s->bias && layer->bias_param < 0))
+        return gan_error(GAN_ERR_NOMEM, "out of memory");
+    return GAN_OK;
+}
+
+static size_t convt_workspace_bytes(gan_layer *layer, gan_model *model)
+{
+    convt_layer *convt = (convt_layer *)layer;
+    return model->backend->conv_workspace_bytes(model->backend, &convt->geom);
+}
+
+static gan_status convt_forward(gan_layer *layer, gan_model *model, const float *x, float *y,
+                                bool training)
+{
+    convt_layer *convt = (convt_layer *)layer;
+    gan_backend *be = model->backend;
+    const gan_param *w = gan_layer_param(model, layer->weight_param);
+    GAN_TRY(be->conv_backward_data(be, &convt->geom, x, w->value, y, model->workspace));
+    if (layer->bias_param >= 0)
+        GAN_TRY(be->bias_forward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
+                                 gan_layer_param(model, layer->bias_param)->value, y));
+    return GAN_OK;
+}
+
+static gan_status convt_backward(gan_layer *layer, gan_model *model, const float *x,
+                                 const float *y, const float *dy, float *dx, gan_grad_mode mode)
+{
+    convt_layer *convt = (convt_layer *)layer;
+    gan_backend *be = model->backend;
+    const gan_param *w = gan_layer_param(model, layer->weight_param);
+    if (mode != GAN_GRADS_NONE) {
+        float beta = mode == GAN_GRADS_ACCUMULATE ? 1.0f : 0.0f;
+        GAN_TRY(be->conv_backward_filter(be, &convt->geom, dy, x, beta, w->grad, model->workspace));
+        if (layer->bias_param >= 0)
+            GAN_TRY(be->bias_backward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
+                                      dy, beta, gan_layer_param(model, layer->bias_param)->grad));
+    }
+    if (dx)
+        GAN_TRY(be->conv_forward(be, &convt->geom, dy, w->value, dx, model->workspace));
+    return GAN_OK;
+}
+
+static gan_status convt_init_weights(gan_layer *layer, gan_model *model, gan_weight_init scheme,
+                                     uint64_t seed)
+{
+    return gan_init_weight_and_bias(model, layer, scheme, seed);
+}
+
+static const gan_layer_vtable convt_vtable = {
+    .infer_shape = convt_infer_shape,
+    .declare_params = convt_declare_params,
+    .workspace_bytes = convt_workspace_bytes,
+    .forward = convt_forward,
+    .backward = convt_backward,
+    .init_weights = convt_init_weights,
+};
+
+gan_layer *gan_convt_layer_new(const gan_layer_spec *spec)
+{
+    convt_layer *convt = calloc(1, sizeof *convt);
+    if (!convt)
+        return NULL;
+    convt->base.vt = &convt_vtable;
+    convt->base.spec = *spec;
+    return &convt->base;
+}

@@ -1,0 +1,59 @@
+/* Internal interface between the model and its layers. Each layer kind lives in its own file
+ * (conv.c, convt.c, linear.c, batchnorm.c, activation.c, dropout.c) and embeds gan_layer as its
+ * first member. */
+#ifndef GAN_NN_LAYER_H
+#define GAN_NN_LAYER_H
+
+#include "gan/nn.h"
+
+typedef struct gan_layer_vtable {
+    /* Output shape for `in`, or GAN_ERR_SHAPE with a message (the model prefixes the index). */
+    gan_status (*infer_shape)(gan_layer *layer, gan_shape in, gan_shape *out);
+    /* Declares parameters and buffers (gan_layer_add_param) once shapes are known. */
+    gan_status (*declare_params)(gan_layer *layer, gan_model *model);
+    /* Requests the layer's own memory beyond its output and output-gradient buffers. */
+    gan_status (*plan)(gan_layer *layer, gan_model *model, gan_pool *pool);
+    size_t (*workspace_bytes)(gan_layer *layer, gan_model *model);
+    gan_status (*forward)(gan_layer *layer, gan_model *model, const float *x, float *y,
+                          bool training);
+    /* dx may be NULL (no gradient wanted with respect to the input). */
+    gan_status (*backward)(gan_layer *layer, gan_model *model, const float *x, const float *y,
+                           const float *dy, float *dx, gan_grad_mode mode);
+    gan_status (*init_weights)(gan_layer *layer, gan_model *model, gan_weight_init scheme,
+                               uint64_t seed);
+} gan_layer_vtable;
+
+struct gan_layer {
+    const gan_layer_vtable *vt;
+    gan_layer_spec spec;
+    int index;            /* PyTorch module index */
+    int batch;
+    gan_shape in, out;    /* per sample */
+    float *output;        /* [batch, out] */
+    float *grad_output;   /* [batch, out]: gradient with respect to output */
+    int weight_param;     /* index into model->params, -1 if none */
+    int bias_param;
+};
+
+/* Adds a parameter or buffer named "<index>.<suffix>" and returns its index in model->params. */
+int gan_layer_add_param(gan_model *model, gan_layer *layer, const char *suffix, int ndim,
+                        const int64_t *dims, bool trainable);
+gan_param *gan_layer_param(gan_model *model, int param_index);
+
+/* Constructors, one per kind (the spec is copied). */
+gan_layer *gan_conv_layer_new(const gan_layer_spec *spec);
+gan_layer *gan_convt_layer_new(const gan_layer_spec *spec);
+gan_layer *gan_linear_layer_new(const gan_layer_spec *spec);
+gan_layer *gan_batchnorm_layer_new(const gan_layer_spec *spec);
+gan_layer *gan_activation_layer_new(const gan_layer_spec *spec);
+gan_layer *gan_dropout_layer_new(const gan_layer_spec *spec);
+
+/* num_batches_tracked of a BN layer (host counter). */
+int64_t *gan_batchnorm_batches_tracked(gan_layer *layer);
+
+/* Weight init helpers shared by conv, convt and linear. fan_in and fan_out as PyTorch's
+ * _calculate_fan_in_and_fan_out computes them from the weight's dims. */
+gan_status gan_init_weight_and_bias(gan_model *model, gan_layer *layer, gan_weight_init scheme,
+                                    uint64_t seed);
+
+#endif

@@ -1,0 +1,381 @@
+/* A model: a layer sequence with inferred shapes, its parameters in contiguous buffers, and the
+ * forward and backward passes that walk it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/layer.h"
+
+static gan_layer *layer_new(const gan_layer_spec *spec)
+{
+    switch (spec->kind) {
+    case GAN_LAYER_CONV: return gan_conv_layer_new(spec);
+    case GAN_LAYER_CONVT: return gan_convt_layer_new(spec);
+    case GAN_LAYER_LINEAR: return gan_linear_layer_new(spec);
+    case GAN_LAYER_BN: return gan_batchnorm_layer_new(spec);
+    case GAN_LAYER_RELU:
+    case GAN_LAYER_LRELU:
+    case GAN_LAYER_TANH:
+    case GAN_LAYER_SIGMOID: return gan_activation_layer_new(spec);
+    case GAN_LAYER_DROPOUT: return gan_dropout_layer_new(spec);
+    case GAN_LAYER_FLATTEN:
+    case GAN_LAYER_RESHAPE: return NULL; /* views are not layers */
+    }
+    return NULL;
+}
+
+int gan_layer_add_param(gan_model *model, gan_layer *layer, const char *suffix, int ndim,
+                        const int64_t *dims, bool trainable)
+{
+    gan_param *grown = realloc(model->params, (size_t)(model->param_count + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    model->params = grown;
+    gan_param *p = &model->params[model->param_count];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%d.%s", layer->index, suffix);
+    p->module_index = layer->index;
+    p->ndim = ndim;
+    p->count = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->dims[i] = dims[i];
+        p->count *= (size_t)dims[i];
+    }
+    p->trainable = trainable;
+    if (trainable)
+        model->trainable_count += p->count;
+    else
+        model->buffer_count += p->count;
+    return model->param_count++;
+}
+
+gan_param *gan_layer_param(gan_model *model, int param_index)
+{
+    return param_index >= 0 ? &model->params[param_index] : NULL;
+}
+
+static void format_shape(char *buf, size_t bytes, int batch, gan_shape s)
+{
+    snprintf(buf, bytes, "[%d, %d, %d, %d]", batch, s.c, s.h, s.w);
+}
+
+gan_status gan_model_create(const char *name, const char *layers_text, gan_shape input_shape,
+                            int batch, gan_backend *backend, gan_model **out)
+{
+    *out = NULL;
+    if (batch < 1)
+        return gan_error(GAN_ERR_ARG, "%s: batch size must be >= 1, got %d", name, batch);
+    if (input_shape.c < 1 || input_shape.h < 1 || input_shape.w < 1)
+        return gan_error(GAN_ERR_ARG, "%s: input shape [%d, %d, %d] is empty", name,
+                         input_shape.c, input_shape.h, input_shape.w);
+    gan_layer_spec *specs = NULL;
+    int spec_count = 0;
+    gan_status status = gan_layers_parse(layers_text, &specs, &spec_count);
+    if (status != GAN_OK)
+        return gan_error_prefix(status, "%s: ", name);
+
+    gan_model *model = calloc(1, sizeof *model);
+    if (!model || !(model->layers = calloc((size_t)spec_count, sizeof *model->layers))) {
+        free(model);
+        free(specs);
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory", name);
+    }
+    snprintf(model->name, sizeof model->name, "%s", name);
+    model->backend = backend;
+    model->batch = batch;
+    model->input_shape = input_shape;
+
+    gan_shape shape = input_shape;
+    int module_index = 0;
+    for (int i = 0; i < spec_count && status == GAN_OK; i++) {
+        const gan_layer_spec *spec = &specs[i];
+        char in_text[64], want_text[64];
+        format_shape(in_text, sizeof in_text, batch, shape);
+        if (spec->kind == GAN_LAYER_FLATTEN) {
+            shape = (gan_shape){(int)gan_shape_count(shape), 1, 1};
+            continue;
+        }
+        if (spec->kind == GAN_LAYER_RESHAPE) {
+            if (gan_shape_count(spec->reshape) != gan_shape_count(shape)) {
+                format_shape(want_text, sizeof want_text, batch, spec->reshape);
+                status = gan_error(GAN_ERR_SHAPE,
+                                   "%s layer %d (reshape): cannot view input %s as %s: %zu vs %zu "
+                                   "values per sample",
+                                   name, module_index, in_text, want_text,
+                                   gan_shape_count(shape), gan_shape_count(spec->reshape));
+                break;
+            }
+            shape = spec->reshape;
+            continue;
+        }
+        gan_layer *layer = layer_new(spec);
+        if (!layer) {
+            status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", name);
+            break;
+        }
+        layer->index = module_index++;
+        layer->batch = batch;
+        layer->in = shape;
+        layer->weight_param = layer->bias_param = -1;
+        model->layers[model->layer_count++] = layer;
+        status = layer->vt->infer_shape(layer, shape, &layer->out);
+        if (status != GAN_OK) {
+            status = gan_error_prefix(status, "%s layer %d (%s) on input %s: ", name, layer->index,
+                                      gan_layer_kind_name(spec->kind), in_text);
+            break;
+        }
+        status = layer->vt->declare_params(layer, model);
+        if (status != GAN_OK)
+            status = gan_error_prefix(status, "%s layer %d (%s): ", name, layer->index,
+                                      gan_layer_kind_name(spec->kind));
+        shape = layer->out;
+    }
+    free(specs);
+    if (status == GAN_OK && model->layer_count == 0)
+        status = gan_error(GAN_ERR_CONFIG, "%s: the layer sequence has only views, no layers", name);
+    if (status != GAN_OK) {
+        gan_model_destroy(model);
+        return status;
+    }
+    model->output_shape = shape;
+    model->active_layers = model->layer_count;
+    *out = model;
+    return GAN_OK;
+}
+
+gan_status gan_model_plan(gan_model *model, gan_pool *pool)
+{
+    bool grads = !model->inference_only;
+    if (grads) {
+        size_t trainable = model->trainable_count ? model->trainable_count : 1;
+        GAN_TRY(gan_pool_request_floats(pool, &model->weights, trainable, "weights"));
+        GAN_TRY(gan_pool_request_floats(pool, &model->grads, trainable, "gradients"));
+        GAN_TRY(gan_pool_request_floats(pool, &model->adam_m, trainable, "Adam state"));
+        GAN_TRY(gan_pool_request_floats(pool, &model->adam_v, trainable, "Adam state"));
+        if (model->buffer_count)
+            GAN_TRY(gan_pool_request_floats(pool, &model->buffers, model->buffer_count, "BN running stats"));
+        size_t input_count = (size_t)model->batch * gan_shape_count(model->input_shape);
+        GAN_TRY(gan_pool_request_floats(pool, &model->grad_input, input_count, "activations+grads"));
+    }
+    size_t workspace = 0;
+    for (int i = 0; i < model->layer_count; i++) {
+        gan_layer *layer = model->layers[i];
+        size_t out_count = (size_t)model->batch * gan_shape_count(layer->out);
+        GAN_TRY(gan_pool_request_floats(pool, &layer->output, out_count, "activations+grads"));
+        if (grads)
+            GAN_TRY(gan_pool_request_floats(pool, &layer->grad_output, out_count, "activations+grads"));
+        if (layer->vt->plan)
+            GAN_TRY(layer->vt->plan(layer, model, pool));
+        if (layer->vt->workspace_bytes) {
+            size_t bytes = layer->vt->workspace_bytes(layer, model);
+            if (bytes > workspace)
+                workspace = bytes;
+        }
+    }
+    model->workspace_bytes = workspace;
+    if (workspace)
+        GAN_TRY(gan_pool_request_bytes(pool, &model->workspace, workspace, "conv workspace"));
+    return GAN_OK;
+}
+
+gan_status gan_model_bind(gan_model *model)
+{
+    if (model->inference_only)
+        return GAN_OK; /* its weights come from gan_model_share_weights */
+    if (!model->weights)
+        return gan_error(GAN_ERR_ARG, "%s: bind before the pool was committed", model->name);
+    size_t weight_offset = 0, buffer_offset = 0;
+    for (int i = 0; i < model->param_count; i++) {
+        gan_param *p = &model->params[i];
+        if (p->trainable) {
+            p->value = model->weights + weight_offset;
+            p->grad = model->grads + weight_offset;
+            weight_offset += p->count;
+        } else {
+            p->value = model->buffers + buffer_offset;
+            p->grad = NULL;
+            buffer_offset += p->count;
+        }
+    }
+    gan_backend *be = model->backend;
+    size_t trainable = model->trainable_count;
+    if (trainable) {
+        GAN_TRY(be->fill(be, model->grads, 0.0f, trainable));
+        GAN_TRY(be->fill(be, model->adam_m, 0.0f, trainable));
+        GAN_TRY(be->fill(be, model->adam_v, 0.0f, trainable));
+    }
+    return GAN_OK;
+}
+
+gan_status gan_model_create_allocated(const char *name, const char *layers_text,
+                                      gan_shape input_shape, int batch, gan_backend *backend,
+                                      gan_pool *pool, gan_model **out)
+{
+    gan_model *model = NULL;
+    GAN_TRY(gan_model_create(name, layers_text, input_shape, batch, backend, &model));
+    gan_pool_init(pool, backend);
+    gan_status status = gan_model_plan(model, pool);
+    if (status == GAN_OK)
+        status = gan_pool_commit(pool);
+    if (status == GAN_OK)
+        status = gan_model_bind(model);
+    if (status == GAN_OK)
+        status = gan_model_init_weights(model, GAN_INIT_PYTORCH, 0);
+    if (status != GAN_OK) {
+        gan_model_destroy(model);
+        gan_pool_release(pool);
+        return status;
+    }
+    *out = model;
+    return GAN_OK;
+}
+
+void gan_model_destroy(gan_model *model)
+{
+    if (!model)
+        return;
+    for (int i = 0; i < model->layer_count; i++)
+        free(model->layers[i]);
+    free(model->layers);
+    free(model->params);
+    free(model);
+}
+
+gan_status gan_model_set_logits_output(gan_model *model, bool logits)
+{
+    if (!logits) {
+        model->active_layers = model->layer_count;
+        return GAN_OK;
+    }
+    gan_layer *last = model->layers[model->layer_count - 1];
+    if (last->spec.kind != GAN_LAYER_SIGMOID)
+        return gan_error(GAN_ERR_CONFIG,
+                         "%s: the last layer must be sigmoid for the loss to take logits "
+                         "(it is layer %d, %s)",
+                         model->name, last->index, gan_layer_kind_name(last->spec.kind));
+    if (model->layer_count < 2)
+        return gan_error(GAN_ERR_CONFIG, "%s: a sigmoid alone has no logits to output", model->name);
+    model->active_layers = model->layer_count - 1;
+    return GAN_OK;
+}
+
+gan_status gan_model_forward(gan_model *model, const float *input, bool training)
+{
+    model->input = input;
+    const float *x = input;
+    for (int i = 0; i < model->active_layers; i++) {
+        gan_layer *layer = model->layers[i];
+        gan_status status = layer->vt->forward(layer, model, x, layer->output, training);
+        if (status != GAN_OK)
+            return gan_error_prefix(status, "%s layer %d (%s) forward: ", model->name,
+                                    layer->index, gan_layer_kind_name(layer->spec.kind));
+        x = layer->output;
+    }
+    return GAN_OK;
+}
+
+float *gan_model_output(gan_model *model)
+{
+    return model->layers[model->active_layers - 1]->output;
+}
+
+gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_grad_mode mode,
+                              bool want_grad_input)
+{
+    if (model->inference_only)
+        return gan_error(GAN_ERR_ARG, "%s runs forward only", model->name);
+    const float *dy = grad_output;
+    for (int i = model->active_layers - 1; i >= 0; i--) {
+        gan_layer *layer = model->layers[i];
+        const float *x = i > 0 ? model->layers[i - 1]->output : model->input;
+        float *dx = i > 0 ? model->layers[i - 1]->grad_output
+                          : (want_grad_input ? model->grad_input : NULL);
+        gan_status status = layer->vt->backward(layer, model, x, layer->output, dy, dx, mode);
+        if (status != GAN_OK)
+            return gan_error_prefix(status, "%s layer %d (%s) backward: ", model->name,
+                                    layer->index, gan_layer_kind_name(layer->spec.kind));
+        dy = dx;
+    }
+    return GAN_OK;
+}
+
+gan_status gan_model_init_weights(gan_model *model, gan_weight_init scheme, uint64_t seed)
+{
+    for (int i = 0; i < model->layer_count; i++) {
+        gan_layer *layer = model->layers[i];
+        if (layer->vt->init_weights)
+            GAN_TRY(layer->vt->init_weights(layer, model, scheme, seed));
+    }
+    return GAN_OK;
+}
+
+gan_status gan_model_zero_grads(gan_model *model)
+{
+    if (!model->trainable_count)
+        return GAN_OK;
+    return model->backend->fill(model->backend, model->grads, 0.0f, model->trainable_count);
+}
+
+gan_status gan_model_share_weights(gan_model *dst, const gan_model *src)
+{
+    if (dst->param_count != src->param_count || dst->trainable_count != src->trainable_count ||
+        dst->buffer_count != src->buffer_count)
+        return gan_error(GAN_ERR_ARG, "%s cannot share the weights of %s: different layers",
+                         dst->name, src->name);
+    for (int i = 0; i < dst->param_count; i++) {
+        if (strcmp(dst->params[i].name, src->params[i].name) ||
+            dst->params[i].count != src->params[i].count)
+            return gan_error(GAN_ERR_ARG, "%s cannot share the weights of %s: %s differs",
+                             dst->name, src->name, dst->params[i].name);
+        dst->params[i].value = src->params[i].value;
+    }
+    dst->weights = src->weights;
+    dst->buffers = src->buffers;
+    return GAN_OK;
+}
+
+gan_param *gan_model_find_param(gan_model *model, const char *name)
+{
+    for (int i = 0; i < model->param_count; i++)
+        if (!strcmp(model->params[i].name, name))
+            return &model->params[i];
+    return NULL;
+}
+
+static gan_layer *find_bn(const gan_model *model, int module_index)
+{
+    for (int i = 0; i < model->layer_count; i++)
+        if (model->layers[i]->index == module_index && model->layers[i]->spec.kind == GAN_LAYER_BN)
+            return model->layers[i];
+    return NULL;
+}
+
+int64_t gan_model_bn_batches_tracked(const gan_model *model, int module_index)
+{
+    gan_layer *bn = find_bn(model, module_index);
+    return bn ? *gan_batchnorm_batches_tracked(bn) : -1;
+}
+
+gan_status gan_model_set_bn_batches_tracked(gan_model *model, int module_index, int64_t value)
+{
+    gan_layer *bn = find_bn(model, module_index);
+    if (!bn)
+        return gan_error(GAN_ERR_ARG, "%s: module %d is not a batch norm", model->name, module_index);
+    *gan_batchnorm_batches_tracked(bn) = value;
+    return GAN_OK;
+}
+
+void gan_model_print(const gan_model *model, FILE *out)
+{
+    fprintf(out, "%s: input [%d, %d, %d, %d]\n", model->name, model->batch, model->input_shape.c,
+            model->input_shape.h, model->input_shape.w);
+    for (int i = 0; i < model->layer_count; i++) {
+        const gan_layer *layer = model->layers[i];
+        size_t params = 0;
+        for (int p = 0; p < model->param_count; p++)
+            if (model->params[p].module_index == layer->index && model->params[p].trainable)
+                params += model->params[p].count;
+        fprintf(out, "  %2d %-8s -> [%d, %d, %d, %d] %10zu params\n", layer->index,
+                gan_layer_kind_name(layer->spec.kind), model->batch, layer->out.c, layer->out.h,
+                layer->out.w, params);
+    }
+}
