@@ -1,0 +1,43 @@
+/* Fill, multiply (dropout backward), bias add, and the uint8 NHWC -> float NCHW conversion of an
+ * image batch. One element per thread, grid-stride. */
+#ifndef GAN_KERNELS_ELEMENTWISE_CUH
+#define GAN_KERNELS_ELEMENTWISE_CUH
+
+#include "common.cuh"
+
+/* dst[count] = value */
+__global__ void gan_fill_kernel(float *dst, float value, size_t count)
+{
+    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+        dst[i] = value;
+}
+
+/* y[count] = a[count] * b[count] */
+__global__ void gan_multiply_kernel(size_t count, const float *a, const float *b, float *y)
+{
+    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+        y[i] = a[i] * b[i];
+}
+
+/* y[n, c, hw] += bias[c]: element i belongs to channel (i / hw) % c. */
+__global__ void gan_bias_forward_kernel(size_t count, size_t c, size_t hw, const float *bias,
+                                        float *y)
+{
+    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+        y[i] += bias[(i / hw) % c];
+}
+
+/* nchw [n, c, h*w] float from nhwc [n, h*w, c] uint8: thread i writes output element i (so the
+ * writes are coalesced) and reads pixel (b, p) channel ch of the input. */
+__global__ void gan_images_to_float_kernel(size_t count, size_t c, size_t hw, const uint8_t *nhwc,
+                                           float *nchw)
+{
+    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
+        size_t b = i / (c * hw);
+        size_t ch = (i / hw) % c;
+        size_t p = i % hw;
+        nchw[i] = gan_pixel_to_unit(nhwc[(b * hw + p) * c + ch]);
+    }
+}
+
+#endif

@@ -1,0 +1,77 @@
+/* The launchers of our CUDA kernels: plain C declarations (extern "C"), so that the host C of the
+ * CUDA backend (src/backend/cuda_backend.c) calls them like any C function. Each one computes its
+ * grid, queues the kernel on `cuda_stream` and checks the launch (kernels/launch.cu); none waits
+ * for the kernel to finish. Pointers are device memory; shapes are written next to each buffer.
+ * The same launchers compile as host C++ under kernels/cuda_emulation.h, where they run on the
+ * CPU (tests/test_emu_kernels.cpp). */
+#ifndef GAN_KERNELS_H
+#define GAN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gan/backend.h"
+
+#ifndef GAN_CUDA_EMULATION
+#include <cuda_runtime_api.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* dst[count] = value */
+gan_status gan_cuda_fill(cudaStream_t cuda_stream, float *dst, float value, size_t count);
+
+/* y[count] = act(x[count]) */
+gan_status gan_cuda_activation_forward(cudaStream_t cuda_stream, gan_activation kind, float slope,
+                                       size_t count, const float *x, float *y);
+/* dx[count] = act'(.) * dy[count]; reads x for lrelu, y for relu/tanh/sigmoid. */
+gan_status gan_cuda_activation_backward(cudaStream_t cuda_stream, gan_activation kind,
+                                        float slope, size_t count, const float *x,
+                                        const float *y, const float *dy, float *dx);
+
+/* y[count] = a[count] * b[count] */
+gan_status gan_cuda_multiply(cudaStream_t cuda_stream, size_t count, const float *a,
+                             const float *b, float *y);
+
+/* mask[count] = keep-scale from Philox uniforms of (seed, stream, offset); y = x * mask. */
+gan_status gan_cuda_dropout_forward(cudaStream_t cuda_stream, size_t count, float p,
+                                    uint64_t seed, uint64_t stream, uint64_t offset,
+                                    const float *x, float *mask, float *y);
+
+/* Mean BCE of logits[n] against `target`: loss[0], prob_mean[0] (may be NULL) and
+ * dlogits[n] = grad_scale * (sigmoid(x) - target) / n (may be NULL). One block, fixed-order
+ * reduction: the same inputs give the same bits on every run. */
+gan_status gan_cuda_bce_logits(cudaStream_t cuda_stream, int n, const float *logits, float target,
+                               float grad_scale, float *loss, float *prob_mean, float *dlogits);
+
+/* One Adam step over param/grad/m/v[count], contiguous: one launch for a whole network. */
+gan_status gan_cuda_adam_step(cudaStream_t cuda_stream, size_t count, float *param,
+                              const float *grad, float *m, float *v, gan_adam_scalars scalars);
+
+/* out[count] = mean + std * N(0,1) value i of Philox (seed, stream) from block `offset`. */
+gan_status gan_cuda_rng_normal(cudaStream_t cuda_stream, size_t count, uint64_t seed,
+                               uint64_t stream, uint64_t offset, float mean, float std,
+                               float *out);
+/* out[count] = low + (high - low) * U[0,1) value i. */
+gan_status gan_cuda_rng_uniform(cudaStream_t cuda_stream, size_t count, uint64_t seed,
+                                uint64_t stream, uint64_t offset, float low, float high,
+                                float *out);
+
+/* nhwc [n, h, w, c] uint8 -> nchw [n, c, h, w] float in [-1, 1]. */
+gan_status gan_cuda_images_to_float(cudaStream_t cuda_stream, int n, int h, int w, int c,
+                                    const uint8_t *nhwc, float *nchw);
+
+/* y[n, c, hw] += bias[c] */
+gan_status gan_cuda_bias_forward(cudaStream_t cuda_stream, int n, int c, int hw,
+                                 const float *bias, float *y);
+/* db[c] = beta * db[c] + sum over n, hw of dy[n, c, hw] (beta == 0: db is not read).
+ * One block per channel, fixed-order reduction. */
+gan_status gan_cuda_bias_backward(cudaStream_t cuda_stream, int n, int c, int hw,
+                                  const float *dy, float beta, float *db);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

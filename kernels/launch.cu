@@ -1,0 +1,162 @@
+/* The launchers of every kernel (extern "C", declared in gan_kernels.h). This is the only file
+ * with `<<<...>>>`, and that appears once, in launch(): every kernel goes through it, so the grid
+ * computation and the launch check live in one place.
+ *
+ * Under kernels/cuda_emulation.h (GAN_CUDA_EMULATION) this file compiles as host C++ and launch()
+ * runs the kernel on CPU threads instead, so tests/test_emu_kernels.cpp exercises the very code
+ * below, grid sizes included. */
+#ifndef GAN_CUDA_EMULATION
+#include <cuda_runtime.h>
+#endif
+
+#include "gan_kernels.h"
+
+#include "activation.cuh"
+#include "adam.cuh"
+#include "common.cuh"
+#include "elementwise.cuh"
+#include "random.cuh"
+#include "reduce.cuh"
+
+/* Grid-stride kernels never need more blocks than this: 65535 x 256 threads is far more than
+ * any GPU keeps resident, and it is a legal grid.x on every architecture. */
+static const size_t GAN_MAX_BLOCKS = 65535;
+
+/* The one launch site: queues kernel(args...) on `cuda_stream` and turns a launch failure (bad
+ * configuration, no device, a kernel image missing for this GPU's architecture) into a
+ * gan_status naming the kernel. Errors raised while the kernel runs surface at the next
+ * synchronising call. */
+template <typename... Params, typename... Args>
+static gan_status launch(const char *kernel_name, void (*kernel)(Params...), unsigned blocks,
+                         cudaStream_t cuda_stream, Args... args)
+{
+#ifdef GAN_CUDA_EMULATION
+    gan_emu_launch(kernel, dim3(blocks), dim3(GAN_BLOCK_THREADS), cuda_stream, args...);
+#else
+    kernel<<<dim3(blocks), dim3(GAN_BLOCK_THREADS), 0, cuda_stream>>>(args...);
+#endif
+    cudaError_t error = cudaGetLastError();
+    if (error != cudaSuccess)
+        return gan_error(GAN_ERR_BACKEND, "CUDA kernel %s (%u blocks of %d threads): launch failed: %s",
+                         kernel_name, blocks, GAN_BLOCK_THREADS, cudaGetErrorString(error));
+    return GAN_OK;
+}
+
+/* A grid-stride kernel over `count` elements: enough blocks for one element per thread, capped.
+ * Nothing is launched for count == 0 (a zero-block grid is a launch error). */
+template <typename... Params, typename... Args>
+static gan_status launch_elementwise(const char *kernel_name, void (*kernel)(Params...),
+                                     size_t count, cudaStream_t cuda_stream, Args... args)
+{
+    if (count == 0)
+        return GAN_OK;
+    size_t blocks = (count + GAN_BLOCK_THREADS - 1) / GAN_BLOCK_THREADS;
+    if (blocks > GAN_MAX_BLOCKS)
+        blocks = GAN_MAX_BLOCKS;
+    return launch(kernel_name, kernel, (unsigned)blocks, cuda_stream, args...);
+}
+
+extern "C" {
+
+gan_status gan_cuda_fill(cudaStream_t cuda_stream, float *dst, float value, size_t count)
+{
+    return launch_elementwise("fill", gan_fill_kernel, count, cuda_stream, dst, value, count);
+}
+
+gan_status gan_cuda_activation_forward(cudaStream_t cuda_stream, gan_activation kind, float slope,
+                                       size_t count, const float *x, float *y)
+{
+    return launch_elementwise("activation_forward", gan_activation_forward_kernel, count,
+                              cuda_stream, (int)kind, slope, count, x, y);
+}
+
+gan_status gan_cuda_activation_backward(cudaStream_t cuda_stream, gan_activation kind,
+                                        float slope, size_t count, const float *x,
+                                        const float *y, const float *dy, float *dx)
+{
+    return launch_elementwise("activation_backward", gan_activation_backward_kernel, count,
+                              cuda_stream, (int)kind, slope, count, x, y, dy, dx);
+}
+
+gan_status gan_cuda_multiply(cudaStream_t cuda_stream, size_t count, const float *a,
+                             const float *b, float *y)
+{
+    return launch_elementwise("multiply", gan_multiply_kernel, count, cuda_stream, count, a, b, y);
+}
+
+gan_status gan_cuda_dropout_forward(cudaStream_t cuda_stream, size_t count, float p,
+                                    uint64_t seed, uint64_t stream, uint64_t offset,
+                                    const float *x, float *mask, float *y)
+{
+    return launch_elementwise("dropout_forward", gan_dropout_forward_kernel, count, cuda_stream,
+                              count, p, seed, stream, offset, x, mask, y);
+}
+
+gan_status gan_cuda_bce_logits(cudaStream_t cuda_stream, int n, const float *logits, float target,
+                               float grad_scale, float *loss, float *prob_mean, float *dlogits)
+{
+    if (n <= 0)
+        return gan_error(GAN_ERR_ARG, "bce_logits: batch of %d logits (need at least 1)", n);
+    /* The CPU backend scales the gradient by grad_scale / n computed the same way in float. */
+    float grad_scale_over_n = grad_scale / (float)n;
+    return launch("bce_logits", gan_bce_logits_kernel, 1u, cuda_stream, n, logits, target,
+                  grad_scale_over_n, loss, prob_mean, dlogits);
+}
+
+gan_status gan_cuda_adam_step(cudaStream_t cuda_stream, size_t count, float *param,
+                              const float *grad, float *m, float *v, gan_adam_scalars scalars)
+{
+    return launch_elementwise("adam", gan_adam_kernel, count, cuda_stream, count, param, grad, m,
+                              v, scalars);
+}
+
+gan_status gan_cuda_rng_normal(cudaStream_t cuda_stream, size_t count, uint64_t seed,
+                               uint64_t stream, uint64_t offset, float mean, float std,
+                               float *out)
+{
+    return launch_elementwise("rng_normal", gan_rng_normal_kernel, count, cuda_stream, count,
+                              seed, stream, offset, mean, std, out);
+}
+
+gan_status gan_cuda_rng_uniform(cudaStream_t cuda_stream, size_t count, uint64_t seed,
+                                uint64_t stream, uint64_t offset, float low, float high,
+                                float *out)
+{
+    return launch_elementwise("rng_uniform", gan_rng_uniform_kernel, count, cuda_stream, count,
+                              seed, stream, offset, low, high, out);
+}
+
+gan_status gan_cuda_images_to_float(cudaStream_t cuda_stream, int n, int h, int w, int c,
+                                    const uint8_t *nhwc, float *nchw)
+{
+    if (n < 0 || h < 0 || w < 0 || c < 0)
+        return gan_error(GAN_ERR_ARG, "images_to_float: negative shape [%d, %d, %d, %d]", n, h, w, c);
+    size_t hw = (size_t)h * (size_t)w;
+    size_t count = (size_t)n * (size_t)c * hw;
+    return launch_elementwise("images_to_float", gan_images_to_float_kernel, count, cuda_stream,
+                              count, (size_t)c, hw, nhwc, nchw);
+}
+
+gan_status gan_cuda_bias_forward(cudaStream_t cuda_stream, int n, int c, int hw,
+                                 const float *bias, float *y)
+{
+    if (n < 0 || c < 0 || hw < 0)
+        return gan_error(GAN_ERR_ARG, "bias_forward: negative shape [%d, %d, %d]", n, c, hw);
+    size_t count = (size_t)n * (size_t)c * (size_t)hw;
+    return launch_elementwise("bias_forward", gan_bias_forward_kernel, count, cuda_stream, count,
+                              (size_t)c, (size_t)hw, bias, y);
+}
+
+gan_status gan_cuda_bias_backward(cudaStream_t cuda_stream, int n, int c, int hw,
+                                  const float *dy, float beta, float *db)
+{
+    if (n < 0 || c < 0 || hw < 0)
+        return gan_error(GAN_ERR_ARG, "bias_backward: negative shape [%d, %d, %d]", n, c, hw);
+    if (c == 0)
+        return GAN_OK;
+    /* One block per channel (grid.x allows 2^31 - 1 blocks, more than any int c). */
+    return launch("bias_backward", gan_bias_backward_kernel, (unsigned)c, cuda_stream, (size_t)n,
+                  (size_t)c, (size_t)hw, dy, beta, db);
+}
+
+} /* extern "C" */

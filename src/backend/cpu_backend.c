@@ -1,0 +1,89 @@
+/* The CPU backend: host memory, OpenBLAS (loaded at run time, src/blas.c) and OpenMP. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu_internal.h"
+#include "gan/blas.h"
+
+static gan_status cpu_alloc(gan_backend *be, size_t bytes, void **out)
+{
+    if (!out)
+        return gan_error(GAN_ERR_ARG, "cpu alloc: out is NULL");
+    *out = NULL;
+    if (bytes > SIZE_MAX - 63)
+        return gan_error(GAN_ERR_NOMEM, "cpu alloc: %zu bytes is more than memory can hold", bytes);
+    size_t rounded = (bytes + 63) / 64 * 64;
+    *out = aligned_alloc(64, rounded ? rounded : 64);
+    if (!*out)
+        return gan_error(GAN_ERR_NOMEM, "cpu: cannot allocate %zu bytes", bytes);
+    return GAN_OK;
+}
+
+static void cpu_free(gan_backend *be, void *ptr) { free(ptr); }
+
+static gan_status cpu_memcpy(gan_backend *be, void *dst, const void *src, size_t bytes)
+{
+    if (bytes && (!dst || !src))
+        return gan_error(GAN_ERR_ARG, "cpu copy: NULL pointer");
+    if (bytes && dst != src)
+        memmove(dst, src, bytes);
+    return GAN_OK;
+}
+
+static gan_status cpu_synchronize(gan_backend *be) { return GAN_OK; }
+
+static void cpu_destroy(gan_backend *be)
+{
+    if (!be)
+        return;
+    free(be->impl);
+    free(be);
+}
+
+gan_status gan_cpu_backend_create(gan_backend **out)
+{
+    if (!out)
+        return gan_error(GAN_ERR_ARG, "gan_cpu_backend_create: out is NULL");
+    *out = NULL;
+    GAN_TRY(gan_blas_init());
+    gan_backend *be = calloc(1, sizeof *be);
+    cpu_backend_state *state = calloc(1, sizeof *state);
+    if (!be || !state) {
+        free(be);
+        free(state);
+        return gan_error(GAN_ERR_NOMEM, "gan_cpu_backend_create: out of memory");
+    }
+    state->conv_workspace_budget_bytes = CPU_CONV_WORKSPACE_BUDGET_BYTES;
+    be->name = "cpu";
+    be->impl = state;
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->upload = cpu_memcpy;
+    be->download = cpu_memcpy;
+    be->copy = cpu_memcpy;
+    be->fill = cpu_fill;
+    be->synchronize = cpu_synchronize;
+    be->gemm = cpu_gemm;
+    be->conv_workspace_bytes = cpu_conv_workspace_bytes;
+    be->conv_forward = cpu_conv_forward;
+    be->conv_backward_data = cpu_conv_backward_data;
+    be->conv_backward_filter = cpu_conv_backward_filter;
+    be->bias_forward = cpu_bias_forward;
+    be->bias_backward = cpu_bias_backward;
+    be->bn_forward_train = cpu_bn_forward_train;
+    be->bn_forward_eval = cpu_bn_forward_eval;
+    be->bn_backward = cpu_bn_backward;
+    be->activation_forward = cpu_activation_forward;
+    be->activation_backward = cpu_activation_backward;
+    be->dropout_forward = cpu_dropout_forward;
+    be->multiply = cpu_multiply;
+    be->bce_logits = cpu_bce_logits;
+    be->adam_step = cpu_adam_step;
+    be->rng_normal = cpu_rng_normal;
+    be->rng_uniform = cpu_rng_uniform;
+    be->images_to_float = cpu_images_to_float;
+    be->destroy = cpu_destroy;
+    *out = be;
+    return GAN_OK;
+}

@@ -1,0 +1,122 @@
+/* Pure functions computing the arguments of every cuBLAS and cuDNN call (see gan/cuda_args.h).
+ * Named so that the top-level GLOB filter (which compiles src/backend/cuda_*.c only in CUDA
+ * builds) keeps it in every build.
+ * No CUDA headers: compiled in every build and tested against CPU references in
+ * tests/test_cuda_args.c. */
+#include <limits.h>
+#include <math.h>
+
+#include "gan/cuda_args.h"
+
+gan_cudnn_tensor4d gan_cudnn_tensor4d_packed(int n, int c, int h, int w)
+{
+    gan_cudnn_tensor4d t = {
+        .n = n, .c = c, .h = h, .w = w,
+        .stride_n = c * h * w, .stride_c = h * w, .stride_h = w, .stride_w = 1,
+    };
+    return t;
+}
+
+gan_status gan_cuda_gemm_args_make(bool trans_a, bool trans_b, int m, int n, int k, int lda,
+                                   int ldb, int ldc, gan_cuda_gemm_args *out)
+{
+    if (m < 0 || n < 0 || k < 0)
+        return gan_error(GAN_ERR_ARG, "gemm: negative shape m %d, n %d, k %d", m, n, k);
+    /* Row-major storage: A is [m, k] (or [k, m] when transposed) with rows of lda floats, etc. */
+    int a_cols = trans_a ? m : k;
+    int b_cols = trans_b ? k : n;
+    if (lda < (a_cols > 1 ? a_cols : 1))
+        return gan_error(GAN_ERR_ARG, "gemm: lda %d < %d, the row length of %s A", lda, a_cols,
+                         trans_a ? "transposed" : "untransposed");
+    if (ldb < (b_cols > 1 ? b_cols : 1))
+        return gan_error(GAN_ERR_ARG, "gemm: ldb %d < %d, the row length of %s B", ldb, b_cols,
+                         trans_b ? "transposed" : "untransposed");
+    if (ldc < (n > 1 ? n : 1))
+        return gan_error(GAN_ERR_ARG, "gemm: ldc %d < n %d", ldc, n);
+    /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands,
+     * exchange m and n, keep each operand's transpose flag and leading dimension. */
+    *out = (gan_cuda_gemm_args){
+        .transa = trans_b ? GAN_CUBLAS_OP_T : GAN_CUBLAS_OP_N,
+        .transb = trans_a ? GAN_CUBLAS_OP_T : GAN_CUBLAS_OP_N,
+        .m = n, .n = m, .k = k,
+        .lda = ldb, .ldb = lda, .ldc = ldc,
+        .swap_operands = true,
+    };
+    return GAN_OK;
+}
+
+static bool product_fits_int(int a, int b, int c, int d)
+{
+    long long p = (long long)a * b * c * d;
+    return p <= INT_MAX;
+}
+
+gan_status gan_cuda_conv_args_make(const gan_conv_geom *g, gan_cuda_conv_args *out)
+{
+    if (g->n < 1 || g->c_in < 1 || g->h_in < 1 || g->w_in < 1 || g->c_out < 1 || g->h_out < 1 ||
+        g->w_out < 1 || g->k_h < 1 || g->k_w < 1 || g->stride_h < 1 || g->stride_w < 1 ||
+        g->pad_h < 0 || g->pad_w < 0)
+        return gan_error(GAN_ERR_ARG,
+                         "convolution geometry x [%d, %d, %d, %d], y [%d, %d, %d, %d], kernel "
+                         "%dx%d, stride %dx%d, pad %dx%d has a non-positive size",
+                         g->n, g->c_in, g->h_in, g->w_in, g->n, g->c_out, g->h_out, g->w_out,
+                         g->k_h, g->k_w, g->stride_h, g->stride_w, g->pad_h, g->pad_w);
+    if (!product_fits_int(g->n, g->c_in, g->h_in, g->w_in) ||
+        !product_fits_int(g->n, g->c_out, g->h_out, g->w_out))
+        return gan_error(GAN_ERR_ARG, "convolution tensor of more than 2^31 elements");
+    out->x = gan_cudnn_tensor4d_packed(g->n, g->c_in, g->h_in, g->w_in);
+    out->y = gan_cudnn_tensor4d_packed(g->n, g->c_out, g->h_out, g->w_out);
+    out->w = (gan_cudnn_filter4d){.k = g->c_out, .c = g->c_in, .h = g->k_h, .w = g->k_w};
+    out->conv = (gan_cudnn_conv2d){
+        .pad_h = g->pad_h, .pad_w = g->pad_w,
+        .stride_h = g->stride_h, .stride_w = g->stride_w,
+        .dilation_h = 1, .dilation_w = 1,
+        .mode = GAN_CUDNN_CROSS_CORRELATION,
+    };
+    int dims[4];
+    gan_cuda_conv_forward_output_dims(out, dims);
+    if (dims[2] != g->h_out || dims[3] != g->w_out)
+        return gan_error(GAN_ERR_SHAPE,
+                         "convolution of x [%d, %d, %d, %d] by kernel %dx%d, stride %dx%d, pad "
+                         "%dx%d gives [%d, %d, %d, %d] in cuDNN, but the plan says [%d, %d, %d, %d]",
+                         g->n, g->c_in, g->h_in, g->w_in, g->k_h, g->k_w, g->stride_h, g->stride_w,
+                         g->pad_h, g->pad_w, dims[0], dims[1], dims[2], dims[3], g->n, g->c_out,
+                         g->h_out, g->w_out);
+    return GAN_OK;
+}
+
+void gan_cuda_conv_forward_output_dims(const gan_cuda_conv_args *args, int dims[4])
+{
+    const gan_cudnn_conv2d *c = &args->conv;
+    int dilated_h = (args->w.h - 1) * c->dilation_h + 1;
+    int dilated_w = (args->w.w - 1) * c->dilation_w + 1;
+    dims[0] = args->x.n;
+    dims[1] = args->w.k;
+    dims[2] = 1 + (args->x.h + 2 * c->pad_h - dilated_h) / c->stride_h;
+    dims[3] = 1 + (args->x.w + 2 * c->pad_w - dilated_w) / c->stride_w;
+}
+
+gan_status gan_cuda_bn_args_make(int n, int c, int hw, float momentum, float eps, bool training,
+                                 gan_cuda_bn_args *out)
+{
+    if (n < 1 || c < 1 || hw < 1)
+        return gan_error(GAN_ERR_ARG, "batch norm over [%d, %d, %d]: non-positive size", n, c, hw);
+    if (training && (long long)n * hw < 2)
+        return gan_error(GAN_ERR_ARG, "batch norm needs more than one value per channel "
+                                      "([%d, %d, %d])", n, c, hw);
+    if (!product_fits_int(n, c, hw, 1))
+        return gan_error(GAN_ERR_ARG, "batch norm tensor of more than 2^31 elements");
+    if (!(eps >= 0.0f) || !isfinite(eps))
+        return gan_error(GAN_ERR_ARG, "batch norm epsilon %g: cuDNN needs a finite eps >= 0",
+                         (double)eps);
+    if (!(momentum >= 0.0f && momentum <= 1.0f))
+        return gan_error(GAN_ERR_ARG, "batch norm momentum %g outside [0, 1]", (double)momentum);
+    *out = (gan_cuda_bn_args){
+        .x = gan_cudnn_tensor4d_packed(n, c, hw, 1),
+        .param = gan_cudnn_tensor4d_packed(1, c, 1, 1),
+        .mode = GAN_CUDNN_BATCHNORM_SPATIAL,
+        .exponential_average_factor = (double)momentum,
+        .epsilon = (double)eps,
+    };
+    return GAN_OK;
+}

@@ -1,0 +1,110 @@
+/* cuDNN descriptors built from the pure arguments of gan/cuda_args.h, and the mapping of our
+ * argument enums onto the libraries' enums. Descriptor calls are host-only: they need neither a
+ * cuDNN handle nor a device, which is what lets tests/test_cuda_descriptors.c check them in CI. */
+#include <string.h>
+
+#include "backend/cuda_internal.h"
+
+cublasOperation_t gan_cuda_cublas_op(gan_cublas_op op)
+{
+    return op == GAN_CUBLAS_OP_T ? CUBLAS_OP_T : CUBLAS_OP_N;
+}
+
+cudnnConvolutionMode_t gan_cuda_cudnn_conv_mode(gan_cudnn_conv_mode mode)
+{
+    return mode == GAN_CUDNN_CONVOLUTION ? CUDNN_CONVOLUTION : CUDNN_CROSS_CORRELATION;
+}
+
+cudnnBatchNormMode_t gan_cuda_cudnn_bn_mode(gan_cudnn_bn_mode mode)
+{
+    (void)mode; /* spatial is the only mode we use */
+    return CUDNN_BATCHNORM_SPATIAL;
+}
+
+static gan_status tensor4d_create(const gan_cudnn_tensor4d *t, cudnnTensorDescriptor_t *out)
+{
+    CUDNN_TRY(cudnnCreateTensorDescriptor(out));
+    CUDNN_TRY(cudnnSetTensor4dDescriptorEx(*out, CUDNN_DATA_FLOAT, t->n, t->c, t->h, t->w,
+                                           t->stride_n, t->stride_c, t->stride_h, t->stride_w));
+    return GAN_OK;
+}
+
+static gan_status conv2d_create(const gan_cudnn_conv2d *c, gan_cuda_math_mode mode,
+                                cudnnConvolutionDescriptor_t *out)
+{
+    CUDNN_TRY(cudnnCreateConvolutionDescriptor(out));
+    CUDNN_TRY(cudnnSetConvolution2dDescriptor(*out, c->pad_h, c->pad_w, c->stride_h, c->stride_w,
+                                              c->dilation_h, c->dilation_w,
+                                              gan_cuda_cudnn_conv_mode(c->mode), CUDNN_DATA_FLOAT));
+    /* Parity: FMA kernels only, never TF32. Fast: cuDNN's default, TF32 allowed on Ampere+. */
+    CUDNN_TRY(cudnnSetConvolutionMathType(*out, mode == GAN_CUDA_MATH_PARITY ? CUDNN_FMA_MATH
+                                                                              : CUDNN_DEFAULT_MATH));
+    return GAN_OK;
+}
+
+static gan_status conv_descriptors_build(const gan_cuda_conv_args *args, gan_cuda_math_mode mode,
+                                         gan_cuda_conv_descriptors *out)
+{
+    GAN_TRY(tensor4d_create(&args->x, &out->x));
+    GAN_TRY(tensor4d_create(&args->y, &out->y));
+    CUDNN_TRY(cudnnCreateFilterDescriptor(&out->w));
+    CUDNN_TRY(cudnnSetFilter4dDescriptor(out->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, args->w.k,
+                                         args->w.c, args->w.h, args->w.w));
+    GAN_TRY(conv2d_create(&args->conv, mode, &out->forward));
+    GAN_TRY(conv2d_create(&args->conv, mode, &out->backward_data));
+    GAN_TRY(conv2d_create(&args->conv, mode, &out->backward_filter));
+    return GAN_OK;
+}
+
+gan_status gan_cuda_conv_descriptors_create(const gan_cuda_conv_args *args,
+                                            gan_cuda_math_mode mode,
+                                            gan_cuda_conv_descriptors *out)
+{
+    memset(out, 0, sizeof *out);
+    gan_status status = conv_descriptors_build(args, mode, out);
+    if (status != GAN_OK)
+        gan_cuda_conv_descriptors_destroy(out);
+    return status;
+}
+
+void gan_cuda_conv_descriptors_destroy(gan_cuda_conv_descriptors *d)
+{
+    if (d->x)
+        cudnnDestroyTensorDescriptor(d->x);
+    if (d->y)
+        cudnnDestroyTensorDescriptor(d->y);
+    if (d->w)
+        cudnnDestroyFilterDescriptor(d->w);
+    if (d->forward)
+        cudnnDestroyConvolutionDescriptor(d->forward);
+    if (d->backward_data)
+        cudnnDestroyConvolutionDescriptor(d->backward_data);
+    if (d->backward_filter)
+        cudnnDestroyConvolutionDescriptor(d->backward_filter);
+    memset(d, 0, sizeof *d);
+}
+
+static gan_status bn_descriptors_build(const gan_cuda_bn_args *args, gan_cuda_bn_descriptors *out)
+{
+    GAN_TRY(tensor4d_create(&args->x, &out->x));
+    GAN_TRY(tensor4d_create(&args->param, &out->param));
+    return GAN_OK;
+}
+
+gan_status gan_cuda_bn_descriptors_create(const gan_cuda_bn_args *args, gan_cuda_bn_descriptors *out)
+{
+    memset(out, 0, sizeof *out);
+    gan_status status = bn_descriptors_build(args, out);
+    if (status != GAN_OK)
+        gan_cuda_bn_descriptors_destroy(out);
+    return status;
+}
+
+void gan_cuda_bn_descriptors_destroy(gan_cuda_bn_descriptors *d)
+{
+    if (d->x)
+        cudnnDestroyTensorDescriptor(d->x);
+    if (d->param)
+        cudnnDestroyTensorDescriptor(d->param);
+    memset(d, 0, sizeof *d);
+}

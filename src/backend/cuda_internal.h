@@ -1,0 +1,108 @@
+/* Private to the CUDA backend (src/backend/cuda_*.c) and its tests: the backend's state, the
+ * checked-call helpers, and the descriptor builders, which tests/test_cuda_descriptors.c calls so
+ * that it checks the very descriptors the backend uses. Host C; needs the CUDA, cuDNN and cuBLAS
+ * headers, so only CUDA builds include it. */
+#ifndef GAN_BACKEND_CUDA_INTERNAL_H
+#define GAN_BACKEND_CUDA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include "gan/backend.h"
+#include "gan/cuda_args.h"
+#include "gan/cuda_backend.h"
+
+/* ---- checked calls: the failing call's text, file and line, and the library's reason ------- */
+gan_status gan_cuda_check(cudaError_t status, const char *call, const char *file, int line);
+gan_status gan_cudnn_check(cudnnStatus_t status, const char *call, const char *file, int line);
+gan_status gan_cublas_check(cublasStatus_t status, const char *call, const char *file, int line);
+#define CUDA_TRY(call) GAN_TRY(gan_cuda_check((call), #call, __FILE__, __LINE__))
+#define CUDNN_TRY(call) GAN_TRY(gan_cudnn_check((call), #call, __FILE__, __LINE__))
+#define CUBLAS_TRY(call) GAN_TRY(gan_cublas_check((call), #call, __FILE__, __LINE__))
+
+/* ---- descriptors -------------------------------------------------------------------------- */
+
+/* The descriptors of one convolution geometry (see gan_cuda_conv_args for which call uses
+ * which). Each of the three calls has its own convolution descriptor because each carries the
+ * math type of the algorithm chosen for that call. */
+typedef struct gan_cuda_conv_descriptors {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t forward, backward_data, backward_filter;
+} gan_cuda_conv_descriptors;
+
+/* Builds them from `args`; the convolution descriptors get CUDNN_FMA_MATH in parity mode and
+ * CUDNN_DEFAULT_MATH (TF32 allowed) in fast mode, until an algorithm is chosen. Host-only: no
+ * handle and no device needed. On failure nothing is left allocated. */
+gan_status gan_cuda_conv_descriptors_create(const gan_cuda_conv_args *args,
+                                            gan_cuda_math_mode mode,
+                                            gan_cuda_conv_descriptors *out);
+void gan_cuda_conv_descriptors_destroy(gan_cuda_conv_descriptors *d);
+
+typedef struct gan_cuda_bn_descriptors {
+    cudnnTensorDescriptor_t x;     /* x, y, dy, dx */
+    cudnnTensorDescriptor_t param; /* gamma, beta, running and saved statistics */
+} gan_cuda_bn_descriptors;
+
+gan_status gan_cuda_bn_descriptors_create(const gan_cuda_bn_args *args, gan_cuda_bn_descriptors *out);
+void gan_cuda_bn_descriptors_destroy(gan_cuda_bn_descriptors *d);
+
+/* The library enums for our argument enums. */
+cublasOperation_t gan_cuda_cublas_op(gan_cublas_op op);
+cudnnConvolutionMode_t gan_cuda_cudnn_conv_mode(gan_cudnn_conv_mode mode);
+cudnnBatchNormMode_t gan_cuda_cudnn_bn_mode(gan_cudnn_bn_mode mode);
+
+/* ---- the backend's state ------------------------------------------------------------------ */
+
+/* One convolution geometry's descriptors and the algorithm chosen for each of its calls, chosen
+ * once (the first time the geometry is seen: when the model plans its workspace). */
+typedef struct gan_cuda_conv_plan {
+    gan_conv_geom geom;
+    gan_cuda_conv_descriptors desc;
+    cudnnConvolutionFwdAlgo_t forward_algo;
+    cudnnConvolutionBwdDataAlgo_t backward_data_algo;
+    cudnnConvolutionBwdFilterAlgo_t backward_filter_algo;
+    size_t forward_bytes, backward_data_bytes, backward_filter_bytes; /* workspace of each */
+} gan_cuda_conv_plan;
+
+typedef struct gan_cuda_bn_plan {
+    int n, c, hw;
+    gan_cuda_bn_descriptors desc;
+} gan_cuda_bn_plan;
+
+typedef struct gan_cuda_impl {
+    int device;
+    int compute_capability_major; /* 8 and above have TF32 */
+    cudaStream_t stream;          /* every op is queued here */
+    cudnnHandle_t cudnn;
+    cublasHandle_t cublas;
+    void *cublas_workspace;       /* [cublas_workspace_bytes], given to cublasSetWorkspace */
+    size_t cublas_workspace_bytes;
+    gan_cuda_math_mode math_mode;
+    size_t workspace_budget_bytes; /* the most one convolution may use */
+    gan_cuda_conv_plan *conv_plans;
+    int conv_plan_count, conv_plan_capacity;
+    gan_cuda_bn_plan *bn_plans;
+    int bn_plan_count, bn_plan_capacity;
+    double last_bn_epsilon;       /* the forward's epsilon, handed to the backward */
+    size_t allocated_bytes;       /* device memory taken through alloc, for reports */
+} gan_cuda_impl;
+
+static inline gan_cuda_impl *gan_cuda_impl_of(gan_backend *be) { return (gan_cuda_impl *)be->impl; }
+
+/* cuda_conv.c: the op-table functions, and the cache of plans. */
+size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g);
+gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
+                                 const float *w, float *y, void *workspace);
+gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                       const float *w, float *dx, void *workspace);
+gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
+                                         const float *dy, float beta, float *dw, void *workspace);
+/* Forgets every plan (after a change of math mode or budget). */
+void gan_cuda_conv_plans_clear(gan_cuda_impl *impl);
+
+#endif

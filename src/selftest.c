@@ -1,0 +1,643 @@
+/* Every op of the op table on two backends, compared output by output (see gan/selftest.h).
+ *
+ * Tolerances, element by element |test - ref| <= atol + rtol |ref| (numpy.allclose), and why:
+ *   exact (0, 0): ops whose per-element math is the same IEEE operations on both sides with no
+ *     multiply-add to contract: fill, copy, relu/lrelu, multiply, dropout (its uniform draws
+ *     are integer arithmetic and one comparison), bias add, image conversion.
+ *   rtol 1e-6, atol 1e-7: elementwise ops where nvcc contracts a*b+c into one FMA, or where the
+ *     device's expf/tanhf/logf differ from glibc's by an ulp or two: tanh, sigmoid, their
+ *     backward, BCE gradient, Adam; uniform fill (low + range * u, fused or not: at most half
+ *     an ulp of range * u apart, so atol 2.5e-7 for values up to 2).
+ *   rtol 1e-5, atol 1e-5: normal fill (Box-Muller through device logf, sinf, cosf; values up to
+ *     ~5 in magnitude).
+ *   rtol 1e-4, atol 1e-4 .. 1e-3: sums in a different order: GEMM and convolution (FP32, up to
+ *     ~1000 terms of O(1)), bias gradient, batch norm (cuDNN's statistics), BCE mean.
+ *   TF32 (fast math mode only): GEMM and convolution rtol 1e-2, atol 5e-2 (10-bit mantissas).
+ * Inputs are uniform in [-1, 1) (wider where a range matters, e.g. activations in [-6, 6)). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gan/cuda_backend.h"
+#include "gan/selftest.h"
+
+typedef struct tolerance {
+    double atol, rtol;
+} tolerance;
+
+static const tolerance EXACT = {0.0, 0.0};
+static const tolerance ULPS = {1e-7, 1e-6};
+static const tolerance TRANSCENDENTAL = {1e-5, 1e-5};
+static const tolerance REDUCTION = {1e-4, 1e-4};
+static const tolerance LONG_REDUCTION = {1e-3, 1e-4};
+static const tolerance TF32 = {5e-2, 1e-2};
+
+typedef struct selftest {
+    gan_backend *ref, *test;
+    FILE *report;
+    bool all_ok;
+    bool tf32; /* the test backend may use TF32 in GEMMs and convolutions */
+    uint64_t rng_state;
+} selftest;
+
+/* The same buffer on both backends. */
+typedef struct pair {
+    void *ref, *test;
+    size_t bytes;
+} pair;
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static float next_uniform(selftest *st, float low, float high)
+{
+    /* xorshift64*: reproducible inputs, independent of both backends' generators */
+    st->rng_state ^= st->rng_state >> 12;
+    st->rng_state ^= st->rng_state << 25;
+    st->rng_state ^= st->rng_state >> 27;
+    uint64_t bits = st->rng_state * 0x2545F4914F6CDD1Dull;
+    float u = (float)(bits >> 40) * (1.0f / 16777216.0f);
+    return low + (high - low) * u;
+}
+
+static gan_status pair_alloc(selftest *st, pair *p, size_t bytes)
+{
+    p->ref = p->test = NULL;
+    p->bytes = bytes;
+    GAN_TRY(st->ref->alloc(st->ref, bytes ? bytes : 4, &p->ref));
+    gan_status status = st->test->alloc(st->test, bytes ? bytes : 4, &p->test);
+    if (status != GAN_OK) {
+        st->ref->free(st->ref, p->ref);
+        p->ref = NULL;
+    }
+    return status;
+}
+
+static void pair_free(selftest *st, pair *p)
+{
+    if (p->ref)
+        st->ref->free(st->ref, p->ref);
+    if (p->test)
+        st->test->free(st->test, p->test);
+    p->ref = p->test = NULL;
+}
+
+static gan_status pair_upload(selftest *st, pair *p, const void *host)
+{
+    GAN_TRY(st->ref->upload(st->ref, p->ref, host, p->bytes));
+    return st->test->upload(st->test, p->test, host, p->bytes);
+}
+
+/* A pair of `count` floats holding the same random values in [low, high). */
+static gan_status pair_random(selftest *st, pair *p, size_t count, float low, float high)
+{
+    GAN_TRY(pair_alloc(st, p, count * sizeof(float)));
+    float *host = malloc((count ? count : 1) * sizeof *host);
+    if (!host)
+        return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+    for (size_t i = 0; i < count; i++)
+        host[i] = next_uniform(st, low, high);
+    gan_status status = pair_upload(st, p, host);
+    free(host);
+    return status;
+}
+
+/* Copies the reference side's contents over the test side's, so that the next op starts both
+ * backends from the same input (isolating its own error). */
+static gan_status pair_sync_from_ref(selftest *st, pair *p)
+{
+    void *host = malloc(p->bytes ? p->bytes : 1);
+    if (!host)
+        return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+    gan_status status = st->ref->download(st->ref, host, p->ref, p->bytes);
+    if (status == GAN_OK)
+        status = st->test->upload(st->test, p->test, host, p->bytes);
+    free(host);
+    return status;
+}
+
+/* An op failed on one side: reported, counted as out of tolerance, and the selftest goes on. */
+static void op_failed(selftest *st, const char *op, const char *side, gan_status status)
+{
+    st->all_ok = false;
+    if (st->report)
+        fprintf(st->report, "%-44s FAIL: %s backend returned %s: %s\n", op, side,
+                gan_status_name(status), gan_error_message());
+    gan_error_clear();
+}
+
+/* RUN_BOTH(st, op, call) runs `call` once on each backend, with `be` naming the backend (and
+ * SIDE(p) its half of pair p); true when both succeeded, failures reported. A function using it
+ * declares BOTH_SIDES_LOCALS first. The comma operator sequences the two runs. */
+#define BOTH_SIDES_LOCALS      \
+    gan_backend *be = NULL;    \
+    gan_status side_status[2]
+#define RUN_BOTH(st, op, call)                                                              \
+    (be = (st)->ref, side_status[0] = (call), be = (st)->test, side_status[1] = (call),    \
+     run_both_result((st), (op), side_status[0], side_status[1]))
+/* The side of pair p that belongs to backend be. */
+#define SIDE(p) ((float *)(be == st->ref ? (p).ref : (p).test))
+#define SIDE_RAW(p) (be == st->ref ? (p).ref : (p).test)
+
+static bool run_both_result(selftest *st, const char *op, gan_status ref_status,
+                            gan_status test_status)
+{
+    if (ref_status != GAN_OK) {
+        op_failed(st, op, "reference", ref_status);
+        return false;
+    }
+    if (test_status != GAN_OK) {
+        op_failed(st, op, "test", test_status);
+        return false;
+    }
+    return true;
+}
+
+/* Downloads both sides of `count` floats and prints the comparison line. */
+static gan_status compare(selftest *st, const char *op, const pair *p, size_t count, tolerance tol)
+{
+    GAN_TRY(st->test->synchronize(st->test));
+    float *ref = malloc((count ? count : 1) * sizeof *ref);
+    float *got = malloc((count ? count : 1) * sizeof *got);
+    gan_status status = (ref && got) ? GAN_OK : gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+    if (status == GAN_OK)
+        status = st->ref->download(st->ref, ref, p->ref, count * sizeof(float));
+    if (status == GAN_OK)
+        status = st->test->download(st->test, got, p->test, count * sizeof(float));
+    if (status != GAN_OK) {
+        free(ref);
+        free(got);
+        return status;
+    }
+    double max_abs = 0.0, max_rel = 0.0;
+    size_t bad = 0, worst = 0;
+    double worst_excess = -1.0;
+    for (size_t i = 0; i < count; i++) {
+        double r = ref[i], g = got[i];
+        double diff = fabs(g - r);
+        if (!isfinite(r) || !isfinite(g))
+            diff = (r == g || (isnan(r) && isnan(g))) ? 0.0 : INFINITY;
+        double rel = diff / (fabs(r) > 1e-6 ? fabs(r) : 1e-6);
+        if (diff > max_abs)
+            max_abs = diff;
+        if (rel > max_rel)
+            max_rel = rel;
+        double allowed = tol.atol + tol.rtol * fabs(r);
+        if (diff > allowed) {
+            bad++;
+            if (diff - allowed > worst_excess) {
+                worst_excess = diff - allowed;
+                worst = i;
+            }
+        }
+    }
+    if (bad)
+        st->all_ok = false;
+    if (st->report) {
+        fprintf(st->report, "%-44s %8zu  max_abs %.3e  max_rel %.3e  tol atol %.0e rtol %.0e  %s",
+                op, count, max_abs, max_rel, tol.atol, tol.rtol, bad ? "FAIL" : "ok");
+        if (bad)
+            fprintf(st->report, " (%zu out of tolerance; worst [%zu] %.9g vs %.9g)", bad, worst,
+                    (double)got[worst], (double)ref[worst]);
+        fputc('\n', st->report);
+    }
+    free(ref);
+    free(got);
+    return GAN_OK;
+}
+
+/* ---- the ops -------------------------------------------------------------------------------- */
+
+static gan_status check_memory_ops(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const size_t count = 1000;
+    pair a, b;
+    GAN_TRY(pair_alloc(st, &a, count * sizeof(float)));
+    gan_status status = pair_random(st, &b, count, -1.0f, 1.0f);
+    if (status == GAN_OK && RUN_BOTH(st, "fill", be->fill(be, SIDE(a), 0.375f, count)))
+        status = compare(st, "fill", &a, count, EXACT);
+    if (status == GAN_OK &&
+        RUN_BOTH(st, "copy", be->copy(be, SIDE(a), SIDE(b), count * sizeof(float))))
+        status = compare(st, "copy", &a, count, EXACT);
+    pair_free(st, &a);
+    pair_free(st, &b);
+    return status;
+}
+
+static gan_status check_gemm(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const int m = 67, n = 45, k = 129, pad = 3;
+    tolerance tol = st->tf32 ? TF32 : REDUCTION;
+    gan_status status = GAN_OK;
+    for (int t = 0; t < 4 && status == GAN_OK; t++) {
+        bool ta = t & 1, tb = t & 2;
+        int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+        size_t a_count = (size_t)(ta ? k : m) * lda, b_count = (size_t)(tb ? n : k) * ldb;
+        size_t c_count = (size_t)m * ldc;
+        pair a = {0}, b = {0}, c = {0};
+        status = pair_random(st, &a, a_count, -1.0f, 1.0f);
+        if (status == GAN_OK)
+            status = pair_random(st, &b, b_count, -1.0f, 1.0f);
+        if (status == GAN_OK)
+            status = pair_random(st, &c, c_count, -1.0f, 1.0f);
+        char op[64];
+        snprintf(op, sizeof op, "gemm %c%c %dx%dx%d", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
+        if (status == GAN_OK &&
+            RUN_BOTH(st, op, be->gemm(be, ta, tb, m, n, k, 0.75f, SIDE(a), lda, SIDE(b), ldb, 0.5f,
+                                      SIDE(c), ldc)))
+            status = compare(st, op, &c, c_count, tol);
+        pair_free(st, &a);
+        pair_free(st, &b);
+        pair_free(st, &c);
+    }
+    return status;
+}
+
+static gan_conv_geom conv_geom(int n, int c_in, int h_in, int w_in, int c_out, int k, int s, int p)
+{
+    gan_conv_geom g = {
+        .n = n, .c_in = c_in, .h_in = h_in, .w_in = w_in, .c_out = c_out,
+        .h_out = (h_in + 2 * p - k) / s + 1, .w_out = (w_in + 2 * p - k) / s + 1,
+        .k_h = k, .k_w = k, .stride_h = s, .stride_w = s, .pad_h = p, .pad_w = p,
+    };
+    return g;
+}
+
+static gan_status check_conv_geom(selftest *st, const gan_conv_geom *g)
+{
+    BOTH_SIDES_LOCALS;
+    tolerance tol = st->tf32 ? TF32 : LONG_REDUCTION;
+    size_t x_count = (size_t)g->n * g->c_in * g->h_in * g->w_in;
+    size_t y_count = (size_t)g->n * g->c_out * g->h_out * g->w_out;
+    size_t w_count = (size_t)g->c_out * g->c_in * g->k_h * g->k_w;
+    pair x = {0}, w = {0}, y = {0}, dy = {0}, dx = {0}, dw = {0}, ws = {0};
+    char name[96], op[128];
+    snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d", g->n, g->c_in, g->h_in, g->w_in,
+             g->k_h, g->stride_h, g->pad_h);
+    gan_status status = pair_random(st, &x, x_count, -1.0f, 1.0f);
+    if (status == GAN_OK)
+        status = pair_random(st, &w, w_count, -1.0f, 1.0f);
+    if (status == GAN_OK)
+        status = pair_random(st, &dy, y_count, -1.0f, 1.0f);
+    if (status == GAN_OK)
+        status = pair_alloc(st, &y, y_count * sizeof(float));
+    if (status == GAN_OK)
+        status = pair_alloc(st, &dx, x_count * sizeof(float));
+    if (status == GAN_OK)
+        status = pair_random(st, &dw, w_count, -1.0f, 1.0f);
+    /* Each backend plans its own workspace for the geometry, as a model does. */
+    size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, g);
+    size_t test_ws = st->test->conv_workspace_bytes(st->test, g);
+    if (status == GAN_OK) {
+        ws.bytes = 0;
+        status = st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref);
+        if (status == GAN_OK)
+            status = st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test);
+    }
+    if (status == GAN_OK) {
+        snprintf(op, sizeof op, "conv_forward %s", name);
+        if (RUN_BOTH(st, op, be->conv_forward(be, g, SIDE(x), SIDE(w), SIDE(y), SIDE_RAW(ws))))
+            status = compare(st, op, &y, y_count, tol);
+    }
+    if (status == GAN_OK) {
+        snprintf(op, sizeof op, "conv_backward_data %s", name);
+        if (RUN_BOTH(st, op, be->conv_backward_data(be, g, SIDE(dy), SIDE(w), SIDE(dx), SIDE_RAW(ws))))
+            status = compare(st, op, &dx, x_count, tol);
+    }
+    for (int accumulate = 0; accumulate < 2 && status == GAN_OK; accumulate++) {
+        float beta = accumulate ? 1.0f : 0.0f;
+        snprintf(op, sizeof op, "conv_backward_filter b%d %s", accumulate, name);
+        if (RUN_BOTH(st, op, be->conv_backward_filter(be, g, SIDE(x), SIDE(dy), beta, SIDE(dw), SIDE_RAW(ws))))
+            status = compare(st, op, &dw, w_count, tol);
+        if (status == GAN_OK)
+            status = pair_sync_from_ref(st, &dw);
+    }
+    pair_free(st, &x);
+    pair_free(st, &w);
+    pair_free(st, &y);
+    pair_free(st, &dy);
+    pair_free(st, &dx);
+    pair_free(st, &dw);
+    pair_free(st, &ws);
+    return status;
+}
+
+static gan_status check_conv(selftest *st)
+{
+    /* A DCGAN layer (k4 s2 p1), G's first transposed convolution's geometry (k4 s1 p0 to 1x1),
+     * and an odd one. */
+    gan_conv_geom geoms[3] = {
+        conv_geom(8, 16, 16, 16, 32, 4, 2, 1),
+        conv_geom(8, 64, 4, 4, 100, 4, 1, 0),
+        conv_geom(3, 5, 11, 9, 7, 3, 2, 1),
+    };
+    for (int i = 0; i < 3; i++)
+        GAN_TRY(check_conv_geom(st, &geoms[i]));
+    return GAN_OK;
+}
+
+static gan_status check_bias(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const int n = 4, c = 6, hw = 50;
+    size_t count = (size_t)n * c * hw;
+    pair bias = {0}, y = {0}, db = {0};
+    gan_status status = pair_random(st, &bias, (size_t)c, -1.0f, 1.0f);
+    if (status == GAN_OK)
+        status = pair_random(st, &y, count, -1.0f, 1.0f);
+    if (status == GAN_OK)
+        status = pair_random(st, &db, (size_t)c, -1.0f, 1.0f);
+    if (status == GAN_OK && RUN_BOTH(st, "bias_forward", be->bias_forward(be, n, c, hw, SIDE(bias), SIDE(y))))
+        status = compare(st, "bias_forward", &y, count, EXACT);
+    if (status == GAN_OK && RUN_BOTH(st, "bias_backward b0", be->bias_backward(be, n, c, hw, SIDE(y), 0.0f, SIDE(db))))
+        status = compare(st, "bias_backward b0", &db, (size_t)c, REDUCTION);
+    if (status == GAN_OK)
+        status = pair_sync_from_ref(st, &db);
+    if (status == GAN_OK && RUN_BOTH(st, "bias_backward b1", be->bias_backward(be, n, c, hw, SIDE(y), 1.0f, SIDE(db))))
+        status = compare(st, "bias_backward b1", &db, (size_t)c, REDUCTION);
+    pair_free(st, &bias);
+    pair_free(st, &y);
+    pair_free(st, &db);
+    return status;
+}
+
+static gan_status check_bn_shape(selftest *st, int n, int c, int hw)
+{
+    BOTH_SIDES_LOCALS;
+    size_t count = (size_t)n * c * hw;
+    pair x = {0}, gamma = {0}, beta = {0}, rm = {0}, rv = {0}, sm = {0}, si = {0}, y = {0};
+    pair dy = {0}, dx = {0}, dg = {0}, db = {0};
+    char name[64], op[96];
+    snprintf(name, sizeof name, "[%d,%d,%d]", n, c, hw);
+    gan_status status = pair_random(st, &x, count, -2.0f, 3.0f); /* mean 0.5, var 2.1 */
+    if (status == GAN_OK) status = pair_random(st, &gamma, (size_t)c, 0.5f, 1.5f);
+    if (status == GAN_OK) status = pair_random(st, &beta, (size_t)c, -0.5f, 0.5f);
+    if (status == GAN_OK) status = pair_random(st, &rm, (size_t)c, -0.1f, 0.1f);
+    if (status == GAN_OK) status = pair_random(st, &rv, (size_t)c, 0.9f, 1.1f);
+    if (status == GAN_OK) status = pair_alloc(st, &sm, (size_t)c * sizeof(float));
+    if (status == GAN_OK) status = pair_alloc(st, &si, (size_t)c * sizeof(float));
+    if (status == GAN_OK) status = pair_alloc(st, &y, count * sizeof(float));
+    if (status == GAN_OK) status = pair_random(st, &dy, count, -1.0f, 1.0f);
+    if (status == GAN_OK) status = pair_alloc(st, &dx, count * sizeof(float));
+    if (status == GAN_OK) status = pair_random(st, &dg, (size_t)c, -1.0f, 1.0f);
+    if (status == GAN_OK) status = pair_random(st, &db, (size_t)c, -1.0f, 1.0f);
+
+    snprintf(op, sizeof op, "bn_forward_train %s", name);
+    if (status == GAN_OK &&
+        RUN_BOTH(st, op, be->bn_forward_train(be, n, c, hw, SIDE(x), SIDE(gamma), SIDE(beta), 0.1f,
+                                              1e-5f, SIDE(rm), SIDE(rv), SIDE(sm), SIDE(si), SIDE(y)))) {
+        const struct { const char *what; pair *p; size_t count; tolerance tol; } outputs[] = {
+            {"y", &y, count, REDUCTION},
+            {"running_mean", &rm, (size_t)c, REDUCTION},
+            {"running_var", &rv, (size_t)c, REDUCTION},
+            {"save_mean", &sm, (size_t)c, REDUCTION},
+            {"save_invstd", &si, (size_t)c, REDUCTION},
+        };
+        for (size_t i = 0; i < sizeof outputs / sizeof outputs[0] && status == GAN_OK; i++) {
+            snprintf(op, sizeof op, "bn_forward_train %s %s", name, outputs[i].what);
+            status = compare(st, op, outputs[i].p, outputs[i].count, outputs[i].tol);
+            if (status == GAN_OK && i > 0)
+                status = pair_sync_from_ref(st, outputs[i].p);
+        }
+    }
+    snprintf(op, sizeof op, "bn_forward_eval %s", name);
+    if (status == GAN_OK &&
+        RUN_BOTH(st, op, be->bn_forward_eval(be, n, c, hw, SIDE(x), SIDE(gamma), SIDE(beta), SIDE(rm),
+                                             SIDE(rv), 1e-5f, SIDE(y))))
+        status = compare(st, op, &y, count, REDUCTION);
+    for (int accumulate = 0; accumulate < 2 && status == GAN_OK; accumulate++) {
+        float param_beta = accumulate ? 1.0f : 0.0f;
+        snprintf(op, sizeof op, "bn_backward b%d %s", accumulate, name);
+        if (!RUN_BOTH(st, op, be->bn_backward(be, n, c, hw, SIDE(x), SIDE(dy), SIDE(gamma), SIDE(sm),
+                                              SIDE(si), SIDE(dx), param_beta, SIDE(dg), SIDE(db))))
+            continue;
+        snprintf(op, sizeof op, "bn_backward b%d %s dx", accumulate, name);
+        status = compare(st, op, &dx, count, REDUCTION);
+        snprintf(op, sizeof op, "bn_backward b%d %s dgamma", accumulate, name);
+        if (status == GAN_OK)
+            status = compare(st, op, &dg, (size_t)c, REDUCTION);
+        snprintf(op, sizeof op, "bn_backward b%d %s dbeta", accumulate, name);
+        if (status == GAN_OK)
+            status = compare(st, op, &db, (size_t)c, REDUCTION);
+        if (status == GAN_OK)
+            status = pair_sync_from_ref(st, &dg);
+        if (status == GAN_OK)
+            status = pair_sync_from_ref(st, &db);
+    }
+    pair *all[] = {&x, &gamma, &beta, &rm, &rv, &sm, &si, &y, &dy, &dx, &dg, &db};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        pair_free(st, all[i]);
+    return status;
+}
+
+static gan_status check_bn(selftest *st)
+{
+    GAN_TRY(check_bn_shape(st, 8, 16, 64)); /* BatchNorm2d on 8x8 maps */
+    GAN_TRY(check_bn_shape(st, 64, 32, 1)); /* BatchNorm1d */
+    return GAN_OK;
+}
+
+static gan_status check_activations(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const size_t count = 4099;
+    static const struct { gan_activation kind; const char *name; tolerance forward, backward; } acts[] = {
+        {GAN_ACT_RELU, "relu", {0.0, 0.0}, {0.0, 0.0}},
+        {GAN_ACT_LRELU, "lrelu(0.2)", {0.0, 0.0}, {0.0, 0.0}},
+        {GAN_ACT_TANH, "tanh", {1e-7, 1e-6}, {1e-7, 1e-6}},
+        {GAN_ACT_SIGMOID, "sigmoid", {1e-7, 1e-6}, {1e-7, 1e-6}},
+    };
+    pair x = {0}, y = {0}, dy = {0}, dx = {0};
+    gan_status status = pair_random(st, &x, count, -6.0f, 6.0f);
+    if (status == GAN_OK) status = pair_alloc(st, &y, count * sizeof(float));
+    if (status == GAN_OK) status = pair_random(st, &dy, count, -1.0f, 1.0f);
+    if (status == GAN_OK) status = pair_alloc(st, &dx, count * sizeof(float));
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0] && status == GAN_OK; i++) {
+        char op[64];
+        snprintf(op, sizeof op, "activation_forward %s", acts[i].name);
+        if (RUN_BOTH(st, op, be->activation_forward(be, acts[i].kind, 0.2f, count, SIDE(x), SIDE(y))))
+            status = compare(st, op, &y, count, acts[i].forward);
+        if (status == GAN_OK)
+            status = pair_sync_from_ref(st, &y); /* backward from the same y */
+        snprintf(op, sizeof op, "activation_backward %s", acts[i].name);
+        if (status == GAN_OK &&
+            RUN_BOTH(st, op, be->activation_backward(be, acts[i].kind, 0.2f, count, SIDE(x), SIDE(y), SIDE(dy), SIDE(dx))))
+            status = compare(st, op, &dx, count, acts[i].backward);
+    }
+    pair_free(st, &x);
+    pair_free(st, &y);
+    pair_free(st, &dy);
+    pair_free(st, &dx);
+    return status;
+}
+
+static gan_status check_dropout_multiply(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const size_t count = 4099;
+    pair x = {0}, mask = {0}, y = {0}, b = {0};
+    gan_status status = pair_random(st, &x, count, -1.0f, 1.0f);
+    if (status == GAN_OK) status = pair_alloc(st, &mask, count * sizeof(float));
+    if (status == GAN_OK) status = pair_alloc(st, &y, count * sizeof(float));
+    if (status == GAN_OK) status = pair_random(st, &b, count, -1.0f, 1.0f);
+    if (status == GAN_OK &&
+        RUN_BOTH(st, "dropout_forward", be->dropout_forward(be, count, 0.3f, 999, 7, 123, SIDE(x), SIDE(mask), SIDE(y)))) {
+        status = compare(st, "dropout_forward mask", &mask, count, EXACT);
+        if (status == GAN_OK)
+            status = compare(st, "dropout_forward y", &y, count, EXACT);
+    }
+    if (status == GAN_OK && RUN_BOTH(st, "multiply", be->multiply(be, count, SIDE(x), SIDE(b), SIDE(y))))
+        status = compare(st, "multiply", &y, count, EXACT);
+    pair_free(st, &x);
+    pair_free(st, &mask);
+    pair_free(st, &y);
+    pair_free(st, &b);
+    return status;
+}
+
+static gan_status check_bce(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const int n = 128;
+    static const float targets[] = {1.0f, 0.0f, 0.9f};
+    pair logits = {0}, loss = {0}, prob = {0}, d = {0};
+    gan_status status = pair_random(st, &logits, (size_t)n, -8.0f, 8.0f);
+    if (status == GAN_OK) status = pair_alloc(st, &loss, sizeof(float));
+    if (status == GAN_OK) status = pair_alloc(st, &prob, sizeof(float));
+    if (status == GAN_OK) status = pair_alloc(st, &d, (size_t)n * sizeof(float));
+    for (size_t t = 0; t < sizeof targets / sizeof targets[0] && status == GAN_OK; t++) {
+        char op[64];
+        snprintf(op, sizeof op, "bce_logits target %.1f", (double)targets[t]);
+        if (!RUN_BOTH(st, op, be->bce_logits(be, n, SIDE(logits), targets[t], 1.0f, SIDE(loss), SIDE(prob), SIDE(d))))
+            continue;
+        snprintf(op, sizeof op, "bce_logits target %.1f loss", (double)targets[t]);
+        status = compare(st, op, &loss, 1, REDUCTION);
+        snprintf(op, sizeof op, "bce_logits target %.1f prob_mean", (double)targets[t]);
+        if (status == GAN_OK)
+            status = compare(st, op, &prob, 1, REDUCTION);
+        snprintf(op, sizeof op, "bce_logits target %.1f dlogits", (double)targets[t]);
+        if (status == GAN_OK)
+            status = compare(st, op, &d, (size_t)n, ULPS);
+    }
+    pair_free(st, &logits);
+    pair_free(st, &loss);
+    pair_free(st, &prob);
+    pair_free(st, &d);
+    return status;
+}
+
+static gan_status check_adam(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const size_t count = 10007;
+    /* Step 3 of Adam(lr 2e-4, betas (0.5, 0.999)), scalars as the trainer computes them. */
+    gan_adam_scalars s = {
+        .beta1 = 0.5f, .one_minus_beta1 = 0.5f,
+        .beta2 = 0.999f, .one_minus_beta2 = (float)(1.0 - 0.999),
+        .eps = 1e-8f,
+        .step_size = (float)(2e-4 / (1.0 - 0.5 * 0.5 * 0.5)),
+        .bias_correction2_sqrt = (float)sqrt(1.0 - 0.999 * 0.999 * 0.999),
+    };
+    pair p = {0}, g = {0}, m = {0}, v = {0};
+    gan_status status = pair_random(st, &p, count, -1.0f, 1.0f);
+    if (status == GAN_OK) status = pair_random(st, &g, count, -0.1f, 0.1f);
+    if (status == GAN_OK) status = pair_random(st, &m, count, -0.01f, 0.01f);
+    if (status == GAN_OK) status = pair_random(st, &v, count, 0.0f, 1e-4f);
+    if (status == GAN_OK &&
+        RUN_BOTH(st, "adam_step", be->adam_step(be, count, SIDE(p), SIDE(g), SIDE(m), SIDE(v), s))) {
+        status = compare(st, "adam_step param", &p, count, ULPS);
+        if (status == GAN_OK)
+            status = compare(st, "adam_step m", &m, count, (tolerance){1e-9, 1e-6});
+        if (status == GAN_OK)
+            status = compare(st, "adam_step v", &v, count, (tolerance){1e-12, 1e-6});
+    }
+    pair_free(st, &p);
+    pair_free(st, &g);
+    pair_free(st, &m);
+    pair_free(st, &v);
+    return status;
+}
+
+static gan_status check_rng(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const size_t count = 10001;
+    pair out = {0};
+    gan_status status = pair_alloc(st, &out, count * sizeof(float));
+    if (status == GAN_OK &&
+        RUN_BOTH(st, "rng_normal N(0,1)", be->rng_normal(be, count, 999, 3, 5, 0.0f, 1.0f, SIDE(out))))
+        status = compare(st, "rng_normal N(0,1)", &out, count, TRANSCENDENTAL);
+    if (status == GAN_OK &&
+        RUN_BOTH(st, "rng_normal N(1,0.02)", be->rng_normal(be, count, 7, 1u << 8, 0, 1.0f, 0.02f, SIDE(out))))
+        status = compare(st, "rng_normal N(1,0.02)", &out, count, TRANSCENDENTAL);
+    if (status == GAN_OK &&
+        RUN_BOTH(st, "rng_uniform U[-1,1)", be->rng_uniform(be, count, 999, 3, 5, -1.0f, 1.0f, SIDE(out))))
+        status = compare(st, "rng_uniform U[-1,1)", &out, count, (tolerance){2.5e-7, 1e-6});
+    pair_free(st, &out);
+    return status;
+}
+
+static gan_status check_images(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const int n = 4, h = 9, w = 11, c = 3;
+    size_t count = (size_t)n * h * w * c;
+    pair pixels = {0}, out = {0};
+    gan_status status = pair_alloc(st, &pixels, count);
+    uint8_t *host = malloc(count);
+    if (status == GAN_OK && !host)
+        status = gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+    if (status == GAN_OK) {
+        for (size_t i = 0; i < count; i++)
+            host[i] = (uint8_t)(next_uniform(st, 0.0f, 256.0f));
+        host[0] = 0;
+        host[1] = 255;
+        status = pair_upload(st, &pixels, host);
+    }
+    if (status == GAN_OK)
+        status = pair_alloc(st, &out, count * sizeof(float));
+    if (status == GAN_OK &&
+        RUN_BOTH(st, "images_to_float", be->images_to_float(be, n, h, w, c, SIDE_RAW(pixels), SIDE(out))))
+        status = compare(st, "images_to_float", &out, count, EXACT);
+    free(host);
+    pair_free(st, &pixels);
+    pair_free(st, &out);
+    return status;
+}
+
+gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *report,
+                            bool *all_within_tolerance)
+{
+    if (!reference || !test || !all_within_tolerance)
+        return gan_error(GAN_ERR_ARG, "gan_selftest_ops: missing backend or result pointer");
+    selftest st = {
+        .ref = reference, .test = test, .report = report, .all_ok = true,
+        .rng_state = 0x9E3779B97F4A7C15ull,
+    };
+    *all_within_tolerance = false;
+    const char *mode = "";
+    if (test->name && strcmp(test->name, "cuda") == 0) {
+        gan_cuda_math_mode math;
+        if (gan_cuda_get_math_mode(test, &math) == GAN_OK) {
+            st.tf32 = math == GAN_CUDA_MATH_FAST;
+            mode = st.tf32 ? " (math mode fast: TF32 tolerances for GEMM and convolution)"
+                           : " (math mode parity)";
+        }
+    }
+    if (report)
+        fprintf(report, "selftest: %s against %s%s; |test - ref| <= atol + rtol |ref| per element\n",
+                test->name, reference->name, mode);
+
+    gan_status (*const checks[])(selftest *) = {
+        check_memory_ops, check_gemm, check_conv, check_bias, check_bn, check_activations,
+        check_dropout_multiply, check_bce, check_adam, check_rng, check_images,
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        GAN_TRY(checks[i](&st));
+    if (report)
+        fprintf(report, "selftest: %s\n", st.all_ok ? "every op within tolerance" : "FAILED");
+    *all_within_tolerance = st.all_ok;
+    return GAN_OK;
+}
