@@ -1,0 +1,163 @@
+/* `gan prepare`: the data set decoded and transformed once into a uint8 .npy [N, S, S, C].
+ *
+ * Every thread (OpenMP, one per core) takes chunks of CHUNK images, decodes and transforms them into
+ * its own buffer and writes the chunk with one pwrite at its place in the output; images that cannot
+ * be decoded leave a hole that is squeezed out at the end (rows moved down, header rewritten). The
+ * output is written under a temporary name and renamed when complete. */
+#include <omp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gan/data.h"
+
+enum { CHUNK = 32, MESSAGE_BYTES = 2048 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void warn(const gan_prepare_options *o, const char *message)
+{
+    if (o->data.warn)
+        o->data.warn(o->data.warn_ctx, message);
+    else
+        fprintf(stderr, "gan: warning: %s\n", message);
+}
+
+gan_status gan_prepare_cache(const gan_prepare_options *o, gan_prepare_result *result)
+{
+    memset(result, 0, sizeof *result);
+    double start = now_s();
+    if (!o->output || !o->output[0])
+        return gan_error(GAN_ERR_ARG, "gan prepare: no output file (-o FILE.npy)");
+    gan_dataset *ds;
+    GAN_TRY(gan_dataset_open(&o->data, &ds));
+    int64_t n = gan_dataset_count(ds);
+    int size = gan_dataset_size(ds), channels = gan_dataset_channels(ds);
+    size_t item_bytes = (size_t)size * size * channels;
+    int64_t shape[4] = {n, size, size, channels};
+    gan_npy_writer writer;
+    gan_status status = gan_npy_writer_open(&writer, o->output, GAN_NPY_U8, 4, shape);
+    if (status != GAN_OK) {
+        gan_dataset_close(ds);
+        return status;
+    }
+    bool *keep = malloc((size_t)n * sizeof *keep);
+    if (!keep) {
+        gan_npy_writer_abort(&writer);
+        gan_dataset_close(ds);
+        return gan_error(GAN_ERR_NOMEM, "out of memory for %lld images", (long long)n);
+    }
+    int threads = o->threads > 0 ? o->threads : omp_get_max_threads();
+    int64_t chunks = (n + CHUNK - 1) / CHUNK;
+    atomic_llong done, bad;
+    atomic_bool stop;
+    atomic_init(&done, 0);
+    atomic_init(&bad, 0);
+    atomic_init(&stop, false);
+    gan_status fatal = GAN_OK;
+    char fatal_message[MESSAGE_BYTES] = "";
+    double last_progress = start;
+
+#pragma omp parallel num_threads(threads)
+    {
+        gan_dataset_worker *worker = NULL;
+        uint8_t *buffer = malloc(CHUNK * item_bytes); /* [CHUNK, S, S, C] */
+        gan_status local = buffer ? gan_dataset_worker_create(ds, &worker)
+                                  : gan_error(GAN_ERR_NOMEM, "out of memory for a chunk of images");
+        if (local != GAN_OK) {
+#pragma omp critical(prepare_fatal)
+            if (fatal == GAN_OK) {
+                fatal = local;
+                snprintf(fatal_message, sizeof fatal_message, "%s", gan_error_message());
+            }
+            atomic_store(&stop, true);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t chunk = 0; chunk < chunks; chunk++) {
+            if (atomic_load(&stop) || (o->cancel && *o->cancel))
+                continue;
+            int64_t first = chunk * CHUNK, count = n - first < CHUNK ? n - first : CHUNK;
+            for (int64_t j = 0; j < count && !atomic_load(&stop); j++) {
+                int64_t i = first + j;
+                gan_status s = gan_dataset_get(ds, worker, i, buffer + (size_t)j * item_bytes);
+                keep[i] = s == GAN_OK;
+                if (s == GAN_OK)
+                    continue;
+                char message[MESSAGE_BYTES + 64];
+                if (s == GAN_ERR_FORMAT || s == GAN_ERR_IO) {
+                    long long bad_now = atomic_fetch_add(&bad, 1) + 1;
+                    snprintf(message, sizeof message, "skipping %s", gan_error_message());
+                    warn(o, message);
+                    if ((double)bad_now <= o->max_bad_fraction * (double)n)
+                        continue;
+                    snprintf(message, sizeof message,
+                             "more than the allowed fraction %g of the %lld images could not be decoded "
+                             "(%lld so far; --max-bad-fraction); the last: %s",
+                             o->max_bad_fraction, (long long)n, bad_now, gan_error_message());
+                } else {
+                    snprintf(message, sizeof message, "%s", gan_error_message());
+                }
+#pragma omp critical(prepare_fatal)
+                if (fatal == GAN_OK) {
+                    fatal = s == GAN_ERR_IO ? GAN_ERR_FORMAT : s;
+                    snprintf(fatal_message, sizeof fatal_message, "%s", message);
+                }
+                atomic_store(&stop, true);
+            }
+            if (atomic_load(&stop))
+                continue;
+            gan_status w = gan_npy_writer_write_rows(&writer, first, count, buffer);
+            if (w != GAN_OK) {
+#pragma omp critical(prepare_fatal)
+                if (fatal == GAN_OK) {
+                    fatal = w;
+                    snprintf(fatal_message, sizeof fatal_message, "%s", gan_error_message());
+                }
+                atomic_store(&stop, true);
+            }
+            long long done_now = atomic_fetch_add(&done, count) + count;
+            if (o->progress && omp_get_thread_num() == 0) {
+                double now = now_s();
+                if (now - last_progress >= 0.1) {
+                    last_progress = now;
+                    o->progress(o->progress_ctx, done_now, n);
+                }
+            }
+        }
+        gan_dataset_worker_destroy(worker);
+        free(buffer);
+    }
+
+    status = fatal;
+    if (status != GAN_OK)
+        gan_error(status, "%s", fatal_message);
+    else if (o->cancel && *o->cancel)
+        status = gan_error(GAN_ERR_IO, "gan prepare: interrupted; %s was not written", o->output);
+    int64_t bad_total = atomic_load(&bad);
+    if (status == GAN_OK && o->progress)
+        o->progress(o->progress_ctx, n, n);
+    if (status == GAN_OK && bad_total > 0)
+        status = gan_npy_writer_drop_rows(&writer, keep);
+    if (status == GAN_OK && writer.shape[0] == 0)
+        status = gan_error(GAN_ERR_FORMAT, "%s: none of the %lld images could be decoded",
+                           gan_dataset_name(ds), (long long)n);
+    if (status == GAN_OK)
+        status = gan_npy_writer_commit(&writer);
+    else
+        gan_npy_writer_abort(&writer);
+    if (status == GAN_OK) {
+        result->written = writer.shape[0];
+        result->bad = bad_total;
+        result->seconds = now_s() - start;
+    }
+    free(keep);
+    gan_dataset_close(ds);
+    return status;
+}

@@ -1,0 +1,607 @@
+/* safetensors reader and writer (see gan/safetensors.h for the rules). */
+#include "gan/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The reference implementation's MAX_HEADER_SIZE (decimal megabytes). */
+static const uint64_t MAX_HEADER_BYTES = 100000000u;
+enum { DATA_ALIGN = 64 };
+
+static const struct {
+    const char *name;
+    size_t bytes;
+} dtypes[] = {
+    [GAN_ST_F32] = {"F32", 4}, [GAN_ST_F64] = {"F64", 8}, [GAN_ST_F16] = {"F16", 2},
+    [GAN_ST_BF16] = {"BF16", 2}, [GAN_ST_I64] = {"I64", 8}, [GAN_ST_I32] = {"I32", 4},
+    [GAN_ST_I16] = {"I16", 2}, [GAN_ST_I8] = {"I8", 1}, [GAN_ST_U8] = {"U8", 1},
+    [GAN_ST_BOOL] = {"BOOL", 1},
+};
+enum { DTYPE_COUNT = sizeof dtypes / sizeof dtypes[0] };
+
+static bool dtype_valid(gan_st_dtype dtype) { return (unsigned)dtype < DTYPE_COUNT; }
+
+size_t gan_st_dtype_bytes(gan_st_dtype dtype) { return dtype_valid(dtype) ? dtypes[dtype].bytes : 0; }
+const char *gan_st_dtype_name(gan_st_dtype dtype) { return dtype_valid(dtype) ? dtypes[dtype].name : "invalid"; }
+
+void gan_safetensors_close(gan_safetensors *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < st->tensor_count; i++)
+        free(st->tensors[i].name);
+    for (int i = 0; i < st->metadata_count; i++) {
+        free(st->metadata[i].key);
+        free(st->metadata[i].value);
+    }
+    free(st->tensors);
+    free(st->metadata);
+    free(st->allocation);
+    free(st->path);
+    memset(st, 0, sizeof *st);
+}
+
+/* Strict UTF-8 as Rust's str::from_utf8 checks it: no overlong forms, no surrogates, nothing
+ * past U+10FFFF. On failure *bad is the offset of the first bad byte. */
+static bool valid_utf8(const unsigned char *s, size_t n, size_t *bad)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            *bad = i;
+            return false;
+        }
+        bool ok = n - i >= len;
+        for (size_t k = 1; ok && k < len; k++) {
+            ok = (s[i + k] & 0xC0) == 0x80;
+            cp = cp << 6 | (s[i + k] & 0x3Fu);
+        }
+        if (!ok || cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            *bad = i;
+            return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
+static bool json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* A JSON number that is a non-negative integer below 2^53 (exact in a double). cJSON keeps no
+ * text, so 2.0 passes where the reference's integer parser would refuse it: harmless. */
+static bool json_size(const cJSON *item, uint64_t *out)
+{
+    if (!cJSON_IsNumber(item))
+        return false;
+    double v = item->valuedouble;
+    if (!(v >= 0.0) || v > 9007199254740992.0 || floor(v) != v)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static int compare_offsets(const void *a, const void *b)
+{
+    const gan_st_tensor *x = *(const gan_st_tensor *const *)a, *y = *(const gan_st_tensor *const *)b;
+    const unsigned char *px = x->data, *py = y->data;
+    if (px != py)
+        return px < py ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : (x->nbytes > y->nbytes);
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp((*(const gan_st_tensor *const *)a)->name, (*(const gan_st_tensor *const *)b)->name);
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+    return strcmp(((const gan_st_metadata *)a)->key, ((const gan_st_metadata *)b)->key);
+}
+
+static gan_status parse_tensor(const char *origin, const cJSON *entry, const unsigned char *data,
+                               size_t data_size, gan_st_tensor *t)
+{
+    const char *name = entry->string;
+    if (!cJSON_IsObject(entry))
+        return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s' is not a JSON object", origin, name);
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
+    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
+    if (!cJSON_IsString(dtype) || !cJSON_IsArray(shape) || !cJSON_IsArray(offsets))
+        return gan_error(GAN_ERR_FORMAT,
+                         "%s: tensor '%s' needs dtype (a string), shape and data_offsets (arrays)",
+                         origin, name);
+    int d = 0;
+    while (d < DTYPE_COUNT && strcmp(dtypes[d].name, dtype->valuestring))
+        d++;
+    if (d == DTYPE_COUNT)
+        return gan_error(GAN_ERR_FORMAT,
+                         "%s: tensor '%s' has unknown dtype '%s' (this reader knows F32, F64, F16, "
+                         "BF16, I64, I32, I16, I8, U8, BOOL)",
+                         origin, name, dtype->valuestring);
+    t->dtype = (gan_st_dtype)d;
+    t->ndim = cJSON_GetArraySize(shape);
+    if (t->ndim > GAN_ST_MAX_DIMS)
+        return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s' has %d dimensions (at most %d)", origin,
+                         name, t->ndim, GAN_ST_MAX_DIMS);
+    uint64_t count = 1;
+    for (int i = 0; i < t->ndim; i++) {
+        uint64_t dim;
+        if (!json_size(cJSON_GetArrayItem(shape, i), &dim))
+            return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': shape[%d] is not a size", origin, name, i);
+        /* dims up to 2^53 each: keep count * 8 bytes below 2^64 */
+        if (dim && count > UINT64_MAX / 8 / dim)
+            return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': the shape's byte size overflows", origin, name);
+        count *= dim;
+        t->shape[i] = (int64_t)dim;
+    }
+    uint64_t begin, end;
+    if (cJSON_GetArraySize(offsets) != 2 || !json_size(cJSON_GetArrayItem(offsets, 0), &begin) ||
+        !json_size(cJSON_GetArrayItem(offsets, 1), &end) || begin > end)
+        return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': data_offsets must be [begin, end] with "
+                                         "begin <= end", origin, name);
+    if (end > data_size)
+        return gan_error(GAN_ERR_FORMAT,
+                         "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] run past the %zu "
+                         "data bytes (truncated file?)", origin, name, begin, end, data_size);
+    if (end - begin != count * dtypes[d].bytes)
+        return gan_error(GAN_ERR_FORMAT,
+                         "%s: tensor '%s': %" PRIu64 " bytes for %" PRIu64 " values of %s (%zu bytes each)",
+                         origin, name, end - begin, count, dtypes[d].name, dtypes[d].bytes);
+    t->count = (size_t)count;
+    t->nbytes = (size_t)(end - begin);
+    t->data = data + begin;
+    t->name = strdup(name);
+    if (!t->name)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory", origin);
+    return GAN_OK;
+}
+
+static gan_status parse_metadata(gan_safetensors *st, const cJSON *meta)
+{
+    if (cJSON_IsNull(meta)) /* the reference reads null as "no metadata" */
+        return GAN_OK;
+    if (!cJSON_IsObject(meta))
+        return gan_error(GAN_ERR_FORMAT, "%s: __metadata__ is not an object", st->path);
+    int n = cJSON_GetArraySize(meta);
+    st->metadata = calloc((size_t)n + 1, sizeof *st->metadata);
+    if (!st->metadata)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory", st->path);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, meta) {
+        if (!cJSON_IsString(item))
+            return gan_error(GAN_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string",
+                             st->path, item->string);
+        gan_st_metadata *m = &st->metadata[st->metadata_count];
+        m->key = strdup(item->string);
+        m->value = strdup(item->valuestring);
+        if (m->key && m->value)
+            st->metadata_count++;
+        if (!m->key || !m->value) {
+            free(m->key);
+            free(m->value);
+            m->key = m->value = NULL;
+            return gan_error(GAN_ERR_NOMEM, "%s: out of memory", st->path);
+        }
+    }
+    /* Sorted by key, a repeated key sits next to itself (a hostile header may hold millions). */
+    qsort(st->metadata, (size_t)st->metadata_count, sizeof *st->metadata, compare_keys);
+    for (int i = 1; i < st->metadata_count; i++)
+        if (!strcmp(st->metadata[i - 1].key, st->metadata[i].key))
+            return gan_error(GAN_ERR_FORMAT, "%s: __metadata__ key '%s' appears twice", st->path,
+                             st->metadata[i].key);
+    return GAN_OK;
+}
+
+/* Sorted by offset, each tensor must start where the last one ended and the last end at the end
+ * of the data; sorted by name, no two may be equal. `sorted` has room for every tensor. */
+static gan_status check_layout(const gan_safetensors *st, const unsigned char *data, size_t data_size,
+                               const gan_st_tensor **sorted)
+{
+    int n = st->tensor_count;
+    for (int i = 0; i < n; i++)
+        sorted[i] = &st->tensors[i];
+    qsort(sorted, (size_t)n, sizeof *sorted, compare_names);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(sorted[i - 1]->name, sorted[i]->name))
+            return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s' appears twice", st->path, sorted[i]->name);
+    qsort(sorted, (size_t)n, sizeof *sorted, compare_offsets);
+    size_t expected = 0;
+    for (int i = 0; i < n; i++) {
+        size_t begin = (size_t)((const unsigned char *)sorted[i]->data - data);
+        if (begin != expected)
+            return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s' starts at data byte %zu, expected %zu (%s)",
+                             st->path, sorted[i]->name, begin, expected,
+                             begin < expected ? "it overlaps another tensor" : "a hole before it");
+        expected = begin + sorted[i]->nbytes;
+    }
+    if (expected != data_size)
+        return gan_error(GAN_ERR_FORMAT, "%s: the tensors cover %zu of the %zu data bytes (the last "
+                                         "tensor must end at the end of the file)",
+                         st->path, expected, data_size);
+    return GAN_OK;
+}
+
+/* Checks st->bytes[0, size) and fills tensors and metadata. */
+static gan_status parse_owned(gan_safetensors *st)
+{
+    if (st->size < 8)
+        return gan_error(GAN_ERR_FORMAT, "%s: %zu bytes: too short for a safetensors header", st->path,
+                         st->size);
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; i--)
+        header_len = header_len << 8 | st->bytes[i];
+    if (header_len > MAX_HEADER_BYTES)
+        return gan_error(GAN_ERR_FORMAT, "%s: header length %" PRIu64 " is over the 100 MB limit (not "
+                                         "a safetensors file?)", st->path, header_len);
+    if (header_len > st->size - 8)
+        return gan_error(GAN_ERR_FORMAT, "%s: header length %" PRIu64 " runs past the end of the "
+                                         "%zu-byte file (truncated?)", st->path, header_len, st->size);
+    const char *header = (const char *)st->bytes + 8;
+    size_t bad;
+    if (header_len == 0 || header[0] != '{')
+        return gan_error(GAN_ERR_FORMAT, "%s: the header does not start with '{'", st->path);
+    if (!valid_utf8(st->bytes + 8, (size_t)header_len, &bad))
+        return gan_error(GAN_ERR_FORMAT, "%s: the header is not UTF-8 (byte %zu)", st->path, bad);
+    for (size_t i = 0; i < header_len; i++)
+        if ((unsigned char)header[i] < 0x20 && !json_space(header[i]))
+            return gan_error(GAN_ERR_FORMAT, "%s: the header has control byte 0x%02x at byte %zu (not "
+                                             "valid JSON)", st->path, (unsigned char)header[i], i);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &end, false);
+    size_t parsed = end ? (size_t)(end - header) : 0;
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return gan_error(GAN_ERR_FORMAT, "%s: the header is not valid JSON (error near byte %zu of %"
+                                         PRIu64 ")", st->path, parsed, header_len);
+    }
+    for (size_t i = parsed; i < header_len; i++)
+        if (!json_space(header[i])) {
+            cJSON_Delete(root);
+            return gan_error(GAN_ERR_FORMAT, "%s: the header has more than one JSON value (byte %zu "
+                                             "after the object)", st->path, i);
+        }
+    const unsigned char *data = st->bytes + 8 + header_len;
+    size_t data_size = st->size - 8 - (size_t)header_len;
+    int n = cJSON_GetArraySize(root);
+    gan_status status = GAN_OK;
+    st->tensors = calloc((size_t)n + 1, sizeof *st->tensors);
+    const gan_st_tensor **sorted = calloc((size_t)n + 1, sizeof *sorted);
+    if (!st->tensors || !sorted)
+        status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", st->path);
+    bool seen_metadata = false;
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, root) {
+        if (status != GAN_OK)
+            break;
+        if (!strcmp(entry->string, "__metadata__")) {
+            if (seen_metadata)
+                status = gan_error(GAN_ERR_FORMAT, "%s: __metadata__ appears twice", st->path);
+            else
+                status = parse_metadata(st, entry);
+            seen_metadata = true;
+            continue;
+        }
+        status = parse_tensor(st->path, entry, data, data_size, &st->tensors[st->tensor_count]);
+        if (st->tensors[st->tensor_count].name)
+            st->tensor_count++;
+    }
+    cJSON_Delete(root);
+    if (status == GAN_OK)
+        status = check_layout(st, data, data_size, sorted);
+    free(sorted);
+    return status;
+}
+
+/* Room for `size` file bytes placed so that the data section (after 8 + header_len bytes)
+ * starts on a DATA_ALIGN boundary. */
+static gan_status alloc_bytes(gan_safetensors *st, size_t size, uint64_t header_len)
+{
+    size_t pad = (size_t)((DATA_ALIGN - (8 + header_len % DATA_ALIGN) % DATA_ALIGN) % DATA_ALIGN);
+    void *allocation = NULL;
+    if (size > SIZE_MAX - pad || posix_memalign(&allocation, DATA_ALIGN, pad + size + 1) != 0)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory for %zu bytes", st->path, size);
+    st->allocation = allocation;
+    st->bytes = (unsigned char *)allocation + pad;
+    st->size = size;
+    return GAN_OK;
+}
+
+static uint64_t header_length_field(const unsigned char *bytes, size_t size)
+{
+    uint64_t n = 0;
+    for (int i = size >= 8 ? 7 : -1; i >= 0; i--)
+        n = n << 8 | bytes[i];
+    return n;
+}
+
+gan_status gan_safetensors_parse(const void *bytes, size_t size, const char *origin,
+                                 gan_safetensors *out)
+{
+    memset(out, 0, sizeof *out);
+    out->path = strdup(origin ? origin : "(memory)");
+    if (!out->path)
+        return gan_error(GAN_ERR_NOMEM, "out of memory");
+    gan_status status = alloc_bytes(out, size, header_length_field(bytes, size));
+    if (status == GAN_OK) {
+        memcpy(out->bytes, bytes, size);
+        status = parse_owned(out);
+    }
+    if (status != GAN_OK)
+        gan_safetensors_close(out);
+    return status;
+}
+
+gan_status gan_safetensors_open(const char *path, gan_safetensors *out)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat info;
+    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
+        fclose(f);
+        return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)info.st_size;
+    unsigned char prefix[8];
+    size_t prefix_got = fread(prefix, 1, sizeof prefix, f);
+    out->path = strdup(path);
+    gan_status status = out->path ? alloc_bytes(out, size, header_length_field(prefix, prefix_got))
+                                  : gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
+    if (status == GAN_OK && fseek(f, 0, SEEK_SET) != 0)
+        status = gan_error(GAN_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+    if (status == GAN_OK) {
+        size_t got = fread(out->bytes, 1, size, f);
+        if (got != size)
+            status = gan_error(GAN_ERR_IO, "%s: read %zu of %zu bytes", path, got, size);
+    }
+    fclose(f);
+    if (status == GAN_OK)
+        status = parse_owned(out);
+    if (status != GAN_OK)
+        gan_safetensors_close(out);
+    return status;
+}
+
+const gan_st_tensor *gan_safetensors_find(const gan_safetensors *st, const char *name)
+{
+    for (int i = 0; i < st->tensor_count; i++)
+        if (!strcmp(st->tensors[i].name, name))
+            return &st->tensors[i];
+    return NULL;
+}
+
+const char *gan_safetensors_metadata(const gan_safetensors *st, const char *key)
+{
+    for (int i = 0; i < st->metadata_count; i++)
+        if (!strcmp(st->metadata[i].key, key))
+            return st->metadata[i].value;
+    return NULL;
+}
+
+/* ---- writer ------------------------------------------------------------------------------- */
+
+static gan_status write_all(int fd, const void *buf, size_t n, const char *path)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return gan_error(GAN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return GAN_OK;
+}
+
+static bool text_ok(const char *s)
+{
+    size_t bad;
+    return s && valid_utf8((const unsigned char *)s, strlen(s), &bad);
+}
+
+/* The byte size of a tensor to be written, after checking what the caller gave. */
+static gan_status checked_nbytes(const char *path, const gan_st_tensor *t, int index, uint64_t *nbytes)
+{
+    if (!text_ok(t->name) || !strcmp(t->name, "__metadata__"))
+        return gan_error(GAN_ERR_ARG, "%s: tensor %d: the name is missing, not UTF-8 or "
+                                      "\"__metadata__\"", path, index);
+    if (!dtype_valid(t->dtype) || t->ndim < 0 || t->ndim > GAN_ST_MAX_DIMS)
+        return gan_error(GAN_ERR_ARG, "%s: tensor '%s': dtype %d or ndim %d is out of range", path,
+                         t->name, (int)t->dtype, t->ndim);
+    /* At most 2^50 elements (2^53 bytes): sizes and offsets stay exact in a JSON reader's doubles. */
+    const uint64_t max_count = (uint64_t)1 << 50;
+    uint64_t count = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] < 0 || (t->shape[d] && count > max_count / (uint64_t)t->shape[d]))
+            return gan_error(GAN_ERR_ARG, "%s: tensor '%s': shape[%d] = %" PRId64 " is negative or "
+                                          "too large", path, t->name, d, t->shape[d]);
+        count *= (uint64_t)t->shape[d];
+    }
+    *nbytes = count * dtypes[t->dtype].bytes;
+    if (*nbytes && !t->data)
+        return gan_error(GAN_ERR_ARG, "%s: tensor '%s' has no data", path, t->name);
+    return GAN_OK;
+}
+
+static bool add_size(cJSON *array, uint64_t value)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRIu64, value);
+    cJSON *item = cJSON_CreateRaw(text);
+    if (!item || !cJSON_AddItemToArray(array, item)) {
+        cJSON_Delete(item);
+        return false;
+    }
+    return true;
+}
+
+/* The 8-byte length and the padded JSON header for tensors in the order `order`; malloc'ed. */
+static gan_status build_header(const char *path, const gan_st_tensor *tensors, const int *order,
+                               const uint64_t *nbytes, int tensor_count, const gan_st_metadata *metadata,
+                               int metadata_count, unsigned char **out, size_t *out_size)
+{
+    cJSON *root = cJSON_CreateObject();
+    bool ok = root != NULL;
+    if (ok && metadata_count > 0) {
+        cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+        ok = meta != NULL;
+        for (int i = 0; ok && i < metadata_count; i++)
+            ok = cJSON_AddStringToObject(meta, metadata[i].key, metadata[i].value) != NULL;
+    }
+    uint64_t offset = 0;
+    for (int k = 0; ok && k < tensor_count; k++) {
+        const gan_st_tensor *t = &tensors[order[k]];
+        /* keys in the reference writer's order */
+        cJSON *entry = cJSON_AddObjectToObject(root, t->name);
+        ok = entry && cJSON_AddStringToObject(entry, "dtype", dtypes[t->dtype].name);
+        cJSON *shape = ok ? cJSON_AddArrayToObject(entry, "shape") : NULL;
+        cJSON *offsets = shape ? cJSON_AddArrayToObject(entry, "data_offsets") : NULL;
+        ok = offsets != NULL;
+        for (int d = 0; ok && d < t->ndim; d++)
+            ok = add_size(shape, (uint64_t)t->shape[d]);
+        ok = ok && add_size(offsets, offset) && add_size(offsets, offset + nbytes[order[k]]);
+        offset += nbytes[order[k]];
+    }
+    char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (!json)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory for the header", path);
+    size_t json_len = strlen(json), padded = (json_len + 7) / 8 * 8;
+    unsigned char *bytes = malloc(8 + padded);
+    if (!bytes) {
+        free(json);
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory for the header", path);
+    }
+    for (int i = 0; i < 8; i++)
+        bytes[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    memcpy(bytes + 8, json, json_len);
+    memset(bytes + 8 + json_len, ' ', padded - json_len);
+    free(json);
+    *out = bytes;
+    *out_size = 8 + padded;
+    return GAN_OK;
+}
+
+/* fsync the directory holding `path`, so that the rename itself survives a crash. */
+static void sync_parent_directory(const char *path)
+{
+    char *dir = strdup(path);
+    if (!dir)
+        return;
+    char *slash = strrchr(dir, '/');
+    const char *name = dir;
+    if (!slash)
+        name = ".";
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(name, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors, int tensor_count,
+                                 const gan_st_metadata *metadata, int metadata_count)
+{
+    if (!path || tensor_count < 0 || metadata_count < 0 || (tensor_count && !tensors) ||
+        (metadata_count && !metadata))
+        return gan_error(GAN_ERR_ARG, "safetensors write: no path, or counts without arrays");
+    for (int i = 0; i < metadata_count; i++) {
+        if (!text_ok(metadata[i].key) || !text_ok(metadata[i].value))
+            return gan_error(GAN_ERR_ARG, "%s: metadata %d: key or value missing or not UTF-8", path, i);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(metadata[i].key, metadata[j].key))
+                return gan_error(GAN_ERR_ARG, "%s: metadata key '%s' given twice", path, metadata[i].key);
+    }
+    uint64_t *nbytes = calloc((size_t)tensor_count + 1, sizeof *nbytes);
+    int *order = calloc((size_t)tensor_count + 1, sizeof *order);
+    gan_st_tensor const **by_name = calloc((size_t)tensor_count + 1, sizeof *by_name);
+    gan_status status = nbytes && order && by_name ? GAN_OK : gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; i < tensor_count && status == GAN_OK; i++) {
+        status = checked_nbytes(path, &tensors[i], i, &nbytes[i]);
+        by_name[i] = &tensors[i];
+    }
+    if (status == GAN_OK) {
+        qsort(by_name, (size_t)tensor_count, sizeof *by_name, compare_names);
+        for (int i = 1; i < tensor_count && status == GAN_OK; i++)
+            if (!strcmp(by_name[i - 1]->name, by_name[i]->name))
+                status = gan_error(GAN_ERR_ARG, "%s: tensor '%s' given twice", path, by_name[i]->name);
+    }
+    /* Data by decreasing element size keeps every tensor aligned for its type (the header is a
+     * multiple of 8 bytes, and each size class ends on a multiple of the next one's size). */
+    int placed = 0;
+    for (size_t element = 8; element >= 1 && status == GAN_OK; element /= 2)
+        for (int i = 0; i < tensor_count; i++)
+            if (dtypes[tensors[i].dtype].bytes == element)
+                order[placed++] = i;
+    unsigned char *header = NULL;
+    size_t header_size = 0;
+    if (status == GAN_OK)
+        status = build_header(path, tensors, order, nbytes, tensor_count, metadata, metadata_count,
+                              &header, &header_size);
+    char *tmp = NULL;
+    if (status == GAN_OK) {
+        tmp = malloc(strlen(path) + 5);
+        if (tmp)
+            sprintf(tmp, "%s.tmp", path);
+        else
+            status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    int fd = -1;
+    if (status == GAN_OK) {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+            status = gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
+    }
+    if (status == GAN_OK)
+        status = write_all(fd, header, header_size, tmp);
+    for (int k = 0; k < tensor_count && status == GAN_OK; k++)
+        status = write_all(fd, tensors[order[k]].data, (size_t)nbytes[order[k]], tmp);
+    if (status == GAN_OK && fsync(fd) != 0)
+        status = gan_error(GAN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (fd >= 0 && close(fd) != 0 && status == GAN_OK)
+        status = gan_error(GAN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (status == GAN_OK && rename(tmp, path) != 0)
+        status = gan_error(GAN_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    if (status != GAN_OK && fd >= 0)
+        unlink(tmp); /* ours: created above */
+    if (status == GAN_OK)
+        sync_parent_directory(path);
+    free(tmp);
+    free(header);
+    free(by_name);
+    free(order);
+    free(nbytes);
+    return status;
+}
