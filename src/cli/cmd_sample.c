@@ -1,0 +1,202 @@
+/* gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy] [--noise Z.npy]
+ *                 [--seed S] [--batch-stats] [--device auto|cpu|cuda]
+ * gan export CKPT [--format safetensors] -o FILE */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/commands.h"
+#include "gan/backend_select.h"
+#include "gan/checkpoint.h"
+#include "gan/image.h"
+#include "gan/npy.h"
+#include "gan/run.h"
+
+/* The generator of a checkpoint, ready to run: a trainer built from the stored config. */
+typedef struct loaded {
+    gan_backend *be;
+    gan_trainer *trainer;
+} loaded;
+
+static gan_status load_checkpoint(const char *path, const char *device, loaded *out)
+{
+    memset(out, 0, sizeof *out);
+    gan_config cfg;
+    GAN_TRY(gan_checkpoint_read_config(path, &cfg));
+    char why[512] = "";
+    GAN_TRY(gan_backend_open(device, &out->be, why, sizeof why));
+    gan_status status = gan_trainer_create(&cfg, out->be, NULL, NULL, &out->trainer);
+    if (status == GAN_OK)
+        status = gan_checkpoint_load(out->trainer, NULL, path, NULL);
+    if (status != GAN_OK) {
+        gan_trainer_destroy(out->trainer);
+        out->be->destroy(out->be);
+        memset(out, 0, sizeof *out);
+    }
+    return status;
+}
+
+static void unload(loaded *l)
+{
+    gan_trainer_destroy(l->trainer);
+    if (l->be)
+        l->be->destroy(l->be);
+}
+
+/* One PNG per image, [-1, 1] -> [0, 255] as x * 127.5 + 127.5 rounded and clamped. */
+static gan_status write_image_dir(const char *dir, const float *images, int n, gan_shape s)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return gan_error(GAN_ERR_IO, "%s: %s", dir, strerror(errno));
+    size_t plane = (size_t)s.h * s.w;
+    uint8_t *pixels = malloc(plane * s.c);
+    if (!pixels)
+        return gan_error(GAN_ERR_NOMEM, "out of memory");
+    gan_status status = GAN_OK;
+    for (int i = 0; i < n && status == GAN_OK; i++) {
+        const float *img = images + (size_t)i * plane * s.c;
+        for (size_t p = 0; p < plane; p++)
+            for (int c = 0; c < s.c; c++) {
+                float v = img[(size_t)c * plane + p] * 127.5f + 127.5f + 0.5f;
+                pixels[p * s.c + c] = (uint8_t)fminf(fmaxf(v, 0.0f), 255.0f);
+            }
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%06d.png", dir, i);
+        status = gan_png_write(path, pixels, s.w, s.h, s.c);
+    }
+    free(pixels);
+    return status;
+}
+
+int gan_cmd_sample(int argc, char **argv)
+{
+    const char *ckpt = NULL, *grid = NULL, *dir = NULL, *npy = NULL, *noise = NULL, *device = "auto";
+    int n = 64;
+    bool batch_stats = false, seed_given = false;
+    unsigned long long seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_value = i + 1 < argc;
+        if (!strcmp(a, "--n") && has_value)
+            n = atoi(argv[++i]);
+        else if (!strcmp(a, "--grid") && has_value)
+            grid = argv[++i];
+        else if (!strcmp(a, "--dir") && has_value)
+            dir = argv[++i];
+        else if (!strcmp(a, "--npy") && has_value)
+            npy = argv[++i];
+        else if (!strcmp(a, "--noise") && has_value)
+            noise = argv[++i];
+        else if (!strcmp(a, "--seed") && has_value) {
+            seed = strtoull(argv[++i], NULL, 10);
+            seed_given = true;
+        } else if (!strcmp(a, "--device") && has_value)
+            device = argv[++i];
+        else if (!strcmp(a, "--batch-stats"))
+            batch_stats = true;
+        else if (a[0] != '-' && !ckpt)
+            ckpt = a;
+        else {
+            fprintf(stderr, "usage: gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy]\n"
+                            "                  [--noise Z.npy] [--seed S] [--batch-stats] [--device auto|cpu|cuda]\n");
+            return 2;
+        }
+    }
+    if (!ckpt || n < 1 || (!grid && !dir && !npy)) {
+        fprintf(stderr, "gan sample: give a checkpoint and at least one of --grid, --dir, --npy (n >= 1)\n");
+        return 2;
+    }
+    loaded l;
+    gan_status status = load_checkpoint(ckpt, device, &l);
+    float *z_host = NULL, *z = NULL, *images = NULL;
+    gan_trainer *t = l.trainer;
+    int nz = t ? t->cfg.nz : 0;
+    if (status == GAN_OK && noise) {
+        int ndim = 0;
+        int64_t shape[GAN_NPY_MAX_DIMS];
+        status = gan_npy_read_f32(noise, &z_host, &ndim, shape);
+        bool fits = status == GAN_OK && ndim >= 2 && shape[1] == nz &&
+                    (ndim == 2 || (ndim == 4 && shape[2] == 1 && shape[3] == 1));
+        if (status == GAN_OK && !fits)
+            status = gan_error(GAN_ERR_FORMAT, "%s: latent vectors must be float32 [N, %d] or [N, %d, 1, 1]",
+                               noise, nz, nz);
+        if (status == GAN_OK)
+            n = (int)shape[0];
+    }
+    gan_shape s = t ? t->g->output_shape : (gan_shape){0, 0, 0};
+    if (status == GAN_OK) {
+        status = l.be->alloc(l.be, (size_t)n * nz * sizeof(float), (void **)&z);
+        images = malloc((size_t)n * gan_shape_count(s) * sizeof(float));
+        if (status == GAN_OK && !images)
+            status = gan_error(GAN_ERR_NOMEM, "out of memory for %d images", n);
+    }
+    if (status == GAN_OK) {
+        if (z_host)
+            status = l.be->upload(l.be, z, z_host, (size_t)n * nz * sizeof(float));
+        else
+            status = gan_trainer_draw_noise(t, z, n, seed_given ? seed : t->cfg.seed, 7, 0);
+    }
+    if (status == GAN_OK)
+        status = gan_trainer_generate(t, z, n, batch_stats, images);
+    if (status == GAN_OK && npy) {
+        int64_t shape[4] = {n, s.c, s.h, s.w};
+        status = gan_npy_write_f32(npy, images, 4, shape);
+    }
+    if (status == GAN_OK && grid)
+        status = gan_write_sample_grid(grid, images, n, s.c, s.h, s.w, 8, 2);
+    if (status == GAN_OK && dir)
+        status = write_image_dir(dir, images, n, s);
+    if (z)
+        l.be->free(l.be, z);
+    free(z_host);
+    free(images);
+    unload(&l);
+    if (status != GAN_OK) {
+        fprintf(stderr, "gan sample: %s\n", gan_error_message());
+        return 1;
+    }
+    printf("gan sample: %d images from %s%s%s%s%s%s%s\n", n, ckpt, grid ? " -> " : "", grid ? grid : "",
+           dir ? " -> " : "", dir ? dir : "", npy ? " -> " : "", npy ? npy : "");
+    return 0;
+}
+
+int gan_cmd_export(int argc, char **argv)
+{
+    const char *ckpt = NULL, *out = NULL, *format = "safetensors";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--format") && i + 1 < argc)
+            format = argv[++i];
+        else if (argv[i][0] != '-' && !ckpt)
+            ckpt = argv[i];
+        else {
+            fprintf(stderr, "usage: gan export CKPT [--format safetensors] -o FILE\n");
+            return 2;
+        }
+    }
+    if (!ckpt || !out) {
+        fprintf(stderr, "usage: gan export CKPT [--format safetensors] -o FILE\n");
+        return 2;
+    }
+    if (strcmp(format, "safetensors")) {
+        fprintf(stderr, "gan export: format '%s' is not supported by this build (safetensors is)\n", format);
+        return 2;
+    }
+    loaded l;
+    gan_status status = load_checkpoint(ckpt, "cpu", &l);
+    if (status == GAN_OK)
+        status = gan_export_generator_safetensors(l.trainer, l.trainer->cfg.export_prefix, out);
+    if (status == GAN_OK)
+        printf("gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out,
+               l.trainer->cfg.export_prefix);
+    unload(&l);
+    if (status != GAN_OK) {
+        fprintf(stderr, "gan export: %s\n", gan_error_message());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,106 @@
+/* gan train CONFIG [section.key=value ...] [--out DIR] [--device auto|cpu|cuda]
+ * gan train --resume DIR [section.key=value ...] [--device ...] */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "gan/checkpoint.h"
+#include "gan/config.h"
+#include "gan/run.h"
+
+static void train_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gan train CONFIG [section.key=value ...] [--out DIR] [--device auto|cpu|cuda]\n"
+            "                 [--fast-math] [--quiet]\n"
+            "       gan train --resume DIR [section.key=value ...] [--device auto|cpu|cuda]\n"
+            "\n"
+            "Trains the GAN a config describes (configs/*.ini). The run directory (default\n"
+            "runs/<config name>) receives config.ini (resolved), metrics.jsonl, samples/*.png and\n"
+            "checkpoints/ckpt_*.safetensors. Ctrl-C finishes the step, writes a checkpoint and\n"
+            "exits with status 130; --resume DIR continues from the newest checkpoint.\n"
+            "On CUDA the math is FP32 and deterministic (parity mode) unless --fast-math allows TF32.\n"
+            "\n");
+    gan_config_print_help(out);
+}
+
+int gan_cmd_train(int argc, char **argv)
+{
+    const char *config_path = NULL, *out_dir = NULL, *device = "auto", *resume_dir = NULL;
+    const char *overrides[256];
+    int override_count = 0;
+    bool quiet = false, fast_math = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            train_usage(stdout);
+            return 0;
+        } else if (!strcmp(arg, "--out") && i + 1 < argc) {
+            out_dir = argv[++i];
+        } else if (!strcmp(arg, "--device") && i + 1 < argc) {
+            device = argv[++i];
+        } else if (!strcmp(arg, "--resume") && i + 1 < argc) {
+            resume_dir = argv[++i];
+        } else if (!strcmp(arg, "--quiet")) {
+            quiet = true;
+        } else if (!strcmp(arg, "--fast-math")) {
+            fast_math = true;
+        } else if (arg[0] == '-') {
+            fprintf(stderr, "gan train: unknown or incomplete option '%s' (gan train --help)\n", arg);
+            return 2;
+        } else if (strchr(arg, '=')) {
+            if (override_count == (int)(sizeof overrides / sizeof overrides[0])) {
+                fprintf(stderr, "gan train: too many overrides\n");
+                return 2;
+            }
+            overrides[override_count++] = arg;
+        } else if (!config_path) {
+            config_path = arg;
+        } else {
+            fprintf(stderr, "gan train: unexpected argument '%s' (gan train --help)\n", arg);
+            return 2;
+        }
+    }
+    if (!config_path && !resume_dir) {
+        train_usage(stderr);
+        return 2;
+    }
+    if (config_path && resume_dir) {
+        fprintf(stderr, "gan train: give a CONFIG or --resume DIR, not both (a resumed run uses "
+                        "the config stored in its checkpoint)\n");
+        return 2;
+    }
+
+    gan_config cfg;
+    gan_config_defaults(&cfg);
+    gan_status status = GAN_OK;
+    char run_dir[4200];
+    if (resume_dir) {
+        char checkpoint[4200];
+        status = gan_run_latest_checkpoint(resume_dir, checkpoint, sizeof checkpoint);
+        if (status == GAN_OK)
+            status = gan_checkpoint_read_config(checkpoint, &cfg);
+        snprintf(run_dir, sizeof run_dir, "%s", resume_dir);
+    } else {
+        status = gan_config_load(&cfg, config_path);
+        snprintf(run_dir, sizeof run_dir, "%s", out_dir ? out_dir : "");
+        if (!out_dir)
+            snprintf(run_dir, sizeof run_dir, "runs/%s", cfg.name);
+    }
+    for (int i = 0; i < override_count && status == GAN_OK; i++)
+        status = gan_config_override(&cfg, overrides[i]);
+    if (status == GAN_OK && out_dir && resume_dir && strcmp(out_dir, resume_dir)) {
+        fprintf(stderr, "gan train: --out and --resume name different directories\n");
+        return 2;
+    }
+    gan_run_result result = GAN_RUN_FINISHED;
+    if (status == GAN_OK) {
+        gan_run_options options = {run_dir, device, resume_dir != NULL, quiet, fast_math};
+        status = gan_run_train(&cfg, &options, &result);
+    }
+    if (status != GAN_OK) {
+        fprintf(stderr, "gan train: %s\n", gan_error_message());
+        return 1;
+    }
+    return result == GAN_RUN_INTERRUPTED ? 130 : 0;
+}
