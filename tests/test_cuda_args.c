@@ -1,0 +1,445 @@
+/* The arguments the CUDA backend passes to cuBLAS and cuDNN (gan/cuda_args.h), run through CPU
+ * references written to those libraries' documented conventions, and compared with the CPU
+ * backend's ops on random data of odd shapes. If a transpose flag, a leading dimension, a
+ * descriptor dim or stride, the convolution mode or a batch-norm convention were wrong, the
+ * reference would compute something else than the CPU backend and this test would fail, without
+ * a GPU.
+ *
+ * References (double accumulation):
+ *   sgemm_colmajor: BLAS sgemm, column-major: C(i,j) = alpha sum_l op(A)(i,l) op(B)(l,j)
+ *     + beta C(i,j), X(i,j) = X[i + j ld], op(X)(i,j) = X(j,i) when transposed.
+ *   cudnn_conv_*: cuDNN's NCHW convolution with explicit tensor strides, KCRS filters, padding,
+ *     stride, dilation; CUDNN_CROSS_CORRELATION uses w[k,c,r,s] at input offset (r,s),
+ *     CUDNN_CONVOLUTION the flipped w[k,c,R-1-r,S-1-s]. Backward-data and backward-filter are
+ *     the adjoints of forward, with alpha/beta blending as cuDNN documents.
+ *   cudnn_bn_*: cuDNN's spatial batch norm (running variance unbiased, saved inverse variance
+ *     1/sqrt(biased var + eps)).
+ * Tolerances: float results of sums of at most ~200 products against a double reference:
+ * rtol 1e-5, atol 1e-5 (values are O(1)). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gan/cuda_args.h"
+#include "test_util.h"
+
+static gan_backend *cpu;
+
+/* "<case>: <what>" for check messages (one static buffer: use it within one statement). */
+static const char *label(const char *case_name, const char *what)
+{
+    static char text[256];
+    snprintf(text, sizeof text, "%s: %s", case_name, what);
+    return text;
+}
+
+static float *random_buffer(size_t n, unsigned seed)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    test_fill_uniform(x, n, seed, -1.0f, 1.0f);
+    return x;
+}
+
+/* ---- GEMM ------------------------------------------------------------------------------- */
+
+static void sgemm_colmajor(gan_cublas_op transa, gan_cublas_op transb, int m, int n, int k,
+                           float alpha, const float *a, int lda, const float *b, int ldb,
+                           float beta, float *c, int ldc)
+{
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            double sum = 0.0;
+            for (int l = 0; l < k; l++) {
+                double av = transa == GAN_CUBLAS_OP_N ? a[i + (size_t)l * lda] : a[l + (size_t)i * lda];
+                double bv = transb == GAN_CUBLAS_OP_N ? b[l + (size_t)j * ldb] : b[j + (size_t)l * ldb];
+                sum += av * bv;
+            }
+            float *cij = &c[i + (size_t)j * ldc];
+            *cij = (float)(alpha * sum + (beta == 0.0f ? 0.0 : (double)beta * *cij));
+        }
+}
+
+static void test_gemm_case(bool trans_a, bool trans_b, int m, int n, int k, int pad)
+{
+    /* Row-major storage with rows padded by `pad` floats beyond what the shape needs. */
+    int a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+    int b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+    int lda = a_cols + pad, ldb = b_cols + pad, ldc = n + pad;
+    float *a = random_buffer((size_t)a_rows * lda, 1);
+    float *b = random_buffer((size_t)b_rows * ldb, 2);
+    float *c_ref = random_buffer((size_t)m * ldc, 3);
+    float *c_cpu = malloc((size_t)m * ldc * sizeof *c_cpu);
+    memcpy(c_cpu, c_ref, (size_t)m * ldc * sizeof *c_cpu);
+
+    gan_cuda_gemm_args args;
+    CHECK_OK(gan_cuda_gemm_args_make(trans_a, trans_b, m, n, k, lda, ldb, ldc, &args));
+    CHECK(args.swap_operands);
+    /* As cuda_backend.c calls cublasSgemm: A = caller's b, B = caller's a when swapped. */
+    const float *first = args.swap_operands ? b : a, *second = args.swap_operands ? a : b;
+    sgemm_colmajor(args.transa, args.transb, args.m, args.n, args.k, 0.75f, first, args.lda,
+                   second, args.ldb, 0.5f, c_ref, args.ldc);
+    CHECK_OK(cpu->gemm(cpu, trans_a, trans_b, m, n, k, 0.75f, a, lda, b, ldb, 0.5f, c_cpu, ldc));
+
+    char name[96];
+    snprintf(name, sizeof name, "gemm %c%c m%d n%d k%d pad%d", trans_a ? 'T' : 'N',
+             trans_b ? 'T' : 'N', m, n, k, pad);
+    /* The whole of C, padding included: neither side may write outside [m, n]. */
+    CHECK_ALLCLOSE(name, c_ref, c_cpu, (size_t)m * ldc, 1e-5, 1e-5);
+    free(a);
+    free(b);
+    free(c_ref);
+    free(c_cpu);
+}
+
+static void test_gemm(void)
+{
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            test_gemm_case(ta, tb, 7, 5, 3, 0);
+            test_gemm_case(ta, tb, 13, 1, 9, 3);
+            test_gemm_case(ta, tb, 1, 17, 31, 2);
+        }
+    /* The three GEMMs of a Linear layer (src/nn/linear.c), batch 5, 11 -> 6 features. */
+    test_gemm_case(false, true, 5, 6, 11, 0); /* y = x W^T */
+    test_gemm_case(true, false, 6, 11, 5, 0); /* dW = dy^T x */
+    test_gemm_case(false, false, 5, 11, 6, 0); /* dx = dy W */
+
+    gan_cuda_gemm_args args;
+    CHECK_FAILS_WITH(gan_cuda_gemm_args_make(false, false, 4, 5, 6, 5, 5, 5, &args), GAN_ERR_ARG, "lda");
+    CHECK_FAILS_WITH(gan_cuda_gemm_args_make(false, true, 4, 5, 6, 6, 5, 5, &args), GAN_ERR_ARG, "ldb");
+    CHECK_FAILS_WITH(gan_cuda_gemm_args_make(false, false, 4, 5, 6, 6, 5, 4, &args), GAN_ERR_ARG, "ldc");
+}
+
+/* ---- convolution ------------------------------------------------------------------------- */
+
+static size_t t_index(const gan_cudnn_tensor4d *t, int n, int c, int h, int w)
+{
+    return (size_t)n * t->stride_n + (size_t)c * t->stride_c + (size_t)h * t->stride_h +
+           (size_t)w * t->stride_w;
+}
+
+static size_t t_span(const gan_cudnn_tensor4d *t)
+{
+    return t_index(t, t->n - 1, t->c - 1, t->h - 1, t->w - 1) + 1;
+}
+
+static size_t w_index(const gan_cudnn_filter4d *f, const gan_cudnn_conv2d *conv, int k, int c,
+                      int r, int s)
+{
+    if (conv->mode == GAN_CUDNN_CONVOLUTION) {
+        r = f->h - 1 - r;
+        s = f->w - 1 - s;
+    }
+    return (((size_t)k * f->c + c) * f->h + r) * f->w + s;
+}
+
+/* Calls visit(n, k, p, q, c, r, s, x index, y index, w index) for every input tap that lands
+ * inside x: the common loop of the three passes. */
+typedef void (*tap_fn)(void *ctx, size_t xi, size_t yi, size_t wi);
+static void for_each_tap(const gan_cuda_conv_args *a, void *ctx, tap_fn visit)
+{
+    const gan_cudnn_conv2d *cv = &a->conv;
+    for (int n = 0; n < a->y.n; n++)
+        for (int k = 0; k < a->y.c; k++)
+            for (int p = 0; p < a->y.h; p++)
+                for (int q = 0; q < a->y.w; q++)
+                    for (int c = 0; c < a->w.c; c++)
+                        for (int r = 0; r < a->w.h; r++)
+                            for (int s = 0; s < a->w.w; s++) {
+                                int ih = p * cv->stride_h - cv->pad_h + r * cv->dilation_h;
+                                int iw = q * cv->stride_w - cv->pad_w + s * cv->dilation_w;
+                                if (ih < 0 || ih >= a->x.h || iw < 0 || iw >= a->x.w)
+                                    continue;
+                                visit(ctx, t_index(&a->x, n, c, ih, iw), t_index(&a->y, n, k, p, q),
+                                      w_index(&a->w, cv, k, c, r, s));
+                            }
+}
+
+typedef struct conv_ctx {
+    const float *x, *w, *dy;
+    double *acc; /* the pass's output, accumulated in double */
+} conv_ctx;
+
+static void tap_forward(void *p, size_t xi, size_t yi, size_t wi)
+{
+    conv_ctx *c = p;
+    c->acc[yi] += (double)c->x[xi] * c->w[wi];
+}
+static void tap_backward_data(void *p, size_t xi, size_t yi, size_t wi)
+{
+    conv_ctx *c = p;
+    c->acc[xi] += (double)c->dy[yi] * c->w[wi];
+}
+static void tap_backward_filter(void *p, size_t xi, size_t yi, size_t wi)
+{
+    conv_ctx *c = p;
+    c->acc[wi] += (double)c->x[xi] * c->dy[yi];
+}
+
+/* out = alpha * acc + beta * out (beta == 0: out is not read), as cuDNN blends. */
+static void blend(float *out, const double *acc, size_t n, float alpha, float beta)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (float)(alpha * acc[i] + (beta == 0.0f ? 0.0 : (double)beta * out[i]));
+}
+
+static void test_conv_case(gan_conv_geom g)
+{
+    gan_cuda_conv_args args;
+    CHECK_OK(gan_cuda_conv_args_make(&g, &args));
+    CHECK(args.conv.mode == GAN_CUDNN_CROSS_CORRELATION);
+    int dims[4];
+    gan_cuda_conv_forward_output_dims(&args, dims);
+    CHECK(dims[0] == g.n && dims[1] == g.c_out && dims[2] == g.h_out && dims[3] == g.w_out);
+
+    size_t x_count = t_span(&args.x), y_count = t_span(&args.y);
+    size_t w_count = (size_t)args.w.k * args.w.c * args.w.h * args.w.w;
+    CHECK(x_count == (size_t)g.n * g.c_in * g.h_in * g.w_in);
+    CHECK(y_count == (size_t)g.n * g.c_out * g.h_out * g.w_out);
+    float *x = random_buffer(x_count, 11), *w = random_buffer(w_count, 12);
+    float *dy = random_buffer(y_count, 13);
+    float *ref = malloc((x_count + y_count + w_count) * sizeof *ref);
+    float *got = malloc((x_count + y_count + w_count) * sizeof *got);
+    double *acc = calloc(x_count + y_count + w_count, sizeof *acc);
+    size_t ws_bytes = cpu->conv_workspace_bytes(cpu, &g);
+    void *ws = malloc(ws_bytes ? ws_bytes : 1);
+    char name[128];
+    snprintf(name, sizeof name, "x[%d,%d,%d,%d] k%dx%d s%dx%d p%dx%d", g.n, g.c_in, g.h_in, g.w_in,
+             g.k_h, g.k_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w);
+
+    /* Forward: y = conv(x, w), beta 0. */
+    conv_ctx ctx = {x, w, dy, acc};
+    for_each_tap(&args, &ctx, tap_forward);
+    blend(ref, acc, y_count, 1.0f, 0.0f);
+    CHECK_OK(cpu->conv_forward(cpu, &g, x, w, got, ws));
+    CHECK_ALLCLOSE(label(name, "conv forward"), got, ref, y_count, 1e-5, 1e-5);
+
+    /* Backward data: dx = conv^T(dy, w), beta 0. */
+    memset(acc, 0, x_count * sizeof *acc);
+    for_each_tap(&args, &ctx, tap_backward_data);
+    blend(ref, acc, x_count, 1.0f, 0.0f);
+    CHECK_OK(cpu->conv_backward_data(cpu, &g, dy, w, got, ws));
+    CHECK_ALLCLOSE(label(name, "conv backward data"), got, ref, x_count, 1e-5, 1e-5);
+
+    /* Backward filter, overwriting (beta 0) then accumulating (beta 1) onto it. */
+    memset(acc, 0, w_count * sizeof *acc);
+    for_each_tap(&args, &ctx, tap_backward_filter);
+    blend(ref, acc, w_count, 1.0f, 0.0f);
+    CHECK_OK(cpu->conv_backward_filter(cpu, &g, x, dy, 0.0f, got, ws));
+    CHECK_ALLCLOSE(label(name, "conv backward filter beta=0"), got, ref, w_count, 1e-5, 1e-5);
+    blend(ref, acc, w_count, 1.0f, 1.0f);
+    CHECK_OK(cpu->conv_backward_filter(cpu, &g, x, dy, 1.0f, got, ws));
+    CHECK_ALLCLOSE(label(name, "conv backward filter beta=1"), got, ref, w_count, 1e-5, 1e-5);
+
+    /* The convolution mode matters: with the filter flipped (CUDNN_CONVOLUTION) the reference
+     * disagrees with the CPU backend (kernels larger than 1x1 only). */
+    if (g.k_h * g.k_w > 1) {
+        gan_cuda_conv_args flipped = args;
+        flipped.conv.mode = GAN_CUDNN_CONVOLUTION;
+        memset(acc, 0, y_count * sizeof *acc);
+        for_each_tap(&flipped, &ctx, tap_forward);
+        blend(ref, acc, y_count, 1.0f, 0.0f);
+        CHECK_OK(cpu->conv_forward(cpu, &g, x, w, got, ws));
+        test_diff d = test_compare(got, ref, y_count, 1e-3);
+        CHECK_MSG(d.max_abs > 1e-3, "%s: CUDNN_CONVOLUTION matched cross-correlation", name);
+    }
+    free(x);
+    free(w);
+    free(dy);
+    free(ref);
+    free(got);
+    free(acc);
+    free(ws);
+}
+
+static gan_conv_geom geom(int n, int c_in, int h_in, int w_in, int c_out, int k_h, int k_w,
+                          int s_h, int s_w, int p_h, int p_w)
+{
+    gan_conv_geom g = {
+        .n = n, .c_in = c_in, .h_in = h_in, .w_in = w_in, .c_out = c_out,
+        .h_out = (h_in + 2 * p_h - k_h) / s_h + 1, .w_out = (w_in + 2 * p_w - k_w) / s_w + 1,
+        .k_h = k_h, .k_w = k_w, .stride_h = s_h, .stride_w = s_w, .pad_h = p_h, .pad_w = p_w,
+    };
+    return g;
+}
+
+static void test_conv(void)
+{
+    test_conv_case(geom(2, 3, 8, 8, 4, 4, 4, 2, 2, 1, 1));   /* a DCGAN layer, small */
+    test_conv_case(geom(3, 2, 7, 6, 5, 3, 2, 2, 1, 1, 0));   /* odd and anisotropic */
+    test_conv_case(geom(2, 5, 4, 4, 3, 4, 4, 1, 1, 0, 0));   /* D's last layer / G's first ConvT */
+    test_conv_case(geom(1, 1, 5, 9, 2, 1, 1, 1, 3, 0, 0));   /* 1x1 kernel, stride 3 across */
+    test_conv_case(geom(2, 2, 9, 7, 3, 5, 3, 3, 2, 2, 1));   /* stride leaves input unread */
+
+    /* A plan whose output shape cuDNN would not produce is refused. */
+    gan_conv_geom bad = geom(2, 3, 8, 8, 4, 4, 4, 2, 2, 1, 1);
+    bad.h_out += 1;
+    gan_cuda_conv_args args;
+    CHECK_FAILS_WITH(gan_cuda_conv_args_make(&bad, &args), GAN_ERR_SHAPE, "plan says");
+}
+
+/* ---- batch norm ------------------------------------------------------------------------- */
+
+/* cudnnBatchNormalizationForwardTraining, SPATIAL: statistics per channel over n, h, w. */
+static void cudnn_bn_forward_training(const gan_cuda_bn_args *a, const float *x, const float *gamma,
+                                      const float *beta, float *running_mean, float *running_var,
+                                      float *save_mean, float *save_inv_var, float *y)
+{
+    const gan_cudnn_tensor4d *t = &a->x;
+    double count = (double)t->n * t->h * t->w;
+    double f = a->exponential_average_factor;
+    for (int c = 0; c < t->c; c++) {
+        double sum = 0.0, sq = 0.0;
+        for (int n = 0; n < t->n; n++)
+            for (int h = 0; h < t->h; h++)
+                for (int w = 0; w < t->w; w++)
+                    sum += x[t_index(t, n, c, h, w)];
+        double mean = sum / count;
+        for (int n = 0; n < t->n; n++)
+            for (int h = 0; h < t->h; h++)
+                for (int w = 0; w < t->w; w++) {
+                    double d = x[t_index(t, n, c, h, w)] - mean;
+                    sq += d * d;
+                }
+        double var_biased = sq / count, var_unbiased = sq / (count - 1.0);
+        double inv = 1.0 / sqrt(var_biased + a->epsilon);
+        size_t pc = t_index(&a->param, 0, c, 0, 0);
+        for (int n = 0; n < t->n; n++)
+            for (int h = 0; h < t->h; h++)
+                for (int w = 0; w < t->w; w++) {
+                    size_t i = t_index(t, n, c, h, w);
+                    y[i] = (float)(gamma[pc] * (x[i] - mean) * inv + beta[pc]);
+                }
+        running_mean[pc] = (float)((1.0 - f) * running_mean[pc] + f * mean);
+        running_var[pc] = (float)((1.0 - f) * running_var[pc] + f * var_unbiased);
+        save_mean[pc] = (float)mean;
+        save_inv_var[pc] = (float)inv;
+    }
+}
+
+static void cudnn_bn_forward_inference(const gan_cuda_bn_args *a, const float *x,
+                                       const float *gamma, const float *beta, const float *mean,
+                                       const float *var, float *y)
+{
+    const gan_cudnn_tensor4d *t = &a->x;
+    for (int n = 0; n < t->n; n++)
+        for (int c = 0; c < t->c; c++)
+            for (int h = 0; h < t->h; h++)
+                for (int w = 0; w < t->w; w++) {
+                    size_t i = t_index(t, n, c, h, w), pc = t_index(&a->param, 0, c, 0, 0);
+                    y[i] = (float)(gamma[pc] * (x[i] - (double)mean[pc]) /
+                                       sqrt((double)var[pc] + a->epsilon) + beta[pc]);
+                }
+}
+
+/* cudnnBatchNormalizationBackward with savedMean/savedInvVariance, alphaDataDiff 1,
+ * betaDataDiff 0, alphaParamDiff 1, betaParamDiff param_beta. */
+static void cudnn_bn_backward(const gan_cuda_bn_args *a, const float *x, const float *dy,
+                              const float *gamma, const float *save_mean, const float *save_inv,
+                              float *dx, float param_beta, float *dgamma, float *dbeta)
+{
+    const gan_cudnn_tensor4d *t = &a->x;
+    double count = (double)t->n * t->h * t->w;
+    for (int c = 0; c < t->c; c++) {
+        size_t pc = t_index(&a->param, 0, c, 0, 0);
+        double mean = save_mean[pc], inv = save_inv[pc], sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int n = 0; n < t->n; n++)
+            for (int h = 0; h < t->h; h++)
+                for (int w = 0; w < t->w; w++) {
+                    size_t i = t_index(t, n, c, h, w);
+                    sum_dy += dy[i];
+                    sum_dy_xhat += dy[i] * (x[i] - mean) * inv;
+                }
+        for (int n = 0; n < t->n; n++)
+            for (int h = 0; h < t->h; h++)
+                for (int w = 0; w < t->w; w++) {
+                    size_t i = t_index(t, n, c, h, w);
+                    double xhat = (x[i] - mean) * inv;
+                    dx[i] = (float)(gamma[pc] * inv / count *
+                                    (count * dy[i] - sum_dy - xhat * sum_dy_xhat));
+                }
+        dgamma[pc] = (float)(sum_dy_xhat + (param_beta == 0.0f ? 0.0 : param_beta * (double)dgamma[pc]));
+        dbeta[pc] = (float)(sum_dy + (param_beta == 0.0f ? 0.0 : param_beta * (double)dbeta[pc]));
+    }
+}
+
+static void test_bn_case(int n, int c, int hw)
+{
+    gan_cuda_bn_args args;
+    CHECK_OK(gan_cuda_bn_args_make(n, c, hw, 0.1f, 1e-5f, true, &args));
+    CHECK(args.mode == GAN_CUDNN_BATCHNORM_SPATIAL);
+    CHECK(args.param.n == 1 && args.param.c == c && args.param.h == 1 && args.param.w == 1);
+    size_t count = (size_t)n * c * hw;
+    CHECK(t_span(&args.x) == count);
+    float *x = random_buffer(count, 21), *dy = random_buffer(count, 22);
+    for (size_t i = 0; i < count; i++)
+        x[i] = 3.0f * x[i] + 0.5f; /* a mean and a variance far from 0 and 1 */
+    float *gamma = random_buffer((size_t)c, 23), *beta = random_buffer((size_t)c, 24);
+    float *stats = malloc(12 * (size_t)c * sizeof *stats);
+    float *rm_ref = stats, *rv_ref = stats + c, *sm_ref = stats + 2 * c, *si_ref = stats + 3 * c;
+    float *rm_cpu = stats + 4 * c, *rv_cpu = stats + 5 * c, *sm_cpu = stats + 6 * c, *si_cpu = stats + 7 * c;
+    float *dg_ref = stats + 8 * c, *db_ref = stats + 9 * c, *dg_cpu = stats + 10 * c, *db_cpu = stats + 11 * c;
+    for (int i = 0; i < c; i++) {
+        rm_ref[i] = rm_cpu[i] = 0.25f * (float)i;
+        rv_ref[i] = rv_cpu[i] = 1.0f + 0.5f * (float)i;
+        dg_ref[i] = dg_cpu[i] = 0.125f;
+        db_ref[i] = db_cpu[i] = -0.25f;
+    }
+    float *y_ref = malloc(count * sizeof *y_ref), *y_cpu = malloc(count * sizeof *y_cpu);
+    char name[64];
+    snprintf(name, sizeof name, "bn [%d, %d, %d]", n, c, hw);
+
+    cudnn_bn_forward_training(&args, x, gamma, beta, rm_ref, rv_ref, sm_ref, si_ref, y_ref);
+    CHECK_OK(cpu->bn_forward_train(cpu, n, c, hw, x, gamma, beta, 0.1f, 1e-5f, rm_cpu, rv_cpu,
+                                   sm_cpu, si_cpu, y_cpu));
+    CHECK_ALLCLOSE(label(name, "bn train y"), y_cpu, y_ref, count, 1e-4, 1e-5);
+    CHECK_ALLCLOSE(label(name, "bn running_mean"), rm_cpu, rm_ref, (size_t)c, 1e-5, 1e-6);
+    CHECK_ALLCLOSE(label(name, "bn running_var (unbiased)"), rv_cpu, rv_ref, (size_t)c, 1e-5, 1e-6);
+    CHECK_ALLCLOSE(label(name, "bn save_mean"), sm_cpu, sm_ref, (size_t)c, 1e-5, 1e-6);
+    CHECK_ALLCLOSE(label(name, "bn save_invstd = resultSaveInvVariance"), si_cpu, si_ref, (size_t)c, 1e-5, 1e-6);
+
+    cudnn_bn_forward_inference(&args, x, gamma, beta, rm_ref, rv_ref, y_ref);
+    CHECK_OK(cpu->bn_forward_eval(cpu, n, c, hw, x, gamma, beta, rm_ref, rv_ref, 1e-5f, y_cpu));
+    CHECK_ALLCLOSE(label(name, "bn eval y"), y_cpu, y_ref, count, 1e-4, 1e-5);
+
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        float pb = accumulate ? 1.0f : 0.0f;
+        cudnn_bn_backward(&args, x, dy, gamma, sm_ref, si_ref, y_ref, pb, dg_ref, db_ref);
+        CHECK_OK(cpu->bn_backward(cpu, n, c, hw, x, dy, gamma, sm_ref, si_ref, y_cpu, pb, dg_cpu,
+                                  db_cpu));
+        CHECK_ALLCLOSE(label(name, "bn dx"), y_cpu, y_ref, count, 1e-4, 1e-5);
+        CHECK_ALLCLOSE(label(name, "bn dgamma"), dg_cpu, dg_ref, (size_t)c, 1e-4, 1e-5);
+        CHECK_ALLCLOSE(label(name, "bn dbeta"), db_cpu, db_ref, (size_t)c, 1e-4, 1e-5);
+    }
+    free(x);
+    free(dy);
+    free(gamma);
+    free(beta);
+    free(stats);
+    free(y_ref);
+    free(y_cpu);
+}
+
+static void test_bn(void)
+{
+    test_bn_case(4, 3, 35);  /* BatchNorm2d, 5x7 maps */
+    test_bn_case(7, 13, 1);  /* BatchNorm1d */
+    test_bn_case(2, 2, 1);   /* the smallest batch with a variance */
+    gan_cuda_bn_args args;
+    CHECK_FAILS_WITH(gan_cuda_bn_args_make(1, 4, 1, 0.1f, 1e-5f, true, &args), GAN_ERR_ARG, "more than one");
+    CHECK_OK(gan_cuda_bn_args_make(1, 4, 1, 0.1f, 1e-5f, false, &args)); /* eval: batch of one */
+    CHECK_FAILS_WITH(gan_cuda_bn_args_make(4, 4, 1, 0.1f, -1.0f, true, &args), GAN_ERR_ARG, "epsilon");
+}
+
+int main(void)
+{
+    if (gan_cpu_backend_create(&cpu) != GAN_OK) {
+        fprintf(stderr, "cannot create the CPU backend: %s\n", gan_error_message());
+        return 1;
+    }
+    test_gemm();
+    test_conv();
+    test_bn();
+    cpu->destroy(cpu);
+    return test_finish();
+}

@@ -1,0 +1,251 @@
+/* The cuDNN descriptors of every convolution and batch norm of every model in configs/, at batch
+ * 64 and 128, built exactly as the CUDA backend builds them (gan_cuda_conv_args_make +
+ * gan_cuda_conv_descriptors_create, gan_cuda_bn_args_make + gan_cuda_bn_descriptors_create),
+ * must give the shapes the model planned, according to cuDNN itself:
+ *   - cudnnGetConvolution2dForwardOutputDim(conv, x, w) is the planned y. For a Conv2d layer, y
+ *     is its output; for a ConvTranspose2d, y is its input and x its output (the layer is the
+ *     backward-data of that convolution), so the check covers both directions;
+ *   - cudnnGetTensor4dDescriptor / cudnnGetFilter4dDescriptor read back the planned dims;
+ *   - cudnnDeriveBNTensorDescriptor(x, SPATIAL) gives the [1, C, 1, 1] parameter descriptor.
+ * The geometries are the ones the layers hand the backend: the models are planned with a backend
+ * that records every conv_workspace_bytes call. Descriptor calls need no device (nor a cuDNN
+ * handle), so this runs in CI; a build without CUDA reports it skipped. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_util.h"
+
+#ifndef GAN_HAVE_CUDA
+int main(void)
+{
+    printf("skipped: this build has no CUDA backend (cuDNN descriptors cannot be built)\n");
+    return TEST_SKIP_EXIT_CODE;
+}
+#else
+
+#include <dirent.h>
+
+#include "backend/cuda_internal.h"
+#include "gan/config.h"
+#include "gan/nn.h"
+#include "nn/layer.h"
+
+/* ---- a backend that records the geometries the layers plan ---------------------------------- */
+
+enum { MAX_GEOMS = 64 };
+static gan_conv_geom recorded[MAX_GEOMS];
+static int recorded_count;
+
+static size_t record_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
+{
+    if (recorded_count < MAX_GEOMS)
+        recorded[recorded_count] = *g;
+    recorded_count++;
+    return 0;
+}
+
+static int configs_checked, convs_checked, bns_checked;
+
+static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, int n, int c, int h, int w)
+{
+    cudnnDataType_t type;
+    int dn, dc, dh, dw, sn, sc, sh, sw;
+    CHECK(cudnnGetTensor4dDescriptor(desc, &type, &dn, &dc, &dh, &dw, &sn, &sc, &sh, &sw) ==
+          CUDNN_STATUS_SUCCESS);
+    CHECK_MSG(type == CUDNN_DATA_FLOAT && dn == n && dc == c && dh == h && dw == w,
+              "%s: descriptor [%d, %d, %d, %d], planned [%d, %d, %d, %d]", what, dn, dc, dh, dw, n,
+              c, h, w);
+    CHECK_MSG(sw == 1 && sh == w && sc == h * w && sn == c * h * w,
+              "%s: strides [%d, %d, %d, %d] are not packed NCHW", what, sn, sc, sh, sw);
+}
+
+/* One convolution geometry, as the layer planned it and as cuDNN sees it. */
+static void check_conv(const char *where, const gan_conv_geom *g, gan_cuda_math_mode mode)
+{
+    gan_cuda_conv_args args;
+    gan_status status = gan_cuda_conv_args_make(g, &args);
+    CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
+    if (status != GAN_OK)
+        return;
+    gan_cuda_conv_descriptors d;
+    status = gan_cuda_conv_descriptors_create(&args, mode, &d);
+    CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
+    if (status != GAN_OK)
+        return;
+    check_tensor(where, d.x, g->n, g->c_in, g->h_in, g->w_in);
+    check_tensor(where, d.y, g->n, g->c_out, g->h_out, g->w_out);
+
+    cudnnDataType_t type;
+    cudnnTensorFormat_t format;
+    int k, c, r, s;
+    CHECK(cudnnGetFilter4dDescriptor(d.w, &type, &format, &k, &c, &r, &s) == CUDNN_STATUS_SUCCESS);
+    CHECK_MSG(type == CUDNN_DATA_FLOAT && format == CUDNN_TENSOR_NCHW && k == g->c_out &&
+                  c == g->c_in && r == g->k_h && s == g->k_w,
+              "%s: filter [%d, %d, %d, %d], planned [%d, %d, %d, %d]", where, k, c, r, s, g->c_out,
+              g->c_in, g->k_h, g->k_w);
+
+    cudnnConvolutionDescriptor_t convs[3] = {d.forward, d.backward_data, d.backward_filter};
+    for (int i = 0; i < 3; i++) {
+        int pad_h, pad_w, u, v, dil_h, dil_w;
+        cudnnConvolutionMode_t conv_mode;
+        cudnnDataType_t compute;
+        CHECK(cudnnGetConvolution2dDescriptor(convs[i], &pad_h, &pad_w, &u, &v, &dil_h, &dil_w,
+                                              &conv_mode, &compute) == CUDNN_STATUS_SUCCESS);
+        CHECK_MSG(pad_h == g->pad_h && pad_w == g->pad_w && u == g->stride_h && v == g->stride_w &&
+                      dil_h == 1 && dil_w == 1 && conv_mode == CUDNN_CROSS_CORRELATION &&
+                      compute == CUDNN_DATA_FLOAT,
+                  "%s: convolution descriptor %d: pad %dx%d stride %dx%d dilation %dx%d mode %d",
+                  where, i, pad_h, pad_w, u, v, dil_h, dil_w, (int)conv_mode);
+        cudnnMathType_t math;
+        CHECK(cudnnGetConvolutionMathType(convs[i], &math) == CUDNN_STATUS_SUCCESS);
+        CHECK_MSG(math == (mode == GAN_CUDA_MATH_PARITY ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH),
+                  "%s: math type %d in %s mode", where, (int)math, gan_cuda_math_mode_name(mode));
+
+        int on, oc, oh, ow;
+        CHECK(cudnnGetConvolution2dForwardOutputDim(convs[i], d.x, d.w, &on, &oc, &oh, &ow) ==
+              CUDNN_STATUS_SUCCESS);
+        CHECK_MSG(on == g->n && oc == g->c_out && oh == g->h_out && ow == g->w_out,
+                  "%s: cuDNN computes y [%d, %d, %d, %d], the plan says [%d, %d, %d, %d]", where,
+                  on, oc, oh, ow, g->n, g->c_out, g->h_out, g->w_out);
+    }
+    gan_cuda_conv_descriptors_destroy(&d);
+    convs_checked++;
+}
+
+static void check_bn(const char *where, int n, int c, int hw)
+{
+    gan_cuda_bn_args args;
+    gan_status status = gan_cuda_bn_args_make(n, c, hw, 0.1f, 1e-5f, true, &args);
+    CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
+    if (status != GAN_OK)
+        return;
+    gan_cuda_bn_descriptors d;
+    status = gan_cuda_bn_descriptors_create(&args, &d);
+    CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
+    if (status != GAN_OK)
+        return;
+    check_tensor(where, d.x, n, c, hw, 1);
+    check_tensor(where, d.param, 1, c, 1, 1);
+    cudnnTensorDescriptor_t derived;
+    CHECK(cudnnCreateTensorDescriptor(&derived) == CUDNN_STATUS_SUCCESS);
+    CHECK(cudnnDeriveBNTensorDescriptor(derived, d.x, gan_cuda_cudnn_bn_mode(args.mode)) ==
+          CUDNN_STATUS_SUCCESS);
+    check_tensor(where, derived, 1, c, 1, 1);
+    cudnnDestroyTensorDescriptor(derived);
+    gan_cuda_bn_descriptors_destroy(&d);
+    bns_checked++;
+}
+
+/* Plans `model` with the recording backend, then checks each conv/convt/bn layer. */
+static void check_model(const char *config, gan_model *model, gan_backend *recorder)
+{
+    gan_pool pool;
+    gan_pool_init(&pool, recorder);
+    recorded_count = 0;
+    CHECK_OK(gan_model_plan(model, &pool));
+    gan_pool_release(&pool);
+    CHECK(recorded_count <= MAX_GEOMS);
+
+    int next_geom = 0;
+    for (int i = 0; i < model->layer_count; i++) {
+        gan_layer *layer = model->layers[i];
+        char where[160];
+        snprintf(where, sizeof where, "%s batch %d %s layer %d (%s)", config, model->batch,
+                 model->name, layer->index, gan_layer_kind_name(layer->spec.kind));
+        gan_layer_kind kind = layer->spec.kind;
+        if (kind == GAN_LAYER_CONV || kind == GAN_LAYER_CONVT) {
+            CHECK_MSG(next_geom < recorded_count && next_geom < MAX_GEOMS,
+                      "%s: planned no convolution geometry", where);
+            if (next_geom >= recorded_count || next_geom >= MAX_GEOMS)
+                return;
+            const gan_conv_geom *g = &recorded[next_geom++];
+            /* Conv: x = input, y = output. ConvT: the convolution from its output to its input. */
+            gan_shape x = kind == GAN_LAYER_CONV ? layer->in : layer->out;
+            gan_shape y = kind == GAN_LAYER_CONV ? layer->out : layer->in;
+            CHECK_MSG(g->n == model->batch && g->c_in == x.c && g->h_in == x.h && g->w_in == x.w &&
+                          g->c_out == y.c && g->h_out == y.h && g->w_out == y.w &&
+                          g->k_h == layer->spec.kernel && g->stride_h == layer->spec.stride &&
+                          g->pad_h == layer->spec.pad,
+                      "%s: geometry does not match the layer's shapes", where);
+            check_conv(where, g, GAN_CUDA_MATH_PARITY);
+            check_conv(where, g, GAN_CUDA_MATH_FAST);
+        } else if (kind == GAN_LAYER_BN) {
+            check_bn(where, model->batch, layer->in.c, layer->in.h * layer->in.w);
+        }
+    }
+    CHECK_MSG(next_geom == recorded_count, "%s %s: %d geometries planned, %d conv layers",
+              config, model->name, recorded_count, next_geom);
+}
+
+static void check_config(const char *path, const char *name, int batch, gan_backend *recorder)
+{
+    gan_config cfg;
+    gan_config_defaults(&cfg);
+    CHECK_OK(gan_config_load(&cfg, path));
+    char assignment[64];
+    snprintf(assignment, sizeof assignment, "train.batch_size=%d", batch);
+    CHECK_OK(gan_config_override(&cfg, assignment));
+    gan_shape z_shape = {cfg.nz, 1, 1};
+    gan_shape image = {cfg.channels, cfg.image_size, cfg.image_size};
+    gan_model *g = NULL, *d = NULL;
+    CHECK_OK(gan_model_create("G", cfg.generator, z_shape, batch, recorder, &g));
+    CHECK_OK(gan_model_create("D", cfg.discriminator, image, batch, recorder, &d));
+    if (g)
+        check_model(name, g, recorder);
+    if (d)
+        check_model(name, d, recorder);
+    gan_model_destroy(g);
+    gan_model_destroy(d);
+    configs_checked++;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int main(void)
+{
+    gan_backend recorder;
+    memset(&recorder, 0, sizeof recorder);
+    recorder.name = "recorder";
+    recorder.conv_workspace_bytes = record_conv_workspace_bytes;
+
+    char dir_path[4096];
+    snprintf(dir_path, sizeof dir_path, "%s/configs", test_source_dir());
+    DIR *dir = opendir(dir_path);
+    CHECK_MSG(dir != NULL, "cannot open %s", dir_path);
+    if (!dir)
+        return test_finish();
+    char *names[64];
+    int name_count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) && name_count < 64) {
+        size_t len = strlen(entry->d_name);
+        if (len > 4 && strcmp(entry->d_name + len - 4, ".ini") == 0)
+            names[name_count++] = strdup(entry->d_name);
+    }
+    closedir(dir);
+    qsort(names, (size_t)name_count, sizeof names[0], compare_names);
+
+    bool have_dcgan[3] = {false, false, false};
+    for (int i = 0; i < name_count; i++) {
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir_path, names[i]);
+        have_dcgan[0] |= strcmp(names[i], "dcgan_celeba64.ini") == 0;
+        have_dcgan[1] |= strcmp(names[i], "dcgan_fmnist32.ini") == 0;
+        have_dcgan[2] |= strcmp(names[i], "dcgan_cifar32.ini") == 0;
+        check_config(path, names[i], 64, &recorder);
+        check_config(path, names[i], 128, &recorder);
+        free(names[i]);
+    }
+    CHECK_MSG(have_dcgan[0] && have_dcgan[1] && have_dcgan[2], "a DCGAN config is missing from %s",
+              dir_path);
+    /* dcgan_celeba64 alone has 5 + 5 convolutions and 3 + 4 batch norms per batch size. */
+    CHECK(convs_checked >= 2 * 2 * 10);
+    printf("%d configs x batch sizes, %d convolution geometries (parity and fast), %d batch norms\n",
+           configs_checked, convs_checked / 2, bns_checked);
+    return test_finish();
+}
+#endif

@@ -1,0 +1,296 @@
+/* Every CUDA kernel's real code, run on the CPU: kernels/launch.cu (the launchers, grid sizes and
+ * launch checks included) and the kernel bodies in kernels/NAME.cuh compile here as host C++ under
+ * kernels/cuda_emulation.h, and each launcher's result is compared with the CPU backend's op on
+ * the same inputs. Shapes are small and odd (partial blocks, several blocks, one element).
+ *
+ * Tolerances: where the kernel and the CPU backend evaluate the same per-element function of
+ * gan/elementwise_math.h on the same host, the results must be bit-identical (tolerance 0). Only
+ * reductions, whose summation order differs between a block tree and the CPU's loop, get a
+ * relative tolerance (1e-5 on sums of at most a few thousand terms). */
+#include "cuda_emulation.h"
+
+/* In a CUDA build, gan_core also holds the real launchers under the same extern "C" names: the
+ * emulated ones are renamed here so that the two can never meet at link time. */
+#define gan_cuda_fill emu_gan_cuda_fill
+#define gan_cuda_activation_forward emu_gan_cuda_activation_forward
+#define gan_cuda_activation_backward emu_gan_cuda_activation_backward
+#define gan_cuda_multiply emu_gan_cuda_multiply
+#define gan_cuda_dropout_forward emu_gan_cuda_dropout_forward
+#define gan_cuda_bce_logits emu_gan_cuda_bce_logits
+#define gan_cuda_adam_step emu_gan_cuda_adam_step
+#define gan_cuda_rng_normal emu_gan_cuda_rng_normal
+#define gan_cuda_rng_uniform emu_gan_cuda_rng_uniform
+#define gan_cuda_images_to_float emu_gan_cuda_images_to_float
+#define gan_cuda_bias_forward emu_gan_cuda_bias_forward
+#define gan_cuda_bias_backward emu_gan_cuda_bias_backward
+
+#include "launch.cu"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+extern "C" {
+#include "test_util.h"
+}
+
+namespace {
+
+gan_backend *cpu = nullptr;
+
+std::vector<float> random_floats(size_t n, unsigned seed, float low, float high)
+{
+    std::vector<float> v(n);
+    test_fill_uniform(v.data(), n, seed, low, high);
+    return v;
+}
+
+/* Bit-for-bit equality, reported like CHECK_ALLCLOSE with the first differing element. */
+void check_identical(const char *name, const std::vector<float> &got, const std::vector<float> &want)
+{
+    CHECK_MSG(got.size() == want.size(), "%s: sizes %zu and %zu", name, got.size(), want.size());
+    for (size_t i = 0; i < got.size() && i < want.size(); i++) {
+        if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+            test_fail_at(__FILE__, __LINE__, "%s: element %zu of %zu differs: kernel %.9g, cpu %.9g",
+                         name, i, got.size(), (double)got[i], (double)want[i]);
+            return;
+        }
+    }
+    test_checks_passed++;
+}
+
+/* ---- the emulation itself: barriers, shared memory, early returns, launch errors ---------- */
+
+/* Reverses data[blockDim.x] within each block through shared memory; threads with
+ * threadIdx.x >= active return before the barrier, as real kernels' bounds checks do. */
+__global__ void emu_reverse_kernel(float *data, unsigned active)
+{
+    __shared__ float tile[GAN_BLOCK_THREADS];
+    unsigned t = threadIdx.x;
+    size_t base = (size_t)blockIdx.x * blockDim.x;
+    tile[t] = data[base + t];
+    __syncthreads();
+    if (t >= active)
+        return;
+    float mine = tile[blockDim.x - 1 - t];
+    __syncthreads();
+    data[base + t] = mine;
+}
+
+void test_emulation(void)
+{
+    const unsigned blocks = 3;
+    std::vector<float> data(blocks * GAN_BLOCK_THREADS);
+    for (size_t i = 0; i < data.size(); i++)
+        data[i] = (float)i;
+    gan_emu_launch(emu_reverse_kernel, dim3(blocks), dim3(GAN_BLOCK_THREADS), nullptr, data.data(),
+                   (unsigned)GAN_BLOCK_THREADS - 5u);
+    CHECK(cudaGetLastError() == cudaSuccess);
+    bool reversed = true;
+    for (unsigned b = 0; b < blocks; b++)
+        for (unsigned t = 0; t < GAN_BLOCK_THREADS; t++) {
+            float want = t < GAN_BLOCK_THREADS - 5u ? (float)(b * GAN_BLOCK_THREADS + GAN_BLOCK_THREADS - 1 - t)
+                                                    : (float)(b * GAN_BLOCK_THREADS + t);
+            if (data[b * GAN_BLOCK_THREADS + t] != want)
+                reversed = false;
+        }
+    CHECK_MSG(reversed, "emulated __syncthreads/__shared__ did not reverse each block");
+
+    /* A block of 2048 threads is refused, as on every GPU, and reported once. */
+    gan_emu_launch(emu_reverse_kernel, dim3(1), dim3(2048), nullptr, data.data(), 0u);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    CHECK(cudaGetLastError() == cudaSuccess);
+}
+
+/* ---- the kernels against the CPU backend ----------------------------------------------------- */
+
+void test_fill(void)
+{
+    for (size_t count : {(size_t)1, (size_t)255, (size_t)1000}) {
+        std::vector<float> got(count, -1.0f), want(count, -1.0f);
+        CHECK_OK(gan_cuda_fill(nullptr, got.data(), 0.375f, count));
+        CHECK_OK(cpu->fill(cpu, want.data(), 0.375f, count));
+        check_identical("fill", got, want);
+    }
+    CHECK_OK(gan_cuda_fill(nullptr, nullptr, 1.0f, 0)); /* nothing to do, nothing launched */
+}
+
+void test_activations(void)
+{
+    const size_t count = 1237; /* 5 blocks, the last one partial */
+    std::vector<float> x = random_floats(count, 1, -6.0f, 6.0f);
+    std::vector<float> dy = random_floats(count, 2, -1.0f, 1.0f);
+    x[0] = 0.0f; /* the boundary of relu/lrelu */
+    const gan_activation kinds[] = {GAN_ACT_RELU, GAN_ACT_LRELU, GAN_ACT_TANH, GAN_ACT_SIGMOID};
+    const char *names[] = {"relu", "lrelu", "tanh", "sigmoid"};
+    for (int k = 0; k < 4; k++) {
+        std::vector<float> y_got(count), y_want(count), dx_got(count), dx_want(count);
+        CHECK_OK(gan_cuda_activation_forward(nullptr, kinds[k], 0.2f, count, x.data(), y_got.data()));
+        CHECK_OK(cpu->activation_forward(cpu, kinds[k], 0.2f, count, x.data(), y_want.data()));
+        check_identical(names[k], y_got, y_want);
+        CHECK_OK(gan_cuda_activation_backward(nullptr, kinds[k], 0.2f, count, x.data(), y_want.data(),
+                                              dy.data(), dx_got.data()));
+        CHECK_OK(cpu->activation_backward(cpu, kinds[k], 0.2f, count, x.data(), y_want.data(),
+                                          dy.data(), dx_want.data()));
+        check_identical(names[k], dx_got, dx_want);
+    }
+}
+
+void test_multiply_and_dropout(void)
+{
+    const size_t count = 999;
+    std::vector<float> a = random_floats(count, 3, -2.0f, 2.0f), b = random_floats(count, 4, -2.0f, 2.0f);
+    std::vector<float> got(count), want(count);
+    CHECK_OK(gan_cuda_multiply(nullptr, count, a.data(), b.data(), got.data()));
+    CHECK_OK(cpu->multiply(cpu, count, a.data(), b.data(), want.data()));
+    check_identical("multiply", got, want);
+
+    std::vector<float> mask_got(count), mask_want(count), y_got(count), y_want(count);
+    CHECK_OK(gan_cuda_dropout_forward(nullptr, count, 0.3f, 1234, 5, 17, a.data(), mask_got.data(),
+                                      y_got.data()));
+    CHECK_OK(cpu->dropout_forward(cpu, count, 0.3f, 1234, 5, 17, a.data(), mask_want.data(),
+                                  y_want.data()));
+    check_identical("dropout mask", mask_got, mask_want);
+    check_identical("dropout y", y_got, y_want);
+    size_t dropped = 0;
+    for (float m : mask_got)
+        dropped += m == 0.0f;
+    /* 999 draws at p = 0.3: 300 expected, sd 14.5. */
+    CHECK_MSG(dropped > 200 && dropped < 400, "dropout dropped %zu of %zu at p = 0.3", dropped, count);
+}
+
+void test_rng(void)
+{
+    /* A count that is not a multiple of 4 and a non-zero offset: the block/lane mapping matters. */
+    const size_t count = 1001;
+    std::vector<float> got(count), want(count);
+    CHECK_OK(gan_cuda_rng_normal(nullptr, count, 42, 3, 7, 0.5f, 0.02f, got.data()));
+    CHECK_OK(cpu->rng_normal(cpu, count, 42, 3, 7, 0.5f, 0.02f, want.data()));
+    check_identical("rng_normal", got, want);
+    CHECK_OK(gan_cuda_rng_uniform(nullptr, count, 42, 3, 7, -1.5f, 2.5f, got.data()));
+    CHECK_OK(cpu->rng_uniform(cpu, count, 42, 3, 7, -1.5f, 2.5f, want.data()));
+    check_identical("rng_uniform", got, want);
+    /* A different stream must give different numbers. */
+    std::vector<float> other(count);
+    CHECK_OK(gan_cuda_rng_uniform(nullptr, count, 42, 4, 7, -1.5f, 2.5f, other.data()));
+    CHECK(std::memcmp(other.data(), got.data(), count * sizeof(float)) != 0);
+}
+
+void test_adam(void)
+{
+    const size_t count = 3001;
+    std::vector<float> param = random_floats(count, 5, -1.0f, 1.0f), grad = random_floats(count, 6, -0.1f, 0.1f);
+    std::vector<float> m = random_floats(count, 7, -0.01f, 0.01f), v = random_floats(count, 8, 0.0f, 1e-4f);
+    gan_adam_scalars s;
+    s.beta1 = 0.5f;
+    s.one_minus_beta1 = 0.5f;
+    s.beta2 = 0.999f;
+    s.one_minus_beta2 = (float)(1.0 - 0.999);
+    s.eps = 1e-8f;
+    s.step_size = (float)(2e-4 / (1.0 - 0.5 * 0.5 * 0.5));
+    s.bias_correction2_sqrt = (float)std::sqrt(1.0 - std::pow(0.999, 3));
+    std::vector<float> p_got = param, m_got = m, v_got = v;
+    std::vector<float> p_want = param, m_want = m, v_want = v;
+    CHECK_OK(gan_cuda_adam_step(nullptr, count, p_got.data(), grad.data(), m_got.data(), v_got.data(), s));
+    CHECK_OK(cpu->adam_step(cpu, count, p_want.data(), grad.data(), m_want.data(), v_want.data(), s));
+    check_identical("adam param", p_got, p_want);
+    check_identical("adam m", m_got, m_want);
+    check_identical("adam v", v_got, v_want);
+    CHECK(std::memcmp(p_got.data(), param.data(), count * sizeof(float)) != 0);
+}
+
+void test_images(void)
+{
+    const int n = 3, h = 5, w = 7, c = 3;
+    const size_t count = (size_t)n * h * w * c;
+    std::vector<uint8_t> pixels(count);
+    for (size_t i = 0; i < count; i++)
+        pixels[i] = (uint8_t)((i * 37u + 11u) % 256u);
+    pixels[0] = 0;
+    pixels[1] = 255;
+    std::vector<float> got(count), want(count);
+    CHECK_OK(gan_cuda_images_to_float(nullptr, n, h, w, c, pixels.data(), got.data()));
+    CHECK_OK(cpu->images_to_float(cpu, n, h, w, c, pixels.data(), want.data()));
+    check_identical("images_to_float", got, want);
+}
+
+void test_bias(void)
+{
+    const int n = 3, c = 5, hw = 77; /* 1155 elements: 5 blocks; 231 terms per channel sum */
+    const size_t count = (size_t)n * c * hw;
+    std::vector<float> bias = random_floats((size_t)c, 9, -1.0f, 1.0f);
+    std::vector<float> y = random_floats(count, 10, -1.0f, 1.0f);
+    std::vector<float> y_got = y, y_want = y;
+    CHECK_OK(gan_cuda_bias_forward(nullptr, n, c, hw, bias.data(), y_got.data()));
+    CHECK_OK(cpu->bias_forward(cpu, n, c, hw, bias.data(), y_want.data()));
+    check_identical("bias_forward", y_got, y_want);
+
+    /* beta = 0 overwrites: the kernel's db starts as NaN garbage, the CPU's as zeros. */
+    std::vector<float> db_got((size_t)c, NAN), db_want((size_t)c, 0.0f);
+    CHECK_OK(gan_cuda_bias_backward(nullptr, n, c, hw, y.data(), 0.0f, db_got.data()));
+    CHECK_OK(cpu->bias_backward(cpu, n, c, hw, y.data(), 0.0f, db_want.data()));
+    CHECK_ALLCLOSE("bias_backward beta=0", db_got.data(), db_want.data(), (size_t)c, 1e-5, 1e-6);
+    /* beta = 1 accumulates onto the previous gradient. */
+    CHECK_OK(gan_cuda_bias_backward(nullptr, n, c, hw, y.data(), 1.0f, db_got.data()));
+    CHECK_OK(cpu->bias_backward(cpu, n, c, hw, y.data(), 1.0f, db_want.data()));
+    CHECK_ALLCLOSE("bias_backward beta=1", db_got.data(), db_want.data(), (size_t)c, 1e-5, 1e-6);
+    /* Linear's bias: hw = 1, more channels than one block has threads. */
+    const int n1 = 7, c1 = 300;
+    std::vector<float> dy1 = random_floats((size_t)n1 * c1, 11, -1.0f, 1.0f);
+    std::vector<float> db1_got((size_t)c1), db1_want((size_t)c1);
+    CHECK_OK(gan_cuda_bias_backward(nullptr, n1, c1, 1, dy1.data(), 0.0f, db1_got.data()));
+    CHECK_OK(cpu->bias_backward(cpu, n1, c1, 1, dy1.data(), 0.0f, db1_want.data()));
+    CHECK_ALLCLOSE("bias_backward hw=1", db1_got.data(), db1_want.data(), (size_t)c1, 1e-5, 1e-6);
+}
+
+void test_bce(void)
+{
+    /* 1 logit, a partial block, and more logits than threads (each thread sums several). */
+    for (int n : {1, 64, 129, 1000}) {
+        std::vector<float> logits = random_floats((size_t)n, 12 + (unsigned)n, -8.0f, 8.0f);
+        logits[0] = 30.0f; /* saturated: exact log1p(exp(-|x|)) path */
+        for (float target : {0.0f, 1.0f, 0.9f}) {
+            float loss_got = -1.0f, prob_got = -1.0f, loss_want = -2.0f, prob_want = -2.0f;
+            std::vector<float> d_got((size_t)n), d_want((size_t)n);
+            CHECK_OK(gan_cuda_bce_logits(nullptr, n, logits.data(), target, 0.5f, &loss_got,
+                                         &prob_got, d_got.data()));
+            CHECK_OK(cpu->bce_logits(cpu, n, logits.data(), target, 0.5f, &loss_want, &prob_want,
+                                     d_want.data()));
+            CHECK_ALLCLOSE("bce loss", &loss_got, &loss_want, 1, 1e-5, 1e-7);
+            CHECK_ALLCLOSE("bce prob_mean", &prob_got, &prob_want, 1, 1e-5, 1e-7);
+            check_identical("bce dlogits", d_got, d_want);
+
+            /* Deterministic: the same inputs give the same bits; NULL outputs are skipped. */
+            float loss_again = -3.0f;
+            CHECK_OK(gan_cuda_bce_logits(nullptr, n, logits.data(), target, 0.5f, &loss_again,
+                                         nullptr, nullptr));
+            CHECK(std::memcmp(&loss_again, &loss_got, sizeof(float)) == 0);
+        }
+    }
+    float loss = 0.0f;
+    CHECK_FAILS_WITH(gan_cuda_bce_logits(nullptr, 0, nullptr, 1.0f, 1.0f, &loss, nullptr, nullptr),
+                     GAN_ERR_ARG, "bce_logits");
+}
+
+} /* namespace */
+
+int main(void)
+{
+    gan_status status = gan_cpu_backend_create(&cpu);
+    if (status != GAN_OK) {
+        std::fprintf(stderr, "cannot create the CPU backend: %s\n", gan_error_message());
+        return 1;
+    }
+    test_emulation();
+    test_fill();
+    test_activations();
+    test_multiply_and_dropout();
+    test_rng();
+    test_adam();
+    test_images();
+    test_bias();
+    test_bce();
+    cpu->destroy(cpu);
+    return test_finish();
+}

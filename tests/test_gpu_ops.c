@@ -1,0 +1,108 @@
+/* On a machine with a CUDA device: every op of the CUDA backend against the CPU backend on random
+ * inputs (gan_selftest_ops, tolerances stated in src/selftest.c), in parity and in fast math
+ * mode, plus what parity mode promises beyond tolerances: reductions and convolution gradients
+ * repeat bit for bit. Without a usable device it reports skipped (exit 77) and says why. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gan/backend_select.h"
+#include "gan/cuda_backend.h"
+#include "gan/selftest.h"
+#include "test_util.h"
+
+static gan_backend *cpu, *cuda;
+
+static float *device_random(size_t count, unsigned seed)
+{
+    float *host = malloc(count * sizeof *host), *dev = NULL;
+    test_fill_uniform(host, count, seed, -1.0f, 1.0f);
+    CHECK_OK(cuda->alloc(cuda, count * sizeof(float), (void **)&dev));
+    if (dev)
+        CHECK_OK(cuda->upload(cuda, dev, host, count * sizeof(float)));
+    free(host);
+    return dev;
+}
+
+static bool same_bits(const float *dev_a, const float *dev_b, size_t count)
+{
+    float *a = malloc(count * sizeof *a), *b = malloc(count * sizeof *b);
+    CHECK_OK(cuda->download(cuda, a, dev_a, count * sizeof(float)));
+    CHECK_OK(cuda->download(cuda, b, dev_b, count * sizeof(float)));
+    bool same = memcmp(a, b, count * sizeof(float)) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
+/* Parity mode: deterministic algorithms, so two runs of a gradient give the same bits. */
+static void test_determinism(void)
+{
+    CHECK_OK(gan_cuda_set_math_mode(cuda, GAN_CUDA_MATH_PARITY));
+    gan_conv_geom g = {.n = 16, .c_in = 32, .h_in = 16, .w_in = 16, .c_out = 64, .h_out = 8,
+                       .w_out = 8, .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1,
+                       .pad_w = 1};
+    size_t x_count = 16 * 32 * 16 * 16, y_count = 16 * 64 * 8 * 8, w_count = 64 * 32 * 4 * 4;
+    size_t ws_bytes = cuda->conv_workspace_bytes(cuda, &g);
+    void *ws = NULL;
+    CHECK_OK(cuda->alloc(cuda, ws_bytes ? ws_bytes : 4, &ws));
+    float *x = device_random(x_count, 1), *w = device_random(w_count, 2), *dy = device_random(y_count, 3);
+    float *dw1 = device_random(w_count, 4), *dw2 = device_random(w_count, 5);
+    float *dx1 = device_random(x_count, 6), *dx2 = device_random(x_count, 7);
+    float *db1 = device_random(64, 8), *db2 = device_random(64, 9), *loss = device_random(2, 10);
+    CHECK_OK(cuda->conv_backward_filter(cuda, &g, x, dy, 0.0f, dw1, ws));
+    CHECK_OK(cuda->conv_backward_filter(cuda, &g, x, dy, 0.0f, dw2, ws));
+    CHECK_MSG(same_bits(dw1, dw2, w_count), "conv backward-filter is not deterministic in parity mode");
+    CHECK_OK(cuda->conv_backward_data(cuda, &g, dy, w, dx1, ws));
+    CHECK_OK(cuda->conv_backward_data(cuda, &g, dy, w, dx2, ws));
+    CHECK_MSG(same_bits(dx1, dx2, x_count), "conv backward-data is not deterministic in parity mode");
+    CHECK_OK(cuda->bias_backward(cuda, 16, 64, 64, dy, 0.0f, db1));
+    CHECK_OK(cuda->bias_backward(cuda, 16, 64, 64, dy, 0.0f, db2));
+    CHECK_MSG(same_bits(db1, db2, 64), "bias backward is not deterministic");
+    CHECK_OK(cuda->bce_logits(cuda, 1000, x, 1.0f, 1.0f, loss, NULL, NULL));
+    CHECK_OK(cuda->bce_logits(cuda, 1000, x, 1.0f, 1.0f, loss + 1, NULL, NULL));
+    CHECK_MSG(same_bits(loss, loss + 1, 1), "the BCE reduction is not deterministic");
+    float *all[] = {x, w, dy, dw1, dw2, dx1, dx2, db1, db2, loss};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        cuda->free(cuda, all[i]);
+    cuda->free(cuda, ws);
+}
+
+int main(void)
+{
+    gan_status status = gan_cuda_backend_create(&cuda);
+    if (status == GAN_ERR_UNSUPPORTED) {
+        printf("skipped: %s\n", gan_error_message());
+        return TEST_SKIP_EXIT_CODE;
+    }
+    CHECK_OK(status);
+    if (status != GAN_OK)
+        return test_finish();
+    CHECK_OK(gan_cpu_backend_create(&cpu));
+    if (!cpu)
+        return test_finish();
+
+    /* --device auto takes the GPU when there is one, and says nothing. */
+    gan_backend *chosen = NULL;
+    char why[256];
+    CHECK_OK(gan_backend_open("auto", &chosen, why, sizeof why));
+    CHECK(chosen && strcmp(chosen->name, "cuda") == 0 && why[0] == '\0');
+    if (chosen)
+        chosen->destroy(chosen);
+
+    bool ok = false;
+    CHECK_OK(gan_selftest_ops(cpu, cuda, stdout, &ok));
+    CHECK_MSG(ok, "CUDA ops out of tolerance in parity mode (see the table above)");
+
+    CHECK_OK(gan_cuda_set_math_mode(cuda, GAN_CUDA_MATH_FAST));
+    gan_cuda_math_mode mode = GAN_CUDA_MATH_PARITY;
+    CHECK_OK(gan_cuda_get_math_mode(cuda, &mode));
+    CHECK(mode == GAN_CUDA_MATH_FAST);
+    ok = false;
+    CHECK_OK(gan_selftest_ops(cpu, cuda, stdout, &ok));
+    CHECK_MSG(ok, "CUDA ops out of tolerance in fast (TF32) mode (see the table above)");
+
+    test_determinism();
+    cuda->destroy(cuda);
+    cpu->destroy(cpu);
+    return test_finish();
+}

@@ -1,0 +1,136 @@
+/* The selftest harness itself, without a GPU: the CPU backend against itself must be within
+ * every tolerance, and a backend with one op slightly wrong must be caught on that op (and only
+ * there). Also --device selection on this machine. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gan/backend_select.h"
+#include "gan/cuda_backend.h"
+#include "gan/selftest.h"
+#include "test_util.h"
+
+static gan_backend *real_cpu;
+
+/* sigmoid that is off by 1e-4: well beyond the 1e-6 relative tolerance of sigmoid. */
+static gan_status skewed_activation_forward(gan_backend *be, gan_activation kind, float slope,
+                                            size_t count, const float *x, float *y)
+{
+    GAN_TRY(real_cpu->activation_forward(real_cpu, kind, slope, count, x, y));
+    if (kind == GAN_ACT_SIGMOID)
+        for (size_t i = 0; i < count; i++)
+            y[i] += 1e-4f;
+    return GAN_OK;
+}
+
+static gan_status failing_multiply(gan_backend *be, size_t count, const float *a, const float *b,
+                                   float *y)
+{
+    return gan_error(GAN_ERR_BACKEND, "multiply broke on purpose");
+}
+
+/* Whether the report line of `op` contains `word`. */
+static bool line_has(const char *text, const char *op, const char *word)
+{
+    const char *line = strstr(text, op);
+    if (!line)
+        return false;
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf ? len : sizeof buf - 1), line);
+    return strstr(buf, word) != NULL;
+}
+
+static void test_selftest(void)
+{
+    gan_backend *reference = NULL;
+    CHECK_OK(gan_cpu_backend_create(&real_cpu));
+    CHECK_OK(gan_cpu_backend_create(&reference));
+    if (!real_cpu || !reference)
+        return;
+
+    char *text = NULL;
+    size_t text_bytes = 0;
+    FILE *report = open_memstream(&text, &text_bytes);
+    bool ok = false;
+    CHECK_OK(gan_selftest_ops(reference, real_cpu, report, &ok));
+    fclose(report);
+    CHECK_MSG(ok, "the CPU backend against itself is out of tolerance:\n%s", text);
+    CHECK(strstr(text, "conv_backward_filter") && strstr(text, "bn_backward") &&
+          strstr(text, "adam_step") && strstr(text, "rng_normal") && strstr(text, "images_to_float"));
+    CHECK(!strstr(text, "FAIL"));
+    free(text);
+
+    /* One op wrong: caught, named, and the rest still ok. */
+    gan_backend skewed = *real_cpu;
+    skewed.activation_forward = skewed_activation_forward;
+    skewed.multiply = failing_multiply;
+    report = open_memstream(&text, &text_bytes);
+    ok = true;
+    CHECK_OK(gan_selftest_ops(reference, &skewed, report, &ok));
+    fclose(report);
+    CHECK(!ok);
+    CHECK_MSG(line_has(text, "activation_forward sigmoid", "FAIL"),
+              "the skewed sigmoid was not reported:\n%s", text);
+    CHECK_MSG(strstr(text, "multiply broke on purpose") != NULL, "the failing op was not reported:\n%s", text);
+    CHECK(line_has(text, "activation_forward relu", " ok"));
+    CHECK(line_has(text, "activation_backward sigmoid", " ok"));
+    free(text);
+    reference->destroy(reference);
+    real_cpu->destroy(real_cpu);
+}
+
+static void test_backend_open(void)
+{
+    gan_backend *be = NULL;
+    char why[256] = "untouched";
+    CHECK_OK(gan_backend_open("cpu", &be, why, sizeof why));
+    CHECK(be && strcmp(be->name, "cpu") == 0 && why[0] == '\0');
+    if (be)
+        be->destroy(be);
+
+    be = NULL;
+    CHECK_OK(gan_backend_open("auto", &be, why, sizeof why));
+    CHECK(be != NULL);
+    if (be && strcmp(be->name, "cpu") == 0)
+        CHECK_MSG(strncmp(why, "using the CPU: ", 15) == 0 && strlen(why) > 15,
+                  "auto fell back to the CPU without saying why: \"%s\"", why);
+    if (be && strcmp(be->name, "cuda") == 0)
+        CHECK(why[0] == '\0');
+    if (be)
+        be->destroy(be);
+
+    be = NULL;
+    gan_status status = gan_backend_open("cuda", &be, why, sizeof why);
+    if (status == GAN_OK) {
+        CHECK(be && strcmp(be->name, "cuda") == 0);
+        be->destroy(be);
+    } else {
+        CHECK(status == GAN_ERR_UNSUPPORTED && be == NULL);
+        CHECK(strstr(gan_error_message(), "--device cuda") != NULL);
+    }
+#ifndef GAN_HAVE_CUDA
+    CHECK(status == GAN_ERR_UNSUPPORTED);
+    CHECK(strstr(gan_error_message(), "no CUDA backend") != NULL);
+#endif
+    CHECK_FAILS_WITH(gan_backend_open("tpu", &be, why, sizeof why), GAN_ERR_ARG, "auto, cpu or cuda");
+
+    gan_cuda_versions versions;
+    CHECK_OK(gan_cuda_get_versions(&versions));
+    if (versions.device_count == 0)
+        CHECK_MSG(versions.note[0] != '\0', "no device and no note saying so");
+#ifdef GAN_HAVE_CUDA
+    CHECK(versions.built_with_cuda && versions.runtime_version > 0 && versions.cudnn_version > 0 &&
+          versions.cublas_version > 0);
+#else
+    CHECK(!versions.built_with_cuda);
+#endif
+}
+
+int main(void)
+{
+    test_selftest();
+    test_backend_open();
+    return test_finish();
+}
