@@ -31,3 +31,21 @@ if ((${#missing[@]})); then
 else
   echo "setup: all system packages present"
 fi
+
+# PyPI packages for the interop tests (TensorBoard's own event reader, onnx, onnxruntime, the
+# official safetensors) in a virtual environment, .venv/ at the top of the checkout (git-ignored),
+# made from Debian's python3. Redone only when tools/requirements-interop.txt changes. Where PyPI
+# cannot be reached the build and the other tests are unaffected: those tests skip and say why.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.venv"
+requirements="$root/tools/requirements-interop.txt"
+if cmp -s "$requirements" "$venv/requirements.installed" 2>/dev/null; then
+  echo "setup: $venv up to date"
+elif /usr/bin/python3 -m venv "$venv" &&
+     "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"; then
+  cp "$requirements" "$venv/requirements.installed"
+  echo "setup: installed the interop test packages into $venv"
+else
+  echo "setup: WARNING: could not install the PyPI packages of tools/requirements-interop.txt into" \
+       "$venv; the TensorBoard, ONNX and safetensors interop tests will skip" >&2
+fi
