@@ -15,7 +15,15 @@ static void print_version(const char *what, size_t v)
 
 int gan_cmd_info(int argc, char **argv)
 {
-    bool fast = argc > 1 && !strcmp(argv[1], "--no-bench");
+    bool fast = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--no-bench")) {
+            fast = true;
+        } else {
+            fprintf(stderr, "gan info: unknown argument '%s' (usage: gan info [--no-bench])\n", argv[i]);
+            return 2;
+        }
+    }
     printf("gan %s\n", GAN_VERSION);
     printf("build\n");
     printf("  %-22s %s\n", "build type", GAN_BUILD_TYPE);
