@@ -17,6 +17,7 @@ static void print_usage(FILE *out)
             "  gan prepare DATA -o FILE.npy --size S [--channels C]   decode + Resize/CenterCrop once into a uint8 cache\n"
             "  gan info [--no-bench]                 version, build, BLAS, threads, sgemm speed, CUDA\n"
             "  gan selftest [--device cuda] [--fast] every CUDA op and one DCGAN-64 iteration vs the CPU\n"
+            "  gan bench ops|train|data [...]        op, training-step and data benchmarks (gan bench --help)\n"
             "  gan help                              this text\n",
             GAN_VERSION);
 }
@@ -37,6 +38,8 @@ int main(int argc, char **argv)
     if (!strcmp(command, "export"))
         return gan_cmd_export(argc - 1, argv + 1);
     if (!strcmp(command, "prepare")) return gan_cmd_prepare(argc - 1, argv + 1);
+    if (!strcmp(command, "bench"))
+        return gan_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(command, "selftest"))
         return gan_cmd_selftest(argc - 1, argv + 1);
     fprintf(stderr, "gan: unknown command '%s' (gan help lists them)\n", command);

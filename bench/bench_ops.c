@@ -1,0 +1,646 @@
+/* gan bench ops: every op of the backend op table at every layer shape of the configs.
+ *
+ * For each config (default dcgan_celeba64, dcgan_fmnist32) and batch (default 64, 128), G and D
+ * are built from the config's layer sequences (shapes only) and, layer by layer, the ops that
+ * layer runs in training are called through the op table of the chosen backend, on buffers of
+ * its shapes filled with random numbers:
+ *   conv, convt, linear: forward, backward-data, backward-filter (a convt's forward is its
+ *     convolution's backward-data and its backward-data a forward convolution, src/nn/convt.c);
+ *   bn: training forward (batch statistics, running statistics updated) and backward;
+ *   relu, lrelu, tanh, sigmoid (D's last layer: fused into the loss in training), dropout:
+ *     forward and backward;
+ * then BCE from logits at the batch size and one Adam step over each network's parameters.
+ *
+ * Timing: W warm-up calls, then R samples; a sample repeats the call enough times to last at
+ * least --min-ms (one call for anything slow, many for tiny ops on a GPU), with the backend
+ * synchronised before each clock read. Printed: best and median time per call; GFLOP/s for the
+ * convolution-like ops (2 N C_out H_out W_out C_in kH kW per pass, 2 N in out for linear) or
+ * GB/s for the memory-bound ones (each tensor read or written once: the least traffic the op
+ * needs); and the best time's rate as a share of the peak measured in the same run: the gemm
+ * peak for GFLOP/s (sgemm on cpu, cuBLAS through the backend's gemm on cuda), the backend's copy
+ * bandwidth for GB/s (see bench_util.h).
+ *
+ * usage: gan bench ops [--device auto|cpu|cuda] [--fast-math] [--batch 64,128]
+ *                      [--configs dcgan_celeba64,dcgan_fmnist32] [--runs R] [--warmup W]
+ *                      [--min-ms M] [--ops conv,bn,act,bce,adam] */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "nn/layer.h"
+
+enum { MAX_LIST = 16, MAX_BUFFERS = 16 };
+
+typedef struct ops_options {
+    const char *device;
+    bool fast_math;
+    int batches[MAX_LIST], batch_count;
+    char configs_text[1024];
+    const char *configs[MAX_LIST];
+    int config_count;
+    int runs, warmup;
+    double min_ms;
+    char ops_text[256];
+    bool want_conv, want_bn, want_act, want_bce, want_adam;
+} ops_options;
+
+typedef struct peaks {
+    double gemm_gflops, copy_gbps;
+} peaks;
+
+/* ---- buffers: backend memory for one layer's ops, freed together -------------------------- */
+typedef struct buffers {
+    gan_backend *be;
+    void *ptr[MAX_BUFFERS];
+    int count;
+    uint64_t stream;
+} buffers;
+
+/* count floats of N(mean, std) (std 0: all `mean`) */
+static gan_status buffer_floats(buffers *b, size_t count, float mean, float std, float **out)
+{
+    if (b->count == MAX_BUFFERS)
+        return gan_error(GAN_ERR_ARG, "bench ops: too many buffers");
+    size_t n = count ? count : 1;
+    GAN_TRY(b->be->alloc(b->be, n * sizeof(float), &b->ptr[b->count]));
+    float *p = b->ptr[b->count++];
+    *out = p;
+    if (std == 0.0f)
+        return b->be->fill(b->be, p, mean, n);
+    return b->be->rng_normal(b->be, n, 12345, ++b->stream, 0, mean, std, p);
+}
+
+static gan_status buffer_bytes(buffers *b, size_t bytes, void **out)
+{
+    if (b->count == MAX_BUFFERS)
+        return gan_error(GAN_ERR_ARG, "bench ops: too many buffers");
+    GAN_TRY(b->be->alloc(b->be, bytes ? bytes : 64, &b->ptr[b->count]));
+    *out = b->ptr[b->count++];
+    return GAN_OK;
+}
+
+static void buffers_free(buffers *b)
+{
+    for (int i = 0; i < b->count; i++)
+        b->be->free(b->be, b->ptr[i]);
+    b->count = 0;
+}
+
+/* ---- one op call, as data, so one timing loop serves every op ------------------------------ */
+typedef enum op_kind {
+    OP_CONV_FORWARD,
+    OP_CONV_BACKWARD_DATA,
+    OP_CONV_BACKWARD_FILTER,
+    OP_GEMM,
+    OP_BN_FORWARD_TRAIN,
+    OP_BN_BACKWARD,
+    OP_ACT_FORWARD,
+    OP_ACT_BACKWARD,
+    OP_DROPOUT_FORWARD,
+    OP_MULTIPLY,
+    OP_BCE,
+    OP_ADAM
+} op_kind;
+
+typedef struct op_call {
+    op_kind kind;
+    gan_conv_geom geom;
+    bool trans_a, trans_b;
+    int m, n, k, lda, ldb, ldc; /* gemm; bn: n, c = m, hw = k */
+    gan_activation act;
+    float slope, p;
+    size_t count;
+    const float *a, *b, *c, *d, *e; /* inputs, in the op's argument order */
+    float *out, *out2, *out3, *out4, *out5;
+    void *workspace;
+    gan_adam_scalars adam;
+} op_call;
+
+static gan_status op_run(gan_backend *be, const op_call *o)
+{
+    switch (o->kind) {
+    case OP_CONV_FORWARD: return be->conv_forward(be, &o->geom, o->a, o->b, o->out, o->workspace);
+    case OP_CONV_BACKWARD_DATA: return be->conv_backward_data(be, &o->geom, o->a, o->b, o->out, o->workspace);
+    case OP_CONV_BACKWARD_FILTER:
+        return be->conv_backward_filter(be, &o->geom, o->a, o->b, 0.0f, o->out, o->workspace);
+    case OP_GEMM:
+        return be->gemm(be, o->trans_a, o->trans_b, o->m, o->n, o->k, 1.0f, o->a, o->lda, o->b, o->ldb, 0.0f,
+                        o->out, o->ldc);
+    case OP_BN_FORWARD_TRAIN:
+        /* x, gamma, beta -> running mean, running var, save mean, save invstd, y */
+        return be->bn_forward_train(be, o->n, o->m, o->k, o->a, o->b, o->c, 0.1f, 1e-5f, o->out, o->out2, o->out3,
+                                    o->out4, o->out5);
+    case OP_BN_BACKWARD:
+        /* x, dy, gamma, save mean, save invstd -> dx, dgamma, dbeta */
+        return be->bn_backward(be, o->n, o->m, o->k, o->a, o->b, o->c, o->d, o->e, o->out, 0.0f, o->out2, o->out3);
+    case OP_ACT_FORWARD: return be->activation_forward(be, o->act, o->slope, o->count, o->a, o->out);
+    case OP_ACT_BACKWARD: return be->activation_backward(be, o->act, o->slope, o->count, o->a, o->b, o->c, o->out);
+    case OP_DROPOUT_FORWARD:
+        return be->dropout_forward(be, o->count, o->p, 7, 1, 0, o->a, o->out, o->out2);
+    case OP_MULTIPLY: return be->multiply(be, o->count, o->a, o->b, o->out);
+    case OP_BCE: return be->bce_logits(be, o->n, o->a, 1.0f, 1.0f, o->out, o->out2, o->out3);
+    case OP_ADAM: return be->adam_step(be, o->count, o->out, o->a, o->out2, o->out3, o->adam);
+    }
+    return gan_error(GAN_ERR_ARG, "bench ops: unknown op");
+}
+
+/* Best and median seconds per call. */
+static gan_status time_op(gan_backend *be, const op_call *o, const ops_options *opt, double *best, double *median)
+{
+    for (int i = 0; i < opt->warmup; i++)
+        GAN_TRY(op_run(be, o));
+    GAN_TRY(be->synchronize(be));
+    double t0 = bench_now_s();
+    GAN_TRY(op_run(be, o));
+    GAN_TRY(be->synchronize(be));
+    double once = bench_now_s() - t0;
+    double want = opt->min_ms * 1e-3;
+    int reps = once >= want ? 1 : (int)ceil(want / (once > 1e-7 ? once : 1e-7));
+    reps = reps > 10000 ? 10000 : reps;
+    double samples[64];
+    int runs = opt->runs > 64 ? 64 : opt->runs;
+    for (int r = 0; r < runs; r++) {
+        GAN_TRY(be->synchronize(be));
+        t0 = bench_now_s();
+        for (int i = 0; i < reps; i++)
+            GAN_TRY(op_run(be, o));
+        GAN_TRY(be->synchronize(be));
+        samples[r] = (bench_now_s() - t0) / reps;
+    }
+    *best = bench_min(samples, runs);
+    *median = bench_median(samples, runs);
+    return GAN_OK;
+}
+
+/* Times the op and prints its row: `flops` > 0 gives GFLOP/s, else `bytes` gives GB/s. */
+static gan_status report_op(gan_backend *be, const op_call *o, const ops_options *opt, const peaks *pk,
+                            const char *name, const char *layer, const char *shape, double flops, double bytes)
+{
+    double best = 0, median = 0;
+    GAN_TRY(time_op(be, o, opt, &best, &median));
+    char rate[32], pct[32];
+    if (flops > 0) {
+        double gflops = flops / best * 1e-9;
+        snprintf(rate, sizeof rate, "%9.1f %8s", gflops, "-");
+        snprintf(pct, sizeof pct, "%6.1f%%", 100.0 * gflops / pk->gemm_gflops);
+    } else {
+        double gbps = bytes / best * 1e-9;
+        snprintf(rate, sizeof rate, "%9s %8.1f", "-", gbps);
+        snprintf(pct, sizeof pct, "%6.1f%%", 100.0 * gbps / pk->copy_gbps);
+    }
+    printf("%-18s %-6s %-44s %10.4f %10.4f %s %s\n", name, layer, shape, best * 1e3, median * 1e3, rate, pct);
+    fflush(stdout);
+    return GAN_OK;
+}
+
+static void shape_text(char *out, size_t bytes, int n, gan_shape s)
+{
+    if (s.h == 1 && s.w == 1)
+        snprintf(out, bytes, "[%d,%d]", n, s.c);
+    else
+        snprintf(out, bytes, "[%d,%d,%d,%d]", n, s.c, s.h, s.w);
+}
+
+/* ---- the ops of one layer ------------------------------------------------------------------- */
+static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const gan_layer *l, const ops_options *opt,
+                                   const peaks *pk)
+{
+    gan_conv_geom g = bench_layer_conv_geom(l);
+    size_t x_count = (size_t)g.n * g.c_in * g.h_in * g.w_in, y_count = (size_t)g.n * g.c_out * g.h_out * g.w_out;
+    size_t w_count = (size_t)g.c_out * g.c_in * g.k_h * g.k_w;
+    buffers b = {.be = be};
+    float *x = NULL, *y = NULL, *w = NULL, *dx = NULL, *dw = NULL;
+    void *ws = NULL;
+    gan_status status = buffer_floats(&b, x_count, 0.0f, 1.0f, &x);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, y_count, 0.0f, 1.0f, &y);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, w_count, 0.0f, 0.02f, &w);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, x_count, 0.0f, 0.0f, &dx);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, w_count, 0.0f, 0.0f, &dw);
+    if (status == GAN_OK)
+        status = buffer_bytes(&b, be->conv_workspace_bytes(be, &g), &ws);
+    bool convt = l->spec.kind == GAN_LAYER_CONVT;
+    char layer[16], shape[96], in_text[40], out_text[40];
+    snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
+    shape_text(in_text, sizeof in_text, l->batch, l->in);
+    shape_text(out_text, sizeof out_text, l->batch, l->out);
+    snprintf(shape, sizeof shape, "%s->%s k%ds%dp%d", in_text, out_text, l->spec.kernel, l->spec.stride,
+             l->spec.pad);
+    double flops = bench_layer_pass_flops(l);
+    /* conv: forward y = conv(x); backward-data dx from dy (= y's buffer); backward-filter dw.
+     * convt: forward = backward-data of its convolution, backward-data = that forward. */
+    op_call forward = {.kind = OP_CONV_FORWARD, .geom = g, .a = x, .b = w, .out = y, .workspace = ws};
+    op_call backward_data = {.kind = OP_CONV_BACKWARD_DATA, .geom = g, .a = y, .b = w, .out = dx, .workspace = ws};
+    op_call backward_filter = {.kind = OP_CONV_BACKWARD_FILTER, .geom = g, .a = x, .b = y, .out = dw, .workspace = ws};
+    const char *kind = convt ? "convt" : "conv";
+    char name[32];
+    snprintf(name, sizeof name, "%s fwd", kind);
+    if (status == GAN_OK)
+        status = report_op(be, convt ? &backward_data : &forward, opt, pk, name, layer, shape, flops, 0);
+    snprintf(name, sizeof name, "%s bwd-data", kind);
+    if (status == GAN_OK)
+        status = report_op(be, convt ? &forward : &backward_data, opt, pk, name, layer, shape, flops, 0);
+    snprintf(name, sizeof name, "%s bwd-filter", kind);
+    if (status == GAN_OK)
+        status = report_op(be, &backward_filter, opt, pk, name, layer, shape, flops, 0);
+    buffers_free(&b);
+    return status;
+}
+
+/* linear: y[N, out] = x[N, in] W^T; dW = dy^T x; dx = dy W (as src/nn/linear.c calls gemm) */
+static gan_status bench_linear_layer(gan_backend *be, const gan_model *m, const gan_layer *l,
+                                     const ops_options *opt, const peaks *pk)
+{
+    int n = l->batch, in = l->in.c, out = l->out.c;
+    buffers b = {.be = be};
+    float *x = NULL, *y = NULL, *w = NULL, *dx = NULL, *dw = NULL;
+    gan_status status = buffer_floats(&b, (size_t)n * in, 0.0f, 1.0f, &x);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)n * out, 0.0f, 1.0f, &y);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)out * in, 0.0f, 0.02f, &w);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)n * in, 0.0f, 0.0f, &dx);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)out * in, 0.0f, 0.0f, &dw);
+    char layer[16], shape[96];
+    snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
+    snprintf(shape, sizeof shape, "[%d,%d]->[%d,%d]", n, in, n, out);
+    double flops = bench_layer_pass_flops(l);
+    op_call forward = {.kind = OP_GEMM, .trans_b = true, .m = n, .n = out, .k = in, .a = x, .lda = in, .b = w,
+                       .ldb = in, .out = y, .ldc = out};
+    op_call backward_data = {.kind = OP_GEMM, .m = n, .n = in, .k = out, .a = y, .lda = out, .b = w, .ldb = in,
+                             .out = dx, .ldc = in};
+    op_call backward_filter = {.kind = OP_GEMM, .trans_a = true, .m = out, .n = in, .k = n, .a = y, .lda = out,
+                               .b = x, .ldb = in, .out = dw, .ldc = in};
+    if (status == GAN_OK)
+        status = report_op(be, &forward, opt, pk, "linear fwd", layer, shape, flops, 0);
+    if (status == GAN_OK)
+        status = report_op(be, &backward_data, opt, pk, "linear bwd-data", layer, shape, flops, 0);
+    if (status == GAN_OK)
+        status = report_op(be, &backward_filter, opt, pk, "linear bwd-filter", layer, shape, flops, 0);
+    buffers_free(&b);
+    return status;
+}
+
+static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_layer *l, const ops_options *opt,
+                                 const peaks *pk)
+{
+    int n = l->batch, c = l->in.c, hw = l->in.h * l->in.w;
+    size_t count = (size_t)n * c * hw;
+    buffers b = {.be = be};
+    float *x = NULL, *y = NULL, *dy = NULL, *dx = NULL, *gamma = NULL, *beta = NULL;
+    float *running_mean = NULL, *running_var = NULL, *save_mean = NULL, *save_invstd = NULL;
+    float *dgamma = NULL, *dbeta = NULL;
+    gan_status status = buffer_floats(&b, count, 0.0f, 1.0f, &x);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 0.0f, 0.0f, &y);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 0.0f, 1.0f, &dy);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 0.0f, 0.0f, &dx);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)c, 1.0f, 0.02f, &gamma);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &beta);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &running_mean);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)c, 1.0f, 0.0f, &running_var);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &save_mean);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)c, 1.0f, 0.0f, &save_invstd);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dgamma);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dbeta);
+    char layer[16], shape[96];
+    snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
+    shape_text(shape, sizeof shape, n, l->in);
+    op_call forward = {.kind = OP_BN_FORWARD_TRAIN, .n = n, .m = c, .k = hw, .a = x, .b = gamma, .c = beta,
+                       .out = running_mean, .out2 = running_var, .out3 = save_mean, .out4 = save_invstd, .out5 = y};
+    op_call backward = {.kind = OP_BN_BACKWARD, .n = n, .m = c, .k = hw, .a = x, .b = dy, .c = gamma, .d = save_mean,
+                        .e = save_invstd, .out = dx, .out2 = dgamma, .out3 = dbeta};
+    double bytes = (double)count * sizeof(float);
+    if (status == GAN_OK) /* reads x, writes y */
+        status = report_op(be, &forward, opt, pk, "bn fwd-train", layer, shape, 0, 2 * bytes);
+    if (status == GAN_OK) /* reads x and dy, writes dx */
+        status = report_op(be, &backward, opt, pk, "bn bwd", layer, shape, 0, 3 * bytes);
+    buffers_free(&b);
+    return status;
+}
+
+static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, const gan_layer *l,
+                                          const ops_options *opt, const peaks *pk)
+{
+    size_t count = (size_t)l->batch * gan_shape_count(l->in);
+    buffers b = {.be = be};
+    float *x = NULL, *y = NULL, *dy = NULL, *dx = NULL, *mask = NULL;
+    gan_status status = buffer_floats(&b, count, 0.0f, 1.0f, &x);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 0.0f, 0.0f, &y);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 0.0f, 1.0f, &dy);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 0.0f, 0.0f, &dx);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 1.0f, 0.0f, &mask);
+    char layer[16], shape[96], name[32];
+    snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
+    shape_text(shape, sizeof shape, l->batch, l->in);
+    double bytes = (double)count * sizeof(float);
+    const char *kind = gan_layer_kind_name(l->spec.kind);
+    if (l->spec.kind == GAN_LAYER_DROPOUT) {
+        op_call forward = {.kind = OP_DROPOUT_FORWARD, .count = count, .p = l->spec.drop_p, .a = x, .out = mask,
+                           .out2 = y};
+        op_call backward = {.kind = OP_MULTIPLY, .count = count, .a = dy, .b = mask, .out = dx};
+        if (status == GAN_OK) /* reads x, writes the mask and y */
+            status = report_op(be, &forward, opt, pk, "dropout fwd", layer, shape, 0, 3 * bytes);
+        if (status == GAN_OK)
+            status = report_op(be, &backward, opt, pk, "dropout bwd", layer, shape, 0, 3 * bytes);
+        buffers_free(&b);
+        return status;
+    }
+    gan_activation act = l->spec.kind == GAN_LAYER_RELU    ? GAN_ACT_RELU
+                         : l->spec.kind == GAN_LAYER_LRELU ? GAN_ACT_LRELU
+                         : l->spec.kind == GAN_LAYER_TANH  ? GAN_ACT_TANH
+                                                           : GAN_ACT_SIGMOID;
+    op_call forward = {.kind = OP_ACT_FORWARD, .act = act, .slope = l->spec.slope, .count = count, .a = x, .out = y};
+    op_call backward = {.kind = OP_ACT_BACKWARD, .act = act, .slope = l->spec.slope, .count = count, .a = x,
+                        .b = y, .c = dy, .out = dx};
+    snprintf(name, sizeof name, "%s fwd", kind);
+    if (status == GAN_OK) /* reads x, writes y */
+        status = report_op(be, &forward, opt, pk, name, layer, shape, 0, 2 * bytes);
+    snprintf(name, sizeof name, "%s bwd", kind);
+    if (status == GAN_OK) /* reads x (lrelu) or y (the others) and dy, writes dx */
+        status = report_op(be, &backward, opt, pk, name, layer, shape, 0, 3 * bytes);
+    buffers_free(&b);
+    return status;
+}
+
+static gan_status bench_model(gan_backend *be, const gan_model *m, const ops_options *opt, const peaks *pk)
+{
+    for (int i = 0; i < m->layer_count; i++) {
+        const gan_layer *l = m->layers[i];
+        switch (l->spec.kind) {
+        case GAN_LAYER_CONV:
+        case GAN_LAYER_CONVT:
+            if (opt->want_conv)
+                GAN_TRY(bench_conv_layer(be, m, l, opt, pk));
+            break;
+        case GAN_LAYER_LINEAR:
+            if (opt->want_conv)
+                GAN_TRY(bench_linear_layer(be, m, l, opt, pk));
+            break;
+        case GAN_LAYER_BN:
+            if (opt->want_bn)
+                GAN_TRY(bench_bn_layer(be, m, l, opt, pk));
+            break;
+        case GAN_LAYER_RELU:
+        case GAN_LAYER_LRELU:
+        case GAN_LAYER_TANH:
+        case GAN_LAYER_SIGMOID:
+        case GAN_LAYER_DROPOUT:
+            if (opt->want_act)
+                GAN_TRY(bench_elementwise_layer(be, m, l, opt, pk));
+            break;
+        default:
+            break;
+        }
+    }
+    return GAN_OK;
+}
+
+static gan_status bench_bce(gan_backend *be, int n, const ops_options *opt, const peaks *pk)
+{
+    buffers b = {.be = be};
+    float *logits = NULL, *loss = NULL, *prob = NULL, *dlogits = NULL;
+    gan_status status = buffer_floats(&b, (size_t)n, 0.0f, 2.0f, &logits);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, 1, 0.0f, 0.0f, &loss);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, 1, 0.0f, 0.0f, &prob);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, (size_t)n, 0.0f, 0.0f, &dlogits);
+    char shape[32];
+    snprintf(shape, sizeof shape, "[%d] logits", n);
+    op_call call = {.kind = OP_BCE, .n = n, .a = logits, .out = loss, .out2 = prob, .out3 = dlogits};
+    if (status == GAN_OK) /* reads the logits, writes their gradient */
+        status = report_op(be, &call, opt, pk, "bce+sigmoid", "D", shape, 0, 2.0 * n * sizeof(float));
+    buffers_free(&b);
+    return status;
+}
+
+static gan_status bench_adam(gan_backend *be, const gan_model *m, const ops_options *opt, const peaks *pk)
+{
+    size_t count = m->trainable_count;
+    buffers b = {.be = be};
+    float *param = NULL, *grad = NULL, *mom = NULL, *vel = NULL;
+    gan_status status = buffer_floats(&b, count, 0.0f, 0.02f, &param);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 0.0f, 0.01f, &grad);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 0.0f, 0.0f, &mom);
+    if (status == GAN_OK)
+        status = buffer_floats(&b, count, 0.0f, 0.0f, &vel);
+    /* the scalars of torch.optim.Adam(lr 2e-4, betas (0.5, 0.999)) at step 1 */
+    gan_adam_scalars s = {.beta1 = 0.5f, .one_minus_beta1 = 0.5f, .beta2 = 0.999f, .one_minus_beta2 = 0.001f,
+                          .eps = 1e-8f, .step_size = 2e-4f / 0.5f, .bias_correction2_sqrt = sqrtf(0.001f)};
+    char shape[48];
+    snprintf(shape, sizeof shape, "%zu parameters", count);
+    op_call call = {.kind = OP_ADAM, .count = count, .a = grad, .out = param, .out2 = mom, .out3 = vel, .adam = s};
+    if (status == GAN_OK) /* reads param, grad, m, v; writes param, m, v */
+        status = report_op(be, &call, opt, pk, "adam", m->name, shape, 0, 7.0 * count * sizeof(float));
+    buffers_free(&b);
+    return status;
+}
+
+static gan_status bench_config(gan_backend *be, const char *config, int batch, const ops_options *opt,
+                               const peaks *pk)
+{
+    gan_config cfg;
+    char path[4200];
+    GAN_TRY(bench_load_config(config, NULL, 0, &cfg, path, sizeof path));
+    gan_model *g = NULL, *d = NULL;
+    gan_shape z_shape = {cfg.nz, 1, 1}, image = {cfg.channels, cfg.image_size, cfg.image_size};
+    gan_status status = gan_model_create("G", cfg.generator, z_shape, batch, be, &g);
+    if (status == GAN_OK)
+        status = gan_model_create("D", cfg.discriminator, image, batch, be, &d);
+    if (status == GAN_OK) {
+        printf("\n== %s batch %d (%s) ==\n", cfg.name, batch, path);
+        printf("%-18s %-6s %-44s %10s %10s %9s %8s %7s\n", "op", "layer", "shape", "best ms", "median ms",
+               "GFLOP/s", "GB/s", "% peak");
+    }
+    if (status == GAN_OK)
+        status = bench_model(be, g, opt, pk);
+    if (status == GAN_OK)
+        status = bench_model(be, d, opt, pk);
+    if (status == GAN_OK && opt->want_bce)
+        status = bench_bce(be, batch, opt, pk);
+    if (status == GAN_OK && opt->want_adam)
+        status = bench_adam(be, g, opt, pk);
+    if (status == GAN_OK && opt->want_adam)
+        status = bench_adam(be, d, opt, pk);
+    gan_model_destroy(g);
+    gan_model_destroy(d);
+    return status;
+}
+
+/* ---- options -------------------------------------------------------------------------------- */
+static int usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gan bench ops [--device auto|cpu|cuda] [--fast-math] [--batch 64,128]\n"
+            "                     [--configs dcgan_celeba64,dcgan_fmnist32] [--runs R] [--warmup W]\n"
+            "                     [--min-ms M] [--ops conv,bn,act,bce,adam]\n"
+            "\n"
+            "Times every op at every layer shape of the configs through the backend's op table: best and\n"
+            "median ms per call, GFLOP/s (conv, convt, linear) or GB/s (the rest), and the share of the\n"
+            "peak measured in the same run (gemm for GFLOP/s, the backend's copy for GB/s).\n"
+            "Defaults: --runs 5 --warmup 1 --min-ms 2; conv covers conv, convt and linear; act covers\n"
+            "the activations and dropout.\n");
+    return out == stdout ? 0 : 2;
+}
+
+static bool parse_ints(const char *text, int *values, int *count)
+{
+    *count = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 1 << 20 || *count == MAX_LIST || (*end && *end != ','))
+            return false;
+        values[(*count)++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return *count > 0;
+}
+
+/* Splits `text` (copied into `buffer`) at commas. */
+static bool split_list(const char *text, char *buffer, size_t bytes, const char **items, int *count)
+{
+    snprintf(buffer, bytes, "%s", text);
+    *count = 0;
+    for (char *save = NULL, *tok = strtok_r(buffer, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*count == MAX_LIST)
+            return false;
+        items[(*count)++] = tok;
+    }
+    return *count > 0;
+}
+
+int gan_bench_ops(int argc, char **argv)
+{
+    ops_options o = {.device = "auto", .runs = 5, .warmup = 1, .min_ms = 2.0};
+    const char *batch_text = "64,128", *configs_text = "dcgan_celeba64,dcgan_fmnist32", *ops_text = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_value = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            return usage(stdout);
+        if (!strcmp(a, "--fast-math"))
+            o.fast_math = true;
+        else if (!strcmp(a, "--device") && has_value)
+            o.device = argv[++i];
+        else if (!strcmp(a, "--batch") && has_value)
+            batch_text = argv[++i];
+        else if (!strcmp(a, "--configs") && has_value)
+            configs_text = argv[++i];
+        else if (!strcmp(a, "--runs") && has_value)
+            o.runs = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && has_value)
+            o.warmup = atoi(argv[++i]);
+        else if (!strcmp(a, "--min-ms") && has_value)
+            o.min_ms = atof(argv[++i]);
+        else if (!strcmp(a, "--ops") && has_value)
+            ops_text = argv[++i];
+        else {
+            fprintf(stderr, "gan bench ops: unknown or incomplete option '%s'\n", a);
+            return usage(stderr);
+        }
+    }
+    if (!parse_ints(batch_text, o.batches, &o.batch_count)) {
+        fprintf(stderr, "gan bench ops: --batch wants positive integers separated by commas, got '%s'\n",
+                batch_text);
+        return 2;
+    }
+    if (!split_list(configs_text, o.configs_text, sizeof o.configs_text, o.configs, &o.config_count)) {
+        fprintf(stderr, "gan bench ops: --configs wants names or paths separated by commas\n");
+        return 2;
+    }
+    o.want_conv = o.want_bn = o.want_act = o.want_bce = o.want_adam = !ops_text;
+    if (ops_text) {
+        const char *ops[MAX_LIST];
+        int op_count = 0;
+        if (!split_list(ops_text, o.ops_text, sizeof o.ops_text, ops, &op_count)) {
+            fprintf(stderr, "gan bench ops: --ops wants some of conv,bn,act,bce,adam\n");
+            return 2;
+        }
+        for (int i = 0; i < op_count; i++) {
+            bool *flag = !strcmp(ops[i], "conv")   ? &o.want_conv
+                         : !strcmp(ops[i], "bn")   ? &o.want_bn
+                         : !strcmp(ops[i], "act")  ? &o.want_act
+                         : !strcmp(ops[i], "bce")  ? &o.want_bce
+                         : !strcmp(ops[i], "adam") ? &o.want_adam
+                                                   : NULL;
+            if (!flag) {
+                fprintf(stderr, "gan bench ops: unknown op group '%s' (conv, bn, act, bce, adam)\n", ops[i]);
+                return 2;
+            }
+            *flag = true;
+        }
+    }
+    if (o.runs < 1 || o.runs > 64 || o.warmup < 0 || o.min_ms < 0) {
+        fprintf(stderr, "gan bench ops: needs 1 <= --runs <= 64, --warmup >= 0, --min-ms >= 0\n");
+        return 2;
+    }
+
+    gan_backend *be = NULL;
+    gan_status status = bench_open_backend(o.device, o.fast_math, &be);
+    if (status != GAN_OK) {
+        fprintf(stderr, "gan bench ops: %s\n", gan_error_message());
+        return 1;
+    }
+    bench_print_machine(be, stdout, "");
+    peaks pk = {0};
+    double gemm_before = 0, gemm_after = 0;
+    char what[256] = "";
+    status = bench_measure_gemm_peak(be, &gemm_before, what, sizeof what);
+    if (status == GAN_OK)
+        status = bench_measure_copy_gbps(be, &pk.copy_gbps);
+    if (status == GAN_OK) {
+        pk.gemm_gflops = gemm_before;
+        printf("peak        : %.1f GFLOP/s %s; copy %.1f GB/s (%s copy of 256 MiB, read + write)\n", gemm_before,
+               what, pk.copy_gbps, be->name);
+        printf("%% peak      : GFLOP/s over that gemm peak, GB/s over that copy bandwidth (from memory: tensors "
+               "that stay in cache can pass 100%%); GB/s counts each tensor once\n");
+    }
+    for (int c = 0; c < o.config_count && status == GAN_OK; c++)
+        for (int b = 0; b < o.batch_count && status == GAN_OK; b++)
+            status = bench_config(be, o.configs[c], o.batches[b], &o, &pk);
+    if (status == GAN_OK)
+        status = bench_measure_gemm_peak(be, &gemm_after, what, sizeof what);
+    if (status == GAN_OK) {
+        printf("\npeak again  : %.1f GFLOP/s %s at the end (%.1f at the start; the percentages use the start)\n",
+               gemm_after, what, gemm_before);
+        printf("reproduce   : %s --device %s%s --batch %s --configs %s --runs %d --warmup %d --min-ms %g%s%s\n", argv[0],
+               !strcmp(o.device, "auto") ? be->name : o.device, o.fast_math ? " --fast-math" : "", batch_text,
+               configs_text, o.runs, o.warmup, o.min_ms, ops_text ? " --ops " : "", ops_text ? ops_text : "");
+    }
+    be->destroy(be);
+    if (status != GAN_OK) {
+        fprintf(stderr, "gan bench ops: %s\n", gan_error_message());
+        return 1;
+    }
+    return 0;
+}
+
+#ifndef GAN_BENCH_NO_MAIN
+int main(int argc, char **argv) { return gan_bench_ops(argc, argv); }
+#endif

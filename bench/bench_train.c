@@ -1,0 +1,329 @@
+/* gan bench train: end-to-end training iterations on synthetic data.
+ *
+ * The trainer's normal path (gan_trainer_step: next batch, upload, uint8 -> float, noise, D on
+ * real, D on fake, D's Adam step, G through D, G's Adam step) fed by an in-memory data source of
+ * random images (a few batches, cycled: no decoding, no disk, which the real loader hides behind
+ * a prefetch thread anyway; `gan bench data` measures that side).
+ *
+ * Timing: W warm-up iterations, then R rounds of iterations, the backend synchronised before each
+ * clock read; the peak (sgemm on cpu, the backend's gemm on cuda) is measured before the first
+ * round and after every round, so the iterations and the peak see the same machine. Reported:
+ * the median round's ms/it (best and worst beside it), img/s (batch x D steps per iteration), the
+ * useful convolution GFLOP/s of the median round, and that as a share of the best peak
+ * measurement. Without --iterations, the iteration count is chosen from the warm-up so that the
+ * rounds take about --seconds.
+ *
+ * Useful FLOPs of one iteration (bench_iteration_flops in bench_util.c): every conv, convt and
+ * linear pass the iteration really runs, each pass counted as 2 N C_out H_out W_out C_in kH kW of
+ * its convolution (2 N in out for linear), with F_x one pass over network x and F_x0 its first
+ * layer: k (6 F_D - 2 F_D0 + F_G) + 2 F_D + 2 F_G - F_G0. Batch norm, activations, the loss, Adam
+ * and im2col are not counted: they are the overhead the percentage exposes.
+ *
+ * usage: gan bench train [CONFIG] [section.key=value ...] [--device auto|cpu|cuda] [--fast-math]
+ *                        [--iterations N] [--warmup W] [--rounds R] [--seconds S]
+ * Without CONFIG: dcgan_celeba64 at batch 64 and 128, dcgan_fmnist32 at 128, mlp_mnist at 64.
+ * Each config's report ends with one line:
+ *   train <config> batch <B>: <ms> ms/it, <img/s> img/s, <GFLOP/s> GFLOP/s (<pct>% of sgemm peak) */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "bench_util.h"
+#include "gan/train.h"
+
+enum { MAX_OVERRIDES = 64, MAX_ROUNDS = 64, SOURCE_BATCHES = 4 };
+
+typedef struct train_options {
+    const char *device;
+    bool fast_math;
+    int iterations; /* 0: chosen from the warm-up */
+    int warmup, rounds;
+    double seconds;
+} train_options;
+
+/* ---- an in-memory data source: SOURCE_BATCHES random batches, handed out in turn --------- */
+typedef struct synthetic_source {
+    gan_data_source src;
+    unsigned char *data;
+    size_t batch_bytes;
+    int next;
+} synthetic_source;
+
+static gan_status synthetic_next_batch(gan_data_source *src, void *host_batch)
+{
+    synthetic_source *s = src->impl;
+    memcpy(host_batch, s->data + (size_t)s->next * s->batch_bytes, s->batch_bytes);
+    s->next = (s->next + 1) % SOURCE_BATCHES;
+    return GAN_OK;
+}
+
+static gan_status synthetic_get_position(gan_data_source *src, gan_data_position *pos)
+{
+    synthetic_source *s = src->impl;
+    *pos = (gan_data_position){0, 0, s->next};
+    return GAN_OK;
+}
+
+static gan_status synthetic_set_position(gan_data_source *src, const gan_data_position *pos)
+{
+    synthetic_source *s = src->impl;
+    s->next = (int)(pos->index % SOURCE_BATCHES);
+    return GAN_OK;
+}
+
+static void synthetic_close(gan_data_source *src)
+{
+    synthetic_source *s = src->impl;
+    free(s->data);
+}
+
+/* uint8 images of the config's shape (NHWC), or float points for the toy set, from xorshift. */
+static gan_status synthetic_open(const gan_config *cfg, synthetic_source *s)
+{
+    memset(s, 0, sizeof *s);
+    bool is_float = !strcmp(cfg->data_format, "toy");
+    size_t sample = (size_t)cfg->channels * cfg->image_size * cfg->image_size;
+    s->batch_bytes = (size_t)cfg->batch_size * sample * (is_float ? sizeof(float) : 1);
+    s->data = malloc(s->batch_bytes * SOURCE_BATCHES);
+    if (!s->data)
+        return gan_error(GAN_ERR_NOMEM, "out of memory for %d synthetic batches", SOURCE_BATCHES);
+    uint32_t state = 2463534242u;
+    size_t values = s->batch_bytes * SOURCE_BATCHES / (is_float ? sizeof(float) : 1);
+    for (size_t i = 0; i < values; i++) {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        if (is_float)
+            ((float *)s->data)[i] = (float)(state >> 8) / 8388608.0f - 1.0f; /* [-1, 1) */
+        else
+            s->data[i] = (unsigned char)(state >> 24);
+    }
+    s->src = (gan_data_source){
+        .impl = s,
+        .height = cfg->image_size,
+        .width = cfg->image_size,
+        .channels = cfg->channels,
+        .is_float = is_float,
+        .samples = (int64_t)cfg->batch_size * SOURCE_BATCHES,
+        .batches_per_epoch = SOURCE_BATCHES,
+        .next_batch = synthetic_next_batch,
+        .get_position = synthetic_get_position,
+        .set_position = synthetic_set_position,
+        .close = synthetic_close,
+    };
+    return GAN_OK;
+}
+
+/* ---- one config ---------------------------------------------------------------------------- */
+static gan_status timed_steps(gan_trainer *t, int count, double *seconds)
+{
+    gan_backend *be = t->backend;
+    GAN_TRY(be->synchronize(be));
+    double t0 = bench_now_s();
+    for (int i = 0; i < count; i++)
+        GAN_TRY(gan_trainer_step(t));
+    GAN_TRY(be->synchronize(be));
+    *seconds = bench_now_s() - t0;
+    return GAN_OK;
+}
+
+static void print_reproduce(const char *prog, const char *config, const char *const *overrides, int override_count,
+                            const char *device, const train_options *o, int iterations, int rounds)
+{
+    printf("reproduce   : %s %s", prog, config);
+    for (int i = 0; i < override_count; i++)
+        printf(" %s", overrides[i]);
+    printf(" --device %s%s --iterations %d --warmup %d --rounds %d\n", device, o->fast_math ? " --fast-math" : "",
+           iterations, o->warmup, rounds);
+}
+
+static gan_status bench_one(const char *prog, gan_backend *be, const char *config, const char *const *overrides,
+                            int override_count, const train_options *o)
+{
+    gan_config cfg;
+    char path[4200];
+    GAN_TRY(bench_load_config(config, overrides, override_count, &cfg, path, sizeof path));
+    synthetic_source source;
+    GAN_TRY(synthetic_open(&cfg, &source));
+    gan_trainer *t = NULL;
+    gan_status status = gan_trainer_create(&cfg, be, &source.src, NULL, &t);
+    if (status != GAN_OK) {
+        synthetic_close(&source.src);
+        return status;
+    }
+    int batch = cfg.batch_size;
+    double flops = bench_iteration_flops(t->g, t->d, cfg.d_steps);
+    printf("config      : %s (%s), batch %d, %d D step%s per G step, device %s\n", cfg.name, path, batch,
+           cfg.d_steps, cfg.d_steps == 1 ? "" : "s", be->name);
+    printf("model       : G %.2f M parameters, D %.2f M parameters\n", t->g->trainable_count * 1e-6,
+           t->d->trainable_count * 1e-6);
+    printf("memory      : %.1f MiB planned peak (one %s pool: weights, gradients, Adam state, "
+           "activations, workspaces, batches)\n",
+           (double)t->pool.bytes / (1024.0 * 1024.0), be->name);
+    printf("flops       : %.2f GFLOP of conv/convt/linear passes per iteration (D on real, D on fake, "
+           "G through D)\n",
+           flops * 1e-9);
+
+    /* warm-up: first touch of memory, cuDNN's algorithm state, the BLAS threads */
+    double warm_s = 0;
+    if (o->warmup > 0)
+        status = timed_steps(t, o->warmup, &warm_s);
+    int iterations = o->iterations;
+    if (status == GAN_OK && iterations <= 0) {
+        double per_it = o->warmup > 0 ? warm_s / o->warmup : 0.0;
+        if (per_it <= 0) /* no warm-up to go by: time one */
+            status = timed_steps(t, 1, &per_it);
+        double want = per_it > 0 ? o->seconds / per_it : 1e4;
+        iterations = want > 1e4 ? 10000 : (int)(want + 0.5);
+    }
+    int rounds = o->rounds < iterations ? o->rounds : iterations;
+    if (rounds < 1)
+        rounds = 1;
+    if (iterations < rounds)
+        iterations = rounds;
+
+    double peaks[MAX_ROUNDS + 1], round_ms[MAX_ROUNDS];
+    char peak_what[256] = "";
+    int peak_count = 0;
+    if (status == GAN_OK)
+        status = bench_measure_gemm_peak(be, &peaks[peak_count++], peak_what, sizeof peak_what);
+    for (int r = 0; r < rounds && status == GAN_OK; r++) {
+        int count = iterations / rounds + (r < iterations % rounds ? 1 : 0);
+        double s = 0;
+        status = timed_steps(t, count, &s);
+        round_ms[r] = s * 1e3 / count;
+        if (status == GAN_OK)
+            status = bench_measure_gemm_peak(be, &peaks[peak_count++], peak_what, sizeof peak_what);
+    }
+    gan_step_stats stats;
+    bool finite = true;
+    if (status == GAN_OK)
+        status = gan_trainer_read_stats(t, &stats, &finite);
+    if (status == GAN_OK) {
+        double peak = bench_max(peaks, peak_count), peak_low = bench_min(peaks, peak_count);
+        printf("peak        : %.1f GFLOP/s, the best of %d measurements of %s interleaved with the "
+               "rounds (lowest %.1f)\n",
+               peak, peak_count, peak_what, peak_low);
+        printf("rounds      : %d round%s, %d iterations after %d warm-up:", rounds, rounds == 1 ? "" : "s",
+               iterations, o->warmup);
+        for (int r = 0; r < rounds; r++)
+            printf(" %.1f", round_ms[r]);
+        printf(" ms/it\n");
+        double best = bench_min(round_ms, rounds), worst = bench_max(round_ms, rounds);
+        double ms = bench_median(round_ms, rounds);
+        double img_per_s = batch * cfg.d_steps * 1e3 / ms;
+        double gflops = flops * 1e-9 / (ms * 1e-3);
+        double pct = 100.0 * gflops / peak;
+        printf("result      : median %.1f ms/it (best %.1f, worst %.1f), %.1f img/s, %.1f GFLOP/s useful = "
+               "%.1f%% of the best peak measurement%s\n",
+               ms, best, worst, img_per_s, gflops, pct, finite ? "" : " (losses went non-finite: random data)");
+        struct rusage usage;
+        if (!strcmp(be->name, "cpu") && getrusage(RUSAGE_SELF, &usage) == 0)
+            printf("process     : max resident set %.1f MiB (so far in this process)\n", usage.ru_maxrss / 1024.0);
+        print_reproduce(prog, config, overrides, override_count,
+                        !strcmp(o->device, "auto") ? be->name : o->device, o, iterations, rounds);
+        printf("train %s batch %d: %.1f ms/it, %.1f img/s, %.1f GFLOP/s (%.1f%% of sgemm peak)\n", cfg.name, batch,
+               ms, img_per_s, gflops, pct);
+        fflush(stdout);
+    }
+    gan_trainer_destroy(t);
+    synthetic_close(&source.src);
+    return status;
+}
+
+static int usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gan bench train [CONFIG] [section.key=value ...] [--device auto|cpu|cuda] [--fast-math]\n"
+            "                       [--iterations N] [--warmup W] [--rounds R] [--seconds S]\n"
+            "\n"
+            "Times training iterations of CONFIG (a path, or a name in configs/) on synthetic data and\n"
+            "ends with: train <config> batch <B>: <ms> ms/it, <img/s> img/s, <GFLOP/s> GFLOP/s (<pct>%% of\n"
+            "sgemm peak). Without CONFIG: dcgan_celeba64 at batch 64 and 128, dcgan_fmnist32 at 128,\n"
+            "mlp_mnist at 64. Defaults: --warmup 2 --rounds 3, iterations to fill about --seconds 8.\n");
+    return out == stdout ? 0 : 2;
+}
+
+int gan_bench_train(int argc, char **argv)
+{
+    train_options o = {.device = "auto", .warmup = 2, .rounds = 3, .seconds = 8.0};
+    const char *config = NULL;
+    const char *overrides[MAX_OVERRIDES];
+    int override_count = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_value = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            return usage(stdout);
+        if (!strcmp(a, "--fast-math")) {
+            o.fast_math = true;
+        } else if (!strcmp(a, "--device") && has_value) {
+            o.device = argv[++i];
+        } else if (!strcmp(a, "--iterations") && has_value) {
+            o.iterations = atoi(argv[++i]);
+        } else if (!strcmp(a, "--warmup") && has_value) {
+            o.warmup = atoi(argv[++i]);
+        } else if (!strcmp(a, "--rounds") && has_value) {
+            o.rounds = atoi(argv[++i]);
+        } else if (!strcmp(a, "--seconds") && has_value) {
+            o.seconds = atof(argv[++i]);
+        } else if (a[0] == '-') {
+            fprintf(stderr, "gan bench train: unknown or incomplete option '%s'\n", a);
+            return usage(stderr);
+        } else if (strchr(a, '=')) {
+            if (override_count == MAX_OVERRIDES) {
+                fprintf(stderr, "gan bench train: more than %d overrides\n", MAX_OVERRIDES);
+                return 2;
+            }
+            overrides[override_count++] = a;
+        } else if (!config) {
+            config = a;
+        } else {
+            fprintf(stderr, "gan bench train: unexpected argument '%s' (one CONFIG at most)\n", a);
+            return usage(stderr);
+        }
+    }
+    if (o.iterations < 0 || o.warmup < 0 || o.rounds < 1 || o.rounds > MAX_ROUNDS || o.seconds <= 0) {
+        fprintf(stderr, "gan bench train: needs --iterations >= 0 (0: from --seconds), --warmup >= 0, "
+                        "1 <= --rounds <= %d, --seconds > 0\n",
+                MAX_ROUNDS);
+        return 2;
+    }
+    gan_backend *be = NULL;
+    gan_status status = bench_open_backend(o.device, o.fast_math, &be);
+    if (status != GAN_OK) {
+        fprintf(stderr, "gan bench train: %s\n", gan_error_message());
+        return 1;
+    }
+    bench_print_machine(be, stdout, "");
+
+    /* the set when no config is named: each with its own overrides plus the user's */
+    struct {
+        const char *config, *batch;
+    } set[] = {{"dcgan_celeba64", "train.batch_size=64"},
+               {"dcgan_celeba64", "train.batch_size=128"},
+               {"dcgan_fmnist32", "train.batch_size=128"},
+               {"mlp_mnist", "train.batch_size=64"}};
+    int runs = config ? 1 : (int)(sizeof set / sizeof set[0]);
+    for (int r = 0; r < runs && status == GAN_OK; r++) {
+        if (config) {
+            status = bench_one(argv[0], be, config, overrides, override_count, &o);
+            break;
+        }
+        const char *with_batch[MAX_OVERRIDES + 1];
+        with_batch[0] = set[r].batch;
+        memcpy(with_batch + 1, overrides, (size_t)override_count * sizeof *overrides);
+        printf("\n");
+        status = bench_one(argv[0], be, set[r].config, with_batch, override_count + 1, &o);
+    }
+    be->destroy(be);
+    if (status != GAN_OK) {
+        fprintf(stderr, "gan bench train: %s\n", gan_error_message());
+        return 1;
+    }
+    return 0;
+}
+
+#ifndef GAN_BENCH_NO_MAIN
+int main(int argc, char **argv) { return gan_bench_train(argc, argv); }
+#endif

@@ -1,0 +1,59 @@
+/* What the benchmarks share: the clock, statistics, the machine's peak measured in the same run,
+ * the machine description, configs by name, and the geometry and FLOP count of a model's layers.
+ * Entry points of `gan bench ops|train|data` (each also builds as a standalone gan_bench_NAME). */
+#ifndef GAN_BENCH_UTIL_H
+#define GAN_BENCH_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "gan/backend.h"
+#include "gan/config.h"
+#include "gan/nn.h"
+
+/* argv[0] is the name printed in the command that reproduces the run ("gan bench train"). */
+int gan_bench_ops(int argc, char **argv);
+int gan_bench_train(int argc, char **argv);
+int gan_bench_data(int argc, char **argv);
+
+double bench_now_s(void);
+/* Sorts `values` in place; returns the median (mean of the middle two for an even count). */
+double bench_median(double *values, int count);
+double bench_min(const double *values, int count);
+double bench_max(const double *values, int count);
+
+/* The backend for `device` (auto|cpu|cuda); with fast_math, TF32 on CUDA (ignored on cpu).
+ * Prints one line on stdout when auto fell back to the CPU, saying why. */
+gan_status bench_open_backend(const char *device, bool fast_math, gan_backend **out);
+
+/* The peak the percentages are relative to, measured now:
+ *   cpu: gan_blas_measure_sgemm_gflops(2048, 3), as `gan info` does (BLAS threads: all cores);
+ *   cuda: the backend's own gemm (cuBLAS SGEMM in the backend's math mode) on 8192^3, best of 3.
+ * `what` receives a short description ("sgemm 2048^3 (OpenBLAS Haswell, 2 threads)"). */
+gan_status bench_measure_gemm_peak(gan_backend *be, double *gflops, char *what, size_t what_bytes);
+/* The backend's copy op on 256 MiB, best of 5, counting read + write bytes: the reference for
+ * the memory-bound ops' GB/s (cpu: memmove on one thread; cuda: cudaMemcpyAsync device to device). */
+gan_status bench_measure_copy_gbps(gan_backend *be, double *gbps);
+
+/* Prints the machine (CPU model, cores, OpenMP threads, the BLAS and its core; the GPU when the
+ * backend is cuda), each line starting with `prefix`. */
+void bench_print_machine(gan_backend *be, FILE *out, const char *prefix);
+
+/* A config by path ("configs/dcgan_celeba64.ini") or by name ("dcgan_celeba64": looked up as
+ * configs/NAME.ini under the working directory, then under the source tree). Loads it over the
+ * defaults and applies the overrides (section.key=value). */
+gan_status bench_load_config(const char *name_or_path, const char *const *overrides, int override_count,
+                             gan_config *cfg, char *path, size_t path_bytes);
+
+/* The convolution that computes a conv or convt layer (for convt, the convolution whose
+ * backward-data it is: x = the layer's output, y = its input, see src/nn/convt.c). */
+gan_conv_geom bench_layer_conv_geom(const gan_layer *layer);
+/* FLOPs of one pass (forward, backward-data or backward-filter: the three cost the same) of a
+ * conv, convt or linear layer: 2 N C_out H_out W_out C_in kH kW of its convolution, 2 N in out of
+ * a linear; 0 for every other layer. */
+double bench_layer_pass_flops(const gan_layer *layer);
+/* The FLOPs of the conv/convt/linear passes one training iteration runs (see bench_train.c). */
+double bench_iteration_flops(const gan_model *g, const gan_model *d, int d_steps);
+
+#endif
