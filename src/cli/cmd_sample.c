@@ -1,6 +1,7 @@
 /* gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy] [--noise Z.npy]
  *                 [--seed S] [--batch-stats] [--device auto|cpu|cuda]
- * gan export CKPT [--format safetensors] -o FILE */
+ * gan export CKPT [--format safetensors|onnx] -o FILE   (default: onnx when FILE ends in .onnx,
+ *                                                      else safetensors) */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "gan/checkpoint.h"
 #include "gan/image.h"
 #include "gan/npy.h"
+#include "gan/onnx_export.h"
 #include "gan/run.h"
 
 /* The generator of a checkpoint, ready to run: a trainer built from the stored config. */
@@ -163,9 +165,17 @@ int gan_cmd_sample(int argc, char **argv)
     return 0;
 }
 
+static bool ends_with(const char *text, const char *suffix)
+{
+    size_t n = strlen(text), m = strlen(suffix);
+    return n >= m && !strcmp(text + n - m, suffix);
+}
+
 int gan_cmd_export(int argc, char **argv)
 {
-    const char *ckpt = NULL, *out = NULL, *format = "safetensors";
+    static const char usage[] = "usage: gan export CKPT [--format safetensors|onnx] -o FILE\n"
+                                "  (without --format: onnx when FILE ends in .onnx, else safetensors)\n";
+    const char *ckpt = NULL, *out = NULL, *format = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc)
             out = argv[++i];
@@ -174,25 +184,33 @@ int gan_cmd_export(int argc, char **argv)
         else if (argv[i][0] != '-' && !ckpt)
             ckpt = argv[i];
         else {
-            fprintf(stderr, "usage: gan export CKPT [--format safetensors] -o FILE\n");
+            fputs(usage, stderr);
             return 2;
         }
     }
     if (!ckpt || !out) {
-        fprintf(stderr, "usage: gan export CKPT [--format safetensors] -o FILE\n");
+        fputs(usage, stderr);
         return 2;
     }
-    if (strcmp(format, "safetensors")) {
-        fprintf(stderr, "gan export: format '%s' is not supported by this build (safetensors is)\n", format);
+    if (!format)
+        format = ends_with(out, ".onnx") ? "onnx" : "safetensors";
+    bool onnx = !strcmp(format, "onnx");
+    if (!onnx && strcmp(format, "safetensors")) {
+        fprintf(stderr, "gan export: unknown format '%s' (safetensors or onnx)\n", format);
         return 2;
     }
     loaded l;
     gan_status status = load_checkpoint(ckpt, "cpu", &l);
-    if (status == GAN_OK)
-        status = gan_export_generator_safetensors(l.trainer, l.trainer->cfg.export_prefix, out);
-    if (status == GAN_OK)
-        printf("gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out,
-               l.trainer->cfg.export_prefix);
+    const char *prefix = status == GAN_OK ? l.trainer->cfg.export_prefix : "";
+    if (status == GAN_OK && onnx)
+        status = gan_onnx_export(l.trainer->g, prefix, out);
+    else if (status == GAN_OK)
+        status = gan_export_generator_safetensors(l.trainer, prefix, out);
+    if (status == GAN_OK && onnx)
+        printf("gan export: generator of %s -> %s (ONNX opset %d, input z, output images, "
+               "dynamic batch)\n", ckpt, out, GAN_ONNX_OPSET);
+    else if (status == GAN_OK)
+        printf("gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out, prefix);
     unload(&l);
     if (status != GAN_OK) {
         fprintf(stderr, "gan export: %s\n", gan_error_message());

@@ -1,6 +1,8 @@
 /* safetensors reader and writer (see gan/safetensors.h for the rules). */
 #include "gan/safetensors.h"
 
+#include "gan/file_atomic.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -404,22 +406,6 @@ const char *gan_safetensors_metadata(const gan_safetensors *st, const char *key)
 
 /* ---- writer ------------------------------------------------------------------------------- */
 
-static gan_status write_all(int fd, const void *buf, size_t n, const char *path)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return gan_error(GAN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return GAN_OK;
-}
-
 static bool text_ok(const char *s)
 {
     size_t bad;
@@ -509,28 +495,6 @@ static gan_status build_header(const char *path, const gan_st_tensor *tensors, c
     return GAN_OK;
 }
 
-/* fsync the directory holding `path`, so that the rename itself survives a crash. */
-static void sync_parent_directory(const char *path)
-{
-    char *dir = strdup(path);
-    if (!dir)
-        return;
-    char *slash = strrchr(dir, '/');
-    const char *name = dir;
-    if (!slash)
-        name = ".";
-    else if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(name, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors, int tensor_count,
                                  const gan_st_metadata *metadata, int metadata_count)
 {
@@ -570,35 +534,16 @@ gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors,
     if (status == GAN_OK)
         status = build_header(path, tensors, order, nbytes, tensor_count, metadata, metadata_count,
                               &header, &header_size);
-    char *tmp = NULL;
+    gan_file_piece *pieces = NULL;
+    if (status == GAN_OK && !(pieces = calloc((size_t)tensor_count + 1, sizeof *pieces)))
+        status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
     if (status == GAN_OK) {
-        tmp = malloc(strlen(path) + 5);
-        if (tmp)
-            sprintf(tmp, "%s.tmp", path);
-        else
-            status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
+        pieces[0] = (gan_file_piece){header, header_size};
+        for (int k = 0; k < tensor_count; k++)
+            pieces[k + 1] = (gan_file_piece){tensors[order[k]].data, (size_t)nbytes[order[k]]};
+        status = gan_file_write_atomic(path, pieces, tensor_count + 1);
     }
-    int fd = -1;
-    if (status == GAN_OK) {
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-            status = gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
-    }
-    if (status == GAN_OK)
-        status = write_all(fd, header, header_size, tmp);
-    for (int k = 0; k < tensor_count && status == GAN_OK; k++)
-        status = write_all(fd, tensors[order[k]].data, (size_t)nbytes[order[k]], tmp);
-    if (status == GAN_OK && fsync(fd) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (fd >= 0 && close(fd) != 0 && status == GAN_OK)
-        status = gan_error(GAN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (status == GAN_OK && rename(tmp, path) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    if (status != GAN_OK && fd >= 0)
-        unlink(tmp); /* ours: created above */
-    if (status == GAN_OK)
-        sync_parent_directory(path);
-    free(tmp);
+    free(pieces);
     free(header);
     free(by_name);
     free(order);
