@@ -4,6 +4,8 @@
 #define GAN_RUN_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "gan/config.h"
 #include "gan/train.h"
@@ -38,6 +40,11 @@ gan_status gan_run_latest_checkpoint(const char *run_dir, char *path, size_t pat
  * normalize=True)): images [n, C, H, W] scaled by the min and max of all of them. */
 gan_status gan_write_sample_grid(const char *path, const float *images, int n, int channels,
                                  int height, int width, int nrow, int padding);
+/* The same grid as PNG bytes in memory (always RGB, as the file): *png is malloc'ed [*png_size],
+ * the picture *grid_w x *grid_h. */
+gan_status gan_sample_grid_png(const float *images, int n, int channels, int height, int width,
+                               int nrow, int padding, uint8_t **png, size_t *png_size, int *grid_w,
+                               int *grid_h);
 
 #ifdef __cplusplus
 }

@@ -1,19 +1,24 @@
 /* Sample grids laid out as torchvision's make_grid(x, nrow, padding, normalize=True) and saved as
  * save_image does: every image is scaled by the min and max over all of them, placed on a black
  * canvas with `padding` pixels around each, 1-channel images repeated to RGB, and converted to
- * uint8 as x * 255 + 0.5 clamped to [0, 255]. */
+ * uint8 as x * 255 + 0.5 clamped to [0, 255]. The grid goes to a PNG file, or to PNG bytes in memory
+ * (for TensorBoard). */
 #include <math.h>
 #include <stdlib.h>
 
 #include "gan/image.h"
 #include "gan/run.h"
 
-gan_status gan_write_sample_grid(const char *path, const float *images, int n, int channels,
-                                 int height, int width, int nrow, int padding)
+/* The grid's RGB pixels: *rgb is malloc'ed [*grid_h, *grid_w, 3]. `name` names the output in
+ * messages. */
+static gan_status layout_grid(const char *name, const float *images, int n, int channels, int height,
+                              int width, int nrow, int padding, uint8_t **rgb_out, int *grid_w_out,
+                              int *grid_h_out)
 {
+    *rgb_out = NULL;
     if (n < 1 || (channels != 1 && channels != 3) || height < 1 || width < 1 || nrow < 1)
         return gan_error(GAN_ERR_ARG, "%s: cannot lay out %d images of [%d, %d, %d] as a grid",
-                         path, n, channels, height, width);
+                         name, n, channels, height, width);
     size_t count = (size_t)n * channels * height * width;
     float lo = INFINITY, hi = -INFINITY;
     for (size_t i = 0; i < count; i++) {
@@ -44,7 +49,33 @@ gan_status gan_write_sample_grid(const char *path, const float *images, int n, i
                 }
         }
     }
+    *rgb_out = rgb;
+    *grid_w_out = grid_w;
+    *grid_h_out = grid_h;
+    return GAN_OK;
+}
+
+gan_status gan_write_sample_grid(const char *path, const float *images, int n, int channels,
+                                 int height, int width, int nrow, int padding)
+{
+    uint8_t *rgb;
+    int grid_w, grid_h;
+    GAN_TRY(layout_grid(path, images, n, channels, height, width, nrow, padding, &rgb, &grid_w, &grid_h));
     gan_status status = gan_png_write(path, rgb, grid_w, grid_h, 3);
+    free(rgb);
+    return status;
+}
+
+gan_status gan_sample_grid_png(const float *images, int n, int channels, int height, int width,
+                               int nrow, int padding, uint8_t **png, size_t *png_size, int *grid_w,
+                               int *grid_h)
+{
+    *png = NULL;
+    *png_size = 0;
+    uint8_t *rgb;
+    GAN_TRY(layout_grid("sample grid", images, n, channels, height, width, nrow, padding, &rgb, grid_w,
+                        grid_h));
+    gan_status status = gan_png_encode(rgb, *grid_w, *grid_h, 3, png, png_size);
     free(rgb);
     return status;
 }

@@ -1,0 +1,221 @@
+/* TensorBoard event files (see gan/tb_events.h for the format and the field numbers). */
+#include "gan/tb_events.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gan/protobuf.h"
+
+/* ---- CRC-32C (Castagnoli), reflected, one table lookup per byte ------------------------------ */
+
+static uint32_t crc32c_table[256];
+static pthread_once_t crc32c_table_once = PTHREAD_ONCE_INIT;
+
+static void crc32c_make_table(void)
+{
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc32c_table[n] = c;
+    }
+}
+
+uint32_t gan_crc32c_extend(uint32_t crc, const void *data, size_t size)
+{
+    pthread_once(&crc32c_table_once, crc32c_make_table);
+    const uint8_t *p = data;
+    uint32_t c = ~crc;
+    for (size_t i = 0; i < size; i++)
+        c = crc32c_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+uint32_t gan_crc32c(const void *data, size_t size) { return gan_crc32c_extend(0, data, size); }
+
+uint32_t gan_tb_masked_crc(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
+
+/* ---- records --------------------------------------------------------------------------------- */
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+gan_status gan_tb_write_record(FILE *f, const char *name, const void *data, size_t size)
+{
+    uint8_t header[12], footer[4];
+    uint64_t length = size;
+    for (int i = 0; i < 8; i++)
+        header[i] = (uint8_t)(length >> (8 * i));
+    put_le32(header + 8, gan_tb_masked_crc(gan_crc32c(header, 8)));
+    put_le32(footer, gan_tb_masked_crc(gan_crc32c(data, size)));
+    errno = 0;
+    bool written = fwrite(header, 1, sizeof header, f) == sizeof header &&
+                   (size == 0 || fwrite(data, 1, size, f) == size) &&
+                   fwrite(footer, 1, sizeof footer, f) == sizeof footer;
+    if (fflush(f) != 0 || !written || ferror(f))
+        return gan_error(GAN_ERR_IO, "%s: cannot write a TensorBoard event: %s", name,
+                         errno ? strerror(errno) : "write failed");
+    return GAN_OK;
+}
+
+/* ---- the writer ------------------------------------------------------------------------------ */
+
+struct gan_tb_writer {
+    FILE *file;
+    char path[4200];
+};
+
+static double wall_time_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Encodes Event{wall_time, step, <body>} and writes it as one record. `body` holds the Event's
+ * remaining fields, already encoded. */
+static gan_status write_event(gan_tb_writer *w, const int64_t *step, const gan_pb *body)
+{
+    gan_pb event;
+    gan_pb_init(&event);
+    gan_pb_double(&event, 1, wall_time_s());
+    if (step)
+        gan_pb_int64(&event, 2, *step);
+    gan_pb_raw(&event, body->data, body->len);
+    gan_status status = gan_pb_status(&event, w->path);
+    if (status == GAN_OK)
+        status = gan_tb_write_record(w->file, w->path, event.data, event.len);
+    gan_pb_free(&event);
+    return status;
+}
+
+/* Event field 5: Summary{value: [values]}; `values` holds the encoded Summary.Value fields. */
+static gan_status write_summary(gan_tb_writer *w, int64_t step, const gan_pb *values)
+{
+    gan_pb body;
+    gan_pb_init(&body);
+    gan_pb_message(&body, 5, values);
+    gan_status status = gan_pb_status(&body, w->path);
+    if (status == GAN_OK)
+        status = write_event(w, &step, &body);
+    gan_pb_free(&body);
+    return status;
+}
+
+gan_status gan_tb_writer_open(const char *dir, gan_tb_writer **out)
+{
+    *out = NULL;
+    char host[256];
+    if (gethostname(host, sizeof host) != 0 || !host[0])
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    for (char *c = host; *c; c++)
+        if (*c == '/')
+            *c = '_';
+    gan_tb_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return gan_error(GAN_ERR_NOMEM, "out of memory for a TensorBoard writer");
+    long long seconds = (long long)wall_time_s();
+    /* "x": never append to or truncate another writer's file; a name taken in the same second
+     * gets a numbered suffix, which sorts after it as TensorBoard's loader expects. */
+    for (int n = 0; n < 1000 && !w->file; n++) {
+        if (n == 0)
+            snprintf(w->path, sizeof w->path, "%s/events.out.tfevents.%010lld.%s", dir, seconds, host);
+        else
+            snprintf(w->path, sizeof w->path, "%s/events.out.tfevents.%010lld.%s.%d", dir, seconds, host, n);
+        w->file = fopen(w->path, "wbx");
+        if (!w->file && errno != EEXIST) {
+            gan_status status = gan_error(GAN_ERR_IO, "%s: cannot create the TensorBoard events file: %s",
+                                          w->path, strerror(errno));
+            free(w);
+            return status;
+        }
+    }
+    if (!w->file) {
+        gan_status status = gan_error(GAN_ERR_IO, "%s: cannot create a TensorBoard events file: "
+                                      "1000 names taken", w->path);
+        free(w);
+        return status;
+    }
+    gan_pb body;
+    gan_pb_init(&body);
+    gan_pb_string(&body, 3, "brain.Event:2");
+    gan_status status = gan_pb_status(&body, w->path);
+    if (status == GAN_OK)
+        status = write_event(w, NULL, &body);
+    gan_pb_free(&body);
+    if (status != GAN_OK) {
+        fclose(w->file);
+        unlink(w->path);
+        free(w);
+        return status;
+    }
+    *out = w;
+    return GAN_OK;
+}
+
+const char *gan_tb_writer_path(const gan_tb_writer *writer) { return writer->path; }
+
+gan_status gan_tb_add_scalars(gan_tb_writer *w, int64_t step, int count, const char *const *tags,
+                              const float *values)
+{
+    gan_pb summary, value;
+    gan_pb_init(&summary);
+    gan_pb_init(&value);
+    for (int i = 0; i < count; i++) {
+        gan_pb_string(&value, 1, tags[i]);
+        gan_pb_float(&value, 2, values[i]);
+        gan_pb_message(&summary, 1, &value);
+        gan_pb_free(&value);
+    }
+    gan_status status = gan_pb_status(&summary, w->path);
+    if (status == GAN_OK)
+        status = write_summary(w, step, &summary);
+    gan_pb_free(&summary);
+    return status;
+}
+
+gan_status gan_tb_add_png(gan_tb_writer *w, int64_t step, const char *tag, const uint8_t *png,
+                          size_t png_size, int width, int height, int colorspace)
+{
+    if (width < 1 || height < 1 || (colorspace != 1 && colorspace != 3) || !png || png_size == 0)
+        return gan_error(GAN_ERR_ARG, "%s: cannot add a %dx%d image of colorspace %d (%zu bytes) as %s",
+                         w->path, width, height, colorspace, png_size, tag);
+    gan_pb image, value, summary;
+    gan_pb_init(&image);
+    gan_pb_init(&value);
+    gan_pb_init(&summary);
+    gan_pb_int64(&image, 1, height);
+    gan_pb_int64(&image, 2, width);
+    gan_pb_int64(&image, 3, colorspace);
+    gan_pb_bytes(&image, 4, png, png_size);
+    gan_pb_string(&value, 1, tag);
+    gan_pb_message(&value, 4, &image);
+    gan_pb_message(&summary, 1, &value);
+    gan_status status = gan_pb_status(&summary, w->path); /* a nested failure carries up */
+    if (status == GAN_OK)
+        status = write_summary(w, step, &summary);
+    gan_pb_free(&image);
+    gan_pb_free(&value);
+    gan_pb_free(&summary);
+    return status;
+}
+
+gan_status gan_tb_writer_close(gan_tb_writer *w)
+{
+    if (!w)
+        return GAN_OK;
+    gan_status status = GAN_OK;
+    if (fclose(w->file) != 0)
+        status = gan_error(GAN_ERR_IO, "%s: %s", w->path, strerror(errno));
+    free(w);
+    return status;
+}
