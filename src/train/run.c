@@ -16,6 +16,7 @@
 #include "gan/checkpoint.h"
 #include "gan/cuda_backend.h"
 #include "gan/npy.h"
+#include "gan/tb_events.h"
 
 static volatile sig_atomic_t stop_signal = 0;
 
@@ -123,6 +124,7 @@ typedef struct run_state {
     char checkpoint_dir[4096];
     char last_checkpoint[4200];
     FILE *metrics;
+    gan_tb_writer *tb;          /* TensorBoard events; NULL after a failed write */
     int64_t total_iterations;
     int64_t iterations_per_epoch;
     int64_t epochs;
@@ -166,6 +168,32 @@ static gan_status save_checkpoint(run_state *run)
     return GAN_OK;
 }
 
+/* The events file is opened at start-up, where a failure stops the run; a later write that fails
+ * (disk full) warns once and stops the TensorBoard log, the training and its checkpoints go on. */
+static void tb_check(run_state *run, gan_status status)
+{
+    if (status == GAN_OK || !run->tb)
+        return;
+    fprintf(stderr, "gan: warning: %s; no more TensorBoard events for this run\n", gan_error_message());
+    gan_tb_writer_close(run->tb);
+    run->tb = NULL;
+}
+
+/* The fixed-noise grid, exactly as the PNG file, as TensorBoard image "samples/fixed_noise". */
+static void tb_add_grid(run_state *run, const float *images, gan_shape s)
+{
+    uint8_t *png = NULL;
+    size_t png_size = 0;
+    int grid_w = 0, grid_h = 0;
+    gan_status status = gan_sample_grid_png(images, run->trainer->sample_batch, s.c, s.h, s.w, 8, 2, &png,
+                                            &png_size, &grid_w, &grid_h);
+    if (status == GAN_OK)
+        status = gan_tb_add_png(run->tb, run->trainer->iteration, "samples/fixed_noise", png, png_size,
+                                grid_w, grid_h, 3);
+    free(png);
+    tb_check(run, status);
+}
+
 static gan_status save_samples(run_state *run, const char *name)
 {
     gan_trainer *t = run->trainer;
@@ -182,6 +210,8 @@ static gan_status save_samples(run_state *run, const char *name)
     snprintf(path, sizeof path, "%s/samples/%s.%s", run->out_dir, name, image ? "png" : "npy");
     if (status == GAN_OK && image)
         status = gan_write_sample_grid(path, images, t->sample_batch, s.c, s.h, s.w, 8, 2);
+    if (status == GAN_OK && image && run->tb)
+        tb_add_grid(run, images, s);
     if (status == GAN_OK && !image) {
         int64_t shape[4] = {t->sample_batch, s.c, s.h, s.w};
         status = gan_npy_write_f32(path, images, 4, shape);
@@ -227,6 +257,14 @@ static gan_status log_line(run_state *run, const gan_step_stats *stats)
             stats->d_g_z1, stats->d_g_z2, img_per_s, elapsed, run->cfg->adam_g.lr,
             run->cfg->adam_d.lr);
     fflush(run->metrics);
+    if (run->tb) {
+        /* The log line's names for the losses, metrics.jsonl's for the rest. */
+        static const char *const tags[] = {"Loss_D", "Loss_G", "D(x)", "D(G(z))", "D(G(z))_after_D_step",
+                                           "img_per_s", "lr_g", "lr_d"};
+        float values[] = {stats->loss_d, stats->loss_g, stats->d_x, stats->d_g_z1, stats->d_g_z2,
+                          (float)img_per_s, (float)run->cfg->adam_g.lr, (float)run->cfg->adam_d.lr};
+        tb_check(run, gan_tb_add_scalars(run->tb, it, 8, tags, values));
+    }
     return ferror(run->metrics) ? gan_error(GAN_ERR_IO, "%s/metrics.jsonl: write failed", run->out_dir)
                                 : GAN_OK;
 }
@@ -384,6 +422,8 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
         if (!run.metrics)
             status = gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
     }
+    if (status == GAN_OK) /* a new events file on resume too: TensorBoard merges a directory's */
+        status = gan_tb_writer_open(options->out_dir, &run.tb);
     if (status == GAN_OK) {
         gan_cuda_math_mode mode;
         char backend_text[96];
@@ -417,6 +457,9 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
     }
     if (run.metrics)
         fclose(run.metrics);
+    gan_status tb_status = gan_tb_writer_close(run.tb);
+    if (tb_status != GAN_OK && status == GAN_OK)
+        fprintf(stderr, "gan: warning: %s\n", gan_error_message());
     gan_trainer_destroy(trainer);
     if (data)
         data->close(data);
