@@ -155,14 +155,13 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     double flops = bench_iteration_flops(t->g, t->d, cfg.d_steps);
     printf("config      : %s (%s), batch %d, %d D step%s per G step, device %s\n", cfg.name, path, batch,
            cfg.d_steps, cfg.d_steps == 1 ? "" : "s", be->name);
-    printf("model       : G %.2f M parameters, D %.2f M parameters\n", t->g->trainable_count * 1e-6,
-           t->d->trainable_count * 1e-6);
+    printf("model       : G %zu parameters, D %zu parameters\n", t->g->trainable_count, t->d->trainable_count);
     printf("memory      : %.1f MiB planned peak (one %s pool: weights, gradients, Adam state, "
            "activations, workspaces, batches)\n",
            (double)t->pool.bytes / (1024.0 * 1024.0), be->name);
-    printf("flops       : %.2f GFLOP of conv/convt/linear passes per iteration (D on real, D on fake, "
-           "G through D)\n",
-           flops * 1e-9);
+    printf("flops       : %.3f GFLOP (%.0f) of conv/convt/linear passes per iteration (D on real, D on "
+           "fake, G through D)\n",
+           flops * 1e-9, flops);
 
     /* warm-up: first touch of memory, cuDNN's algorithm state, the BLAS threads */
     double warm_s = 0;

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# gan bench ops|train|data on tiny shapes: each runs, prints what it promises (the one summary
+# line of bench train, the FLOP count of an iteration, a row per op and layer), and refuses bad
+# arguments. Numbers are not judged (no timed asserts), only their presence and the FLOP count.
+set -uo pipefail
+gan="${GAN_EXE:?}"
+work="${GAN_BINARY_DIR:?}/test-tmp/script_bench"
+rm -rf "$work"; mkdir -p "$work"
+passed=0; failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+expect() { # expect STATUS NEEDLE -- command...
+  local want=$1 needle=$2; shift 3
+  "$@" >"$work/out" 2>"$work/err"; local got=$?
+  if [ "$got" != "$want" ]; then fail "$* exited $got, want $want: $(tail -5 "$work/err")"; return 1; fi
+  if [ -n "$needle" ] && ! grep -qF -- "$needle" "$work/err" "$work/out"; then
+    fail "$*: output lacks '$needle'"; return 1; fi
+  ok
+}
+
+# bench train: ends with exactly one summary line, in the promised format.
+summary='^train dcgan_fmnist32 batch 4: [0-9.]+ ms/it, [0-9.]+ img/s, [0-9.]+ GFLOP/s \([0-9.]+% of sgemm peak\)$'
+if expect 0 "reproduce   : gan bench train dcgan_fmnist32 train.batch_size=4 --device cpu" -- \
+     "$gan" bench train dcgan_fmnist32 train.batch_size=4 --device cpu --iterations 2 --warmup 1 --rounds 2; then
+  cp "$work/out" "$work/train.out"
+  n=$(grep -cE "$summary" "$work/train.out")
+  [ "$n" = 1 ] && ok || fail "bench train printed $n summary lines, want 1: $(cat "$work/train.out")"
+  tail -n 1 "$work/train.out" | grep -qE "$summary" && ok || fail "bench train does not end with the summary line"
+  # FLOPs of one iteration at batch 4, by hand (bench_util.c): per sample, G's convt passes
+  # 2*16*(100*256 + 256*16*128 + 128*64*64 + 64*256*1) = 34897920 (first layer 819200), D's conv
+  # passes 2*16*(64*256*1 + 128*64*64 + 256*16*128 + 1*256) = 34086912 (first layer 524288);
+  # 6 F_D - 2 F_D0 + F_G + 2 F_D + 2 F_G - F_G0 = 375521280 per sample.
+  grep -qF "(1502085120) of conv/convt/linear passes" "$work/train.out" && ok ||
+    fail "bench train's FLOP count is not 4 x 375521280: $(grep flops "$work/train.out")"
+  grep -qE '^memory +: [0-9.]+ MiB planned peak' "$work/train.out" && ok || fail "no planned peak memory"
+fi
+
+# bench ops: one row per op of every layer (fmnist32: G 26, D 24, BCE 1, Adam 2).
+if expect 0 "reproduce   : gan bench ops --device cpu --batch 4" -- \
+     "$gan" bench ops --device cpu --configs dcgan_fmnist32 --batch 4 --runs 1 --warmup 0 --min-ms 0; then
+  rows=$(grep -cE '^(conv|convt|bn|relu|lrelu|tanh|sigmoid|bce\+sigmoid|adam) ' "$work/out")
+  [ "$rows" = 53 ] && ok || fail "bench ops printed $rows op rows, want 53"
+  grep -qE '^conv fwd +D\.2 +\[4,64,16,16\]->\[4,128,8,8\] k4s2p1 ' "$work/out" && ok || fail "no D.2 conv row"
+  grep -qE '^convt bwd-filter +G\.0 ' "$work/out" && ok || fail "no G.0 convt bwd-filter row"
+fi
+expect 0 "linear bwd-filter" -- "$gan" bench ops --device cpu --configs mlp_mnist --batch 2 --runs 1 --min-ms 0 --ops conv
+
+# bench data: a tiny prepare + loader run.
+expect 0 "prepare     :" -- "$gan" bench data --images 32 --batch 8 --runs 1 --batches 4 --no-step --dir "$work/data"
+
+# refusals: one message, non-zero exit
+expect 2 "unknown benchmark" -- "$gan" bench nope
+expect 1 "no such file" -- "$gan" bench train no_such_config --device cpu
+expect 2 "--batch wants positive integers" -- "$gan" bench ops --batch 0
+expect 2 "unknown op group" -- "$gan" bench ops --ops conv,nope
+expect 1 "unknown key" -- "$gan" bench train dcgan_fmnist32 train.nope=1 --device cpu
+
+echo "script_bench: $passed passed, $failed failed"
+[ "$failed" = 0 ]
