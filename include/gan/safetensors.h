@@ -7,9 +7,16 @@
  * (huggingface/safetensors, safetensors/src/tensor.rs): N at most 100,000,000; the header valid
  * UTF-8 starting with '{' and nothing but whitespace after the JSON object; every tensor with a
  * known dtype, a shape of non-negative integers whose byte size is end - begin; the tensors, sorted
- * by offset, tiling the data exactly (no holes, no overlaps, nothing after the last). It also
- * refuses what the reference lets through silently: a name given twice, "__metadata__" twice.
- * Every refusal is GAN_ERR_FORMAT with a message naming the file and the problem. */
+ * by offset, tiling the data exactly (no holes, no overlaps, nothing after the last). The JSON is
+ * held to what the reference's parser (serde_json) accepts: no control bytes inside strings, numbers
+ * in JSON's grammar and within a double's range, sizes written as plain digits (not 2.0 or 2e0),
+ * nesting at most 127 deep, no field of a tensor given twice. It also refuses what the reference
+ * lets through: a tensor name or metadata key given twice, a leading space before '{' (the
+ * format says the header begins with '{'), "\u0000" in a string, sizes above 2^53, more than 8
+ * dimensions, dtypes outside the enum below (U16, U32, U64, F8_*, ...), each by name.
+ * Every refusal is GAN_ERR_FORMAT with a message naming the file and the problem
+ * (tests/test_safetensors_fuzz.c; tests/script_safetensors_official.sh checks it against the
+ * official package). */
 #ifndef GAN_SAFETENSORS_H
 #define GAN_SAFETENSORS_H
 

@@ -90,8 +90,9 @@ static bool valid_utf8(const unsigned char *s, size_t n, size_t *bad)
 
 static bool json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-/* A JSON number that is a non-negative integer below 2^53 (exact in a double). cJSON keeps no
- * text, so 2.0 passes where the reference's integer parser would refuse it: harmless. */
+/* A JSON number that is an integer 0 <= n <= 2^53 (exact in a double). A number not written as
+ * plain digits (2.0, 2e0, -0: the reference's integer parser refuses them) or above 2^53 arrives
+ * here as NaN, from mark_numbers. */
 static bool json_size(const cJSON *item, uint64_t *out)
 {
     if (!cJSON_IsNumber(item))
@@ -101,6 +102,142 @@ static bool json_size(const cJSON *item, uint64_t *out)
         return false;
     *out = (uint64_t)v;
     return true;
+}
+
+/* serde_json's nesting limit, where the reference reader refuses a header (the outer object
+ * counts as one level); it also bounds cJSON's recursion and ours. */
+enum { MAX_JSON_DEPTH = 127 };
+
+/* What the header text says about its numbers, in document order (cJSON keeps no text). */
+typedef struct json_numbers {
+    unsigned char *plain; /* [count]: 1 where written as plain digits, at most 2^53 (a size) */
+    size_t count, capacity;
+} json_numbers;
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* RFC 8259's number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, all of s[0, n). */
+static bool json_number_ok(const char *s, size_t n, bool *plain)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && is_digit(s[i]))
+        while (i < n && is_digit(s[i]))
+            i++;
+    else
+        return false;
+    *plain = s[0] != '-' && i == n;
+    if (i < n && s[i] == '.') {
+        size_t first = ++i;
+        while (i < n && is_digit(s[i]))
+            i++;
+        if (i == first)
+            return false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t first = i;
+        while (i < n && is_digit(s[i]))
+            i++;
+        if (i == first)
+            return false;
+    }
+    return i == n;
+}
+
+/* What the reference's JSON parser (serde_json) refuses and cJSON lets through: control bytes
+ * inside strings (raw tabs and newlines too), numbers outside JSON's grammar (01, 1., 1e),
+ * nesting deeper than MAX_JSON_DEPTH. Also refused: "\u0000" in a string, which names and
+ * metadata held as C strings cannot carry. Records which numbers are plain digits. Runs before
+ * cJSON; syntax it does not look at (brackets that do not match, missing commas) is cJSON's. */
+static gan_status scan_json_text(const char *origin, const char *s, size_t n, json_numbers *nums)
+{
+    int depth = 0;
+    size_t i = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++) {
+                if ((unsigned char)s[i] < 0x20)
+                    return gan_error(GAN_ERR_FORMAT, "%s: the header has control byte 0x%02x inside a "
+                                                     "string at byte %zu (not valid JSON)",
+                                     origin, (unsigned char)s[i], i);
+                if (s[i] == '\\') {
+                    if (n - i >= 6 && !memcmp(s + i, "\\u0000", 6))
+                        return gan_error(GAN_ERR_FORMAT, "%s: the header has \\u0000 in a string at "
+                                                         "byte %zu (a NUL in a name or metadata is not "
+                                                         "supported)", origin, i);
+                    i++; /* the escaped character cannot end the string */
+                }
+            }
+            i++;
+        } else if (c == '{' || c == '[') {
+            if (++depth > MAX_JSON_DEPTH)
+                return gan_error(GAN_ERR_FORMAT, "%s: the header nests deeper than %d levels at byte %zu",
+                                 origin, MAX_JSON_DEPTH, i);
+            i++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            i++;
+        } else if (c == '-' || is_digit(c)) {
+            size_t start = i;
+            while (i < n && (is_digit(s[i]) || s[i] == '-' || s[i] == '+' || s[i] == '.' ||
+                             s[i] == 'e' || s[i] == 'E'))
+                i++;
+            bool plain = false;
+            if (!json_number_ok(s + start, i - start, &plain))
+                return gan_error(GAN_ERR_FORMAT, "%s: the header has an invalid JSON number '%.*s' at "
+                                                 "byte %zu", origin, (int)(i - start < 40 ? i - start : 40),
+                                 s + start, start);
+            /* a size must also be exact in cJSON's double: 2^53 + 1 would be read as 2^53 */
+            uint64_t value = 0;
+            for (size_t k = start; plain && k < i; k++) {
+                value = value * 10 + (uint64_t)(s[k] - '0');
+                plain = value <= ((uint64_t)1 << 53);
+            }
+            if (nums->count == nums->capacity) {
+                size_t capacity = nums->capacity ? 2 * nums->capacity : 64;
+                unsigned char *grown = realloc(nums->plain, capacity);
+                if (!grown)
+                    return gan_error(GAN_ERR_NOMEM, "%s: out of memory", origin);
+                nums->plain = grown;
+                nums->capacity = capacity;
+            }
+            nums->plain[nums->count++] = plain;
+        } else {
+            i++;
+        }
+    }
+    return GAN_OK;
+}
+
+/* Walks cJSON's tree in document order beside `nums` (once cJSON has accepted the text, its
+ * numbers are exactly the ones scan_json_text saw, in the same order). A number out of a
+ * double's range (1e400) is refused, as serde_json refuses it; one not written as plain digits
+ * becomes NaN, which json_size refuses where a size is expected and nothing else reads. */
+static gan_status mark_numbers(const char *origin, cJSON *item, const json_numbers *nums, size_t *next)
+{
+    for (; item; item = item->next) {
+        if (cJSON_IsNumber(item)) {
+            if (*next >= nums->count)
+                return gan_error(GAN_ERR_FORMAT, "%s: the header's numbers could not be read", origin);
+            if (isinf(item->valuedouble))
+                return gan_error(GAN_ERR_FORMAT, "%s: the header has a number out of range (number %zu)",
+                                 origin, *next + 1);
+            if (!nums->plain[*next])
+                item->valuedouble = NAN;
+            ++*next;
+        }
+        gan_status status = item->child ? mark_numbers(origin, item->child, nums, next) : GAN_OK;
+        if (status != GAN_OK)
+            return status;
+    }
+    return GAN_OK;
 }
 
 static int compare_offsets(const void *a, const void *b)
@@ -128,13 +265,29 @@ static gan_status parse_tensor(const char *origin, const cJSON *entry, const uns
     const char *name = entry->string;
     if (!cJSON_IsObject(entry))
         return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s' is not a JSON object", origin, name);
-    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
-    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
-    if (!cJSON_IsString(dtype) || !cJSON_IsArray(shape) || !cJSON_IsArray(offsets))
-        return gan_error(GAN_ERR_FORMAT,
-                         "%s: tensor '%s' needs dtype (a string), shape and data_offsets (arrays)",
-                         origin, name);
+    /* Fields other than these three are ignored, as the reference ignores them; one of them
+     * given twice is refused, as the reference refuses it. */
+    const cJSON *dtype = NULL, *shape = NULL, *offsets = NULL, *field;
+    cJSON_ArrayForEach(field, entry) {
+        const cJSON **slot = !strcmp(field->string, "dtype")          ? &dtype
+                             : !strcmp(field->string, "shape")        ? &shape
+                             : !strcmp(field->string, "data_offsets") ? &offsets
+                                                                      : NULL;
+        if (slot && *slot)
+            return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': field '%s' appears twice", origin, name,
+                             field->string);
+        if (slot)
+            *slot = field;
+    }
+    if (!cJSON_IsString(dtype))
+        return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': dtype is %s", origin, name,
+                         dtype ? "not a string" : "missing");
+    if (!cJSON_IsArray(shape))
+        return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': shape is %s", origin, name,
+                         shape ? "not an array" : "missing");
+    if (!cJSON_IsArray(offsets))
+        return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': data_offsets is %s", origin, name,
+                         offsets ? "not an array" : "missing");
     int d = 0;
     while (d < DTYPE_COUNT && strcmp(dtypes[d].name, dtype->valuestring))
         d++;
@@ -152,7 +305,8 @@ static gan_status parse_tensor(const char *origin, const cJSON *entry, const uns
     for (int i = 0; i < t->ndim; i++) {
         uint64_t dim;
         if (!json_size(cJSON_GetArrayItem(shape, i), &dim))
-            return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': shape[%d] is not a size", origin, name, i);
+            return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': shape[%d] is not a size (an integer "
+                                             "0 <= n <= 2^53 written as plain digits)", origin, name, i);
         /* dims up to 2^53 each: keep count * 8 bytes below 2^64 */
         if (dim && count > UINT64_MAX / 8 / dim)
             return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': the shape's byte size overflows", origin, name);
@@ -162,8 +316,8 @@ static gan_status parse_tensor(const char *origin, const cJSON *entry, const uns
     uint64_t begin, end;
     if (cJSON_GetArraySize(offsets) != 2 || !json_size(cJSON_GetArrayItem(offsets, 0), &begin) ||
         !json_size(cJSON_GetArrayItem(offsets, 1), &end) || begin > end)
-        return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': data_offsets must be [begin, end] with "
-                                         "begin <= end", origin, name);
+        return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s': data_offsets must be [begin, end], two "
+                                         "sizes with begin <= end", origin, name);
     if (end > data_size)
         return gan_error(GAN_ERR_FORMAT,
                          "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] run past the %zu "
@@ -271,20 +425,37 @@ static gan_status parse_owned(gan_safetensors *st)
         if ((unsigned char)header[i] < 0x20 && !json_space(header[i]))
             return gan_error(GAN_ERR_FORMAT, "%s: the header has control byte 0x%02x at byte %zu (not "
                                              "valid JSON)", st->path, (unsigned char)header[i], i);
+    json_numbers nums = {0};
+    gan_status scanned = scan_json_text(st->path, header, (size_t)header_len, &nums);
+    if (scanned != GAN_OK) {
+        free(nums.plain);
+        return scanned;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &end, false);
     size_t parsed = end ? (size_t)(end - header) : 0;
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
+        free(nums.plain);
         return gan_error(GAN_ERR_FORMAT, "%s: the header is not valid JSON (error near byte %zu of %"
                                          PRIu64 ")", st->path, parsed, header_len);
     }
     for (size_t i = parsed; i < header_len; i++)
         if (!json_space(header[i])) {
             cJSON_Delete(root);
+            free(nums.plain);
             return gan_error(GAN_ERR_FORMAT, "%s: the header has more than one JSON value (byte %zu "
                                              "after the object)", st->path, i);
         }
+    size_t numbers_seen = 0;
+    scanned = mark_numbers(st->path, root, &nums, &numbers_seen);
+    if (scanned == GAN_OK && numbers_seen != nums.count)
+        scanned = gan_error(GAN_ERR_FORMAT, "%s: the header's numbers could not be read", st->path);
+    free(nums.plain);
+    if (scanned != GAN_OK) {
+        cJSON_Delete(root);
+        return scanned;
+    }
     const unsigned char *data = st->bytes + 8 + header_len;
     size_t data_size = st->size - 8 - (size_t)header_len;
     int n = cJSON_GetArraySize(root);
@@ -323,7 +494,8 @@ static gan_status alloc_bytes(gan_safetensors *st, size_t size, uint64_t header_
 {
     size_t pad = (size_t)((DATA_ALIGN - (8 + header_len % DATA_ALIGN) % DATA_ALIGN) % DATA_ALIGN);
     void *allocation = NULL;
-    if (size > SIZE_MAX - pad || posix_memalign(&allocation, DATA_ALIGN, pad + size + 1) != 0)
+    /* exactly the file's bytes (one for an empty file): AddressSanitizer sees a read past them */
+    if (size > SIZE_MAX - pad || posix_memalign(&allocation, DATA_ALIGN, pad + (size ? size : 1)) != 0)
         return gan_error(GAN_ERR_NOMEM, "%s: out of memory for %zu bytes", st->path, size);
     st->allocation = allocation;
     st->bytes = (unsigned char *)allocation + pad;
@@ -343,12 +515,15 @@ gan_status gan_safetensors_parse(const void *bytes, size_t size, const char *ori
                                  gan_safetensors *out)
 {
     memset(out, 0, sizeof *out);
+    if (!bytes && size)
+        return gan_error(GAN_ERR_ARG, "%s: no bytes given", origin ? origin : "(memory)");
     out->path = strdup(origin ? origin : "(memory)");
     if (!out->path)
         return gan_error(GAN_ERR_NOMEM, "out of memory");
     gan_status status = alloc_bytes(out, size, header_length_field(bytes, size));
     if (status == GAN_OK) {
-        memcpy(out->bytes, bytes, size);
+        if (size)
+            memcpy(out->bytes, bytes, size);
         status = parse_owned(out);
     }
     if (status != GAN_OK)
