@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "gan/backend_select.h"
 #include "gan/config.h"
 #include "gan/data.h"
@@ -35,13 +36,6 @@ typedef struct bench_options {
     bool train_step, keep;
     const char *device, *config, *dir;
 } bench_options;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void sleep_ms(double ms)
 {
@@ -126,9 +120,9 @@ typedef struct timed_source {
 static gan_status timed_next_batch(gan_data_source *src, void *host_batch)
 {
     timed_source *t = src->impl;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     gan_status status = t->inner->next_batch(t->inner, host_batch);
-    t->seconds += now_s() - t0;
+    t->seconds += bench_now_s() - t0;
     t->calls++;
     return status;
 }
@@ -193,13 +187,13 @@ static gan_status bench_train_step(const char *cache, const bench_options *o, do
         status = gan_trainer_read_stats(trainer, &stats, &finite);
     timed.seconds = 0;
     timed.calls = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int i = 0; i < o->steps && status == GAN_OK; i++) {
         status = gan_trainer_step(trainer);
         if (status == GAN_OK)
             status = gan_trainer_read_stats(trainer, &stats, &finite); /* waits for the device */
     }
-    double seconds = now_s() - t0;
+    double seconds = bench_now_s() - t0;
     if (status == GAN_OK) {
         *step_ms = seconds * 1e3 / o->steps;
         *loader_ms = timed.calls ? timed.seconds * 1e3 / timed.calls : 0;
@@ -287,11 +281,11 @@ int gan_bench_data(int argc, char **argv)
     mkdir(images, 0755);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
-    double mean_bytes = 0, t0 = now_s();
+    double mean_bytes = 0, t0 = bench_now_s();
     gan_status status = write_images(images, o.images, &mean_bytes);
     if (status == GAN_OK)
         printf("images      : %d synthetic %dx%d JPEGs (quality 90, %.1f KB on average) written in %.1f s to %s\n",
-               o.images, CELEBA_W, CELEBA_H, mean_bytes / 1024, now_s() - t0, images);
+               o.images, CELEBA_W, CELEBA_H, mean_bytes / 1024, bench_now_s() - t0, images);
 
     /* prepare */
     double best = 0;
@@ -327,17 +321,17 @@ int gan_bench_data(int argc, char **argv)
     double back_to_back_ms = 0, between_steps_ms = 0;
     if (status == GAN_OK) {
         status = src->next_batch(src, batch); /* starts the thread, first touch of the mapping */
-        double start = now_s();
+        double start = bench_now_s();
         for (int k = 0; k < o.batches && status == GAN_OK; k++)
             status = src->next_batch(src, batch);
-        back_to_back_ms = (now_s() - start) * 1e3 / o.batches;
+        back_to_back_ms = (bench_now_s() - start) * 1e3 / o.batches;
         double inside = 0;
         int measured = o.batches < 50 ? o.batches : 50;
         for (int k = 0; k < measured && status == GAN_OK; k++) {
             sleep_ms(o.step_ms); /* a training step: the loader works meanwhile */
-            double s = now_s();
+            double s = bench_now_s();
             status = src->next_batch(src, batch);
-            inside += now_s() - s;
+            inside += bench_now_s() - s;
         }
         between_steps_ms = inside * 1e3 / measured;
     }

@@ -18,7 +18,9 @@ Data: a fixed uniform [-1, 1) real batch; noise drawn every iteration (normal or
 config says). Weights initialised as the config says (DCGAN N(0, 0.02) or PyTorch's default).
 
 CPU: Debian's python3-torch through /usr/bin/python3; PyTorch at each of --threads
-(torch.set_num_threads), its best counted. CUDA (--device cuda, needs torch.cuda.is_available()):
+(torch.set_num_threads), its best counted; gan at its default (every core) or, with --gan-threads,
+at each of those counts (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS; the sgemm peak gan measures then
+uses the same count), its best counted. CUDA (--device cuda, needs torch.cuda.is_available()):
 cudnn.benchmark on, TF32 off unless --tf32 (gan gets --fast-math then).
 
     /usr/bin/python3 bench/compare_pytorch.py                       # the four configs, cpu
@@ -207,20 +209,25 @@ print('torch.__config__.show(): ' + '; '.join(show))
 
 
 # ---- the driver ------------------------------------------------------------------------------------
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
+def run(cmd, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit("compare_pytorch: %s failed (%d):\n%s%s" % (shlex.join(cmd), r.returncode, r.stdout[-3000:],
                                                              r.stderr[-3000:]))
     return r.stdout
 
 
-def ours(a, config, batch, iterations, warmup):
+def ours(a, config, batch, threads, iterations, warmup):
+    """`gan bench train` once; threads > 0 pins OpenMP and OpenBLAS to that many (the sgemm peak it
+    measures then uses as many), 0 leaves gan's default (every core)."""
+    env = dict(os.environ)
+    pin = ["OMP_NUM_THREADS=%d" % threads, "OPENBLAS_NUM_THREADS=%d" % threads] if threads else []
+    env.update(x.split("=") for x in pin)
     cmd = [a.gan, "bench", "train", config, "train.batch_size=%d" % batch, "--device", a.device,
            "--iterations", str(iterations), "--warmup", str(warmup), "--rounds", "1"]
     if a.tf32:
         cmd.append("--fast-math")
-    out = run(cmd)
+    out = run(cmd, env)
     m = [SUMMARY.match(l) for l in out.splitlines()]
     m = [x for x in m if x]
     params = re.search(r"model\s+: G (\d+) parameters, D (\d+) parameters", out)
@@ -228,7 +235,7 @@ def ours(a, config, batch, iterations, warmup):
         sys.exit("compare_pytorch: no summary line from %s:\n%s" % (shlex.join(cmd), out))
     ms, img, gflops, pct = (float(m[0].group(i)) for i in (3, 4, 5, 6))
     return {"ms": ms, "gflops": gflops, "pct": pct, "params": (int(params.group(1)), int(params.group(2))),
-            "cmd": shlex.join(cmd)}
+            "cmd": shlex.join(pin + cmd)}
 
 
 def theirs(a, config, batch, threads, iterations, warmup):
@@ -260,15 +267,19 @@ def compare(a, config, batch):
     print("\n== %s batch %d on %s: %d rounds, %d iterations after %d warm-up each ==" % (
         config, batch, a.device, a.rounds, iterations, warmup), flush=True)
     for r in range(a.rounds):
-        o = ours(a, config, batch, iterations, warmup)
+        each = {n: ours(a, config, batch, n, iterations, warmup) for n in a.gan_threads}
+        o = each[min(each, key=lambda n: each[n]["ms"])]
         t = {n: theirs(a, config, batch, n, iterations, warmup) for n in threads}
         if (t[threads[0]]["params_g"], t[threads[0]]["params_d"]) != o["params"]:
             sys.exit("compare_pytorch: %s: PyTorch's model has %d + %d parameters, gan's %d + %d: not the same "
                      "architecture" % (config, t[threads[0]]["params_g"], t[threads[0]]["params_d"], *o["params"]))
         best = min(t, key=lambda n: t[n]["ms_per_it"])
-        rows.append({"ours": o, "theirs": t, "best": best, "speedup": t[best]["ms_per_it"] / o["ms"]})
-        print("round %d: ours %.1f ms/it (%.1f GFLOP/s, %.1f%% of sgemm peak) | pytorch %s | speedup %.2fx" % (
-            r + 1, o["ms"], o["gflops"], o["pct"],
+        rows.append({"ours": o, "ours_each": each, "theirs": t, "best": best,
+                     "speedup": t[best]["ms_per_it"] / o["ms"]})
+        print("round %d: ours %s%.1f ms/it (%.1f GFLOP/s, %.1f%% of sgemm peak) | pytorch %s | speedup %.2fx" % (
+            r + 1, "".join("%s %.1f, " % (gan_label(n), each[n]["ms"]) for n in each if len(each) > 1) +
+            ("best " if len(each) > 1 else ""),
+            o["ms"], o["gflops"], o["pct"],
             ", ".join("%s %.1f ms/it" % (label(n), t[n]["ms_per_it"]) for n in threads),
             rows[-1]["speedup"]), flush=True)
     med = lambda xs: statistics.median(xs)
@@ -277,27 +288,36 @@ def compare(a, config, batch):
         "ours_ms": med([x["ours"]["ms"] for x in rows]),
         "ours_gflops": med([x["ours"]["gflops"] for x in rows]),
         "ours_pct": med([x["ours"]["pct"] for x in rows]),
+        "ours_each_ms": {n: med([x["ours_each"][n]["ms"] for x in rows]) for n in a.gan_threads},
         "theirs_ms": {n: med([x["theirs"][n]["ms_per_it"] for x in rows]) for n in threads},
         "speedup": med([x["speedup"] for x in rows]),
         "speedup_range": (min(x["speedup"] for x in rows), max(x["speedup"] for x in rows)),
         "torch": rows[0]["theirs"][threads[0]]["torch"],
-        "cmd_ours": rows[0]["ours"]["cmd"],
+        "cmd_ours": [rows[0]["ours_each"][n]["cmd"] for n in a.gan_threads],
         "cmd_theirs": [rows[0]["theirs"][n]["cmd"] for n in threads],
     }
-    print("ours      : median %.1f ms/it, %.1f GFLOP/s, %.1f%% of sgemm peak" % (
-        result["ours_ms"], result["ours_gflops"], result["ours_pct"]))
+    if len(a.gan_threads) > 1:
+        for n in a.gan_threads:
+            print("ours      : %s median %.1f ms/it" % (gan_label(n), result["ours_each_ms"][n]))
+    print("ours      : median %.1f ms/it%s, %.1f GFLOP/s, %.1f%% of sgemm peak" % (
+        result["ours_ms"], " (best thread count of each round)" if len(a.gan_threads) > 1 else "",
+        result["ours_gflops"], result["ours_pct"]))
     for n in threads:
         print("pytorch   : %s median %.1f ms/it" % (label(n), result["theirs_ms"][n]))
     print("speedup   : %.2fx ours over PyTorch at its best thread count (median of the per-round ratios; "
           "range %.2f-%.2f)" % (result["speedup"], *result["speedup_range"]))
-    print("commands  : %s" % result["cmd_ours"])
-    for c in result["cmd_theirs"]:
+    print("commands  : %s" % result["cmd_ours"][0])
+    for c in result["cmd_ours"][1:] + result["cmd_theirs"]:
         print("            %s" % c)
     return result
 
 
 def label(threads):
     return "%dT" % threads if threads else "gpu"
+
+
+def gan_label(threads):
+    return "%dT" % threads if threads else "default threads"
 
 
 def find_gan():
@@ -314,6 +334,8 @@ def main():
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2", help="PyTorch thread counts on cpu (default 1,2)")
+    ap.add_argument("--gan-threads", default="0", help="gan's thread counts (OMP_NUM_THREADS and "
+                    "OPENBLAS_NUM_THREADS; 0: gan's default, every core), its best counted (default 0)")
     ap.add_argument("--iterations", type=int, default=0, help="per measurement (default: by config)")
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--gan", default=None, help="the gan binary (default: build/gan, else build*/gan)")
@@ -331,6 +353,7 @@ def main():
         print(json.dumps(worker(a)))
         return
     a.threads = [int(t) for t in a.threads.split(",")]
+    a.gan_threads = [int(t) for t in a.gan_threads.split(",")]
     a.gan = os.path.abspath(a.gan or find_gan())
     a.python = a.python or sys.executable
     print("machine   : " + machine())
