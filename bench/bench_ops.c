@@ -49,6 +49,31 @@ typedef struct peaks {
     double gemm_gflops, copy_gbps;
 } peaks;
 
+/* One training iteration's time as the sum of its ops (best time x how often the iteration runs
+ * the op), by kind: what the ops alone would cost, to set against `gan bench train`. */
+typedef struct iteration_ms {
+    double conv, bn, act, loss, adam;
+} iteration_ms;
+
+/* How often one iteration (k = 1, src/train/trainer.c) runs a pass of layer l of model m:
+ * D runs forward three times (real, fake, fake again for G), its weight gradients twice and its
+ * input gradients three times, except at its first layer (only for G's step); G runs each pass
+ * once, no input gradient at its first layer; D's final sigmoid is fused into the loss. */
+typedef enum pass_kind { PASS_FORWARD, PASS_BACKWARD_DATA, PASS_BACKWARD_FILTER } pass_kind;
+
+static int passes_per_iteration(const gan_model *m, const gan_layer *l, pass_kind pass)
+{
+    bool is_d = m->name[0] == 'D', first = l == m->layers[0];
+    if (is_d && l == m->layers[m->layer_count - 1] && l->spec.kind == GAN_LAYER_SIGMOID)
+        return 0;
+    switch (pass) {
+    case PASS_FORWARD: return is_d ? 3 : 1;
+    case PASS_BACKWARD_FILTER: return is_d ? 2 : 1;
+    case PASS_BACKWARD_DATA: return is_d ? (first ? 1 : 3) : (first ? 0 : 1);
+    }
+    return 0;
+}
+
 /* ---- buffers: backend memory for one layer's ops, freed together -------------------------- */
 typedef struct buffers {
     gan_backend *be;
@@ -175,10 +200,12 @@ static gan_status time_op(gan_backend *be, const op_call *o, const ops_options *
 
 /* Times the op and prints its row: `flops` > 0 gives GFLOP/s, else `bytes` gives GB/s. */
 static gan_status report_op(gan_backend *be, const op_call *o, const ops_options *opt, const peaks *pk,
-                            const char *name, const char *layer, const char *shape, double flops, double bytes)
+                            const char *name, const char *layer, const char *shape, double flops, double bytes,
+                            double *iteration_total_ms, int per_iteration)
 {
     double best = 0, median = 0;
     GAN_TRY(time_op(be, o, opt, &best, &median));
+    *iteration_total_ms += best * 1e3 * per_iteration;
     char rate[32], pct[32];
     if (flops > 0) {
         double gflops = flops / best * 1e-9;
@@ -204,7 +231,7 @@ static void shape_text(char *out, size_t bytes, int n, gan_shape s)
 
 /* ---- the ops of one layer ------------------------------------------------------------------- */
 static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const gan_layer *l, const ops_options *opt,
-                                   const peaks *pk)
+                                   const peaks *pk, iteration_ms *it)
 {
     gan_conv_geom g = bench_layer_conv_geom(l);
     size_t x_count = (size_t)g.n * g.c_in * g.h_in * g.w_in, y_count = (size_t)g.n * g.c_out * g.h_out * g.w_out;
@@ -240,20 +267,23 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     char name[32];
     snprintf(name, sizeof name, "%s fwd", kind);
     if (status == GAN_OK)
-        status = report_op(be, convt ? &backward_data : &forward, opt, pk, name, layer, shape, flops, 0);
+        status = report_op(be, convt ? &backward_data : &forward, opt, pk, name, layer, shape, flops, 0, &it->conv,
+                           passes_per_iteration(m, l, PASS_FORWARD));
     snprintf(name, sizeof name, "%s bwd-data", kind);
     if (status == GAN_OK)
-        status = report_op(be, convt ? &forward : &backward_data, opt, pk, name, layer, shape, flops, 0);
+        status = report_op(be, convt ? &forward : &backward_data, opt, pk, name, layer, shape, flops, 0, &it->conv,
+                           passes_per_iteration(m, l, PASS_BACKWARD_DATA));
     snprintf(name, sizeof name, "%s bwd-filter", kind);
     if (status == GAN_OK)
-        status = report_op(be, &backward_filter, opt, pk, name, layer, shape, flops, 0);
+        status = report_op(be, &backward_filter, opt, pk, name, layer, shape, flops, 0, &it->conv,
+                           passes_per_iteration(m, l, PASS_BACKWARD_FILTER));
     buffers_free(&b);
     return status;
 }
 
 /* linear: y[N, out] = x[N, in] W^T; dW = dy^T x; dx = dy W (as src/nn/linear.c calls gemm) */
 static gan_status bench_linear_layer(gan_backend *be, const gan_model *m, const gan_layer *l,
-                                     const ops_options *opt, const peaks *pk)
+                                     const ops_options *opt, const peaks *pk, iteration_ms *it)
 {
     int n = l->batch, in = l->in.c, out = l->out.c;
     buffers b = {.be = be};
@@ -278,17 +308,20 @@ static gan_status bench_linear_layer(gan_backend *be, const gan_model *m, const 
     op_call backward_filter = {.kind = OP_GEMM, .trans_a = true, .m = out, .n = in, .k = n, .a = y, .lda = out,
                                .b = x, .ldb = in, .out = dw, .ldc = in};
     if (status == GAN_OK)
-        status = report_op(be, &forward, opt, pk, "linear fwd", layer, shape, flops, 0);
+        status = report_op(be, &forward, opt, pk, "linear fwd", layer, shape, flops, 0, &it->conv,
+                           passes_per_iteration(m, l, PASS_FORWARD));
     if (status == GAN_OK)
-        status = report_op(be, &backward_data, opt, pk, "linear bwd-data", layer, shape, flops, 0);
+        status = report_op(be, &backward_data, opt, pk, "linear bwd-data", layer, shape, flops, 0, &it->conv,
+                           passes_per_iteration(m, l, PASS_BACKWARD_DATA));
     if (status == GAN_OK)
-        status = report_op(be, &backward_filter, opt, pk, "linear bwd-filter", layer, shape, flops, 0);
+        status = report_op(be, &backward_filter, opt, pk, "linear bwd-filter", layer, shape, flops, 0, &it->conv,
+                           passes_per_iteration(m, l, PASS_BACKWARD_FILTER));
     buffers_free(&b);
     return status;
 }
 
 static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_layer *l, const ops_options *opt,
-                                 const peaks *pk)
+                                 const peaks *pk, iteration_ms *it)
 {
     int n = l->batch, c = l->in.c, hw = l->in.h * l->in.w;
     size_t count = (size_t)n * c * hw;
@@ -328,15 +361,17 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
                         .e = save_invstd, .out = dx, .out2 = dgamma, .out3 = dbeta};
     double bytes = (double)count * sizeof(float);
     if (status == GAN_OK) /* reads x, writes y */
-        status = report_op(be, &forward, opt, pk, "bn fwd-train", layer, shape, 0, 2 * bytes);
+        status = report_op(be, &forward, opt, pk, "bn fwd-train", layer, shape, 0, 2 * bytes, &it->bn,
+                           passes_per_iteration(m, l, PASS_FORWARD));
     if (status == GAN_OK) /* reads x and dy, writes dx */
-        status = report_op(be, &backward, opt, pk, "bn bwd", layer, shape, 0, 3 * bytes);
+        status = report_op(be, &backward, opt, pk, "bn bwd", layer, shape, 0, 3 * bytes, &it->bn,
+                           passes_per_iteration(m, l, PASS_FORWARD));
     buffers_free(&b);
     return status;
 }
 
 static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, const gan_layer *l,
-                                          const ops_options *opt, const peaks *pk)
+                                          const ops_options *opt, const peaks *pk, iteration_ms *it)
 {
     size_t count = (size_t)l->batch * gan_shape_count(l->in);
     buffers b = {.be = be};
@@ -360,9 +395,11 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
                            .out2 = y};
         op_call backward = {.kind = OP_MULTIPLY, .count = count, .a = dy, .b = mask, .out = dx};
         if (status == GAN_OK) /* reads x, writes the mask and y */
-            status = report_op(be, &forward, opt, pk, "dropout fwd", layer, shape, 0, 3 * bytes);
+            status = report_op(be, &forward, opt, pk, "dropout fwd", layer, shape, 0, 3 * bytes, &it->act,
+                               passes_per_iteration(m, l, PASS_FORWARD));
         if (status == GAN_OK)
-            status = report_op(be, &backward, opt, pk, "dropout bwd", layer, shape, 0, 3 * bytes);
+            status = report_op(be, &backward, opt, pk, "dropout bwd", layer, shape, 0, 3 * bytes, &it->act,
+                               passes_per_iteration(m, l, PASS_FORWARD));
         buffers_free(&b);
         return status;
     }
@@ -375,15 +412,18 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
                         .b = y, .c = dy, .out = dx};
     snprintf(name, sizeof name, "%s fwd", kind);
     if (status == GAN_OK) /* reads x, writes y */
-        status = report_op(be, &forward, opt, pk, name, layer, shape, 0, 2 * bytes);
+        status = report_op(be, &forward, opt, pk, name, layer, shape, 0, 2 * bytes, &it->act,
+                           passes_per_iteration(m, l, PASS_FORWARD));
     snprintf(name, sizeof name, "%s bwd", kind);
     if (status == GAN_OK) /* reads x (lrelu) or y (the others) and dy, writes dx */
-        status = report_op(be, &backward, opt, pk, name, layer, shape, 0, 3 * bytes);
+        status = report_op(be, &backward, opt, pk, name, layer, shape, 0, 3 * bytes, &it->act,
+                           passes_per_iteration(m, l, PASS_FORWARD));
     buffers_free(&b);
     return status;
 }
 
-static gan_status bench_model(gan_backend *be, const gan_model *m, const ops_options *opt, const peaks *pk)
+static gan_status bench_model(gan_backend *be, const gan_model *m, const ops_options *opt, const peaks *pk,
+                              iteration_ms *it)
 {
     for (int i = 0; i < m->layer_count; i++) {
         const gan_layer *l = m->layers[i];
@@ -391,15 +431,15 @@ static gan_status bench_model(gan_backend *be, const gan_model *m, const ops_opt
         case GAN_LAYER_CONV:
         case GAN_LAYER_CONVT:
             if (opt->want_conv)
-                GAN_TRY(bench_conv_layer(be, m, l, opt, pk));
+                GAN_TRY(bench_conv_layer(be, m, l, opt, pk, it));
             break;
         case GAN_LAYER_LINEAR:
             if (opt->want_conv)
-                GAN_TRY(bench_linear_layer(be, m, l, opt, pk));
+                GAN_TRY(bench_linear_layer(be, m, l, opt, pk, it));
             break;
         case GAN_LAYER_BN:
             if (opt->want_bn)
-                GAN_TRY(bench_bn_layer(be, m, l, opt, pk));
+                GAN_TRY(bench_bn_layer(be, m, l, opt, pk, it));
             break;
         case GAN_LAYER_RELU:
         case GAN_LAYER_LRELU:
@@ -407,7 +447,7 @@ static gan_status bench_model(gan_backend *be, const gan_model *m, const ops_opt
         case GAN_LAYER_SIGMOID:
         case GAN_LAYER_DROPOUT:
             if (opt->want_act)
-                GAN_TRY(bench_elementwise_layer(be, m, l, opt, pk));
+                GAN_TRY(bench_elementwise_layer(be, m, l, opt, pk, it));
             break;
         default:
             break;
@@ -416,7 +456,7 @@ static gan_status bench_model(gan_backend *be, const gan_model *m, const ops_opt
     return GAN_OK;
 }
 
-static gan_status bench_bce(gan_backend *be, int n, const ops_options *opt, const peaks *pk)
+static gan_status bench_bce(gan_backend *be, int n, const ops_options *opt, const peaks *pk, iteration_ms *it)
 {
     buffers b = {.be = be};
     float *logits = NULL, *loss = NULL, *prob = NULL, *dlogits = NULL;
@@ -431,12 +471,14 @@ static gan_status bench_bce(gan_backend *be, int n, const ops_options *opt, cons
     snprintf(shape, sizeof shape, "[%d] logits", n);
     op_call call = {.kind = OP_BCE, .n = n, .a = logits, .out = loss, .out2 = prob, .out3 = dlogits};
     if (status == GAN_OK) /* reads the logits, writes their gradient */
-        status = report_op(be, &call, opt, pk, "bce+sigmoid", "D", shape, 0, 2.0 * n * sizeof(float));
+        status = report_op(be, &call, opt, pk, "bce+sigmoid", "D", shape, 0, 2.0 * n * sizeof(float),
+                           &it->loss, 3);
     buffers_free(&b);
     return status;
 }
 
-static gan_status bench_adam(gan_backend *be, const gan_model *m, const ops_options *opt, const peaks *pk)
+static gan_status bench_adam(gan_backend *be, const gan_model *m, const ops_options *opt, const peaks *pk,
+                             iteration_ms *it)
 {
     size_t count = m->trainable_count;
     buffers b = {.be = be};
@@ -455,7 +497,8 @@ static gan_status bench_adam(gan_backend *be, const gan_model *m, const ops_opti
     snprintf(shape, sizeof shape, "%zu parameters", count);
     op_call call = {.kind = OP_ADAM, .count = count, .a = grad, .out = param, .out2 = mom, .out3 = vel, .adam = s};
     if (status == GAN_OK) /* reads param, grad, m, v; writes param, m, v */
-        status = report_op(be, &call, opt, pk, "adam", m->name, shape, 0, 7.0 * count * sizeof(float));
+        status = report_op(be, &call, opt, pk, "adam", m->name, shape, 0, 7.0 * count * sizeof(float),
+                           &it->adam, 1);
     buffers_free(&b);
     return status;
 }
@@ -476,16 +519,23 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
         printf("%-18s %-6s %-44s %10s %10s %9s %8s %7s\n", "op", "layer", "shape", "best ms", "median ms",
                "GFLOP/s", "GB/s", "% peak");
     }
+    iteration_ms it = {0};
     if (status == GAN_OK)
-        status = bench_model(be, g, opt, pk);
+        status = bench_model(be, g, opt, pk, &it);
     if (status == GAN_OK)
-        status = bench_model(be, d, opt, pk);
+        status = bench_model(be, d, opt, pk, &it);
     if (status == GAN_OK && opt->want_bce)
-        status = bench_bce(be, batch, opt, pk);
+        status = bench_bce(be, batch, opt, pk, &it);
     if (status == GAN_OK && opt->want_adam)
-        status = bench_adam(be, g, opt, pk);
+        status = bench_adam(be, g, opt, pk, &it);
     if (status == GAN_OK && opt->want_adam)
-        status = bench_adam(be, d, opt, pk);
+        status = bench_adam(be, d, opt, pk, &it);
+    if (status == GAN_OK)
+        printf("iteration   : %.2f ms from these ops, each best time x the times one iteration runs it "
+               "(k = 1): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms; "
+               "gan bench train %s train.batch_size=%d times the whole iteration\n",
+               it.conv + it.bn + it.act + it.loss + it.adam, it.conv, it.bn, it.act, it.loss, it.adam, cfg.name,
+               batch);
     gan_model_destroy(g);
     gan_model_destroy(d);
     return status;
