@@ -3,6 +3,7 @@
 #include "gan/blas.h"
 
 #include <dlfcn.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -24,6 +25,7 @@ typedef void (*cblas_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n
                                float beta, float *c, int ldc);
 typedef char *(*string_fn)(void);
 typedef int (*int_fn)(void);
+typedef void (*set_int_fn)(int);
 
 static struct {
     pthread_once_t once;
@@ -32,6 +34,10 @@ static struct {
     cblas_sgemm_fn sgemm;
     string_fn get_corename, get_config;
     int_fn get_num_threads;
+    set_int_fn set_num_threads;
+    /* OpenBLAS keeps to the calling thread between calls (see load_blas). False for a BLAS
+     * loaded before gan (its threads are its owner's) or one without openblas_set_num_threads. */
+    bool split;
     gan_blas_info info;
 } blas = {.once = PTHREAD_ONCE_INIT};
 
@@ -112,6 +118,7 @@ static void load_blas(void)
     const size_t candidate_count = sizeof candidates / sizeof candidates[0];
     const char *loaded = NULL;
     void *handle = already_loaded(candidates, candidate_count, &loaded);
+    const bool already_loaded_before = handle != NULL;
     if (handle) {
         snprintf(blas.info.library, sizeof blas.info.library, "%s (already loaded before gan)",
                  loaded);
@@ -178,7 +185,18 @@ static void load_blas(void)
              blas.get_config ? blas.get_config() : "(not OpenBLAS)");
     snprintf(blas.info.core, sizeof blas.info.core, "%s",
              blas.get_corename ? blas.get_corename() : "(unknown)");
+    blas.set_num_threads = (set_int_fn)dlsym(handle, "openblas_set_num_threads");
     blas.info.threads = blas.get_num_threads ? blas.get_num_threads() : 1;
+    /* OpenBLAS's workers and OpenMP's spin-wait for work after each call (OpenBLAS ~2^20 cycles
+     * with the timeout above, libgomp up to its GOMP_SPINCOUNT), so with both pools busy on the
+     * same cores every GEMM after an elementwise op, and every elementwise op after a GEMM,
+     * shares its cores with the other pool's spinning threads (measured: a fifth of a DCGAN
+     * iteration). OpenBLAS keeps to the calling thread; the convolutions split their GEMMs over
+     * OpenMP threads themselves, and gan_blas_sgemm hands OpenBLAS its threads for one call. */
+    if (!already_loaded_before && blas.set_num_threads && blas.get_num_threads) {
+        blas.set_num_threads(1);
+        blas.split = true;
+    }
     /* Our choice did not take (an OpenBLAS built for one target, or one that does not know the
      * name): it still computes correctly, only more slowly, so go on and say so. */
     if (blas.info.coretype_set[0] && !blas.get_corename)
@@ -198,11 +216,10 @@ gan_status gan_blas_init(void)
     return GAN_OK;
 }
 
-gan_status gan_blas_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                          int ldc)
+/* Checks a row-major GEMM's sizes and pointers (see gan/blas.h); GAN_OK when it is one to run. */
+static gan_status check_sgemm(bool trans_a, bool trans_b, int m, int n, int k, const float *a,
+                              int lda, const float *b, int ldb, const float *c, int ldc)
 {
-    GAN_TRY(gan_blas_init());
     /* Row-major: op(A) is [m, k], so A itself is [m, k] (lda >= k) or [k, m] (lda >= m). */
     int a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
     if (m < 0 || n < 0 || k < 0 || lda < (a_cols > 1 ? a_cols : 1) ||
@@ -210,13 +227,52 @@ gan_status gan_blas_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float
         return gan_error(GAN_ERR_ARG,
                          "sgemm: bad sizes m=%d n=%d k=%d lda=%d ldb=%d ldc=%d (trans_a %d trans_b %d)",
                          m, n, k, lda, ldb, ldc, trans_a, trans_b);
-    if (m == 0 || n == 0)
-        return GAN_OK;
-    if ((k && (!a || !b)) || !c)
+    if ((m && n) && ((k && (!a || !b)) || !c))
         return gan_error(GAN_ERR_ARG, "sgemm: NULL matrix (a %s, b %s, c %s) for m=%d n=%d k=%d",
                          a ? "set" : "NULL", b ? "set" : "NULL", c ? "set" : "NULL", m, n, k);
+    return GAN_OK;
+}
+
+static void sgemm_call(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                       int ldc)
+{
     blas.sgemm(CBLAS_ROW_MAJOR, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
                trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* OpenBLAS runs a GEMM of at most this many multiply-adds on one thread whatever its thread count
+ * (65536 * GEMM_MULTITHREAD_THRESHOLD in interface/gemm.c): no need to hand it its threads. */
+#define OPENBLAS_ONE_THREAD_MULADDS 262144.0
+
+gan_status gan_blas_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                          int ldc)
+{
+    GAN_TRY(gan_blas_init());
+    GAN_TRY(check_sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
+    if (m == 0 || n == 0)
+        return GAN_OK;
+    /* OpenBLAS on its own threads for this call only, so the products are the ones it gives
+     * with its default threads; between calls it keeps to one, and its workers sleep. */
+    bool own_threads = blas.split && blas.info.threads > 1 && !omp_in_parallel() &&
+                       (double)m * n * k > OPENBLAS_ONE_THREAD_MULADDS;
+    if (own_threads)
+        blas.set_num_threads(blas.info.threads);
+    sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (own_threads)
+        blas.set_num_threads(1);
+    return GAN_OK;
+}
+
+gan_status gan_blas_sgemm_this_thread(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                                      const float *a, int lda, const float *b, int ldb, float beta,
+                                      float *c, int ldc)
+{
+    GAN_TRY(gan_blas_init());
+    GAN_TRY(check_sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
+    if (m && n)
+        sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return GAN_OK;
 }
 
@@ -260,11 +316,11 @@ gan_status gan_blas_measure_sgemm_gflops(int n, int repeats, double *gflops)
         b[i] = (float)((i * 5) % 11) * 0.01f;
         c[i] = 0.0f;
     }
-    blas.sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    (void)gan_blas_sgemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     double best = 1e30; /* seconds */
     for (int r = 0; r < repeats; r++) {
         double start = now_s();
-        blas.sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_NO_TRANS, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        (void)gan_blas_sgemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         double elapsed = now_s() - start;
         if (elapsed < best)
             best = elapsed;

@@ -136,28 +136,39 @@ static void check_conv(gan_conv_geom g)
     be->free(be, ws);
 }
 
-/* A batch split over several GEMMs: the workspace budget lowered to hold 0 (still 1), 1, 2 and 3
- * images on a batch of 5, i.e. chunks 1+1+1+1+1, 2+2+1 and 3+2. That runs the direct and the
- * gather/scatter paths at image offsets past 0, and dw accumulating across chunks after beta. */
+/* A batch split over threads and several GEMMs per thread: 1, 2 and 3 threads (the backend's
+ * thread count, lowered or raised as the budget is), and the workspace budget lowered to hold 0
+ * (still 1), 1, 2 and 3 images per thread on a batch of 5; with 2 threads images 0-1 and 2-4,
+ * i.e. chunks 1+1 | 1+1+1, 2 | 2+1 and 2 | 3. That runs the direct and the gather/scatter paths
+ * at image offsets past 0, backward-filter's rows split over threads, and dw accumulating across
+ * chunks after beta. */
 static void check_conv_chunks(void)
 {
     cpu_backend_state *state = be->impl;
     const size_t budget = state->conv_workspace_budget_bytes;
+    const int threads = state->threads;
     const gan_conv_geom geoms[2] = {geom(5, 3, 7, 5, 4, 3, 2, 1), geom_hw(5, 2, 6, 9, 3, 4, 1, 1, 2, 1, 0)};
-    for (int gi = 0; gi < 2; gi++) {
-        gan_conv_geom g = geoms[gi];
-        const size_t per_image =
-            ((size_t)g.c_in * g.k_h * g.k_w + g.c_out) * g.h_out * g.w_out * sizeof(float);
-        for (size_t images = 0; images <= 3; images++) {
-            state->conv_workspace_budget_bytes = images * per_image + per_image / 2;
-            size_t want = (images ? images : 1) * per_image;
-            size_t got = be->conv_workspace_bytes(be, &g);
-            CHECK_MSG(got == want, "workspace for %zu images of %zu bytes: %zu, want %zu", images,
-                      per_image, got, want);
-            check_conv(g);
+    for (int team = 1; team <= 3; team++) {
+        state->threads = team;
+        for (int gi = 0; gi < 2; gi++) {
+            gan_conv_geom g = geoms[gi];
+            const size_t per_image =
+                ((size_t)g.c_in * g.k_h * g.k_w + g.c_out) * g.h_out * g.w_out * sizeof(float);
+            for (size_t images = 0; images <= 3; images++) {
+                state->conv_workspace_budget_bytes = images * per_image + per_image / 2;
+                /* per thread: at least one image, at most the thread's share of the batch */
+                size_t share = ((size_t)g.n + team - 1) / team;
+                size_t chunk = images ? images : 1;
+                size_t want = (size_t)team * (chunk < share ? chunk : share) * per_image;
+                size_t got = be->conv_workspace_bytes(be, &g);
+                CHECK_MSG(got == want, "workspace for %zu images of %zu bytes, %d threads: %zu, want %zu",
+                          images, per_image, team, got, want);
+                check_conv(g);
+            }
         }
     }
     state->conv_workspace_budget_bytes = budget;
+    state->threads = threads;
 }
 
 /* Every kernel (1, 3, 4), stride (1, 2) and padding (0, 1) on a batch of 3 odd-sized 7x5 images. */
@@ -168,6 +179,14 @@ static void check_conv_sweep(void)
         for (int s = 1; s <= 2; s++)
             for (int p = 0; p <= 1; p++)
                 check_conv(geom(3, 2, 7, 5, 3, kernels[ki], s, p));
+    /* Kernels covering the whole unpadded input (D's last layer, G's first): GEMMs without
+     * im2col and no workspace; one padded and one strided look-alike take the im2col path. */
+    check_conv(geom(3, 5, 4, 4, 2, 4, 1, 0));
+    check_conv(geom_hw(4, 3, 3, 5, 6, 3, 5, 1, 1, 0, 0));
+    gan_conv_geom whole = geom(3, 5, 4, 4, 2, 4, 1, 0);
+    CHECK(be->conv_workspace_bytes(be, &whole) == 0);
+    check_conv(geom(3, 5, 4, 4, 2, 4, 1, 1));
+    check_conv(geom(3, 5, 5, 5, 2, 4, 2, 0));
 }
 
 static void check_conv_arguments(void)

@@ -16,18 +16,29 @@ extern "C" {
  * OPENBLAS_CORETYPE, sets it from cpuid/xgetbv (AVX-512 F/BW/VL/DQ with the OS saving their state:
  * SkylakeX; AVX2+FMA: Haswell; otherwise left to OpenBLAS), then dlopens, in order,
  * $GAN_BLAS_LIBRARY, libopenblas.so.0, libopenblas.so, libblas.so.3. A BLAS already in the process
- * (loaded by a host program or a plugin) is used as it is and reported so in the info. Threads are
- * OpenBLAS's own: every core, or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS. Modifies the process's
- * environment (OPENBLAS_CORETYPE, OPENBLAS_THREAD_TIMEOUT), which child processes inherit. */
+ * (loaded by a host program or a plugin) is used as it is and reported so in the info. Threads:
+ * OpenBLAS's own count (every core, or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS) is info.threads;
+ * an OpenBLAS gan loaded itself keeps to the calling thread between calls, so that its workers
+ * sleep while OpenMP's threads work (gan_blas_sgemm hands it its threads for the call; the CPU
+ * convolutions split their work over OpenMP threads and call gan_blas_sgemm_this_thread).
+ * Modifies the process's environment (OPENBLAS_CORETYPE, OPENBLAS_THREAD_TIMEOUT), which child
+ * processes inherit. */
 gan_status gan_blas_init(void);
 
 /* Row-major single-precision GEMM: C[m, n] = alpha op(A) op(B) + beta C, where op(A) is [m, k]
  * (A stored [m, k], lda >= k; or with trans_a, stored [k, m], lda >= m), op(B) is [k, n] (B stored
  * [k, n], ldb >= n; or with trans_b, [n, k], ldb >= k) and ldc >= n. Loads the BLAS if needed.
- * Bit-identical from run to run for the same thread count. */
+ * Bit-identical from run to run for the same thread count. On OpenBLAS's threads (info.threads);
+ * inside an OpenMP parallel region, on the calling thread. */
 gan_status gan_blas_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                           const float *a, int lda, const float *b, int ldb, float beta, float *c,
                           int ldc);
+
+/* The same GEMM on the calling thread only: for code that splits its work over OpenMP threads
+ * itself (the CPU convolutions), each thread calling this on its own part. */
+gan_status gan_blas_sgemm_this_thread(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                                      const float *a, int lda, const float *b, int ldb, float beta,
+                                      float *c, int ldc);
 
 typedef struct gan_blas_info {
     char library[256];     /* the file loaded, e.g. libopenblas.so.0 ("... (already loaded
@@ -44,7 +55,7 @@ typedef struct gan_blas_info {
 gan_status gan_blas_get_info(gan_blas_info *info);
 
 /* Measured single-precision GEMM speed on n x n x n: one warm-up call, then the best wall time
- * of `repeats` calls, as 2 n^3 / t in GFLOP/s. */
+ * of `repeats` calls of gan_blas_sgemm, as 2 n^3 / t in GFLOP/s. */
 gan_status gan_blas_measure_sgemm_gflops(int n, int repeats, double *gflops);
 
 #ifdef __cplusplus

@@ -1,4 +1,5 @@
 /* The CPU backend: host memory, OpenBLAS (loaded at run time, src/blas.c) and OpenMP. */
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ gan_status gan_cpu_backend_create(gan_backend **out)
         return gan_error(GAN_ERR_NOMEM, "gan_cpu_backend_create: out of memory");
     }
     state->conv_workspace_budget_bytes = CPU_CONV_WORKSPACE_BUDGET_BYTES;
+    state->threads = omp_get_max_threads();
     be->name = "cpu";
     be->impl = state;
     be->alloc = cpu_alloc;

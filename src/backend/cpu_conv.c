@@ -1,4 +1,5 @@
-/* Convolutions on the CPU: im2col / col2im around one sgemm per chunk of images.
+/* Convolutions on the CPU: im2col / col2im around sgemm, the work split over the backend's
+ * OpenMP threads, each thread running OpenBLAS on its own part (src/blas.c).
  *
  * With x [n, Ci, Hi, Wi], w [Co, Ci, kh, kw], y [n, Co, Ho, Wo], K = Ci kh kw and P = Ho Wo, a
  * chunk of `cnt` images becomes
@@ -6,12 +7,18 @@
  *   ybuf [Co, cnt P]  = w [Co, K] col                      forward
  *   col               = w^T dybuf                           backward-data (then col2im)
  *   dw [Co, K]       += dybuf col^T                         backward-filter
+ * Forward and backward-data give each thread its own images, in chunks: im2col, GEMM and
+ * col2im of a chunk run back to back on one core while the chunk is in its cache. Backward-
+ * filter gives each thread its own rows of col, i.e. its own columns of dw, over all images.
  * Batching images into one GEMM keeps the GEMM large for the small late layers of DCGAN (4x4
  * outputs); with cnt = 1 ybuf is y's own plane and no copy is made. The chunk is the largest
- * that keeps the workspace under the backend's conv_workspace_budget_bytes (cpu_internal.h). Every
- * loop writes disjoint outputs (col2im: one thread per (image, channel) plane), so results do not
- * depend on timing. */
+ * that keeps a thread's workspace under conv_workspace_budget_bytes (cpu_internal.h).
+ * A kernel that covers the whole unpadded input (DCGAN's last D layer, 4x4 -> 1x1, and G's first,
+ * 1x1 -> 4x4) needs no im2col: x [n, K] is its own col, and each pass is one GEMM.
+ * Every thread writes its own outputs and each output's sums have one fixed order, so results
+ * do not depend on timing, only on the thread count. */
 #include <limits.h>
+#include <omp.h>
 #include <string.h>
 
 #include "backend/cpu_internal.h"
@@ -26,21 +33,37 @@ gan_status cpu_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, int n, i
 static size_t conv_k(const gan_conv_geom *g) { return (size_t)g->c_in * g->k_h * g->k_w; }
 static size_t conv_p(const gan_conv_geom *g) { return (size_t)g->h_out * g->w_out; }
 
-/* Images per GEMM: as many as the budget holds, at least 1, at most n. */
+/* The kernel covers the whole unpadded input: one output per image and channel, col = x. */
+static bool whole_input_kernel(const gan_conv_geom *g)
+{
+    return g->pad_h == 0 && g->pad_w == 0 && g->k_h == g->h_in && g->k_w == g->w_in;
+}
+
+/* Images per thread; the threads' images are split as evenly as they go. */
+static int images_per_thread(const gan_backend *be, const gan_conv_geom *g)
+{
+    const cpu_backend_state *state = be->impl;
+    return (g->n + state->threads - 1) / state->threads;
+}
+
+/* Images per GEMM on one thread: as many as the budget holds, at least 1, at most the thread's
+ * share of the batch. */
 static int conv_chunk(const gan_backend *be, const gan_conv_geom *g)
 {
     const cpu_backend_state *state = be->impl;
     size_t per_image = (conv_k(g) + (size_t)g->c_out) * conv_p(g) * sizeof(float);
     size_t chunk = state->conv_workspace_budget_bytes / per_image;
+    size_t share = (size_t)images_per_thread(be, g);
     if (chunk < 1)
         chunk = 1;
-    if (chunk > (size_t)g->n)
-        chunk = (size_t)g->n;
+    if (chunk > share)
+        chunk = share;
     return (int)chunk;
 }
 
 /* NULL when the geometry is one the convolutions run, else what is wrong with it. The GEMM takes
- * int sizes: one image's K and P must fit in one. */
+ * int sizes: one image's K and P must fit in one, and so must a batch's for the GEMM-only
+ * geometries. */
 static const char *geom_problem(const gan_conv_geom *g)
 {
     if (!g)
@@ -71,13 +94,14 @@ static gan_status check_conv(const gan_backend *be, const gan_conv_geom *g, cons
     return GAN_OK;
 }
 
-/* 0 for a geometry the convolutions refuse (they report why). */
+/* 0 for a geometry the convolutions refuse (they report why) and for those that need none. */
 size_t cpu_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
 {
-    if (!be || !be->impl || geom_problem(g))
+    if (!be || !be->impl || geom_problem(g) || whole_input_kernel(g))
         return 0;
+    const cpu_backend_state *state = be->impl;
     size_t chunk = (size_t)conv_chunk(be, g);
-    return (conv_k(g) + (size_t)g->c_out) * chunk * conv_p(g) * sizeof(float);
+    return (size_t)state->threads * (conv_k(g) + (size_t)g->c_out) * chunk * conv_p(g) * sizeof(float);
 }
 
 /* The outputs o in [*lo, *hi) whose input index o * stride - pad + tap lies inside [0, in_len):
@@ -96,23 +120,24 @@ static void tap_range(int out_len, int stride, int pad, int tap, int in_len, int
     *hi = h;
 }
 
-/* col [K, cnt P] from images img0 .. img0 + cnt - 1 of x. */
-static void im2col(const gan_conv_geom *g, const float *x, int img0, int cnt, float *col)
+/* Rows row0 .. row1 - 1 of col [K, cnt P] from images img0 .. img0 + cnt - 1 of x, on the
+ * calling thread; row r of col lands at col + (r - row0) cnt P. */
+static void im2col_any(const gan_conv_geom *g, const float *x, int img0, int cnt, int row0,
+                       int row1, float *col)
 {
-    const int kk = g->k_h * g->k_w, rows = g->c_in * kk;
+    const int kk = g->k_h * g->k_w;
     const size_t P = conv_p(g), plane_in = (size_t)g->h_in * g->w_in;
     const size_t row_len = (size_t)cnt * P;
     const int w_out = g->w_out, stride_w = g->stride_w;
-#pragma omp parallel for collapse(2) schedule(static) if (rows * row_len >= CPU_PARALLEL_MIN_COUNT)
-    for (int r = 0; r < rows; r++) {
+    for (int r = row0; r < row1; r++) {
+        const int c = r / kk, ki = (r / g->k_w) % g->k_h, kj = r % g->k_w;
+        int oh_lo, oh_hi, ow_lo, ow_hi;
+        tap_range(g->h_out, g->stride_h, g->pad_h, ki, g->h_in, &oh_lo, &oh_hi);
+        tap_range(w_out, stride_w, g->pad_w, kj, g->w_in, &ow_lo, &ow_hi);
+        const int iw0 = ow_lo * stride_w - g->pad_w + kj; /* input column of ow_lo */
         for (int img = 0; img < cnt; img++) {
-            const int c = r / kk, ki = (r / g->k_w) % g->k_h, kj = r % g->k_w;
             const float *plane = x + ((size_t)(img0 + img) * g->c_in + c) * plane_in;
-            float *out = col + (size_t)r * row_len + (size_t)img * P;
-            int oh_lo, oh_hi, ow_lo, ow_hi;
-            tap_range(g->h_out, g->stride_h, g->pad_h, ki, g->h_in, &oh_lo, &oh_hi);
-            tap_range(w_out, stride_w, g->pad_w, kj, g->w_in, &ow_lo, &ow_hi);
-            const int iw0 = ow_lo * stride_w - g->pad_w + kj; /* input column of ow_lo */
+            float *out = col + (size_t)(r - row0) * row_len + (size_t)img * P;
             memset(out, 0, sizeof(float) * (size_t)oh_lo * w_out);
             for (int oh = oh_lo; oh < oh_hi; oh++) {
                 const float *in_row = plane + (size_t)(oh * g->stride_h - g->pad_h + ki) * g->w_in + iw0;
@@ -132,15 +157,14 @@ static void im2col(const gan_conv_geom *g, const float *x, int img0, int cnt, fl
     }
 }
 
-/* dx images img0 .. img0 + cnt - 1 = col2im(col): overwrites those images. Each dx element sums
- * its taps in the order (ki, kj, oh, ow), whatever the thread count. */
-static void col2im(const gan_conv_geom *g, const float *col, int img0, int cnt, float *dx)
+/* dx images img0 .. img0 + cnt - 1 = col2im(col), on the calling thread: overwrites those
+ * images. Each dx element sums its taps in the order (ki, kj, oh, ow). */
+static void col2im_any(const gan_conv_geom *g, const float *col, int img0, int cnt, float *dx)
 {
     const int kk = g->k_h * g->k_w;
     const size_t P = conv_p(g), plane_in = (size_t)g->h_in * g->w_in;
     const size_t row_len = (size_t)cnt * P;
     const int planes = cnt * g->c_in, stride_w = g->stride_w;
-#pragma omp parallel for schedule(static) if ((size_t)planes * kk * P >= CPU_PARALLEL_MIN_COUNT)
     for (int pi = 0; pi < planes; pi++) {
         const int img = pi / g->c_in, c = pi % g->c_in;
         float *plane = dx + ((size_t)(img0 + img) * g->c_in + c) * plane_in;
@@ -169,11 +193,24 @@ static void col2im(const gan_conv_geom *g, const float *col, int img0, int cnt, 
     }
 }
 
-/* [Co, cnt P] <-> images img0.. of an NCHW tensor with Co channels of P values. */
-static void gather_planes(const float *nchw, int channels, size_t P, int img0, int cnt, float *buf)
+/* col rows row0 .. row1 - 1 (whole channels where both are multiples of k_h k_w). */
+static void im2col(const gan_conv_geom *g, const float *x, int img0, int cnt, int row0, int row1,
+                   float *col)
 {
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)channels * cnt * P >= CPU_PARALLEL_MIN_COUNT)
-    for (int c = 0; c < channels; c++)
+    im2col_any(g, x, img0, cnt, row0, row1, col);
+}
+
+static void col2im(const gan_conv_geom *g, const float *col, int img0, int cnt, float *dx)
+{
+    col2im_any(g, col, img0, cnt, dx);
+}
+
+/* Planes (c, img) for c in [c0, c1) of [Co, cnt P] <-> images img0.. of an NCHW tensor with
+ * `channels` channels of P values. */
+static void gather_planes(const float *nchw, int channels, size_t P, int img0, int cnt, int c0,
+                          int c1, float *buf)
+{
+    for (int c = c0; c < c1; c++)
         for (int img = 0; img < cnt; img++)
             memcpy(buf + ((size_t)c * cnt + img) * P,
                    nchw + ((size_t)(img0 + img) * channels + c) * P, sizeof(float) * P);
@@ -181,81 +218,175 @@ static void gather_planes(const float *nchw, int channels, size_t P, int img0, i
 
 static void scatter_planes(const float *buf, int channels, size_t P, int img0, int cnt, float *nchw)
 {
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)channels * cnt * P >= CPU_PARALLEL_MIN_COUNT)
     for (int c = 0; c < channels; c++)
         for (int img = 0; img < cnt; img++)
             memcpy(nchw + ((size_t)(img0 + img) * channels + c) * P,
                    buf + ((size_t)c * cnt + img) * P, sizeof(float) * P);
 }
 
+/* [lo, hi) of `count` items for thread t of `team`, as even as they go. */
+static void thread_range(int count, int t, int team, int *lo, int *hi)
+{
+    *lo = (int)((long long)count * t / team);
+    *hi = (int)((long long)count * (t + 1) / team);
+}
+
+/* A failure inside a parallel region: the first one is kept (they cannot happen for a checked
+ * geometry, but a GEMM's status is not dropped). */
+static void keep_status(gan_status *status, gan_status s)
+{
+    if (s != GAN_OK) {
+#pragma omp critical(gan_cpu_conv_status)
+        if (*status == GAN_OK)
+            *status = s;
+    }
+}
+
+/* Row-major C [m, n] = alpha op(A) op(B) + beta C with each thread computing its own block of
+ * C's columns (of its rows when C is taller than wide), blocks a multiple of 16 wide. */
+static gan_status gemm_split(const gan_backend *be, bool trans_a, bool trans_b, int m, int n, int k,
+                             float alpha, const float *a, int lda, const float *b, int ldb,
+                             float beta, float *c, int ldc)
+{
+    const cpu_backend_state *state = be->impl;
+    const bool by_columns = n >= m;
+    const int len = by_columns ? n : m;
+    gan_status status = GAN_OK;
+#pragma omp parallel num_threads(state->threads) if ((double)m * n * k >= CPU_PARALLEL_MIN_COUNT)
+    {
+        int team = omp_get_num_threads(), per = (len + team - 1) / team;
+        per = (per + 15) / 16 * 16;
+        int lo = omp_get_thread_num() * per, hi = lo + per < len ? lo + per : len;
+        if (lo < hi && by_columns)
+            keep_status(&status, gan_blas_sgemm_this_thread(
+                                     trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
+                                     b + (trans_b ? (size_t)lo * ldb : (size_t)lo), ldb, beta, c + lo, ldc));
+        else if (lo < hi)
+            keep_status(&status, gan_blas_sgemm_this_thread(
+                                     trans_a, trans_b, hi - lo, n, k, alpha,
+                                     a + (trans_a ? (size_t)lo : (size_t)lo * lda), lda, b, ldb, beta,
+                                     c + (size_t)lo * ldc, ldc));
+    }
+    return status;
+}
+
 gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
                             const float *w, float *y, void *workspace)
 {
     GAN_TRY(check_conv(be, g, "conv forward"));
-    if (!x || !w || !y || !workspace)
+    if (!x || !w || !y || (!workspace && !whole_input_kernel(g)))
         return gan_error(GAN_ERR_ARG, "cpu conv forward: NULL pointer");
-    const int K = (int)conv_k(g), chunk = conv_chunk(be, g);
-    const size_t P = conv_p(g);
-    float *col = workspace, *ybuf = col + (size_t)K * chunk * P;
-    for (int img0 = 0; img0 < g->n; img0 += chunk) {
-        int cnt = g->n - img0 < chunk ? g->n - img0 : chunk;
-        int cols = (int)(cnt * P);
-        im2col(g, x, img0, cnt, col);
-        float *out = cnt == 1 ? y + (size_t)img0 * g->c_out * P : ybuf;
-        GAN_TRY(gan_blas_sgemm(false, false, g->c_out, cols, K, 1.0f, w, K, col, cols, 0.0f, out, cols));
-        if (cnt > 1)
-            scatter_planes(ybuf, g->c_out, P, img0, cnt, y);
+    const int K = (int)conv_k(g);
+    if (whole_input_kernel(g)) /* y [n, Co] = x [n, K] w^T */
+        return gemm_split(be, false, true, g->n, g->c_out, K, 1.0f, x, K, w, K, 0.0f, y, g->c_out);
+    const cpu_backend_state *state = be->impl;
+    const int chunk = conv_chunk(be, g);
+    const size_t P = conv_p(g), slice = ((size_t)K + g->c_out) * chunk * P;
+    gan_status status = GAN_OK;
+#pragma omp parallel num_threads(state->threads)
+    {
+        int t = omp_get_thread_num(), lo, hi;
+        thread_range(g->n, t, omp_get_num_threads(), &lo, &hi);
+        float *col = (float *)workspace + (size_t)t * slice, *ybuf = col + (size_t)K * chunk * P;
+        for (int img0 = lo; img0 < hi; img0 += chunk) {
+            int cnt = hi - img0 < chunk ? hi - img0 : chunk;
+            int cols = (int)(cnt * P);
+            im2col(g, x, img0, cnt, 0, K, col);
+            float *out = cnt == 1 ? y + (size_t)img0 * g->c_out * P : ybuf;
+            keep_status(&status, gan_blas_sgemm_this_thread(false, false, g->c_out, cols, K, 1.0f, w,
+                                                            K, col, cols, 0.0f, out, cols));
+            if (cnt > 1)
+                scatter_planes(ybuf, g->c_out, P, img0, cnt, y);
+        }
     }
-    return GAN_OK;
+    return status;
 }
 
 gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
                                   const float *w, float *dx, void *workspace)
 {
     GAN_TRY(check_conv(be, g, "conv backward-data"));
-    if (!dy || !w || !dx || !workspace)
+    if (!dy || !w || !dx || (!workspace && !whole_input_kernel(g)))
         return gan_error(GAN_ERR_ARG, "cpu conv backward-data: NULL pointer");
-    const int K = (int)conv_k(g), chunk = conv_chunk(be, g);
-    const size_t P = conv_p(g);
-    float *col = workspace, *dybuf = col + (size_t)K * chunk * P;
-    for (int img0 = 0; img0 < g->n; img0 += chunk) {
-        int cnt = g->n - img0 < chunk ? g->n - img0 : chunk;
-        int cols = (int)(cnt * P);
-        const float *in = dy + (size_t)img0 * g->c_out * P;
-        if (cnt > 1) {
-            gather_planes(dy, g->c_out, P, img0, cnt, dybuf);
-            in = dybuf;
+    const int K = (int)conv_k(g);
+    if (whole_input_kernel(g)) /* dx [n, K] = dy [n, Co] w [Co, K] */
+        return gemm_split(be, false, false, g->n, K, g->c_out, 1.0f, dy, g->c_out, w, K, 0.0f, dx, K);
+    const cpu_backend_state *state = be->impl;
+    const int chunk = conv_chunk(be, g);
+    const size_t P = conv_p(g), slice = ((size_t)K + g->c_out) * chunk * P;
+    gan_status status = GAN_OK;
+#pragma omp parallel num_threads(state->threads)
+    {
+        int t = omp_get_thread_num(), lo, hi;
+        thread_range(g->n, t, omp_get_num_threads(), &lo, &hi);
+        float *col = (float *)workspace + (size_t)t * slice, *dybuf = col + (size_t)K * chunk * P;
+        for (int img0 = lo; img0 < hi; img0 += chunk) {
+            int cnt = hi - img0 < chunk ? hi - img0 : chunk;
+            int cols = (int)(cnt * P);
+            const float *in = dy + (size_t)img0 * g->c_out * P;
+            if (cnt > 1) {
+                gather_planes(dy, g->c_out, P, img0, cnt, 0, g->c_out, dybuf);
+                in = dybuf;
+            }
+            /* col [K, cols] = w^T [K, Co] dy [Co, cols] */
+            keep_status(&status, gan_blas_sgemm_this_thread(true, false, K, cols, g->c_out, 1.0f, w,
+                                                            K, in, cols, 0.0f, col, cols));
+            col2im(g, col, img0, cnt, dx);
         }
-        /* col [K, cols] = w^T [K, Co] dy [Co, cols] */
-        GAN_TRY(gan_blas_sgemm(true, false, K, cols, g->c_out, 1.0f, w, K, in, cols, 0.0f, col, cols));
-        col2im(g, col, img0, cnt, dx);
     }
-    return GAN_OK;
+    return status;
 }
 
 gan_status cpu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                     const float *dy, float beta, float *dw, void *workspace)
 {
     GAN_TRY(check_conv(be, g, "conv backward-filter"));
-    if (!x || !dy || !dw || !workspace)
+    if (!x || !dy || !dw || (!workspace && !whole_input_kernel(g)))
         return gan_error(GAN_ERR_ARG, "cpu conv backward-filter: NULL pointer");
-    const int K = (int)conv_k(g), chunk = conv_chunk(be, g);
+    const int K = (int)conv_k(g);
+    if (whole_input_kernel(g)) /* dw [Co, K] = beta dw + dy^T [Co, n] x [n, K] */
+        return gemm_split(be, true, false, g->c_out, K, g->n, 1.0f, dy, g->c_out, x, K, beta, dw, K);
+    const cpu_backend_state *state = be->impl;
+    /* All threads take the same images at a time (the workspace of every thread at once), each
+     * its own rows of col: dybuf is gathered once for all of them. */
+    const int chunk = conv_chunk(be, g) * state->threads;
     const size_t P = conv_p(g);
     float *col = workspace, *dybuf = col + (size_t)K * chunk * P;
-    for (int img0 = 0; img0 < g->n; img0 += chunk) {
-        int cnt = g->n - img0 < chunk ? g->n - img0 : chunk;
-        int cols = (int)(cnt * P);
-        im2col(g, x, img0, cnt, col);
-        const float *in = dy + (size_t)img0 * g->c_out * P;
-        if (cnt > 1) {
-            gather_planes(dy, g->c_out, P, img0, cnt, dybuf);
-            in = dybuf;
+    gan_status status = GAN_OK;
+#pragma omp parallel num_threads(state->threads)
+    {
+        int t = omp_get_thread_num(), team = omp_get_num_threads(), row0, row1, c0, c1;
+        const int kk = g->k_h * g->k_w;
+        if (g->c_in >= team) { /* whole input channels per thread */
+            thread_range(g->c_in, t, team, &row0, &row1);
+            row0 *= kk;
+            row1 *= kk;
+        } else {
+            thread_range(K, t, team, &row0, &row1);
         }
-        /* dw [Co, K] = beta dw + dy [Co, cols] col^T [cols, K] */
-        GAN_TRY(gan_blas_sgemm(false, true, g->c_out, K, cols, 1.0f, in, cols, col, cols,
-                               img0 == 0 ? beta : 1.0f, dw, K));
+        thread_range(g->c_out, t, team, &c0, &c1);
+        for (int img0 = 0; img0 < g->n; img0 += chunk) {
+            int cnt = g->n - img0 < chunk ? g->n - img0 : chunk;
+            int cols = (int)(cnt * P);
+            const float *in = dy + (size_t)img0 * g->c_out * P;
+            if (cnt > 1) {
+#pragma omp barrier /* every thread is done with the last chunk's dybuf */
+                gather_planes(dy, g->c_out, P, img0, cnt, c0, c1, dybuf);
+#pragma omp barrier
+                in = dybuf;
+            }
+            /* this thread's rows, at a place that does not move with cnt: another thread may
+             * still be reading its rows of the last chunk */
+            float *my_col = col + (size_t)row0 * chunk * P;
+            im2col(g, x, img0, cnt, row0, row1, my_col);
+            /* dw [Co, rows] = beta dw + dy [Co, cols] col^T [cols, rows] */
+            if (row1 > row0)
+                keep_status(&status, gan_blas_sgemm_this_thread(false, true, g->c_out, row1 - row0, cols,
+                                                                1.0f, in, cols, my_col, cols,
+                                                                img0 == 0 ? beta : 1.0f, dw + row0, K));
+        }
     }
-    return GAN_OK;
+    return status;
 }
 
 gan_status cpu_bias_forward(gan_backend *be, int n, int c, int hw, const float *bias, float *y)

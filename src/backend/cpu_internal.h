@@ -10,14 +10,17 @@ enum { CPU_PARALLEL_MIN_COUNT = 1 << 18 }; /* below this a parallel region costs
 
 /* be->impl of the CPU backend: settings fixed when it is created. */
 typedef struct cpu_backend_state {
-    /* A convolution puts as many images into one GEMM as fit in this many bytes of workspace (at
-     * least one image). conv_workspace_bytes and the convolutions read the same value, so it may
-     * change only before any workspace is planned; the tests lower it to run the chunked path on
-     * small geometries. */
+    /* A convolution puts as many images into one GEMM as fit in this many bytes of workspace per
+     * thread (at least one image). conv_workspace_bytes and the convolutions read the same
+     * value, so it may change only before any workspace is planned; the tests lower it to run
+     * the chunked path on small geometries. */
     size_t conv_workspace_budget_bytes;
+    /* OpenMP threads of the convolutions, omp_get_max_threads() when the backend was created:
+     * the workspace is planned for this many. */
+    int threads;
 } cpu_backend_state;
 
-#define CPU_CONV_WORKSPACE_BUDGET_BYTES ((size_t)96 << 20)
+#define CPU_CONV_WORKSPACE_BUDGET_BYTES ((size_t)48 << 20)
 
 /* cpu_conv.c */
 gan_status cpu_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
