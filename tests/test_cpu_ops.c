@@ -147,10 +147,12 @@ static void check_conv_chunks(void)
     cpu_backend_state *state = be->impl;
     const size_t budget = state->conv_workspace_budget_bytes;
     const int threads = state->threads;
-    const gan_conv_geom geoms[2] = {geom(5, 3, 7, 5, 4, 3, 2, 1), geom_hw(5, 2, 6, 9, 3, 4, 1, 1, 2, 1, 0)};
+    /* the generic im2col and col2im, and DCGAN's kernel 4, stride 2, padding 1 (its own) */
+    const gan_conv_geom geoms[3] = {geom(5, 3, 7, 5, 4, 3, 2, 1), geom_hw(5, 2, 6, 9, 3, 4, 1, 1, 2, 1, 0),
+                                    geom_hw(5, 3, 8, 6, 4, 4, 4, 2, 2, 1, 1)};
     for (int team = 1; team <= 3; team++) {
         state->threads = team;
-        for (int gi = 0; gi < 2; gi++) {
+        for (int gi = 0; gi < 3; gi++) {
             gan_conv_geom g = geoms[gi];
             const size_t per_image =
                 ((size_t)g.c_in * g.k_h * g.k_w + g.c_out) * g.h_out * g.w_out * sizeof(float);
@@ -179,6 +181,12 @@ static void check_conv_sweep(void)
         for (int s = 1; s <= 2; s++)
             for (int p = 0; p <= 1; p++)
                 check_conv(geom(3, 2, 7, 5, 3, kernels[ki], s, p));
+    /* Kernel 4, stride 2, padding 1 on even inputs (DCGAN's, im2col and col2im of their own):
+     * outputs of one row or column, where the zero taps at both edges meet, and a wider one. */
+    check_conv(geom(3, 2, 8, 6, 3, 4, 2, 1));
+    check_conv(geom(2, 3, 2, 2, 2, 4, 2, 1));
+    check_conv(geom_hw(2, 2, 2, 10, 3, 4, 4, 2, 2, 1, 1));
+    check_conv(geom(2, 1, 32, 32, 2, 4, 2, 1));
     /* Kernels covering the whole unpadded input (D's last layer, G's first): GEMMs without
      * im2col and no workspace; one padded and one strided look-alike take the im2col path. */
     check_conv(geom(3, 5, 4, 4, 2, 4, 1, 0));

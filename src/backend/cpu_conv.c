@@ -193,16 +193,132 @@ static void col2im_any(const gan_conv_geom *g, const float *col, int img0, int c
     }
 }
 
+/* DCGAN's convolution: kernel 4, stride 2, padding 1, an even input twice the output, rows of
+ * at most K4S2P1_MAX_W_OUT outputs (the stack buffers of col2im_k4s2p1). */
+enum { K4S2P1_MAX_W_OUT = 1024 };
+
+static bool is_k4s2p1(const gan_conv_geom *g)
+{
+    return g->k_h == 4 && g->k_w == 4 && g->stride_h == 2 && g->stride_w == 2 && g->pad_h == 1 &&
+           g->pad_w == 1 && g->h_in == 2 * g->h_out && g->w_in == 2 * g->w_out &&
+           g->w_out <= K4S2P1_MAX_W_OUT;
+}
+
+/* The (ki, oh) pairs whose tap row oh * 2 - 1 + ki is input row ih: two, or one at the edges. */
+static int k4s2p1_rows_of(int ih, int h_out, int ki[2], int oh[2])
+{
+    int count = 0, m = ih / 2;
+    if (ih % 2 == 0) { /* ih = 2m: ki 1 at oh m, ki 3 at oh m - 1 */
+        ki[count] = 1, oh[count++] = m;
+        if (m >= 1)
+            ki[count] = 3, oh[count++] = m - 1;
+    } else { /* ih = 2m + 1: ki 2 at oh m, ki 0 at oh m + 1 */
+        ki[count] = 2, oh[count++] = m;
+        if (m + 1 < h_out)
+            ki[count] = 0, oh[count++] = m + 1;
+    }
+    return count;
+}
+
+/* im2col for k4s2p1, channels c0 .. c1 - 1 (col rows (c - c0) 16 + ki 4 + kj): each input row is
+ * read once and written to the 8 col rows it feeds. Tap kj of output ow reads input column
+ * 2 ow - 1 + kj: kj 1 and 3 the even columns, 0 and 2 the odd ones, as stride-2 copies. */
+static void im2col_k4s2p1(const gan_conv_geom *g, const float *x, int img0, int cnt, int c0, int c1,
+                          float *col)
+{
+    const int H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const size_t P = conv_p(g), row_len = (size_t)cnt * P;
+    for (int img = 0; img < cnt; img++) {
+        for (int c = c0; c < c1; c++) {
+            const float *plane = x + ((size_t)(img0 + img) * g->c_in + c) * H * W;
+            float *rows = col + (size_t)(c - c0) * 16 * row_len + (size_t)img * P; /* + r row_len */
+            for (int kj = 0; kj < 4; kj++) { /* taps above the first and below the last row */
+                memset(rows + (size_t)(0 * 4 + kj) * row_len, 0, sizeof(float) * Wo);
+                memset(rows + (size_t)(3 * 4 + kj) * row_len + (size_t)(Ho - 1) * Wo, 0, sizeof(float) * Wo);
+            }
+            for (int ih = 0; ih < H; ih++) {
+                const float *in = plane + (size_t)ih * W;
+                int ki[2], oh[2];
+                int pairs = k4s2p1_rows_of(ih, Ho, ki, oh);
+                for (int q = 0; q < pairs; q++) {
+                    float *o0 = rows + (size_t)(ki[q] * 4 + 0) * row_len + (size_t)oh[q] * Wo;
+                    float *o1 = o0 + row_len, *o2 = o1 + row_len, *o3 = o2 + row_len;
+                    o0[0] = 0.0f; /* column -1 */
+                    for (int ow = 1; ow < Wo; ow++)
+                        o0[ow] = in[2 * ow - 1];
+                    for (int ow = 0; ow < Wo; ow++)
+                        o1[ow] = in[2 * ow];
+                    for (int ow = 0; ow < Wo; ow++)
+                        o2[ow] = in[2 * ow + 1];
+                    for (int ow = 0; ow < Wo - 1; ow++)
+                        o3[ow] = in[2 * ow + 2];
+                    o3[Wo - 1] = 0.0f; /* column W */
+                }
+            }
+        }
+    }
+}
+
+/* col2im for k4s2p1: each dx row gathers its (at most) 2 x 4 taps, even and odd columns apart,
+ * and is written once. dx[ih, 2j] sums taps kj 1 (ow j) and 3 (ow j - 1), dx[ih, 2j + 1] taps
+ * kj 2 (ow j) and 0 (ow j + 1), in the order of k4s2p1_rows_of. */
+static void col2im_k4s2p1(const gan_conv_geom *g, const float *col, int img0, int cnt, float *dx)
+{
+    const int H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
+    const size_t P = conv_p(g), row_len = (size_t)cnt * P;
+    float even[K4S2P1_MAX_W_OUT], odd[K4S2P1_MAX_W_OUT];
+    for (int img = 0; img < cnt; img++) {
+        for (int c = 0; c < g->c_in; c++) {
+            float *plane = dx + ((size_t)(img0 + img) * g->c_in + c) * H * W;
+            const float *rows = col + (size_t)c * 16 * row_len + (size_t)img * P;
+            for (int ih = 0; ih < H; ih++) {
+                int ki[2], oh[2];
+                int pairs = k4s2p1_rows_of(ih, Ho, ki, oh);
+                for (int q = 0; q < pairs; q++) {
+                    const float *a0 = rows + (size_t)(ki[q] * 4 + 0) * row_len + (size_t)oh[q] * Wo;
+                    const float *a1 = a0 + row_len, *a2 = a1 + row_len, *a3 = a2 + row_len;
+                    if (q == 0) {
+                        for (int j = 0; j < Wo; j++)
+                            even[j] = a1[j];
+                        for (int j = 0; j < Wo; j++)
+                            odd[j] = a2[j];
+                    } else {
+                        for (int j = 0; j < Wo; j++)
+                            even[j] += a1[j];
+                        for (int j = 0; j < Wo; j++)
+                            odd[j] += a2[j];
+                    }
+                    for (int j = 1; j < Wo; j++)
+                        even[j] += a3[j - 1];
+                    for (int j = 0; j < Wo - 1; j++)
+                        odd[j] += a0[j + 1];
+                }
+                float *out = plane + (size_t)ih * W;
+                for (int j = 0; j < Wo; j++) {
+                    out[2 * j] = even[j];
+                    out[2 * j + 1] = odd[j];
+                }
+            }
+        }
+    }
+}
+
 /* col rows row0 .. row1 - 1 (whole channels where both are multiples of k_h k_w). */
 static void im2col(const gan_conv_geom *g, const float *x, int img0, int cnt, int row0, int row1,
                    float *col)
 {
-    im2col_any(g, x, img0, cnt, row0, row1, col);
+    if (is_k4s2p1(g) && row0 % 16 == 0 && row1 % 16 == 0)
+        im2col_k4s2p1(g, x, img0, cnt, row0 / 16, row1 / 16, col);
+    else
+        im2col_any(g, x, img0, cnt, row0, row1, col);
 }
 
 static void col2im(const gan_conv_geom *g, const float *col, int img0, int cnt, float *dx)
 {
-    col2im_any(g, col, img0, cnt, dx);
+    if (is_k4s2p1(g))
+        col2im_k4s2p1(g, col, img0, cnt, dx);
+    else
+        col2im_any(g, col, img0, cnt, dx);
 }
 
 /* Planes (c, img) for c in [c0, c1) of [Co, cnt P] <-> images img0.. of an NCHW tensor with

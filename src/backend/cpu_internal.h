@@ -20,7 +20,7 @@ typedef struct cpu_backend_state {
     int threads;
 } cpu_backend_state;
 
-#define CPU_CONV_WORKSPACE_BUDGET_BYTES ((size_t)48 << 20)
+#define CPU_CONV_WORKSPACE_BUDGET_BYTES ((size_t)2 << 20)
 
 /* cpu_conv.c */
 gan_status cpu_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
