@@ -11,7 +11,7 @@
  * the median round's ms/it (best and worst beside it), img/s (batch x D steps per iteration), the
  * useful convolution GFLOP/s of the median round, and that as a share of the best peak
  * measurement. Without --iterations, the iteration count is chosen from the warm-up so that the
- * rounds take about --seconds.
+ * rounds take about --seconds (at least one iteration per round).
  *
  * Useful FLOPs of one iteration (bench_iteration_flops in bench_util.c): every conv, convt and
  * linear pass the iteration really runs, each pass counted as 2 N C_out H_out W_out C_in kH kW of
@@ -174,6 +174,8 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
             status = timed_steps(t, 1, &per_it);
         double want = per_it > 0 ? o->seconds / per_it : 1e4;
         iterations = want > 1e4 ? 10000 : (int)(want + 0.5);
+        if (iterations < o->rounds) /* at least one iteration per round, so the median has them all */
+            iterations = o->rounds;
     }
     int rounds = o->rounds < iterations ? o->rounds : iterations;
     if (rounds < 1)

@@ -302,8 +302,10 @@ def compare(a, config, batch):
     print("ours      : median %.1f ms/it%s, %.1f GFLOP/s, %.1f%% of sgemm peak" % (
         result["ours_ms"], " (best thread count of each round)" if len(a.gan_threads) > 1 else "",
         result["ours_gflops"], result["ours_pct"]))
+    gflop = rows[0]["ours"]["gflops"] * rows[0]["ours"]["ms"] * 1e-3  # useful GFLOP of one iteration
     for n in threads:
-        print("pytorch   : %s median %.1f ms/it" % (label(n), result["theirs_ms"][n]))
+        print("pytorch   : %s median %.1f ms/it (%.1f GFLOP/s of the same useful FLOPs)" % (
+            label(n), result["theirs_ms"][n], gflop / (result["theirs_ms"][n] * 1e-3)))
     print("speedup   : %.2fx ours over PyTorch at its best thread count (median of the per-round ratios; "
           "range %.2f-%.2f)" % (result["speedup"], *result["speedup_range"]))
     print("commands  : %s" % result["cmd_ours"][0])
