@@ -220,14 +220,31 @@ static int k4s2p1_rows_of(int ih, int h_out, int ki[2], int oh[2])
     return count;
 }
 
-/* im2col for k4s2p1, channels c0 .. c1 - 1 (col rows (c - c0) 16 + ki 4 + kj): each input row is
- * read once and written to the 8 col rows it feeds. Tap kj of output ow reads input column
- * 2 ow - 1 + kj: kj 1 and 3 the even columns, 0 and 2 the odd ones, as stride-2 copies. */
-static void im2col_k4s2p1(const gan_conv_geom *g, const float *x, int img0, int cnt, int c0, int c1,
-                          float *col)
+/* One input row into the 4 col rows (kj 0..3) of one (ki, oh): tap kj of output ow reads input
+ * column 2 ow - 1 + kj, so kj 1 and 2 are the even and odd columns, kj 0 and 3 the same shifted
+ * by one output with a zero at the edge. Inlined with Wo a constant for the common widths. */
+static inline __attribute__((always_inline)) void
+k4s2p1_im2col_row(const float *restrict in, float *restrict o0, float *restrict o1,
+                  float *restrict o2, float *restrict o3, const int Wo)
 {
-    const int H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
-    const size_t P = conv_p(g), row_len = (size_t)cnt * P;
+    for (int ow = 0; ow < Wo; ow++) {
+        o1[ow] = in[2 * ow];
+        o2[ow] = in[2 * ow + 1];
+    }
+    o0[0] = 0.0f; /* column -1 */
+    for (int ow = 1; ow < Wo; ow++)
+        o0[ow] = in[2 * ow - 1];
+    for (int ow = 0; ow < Wo - 1; ow++)
+        o3[ow] = in[2 * ow + 2];
+    o3[Wo - 1] = 0.0f; /* column W */
+}
+
+static inline __attribute__((always_inline)) void
+k4s2p1_im2col(const gan_conv_geom *g, const float *x, int img0, int cnt, int c0, int c1,
+              float *col, const int Wo)
+{
+    const int H = g->h_in, W = 2 * Wo, Ho = g->h_out;
+    const size_t P = (size_t)Ho * Wo, row_len = (size_t)cnt * P;
     for (int img = 0; img < cnt; img++) {
         for (int c = c0; c < c1; c++) {
             const float *plane = x + ((size_t)(img0 + img) * g->c_in + c) * H * W;
@@ -237,36 +254,69 @@ static void im2col_k4s2p1(const gan_conv_geom *g, const float *x, int img0, int 
                 memset(rows + (size_t)(3 * 4 + kj) * row_len + (size_t)(Ho - 1) * Wo, 0, sizeof(float) * Wo);
             }
             for (int ih = 0; ih < H; ih++) {
-                const float *in = plane + (size_t)ih * W;
                 int ki[2], oh[2];
                 int pairs = k4s2p1_rows_of(ih, Ho, ki, oh);
                 for (int q = 0; q < pairs; q++) {
-                    float *o0 = rows + (size_t)(ki[q] * 4 + 0) * row_len + (size_t)oh[q] * Wo;
-                    float *o1 = o0 + row_len, *o2 = o1 + row_len, *o3 = o2 + row_len;
-                    o0[0] = 0.0f; /* column -1 */
-                    for (int ow = 1; ow < Wo; ow++)
-                        o0[ow] = in[2 * ow - 1];
-                    for (int ow = 0; ow < Wo; ow++)
-                        o1[ow] = in[2 * ow];
-                    for (int ow = 0; ow < Wo; ow++)
-                        o2[ow] = in[2 * ow + 1];
-                    for (int ow = 0; ow < Wo - 1; ow++)
-                        o3[ow] = in[2 * ow + 2];
-                    o3[Wo - 1] = 0.0f; /* column W */
+                    float *o0 = rows + (size_t)(ki[q] * 4) * row_len + (size_t)oh[q] * Wo;
+                    k4s2p1_im2col_row(plane + (size_t)ih * W, o0, o0 + row_len, o0 + 2 * row_len,
+                                      o0 + 3 * row_len, Wo);
                 }
             }
         }
     }
 }
 
-/* col2im for k4s2p1: each dx row gathers its (at most) 2 x 4 taps, even and odd columns apart,
- * and is written once. dx[ih, 2j] sums taps kj 1 (ow j) and 3 (ow j - 1), dx[ih, 2j + 1] taps
- * kj 2 (ow j) and 0 (ow j + 1), in the order of k4s2p1_rows_of. */
-static void col2im_k4s2p1(const gan_conv_geom *g, const float *col, int img0, int cnt, float *dx)
+/* im2col for k4s2p1, channels c0 .. c1 - 1 (col rows (c - c0) 16 + ki 4 + kj): each input row is
+ * read once and written to the 8 col rows it feeds. */
+static void im2col_k4s2p1(const gan_conv_geom *g, const float *x, int img0, int cnt, int c0, int c1,
+                          float *col)
 {
-    const int H = g->h_in, W = g->w_in, Ho = g->h_out, Wo = g->w_out;
-    const size_t P = conv_p(g), row_len = (size_t)cnt * P;
+    switch (g->w_out) {
+    case 4: k4s2p1_im2col(g, x, img0, cnt, c0, c1, col, 4); break;
+    case 8: k4s2p1_im2col(g, x, img0, cnt, c0, c1, col, 8); break;
+    case 16: k4s2p1_im2col(g, x, img0, cnt, c0, c1, col, 16); break;
+    case 32: k4s2p1_im2col(g, x, img0, cnt, c0, c1, col, 32); break;
+    default: k4s2p1_im2col(g, x, img0, cnt, c0, c1, col, g->w_out); break;
+    }
+}
+
+/* One dx row from its (at most) 2 x 4 col rows a[q][kj] at one oh each: dx[ih, 2j] sums taps kj 1
+ * (ow j) and 3 (ow j - 1), dx[ih, 2j + 1] taps kj 2 (ow j) and 0 (ow j + 1), pair by pair. */
+static inline __attribute__((always_inline)) void
+k4s2p1_col2im_row(const float *const a[2], int pairs, size_t row_len, float *restrict out,
+                  const int Wo)
+{
     float even[K4S2P1_MAX_W_OUT], odd[K4S2P1_MAX_W_OUT];
+    for (int q = 0; q < pairs; q++) {
+        const float *restrict a0 = a[q], *restrict a1 = a0 + row_len;
+        const float *restrict a2 = a1 + row_len, *restrict a3 = a2 + row_len;
+        if (q == 0) {
+            for (int j = 0; j < Wo; j++) {
+                even[j] = a1[j];
+                odd[j] = a2[j];
+            }
+        } else {
+            for (int j = 0; j < Wo; j++) {
+                even[j] += a1[j];
+                odd[j] += a2[j];
+            }
+        }
+        for (int j = 1; j < Wo; j++)
+            even[j] += a3[j - 1];
+        for (int j = 0; j < Wo - 1; j++)
+            odd[j] += a0[j + 1];
+    }
+    for (int j = 0; j < Wo; j++) {
+        out[2 * j] = even[j];
+        out[2 * j + 1] = odd[j];
+    }
+}
+
+static inline __attribute__((always_inline)) void
+k4s2p1_col2im(const gan_conv_geom *g, const float *col, int img0, int cnt, float *dx, const int Wo)
+{
+    const int H = g->h_in, W = 2 * Wo, Ho = g->h_out;
+    const size_t P = (size_t)Ho * Wo, row_len = (size_t)cnt * P;
     for (int img = 0; img < cnt; img++) {
         for (int c = 0; c < g->c_in; c++) {
             float *plane = dx + ((size_t)(img0 + img) * g->c_in + c) * H * W;
@@ -274,32 +324,25 @@ static void col2im_k4s2p1(const gan_conv_geom *g, const float *col, int img0, in
             for (int ih = 0; ih < H; ih++) {
                 int ki[2], oh[2];
                 int pairs = k4s2p1_rows_of(ih, Ho, ki, oh);
-                for (int q = 0; q < pairs; q++) {
-                    const float *a0 = rows + (size_t)(ki[q] * 4 + 0) * row_len + (size_t)oh[q] * Wo;
-                    const float *a1 = a0 + row_len, *a2 = a1 + row_len, *a3 = a2 + row_len;
-                    if (q == 0) {
-                        for (int j = 0; j < Wo; j++)
-                            even[j] = a1[j];
-                        for (int j = 0; j < Wo; j++)
-                            odd[j] = a2[j];
-                    } else {
-                        for (int j = 0; j < Wo; j++)
-                            even[j] += a1[j];
-                        for (int j = 0; j < Wo; j++)
-                            odd[j] += a2[j];
-                    }
-                    for (int j = 1; j < Wo; j++)
-                        even[j] += a3[j - 1];
-                    for (int j = 0; j < Wo - 1; j++)
-                        odd[j] += a0[j + 1];
-                }
-                float *out = plane + (size_t)ih * W;
-                for (int j = 0; j < Wo; j++) {
-                    out[2 * j] = even[j];
-                    out[2 * j + 1] = odd[j];
-                }
+                const float *a[2];
+                for (int q = 0; q < pairs; q++)
+                    a[q] = rows + (size_t)(ki[q] * 4) * row_len + (size_t)oh[q] * Wo;
+                k4s2p1_col2im_row(a, pairs, row_len, plane + (size_t)ih * W, Wo);
             }
         }
+    }
+}
+
+/* col2im for k4s2p1: each dx row gathers its taps and is written once (no memset, no
+ * read-modify-write with a run-time stride), in the order of k4s2p1_rows_of. */
+static void col2im_k4s2p1(const gan_conv_geom *g, const float *col, int img0, int cnt, float *dx)
+{
+    switch (g->w_out) {
+    case 4: k4s2p1_col2im(g, col, img0, cnt, dx, 4); break;
+    case 8: k4s2p1_col2im(g, col, img0, cnt, dx, 8); break;
+    case 16: k4s2p1_col2im(g, col, img0, cnt, dx, 16); break;
+    case 32: k4s2p1_col2im(g, col, img0, cnt, dx, 32); break;
+    default: k4s2p1_col2im(g, col, img0, cnt, dx, g->w_out); break;
     }
 }
 
