@@ -111,6 +111,50 @@ static void *already_loaded(const char *const *candidates, size_t count, const c
     return NULL;
 }
 
+/* Does OpenBLAS core `name` run this CPU at least as fast as `best` (our choice) and only on
+ * instructions it has? Cooper Lake and Sapphire Rapids are SkylakeX's AVX-512 kernels and more;
+ * Zen is OpenBLAS's name for Haswell's kernels on AMD. */
+static bool core_matches(const char *name, const char *best)
+{
+    static const char *const skylakex[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+    static const char *const haswell[] = {"Haswell", "Zen"};
+    bool avx512 = !strcasecmp(best, "SkylakeX");
+    const char *const *same = avx512 ? skylakex : haswell;
+    size_t count = avx512 ? sizeof skylakex / sizeof *skylakex : sizeof haswell / sizeof *haswell;
+    for (size_t i = 0; i < count; i++)
+        if (!strcasecmp(name, same[i]))
+            return true;
+    return false;
+}
+
+/* Sets OPENBLAS_CORETYPE before OpenBLAS reads it. GAN_BLAS_CORETYPE pins a core (used as it is:
+ * the way to get one machine's rounding on another). Otherwise the core follows the CPU: an
+ * OPENBLAS_CORETYPE already in the environment is kept when it names the core this CPU calls for
+ * (or an equal one), and replaced, with a note, when it names a slower core (Prescott, Haswell on
+ * an AVX-512 CPU: half the sgemm speed or less) or one whose instructions this CPU lacks
+ * (SkylakeX without AVX-512: an illegal instruction). Such a value is usually inherited from a
+ * machine image or a shell profile written for another CPU rather than chosen for gan. */
+static void choose_core(void)
+{
+    const char *pinned = getenv("GAN_BLAS_CORETYPE");
+    if (pinned && *pinned) {
+        setenv("OPENBLAS_CORETYPE", pinned, 1);
+        return;
+    }
+    const char *core = core_for_this_cpu();
+    if (!core)
+        return; /* not x86, or no AVX2: OpenBLAS's own detection, or the user's value */
+    const char *inherited = getenv("OPENBLAS_CORETYPE");
+    if (inherited && *inherited && core_matches(inherited, core))
+        return;
+    if (inherited && *inherited)
+        add_note("OPENBLAS_CORETYPE=%s from the environment replaced by %s, the fastest core this "
+                 "CPU runs (GAN_BLAS_CORETYPE=%s would pin yours)",
+                 inherited, core, inherited);
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    snprintf(blas.info.coretype_set, sizeof blas.info.coretype_set, "%s", core);
+}
+
 static void load_blas(void)
 {
     const char *user_library = getenv("GAN_BLAS_LIBRARY");
@@ -126,20 +170,7 @@ static void load_blas(void)
                  "without gan",
                  loaded);
     } else {
-        const char *user_core = getenv("OPENBLAS_CORETYPE");
-        const char *core = core_for_this_cpu();
-        if (!user_core || !*user_core) {
-            if (core) {
-                setenv("OPENBLAS_CORETYPE", core, 1);
-                snprintf(blas.info.coretype_set, sizeof blas.info.coretype_set, "%s", core);
-            }
-        } else if (core && strcasecmp(user_core, core)) {
-            /* The user's choice stands (reproducible rounding across machines is a reason to
-             * pin a core), but say what it costs. */
-            add_note("OPENBLAS_CORETYPE=%s is set in the environment; this CPU can run %s, "
-                     "which gan would choose (unset it for full speed)",
-                     user_core, core);
-        }
+        choose_core();
         /* OpenBLAS's idle workers spin for 2^28 cycles (~0.1 s) after each call by default,
          * taking the cores from the OpenMP threads of the elementwise ops in between: wait 2^20
          * cycles (well under a millisecond) before sleeping, unless the user chose otherwise. */

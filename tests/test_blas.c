@@ -105,6 +105,16 @@ static const char *expected_core(void)
     return "";
 }
 
+/* OpenBLAS cores that run `core`'s kernels or better ones on the same instructions: an
+ * OPENBLAS_CORETYPE naming one of them is kept. */
+static bool same_kernels(const char *name, const char *core)
+{
+    if (!strcasecmp(core, "SkylakeX"))
+        return !strcasecmp(name, "SkylakeX") || !strcasecmp(name, "Cooperlake") ||
+               !strcasecmp(name, "SapphireRapids");
+    return !strcasecmp(name, core) || (!strcasecmp(core, "Haswell") && !strcasecmp(name, "Zen"));
+}
+
 /* OpenBLAS's default thread count: every CPU this process may run on, at most the build's
  * MAX_THREADS (from the config string); 0 if it cannot be worked out. */
 static int expected_default_threads(const char *config)
@@ -165,10 +175,12 @@ static int child_blas_already_loaded(void)
     return 0;
 }
 
-/* The user's OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS win over gan's choice. Prescott runs on
- * every x86-64 CPU and differs from anything gan would choose on an AVX2 one. */
-static int child_user_settings(void)
+/* An OPENBLAS_CORETYPE inherited from the environment that names a slower core (Prescott runs on
+ * every x86-64 CPU and is slower than anything gan chooses on an AVX2 one) is replaced by the
+ * CPU's core, with a note; OPENBLAS_NUM_THREADS is the user's and stays. */
+static int child_inherited_slow_core(void)
 {
+    unsetenv("GAN_BLAS_CORETYPE");
     setenv("OPENBLAS_CORETYPE", "Prescott", 1);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
     gan_blas_info info;
@@ -178,19 +190,39 @@ static int child_user_settings(void)
            info.core, info.coretype_set, info.threads, info.note);
     if (!strstr(info.config, "DYNAMIC_ARCH"))
         return 1; /* a single-target OpenBLAS has no core to choose */
+    CHECK(info.threads == 1);
+    const char *want = expected_core();
+    if (want[0]) {
+        CHECK_MSG(!strcasecmp(info.coretype_set, want) && !strcasecmp(info.core, want),
+                  "Prescott from the environment: gan set '%s', OpenBLAS runs '%s', the CPU calls for %s",
+                  info.coretype_set, info.core, want);
+        CHECK_MSG(strstr(info.note, "OPENBLAS_CORETYPE=Prescott from the environment replaced by") &&
+                      strstr(info.note, want),
+                  "the note does not say Prescott was replaced by %s: '%s'", want, info.note);
+    } else {
+        CHECK(info.coretype_set[0] == '\0');
+        CHECK(!strcasecmp(info.core, "Prescott"));
+    }
+    check_case(true, false, 7, 5, 3);
+    return 0;
+}
+
+/* GAN_BLAS_CORETYPE pins a core as given, slower or not, without a note. */
+static int child_pinned_core(void)
+{
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv("GAN_BLAS_CORETYPE", "Prescott", 1);
+    gan_blas_info info;
+    CHECK_OK(gan_blas_get_info(&info));
+    printf("child (GAN_BLAS_CORETYPE=Prescott): core '%s', set by gan '%s', note '%s'\n", info.core,
+           info.coretype_set, info.note);
+    if (!strstr(info.config, "DYNAMIC_ARCH"))
+        return 1;
     CHECK(info.coretype_set[0] == '\0');
     CHECK(!strcasecmp(info.core, "Prescott"));
     CHECK(!strcmp(getenv("OPENBLAS_CORETYPE"), "Prescott"));
-    CHECK(info.threads == 1);
-    /* The user's choice stands, but where the CPU can run a faster core the note says so. */
-    const char *better = expected_core();
-    if (better[0])
-        CHECK_MSG(strstr(info.note, "OPENBLAS_CORETYPE=Prescott is set in the environment") &&
-                      strstr(info.note, better),
-                  "note does not name the user's Prescott and the CPU's %s: '%s'", better, info.note);
-    else
-        CHECK_MSG(info.note[0] == '\0', "unexpected note: %s", info.note);
-    check_case(true, false, 7, 5, 3);
+    CHECK_MSG(info.note[0] == '\0', "unexpected note: %s", info.note);
+    check_case(false, true, 7, 5, 3);
     return 0;
 }
 
@@ -234,6 +266,9 @@ int main(void)
 {
     const char *user_core = getenv("OPENBLAS_CORETYPE");
     bool user_set = user_core && *user_core;
+    const char *pinned = getenv("GAN_BLAS_CORETYPE");
+    if (pinned && !*pinned)
+        pinned = NULL;
     bool user_threads = getenv("OPENBLAS_NUM_THREADS") || getenv("GOTO_NUM_THREADS") ||
                         getenv("OMP_NUM_THREADS");
 
@@ -244,8 +279,10 @@ int main(void)
 
     int status = in_child("BLAS loaded first", child_blas_already_loaded);
     CHECK_MSG(status == 0 || status == 77, "child 'BLAS loaded first' exited with %d", status);
-    status = in_child("user settings", child_user_settings);
-    CHECK_MSG(status == 0 || status == 77, "child 'user settings' exited with %d", status);
+    status = in_child("inherited slow core", child_inherited_slow_core);
+    CHECK_MSG(status == 0 || status == 77, "child 'inherited slow core' exited with %d", status);
+    status = in_child("pinned core", child_pinned_core);
+    CHECK_MSG(status == 0 || status == 77, "child 'pinned core' exited with %d", status);
     status = in_child("bad GAN_BLAS_LIBRARY", child_bad_library_variable);
     CHECK_MSG(status == 0, "child 'bad GAN_BLAS_LIBRARY' exited with %d", status);
     status = in_child("reference BLAS", child_reference_blas);
@@ -266,22 +303,26 @@ int main(void)
            info.config, info.core, info.coretype_set, info.threads, info.note);
     CHECK(info.library[0] != '\0');
     CHECK(info.threads >= 1);
-    if (user_set) {
-        CHECK_MSG(info.coretype_set[0] == '\0', "gan overrode the user's OPENBLAS_CORETYPE=%s with %s",
-                  user_core, info.coretype_set);
-        const char *want = expected_core();
-        if (strstr(info.config, "OpenBLAS") && want[0] && strcasecmp(user_core, want))
-            CHECK_MSG(strstr(info.note, want) != NULL,
-                      "OPENBLAS_CORETYPE=%s but the CPU can run %s, and the note does not say so: '%s'",
-                      user_core, want, info.note);
+    if (pinned) {
+        CHECK_MSG(info.coretype_set[0] == '\0', "gan overrode GAN_BLAS_CORETYPE=%s with %s", pinned,
+                  info.coretype_set);
     } else if (strstr(info.config, "OpenBLAS")) {
+        /* The CPU's core, whatever OPENBLAS_CORETYPE the environment held (kept when it names
+         * that core, replaced with a note otherwise). */
         const char *want = expected_core();
-        CHECK_MSG(!strcasecmp(info.coretype_set, want), "gan set '%s', the CPU calls for '%s'",
-                  info.coretype_set, want);
+        bool kept = user_set && want[0] && same_kernels(user_core, want);
+        if (kept)
+            want = user_core;
+        CHECK_MSG(!strcasecmp(kept ? "" : want, info.coretype_set), "gan set '%s', the CPU calls for '%s'%s%s",
+                  info.coretype_set, want, user_set ? ", the environment said " : "", user_set ? user_core : "");
         if (want[0]) {
             CHECK_MSG(!strcasecmp(info.core, want), "CPU calls for %s but OpenBLAS runs %s", want,
                       info.core);
-            CHECK_MSG(info.note[0] == '\0', "unexpected note: %s", info.note);
+            if (user_set && !kept)
+                CHECK_MSG(strstr(info.note, "replaced by") != NULL, "no note of the replaced %s: '%s'",
+                          user_core, info.note);
+            else
+                CHECK_MSG(info.note[0] == '\0', "unexpected note: %s", info.note);
         }
         CHECK_MSG(!strcmp(want, "SkylakeX") || strcasecmp(info.core, "SkylakeX"),
                   "SkylakeX core without usable AVX-512");

@@ -12,9 +12,11 @@
 extern "C" {
 #endif
 
-/* Loads the BLAS once (later calls return at once); thread-safe. Unless the user set
- * OPENBLAS_CORETYPE, sets it from cpuid/xgetbv (AVX-512 F/BW/VL/DQ with the OS saving their state:
- * SkylakeX; AVX2+FMA: Haswell; otherwise left to OpenBLAS), then dlopens, in order,
+/* Loads the BLAS once (later calls return at once); thread-safe. Sets OPENBLAS_CORETYPE from
+ * cpuid/xgetbv (AVX-512 F/BW/VL/DQ with the OS saving their state: SkylakeX; AVX2+FMA: Haswell;
+ * otherwise left to OpenBLAS); a value already in the environment stays when it names that core
+ * or an equal one and is replaced, with a note in the info, when it names a slower core or one
+ * this CPU cannot run; GAN_BLAS_CORETYPE pins a core as given. Then it dlopens, in order,
  * $GAN_BLAS_LIBRARY, libopenblas.so.0, libopenblas.so, libblas.so.3. A BLAS already in the process
  * (loaded by a host program or a plugin) is used as it is and reported so in the info. Threads:
  * OpenBLAS's own count (every core, or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS) is info.threads;
@@ -45,7 +47,8 @@ typedef struct gan_blas_info {
                               before gan)" when it was in the process before gan_blas_init) */
     char config[256];      /* openblas_get_config(), or "(not OpenBLAS)" */
     char core[64];         /* openblas_get_corename() as reported after loading, or "(unknown)" */
-    char coretype_set[64]; /* the OPENBLAS_CORETYPE gan set, or "" if the user's or none */
+    char coretype_set[64]; /* the OPENBLAS_CORETYPE gan chose, or "" (the environment's value kept,
+                              GAN_BLAS_CORETYPE's, or OpenBLAS's own detection) */
     int threads;           /* BLAS threads */
     char note[512];        /* "" when all went as planned; otherwise what did not, e.g. OpenBLAS
                               runs another core than the one gan set (it works, more slowly), the
