@@ -4,12 +4,15 @@
 
 #include "backend/cpu_internal.h"
 
-/* A channel's sums run in LANES partial sums, value j of a plane into lane j % LANES, added up in
- * lane order at the end: the same order every time, and independent adds the compiler turns into
- * vector instructions (a single running double sum waits for each add to finish). */
-enum { LANES = 8 };
+/* A channel's sums: each plane (one image's hw values) in LANES float partial sums, value j into
+ * lane j % LANES, added up in lane order in double; the planes' sums added in double, image by
+ * image. One fixed order every time, and independent float adds the compiler turns into vector
+ * instructions (a single running sum waits for each add to finish); a plane's partial sums
+ * hold at most hw / LANES values each (64 for a 32x32 plane), so float loses nothing that
+ * matters before the double takes over. */
+enum { LANES = 16 };
 
-static double lanes_total(const double lanes[LANES])
+static double lanes_total(const float lanes[LANES])
 {
     double total = 0.0;
     for (int l = 0; l < LANES; l++)
@@ -20,60 +23,67 @@ static double lanes_total(const double lanes[LANES])
 /* sum of x over the channel's planes */
 static double channel_sum(const float *x, int n, int c, int hw, int ch)
 {
-    double lanes[LANES] = {0};
+    double total = 0.0;
     for (int img = 0; img < n; img++) {
         const float *plane = x + ((size_t)img * c + ch) * hw;
+        float lanes[LANES] = {0};
         int j = 0;
         for (; j + LANES <= hw; j += LANES)
             for (int l = 0; l < LANES; l++)
                 lanes[l] += plane[j + l];
         for (; j < hw; j++)
             lanes[j % LANES] += plane[j];
+        total += lanes_total(lanes);
     }
-    return lanes_total(lanes);
+    return total;
 }
 
-/* sum of (x - mean)^2 over the channel's planes */
-static double channel_squares(const float *x, int n, int c, int hw, int ch, double mean)
+/* sum of (x - mean)^2 over the channel's planes (the difference in float: mean is x's own) */
+static double channel_squares(const float *x, int n, int c, int hw, int ch, float mean)
 {
-    double lanes[LANES] = {0};
+    double total = 0.0;
     for (int img = 0; img < n; img++) {
         const float *plane = x + ((size_t)img * c + ch) * hw;
+        float lanes[LANES] = {0};
         int j = 0;
         for (; j + LANES <= hw; j += LANES)
             for (int l = 0; l < LANES; l++) {
-                double d = plane[j + l] - mean;
+                float d = plane[j + l] - mean;
                 lanes[l] += d * d;
             }
         for (; j < hw; j++) {
-            double d = plane[j] - mean;
+            float d = plane[j] - mean;
             lanes[j % LANES] += d * d;
         }
+        total += lanes_total(lanes);
     }
-    return lanes_total(lanes);
+    return total;
 }
 
-/* sum of dy and of dy xhat, xhat = (x - mean) invstd in float, over the channel's planes */
+/* sum of dy and of dy xhat, xhat = (x - mean) invstd, over the channel's planes */
 static void channel_grad_sums(const float *x, const float *dy, int n, int c, int hw, int ch,
                               float mean, float invstd, double *sum_dy, double *sum_dy_xhat)
 {
-    double lanes_dy[LANES] = {0}, lanes_dy_xhat[LANES] = {0};
+    double total_dy = 0.0, total_dy_xhat = 0.0;
     for (int img = 0; img < n; img++) {
         const float *in = x + ((size_t)img * c + ch) * hw;
         const float *g = dy + ((size_t)img * c + ch) * hw;
+        float lanes_dy[LANES] = {0}, lanes_dy_xhat[LANES] = {0};
         int j = 0;
         for (; j + LANES <= hw; j += LANES)
             for (int l = 0; l < LANES; l++) {
                 lanes_dy[l] += g[j + l];
-                lanes_dy_xhat[l] += (double)g[j + l] * ((in[j + l] - mean) * invstd);
+                lanes_dy_xhat[l] += g[j + l] * ((in[j + l] - mean) * invstd);
             }
         for (; j < hw; j++) {
             lanes_dy[j % LANES] += g[j];
-            lanes_dy_xhat[j % LANES] += (double)g[j] * ((in[j] - mean) * invstd);
+            lanes_dy_xhat[j % LANES] += g[j] * ((in[j] - mean) * invstd);
         }
+        total_dy += lanes_total(lanes_dy);
+        total_dy_xhat += lanes_total(lanes_dy_xhat);
     }
-    *sum_dy = lanes_total(lanes_dy);
-    *sum_dy_xhat = lanes_total(lanes_dy_xhat);
+    *sum_dy = total_dy;
+    *sum_dy_xhat = total_dy_xhat;
 }
 
 static gan_status check_bn(int n, int c, int hw, const void *x, const void *y, const char *op)
@@ -97,14 +107,17 @@ gan_status cpu_bn_forward_train(gan_backend *be, int n, int c, int hw, const flo
 #pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= CPU_PARALLEL_MIN_COUNT)
     for (int ch = 0; ch < c; ch++) {
         const double mean = channel_sum(x, n, c, hw, ch) / count;
-        const double var = channel_squares(x, n, c, hw, ch, mean) / count; /* biased: what normalises the batch */
+        const float m = (float)mean;
+        const double var = channel_squares(x, n, c, hw, ch, m) / count; /* biased: what normalises the batch */
         const float invstd = (float)(1.0 / sqrt(var + eps));
-        const float m = (float)mean, g = gamma[ch], b = beta[ch];
+        /* y = x alpha + shift, alpha = invstd gamma, shift = beta - mean alpha, as PyTorch's CPU
+         * batch norm computes it */
+        const float alpha = invstd * gamma[ch], shift = beta[ch] - m * alpha;
         for (int img = 0; img < n; img++) {
             const float *in = x + ((size_t)img * c + ch) * hw;
             float *out = y + ((size_t)img * c + ch) * hw;
             for (int j = 0; j < hw; j++)
-                out[j] = (in[j] - m) * invstd * g + b;
+                out[j] = in[j] * alpha + shift;
         }
         save_mean[ch] = m;
         save_invstd[ch] = invstd;
@@ -148,16 +161,17 @@ gan_status cpu_bn_backward(gan_backend *be, int n, int c, int hw, const float *x
         const float m = save_mean[ch], invstd = save_invstd[ch];
         double sum_dy, sum_dy_xhat;
         channel_grad_sums(x, dy, n, c, hw, ch, m, invstd, &sum_dy, &sum_dy_xhat);
-        /* dx = gamma invstd / N (N dy - sum dy - xhat sum(dy xhat)) */
-        const double scale = (double)gamma[ch] * invstd / count;
+        /* dx = gamma invstd / N (N dy - sum dy - xhat sum(dy xhat))
+         *    = a dy + k (x - mean) + b, the coefficients per channel in double */
+        const double a = (double)gamma[ch] * invstd;
+        const float dy_scale = (float)a, x_scale = (float)(-a * invstd * sum_dy_xhat / count);
+        const float offset = (float)(-a * sum_dy / count);
         for (int img = 0; img < n; img++) {
             const float *in = x + ((size_t)img * c + ch) * hw;
             const float *g = dy + ((size_t)img * c + ch) * hw;
             float *out = dx + ((size_t)img * c + ch) * hw;
-            for (int j = 0; j < hw; j++) {
-                double xhat = (in[j] - m) * invstd;
-                out[j] = (float)(scale * (count * g[j] - sum_dy - xhat * sum_dy_xhat));
-            }
+            for (int j = 0; j < hw; j++)
+                out[j] = dy_scale * g[j] + (x_scale * (in[j] - m) + offset);
         }
         dgamma[ch] = (param_beta != 0.0f ? param_beta * dgamma[ch] : 0.0f) + (float)sum_dy_xhat;
         dbeta[ch] = (param_beta != 0.0f ? param_beta * dbeta[ch] : 0.0f) + (float)sum_dy;
