@@ -3,20 +3,8 @@
 # line of bench train, the FLOP count of an iteration, a row per op and layer), and refuses bad
 # arguments. Numbers are not judged (no timed asserts), only their presence and the FLOP count.
 set -uo pipefail
-gan="${GAN_EXE:?}"
-work="${GAN_BINARY_DIR:?}/test-tmp/script_bench"
-rm -rf "$work"; mkdir -p "$work"
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-expect() { # expect STATUS NEEDLE -- command...
-  local want=$1 needle=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err"; local got=$?
-  if [ "$got" != "$want" ]; then fail "$* exited $got, want $want: $(tail -5 "$work/err")"; return 1; fi
-  if [ -n "$needle" ] && ! grep -qF -- "$needle" "$work/err" "$work/out"; then
-    fail "$*: output lacks '$needle'"; return 1; fi
-  ok
-}
+source "$(dirname "$0")/lib_script.sh"
+script_setup script_bench
 
 # bench train: ends with exactly one summary line, in the promised format.
 summary='^train dcgan_fmnist32 batch 4: [0-9.]+ ms/it, [0-9.]+ img/s, [0-9.]+ GFLOP/s \([0-9.]+% of sgemm peak\)$'

@@ -10,22 +10,11 @@
 #           (dropped), Sigmoid, ConvTranspose (bias and not), Flatten, Gemm (no bias), Reshape
 # Needs the interop venv of tools/setup.sh (onnx, onnxruntime, numpy in $GAN_VENV_PYTHON).
 set -euo pipefail
-gan="${GAN_EXE:?}"
-py="${GAN_VENV_PYTHON:-}"
-work="${GAN_BINARY_DIR:?}/test-tmp/script_export_onnx"
-rm -rf "$work"; mkdir -p "$work"
-
-if [ -z "$py" ] || [ ! -x "$py" ]; then
-  echo "skipped: no interop interpreter at '${py}' (tools/setup.sh makes .venv)"; exit 77
-fi
-if ! "$py" -c "import onnx, onnxruntime, numpy" 2>"$work/import.err"; then
-  echo "skipped: $py cannot import onnx, onnxruntime and numpy (tools/setup.sh installs them):"
-  tail -n 1 "$work/import.err"; exit 77
-fi
-data=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-if [ ! -f "$data" ]; then
-  echo "skipped: $data missing (dataset-fashion-mnist: tools/setup.sh)"; exit 77
-fi
+source "$(dirname "$0")/lib_script.sh"
+script_setup script_export_onnx
+require_python "$py" onnx onnxruntime numpy
+require_fmnist
+data=$fmnist_train_images
 
 # [100] -> 256 -> [16, 2, 8] (not square: a reshape that swapped H and W would show) -> conv
 # [32, 2, 8] -> convt [16, 4, 16] -> [8, 8, 32] -> [1, 16, 64] -> flatten 1024 -> [1, 32, 32]

@@ -4,22 +4,11 @@
 # Generator (at 32x32, 1 channel) and check it gives what `gan sample` gives for the same z.
 # Needs Debian's python3-torch (tools/setup.sh installs it), run with /usr/bin/python3.
 set -euo pipefail
-gan="${GAN_EXE:?}"
-work="${GAN_BINARY_DIR:?}/test-tmp/script_export_pytorch"
-rm -rf "$work"; mkdir -p "$work"
-
-if ! /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
-  echo "skipped: /usr/bin/python3 cannot import torch (install python3-torch: tools/setup.sh)"
-  exit 77
-fi
-data=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-if [ ! -f "$data" ]; then
-  echo "skipped: $data missing (dataset-fashion-mnist: tools/setup.sh)"; exit 77
-fi
-
-"$gan" train "$GAN_SOURCE_DIR/configs/dcgan_fmnist32.ini" train.iterations=3 train.batch_size=16 \
-  log.every=1 log.sample_every=0 --device cpu --quiet --out "$work/run" > "$work/train.log"
-ckpt=$(ls "$work"/run/checkpoints/ckpt_*.safetensors | tail -n 1)
+source "$(dirname "$0")/lib_script.sh"
+script_setup script_export_pytorch
+require_python /usr/bin/python3 torch numpy
+require_fmnist
+train_fmnist_checkpoint "$work/run"
 "$gan" export "$ckpt" -o "$work/G.safetensors"
 
 /usr/bin/python3 - "$work" <<'PY'

@@ -13,30 +13,15 @@
 #     dimensions, a header not starting with '{', sizes above 2^53).
 # Our reader's view comes from `test_safetensors_fuzz --dump` (see that file).
 set -euo pipefail
-gan="${GAN_EXE:?}"
-py="${GAN_VENV_PYTHON:-}"
-reader="${GAN_BINARY_DIR:?}/tests/test_safetensors_fuzz"
-work="$GAN_BINARY_DIR/test-tmp/script_safetensors_official"
-rm -rf "$work"; mkdir -p "$work"
-
-if [ -z "$py" ] || [ ! -x "$py" ]; then
-  echo "skipped: no interpreter at GAN_VENV_PYTHON='$py' (tools/setup.sh makes .venv)"; exit 77
-fi
-if ! "$py" -c "import numpy, safetensors, safetensors.numpy" 2>/dev/null; then
-  echo "skipped: $py cannot import numpy and safetensors (tools/setup.sh installs them into .venv)"
-  exit 77
-fi
+source "$(dirname "$0")/lib_script.sh"
+script_setup script_safetensors_official
+reader="$GAN_BINARY_DIR/tests/test_safetensors_fuzz"
+require_python "$py" numpy safetensors safetensors.numpy
 if [ ! -x "$reader" ]; then
   echo "FAIL: $reader is missing (build the tests)"; exit 1
 fi
-data=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-if [ ! -f "$data" ]; then
-  echo "skipped: $data missing (dataset-fashion-mnist: tools/setup.sh)"; exit 77
-fi
-
-"$gan" train "$GAN_SOURCE_DIR/configs/dcgan_fmnist32.ini" train.iterations=3 train.batch_size=16 \
-  log.every=1 log.sample_every=0 --device cpu --quiet --out "$work/run" > "$work/train.log"
-ckpt=$(ls "$work"/run/checkpoints/ckpt_*.safetensors | tail -n 1)
+require_fmnist
+train_fmnist_checkpoint "$work/run"
 "$gan" export "$ckpt" -o "$work/G.safetensors"
 
 "$py" - "$work" "$reader" "$ckpt" <<'PY'

@@ -7,22 +7,10 @@
 # file, and the reader sees the steps continue.
 # Needs the interop venv (tools/setup.sh: .venv with tensorboard), run as $GAN_VENV_PYTHON.
 set -euo pipefail
-gan="${GAN_EXE:?}"
-py="${GAN_VENV_PYTHON:-}"
-work="${GAN_BINARY_DIR:?}/test-tmp/script_tensorboard"
-rm -rf "$work"; mkdir -p "$work"
-
-if [ -z "$py" ] || [ ! -x "$py" ]; then
-  echo "skipped: GAN_VENV_PYTHON (${py:-unset}) is missing (make .venv with tools/setup.sh)"; exit 77
-fi
-if ! "$py" -c "import tensorboard.backend.event_processing.event_accumulator" 2>/dev/null; then
-  echo "skipped: $py cannot import tensorboard (tools/setup.sh installs tools/requirements-interop.txt)"
-  exit 77
-fi
-data=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-if [ ! -f "$data" ]; then
-  echo "skipped: $data missing (dataset-fashion-mnist: tools/setup.sh)"; exit 77
-fi
+source "$(dirname "$0")/lib_script.sh"
+script_setup script_tensorboard
+require_python "$py" tensorboard.backend.event_processing.event_accumulator
+require_fmnist
 
 check() { # check RUN_DIR EVENTS_FILES SCALAR_STEPS IMAGE_STEP=PNG_FILE...
   "$py" - "$@" <<'PY'

@@ -2,22 +2,10 @@
 # gan train / sample / export from the command line: runs, keep-K checkpoints, resume, refusals
 # of bad input (one message, non-zero exit, nothing overwritten), and SIGINT (checkpoint, 130).
 set -uo pipefail
-gan="${GAN_EXE:?}"
+source "$(dirname "$0")/lib_script.sh"
+script_setup script_train_cli
 src="${GAN_SOURCE_DIR:?}"
-work="${GAN_BINARY_DIR:?}/test-tmp/script_train_cli"
-rm -rf "$work"; mkdir -p "$work"
 cfg="$src/tests/data/toy_ring.ini"
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-expect() { # expect STATUS NEEDLE -- command...
-  local want=$1 needle=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err"; local got=$?
-  if [ "$got" != "$want" ]; then fail "$* exited $got, want $want: $(cat "$work/err")"; return; fi
-  if [ -n "$needle" ] && ! grep -qF -- "$needle" "$work/err" "$work/out"; then
-    fail "$*: output lacks '$needle': $(cat "$work/err")"; return; fi
-  ok
-}
 
 # A run: 200 iterations, checkpoints every 50, the last 2 kept.
 expect 0 "done: 200 iterations" -- "$gan" train "$cfg" --device cpu --quiet --out "$work/run"

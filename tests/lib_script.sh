@@ -1,0 +1,57 @@
+# Shared by the tests/script_*.sh tests (sourced, not run): the work directory, the skips for a
+# missing interpreter, package or dataset (exit 77 with the reason), a short training run that
+# leaves a checkpoint, and pass/fail counting.
+
+# script_setup NAME: $gan, $work (a fresh $GAN_BINARY_DIR/test-tmp/NAME) and $py (the interop venv's
+# interpreter, possibly empty).
+script_setup() {
+  gan="${GAN_EXE:?}"
+  py="${GAN_VENV_PYTHON:-}"
+  work="${GAN_BINARY_DIR:?}/test-tmp/$1"
+  rm -rf "$work"; mkdir -p "$work"
+}
+
+# require_python PYTHON MODULE...: skip unless PYTHON runs and imports every MODULE.
+require_python() {
+  local python=$1; shift
+  if [ -z "$python" ] || [ ! -x "$python" ]; then
+    echo "skipped: no interpreter at '$python' (tools/setup.sh makes .venv for GAN_VENV_PYTHON)"; exit 77
+  fi
+  local imports; imports=$(IFS=,; echo "$*")
+  if ! "$python" -c "import $imports" 2>"$work/import.err"; then
+    echo "skipped: $python cannot import $imports (tools/setup.sh installs them):"
+    tail -n 1 "$work/import.err"; exit 77
+  fi
+}
+
+fmnist_train_images=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+# require_fmnist: skip unless Debian's dataset-fashion-mnist is installed.
+require_fmnist() {
+  if [ ! -f "$fmnist_train_images" ]; then
+    echo "skipped: $fmnist_train_images missing (dataset-fashion-mnist: tools/setup.sh)"; exit 77
+  fi
+}
+
+# train_fmnist_checkpoint DIR [key=value ...]: dcgan_fmnist32 for 3 iterations of batch 16 on the
+# CPU into DIR; sets $ckpt to its newest checkpoint.
+train_fmnist_checkpoint() {
+  local dir=$1; shift
+  "$gan" train "$GAN_SOURCE_DIR/configs/dcgan_fmnist32.ini" train.iterations=3 train.batch_size=16 \
+    log.every=1 log.sample_every=0 "$@" --device cpu --quiet --out "$dir" > "$dir.log"
+  ckpt=$(ls "$dir"/checkpoints/ckpt_*.safetensors | tail -n 1)
+}
+
+# Counting checks: ok, fail MESSAGE, and expect STATUS NEEDLE -- COMMAND... (the command exits
+# with STATUS and says NEEDLE on stdout or stderr); finish prints the tally and sets the status.
+passed=0; failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+expect() {
+  local want=$1 needle=$2; shift 3
+  "$@" >"$work/out" 2>"$work/err"; local got=$?
+  if [ "$got" != "$want" ]; then fail "$* exited $got, want $want: $(tail -n 5 "$work/err")"; return 1; fi
+  if [ -n "$needle" ] && ! grep -qF -- "$needle" "$work/err" "$work/out"; then
+    fail "$*: output lacks '$needle': $(tail -n 5 "$work/err")"; return 1; fi
+  ok
+}
