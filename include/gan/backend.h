@@ -94,6 +94,22 @@ struct gan_backend {
                               const float *dy, const float *gamma, const float *save_mean,
                               const float *save_invstd, float *dx, float param_beta, float *dgamma,
                               float *dbeta);
+    /* Optional, NULL where a backend has none (the layers then run the ops apart): batch norm
+     * with the ReLU or LeakyReLU (slope >= 0) after it. bn_act_forward_train is bn_forward_train
+     * into y then activation_forward into y_act; bn_act_backward is bn_backward of the gradient
+     * activation_backward gives from y_act and dy_act (LeakyReLU from its output: positive
+     * exactly where its input is), in the same passes, without writing that gradient. The same
+     * values as the ops apart. */
+    gan_status (*bn_act_forward_train)(gan_backend *be, int n, int c, int hw, const float *x,
+                                       const float *gamma, const float *beta, float momentum,
+                                       float eps, float *running_mean, float *running_var,
+                                       float *save_mean, float *save_invstd, float *y,
+                                       gan_activation act, float slope, float *y_act);
+    gan_status (*bn_act_backward)(gan_backend *be, int n, int c, int hw, const float *x,
+                                  const float *y_act, const float *dy_act, gan_activation act,
+                                  float slope, const float *gamma, const float *save_mean,
+                                  const float *save_invstd, float *dx, float param_beta,
+                                  float *dgamma, float *dbeta);
 
     /* ---- activations, dropout ------------------------------------------------------------ */
     gan_status (*activation_forward)(gan_backend *be, gan_activation kind, float slope,

@@ -76,6 +76,8 @@ gan_status gan_cpu_backend_create(gan_backend **out)
     be->bn_forward_train = cpu_bn_forward_train;
     be->bn_forward_eval = cpu_bn_forward_eval;
     be->bn_backward = cpu_bn_backward;
+    be->bn_act_forward_train = cpu_bn_act_forward_train;
+    be->bn_act_backward = cpu_bn_act_backward;
     be->activation_forward = cpu_activation_forward;
     be->activation_backward = cpu_activation_backward;
     be->dropout_forward = cpu_dropout_forward;

@@ -1,35 +1,10 @@
 /* Elementwise ops on the CPU: each element through the shared per-element math
  * (gan/elementwise_math.h), the same functions the CUDA kernels call. */
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
 #include "backend/cpu_internal.h"
 
 #define PARALLEL_IF(count) if ((count) >= CPU_PARALLEL_MIN_COUNT)
-
-/* gan_lrelu_forward and gan_lrelu_backward, value for value, as a select of bits between two
- * values computed for every element: written as `x > 0 ? x : x * slope` the multiply sits in a
- * branch, which the compiler may not turn into a vector select (a multiply or a `>` on a NaN can
- * raise a floating-point exception, and with -ftrapping-math only the branch may do so), so the
- * loop stays scalar with a branch per element, mispredicted at every other sign change (10x
- * slower on real data). */
-static inline float select_float(bool condition, float if_true, float if_false)
-{
-    uint32_t a, b, mask = 0u - (uint32_t)condition;
-    memcpy(&a, &if_true, sizeof a);
-    memcpy(&b, &if_false, sizeof b);
-    uint32_t bits = (a & mask) | (b & ~mask);
-    float out;
-    memcpy(&out, &bits, sizeof out);
-    return out;
-}
-
-static inline float lrelu_forward(float x, float slope) { return select_float(x > 0.0f, x, x * slope); }
-static inline float lrelu_backward(float x, float dy, float slope)
-{
-    return select_float(x > 0.0f, dy, dy * slope);
-}
 
 gan_status cpu_fill(gan_backend *be, float *dst, float value, size_t count)
 {
@@ -55,7 +30,7 @@ gan_status cpu_activation_forward(gan_backend *be, gan_activation kind, float sl
     case GAN_ACT_LRELU:
 #pragma omp parallel for schedule(static) PARALLEL_IF(count)
         for (size_t i = 0; i < count; i++)
-            y[i] = lrelu_forward(x[i], slope);
+            y[i] = cpu_lrelu_forward(x[i], slope);
         return GAN_OK;
     case GAN_ACT_TANH:
 #pragma omp parallel for schedule(static) PARALLEL_IF(count)
@@ -87,7 +62,7 @@ gan_status cpu_activation_backward(gan_backend *be, gan_activation kind, float s
     case GAN_ACT_LRELU:
 #pragma omp parallel for schedule(static) PARALLEL_IF(count)
         for (size_t i = 0; i < count; i++)
-            dx[i] = lrelu_backward(x[i], dy[i], slope);
+            dx[i] = cpu_lrelu_backward(x[i], dy[i], slope);
         return GAN_OK;
     case GAN_ACT_TANH:
 #pragma omp parallel for schedule(static) PARALLEL_IF(count)

@@ -1,5 +1,8 @@
 /* Batch norm on the CPU, one channel per loop iteration (so channels run in parallel and each
- * channel's sums have one fixed order, in double). x, y: [n, c, hw]. */
+ * channel's sums have one fixed order, in double). x, y: [n, c, hw]. The fused backward takes
+ * the ReLU or LeakyReLU after the batch norm into its passes: it reads the activation's output
+ * and output gradient instead of a gradient written in between (a write and two reads of the
+ * whole tensor fewer). */
 #include <math.h>
 
 #include "backend/cpu_internal.h"
@@ -60,24 +63,46 @@ static double channel_squares(const float *x, int n, int c, int hw, int ch, floa
     return total;
 }
 
-/* sum of dy and of dy xhat, xhat = (x - mean) invstd, over the channel's planes */
-static void channel_grad_sums(const float *x, const float *dy, int n, int c, int hw, int ch,
-                              float mean, float invstd, double *sum_dy, double *sum_dy_xhat)
+/* The activation fused after a batch norm in backward: none (FUSED_NONE), ReLU or LeakyReLU.
+ * Inlined with `act` a constant, so each kind gets its own loops. */
+enum { FUSED_NONE = -1 };
+
+/* The gradient at the activation's input from its output y and output gradient dy (LeakyReLU:
+ * y > 0 exactly where its input is, for slope >= 0). */
+static inline __attribute__((always_inline)) float act_backward(float y, float dy, const int act,
+                                                                float slope)
+{
+    if (act == GAN_ACT_RELU)
+        return gan_relu_backward(y, dy);
+    if (act == GAN_ACT_LRELU)
+        return cpu_lrelu_backward(y, dy, slope);
+    return dy;
+}
+
+/* sum of g and of g xhat, xhat = (x - mean) invstd, over the channel's planes, where g is the
+ * gradient at the batch norm's output: dy itself, or through the fused activation from its
+ * output y and output gradient dy */
+static inline __attribute__((always_inline)) void
+channel_grad_sums(const float *x, const float *y, const float *dy, int n, int c, int hw, int ch,
+                  float mean, float invstd, double *sum_dy, double *sum_dy_xhat, const int act,
+                  float slope)
 {
     double total_dy = 0.0, total_dy_xhat = 0.0;
     for (int img = 0; img < n; img++) {
-        const float *in = x + ((size_t)img * c + ch) * hw;
-        const float *g = dy + ((size_t)img * c + ch) * hw;
+        const size_t plane = ((size_t)img * c + ch) * hw;
+        const float *in = x + plane, *g = dy + plane, *out = act == FUSED_NONE ? NULL : y + plane;
         float lanes_dy[LANES] = {0}, lanes_dy_xhat[LANES] = {0};
         int j = 0;
         for (; j + LANES <= hw; j += LANES)
             for (int l = 0; l < LANES; l++) {
-                lanes_dy[l] += g[j + l];
-                lanes_dy_xhat[l] += g[j + l] * ((in[j + l] - mean) * invstd);
+                float gj = act == FUSED_NONE ? g[j + l] : act_backward(out[j + l], g[j + l], act, slope);
+                lanes_dy[l] += gj;
+                lanes_dy_xhat[l] += gj * ((in[j + l] - mean) * invstd);
             }
         for (; j < hw; j++) {
-            lanes_dy[j % LANES] += g[j];
-            lanes_dy_xhat[j % LANES] += g[j] * ((in[j] - mean) * invstd);
+            float gj = act == FUSED_NONE ? g[j] : act_backward(out[j], g[j], act, slope);
+            lanes_dy[j % LANES] += gj;
+            lanes_dy_xhat[j % LANES] += gj * ((in[j] - mean) * invstd);
         }
         total_dy += lanes_total(lanes_dy);
         total_dy_xhat += lanes_total(lanes_dy_xhat);
@@ -93,38 +118,80 @@ static gan_status check_bn(int n, int c, int hw, const void *x, const void *y, c
     return GAN_OK;
 }
 
+/* Channel ch of a training-mode batch norm, x into y. */
+static void bn_forward_train_channel(int ch, int n, int c, int hw, const float *x,
+                                     const float *gamma, const float *beta, float momentum,
+                                     float eps, float *running_mean, float *running_var,
+                                     float *save_mean, float *save_invstd, float *y)
+{
+    const double count = (double)n * hw;
+    const double mean = channel_sum(x, n, c, hw, ch) / count;
+    const float m = (float)mean;
+    const double var = channel_squares(x, n, c, hw, ch, m) / count; /* biased: what normalises the batch */
+    const float invstd = (float)(1.0 / sqrt(var + eps));
+    /* y = x alpha + shift, alpha = invstd gamma, shift = beta - mean alpha, as PyTorch's CPU
+     * batch norm computes it */
+    const float alpha = invstd * gamma[ch], shift = beta[ch] - m * alpha;
+    for (int img = 0; img < n; img++) {
+        const float *in = x + ((size_t)img * c + ch) * hw;
+        float *out = y + ((size_t)img * c + ch) * hw;
+        for (int j = 0; j < hw; j++)
+            out[j] = in[j] * alpha + shift;
+    }
+    save_mean[ch] = m;
+    save_invstd[ch] = invstd;
+    /* PyTorch: running = (1 - momentum) running + momentum * stat, unbiased variance. */
+    running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
+    running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
+}
+
+#define BN_PARALLEL_FOR _Pragma("omp parallel for schedule(static) if ((size_t)n * c * hw >= CPU_PARALLEL_MIN_COUNT)")
+
+static gan_status check_bn_forward_train(int n, int c, int hw, const float *x, const float *gamma,
+                                         const float *beta, const float *running_mean,
+                                         const float *running_var, const float *save_mean,
+                                         const float *save_invstd, const float *y, const char *op)
+{
+    GAN_TRY(check_bn(n, c, hw, x, y, op));
+    if (!gamma || !beta || !running_mean || !running_var || !save_mean || !save_invstd)
+        return gan_error(GAN_ERR_ARG, "cpu %s: NULL parameter or statistics", op);
+    if (n * hw < 2)
+        return gan_error(GAN_ERR_ARG, "cpu %s: one value per channel has no variance", op);
+    return GAN_OK;
+}
+
 gan_status cpu_bn_forward_train(gan_backend *be, int n, int c, int hw, const float *x,
                                 const float *gamma, const float *beta, float momentum, float eps,
                                 float *running_mean, float *running_var, float *save_mean,
                                 float *save_invstd, float *y)
 {
-    GAN_TRY(check_bn(n, c, hw, x, y, "bn forward (training)"));
-    if (!gamma || !beta || !running_mean || !running_var || !save_mean || !save_invstd)
-        return gan_error(GAN_ERR_ARG, "cpu bn forward (training): NULL parameter or statistics");
-    if (n * hw < 2)
-        return gan_error(GAN_ERR_ARG, "cpu bn forward: one value per channel has no variance");
-    const double count = (double)n * hw;
-#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= CPU_PARALLEL_MIN_COUNT)
-    for (int ch = 0; ch < c; ch++) {
-        const double mean = channel_sum(x, n, c, hw, ch) / count;
-        const float m = (float)mean;
-        const double var = channel_squares(x, n, c, hw, ch, m) / count; /* biased: what normalises the batch */
-        const float invstd = (float)(1.0 / sqrt(var + eps));
-        /* y = x alpha + shift, alpha = invstd gamma, shift = beta - mean alpha, as PyTorch's CPU
-         * batch norm computes it */
-        const float alpha = invstd * gamma[ch], shift = beta[ch] - m * alpha;
-        for (int img = 0; img < n; img++) {
-            const float *in = x + ((size_t)img * c + ch) * hw;
-            float *out = y + ((size_t)img * c + ch) * hw;
-            for (int j = 0; j < hw; j++)
-                out[j] = in[j] * alpha + shift;
-        }
-        save_mean[ch] = m;
-        save_invstd[ch] = invstd;
-        /* PyTorch: running = (1 - momentum) running + momentum * stat, unbiased variance. */
-        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
-        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
-    }
+    GAN_TRY(check_bn_forward_train(n, c, hw, x, gamma, beta, running_mean, running_var, save_mean,
+                                   save_invstd, y, "bn forward (training)"));
+    BN_PARALLEL_FOR
+    for (int ch = 0; ch < c; ch++)
+        bn_forward_train_channel(ch, n, c, hw, x, gamma, beta, momentum, eps, running_mean,
+                                 running_var, save_mean, save_invstd, y);
+    return GAN_OK;
+}
+
+gan_status cpu_bn_act_forward_train(gan_backend *be, int n, int c, int hw, const float *x,
+                                    const float *gamma, const float *beta, float momentum,
+                                    float eps, float *running_mean, float *running_var,
+                                    float *save_mean, float *save_invstd, float *y,
+                                    gan_activation act, float slope, float *y_act)
+{
+    GAN_TRY(check_bn_forward_train(n, c, hw, x, gamma, beta, running_mean, running_var, save_mean,
+                                   save_invstd, y, "bn+activation forward (training)"));
+    if (!y_act)
+        return gan_error(GAN_ERR_ARG, "cpu bn+activation forward (training): NULL pointer");
+    if (act != GAN_ACT_RELU && !(act == GAN_ACT_LRELU && slope >= 0.0f))
+        return gan_error(GAN_ERR_ARG, "cpu bn+activation forward: activation %d (slope %g) is not "
+                                      "ReLU or LeakyReLU with slope >= 0", (int)act, (double)slope);
+    /* The activation as its own pass over the whole tensor: per plane (16 to 1024 values) it
+     * ran slower than one long pass (measured), the data being in cache either way. */
+    GAN_TRY(cpu_bn_forward_train(be, n, c, hw, x, gamma, beta, momentum, eps, running_mean,
+                                 running_var, save_mean, save_invstd, y));
+    GAN_TRY(cpu_activation_forward(be, act, slope, (size_t)n * c * hw, y, y_act));
     return GAN_OK;
 }
 
@@ -148,6 +215,39 @@ gan_status cpu_bn_forward_eval(gan_backend *be, int n, int c, int hw, const floa
     return GAN_OK;
 }
 
+/* Channel ch of batch norm's backward from the gradient at its output: dy itself (act
+ * FUSED_NONE), or through the fused activation from its output y and output gradient dy. Called
+ * inside each caller's own parallel loop with `act` a constant: OpenMP outlines a parallel region
+ * before inlining, so a region in here would get one body for every `act`, choosing per element. */
+static inline __attribute__((always_inline)) void
+bn_backward_channel(int ch, int n, int c, int hw, const float *x, const float *y, const float *dy,
+                    const float *gamma, const float *save_mean, const float *save_invstd,
+                    float *dx, float param_beta, float *dgamma, float *dbeta, const int act,
+                    float slope)
+{
+    const double count = (double)n * hw;
+    const float m = save_mean[ch], invstd = save_invstd[ch];
+    double sum_dy, sum_dy_xhat;
+    channel_grad_sums(x, y, dy, n, c, hw, ch, m, invstd, &sum_dy, &sum_dy_xhat, act, slope);
+    /* dx = gamma invstd / N (N g - sum g - xhat sum(g xhat))
+     *    = a g + k (x - mean) + b, the coefficients per channel in double */
+    const double a = (double)gamma[ch] * invstd;
+    const float g_scale = (float)a, x_scale = (float)(-a * invstd * sum_dy_xhat / count);
+    const float offset = (float)(-a * sum_dy / count);
+    for (int img = 0; img < n; img++) {
+        const size_t plane = ((size_t)img * c + ch) * hw;
+        const float *restrict in = x + plane, *restrict g = dy + plane;
+        const float *restrict out_act = act == FUSED_NONE ? NULL : y + plane;
+        float *restrict out = dx + plane;
+        for (int j = 0; j < hw; j++) {
+            float gj = act == FUSED_NONE ? g[j] : act_backward(out_act[j], g[j], act, slope);
+            out[j] = g_scale * gj + (x_scale * (in[j] - m) + offset);
+        }
+    }
+    dgamma[ch] = (param_beta != 0.0f ? param_beta * dgamma[ch] : 0.0f) + (float)sum_dy_xhat;
+    dbeta[ch] = (param_beta != 0.0f ? param_beta * dbeta[ch] : 0.0f) + (float)sum_dy;
+}
+
 gan_status cpu_bn_backward(gan_backend *be, int n, int c, int hw, const float *x, const float *dy,
                            const float *gamma, const float *save_mean, const float *save_invstd,
                            float *dx, float param_beta, float *dgamma, float *dbeta)
@@ -155,26 +255,34 @@ gan_status cpu_bn_backward(gan_backend *be, int n, int c, int hw, const float *x
     GAN_TRY(check_bn(n, c, hw, x, dx, "bn backward"));
     if (!dy || !gamma || !save_mean || !save_invstd || !dgamma || !dbeta)
         return gan_error(GAN_ERR_ARG, "cpu bn backward: NULL pointer");
-    const double count = (double)n * hw;
-#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= CPU_PARALLEL_MIN_COUNT)
-    for (int ch = 0; ch < c; ch++) {
-        const float m = save_mean[ch], invstd = save_invstd[ch];
-        double sum_dy, sum_dy_xhat;
-        channel_grad_sums(x, dy, n, c, hw, ch, m, invstd, &sum_dy, &sum_dy_xhat);
-        /* dx = gamma invstd / N (N dy - sum dy - xhat sum(dy xhat))
-         *    = a dy + k (x - mean) + b, the coefficients per channel in double */
-        const double a = (double)gamma[ch] * invstd;
-        const float dy_scale = (float)a, x_scale = (float)(-a * invstd * sum_dy_xhat / count);
-        const float offset = (float)(-a * sum_dy / count);
-        for (int img = 0; img < n; img++) {
-            const float *in = x + ((size_t)img * c + ch) * hw;
-            const float *g = dy + ((size_t)img * c + ch) * hw;
-            float *out = dx + ((size_t)img * c + ch) * hw;
-            for (int j = 0; j < hw; j++)
-                out[j] = dy_scale * g[j] + (x_scale * (in[j] - m) + offset);
-        }
-        dgamma[ch] = (param_beta != 0.0f ? param_beta * dgamma[ch] : 0.0f) + (float)sum_dy_xhat;
-        dbeta[ch] = (param_beta != 0.0f ? param_beta * dbeta[ch] : 0.0f) + (float)sum_dy;
-    }
+    BN_PARALLEL_FOR
+    for (int ch = 0; ch < c; ch++)
+        bn_backward_channel(ch, n, c, hw, x, NULL, dy, gamma, save_mean, save_invstd, dx,
+                            param_beta, dgamma, dbeta, FUSED_NONE, 0.0f);
+    return GAN_OK;
+}
+
+gan_status cpu_bn_act_backward(gan_backend *be, int n, int c, int hw, const float *x,
+                               const float *y_act, const float *dy_act, gan_activation act,
+                               float slope, const float *gamma, const float *save_mean,
+                               const float *save_invstd, float *dx, float param_beta,
+                               float *dgamma, float *dbeta)
+{
+    GAN_TRY(check_bn(n, c, hw, x, dx, "bn+activation backward"));
+    if (!y_act || !dy_act || !gamma || !save_mean || !save_invstd || !dgamma || !dbeta)
+        return gan_error(GAN_ERR_ARG, "cpu bn+activation backward: NULL pointer");
+    if (act == GAN_ACT_RELU) {
+        BN_PARALLEL_FOR
+        for (int ch = 0; ch < c; ch++)
+            bn_backward_channel(ch, n, c, hw, x, y_act, dy_act, gamma, save_mean, save_invstd, dx,
+                                param_beta, dgamma, dbeta, GAN_ACT_RELU, 0.0f);
+    } else if (act == GAN_ACT_LRELU && slope >= 0.0f) {
+        BN_PARALLEL_FOR
+        for (int ch = 0; ch < c; ch++)
+            bn_backward_channel(ch, n, c, hw, x, y_act, dy_act, gamma, save_mean, save_invstd, dx,
+                                param_beta, dgamma, dbeta, GAN_ACT_LRELU, slope);
+    } else
+        return gan_error(GAN_ERR_ARG, "cpu bn+activation backward: activation %d (slope %g) is not "
+                                      "ReLU or LeakyReLU with slope >= 0", (int)act, (double)slope);
     return GAN_OK;
 }

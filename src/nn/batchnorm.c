@@ -55,6 +55,19 @@ static gan_status batchnorm_plan(gan_layer *layer, gan_model *model, gan_pool *p
     return GAN_OK;
 }
 
+/* The activation run inside this batch norm's training passes (model.c: fuse_bn_activations),
+ * or NULL. */
+static const gan_layer *fused_activation(const gan_layer *layer, const gan_model *model)
+{
+    const gan_layer *act = layer->fused_activation;
+    return act && act->index < model->active_layers ? act : NULL;
+}
+
+static gan_activation activation_kind(const gan_layer *act)
+{
+    return act->spec.kind == GAN_LAYER_LRELU ? GAN_ACT_LRELU : GAN_ACT_RELU;
+}
+
 static gan_status batchnorm_forward(gan_layer *layer, gan_model *model, const float *x, float *y,
                                     bool training)
 {
@@ -70,6 +83,12 @@ static gan_status batchnorm_forward(gan_layer *layer, gan_model *model, const fl
         return be->bn_forward_eval(be, model->batch, c, hw, x, gamma, beta, running_mean,
                                    running_var, BN_EPS, y);
     bn->num_batches_tracked++;
+    const gan_layer *act = fused_activation(layer, model);
+    if (act) /* writes the activation's output too */
+        return be->bn_act_forward_train(be, model->batch, c, hw, x, gamma, beta, BN_MOMENTUM,
+                                        BN_EPS, running_mean, running_var, bn->save_mean,
+                                        bn->save_invstd, y, activation_kind(act), act->spec.slope,
+                                        act->output);
     return be->bn_forward_train(be, model->batch, c, hw, x, gamma, beta, BN_MOMENTUM, BN_EPS,
                                 running_mean, running_var, bn->save_mean, bn->save_invstd, y);
 }
@@ -96,6 +115,11 @@ static gan_status batchnorm_backward(gan_layer *layer, gan_model *model, const f
             return GAN_OK;
         dx = bn->scratch_dx; /* first layer, no input gradient wanted: dx is discarded */
     }
+    const gan_layer *act = fused_activation(layer, model);
+    if (act) /* y and dy: the activation's output and the gradient there (model.c) */
+        return be->bn_act_backward(be, model->batch, c, hw, x, y, dy, activation_kind(act),
+                                   act->spec.slope, gamma->value, bn->save_mean, bn->save_invstd,
+                                   dx, param_beta, dgamma, dbeta);
     return be->bn_backward(be, model->batch, c, hw, x, dy, gamma->value, bn->save_mean,
                            bn->save_invstd, dx, param_beta, dgamma, dbeta);
 }

@@ -33,6 +33,12 @@ struct gan_layer {
     float *grad_output;   /* [batch, out]: gradient with respect to output */
     int weight_param;     /* index into model->params, -1 if none */
     int bias_param;
+    /* Batch norm fused with the activation after it (where the backend has the fused ops): in
+     * training mode the batch norm's op writes the activation's output too, and its backward
+     * reads the activation's output and output gradient (the gradient between the two is never
+     * written); the activation layer does nothing itself. Eval mode runs the two apart. */
+    gan_layer *fused_activation;  /* on the batch norm */
+    bool fused_into_previous;     /* on the activation */
 };
 
 /* Adds a parameter or buffer named "<index>.<suffix>" and returns its index in model->params. */

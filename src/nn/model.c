@@ -58,6 +58,25 @@ static void format_shape(char *buf, size_t bytes, int batch, gan_shape s)
     snprintf(buf, bytes, "[%d, %d, %d, %d]", batch, s.c, s.h, s.w);
 }
 
+/* Batch norm followed by ReLU or LeakyReLU (slope >= 0, so that its output's sign is its
+ * input's) runs as one op where the backend has it: see gan_layer.fused_activation. */
+static void fuse_bn_activations(gan_model *model)
+{
+    const gan_backend *be = model->backend;
+    if (!be || !be->bn_act_forward_train || !be->bn_act_backward)
+        return;
+    for (int i = 0; i + 1 < model->layer_count; i++) {
+        gan_layer *bn = model->layers[i], *act = model->layers[i + 1];
+        if (bn->spec.kind != GAN_LAYER_BN || act->fused_into_previous)
+            continue;
+        if (act->spec.kind == GAN_LAYER_RELU ||
+            (act->spec.kind == GAN_LAYER_LRELU && act->spec.slope >= 0.0f)) {
+            bn->fused_activation = act;
+            act->fused_into_previous = true;
+        }
+    }
+}
+
 gan_status gan_model_create(const char *name, const char *layers_text, gan_shape input_shape,
                             int batch, gan_backend *backend, gan_model **out)
 {
@@ -138,6 +157,7 @@ gan_status gan_model_create(const char *name, const char *layers_text, gan_shape
     }
     model->output_shape = shape;
     model->active_layers = model->layer_count;
+    fuse_bn_activations(model);
     *out = model;
     return GAN_OK;
 }
@@ -264,6 +284,10 @@ gan_status gan_model_forward(gan_model *model, const float *input, bool training
     const float *x = input;
     for (int i = 0; i < model->active_layers; i++) {
         gan_layer *layer = model->layers[i];
+        if (training && layer->fused_into_previous) { /* computed by the batch norm before it */
+            x = layer->output;
+            continue;
+        }
         gan_status status = layer->vt->forward(layer, model, x, layer->output, training);
         if (status != GAN_OK)
             return gan_error_prefix(status, "%s layer %d (%s) forward: ", model->name,
@@ -286,10 +310,17 @@ gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_gr
     const float *dy = grad_output;
     for (int i = model->active_layers - 1; i >= 0; i--) {
         gan_layer *layer = model->layers[i];
+        /* A fused activation's backward runs inside the batch norm's: dy stays the gradient at
+         * the activation's output, which the batch norm reads with the activation's output. */
+        if (layer->fused_into_previous)
+            continue;
         const float *x = i > 0 ? model->layers[i - 1]->output : model->input;
         float *dx = i > 0 ? model->layers[i - 1]->grad_output
                           : (want_grad_input ? model->grad_input : NULL);
-        gan_status status = layer->vt->backward(layer, model, x, layer->output, dy, dx, mode);
+        const float *y = layer->fused_activation && i + 1 < model->active_layers
+                             ? layer->fused_activation->output
+                             : layer->output;
+        gan_status status = layer->vt->backward(layer, model, x, y, dy, dx, mode);
         if (status != GAN_OK)
             return gan_error_prefix(status, "%s layer %d (%s) backward: ", model->name,
                                     layer->index, gan_layer_kind_name(layer->spec.kind));
