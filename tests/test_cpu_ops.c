@@ -140,28 +140,40 @@ static void check_conv(gan_conv_geom g)
  * thread count, lowered or raised as the budget is), and the workspace budget lowered to hold 0
  * (still 1), 1, 2 and 3 images per thread on a batch of 5; with 2 threads images 0-1 and 2-4,
  * i.e. chunks 1+1 | 1+1+1, 2 | 2+1 and 2 | 3. That runs the direct and the gather/scatter paths
- * at image offsets past 0, backward-filter's rows split over threads, and dw accumulating across
- * chunks after beta. */
+ * at image offsets past 0, backward-filter's images split over threads (few rows of col), and dw
+ * accumulating across chunks after beta. */
 static void check_conv_chunks(void)
 {
     cpu_backend_state *state = be->impl;
     const size_t budget = state->conv_workspace_budget_bytes;
     const int threads = state->threads;
-    /* the generic im2col and col2im, and DCGAN's kernel 4, stride 2, padding 1 (its own) */
-    const gan_conv_geom geoms[3] = {geom(5, 3, 7, 5, 4, 3, 2, 1), geom_hw(5, 2, 6, 9, 3, 4, 1, 1, 2, 1, 0),
-                                    geom_hw(5, 3, 8, 6, 4, 4, 4, 2, 2, 1, 1)};
+    /* the generic im2col and col2im, and DCGAN's kernel 4, stride 2, padding 1 (its own), with
+     * 3 input channels (few rows of col) and 8 (128 rows: backward-filter splits them over 2
+     * threads, and the images over 3) */
+    const gan_conv_geom geoms[4] = {geom(5, 3, 7, 5, 4, 3, 2, 1), geom_hw(5, 2, 6, 9, 3, 4, 1, 1, 2, 1, 0),
+                                    geom_hw(5, 3, 8, 6, 4, 4, 4, 2, 2, 1, 1),
+                                    geom_hw(5, 8, 8, 6, 4, 4, 4, 2, 2, 1, 1)};
     for (int team = 1; team <= 3; team++) {
         state->threads = team;
-        for (int gi = 0; gi < 3; gi++) {
+        for (int gi = 0; gi < 4; gi++) {
             gan_conv_geom g = geoms[gi];
             const size_t per_image =
                 ((size_t)g.c_in * g.k_h * g.k_w + g.c_out) * g.h_out * g.w_out * sizeof(float);
             for (size_t images = 0; images <= 3; images++) {
                 state->conv_workspace_budget_bytes = images * per_image + per_image / 2;
-                /* per thread: at least one image, at most the thread's share of the batch */
+                /* per thread: at least one image, at most the thread's share of the batch and
+                 * as many as make a GEMM CPU_CONV_GEMM_COLUMNS wide; with few rows of col per
+                 * thread, backward-filter's own dw [Co, K] too */
                 size_t share = ((size_t)g.n + team - 1) / team;
+                size_t enough = (CPU_CONV_GEMM_COLUMNS + (size_t)g.h_out * g.w_out - 1) / ((size_t)g.h_out * g.w_out);
                 size_t chunk = images ? images : 1;
-                size_t want = (size_t)team * (chunk < share ? chunk : share) * per_image;
+                chunk = chunk < share ? chunk : share;
+                chunk = chunk < enough ? chunk : enough;
+                size_t k = (size_t)g.c_in * g.k_h * g.k_w;
+                size_t own_dw = team > 1 && k < (size_t)CPU_CONV_GEMM_COLUMNS / 4 * team
+                                    ? (size_t)g.c_out * k * sizeof(float)
+                                    : 0;
+                size_t want = (size_t)team * (chunk * per_image + own_dw);
                 size_t got = be->conv_workspace_bytes(be, &g);
                 CHECK_MSG(got == want, "workspace for %zu images of %zu bytes, %d threads: %zu, want %zu",
                           images, per_image, team, got, want);

@@ -54,11 +54,34 @@ static int conv_chunk(const gan_backend *be, const gan_conv_geom *g)
     size_t per_image = (conv_k(g) + (size_t)g->c_out) * conv_p(g) * sizeof(float);
     size_t chunk = state->conv_workspace_budget_bytes / per_image;
     size_t share = (size_t)images_per_thread(be, g);
+    /* no more images than make a GEMM CPU_CONV_GEMM_COLUMNS wide: wider gains little, and a
+     * chunk of one image needs no gather or scatter (32x32 and larger outputs) */
+    size_t enough = (CPU_CONV_GEMM_COLUMNS + conv_p(g) - 1) / conv_p(g);
+    if (chunk > enough)
+        chunk = enough;
     if (chunk < 1)
         chunk = 1;
     if (chunk > share)
         chunk = share;
     return (int)chunk;
+}
+
+/* Backward-filter with few rows of col per thread (a first layer's few input channels: GEMMs
+ * that narrow run at half speed) gives each thread its own images instead, each summing its
+ * images' gradient into a [Co, K] of its own, added up in thread order at the end. */
+static bool filter_by_images(const gan_backend *be, const gan_conv_geom *g)
+{
+    const cpu_backend_state *state = be->impl;
+    return state->threads > 1 && conv_k(g) < (size_t)CPU_CONV_GEMM_COLUMNS / 4 * state->threads;
+}
+
+/* floats of one thread's workspace */
+static size_t thread_slice(const gan_backend *be, const gan_conv_geom *g)
+{
+    size_t slice = (conv_k(g) + (size_t)g->c_out) * (size_t)conv_chunk(be, g) * conv_p(g);
+    if (filter_by_images(be, g))
+        slice += (size_t)g->c_out * conv_k(g); /* its own dw */
+    return slice;
 }
 
 /* NULL when the geometry is one the convolutions run, else what is wrong with it. The GEMM takes
@@ -100,8 +123,7 @@ size_t cpu_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
     if (!be || !be->impl || geom_problem(g) || whole_input_kernel(g))
         return 0;
     const cpu_backend_state *state = be->impl;
-    size_t chunk = (size_t)conv_chunk(be, g);
-    return (size_t)state->threads * (conv_k(g) + (size_t)g->c_out) * chunk * conv_p(g) * sizeof(float);
+    return (size_t)state->threads * thread_slice(be, g) * sizeof(float);
 }
 
 /* The outputs o in [*lo, *hi) whose input index o * stride - pad + tap lies inside [0, in_len):
@@ -440,7 +462,7 @@ gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float
         return gemm_split(be, false, true, g->n, g->c_out, K, 1.0f, x, K, w, K, 0.0f, y, g->c_out);
     const cpu_backend_state *state = be->impl;
     const int chunk = conv_chunk(be, g);
-    const size_t P = conv_p(g), slice = ((size_t)K + g->c_out) * chunk * P;
+    const size_t P = conv_p(g), slice = thread_slice(be, g);
     gan_status status = GAN_OK;
 #pragma omp parallel num_threads(state->threads)
     {
@@ -472,7 +494,7 @@ gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const
         return gemm_split(be, false, false, g->n, K, g->c_out, 1.0f, dy, g->c_out, w, K, 0.0f, dx, K);
     const cpu_backend_state *state = be->impl;
     const int chunk = conv_chunk(be, g);
-    const size_t P = conv_p(g), slice = ((size_t)K + g->c_out) * chunk * P;
+    const size_t P = conv_p(g), slice = thread_slice(be, g);
     gan_status status = GAN_OK;
 #pragma omp parallel num_threads(state->threads)
     {
@@ -496,6 +518,51 @@ gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const
     return status;
 }
 
+/* Backward-filter, each thread over its own images into a dw of its own (filter_by_images). */
+static gan_status conv_backward_filter_by_images(gan_backend *be, const gan_conv_geom *g,
+                                                 const float *x, const float *dy, float beta,
+                                                 float *dw, void *workspace)
+{
+    const cpu_backend_state *state = be->impl;
+    const int K = (int)conv_k(g), chunk = conv_chunk(be, g);
+    const size_t P = conv_p(g), slice = thread_slice(be, g), dw_count = (size_t)g->c_out * K;
+    float *const base = workspace;
+    gan_status status = GAN_OK;
+#pragma omp parallel num_threads(state->threads)
+    {
+        int t = omp_get_thread_num(), team = omp_get_num_threads(), lo, hi;
+        thread_range(g->n, t, team, &lo, &hi);
+        float *col = base + (size_t)t * slice, *dybuf = col + (size_t)K * chunk * P;
+        float *my_dw = dybuf + (size_t)g->c_out * chunk * P;
+        if (lo == hi)
+            memset(my_dw, 0, sizeof(float) * dw_count);
+        for (int img0 = lo; img0 < hi; img0 += chunk) {
+            int cnt = hi - img0 < chunk ? hi - img0 : chunk;
+            int cols = (int)(cnt * P);
+            im2col(g, x, img0, cnt, 0, K, col);
+            const float *in = dy + (size_t)img0 * g->c_out * P;
+            if (cnt > 1) {
+                gather_planes(dy, g->c_out, P, img0, cnt, 0, g->c_out, dybuf);
+                in = dybuf;
+            }
+            /* my_dw [Co, K] (+)= dy [Co, cols] col^T [cols, K] */
+            keep_status(&status, gan_blas_sgemm_this_thread(false, true, g->c_out, K, cols, 1.0f, in,
+                                                            cols, col, cols, img0 == lo ? 0.0f : 1.0f,
+                                                            my_dw, K));
+        }
+#pragma omp barrier
+        /* dw = beta dw + the threads' sums, added in thread order */
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < dw_count; i++) {
+            float sum = beta != 0.0f ? beta * dw[i] : 0.0f;
+            for (int u = 0; u < team; u++)
+                sum += base[(size_t)u * slice + ((size_t)K + g->c_out) * chunk * P + i];
+            dw[i] = sum;
+        }
+    }
+    return status;
+}
+
 gan_status cpu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                     const float *dy, float beta, float *dw, void *workspace)
 {
@@ -506,6 +573,8 @@ gan_status cpu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, con
     if (whole_input_kernel(g)) /* dw [Co, K] = beta dw + dy^T [Co, n] x [n, K] */
         return gemm_split(be, true, false, g->c_out, K, g->n, 1.0f, dy, g->c_out, x, K, beta, dw, K);
     const cpu_backend_state *state = be->impl;
+    if (filter_by_images(be, g))
+        return conv_backward_filter_by_images(be, g, x, dy, beta, dw, workspace);
     /* All threads take the same images at a time (the workspace of every thread at once), each
      * its own rows of col: dybuf is gathered once for all of them. */
     const int chunk = conv_chunk(be, g) * state->threads;

@@ -53,6 +53,8 @@ typedef struct cpu_backend_state {
 } cpu_backend_state;
 
 #define CPU_CONV_WORKSPACE_BUDGET_BYTES ((size_t)2 << 20)
+/* A convolution's chunk holds no more images than make its GEMM this many columns wide. */
+enum { CPU_CONV_GEMM_COLUMNS = 256 };
 
 /* cpu_conv.c */
 gan_status cpu_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
