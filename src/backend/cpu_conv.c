@@ -9,10 +9,13 @@
  *   dw [Co, K]       += dybuf col^T                         backward-filter
  * Forward and backward-data give each thread its own images, in chunks: im2col, GEMM and
  * col2im of a chunk run back to back on one core while the chunk is in its cache. Backward-
- * filter gives each thread its own rows of col, i.e. its own columns of dw, over all images.
+ * filter gives each thread its own rows of col, i.e. its own columns of dw, over all images
+ * (with few rows, a first layer's, its own images and a dw of its own, added up at the end).
  * Batching images into one GEMM keeps the GEMM large for the small late layers of DCGAN (4x4
- * outputs); with cnt = 1 ybuf is y's own plane and no copy is made. The chunk is the largest
- * that keeps a thread's workspace under conv_workspace_budget_bytes (cpu_internal.h).
+ * outputs); with cnt = 1 ybuf is y's own plane and no copy is made. A chunk is as many images
+ * as keep a thread's workspace under conv_workspace_budget_bytes and make a GEMM at most
+ * CPU_CONV_GEMM_COLUMNS wide (cpu_internal.h). DCGAN's kernel 4, stride 2, padding 1 has an
+ * im2col and a col2im of its own (whole input rows as stride-2 copies).
  * A kernel that covers the whole unpadded input (DCGAN's last D layer, 4x4 -> 1x1, and G's first,
  * 1x1 -> 4x4) needs no im2col: x [n, K] is its own col, and each pass is one GEMM.
  * Every thread writes its own outputs and each output's sums have one fixed order, so results
@@ -47,7 +50,7 @@ static int images_per_thread(const gan_backend *be, const gan_conv_geom *g)
 }
 
 /* Images per GEMM on one thread: as many as the budget holds, at least 1, at most the thread's
- * share of the batch. */
+ * share of the batch (and see below). */
 static int conv_chunk(const gan_backend *be, const gan_conv_geom *g)
 {
     const cpu_backend_state *state = be->impl;
@@ -85,8 +88,7 @@ static size_t thread_slice(const gan_backend *be, const gan_conv_geom *g)
 }
 
 /* NULL when the geometry is one the convolutions run, else what is wrong with it. The GEMM takes
- * int sizes: one image's K and P must fit in one, and so must a batch's for the GEMM-only
- * geometries. */
+ * int sizes: one image's K and P must fit in one. */
 static const char *geom_problem(const gan_conv_geom *g)
 {
     if (!g)
