@@ -60,7 +60,7 @@ static gan_status batchnorm_plan(gan_layer *layer, gan_model *model, gan_pool *p
 static const gan_layer *fused_activation(const gan_layer *layer, const gan_model *model)
 {
     const gan_layer *act = layer->fused_activation;
-    return act && act->index < model->active_layers ? act : NULL;
+    return act && act->position < model->active_layers ? act : NULL;
 }
 
 static gan_activation activation_kind(const gan_layer *act)

@@ -27,6 +27,7 @@ struct gan_layer {
     const gan_layer_vtable *vt;
     gan_layer_spec spec;
     int index;            /* PyTorch module index */
+    int position;         /* place in model->layers (views take a place but no index) */
     int batch;
     gan_shape in, out;    /* per sample */
     float *output;        /* [batch, out] */

@@ -132,6 +132,7 @@ gan_status gan_model_create(const char *name, const char *layers_text, gan_shape
             break;
         }
         layer->index = module_index++;
+        layer->position = model->layer_count;
         layer->batch = batch;
         layer->in = shape;
         layer->weight_param = layer->bias_param = -1;
@@ -317,7 +318,7 @@ gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_gr
         const float *x = i > 0 ? model->layers[i - 1]->output : model->input;
         float *dx = i > 0 ? model->layers[i - 1]->grad_output
                           : (want_grad_input ? model->grad_input : NULL);
-        const float *y = layer->fused_activation && i + 1 < model->active_layers
+        const float *y = layer->fused_activation && layer->fused_activation->position < model->active_layers
                              ? layer->fused_activation->output
                              : layer->output;
         gan_status status = layer->vt->backward(layer, model, x, y, dy, dx, mode);
