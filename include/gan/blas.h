@@ -31,7 +31,10 @@ gan_status gan_blas_init(void);
  * (A stored [m, k], lda >= k; or with trans_a, stored [k, m], lda >= m), op(B) is [k, n] (B stored
  * [k, n], ldb >= n; or with trans_b, [n, k], ldb >= k) and ldc >= n. Loads the BLAS if needed.
  * Bit-identical from run to run for the same thread count. On OpenBLAS's threads (info.threads);
- * inside an OpenMP parallel region, on the calling thread. */
+ * inside an OpenMP parallel region, on the calling thread. It hands OpenBLAS its threads by
+ * openblas_set_num_threads around the call (a process-wide setting): one host thread at a time
+ * may call it outside OpenMP regions, as gan's trainer does (the data loader's thread does no
+ * GEMMs); calls from the threads of one OpenMP region are fine. */
 gan_status gan_blas_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                           const float *a, int lda, const float *b, int ldb, float beta, float *c,
                           int ldc);
