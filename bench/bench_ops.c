@@ -80,29 +80,39 @@ typedef struct buffers {
     void *ptr[MAX_BUFFERS];
     int count;
     uint64_t stream;
+    gan_status status; /* the first failure: later requests do nothing; read it once at the end */
 } buffers;
 
 /* count floats of N(mean, std) (std 0: all `mean`) */
-static gan_status buffer_floats(buffers *b, size_t count, float mean, float std, float **out)
+static void buffer_floats(buffers *b, size_t count, float mean, float std, float **out)
 {
-    if (b->count == MAX_BUFFERS)
-        return gan_error(GAN_ERR_ARG, "bench ops: too many buffers");
+    if (b->status != GAN_OK)
+        return;
+    if (b->count == MAX_BUFFERS) {
+        b->status = gan_error(GAN_ERR_ARG, "bench ops: too many buffers");
+        return;
+    }
     size_t n = count ? count : 1;
-    GAN_TRY(b->be->alloc(b->be, n * sizeof(float), &b->ptr[b->count]));
+    b->status = b->be->alloc(b->be, n * sizeof(float), &b->ptr[b->count]);
+    if (b->status != GAN_OK)
+        return;
     float *p = b->ptr[b->count++];
     *out = p;
-    if (std == 0.0f)
-        return b->be->fill(b->be, p, mean, n);
-    return b->be->rng_normal(b->be, n, 12345, ++b->stream, 0, mean, std, p);
+    b->status = std == 0.0f ? b->be->fill(b->be, p, mean, n)
+                            : b->be->rng_normal(b->be, n, 12345, ++b->stream, 0, mean, std, p);
 }
 
-static gan_status buffer_bytes(buffers *b, size_t bytes, void **out)
+static void buffer_bytes(buffers *b, size_t bytes, void **out)
 {
-    if (b->count == MAX_BUFFERS)
-        return gan_error(GAN_ERR_ARG, "bench ops: too many buffers");
-    GAN_TRY(b->be->alloc(b->be, bytes ? bytes : 64, &b->ptr[b->count]));
-    *out = b->ptr[b->count++];
-    return GAN_OK;
+    if (b->status != GAN_OK)
+        return;
+    if (b->count == MAX_BUFFERS) {
+        b->status = gan_error(GAN_ERR_ARG, "bench ops: too many buffers");
+        return;
+    }
+    b->status = b->be->alloc(b->be, bytes ? bytes : 64, &b->ptr[b->count]);
+    if (b->status == GAN_OK)
+        *out = b->ptr[b->count++];
 }
 
 static void buffers_free(buffers *b)
@@ -239,17 +249,13 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     buffers b = {.be = be};
     float *x = NULL, *y = NULL, *w = NULL, *dx = NULL, *dw = NULL;
     void *ws = NULL;
-    gan_status status = buffer_floats(&b, x_count, 0.0f, 1.0f, &x);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, y_count, 0.0f, 1.0f, &y);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, w_count, 0.0f, 0.02f, &w);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, x_count, 0.0f, 0.0f, &dx);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, w_count, 0.0f, 0.0f, &dw);
-    if (status == GAN_OK)
-        status = buffer_bytes(&b, be->conv_workspace_bytes(be, &g), &ws);
+    buffer_floats(&b, x_count, 0.0f, 1.0f, &x);
+    buffer_floats(&b, y_count, 0.0f, 1.0f, &y);
+    buffer_floats(&b, w_count, 0.0f, 0.02f, &w);
+    buffer_floats(&b, x_count, 0.0f, 0.0f, &dx);
+    buffer_floats(&b, w_count, 0.0f, 0.0f, &dw);
+    buffer_bytes(&b, be->conv_workspace_bytes(be, &g), &ws);
+    gan_status status = b.status;
     bool convt = l->spec.kind == GAN_LAYER_CONVT;
     char layer[16], shape[96], in_text[40], out_text[40];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
@@ -288,15 +294,12 @@ static gan_status bench_linear_layer(gan_backend *be, const gan_model *m, const 
     int n = l->batch, in = l->in.c, out = l->out.c;
     buffers b = {.be = be};
     float *x = NULL, *y = NULL, *w = NULL, *dx = NULL, *dw = NULL;
-    gan_status status = buffer_floats(&b, (size_t)n * in, 0.0f, 1.0f, &x);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)n * out, 0.0f, 1.0f, &y);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)out * in, 0.0f, 0.02f, &w);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)n * in, 0.0f, 0.0f, &dx);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)out * in, 0.0f, 0.0f, &dw);
+    buffer_floats(&b, (size_t)n * in, 0.0f, 1.0f, &x);
+    buffer_floats(&b, (size_t)n * out, 0.0f, 1.0f, &y);
+    buffer_floats(&b, (size_t)out * in, 0.0f, 0.02f, &w);
+    buffer_floats(&b, (size_t)n * in, 0.0f, 0.0f, &dx);
+    buffer_floats(&b, (size_t)out * in, 0.0f, 0.0f, &dw);
+    gan_status status = b.status;
     char layer[16], shape[96];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     snprintf(shape, sizeof shape, "[%d,%d]->[%d,%d]", n, in, n, out);
@@ -329,29 +332,19 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
     float *x = NULL, *y = NULL, *dy = NULL, *dx = NULL, *gamma = NULL, *beta = NULL;
     float *running_mean = NULL, *running_var = NULL, *save_mean = NULL, *save_invstd = NULL;
     float *dgamma = NULL, *dbeta = NULL;
-    gan_status status = buffer_floats(&b, count, 0.0f, 1.0f, &x);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 0.0f, 0.0f, &y);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 0.0f, 1.0f, &dy);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 0.0f, 0.0f, &dx);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)c, 1.0f, 0.02f, &gamma);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &beta);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &running_mean);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)c, 1.0f, 0.0f, &running_var);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &save_mean);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)c, 1.0f, 0.0f, &save_invstd);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dgamma);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dbeta);
+    buffer_floats(&b, count, 0.0f, 1.0f, &x);
+    buffer_floats(&b, count, 0.0f, 0.0f, &y);
+    buffer_floats(&b, count, 0.0f, 1.0f, &dy);
+    buffer_floats(&b, count, 0.0f, 0.0f, &dx);
+    buffer_floats(&b, (size_t)c, 1.0f, 0.02f, &gamma);
+    buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &beta);
+    buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &running_mean);
+    buffer_floats(&b, (size_t)c, 1.0f, 0.0f, &running_var);
+    buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &save_mean);
+    buffer_floats(&b, (size_t)c, 1.0f, 0.0f, &save_invstd);
+    buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dgamma);
+    buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dbeta);
+    gan_status status = b.status;
     char layer[16], shape[96];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(shape, sizeof shape, n, l->in);
@@ -376,15 +369,12 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
     size_t count = (size_t)l->batch * gan_shape_count(l->in);
     buffers b = {.be = be};
     float *x = NULL, *y = NULL, *dy = NULL, *dx = NULL, *mask = NULL;
-    gan_status status = buffer_floats(&b, count, 0.0f, 1.0f, &x);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 0.0f, 0.0f, &y);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 0.0f, 1.0f, &dy);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 0.0f, 0.0f, &dx);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 1.0f, 0.0f, &mask);
+    buffer_floats(&b, count, 0.0f, 1.0f, &x);
+    buffer_floats(&b, count, 0.0f, 0.0f, &y);
+    buffer_floats(&b, count, 0.0f, 1.0f, &dy);
+    buffer_floats(&b, count, 0.0f, 0.0f, &dx);
+    buffer_floats(&b, count, 1.0f, 0.0f, &mask);
+    gan_status status = b.status;
     char layer[16], shape[96], name[32];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(shape, sizeof shape, l->batch, l->in);
@@ -460,13 +450,11 @@ static gan_status bench_bce(gan_backend *be, int n, const ops_options *opt, cons
 {
     buffers b = {.be = be};
     float *logits = NULL, *loss = NULL, *prob = NULL, *dlogits = NULL;
-    gan_status status = buffer_floats(&b, (size_t)n, 0.0f, 2.0f, &logits);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, 1, 0.0f, 0.0f, &loss);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, 1, 0.0f, 0.0f, &prob);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, (size_t)n, 0.0f, 0.0f, &dlogits);
+    buffer_floats(&b, (size_t)n, 0.0f, 2.0f, &logits);
+    buffer_floats(&b, 1, 0.0f, 0.0f, &loss);
+    buffer_floats(&b, 1, 0.0f, 0.0f, &prob);
+    buffer_floats(&b, (size_t)n, 0.0f, 0.0f, &dlogits);
+    gan_status status = b.status;
     char shape[32];
     snprintf(shape, sizeof shape, "[%d] logits", n);
     op_call call = {.kind = OP_BCE, .n = n, .a = logits, .out = loss, .out2 = prob, .out3 = dlogits};
@@ -483,13 +471,11 @@ static gan_status bench_adam(gan_backend *be, const gan_model *m, const ops_opti
     size_t count = m->trainable_count;
     buffers b = {.be = be};
     float *param = NULL, *grad = NULL, *mom = NULL, *vel = NULL;
-    gan_status status = buffer_floats(&b, count, 0.0f, 0.02f, &param);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 0.0f, 0.01f, &grad);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 0.0f, 0.0f, &mom);
-    if (status == GAN_OK)
-        status = buffer_floats(&b, count, 0.0f, 0.0f, &vel);
+    buffer_floats(&b, count, 0.0f, 0.02f, &param);
+    buffer_floats(&b, count, 0.0f, 0.01f, &grad);
+    buffer_floats(&b, count, 0.0f, 0.0f, &mom);
+    buffer_floats(&b, count, 0.0f, 0.0f, &vel);
+    gan_status status = b.status;
     /* the scalars of torch.optim.Adam(lr 2e-4, betas (0.5, 0.999)) at step 1 */
     gan_adam_scalars s = {.beta1 = 0.5f, .one_minus_beta1 = 0.5f, .beta2 = 0.999f, .one_minus_beta2 = 0.001f,
                           .eps = 1e-8f, .step_size = 2e-4f / 0.5f, .bias_correction2_sqrt = sqrtf(0.001f)};
