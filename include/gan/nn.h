@@ -63,6 +63,11 @@ typedef enum gan_weight_init {
     GAN_INIT_PYTORCH  /* PyTorch's reset_parameters(): U(+-1/sqrt(fan_in)) weights and biases */
 } gan_weight_init;
 
+/* Batch norm's constants, PyTorch's defaults for BatchNorm1d/2d: every BN layer uses them, and
+ * exports (ONNX) read them from gan_layer_info rather than repeating them. */
+#define GAN_BN_EPSILON 1e-5f
+#define GAN_BN_MOMENTUM 0.1f
+
 /* A named tensor of a model: a parameter (trainable, has a gradient) or a buffer (running
  * statistics). Names follow PyTorch: `<module index>.weight`, `.bias`, `.running_mean`, ... */
 typedef struct gan_param {
@@ -163,6 +168,25 @@ gan_status gan_model_set_dropout_mask(gan_model *model, int module_index, const 
 /* Points every parameter and buffer of `dst` at those of `src` (same layer sequence, any batch):
  * a second view of one network, e.g. G at the sample grid's batch size. */
 gan_status gan_model_share_weights(gan_model *dst, const gan_model *src);
+/* A read-only description of one layer of a model, for code outside src/nn (ONNX export, the
+ * benchmarks): what the layer is, its shapes, and where it runs. Parameters are found by name
+ * with gan_model_find_param ("<index>.weight", ...). */
+typedef struct gan_layer_info {
+    gan_layer_spec spec;  /* kind, sizes, kernel, stride, pad, bias, slope, drop_p */
+    int index;            /* PyTorch module index */
+    int position;         /* 0 .. gan_model_layer_count - 1 */
+    int batch;
+    gan_shape in, out;    /* per sample */
+    bool active;          /* runs in forward (false for a sigmoid the loss applies itself) */
+    bool fused;           /* an activation that runs inside the batch norm before it (training) */
+    float bn_epsilon, bn_momentum; /* batch norm only */
+} gan_layer_info;
+
+/* Layers in order (views are folded into the shapes and not counted). */
+int gan_model_layer_count(const gan_model *model);
+/* Layer `position` (0 .. count - 1); GAN_ERR_ARG past the end. */
+gan_status gan_model_layer_info(const gan_model *model, int position, gan_layer_info *out);
+
 /* One line per layer: index, kind, input and output shapes, parameter count. */
 void gan_model_print(const gan_model *model, FILE *out);
 

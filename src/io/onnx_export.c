@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "gan/file_atomic.h"
-#include "nn/layer.h"
+#include "gan/nn.h"
 
 /* onnx.proto field numbers */
 enum {
@@ -25,9 +25,6 @@ enum {
     TYPE_TENSOR_TYPE = 1, TYPE_TENSOR_ELEM_TYPE = 1, TYPE_TENSOR_SHAPE = 2,
     SHAPE_DIM = 1, DIM_VALUE = 1, DIM_PARAM = 2
 };
-
-/* BatchNorm's epsilon, PyTorch's default (src/nn/batchnorm.c uses the same). */
-static const float BN_EPSILON = 1e-5f;
 
 enum { NAME_BYTES = 112, MAX_NODE_INPUTS = 5 };
 
@@ -196,13 +193,14 @@ static gan_status conform(onnx_builder *b, int rank, gan_shape want)
     return GAN_OK;
 }
 
-static gan_status add_conv(onnx_builder *b, gan_layer *layer, const char *op_type, const char *name)
+static gan_status add_conv(onnx_builder *b, const gan_layer_info *layer, const char *op_type,
+                           const char *name)
 {
     GAN_TRY(conform(b, 4, layer->in));
     char extra[2][NAME_BYTES];
     int extra_count = 1;
     GAN_TRY(add_param(b, layer->index, "weight", extra[0]));
-    if (layer->bias_param >= 0) {
+    if (layer->spec.bias) {
         GAN_TRY(add_param(b, layer->index, "bias", extra[1]));
         extra_count = 2;
     }
@@ -216,7 +214,7 @@ static gan_status add_conv(onnx_builder *b, gan_layer *layer, const char *op_typ
     return GAN_OK;
 }
 
-static gan_status add_layer(onnx_builder *b, gan_layer *layer)
+static gan_status add_layer(onnx_builder *b, const gan_layer_info *layer)
 {
     char name[NAME_BYTES];
     snprintf(name, sizeof name, "%s.%d", b->prefix, layer->index);
@@ -233,7 +231,7 @@ static gan_status add_layer(onnx_builder *b, gan_layer *layer)
         char extra[2][NAME_BYTES];
         int extra_count = 1;
         GAN_TRY(add_param(b, layer->index, "weight", extra[0]));
-        if (layer->bias_param >= 0) {
+        if (layer->spec.bias) {
             GAN_TRY(add_param(b, layer->index, "bias", extra[1]));
             extra_count = 2;
         }
@@ -249,7 +247,7 @@ static gan_status add_layer(onnx_builder *b, gan_layer *layer)
         GAN_TRY(add_param(b, layer->index, "running_mean", extra[2]));
         GAN_TRY(add_param(b, layer->index, "running_var", extra[3]));
         GAN_TRY(add_node(b, "BatchNormalization", name, extra, 4, &node));
-        attribute_float(&node->attributes, "epsilon", BN_EPSILON);
+        attribute_float(&node->attributes, "epsilon", layer->bn_epsilon);
         break;
     }
     case GAN_LAYER_RELU:
@@ -345,15 +343,20 @@ gan_status gan_onnx_encode(gan_model *model, const char *prefix, gan_pb *out)
 
     /* The input: [batch, nz] for a generator that starts with nn.Linear, else [batch, c, h, w]. */
     gan_shape in = model->input_shape;
-    bool flat_input = model->layer_count > 0 && model->layers[0]->spec.kind == GAN_LAYER_LINEAR &&
-                      in.h == 1 && in.w == 1;
+    gan_layer_info first;
+    bool flat_input = gan_model_layer_info(model, 0, &first) == GAN_OK &&
+                      first.spec.kind == GAN_LAYER_LINEAR && in.h == 1 && in.w == 1;
     snprintf(b.value.name, sizeof b.value.name, "z");
     b.value.rank = flat_input ? 2 : 4;
     b.value.shape = in;
 
     gan_status status = GAN_OK;
-    for (int i = 0; i < model->layer_count && status == GAN_OK; i++)
-        status = add_layer(&b, model->layers[i]);
+    for (int i = 0; i < gan_model_layer_count(model) && status == GAN_OK; i++) {
+        gan_layer_info layer;
+        status = gan_model_layer_info(model, i, &layer);
+        if (status == GAN_OK)
+            status = add_layer(&b, &layer);
+    }
     if (status == GAN_OK)
         status = conform(&b, 4, model->output_shape);
     /* The last node's output is the graph's output (a graph of dropouts alone gets an Identity). */

@@ -6,8 +6,8 @@
 
 #include "nn/layer.h"
 
-static const float BN_MOMENTUM = 0.1f;
-static const float BN_EPS = 1e-5f;
+static const float BN_MOMENTUM = GAN_BN_MOMENTUM;
+static const float BN_EPS = GAN_BN_EPSILON;
 
 typedef struct batchnorm_layer {
     gan_layer base;

@@ -42,7 +42,9 @@ struct gan_layer {
     bool fused_into_previous;     /* on the activation */
 };
 
-/* Adds a parameter or buffer named "<index>.<suffix>" and returns its index in model->params. */
+/* The parameter helpers (layer.c), called by the layers while the model is built: adds a
+ * parameter or buffer named "<index>.<suffix>" and returns its index in model->params (-1 when
+ * out of memory); gan_layer_param finds it again (NULL for -1). */
 int gan_layer_add_param(gan_model *model, gan_layer *layer, const char *suffix, int ndim,
                         const int64_t *dims, bool trainable);
 gan_param *gan_layer_param(gan_model *model, int param_index);

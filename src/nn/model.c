@@ -23,36 +23,6 @@ static gan_layer *layer_new(const gan_layer_spec *spec)
     return NULL;
 }
 
-int gan_layer_add_param(gan_model *model, gan_layer *layer, const char *suffix, int ndim,
-                        const int64_t *dims, bool trainable)
-{
-    gan_param *grown = realloc(model->params, (size_t)(model->param_count + 1) * sizeof *grown);
-    if (!grown)
-        return -1;
-    model->params = grown;
-    gan_param *p = &model->params[model->param_count];
-    memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%d.%s", layer->index, suffix);
-    p->module_index = layer->index;
-    p->ndim = ndim;
-    p->count = 1;
-    for (int i = 0; i < ndim; i++) {
-        p->dims[i] = dims[i];
-        p->count *= (size_t)dims[i];
-    }
-    p->trainable = trainable;
-    if (trainable)
-        model->trainable_count += p->count;
-    else
-        model->buffer_count += p->count;
-    return model->param_count++;
-}
-
-gan_param *gan_layer_param(gan_model *model, int param_index)
-{
-    return param_index >= 0 ? &model->params[param_index] : NULL;
-}
-
 static void format_shape(char *buf, size_t bytes, int batch, gan_shape s)
 {
     snprintf(buf, bytes, "[%d, %d, %d, %d]", batch, s.c, s.h, s.w);
@@ -393,6 +363,30 @@ gan_status gan_model_set_bn_batches_tracked(gan_model *model, int module_index, 
     if (!bn)
         return gan_error(GAN_ERR_ARG, "%s: module %d is not a batch norm", model->name, module_index);
     *gan_batchnorm_batches_tracked(bn) = value;
+    return GAN_OK;
+}
+
+int gan_model_layer_count(const gan_model *model) { return model->layer_count; }
+
+gan_status gan_model_layer_info(const gan_model *model, int position, gan_layer_info *out)
+{
+    if (position < 0 || position >= model->layer_count)
+        return gan_error(GAN_ERR_ARG, "%s has %d layers, no layer at position %d", model->name,
+                         model->layer_count, position);
+    const gan_layer *layer = model->layers[position];
+    bool bn = layer->spec.kind == GAN_LAYER_BN;
+    *out = (gan_layer_info){
+        .spec = layer->spec,
+        .index = layer->index,
+        .position = position,
+        .batch = layer->batch,
+        .in = layer->in,
+        .out = layer->out,
+        .active = position < model->active_layers,
+        .fused = layer->fused_into_previous,
+        .bn_epsilon = bn ? GAN_BN_EPSILON : 0.0f,
+        .bn_momentum = bn ? GAN_BN_MOMENTUM : 0.0f,
+    };
     return GAN_OK;
 }
 
