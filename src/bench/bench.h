@@ -1,8 +1,9 @@
-/* What the benchmarks share: the clock, statistics, the machine's peak measured in the same run,
- * the machine description, configs by name, and the geometry and FLOP count of a model's layers.
- * Entry points of `gan bench ops|train|data` (each also builds as a standalone gan_bench_NAME). */
-#ifndef GAN_BENCH_UTIL_H
-#define GAN_BENCH_UTIL_H
+/* The benchmarks of `gan bench ops|train|data` (src/bench/NAME.c, dispatched by
+ * src/cli/cmd_bench.c) and what they share (util.c): statistics, the machine's peak measured in
+ * the same run, the machine description, configs by name, and the geometry and FLOP count of a
+ * model's layers. The comparison scripts and recorded results stay in bench/ at the top. */
+#ifndef GAN_BENCH_BENCH_H
+#define GAN_BENCH_BENCH_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,7 +13,8 @@
 #include "gan/config.h"
 #include "gan/nn.h"
 
-/* argv[0] is the name printed in the command that reproduces the run ("gan bench train"). */
+/* Entry points; argv[0] is the name printed in the command that reproduces the run
+ * ("gan bench train"). Each returns the process exit status. */
 int gan_bench_ops(int argc, char **argv);
 int gan_bench_train(int argc, char **argv);
 int gan_bench_data(int argc, char **argv);
@@ -48,11 +50,11 @@ gan_status bench_load_config(const char *name_or_path, const char *const *overri
 
 /* The convolution that computes a conv or convt layer (for convt, the convolution whose
  * backward-data it is: x = the layer's output, y = its input, see src/nn/convt.c). */
-gan_conv_geom bench_layer_conv_geom(const gan_layer *layer);
+gan_conv_geom bench_layer_conv_geom(const gan_layer_info *layer);
 /* FLOPs of one pass (forward, backward-data or backward-filter: the three cost the same) of a
  * conv, convt or linear layer: 2 N C_out H_out W_out C_in kH kW of its convolution, 2 N in out of
  * a linear; 0 for every other layer. */
-double bench_layer_pass_flops(const gan_layer *layer);
+double bench_layer_pass_flops(const gan_layer_info *layer);
 /* The FLOPs of the conv/convt/linear passes one training iteration runs (see bench_train.c). */
 double bench_iteration_flops(const gan_model *g, const gan_model *d, int d_steps);
 

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench_util.h"
+#include "bench/bench.h"
 #include "gan/backend_select.h"
 #include "gan/config.h"
 #include "gan/data.h"
@@ -375,7 +375,3 @@ int gan_bench_data(int argc, char **argv)
     }
     return status == GAN_OK ? 0 : 1;
 }
-
-#ifndef GAN_BENCH_NO_MAIN
-int main(int argc, char **argv) { return gan_bench_data(argc, argv); }
-#endif

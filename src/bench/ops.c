@@ -27,8 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_util.h"
-#include "nn/layer.h"
+#include "bench/bench.h"
 
 enum { MAX_LIST = 16, MAX_BUFFERS = 16 };
 
@@ -61,10 +60,10 @@ typedef struct iteration_ms {
  * once, no input gradient at its first layer; D's final sigmoid is fused into the loss. */
 typedef enum pass_kind { PASS_FORWARD, PASS_BACKWARD_DATA, PASS_BACKWARD_FILTER } pass_kind;
 
-static int passes_per_iteration(const gan_model *m, const gan_layer *l, pass_kind pass)
+static int passes_per_iteration(const gan_model *m, const gan_layer_info *l, pass_kind pass)
 {
-    bool is_d = m->name[0] == 'D', first = l == m->layers[0];
-    if (is_d && l == m->layers[m->layer_count - 1] && l->spec.kind == GAN_LAYER_SIGMOID)
+    bool is_d = m->name[0] == 'D', first = l->position == 0;
+    if (is_d && l->position == gan_model_layer_count(m) - 1 && l->spec.kind == GAN_LAYER_SIGMOID)
         return 0;
     switch (pass) {
     case PASS_FORWARD: return is_d ? 3 : 1;
@@ -240,7 +239,7 @@ static void shape_text(char *out, size_t bytes, int n, gan_shape s)
 }
 
 /* ---- the ops of one layer ------------------------------------------------------------------- */
-static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const gan_layer *l, const ops_options *opt,
+static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const gan_layer_info *l, const ops_options *opt,
                                    const peaks *pk, iteration_ms *it)
 {
     gan_conv_geom g = bench_layer_conv_geom(l);
@@ -288,7 +287,7 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
 }
 
 /* linear: y[N, out] = x[N, in] W^T; dW = dy^T x; dx = dy W (as src/nn/linear.c calls gemm) */
-static gan_status bench_linear_layer(gan_backend *be, const gan_model *m, const gan_layer *l,
+static gan_status bench_linear_layer(gan_backend *be, const gan_model *m, const gan_layer_info *l,
                                      const ops_options *opt, const peaks *pk, iteration_ms *it)
 {
     int n = l->batch, in = l->in.c, out = l->out.c;
@@ -323,7 +322,7 @@ static gan_status bench_linear_layer(gan_backend *be, const gan_model *m, const 
     return status;
 }
 
-static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_layer *l, const ops_options *opt,
+static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_layer_info *l, const ops_options *opt,
                                  const peaks *pk, iteration_ms *it)
 {
     int n = l->batch, c = l->in.c, hw = l->in.h * l->in.w;
@@ -363,7 +362,7 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
     return status;
 }
 
-static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, const gan_layer *l,
+static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, const gan_layer_info *l,
                                           const ops_options *opt, const peaks *pk, iteration_ms *it)
 {
     size_t count = (size_t)l->batch * gan_shape_count(l->in);
@@ -415,8 +414,10 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
 static gan_status bench_model(gan_backend *be, const gan_model *m, const ops_options *opt, const peaks *pk,
                               iteration_ms *it)
 {
-    for (int i = 0; i < m->layer_count; i++) {
-        const gan_layer *l = m->layers[i];
+    for (int i = 0; i < gan_model_layer_count(m); i++) {
+        gan_layer_info layer;
+        GAN_TRY(gan_model_layer_info(m, i, &layer));
+        const gan_layer_info *l = &layer;
         switch (l->spec.kind) {
         case GAN_LAYER_CONV:
         case GAN_LAYER_CONVT:
@@ -676,7 +677,3 @@ int gan_bench_ops(int argc, char **argv)
     }
     return 0;
 }
-
-#ifndef GAN_BENCH_NO_MAIN
-int main(int argc, char **argv) { return gan_bench_ops(argc, argv); }
-#endif

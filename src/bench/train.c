@@ -28,7 +28,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "bench_util.h"
+#include "bench/bench.h"
 #include "gan/train.h"
 
 enum { MAX_OVERRIDES = 64, MAX_ROUNDS = 64, SOURCE_BATCHES = 4 };
@@ -324,7 +324,3 @@ int gan_bench_train(int argc, char **argv)
     }
     return 0;
 }
-
-#ifndef GAN_BENCH_NO_MAIN
-int main(int argc, char **argv) { return gan_bench_train(argc, argv); }
-#endif

@@ -1,5 +1,5 @@
-/* Shared pieces of the benchmarks: see bench_util.h. */
-#include "bench_util.h"
+/* Shared pieces of the benchmarks: see bench.h. */
+#include "bench/bench.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -11,7 +11,6 @@
 #include "gan/backend_select.h"
 #include "gan/blas.h"
 #include "gan/cuda_backend.h"
-#include "nn/layer.h"
 
 #ifndef GAN_SOURCE_DIR
 #define GAN_SOURCE_DIR "."
@@ -237,7 +236,7 @@ gan_status bench_load_config(const char *name_or_path, const char *const *overri
     return gan_config_validate(cfg);
 }
 
-gan_conv_geom bench_layer_conv_geom(const gan_layer *layer)
+gan_conv_geom bench_layer_conv_geom(const gan_layer_info *layer)
 {
     const gan_layer_spec *s = &layer->spec;
     /* conv: x = input, y = output; convt: x = output, y = input */
@@ -253,7 +252,7 @@ gan_conv_geom bench_layer_conv_geom(const gan_layer *layer)
     };
 }
 
-double bench_layer_pass_flops(const gan_layer *layer)
+double bench_layer_pass_flops(const gan_layer_info *layer)
 {
     switch (layer->spec.kind) {
     case GAN_LAYER_CONV:
@@ -273,9 +272,14 @@ double bench_layer_pass_flops(const gan_layer *layer)
 static double model_pass_flops(const gan_model *m, double *first)
 {
     double total = 0.0;
-    for (int i = 0; i < m->active_layers; i++)
-        total += bench_layer_pass_flops(m->layers[i]);
-    *first = m->active_layers > 0 ? bench_layer_pass_flops(m->layers[0]) : 0.0;
+    *first = 0.0;
+    gan_layer_info layer;
+    for (int i = 0; gan_model_layer_info(m, i, &layer) == GAN_OK && layer.active; i++) {
+        double flops = bench_layer_pass_flops(&layer);
+        total += flops;
+        if (i == 0)
+            *first = flops;
+    }
     return total;
 }
 

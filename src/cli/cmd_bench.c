@@ -1,8 +1,8 @@
-/* gan bench ops|train|data: the benchmarks of bench/ (each also a standalone gan_bench_NAME). */
+/* gan bench ops|train|data: the benchmarks of src/bench/. */
 #include <stdio.h>
 #include <string.h>
 
-#include "bench_util.h"
+#include "bench/bench.h"
 #include "cli/commands.h"
 
 static void bench_usage(FILE *out)
