@@ -10,7 +10,7 @@
 #include <stdio.h>
 
 #include "gan/error.h"
-#include "gan/nn.h"
+#include "gan/weight_init.h"
 
 #ifdef __cplusplus
 extern "C" {

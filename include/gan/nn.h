@@ -15,6 +15,7 @@
 
 #include "gan/backend.h"
 #include "gan/pool.h"
+#include "gan/weight_init.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,12 +57,6 @@ typedef struct gan_layer_spec {
  * token and its position. */
 gan_status gan_layers_parse(const char *text, gan_layer_spec **specs, int *count);
 const char *gan_layer_kind_name(gan_layer_kind kind);
-
-typedef enum gan_weight_init {
-    GAN_INIT_DCGAN,   /* conv/convt/linear weight N(0, 0.02), BN weight N(1, 0.02), biases 0 */
-    GAN_INIT_XAVIER,  /* xavier_uniform_ (gain 1) weights, BN weight 1, biases 0 */
-    GAN_INIT_PYTORCH  /* PyTorch's reset_parameters(): U(+-1/sqrt(fan_in)) weights and biases */
-} gan_weight_init;
 
 /* Batch norm's constants, PyTorch's defaults for BatchNorm1d/2d: every BN layer uses them, and
  * exports (ONNX) read them from gan_layer_info rather than repeating them. */
