@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "gan/data.h"
-#include "gan/run.h"
 #include "test_util.h"
 
 static const char *FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";

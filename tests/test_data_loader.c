@@ -10,7 +10,6 @@
 
 #include "gan/data.h"
 #include "gan/image.h"
-#include "gan/run.h"
 #include "test_util.h"
 
 static const char *dir;

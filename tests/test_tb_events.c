@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "gan/image.h"
-#include "gan/run.h"
 #include "gan/tb_events.h"
 #include "test_util.h"
 

@@ -16,10 +16,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "gan/config.h"
+#include "gan/data_source.h"
 #include "gan/error.h"
 #include "gan/npy.h"
-#include "gan/train.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -68,6 +68,16 @@ gan_status gan_jpeg_encode(const uint8_t *pixels, int width, int height, int cha
  * and a rename (src/io/png_write.c). */
 gan_status gan_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels);
 
+/* Sample grids (src/io/grid.c): writes a grid like torchvision's save_image(make_grid(x, nrow,
+ * padding=2, normalize=True)): images [n, C, H, W] scaled by the min and max of all of them. */
+gan_status gan_write_sample_grid(const char *path, const float *images, int n, int channels,
+                                 int height, int width, int nrow, int padding);
+/* The same grid as PNG bytes in memory (always RGB, as the file): *png is malloc'ed [*png_size],
+ * the picture *grid_w x *grid_h. */
+gan_status gan_sample_grid_png(const float *images, int n, int channels, int height, int width,
+                               int nrow, int padding, uint8_t **png, size_t *png_size, int *grid_w,
+                               int *grid_h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,21 +30,8 @@ typedef enum gan_run_result {
 gan_status gan_run_train(const gan_config *cfg, const gan_run_options *options,
                          gan_run_result *result);
 
-/* Opens the data source a config names (data.format, data.path); the toy set for "toy". */
-gan_status gan_data_source_open_for_config(const gan_config *cfg, gan_data_source **out);
-
 /* The newest checkpoint file in DIR/checkpoints (by iteration number in its name). */
 gan_status gan_run_latest_checkpoint(const char *run_dir, char *path, size_t path_bytes);
-
-/* Writes a sample grid like torchvision's save_image(make_grid(x, nrow, padding=2,
- * normalize=True)): images [n, C, H, W] scaled by the min and max of all of them. */
-gan_status gan_write_sample_grid(const char *path, const float *images, int n, int channels,
-                                 int height, int width, int nrow, int padding);
-/* The same grid as PNG bytes in memory (always RGB, as the file): *png is malloc'ed [*png_size],
- * the picture *grid_w x *grid_h. */
-gan_status gan_sample_grid_png(const float *images, int n, int channels, int height, int width,
-                               int nrow, int padding, uint8_t **png, size_t *png_size, int *grid_w,
-                               int *grid_h);
 
 #ifdef __cplusplus
 }

@@ -15,7 +15,7 @@
 #include "gan/image.h"
 #include "gan/npy.h"
 #include "gan/onnx_export.h"
-#include "gan/run.h"
+#include "gan/train.h"
 
 /* The generator of a checkpoint, ready to run: a trainer built from the stored config. */
 typedef struct loaded {

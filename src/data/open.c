@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "gan/data.h"
-#include "gan/run.h"
 
 /* The 8-Gaussian ring the toy configs train on: radius 2, std 0.1, 64k samples an epoch. */
 static const double TOY_RADIUS = 2.0, TOY_STD = 0.1;

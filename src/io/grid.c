@@ -7,7 +7,6 @@
 #include <stdlib.h>
 
 #include "gan/image.h"
-#include "gan/run.h"
 
 /* The grid's RGB pixels: *rgb is malloc'ed [*grid_h, *grid_w, 3]. `name` names the output in
  * messages. */

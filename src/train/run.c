@@ -15,6 +15,7 @@
 #include "gan/backend_select.h"
 #include "gan/checkpoint.h"
 #include "gan/cuda_backend.h"
+#include "gan/image.h"
 #include "gan/npy.h"
 #include "gan/tb_events.h"
 

@@ -5,7 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "gan/train.h"
+#include "gan/data_source.h"
+#include "gan/elementwise_math.h"
 
 typedef struct toy_ring {
     int batch;
