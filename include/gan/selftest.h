@@ -1,6 +1,7 @@
-/* `gan selftest`: every op of the op table run on random inputs by two backends (the CPU backend
- * as the reference, the CUDA backend under test), with the largest absolute and relative error
- * per op printed beside the tolerance that op is held to. */
+/* `gan selftest` (src/selftest/): every op of the op table run on random inputs by two backends
+ * (the CPU backend as the reference, the CUDA backend under test), with the largest absolute and
+ * relative error per op printed beside the tolerance that op is held to (ops.c); then one whole
+ * training iteration compared the same way (iteration.c). */
 #ifndef GAN_SELFTEST_H
 #define GAN_SELFTEST_H
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 
 #include "gan/backend.h"
+#include "gan/config.h"
 #include "gan/error.h"
 
 #ifdef __cplusplus
@@ -23,6 +25,12 @@ extern "C" {
  * convolution tolerances are widened and the report says so. */
 gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *report,
                             bool *all_within_tolerance);
+
+/* `gan selftest`: one iteration of `cfg` (data not needed) on two backends from the same weights,
+ * real batch and noise; prints losses, D outputs, G's images, weights and running statistics
+ * with their largest errors and tolerances to `report`. */
+gan_status gan_selftest_iteration(gan_backend *reference, gan_backend *test, const gan_config *cfg,
+                                  FILE *report, bool *all_within_tolerance);
 
 #ifdef __cplusplus
 }

@@ -87,12 +87,6 @@ gan_status gan_trainer_generate(gan_trainer *trainer, const float *z, int n, boo
 gan_status gan_trainer_draw_noise(gan_trainer *trainer, float *z, int n, uint64_t seed,
                                   uint64_t stream, uint64_t offset);
 
-/* `gan selftest`: one iteration of `cfg` (data not needed) on two backends from the same weights,
- * real batch and noise; prints losses, D outputs, G's images, weights and running statistics
- * with their largest errors and tolerances to `report`. */
-gan_status gan_selftest_iteration(gan_backend *reference, gan_backend *test, const gan_config *cfg,
-                                  FILE *report, bool *all_within_tolerance);
-
 #ifdef __cplusplus
 }
 #endif
