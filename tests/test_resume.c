@@ -65,13 +65,13 @@ int main(void)
 
     make(CONFIG, &data_b, &b);
     steps(b, N);
-    CHECK_OK(gan_checkpoint_save(b, data_b, 0, ckpt));
+    CHECK_OK(gan_trainer_save_checkpoint(b, data_b, 0, ckpt));
     gan_trainer_destroy(b);
     data_b->close(data_b);
 
     make(CONFIG, &data_c, &c);
     int64_t epoch = -1;
-    CHECK_OK(gan_checkpoint_load(c, data_c, ckpt, &epoch));
+    CHECK_OK(gan_trainer_load_checkpoint(c, data_c, ckpt, &epoch));
     CHECK(c->iteration == N && epoch == 0);
     steps(c, N);
     CHECK(c->iteration == 2 * N);
@@ -104,16 +104,16 @@ int main(void)
     FILE *out = fopen(bad, "wb");
     fwrite(bytes, 1, (size_t)size / 2, out);
     fclose(out);
-    CHECK_FAILS_WITH(gan_checkpoint_load(c, data_c, bad, NULL), GAN_ERR_FORMAT, "truncated.safetensors");
+    CHECK_FAILS_WITH(gan_trainer_load_checkpoint(c, data_c, bad, NULL), GAN_ERR_FORMAT, "truncated.safetensors");
     snprintf(bad, sizeof bad, "%s/export.safetensors", dir);
-    CHECK_OK(gan_export_generator_safetensors(c, "main", bad));
-    CHECK_FAILS_WITH(gan_checkpoint_load(c, data_c, bad, NULL), GAN_ERR_FORMAT, "not a gan checkpoint");
+    CHECK_OK(gan_trainer_export_generator(c, bad));
+    CHECK_FAILS_WITH(gan_trainer_load_checkpoint(c, data_c, bad, NULL), GAN_ERR_FORMAT, "not a gan checkpoint");
     snprintf(bad, sizeof bad, "%s/garbage.safetensors", dir);
     out = fopen(bad, "wb");
     fputs("this is not a checkpoint at all", out);
     fclose(out);
-    CHECK_FAILS_WITH(gan_checkpoint_load(c, data_c, bad, NULL), GAN_ERR_FORMAT, "garbage.safetensors");
-    CHECK_FAILS_WITH(gan_checkpoint_load(c, data_c, "/nonexistent/ckpt.safetensors", NULL), GAN_ERR_IO,
+    CHECK_FAILS_WITH(gan_trainer_load_checkpoint(c, data_c, bad, NULL), GAN_ERR_FORMAT, "garbage.safetensors");
+    CHECK_FAILS_WITH(gan_trainer_load_checkpoint(c, data_c, "/nonexistent/ckpt.safetensors", NULL), GAN_ERR_IO,
                      "/nonexistent/ckpt.safetensors");
     /* Another model's checkpoint: a wider G. */
     gan_data_source *data_d = NULL;
@@ -124,8 +124,8 @@ int main(void)
     memcpy(wide, "linear(48,bias) bn", strlen("linear(48,bias) bn"));
     make(other, &data_d, &d);
     snprintf(bad, sizeof bad, "%s/other.safetensors", dir);
-    CHECK_OK(gan_checkpoint_save(d, data_d, 0, bad));
-    CHECK_FAILS_WITH(gan_checkpoint_load(c, data_c, bad, NULL), GAN_ERR_FORMAT, "another model");
+    CHECK_OK(gan_trainer_save_checkpoint(d, data_d, 0, bad));
+    CHECK_FAILS_WITH(gan_trainer_load_checkpoint(c, data_c, bad, NULL), GAN_ERR_FORMAT, "another model");
     CHECK_MSG(!memcmp(before, c->g->weights, c->g->trainable_count * 4),
               "a refused checkpoint changed the trainer's weights");
     CHECK(c->iteration == 2 * N);

@@ -1,22 +1,28 @@
-/* Checkpoints and exports, as safetensors files.
+/* Checkpoint and export files, as safetensors: the file layout, with no knowledge of what a
+ * trainer keeps (src/train/checkpoint.c decides that: which models, which counters).
  *
- * A checkpoint holds everything a run needs to continue bit for bit on the CPU: G and D
- * (parameters, BN running statistics, num_batches_tracked), both Adam states and step counts,
- * the iteration, the noise generator's position, the dropout offsets and the data position,
- * plus the resolved config (metadata "config") so `gan sample` and `gan export` need nothing
- * else. Tensors: "G.<i>.weight", ..., "G.<i>.num_batches_tracked" (I64 scalar), "G.adam.m",
- * "G.adam.v" (flat, in the order of the model's trainable parameters), the same for "D."; the
- * counters are metadata strings (safetensors metadata is str -> str). Written to a temporary
- * name, fsynced, renamed: a crash never leaves a half-written checkpoint.
+ * A checkpoint holds models' tensors, each model under a prefix ("G.3.weight", ...): every
+ * parameter and buffer with PyTorch's name, num_batches_tracked (I64 scalar) after each batch
+ * norm's running_var, and optionally the Adam moments "<prefix>.adam.m" and "<prefix>.adam.v"
+ * (flat, in the order of the model's trainable parameters). Its metadata (str -> str) holds
+ * "format" = gan-checkpoint, "version", "name" (the config's name), "config" (the resolved
+ * config as INI text, so `gan sample` and `gan export` need nothing else) and the counters the
+ * writer passes, each a decimal integer. Written to a temporary name, fsynced, renamed: a crash
+ * never leaves a half-written checkpoint.
  *
- * An export holds the generator alone with PyTorch's module names ("main.0.weight",
+ * An export holds one model alone with PyTorch's module names under a prefix ("main.0.weight",
  * "main.1.running_mean", "main.1.num_batches_tracked" as I64, ...), loadable by
  * load_state_dict(strict=True). */
 #ifndef GAN_CHECKPOINT_H
 #define GAN_CHECKPOINT_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gan/config.h"
 #include "gan/error.h"
-#include "gan/train.h"
+#include "gan/nn.h"
+#include "gan/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,19 +31,55 @@ extern "C" {
 #define GAN_CHECKPOINT_FORMAT "gan-checkpoint"
 #define GAN_CHECKPOINT_VERSION "1"
 
-gan_status gan_checkpoint_save(gan_trainer *trainer, gan_data_source *data, int64_t epoch,
-                               const char *path);
-/* Reads the resolved config stored in a checkpoint (to build the trainer that loads it). */
-gan_status gan_checkpoint_read_config(const char *path, gan_config *cfg);
-/* Loads a checkpoint into a trainer built from that config; restores the data position when
- * `data` is given. Refuses a file that is not a checkpoint, of another version, or of another
- * model (every tensor's name and shape must match). */
-gan_status gan_checkpoint_load(gan_trainer *trainer, gan_data_source *data, const char *path,
-                               int64_t *epoch);
+/* One model of a checkpoint: its tensors are "<prefix>.<name>". */
+typedef struct gan_checkpoint_model {
+    const char *prefix;
+    gan_model *model;
+    bool with_adam;   /* the Adam moments too */
+} gan_checkpoint_model;
 
-/* The generator with PyTorch's names under `prefix` (model.export_prefix). */
-gan_status gan_export_generator_safetensors(gan_trainer *trainer, const char *prefix,
-                                            const char *path);
+/* An integer counter of a checkpoint's metadata. */
+typedef struct gan_checkpoint_counter {
+    const char *key;
+    bool is_signed;
+    union {
+        int64_t i64;
+        uint64_t u64;
+    } value;
+} gan_checkpoint_counter;
+
+/* Writes `models` (downloaded from their backend), `cfg` and `counters` to `path`. */
+gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
+                                const gan_checkpoint_model *models, int model_count,
+                                const gan_checkpoint_counter *counters, int counter_count);
+
+/* An open checkpoint: checked to be a gan checkpoint of this version. */
+typedef struct gan_checkpoint {
+    gan_safetensors st;
+} gan_checkpoint;
+
+/* Refuses a file that is not a checkpoint (an export is not one) or of another version. */
+gan_status gan_checkpoint_open(const char *path, gan_checkpoint *ck);
+void gan_checkpoint_close(gan_checkpoint *ck);
+/* The stored config, loaded over the defaults, named as it was when saved. */
+gan_status gan_checkpoint_config(const gan_checkpoint *ck, gan_config *cfg);
+/* Reads each counter's value (`is_signed` and `key` set by the caller); an absent or non-integer
+ * value is refused naming the file and the key. */
+gan_status gan_checkpoint_read_counters(const gan_checkpoint *ck, gan_checkpoint_counter *counters,
+                                        int count);
+/* Checks every tensor of every model against the file (name, dtype, shape; nothing more in the
+ * file than these models) and only then uploads them all: a file of another model is refused
+ * naming the first tensor that differs, and leaves the models as they were. */
+gan_status gan_checkpoint_load_models(const gan_checkpoint *ck, const gan_checkpoint_model *models,
+                                      int model_count);
+
+/* open + config + close: the config a checkpoint was written with (to build what loads it). */
+gan_status gan_checkpoint_read_config(const char *path, gan_config *cfg);
+
+/* Exports `model` (parameters and buffers, no Adam state) with PyTorch's names under `prefix`;
+ * `model_name` goes into the metadata. */
+gan_status gan_model_export_safetensors(gan_model *model, const char *prefix, const char *model_name,
+                                        const char *path);
 
 #ifdef __cplusplus
 }

@@ -83,6 +83,19 @@ gan_status gan_trainer_step_with(gan_trainer *trainer, const float *real, const 
 gan_status gan_trainer_generate(gan_trainer *trainer, const float *z, int n, bool batch_stats,
                                 float *images);
 
+/* Checkpoints (src/train/checkpoint.c; the file layout is gan/checkpoint.h's): G and D with
+ * their Adam state, and every counter a run needs to continue bit for bit on the CPU (iteration,
+ * Adam steps, noise and dropout offsets) with `data`'s position and `epoch`. Load refuses a file
+ * that is not a checkpoint, of another version, or of another model (every tensor's name and
+ * shape must match), restores the data position when `data` is given, and changes the trainer
+ * only once everything has been checked. */
+gan_status gan_trainer_save_checkpoint(gan_trainer *trainer, gan_data_source *data, int64_t epoch,
+                                       const char *path);
+gan_status gan_trainer_load_checkpoint(gan_trainer *trainer, gan_data_source *data,
+                                       const char *path, int64_t *epoch);
+/* The generator with PyTorch's names under model.export_prefix (gan export). */
+gan_status gan_trainer_export_generator(gan_trainer *trainer, const char *path);
+
 /* Draws n latent vectors of the config's distribution into backend memory `z` [n, nz]. */
 gan_status gan_trainer_draw_noise(gan_trainer *trainer, float *z, int n, uint64_t seed,
                                   uint64_t stream, uint64_t offset);

@@ -32,7 +32,7 @@ static gan_status load_checkpoint(const char *path, const char *device, loaded *
     GAN_TRY(gan_backend_open(device, &out->be, why, sizeof why));
     gan_status status = gan_trainer_create(&cfg, out->be, NULL, NULL, &out->trainer);
     if (status == GAN_OK)
-        status = gan_checkpoint_load(out->trainer, NULL, path, NULL);
+        status = gan_trainer_load_checkpoint(out->trainer, NULL, path, NULL);
     if (status != GAN_OK) {
         gan_trainer_destroy(out->trainer);
         out->be->destroy(out->be);
@@ -205,7 +205,7 @@ int gan_cmd_export(int argc, char **argv)
     if (status == GAN_OK && onnx)
         status = gan_onnx_export(l.trainer->g, prefix, out);
     else if (status == GAN_OK)
-        status = gan_export_generator_safetensors(l.trainer, prefix, out);
+        status = gan_trainer_export_generator(l.trainer, out);
     if (status == GAN_OK && onnx)
         printf("gan export: generator of %s -> %s (ONNX opset %d, input z, output images, "
                "dynamic batch)\n", ckpt, out, GAN_ONNX_OPSET);

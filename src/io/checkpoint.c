@@ -1,4 +1,4 @@
-/* Checkpoints and generator exports as safetensors (see gan/checkpoint.h for the layout). */
+/* Checkpoint and export files as safetensors (see gan/checkpoint.h for the layout). */
 #include "gan/checkpoint.h"
 
 #include <inttypes.h>
@@ -106,63 +106,86 @@ static gan_status config_text(const gan_config *cfg, char **text)
     return status;
 }
 
-enum { META_VALUE = 32 };
+/* Host copies of several models, with their tensor entries (names in `names`, 96 bytes each). */
+typedef struct host_models {
+    host_model *hosts;     /* [count] */
+    gan_st_tensor *tensors;
+    char (*names)[96];
+    int count, tensor_count;
+} host_models;
 
-gan_status gan_checkpoint_save(gan_trainer *t, gan_data_source *data, int64_t epoch, const char *path)
+static void host_models_free(host_models *h)
 {
-    host_model g, d;
-    GAN_TRY(host_model_download(t->g, true, &g));
-    gan_status status = host_model_download(t->d, true, &d);
-    if (status != GAN_OK) {
-        host_model_free(&g);
-        return status;
+    for (int i = 0; h->hosts && i < h->count; i++)
+        host_model_free(&h->hosts[i]);
+    free(h->hosts);
+    free(h->tensors);
+    free(h->names);
+    memset(h, 0, sizeof *h);
+}
+
+/* Downloads every model (the Adam moments where asked) and lists its tensor entries. */
+static gan_status host_models_download(const gan_checkpoint_model *models, int count, host_models *h)
+{
+    memset(h, 0, sizeof *h);
+    int capacity = 0;
+    for (int i = 0; i < count; i++)
+        capacity += max_entries(models[i].model);
+    h->hosts = calloc((size_t)count, sizeof *h->hosts);
+    h->tensors = calloc((size_t)capacity, sizeof *h->tensors);
+    h->names = calloc((size_t)capacity, sizeof *h->names);
+    if (!h->hosts || !h->tensors || !h->names) {
+        host_models_free(h);
+        return gan_error(GAN_ERR_NOMEM, "out of memory");
     }
-    int capacity = max_entries(t->g) + max_entries(t->d);
-    gan_st_tensor *tensors = calloc((size_t)capacity, sizeof *tensors);
-    char(*names)[96] = calloc((size_t)capacity, sizeof *names);
-    char *config = NULL;
-    if (!tensors || !names)
-        status = gan_error(GAN_ERR_NOMEM, "out of memory");
-    if (status == GAN_OK)
-        status = config_text(&t->cfg, &config);
-    gan_data_position pos = {0, 0, 0};
-    if (status == GAN_OK && data)
-        status = data->get_position(data, &pos);
-    if (status == GAN_OK) {
-        int n = model_entries(t->g, &g, "G", tensors, names);
-        n += model_entries(t->d, &d, "D", tensors + n, names + n);
-        char values[12][META_VALUE];
-        snprintf(values[0], META_VALUE, "%" PRId64, t->iteration);
-        snprintf(values[1], META_VALUE, "%" PRId64, epoch);
-        snprintf(values[2], META_VALUE, "%" PRId64, t->adam_step_g);
-        snprintf(values[3], META_VALUE, "%" PRId64, t->adam_step_d);
-        snprintf(values[4], META_VALUE, "%" PRIu64, t->noise_offset);
-        snprintf(values[5], META_VALUE, "%" PRIu64, t->g->dropout_offset);
-        snprintf(values[6], META_VALUE, "%" PRIu64, t->d->dropout_offset);
-        snprintf(values[7], META_VALUE, "%" PRIu64, pos.seed);
-        snprintf(values[8], META_VALUE, "%" PRId64, pos.epoch);
-        snprintf(values[9], META_VALUE, "%" PRId64, pos.index);
-        gan_st_metadata meta[] = {
-            {"format", GAN_CHECKPOINT_FORMAT}, {"version", GAN_CHECKPOINT_VERSION},
-            {"name", t->cfg.name}, {"config", config},
-            {"iteration", values[0]}, {"epoch", values[1]},
-            {"adam_step_g", values[2]}, {"adam_step_d", values[3]},
-            {"noise_offset", values[4]}, {"dropout_offset_g", values[5]},
-            {"dropout_offset_d", values[6]}, {"data_seed", values[7]},
-            {"data_epoch", values[8]}, {"data_index", values[9]},
-        };
-        status = gan_safetensors_write(path, tensors, n, meta, (int)(sizeof meta / sizeof meta[0]));
+    h->count = count;
+    gan_status status = GAN_OK;
+    for (int i = 0; i < count && status == GAN_OK; i++) {
+        status = host_model_download(models[i].model, models[i].with_adam, &h->hosts[i]);
+        if (status == GAN_OK)
+            h->tensor_count += model_entries(models[i].model, &h->hosts[i], models[i].prefix,
+                                             h->tensors + h->tensor_count, h->names + h->tensor_count);
     }
-    free(config);
-    free(tensors);
-    free(names);
-    host_model_free(&g);
-    host_model_free(&d);
+    if (status != GAN_OK)
+        host_models_free(h);
     return status;
 }
 
-static gan_status open_checkpoint(const char *path, gan_safetensors *st)
+enum { MAX_COUNTERS = 32, COUNTER_TEXT = 32 };
+
+gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
+                                const gan_checkpoint_model *models, int model_count,
+                                const gan_checkpoint_counter *counters, int counter_count)
 {
+    if (counter_count > MAX_COUNTERS)
+        return gan_error(GAN_ERR_ARG, "%s: %d counters, at most %d", path, counter_count, MAX_COUNTERS);
+    host_models h;
+    GAN_TRY(host_models_download(models, model_count, &h));
+    char *config = NULL;
+    gan_status status = config_text(cfg, &config);
+    if (status == GAN_OK) {
+        char values[MAX_COUNTERS][COUNTER_TEXT];
+        gan_st_metadata meta[MAX_COUNTERS + 4] = {
+            {"format", GAN_CHECKPOINT_FORMAT}, {"version", GAN_CHECKPOINT_VERSION},
+            {"name", (char *)cfg->name}, {"config", config},
+        };
+        for (int i = 0; i < counter_count; i++) {
+            if (counters[i].is_signed)
+                snprintf(values[i], COUNTER_TEXT, "%" PRId64, counters[i].value.i64);
+            else
+                snprintf(values[i], COUNTER_TEXT, "%" PRIu64, counters[i].value.u64);
+            meta[4 + i] = (gan_st_metadata){(char *)counters[i].key, values[i]};
+        }
+        status = gan_safetensors_write(path, h.tensors, h.tensor_count, meta, 4 + counter_count);
+    }
+    free(config);
+    host_models_free(&h);
+    return status;
+}
+
+gan_status gan_checkpoint_open(const char *path, gan_checkpoint *ck)
+{
+    gan_safetensors *st = &ck->st;
     GAN_TRY(gan_safetensors_open(path, st));
     const char *format = gan_safetensors_metadata(st, "format");
     const char *version = gan_safetensors_metadata(st, "version");
@@ -180,45 +203,46 @@ static gan_status open_checkpoint(const char *path, gan_safetensors *st)
     return status;
 }
 
-gan_status gan_checkpoint_read_config(const char *path, gan_config *cfg)
-{
-    gan_safetensors st;
-    GAN_TRY(open_checkpoint(path, &st));
-    const char *text = gan_safetensors_metadata(&st, "config");
-    const char *name = gan_safetensors_metadata(&st, "name");
-    gan_status status = GAN_OK;
-    if (!text)
-        status = gan_error(GAN_ERR_FORMAT, "%s: the checkpoint holds no config", path);
-    if (status == GAN_OK) {
-        gan_config_defaults(cfg);
-        status = gan_config_load_string(cfg, text, path);
-        if (status != GAN_OK)
-            status = gan_error_prefix(status, "%s: stored config: ", path);
-        snprintf(cfg->name, sizeof cfg->name, "%s", name ? name : "checkpoint");
-    }
-    gan_safetensors_close(&st);
-    return status;
-}
+void gan_checkpoint_close(gan_checkpoint *ck) { gan_safetensors_close(&ck->st); }
 
-static gan_status metadata_i64(const gan_safetensors *st, const char *key, int64_t *out)
+gan_status gan_checkpoint_config(const gan_checkpoint *ck, gan_config *cfg)
 {
-    const char *v = gan_safetensors_metadata(st, key);
-    char *end = NULL;
-    long long value = v ? strtoll(v, &end, 10) : 0;
-    if (!v || !*v || *end)
-        return gan_error(GAN_ERR_FORMAT, "%s: metadata '%s' is missing or not an integer", st->path, key);
-    *out = (int64_t)value;
+    const char *path = ck->st.path;
+    const char *text = gan_safetensors_metadata(&ck->st, "config");
+    const char *name = gan_safetensors_metadata(&ck->st, "name");
+    if (!text)
+        return gan_error(GAN_ERR_FORMAT, "%s: the checkpoint holds no config", path);
+    gan_config_defaults(cfg);
+    gan_status status = gan_config_load_string(cfg, text, path);
+    if (status != GAN_OK)
+        return gan_error_prefix(status, "%s: stored config: ", path);
+    snprintf(cfg->name, sizeof cfg->name, "%s", name ? name : "checkpoint");
     return GAN_OK;
 }
 
-static gan_status metadata_u64(const gan_safetensors *st, const char *key, uint64_t *out)
+gan_status gan_checkpoint_read_config(const char *path, gan_config *cfg)
 {
-    const char *v = gan_safetensors_metadata(st, key);
-    char *end = NULL;
-    unsigned long long value = v ? strtoull(v, &end, 10) : 0;
-    if (!v || !*v || *end)
-        return gan_error(GAN_ERR_FORMAT, "%s: metadata '%s' is missing or not an integer", st->path, key);
-    *out = (uint64_t)value;
+    gan_checkpoint ck;
+    GAN_TRY(gan_checkpoint_open(path, &ck));
+    gan_status status = gan_checkpoint_config(&ck, cfg);
+    gan_checkpoint_close(&ck);
+    return status;
+}
+
+gan_status gan_checkpoint_read_counters(const gan_checkpoint *ck, gan_checkpoint_counter *counters,
+                                        int count)
+{
+    for (int i = 0; i < count; i++) {
+        const char *v = gan_safetensors_metadata(&ck->st, counters[i].key);
+        char *end = NULL;
+        if (v && counters[i].is_signed)
+            counters[i].value.i64 = (int64_t)strtoll(v, &end, 10);
+        else if (v)
+            counters[i].value.u64 = (uint64_t)strtoull(v, &end, 10);
+        if (!v || !*v || *end)
+            return gan_error(GAN_ERR_FORMAT, "%s: metadata '%s' is missing or not an integer",
+                             ck->st.path, counters[i].key);
+    }
     return GAN_OK;
 }
 
@@ -275,93 +299,34 @@ static gan_status upload_model(gan_model *m, const host_model *h)
     return GAN_OK;
 }
 
-gan_status gan_checkpoint_load(gan_trainer *t, gan_data_source *data, const char *path, int64_t *epoch)
+gan_status gan_checkpoint_load_models(const gan_checkpoint *ck, const gan_checkpoint_model *models,
+                                      int model_count)
 {
-    gan_safetensors st;
-    GAN_TRY(open_checkpoint(path, &st));
-    host_model g, d;
-    /* Host buffers shaped like the trainer's models; read_model fills them from the file. */
-    gan_status status = host_model_download(t->g, true, &g);
-    if (status != GAN_OK) {
-        gan_safetensors_close(&st);
-        return status;
-    }
-    status = host_model_download(t->d, true, &d);
-    if (status != GAN_OK) {
-        host_model_free(&g);
-        gan_safetensors_close(&st);
-        return status;
-    }
+    /* Host buffers shaped like the models; read_model fills them from the file. */
+    host_models h;
+    GAN_TRY(host_models_download(models, model_count, &h));
     int expected = 0;
-    status = read_model(&st, t->g, "G", &g, &expected);
-    if (status == GAN_OK)
-        status = read_model(&st, t->d, "D", &d, &expected);
-    if (status == GAN_OK && st.tensor_count != expected)
+    gan_status status = GAN_OK;
+    for (int i = 0; i < model_count && status == GAN_OK; i++)
+        status = read_model(&ck->st, models[i].model, models[i].prefix, &h.hosts[i], &expected);
+    if (status == GAN_OK && ck->st.tensor_count != expected)
         status = gan_error(GAN_ERR_FORMAT, "%s: checkpoint of another model: %d tensors, this model has %d",
-                           path, st.tensor_count, expected);
-    int64_t iteration = 0, adam_g = 0, adam_d = 0, stored_epoch = 0;
-    uint64_t noise_offset = 0, drop_g = 0, drop_d = 0;
-    gan_data_position pos = {0, 0, 0};
-    if (status == GAN_OK)
-        status = metadata_i64(&st, "iteration", &iteration);
-    if (status == GAN_OK)
-        status = metadata_i64(&st, "epoch", &stored_epoch);
-    if (status == GAN_OK)
-        status = metadata_i64(&st, "adam_step_g", &adam_g);
-    if (status == GAN_OK)
-        status = metadata_i64(&st, "adam_step_d", &adam_d);
-    if (status == GAN_OK)
-        status = metadata_u64(&st, "noise_offset", &noise_offset);
-    if (status == GAN_OK)
-        status = metadata_u64(&st, "dropout_offset_g", &drop_g);
-    if (status == GAN_OK)
-        status = metadata_u64(&st, "dropout_offset_d", &drop_d);
-    if (status == GAN_OK)
-        status = metadata_u64(&st, "data_seed", &pos.seed);
-    if (status == GAN_OK)
-        status = metadata_i64(&st, "data_epoch", &pos.epoch);
-    if (status == GAN_OK)
-        status = metadata_i64(&st, "data_index", &pos.index);
-    /* Everything checked: only now does the trainer change. */
-    if (status == GAN_OK)
-        status = upload_model(t->g, &g);
-    if (status == GAN_OK)
-        status = upload_model(t->d, &d);
-    if (status == GAN_OK && data)
-        status = data->set_position(data, &pos);
-    if (status == GAN_OK) {
-        t->iteration = iteration;
-        t->adam_step_g = adam_g;
-        t->adam_step_d = adam_d;
-        t->noise_offset = noise_offset;
-        t->g->dropout_offset = drop_g;
-        t->d->dropout_offset = drop_d;
-        if (epoch)
-            *epoch = stored_epoch;
-    }
-    host_model_free(&g);
-    host_model_free(&d);
-    gan_safetensors_close(&st);
+                           ck->st.path, ck->st.tensor_count, expected);
+    /* Everything checked: only now do the models change. */
+    for (int i = 0; i < model_count && status == GAN_OK; i++)
+        status = upload_model(models[i].model, &h.hosts[i]);
+    host_models_free(&h);
     return status;
 }
 
-gan_status gan_export_generator_safetensors(gan_trainer *t, const char *prefix, const char *path)
+gan_status gan_model_export_safetensors(gan_model *model, const char *prefix, const char *model_name,
+                                        const char *path)
 {
-    host_model g;
-    GAN_TRY(host_model_download(t->g, false, &g));
-    int capacity = max_entries(t->g);
-    gan_st_tensor *tensors = calloc((size_t)capacity, sizeof *tensors);
-    char(*names)[96] = calloc((size_t)capacity, sizeof *names);
-    gan_status status = GAN_OK;
-    if (!tensors || !names)
-        status = gan_error(GAN_ERR_NOMEM, "out of memory");
-    if (status == GAN_OK) {
-        int n = model_entries(t->g, &g, prefix, tensors, names);
-        gan_st_metadata meta[] = {{"format", "pt"}, {"source", "gan export"}, {"model", t->cfg.name}};
-        status = gan_safetensors_write(path, tensors, n, meta, 3);
-    }
-    free(tensors);
-    free(names);
-    host_model_free(&g);
+    gan_checkpoint_model entry = {prefix, model, false};
+    host_models h;
+    GAN_TRY(host_models_download(&entry, 1, &h));
+    gan_st_metadata meta[] = {{"format", "pt"}, {"source", "gan export"}, {"model", (char *)model_name}};
+    gan_status status = gan_safetensors_write(path, h.tensors, h.tensor_count, meta, 3);
+    host_models_free(&h);
     return status;
 }

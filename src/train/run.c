@@ -163,7 +163,7 @@ static gan_status save_checkpoint(run_state *run)
     char path[4200];
     snprintf(path, sizeof path, "%s/ckpt_%010lld.safetensors", run->checkpoint_dir,
              (long long)run->trainer->iteration);
-    GAN_TRY(gan_checkpoint_save(run->trainer, run->data, epoch_of(run, run->trainer->iteration), path));
+    GAN_TRY(gan_trainer_save_checkpoint(run->trainer, run->data, epoch_of(run, run->trainer->iteration), path));
     snprintf(run->last_checkpoint, sizeof run->last_checkpoint, "%s", path);
     prune_checkpoints(run->checkpoint_dir, run->cfg->keep_checkpoints);
     return GAN_OK;
@@ -385,7 +385,7 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
         status = gan_trainer_create(cfg, be, data, options->quiet ? NULL : stdout, &trainer);
     int64_t epoch = 0;
     if (status == GAN_OK && options->resume) {
-        status = gan_checkpoint_load(trainer, data, resume_path, &epoch);
+        status = gan_trainer_load_checkpoint(trainer, data, resume_path, &epoch);
         if (status == GAN_OK)
             printf("resumed from %s at iteration %lld\n", resume_path, (long long)trainer->iteration);
     }

@@ -1,0 +1,102 @@
+/* What a trainer keeps in a checkpoint (the file layout is src/io/checkpoint.c's): G and D with
+ * their Adam moments, and the counters that make a resumed run continue bit for bit on the CPU:
+ * the iteration and epoch, both Adam step counts, the noise generator's position, both dropout
+ * offsets and the data position. */
+#include "gan/checkpoint.h"
+#include "gan/train.h"
+
+/* The counters in the order they are written (the file's bytes depend on it). */
+enum {
+    COUNTER_ITERATION,
+    COUNTER_EPOCH,
+    COUNTER_ADAM_STEP_G,
+    COUNTER_ADAM_STEP_D,
+    COUNTER_NOISE_OFFSET,
+    COUNTER_DROPOUT_OFFSET_G,
+    COUNTER_DROPOUT_OFFSET_D,
+    COUNTER_DATA_SEED,
+    COUNTER_DATA_EPOCH,
+    COUNTER_DATA_INDEX,
+    COUNTER_COUNT
+};
+
+static const gan_checkpoint_counter COUNTERS[COUNTER_COUNT] = {
+    [COUNTER_ITERATION] = {"iteration", true, {0}},
+    [COUNTER_EPOCH] = {"epoch", true, {0}},
+    [COUNTER_ADAM_STEP_G] = {"adam_step_g", true, {0}},
+    [COUNTER_ADAM_STEP_D] = {"adam_step_d", true, {0}},
+    [COUNTER_NOISE_OFFSET] = {"noise_offset", false, {0}},
+    [COUNTER_DROPOUT_OFFSET_G] = {"dropout_offset_g", false, {0}},
+    [COUNTER_DROPOUT_OFFSET_D] = {"dropout_offset_d", false, {0}},
+    [COUNTER_DATA_SEED] = {"data_seed", false, {0}},
+    [COUNTER_DATA_EPOCH] = {"data_epoch", true, {0}},
+    [COUNTER_DATA_INDEX] = {"data_index", true, {0}},
+};
+
+static void trainer_models(gan_trainer *t, gan_checkpoint_model models[2])
+{
+    models[0] = (gan_checkpoint_model){"G", t->g, true};
+    models[1] = (gan_checkpoint_model){"D", t->d, true};
+}
+
+gan_status gan_trainer_save_checkpoint(gan_trainer *t, gan_data_source *data, int64_t epoch,
+                                       const char *path)
+{
+    gan_data_position pos = {0, 0, 0};
+    if (data)
+        GAN_TRY(data->get_position(data, &pos));
+    gan_checkpoint_counter c[COUNTER_COUNT];
+    for (int i = 0; i < COUNTER_COUNT; i++)
+        c[i] = COUNTERS[i];
+    c[COUNTER_ITERATION].value.i64 = t->iteration;
+    c[COUNTER_EPOCH].value.i64 = epoch;
+    c[COUNTER_ADAM_STEP_G].value.i64 = t->adam_step_g;
+    c[COUNTER_ADAM_STEP_D].value.i64 = t->adam_step_d;
+    c[COUNTER_NOISE_OFFSET].value.u64 = t->noise_offset;
+    c[COUNTER_DROPOUT_OFFSET_G].value.u64 = t->g->dropout_offset;
+    c[COUNTER_DROPOUT_OFFSET_D].value.u64 = t->d->dropout_offset;
+    c[COUNTER_DATA_SEED].value.u64 = pos.seed;
+    c[COUNTER_DATA_EPOCH].value.i64 = pos.epoch;
+    c[COUNTER_DATA_INDEX].value.i64 = pos.index;
+    gan_checkpoint_model models[2];
+    trainer_models(t, models);
+    return gan_checkpoint_write(path, &t->cfg, models, 2, c, COUNTER_COUNT);
+}
+
+gan_status gan_trainer_load_checkpoint(gan_trainer *t, gan_data_source *data, const char *path,
+                                       int64_t *epoch)
+{
+    gan_checkpoint ck;
+    GAN_TRY(gan_checkpoint_open(path, &ck));
+    gan_checkpoint_counter c[COUNTER_COUNT];
+    for (int i = 0; i < COUNTER_COUNT; i++)
+        c[i] = COUNTERS[i];
+    gan_checkpoint_model models[2];
+    trainer_models(t, models);
+    /* The counters are read (and checked) before the models load: once they have, only the data
+     * position can still fail. */
+    gan_status status = gan_checkpoint_read_counters(&ck, c, COUNTER_COUNT);
+    if (status == GAN_OK)
+        status = gan_checkpoint_load_models(&ck, models, 2);
+    gan_data_position pos = {c[COUNTER_DATA_SEED].value.u64, c[COUNTER_DATA_EPOCH].value.i64,
+                             c[COUNTER_DATA_INDEX].value.i64};
+    if (status == GAN_OK && data)
+        status = data->set_position(data, &pos);
+    if (status == GAN_OK) {
+        t->iteration = c[COUNTER_ITERATION].value.i64;
+        t->adam_step_g = c[COUNTER_ADAM_STEP_G].value.i64;
+        t->adam_step_d = c[COUNTER_ADAM_STEP_D].value.i64;
+        t->noise_offset = c[COUNTER_NOISE_OFFSET].value.u64;
+        t->g->dropout_offset = c[COUNTER_DROPOUT_OFFSET_G].value.u64;
+        t->d->dropout_offset = c[COUNTER_DROPOUT_OFFSET_D].value.u64;
+        if (epoch)
+            *epoch = c[COUNTER_EPOCH].value.i64;
+    }
+    gan_checkpoint_close(&ck);
+    return status;
+}
+
+gan_status gan_trainer_export_generator(gan_trainer *t, const char *path)
+{
+    return gan_model_export_safetensors(t->g, t->cfg.export_prefix, t->cfg.name, path);
+}
