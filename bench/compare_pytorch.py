@@ -21,7 +21,8 @@ CPU: Debian's python3-torch through /usr/bin/python3; PyTorch at each of --threa
 (torch.set_num_threads), its best counted; gan at its default (every core) or, with --gan-threads,
 at each of those counts (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS; the sgemm peak gan measures then
 uses the same count), its best counted. CUDA (--device cuda, needs torch.cuda.is_available()):
-cudnn.benchmark on, TF32 off unless --tf32 (gan gets --fast-math then).
+cudnn.benchmark on, TF32 off unless --tf32 (gan gets train.precision=tf32
+train.deterministic=false then).
 
     /usr/bin/python3 bench/compare_pytorch.py                       # the four configs, cpu
     /usr/bin/python3 bench/compare_pytorch.py --configs dcgan_fmnist32:128 --rounds 5
@@ -226,7 +227,7 @@ def ours(a, config, batch, threads, iterations, warmup):
     cmd = [a.gan, "bench", "train", config, "train.batch_size=%d" % batch, "--device", a.device,
            "--iterations", str(iterations), "--warmup", str(warmup), "--rounds", "1"]
     if a.tf32:
-        cmd.append("--fast-math")
+        cmd += ["train.precision=tf32", "train.deterministic=false"]
     out = run(cmd, env)
     m = [SUMMARY.match(l) for l in out.splitlines()]
     m = [x for x in m if x]
@@ -342,7 +343,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--gan", default=None, help="the gan binary (default: build/gan, else build*/gan)")
     ap.add_argument("--python", default=None, help="python for the PyTorch worker (default: this one)")
-    ap.add_argument("--tf32", action="store_true", help="cuda: TF32 for PyTorch, --fast-math for gan")
+    ap.add_argument("--tf32", action="store_true", help="cuda: TF32 for PyTorch, train.precision=tf32 train.deterministic=false for gan")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--config", default=None, help=argparse.SUPPRESS)

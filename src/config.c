@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum key_type { KEY_INT, KEY_INT64, KEY_U64, KEY_DOUBLE, KEY_STRING, KEY_TEXT, KEY_ENUM } key_type;
+typedef enum key_type { KEY_INT, KEY_INT64, KEY_U64, KEY_DOUBLE, KEY_STRING, KEY_TEXT, KEY_ENUM, KEY_BOOL } key_type;
 
 typedef struct config_key {
     const char *section, *key;
@@ -72,6 +72,10 @@ static const config_key keys[] = {
      "D loss: BCE(real) + BCE(fake), or their mean"},
     {"train", "label_smoothing", KEY_DOUBLE, FIELD(label_smoothing), "0", 0, 0.5, NULL,
      "one-sided label smoothing: real target = 1 - this"},
+    {"train", "precision", KEY_ENUM, FIELD(precision), "fp32", 0, 0, "fp32|tf32",
+     "GEMM and convolution arithmetic: fp32, or tf32 tensor cores (CUDA only)"},
+    {"train", "deterministic", KEY_BOOL, FIELD(deterministic), "true", 0, 0, "false|true",
+     "only algorithms that repeat bit for bit (false: the fastest cuDNN finds)"},
     {"log", "every", KEY_INT64, FIELD(log_every), "50", 1, 1e15, NULL, "log a line every N iterations"},
     {"log", "sample_every", KEY_INT64, FIELD(sample_every), "500", 0, 1e15, NULL,
      "fixed-noise sample grid every N iterations (0 = only at the end)"},
@@ -127,12 +131,16 @@ static gan_status set_value(gan_config *cfg, const config_key *k, const char *va
                              k->section, k->key, k->size - 1);
         return GAN_OK;
     }
-    case KEY_ENUM: {
+    case KEY_ENUM:
+    case KEY_BOOL: {
         int index = enum_index(k->choices, value);
         if (index < 0)
             return gan_error(GAN_ERR_CONFIG, "%s: %s.%s must be one of %s, got '%s'", origin,
                              k->section, k->key, k->choices, value);
-        *(int *)field = index;
+        if (k->type == KEY_BOOL)
+            *(bool *)field = index == 1;
+        else
+            *(int *)field = index;
         return GAN_OK;
     }
     case KEY_DOUBLE: {
@@ -303,6 +311,7 @@ static void print_value(const gan_config *cfg, const config_key *k, FILE *out)
     case KEY_INT64: fprintf(out, "%lld", (long long)*(const int64_t *)field); break;
     case KEY_U64: fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)field); break;
     case KEY_DOUBLE: fprintf(out, "%.17g", *(const double *)field); break;
+    case KEY_BOOL: fputs(*(const bool *)field ? "true" : "false", out); break;
     case KEY_ENUM: {
         int index = *(const int *)field;
         const char *p = k->choices;
@@ -362,7 +371,7 @@ void gan_config_print_help(FILE *out)
         fprintf(out, "  %-24s ", name);
         const char *def = keys[i].default_value;
         fprintf(out, "[%s] ", def[0] ? def : "(none)");
-        if (keys[i].type == KEY_ENUM)
+        if (keys[i].type == KEY_ENUM || keys[i].type == KEY_BOOL)
             fprintf(out, "(%s) ", keys[i].choices);
         fprintf(out, "%s\n", keys[i].meaning);
     }

@@ -14,7 +14,7 @@ gan_backend *parity_backend(bool *skip)
     if (!device || !*device)
         device = "cpu";
     gan_backend *be = NULL;
-    gan_status status = gan_backend_open(device, &be, NULL, 0);
+    gan_status status = gan_backend_open(device, NULL, &be, NULL, 0);
     if (status == GAN_ERR_UNSUPPORTED && strcmp(device, "cpu") != 0) {
         printf("skipped: GAN_PARITY_DEVICE=%s: %s\n", device, gan_error_message());
         *skip = true;

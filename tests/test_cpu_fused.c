@@ -168,7 +168,7 @@ static void check_model(const char *layers, gan_shape input, int batch)
 
 int main(void)
 {
-    CHECK_OK(gan_cpu_backend_create(&be));
+    CHECK_OK(gan_cpu_backend_create(NULL, &be));
     if (!be)
         return test_finish();
     CHECK(be->bn_act_forward_train && be->bn_act_backward);

@@ -628,7 +628,7 @@ static void check_determinism(void)
 
 int main(void)
 {
-    CHECK_OK(gan_cpu_backend_create(&be));
+    CHECK_OK(gan_cpu_backend_create(NULL, &be));
     if (!be)
         return test_finish();
     check_conv_sweep();

@@ -433,7 +433,7 @@ static void test_bn(void)
 
 int main(void)
 {
-    if (gan_cpu_backend_create(&cpu) != GAN_OK) {
+    if (gan_cpu_backend_create(NULL, &cpu) != GAN_OK) {
         fprintf(stderr, "cannot create the CPU backend: %s\n", gan_error_message());
         return 1;
     }

@@ -61,7 +61,7 @@ static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, int n, 
 }
 
 /* One convolution geometry, as the layer planned it and as cuDNN sees it. */
-static void check_conv(const char *where, const gan_conv_geom *g, gan_cuda_math_mode mode)
+static void check_conv(const char *where, const gan_conv_geom *g, gan_precision precision)
 {
     gan_cuda_conv_args args;
     gan_status status = gan_cuda_conv_args_make(g, &args);
@@ -69,7 +69,7 @@ static void check_conv(const char *where, const gan_conv_geom *g, gan_cuda_math_
     if (status != GAN_OK)
         return;
     gan_cuda_conv_descriptors d;
-    status = gan_cuda_conv_descriptors_create(&args, mode, &d);
+    status = gan_cuda_conv_descriptors_create(&args, precision, &d);
     CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
     if (status != GAN_OK)
         return;
@@ -99,8 +99,8 @@ static void check_conv(const char *where, const gan_conv_geom *g, gan_cuda_math_
                   where, i, pad_h, pad_w, u, v, dil_h, dil_w, (int)conv_mode);
         cudnnMathType_t math;
         CHECK(cudnnGetConvolutionMathType(convs[i], &math) == CUDNN_STATUS_SUCCESS);
-        CHECK_MSG(math == (mode == GAN_CUDA_MATH_PARITY ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH),
-                  "%s: math type %d in %s mode", where, (int)math, gan_cuda_math_mode_name(mode));
+        CHECK_MSG(math == (precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH),
+                  "%s: math type %d in %s", where, (int)math, gan_precision_name(precision));
 
         int on, oc, oh, ow;
         CHECK(cudnnGetConvolution2dForwardOutputDim(convs[i], d.x, d.w, &on, &oc, &oh, &ow) ==
@@ -168,8 +168,8 @@ static void check_model(const char *config, gan_model *model, gan_backend *recor
                           g->k_h == layer->spec.kernel && g->stride_h == layer->spec.stride &&
                           g->pad_h == layer->spec.pad,
                       "%s: geometry does not match the layer's shapes", where);
-            check_conv(where, g, GAN_CUDA_MATH_PARITY);
-            check_conv(where, g, GAN_CUDA_MATH_FAST);
+            check_conv(where, g, GAN_PRECISION_FP32);
+            check_conv(where, g, GAN_PRECISION_TF32);
         } else if (kind == GAN_LAYER_BN) {
             check_bn(where, model->batch, layer->in.c, layer->in.h * layer->in.w);
         }

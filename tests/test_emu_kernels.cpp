@@ -277,7 +277,7 @@ void test_bce(void)
 
 int main(void)
 {
-    gan_status status = gan_cpu_backend_create(&cpu);
+    gan_status status = gan_cpu_backend_create(NULL, &cpu);
     if (status != GAN_OK) {
         std::fprintf(stderr, "cannot create the CPU backend: %s\n", gan_error_message());
         return 1;

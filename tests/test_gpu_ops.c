@@ -1,7 +1,8 @@
 /* On a machine with a CUDA device: every op of the CUDA backend against the CPU backend on random
- * inputs (gan_selftest_ops, tolerances stated in src/selftest.c), in parity and in fast math
- * mode, plus what parity mode promises beyond tolerances: reductions and convolution gradients
- * repeat bit for bit. Without a usable device it reports skipped (exit 77) and says why. */
+ * inputs (gan_selftest_ops, tolerances stated in src/selftest/ops.c), in fp32 + deterministic (the
+ * parity mode) and in tf32 + not deterministic (the fast mode), plus what the deterministic mode
+ * promises beyond tolerances: reductions and convolution gradients repeat bit for bit. Without a
+ * usable device it reports skipped (exit 77) and says why. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,10 +35,10 @@ static bool same_bits(const float *dev_a, const float *dev_b, size_t count)
     return same;
 }
 
-/* Parity mode: deterministic algorithms, so two runs of a gradient give the same bits. */
+/* Deterministic fp32: deterministic algorithms, so two runs of a gradient give the same bits. */
 static void test_determinism(void)
 {
-    CHECK_OK(gan_cuda_set_math_mode(cuda, GAN_CUDA_MATH_PARITY));
+    CHECK(cuda->options.precision == GAN_PRECISION_FP32 && cuda->options.deterministic);
     gan_conv_geom g = {.n = 16, .c_in = 32, .h_in = 16, .w_in = 16, .c_out = 64, .h_out = 8,
                        .w_out = 8, .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1,
                        .pad_w = 1};
@@ -69,7 +70,7 @@ static void test_determinism(void)
 
 int main(void)
 {
-    gan_status status = gan_cuda_backend_create(&cuda);
+    gan_status status = gan_cuda_backend_create(NULL, &cuda);
     if (status == GAN_ERR_UNSUPPORTED) {
         printf("skipped: %s\n", gan_error_message());
         return TEST_SKIP_EXIT_CODE;
@@ -77,15 +78,15 @@ int main(void)
     CHECK_OK(status);
     if (status != GAN_OK)
         return test_finish();
-    CHECK_OK(gan_cpu_backend_create(&cpu));
+    CHECK_OK(gan_cpu_backend_create(NULL, &cpu));
     if (!cpu)
         return test_finish();
 
     /* --device auto takes the GPU when there is one, and says nothing. */
     gan_backend *chosen = NULL;
     char why[256];
-    CHECK_OK(gan_backend_open("auto", &chosen, why, sizeof why));
-    CHECK(chosen && strcmp(chosen->name, "cuda") == 0 && why[0] == '\0');
+    CHECK_OK(gan_backend_open("auto", NULL, &chosen, why, sizeof why));
+    CHECK(chosen && chosen->kind == GAN_BACKEND_CUDA && why[0] == '\0');
     if (chosen)
         chosen->destroy(chosen);
 
@@ -93,13 +94,18 @@ int main(void)
     CHECK_OK(gan_selftest_ops(cpu, cuda, stdout, &ok));
     CHECK_MSG(ok, "CUDA ops out of tolerance in parity mode (see the table above)");
 
-    CHECK_OK(gan_cuda_set_math_mode(cuda, GAN_CUDA_MATH_FAST));
-    gan_cuda_math_mode mode = GAN_CUDA_MATH_PARITY;
-    CHECK_OK(gan_cuda_get_math_mode(cuda, &mode));
-    CHECK(mode == GAN_CUDA_MATH_FAST);
-    ok = false;
-    CHECK_OK(gan_selftest_ops(cpu, cuda, stdout, &ok));
-    CHECK_MSG(ok, "CUDA ops out of tolerance in fast (TF32) mode (see the table above)");
+    gan_backend_options fast_options = gan_backend_options_default();
+    fast_options.precision = GAN_PRECISION_TF32;
+    fast_options.deterministic = false;
+    gan_backend *fast = NULL;
+    CHECK_OK(gan_cuda_backend_create(&fast_options, &fast));
+    if (fast) {
+        CHECK(fast->options.precision == GAN_PRECISION_TF32 && !fast->options.deterministic);
+        ok = false;
+        CHECK_OK(gan_selftest_ops(cpu, fast, stdout, &ok));
+        CHECK_MSG(ok, "CUDA ops out of tolerance in tf32 (see the table above)");
+        fast->destroy(fast);
+    }
 
     test_determinism();
     cuda->destroy(cuda);

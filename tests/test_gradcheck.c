@@ -695,7 +695,7 @@ int main(void)
 {
     const char *v = getenv("GAN_GRADCHECK_VERBOSE");
     verbose = v && *v && strcmp(v, "0") != 0;
-    CHECK_OK(gan_cpu_backend_create(&be));
+    CHECK_OK(gan_cpu_backend_create(NULL, &be));
     if (!be)
         return test_finish();
     /* GAN_GRADCHECK_SEED=N draws other weights, inputs and R (to probe the margins) */

@@ -45,7 +45,7 @@ static void shape_refusals(void)
                    "4x4", "[N, 1, 0, 0]", NULL);
     /* the same refused through create_allocated on a real backend: nothing to release after */
     gan_backend *be = NULL;
-    CHECK_OK(gan_cpu_backend_create(&be));
+    CHECK_OK(gan_cpu_backend_create(NULL, &be));
     if (be) {
         gan_pool pool;
         gan_model *m = NULL;

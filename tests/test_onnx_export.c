@@ -414,7 +414,7 @@ static void test_dcgan_file(gan_backend *be)
 int main(void)
 {
     gan_backend *be = NULL;
-    CHECK_OK(gan_cpu_backend_create(&be));
+    CHECK_OK(gan_cpu_backend_create(NULL, &be));
     if (!be)
         return test_finish();
     test_every_kind(be);

@@ -84,7 +84,7 @@ static void check_mostly_close(const char *label, const float *got, const float 
 int main(void)
 {
     gan_backend *be = NULL;
-    CHECK_OK(gan_cpu_backend_create(&be));
+    CHECK_OK(gan_cpu_backend_create(NULL, &be));
     gan_safetensors st;
     if (!be || !parity_open("dcgan_fmnist32_train3", &st))
         return test_finish();

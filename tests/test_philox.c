@@ -34,7 +34,7 @@ int main(void)
     CHECK_MSG(vectors == 3, "read %d known-answer vectors, expected 3", vectors);
 
     gan_backend *be = NULL;
-    CHECK_OK(gan_cpu_backend_create(&be));
+    CHECK_OK(gan_cpu_backend_create(NULL, &be));
     if (!be)
         return test_finish();
     enum { N = 1000000 };

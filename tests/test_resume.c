@@ -51,7 +51,7 @@ static bool same_model(const gan_model *a, const gan_model *b, const char *what)
 
 int main(void)
 {
-    CHECK_OK(gan_cpu_backend_create(&be));
+    CHECK_OK(gan_cpu_backend_create(NULL, &be));
     if (!be)
         return test_finish();
     const char *dir = test_temp_dir("test_resume");

@@ -45,8 +45,8 @@ static bool line_has(const char *text, const char *op, const char *word)
 static void test_selftest(void)
 {
     gan_backend *reference = NULL;
-    CHECK_OK(gan_cpu_backend_create(&real_cpu));
-    CHECK_OK(gan_cpu_backend_create(&reference));
+    CHECK_OK(gan_cpu_backend_create(NULL, &real_cpu));
+    CHECK_OK(gan_cpu_backend_create(NULL, &reference));
     if (!real_cpu || !reference)
         return;
 
@@ -85,26 +85,26 @@ static void test_backend_open(void)
 {
     gan_backend *be = NULL;
     char why[256] = "untouched";
-    CHECK_OK(gan_backend_open("cpu", &be, why, sizeof why));
-    CHECK(be && strcmp(be->name, "cpu") == 0 && why[0] == '\0');
+    CHECK_OK(gan_backend_open("cpu", NULL, &be, why, sizeof why));
+    CHECK(be && be->kind == GAN_BACKEND_CPU && why[0] == '\0');
     if (be)
         be->destroy(be);
 
     be = NULL;
-    CHECK_OK(gan_backend_open("auto", &be, why, sizeof why));
+    CHECK_OK(gan_backend_open("auto", NULL, &be, why, sizeof why));
     CHECK(be != NULL);
-    if (be && strcmp(be->name, "cpu") == 0)
+    if (be && be->kind == GAN_BACKEND_CPU)
         CHECK_MSG(strncmp(why, "using the CPU: ", 15) == 0 && strlen(why) > 15,
                   "auto fell back to the CPU without saying why: \"%s\"", why);
-    if (be && strcmp(be->name, "cuda") == 0)
+    if (be && be->kind == GAN_BACKEND_CUDA)
         CHECK(why[0] == '\0');
     if (be)
         be->destroy(be);
 
     be = NULL;
-    gan_status status = gan_backend_open("cuda", &be, why, sizeof why);
+    gan_status status = gan_backend_open("cuda", NULL, &be, why, sizeof why);
     if (status == GAN_OK) {
-        CHECK(be && strcmp(be->name, "cuda") == 0);
+        CHECK(be && be->kind == GAN_BACKEND_CUDA);
         be->destroy(be);
     } else {
         CHECK(status == GAN_ERR_UNSUPPORTED && be == NULL);
@@ -114,7 +114,43 @@ static void test_backend_open(void)
     CHECK(status == GAN_ERR_UNSUPPORTED);
     CHECK(strstr(gan_error_message(), "no CUDA backend") != NULL);
 #endif
-    CHECK_FAILS_WITH(gan_backend_open("tpu", &be, why, sizeof why), GAN_ERR_ARG, "auto, cpu or cuda");
+    CHECK_FAILS_WITH(gan_backend_open("tpu", NULL, &be, why, sizeof why), GAN_ERR_ARG, "auto, cpu or cuda");
+
+    /* Options: the CPU computes in fp32 only and says so; auto does not fall back to another
+     * precision; what a backend was opened with is what it reports. */
+    gan_backend_options tf32 = gan_backend_options_default();
+    tf32.precision = GAN_PRECISION_TF32;
+    be = NULL;
+    CHECK_FAILS_WITH(gan_backend_open("cpu", &tf32, &be, why, sizeof why), GAN_ERR_UNSUPPORTED,
+                     "CPU backend computes in fp32 only");
+    CHECK(be == NULL);
+    status = gan_backend_open("auto", &tf32, &be, why, sizeof why);
+    if (status == GAN_OK) {
+        CHECK(be && be->kind == GAN_BACKEND_CUDA && be->options.precision == GAN_PRECISION_TF32);
+        be->destroy(be);
+    } else {
+        CHECK(status == GAN_ERR_UNSUPPORTED && be == NULL);
+        CHECK(strstr(gan_error_message(), "train.precision = tf32 needs the CUDA backend") != NULL);
+    }
+    gan_backend_options loose = gan_backend_options_default();
+    loose.deterministic = false;
+    be = NULL;
+    CHECK_OK(gan_backend_open("cpu", &loose, &be, why, sizeof why));
+    CHECK(be && be->options.precision == GAN_PRECISION_FP32 && !be->options.deterministic);
+    if (be)
+        be->destroy(be);
+    be = NULL;
+    CHECK_FAILS_WITH(gan_backend_open("cuda:x", NULL, &be, why, sizeof why), GAN_ERR_ARG, "cuda:N");
+    gan_config cfg;
+    gan_config_defaults(&cfg);
+    gan_backend_options from_defaults = gan_backend_options_for_config(&cfg);
+    CHECK(from_defaults.precision == GAN_PRECISION_FP32 && from_defaults.deterministic);
+    CHECK_OK(gan_config_override(&cfg, "train.precision=tf32"));
+    CHECK_OK(gan_config_override(&cfg, "train.deterministic=false"));
+    gan_backend_options from_config = gan_backend_options_for_config(&cfg);
+    CHECK(from_config.precision == GAN_PRECISION_TF32 && !from_config.deterministic);
+    CHECK_FAILS_WITH(gan_config_override(&cfg, "train.precision=fp16"), GAN_ERR_CONFIG, "fp32|tf32");
+    CHECK_FAILS_WITH(gan_config_override(&cfg, "train.deterministic=yes"), GAN_ERR_CONFIG, "false|true");
 
     gan_cuda_versions versions;
     CHECK_OK(gan_cuda_get_versions(&versions));

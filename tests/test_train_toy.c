@@ -103,7 +103,7 @@ static bool train_and_count(gan_backend *be, int seed, int *covered, double *nea
 int main(void)
 {
     gan_backend *be = NULL;
-    CHECK_OK(gan_cpu_backend_create(&be));
+    CHECK_OK(gan_cpu_backend_create(NULL, &be));
     if (!be)
         return test_finish();
     int learned = 0;

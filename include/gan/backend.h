@@ -14,6 +14,7 @@
 
 #include "gan/error.h"
 #include "gan/elementwise_math.h"
+#include "gan/precision.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,11 +40,36 @@ typedef enum gan_activation {
     GAN_ACT_SIGMOID
 } gan_activation;
 
+/* What a backend is, for code that must treat one differently (the benchmarks' peak, reports):
+ * ask `kind`, never compare `name`. */
+typedef enum gan_backend_kind { GAN_BACKEND_CPU, GAN_BACKEND_CUDA } gan_backend_kind;
+
+/* How a backend computes, fixed when it is opened (gan_backend_open) and never changed after: the
+ * algorithms and their workspaces are chosen from these when the models are planned.
+ *   precision      fp32 (default) or tf32 (train.precision; the CPU backend refuses tf32);
+ *   deterministic  true (default): the same inputs give the same bits, run after run (cuDNN's
+ *                  deterministic algorithms only); false: any algorithm (the CPU backend is
+ *                  deterministic either way);
+ *   workspace_bytes  the most scratch memory one convolution may use; 0: the backend's default;
+ *   device_index   the GPU, as CUDA_VISIBLE_DEVICES presents them (`--device cuda:N`).
+ * fp32 + deterministic is the parity mode every test checks against PyTorch. */
+typedef struct gan_backend_options {
+    gan_precision precision;
+    bool deterministic;
+    size_t workspace_bytes;
+    int device_index;
+} gan_backend_options;
+
+/* fp32, deterministic, the default workspace, device 0. */
+gan_backend_options gan_backend_options_default(void);
+
 typedef struct gan_backend gan_backend;
 
 struct gan_backend {
-    const char *name; /* "cpu" or "cuda" */
-    void *impl;       /* backend-private state */
+    const char *name;            /* "cpu" or "cuda": for messages only */
+    gan_backend_kind kind;
+    gan_backend_options options; /* in effect (workspace_bytes resolved to the backend's) */
+    void *impl;                  /* backend-private state */
 
     /* ---- memory: used by the pool at start-up and by I/O, never inside the loop ----------- */
     gan_status (*alloc)(gan_backend *be, size_t bytes, void **out);
@@ -153,8 +179,9 @@ struct gan_backend {
 /* Number of Philox blocks a fill of `count` values consumes (advance offsets by this). */
 static inline uint64_t gan_philox_blocks(size_t count) { return ((uint64_t)count + 3u) / 4u; }
 
-/* The CPU backend: host memory, BLAS, OpenMP. */
-gan_status gan_cpu_backend_create(gan_backend **out);
+/* The CPU backend: host memory, BLAS, OpenMP. `options` may be NULL (the defaults); a precision
+ * other than fp32 is refused with GAN_ERR_UNSUPPORTED. */
+gan_status gan_cpu_backend_create(const gan_backend_options *options, gan_backend **out);
 
 #ifdef __cplusplus
 }

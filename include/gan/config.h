@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "gan/error.h"
+#include "gan/precision.h"
 #include "gan/weight_init.h"
 
 #ifdef __cplusplus
@@ -53,6 +54,8 @@ typedef struct gan_config {
     gan_g_loss g_loss;
     gan_d_loss d_loss;
     double label_smoothing;          /* real target = 1 - label_smoothing (one-sided) */
+    gan_precision precision;         /* GEMM and convolution arithmetic (the backend's options) */
+    bool deterministic;              /* only algorithms that repeat bit for bit */
     /* [log] */
     int64_t log_every;
     int64_t sample_every;

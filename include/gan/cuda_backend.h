@@ -2,7 +2,8 @@
  * and still present), cuBLAS GEMMs and our kernels (kernels/), behind the op table of
  * gan/backend.h. Everything here links in every build: where the build has no CUDA
  * (GAN_HAVE_CUDA undefined), creating the backend fails with GAN_ERR_UNSUPPORTED and
- * gan_cuda_get_versions says so, so callers need no #ifdef. */
+ * gan_cuda_get_versions says so, so callers need no #ifdef. Open it through gan_backend_open
+ * (gan/backend_select.h) unless a test needs this one backend. */
 #ifndef GAN_CUDA_BACKEND_H
 #define GAN_CUDA_BACKEND_H
 
@@ -16,32 +17,20 @@
 extern "C" {
 #endif
 
-/* How the GPU may compute FP32 math.
- * PARITY (the default): FP32 arithmetic only, no TF32 (cuDNN CUDNN_FMA_MATH, cuBLAS
- *   CUBLAS_PEDANTIC_MATH) and deterministic cuDNN algorithms only: results repeat bit for bit
- *   and stay within the selftest's tolerances of the CPU backend.
- * FAST: cuDNN and cuBLAS may use TF32 tensor cores (Ampere and later) and any algorithm; about
- *   10 bits of mantissa in products, so convolutions differ from the CPU in the third digit. */
-typedef enum gan_cuda_math_mode {
-    GAN_CUDA_MATH_PARITY = 0,
-    GAN_CUDA_MATH_FAST = 1
-} gan_cuda_math_mode;
-
-/* Opens device 0 (as CUDA_VISIBLE_DEVICES presents them): a stream, cuDNN and cuBLAS handles on
- * it, and the cuBLAS workspace. Fails with GAN_ERR_UNSUPPORTED and a one-line reason when there
- * is no driver, no device, or no CUDA in this build. */
-gan_status gan_cuda_backend_create(gan_backend **out);
-
-/* Changing the mode forgets the algorithms chosen so far: call it before the models are planned
- * (conv_workspace_bytes), as the algorithms' workspace sizes are part of the plan. */
-gan_status gan_cuda_set_math_mode(gan_backend *be, gan_cuda_math_mode mode);
-gan_status gan_cuda_get_math_mode(gan_backend *be, gan_cuda_math_mode *mode);
-const char *gan_cuda_math_mode_name(gan_cuda_math_mode mode); /* "parity" or "fast" */
-
-/* The most scratch memory one convolution may use; algorithms needing more are passed over.
- * Default GAN_CUDA_DEFAULT_WORKSPACE_BYTES. Same rule as the math mode: set it before planning. */
+/* Opens GPU options->device_index (as CUDA_VISIBLE_DEVICES presents them; NULL options: the
+ * defaults): a stream, cuDNN and cuBLAS handles on it, and the cuBLAS workspace. How it computes
+ * is fixed here, from the options:
+ *   fp32: FP32 arithmetic only, no TF32 (cuDNN CUDNN_FMA_MATH, cuBLAS CUBLAS_PEDANTIC_MATH), so
+ *     results stay within the selftest's tolerances of the CPU backend;
+ *   tf32: cuDNN and cuBLAS may use TF32 tensor cores (Ampere and later): about 10 bits of
+ *     mantissa in products, so convolutions differ from the CPU in the third digit;
+ *   deterministic: only cuDNN algorithms that repeat bit for bit; otherwise any;
+ *   workspace_bytes: the most scratch one convolution may use (0:
+ *     GAN_CUDA_DEFAULT_WORKSPACE_BYTES); algorithms needing more are passed over.
+ * Fails with GAN_ERR_UNSUPPORTED and a one-line reason when there is no driver, no such device,
+ * or no CUDA in this build. */
 enum { GAN_CUDA_DEFAULT_WORKSPACE_BYTES = 256 << 20 };
-gan_status gan_cuda_set_workspace_budget(gan_backend *be, size_t bytes);
+gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backend **out);
 
 /* Versions for `gan info`; every field that cannot be known is 0 or "" and `note` says why.
  * Never fails for want of a device or driver. */

@@ -19,7 +19,6 @@ typedef struct gan_run_options {
     const char *device;      /* auto | cpu | cuda */
     bool resume;             /* continue from the newest checkpoint in out_dir */
     bool quiet;              /* no start-up report */
-    bool fast_math;          /* CUDA: allow TF32 and any algorithm (default: parity math) */
 } gan_run_options;
 
 typedef enum gan_run_result {

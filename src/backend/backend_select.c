@@ -1,6 +1,9 @@
-/* --device auto|cpu|cuda, and the CUDA entry points for builds without CUDA (so that the CLI and
- * the trainer call gan_cuda_* without #ifdef; in a CUDA build they live in cuda_backend.c). */
+/* --device auto|cpu|cuda|cuda:N, and the CUDA entry points for builds without CUDA (so that the
+ * CLI calls gan_cuda_* without #ifdef; in a CUDA build they live in cuda_backend.c). */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gan/backend_select.h"
@@ -12,7 +15,24 @@ static void set_why(char *why, size_t why_bytes, const char *text)
         snprintf(why, why_bytes, "%s", text);
 }
 
-gan_status gan_backend_open(const char *device, gan_backend **out, char *why, size_t why_bytes)
+/* "cuda" or "cuda:N": true, with N in *index (unchanged for plain "cuda"). */
+static bool parse_cuda_device(const char *device, int *index)
+{
+    if (!strcmp(device, "cuda"))
+        return true;
+    if (strncmp(device, "cuda:", 5) || !isdigit((unsigned char)device[5]))
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(device + 5, &end, 10);
+    if (errno || *end || n < 0 || n > 1023)
+        return false;
+    *index = (int)n;
+    return true;
+}
+
+gan_status gan_backend_open(const char *device, const gan_backend_options *options,
+                            gan_backend **out, char *why, size_t why_bytes)
 {
     if (!out)
         return gan_error(GAN_ERR_ARG, "gan_backend_open: no output pointer");
@@ -20,28 +40,34 @@ gan_status gan_backend_open(const char *device, gan_backend **out, char *why, si
     set_why(why, why_bytes, "");
     if (!device)
         device = "auto";
+    gan_backend_options opts = options ? *options : gan_backend_options_default();
 
     if (strcmp(device, "cpu") == 0)
-        return gan_cpu_backend_create(out);
+        return gan_cpu_backend_create(&opts, out);
 
-    if (strcmp(device, "cuda") == 0) {
-        gan_status status = gan_cuda_backend_create(out);
+    if (parse_cuda_device(device, &opts.device_index)) {
+        gan_status status = gan_cuda_backend_create(&opts, out);
         if (status != GAN_OK)
-            return gan_error_prefix(status, "--device cuda: ");
+            return gan_error_prefix(status, "--device %s: ", device);
         return GAN_OK;
     }
 
     if (strcmp(device, "auto") != 0)
-        return gan_error(GAN_ERR_ARG, "--device %s: expected auto, cpu or cuda", device);
+        return gan_error(GAN_ERR_ARG, "--device %s: expected auto, cpu or cuda (cuda:N for GPU N)", device);
 
-    gan_status status = gan_cuda_backend_create(out);
+    gan_status status = gan_cuda_backend_create(&opts, out);
     if (status == GAN_OK)
         return GAN_OK;
     /* Keep the reason before the CPU backend's creation can overwrite the message. */
     char reason[600];
     snprintf(reason, sizeof reason, "using the CPU: %s", gan_error_message());
     gan_error_clear();
-    GAN_TRY(gan_cpu_backend_create(out));
+    if (opts.precision != GAN_PRECISION_FP32)
+        return gan_error(GAN_ERR_UNSUPPORTED,
+                         "train.precision = %s needs the CUDA backend, which cannot be used here (%s); "
+                         "the CPU backend computes in fp32 only",
+                         gan_precision_name(opts.precision), reason + strlen("using the CPU: "));
+    GAN_TRY(gan_cpu_backend_create(&opts, out));
     set_why(why, why_bytes, reason);
     return GAN_OK;
 }
@@ -52,26 +78,11 @@ static const char NO_CUDA_BUILD[] =
     "this build has no CUDA backend (configured with GAN_CUDA=OFF, or nvcc/cuDNN were not found; "
     "rebuild with -DGAN_CUDA=ON)";
 
-gan_status gan_cuda_backend_create(gan_backend **out)
+gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backend **out)
 {
     if (out)
         *out = NULL;
     return gan_error(GAN_ERR_UNSUPPORTED, "%s", NO_CUDA_BUILD);
-}
-
-gan_status gan_cuda_set_math_mode(gan_backend *be, gan_cuda_math_mode mode)
-{
-    return gan_error(GAN_ERR_UNSUPPORTED, "math mode: %s", NO_CUDA_BUILD);
-}
-
-gan_status gan_cuda_get_math_mode(gan_backend *be, gan_cuda_math_mode *mode)
-{
-    return gan_error(GAN_ERR_UNSUPPORTED, "math mode: %s", NO_CUDA_BUILD);
-}
-
-gan_status gan_cuda_set_workspace_budget(gan_backend *be, size_t bytes)
-{
-    return gan_error(GAN_ERR_UNSUPPORTED, "workspace budget: %s", NO_CUDA_BUILD);
 }
 
 gan_status gan_cuda_get_versions(gan_cuda_versions *out)
@@ -85,8 +96,3 @@ gan_status gan_cuda_get_versions(gan_cuda_versions *out)
 }
 
 #endif
-
-const char *gan_cuda_math_mode_name(gan_cuda_math_mode mode)
-{
-    return mode == GAN_CUDA_MATH_FAST ? "fast" : "parity";
-}

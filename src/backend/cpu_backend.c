@@ -42,11 +42,17 @@ static void cpu_destroy(gan_backend *be)
     free(be);
 }
 
-gan_status gan_cpu_backend_create(gan_backend **out)
+gan_status gan_cpu_backend_create(const gan_backend_options *options, gan_backend **out)
 {
     if (!out)
         return gan_error(GAN_ERR_ARG, "gan_cpu_backend_create: out is NULL");
     *out = NULL;
+    gan_backend_options opts = options ? *options : gan_backend_options_default();
+    if (opts.precision != GAN_PRECISION_FP32)
+        return gan_error(GAN_ERR_UNSUPPORTED,
+                         "train.precision = %s: the CPU backend computes in fp32 only (set "
+                         "train.precision = fp32, or train on a GPU with --device cuda)",
+                         gan_precision_name(opts.precision));
     GAN_TRY(gan_blas_init());
     gan_backend *be = calloc(1, sizeof *be);
     cpu_backend_state *state = calloc(1, sizeof *state);
@@ -58,6 +64,11 @@ gan_status gan_cpu_backend_create(gan_backend **out)
     state->conv_workspace_budget_bytes = CPU_CONV_WORKSPACE_BUDGET_BYTES;
     state->threads = omp_get_max_threads();
     be->name = "cpu";
+    be->kind = GAN_BACKEND_CPU;
+    /* Deterministic either way: every reduction has a fixed order for a given thread count. The
+     * convolutions' chunks have their own budget (cpu_internal.h), not the option's. */
+    opts.workspace_bytes = state->conv_workspace_budget_bytes;
+    be->options = opts;
     be->impl = state;
     be->alloc = cpu_alloc;
     be->free = cpu_free;

@@ -9,9 +9,9 @@
  * which the pool calls once at start-up, and by the backend itself at creation (the cuBLAS
  * workspace); nothing is allocated on the device inside an iteration.
  *
- * Math modes (gan_cuda_set_math_mode): parity (default) sets CUBLAS_PEDANTIC_MATH and
- * CUDNN_FMA_MATH with deterministic cuDNN algorithms; fast sets CUBLAS_TF32_TENSOR_OP_MATH and
- * lets cuDNN choose any algorithm and math type. */
+ * Options (gan_backend_options, fixed at creation): fp32 sets CUBLAS_PEDANTIC_MATH and
+ * CUDNN_FMA_MATH; tf32 sets CUBLAS_TF32_TENSOR_OP_MATH and lets cuDNN choose any math type;
+ * deterministic keeps to cuDNN's deterministic algorithms (src/backend/cuda_conv.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,11 +335,11 @@ static void cuda_destroy(gan_backend *be)
     free(be);
 }
 
-static gan_status apply_cublas_math_mode(gan_cuda_impl *impl)
+static gan_status apply_cublas_math(gan_cuda_impl *impl)
 {
     /* Pedantic: FP32 products and sums only (no TF32, no reduced-precision reductions). */
-    cublasMath_t math = impl->math_mode == GAN_CUDA_MATH_PARITY ? CUBLAS_PEDANTIC_MATH
-                                                                : CUBLAS_TF32_TENSOR_OP_MATH;
+    cublasMath_t math = impl->precision == GAN_PRECISION_FP32 ? CUBLAS_PEDANTIC_MATH
+                                                              : CUBLAS_TF32_TENSOR_OP_MATH;
     CUBLAS_TRY(cublasSetMathMode(impl->cublas, math));
     return GAN_OK;
 }
@@ -376,7 +376,9 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl)
     }
     if (count == 0)
         return gan_error(GAN_ERR_UNSUPPORTED, "no CUDA device (cudaGetDeviceCount found none)");
-    impl->device = 0;
+    if (impl->device >= count)
+        return gan_error(GAN_ERR_UNSUPPORTED, "no CUDA device %d: this machine has %d (0..%d)",
+                         impl->device, count, count - 1);
     CUDA_TRY(cudaSetDevice(impl->device));
     CUDA_TRY(cudaDeviceGetAttribute(&impl->compute_capability_major,
                                     cudaDevAttrComputeCapabilityMajor, impl->device));
@@ -390,14 +392,21 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl)
     impl->cublas_workspace_bytes = impl->compute_capability_major >= 9 ? (32u << 20) : (4u << 20);
     GAN_TRY(cuda_alloc(be, impl->cublas_workspace_bytes, &impl->cublas_workspace));
     CUBLAS_TRY(cublasSetWorkspace(impl->cublas, impl->cublas_workspace, impl->cublas_workspace_bytes));
-    GAN_TRY(apply_cublas_math_mode(impl));
+    GAN_TRY(apply_cublas_math(impl));
     GAN_TRY(probe_kernels(impl));
     return GAN_OK;
 }
 
-gan_status gan_cuda_backend_create(gan_backend **out)
+gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backend **out)
 {
     *out = NULL;
+    gan_backend_options opts = options ? *options : gan_backend_options_default();
+    if (opts.precision != GAN_PRECISION_FP32 && opts.precision != GAN_PRECISION_TF32)
+        return gan_error(GAN_ERR_ARG, "unknown precision %d", (int)opts.precision);
+    if (opts.device_index < 0)
+        return gan_error(GAN_ERR_ARG, "no CUDA device %d", opts.device_index);
+    if (!opts.workspace_bytes)
+        opts.workspace_bytes = GAN_CUDA_DEFAULT_WORKSPACE_BYTES;
     gan_backend *be = calloc(1, sizeof *be);
     gan_cuda_impl *impl = calloc(1, sizeof *impl);
     if (!be || !impl) {
@@ -405,11 +414,15 @@ gan_status gan_cuda_backend_create(gan_backend **out)
         free(impl);
         return gan_error(GAN_ERR_NOMEM, "out of memory for the CUDA backend");
     }
-    impl->math_mode = GAN_CUDA_MATH_PARITY;
-    impl->workspace_budget_bytes = GAN_CUDA_DEFAULT_WORKSPACE_BYTES;
+    impl->device = opts.device_index;
+    impl->precision = opts.precision;
+    impl->deterministic = opts.deterministic;
+    impl->workspace_budget_bytes = opts.workspace_bytes;
     impl->last_bn_epsilon = 1e-5;
     *be = (gan_backend){
         .name = "cuda",
+        .kind = GAN_BACKEND_CUDA,
+        .options = opts,
         .impl = impl,
         .alloc = cuda_alloc,
         .free = cuda_free,
@@ -448,46 +461,6 @@ gan_status gan_cuda_backend_create(gan_backend **out)
         return gan_error(status, "%s", reason);
     }
     *out = be;
-    return GAN_OK;
-}
-
-static gan_status impl_of_cuda(gan_backend *be, gan_cuda_impl **impl)
-{
-    if (!be || !be->name || strcmp(be->name, "cuda") != 0)
-        return gan_error(GAN_ERR_ARG, "not the CUDA backend (%s)", be && be->name ? be->name : "none");
-    *impl = gan_cuda_impl_of(be);
-    return GAN_OK;
-}
-
-gan_status gan_cuda_set_math_mode(gan_backend *be, gan_cuda_math_mode mode)
-{
-    gan_cuda_impl *impl = NULL;
-    GAN_TRY(impl_of_cuda(be, &impl));
-    if (mode != GAN_CUDA_MATH_PARITY && mode != GAN_CUDA_MATH_FAST)
-        return gan_error(GAN_ERR_ARG, "unknown CUDA math mode %d", (int)mode);
-    if (mode == impl->math_mode)
-        return GAN_OK;
-    impl->math_mode = mode;
-    gan_cuda_conv_plans_clear(impl); /* algorithms depend on the mode */
-    return apply_cublas_math_mode(impl);
-}
-
-gan_status gan_cuda_get_math_mode(gan_backend *be, gan_cuda_math_mode *mode)
-{
-    gan_cuda_impl *impl = NULL;
-    GAN_TRY(impl_of_cuda(be, &impl));
-    *mode = impl->math_mode;
-    return GAN_OK;
-}
-
-gan_status gan_cuda_set_workspace_budget(gan_backend *be, size_t bytes)
-{
-    gan_cuda_impl *impl = NULL;
-    GAN_TRY(impl_of_cuda(be, &impl));
-    if (bytes != impl->workspace_budget_bytes) {
-        impl->workspace_budget_bytes = bytes;
-        gan_cuda_conv_plans_clear(impl);
-    }
     return GAN_OK;
 }
 

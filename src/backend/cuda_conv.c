@@ -6,9 +6,9 @@
  * model plans its workspace (conv_workspace_bytes, before the pool is allocated). The choice uses
  * cuDNN's heuristics (the _v7 queries: no trial runs, no device memory needed), taking the first
  * algorithm, in cuDNN's order of preference, that
- *   - fits in the workspace budget (gan_cuda_set_workspace_budget), and
- *   - in parity mode: is deterministic (CUDNN_DETERMINISTIC) and runs FMA kernels (no TF32).
- * In fast mode any algorithm and math type cuDNN prefers is taken (TF32 on Ampere and later).
+ *   - fits in the workspace budget (the backend's workspace_bytes option),
+ *   - is deterministic (CUDNN_DETERMINISTIC) when the backend is, and
+ *   - in fp32: runs FMA kernels (no TF32); in tf32 any math type cuDNN prefers is taken.
  * If the heuristics offer nothing acceptable, the algorithms every cuDNN supports
  * deterministically with FP32 math are tried (implicit GEMM; backward ALGO_1). */
 #include <stdlib.h>
@@ -31,17 +31,24 @@ static bool acceptable(const gan_cuda_impl *impl, cudnnStatus_t status, size_t m
 {
     if (status != CUDNN_STATUS_SUCCESS || memory > budget)
         return false;
-    if (impl->math_mode == GAN_CUDA_MATH_FAST)
-        return true;
-    if (determinism != CUDNN_DETERMINISTIC)
+    if (impl->deterministic && determinism != CUDNN_DETERMINISTIC)
         return false;
+    if (impl->precision == GAN_PRECISION_TF32)
+        return true;
     return math == CUDNN_FMA_MATH || (math == CUDNN_DEFAULT_MATH && impl->compute_capability_major < 8);
 }
 
 /* The math type the call's descriptor gets with the chosen algorithm. */
 static cudnnMathType_t math_for(const gan_cuda_impl *impl, cudnnMathType_t chosen)
 {
-    return impl->math_mode == GAN_CUDA_MATH_PARITY ? CUDNN_FMA_MATH : chosen;
+    return impl->precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : chosen;
+}
+
+static const char *options_text(const gan_cuda_impl *impl)
+{
+    if (impl->precision == GAN_PRECISION_FP32)
+        return impl->deterministic ? "deterministic fp32 " : "fp32 ";
+    return impl->deterministic ? "deterministic " : "";
 }
 
 static gan_status no_algorithm(const char *pass, const gan_conv_geom *g, const gan_cuda_impl *impl,
@@ -50,11 +57,10 @@ static gan_status no_algorithm(const char *pass, const gan_conv_geom *g, const g
     return gan_error(GAN_ERR_BACKEND,
                      "cuDNN offers no %s%s algorithm for convolution x [%d, %d, %d, %d] -> y [%d, "
                      "%d, %d, %d], kernel %dx%d, stride %dx%d, pad %dx%d within a workspace of %zu "
-                     "bytes (math mode %s)",
-                     impl->math_mode == GAN_CUDA_MATH_PARITY ? "deterministic FP32 " : "", pass,
-                     g->n, g->c_in, g->h_in, g->w_in, g->n, g->c_out, g->h_out, g->w_out, g->k_h,
-                     g->k_w, g->stride_h, g->stride_w, g->pad_h, g->pad_w, budget,
-                     gan_cuda_math_mode_name(impl->math_mode));
+                     "bytes (precision %s, deterministic %s)",
+                     options_text(impl), pass, g->n, g->c_in, g->h_in, g->w_in, g->n, g->c_out,
+                     g->h_out, g->w_out, g->k_h, g->k_w, g->stride_h, g->stride_w, g->pad_h, g->pad_w,
+                     budget, gan_precision_name(impl->precision), impl->deterministic ? "true" : "false");
 }
 
 static gan_status choose_forward(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, size_t budget)
@@ -189,7 +195,7 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
     gan_cuda_conv_plan plan;
     memset(&plan, 0, sizeof plan);
     plan.geom = *g;
-    GAN_TRY(gan_cuda_conv_descriptors_create(&args, impl->math_mode, &plan.desc));
+    GAN_TRY(gan_cuda_conv_descriptors_create(&args, impl->precision, &plan.desc));
     gan_status status = choose_forward(impl, &plan, budget);
     if (status == GAN_OK)
         status = choose_backward_data(impl, &plan, budget);

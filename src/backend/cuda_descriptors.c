@@ -29,20 +29,20 @@ static gan_status tensor4d_create(const gan_cudnn_tensor4d *t, cudnnTensorDescri
     return GAN_OK;
 }
 
-static gan_status conv2d_create(const gan_cudnn_conv2d *c, gan_cuda_math_mode mode,
+static gan_status conv2d_create(const gan_cudnn_conv2d *c, gan_precision precision,
                                 cudnnConvolutionDescriptor_t *out)
 {
     CUDNN_TRY(cudnnCreateConvolutionDescriptor(out));
     CUDNN_TRY(cudnnSetConvolution2dDescriptor(*out, c->pad_h, c->pad_w, c->stride_h, c->stride_w,
                                               c->dilation_h, c->dilation_w,
                                               gan_cuda_cudnn_conv_mode(c->mode), CUDNN_DATA_FLOAT));
-    /* Parity: FMA kernels only, never TF32. Fast: cuDNN's default, TF32 allowed on Ampere+. */
-    CUDNN_TRY(cudnnSetConvolutionMathType(*out, mode == GAN_CUDA_MATH_PARITY ? CUDNN_FMA_MATH
+    /* fp32: FMA kernels only, never TF32. tf32: cuDNN's default, TF32 allowed on Ampere+. */
+    CUDNN_TRY(cudnnSetConvolutionMathType(*out, precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH
                                                                               : CUDNN_DEFAULT_MATH));
     return GAN_OK;
 }
 
-static gan_status conv_descriptors_build(const gan_cuda_conv_args *args, gan_cuda_math_mode mode,
+static gan_status conv_descriptors_build(const gan_cuda_conv_args *args, gan_precision precision,
                                          gan_cuda_conv_descriptors *out)
 {
     GAN_TRY(tensor4d_create(&args->x, &out->x));
@@ -50,18 +50,18 @@ static gan_status conv_descriptors_build(const gan_cuda_conv_args *args, gan_cud
     CUDNN_TRY(cudnnCreateFilterDescriptor(&out->w));
     CUDNN_TRY(cudnnSetFilter4dDescriptor(out->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, args->w.k,
                                          args->w.c, args->w.h, args->w.w));
-    GAN_TRY(conv2d_create(&args->conv, mode, &out->forward));
-    GAN_TRY(conv2d_create(&args->conv, mode, &out->backward_data));
-    GAN_TRY(conv2d_create(&args->conv, mode, &out->backward_filter));
+    GAN_TRY(conv2d_create(&args->conv, precision, &out->forward));
+    GAN_TRY(conv2d_create(&args->conv, precision, &out->backward_data));
+    GAN_TRY(conv2d_create(&args->conv, precision, &out->backward_filter));
     return GAN_OK;
 }
 
 gan_status gan_cuda_conv_descriptors_create(const gan_cuda_conv_args *args,
-                                            gan_cuda_math_mode mode,
+                                            gan_precision precision,
                                             gan_cuda_conv_descriptors *out)
 {
     memset(out, 0, sizeof *out);
-    gan_status status = conv_descriptors_build(args, mode, out);
+    gan_status status = conv_descriptors_build(args, precision, out);
     if (status != GAN_OK)
         gan_cuda_conv_descriptors_destroy(out);
     return status;

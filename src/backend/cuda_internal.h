@@ -35,11 +35,10 @@ typedef struct gan_cuda_conv_descriptors {
     cudnnConvolutionDescriptor_t forward, backward_data, backward_filter;
 } gan_cuda_conv_descriptors;
 
-/* Builds them from `args`; the convolution descriptors get CUDNN_FMA_MATH in parity mode and
- * CUDNN_DEFAULT_MATH (TF32 allowed) in fast mode, until an algorithm is chosen. Host-only: no
- * handle and no device needed. On failure nothing is left allocated. */
-gan_status gan_cuda_conv_descriptors_create(const gan_cuda_conv_args *args,
-                                            gan_cuda_math_mode mode,
+/* Builds them from `args`; the convolution descriptors get CUDNN_FMA_MATH in fp32 and
+ * CUDNN_DEFAULT_MATH (TF32 allowed) in tf32, until an algorithm is chosen. Host-only: no handle
+ * and no device needed. On failure nothing is left allocated. */
+gan_status gan_cuda_conv_descriptors_create(const gan_cuda_conv_args *args, gan_precision precision,
                                             gan_cuda_conv_descriptors *out);
 void gan_cuda_conv_descriptors_destroy(gan_cuda_conv_descriptors *d);
 
@@ -82,7 +81,8 @@ typedef struct gan_cuda_impl {
     cublasHandle_t cublas;
     void *cublas_workspace;       /* [cublas_workspace_bytes], given to cublasSetWorkspace */
     size_t cublas_workspace_bytes;
-    gan_cuda_math_mode math_mode;
+    gan_precision precision;      /* the backend's options, fixed at creation */
+    bool deterministic;
     size_t workspace_budget_bytes; /* the most one convolution may use */
     gan_cuda_conv_plan *conv_plans;
     int conv_plan_count, conv_plan_capacity;
@@ -102,7 +102,7 @@ gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, 
                                        const float *w, float *dx, void *workspace);
 gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                          const float *dy, float beta, float *dw, void *workspace);
-/* Forgets every plan (after a change of math mode or budget). */
+/* Forgets every plan (when the backend is destroyed). */
 void gan_cuda_conv_plans_clear(gan_cuda_impl *impl);
 
 #endif

@@ -25,13 +25,16 @@ double bench_median(double *values, int count);
 double bench_min(const double *values, int count);
 double bench_max(const double *values, int count);
 
-/* The backend for `device` (auto|cpu|cuda); with fast_math, TF32 on CUDA (ignored on cpu).
- * Prints one line on stdout when auto fell back to the CPU, saying why. */
-gan_status bench_open_backend(const char *device, bool fast_math, gan_backend **out);
+/* The backend for `device` (auto|cpu|cuda|cuda:N) with the options `cfg` asks for
+ * (train.precision, train.deterministic). Prints one line on stdout when auto fell back to the
+ * CPU, saying why. */
+gan_status bench_open_backend(const char *device, const gan_config *cfg, gan_backend **out);
+/* One backend serves every config of a run: refuses a config that asks for other options. */
+gan_status bench_check_options(const gan_backend *be, const gan_config *cfg);
 
 /* The peak the percentages are relative to, measured now:
  *   cpu: gan_blas_measure_sgemm_gflops(2048, 3), as `gan info` does (BLAS threads: all cores);
- *   cuda: the backend's own gemm (cuBLAS SGEMM in the backend's math mode) on 8192^3, best of 3.
+ *   cuda: the backend's own gemm (cuBLAS SGEMM in the backend's precision) on 8192^3, best of 3.
  * `what` receives a short description ("sgemm 2048^3 (OpenBLAS Haswell, 2 threads)"). */
 gan_status bench_measure_gemm_peak(gan_backend *be, double *gflops, char *what, size_t what_bytes);
 /* The backend's copy op on 256 MiB, best of 5, counting read + write bytes: the reference for

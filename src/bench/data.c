@@ -163,7 +163,7 @@ static gan_status bench_train_step(const char *cache, const bench_options *o, do
     cfg.batch_size = o->batch;
     gan_backend *be = NULL;
     char why[512] = "";
-    GAN_TRY(gan_backend_open(o->device, &be, why, sizeof why));
+    GAN_TRY(gan_backend_open(o->device, NULL, &be, why, sizeof why));
     *device = be->name;
     gan_data_source *loader = NULL;
     gan_status status = open_cache_loader(cache, o, &loader);

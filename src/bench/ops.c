@@ -20,9 +20,11 @@
  * peak for GFLOP/s (sgemm on cpu, cuBLAS through the backend's gemm on cuda), the backend's copy
  * bandwidth for GB/s (see bench_util.h).
  *
- * usage: gan bench ops [--device auto|cpu|cuda] [--fast-math] [--batch 64,128]
+ * usage: gan bench ops [section.key=value ...] [--device auto|cpu|cuda|cuda:N] [--batch 64,128]
  *                      [--configs dcgan_celeba64,dcgan_fmnist32] [--runs R] [--warmup W]
- *                      [--min-ms M] [--ops conv,bn,act,bce,adam] */
+ *                      [--min-ms M] [--ops conv,bn,act,bce,adam]
+ * The overrides apply to every config; train.precision and train.deterministic set the backend's
+ * options (one backend serves every config, so they must agree). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +33,12 @@
 
 enum { MAX_LIST = 16, MAX_BUFFERS = 16 };
 
+enum { MAX_OVERRIDES = 64 };
+
 typedef struct ops_options {
     const char *device;
-    bool fast_math;
+    const char *overrides[MAX_OVERRIDES];
+    int override_count;
     int batches[MAX_LIST], batch_count;
     char configs_text[1024];
     const char *configs[MAX_LIST];
@@ -495,7 +500,8 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
 {
     gan_config cfg;
     char path[4200];
-    GAN_TRY(bench_load_config(config, NULL, 0, &cfg, path, sizeof path));
+    GAN_TRY(bench_load_config(config, opt->overrides, opt->override_count, &cfg, path, sizeof path));
+    GAN_TRY(bench_check_options(be, &cfg));
     gan_model *g = NULL, *d = NULL;
     gan_shape z_shape = {cfg.nz, 1, 1}, image = {cfg.channels, cfg.image_size, cfg.image_size};
     gan_status status = gan_model_create("G", cfg.generator, z_shape, batch, be, &g);
@@ -532,7 +538,7 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
 static int usage(FILE *out)
 {
     fprintf(out,
-            "usage: gan bench ops [--device auto|cpu|cuda] [--fast-math] [--batch 64,128]\n"
+            "usage: gan bench ops [section.key=value ...] [--device auto|cpu|cuda|cuda:N] [--batch 64,128]\n"
             "                     [--configs dcgan_celeba64,dcgan_fmnist32] [--runs R] [--warmup W]\n"
             "                     [--min-ms M] [--ops conv,bn,act,bce,adam]\n"
             "\n"
@@ -540,7 +546,8 @@ static int usage(FILE *out)
             "median ms per call, GFLOP/s (conv, convt, linear) or GB/s (the rest), and the share of the\n"
             "peak measured in the same run (gemm for GFLOP/s, the backend's copy for GB/s).\n"
             "Defaults: --runs 5 --warmup 1 --min-ms 2; conv covers conv, convt and linear; act covers\n"
-            "the activations and dropout.\n");
+            "the activations and dropout. The overrides apply to every config; train.precision=fp32|tf32\n"
+            "and train.deterministic=true|false set how the backend computes.\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -581,8 +588,8 @@ int gan_bench_ops(int argc, char **argv)
         bool has_value = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             return usage(stdout);
-        if (!strcmp(a, "--fast-math"))
-            o.fast_math = true;
+        if (a[0] != '-' && strchr(a, '=') && o.override_count < MAX_OVERRIDES)
+            o.overrides[o.override_count++] = a;
         else if (!strcmp(a, "--device") && has_value)
             o.device = argv[++i];
         else if (!strcmp(a, "--batch") && has_value)
@@ -638,8 +645,14 @@ int gan_bench_ops(int argc, char **argv)
         return 2;
     }
 
+    /* The backend computes as the first config asks (bench_config holds the others to it). */
+    gan_config first;
+    char first_path[4200];
     gan_backend *be = NULL;
-    gan_status status = bench_open_backend(o.device, o.fast_math, &be);
+    gan_status status = bench_load_config(o.configs[0], o.overrides, o.override_count, &first, first_path,
+                                          sizeof first_path);
+    if (status == GAN_OK)
+        status = bench_open_backend(o.device, &first, &be);
     if (status != GAN_OK) {
         fprintf(stderr, "gan bench ops: %s\n", gan_error_message());
         return 1;
@@ -666,9 +679,12 @@ int gan_bench_ops(int argc, char **argv)
     if (status == GAN_OK) {
         printf("\npeak again  : %.1f GFLOP/s %s at the end (%.1f at the start; the percentages use the start)\n",
                gemm_after, what, gemm_before);
-        printf("reproduce   : %s --device %s%s --batch %s --configs %s --runs %d --warmup %d --min-ms %g%s%s\n", argv[0],
-               !strcmp(o.device, "auto") ? be->name : o.device, o.fast_math ? " --fast-math" : "", batch_text,
-               configs_text, o.runs, o.warmup, o.min_ms, ops_text ? " --ops " : "", ops_text ? ops_text : "");
+        printf("reproduce   : %s", argv[0]);
+        for (int i = 0; i < o.override_count; i++)
+            printf(" %s", o.overrides[i]);
+        printf(" --device %s --batch %s --configs %s --runs %d --warmup %d --min-ms %g%s%s\n",
+               !strcmp(o.device, "auto") ? be->name : o.device, batch_text, configs_text, o.runs, o.warmup,
+               o.min_ms, ops_text ? " --ops " : "", ops_text ? ops_text : "");
     }
     be->destroy(be);
     if (status != GAN_OK) {

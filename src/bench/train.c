@@ -19,8 +19,10 @@
  * layer: k (6 F_D - 2 F_D0 + F_G) + 2 F_D + 2 F_G - F_G0. Batch norm, activations, the loss, Adam
  * and im2col are not counted: they are the overhead the percentage exposes.
  *
- * usage: gan bench train [CONFIG] [section.key=value ...] [--device auto|cpu|cuda] [--fast-math]
+ * usage: gan bench train [CONFIG] [section.key=value ...] [--device auto|cpu|cuda]
  *                        [--iterations N] [--warmup W] [--rounds R] [--seconds S]
+ * train.precision and train.deterministic (in the config or as overrides) set the backend's
+ * options; every config of one run must ask for the same.
  * Without CONFIG: dcgan_celeba64 at batch 64 and 128, dcgan_fmnist32 at 128, mlp_mnist at 64.
  * Each config's report ends with one line:
  *   train <config> batch <B>: <ms> ms/it, <img/s> img/s, <GFLOP/s> GFLOP/s (<pct>% of sgemm peak) */
@@ -35,7 +37,6 @@ enum { MAX_OVERRIDES = 64, MAX_ROUNDS = 64, SOURCE_BATCHES = 4 };
 
 typedef struct train_options {
     const char *device;
-    bool fast_math;
     int iterations; /* 0: chosen from the warm-up */
     int warmup, rounds;
     double seconds;
@@ -133,8 +134,7 @@ static void print_reproduce(const char *prog, const char *config, const char *co
     printf("reproduce   : %s %s", prog, config);
     for (int i = 0; i < override_count; i++)
         printf(" %s", overrides[i]);
-    printf(" --device %s%s --iterations %d --warmup %d --rounds %d\n", device, o->fast_math ? " --fast-math" : "",
-           iterations, o->warmup, rounds);
+    printf(" --device %s --iterations %d --warmup %d --rounds %d\n", device, iterations, o->warmup, rounds);
 }
 
 static gan_status bench_one(const char *prog, gan_backend *be, const char *config, const char *const *overrides,
@@ -143,6 +143,7 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     gan_config cfg;
     char path[4200];
     GAN_TRY(bench_load_config(config, overrides, override_count, &cfg, path, sizeof path));
+    GAN_TRY(bench_check_options(be, &cfg));
     synthetic_source source;
     GAN_TRY(synthetic_open(&cfg, &source));
     gan_trainer *t = NULL;
@@ -219,7 +220,7 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
                "%.1f%% of the best peak measurement%s\n",
                ms, best, worst, img_per_s, gflops, pct, finite ? "" : " (losses went non-finite: random data)");
         struct rusage usage;
-        if (!strcmp(be->name, "cpu") && getrusage(RUSAGE_SELF, &usage) == 0)
+        if (be->kind == GAN_BACKEND_CPU && getrusage(RUSAGE_SELF, &usage) == 0)
             printf("process     : max resident set %.1f MiB (so far in this process)\n", usage.ru_maxrss / 1024.0);
         print_reproduce(prog, config, overrides, override_count,
                         !strcmp(o->device, "auto") ? be->name : o->device, o, iterations, rounds);
@@ -235,13 +236,14 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
 static int usage(FILE *out)
 {
     fprintf(out,
-            "usage: gan bench train [CONFIG] [section.key=value ...] [--device auto|cpu|cuda] [--fast-math]\n"
+            "usage: gan bench train [CONFIG] [section.key=value ...] [--device auto|cpu|cuda|cuda:N]\n"
             "                       [--iterations N] [--warmup W] [--rounds R] [--seconds S]\n"
             "\n"
             "Times training iterations of CONFIG (a path, or a name in configs/) on synthetic data and\n"
             "ends with: train <config> batch <B>: <ms> ms/it, <img/s> img/s, <GFLOP/s> GFLOP/s (<pct>%% of\n"
             "sgemm peak). Without CONFIG: dcgan_celeba64 at batch 64 and 128, dcgan_fmnist32 at 128,\n"
-            "mlp_mnist at 64. Defaults: --warmup 2 --rounds 3, iterations to fill about --seconds 8.\n");
+            "mlp_mnist at 64. Defaults: --warmup 2 --rounds 3, iterations to fill about --seconds 8.\n"
+            "train.precision=fp32|tf32 and train.deterministic=true|false set how the backend computes.\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -256,9 +258,7 @@ int gan_bench_train(int argc, char **argv)
         bool has_value = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             return usage(stdout);
-        if (!strcmp(a, "--fast-math")) {
-            o.fast_math = true;
-        } else if (!strcmp(a, "--device") && has_value) {
+        if (!strcmp(a, "--device") && has_value) {
             o.device = argv[++i];
         } else if (!strcmp(a, "--iterations") && has_value) {
             o.iterations = atoi(argv[++i]);
@@ -290,14 +290,6 @@ int gan_bench_train(int argc, char **argv)
                 MAX_ROUNDS);
         return 2;
     }
-    gan_backend *be = NULL;
-    gan_status status = bench_open_backend(o.device, o.fast_math, &be);
-    if (status != GAN_OK) {
-        fprintf(stderr, "gan bench train: %s\n", gan_error_message());
-        return 1;
-    }
-    bench_print_machine(be, stdout, "");
-
     /* the set when no config is named: each with its own overrides plus the user's */
     struct {
         const char *config, *batch;
@@ -306,14 +298,30 @@ int gan_bench_train(int argc, char **argv)
                {"dcgan_fmnist32", "train.batch_size=128"},
                {"mlp_mnist", "train.batch_size=64"}};
     int runs = config ? 1 : (int)(sizeof set / sizeof set[0]);
+    const char *with_batch[MAX_OVERRIDES + 1];
+    memcpy(with_batch + 1, overrides, (size_t)override_count * sizeof *overrides);
+
+    /* The backend computes as the first config asks (bench_one holds the others to it). */
+    gan_config first;
+    char path[4200];
+    with_batch[0] = set[0].batch;
+    gan_status status = config ? bench_load_config(config, overrides, override_count, &first, path, sizeof path)
+                               : bench_load_config(set[0].config, with_batch, override_count + 1, &first, path,
+                                                   sizeof path);
+    gan_backend *be = NULL;
+    if (status == GAN_OK)
+        status = bench_open_backend(o.device, &first, &be);
+    if (status != GAN_OK) {
+        fprintf(stderr, "gan bench train: %s\n", gan_error_message());
+        return 1;
+    }
+    bench_print_machine(be, stdout, "");
     for (int r = 0; r < runs && status == GAN_OK; r++) {
         if (config) {
             status = bench_one(argv[0], be, config, overrides, override_count, &o);
             break;
         }
-        const char *with_batch[MAX_OVERRIDES + 1];
         with_batch[0] = set[r].batch;
-        memcpy(with_batch + 1, overrides, (size_t)override_count * sizeof *overrides);
         printf("\n");
         status = bench_one(argv[0], be, set[r].config, with_batch, override_count + 1, &o);
     }

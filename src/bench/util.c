@@ -53,20 +53,27 @@ double bench_max(const double *values, int count)
     return m;
 }
 
-gan_status bench_open_backend(const char *device, bool fast_math, gan_backend **out)
+gan_status bench_open_backend(const char *device, const gan_config *cfg, gan_backend **out)
 {
     char why[512] = "";
-    GAN_TRY(gan_backend_open(device, out, why, sizeof why));
+    gan_backend_options options = gan_backend_options_for_config(cfg);
+    GAN_TRY(gan_backend_open(device, &options, out, why, sizeof why));
     if (why[0])
         printf("device      : cpu (%s)\n", why);
-    if (fast_math && !strcmp((*out)->name, "cuda")) {
-        gan_status status = gan_cuda_set_math_mode(*out, GAN_CUDA_MATH_FAST);
-        if (status != GAN_OK) {
-            (*out)->destroy(*out);
-            *out = NULL;
-            return status;
-        }
-    }
+    return GAN_OK;
+}
+
+gan_status bench_check_options(const gan_backend *be, const gan_config *cfg)
+{
+    gan_backend_options want = gan_backend_options_for_config(cfg);
+    if (want.precision != be->options.precision || want.deterministic != be->options.deterministic)
+        return gan_error(GAN_ERR_CONFIG,
+                         "%s asks for train.precision = %s, train.deterministic = %s, but this run's "
+                         "backend was opened with %s, %s (one backend serves every config of a run: "
+                         "give the same keys to all, or run them apart)",
+                         cfg->name, gan_precision_name(want.precision), want.deterministic ? "true" : "false",
+                         gan_precision_name(be->options.precision),
+                         be->options.deterministic ? "true" : "false");
     return GAN_OK;
 }
 
@@ -109,7 +116,7 @@ static gan_status measure_backend_gemm(gan_backend *be, int n, int repeats, doub
 
 gan_status bench_measure_gemm_peak(gan_backend *be, double *gflops, char *what, size_t what_bytes)
 {
-    if (!strcmp(be->name, "cpu")) {
+    if (be->kind == GAN_BACKEND_CPU) {
         gan_blas_info info;
         GAN_TRY(gan_blas_get_info(&info));
         GAN_TRY(gan_blas_measure_sgemm_gflops(2048, 3, gflops));
@@ -117,12 +124,9 @@ gan_status bench_measure_gemm_peak(gan_backend *be, double *gflops, char *what, 
                  info.threads);
         return GAN_OK;
     }
-    gan_cuda_math_mode mode = GAN_CUDA_MATH_PARITY;
-    if (!strcmp(be->name, "cuda"))
-        gan_cuda_get_math_mode(be, &mode);
     GAN_TRY(measure_backend_gemm(be, 8192, 3, gflops));
-    snprintf(what, what_bytes, "%s gemm 8192^3 best of 3 (%s math)", be->name,
-             !strcmp(be->name, "cuda") ? gan_cuda_math_mode_name(mode) : "fp32");
+    snprintf(what, what_bytes, "%s gemm 8192^3 best of 3 (%s)", be->name,
+             gan_precision_name(be->options.precision));
     return GAN_OK;
 }
 
@@ -195,17 +199,16 @@ void bench_print_machine(gan_backend *be, FILE *out, const char *prefix)
         if (blas.note[0])
             fprintf(out, "%sblas note   : %s\n", prefix, blas.note);
     }
-    if (be && !strcmp(be->name, "cuda")) {
+    if (be && be->kind == GAN_BACKEND_CUDA) {
         gan_cuda_versions v;
-        if (gan_cuda_get_versions(&v) == GAN_OK && v.device_count > 0) {
-            gan_cuda_math_mode mode = GAN_CUDA_MATH_PARITY;
-            gan_cuda_get_math_mode(be, &mode);
-            fprintf(out, "%sgpu         : %s (sm_%d%d, %.1f GiB), CUDA runtime %d.%d, cuDNN %zu.%zu.%zu, %s math\n",
+        if (gan_cuda_get_versions(&v) == GAN_OK && v.device_count > 0)
+            fprintf(out, "%sgpu         : %s (sm_%d%d, %.1f GiB), CUDA runtime %d.%d, cuDNN %zu.%zu.%zu, %s, "
+                         "%sdeterministic\n",
                     prefix, v.device_name, v.compute_capability_major, v.compute_capability_minor,
                     (double)v.device_memory_bytes / (1024.0 * 1024.0 * 1024.0), v.runtime_version / 1000,
                     (v.runtime_version % 1000) / 10, v.cudnn_version / 10000, (v.cudnn_version / 100) % 100,
-                    v.cudnn_version % 100, gan_cuda_math_mode_name(mode));
-        }
+                    v.cudnn_version % 100, gan_precision_name(be->options.precision),
+                    be->options.deterministic ? "" : "not ");
     }
 }
 

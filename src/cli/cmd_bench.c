@@ -8,15 +8,16 @@
 static void bench_usage(FILE *out)
 {
     fprintf(out,
-            "usage: gan bench ops [--device auto|cpu|cuda] [--batch 64,128] [--configs dcgan_celeba64,dcgan_fmnist32]\n"
-            "                     [--runs R] [--warmup W] [--ops conv,bn,act,bce,adam]\n"
-            "       gan bench train [CONFIG] [section.key=value ...] [--device auto|cpu|cuda] [--iterations N]\n"
-            "                       [--warmup W] [--rounds R] [--seconds S] [--fast-math]\n"
+            "usage: gan bench ops [section.key=value ...] [--device auto|cpu|cuda|cuda:N] [--batch 64,128]\n"
+            "                     [--configs dcgan_celeba64,dcgan_fmnist32] [--runs R] [--warmup W] [--ops conv,bn,act,bce,adam]\n"
+            "       gan bench train [CONFIG] [section.key=value ...] [--device auto|cpu|cuda|cuda:N] [--iterations N]\n"
+            "                       [--warmup W] [--rounds R] [--seconds S]\n"
             "       gan bench data [--images N] [--size S] [--batch B] [--device ...] [...]\n"
             "\n"
             "ops:   every op at every layer shape of the configs: time, GFLOP/s or GB/s, %% of the peak\n"
             "train: end-to-end training iterations on synthetic data, ending with one summary line\n"
             "data:  gan prepare on synthetic JPEGs, the loader from the cache, steps fed by it\n"
+            "train.precision=fp32|tf32 and train.deterministic=true|false set how the backend computes.\n"
             "Each takes --help. bench/RESULTS.md has the latest numbers.\n");
 }
 

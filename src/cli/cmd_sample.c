@@ -28,8 +28,9 @@ static gan_status load_checkpoint(const char *path, const char *device, loaded *
     memset(out, 0, sizeof *out);
     gan_config cfg;
     GAN_TRY(gan_checkpoint_read_config(path, &cfg));
+    /* Samples in fp32, whatever precision the run trained in: the same images on every backend. */
     char why[512] = "";
-    GAN_TRY(gan_backend_open(device, &out->be, why, sizeof why));
+    GAN_TRY(gan_backend_open(device, NULL, &out->be, why, sizeof why));
     gan_status status = gan_trainer_create(&cfg, out->be, NULL, NULL, &out->trainer);
     if (status == GAN_OK)
         status = gan_trainer_load_checkpoint(out->trainer, NULL, path, NULL);

@@ -12,14 +12,15 @@ static void train_usage(FILE *out)
 {
     fprintf(out,
             "usage: gan train CONFIG [section.key=value ...] [--out DIR] [--device auto|cpu|cuda]\n"
-            "                 [--fast-math] [--quiet]\n"
+            "                 [--quiet]\n"
             "       gan train --resume DIR [section.key=value ...] [--device auto|cpu|cuda]\n"
             "\n"
             "Trains the GAN a config describes (configs/*.ini). The run directory (default\n"
             "runs/<config name>) receives config.ini (resolved), metrics.jsonl, samples/*.png and\n"
             "checkpoints/ckpt_*.safetensors. Ctrl-C finishes the step, writes a checkpoint and\n"
             "exits with status 130; --resume DIR continues from the newest checkpoint.\n"
-            "On CUDA the math is FP32 and deterministic (parity mode) unless --fast-math allows TF32.\n"
+            "The backend computes in train.precision (fp32, or tf32 on CUDA) and, with\n"
+            "train.deterministic = true (the default), repeats bit for bit.\n"
             "\n");
     gan_config_print_help(out);
 }
@@ -29,7 +30,7 @@ int gan_cmd_train(int argc, char **argv)
     const char *config_path = NULL, *out_dir = NULL, *device = "auto", *resume_dir = NULL;
     const char *overrides[256];
     int override_count = 0;
-    bool quiet = false, fast_math = false;
+    bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -43,8 +44,6 @@ int gan_cmd_train(int argc, char **argv)
             resume_dir = argv[++i];
         } else if (!strcmp(arg, "--quiet")) {
             quiet = true;
-        } else if (!strcmp(arg, "--fast-math")) {
-            fast_math = true;
         } else if (arg[0] == '-') {
             fprintf(stderr, "gan train: unknown or incomplete option '%s' (gan train --help)\n", arg);
             return 2;
@@ -95,7 +94,7 @@ int gan_cmd_train(int argc, char **argv)
     }
     gan_run_result result = GAN_RUN_FINISHED;
     if (status == GAN_OK) {
-        gan_run_options options = {run_dir, device, resume_dir != NULL, quiet, fast_math};
+        gan_run_options options = {run_dir, device, resume_dir != NULL, quiet};
         status = gan_run_train(&cfg, &options, &result);
     }
     if (status != GAN_OK) {

@@ -12,14 +12,14 @@
  *     ~5 in magnitude).
  *   rtol 1e-4, atol 1e-4 .. 1e-3: sums in a different order: GEMM and convolution (FP32, up to
  *     ~1000 terms of O(1)), bias gradient, batch norm (cuDNN's statistics), BCE mean.
- *   TF32 (fast math mode only): GEMM and convolution rtol 1e-2, atol 5e-2 (10-bit mantissas).
+ *   TF32 (train.precision = tf32 only): GEMM and convolution rtol 1e-2, atol 5e-2 (10-bit
+ *     mantissas).
  * Inputs are uniform in [-1, 1) (wider where a range matters, e.g. activations in [-6, 6)). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gan/cuda_backend.h"
 #include "gan/selftest.h"
 
 typedef struct tolerance {
@@ -617,18 +617,13 @@ gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *rep
         .rng_state = 0x9E3779B97F4A7C15ull,
     };
     *all_within_tolerance = false;
-    const char *mode = "";
-    if (test->name && strcmp(test->name, "cuda") == 0) {
-        gan_cuda_math_mode math;
-        if (gan_cuda_get_math_mode(test, &math) == GAN_OK) {
-            st.tf32 = math == GAN_CUDA_MATH_FAST;
-            mode = st.tf32 ? " (math mode fast: TF32 tolerances for GEMM and convolution)"
-                           : " (math mode parity)";
-        }
-    }
+    st.tf32 = test->options.precision == GAN_PRECISION_TF32;
     if (report)
-        fprintf(report, "selftest: %s against %s%s; |test - ref| <= atol + rtol |ref| per element\n",
-                test->name, reference->name, mode);
+        fprintf(report, "selftest: %s (%s, %sdeterministic%s) against %s; |test - ref| <= atol + rtol "
+                        "|ref| per element\n",
+                test->name, gan_precision_name(test->options.precision),
+                test->options.deterministic ? "" : "not ",
+                st.tf32 ? ": TF32 tolerances for GEMM and convolution" : "", reference->name);
 
     gan_status (*const checks[])(selftest *) = {
         check_memory_ops, check_gemm, check_conv, check_bias, check_bn, check_activations,

@@ -14,7 +14,6 @@
 
 #include "gan/backend_select.h"
 #include "gan/checkpoint.h"
-#include "gan/cuda_backend.h"
 #include "gan/image.h"
 #include "gan/npy.h"
 #include "gan/tb_events.h"
@@ -366,16 +365,10 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
 
     gan_backend *be = NULL;
     char why[512] = "";
-    GAN_TRY(gan_backend_open(options->device, &be, why, sizeof why));
+    gan_backend_options backend_options = gan_backend_options_for_config(cfg);
+    GAN_TRY(gan_backend_open(options->device, &backend_options, &be, why, sizeof why));
     if (why[0])
         fprintf(stderr, "gan: %s\n", why);
-    if (options->fast_math && !strcmp(be->name, "cuda")) {
-        gan_status mode_status = gan_cuda_set_math_mode(be, GAN_CUDA_MATH_FAST);
-        if (mode_status != GAN_OK) {
-            be->destroy(be);
-            return mode_status;
-        }
-    }
 
     gan_data_source *data = NULL;
     gan_trainer *trainer = NULL;
@@ -426,12 +419,9 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
     if (status == GAN_OK) /* a new events file on resume too: TensorBoard merges a directory's */
         status = gan_tb_writer_open(options->out_dir, &run.tb);
     if (status == GAN_OK) {
-        gan_cuda_math_mode mode;
         char backend_text[96];
-        if (gan_cuda_get_math_mode(be, &mode) == GAN_OK)
-            snprintf(backend_text, sizeof backend_text, "%s (%s math)", be->name, gan_cuda_math_mode_name(mode));
-        else
-            snprintf(backend_text, sizeof backend_text, "%s", be->name);
+        snprintf(backend_text, sizeof backend_text, "%s (%s, %sdeterministic)", be->name,
+                 gan_precision_name(be->options.precision), be->options.deterministic ? "" : "not ");
         printf("training %s on %s: %lld iterations (%lld per epoch), batch %d, seed %llu -> %s\n",
                cfg->name, backend_text, (long long)run.total_iterations,
                (long long)run.iterations_per_epoch, cfg->batch_size, (unsigned long long)cfg->seed,
