@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
+
+#include "gan/clock.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -316,13 +317,6 @@ gan_status gan_blas_get_info(gan_blas_info *info)
     return GAN_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 gan_status gan_blas_measure_sgemm_gflops(int n, int repeats, double *gflops)
 {
     if (!gflops)
@@ -350,9 +344,9 @@ gan_status gan_blas_measure_sgemm_gflops(int n, int repeats, double *gflops)
     (void)gan_blas_sgemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     double best = 1e30; /* seconds */
     for (int r = 0; r < repeats; r++) {
-        double start = now_s();
+        double start = gan_now_s();
         (void)gan_blas_sgemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double elapsed = now_s() - start;
+        double elapsed = gan_now_s() - start;
         if (elapsed < best)
             best = elapsed;
     }

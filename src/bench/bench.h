@@ -1,5 +1,5 @@
 /* The benchmarks of `gan bench ops|train|data` (src/bench/NAME.c, dispatched by
- * src/cli/cmd_bench.c) and what they share (util.c): statistics, the machine's peak measured in
+ * src/cli/cmd_bench.c) and what they share (util.c): statistics (time with gan_now_s), the machine's peak measured in
  * the same run, the machine description, configs by name, and the geometry and FLOP count of a
  * model's layers. The comparison scripts and recorded results stay in bench/ at the top. */
 #ifndef GAN_BENCH_BENCH_H
@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "gan/backend.h"
+#include "gan/clock.h"
 #include "gan/config.h"
 #include "gan/nn.h"
 
@@ -19,7 +20,6 @@ int gan_bench_ops(int argc, char **argv);
 int gan_bench_train(int argc, char **argv);
 int gan_bench_data(int argc, char **argv);
 
-double bench_now_s(void);
 /* Sorts `values` in place; returns the median (mean of the middle two for an even count). */
 double bench_median(double *values, int count);
 double bench_min(const double *values, int count);

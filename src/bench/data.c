@@ -120,9 +120,9 @@ typedef struct timed_source {
 static gan_status timed_next_batch(gan_data_source *src, void *host_batch)
 {
     timed_source *t = src->impl;
-    double t0 = bench_now_s();
+    double t0 = gan_now_s();
     gan_status status = t->inner->next_batch(t->inner, host_batch);
-    t->seconds += bench_now_s() - t0;
+    t->seconds += gan_now_s() - t0;
     t->calls++;
     return status;
 }
@@ -187,13 +187,13 @@ static gan_status bench_train_step(const char *cache, const bench_options *o, do
         status = gan_trainer_read_stats(trainer, &stats, &finite);
     timed.seconds = 0;
     timed.calls = 0;
-    double t0 = bench_now_s();
+    double t0 = gan_now_s();
     for (int i = 0; i < o->steps && status == GAN_OK; i++) {
         status = gan_trainer_step(trainer);
         if (status == GAN_OK)
             status = gan_trainer_read_stats(trainer, &stats, &finite); /* waits for the device */
     }
-    double seconds = bench_now_s() - t0;
+    double seconds = gan_now_s() - t0;
     if (status == GAN_OK) {
         *step_ms = seconds * 1e3 / o->steps;
         *loader_ms = timed.calls ? timed.seconds * 1e3 / timed.calls : 0;
@@ -281,11 +281,11 @@ int gan_bench_data(int argc, char **argv)
     mkdir(images, 0755);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
-    double mean_bytes = 0, t0 = bench_now_s();
+    double mean_bytes = 0, t0 = gan_now_s();
     gan_status status = write_images(images, o.images, &mean_bytes);
     if (status == GAN_OK)
         printf("images      : %d synthetic %dx%d JPEGs (quality 90, %.1f KB on average) written in %.1f s to %s\n",
-               o.images, CELEBA_W, CELEBA_H, mean_bytes / 1024, bench_now_s() - t0, images);
+               o.images, CELEBA_W, CELEBA_H, mean_bytes / 1024, gan_now_s() - t0, images);
 
     /* prepare */
     double best = 0;
@@ -321,17 +321,17 @@ int gan_bench_data(int argc, char **argv)
     double back_to_back_ms = 0, between_steps_ms = 0;
     if (status == GAN_OK) {
         status = src->next_batch(src, batch); /* starts the thread, first touch of the mapping */
-        double start = bench_now_s();
+        double start = gan_now_s();
         for (int k = 0; k < o.batches && status == GAN_OK; k++)
             status = src->next_batch(src, batch);
-        back_to_back_ms = (bench_now_s() - start) * 1e3 / o.batches;
+        back_to_back_ms = (gan_now_s() - start) * 1e3 / o.batches;
         double inside = 0;
         int measured = o.batches < 50 ? o.batches : 50;
         for (int k = 0; k < measured && status == GAN_OK; k++) {
             sleep_ms(o.step_ms); /* a training step: the loader works meanwhile */
-            double s = bench_now_s();
+            double s = gan_now_s();
             status = src->next_batch(src, batch);
-            inside += bench_now_s() - s;
+            inside += gan_now_s() - s;
         }
         between_steps_ms = inside * 1e3 / measured;
     }

@@ -190,10 +190,10 @@ static gan_status time_op(gan_backend *be, const op_call *o, const ops_options *
     for (int i = 0; i < opt->warmup; i++)
         GAN_TRY(op_run(be, o));
     GAN_TRY(be->synchronize(be));
-    double t0 = bench_now_s();
+    double t0 = gan_now_s();
     GAN_TRY(op_run(be, o));
     GAN_TRY(be->synchronize(be));
-    double once = bench_now_s() - t0;
+    double once = gan_now_s() - t0;
     double want = opt->min_ms * 1e-3;
     int reps = once >= want ? 1 : (int)ceil(want / (once > 1e-7 ? once : 1e-7));
     reps = reps > 10000 ? 10000 : reps;
@@ -201,11 +201,11 @@ static gan_status time_op(gan_backend *be, const op_call *o, const ops_options *
     int runs = opt->runs > 64 ? 64 : opt->runs;
     for (int r = 0; r < runs; r++) {
         GAN_TRY(be->synchronize(be));
-        t0 = bench_now_s();
+        t0 = gan_now_s();
         for (int i = 0; i < reps; i++)
             GAN_TRY(op_run(be, o));
         GAN_TRY(be->synchronize(be));
-        samples[r] = (bench_now_s() - t0) / reps;
+        samples[r] = (gan_now_s() - t0) / reps;
     }
     *best = bench_min(samples, runs);
     *median = bench_median(samples, runs);

@@ -120,11 +120,11 @@ static gan_status timed_steps(gan_trainer *t, int count, double *seconds)
 {
     gan_backend *be = t->backend;
     GAN_TRY(be->synchronize(be));
-    double t0 = bench_now_s();
+    double t0 = gan_now_s();
     for (int i = 0; i < count; i++)
         GAN_TRY(gan_trainer_step(t));
     GAN_TRY(be->synchronize(be));
-    *seconds = bench_now_s() - t0;
+    *seconds = gan_now_s() - t0;
     return GAN_OK;
 }
 

@@ -9,19 +9,13 @@
 #include <unistd.h>
 
 #include "gan/backend_select.h"
+#include "gan/clock.h"
 #include "gan/blas.h"
 #include "gan/cuda_backend.h"
 
 #ifndef GAN_SOURCE_DIR
 #define GAN_SOURCE_DIR "."
 #endif
-
-double bench_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int compare_doubles(const void *a, const void *b)
 {
@@ -94,12 +88,12 @@ static gan_status measure_backend_gemm(gan_backend *be, int n, int repeats, doub
     double best = 1e30;
     for (int r = -1; r < repeats && status == GAN_OK; r++) {
         status = be->synchronize(be);
-        double t0 = bench_now_s();
+        double t0 = gan_now_s();
         if (status == GAN_OK)
             status = be->gemm(be, false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         if (status == GAN_OK)
             status = be->synchronize(be);
-        double t = bench_now_s() - t0;
+        double t = gan_now_s() - t0;
         if (r >= 0 && t < best)
             best = t;
     }
@@ -144,12 +138,12 @@ gan_status bench_measure_copy_gbps(gan_backend *be, double *gbps)
     double best = 1e30;
     for (int r = -1; r < 5 && status == GAN_OK; r++) {
         status = be->synchronize(be);
-        double t0 = bench_now_s();
+        double t0 = gan_now_s();
         if (status == GAN_OK)
             status = be->copy(be, dst, src, bytes);
         if (status == GAN_OK)
             status = be->synchronize(be);
-        double t = bench_now_s() - t0;
+        double t = gan_now_s() - t0;
         if (r >= 0 && t < best)
             best = t;
     }

@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "gan/clock.h"
 #include "gan/data.h"
 
 typedef struct progress_state {
@@ -31,13 +31,6 @@ static void on_interrupt(int sig)
     interrupted = 1;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void on_progress(void *ctx, int64_t done, int64_t total)
 {
     progress_state *p = ctx;
@@ -45,7 +38,7 @@ static void on_progress(void *ctx, int64_t done, int64_t total)
         return;
     pthread_mutex_lock(&p->mu);
     enum { WIDTH = 30 };
-    double elapsed = now_s() - p->start_s, rate = elapsed > 0 ? done / elapsed : 0;
+    double elapsed = gan_now_s() - p->start_s, rate = elapsed > 0 ? done / elapsed : 0;
     double eta = rate > 0 ? (total - done) / rate : 0;
     int filled = total > 0 ? (int)(WIDTH * done / total) : WIDTH;
     char bar[WIDTH + 1];
@@ -167,7 +160,7 @@ int gan_cmd_prepare(int argc, char **argv)
         return 2;
     }
 
-    progress_state p = {.bar = isatty(STDERR_FILENO) != 0, .start_s = now_s()};
+    progress_state p = {.bar = isatty(STDERR_FILENO) != 0, .start_s = gan_now_s()};
     pthread_mutex_init(&p.mu, NULL);
     o.data.warn = on_warning;
     o.data.warn_ctx = &p;

@@ -9,18 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "gan/clock.h"
 #include "gan/data.h"
 
 enum { CHUNK = 32, MESSAGE_BYTES = 2048 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void warn(const gan_prepare_options *o, const char *message)
 {
@@ -33,7 +26,7 @@ static void warn(const gan_prepare_options *o, const char *message)
 gan_status gan_prepare_cache(const gan_prepare_options *o, gan_prepare_result *result)
 {
     memset(result, 0, sizeof *result);
-    double start = now_s();
+    double start = gan_now_s();
     if (!o->output || !o->output[0])
         return gan_error(GAN_ERR_ARG, "gan prepare: no output file (-o FILE.npy)");
     gan_dataset *ds;
@@ -124,7 +117,7 @@ gan_status gan_prepare_cache(const gan_prepare_options *o, gan_prepare_result *r
             }
             long long done_now = atomic_fetch_add(&done, count) + count;
             if (o->progress && omp_get_thread_num() == 0) {
-                double now = now_s();
+                double now = gan_now_s();
                 if (now - last_progress >= 0.1) {
                     last_progress = now;
                     o->progress(o->progress_ctx, done_now, n);
@@ -155,7 +148,7 @@ gan_status gan_prepare_cache(const gan_prepare_options *o, gan_prepare_result *r
     if (status == GAN_OK) {
         result->written = writer.shape[0];
         result->bad = bad_total;
-        result->seconds = now_s() - start;
+        result->seconds = gan_now_s() - start;
     }
     free(keep);
     gan_dataset_close(ds);

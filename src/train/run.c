@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gan/backend_select.h"
 #include "gan/checkpoint.h"
+#include "gan/clock.h"
 #include "gan/image.h"
 #include "gan/npy.h"
 #include "gan/tb_events.h"
@@ -21,13 +21,6 @@
 static volatile sig_atomic_t stop_signal = 0;
 
 static void on_stop_signal(int signo) { stop_signal = signo; }
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static gan_status make_dir(const char *path)
 {
@@ -233,7 +226,7 @@ static gan_status log_line(run_state *run, const gan_step_stats *stats)
 {
     gan_trainer *t = run->trainer;
     int64_t it = t->iteration;
-    double elapsed = now_s() - run->start_s;
+    double elapsed = gan_now_s() - run->start_s;
     int64_t done = it - run->start_iteration;
     double img_per_s = elapsed > 0 ? (double)done * run->cfg->batch_size * run->cfg->d_steps / elapsed : 0.0;
     double eta = done > 0 ? elapsed / (double)done * (double)(run->total_iterations - it) : 0.0;
@@ -434,11 +427,11 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
         sigaction(SIGINT, &action, &old_int);
         sigaction(SIGTERM, &action, &old_term);
         stop_signal = 0;
-        run.start_s = now_s();
+        run.start_s = gan_now_s();
         status = run_loop(&run, result);
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
-        double seconds = now_s() - run.start_s;
+        double seconds = gan_now_s() - run.start_s;
         if (status == GAN_OK) {
             printf("%s: %lld iterations in %.1f s; samples in %s/samples, checkpoint %s\n",
                    *result == GAN_RUN_FINISHED ? "done" : "stopped",
