@@ -42,13 +42,47 @@ const char *gan_error_message(void);
 const char *gan_status_name(gan_status status);
 void gan_error_clear(void);
 
-/* Propagate a failed status unchanged (the message is already set). */
+/* The one way a sequence of calls handles failure: one statement per call, stopping at the first
+ * failure with its status and message unchanged.
+ *
+ * GAN_TRY(call) returns the failure: for sequences that hold nothing to release.
+ *
+ * GAN_CHECK(call) stores the status in the function's `status` and jumps to its `cleanup:` label:
+ * for sequences that hold something to release. The function declares `gan_status status =
+ * GAN_OK;` and everything the cleanup releases before its first GAN_CHECK, and ends with
+ *     cleanup:
+ *         ...releases...
+ *         return status;
+ * A conditional step reads `if (want) GAN_CHECK(call);`.
+ *
+ * Work split over threads (OpenMP loops, which cannot return or jump out) keeps the first failure
+ * with gan_status_keep_first. */
 #define GAN_TRY(expr)                          \
     do {                                       \
         gan_status gan_try_status_ = (expr);   \
         if (gan_try_status_ != GAN_OK)         \
             return gan_try_status_;            \
     } while (0)
+
+#define GAN_CHECK(expr)                        \
+    do {                                       \
+        status = (expr);                       \
+        if (status != GAN_OK)                  \
+            goto cleanup;                      \
+    } while (0)
+
+/* *status = s unless *status already holds a failure (or s is GAN_OK): callable from every thread
+ * of an OpenMP team at once. */
+static inline void gan_status_keep_first(gan_status *status, gan_status s)
+{
+    if (s != GAN_OK) {
+#ifdef _OPENMP
+#pragma omp critical(gan_status_keep_first)
+#endif
+        if (*status == GAN_OK)
+            *status = s;
+    }
+}
 
 #ifdef __cplusplus
 }

@@ -414,17 +414,6 @@ static void thread_range(int count, int t, int team, int *lo, int *hi)
     *hi = (int)((long long)count * (t + 1) / team);
 }
 
-/* A failure inside a parallel region: the first one is kept (they cannot happen for a checked
- * geometry, but a GEMM's status is not dropped). */
-static void keep_status(gan_status *status, gan_status s)
-{
-    if (s != GAN_OK) {
-#pragma omp critical(gan_cpu_conv_status)
-        if (*status == GAN_OK)
-            *status = s;
-    }
-}
-
 /* Row-major C [m, n] = alpha op(A) op(B) + beta C with each thread computing its own block of
  * C's columns (of its rows when C is taller than wide), blocks a multiple of 16 wide. */
 static gan_status gemm_split(const gan_backend *be, bool trans_a, bool trans_b, int m, int n, int k,
@@ -441,11 +430,11 @@ static gan_status gemm_split(const gan_backend *be, bool trans_a, bool trans_b, 
         per = (per + 15) / 16 * 16;
         int lo = omp_get_thread_num() * per, hi = lo + per < len ? lo + per : len;
         if (lo < hi && by_columns)
-            keep_status(&status, gan_blas_sgemm_this_thread(
+            gan_status_keep_first(&status, gan_blas_sgemm_this_thread(
                                      trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
                                      b + (trans_b ? (size_t)lo * ldb : (size_t)lo), ldb, beta, c + lo, ldc));
         else if (lo < hi)
-            keep_status(&status, gan_blas_sgemm_this_thread(
+            gan_status_keep_first(&status, gan_blas_sgemm_this_thread(
                                      trans_a, trans_b, hi - lo, n, k, alpha,
                                      a + (trans_a ? (size_t)lo : (size_t)lo * lda), lda, b, ldb, beta,
                                      c + (size_t)lo * ldc, ldc));
@@ -476,7 +465,7 @@ gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float
             int cols = (int)(cnt * P);
             im2col(g, x, img0, cnt, 0, K, col);
             float *out = cnt == 1 ? y + (size_t)img0 * g->c_out * P : ybuf;
-            keep_status(&status, gan_blas_sgemm_this_thread(false, false, g->c_out, cols, K, 1.0f, w,
+            gan_status_keep_first(&status, gan_blas_sgemm_this_thread(false, false, g->c_out, cols, K, 1.0f, w,
                                                             K, col, cols, 0.0f, out, cols));
             if (cnt > 1)
                 scatter_planes(ybuf, g->c_out, P, img0, cnt, y);
@@ -512,7 +501,7 @@ gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const
                 in = dybuf;
             }
             /* col [K, cols] = w^T [K, Co] dy [Co, cols] */
-            keep_status(&status, gan_blas_sgemm_this_thread(true, false, K, cols, g->c_out, 1.0f, w,
+            gan_status_keep_first(&status, gan_blas_sgemm_this_thread(true, false, K, cols, g->c_out, 1.0f, w,
                                                             K, in, cols, 0.0f, col, cols));
             col2im(g, col, img0, cnt, dx);
         }
@@ -548,7 +537,7 @@ static gan_status conv_backward_filter_by_images(gan_backend *be, const gan_conv
                 in = dybuf;
             }
             /* my_dw [Co, K] (+)= dy [Co, cols] col^T [cols, K] */
-            keep_status(&status, gan_blas_sgemm_this_thread(false, true, g->c_out, K, cols, 1.0f, in,
+            gan_status_keep_first(&status, gan_blas_sgemm_this_thread(false, true, g->c_out, K, cols, 1.0f, in,
                                                             cols, col, cols, img0 == lo ? 0.0f : 1.0f,
                                                             my_dw, K));
         }
@@ -611,7 +600,7 @@ gan_status cpu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, con
             im2col(g, x, img0, cnt, row0, row1, my_col);
             /* dw [Co, rows] = beta dw + dy [Co, cols] col^T [cols, rows] */
             if (row1 > row0)
-                keep_status(&status, gan_blas_sgemm_this_thread(false, true, g->c_out, row1 - row0, cols,
+                gan_status_keep_first(&status, gan_blas_sgemm_this_thread(false, true, g->c_out, row1 - row0, cols,
                                                                 1.0f, in, cols, my_col, cols,
                                                                 img0 == 0 ? beta : 1.0f, dw + row0, K));
         }

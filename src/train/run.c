@@ -1,14 +1,14 @@
-/* `gan train`: the loop around gan_trainer_step. */
+/* `gan train`: a run from start to end (gan_run_train: the run directory, the backend, the
+ * trainer and its data, the logs, the signals) and the loop around gan_trainer_step (log lines,
+ * metrics.jsonl, TensorBoard, sample grids, checkpoints, the non-finite stop). The run directory's
+ * files are run_dir.c's. */
 #include "gan/run.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gan/backend_select.h"
@@ -17,105 +17,20 @@
 #include "gan/image.h"
 #include "gan/npy.h"
 #include "gan/tb_events.h"
+#include "train/run_dir.h"
 
 static volatile sig_atomic_t stop_signal = 0;
 
 static void on_stop_signal(int signo) { stop_signal = signo; }
 
-static gan_status make_dir(const char *path)
-{
-    char partial[4096];
-    size_t len = strlen(path);
-    if (len >= sizeof partial)
-        return gan_error(GAN_ERR_ARG, "%s: path too long", path);
-    memcpy(partial, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (partial[i] == '/' || partial[i] == '\0') {
-            char saved = partial[i];
-            partial[i] = '\0';
-            if (mkdir(partial, 0755) != 0 && errno != EEXIST)
-                return gan_error(GAN_ERR_IO, "%s: cannot create directory: %s", partial, strerror(errno));
-            partial[i] = saved;
-        }
-    }
-    return GAN_OK;
-}
-
-/* Checkpoint files are checkpoints/ckpt_<iteration, 10 digits>.safetensors. */
-static int checkpoint_iteration(const char *name, long long *iteration)
-{
-    int consumed = 0;
-    if (sscanf(name, "ckpt_%lld.safetensors%n", iteration, &consumed) == 1 &&
-        consumed == (int)strlen(name))
-        return 1;
-    return 0;
-}
-
-/* Lists checkpoint iterations in dir (ascending); returns the count (at most `max`). */
-static int list_checkpoints(const char *dir, long long *iterations, int max)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *entry;
-    while ((entry = readdir(d)) && n < max) {
-        long long it;
-        if (checkpoint_iteration(entry->d_name, &it))
-            iterations[n++] = it;
-    }
-    closedir(d);
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && iterations[j - 1] > iterations[j]; j--) {
-            long long tmp = iterations[j];
-            iterations[j] = iterations[j - 1];
-            iterations[j - 1] = tmp;
-        }
-    return n;
-}
-
-enum { MAX_LISTED_CHECKPOINTS = 100000 };
-
-gan_status gan_run_latest_checkpoint(const char *run_dir, char *path, size_t path_bytes)
-{
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
-    struct stat st;
-    if (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return gan_error(GAN_ERR_IO, "%s: no such run directory", run_dir);
-    long long *its = malloc(MAX_LISTED_CHECKPOINTS * sizeof *its);
-    if (!its)
-        return gan_error(GAN_ERR_NOMEM, "out of memory");
-    int n = list_checkpoints(dir, its, MAX_LISTED_CHECKPOINTS);
-    long long last = n ? its[n - 1] : -1;
-    free(its);
-    if (n == 0)
-        return gan_error(GAN_ERR_IO, "%s: no checkpoint (ckpt_*.safetensors) to resume from", dir);
-    snprintf(path, path_bytes, "%s/ckpt_%010lld.safetensors", dir, last);
-    return GAN_OK;
-}
-
-static void prune_checkpoints(const char *dir, int keep)
-{
-    long long *its = malloc(MAX_LISTED_CHECKPOINTS * sizeof *its);
-    if (!its)
-        return;
-    int n = list_checkpoints(dir, its, MAX_LISTED_CHECKPOINTS);
-    for (int i = 0; i + keep < n; i++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/ckpt_%010lld.safetensors", dir, its[i]);
-        unlink(path);
-    }
-    free(its);
-}
-
 typedef struct run_state {
+    gan_backend *backend;
     gan_trainer *trainer;
     gan_data_source *data;
     const gan_config *cfg;
     const char *out_dir;
-    char checkpoint_dir[4096];
-    char last_checkpoint[4200];
+    run_paths paths;
+    char last_checkpoint[4300];
     FILE *metrics;
     gan_tb_writer *tb;          /* TensorBoard events; NULL after a failed write */
     int64_t total_iterations;
@@ -152,12 +67,11 @@ static gan_status check_stats(run_state *run, gan_step_stats *stats)
 
 static gan_status save_checkpoint(run_state *run)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/ckpt_%010lld.safetensors", run->checkpoint_dir,
-             (long long)run->trainer->iteration);
+    char path[4300];
+    run_dir_checkpoint_path(&run->paths, run->trainer->iteration, path, sizeof path);
     GAN_TRY(gan_trainer_save_checkpoint(run->trainer, run->data, epoch_of(run, run->trainer->iteration), path));
     snprintf(run->last_checkpoint, sizeof run->last_checkpoint, "%s", path);
-    prune_checkpoints(run->checkpoint_dir, run->cfg->keep_checkpoints);
+    run_dir_prune_checkpoints(&run->paths, run->cfg->keep_checkpoints);
     return GAN_OK;
 }
 
@@ -192,23 +106,25 @@ static gan_status save_samples(run_state *run, const char *name)
     gan_trainer *t = run->trainer;
     gan_shape s = t->g->output_shape;
     size_t per_image = gan_shape_count(s);
+    bool image = s.c == 1 || s.c == 3;
+    char path[4400];
+    /* Images become a grid; other samples (the toy set's 2-d points) their raw values. */
+    snprintf(path, sizeof path, "%s/%s.%s", run->paths.samples, name, image ? "png" : "npy");
     float *images = malloc((size_t)t->sample_batch * per_image * sizeof(float));
     if (!images)
         return gan_error(GAN_ERR_NOMEM, "out of memory for the sample grid");
-    gan_status status = gan_trainer_generate(t, t->fixed_z, t->sample_batch,
-                                             run->cfg->sample_bn == GAN_SAMPLE_BN_BATCH, images);
-    char path[4200];
-    bool image = s.c == 1 || s.c == 3;
-    /* Images become a grid; other samples (the toy set's 2-d points) their raw values. */
-    snprintf(path, sizeof path, "%s/samples/%s.%s", run->out_dir, name, image ? "png" : "npy");
-    if (status == GAN_OK && image)
-        status = gan_write_sample_grid(path, images, t->sample_batch, s.c, s.h, s.w, 8, 2);
-    if (status == GAN_OK && image && run->tb)
-        tb_add_grid(run, images, s);
-    if (status == GAN_OK && !image) {
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_trainer_generate(t, t->fixed_z, t->sample_batch,
+                                   run->cfg->sample_bn == GAN_SAMPLE_BN_BATCH, images));
+    if (image) {
+        GAN_CHECK(gan_write_sample_grid(path, images, t->sample_batch, s.c, s.h, s.w, 8, 2));
+        if (run->tb)
+            tb_add_grid(run, images, s);
+    } else {
         int64_t shape[4] = {t->sample_batch, s.c, s.h, s.w};
-        status = gan_npy_write_f32(path, images, 4, shape);
+        GAN_CHECK(gan_npy_write_f32(path, images, 4, shape));
     }
+cleanup:
     free(images);
     return status;
 }
@@ -275,23 +191,6 @@ static void progress(run_state *run)
     fflush(stdout);
 }
 
-static gan_status write_resolved_config(const gan_config *cfg, const char *out_dir)
-{
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/config.ini", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
-    fprintf(f, "; the resolved config of this run (every key, with the overrides applied)\n");
-    gan_status status = gan_config_write(cfg, f);
-    if (fclose(f) != 0 && status == GAN_OK)
-        status = gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
-    if (status == GAN_OK && rename(tmp, path) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    return status;
-}
-
 static gan_status run_loop(run_state *run, gan_run_result *result)
 {
     gan_trainer *t = run->trainer;
@@ -335,118 +234,129 @@ static gan_status run_loop(run_state *run, gan_run_result *result)
     return GAN_OK;
 }
 
+/* --resume: the newest checkpoint; a new run: a directory without checkpoints (never overwritten). */
+static gan_status check_run_directory(const gan_run_options *options, char *resume_path, size_t bytes)
+{
+    if (options->resume)
+        return gan_run_latest_checkpoint(options->out_dir, resume_path, bytes);
+    run_paths paths;
+    run_paths_init(&paths, options->out_dir);
+    if (run_dir_has_checkpoints(&paths))
+        return gan_error(GAN_ERR_ARG,
+                         "%s already holds checkpoints: continue it with --resume %s, or choose "
+                         "another --out (nothing was overwritten)",
+                         options->out_dir, options->out_dir);
+    return GAN_OK;
+}
+
+static gan_status open_backend(run_state *run, const gan_run_options *options)
+{
+    char why[512] = "";
+    gan_backend_options backend_options = gan_backend_options_for_config(run->cfg);
+    GAN_TRY(gan_backend_open(options->device, &backend_options, &run->backend, why, sizeof why));
+    if (why[0])
+        fprintf(stderr, "gan: %s\n", why);
+    return GAN_OK;
+}
+
+/* The data, the trainer (with the checkpoint it resumes from), and the run's length. */
+static gan_status open_trainer(run_state *run, const gan_run_options *options, const char *resume_path)
+{
+    const gan_config *cfg = run->cfg;
+    GAN_TRY(gan_data_source_open_for_config(cfg, &run->data));
+    GAN_TRY(gan_trainer_create(cfg, run->backend, run->data, options->quiet ? NULL : stdout, &run->trainer));
+    if (options->resume) {
+        GAN_TRY(gan_trainer_load_checkpoint(run->trainer, run->data, resume_path, NULL));
+        printf("resumed from %s at iteration %lld\n", resume_path, (long long)run->trainer->iteration);
+        snprintf(run->last_checkpoint, sizeof run->last_checkpoint, "%s", resume_path);
+    }
+    run->iterations_per_epoch = run->data->batches_per_epoch / cfg->d_steps;
+    if (run->iterations_per_epoch < 1)
+        run->iterations_per_epoch = 1;
+    run->total_iterations = cfg->iterations ? cfg->iterations
+                                            : (int64_t)cfg->epochs * run->iterations_per_epoch;
+    run->epochs = (run->total_iterations + run->iterations_per_epoch - 1) / run->iterations_per_epoch;
+    run->last_checked = run->trainer->iteration;
+    run->start_iteration = run->trainer->iteration;
+    run->progress_bar = isatty(STDOUT_FILENO);
+    return GAN_OK;
+}
+
+/* The directories, config.ini, metrics.jsonl (appended to on resume) and a new TensorBoard
+ * events file (on resume too: TensorBoard merges a directory's). */
+static gan_status open_outputs(run_state *run, bool resume)
+{
+    GAN_TRY(run_dir_create(&run->paths));
+    GAN_TRY(run_dir_write_config(&run->paths, run->cfg));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run->paths.root);
+    run->metrics = fopen(path, resume ? "a" : "w");
+    if (!run->metrics)
+        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    return gan_tb_writer_open(run->paths.root, &run->tb);
+}
+
+/* The loop with SIGINT and SIGTERM turned into a checkpoint and a clean stop. */
+static gan_status train(run_state *run, gan_run_result *result)
+{
+    gan_backend *be = run->backend;
+    printf("training %s on %s (%s, %sdeterministic): %lld iterations (%lld per epoch), batch %d, seed "
+           "%llu -> %s\n",
+           run->cfg->name, be->name, gan_precision_name(be->options.precision),
+           be->options.deterministic ? "" : "not ", (long long)run->total_iterations,
+           (long long)run->iterations_per_epoch, run->cfg->batch_size, (unsigned long long)run->cfg->seed,
+           run->out_dir);
+    fflush(stdout);
+    struct sigaction action, old_int, old_term;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &old_int);
+    sigaction(SIGTERM, &action, &old_term);
+    stop_signal = 0;
+    run->start_s = gan_now_s();
+    gan_status status = run_loop(run, result);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (status == GAN_OK)
+        printf("%s: %lld iterations in %.1f s; samples in %s, checkpoint %s\n",
+               *result == GAN_RUN_FINISHED ? "done" : "stopped",
+               (long long)(run->trainer->iteration - run->start_iteration), gan_now_s() - run->start_s,
+               run->paths.samples, run->last_checkpoint);
+    return status;
+}
+
+/* Releases everything the run opened; a failure to finish the events file only warns (the run's
+ * own result stands). */
+static void close_run(run_state *run, gan_status status)
+{
+    if (run->metrics)
+        fclose(run->metrics);
+    if (gan_tb_writer_close(run->tb) != GAN_OK && status == GAN_OK)
+        fprintf(stderr, "gan: warning: %s\n", gan_error_message());
+    gan_trainer_destroy(run->trainer);
+    if (run->data)
+        run->data->close(run->data);
+    if (run->backend)
+        run->backend->destroy(run->backend);
+}
+
 gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *options,
                          gan_run_result *result)
 {
     *result = GAN_RUN_FINISHED;
-    gan_config cfg_storage = *cfg_in;
-    gan_config *cfg = &cfg_storage;
+    gan_config cfg = *cfg_in;
     char resume_path[4200] = "";
-    if (options->resume) {
-        GAN_TRY(gan_run_latest_checkpoint(options->out_dir, resume_path, sizeof resume_path));
-    } else {
-        char dir[4200];
-        long long its[1];
-        snprintf(dir, sizeof dir, "%s/checkpoints", options->out_dir);
-        if (list_checkpoints(dir, its, 1) > 0)
-            return gan_error(GAN_ERR_ARG,
-                             "%s already holds checkpoints: continue it with --resume %s, or choose "
-                             "another --out (nothing was overwritten)",
-                             options->out_dir, options->out_dir);
-    }
-    GAN_TRY(gan_config_validate(cfg));
-
-    gan_backend *be = NULL;
-    char why[512] = "";
-    gan_backend_options backend_options = gan_backend_options_for_config(cfg);
-    GAN_TRY(gan_backend_open(options->device, &backend_options, &be, why, sizeof why));
-    if (why[0])
-        fprintf(stderr, "gan: %s\n", why);
-
-    gan_data_source *data = NULL;
-    gan_trainer *trainer = NULL;
-    run_state run = {0};
-    gan_status status = gan_data_source_open_for_config(cfg, &data);
-    if (status == GAN_OK)
-        status = gan_trainer_create(cfg, be, data, options->quiet ? NULL : stdout, &trainer);
-    int64_t epoch = 0;
-    if (status == GAN_OK && options->resume) {
-        status = gan_trainer_load_checkpoint(trainer, data, resume_path, &epoch);
-        if (status == GAN_OK)
-            printf("resumed from %s at iteration %lld\n", resume_path, (long long)trainer->iteration);
-    }
-    run.trainer = trainer;
-    run.data = data;
-    run.cfg = cfg;
-    run.out_dir = options->out_dir;
-    snprintf(run.checkpoint_dir, sizeof run.checkpoint_dir, "%s/checkpoints", options->out_dir);
-    if (options->resume)
-        snprintf(run.last_checkpoint, sizeof run.last_checkpoint, "%s", resume_path);
-    if (status == GAN_OK) {
-        run.iterations_per_epoch = data->batches_per_epoch / cfg->d_steps;
-        if (run.iterations_per_epoch < 1)
-            run.iterations_per_epoch = 1;
-        run.total_iterations = cfg->iterations ? cfg->iterations
-                                               : (int64_t)cfg->epochs * run.iterations_per_epoch;
-        run.epochs = (run.total_iterations + run.iterations_per_epoch - 1) / run.iterations_per_epoch;
-        run.last_checked = trainer->iteration;
-        run.start_iteration = trainer->iteration;
-        run.progress_bar = isatty(STDOUT_FILENO);
-        status = make_dir(options->out_dir);
-    }
-    char samples_dir[4200];
-    snprintf(samples_dir, sizeof samples_dir, "%s/samples", options->out_dir);
-    if (status == GAN_OK)
-        status = make_dir(samples_dir);
-    if (status == GAN_OK)
-        status = make_dir(run.checkpoint_dir);
-    if (status == GAN_OK)
-        status = write_resolved_config(cfg, options->out_dir);
-    if (status == GAN_OK) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/metrics.jsonl", options->out_dir);
-        run.metrics = fopen(path, options->resume ? "a" : "w");
-        if (!run.metrics)
-            status = gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    if (status == GAN_OK) /* a new events file on resume too: TensorBoard merges a directory's */
-        status = gan_tb_writer_open(options->out_dir, &run.tb);
-    if (status == GAN_OK) {
-        char backend_text[96];
-        snprintf(backend_text, sizeof backend_text, "%s (%s, %sdeterministic)", be->name,
-                 gan_precision_name(be->options.precision), be->options.deterministic ? "" : "not ");
-        printf("training %s on %s: %lld iterations (%lld per epoch), batch %d, seed %llu -> %s\n",
-               cfg->name, backend_text, (long long)run.total_iterations,
-               (long long)run.iterations_per_epoch, cfg->batch_size, (unsigned long long)cfg->seed,
-               options->out_dir);
-        fflush(stdout);
-        struct sigaction action, old_int, old_term;
-        memset(&action, 0, sizeof action);
-        action.sa_handler = on_stop_signal;
-        sigemptyset(&action.sa_mask);
-        sigaction(SIGINT, &action, &old_int);
-        sigaction(SIGTERM, &action, &old_term);
-        stop_signal = 0;
-        run.start_s = gan_now_s();
-        status = run_loop(&run, result);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
-        double seconds = gan_now_s() - run.start_s;
-        if (status == GAN_OK) {
-            printf("%s: %lld iterations in %.1f s; samples in %s/samples, checkpoint %s\n",
-                   *result == GAN_RUN_FINISHED ? "done" : "stopped",
-                   (long long)(trainer->iteration - run.start_iteration), seconds, options->out_dir,
-                   run.last_checkpoint);
-        }
-    }
-    if (run.metrics)
-        fclose(run.metrics);
-    gan_status tb_status = gan_tb_writer_close(run.tb);
-    if (tb_status != GAN_OK && status == GAN_OK)
-        fprintf(stderr, "gan: warning: %s\n", gan_error_message());
-    gan_trainer_destroy(trainer);
-    if (data)
-        data->close(data);
-    be->destroy(be);
+    GAN_TRY(check_run_directory(options, resume_path, sizeof resume_path));
+    GAN_TRY(gan_config_validate(&cfg));
+    run_state run = {.cfg = &cfg, .out_dir = options->out_dir};
+    run_paths_init(&run.paths, options->out_dir);
+    gan_status status = GAN_OK;
+    GAN_CHECK(open_backend(&run, options));
+    GAN_CHECK(open_trainer(&run, options, resume_path));
+    GAN_CHECK(open_outputs(&run, options->resume));
+    GAN_CHECK(train(&run, result));
+cleanup:
+    close_run(&run, status);
     return status;
 }
