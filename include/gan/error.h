@@ -53,7 +53,8 @@ void gan_error_clear(void);
  *     cleanup:
  *         ...releases...
  *         return status;
- * A conditional step reads `if (want) GAN_CHECK(call);`.
+ * (Where only a failure releases, the function returns GAN_OK just before the label.) A
+ * conditional step reads `if (want) GAN_CHECK(call);`.
  *
  * Work split over threads (OpenMP loops, which cannot return or jump out) keeps the first failure
  * with gan_status_keep_first. */

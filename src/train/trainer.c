@@ -63,6 +63,82 @@ static gan_status plan_trainer_buffers(gan_trainer *t)
     return GAN_OK;
 }
 
+/* G, D and the sampler (G at the grid's batch, forward only), with every shape checked: G's
+ * output against D's input and the data, D's output one value per sample (its logits: the final
+ * sigmoid is fused into the loss). */
+static gan_status create_models(gan_trainer *t, const gan_data_source *data)
+{
+    const gan_config *cfg = &t->cfg;
+    gan_backend *be = t->backend;
+    gan_shape z_shape = {cfg->nz, 1, 1};
+    gan_shape image = {cfg->channels, cfg->image_size, cfg->image_size};
+    GAN_TRY(gan_model_create("G", cfg->generator, z_shape, cfg->batch_size, be, &t->g));
+    GAN_TRY(gan_model_create("D", cfg->discriminator, image, cfg->batch_size, be, &t->d));
+    GAN_TRY(gan_model_create("G(samples)", cfg->generator, z_shape, t->sample_batch, be, &t->g_sampler));
+    t->g_sampler->inference_only = true;
+    gan_shape g_out = t->g->output_shape;
+    if (g_out.c != image.c || g_out.h != image.h || g_out.w != image.w)
+        return gan_error(GAN_ERR_SHAPE,
+                         "G's output [N, %d, %d, %d] does not match D's input [N, %d, %d, %d] "
+                         "(data.channels, data.image_size)",
+                         g_out.c, g_out.h, g_out.w, image.c, image.h, image.w);
+    if (gan_shape_count(t->d->output_shape) != 1)
+        return gan_error(GAN_ERR_SHAPE, "D must give one value per sample; it gives [N, %d, %d, %d]",
+                         t->d->output_shape.c, t->d->output_shape.h, t->d->output_shape.w);
+    GAN_TRY(gan_model_set_logits_output(t->d, true));
+    if (!data)
+        return GAN_OK;
+    if (data->batches_per_epoch < 1)
+        return gan_error(GAN_ERR_CONFIG, "the data set has %lld samples: fewer than one batch of %d",
+                         (long long)data->samples, cfg->batch_size);
+    if (data->channels != image.c || data->height != image.h || data->width != image.w)
+        return gan_error(GAN_ERR_SHAPE,
+                         "the data gives [%d, %d, %d] (C, H, W) samples but the config wants "
+                         "[%d, %d, %d] (data.channels, data.image_size)",
+                         data->channels, data->height, data->width, image.c, image.h, image.w);
+    return GAN_OK;
+}
+
+/* One pool: both networks, their Adam state, activations, workspaces and the batches. */
+static gan_status plan_and_bind(gan_trainer *t)
+{
+    GAN_TRY(gan_model_plan(t->g, &t->pool));
+    GAN_TRY(gan_model_plan(t->d, &t->pool));
+    GAN_TRY(gan_model_plan(t->g_sampler, &t->pool));
+    GAN_TRY(plan_trainer_buffers(t));
+    GAN_TRY(gan_pool_commit(&t->pool));
+    GAN_TRY(gan_model_bind(t->g));
+    GAN_TRY(gan_model_bind(t->d));
+    GAN_TRY(gan_model_bind(t->g_sampler));
+    return gan_model_share_weights(t->g_sampler, t->g);
+}
+
+/* Weights from the seed, the fixed noise of the sample grids, the constants and counters. */
+static gan_status init_state(gan_trainer *t)
+{
+    const gan_config *cfg = &t->cfg;
+    gan_backend *be = t->backend;
+    GAN_TRY(gan_model_init_weights(t->g, init_scheme(cfg), t->init_seed_g));
+    GAN_TRY(gan_model_init_weights(t->d, init_scheme(cfg), t->init_seed_d));
+    t->g->dropout_seed = splitmix64(cfg->seed ^ 0x4744726F70ull);
+    t->d->dropout_seed = splitmix64(cfg->seed ^ 0x4444726F70ull);
+    GAN_TRY(gan_trainer_draw_noise(t, t->fixed_z, t->sample_batch, t->noise_seed, FIXED_NOISE_STREAM, 0));
+    GAN_TRY(be->fill(be, t->ones, 1.0f, 1));
+    GAN_TRY(be->fill(be, t->value_sums, 0.0f, VALUE_COUNT));
+    return be->fill(be, t->step_values, 0.0f, VALUE_COUNT);
+}
+
+/* Host staging for one batch of the data source. */
+static gan_status allocate_host_batch(gan_trainer *t, const gan_data_source *data)
+{
+    size_t sample_bytes = (size_t)data->channels * data->height * data->width *
+                          (data->is_float ? sizeof(float) : 1);
+    t->host_batch = malloc((size_t)t->cfg.batch_size * sample_bytes);
+    if (!t->host_batch)
+        return gan_error(GAN_ERR_NOMEM, "out of host memory for a batch");
+    return GAN_OK;
+}
+
 gan_status gan_trainer_create(const gan_config *cfg, gan_backend *backend, gan_data_source *data,
                               FILE *log, gan_trainer **out)
 {
@@ -79,86 +155,12 @@ gan_status gan_trainer_create(const gan_config *cfg, gan_backend *backend, gan_d
     t->init_seed_g = splitmix64(cfg->seed ^ 0x47ull);          /* "G" */
     t->init_seed_d = splitmix64(cfg->seed ^ 0x44ull);          /* "D" */
     gan_pool_init(&t->pool, backend);
-
-    gan_shape z_shape = {cfg->nz, 1, 1};
-    gan_shape image = {cfg->channels, cfg->image_size, cfg->image_size};
-    gan_status status = gan_model_create("G", cfg->generator, z_shape, cfg->batch_size, backend, &t->g);
-    if (status == GAN_OK)
-        status = gan_model_create("D", cfg->discriminator, image, cfg->batch_size, backend, &t->d);
-    if (status == GAN_OK)
-        status = gan_model_create("G(samples)", cfg->generator, z_shape, t->sample_batch, backend,
-                                  &t->g_sampler);
-    if (status == GAN_OK) {
-        t->g_sampler->inference_only = true;
-        gan_shape g_out = t->g->output_shape;
-        if (g_out.c != image.c || g_out.h != image.h || g_out.w != image.w)
-            status = gan_error(GAN_ERR_SHAPE,
-                               "G's output [N, %d, %d, %d] does not match D's input [N, %d, %d, %d] "
-                               "(data.channels, data.image_size)",
-                               g_out.c, g_out.h, g_out.w, image.c, image.h, image.w);
-    }
-    if (status == GAN_OK && gan_shape_count(t->d->output_shape) != 1)
-        status = gan_error(GAN_ERR_SHAPE, "D must give one value per sample; it gives [N, %d, %d, %d]",
-                           t->d->output_shape.c, t->d->output_shape.h, t->d->output_shape.w);
-    if (status == GAN_OK)
-        status = gan_model_set_logits_output(t->d, true);
-    if (status == GAN_OK && data) {
-        if (data->batches_per_epoch < 1)
-            status = gan_error(GAN_ERR_CONFIG,
-                               "the data set has %lld samples: fewer than one batch of %d",
-                               (long long)data->samples, cfg->batch_size);
-        else if (data->channels != image.c || data->height != image.h || data->width != image.w)
-            status = gan_error(GAN_ERR_SHAPE,
-                               "the data gives [%d, %d, %d] (C, H, W) samples but the config wants "
-                               "[%d, %d, %d] (data.channels, data.image_size)",
-                               data->channels, data->height, data->width, image.c, image.h, image.w);
-    }
-    /* One pool: both networks, their Adam state, activations, workspaces and the batches. */
-    if (status == GAN_OK)
-        status = gan_model_plan(t->g, &t->pool);
-    if (status == GAN_OK)
-        status = gan_model_plan(t->d, &t->pool);
-    if (status == GAN_OK)
-        status = gan_model_plan(t->g_sampler, &t->pool);
-    if (status == GAN_OK)
-        status = plan_trainer_buffers(t);
-    if (status == GAN_OK)
-        status = gan_pool_commit(&t->pool);
-    if (status == GAN_OK)
-        status = gan_model_bind(t->g);
-    if (status == GAN_OK)
-        status = gan_model_bind(t->d);
-    if (status == GAN_OK)
-        status = gan_model_bind(t->g_sampler);
-    if (status == GAN_OK)
-        status = gan_model_share_weights(t->g_sampler, t->g);
-    if (status == GAN_OK)
-        status = gan_model_init_weights(t->g, init_scheme(cfg), t->init_seed_g);
-    if (status == GAN_OK)
-        status = gan_model_init_weights(t->d, init_scheme(cfg), t->init_seed_d);
-    if (status == GAN_OK) {
-        t->g->dropout_seed = splitmix64(cfg->seed ^ 0x4744726F70ull);
-        t->d->dropout_seed = splitmix64(cfg->seed ^ 0x4444726F70ull);
-        status = gan_trainer_draw_noise(t, t->fixed_z, t->sample_batch, t->noise_seed,
-                                        FIXED_NOISE_STREAM, 0);
-    }
-    if (status == GAN_OK)
-        status = backend->fill(backend, t->ones, 1.0f, 1);
-    if (status == GAN_OK)
-        status = backend->fill(backend, t->value_sums, 0.0f, VALUE_COUNT);
-    if (status == GAN_OK)
-        status = backend->fill(backend, t->step_values, 0.0f, VALUE_COUNT);
-    if (status == GAN_OK && data) {
-        size_t sample_bytes = (size_t)data->channels * data->height * data->width *
-                              (data->is_float ? sizeof(float) : 1);
-        t->host_batch = malloc((size_t)cfg->batch_size * sample_bytes);
-        if (!t->host_batch)
-            status = gan_error(GAN_ERR_NOMEM, "out of host memory for a batch");
-    }
-    if (status != GAN_OK) {
-        gan_trainer_destroy(t);
-        return status;
-    }
+    gan_status status = GAN_OK;
+    GAN_CHECK(create_models(t, data));
+    GAN_CHECK(plan_and_bind(t));
+    GAN_CHECK(init_state(t));
+    if (data)
+        GAN_CHECK(allocate_host_batch(t, data));
     if (log) {
         gan_model_print(t->g, log);
         gan_model_print(t->d, log);
@@ -167,6 +169,9 @@ gan_status gan_trainer_create(const gan_config *cfg, gan_backend *backend, gan_d
     }
     *out = t;
     return GAN_OK;
+cleanup:
+    gan_trainer_destroy(t);
+    return status;
 }
 
 void gan_trainer_destroy(gan_trainer *t)
