@@ -1,4 +1,4 @@
-/* gan_bench_data: the data pipeline's speed.
+/* gan bench data: the data pipeline's speed.
  *
  *   1. writes N synthetic CelebA-sized JPEGs (178x218, quality 90, about the size of CelebA's files:
  *      a shaded face-like ellipse on a gradient with a little noise) into a temporary folder;
@@ -10,7 +10,7 @@
  *      that loader, and prints the loader's time per batch inside the steps as a share of a step.
  * It ends with the command that reproduces the run. Nothing is asserted: numbers to read.
  *
- * usage: gan_bench_data [--images N] [--size S] [--batch B] [--threads T] [--runs R] [--batches K]
+ * usage: gan bench data [--images N] [--size S] [--batch B] [--threads T] [--runs R] [--batches K]
  *                       [--step-ms MS] [--no-step] [--steps M] [--device auto|cpu|cuda]
  *                       [--config FILE] [--dir DIR] [--keep] */
 #include <errno.h>
@@ -36,6 +36,13 @@ typedef struct bench_options {
     bool train_step, keep;
     const char *device, *config, *dir;
 } bench_options;
+
+/* Where the benchmark writes: a folder of its own (or --dir), its images and the cache. */
+typedef struct work_dir {
+    char root[4096];
+    char images[4200], cache[4200];
+    bool owned; /* made by mkdtemp: removed whole */
+} work_dir;
 
 static void sleep_ms(double ms)
 {
@@ -166,38 +173,33 @@ static gan_status bench_train_step(const char *cache, const bench_options *o, do
     GAN_TRY(gan_backend_open(o->device, NULL, &be, why, sizeof why));
     *device = be->name;
     gan_data_source *loader = NULL;
-    gan_status status = open_cache_loader(cache, o, &loader);
     timed_source timed = {0};
     gan_trainer *trainer = NULL;
-    if (status == GAN_OK) {
-        timed.inner = loader;
-        timed.outer = *loader;
-        timed.outer.impl = &timed;
-        timed.outer.next_batch = timed_next_batch;
-        timed.outer.get_position = timed_get_position;
-        timed.outer.set_position = timed_set_position;
-        timed.outer.close = timed_close;
-        status = gan_trainer_create(&cfg, be, &timed.outer, NULL, &trainer);
-    }
+    gan_status status = GAN_OK;
+    GAN_CHECK(open_cache_loader(cache, o, &loader));
+    timed.inner = loader;
+    timed.outer = *loader;
+    timed.outer.impl = &timed;
+    timed.outer.next_batch = timed_next_batch;
+    timed.outer.get_position = timed_get_position;
+    timed.outer.set_position = timed_set_position;
+    timed.outer.close = timed_close;
+    GAN_CHECK(gan_trainer_create(&cfg, be, &timed.outer, NULL, &trainer));
     gan_step_stats stats;
     bool finite;
-    if (status == GAN_OK) /* warm-up: first-touch of memory, cuDNN plans */
-        status = gan_trainer_step(trainer);
-    if (status == GAN_OK)
-        status = gan_trainer_read_stats(trainer, &stats, &finite);
+    /* warm-up: first-touch of memory, cuDNN plans */
+    GAN_CHECK(gan_trainer_step(trainer));
+    GAN_CHECK(gan_trainer_read_stats(trainer, &stats, &finite));
     timed.seconds = 0;
     timed.calls = 0;
     double t0 = gan_now_s();
-    for (int i = 0; i < o->steps && status == GAN_OK; i++) {
-        status = gan_trainer_step(trainer);
-        if (status == GAN_OK)
-            status = gan_trainer_read_stats(trainer, &stats, &finite); /* waits for the device */
+    for (int i = 0; i < o->steps; i++) {
+        GAN_CHECK(gan_trainer_step(trainer));
+        GAN_CHECK(gan_trainer_read_stats(trainer, &stats, &finite)); /* waits for the device */
     }
-    double seconds = gan_now_s() - t0;
-    if (status == GAN_OK) {
-        *step_ms = seconds * 1e3 / o->steps;
-        *loader_ms = timed.calls ? timed.seconds * 1e3 / timed.calls : 0;
-    }
+    *step_ms = (gan_now_s() - t0) * 1e3 / o->steps;
+    *loader_ms = timed.calls ? timed.seconds * 1e3 / timed.calls : 0;
+cleanup:
     gan_trainer_destroy(trainer);
     if (loader)
         loader->close(loader);
@@ -205,12 +207,176 @@ static gan_status bench_train_step(const char *cache, const bench_options *o, do
     return status;
 }
 
-static int usage(void)
+static int usage(FILE *out)
 {
-    fprintf(stderr, "usage: gan_bench_data [--images N] [--size S] [--batch B] [--threads T] [--runs R]\n"
-                    "                      [--batches K] [--step-ms MS] [--no-step] [--steps M]\n"
-                    "                      [--device auto|cpu|cuda] [--config FILE] [--dir DIR] [--keep]\n");
-    return 2;
+    fprintf(out, "usage: gan bench data [--images N] [--size S] [--batch B] [--threads T] [--runs R]\n"
+                 "                      [--batches K] [--step-ms MS] [--no-step] [--steps M]\n"
+                 "                      [--device auto|cpu|cuda] [--config FILE] [--dir DIR] [--keep]\n"
+                 "  gan prepare on synthetic CelebA-sized JPEGs, the loader from the cache, and\n"
+                 "  DCGAN-64 training steps fed by it (the loader's share of a step)\n");
+    return out == stdout ? 0 : 2;
+}
+
+/* The options; returns -1 to go on, else the exit status (usage or --help). */
+static int parse_options(int argc, char **argv, bench_options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            return usage(stdout);
+        if (!strcmp(a, "--no-step")) {
+            o->train_step = false;
+            continue;
+        }
+        if (!strcmp(a, "--keep")) {
+            o->keep = true;
+            continue;
+        }
+        if (!v)
+            return usage(stderr);
+        i++;
+        if (!strcmp(a, "--images"))
+            o->images = atoi(v);
+        else if (!strcmp(a, "--size"))
+            o->size = atoi(v);
+        else if (!strcmp(a, "--batch"))
+            o->batch = atoi(v);
+        else if (!strcmp(a, "--threads"))
+            o->threads = atoi(v);
+        else if (!strcmp(a, "--runs"))
+            o->runs = atoi(v);
+        else if (!strcmp(a, "--batches"))
+            o->batches = atoi(v);
+        else if (!strcmp(a, "--steps"))
+            o->steps = atoi(v);
+        else if (!strcmp(a, "--step-ms"))
+            o->step_ms = atof(v);
+        else if (!strcmp(a, "--device"))
+            o->device = v;
+        else if (!strcmp(a, "--config"))
+            o->config = v;
+        else if (!strcmp(a, "--dir"))
+            o->dir = v;
+        else
+            return usage(stderr);
+    }
+    if (o->images < o->batch || o->size < 1 || o->batch < 1 || o->runs < 1 || o->batches < 1 || o->steps < 1) {
+        fprintf(stderr, "%s: needs --images >= --batch >= 1, and positive counts\n", argv[0]);
+        return 2;
+    }
+    return -1;
+}
+
+/* --dir DIR, or a new folder under $TMPDIR. */
+static gan_status make_work_dir(const bench_options *o, work_dir *w)
+{
+    memset(w, 0, sizeof *w);
+    if (o->dir) {
+        snprintf(w->root, sizeof w->root, "%s", o->dir);
+        if (mkdir(w->root, 0755) != 0 && errno != EEXIST)
+            return gan_error(GAN_ERR_IO, "%s: %s", w->root, strerror(errno));
+    } else {
+        const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        snprintf(w->root, sizeof w->root, "%s/gan_bench_data.XXXXXX", tmp);
+        if (!mkdtemp(w->root))
+            return gan_error(GAN_ERR_IO, "%s: %s", w->root, strerror(errno));
+        w->owned = true;
+    }
+    snprintf(w->images, sizeof w->images, "%s/images", w->root);
+    snprintf(w->cache, sizeof w->cache, "%s/cache.npy", w->root);
+    if (mkdir(w->images, 0755) != 0 && errno != EEXIST)
+        return gan_error(GAN_ERR_IO, "%s: %s", w->images, strerror(errno));
+    return GAN_OK;
+}
+
+/* What the benchmark made: the whole folder when it was ours, else its two entries. */
+static void remove_work_dir(const work_dir *w, const char *prog)
+{
+    char cmd[8800];
+    if (w->owned)
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", w->root);
+    else
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", w->images, w->cache);
+    if (system(cmd) != 0)
+        fprintf(stderr, "%s: could not remove %s\n", prog, w->root);
+}
+
+/* 1. the synthetic JPEGs */
+static gan_status bench_write_images(const bench_options *o, const work_dir *w)
+{
+    double mean_bytes = 0, t0 = gan_now_s();
+    GAN_TRY(write_images(w->images, o->images, &mean_bytes));
+    printf("images      : %d synthetic %dx%d JPEGs (quality 90, %.1f KB on average) written in %.1f s to %s\n",
+           o->images, CELEBA_W, CELEBA_H, mean_bytes / 1024, gan_now_s() - t0, w->images);
+    return GAN_OK;
+}
+
+/* 2. gan prepare, best of R runs */
+static gan_status bench_prepare(const bench_options *o, const work_dir *w)
+{
+    double best = 0;
+    char runs[512] = "";
+    for (int r = 0; r < o->runs; r++) {
+        gan_prepare_options po = {.data = {.path = w->images, .format = "folder", .size = o->size, .channels = 3},
+                                  .output = w->cache,
+                                  .threads = o->threads,
+                                  .max_bad_fraction = 0};
+        gan_prepare_result result;
+        GAN_TRY(gan_prepare_cache(&po, &result));
+        double rate = result.written / result.seconds;
+        best = rate > best ? rate : best;
+        size_t len = strlen(runs);
+        snprintf(runs + len, sizeof runs - len, "%s%.0f", r ? ", " : "", rate);
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("prepare     : %.0f images/s (runs: %s) for %dx%d JPEG -> %dx%dx3 on %d threads (%ld cores)\n",
+           best, runs, CELEBA_W, CELEBA_H, o->size, o->size, o->threads > 0 ? o->threads : (int)cores, cores);
+    return GAN_OK;
+}
+
+/* 3. the loader from the cache: back to back, and between simulated training steps */
+static gan_status bench_loader(const bench_options *o, const work_dir *w)
+{
+    gan_data_source *src = NULL;
+    GAN_TRY(open_cache_loader(w->cache, o, &src));
+    gan_status status = GAN_OK;
+    uint8_t *batch = malloc((size_t)o->batch * o->size * o->size * 3);
+    if (!batch)
+        GAN_CHECK(gan_error(GAN_ERR_NOMEM, "out of memory"));
+    GAN_CHECK(src->next_batch(src, batch)); /* starts the thread, first touch of the mapping */
+    double start = gan_now_s();
+    for (int k = 0; k < o->batches; k++)
+        GAN_CHECK(src->next_batch(src, batch));
+    double back_to_back_ms = (gan_now_s() - start) * 1e3 / o->batches;
+    double inside = 0;
+    int measured = o->batches < 50 ? o->batches : 50;
+    for (int k = 0; k < measured; k++) {
+        sleep_ms(o->step_ms); /* a training step: the loader works meanwhile */
+        double t0 = gan_now_s();
+        GAN_CHECK(src->next_batch(src, batch));
+        inside += gan_now_s() - t0;
+    }
+    double mb = (double)o->batch * o->size * o->size * 3 / 1e6;
+    printf("loader      : batch %d x %dx%dx3 uint8 (%.1f MB) from the memory-mapped cache: %.3f ms/batch back "
+           "to back; %.3f ms/batch in next_batch between %.0f ms steps (wait + copy)\n",
+           o->batch, o->size, o->size, mb, back_to_back_ms, inside * 1e3 / measured, o->step_ms);
+cleanup:
+    src->close(src);
+    free(batch);
+    return status;
+}
+
+/* 4. training steps fed by the loader; a failure here is reported, not fatal */
+static void bench_steps(const bench_options *o, const work_dir *w)
+{
+    double step_ms = 0, loader_ms = 0;
+    const char *device = "?";
+    if (bench_train_step(w->cache, o, &step_ms, &loader_ms, &device) == GAN_OK)
+        printf("train step  : dcgan_celeba64, batch %d on %s: %.1f ms/step; the loader's next_batch inside "
+               "it %.3f ms = %.4f%% of a step (target < 2%%)\n",
+               o->batch, device, step_ms, loader_ms, 100.0 * loader_ms / step_ms);
+    else
+        printf("train step  : not measured: %s\n", gan_error_message());
 }
 
 int gan_bench_data(int argc, char **argv)
@@ -218,160 +384,28 @@ int gan_bench_data(int argc, char **argv)
     bench_options o = {.images = 4000, .size = 64, .batch = 128, .threads = 0, .runs = 3, .batches = 300,
                        .steps = 3, .step_ms = 10.0, .train_step = true, .device = "auto",
                        .config = GAN_SOURCE_DIR "/configs/dcgan_celeba64.ini"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--no-step")) {
-            o.train_step = false;
-            continue;
-        }
-        if (!strcmp(a, "--keep")) {
-            o.keep = true;
-            continue;
-        }
-        if (!v)
-            return usage();
-        i++;
-        if (!strcmp(a, "--images"))
-            o.images = atoi(v);
-        else if (!strcmp(a, "--size"))
-            o.size = atoi(v);
-        else if (!strcmp(a, "--batch"))
-            o.batch = atoi(v);
-        else if (!strcmp(a, "--threads"))
-            o.threads = atoi(v);
-        else if (!strcmp(a, "--runs"))
-            o.runs = atoi(v);
-        else if (!strcmp(a, "--batches"))
-            o.batches = atoi(v);
-        else if (!strcmp(a, "--steps"))
-            o.steps = atoi(v);
-        else if (!strcmp(a, "--step-ms"))
-            o.step_ms = atof(v);
-        else if (!strcmp(a, "--device"))
-            o.device = v;
-        else if (!strcmp(a, "--config"))
-            o.config = v;
-        else if (!strcmp(a, "--dir"))
-            o.dir = v;
-        else
-            return usage();
+    int exit_status = parse_options(argc, argv, &o);
+    if (exit_status >= 0)
+        return exit_status;
+    work_dir w;
+    gan_status status = make_work_dir(&o, &w);
+    if (status != GAN_OK) {
+        fprintf(stderr, "%s: %s\n", argv[0], gan_error_message());
+        return 1;
     }
-    if (o.images < o.batch || o.size < 1 || o.batch < 1 || o.runs < 1 || o.batches < 1 || o.steps < 1) {
-        fprintf(stderr, "gan_bench_data: needs --images >= --batch >= 1, and positive counts\n");
-        return 2;
-    }
-    char dir[4096];
-    if (o.dir) {
-        snprintf(dir, sizeof dir, "%s", o.dir);
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            fprintf(stderr, "gan_bench_data: %s: %s\n", dir, strerror(errno));
-            return 1;
-        }
-    } else {
-        const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        snprintf(dir, sizeof dir, "%s/gan_bench_data.XXXXXX", tmp);
-        if (!mkdtemp(dir)) {
-            fprintf(stderr, "gan_bench_data: %s: %s\n", dir, strerror(errno));
-            return 1;
-        }
-    }
-    char images[4200], cache[4200];
-    snprintf(images, sizeof images, "%s/images", dir);
-    snprintf(cache, sizeof cache, "%s/cache.npy", dir);
-    mkdir(images, 0755);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-
-    double mean_bytes = 0, t0 = gan_now_s();
-    gan_status status = write_images(images, o.images, &mean_bytes);
-    if (status == GAN_OK)
-        printf("images      : %d synthetic %dx%d JPEGs (quality 90, %.1f KB on average) written in %.1f s to %s\n",
-               o.images, CELEBA_W, CELEBA_H, mean_bytes / 1024, gan_now_s() - t0, images);
-
-    /* prepare */
-    double best = 0;
-    char runs[512] = "";
-    for (int r = 0; r < o.runs && status == GAN_OK; r++) {
-        gan_prepare_options po = {.data = {.path = images, .format = "folder", .size = o.size, .channels = 3},
-                                  .output = cache,
-                                  .threads = o.threads,
-                                  .max_bad_fraction = 0};
-        gan_prepare_result result;
-        status = gan_prepare_cache(&po, &result);
-        if (status == GAN_OK) {
-            double rate = result.written / result.seconds;
-            best = rate > best ? rate : best;
-            size_t len = strlen(runs);
-            snprintf(runs + len, sizeof runs - len, "%s%.0f", r ? ", " : "", rate);
-        }
-    }
-    if (status == GAN_OK)
-        printf("prepare     : %.0f images/s (runs: %s) for %dx%d JPEG -> %dx%dx3 on %d threads (%ld cores)\n",
-               best, runs, CELEBA_W, CELEBA_H, o.size, o.size, o.threads > 0 ? o.threads : (int)cores, cores);
-
-    /* the loader from the cache */
-    gan_data_source *src = NULL;
-    uint8_t *batch = NULL;
-    if (status == GAN_OK)
-        status = open_cache_loader(cache, &o, &src);
-    if (status == GAN_OK) {
-        batch = malloc((size_t)o.batch * o.size * o.size * 3);
-        if (!batch)
-            status = gan_error(GAN_ERR_NOMEM, "out of memory");
-    }
-    double back_to_back_ms = 0, between_steps_ms = 0;
-    if (status == GAN_OK) {
-        status = src->next_batch(src, batch); /* starts the thread, first touch of the mapping */
-        double start = gan_now_s();
-        for (int k = 0; k < o.batches && status == GAN_OK; k++)
-            status = src->next_batch(src, batch);
-        back_to_back_ms = (gan_now_s() - start) * 1e3 / o.batches;
-        double inside = 0;
-        int measured = o.batches < 50 ? o.batches : 50;
-        for (int k = 0; k < measured && status == GAN_OK; k++) {
-            sleep_ms(o.step_ms); /* a training step: the loader works meanwhile */
-            double s = gan_now_s();
-            status = src->next_batch(src, batch);
-            inside += gan_now_s() - s;
-        }
-        between_steps_ms = inside * 1e3 / measured;
-    }
-    if (status == GAN_OK) {
-        double mb = (double)o.batch * o.size * o.size * 3 / 1e6;
-        printf("loader      : batch %d x %dx%dx3 uint8 (%.1f MB) from the memory-mapped cache: %.3f ms/batch back "
-               "to back; %.3f ms/batch in next_batch between %.0f ms steps (wait + copy)\n",
-               o.batch, o.size, o.size, mb, back_to_back_ms, between_steps_ms, o.step_ms);
-    }
-    if (src)
-        src->close(src);
-    free(batch);
-
-    /* a training step fed by the loader */
-    if (status == GAN_OK && o.train_step) {
-        double step_ms = 0, loader_ms = 0;
-        const char *device = "?";
-        gan_status s = bench_train_step(cache, &o, &step_ms, &loader_ms, &device);
-        if (s == GAN_OK)
-            printf("train step  : dcgan_celeba64, batch %d on %s: %.1f ms/step; the loader's next_batch inside "
-                   "it %.3f ms = %.4f%% of a step (target < 2%%)\n",
-                   o.batch, device, step_ms, loader_ms, 100.0 * loader_ms / step_ms);
-        else
-            printf("train step  : not measured: %s\n", gan_error_message());
-    }
-
+    GAN_CHECK(bench_write_images(&o, &w));
+    GAN_CHECK(bench_prepare(&o, &w));
+    GAN_CHECK(bench_loader(&o, &w));
+    if (o.train_step)
+        bench_steps(&o, &w);
+cleanup:
     if (status != GAN_OK)
-        fprintf(stderr, "gan_bench_data: %s\n", gan_error_message());
+        fprintf(stderr, "%s: %s\n", argv[0], gan_error_message());
     printf("reproduce   : %s --images %d --size %d --batch %d --threads %d --runs %d --batches %d --step-ms %g%s%s "
            "--steps %d --device %s\n",
            argv[0], o.images, o.size, o.batch, o.threads, o.runs, o.batches, o.step_ms,
            o.train_step ? "" : " --no-step", o.keep ? " --keep" : "", o.steps, o.device);
-    if (!o.keep) { /* what we made: the whole folder when it was ours, else its two entries */
-        char cmd[8800];
-        if (o.dir)
-            snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", images, cache);
-        else
-            snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "gan_bench_data: could not remove %s\n", dir);
-    }
+    if (!o.keep)
+        remove_work_dir(&w, argv[0]);
     return status == GAN_OK ? 0 : 1;
 }
