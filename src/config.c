@@ -30,7 +30,7 @@ static const config_key keys[] = {
     {"model", "noise", KEY_ENUM, FIELD(noise), "normal", 0, 0, "normal|uniform",
      "latent distribution: normal N(0,1), or uniform [0,1) like torch.rand"},
     {"model", "generator", KEY_TEXT, FIELD(generator), "", 0, 0, NULL,
-     "generator layer sequence, input [nz,1,1] (see DESIGN.md for the grammar)"},
+     "generator layer sequence, input [nz,1,1] (grammar: docs/DESIGN.md)"},
     {"model", "discriminator", KEY_TEXT, FIELD(discriminator), "", 0, 0, NULL,
      "discriminator layer sequence, input [channels,image_size,image_size]"},
     {"model", "export_prefix", KEY_STRING, FIELD(export_prefix), "main", 0, 0, NULL,

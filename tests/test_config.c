@@ -1,5 +1,5 @@
 /* Configs: every shipped config loads and builds G and D whose shapes fit each other; keys,
- * overrides, continuation lines and every kind of bad input are handled as DESIGN.md says. */
+ * overrides, continuation lines and every kind of bad input are handled as docs/DESIGN.md says. */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* Run configuration: INI files with sections [model], [data], [train], [log] (see configs/ and
- * DESIGN.md), read with inih. Every key has a default, a type and a meaning in one table
+ * docs/DESIGN.md), read with inih. Every key has a default, a type and a meaning in one table
  * (src/config.c), which `gan train --help` prints; any key can be overridden on the command line
  * as `section.key=value`. Unknown keys and bad values are refused, naming the key. */
 #ifndef GAN_CONFIG_H

@@ -1,5 +1,5 @@
 /* Layers and models. A model is a sequence of layers written in the config grammar
- * (`convt(512,4,1,0) bn relu ...`, see DESIGN.md); module i of the sequence is module i of the
+ * (`convt(512,4,1,0) bn relu ...`, see docs/DESIGN.md); module i of the sequence is module i of the
  * equivalent PyTorch nn.Sequential, so parameter names line up on export. `flatten` and
  * `reshape(c,h,w)` are views: they change the shape seen by the next layer and take no index.
  *

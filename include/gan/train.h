@@ -1,5 +1,5 @@
-/* The trainer: one GAN training run as DESIGN.md's iteration describes it, step for step as the
- * PyTorch DCGAN tutorial does it:
+/* The trainer: one GAN training run as docs/DESIGN.md's iteration (section 7) describes it, step
+ * for step as the PyTorch DCGAN tutorial does it:
  *   for each of k D steps: D on a real batch (BCE against the real label), z -> G -> fake, D on
  *   the fake (no gradient into G, BCE against 0), D's Adam step;
  *   then D on the last fake with the updated D (BCE against 1: non-saturating; or the minimax

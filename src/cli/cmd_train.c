@@ -21,6 +21,7 @@ static void train_usage(FILE *out)
             "exits with status 130; --resume DIR continues from the newest checkpoint.\n"
             "The backend computes in train.precision (fp32, or tf32 on CUDA) and, with\n"
             "train.deterministic = true (the default), repeats bit for bit.\n"
+            "The model grammar and the training iteration are described in docs/DESIGN.md.\n"
             "\n");
     gan_config_print_help(out);
 }

@@ -10,15 +10,17 @@ static void print_usage(FILE *out)
             "gan %s: a GAN training engine\n"
             "\n"
             "usage:\n"
-            "  gan train CONFIG [section.key=value ...] [--out DIR] [--device auto|cpu|cuda]\n"
+            "  gan train CONFIG [section.key=value ...] [--out DIR] [--device auto|cpu|cuda|cuda:N]\n"
             "  gan train --resume DIR [section.key=value ...]   continue a run from its newest checkpoint\n"
             "  gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy] [--noise Z.npy] [--seed S]\n"
             "  gan export CKPT [--format safetensors|onnx] -o FILE   the generator: PyTorch's names, or ONNX (opset 17)\n"
             "  gan prepare DATA -o FILE.npy --size S [--channels C]   decode + Resize/CenterCrop once into a uint8 cache\n"
             "  gan info [--no-bench]                 version, build, BLAS, threads, sgemm speed, CUDA\n"
-            "  gan selftest [--device cuda] [--fast] every CUDA op and one DCGAN-64 iteration vs the CPU\n"
+            "  gan selftest [--device cuda] [section.key=value ...]   every CUDA op and one DCGAN-64 iteration vs the CPU\n"
             "  gan bench ops|train|data [...]        op, training-step and data benchmarks (gan bench --help)\n"
-            "  gan help                              this text\n",
+            "  gan help                              this text\n"
+            "\n"
+            "Each command takes --help. The design is described in docs/DESIGN.md.\n",
             GAN_VERSION);
 }
 

@@ -1,4 +1,4 @@
-/* The layer-sequence grammar of DESIGN.md:
+/* The layer-sequence grammar of docs/DESIGN.md (section 5):
  *   conv(out,k,s,p) convt(out,k,s,p) linear(out)   (append ",bias" for a bias)
  *   bn relu lrelu(slope) tanh sigmoid dropout(p) flatten reshape(c,h,w)
  * Tokens are separated by white space; spaces inside parentheses are allowed. */
