@@ -42,4 +42,19 @@ __device__ __forceinline__ float gan_block_sum(float value, float *partial)
     return t == 0 ? partial[0] : 0.0f;
 }
 
+/* The same sum in double, for reductions whose terms are many float partial sums (batch norm's
+ * statistics): `partial` is a __shared__ double[GAN_BLOCK_THREADS]. */
+__device__ __forceinline__ double gan_block_sum_double(double value, double *partial)
+{
+    unsigned t = threadIdx.x;
+    partial[t] = value;
+    __syncthreads();
+    for (unsigned half = GAN_BLOCK_THREADS / 2; half > 0; half /= 2) {
+        if (t < half)
+            partial[t] += partial[t + half];
+        __syncthreads();
+    }
+    return t == 0 ? partial[0] : 0.0;
+}
+
 #endif

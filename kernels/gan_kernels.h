@@ -71,6 +71,27 @@ gan_status gan_cuda_bias_forward(cudaStream_t cuda_stream, int n, int c, int hw,
 gan_status gan_cuda_bias_backward(cudaStream_t cuda_stream, int n, int c, int hw,
                                   const float *dy, float beta, float *db);
 
+/* Batch norm over [n, c, hw] per channel (kernels/norm.cuh), one block per channel, fixed-order
+ * reductions. `act` is GAN_ACT_RELU, GAN_ACT_LRELU (slope >= 0) or -1 for none.
+ * Training forward: batch statistics into save_mean/save_invstd [c], running statistics updated
+ * (momentum, unbiased variance), y = normalised x, and y_act = act(y) unless act is -1. */
+gan_status gan_cuda_bn_forward_train(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                     const float *gamma, const float *beta, float momentum,
+                                     float eps, float *running_mean, float *running_var,
+                                     float *save_mean, float *save_invstd, float *y, int act,
+                                     float slope, float *y_act);
+/* Eval forward from the running statistics. */
+gan_status gan_cuda_bn_forward_eval(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                    const float *gamma, const float *beta,
+                                    const float *running_mean, const float *running_var, float eps,
+                                    float *y);
+/* Backward from dy at the batch norm's output (act -1), or from the fused activation's output y
+ * and output gradient dy: dx overwritten; dgamma, dbeta = param_beta * old + gradient. */
+gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                const float *y, const float *dy, int act, float slope,
+                                const float *gamma, const float *save_mean, const float *save_invstd,
+                                float *dx, float param_beta, float *dgamma, float *dbeta);
+
 #ifdef __cplusplus
 }
 #endif

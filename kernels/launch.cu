@@ -15,6 +15,7 @@
 #include "adam.cuh"
 #include "common.cuh"
 #include "elementwise.cuh"
+#include "norm.cuh"
 #include "random.cuh"
 #include "reduce.cuh"
 
@@ -157,6 +158,60 @@ gan_status gan_cuda_bias_backward(cudaStream_t cuda_stream, int n, int c, int hw
     /* One block per channel (grid.x allows 2^31 - 1 blocks, more than any int c). */
     return launch("bias_backward", gan_bias_backward_kernel, (unsigned)c, cuda_stream, (size_t)n,
                   (size_t)c, (size_t)hw, dy, beta, db);
+}
+
+static gan_status check_bn_shape(const char *op, int n, int c, int hw)
+{
+    if (n < 1 || c < 1 || hw < 1)
+        return gan_error(GAN_ERR_ARG, "%s: bad shape [%d, %d, %d]", op, n, c, hw);
+    return GAN_OK;
+}
+
+static gan_status check_fused_act(const char *op, int act, float slope)
+{
+    if (act != GAN_FUSED_NONE && act != GAN_ACT_RELU && !(act == GAN_ACT_LRELU && slope >= 0.0f))
+        return gan_error(GAN_ERR_ARG, "%s: activation %d (slope %g) is not ReLU or LeakyReLU with "
+                                      "slope >= 0", op, act, (double)slope);
+    return GAN_OK;
+}
+
+gan_status gan_cuda_bn_forward_train(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                     const float *gamma, const float *beta, float momentum,
+                                     float eps, float *running_mean, float *running_var,
+                                     float *save_mean, float *save_invstd, float *y, int act,
+                                     float slope, float *y_act)
+{
+    GAN_TRY(check_bn_shape("bn forward (training)", n, c, hw));
+    GAN_TRY(check_fused_act("bn forward (training)", act, slope));
+    if ((size_t)n * (size_t)hw < 2)
+        return gan_error(GAN_ERR_ARG, "bn forward (training): one value per channel has no variance");
+    /* One block per channel (grid.x allows 2^31 - 1 blocks, more than any int c). */
+    return launch("bn_forward_train", gan_bn_forward_train_kernel, (unsigned)c, cuda_stream, (size_t)n,
+                  (size_t)c, (size_t)hw, x, gamma, beta, momentum, eps, running_mean, running_var,
+                  save_mean, save_invstd, y, act, slope, y_act);
+}
+
+gan_status gan_cuda_bn_forward_eval(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                    const float *gamma, const float *beta,
+                                    const float *running_mean, const float *running_var, float eps,
+                                    float *y)
+{
+    GAN_TRY(check_bn_shape("bn forward (eval)", n, c, hw));
+    size_t count = (size_t)n * (size_t)c * (size_t)hw;
+    return launch_elementwise("bn_forward_eval", gan_bn_forward_eval_kernel, count, cuda_stream, count,
+                              (size_t)c, (size_t)hw, x, gamma, beta, running_mean, running_var, eps, y);
+}
+
+gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                const float *y, const float *dy, int act, float slope,
+                                const float *gamma, const float *save_mean, const float *save_invstd,
+                                float *dx, float param_beta, float *dgamma, float *dbeta)
+{
+    GAN_TRY(check_bn_shape("bn backward", n, c, hw));
+    GAN_TRY(check_fused_act("bn backward", act, slope));
+    return launch("bn_backward", gan_bn_backward_kernel, (unsigned)c, cuda_stream, (size_t)n, (size_t)c,
+                  (size_t)hw, x, y, dy, act, slope, gamma, save_mean, save_invstd, dx, param_beta,
+                  dgamma, dbeta);
 }
 
 } /* extern "C" */

@@ -6,7 +6,9 @@
  * Tolerances: where the kernel and the CPU backend evaluate the same per-element function of
  * gan/elementwise_math.h on the same host, the results must be bit-identical (tolerance 0). Only
  * reductions, whose summation order differs between a block tree and the CPU's loop, get a
- * relative tolerance (1e-5 on sums of at most a few thousand terms). */
+ * relative tolerance (1e-5 on sums of at most a few thousand terms; batch norm, whose statistics
+ * and gradient sums are kept in double on both sides, and whose outputs are a few float
+ * operations on them: 1e-5 relative and absolute, against outputs of order 1). */
 #include "cuda_emulation.h"
 
 /* In a CUDA build, gan_core also holds the real launchers under the same extern "C" names: the
@@ -23,12 +25,16 @@
 #define gan_cuda_images_to_float emu_gan_cuda_images_to_float
 #define gan_cuda_bias_forward emu_gan_cuda_bias_forward
 #define gan_cuda_bias_backward emu_gan_cuda_bias_backward
+#define gan_cuda_bn_forward_train emu_gan_cuda_bn_forward_train
+#define gan_cuda_bn_forward_eval emu_gan_cuda_bn_forward_eval
+#define gan_cuda_bn_backward emu_gan_cuda_bn_backward
 
 #include "launch.cu"
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 extern "C" {
@@ -273,6 +279,110 @@ void test_bce(void)
                      GAN_ERR_ARG, "bce_logits");
 }
 
+/* Batch norm, training forward and backward, alone and fused with ReLU / LeakyReLU, on shapes
+ * with one partial block per channel, several rounds per thread, and hw = 1 (BatchNorm1d). */
+void test_bn(void)
+{
+    struct shape {
+        int n, c, hw;
+    } shapes[] = {{3, 5, 77}, {16, 3, 64}, {7, 300, 1}, {2, 2, 1}};
+    struct fused {
+        int act;
+        float slope;
+        const char *name;
+    } kinds[] = {{GAN_FUSED_NONE, 0.0f, "bn"}, {GAN_ACT_RELU, 0.0f, "bn+relu"}, {GAN_ACT_LRELU, 0.2f, "bn+lrelu"}};
+    unsigned seed = 40;
+    for (const shape &sh : shapes) {
+        const size_t count = (size_t)sh.n * sh.c * sh.hw, c = (size_t)sh.c;
+        std::vector<float> x = random_floats(count, seed++, -2.0f, 3.0f);
+        std::vector<float> dy = random_floats(count, seed++, -1.0f, 1.0f);
+        std::vector<float> gamma = random_floats(c, seed++, 0.5f, 1.5f), beta = random_floats(c, seed++, -0.5f, 0.5f);
+        for (const fused &k : kinds) {
+            char name[96];
+            std::snprintf(name, sizeof name, "%s [%d, %d, %d]", k.name, sh.n, sh.c, sh.hw);
+            std::vector<float> rm_got = random_floats(c, seed, -0.1f, 0.1f), rm_want = rm_got;
+            std::vector<float> rv_got = random_floats(c, seed + 1, 0.9f, 1.1f), rv_want = rv_got;
+            std::vector<float> mean_got(c), mean_want(c), inv_got(c), inv_want(c);
+            std::vector<float> y_got(count), y_want(count), ya_got(count), ya_want(count);
+            CHECK_OK(gan_cuda_bn_forward_train(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(),
+                                               0.1f, 1e-5f, rm_got.data(), rv_got.data(), mean_got.data(),
+                                               inv_got.data(), y_got.data(), k.act, k.slope, ya_got.data()));
+            if (k.act == GAN_FUSED_NONE)
+                CHECK_OK(cpu->bn_forward_train(cpu, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f,
+                                               1e-5f, rm_want.data(), rv_want.data(), mean_want.data(),
+                                               inv_want.data(), y_want.data()));
+            else
+                CHECK_OK(cpu->bn_act_forward_train(cpu, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(),
+                                                   0.1f, 1e-5f, rm_want.data(), rv_want.data(), mean_want.data(),
+                                                   inv_want.data(), y_want.data(), (gan_activation)k.act, k.slope,
+                                                   ya_want.data()));
+            std::string base(name);
+            CHECK_ALLCLOSE((base + " y").c_str(), y_got.data(), y_want.data(), count, 1e-5, 1e-5);
+            if (k.act != GAN_FUSED_NONE)
+                CHECK_ALLCLOSE((base + " y_act").c_str(), ya_got.data(), ya_want.data(), count, 1e-5, 1e-5);
+            CHECK_ALLCLOSE((base + " save_mean").c_str(), mean_got.data(), mean_want.data(), c, 1e-6, 1e-5);
+            CHECK_ALLCLOSE((base + " save_invstd").c_str(), inv_got.data(), inv_want.data(), c, 1e-6, 1e-5);
+            CHECK_ALLCLOSE((base + " running_mean").c_str(), rm_got.data(), rm_want.data(), c, 1e-6, 1e-5);
+            CHECK_ALLCLOSE((base + " running_var").c_str(), rv_got.data(), rv_want.data(), c, 1e-6, 1e-5);
+
+            /* backward from the CPU's saved statistics, so only the backward's own sums differ */
+            const float *y_in = k.act == GAN_FUSED_NONE ? nullptr : ya_want.data();
+            for (float param_beta : {0.0f, 1.0f}) {
+                std::vector<float> dx_got(count), dx_want(count);
+                std::vector<float> dg_got = random_floats(c, seed + 2, -1.0f, 1.0f), dg_want = dg_got;
+                std::vector<float> db_got = random_floats(c, seed + 3, -1.0f, 1.0f), db_want = db_got;
+                if (param_beta == 0.0f) /* overwritten without being read */
+                    dg_got.assign(c, NAN), db_got.assign(c, NAN);
+                CHECK_OK(gan_cuda_bn_backward(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
+                                              gamma.data(), mean_want.data(), inv_want.data(), dx_got.data(),
+                                              param_beta, dg_got.data(), db_got.data()));
+                if (k.act == GAN_FUSED_NONE)
+                    CHECK_OK(cpu->bn_backward(cpu, sh.n, sh.c, sh.hw, x.data(), dy.data(), gamma.data(),
+                                              mean_want.data(), inv_want.data(), dx_want.data(), param_beta,
+                                              dg_want.data(), db_want.data()));
+                else
+                    CHECK_OK(cpu->bn_act_backward(cpu, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(),
+                                                  (gan_activation)k.act, k.slope, gamma.data(), mean_want.data(),
+                                                  inv_want.data(), dx_want.data(), param_beta, dg_want.data(),
+                                                  db_want.data()));
+                CHECK_ALLCLOSE((base + " dx").c_str(), dx_got.data(), dx_want.data(), count, 1e-5, 1e-5);
+                CHECK_ALLCLOSE((base + " dgamma").c_str(), dg_got.data(), dg_want.data(), c, 1e-5, 1e-5);
+                CHECK_ALLCLOSE((base + " dbeta").c_str(), db_got.data(), db_want.data(), c, 1e-5, 1e-5);
+            }
+            seed += 4;
+
+            /* deterministic: a second forward gives the same bits */
+            std::vector<float> rm2 = rm_want, rv2 = rv_want, mean2(c), inv2(c), y2(count), ya2(count);
+            std::vector<float> rm3 = rm_want, rv3 = rv_want, mean3(c), inv3(c), y3(count), ya3(count);
+            CHECK_OK(gan_cuda_bn_forward_train(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f,
+                                               1e-5f, rm2.data(), rv2.data(), mean2.data(), inv2.data(), y2.data(),
+                                               k.act, k.slope, ya2.data()));
+            CHECK_OK(gan_cuda_bn_forward_train(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f,
+                                               1e-5f, rm3.data(), rv3.data(), mean3.data(), inv3.data(), y3.data(),
+                                               k.act, k.slope, ya3.data()));
+            check_identical((base + " repeat").c_str(), y2, y3);
+        }
+    }
+    /* eval mode: elementwise, the same formula as the CPU */
+    const int n = 3, c = 4, hw = 50;
+    const size_t count = (size_t)n * c * hw;
+    std::vector<float> x = random_floats(count, 90, -2.0f, 2.0f), gamma = random_floats(c, 91, 0.5f, 1.5f);
+    std::vector<float> beta = random_floats(c, 92, -1.0f, 1.0f), rm = random_floats(c, 93, -0.5f, 0.5f);
+    std::vector<float> rv = random_floats(c, 94, 0.5f, 2.0f), got(count), want(count);
+    CHECK_OK(gan_cuda_bn_forward_eval(nullptr, n, c, hw, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
+                                      1e-5f, got.data()));
+    CHECK_OK(cpu->bn_forward_eval(cpu, n, c, hw, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f,
+                                  want.data()));
+    CHECK_ALLCLOSE("bn eval", got.data(), want.data(), count, 1e-6, 1e-6);
+    float dummy = 0.0f;
+    CHECK_FAILS_WITH(gan_cuda_bn_forward_train(nullptr, 1, 1, 1, &dummy, &dummy, &dummy, 0.1f, 1e-5f, &dummy, &dummy,
+                                               &dummy, &dummy, &dummy, GAN_FUSED_NONE, 0.0f, nullptr),
+                     GAN_ERR_ARG, "no variance");
+    CHECK_FAILS_WITH(gan_cuda_bn_forward_train(nullptr, 2, 1, 1, &dummy, &dummy, &dummy, 0.1f, 1e-5f, &dummy, &dummy,
+                                               &dummy, &dummy, &dummy, GAN_ACT_TANH, 0.0f, &dummy),
+                     GAN_ERR_ARG, "not ReLU or LeakyReLU");
+}
+
 } /* namespace */
 
 int main(void)
@@ -291,6 +401,7 @@ int main(void)
     test_images();
     test_bias();
     test_bce();
+    test_bn();
     cpu->destroy(cpu);
     return test_finish();
 }
