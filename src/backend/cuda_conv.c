@@ -196,18 +196,16 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
     memset(&plan, 0, sizeof plan);
     plan.geom = *g;
     GAN_TRY(gan_cuda_conv_descriptors_create(&args, impl->precision, &plan.desc));
-    gan_status status = choose_forward(impl, &plan, budget);
-    if (status == GAN_OK)
-        status = choose_backward_data(impl, &plan, budget);
-    if (status == GAN_OK)
-        status = choose_backward_filter(impl, &plan, budget);
-    if (status != GAN_OK) {
-        gan_cuda_conv_descriptors_destroy(&plan.desc);
-        return status;
-    }
+    gan_status status = GAN_OK;
+    GAN_CHECK(choose_forward(impl, &plan, budget));
+    GAN_CHECK(choose_backward_data(impl, &plan, budget));
+    GAN_CHECK(choose_backward_filter(impl, &plan, budget));
     impl->conv_plans[impl->conv_plan_count] = plan;
     *out = &impl->conv_plans[impl->conv_plan_count++];
     return GAN_OK;
+cleanup:
+    gan_cuda_conv_descriptors_destroy(&plan.desc);
+    return status;
 }
 
 void gan_cuda_conv_plans_clear(gan_cuda_impl *impl)

@@ -259,7 +259,8 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     buffer_floats(&b, x_count, 0.0f, 0.0f, &dx);
     buffer_floats(&b, w_count, 0.0f, 0.0f, &dw);
     buffer_bytes(&b, be->conv_workspace_bytes(be, &g), &ws);
-    gan_status status = b.status;
+    gan_status status = GAN_OK;
+    GAN_CHECK(b.status);
     bool convt = l->spec.kind == GAN_LAYER_CONVT;
     char layer[16], shape[96], in_text[40], out_text[40];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
@@ -276,17 +277,15 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     const char *kind = convt ? "convt" : "conv";
     char name[32];
     snprintf(name, sizeof name, "%s fwd", kind);
-    if (status == GAN_OK)
-        status = report_op(be, convt ? &backward_data : &forward, opt, pk, name, layer, shape, flops, 0, &it->conv,
-                           passes_per_iteration(m, l, PASS_FORWARD));
+    GAN_CHECK(report_op(be, convt ? &backward_data : &forward, opt, pk, name, layer, shape, flops, 0,
+                        &it->conv, passes_per_iteration(m, l, PASS_FORWARD)));
     snprintf(name, sizeof name, "%s bwd-data", kind);
-    if (status == GAN_OK)
-        status = report_op(be, convt ? &forward : &backward_data, opt, pk, name, layer, shape, flops, 0, &it->conv,
-                           passes_per_iteration(m, l, PASS_BACKWARD_DATA));
+    GAN_CHECK(report_op(be, convt ? &forward : &backward_data, opt, pk, name, layer, shape, flops, 0,
+                        &it->conv, passes_per_iteration(m, l, PASS_BACKWARD_DATA)));
     snprintf(name, sizeof name, "%s bwd-filter", kind);
-    if (status == GAN_OK)
-        status = report_op(be, &backward_filter, opt, pk, name, layer, shape, flops, 0, &it->conv,
-                           passes_per_iteration(m, l, PASS_BACKWARD_FILTER));
+    GAN_CHECK(report_op(be, &backward_filter, opt, pk, name, layer, shape, flops, 0, &it->conv,
+                        passes_per_iteration(m, l, PASS_BACKWARD_FILTER)));
+cleanup:
     buffers_free(&b);
     return status;
 }
@@ -303,7 +302,8 @@ static gan_status bench_linear_layer(gan_backend *be, const gan_model *m, const 
     buffer_floats(&b, (size_t)out * in, 0.0f, 0.02f, &w);
     buffer_floats(&b, (size_t)n * in, 0.0f, 0.0f, &dx);
     buffer_floats(&b, (size_t)out * in, 0.0f, 0.0f, &dw);
-    gan_status status = b.status;
+    gan_status status = GAN_OK;
+    GAN_CHECK(b.status);
     char layer[16], shape[96];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     snprintf(shape, sizeof shape, "[%d,%d]->[%d,%d]", n, in, n, out);
@@ -314,15 +314,13 @@ static gan_status bench_linear_layer(gan_backend *be, const gan_model *m, const 
                              .out = dx, .ldc = in};
     op_call backward_filter = {.kind = OP_GEMM, .trans_a = true, .m = out, .n = in, .k = n, .a = y, .lda = out,
                                .b = x, .ldb = in, .out = dw, .ldc = in};
-    if (status == GAN_OK)
-        status = report_op(be, &forward, opt, pk, "linear fwd", layer, shape, flops, 0, &it->conv,
-                           passes_per_iteration(m, l, PASS_FORWARD));
-    if (status == GAN_OK)
-        status = report_op(be, &backward_data, opt, pk, "linear bwd-data", layer, shape, flops, 0, &it->conv,
-                           passes_per_iteration(m, l, PASS_BACKWARD_DATA));
-    if (status == GAN_OK)
-        status = report_op(be, &backward_filter, opt, pk, "linear bwd-filter", layer, shape, flops, 0, &it->conv,
-                           passes_per_iteration(m, l, PASS_BACKWARD_FILTER));
+    GAN_CHECK(report_op(be, &forward, opt, pk, "linear fwd", layer, shape, flops, 0, &it->conv,
+                        passes_per_iteration(m, l, PASS_FORWARD)));
+    GAN_CHECK(report_op(be, &backward_data, opt, pk, "linear bwd-data", layer, shape, flops, 0, &it->conv,
+                        passes_per_iteration(m, l, PASS_BACKWARD_DATA)));
+    GAN_CHECK(report_op(be, &backward_filter, opt, pk, "linear bwd-filter", layer, shape, flops, 0, &it->conv,
+                        passes_per_iteration(m, l, PASS_BACKWARD_FILTER)));
+cleanup:
     buffers_free(&b);
     return status;
 }
@@ -348,7 +346,8 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
     buffer_floats(&b, (size_t)c, 1.0f, 0.0f, &save_invstd);
     buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dgamma);
     buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dbeta);
-    gan_status status = b.status;
+    gan_status status = GAN_OK;
+    GAN_CHECK(b.status);
     char layer[16], shape[96];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(shape, sizeof shape, n, l->in);
@@ -357,12 +356,13 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
     op_call backward = {.kind = OP_BN_BACKWARD, .n = n, .m = c, .k = hw, .a = x, .b = dy, .c = gamma, .d = save_mean,
                         .e = save_invstd, .out = dx, .out2 = dgamma, .out3 = dbeta};
     double bytes = (double)count * sizeof(float);
-    if (status == GAN_OK) /* reads x, writes y */
-        status = report_op(be, &forward, opt, pk, "bn fwd-train", layer, shape, 0, 2 * bytes, &it->bn,
-                           passes_per_iteration(m, l, PASS_FORWARD));
-    if (status == GAN_OK) /* reads x and dy, writes dx */
-        status = report_op(be, &backward, opt, pk, "bn bwd", layer, shape, 0, 3 * bytes, &it->bn,
-                           passes_per_iteration(m, l, PASS_FORWARD));
+    /* reads x, writes y */
+    GAN_CHECK(report_op(be, &forward, opt, pk, "bn fwd-train", layer, shape, 0, 2 * bytes, &it->bn,
+                        passes_per_iteration(m, l, PASS_FORWARD)));
+    /* reads x and dy, writes dx */
+    GAN_CHECK(report_op(be, &backward, opt, pk, "bn bwd", layer, shape, 0, 3 * bytes, &it->bn,
+                        passes_per_iteration(m, l, PASS_FORWARD)));
+cleanup:
     buffers_free(&b);
     return status;
 }
@@ -378,7 +378,8 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
     buffer_floats(&b, count, 0.0f, 1.0f, &dy);
     buffer_floats(&b, count, 0.0f, 0.0f, &dx);
     buffer_floats(&b, count, 1.0f, 0.0f, &mask);
-    gan_status status = b.status;
+    gan_status status = GAN_OK;
+    GAN_CHECK(b.status);
     char layer[16], shape[96], name[32];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(shape, sizeof shape, l->batch, l->in);
@@ -388,30 +389,30 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
         op_call forward = {.kind = OP_DROPOUT_FORWARD, .count = count, .p = l->spec.drop_p, .a = x, .out = mask,
                            .out2 = y};
         op_call backward = {.kind = OP_MULTIPLY, .count = count, .a = dy, .b = mask, .out = dx};
-        if (status == GAN_OK) /* reads x, writes the mask and y */
-            status = report_op(be, &forward, opt, pk, "dropout fwd", layer, shape, 0, 3 * bytes, &it->act,
-                               passes_per_iteration(m, l, PASS_FORWARD));
-        if (status == GAN_OK)
-            status = report_op(be, &backward, opt, pk, "dropout bwd", layer, shape, 0, 3 * bytes, &it->act,
-                               passes_per_iteration(m, l, PASS_FORWARD));
-        buffers_free(&b);
-        return status;
+        /* reads x, writes the mask and y */
+        GAN_CHECK(report_op(be, &forward, opt, pk, "dropout fwd", layer, shape, 0, 3 * bytes, &it->act,
+                            passes_per_iteration(m, l, PASS_FORWARD)));
+        GAN_CHECK(report_op(be, &backward, opt, pk, "dropout bwd", layer, shape, 0, 3 * bytes, &it->act,
+                            passes_per_iteration(m, l, PASS_FORWARD)));
+    } else {
+        gan_activation act = l->spec.kind == GAN_LAYER_RELU    ? GAN_ACT_RELU
+                             : l->spec.kind == GAN_LAYER_LRELU ? GAN_ACT_LRELU
+                             : l->spec.kind == GAN_LAYER_TANH  ? GAN_ACT_TANH
+                                                               : GAN_ACT_SIGMOID;
+        op_call forward = {.kind = OP_ACT_FORWARD, .act = act, .slope = l->spec.slope, .count = count, .a = x,
+                           .out = y};
+        op_call backward = {.kind = OP_ACT_BACKWARD, .act = act, .slope = l->spec.slope, .count = count,
+                            .a = x, .b = y, .c = dy, .out = dx};
+        snprintf(name, sizeof name, "%s fwd", kind);
+        /* reads x, writes y */
+        GAN_CHECK(report_op(be, &forward, opt, pk, name, layer, shape, 0, 2 * bytes, &it->act,
+                            passes_per_iteration(m, l, PASS_FORWARD)));
+        snprintf(name, sizeof name, "%s bwd", kind);
+        /* reads x (lrelu) or y (the others) and dy, writes dx */
+        GAN_CHECK(report_op(be, &backward, opt, pk, name, layer, shape, 0, 3 * bytes, &it->act,
+                            passes_per_iteration(m, l, PASS_FORWARD)));
     }
-    gan_activation act = l->spec.kind == GAN_LAYER_RELU    ? GAN_ACT_RELU
-                         : l->spec.kind == GAN_LAYER_LRELU ? GAN_ACT_LRELU
-                         : l->spec.kind == GAN_LAYER_TANH  ? GAN_ACT_TANH
-                                                           : GAN_ACT_SIGMOID;
-    op_call forward = {.kind = OP_ACT_FORWARD, .act = act, .slope = l->spec.slope, .count = count, .a = x, .out = y};
-    op_call backward = {.kind = OP_ACT_BACKWARD, .act = act, .slope = l->spec.slope, .count = count, .a = x,
-                        .b = y, .c = dy, .out = dx};
-    snprintf(name, sizeof name, "%s fwd", kind);
-    if (status == GAN_OK) /* reads x, writes y */
-        status = report_op(be, &forward, opt, pk, name, layer, shape, 0, 2 * bytes, &it->act,
-                           passes_per_iteration(m, l, PASS_FORWARD));
-    snprintf(name, sizeof name, "%s bwd", kind);
-    if (status == GAN_OK) /* reads x (lrelu) or y (the others) and dy, writes dx */
-        status = report_op(be, &backward, opt, pk, name, layer, shape, 0, 3 * bytes, &it->act,
-                           passes_per_iteration(m, l, PASS_FORWARD));
+cleanup:
     buffers_free(&b);
     return status;
 }
@@ -460,13 +461,15 @@ static gan_status bench_bce(gan_backend *be, int n, const ops_options *opt, cons
     buffer_floats(&b, 1, 0.0f, 0.0f, &loss);
     buffer_floats(&b, 1, 0.0f, 0.0f, &prob);
     buffer_floats(&b, (size_t)n, 0.0f, 0.0f, &dlogits);
-    gan_status status = b.status;
+    gan_status status = GAN_OK;
+    GAN_CHECK(b.status);
     char shape[32];
     snprintf(shape, sizeof shape, "[%d] logits", n);
     op_call call = {.kind = OP_BCE, .n = n, .a = logits, .out = loss, .out2 = prob, .out3 = dlogits};
-    if (status == GAN_OK) /* reads the logits, writes their gradient */
-        status = report_op(be, &call, opt, pk, "bce+sigmoid", "D", shape, 0, 2.0 * n * sizeof(float),
-                           &it->loss, 3);
+    /* reads the logits, writes their gradient */
+    GAN_CHECK(report_op(be, &call, opt, pk, "bce+sigmoid", "D", shape, 0, 2.0 * n * sizeof(float),
+                        &it->loss, 3));
+cleanup:
     buffers_free(&b);
     return status;
 }
@@ -481,16 +484,18 @@ static gan_status bench_adam(gan_backend *be, const gan_model *m, const ops_opti
     buffer_floats(&b, count, 0.0f, 0.01f, &grad);
     buffer_floats(&b, count, 0.0f, 0.0f, &mom);
     buffer_floats(&b, count, 0.0f, 0.0f, &vel);
-    gan_status status = b.status;
+    gan_status status = GAN_OK;
+    GAN_CHECK(b.status);
     /* the scalars of torch.optim.Adam(lr 2e-4, betas (0.5, 0.999)) at step 1 */
     gan_adam_scalars s = {.beta1 = 0.5f, .one_minus_beta1 = 0.5f, .beta2 = 0.999f, .one_minus_beta2 = 0.001f,
                           .eps = 1e-8f, .step_size = 2e-4f / 0.5f, .bias_correction2_sqrt = sqrtf(0.001f)};
     char shape[48];
     snprintf(shape, sizeof shape, "%zu parameters", count);
     op_call call = {.kind = OP_ADAM, .count = count, .a = grad, .out = param, .out2 = mom, .out3 = vel, .adam = s};
-    if (status == GAN_OK) /* reads param, grad, m, v; writes param, m, v */
-        status = report_op(be, &call, opt, pk, "adam", m->name, shape, 0, 7.0 * count * sizeof(float),
-                           &it->adam, 1);
+    /* reads param, grad, m, v; writes param, m, v */
+    GAN_CHECK(report_op(be, &call, opt, pk, "adam", m->name, shape, 0, 7.0 * count * sizeof(float),
+                        &it->adam, 1));
+cleanup:
     buffers_free(&b);
     return status;
 }
@@ -504,33 +509,70 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
     GAN_TRY(bench_check_options(be, &cfg));
     gan_model *g = NULL, *d = NULL;
     gan_shape z_shape = {cfg.nz, 1, 1}, image = {cfg.channels, cfg.image_size, cfg.image_size};
-    gan_status status = gan_model_create("G", cfg.generator, z_shape, batch, be, &g);
-    if (status == GAN_OK)
-        status = gan_model_create("D", cfg.discriminator, image, batch, be, &d);
-    if (status == GAN_OK) {
-        printf("\n== %s batch %d (%s) ==\n", cfg.name, batch, path);
-        printf("%-18s %-6s %-44s %10s %10s %9s %8s %7s\n", "op", "layer", "shape", "best ms", "median ms",
-               "GFLOP/s", "GB/s", "% peak");
-    }
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_model_create("G", cfg.generator, z_shape, batch, be, &g));
+    GAN_CHECK(gan_model_create("D", cfg.discriminator, image, batch, be, &d));
+    printf("\n== %s batch %d (%s) ==\n", cfg.name, batch, path);
+    printf("%-18s %-6s %-44s %10s %10s %9s %8s %7s\n", "op", "layer", "shape", "best ms", "median ms",
+           "GFLOP/s", "GB/s", "% peak");
     iteration_ms it = {0};
-    if (status == GAN_OK)
-        status = bench_model(be, g, opt, pk, &it);
-    if (status == GAN_OK)
-        status = bench_model(be, d, opt, pk, &it);
-    if (status == GAN_OK && opt->want_bce)
-        status = bench_bce(be, batch, opt, pk, &it);
-    if (status == GAN_OK && opt->want_adam)
-        status = bench_adam(be, g, opt, pk, &it);
-    if (status == GAN_OK && opt->want_adam)
-        status = bench_adam(be, d, opt, pk, &it);
-    if (status == GAN_OK)
-        printf("iteration   : %.2f ms from these ops, each best time x the times one iteration runs it "
-               "(k = 1): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms; "
-               "gan bench train %s train.batch_size=%d times the whole iteration\n",
-               it.conv + it.bn + it.act + it.loss + it.adam, it.conv, it.bn, it.act, it.loss, it.adam, cfg.name,
-               batch);
+    GAN_CHECK(bench_model(be, g, opt, pk, &it));
+    GAN_CHECK(bench_model(be, d, opt, pk, &it));
+    if (opt->want_bce)
+        GAN_CHECK(bench_bce(be, batch, opt, pk, &it));
+    if (opt->want_adam) {
+        GAN_CHECK(bench_adam(be, g, opt, pk, &it));
+        GAN_CHECK(bench_adam(be, d, opt, pk, &it));
+    }
+    printf("iteration   : %.2f ms from these ops, each best time x the times one iteration runs it "
+           "(k = 1): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms; "
+           "gan bench train %s train.batch_size=%d times the whole iteration\n",
+           it.conv + it.bn + it.act + it.loss + it.adam, it.conv, it.bn, it.act, it.loss, it.adam, cfg.name,
+           batch);
+cleanup:
     gan_model_destroy(g);
     gan_model_destroy(d);
+    return status;
+}
+
+/* The backend, the peaks, every config at every batch, the gemm peak again, and the command line
+ * that repeats the run. */
+static gan_status bench_all(const char *prog, const ops_options *o, const char *batch_text,
+                            const char *configs_text, const char *ops_text)
+{
+    /* The backend computes as the first config asks (bench_config holds the others to it). */
+    gan_config first;
+    char first_path[4200];
+    gan_backend *be = NULL;
+    GAN_TRY(bench_load_config(o->configs[0], o->overrides, o->override_count, &first, first_path,
+                              sizeof first_path));
+    GAN_TRY(bench_open_backend(o->device, &first, &be));
+    bench_print_machine(be, stdout, "");
+    peaks pk = {0};
+    double gemm_before = 0, gemm_after = 0;
+    char what[256] = "";
+    gan_status status = GAN_OK;
+    GAN_CHECK(bench_measure_gemm_peak(be, &gemm_before, what, sizeof what));
+    GAN_CHECK(bench_measure_copy_gbps(be, &pk.copy_gbps));
+    pk.gemm_gflops = gemm_before;
+    printf("peak        : %.1f GFLOP/s %s; copy %.1f GB/s (%s copy of 256 MiB, read + write)\n", gemm_before,
+           what, pk.copy_gbps, be->name);
+    printf("%% peak      : GFLOP/s over that gemm peak, GB/s over that copy bandwidth (from memory: tensors "
+           "that stay in cache can pass 100%%); GB/s counts each tensor once\n");
+    for (int c = 0; c < o->config_count; c++)
+        for (int b = 0; b < o->batch_count; b++)
+            GAN_CHECK(bench_config(be, o->configs[c], o->batches[b], o, &pk));
+    GAN_CHECK(bench_measure_gemm_peak(be, &gemm_after, what, sizeof what));
+    printf("\npeak again  : %.1f GFLOP/s %s at the end (%.1f at the start; the percentages use the start)\n",
+           gemm_after, what, gemm_before);
+    printf("reproduce   : %s", prog);
+    for (int i = 0; i < o->override_count; i++)
+        printf(" %s", o->overrides[i]);
+    printf(" --device %s --batch %s --configs %s --runs %d --warmup %d --min-ms %g%s%s\n",
+           !strcmp(o->device, "auto") ? be->name : o->device, batch_text, configs_text, o->runs, o->warmup,
+           o->min_ms, ops_text ? " --ops " : "", ops_text ? ops_text : "");
+cleanup:
+    be->destroy(be);
     return status;
 }
 
@@ -645,49 +687,7 @@ int gan_bench_ops(int argc, char **argv)
         return 2;
     }
 
-    /* The backend computes as the first config asks (bench_config holds the others to it). */
-    gan_config first;
-    char first_path[4200];
-    gan_backend *be = NULL;
-    gan_status status = bench_load_config(o.configs[0], o.overrides, o.override_count, &first, first_path,
-                                          sizeof first_path);
-    if (status == GAN_OK)
-        status = bench_open_backend(o.device, &first, &be);
-    if (status != GAN_OK) {
-        fprintf(stderr, "gan bench ops: %s\n", gan_error_message());
-        return 1;
-    }
-    bench_print_machine(be, stdout, "");
-    peaks pk = {0};
-    double gemm_before = 0, gemm_after = 0;
-    char what[256] = "";
-    status = bench_measure_gemm_peak(be, &gemm_before, what, sizeof what);
-    if (status == GAN_OK)
-        status = bench_measure_copy_gbps(be, &pk.copy_gbps);
-    if (status == GAN_OK) {
-        pk.gemm_gflops = gemm_before;
-        printf("peak        : %.1f GFLOP/s %s; copy %.1f GB/s (%s copy of 256 MiB, read + write)\n", gemm_before,
-               what, pk.copy_gbps, be->name);
-        printf("%% peak      : GFLOP/s over that gemm peak, GB/s over that copy bandwidth (from memory: tensors "
-               "that stay in cache can pass 100%%); GB/s counts each tensor once\n");
-    }
-    for (int c = 0; c < o.config_count && status == GAN_OK; c++)
-        for (int b = 0; b < o.batch_count && status == GAN_OK; b++)
-            status = bench_config(be, o.configs[c], o.batches[b], &o, &pk);
-    if (status == GAN_OK)
-        status = bench_measure_gemm_peak(be, &gemm_after, what, sizeof what);
-    if (status == GAN_OK) {
-        printf("\npeak again  : %.1f GFLOP/s %s at the end (%.1f at the start; the percentages use the start)\n",
-               gemm_after, what, gemm_before);
-        printf("reproduce   : %s", argv[0]);
-        for (int i = 0; i < o.override_count; i++)
-            printf(" %s", o.overrides[i]);
-        printf(" --device %s --batch %s --configs %s --runs %d --warmup %d --min-ms %g%s%s\n",
-               !strcmp(o.device, "auto") ? be->name : o.device, batch_text, configs_text, o.runs, o.warmup,
-               o.min_ms, ops_text ? " --ops " : "", ops_text ? ops_text : "");
-    }
-    be->destroy(be);
-    if (status != GAN_OK) {
+    if (bench_all(argv[0], &o, batch_text, configs_text, ops_text) != GAN_OK) {
         fprintf(stderr, "gan bench ops: %s\n", gan_error_message());
         return 1;
     }

@@ -147,11 +147,8 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     synthetic_source source;
     GAN_TRY(synthetic_open(&cfg, &source));
     gan_trainer *t = NULL;
-    gan_status status = gan_trainer_create(&cfg, be, &source.src, NULL, &t);
-    if (status != GAN_OK) {
-        synthetic_close(&source.src);
-        return status;
-    }
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_trainer_create(&cfg, be, &source.src, NULL, &t));
     int batch = cfg.batch_size;
     double flops = bench_iteration_flops(t->g, t->d, cfg.d_steps);
     printf("config      : %s (%s), batch %d, %d D step%s per G step, device %s\n", cfg.name, path, batch,
@@ -167,12 +164,12 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     /* warm-up: first touch of memory, cuDNN's algorithm state, the BLAS threads */
     double warm_s = 0;
     if (o->warmup > 0)
-        status = timed_steps(t, o->warmup, &warm_s);
+        GAN_CHECK(timed_steps(t, o->warmup, &warm_s));
     int iterations = o->iterations;
-    if (status == GAN_OK && iterations <= 0) {
+    if (iterations <= 0) {
         double per_it = o->warmup > 0 ? warm_s / o->warmup : 0.0;
         if (per_it <= 0) /* no warm-up to go by: time one */
-            status = timed_steps(t, 1, &per_it);
+            GAN_CHECK(timed_steps(t, 1, &per_it));
         double want = per_it > 0 ? o->seconds / per_it : 1e4;
         iterations = want > 1e4 ? 10000 : (int)(want + 0.5);
         if (iterations < o->rounds) /* at least one iteration per round, so the median has them all */
@@ -187,49 +184,85 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     double peaks[MAX_ROUNDS + 1], round_ms[MAX_ROUNDS];
     char peak_what[256] = "";
     int peak_count = 0;
-    if (status == GAN_OK)
-        status = bench_measure_gemm_peak(be, &peaks[peak_count++], peak_what, sizeof peak_what);
-    for (int r = 0; r < rounds && status == GAN_OK; r++) {
+    GAN_CHECK(bench_measure_gemm_peak(be, &peaks[peak_count++], peak_what, sizeof peak_what));
+    for (int r = 0; r < rounds; r++) {
         int count = iterations / rounds + (r < iterations % rounds ? 1 : 0);
         double s = 0;
-        status = timed_steps(t, count, &s);
+        GAN_CHECK(timed_steps(t, count, &s));
         round_ms[r] = s * 1e3 / count;
-        if (status == GAN_OK)
-            status = bench_measure_gemm_peak(be, &peaks[peak_count++], peak_what, sizeof peak_what);
+        GAN_CHECK(bench_measure_gemm_peak(be, &peaks[peak_count++], peak_what, sizeof peak_what));
     }
     gan_step_stats stats;
     bool finite = true;
-    if (status == GAN_OK)
-        status = gan_trainer_read_stats(t, &stats, &finite);
-    if (status == GAN_OK) {
-        double peak = bench_max(peaks, peak_count), peak_low = bench_min(peaks, peak_count);
-        printf("peak        : %.1f GFLOP/s, the best of %d measurements of %s interleaved with the "
-               "rounds (lowest %.1f)\n",
-               peak, peak_count, peak_what, peak_low);
-        printf("rounds      : %d round%s, %d iterations after %d warm-up:", rounds, rounds == 1 ? "" : "s",
-               iterations, o->warmup);
-        for (int r = 0; r < rounds; r++)
-            printf(" %.1f", round_ms[r]);
-        printf(" ms/it\n");
-        double best = bench_min(round_ms, rounds), worst = bench_max(round_ms, rounds);
-        double ms = bench_median(round_ms, rounds);
-        double img_per_s = batch * cfg.d_steps * 1e3 / ms;
-        double gflops = flops * 1e-9 / (ms * 1e-3);
-        double pct = 100.0 * gflops / peak;
-        printf("result      : median %.1f ms/it (best %.1f, worst %.1f), %.1f img/s, %.1f GFLOP/s useful = "
-               "%.1f%% of the best peak measurement%s\n",
-               ms, best, worst, img_per_s, gflops, pct, finite ? "" : " (losses went non-finite: random data)");
-        struct rusage usage;
-        if (be->kind == GAN_BACKEND_CPU && getrusage(RUSAGE_SELF, &usage) == 0)
-            printf("process     : max resident set %.1f MiB (so far in this process)\n", usage.ru_maxrss / 1024.0);
-        print_reproduce(prog, config, overrides, override_count,
-                        !strcmp(o->device, "auto") ? be->name : o->device, o, iterations, rounds);
-        printf("train %s batch %d: %.1f ms/it, %.1f img/s, %.1f GFLOP/s (%.1f%% of sgemm peak)\n", cfg.name, batch,
-               ms, img_per_s, gflops, pct);
-        fflush(stdout);
-    }
+    GAN_CHECK(gan_trainer_read_stats(t, &stats, &finite));
+    double peak = bench_max(peaks, peak_count), peak_low = bench_min(peaks, peak_count);
+    printf("peak        : %.1f GFLOP/s, the best of %d measurements of %s interleaved with the "
+           "rounds (lowest %.1f)\n",
+           peak, peak_count, peak_what, peak_low);
+    printf("rounds      : %d round%s, %d iterations after %d warm-up:", rounds, rounds == 1 ? "" : "s",
+           iterations, o->warmup);
+    for (int r = 0; r < rounds; r++)
+        printf(" %.1f", round_ms[r]);
+    printf(" ms/it\n");
+    double best = bench_min(round_ms, rounds), worst = bench_max(round_ms, rounds);
+    double ms = bench_median(round_ms, rounds);
+    double img_per_s = batch * cfg.d_steps * 1e3 / ms;
+    double gflops = flops * 1e-9 / (ms * 1e-3);
+    double pct = 100.0 * gflops / peak;
+    printf("result      : median %.1f ms/it (best %.1f, worst %.1f), %.1f img/s, %.1f GFLOP/s useful = "
+           "%.1f%% of the best peak measurement%s\n",
+           ms, best, worst, img_per_s, gflops, pct, finite ? "" : " (losses went non-finite: random data)");
+    struct rusage usage;
+    if (be->kind == GAN_BACKEND_CPU && getrusage(RUSAGE_SELF, &usage) == 0)
+        printf("process     : max resident set %.1f MiB (so far in this process)\n", usage.ru_maxrss / 1024.0);
+    print_reproduce(prog, config, overrides, override_count,
+                    !strcmp(o->device, "auto") ? be->name : o->device, o, iterations, rounds);
+    printf("train %s batch %d: %.1f ms/it, %.1f img/s, %.1f GFLOP/s (%.1f%% of sgemm peak)\n", cfg.name, batch,
+           ms, img_per_s, gflops, pct);
+    fflush(stdout);
+cleanup:
     gan_trainer_destroy(t);
     synthetic_close(&source.src);
+    return status;
+}
+
+/* CONFIG, or without one the set, each timed by bench_one on one backend. */
+static gan_status bench_configs(const char *prog, const char *config, const char *const *overrides,
+                                int override_count, const train_options *o)
+{
+    /* the set when no config is named: each with its own overrides plus the user's */
+    struct {
+        const char *config, *batch;
+    } set[] = {{"dcgan_celeba64", "train.batch_size=64"},
+               {"dcgan_celeba64", "train.batch_size=128"},
+               {"dcgan_fmnist32", "train.batch_size=128"},
+               {"mlp_mnist", "train.batch_size=64"}};
+    int runs = config ? 1 : (int)(sizeof set / sizeof set[0]);
+    const char *with_batch[MAX_OVERRIDES + 1];
+    memcpy(with_batch + 1, overrides, (size_t)override_count * sizeof *overrides);
+
+    /* The backend computes as the first config asks (bench_one holds the others to it). */
+    gan_config first;
+    char path[4200];
+    with_batch[0] = set[0].batch;
+    GAN_TRY(config ? bench_load_config(config, overrides, override_count, &first, path, sizeof path)
+                   : bench_load_config(set[0].config, with_batch, override_count + 1, &first, path,
+                                       sizeof path));
+    gan_backend *be = NULL;
+    GAN_TRY(bench_open_backend(o->device, &first, &be));
+    bench_print_machine(be, stdout, "");
+    gan_status status = GAN_OK;
+    for (int r = 0; r < runs; r++) {
+        if (config) {
+            GAN_CHECK(bench_one(prog, be, config, overrides, override_count, o));
+            break;
+        }
+        with_batch[0] = set[r].batch;
+        printf("\n");
+        GAN_CHECK(bench_one(prog, be, set[r].config, with_batch, override_count + 1, o));
+    }
+cleanup:
+    be->destroy(be);
     return status;
 }
 
@@ -290,43 +323,7 @@ int gan_bench_train(int argc, char **argv)
                 MAX_ROUNDS);
         return 2;
     }
-    /* the set when no config is named: each with its own overrides plus the user's */
-    struct {
-        const char *config, *batch;
-    } set[] = {{"dcgan_celeba64", "train.batch_size=64"},
-               {"dcgan_celeba64", "train.batch_size=128"},
-               {"dcgan_fmnist32", "train.batch_size=128"},
-               {"mlp_mnist", "train.batch_size=64"}};
-    int runs = config ? 1 : (int)(sizeof set / sizeof set[0]);
-    const char *with_batch[MAX_OVERRIDES + 1];
-    memcpy(with_batch + 1, overrides, (size_t)override_count * sizeof *overrides);
-
-    /* The backend computes as the first config asks (bench_one holds the others to it). */
-    gan_config first;
-    char path[4200];
-    with_batch[0] = set[0].batch;
-    gan_status status = config ? bench_load_config(config, overrides, override_count, &first, path, sizeof path)
-                               : bench_load_config(set[0].config, with_batch, override_count + 1, &first, path,
-                                                   sizeof path);
-    gan_backend *be = NULL;
-    if (status == GAN_OK)
-        status = bench_open_backend(o.device, &first, &be);
-    if (status != GAN_OK) {
-        fprintf(stderr, "gan bench train: %s\n", gan_error_message());
-        return 1;
-    }
-    bench_print_machine(be, stdout, "");
-    for (int r = 0; r < runs && status == GAN_OK; r++) {
-        if (config) {
-            status = bench_one(argv[0], be, config, overrides, override_count, &o);
-            break;
-        }
-        with_batch[0] = set[r].batch;
-        printf("\n");
-        status = bench_one(argv[0], be, set[r].config, with_batch, override_count + 1, &o);
-    }
-    be->destroy(be);
-    if (status != GAN_OK) {
+    if (bench_configs(argv[0], config, overrides, override_count, &o) != GAN_OK) {
         fprintf(stderr, "gan bench train: %s\n", gan_error_message());
         return 1;
     }

@@ -76,35 +76,30 @@ static gan_status measure_backend_gemm(gan_backend *be, int n, int repeats, doub
 {
     size_t count = (size_t)n * (size_t)n;
     float *a = NULL, *b = NULL, *c = NULL;
-    gan_status status = be->alloc(be, count * sizeof(float), (void **)&a);
-    if (status == GAN_OK)
-        status = be->alloc(be, count * sizeof(float), (void **)&b);
-    if (status == GAN_OK)
-        status = be->alloc(be, count * sizeof(float), (void **)&c);
-    if (status == GAN_OK)
-        status = be->rng_uniform(be, count, 1, 1, 0, -1.0f, 1.0f, a);
-    if (status == GAN_OK)
-        status = be->rng_uniform(be, count, 1, 2, 0, -1.0f, 1.0f, b);
+    gan_status status = GAN_OK;
+    GAN_CHECK(be->alloc(be, count * sizeof(float), (void **)&a));
+    GAN_CHECK(be->alloc(be, count * sizeof(float), (void **)&b));
+    GAN_CHECK(be->alloc(be, count * sizeof(float), (void **)&c));
+    GAN_CHECK(be->rng_uniform(be, count, 1, 1, 0, -1.0f, 1.0f, a));
+    GAN_CHECK(be->rng_uniform(be, count, 1, 2, 0, -1.0f, 1.0f, b));
     double best = 1e30;
-    for (int r = -1; r < repeats && status == GAN_OK; r++) {
-        status = be->synchronize(be);
+    for (int r = -1; r < repeats; r++) {
+        GAN_CHECK(be->synchronize(be));
         double t0 = gan_now_s();
-        if (status == GAN_OK)
-            status = be->gemm(be, false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        if (status == GAN_OK)
-            status = be->synchronize(be);
+        GAN_CHECK(be->gemm(be, false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n));
+        GAN_CHECK(be->synchronize(be));
         double t = gan_now_s() - t0;
         if (r >= 0 && t < best)
             best = t;
     }
+    *gflops = 2.0 * (double)n * n * n / best * 1e-9;
+cleanup:
     if (a)
         be->free(be, a);
     if (b)
         be->free(be, b);
     if (c)
         be->free(be, c);
-    if (status == GAN_OK)
-        *gflops = 2.0 * (double)n * n * n / best * 1e-9;
     return status;
 }
 
@@ -128,31 +123,27 @@ gan_status bench_measure_copy_gbps(gan_backend *be, double *gbps)
 {
     size_t bytes = (size_t)256 << 20;
     void *src = NULL, *dst = NULL;
-    gan_status status = be->alloc(be, bytes, &src);
-    if (status == GAN_OK)
-        status = be->alloc(be, bytes, &dst);
-    if (status == GAN_OK)
-        status = be->fill(be, src, 1.0f, bytes / sizeof(float));
-    if (status == GAN_OK)
-        status = be->fill(be, dst, 0.0f, bytes / sizeof(float));
+    gan_status status = GAN_OK;
+    GAN_CHECK(be->alloc(be, bytes, &src));
+    GAN_CHECK(be->alloc(be, bytes, &dst));
+    GAN_CHECK(be->fill(be, src, 1.0f, bytes / sizeof(float)));
+    GAN_CHECK(be->fill(be, dst, 0.0f, bytes / sizeof(float)));
     double best = 1e30;
-    for (int r = -1; r < 5 && status == GAN_OK; r++) {
-        status = be->synchronize(be);
+    for (int r = -1; r < 5; r++) {
+        GAN_CHECK(be->synchronize(be));
         double t0 = gan_now_s();
-        if (status == GAN_OK)
-            status = be->copy(be, dst, src, bytes);
-        if (status == GAN_OK)
-            status = be->synchronize(be);
+        GAN_CHECK(be->copy(be, dst, src, bytes));
+        GAN_CHECK(be->synchronize(be));
         double t = gan_now_s() - t0;
         if (r >= 0 && t < best)
             best = t;
     }
+    *gbps = 2.0 * (double)bytes / best * 1e-9;
+cleanup:
     if (src)
         be->free(be, src);
     if (dst)
         be->free(be, dst);
-    if (status == GAN_OK)
-        *gbps = 2.0 * (double)bytes / best * 1e-9;
     return status;
 }
 

@@ -33,6 +33,29 @@ static gan_status load_config(const char *path, int batch, char **overrides, int
     return GAN_OK;
 }
 
+/* The config, the CPU and CUDA backends, and the ops and the iteration compared on them. */
+static gan_status selftest(const char *device, const char *config_path, int batch, char **overrides,
+                           int override_count, bool *ops_ok, bool *iteration_ok)
+{
+    gan_config cfg;
+    GAN_TRY(load_config(config_path, batch, overrides, override_count, &cfg));
+    gan_backend_options options = gan_backend_options_for_config(&cfg);
+    gan_backend *cpu = NULL, *cuda = NULL;
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_backend_open("cpu", NULL, &cpu, NULL, 0));
+    GAN_CHECK(gan_backend_open(device, &options, &cuda, NULL, 0));
+    printf("gan selftest: cuda (%s, %sdeterministic) against cpu\n", gan_precision_name(options.precision),
+           options.deterministic ? "" : "not ");
+    GAN_CHECK(gan_selftest_ops(cpu, cuda, stdout, ops_ok));
+    GAN_CHECK(gan_selftest_iteration(cpu, cuda, &cfg, stdout, iteration_ok));
+cleanup:
+    if (cuda)
+        cuda->destroy(cuda);
+    if (cpu)
+        cpu->destroy(cpu);
+    return status;
+}
+
 int gan_cmd_selftest(int argc, char **argv)
 {
     const char *device = "cuda", *config_path = "configs/dcgan_celeba64.ini";
@@ -60,29 +83,8 @@ int gan_cmd_selftest(int argc, char **argv)
         fprintf(stderr, "gan selftest: only --device cuda is tested against the CPU backend\n");
         return 2;
     }
-    gan_config cfg;
-    gan_backend *cpu = NULL, *cuda = NULL;
-    gan_status status = load_config(config_path, batch, overrides, override_count, &cfg);
-    gan_backend_options options = gan_backend_options_for_config(&cfg);
-    if (status == GAN_OK)
-        status = gan_backend_open("cpu", NULL, &cpu, NULL, 0);
-    if (status == GAN_OK)
-        status = gan_backend_open(device, &options, &cuda, NULL, 0);
-    if (status != GAN_OK) {
-        fprintf(stderr, "gan selftest: %s\n", gan_error_message());
-        if (cpu)
-            cpu->destroy(cpu);
-        return 1;
-    }
-    printf("gan selftest: cuda (%s, %sdeterministic) against cpu\n", gan_precision_name(options.precision),
-           options.deterministic ? "" : "not ");
     bool ops_ok = false, iteration_ok = false;
-    status = gan_selftest_ops(cpu, cuda, stdout, &ops_ok);
-    if (status == GAN_OK)
-        status = gan_selftest_iteration(cpu, cuda, &cfg, stdout, &iteration_ok);
-    cuda->destroy(cuda);
-    cpu->destroy(cpu);
-    if (status != GAN_OK) {
+    if (selftest(device, config_path, batch, overrides, override_count, &ops_ok, &iteration_ok) != GAN_OK) {
         fprintf(stderr, "gan selftest: %s\n", gan_error_message());
         return 1;
     }

@@ -26,6 +26,29 @@ static void train_usage(FILE *out)
     gan_config_print_help(out);
 }
 
+/* The run's config (the newest checkpoint's with --resume, CONFIG's otherwise), the overrides
+ * applied, and its directory. */
+static gan_status load_config(const char *config_path, const char *out_dir, const char *resume_dir,
+                              const char *const *overrides, int override_count, gan_config *cfg,
+                              char *run_dir, size_t run_dir_bytes)
+{
+    gan_config_defaults(cfg);
+    if (resume_dir) {
+        char checkpoint[4200];
+        GAN_TRY(gan_run_latest_checkpoint(resume_dir, checkpoint, sizeof checkpoint));
+        GAN_TRY(gan_checkpoint_read_config(checkpoint, cfg));
+        snprintf(run_dir, run_dir_bytes, "%s", resume_dir);
+    } else {
+        GAN_TRY(gan_config_load(cfg, config_path));
+        snprintf(run_dir, run_dir_bytes, "%s", out_dir ? out_dir : "");
+        if (!out_dir)
+            snprintf(run_dir, run_dir_bytes, "runs/%s", cfg->name);
+    }
+    for (int i = 0; i < override_count; i++)
+        GAN_TRY(gan_config_override(cfg, overrides[i]));
+    return GAN_OK;
+}
+
 int gan_cmd_train(int argc, char **argv)
 {
     const char *config_path = NULL, *out_dir = NULL, *device = "auto", *resume_dir = NULL;
@@ -72,33 +95,19 @@ int gan_cmd_train(int argc, char **argv)
     }
 
     gan_config cfg;
-    gan_config_defaults(&cfg);
-    gan_status status = GAN_OK;
     char run_dir[4200];
-    if (resume_dir) {
-        char checkpoint[4200];
-        status = gan_run_latest_checkpoint(resume_dir, checkpoint, sizeof checkpoint);
-        if (status == GAN_OK)
-            status = gan_checkpoint_read_config(checkpoint, &cfg);
-        snprintf(run_dir, sizeof run_dir, "%s", resume_dir);
-    } else {
-        status = gan_config_load(&cfg, config_path);
-        snprintf(run_dir, sizeof run_dir, "%s", out_dir ? out_dir : "");
-        if (!out_dir)
-            snprintf(run_dir, sizeof run_dir, "runs/%s", cfg.name);
+    if (load_config(config_path, out_dir, resume_dir, overrides, override_count, &cfg, run_dir,
+                    sizeof run_dir) != GAN_OK) {
+        fprintf(stderr, "gan train: %s\n", gan_error_message());
+        return 1;
     }
-    for (int i = 0; i < override_count && status == GAN_OK; i++)
-        status = gan_config_override(&cfg, overrides[i]);
-    if (status == GAN_OK && out_dir && resume_dir && strcmp(out_dir, resume_dir)) {
+    if (out_dir && resume_dir && strcmp(out_dir, resume_dir)) {
         fprintf(stderr, "gan train: --out and --resume name different directories\n");
         return 2;
     }
     gan_run_result result = GAN_RUN_FINISHED;
-    if (status == GAN_OK) {
-        gan_run_options options = {run_dir, device, resume_dir != NULL, quiet};
-        status = gan_run_train(&cfg, &options, &result);
-    }
-    if (status != GAN_OK) {
+    gan_run_options options = {run_dir, device, resume_dir != NULL, quiet};
+    if (gan_run_train(&cfg, &options, &result) != GAN_OK) {
         fprintf(stderr, "gan train: %s\n", gan_error_message());
         return 1;
     }

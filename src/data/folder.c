@@ -60,14 +60,14 @@ static gan_status walk(walker *w, const char *dir, int depth)
     struct dirent *e;
     size_t dir_len = strlen(dir);
     bool slash = dir_len > 0 && dir[dir_len - 1] == '/';
-    while (status == GAN_OK && (e = readdir(d)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
         w->entries++;
         char path[4096];
         if ((size_t)snprintf(path, sizeof path, "%s%s%s", dir, slash ? "" : "/", e->d_name) >= sizeof path) {
             status = gan_error(GAN_ERR_IO, "%s/%s: path too long", dir, e->d_name);
-            break;
+            goto cleanup;
         }
         bool is_dir = e->d_type == DT_DIR, is_file = e->d_type == DT_REG;
         if (e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
@@ -78,12 +78,13 @@ static gan_status walk(walker *w, const char *dir, int depth)
             is_file = S_ISREG(st.st_mode);
         }
         if (is_dir)
-            status = walk(w, path, depth + 1);
+            GAN_CHECK(walk(w, path, depth + 1));
         else if (is_file && is_image_name(e->d_name))
-            status = push(w, path);
+            GAN_CHECK(push(w, path));
         else
             w->list->ignored++;
     }
+cleanup:
     closedir(d);
     return status;
 }
@@ -91,6 +92,19 @@ static gan_status walk(walker *w, const char *dir, int depth)
 static int compare_paths(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every image under `dir` into w's list: a folder without entries, or without images, is refused. */
+static gan_status list_images(walker *w, const char *dir)
+{
+    GAN_TRY(walk(w, dir, 0));
+    if (w->entries == 0)
+        return gan_error(GAN_ERR_IO, "image folder %s is empty", dir);
+    if (w->list->count == 0)
+        return gan_error(GAN_ERR_IO, "image folder %s holds no .jpg, .jpeg or .png images (%lld other "
+                                     "files)",
+                         dir, (long long)w->list->ignored);
+    return GAN_OK;
 }
 
 gan_status gan_folder_list(const char *dir, gan_file_list *out)
@@ -102,13 +116,7 @@ gan_status gan_folder_list(const char *dir, gan_file_list *out)
     if (!S_ISDIR(st.st_mode))
         return gan_error(GAN_ERR_IO, "%s is not a folder", dir);
     walker w = {out, 0, 0};
-    gan_status status = walk(&w, dir, 0);
-    if (status == GAN_OK && w.entries == 0)
-        status = gan_error(GAN_ERR_IO, "image folder %s is empty", dir);
-    else if (status == GAN_OK && out->count == 0)
-        status = gan_error(GAN_ERR_IO, "image folder %s holds no .jpg, .jpeg or .png images (%lld other "
-                                       "files)",
-                           dir, (long long)out->ignored);
+    gan_status status = list_images(&w, dir);
     if (status != GAN_OK) {
         gan_file_list_free(out);
         return status;
@@ -165,7 +173,7 @@ gan_status gan_split_filter(gan_file_list *list, const char *split_file, const c
     char line[4096];
     int line_number = 0;
     gan_status status = GAN_OK;
-    while (status == GAN_OK && fgets(line, sizeof line, f)) {
+    while (fgets(line, sizeof line, f)) {
         line_number++;
         char *p = line;
         while (*p == ' ' || *p == '\t')
@@ -211,51 +219,53 @@ gan_status gan_split_filter(gan_file_list *list, const char *split_file, const c
         count++;
     }
     fclose(f);
-    if (status == GAN_OK && count == 0)
+    GAN_CHECK(status);
+    if (count == 0) {
         status = gan_error(GAN_ERR_FORMAT, "split list %s has no entries", split_file);
+        goto cleanup;
+    }
     int64_t kept = 0, unlisted = 0;
     char first_unlisted[4096] = "";
-    if (status == GAN_OK) {
-        qsort(entries, count, sizeof *entries, compare_entries);
-        for (int64_t i = 0; i < list->count; i++) {
-            const char *slash = strrchr(list->paths[i], '/');
-            split_entry key = {(char *)(slash ? slash + 1 : list->paths[i]), 0, false};
-            split_entry *found = bsearch(&key, entries, count, sizeof *entries, compare_entries);
-            if (found)
-                found->matched = true;
-            else if (unlisted++ == 0)
-                snprintf(first_unlisted, sizeof first_unlisted, "%s", list->paths[i]);
-            if (found && found->partition == wanted)
-                list->paths[kept++] = list->paths[i];
-            else
-                free(list->paths[i]);
-        }
-        int64_t missing = 0;
-        const char *first_missing = NULL;
-        for (size_t i = 0; i < count; i++)
-            if (entries[i].partition == wanted && !entries[i].matched) {
-                missing++;
-                if (!first_missing)
-                    first_missing = entries[i].name;
-            }
-        char message[8800];
-        if (missing) {
-            snprintf(message, sizeof message, "%lld images of split '%s' in %s are not in the folder "
-                                              "(the first: %s)",
-                     (long long)missing, split, split_file, first_missing);
-            warn_line(warn, warn_ctx, message);
-        }
-        if (unlisted) {
-            snprintf(message, sizeof message, "%lld images in the folder are not in %s (the first: %s); "
-                                              "they are left out",
-                     (long long)unlisted, split_file, first_unlisted);
-            warn_line(warn, warn_ctx, message);
-        }
-        list->count = kept;
-        if (kept == 0)
-            status = gan_error(GAN_ERR_IO, "no image of the folder belongs to split '%s' of %s", split,
-                               split_file);
+    qsort(entries, count, sizeof *entries, compare_entries);
+    for (int64_t i = 0; i < list->count; i++) {
+        const char *slash = strrchr(list->paths[i], '/');
+        split_entry key = {(char *)(slash ? slash + 1 : list->paths[i]), 0, false};
+        split_entry *found = bsearch(&key, entries, count, sizeof *entries, compare_entries);
+        if (found)
+            found->matched = true;
+        else if (unlisted++ == 0)
+            snprintf(first_unlisted, sizeof first_unlisted, "%s", list->paths[i]);
+        if (found && found->partition == wanted)
+            list->paths[kept++] = list->paths[i];
+        else
+            free(list->paths[i]);
     }
+    int64_t missing = 0;
+    const char *first_missing = NULL;
+    for (size_t i = 0; i < count; i++)
+        if (entries[i].partition == wanted && !entries[i].matched) {
+            missing++;
+            if (!first_missing)
+                first_missing = entries[i].name;
+        }
+    char message[8800];
+    if (missing) {
+        snprintf(message, sizeof message, "%lld images of split '%s' in %s are not in the folder "
+                                          "(the first: %s)",
+                 (long long)missing, split, split_file, first_missing);
+        warn_line(warn, warn_ctx, message);
+    }
+    if (unlisted) {
+        snprintf(message, sizeof message, "%lld images in the folder are not in %s (the first: %s); "
+                                          "they are left out",
+                 (long long)unlisted, split_file, first_unlisted);
+        warn_line(warn, warn_ctx, message);
+    }
+    list->count = kept;
+    if (kept == 0)
+        status = gan_error(GAN_ERR_IO, "no image of the folder belongs to split '%s' of %s", split,
+                           split_file);
+cleanup:
     for (size_t i = 0; i < count; i++)
         free(entries[i].name);
     free(entries);

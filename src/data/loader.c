@@ -444,6 +444,34 @@ gan_status gan_loader_get_stats(gan_data_source *src, gan_loader_stats *stats)
     return GAN_OK;
 }
 
+/* The batch slots, the epoch's order, the candidates of a batch, and the team: its arrays and one
+ * dataset worker per thread. loader_close releases what was allocated. */
+static gan_status allocate_loader(loader *L, const char *ds_name, int64_t n, int B, int threads)
+{
+    team *t = &L->team;
+    L->slots = calloc((size_t)L->depth, sizeof *L->slots);
+    L->order = malloc((size_t)n * sizeof *L->order);
+    L->bad = calloc((size_t)n, 1);
+    L->candidates = malloc((size_t)B * sizeof *L->candidates);
+    L->candidate_status = malloc((size_t)B * sizeof *L->candidate_status);
+    L->candidate_message = malloc((size_t)B * sizeof *L->candidate_message);
+    t->workers = calloc((size_t)threads, sizeof *t->workers);
+    t->worker_count = t->workers ? threads : 0;
+    t->threads = calloc((size_t)threads, sizeof *t->threads);
+    L->helper_args = calloc((size_t)threads, sizeof *L->helper_args);
+    if (!L->slots || !L->order || !L->bad || !L->candidates || !L->candidate_status ||
+        !L->candidate_message || !t->workers || !t->threads || !L->helper_args)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory for the loader", ds_name);
+    for (int i = 0; i < L->depth; i++) {
+        L->slots[i].pixels = malloc((size_t)B * L->item_bytes);
+        if (!L->slots[i].pixels)
+            return gan_error(GAN_ERR_NOMEM, "%s: out of memory for %d batches of %d", ds_name, L->depth, B);
+    }
+    for (int i = 0; i < threads; i++)
+        GAN_TRY(gan_dataset_worker_create(L->ds, &t->workers[i]));
+    return GAN_OK;
+}
+
 gan_status gan_loader_open(gan_dataset *ds, const gan_loader_options *options, gan_data_source **out)
 {
     *out = NULL;
@@ -502,27 +530,7 @@ gan_status gan_loader_open(gan_dataset *ds, const gan_loader_options *options, g
     src->set_position = loader_set_position;
     src->close = loader_close;
 
-    gan_status status = GAN_OK;
-    L->slots = calloc((size_t)L->depth, sizeof *L->slots);
-    L->order = malloc((size_t)n * sizeof *L->order);
-    L->bad = calloc((size_t)n, 1);
-    L->candidates = malloc((size_t)B * sizeof *L->candidates);
-    L->candidate_status = malloc((size_t)B * sizeof *L->candidate_status);
-    L->candidate_message = malloc((size_t)B * sizeof *L->candidate_message);
-    t->workers = calloc((size_t)threads, sizeof *t->workers);
-    t->worker_count = t->workers ? threads : 0;
-    t->threads = calloc((size_t)threads, sizeof *t->threads);
-    L->helper_args = calloc((size_t)threads, sizeof *L->helper_args);
-    if (!L->slots || !L->order || !L->bad || !L->candidates || !L->candidate_status ||
-        !L->candidate_message || !t->workers || !t->threads || !L->helper_args)
-        status = gan_error(GAN_ERR_NOMEM, "%s: out of memory for the loader", ds_name);
-    for (int i = 0; status == GAN_OK && i < L->depth; i++) {
-        L->slots[i].pixels = malloc((size_t)B * L->item_bytes);
-        if (!L->slots[i].pixels)
-            status = gan_error(GAN_ERR_NOMEM, "%s: out of memory for %d batches of %d", ds_name, L->depth, B);
-    }
-    for (int i = 0; status == GAN_OK && i < threads; i++)
-        status = gan_dataset_worker_create(ds, &t->workers[i]);
+    gan_status status = allocate_loader(L, ds_name, n, B, threads);
     if (status != GAN_OK) {
         t->helpers = 0;
         loader_close(src);

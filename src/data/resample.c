@@ -313,9 +313,10 @@ gan_status gan_resize_bilinear(const uint8_t *in, int in_w, int in_h, int channe
                          out_w, out_h);
     gan_transform *t;
     GAN_TRY(gan_transform_create(out_w > out_h ? out_w : out_h, &t));
-    gan_status status = plan(t, in_w, in_h, channels, out_w, out_h, 0, 0, out_w, out_h);
-    if (status == GAN_OK)
-        run(t, in, out);
+    gan_status status = GAN_OK;
+    GAN_CHECK(plan(t, in_w, in_h, channels, out_w, out_h, 0, 0, out_w, out_h));
+    run(t, in, out);
+cleanup:
     gan_transform_destroy(t);
     return status;
 }

@@ -39,17 +39,19 @@ static gan_status host_model_download(gan_model *m, bool with_adam, host_model *
         host_model_free(h);
         return gan_error(GAN_ERR_NOMEM, "out of host memory for %s's state", m->name);
     }
-    gan_status status = be->download(be, h->weights, m->weights, m->trainable_count * sizeof(float));
-    if (status == GAN_OK && m->buffer_count)
-        status = be->download(be, h->buffers, m->buffers, m->buffer_count * sizeof(float));
-    if (status == GAN_OK && with_adam)
-        status = be->download(be, h->adam_m, m->adam_m, m->trainable_count * sizeof(float));
-    if (status == GAN_OK && with_adam)
-        status = be->download(be, h->adam_v, m->adam_v, m->trainable_count * sizeof(float));
+    gan_status status = GAN_OK;
+    GAN_CHECK(be->download(be, h->weights, m->weights, m->trainable_count * sizeof(float)));
+    if (m->buffer_count)
+        GAN_CHECK(be->download(be, h->buffers, m->buffers, m->buffer_count * sizeof(float)));
+    if (with_adam) {
+        GAN_CHECK(be->download(be, h->adam_m, m->adam_m, m->trainable_count * sizeof(float)));
+        GAN_CHECK(be->download(be, h->adam_v, m->adam_v, m->trainable_count * sizeof(float)));
+    }
     for (int i = 0; i < m->param_count; i++)
         h->batches_tracked[i] = gan_model_bn_batches_tracked(m, m->params[i].module_index);
-    if (status != GAN_OK)
-        host_model_free(h);
+    return GAN_OK;
+cleanup:
+    host_model_free(h);
     return status;
 }
 
@@ -140,14 +142,14 @@ static gan_status host_models_download(const gan_checkpoint_model *models, int c
     }
     h->count = count;
     gan_status status = GAN_OK;
-    for (int i = 0; i < count && status == GAN_OK; i++) {
-        status = host_model_download(models[i].model, models[i].with_adam, &h->hosts[i]);
-        if (status == GAN_OK)
-            h->tensor_count += model_entries(models[i].model, &h->hosts[i], models[i].prefix,
-                                             h->tensors + h->tensor_count, h->names + h->tensor_count);
+    for (int i = 0; i < count; i++) {
+        GAN_CHECK(host_model_download(models[i].model, models[i].with_adam, &h->hosts[i]));
+        h->tensor_count += model_entries(models[i].model, &h->hosts[i], models[i].prefix,
+                                         h->tensors + h->tensor_count, h->names + h->tensor_count);
     }
-    if (status != GAN_OK)
-        host_models_free(h);
+    return GAN_OK;
+cleanup:
+    host_models_free(h);
     return status;
 }
 
@@ -162,22 +164,22 @@ gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
     host_models h;
     GAN_TRY(host_models_download(models, model_count, &h));
     char *config = NULL;
-    gan_status status = config_text(cfg, &config);
-    if (status == GAN_OK) {
-        char values[MAX_COUNTERS][COUNTER_TEXT];
-        gan_st_metadata meta[MAX_COUNTERS + 4] = {
-            {"format", GAN_CHECKPOINT_FORMAT}, {"version", GAN_CHECKPOINT_VERSION},
-            {"name", (char *)cfg->name}, {"config", config},
-        };
-        for (int i = 0; i < counter_count; i++) {
-            if (counters[i].is_signed)
-                snprintf(values[i], COUNTER_TEXT, "%" PRId64, counters[i].value.i64);
-            else
-                snprintf(values[i], COUNTER_TEXT, "%" PRIu64, counters[i].value.u64);
-            meta[4 + i] = (gan_st_metadata){(char *)counters[i].key, values[i]};
-        }
-        status = gan_safetensors_write(path, h.tensors, h.tensor_count, meta, 4 + counter_count);
+    gan_status status = GAN_OK;
+    GAN_CHECK(config_text(cfg, &config));
+    char values[MAX_COUNTERS][COUNTER_TEXT];
+    gan_st_metadata meta[MAX_COUNTERS + 4] = {
+        {"format", GAN_CHECKPOINT_FORMAT}, {"version", GAN_CHECKPOINT_VERSION},
+        {"name", (char *)cfg->name}, {"config", config},
+    };
+    for (int i = 0; i < counter_count; i++) {
+        if (counters[i].is_signed)
+            snprintf(values[i], COUNTER_TEXT, "%" PRId64, counters[i].value.i64);
+        else
+            snprintf(values[i], COUNTER_TEXT, "%" PRIu64, counters[i].value.u64);
+        meta[4 + i] = (gan_st_metadata){(char *)counters[i].key, values[i]};
     }
+    GAN_CHECK(gan_safetensors_write(path, h.tensors, h.tensor_count, meta, 4 + counter_count));
+cleanup:
     free(config);
     host_models_free(&h);
     return status;
@@ -246,6 +248,25 @@ gan_status gan_checkpoint_read_counters(const gan_checkpoint *ck, gan_checkpoint
     return GAN_OK;
 }
 
+/* The file's tensor named as `want`, which must have its dtype and shape. */
+static gan_status find_tensor(const gan_safetensors *st, const gan_st_tensor *want,
+                              const gan_st_tensor **out)
+{
+    const gan_st_tensor *got = gan_safetensors_find(st, want->name);
+    bool same = got && got->dtype == want->dtype && got->ndim == want->ndim;
+    for (int dim = 0; same && dim < got->ndim; dim++)
+        same = got->shape[dim] == want->shape[dim];
+    if (!same)
+        return gan_error(GAN_ERR_FORMAT,
+                         "%s: checkpoint of another model: %s is %s (this config's model needs "
+                         "%s with %d dims, first %lld)",
+                         st->path, want->name, got ? "of another dtype or shape" : "missing",
+                         gan_st_dtype_name(want->dtype), want->ndim,
+                         (long long)(want->ndim ? want->shape[0] : 0));
+    *out = got;
+    return GAN_OK;
+}
+
 /* Checks every tensor the model expects against the file (name, dtype, shape) and copies it
  * into `h`; `expected` counts them so extra tensors can be refused. */
 static gan_status read_model(const gan_safetensors *st, gan_model *m, const char *prefix,
@@ -260,24 +281,14 @@ static gan_status read_model(const gan_safetensors *st, gan_model *m, const char
         return gan_error(GAN_ERR_NOMEM, "out of memory");
     }
     int n = model_entries(m, h, prefix, want, names);
+    *expected += n;
     gan_status status = GAN_OK;
-    for (int i = 0; i < n && status == GAN_OK; i++) {
-        const gan_st_tensor *got = gan_safetensors_find(st, want[i].name);
-        bool same = got && got->dtype == want[i].dtype && got->ndim == want[i].ndim;
-        for (int dim = 0; same && dim < got->ndim; dim++)
-            same = got->shape[dim] == want[i].shape[dim];
-        if (!same) {
-            status = gan_error(GAN_ERR_FORMAT,
-                               "%s: checkpoint of another model: %s is %s (this config's model needs "
-                               "%s with %d dims, first %lld)",
-                               st->path, want[i].name, got ? "of another dtype or shape" : "missing",
-                               gan_st_dtype_name(want[i].dtype), want[i].ndim,
-                               (long long)(want[i].ndim ? want[i].shape[0] : 0));
-            break;
-        }
+    for (int i = 0; i < n; i++) {
+        const gan_st_tensor *got = NULL;
+        GAN_CHECK(find_tensor(st, &want[i], &got));
         memcpy((void *)want[i].data, got->data, got->nbytes);
     }
-    *expected += n;
+cleanup:
     free(want);
     free(names);
     return status;
@@ -299,22 +310,31 @@ static gan_status upload_model(gan_model *m, const host_model *h)
     return GAN_OK;
 }
 
+/* Every model's tensors from the file into `h`, and no tensor the models do not have. */
+static gan_status read_models(const gan_checkpoint *ck, const gan_checkpoint_model *models,
+                              int model_count, host_models *h)
+{
+    int expected = 0;
+    for (int i = 0; i < model_count; i++)
+        GAN_TRY(read_model(&ck->st, models[i].model, models[i].prefix, &h->hosts[i], &expected));
+    if (ck->st.tensor_count != expected)
+        return gan_error(GAN_ERR_FORMAT, "%s: checkpoint of another model: %d tensors, this model has %d",
+                         ck->st.path, ck->st.tensor_count, expected);
+    return GAN_OK;
+}
+
 gan_status gan_checkpoint_load_models(const gan_checkpoint *ck, const gan_checkpoint_model *models,
                                       int model_count)
 {
     /* Host buffers shaped like the models; read_model fills them from the file. */
     host_models h;
     GAN_TRY(host_models_download(models, model_count, &h));
-    int expected = 0;
     gan_status status = GAN_OK;
-    for (int i = 0; i < model_count && status == GAN_OK; i++)
-        status = read_model(&ck->st, models[i].model, models[i].prefix, &h.hosts[i], &expected);
-    if (status == GAN_OK && ck->st.tensor_count != expected)
-        status = gan_error(GAN_ERR_FORMAT, "%s: checkpoint of another model: %d tensors, this model has %d",
-                           ck->st.path, ck->st.tensor_count, expected);
+    GAN_CHECK(read_models(ck, models, model_count, &h));
     /* Everything checked: only now do the models change. */
-    for (int i = 0; i < model_count && status == GAN_OK; i++)
-        status = upload_model(models[i].model, &h.hosts[i]);
+    for (int i = 0; i < model_count; i++)
+        GAN_CHECK(upload_model(models[i].model, &h.hosts[i]));
+cleanup:
     host_models_free(&h);
     return status;
 }

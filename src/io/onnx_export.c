@@ -124,9 +124,10 @@ static gan_status add_param(onnx_builder *b, int module_index, const char *suffi
     if (!host)
         return gan_error(GAN_ERR_NOMEM, "out of memory for %s", name);
     gan_backend *be = b->model->backend;
-    gan_status status = be->download(be, host, p->value, bytes);
-    if (status == GAN_OK)
-        add_initializer(b, name, DATA_TYPE_FLOAT, p->ndim, p->dims, host, bytes);
+    gan_status status = GAN_OK;
+    GAN_CHECK(be->download(be, host, p->value, bytes));
+    add_initializer(b, name, DATA_TYPE_FLOAT, p->ndim, p->dims, host, bytes);
+cleanup:
     free(host);
     return status;
 }
@@ -330,6 +331,44 @@ static void builder_free(onnx_builder *b)
     gan_pb_free(&b->initializers);
 }
 
+/* The ModelProto around the builder's nodes and initializers: the graph with its input `in`
+ * ([batch, nz] when `flat_input`) and output, the opset, the producer. */
+static gan_status encode_model(const onnx_builder *b, gan_shape in, bool flat_input, gan_pb *out)
+{
+    gan_model *model = b->model;
+    gan_pb graph;
+    gan_pb_init(&graph);
+    for (int i = 0; i < b->node_count; i++)
+        encode_node(&graph, &b->nodes[i]);
+    gan_pb_string(&graph, GRAPH_NAME, model->name);
+    gan_pb_raw(&graph, b->initializers.data, b->initializers.len);
+    if (b->initializers.failed)
+        graph.failed = true;
+    int64_t in_dims[3] = {in.c, in.h, in.w};
+    encode_value_info(&graph, GRAPH_INPUT, "z", in_dims, flat_input ? 1 : 3);
+    gan_shape o = model->output_shape;
+    int64_t out_dims[3] = {o.c, o.h, o.w};
+    encode_value_info(&graph, GRAPH_OUTPUT, "images", out_dims, 3);
+
+    gan_pb opset;
+    gan_pb_init(&opset);
+    gan_pb_string(&opset, OPSET_DOMAIN, "");
+    gan_pb_int64(&opset, OPSET_VERSION, GAN_ONNX_OPSET);
+
+    char doc[160];
+    snprintf(doc, sizeof doc, "%s of a gan model in eval mode (BN uses running statistics, "
+                              "dropout is the identity)", model->name);
+    gan_pb_int64(out, MODEL_IR_VERSION, GAN_ONNX_IR_VERSION);
+    gan_pb_string(out, MODEL_PRODUCER_NAME, "gan");
+    gan_pb_string(out, MODEL_PRODUCER_VERSION, GAN_VERSION);
+    gan_pb_string(out, MODEL_DOC_STRING, doc);
+    gan_pb_message(out, MODEL_GRAPH, &graph);
+    gan_pb_message(out, MODEL_OPSET_IMPORT, &opset);
+    gan_pb_free(&opset);
+    gan_pb_free(&graph);
+    return gan_pb_status(out, "ONNX export");
+}
+
 gan_status gan_onnx_encode(gan_model *model, const char *prefix, gan_pb *out)
 {
     gan_pb_init(out);
@@ -351,53 +390,18 @@ gan_status gan_onnx_encode(gan_model *model, const char *prefix, gan_pb *out)
     b.value.shape = in;
 
     gan_status status = GAN_OK;
-    for (int i = 0; i < gan_model_layer_count(model) && status == GAN_OK; i++) {
+    for (int i = 0; i < gan_model_layer_count(model); i++) {
         gan_layer_info layer;
-        status = gan_model_layer_info(model, i, &layer);
-        if (status == GAN_OK)
-            status = add_layer(&b, &layer);
+        GAN_CHECK(gan_model_layer_info(model, i, &layer));
+        GAN_CHECK(add_layer(&b, &layer));
     }
-    if (status == GAN_OK)
-        status = conform(&b, 4, model->output_shape);
+    GAN_CHECK(conform(&b, 4, model->output_shape));
     /* The last node's output is the graph's output (a graph of dropouts alone gets an Identity). */
-    if (status == GAN_OK && b.node_count == 0)
-        status = add_node(&b, "Identity", "identity", NULL, 0, NULL);
-    if (status == GAN_OK)
-        snprintf(b.nodes[b.node_count - 1].output, NAME_BYTES, "images");
-
-    if (status == GAN_OK) {
-        gan_pb graph;
-        gan_pb_init(&graph);
-        for (int i = 0; i < b.node_count; i++)
-            encode_node(&graph, &b.nodes[i]);
-        gan_pb_string(&graph, GRAPH_NAME, model->name);
-        gan_pb_raw(&graph, b.initializers.data, b.initializers.len);
-        if (b.initializers.failed)
-            graph.failed = true;
-        int64_t in_dims[3] = {in.c, in.h, in.w};
-        encode_value_info(&graph, GRAPH_INPUT, "z", in_dims, flat_input ? 1 : 3);
-        gan_shape o = model->output_shape;
-        int64_t out_dims[3] = {o.c, o.h, o.w};
-        encode_value_info(&graph, GRAPH_OUTPUT, "images", out_dims, 3);
-
-        gan_pb opset;
-        gan_pb_init(&opset);
-        gan_pb_string(&opset, OPSET_DOMAIN, "");
-        gan_pb_int64(&opset, OPSET_VERSION, GAN_ONNX_OPSET);
-
-        char doc[160];
-        snprintf(doc, sizeof doc, "%s of a gan model in eval mode (BN uses running statistics, "
-                                  "dropout is the identity)", model->name);
-        gan_pb_int64(out, MODEL_IR_VERSION, GAN_ONNX_IR_VERSION);
-        gan_pb_string(out, MODEL_PRODUCER_NAME, "gan");
-        gan_pb_string(out, MODEL_PRODUCER_VERSION, GAN_VERSION);
-        gan_pb_string(out, MODEL_DOC_STRING, doc);
-        gan_pb_message(out, MODEL_GRAPH, &graph);
-        gan_pb_message(out, MODEL_OPSET_IMPORT, &opset);
-        gan_pb_free(&opset);
-        gan_pb_free(&graph);
-        status = gan_pb_status(out, "ONNX export");
-    }
+    if (b.node_count == 0)
+        GAN_CHECK(add_node(&b, "Identity", "identity", NULL, 0, NULL));
+    snprintf(b.nodes[b.node_count - 1].output, NAME_BYTES, "images");
+    GAN_CHECK(encode_model(&b, in, flat_input, out));
+cleanup:
     builder_free(&b);
     return status;
 }
@@ -406,12 +410,12 @@ gan_status gan_onnx_export(gan_model *model, const char *prefix, const char *pat
 {
     gan_pb pb;
     gan_status status = gan_onnx_encode(model, prefix, &pb);
-    if (status == GAN_OK) {
-        gan_file_piece piece = {pb.data, pb.len};
-        status = gan_file_write_atomic(path, &piece, 1);
-    } else {
-        status = gan_error_prefix(status, "%s: ", path);
+    if (status != GAN_OK) {
+        gan_pb_free(&pb);
+        return gan_error_prefix(status, "%s: ", path);
     }
+    gan_file_piece piece = {pb.data, pb.len};
+    status = gan_file_write_atomic(path, &piece, 1);
     gan_pb_free(&pb);
     return status;
 }

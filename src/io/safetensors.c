@@ -400,6 +400,66 @@ static gan_status check_layout(const gan_safetensors *st, const unsigned char *d
     return GAN_OK;
 }
 
+/* The header's entries into st: __metadata__ (at most once) and the tensors. */
+static gan_status parse_entries(gan_safetensors *st, const cJSON *root, const unsigned char *data,
+                                size_t data_size)
+{
+    bool seen_metadata = false;
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, root) {
+        if (!strcmp(entry->string, "__metadata__")) {
+            if (seen_metadata)
+                return gan_error(GAN_ERR_FORMAT, "%s: __metadata__ appears twice", st->path);
+            GAN_TRY(parse_metadata(st, entry));
+            seen_metadata = true;
+            continue;
+        }
+        gan_status status = parse_tensor(st->path, entry, data, data_size, &st->tensors[st->tensor_count]);
+        if (st->tensors[st->tensor_count].name)
+            st->tensor_count++;
+        GAN_TRY(status);
+    }
+    return GAN_OK;
+}
+
+/* The header text as a JSON object, one value only, with every number read as the text writes it
+ * (scan_json_text, mark_numbers); the caller deletes *out. */
+static gan_status parse_header_json(const gan_safetensors *st, const char *header, uint64_t header_len,
+                                    cJSON **out)
+{
+    json_numbers nums = {0};
+    cJSON *root = NULL;
+    gan_status status = GAN_OK;
+    GAN_CHECK(scan_json_text(st->path, header, (size_t)header_len, &nums));
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &end, false);
+    size_t parsed = end ? (size_t)(end - header) : 0;
+    if (!root || !cJSON_IsObject(root)) {
+        status = gan_error(GAN_ERR_FORMAT, "%s: the header is not valid JSON (error near byte %zu of %"
+                                           PRIu64 ")", st->path, parsed, header_len);
+        goto cleanup;
+    }
+    for (size_t i = parsed; i < header_len; i++)
+        if (!json_space(header[i])) {
+            status = gan_error(GAN_ERR_FORMAT, "%s: the header has more than one JSON value (byte %zu "
+                                               "after the object)", st->path, i);
+            goto cleanup;
+        }
+    size_t numbers_seen = 0;
+    GAN_CHECK(mark_numbers(st->path, root, &nums, &numbers_seen));
+    if (numbers_seen != nums.count) {
+        status = gan_error(GAN_ERR_FORMAT, "%s: the header's numbers could not be read", st->path);
+        goto cleanup;
+    }
+    free(nums.plain);
+    *out = root;
+    return GAN_OK;
+cleanup:
+    free(nums.plain);
+    cJSON_Delete(root);
+    return status;
+}
+
 /* Checks st->bytes[0, size) and fills tensors and metadata. */
 static gan_status parse_owned(gan_safetensors *st)
 {
@@ -425,65 +485,22 @@ static gan_status parse_owned(gan_safetensors *st)
         if ((unsigned char)header[i] < 0x20 && !json_space(header[i]))
             return gan_error(GAN_ERR_FORMAT, "%s: the header has control byte 0x%02x at byte %zu (not "
                                              "valid JSON)", st->path, (unsigned char)header[i], i);
-    json_numbers nums = {0};
-    gan_status scanned = scan_json_text(st->path, header, (size_t)header_len, &nums);
-    if (scanned != GAN_OK) {
-        free(nums.plain);
-        return scanned;
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &end, false);
-    size_t parsed = end ? (size_t)(end - header) : 0;
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        free(nums.plain);
-        return gan_error(GAN_ERR_FORMAT, "%s: the header is not valid JSON (error near byte %zu of %"
-                                         PRIu64 ")", st->path, parsed, header_len);
-    }
-    for (size_t i = parsed; i < header_len; i++)
-        if (!json_space(header[i])) {
-            cJSON_Delete(root);
-            free(nums.plain);
-            return gan_error(GAN_ERR_FORMAT, "%s: the header has more than one JSON value (byte %zu "
-                                             "after the object)", st->path, i);
-        }
-    size_t numbers_seen = 0;
-    scanned = mark_numbers(st->path, root, &nums, &numbers_seen);
-    if (scanned == GAN_OK && numbers_seen != nums.count)
-        scanned = gan_error(GAN_ERR_FORMAT, "%s: the header's numbers could not be read", st->path);
-    free(nums.plain);
-    if (scanned != GAN_OK) {
-        cJSON_Delete(root);
-        return scanned;
-    }
+    cJSON *root = NULL;
+    GAN_TRY(parse_header_json(st, header, header_len, &root));
     const unsigned char *data = st->bytes + 8 + header_len;
     size_t data_size = st->size - 8 - (size_t)header_len;
     int n = cJSON_GetArraySize(root);
     gan_status status = GAN_OK;
     st->tensors = calloc((size_t)n + 1, sizeof *st->tensors);
     const gan_st_tensor **sorted = calloc((size_t)n + 1, sizeof *sorted);
-    if (!st->tensors || !sorted)
+    if (!st->tensors || !sorted) {
         status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", st->path);
-    bool seen_metadata = false;
-    const cJSON *entry;
-    cJSON_ArrayForEach(entry, root) {
-        if (status != GAN_OK)
-            break;
-        if (!strcmp(entry->string, "__metadata__")) {
-            if (seen_metadata)
-                status = gan_error(GAN_ERR_FORMAT, "%s: __metadata__ appears twice", st->path);
-            else
-                status = parse_metadata(st, entry);
-            seen_metadata = true;
-            continue;
-        }
-        status = parse_tensor(st->path, entry, data, data_size, &st->tensors[st->tensor_count]);
-        if (st->tensors[st->tensor_count].name)
-            st->tensor_count++;
+        goto cleanup;
     }
+    GAN_CHECK(parse_entries(st, root, data, data_size));
+    GAN_CHECK(check_layout(st, data, data_size, sorted));
+cleanup:
     cJSON_Delete(root);
-    if (status == GAN_OK)
-        status = check_layout(st, data, data_size, sorted);
     free(sorted);
     return status;
 }
@@ -520,15 +537,32 @@ gan_status gan_safetensors_parse(const void *bytes, size_t size, const char *ori
     out->path = strdup(origin ? origin : "(memory)");
     if (!out->path)
         return gan_error(GAN_ERR_NOMEM, "out of memory");
-    gan_status status = alloc_bytes(out, size, header_length_field(bytes, size));
-    if (status == GAN_OK) {
-        if (size)
-            memcpy(out->bytes, bytes, size);
-        status = parse_owned(out);
-    }
-    if (status != GAN_OK)
-        gan_safetensors_close(out);
+    gan_status status = GAN_OK;
+    GAN_CHECK(alloc_bytes(out, size, header_length_field(bytes, size)));
+    if (size)
+        memcpy(out->bytes, bytes, size);
+    GAN_CHECK(parse_owned(out));
+    return GAN_OK;
+cleanup:
+    gan_safetensors_close(out);
     return status;
+}
+
+/* The `size` bytes of the open file f into out (its path too). */
+static gan_status read_file(FILE *f, const char *path, size_t size, gan_safetensors *out)
+{
+    unsigned char prefix[8];
+    size_t prefix_got = fread(prefix, 1, sizeof prefix, f);
+    out->path = strdup(path);
+    if (!out->path)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
+    GAN_TRY(alloc_bytes(out, size, header_length_field(prefix, prefix_got)));
+    if (fseek(f, 0, SEEK_SET) != 0)
+        return gan_error(GAN_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+    size_t got = fread(out->bytes, 1, size, f);
+    if (got != size)
+        return gan_error(GAN_ERR_IO, "%s: read %zu of %zu bytes", path, got, size);
+    return GAN_OK;
 }
 
 gan_status gan_safetensors_open(const char *path, gan_safetensors *out)
@@ -542,24 +576,13 @@ gan_status gan_safetensors_open(const char *path, gan_safetensors *out)
         fclose(f);
         return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
     }
-    size_t size = (size_t)info.st_size;
-    unsigned char prefix[8];
-    size_t prefix_got = fread(prefix, 1, sizeof prefix, f);
-    out->path = strdup(path);
-    gan_status status = out->path ? alloc_bytes(out, size, header_length_field(prefix, prefix_got))
-                                  : gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
-    if (status == GAN_OK && fseek(f, 0, SEEK_SET) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
-    if (status == GAN_OK) {
-        size_t got = fread(out->bytes, 1, size, f);
-        if (got != size)
-            status = gan_error(GAN_ERR_IO, "%s: read %zu of %zu bytes", path, got, size);
-    }
+    gan_status status = read_file(f, path, (size_t)info.st_size, out);
     fclose(f);
-    if (status == GAN_OK)
-        status = parse_owned(out);
-    if (status != GAN_OK)
-        gan_safetensors_close(out);
+    GAN_CHECK(status);
+    GAN_CHECK(parse_owned(out));
+    return GAN_OK;
+cleanup:
+    gan_safetensors_close(out);
     return status;
 }
 
@@ -670,6 +693,22 @@ static gan_status build_header(const char *path, const gan_st_tensor *tensors, c
     return GAN_OK;
 }
 
+/* Every tensor's byte size into `nbytes`, each tensor checked, and no name given twice; `by_name`
+ * has room for every tensor. */
+static gan_status check_tensors(const char *path, const gan_st_tensor *tensors, int tensor_count,
+                                uint64_t *nbytes, const gan_st_tensor **by_name)
+{
+    for (int i = 0; i < tensor_count; i++) {
+        GAN_TRY(checked_nbytes(path, &tensors[i], i, &nbytes[i]));
+        by_name[i] = &tensors[i];
+    }
+    qsort(by_name, (size_t)tensor_count, sizeof *by_name, compare_names);
+    for (int i = 1; i < tensor_count; i++)
+        if (!strcmp(by_name[i - 1]->name, by_name[i]->name))
+            return gan_error(GAN_ERR_ARG, "%s: tensor '%s' given twice", path, by_name[i]->name);
+    return GAN_OK;
+}
+
 gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors, int tensor_count,
                                  const gan_st_metadata *metadata, int metadata_count)
 {
@@ -686,38 +725,34 @@ gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors,
     uint64_t *nbytes = calloc((size_t)tensor_count + 1, sizeof *nbytes);
     int *order = calloc((size_t)tensor_count + 1, sizeof *order);
     gan_st_tensor const **by_name = calloc((size_t)tensor_count + 1, sizeof *by_name);
-    gan_status status = nbytes && order && by_name ? GAN_OK : gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
-    for (int i = 0; i < tensor_count && status == GAN_OK; i++) {
-        status = checked_nbytes(path, &tensors[i], i, &nbytes[i]);
-        by_name[i] = &tensors[i];
+    unsigned char *header = NULL;
+    size_t header_size = 0;
+    gan_file_piece *pieces = NULL;
+    gan_status status = GAN_OK;
+    if (!nbytes || !order || !by_name) {
+        status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
+        goto cleanup;
     }
-    if (status == GAN_OK) {
-        qsort(by_name, (size_t)tensor_count, sizeof *by_name, compare_names);
-        for (int i = 1; i < tensor_count && status == GAN_OK; i++)
-            if (!strcmp(by_name[i - 1]->name, by_name[i]->name))
-                status = gan_error(GAN_ERR_ARG, "%s: tensor '%s' given twice", path, by_name[i]->name);
-    }
+    GAN_CHECK(check_tensors(path, tensors, tensor_count, nbytes, by_name));
     /* Data by decreasing element size keeps every tensor aligned for its type (the header is a
      * multiple of 8 bytes, and each size class ends on a multiple of the next one's size). */
     int placed = 0;
-    for (size_t element = 8; element >= 1 && status == GAN_OK; element /= 2)
+    for (size_t element = 8; element >= 1; element /= 2)
         for (int i = 0; i < tensor_count; i++)
             if (dtypes[tensors[i].dtype].bytes == element)
                 order[placed++] = i;
-    unsigned char *header = NULL;
-    size_t header_size = 0;
-    if (status == GAN_OK)
-        status = build_header(path, tensors, order, nbytes, tensor_count, metadata, metadata_count,
-                              &header, &header_size);
-    gan_file_piece *pieces = NULL;
-    if (status == GAN_OK && !(pieces = calloc((size_t)tensor_count + 1, sizeof *pieces)))
+    GAN_CHECK(build_header(path, tensors, order, nbytes, tensor_count, metadata, metadata_count,
+                           &header, &header_size));
+    pieces = calloc((size_t)tensor_count + 1, sizeof *pieces);
+    if (!pieces) {
         status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
-    if (status == GAN_OK) {
-        pieces[0] = (gan_file_piece){header, header_size};
-        for (int k = 0; k < tensor_count; k++)
-            pieces[k + 1] = (gan_file_piece){tensors[order[k]].data, (size_t)nbytes[order[k]]};
-        status = gan_file_write_atomic(path, pieces, tensor_count + 1);
+        goto cleanup;
     }
+    pieces[0] = (gan_file_piece){header, header_size};
+    for (int k = 0; k < tensor_count; k++)
+        pieces[k + 1] = (gan_file_piece){tensors[order[k]].data, (size_t)nbytes[order[k]]};
+    GAN_CHECK(gan_file_write_atomic(path, pieces, tensor_count + 1));
+cleanup:
     free(pieces);
     free(header);
     free(by_name);

@@ -90,9 +90,10 @@ static gan_status write_event(gan_tb_writer *w, const int64_t *step, const gan_p
     if (step)
         gan_pb_int64(&event, 2, *step);
     gan_pb_raw(&event, body->data, body->len);
-    gan_status status = gan_pb_status(&event, w->path);
-    if (status == GAN_OK)
-        status = gan_tb_write_record(w->file, w->path, event.data, event.len);
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_pb_status(&event, w->path));
+    GAN_CHECK(gan_tb_write_record(w->file, w->path, event.data, event.len));
+cleanup:
     gan_pb_free(&event);
     return status;
 }
@@ -103,9 +104,24 @@ static gan_status write_summary(gan_tb_writer *w, int64_t step, const gan_pb *va
     gan_pb body;
     gan_pb_init(&body);
     gan_pb_message(&body, 5, values);
-    gan_status status = gan_pb_status(&body, w->path);
-    if (status == GAN_OK)
-        status = write_event(w, &step, &body);
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_pb_status(&body, w->path));
+    GAN_CHECK(write_event(w, &step, &body));
+cleanup:
+    gan_pb_free(&body);
+    return status;
+}
+
+/* The first event of a file: Event{wall_time, file_version "brain.Event:2"}. */
+static gan_status write_file_version(gan_tb_writer *w)
+{
+    gan_pb body;
+    gan_pb_init(&body);
+    gan_pb_string(&body, 3, "brain.Event:2");
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_pb_status(&body, w->path));
+    GAN_CHECK(write_event(w, NULL, &body));
+cleanup:
     gan_pb_free(&body);
     return status;
 }
@@ -145,13 +161,7 @@ gan_status gan_tb_writer_open(const char *dir, gan_tb_writer **out)
         free(w);
         return status;
     }
-    gan_pb body;
-    gan_pb_init(&body);
-    gan_pb_string(&body, 3, "brain.Event:2");
-    gan_status status = gan_pb_status(&body, w->path);
-    if (status == GAN_OK)
-        status = write_event(w, NULL, &body);
-    gan_pb_free(&body);
+    gan_status status = write_file_version(w);
     if (status != GAN_OK) {
         fclose(w->file);
         unlink(w->path);
@@ -176,9 +186,10 @@ gan_status gan_tb_add_scalars(gan_tb_writer *w, int64_t step, int count, const c
         gan_pb_message(&summary, 1, &value);
         gan_pb_free(&value);
     }
-    gan_status status = gan_pb_status(&summary, w->path);
-    if (status == GAN_OK)
-        status = write_summary(w, step, &summary);
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_pb_status(&summary, w->path));
+    GAN_CHECK(write_summary(w, step, &summary));
+cleanup:
     gan_pb_free(&summary);
     return status;
 }
@@ -200,9 +211,10 @@ gan_status gan_tb_add_png(gan_tb_writer *w, int64_t step, const char *tag, const
     gan_pb_string(&value, 1, tag);
     gan_pb_message(&value, 4, &image);
     gan_pb_message(&summary, 1, &value);
-    gan_status status = gan_pb_status(&summary, w->path); /* a nested failure carries up */
-    if (status == GAN_OK)
-        status = write_summary(w, step, &summary);
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_pb_status(&summary, w->path)); /* a nested failure carries up */
+    GAN_CHECK(write_summary(w, step, &summary));
+cleanup:
     gan_pb_free(&image);
     gan_pb_free(&value);
     gan_pb_free(&summary);

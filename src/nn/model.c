@@ -47,6 +47,63 @@ static void fuse_bn_activations(gan_model *model)
     }
 }
 
+/* Appends the layer `spec` describes (a view only changes `shape`), inferring its output shape
+ * and declaring its parameters; `module_index` counts the layers as the layer text numbers them. */
+static gan_status add_layer(gan_model *model, const char *name, const gan_layer_spec *spec,
+                            int *module_index, gan_shape *shape)
+{
+    int batch = model->batch;
+    char in_text[64], want_text[64];
+    format_shape(in_text, sizeof in_text, batch, *shape);
+    if (spec->kind == GAN_LAYER_FLATTEN) {
+        *shape = (gan_shape){(int)gan_shape_count(*shape), 1, 1};
+        return GAN_OK;
+    }
+    if (spec->kind == GAN_LAYER_RESHAPE) {
+        if (gan_shape_count(spec->reshape) != gan_shape_count(*shape)) {
+            format_shape(want_text, sizeof want_text, batch, spec->reshape);
+            return gan_error(GAN_ERR_SHAPE,
+                             "%s layer %d (reshape): cannot view input %s as %s: %zu vs %zu "
+                             "values per sample",
+                             name, *module_index, in_text, want_text,
+                             gan_shape_count(*shape), gan_shape_count(spec->reshape));
+        }
+        *shape = spec->reshape;
+        return GAN_OK;
+    }
+    gan_layer *layer = layer_new(spec);
+    if (!layer)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory", name);
+    layer->index = (*module_index)++;
+    layer->position = model->layer_count;
+    layer->batch = batch;
+    layer->in = *shape;
+    layer->weight_param = layer->bias_param = -1;
+    model->layers[model->layer_count++] = layer;
+    gan_status status = layer->vt->infer_shape(layer, *shape, &layer->out);
+    if (status != GAN_OK)
+        return gan_error_prefix(status, "%s layer %d (%s) on input %s: ", name, layer->index,
+                                gan_layer_kind_name(spec->kind), in_text);
+    status = layer->vt->declare_params(layer, model);
+    if (status != GAN_OK)
+        return gan_error_prefix(status, "%s layer %d (%s): ", name, layer->index,
+                                gan_layer_kind_name(spec->kind));
+    *shape = layer->out;
+    return GAN_OK;
+}
+
+/* The layers of `specs` in order, from the model's input shape to its output shape. */
+static gan_status add_layers(gan_model *model, const char *name, const gan_layer_spec *specs,
+                             int spec_count, gan_shape *shape)
+{
+    int module_index = 0;
+    for (int i = 0; i < spec_count; i++)
+        GAN_TRY(add_layer(model, name, &specs[i], &module_index, shape));
+    if (model->layer_count == 0)
+        return gan_error(GAN_ERR_CONFIG, "%s: the layer sequence has only views, no layers", name);
+    return GAN_OK;
+}
+
 gan_status gan_model_create(const char *name, const char *layers_text, gan_shape input_shape,
                             int batch, gan_backend *backend, gan_model **out)
 {
@@ -74,54 +131,8 @@ gan_status gan_model_create(const char *name, const char *layers_text, gan_shape
     model->input_shape = input_shape;
 
     gan_shape shape = input_shape;
-    int module_index = 0;
-    for (int i = 0; i < spec_count && status == GAN_OK; i++) {
-        const gan_layer_spec *spec = &specs[i];
-        char in_text[64], want_text[64];
-        format_shape(in_text, sizeof in_text, batch, shape);
-        if (spec->kind == GAN_LAYER_FLATTEN) {
-            shape = (gan_shape){(int)gan_shape_count(shape), 1, 1};
-            continue;
-        }
-        if (spec->kind == GAN_LAYER_RESHAPE) {
-            if (gan_shape_count(spec->reshape) != gan_shape_count(shape)) {
-                format_shape(want_text, sizeof want_text, batch, spec->reshape);
-                status = gan_error(GAN_ERR_SHAPE,
-                                   "%s layer %d (reshape): cannot view input %s as %s: %zu vs %zu "
-                                   "values per sample",
-                                   name, module_index, in_text, want_text,
-                                   gan_shape_count(shape), gan_shape_count(spec->reshape));
-                break;
-            }
-            shape = spec->reshape;
-            continue;
-        }
-        gan_layer *layer = layer_new(spec);
-        if (!layer) {
-            status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", name);
-            break;
-        }
-        layer->index = module_index++;
-        layer->position = model->layer_count;
-        layer->batch = batch;
-        layer->in = shape;
-        layer->weight_param = layer->bias_param = -1;
-        model->layers[model->layer_count++] = layer;
-        status = layer->vt->infer_shape(layer, shape, &layer->out);
-        if (status != GAN_OK) {
-            status = gan_error_prefix(status, "%s layer %d (%s) on input %s: ", name, layer->index,
-                                      gan_layer_kind_name(spec->kind), in_text);
-            break;
-        }
-        status = layer->vt->declare_params(layer, model);
-        if (status != GAN_OK)
-            status = gan_error_prefix(status, "%s layer %d (%s): ", name, layer->index,
-                                      gan_layer_kind_name(spec->kind));
-        shape = layer->out;
-    }
+    status = add_layers(model, name, specs, spec_count, &shape);
     free(specs);
-    if (status == GAN_OK && model->layer_count == 0)
-        status = gan_error(GAN_ERR_CONFIG, "%s: the layer sequence has only views, no layers", name);
     if (status != GAN_OK) {
         gan_model_destroy(model);
         return status;
@@ -204,20 +215,17 @@ gan_status gan_model_create_allocated(const char *name, const char *layers_text,
     gan_model *model = NULL;
     GAN_TRY(gan_model_create(name, layers_text, input_shape, batch, backend, &model));
     gan_pool_init(pool, backend);
-    gan_status status = gan_model_plan(model, pool);
-    if (status == GAN_OK)
-        status = gan_pool_commit(pool);
-    if (status == GAN_OK)
-        status = gan_model_bind(model);
-    if (status == GAN_OK)
-        status = gan_model_init_weights(model, GAN_INIT_PYTORCH, 0);
-    if (status != GAN_OK) {
-        gan_model_destroy(model);
-        gan_pool_release(pool);
-        return status;
-    }
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_model_plan(model, pool));
+    GAN_CHECK(gan_pool_commit(pool));
+    GAN_CHECK(gan_model_bind(model));
+    GAN_CHECK(gan_model_init_weights(model, GAN_INIT_PYTORCH, 0));
     *out = model;
     return GAN_OK;
+cleanup:
+    gan_model_destroy(model);
+    gan_pool_release(pool);
+    return status;
 }
 
 void gan_model_destroy(gan_model *model)

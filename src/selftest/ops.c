@@ -109,9 +109,10 @@ static gan_status pair_sync_from_ref(selftest *st, pair *p)
     void *host = malloc(p->bytes ? p->bytes : 1);
     if (!host)
         return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
-    gan_status status = st->ref->download(st->ref, host, p->ref, p->bytes);
-    if (status == GAN_OK)
-        status = st->test->upload(st->test, p->test, host, p->bytes);
+    gan_status status = GAN_OK;
+    GAN_CHECK(st->ref->download(st->ref, host, p->ref, p->bytes));
+    GAN_CHECK(st->test->upload(st->test, p->test, host, p->bytes));
+cleanup:
     free(host);
     return status;
 }
@@ -153,22 +154,10 @@ static bool run_both_result(selftest *st, const char *op, gan_status ref_status,
     return true;
 }
 
-/* Downloads both sides of `count` floats and prints the comparison line. */
-static gan_status compare(selftest *st, const char *op, const pair *p, size_t count, tolerance tol)
+/* Prints the comparison line of `count` floats, `got` (the test side) against `ref`. */
+static void report_comparison(selftest *st, const char *op, const float *ref, const float *got,
+                              size_t count, tolerance tol)
 {
-    GAN_TRY(st->test->synchronize(st->test));
-    float *ref = malloc((count ? count : 1) * sizeof *ref);
-    float *got = malloc((count ? count : 1) * sizeof *got);
-    gan_status status = (ref && got) ? GAN_OK : gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
-    if (status == GAN_OK)
-        status = st->ref->download(st->ref, ref, p->ref, count * sizeof(float));
-    if (status == GAN_OK)
-        status = st->test->download(st->test, got, p->test, count * sizeof(float));
-    if (status != GAN_OK) {
-        free(ref);
-        free(got);
-        return status;
-    }
     double max_abs = 0.0, max_rel = 0.0;
     size_t bad = 0, worst = 0;
     double worst_excess = -1.0;
@@ -201,9 +190,26 @@ static gan_status compare(selftest *st, const char *op, const pair *p, size_t co
                     (double)got[worst], (double)ref[worst]);
         fputc('\n', st->report);
     }
+}
+
+/* Downloads both sides of `count` floats and prints the comparison line. */
+static gan_status compare(selftest *st, const char *op, const pair *p, size_t count, tolerance tol)
+{
+    GAN_TRY(st->test->synchronize(st->test));
+    float *ref = malloc((count ? count : 1) * sizeof *ref);
+    float *got = malloc((count ? count : 1) * sizeof *got);
+    gan_status status = GAN_OK;
+    if (!ref || !got) {
+        status = gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+        goto cleanup;
+    }
+    GAN_CHECK(st->ref->download(st->ref, ref, p->ref, count * sizeof(float)));
+    GAN_CHECK(st->test->download(st->test, got, p->test, count * sizeof(float)));
+    report_comparison(st, op, ref, got, count, tol);
+cleanup:
     free(ref);
     free(got);
-    return GAN_OK;
+    return status;
 }
 
 /* ---- the ops -------------------------------------------------------------------------------- */
@@ -212,47 +218,51 @@ static gan_status check_memory_ops(selftest *st)
 {
     BOTH_SIDES_LOCALS;
     const size_t count = 1000;
-    pair a, b;
-    GAN_TRY(pair_alloc(st, &a, count * sizeof(float)));
-    gan_status status = pair_random(st, &b, count, -1.0f, 1.0f);
-    if (status == GAN_OK && RUN_BOTH(st, "fill", be->fill(be, SIDE(a), 0.375f, count)))
-        status = compare(st, "fill", &a, count, EXACT);
-    if (status == GAN_OK &&
-        RUN_BOTH(st, "copy", be->copy(be, SIDE(a), SIDE(b), count * sizeof(float))))
-        status = compare(st, "copy", &a, count, EXACT);
+    pair a = {0}, b = {0};
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_alloc(st, &a, count * sizeof(float)));
+    GAN_CHECK(pair_random(st, &b, count, -1.0f, 1.0f));
+    if (RUN_BOTH(st, "fill", be->fill(be, SIDE(a), 0.375f, count)))
+        GAN_CHECK(compare(st, "fill", &a, count, EXACT));
+    if (RUN_BOTH(st, "copy", be->copy(be, SIDE(a), SIDE(b), count * sizeof(float))))
+        GAN_CHECK(compare(st, "copy", &a, count, EXACT));
+cleanup:
     pair_free(st, &a);
     pair_free(st, &b);
     return status;
 }
 
-static gan_status check_gemm(selftest *st)
+/* One GEMM, A and B transposed or not, with padded leading dimensions. */
+static gan_status check_gemm_case(selftest *st, bool ta, bool tb)
 {
     BOTH_SIDES_LOCALS;
     const int m = 67, n = 45, k = 129, pad = 3;
     tolerance tol = st->tf32 ? TF32 : REDUCTION;
+    int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    size_t a_count = (size_t)(ta ? k : m) * lda, b_count = (size_t)(tb ? n : k) * ldb;
+    size_t c_count = (size_t)m * ldc;
+    pair a = {0}, b = {0}, c = {0};
     gan_status status = GAN_OK;
-    for (int t = 0; t < 4 && status == GAN_OK; t++) {
-        bool ta = t & 1, tb = t & 2;
-        int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
-        size_t a_count = (size_t)(ta ? k : m) * lda, b_count = (size_t)(tb ? n : k) * ldb;
-        size_t c_count = (size_t)m * ldc;
-        pair a = {0}, b = {0}, c = {0};
-        status = pair_random(st, &a, a_count, -1.0f, 1.0f);
-        if (status == GAN_OK)
-            status = pair_random(st, &b, b_count, -1.0f, 1.0f);
-        if (status == GAN_OK)
-            status = pair_random(st, &c, c_count, -1.0f, 1.0f);
-        char op[64];
-        snprintf(op, sizeof op, "gemm %c%c %dx%dx%d", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
-        if (status == GAN_OK &&
-            RUN_BOTH(st, op, be->gemm(be, ta, tb, m, n, k, 0.75f, SIDE(a), lda, SIDE(b), ldb, 0.5f,
-                                      SIDE(c), ldc)))
-            status = compare(st, op, &c, c_count, tol);
-        pair_free(st, &a);
-        pair_free(st, &b);
-        pair_free(st, &c);
-    }
+    GAN_CHECK(pair_random(st, &a, a_count, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &b, b_count, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &c, c_count, -1.0f, 1.0f));
+    char op[64];
+    snprintf(op, sizeof op, "gemm %c%c %dx%dx%d", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
+    if (RUN_BOTH(st, op, be->gemm(be, ta, tb, m, n, k, 0.75f, SIDE(a), lda, SIDE(b), ldb, 0.5f,
+                                  SIDE(c), ldc)))
+        GAN_CHECK(compare(st, op, &c, c_count, tol));
+cleanup:
+    pair_free(st, &a);
+    pair_free(st, &b);
+    pair_free(st, &c);
     return status;
+}
+
+static gan_status check_gemm(selftest *st)
+{
+    for (int t = 0; t < 4; t++)
+        GAN_TRY(check_gemm_case(st, t & 1, t & 2));
+    return GAN_OK;
 }
 
 static gan_conv_geom conv_geom(int n, int c_in, int h_in, int w_in, int c_out, int k, int s, int p)
@@ -276,44 +286,34 @@ static gan_status check_conv_geom(selftest *st, const gan_conv_geom *g)
     char name[96], op[128];
     snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d", g->n, g->c_in, g->h_in, g->w_in,
              g->k_h, g->stride_h, g->pad_h);
-    gan_status status = pair_random(st, &x, x_count, -1.0f, 1.0f);
-    if (status == GAN_OK)
-        status = pair_random(st, &w, w_count, -1.0f, 1.0f);
-    if (status == GAN_OK)
-        status = pair_random(st, &dy, y_count, -1.0f, 1.0f);
-    if (status == GAN_OK)
-        status = pair_alloc(st, &y, y_count * sizeof(float));
-    if (status == GAN_OK)
-        status = pair_alloc(st, &dx, x_count * sizeof(float));
-    if (status == GAN_OK)
-        status = pair_random(st, &dw, w_count, -1.0f, 1.0f);
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &x, x_count, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &w, w_count, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &dy, y_count, -1.0f, 1.0f));
+    GAN_CHECK(pair_alloc(st, &y, y_count * sizeof(float)));
+    GAN_CHECK(pair_alloc(st, &dx, x_count * sizeof(float)));
+    GAN_CHECK(pair_random(st, &dw, w_count, -1.0f, 1.0f));
     /* Each backend plans its own workspace for the geometry, as a model does. */
     size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, g);
     size_t test_ws = st->test->conv_workspace_bytes(st->test, g);
-    if (status == GAN_OK) {
-        ws.bytes = 0;
-        status = st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref);
-        if (status == GAN_OK)
-            status = st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test);
-    }
-    if (status == GAN_OK) {
-        snprintf(op, sizeof op, "conv_forward %s", name);
-        if (RUN_BOTH(st, op, be->conv_forward(be, g, SIDE(x), SIDE(w), SIDE(y), SIDE_RAW(ws))))
-            status = compare(st, op, &y, y_count, tol);
-    }
-    if (status == GAN_OK) {
-        snprintf(op, sizeof op, "conv_backward_data %s", name);
-        if (RUN_BOTH(st, op, be->conv_backward_data(be, g, SIDE(dy), SIDE(w), SIDE(dx), SIDE_RAW(ws))))
-            status = compare(st, op, &dx, x_count, tol);
-    }
-    for (int accumulate = 0; accumulate < 2 && status == GAN_OK; accumulate++) {
+    ws.bytes = 0;
+    GAN_CHECK(st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref));
+    GAN_CHECK(st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test));
+    snprintf(op, sizeof op, "conv_forward %s", name);
+    if (RUN_BOTH(st, op, be->conv_forward(be, g, SIDE(x), SIDE(w), SIDE(y), SIDE_RAW(ws))))
+        GAN_CHECK(compare(st, op, &y, y_count, tol));
+    snprintf(op, sizeof op, "conv_backward_data %s", name);
+    if (RUN_BOTH(st, op, be->conv_backward_data(be, g, SIDE(dy), SIDE(w), SIDE(dx), SIDE_RAW(ws))))
+        GAN_CHECK(compare(st, op, &dx, x_count, tol));
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
         float beta = accumulate ? 1.0f : 0.0f;
         snprintf(op, sizeof op, "conv_backward_filter b%d %s", accumulate, name);
-        if (RUN_BOTH(st, op, be->conv_backward_filter(be, g, SIDE(x), SIDE(dy), beta, SIDE(dw), SIDE_RAW(ws))))
-            status = compare(st, op, &dw, w_count, tol);
-        if (status == GAN_OK)
-            status = pair_sync_from_ref(st, &dw);
+        if (RUN_BOTH(st, op, be->conv_backward_filter(be, g, SIDE(x), SIDE(dy), beta, SIDE(dw),
+                                                      SIDE_RAW(ws))))
+            GAN_CHECK(compare(st, op, &dw, w_count, tol));
+        GAN_CHECK(pair_sync_from_ref(st, &dw));
     }
+cleanup:
     pair_free(st, &x);
     pair_free(st, &w);
     pair_free(st, &y);
@@ -344,19 +344,18 @@ static gan_status check_bias(selftest *st)
     const int n = 4, c = 6, hw = 50;
     size_t count = (size_t)n * c * hw;
     pair bias = {0}, y = {0}, db = {0};
-    gan_status status = pair_random(st, &bias, (size_t)c, -1.0f, 1.0f);
-    if (status == GAN_OK)
-        status = pair_random(st, &y, count, -1.0f, 1.0f);
-    if (status == GAN_OK)
-        status = pair_random(st, &db, (size_t)c, -1.0f, 1.0f);
-    if (status == GAN_OK && RUN_BOTH(st, "bias_forward", be->bias_forward(be, n, c, hw, SIDE(bias), SIDE(y))))
-        status = compare(st, "bias_forward", &y, count, EXACT);
-    if (status == GAN_OK && RUN_BOTH(st, "bias_backward b0", be->bias_backward(be, n, c, hw, SIDE(y), 0.0f, SIDE(db))))
-        status = compare(st, "bias_backward b0", &db, (size_t)c, REDUCTION);
-    if (status == GAN_OK)
-        status = pair_sync_from_ref(st, &db);
-    if (status == GAN_OK && RUN_BOTH(st, "bias_backward b1", be->bias_backward(be, n, c, hw, SIDE(y), 1.0f, SIDE(db))))
-        status = compare(st, "bias_backward b1", &db, (size_t)c, REDUCTION);
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &bias, (size_t)c, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &y, count, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &db, (size_t)c, -1.0f, 1.0f));
+    if (RUN_BOTH(st, "bias_forward", be->bias_forward(be, n, c, hw, SIDE(bias), SIDE(y))))
+        GAN_CHECK(compare(st, "bias_forward", &y, count, EXACT));
+    if (RUN_BOTH(st, "bias_backward b0", be->bias_backward(be, n, c, hw, SIDE(y), 0.0f, SIDE(db))))
+        GAN_CHECK(compare(st, "bias_backward b0", &db, (size_t)c, REDUCTION));
+    GAN_CHECK(pair_sync_from_ref(st, &db));
+    if (RUN_BOTH(st, "bias_backward b1", be->bias_backward(be, n, c, hw, SIDE(y), 1.0f, SIDE(db))))
+        GAN_CHECK(compare(st, "bias_backward b1", &db, (size_t)c, REDUCTION));
+cleanup:
     pair_free(st, &bias);
     pair_free(st, &y);
     pair_free(st, &db);
@@ -369,24 +368,25 @@ static gan_status check_bn_shape(selftest *st, int n, int c, int hw)
     size_t count = (size_t)n * c * hw;
     pair x = {0}, gamma = {0}, beta = {0}, rm = {0}, rv = {0}, sm = {0}, si = {0}, y = {0};
     pair dy = {0}, dx = {0}, dg = {0}, db = {0};
+    pair *all[] = {&x, &gamma, &beta, &rm, &rv, &sm, &si, &y, &dy, &dx, &dg, &db};
     char name[64], op[96];
     snprintf(name, sizeof name, "[%d,%d,%d]", n, c, hw);
-    gan_status status = pair_random(st, &x, count, -2.0f, 3.0f); /* mean 0.5, var 2.1 */
-    if (status == GAN_OK) status = pair_random(st, &gamma, (size_t)c, 0.5f, 1.5f);
-    if (status == GAN_OK) status = pair_random(st, &beta, (size_t)c, -0.5f, 0.5f);
-    if (status == GAN_OK) status = pair_random(st, &rm, (size_t)c, -0.1f, 0.1f);
-    if (status == GAN_OK) status = pair_random(st, &rv, (size_t)c, 0.9f, 1.1f);
-    if (status == GAN_OK) status = pair_alloc(st, &sm, (size_t)c * sizeof(float));
-    if (status == GAN_OK) status = pair_alloc(st, &si, (size_t)c * sizeof(float));
-    if (status == GAN_OK) status = pair_alloc(st, &y, count * sizeof(float));
-    if (status == GAN_OK) status = pair_random(st, &dy, count, -1.0f, 1.0f);
-    if (status == GAN_OK) status = pair_alloc(st, &dx, count * sizeof(float));
-    if (status == GAN_OK) status = pair_random(st, &dg, (size_t)c, -1.0f, 1.0f);
-    if (status == GAN_OK) status = pair_random(st, &db, (size_t)c, -1.0f, 1.0f);
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &x, count, -2.0f, 3.0f)); /* mean 0.5, var 2.1 */
+    GAN_CHECK(pair_random(st, &gamma, (size_t)c, 0.5f, 1.5f));
+    GAN_CHECK(pair_random(st, &beta, (size_t)c, -0.5f, 0.5f));
+    GAN_CHECK(pair_random(st, &rm, (size_t)c, -0.1f, 0.1f));
+    GAN_CHECK(pair_random(st, &rv, (size_t)c, 0.9f, 1.1f));
+    GAN_CHECK(pair_alloc(st, &sm, (size_t)c * sizeof(float)));
+    GAN_CHECK(pair_alloc(st, &si, (size_t)c * sizeof(float)));
+    GAN_CHECK(pair_alloc(st, &y, count * sizeof(float)));
+    GAN_CHECK(pair_random(st, &dy, count, -1.0f, 1.0f));
+    GAN_CHECK(pair_alloc(st, &dx, count * sizeof(float)));
+    GAN_CHECK(pair_random(st, &dg, (size_t)c, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &db, (size_t)c, -1.0f, 1.0f));
 
     snprintf(op, sizeof op, "bn_forward_train %s", name);
-    if (status == GAN_OK &&
-        RUN_BOTH(st, op, be->bn_forward_train(be, n, c, hw, SIDE(x), SIDE(gamma), SIDE(beta), 0.1f,
+    if (RUN_BOTH(st, op, be->bn_forward_train(be, n, c, hw, SIDE(x), SIDE(gamma), SIDE(beta), 0.1f,
                                               1e-5f, SIDE(rm), SIDE(rv), SIDE(sm), SIDE(si), SIDE(y)))) {
         const struct { const char *what; pair *p; size_t count; tolerance tol; } outputs[] = {
             {"y", &y, count, REDUCTION},
@@ -395,38 +395,33 @@ static gan_status check_bn_shape(selftest *st, int n, int c, int hw)
             {"save_mean", &sm, (size_t)c, REDUCTION},
             {"save_invstd", &si, (size_t)c, REDUCTION},
         };
-        for (size_t i = 0; i < sizeof outputs / sizeof outputs[0] && status == GAN_OK; i++) {
+        for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++) {
             snprintf(op, sizeof op, "bn_forward_train %s %s", name, outputs[i].what);
-            status = compare(st, op, outputs[i].p, outputs[i].count, outputs[i].tol);
-            if (status == GAN_OK && i > 0)
-                status = pair_sync_from_ref(st, outputs[i].p);
+            GAN_CHECK(compare(st, op, outputs[i].p, outputs[i].count, outputs[i].tol));
+            if (i > 0)
+                GAN_CHECK(pair_sync_from_ref(st, outputs[i].p));
         }
     }
     snprintf(op, sizeof op, "bn_forward_eval %s", name);
-    if (status == GAN_OK &&
-        RUN_BOTH(st, op, be->bn_forward_eval(be, n, c, hw, SIDE(x), SIDE(gamma), SIDE(beta), SIDE(rm),
+    if (RUN_BOTH(st, op, be->bn_forward_eval(be, n, c, hw, SIDE(x), SIDE(gamma), SIDE(beta), SIDE(rm),
                                              SIDE(rv), 1e-5f, SIDE(y))))
-        status = compare(st, op, &y, count, REDUCTION);
-    for (int accumulate = 0; accumulate < 2 && status == GAN_OK; accumulate++) {
+        GAN_CHECK(compare(st, op, &y, count, REDUCTION));
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
         float param_beta = accumulate ? 1.0f : 0.0f;
         snprintf(op, sizeof op, "bn_backward b%d %s", accumulate, name);
         if (!RUN_BOTH(st, op, be->bn_backward(be, n, c, hw, SIDE(x), SIDE(dy), SIDE(gamma), SIDE(sm),
                                               SIDE(si), SIDE(dx), param_beta, SIDE(dg), SIDE(db))))
             continue;
         snprintf(op, sizeof op, "bn_backward b%d %s dx", accumulate, name);
-        status = compare(st, op, &dx, count, REDUCTION);
+        GAN_CHECK(compare(st, op, &dx, count, REDUCTION));
         snprintf(op, sizeof op, "bn_backward b%d %s dgamma", accumulate, name);
-        if (status == GAN_OK)
-            status = compare(st, op, &dg, (size_t)c, REDUCTION);
+        GAN_CHECK(compare(st, op, &dg, (size_t)c, REDUCTION));
         snprintf(op, sizeof op, "bn_backward b%d %s dbeta", accumulate, name);
-        if (status == GAN_OK)
-            status = compare(st, op, &db, (size_t)c, REDUCTION);
-        if (status == GAN_OK)
-            status = pair_sync_from_ref(st, &dg);
-        if (status == GAN_OK)
-            status = pair_sync_from_ref(st, &db);
+        GAN_CHECK(compare(st, op, &db, (size_t)c, REDUCTION));
+        GAN_CHECK(pair_sync_from_ref(st, &dg));
+        GAN_CHECK(pair_sync_from_ref(st, &db));
     }
-    pair *all[] = {&x, &gamma, &beta, &rm, &rv, &sm, &si, &y, &dy, &dx, &dg, &db};
+cleanup:
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         pair_free(st, all[i]);
     return status;
@@ -450,22 +445,23 @@ static gan_status check_activations(selftest *st)
         {GAN_ACT_SIGMOID, "sigmoid", {1e-7, 1e-6}, {1e-7, 1e-6}},
     };
     pair x = {0}, y = {0}, dy = {0}, dx = {0};
-    gan_status status = pair_random(st, &x, count, -6.0f, 6.0f);
-    if (status == GAN_OK) status = pair_alloc(st, &y, count * sizeof(float));
-    if (status == GAN_OK) status = pair_random(st, &dy, count, -1.0f, 1.0f);
-    if (status == GAN_OK) status = pair_alloc(st, &dx, count * sizeof(float));
-    for (size_t i = 0; i < sizeof acts / sizeof acts[0] && status == GAN_OK; i++) {
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &x, count, -6.0f, 6.0f));
+    GAN_CHECK(pair_alloc(st, &y, count * sizeof(float)));
+    GAN_CHECK(pair_random(st, &dy, count, -1.0f, 1.0f));
+    GAN_CHECK(pair_alloc(st, &dx, count * sizeof(float)));
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
         char op[64];
         snprintf(op, sizeof op, "activation_forward %s", acts[i].name);
         if (RUN_BOTH(st, op, be->activation_forward(be, acts[i].kind, 0.2f, count, SIDE(x), SIDE(y))))
-            status = compare(st, op, &y, count, acts[i].forward);
-        if (status == GAN_OK)
-            status = pair_sync_from_ref(st, &y); /* backward from the same y */
+            GAN_CHECK(compare(st, op, &y, count, acts[i].forward));
+        GAN_CHECK(pair_sync_from_ref(st, &y)); /* backward from the same y */
         snprintf(op, sizeof op, "activation_backward %s", acts[i].name);
-        if (status == GAN_OK &&
-            RUN_BOTH(st, op, be->activation_backward(be, acts[i].kind, 0.2f, count, SIDE(x), SIDE(y), SIDE(dy), SIDE(dx))))
-            status = compare(st, op, &dx, count, acts[i].backward);
+        if (RUN_BOTH(st, op, be->activation_backward(be, acts[i].kind, 0.2f, count, SIDE(x), SIDE(y),
+                                                     SIDE(dy), SIDE(dx))))
+            GAN_CHECK(compare(st, op, &dx, count, acts[i].backward));
     }
+cleanup:
     pair_free(st, &x);
     pair_free(st, &y);
     pair_free(st, &dy);
@@ -478,18 +474,19 @@ static gan_status check_dropout_multiply(selftest *st)
     BOTH_SIDES_LOCALS;
     const size_t count = 4099;
     pair x = {0}, mask = {0}, y = {0}, b = {0};
-    gan_status status = pair_random(st, &x, count, -1.0f, 1.0f);
-    if (status == GAN_OK) status = pair_alloc(st, &mask, count * sizeof(float));
-    if (status == GAN_OK) status = pair_alloc(st, &y, count * sizeof(float));
-    if (status == GAN_OK) status = pair_random(st, &b, count, -1.0f, 1.0f);
-    if (status == GAN_OK &&
-        RUN_BOTH(st, "dropout_forward", be->dropout_forward(be, count, 0.3f, 999, 7, 123, SIDE(x), SIDE(mask), SIDE(y)))) {
-        status = compare(st, "dropout_forward mask", &mask, count, EXACT);
-        if (status == GAN_OK)
-            status = compare(st, "dropout_forward y", &y, count, EXACT);
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &x, count, -1.0f, 1.0f));
+    GAN_CHECK(pair_alloc(st, &mask, count * sizeof(float)));
+    GAN_CHECK(pair_alloc(st, &y, count * sizeof(float)));
+    GAN_CHECK(pair_random(st, &b, count, -1.0f, 1.0f));
+    if (RUN_BOTH(st, "dropout_forward",
+                 be->dropout_forward(be, count, 0.3f, 999, 7, 123, SIDE(x), SIDE(mask), SIDE(y)))) {
+        GAN_CHECK(compare(st, "dropout_forward mask", &mask, count, EXACT));
+        GAN_CHECK(compare(st, "dropout_forward y", &y, count, EXACT));
     }
-    if (status == GAN_OK && RUN_BOTH(st, "multiply", be->multiply(be, count, SIDE(x), SIDE(b), SIDE(y))))
-        status = compare(st, "multiply", &y, count, EXACT);
+    if (RUN_BOTH(st, "multiply", be->multiply(be, count, SIDE(x), SIDE(b), SIDE(y))))
+        GAN_CHECK(compare(st, "multiply", &y, count, EXACT));
+cleanup:
     pair_free(st, &x);
     pair_free(st, &mask);
     pair_free(st, &y);
@@ -503,24 +500,24 @@ static gan_status check_bce(selftest *st)
     const int n = 128;
     static const float targets[] = {1.0f, 0.0f, 0.9f};
     pair logits = {0}, loss = {0}, prob = {0}, d = {0};
-    gan_status status = pair_random(st, &logits, (size_t)n, -8.0f, 8.0f);
-    if (status == GAN_OK) status = pair_alloc(st, &loss, sizeof(float));
-    if (status == GAN_OK) status = pair_alloc(st, &prob, sizeof(float));
-    if (status == GAN_OK) status = pair_alloc(st, &d, (size_t)n * sizeof(float));
-    for (size_t t = 0; t < sizeof targets / sizeof targets[0] && status == GAN_OK; t++) {
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &logits, (size_t)n, -8.0f, 8.0f));
+    GAN_CHECK(pair_alloc(st, &loss, sizeof(float)));
+    GAN_CHECK(pair_alloc(st, &prob, sizeof(float)));
+    GAN_CHECK(pair_alloc(st, &d, (size_t)n * sizeof(float)));
+    for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
         char op[64];
         snprintf(op, sizeof op, "bce_logits target %.1f", (double)targets[t]);
         if (!RUN_BOTH(st, op, be->bce_logits(be, n, SIDE(logits), targets[t], 1.0f, SIDE(loss), SIDE(prob), SIDE(d))))
             continue;
         snprintf(op, sizeof op, "bce_logits target %.1f loss", (double)targets[t]);
-        status = compare(st, op, &loss, 1, REDUCTION);
+        GAN_CHECK(compare(st, op, &loss, 1, REDUCTION));
         snprintf(op, sizeof op, "bce_logits target %.1f prob_mean", (double)targets[t]);
-        if (status == GAN_OK)
-            status = compare(st, op, &prob, 1, REDUCTION);
+        GAN_CHECK(compare(st, op, &prob, 1, REDUCTION));
         snprintf(op, sizeof op, "bce_logits target %.1f dlogits", (double)targets[t]);
-        if (status == GAN_OK)
-            status = compare(st, op, &d, (size_t)n, ULPS);
+        GAN_CHECK(compare(st, op, &d, (size_t)n, ULPS));
     }
+cleanup:
     pair_free(st, &logits);
     pair_free(st, &loss);
     pair_free(st, &prob);
@@ -541,18 +538,17 @@ static gan_status check_adam(selftest *st)
         .bias_correction2_sqrt = (float)sqrt(1.0 - 0.999 * 0.999 * 0.999),
     };
     pair p = {0}, g = {0}, m = {0}, v = {0};
-    gan_status status = pair_random(st, &p, count, -1.0f, 1.0f);
-    if (status == GAN_OK) status = pair_random(st, &g, count, -0.1f, 0.1f);
-    if (status == GAN_OK) status = pair_random(st, &m, count, -0.01f, 0.01f);
-    if (status == GAN_OK) status = pair_random(st, &v, count, 0.0f, 1e-4f);
-    if (status == GAN_OK &&
-        RUN_BOTH(st, "adam_step", be->adam_step(be, count, SIDE(p), SIDE(g), SIDE(m), SIDE(v), s))) {
-        status = compare(st, "adam_step param", &p, count, ULPS);
-        if (status == GAN_OK)
-            status = compare(st, "adam_step m", &m, count, (tolerance){1e-9, 1e-6});
-        if (status == GAN_OK)
-            status = compare(st, "adam_step v", &v, count, (tolerance){1e-12, 1e-6});
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &p, count, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &g, count, -0.1f, 0.1f));
+    GAN_CHECK(pair_random(st, &m, count, -0.01f, 0.01f));
+    GAN_CHECK(pair_random(st, &v, count, 0.0f, 1e-4f));
+    if (RUN_BOTH(st, "adam_step", be->adam_step(be, count, SIDE(p), SIDE(g), SIDE(m), SIDE(v), s))) {
+        GAN_CHECK(compare(st, "adam_step param", &p, count, ULPS));
+        GAN_CHECK(compare(st, "adam_step m", &m, count, (tolerance){1e-9, 1e-6}));
+        GAN_CHECK(compare(st, "adam_step v", &v, count, (tolerance){1e-12, 1e-6}));
     }
+cleanup:
     pair_free(st, &p);
     pair_free(st, &g);
     pair_free(st, &m);
@@ -565,16 +561,16 @@ static gan_status check_rng(selftest *st)
     BOTH_SIDES_LOCALS;
     const size_t count = 10001;
     pair out = {0};
-    gan_status status = pair_alloc(st, &out, count * sizeof(float));
-    if (status == GAN_OK &&
-        RUN_BOTH(st, "rng_normal N(0,1)", be->rng_normal(be, count, 999, 3, 5, 0.0f, 1.0f, SIDE(out))))
-        status = compare(st, "rng_normal N(0,1)", &out, count, TRANSCENDENTAL);
-    if (status == GAN_OK &&
-        RUN_BOTH(st, "rng_normal N(1,0.02)", be->rng_normal(be, count, 7, 1u << 8, 0, 1.0f, 0.02f, SIDE(out))))
-        status = compare(st, "rng_normal N(1,0.02)", &out, count, TRANSCENDENTAL);
-    if (status == GAN_OK &&
-        RUN_BOTH(st, "rng_uniform U[-1,1)", be->rng_uniform(be, count, 999, 3, 5, -1.0f, 1.0f, SIDE(out))))
-        status = compare(st, "rng_uniform U[-1,1)", &out, count, (tolerance){2.5e-7, 1e-6});
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_alloc(st, &out, count * sizeof(float)));
+    if (RUN_BOTH(st, "rng_normal N(0,1)", be->rng_normal(be, count, 999, 3, 5, 0.0f, 1.0f, SIDE(out))))
+        GAN_CHECK(compare(st, "rng_normal N(0,1)", &out, count, TRANSCENDENTAL));
+    if (RUN_BOTH(st, "rng_normal N(1,0.02)",
+                 be->rng_normal(be, count, 7, 1u << 8, 0, 1.0f, 0.02f, SIDE(out))))
+        GAN_CHECK(compare(st, "rng_normal N(1,0.02)", &out, count, TRANSCENDENTAL));
+    if (RUN_BOTH(st, "rng_uniform U[-1,1)", be->rng_uniform(be, count, 999, 3, 5, -1.0f, 1.0f, SIDE(out))))
+        GAN_CHECK(compare(st, "rng_uniform U[-1,1)", &out, count, (tolerance){2.5e-7, 1e-6}));
+cleanup:
     pair_free(st, &out);
     return status;
 }
@@ -585,22 +581,23 @@ static gan_status check_images(selftest *st)
     const int n = 4, h = 9, w = 11, c = 3;
     size_t count = (size_t)n * h * w * c;
     pair pixels = {0}, out = {0};
-    gan_status status = pair_alloc(st, &pixels, count);
-    uint8_t *host = malloc(count);
-    if (status == GAN_OK && !host)
+    gan_status status = GAN_OK;
+    uint8_t *host = NULL;
+    GAN_CHECK(pair_alloc(st, &pixels, count));
+    host = malloc(count);
+    if (!host) {
         status = gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
-    if (status == GAN_OK) {
-        for (size_t i = 0; i < count; i++)
-            host[i] = (uint8_t)(next_uniform(st, 0.0f, 256.0f));
-        host[0] = 0;
-        host[1] = 255;
-        status = pair_upload(st, &pixels, host);
+        goto cleanup;
     }
-    if (status == GAN_OK)
-        status = pair_alloc(st, &out, count * sizeof(float));
-    if (status == GAN_OK &&
-        RUN_BOTH(st, "images_to_float", be->images_to_float(be, n, h, w, c, SIDE_RAW(pixels), SIDE(out))))
-        status = compare(st, "images_to_float", &out, count, EXACT);
+    for (size_t i = 0; i < count; i++)
+        host[i] = (uint8_t)(next_uniform(st, 0.0f, 256.0f));
+    host[0] = 0;
+    host[1] = 255;
+    GAN_CHECK(pair_upload(st, &pixels, host));
+    GAN_CHECK(pair_alloc(st, &out, count * sizeof(float)));
+    if (RUN_BOTH(st, "images_to_float", be->images_to_float(be, n, h, w, c, SIDE_RAW(pixels), SIDE(out))))
+        GAN_CHECK(compare(st, "images_to_float", &out, count, EXACT));
+cleanup:
     free(host);
     pair_free(st, &pixels);
     pair_free(st, &out);

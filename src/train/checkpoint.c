@@ -75,23 +75,22 @@ gan_status gan_trainer_load_checkpoint(gan_trainer *t, gan_data_source *data, co
     trainer_models(t, models);
     /* The counters are read (and checked) before the models load: once they have, only the data
      * position can still fail. */
-    gan_status status = gan_checkpoint_read_counters(&ck, c, COUNTER_COUNT);
-    if (status == GAN_OK)
-        status = gan_checkpoint_load_models(&ck, models, 2);
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_checkpoint_read_counters(&ck, c, COUNTER_COUNT));
+    GAN_CHECK(gan_checkpoint_load_models(&ck, models, 2));
     gan_data_position pos = {c[COUNTER_DATA_SEED].value.u64, c[COUNTER_DATA_EPOCH].value.i64,
                              c[COUNTER_DATA_INDEX].value.i64};
-    if (status == GAN_OK && data)
-        status = data->set_position(data, &pos);
-    if (status == GAN_OK) {
-        t->iteration = c[COUNTER_ITERATION].value.i64;
-        t->adam_step_g = c[COUNTER_ADAM_STEP_G].value.i64;
-        t->adam_step_d = c[COUNTER_ADAM_STEP_D].value.i64;
-        t->noise_offset = c[COUNTER_NOISE_OFFSET].value.u64;
-        t->g->dropout_offset = c[COUNTER_DROPOUT_OFFSET_G].value.u64;
-        t->d->dropout_offset = c[COUNTER_DROPOUT_OFFSET_D].value.u64;
-        if (epoch)
-            *epoch = c[COUNTER_EPOCH].value.i64;
-    }
+    if (data)
+        GAN_CHECK(data->set_position(data, &pos));
+    t->iteration = c[COUNTER_ITERATION].value.i64;
+    t->adam_step_g = c[COUNTER_ADAM_STEP_G].value.i64;
+    t->adam_step_d = c[COUNTER_ADAM_STEP_D].value.i64;
+    t->noise_offset = c[COUNTER_NOISE_OFFSET].value.u64;
+    t->g->dropout_offset = c[COUNTER_DROPOUT_OFFSET_G].value.u64;
+    t->d->dropout_offset = c[COUNTER_DROPOUT_OFFSET_D].value.u64;
+    if (epoch)
+        *epoch = c[COUNTER_EPOCH].value.i64;
+cleanup:
     gan_checkpoint_close(&ck);
     return status;
 }

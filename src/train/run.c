@@ -92,11 +92,12 @@ static void tb_add_grid(run_state *run, const float *images, gan_shape s)
     uint8_t *png = NULL;
     size_t png_size = 0;
     int grid_w = 0, grid_h = 0;
-    gan_status status = gan_sample_grid_png(images, run->trainer->sample_batch, s.c, s.h, s.w, 8, 2, &png,
-                                            &png_size, &grid_w, &grid_h);
-    if (status == GAN_OK)
-        status = gan_tb_add_png(run->tb, run->trainer->iteration, "samples/fixed_noise", png, png_size,
-                                grid_w, grid_h, 3);
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_sample_grid_png(images, run->trainer->sample_batch, s.c, s.h, s.w, 8, 2, &png, &png_size,
+                                  &grid_w, &grid_h));
+    GAN_CHECK(gan_tb_add_png(run->tb, run->trainer->iteration, "samples/fixed_noise", png, png_size, grid_w,
+                             grid_h, 3));
+cleanup:
     free(png);
     tb_check(run, status);
 }
@@ -318,12 +319,12 @@ static gan_status train(run_state *run, gan_run_result *result)
     gan_status status = run_loop(run, result);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (status == GAN_OK)
-        printf("%s: %lld iterations in %.1f s; samples in %s, checkpoint %s\n",
-               *result == GAN_RUN_FINISHED ? "done" : "stopped",
-               (long long)(run->trainer->iteration - run->start_iteration), gan_now_s() - run->start_s,
-               run->paths.samples, run->last_checkpoint);
-    return status;
+    GAN_TRY(status);
+    printf("%s: %lld iterations in %.1f s; samples in %s, checkpoint %s\n",
+           *result == GAN_RUN_FINISHED ? "done" : "stopped",
+           (long long)(run->trainer->iteration - run->start_iteration), gan_now_s() - run->start_s,
+           run->paths.samples, run->last_checkpoint);
+    return GAN_OK;
 }
 
 /* Releases everything the run opened; a failure to finish the events file only warns (the run's

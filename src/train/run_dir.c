@@ -138,7 +138,8 @@ gan_status run_dir_write_config(const run_paths *paths, const gan_config *cfg)
     gan_status status = gan_config_write(cfg, f);
     if (fclose(f) != 0 && status == GAN_OK)
         status = gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
-    if (status == GAN_OK && rename(tmp, path) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    return status;
+    GAN_TRY(status);
+    if (rename(tmp, path) != 0)
+        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    return GAN_OK;
 }
