@@ -35,9 +35,10 @@ gan_status gan_cuda_activation_backward(cudaStream_t cuda_stream, gan_activation
 gan_status gan_cuda_multiply(cudaStream_t cuda_stream, size_t count, const float *a,
                              const float *b, float *y);
 
-/* mask[count] = keep-scale from Philox uniforms of (seed, stream, offset); y = x * mask. */
+/* mask[count] = keep-scale from the uniforms of Philox elements first + i of (seed, stream)
+ * (first read on the device); y = x * mask. */
 gan_status gan_cuda_dropout_forward(cudaStream_t cuda_stream, size_t count, float p,
-                                    uint64_t seed, uint64_t stream, uint64_t offset,
+                                    uint64_t seed, uint64_t stream, gan_count first,
                                     const float *x, float *mask, float *y);
 
 /* Mean BCE of logits[n] against `target`: loss[0], prob_mean[0] (may be NULL) and
@@ -46,18 +47,22 @@ gan_status gan_cuda_dropout_forward(cudaStream_t cuda_stream, size_t count, floa
 gan_status gan_cuda_bce_logits(cudaStream_t cuda_stream, int n, const float *logits, float target,
                                float grad_scale, float *loss, float *prob_mean, float *dlogits);
 
-/* One Adam step over param/grad/m/v[count], contiguous: one launch for a whole network. */
+/* One Adam step over param/grad/m/v[count], contiguous: one launch for a whole network; update
+ * number `step` read on the device. */
 gan_status gan_cuda_adam_step(cudaStream_t cuda_stream, size_t count, float *param,
-                              const float *grad, float *m, float *v, gan_adam_scalars scalars);
+                              const float *grad, float *m, float *v, gan_adam_hyper hyper,
+                              gan_count step);
 
-/* out[count] = mean + std * N(0,1) value i of Philox (seed, stream) from block `offset`. */
+/* out[count] = mean + std * N(0,1) of Philox element first + i of (seed, stream). */
 gan_status gan_cuda_rng_normal(cudaStream_t cuda_stream, size_t count, uint64_t seed,
-                               uint64_t stream, uint64_t offset, float mean, float std,
+                               uint64_t stream, gan_count first, float mean, float std,
                                float *out);
-/* out[count] = low + (high - low) * U[0,1) value i. */
+/* out[count] = low + (high - low) * U[0,1) of element first + i. */
 gan_status gan_cuda_rng_uniform(cudaStream_t cuda_stream, size_t count, uint64_t seed,
-                                uint64_t stream, uint64_t offset, float low, float high,
+                                uint64_t stream, gan_count first, float low, float high,
                                 float *out);
+/* count[i] += add[i], i < n (one launch of one block). */
+gan_status gan_cuda_advance_counts(cudaStream_t cuda_stream, gan_count_advance advance);
 
 /* nhwc [n, h, w, c] uint8 -> nchw [n, c, h, w] float in [-1, 1]. */
 gan_status gan_cuda_images_to_float(cudaStream_t cuda_stream, int n, int h, int w, int c,
@@ -71,8 +76,11 @@ gan_status gan_cuda_bias_forward(cudaStream_t cuda_stream, int n, int c, int hw,
 gan_status gan_cuda_bias_backward(cudaStream_t cuda_stream, int n, int c, int hw,
                                   const float *dy, float beta, float *db);
 
+/* No activation fused into a batch norm (`act` otherwise holds GAN_ACT_RELU or GAN_ACT_LRELU). */
+#define GAN_FUSED_NONE (-1)
+
 /* Batch norm over [n, c, hw] per channel (kernels/norm.cuh), one block per channel, fixed-order
- * reductions. `act` is GAN_ACT_RELU, GAN_ACT_LRELU (slope >= 0) or -1 for none.
+ * reductions. `act` is GAN_ACT_RELU, GAN_ACT_LRELU (slope >= 0) or GAN_FUSED_NONE.
  * Training forward: batch statistics into save_mean/save_invstd [c], running statistics updated
  * (momentum, unbiased variance), y = normalised x, and y_act = act(y) unless act is -1. */
 gan_status gan_cuda_bn_forward_train(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
@@ -85,7 +93,7 @@ gan_status gan_cuda_bn_forward_eval(cudaStream_t cuda_stream, int n, int c, int 
                                     const float *gamma, const float *beta,
                                     const float *running_mean, const float *running_var, float eps,
                                     float *y);
-/* Backward from dy at the batch norm's output (act -1), or from the fused activation's output y
+/* Backward from dy at the batch norm's output (GAN_FUSED_NONE), or from the fused activation's output y
  * and output gradient dy: dx overwritten; dgamma, dbeta = param_beta * old + gradient. */
 gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                 const float *y, const float *dy, int act, float slope,

@@ -86,11 +86,11 @@ gan_status gan_cuda_multiply(cudaStream_t cuda_stream, size_t count, const float
 }
 
 gan_status gan_cuda_dropout_forward(cudaStream_t cuda_stream, size_t count, float p,
-                                    uint64_t seed, uint64_t stream, uint64_t offset,
+                                    uint64_t seed, uint64_t stream, gan_count first,
                                     const float *x, float *mask, float *y)
 {
     return launch_elementwise("dropout_forward", gan_dropout_forward_kernel, count, cuda_stream,
-                              count, p, seed, stream, offset, x, mask, y);
+                              count, p, seed, stream, first.base, first.offset, x, mask, y);
 }
 
 gan_status gan_cuda_bce_logits(cudaStream_t cuda_stream, int n, const float *logits, float target,
@@ -105,26 +105,39 @@ gan_status gan_cuda_bce_logits(cudaStream_t cuda_stream, int n, const float *log
 }
 
 gan_status gan_cuda_adam_step(cudaStream_t cuda_stream, size_t count, float *param,
-                              const float *grad, float *m, float *v, gan_adam_scalars scalars)
+                              const float *grad, float *m, float *v, gan_adam_hyper hyper,
+                              gan_count step)
 {
     return launch_elementwise("adam", gan_adam_kernel, count, cuda_stream, count, param, grad, m,
-                              v, scalars);
+                              v, hyper, step.base, step.offset);
 }
 
 gan_status gan_cuda_rng_normal(cudaStream_t cuda_stream, size_t count, uint64_t seed,
-                               uint64_t stream, uint64_t offset, float mean, float std,
+                               uint64_t stream, gan_count first, float mean, float std,
                                float *out)
 {
     return launch_elementwise("rng_normal", gan_rng_normal_kernel, count, cuda_stream, count,
-                              seed, stream, offset, mean, std, out);
+                              seed, stream, first.base, first.offset, mean, std, out);
 }
 
 gan_status gan_cuda_rng_uniform(cudaStream_t cuda_stream, size_t count, uint64_t seed,
-                                uint64_t stream, uint64_t offset, float low, float high,
+                                uint64_t stream, gan_count first, float low, float high,
                                 float *out)
 {
     return launch_elementwise("rng_uniform", gan_rng_uniform_kernel, count, cuda_stream, count,
-                              seed, stream, offset, low, high, out);
+                              seed, stream, first.base, first.offset, low, high, out);
+}
+
+gan_status gan_cuda_advance_counts(cudaStream_t cuda_stream, gan_count_advance advance)
+{
+    if (advance.n < 0 || advance.n > GAN_MAX_ADVANCED_COUNTS)
+        return gan_error(GAN_ERR_ARG, "advance_counts: %d counts", advance.n);
+    for (int i = 0; i < advance.n; i++)
+        if (!advance.count[i])
+            return gan_error(GAN_ERR_ARG, "advance_counts: count %d is NULL", i);
+    if (advance.n == 0)
+        return GAN_OK;
+    return launch("advance_counts", gan_advance_counts_kernel, 1u, cuda_stream, advance);
 }
 
 gan_status gan_cuda_images_to_float(cudaStream_t cuda_stream, int n, int h, int w, int c,

@@ -8,9 +8,7 @@
 #define GAN_KERNELS_NORM_CUH
 
 #include "common.cuh"
-
-/* No activation fused (the kernels' `act` otherwise holds a gan_activation: RELU or LRELU). */
-#define GAN_FUSED_NONE (-1)
+#include "gan_kernels.h" /* GAN_FUSED_NONE */
 
 /* The activation after the batch norm, forward, and its gradient at the batch norm's output from
  * the activation's output y and output gradient dy (LeakyReLU with slope >= 0: y > 0 exactly

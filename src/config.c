@@ -76,6 +76,8 @@ static const config_key keys[] = {
      "GEMM and convolution arithmetic: fp32, or tf32 tensor cores (CUDA only)"},
     {"train", "deterministic", KEY_BOOL, FIELD(deterministic), "true", 0, 0, "false|true",
      "only algorithms that repeat bit for bit (false: the fastest cuDNN finds)"},
+    {"train", "graph", KEY_BOOL, FIELD(graph), "true", 0, 0, "false|true",
+     "CUDA: capture the iteration once as a CUDA graph and replay it (false: launch op by op)"},
     {"log", "every", KEY_INT64, FIELD(log_every), "50", 1, 1e15, NULL, "log a line every N iterations"},
     {"log", "sample_every", KEY_INT64, FIELD(sample_every), "500", 0, 1e15, NULL,
      "fixed-noise sample grid every N iterations (0 = only at the end)"},

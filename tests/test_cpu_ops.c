@@ -466,10 +466,10 @@ static void check_parallel_elementwise(void)
     for (size_t i = 0; i < N; i++)
         bad += y[i] != -2.5f;
     CHECK_MSG(bad == 0, "%zu fill values wrong", bad);
-    CHECK_OK(be->dropout_forward(be, N, 0.5f, 9, 1, 77, x, dx, y));
+    CHECK_OK(be->dropout_forward(be, N, 0.5f, 9, 1, gan_count_of(77 * 4), x, dx, y));
     bad = 0;
     for (size_t i = 0; i < N; i++) {
-        float m = gan_dropout_keep_scale(gan_philox_uniform_at(9, 1, 77, i), 0.5f);
+        float m = gan_dropout_keep_scale(gan_philox_uniform_at(9, 1, 77 * 4 + i), 0.5f);
         bad += dx[i] != m || y[i] != x[i] * m;
     }
     CHECK_MSG(bad == 0, "%zu parallel dropout values differ from the per-element math", bad);
@@ -489,13 +489,7 @@ static void check_adam(void)
     for (int t = 1; t <= STEPS; t++) {
         test_fill_uniform(g, N, 100 + t, -0.1f, 0.1f);
         g[t] = 0.0f; /* a zero gradient still moves the parameter through m */
-        gan_adam_scalars s;
-        s.beta1 = (float)b1, s.one_minus_beta1 = (float)(1 - b1);
-        s.beta2 = (float)b2, s.one_minus_beta2 = (float)(1 - b2);
-        s.eps = (float)eps;
-        s.step_size = (float)(lr / (1 - pow(b1, t)));
-        s.bias_correction2_sqrt = (float)sqrt(1 - pow(b2, t));
-        CHECK_OK(be->adam_step(be, N, p, g, m, v, s));
+        CHECK_OK(be->adam_step(be, N, p, g, m, v, (gan_adam_hyper){lr, b1, b2, eps}, gan_count_of((uint64_t)t)));
         for (int i = 0; i < N; i++) {
             md[i] = b1 * md[i] + (1 - b1) * g[i];
             vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
@@ -555,7 +549,7 @@ static void check_dropout(void)
     float *x = malloc(N * 4), *y = malloc(N * 4), *mask = malloc(N * 4), *mask2 = malloc(N * 4);
     for (int i = 0; i < N; i++)
         x[i] = 1.0f;
-    CHECK_OK(be->dropout_forward(be, N, 0.3f, 5, 2, 0, x, mask, y));
+    CHECK_OK(be->dropout_forward(be, N, 0.3f, 5, 2, gan_count_of(0), x, mask, y));
     int kept = 0, bad = 0;
     for (int i = 0; i < N; i++) {
         kept += mask[i] != 0.0f;
@@ -563,11 +557,11 @@ static void check_dropout(void)
     }
     CHECK_MSG(bad == 0, "%d mask values are neither 0 nor 1/(1-p)", bad);
     CHECK_MSG(fabs(kept / (double)N - 0.7) < 0.01, "kept fraction %g, want 0.7", kept / (double)N);
-    CHECK_OK(be->dropout_forward(be, N, 0.3f, 5, 2, 0, x, mask2, y));
+    CHECK_OK(be->dropout_forward(be, N, 0.3f, 5, 2, gan_count_of(0), x, mask2, y));
     CHECK(!memcmp(mask, mask2, N * 4));
-    CHECK_OK(be->dropout_forward(be, N, 0.3f, 5, 2, 1000, x, mask2, y));
+    CHECK_OK(be->dropout_forward(be, N, 0.3f, 5, 2, gan_count_of(1000 * 4), x, mask2, y));
     CHECK(memcmp(mask, mask2, N * 4) != 0);
-    CHECK_FAILS_WITH(be->dropout_forward(be, N, 1.0f, 5, 2, 0, x, mask, y), GAN_ERR_ARG, "p = 1");
+    CHECK_FAILS_WITH(be->dropout_forward(be, N, 1.0f, 5, 2, gan_count_of(0), x, mask, y), GAN_ERR_ARG, "p = 1");
     free(x);
     free(y);
     free(mask);

@@ -22,6 +22,7 @@
 #define gan_cuda_adam_step emu_gan_cuda_adam_step
 #define gan_cuda_rng_normal emu_gan_cuda_rng_normal
 #define gan_cuda_rng_uniform emu_gan_cuda_rng_uniform
+#define gan_cuda_advance_counts emu_gan_cuda_advance_counts
 #define gan_cuda_images_to_float emu_gan_cuda_images_to_float
 #define gan_cuda_bias_forward emu_gan_cuda_bias_forward
 #define gan_cuda_bias_backward emu_gan_cuda_bias_backward
@@ -153,12 +154,19 @@ void test_multiply_and_dropout(void)
     check_identical("multiply", got, want);
 
     std::vector<float> mask_got(count), mask_want(count), y_got(count), y_want(count);
-    CHECK_OK(gan_cuda_dropout_forward(nullptr, count, 0.3f, 1234, 5, 17, a.data(), mask_got.data(),
+    CHECK_OK(gan_cuda_dropout_forward(nullptr, count, 0.3f, 1234, 5, gan_count_of(68), a.data(), mask_got.data(),
                                       y_got.data()));
-    CHECK_OK(cpu->dropout_forward(cpu, count, 0.3f, 1234, 5, 17, a.data(), mask_want.data(),
+    CHECK_OK(cpu->dropout_forward(cpu, count, 0.3f, 1234, 5, gan_count_of(68), a.data(), mask_want.data(),
                                   y_want.data()));
     check_identical("dropout mask", mask_got, mask_want);
     check_identical("dropout y", y_got, y_want);
+    /* the position read from (device) memory, inside a Philox block */
+    const uint64_t position = 66;
+    CHECK_OK(gan_cuda_dropout_forward(nullptr, count, 0.3f, 1234, 5, gan_count{&position, 3}, a.data(),
+                                      mask_got.data(), y_got.data()));
+    CHECK_OK(cpu->dropout_forward(cpu, count, 0.3f, 1234, 5, gan_count_of(69), a.data(), mask_want.data(),
+                                  y_want.data()));
+    check_identical("dropout mask (position in memory)", mask_got, mask_want);
     size_t dropped = 0;
     for (float m : mask_got)
         dropped += m == 0.0f;
@@ -171,15 +179,20 @@ void test_rng(void)
     /* A count that is not a multiple of 4 and a non-zero offset: the block/lane mapping matters. */
     const size_t count = 1001;
     std::vector<float> got(count), want(count);
-    CHECK_OK(gan_cuda_rng_normal(nullptr, count, 42, 3, 7, 0.5f, 0.02f, got.data()));
-    CHECK_OK(cpu->rng_normal(cpu, count, 42, 3, 7, 0.5f, 0.02f, want.data()));
+    CHECK_OK(gan_cuda_rng_normal(nullptr, count, 42, 3, gan_count_of(28), 0.5f, 0.02f, got.data()));
+    CHECK_OK(cpu->rng_normal(cpu, count, 42, 3, gan_count_of(28), 0.5f, 0.02f, want.data()));
     check_identical("rng_normal", got, want);
-    CHECK_OK(gan_cuda_rng_uniform(nullptr, count, 42, 3, 7, -1.5f, 2.5f, got.data()));
-    CHECK_OK(cpu->rng_uniform(cpu, count, 42, 3, 7, -1.5f, 2.5f, want.data()));
+    CHECK_OK(gan_cuda_rng_uniform(nullptr, count, 42, 3, gan_count_of(28), -1.5f, 2.5f, got.data()));
+    CHECK_OK(cpu->rng_uniform(cpu, count, 42, 3, gan_count_of(28), -1.5f, 2.5f, want.data()));
     check_identical("rng_uniform", got, want);
+    /* a position in (device) memory plus an offset, not a whole number of blocks */
+    const uint64_t position = 25;
+    CHECK_OK(gan_cuda_rng_normal(nullptr, count, 42, 3, gan_count{&position, 2}, 0.5f, 0.02f, got.data()));
+    CHECK_OK(cpu->rng_normal(cpu, count, 42, 3, gan_count_of(27), 0.5f, 0.02f, want.data()));
+    check_identical("rng_normal (position in memory)", got, want);
     /* A different stream must give different numbers. */
     std::vector<float> other(count);
-    CHECK_OK(gan_cuda_rng_uniform(nullptr, count, 42, 4, 7, -1.5f, 2.5f, other.data()));
+    CHECK_OK(gan_cuda_rng_uniform(nullptr, count, 42, 4, gan_count_of(28), -1.5f, 2.5f, other.data()));
     CHECK(std::memcmp(other.data(), got.data(), count * sizeof(float)) != 0);
 }
 
@@ -188,22 +201,31 @@ void test_adam(void)
     const size_t count = 3001;
     std::vector<float> param = random_floats(count, 5, -1.0f, 1.0f), grad = random_floats(count, 6, -0.1f, 0.1f);
     std::vector<float> m = random_floats(count, 7, -0.01f, 0.01f), v = random_floats(count, 8, 0.0f, 1e-4f);
-    gan_adam_scalars s;
-    s.beta1 = 0.5f;
-    s.one_minus_beta1 = 0.5f;
-    s.beta2 = 0.999f;
-    s.one_minus_beta2 = (float)(1.0 - 0.999);
-    s.eps = 1e-8f;
-    s.step_size = (float)(2e-4 / (1.0 - 0.5 * 0.5 * 0.5));
-    s.bias_correction2_sqrt = (float)std::sqrt(1.0 - std::pow(0.999, 3));
+    const gan_adam_hyper hyper = {2e-4, 0.5, 0.999, 1e-8};
+    const uint64_t steps_done = 2; /* update number 3 */
     std::vector<float> p_got = param, m_got = m, v_got = v;
     std::vector<float> p_want = param, m_want = m, v_want = v;
-    CHECK_OK(gan_cuda_adam_step(nullptr, count, p_got.data(), grad.data(), m_got.data(), v_got.data(), s));
-    CHECK_OK(cpu->adam_step(cpu, count, p_want.data(), grad.data(), m_want.data(), v_want.data(), s));
+    CHECK_OK(gan_cuda_adam_step(nullptr, count, p_got.data(), grad.data(), m_got.data(), v_got.data(), hyper,
+                                gan_count{&steps_done, 1}));
+    CHECK_OK(cpu->adam_step(cpu, count, p_want.data(), grad.data(), m_want.data(), v_want.data(), hyper,
+                            gan_count_of(3)));
     check_identical("adam param", p_got, p_want);
     check_identical("adam m", m_got, m_want);
     check_identical("adam v", v_got, v_want);
     CHECK(std::memcmp(p_got.data(), param.data(), count * sizeof(float)) != 0);
+}
+
+void test_counts(void)
+{
+    uint64_t a = 40, b = (uint64_t)1 << 40, c = 7;
+    gan_count_advance advance = {};
+    advance.count[0] = &a, advance.count[1] = &b, advance.count[2] = &c;
+    advance.add[0] = 12, advance.add[1] = 3, advance.add[2] = 0;
+    advance.n = 3;
+    CHECK_OK(gan_cuda_advance_counts(nullptr, advance));
+    CHECK(a == 52 && b == ((uint64_t)1 << 40) + 3 && c == 7);
+    advance.n = GAN_MAX_ADVANCED_COUNTS + 1;
+    CHECK_FAILS_WITH(gan_cuda_advance_counts(nullptr, advance), GAN_ERR_ARG, "counts");
 }
 
 void test_images(void)
@@ -398,6 +420,7 @@ int main(void)
     test_multiply_and_dropout();
     test_rng();
     test_adam();
+    test_counts();
     test_images();
     test_bias();
     test_bce();

@@ -41,7 +41,7 @@
  * that bound, through the difference formula, could take 10% of its tolerance. At most a third
  * of a tensor may be skipped.
  * Dropout is linear once its mask is fixed: one case hands it a mask (gan_model_set_dropout_mask),
- * the others draw it from Philox with model->dropout_offset reset before every forward. BN in
+ * the others draw it from Philox with model->dropout_position reset before every forward. BN in
  * training mode is a function of the whole batch, which differences of L see exactly; its running
  * statistics change on every forward, which training-mode outputs do not read. */
 #include <float.h>
@@ -100,7 +100,7 @@ typedef struct harness {
 static double loss(harness *t)
 {
     gan_model *m = t->model;
-    m->dropout_offset = t->dropout_offset;
+    m->dropout_position = t->dropout_offset;
     gan_status status = gan_model_forward(m, t->x, true);
     if (status != GAN_OK) {
         if (!t->failed)

@@ -177,12 +177,10 @@ static void adam_case(const char *name)
         char key[32], label[64];
         snprintf(key, sizeof key, "grad.%d", step);
         const float *g = parity_tensor(&st, key, N);
-        gan_adam_scalars s = {(float)beta1, (float)(1.0 - beta1), (float)beta2, (float)(1.0 - beta2),
-                              (float)eps, (float)(lr / (1.0 - pow(beta1, step))),
-                              (float)sqrt(1.0 - pow(beta2, step))};
+        const gan_adam_hyper hyper = {lr, beta1, beta2, eps};
         if (g) {
             parity_upload_into(be, grad, g, N);
-            CHECK_OK(be->adam_step(be, N, param, grad, moments, moments + N, s));
+            CHECK_OK(be->adam_step(be, N, param, grad, moments, moments + N, hyper, gan_count_of((uint64_t)step)));
         }
         snprintf(key, sizeof key, "param.%d", step);
         const float *want = parity_tensor(&st, key, N);

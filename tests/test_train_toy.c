@@ -66,7 +66,7 @@ static bool train_and_count(gan_backend *be, int seed, int *covered, double *nea
     gan_pool_init(&pool, be);
     CHECK_OK(gan_pool_request_floats(&pool, &z, (size_t)SAMPLES * cfg.nz, "z"));
     CHECK_OK(gan_pool_commit(&pool));
-    CHECK_OK(gan_trainer_draw_noise(t, z, SAMPLES, 12345, 99, 0));
+    CHECK_OK(gan_trainer_draw_noise(t, z, SAMPLES, 12345, 99, gan_count_of(0)));
     CHECK_OK(gan_trainer_generate(t, z, SAMPLES, false, points));
 
     int per_mode[8] = {0};

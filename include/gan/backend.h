@@ -63,6 +63,33 @@ typedef struct gan_backend_options {
 /* fp32, deterministic, the default workspace, device 0. */
 gan_backend_options gan_backend_options_default(void);
 
+/* A position or count that may live in backend memory: an op uses *base + offset (base NULL:
+ * offset alone). The counts a training step advances (Philox positions, Adam's step) are read
+ * this way, on the backend, so that a captured iteration (capture_begin below) replays with the
+ * values the previous replay left: the host passes the same (base, offset) every iteration and
+ * advance_counts moves the base. */
+typedef struct gan_count {
+    const uint64_t *base; /* backend memory, or NULL */
+    uint64_t offset;
+} gan_count;
+
+static inline gan_count gan_count_of(uint64_t value)
+{
+    gan_count c = {NULL, value};
+    return c;
+}
+
+/* counts[i] += add[i] for i < n, on the backend (one launch). */
+enum { GAN_MAX_ADVANCED_COUNTS = 8 };
+typedef struct gan_count_advance {
+    uint64_t *count[GAN_MAX_ADVANCED_COUNTS]; /* backend memory */
+    uint64_t add[GAN_MAX_ADVANCED_COUNTS];
+    int n;
+} gan_count_advance;
+
+/* A captured sequence of ops (backend-private). */
+typedef struct gan_graph gan_graph;
+
 typedef struct gan_backend gan_backend;
 
 struct gan_backend {
@@ -144,10 +171,10 @@ struct gan_backend {
     gan_status (*activation_backward)(gan_backend *be, gan_activation kind, float slope,
                                       size_t count, const float *x, const float *y,
                                       const float *dy, float *dx);
-    /* mask[i] = keep-scale (0 or 1/(1-p)) from Philox uniform draws of (seed, stream, offset);
-     * y = x * mask. The mask is what backward multiplies by. */
+    /* mask[i] = keep-scale (0 or 1/(1-p)) from the uniform of Philox element first + i of
+     * (seed, stream); y = x * mask. The mask is what backward multiplies by. */
     gan_status (*dropout_forward)(gan_backend *be, size_t count, float p, uint64_t seed,
-                                  uint64_t stream, uint64_t offset, const float *x, float *mask,
+                                  uint64_t stream, gan_count first, const float *x, float *mask,
                                   float *y);
     /* y = a * b elementwise (dropout backward: dx = dy * mask). */
     gan_status (*multiply)(gan_backend *be, size_t count, const float *a, const float *b, float *y);
@@ -159,25 +186,40 @@ struct gan_backend {
     gan_status (*bce_logits)(gan_backend *be, int n, const float *logits, float target,
                              float grad_scale, float *loss, float *prob_mean, float *dlogits);
 
-    /* ---- optimizer: one Adam step over `count` parameters laid out contiguously ---------- */
+    /* ---- optimizer: one Adam step over `count` parameters laid out contiguously ---------- *
+     * Update number `step` (1, 2, ...: read on the backend), its scalars from
+     * gan_adam_scalars_at(hyper, step). */
     gan_status (*adam_step)(gan_backend *be, size_t count, float *param, const float *grad,
-                            float *m, float *v, gan_adam_scalars scalars);
+                            float *m, float *v, gan_adam_hyper hyper, gan_count step);
 
-    /* ---- random fills: value i comes from Philox block offset + i/4 of (seed, stream) ----- */
+    /* ---- random fills: value i is Philox element first + i of (seed, stream) -------------- */
     gan_status (*rng_normal)(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
-                             uint64_t offset, float mean, float std, float *out);
+                             gan_count first, float mean, float std, float *out);
     gan_status (*rng_uniform)(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
-                              uint64_t offset, float low, float high, float *out);
+                              gan_count first, float low, float high, float *out);
+    /* The counts a step reads through gan_count, advanced on the backend. */
+    gan_status (*advance_counts)(gan_backend *be, gan_count_advance advance);
 
     /* ---- data: uint8 NHWC batch -> float NCHW in [-1, 1] ------------------------------------ */
     gan_status (*images_to_float)(gan_backend *be, int n, int h, int w, int c,
                                   const uint8_t *nhwc, float *nchw);
 
+    /* ---- graphs: optional, NULL where a backend has none (the CPU's) ---------------------- *
+     * capture_begin: the ops queued from now on are recorded, not run, until capture_end hands
+     * them back as a graph; graph_launch runs a graph's ops again, on the same buffers and with
+     * the same arguments (which is why per-step values must come through gan_count).
+     * Allocation, upload, download and synchronize are not allowed while capturing. */
+    gan_status (*capture_begin)(gan_backend *be);
+    gan_status (*capture_end)(gan_backend *be, gan_graph **graph);
+    gan_status (*graph_launch)(gan_backend *be, gan_graph *graph);
+    void (*graph_destroy)(gan_backend *be, gan_graph *graph);
+
     void (*destroy)(gan_backend *be);
 };
 
-/* Number of Philox blocks a fill of `count` values consumes (advance offsets by this). */
-static inline uint64_t gan_philox_blocks(size_t count) { return ((uint64_t)count + 3u) / 4u; }
+/* Philox elements a fill of `count` values advances its stream's position by: whole blocks, so
+ * that positions stay block-aligned (and the elements past the fill in its last block unused). */
+static inline uint64_t gan_philox_advance(size_t count) { return ((uint64_t)count + 3u) / 4u * 4u; }
 
 /* The CPU backend: host memory, BLAS, OpenMP. `options` may be NULL (the defaults); a precision
  * other than fp32 is refused with GAN_ERR_UNSUPPORTED. */

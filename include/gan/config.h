@@ -56,6 +56,7 @@ typedef struct gan_config {
     double label_smoothing;          /* real target = 1 - label_smoothing (one-sided) */
     gan_precision precision;         /* GEMM and convolution arithmetic (the backend's options) */
     bool deterministic;              /* only algorithms that repeat bit for bit */
+    bool graph;                      /* capture the iteration as a graph where the backend can */
     /* [log] */
     int64_t log_every;
     int64_t sample_every;

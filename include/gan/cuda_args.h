@@ -2,8 +2,9 @@
  * from the op table's arguments. They use plain ints and enums of our own (no CUDA headers), so
  * they compile in every build and CI can feed them to CPU references written to the libraries'
  * documented conventions (tests/test_cuda_args.c): a column-major GEMM and cuDNN's NCHW
- * convolution and batch norm. src/backend/cublas_cudnn_args.c computes them; cuda_backend.c and
- * cuda_conv.c turn them into the real calls one to one; nothing else decides an argument. */
+ * convolution (batch norm runs on kernels of ours, kernels/norm.cuh).
+ * src/backend/cublas_cudnn_args.c computes them; cuda_backend.c and cuda_conv.c turn them into
+ * the real calls one to one; nothing else decides an argument. */
 #ifndef GAN_CUDA_ARGS_H
 #define GAN_CUDA_ARGS_H
 
@@ -88,33 +89,6 @@ gan_status gan_cuda_conv_args_make(const gan_conv_geom *g, gan_cuda_conv_args *o
 /* The output dims [n, c, h, w] cudnnGetConvolution2dForwardOutputDim documents for x, w, conv:
  * out = 1 + (in + 2 pad - ((filter - 1) dilation + 1)) / stride. */
 void gan_cuda_conv_forward_output_dims(const gan_cuda_conv_args *args, int dims[4]);
-
-/* ---- cuDNN batch norm --------------------------------------------------------------------- *
- * BatchNorm2d over [n, c, h, w] and BatchNorm1d over [n, c] are both CUDNN_BATCHNORM_SPATIAL on a
- * [n, c, hw, 1] tensor: spatial mode normalises each channel over n, h and w, and h and w only
- * enter as their product. cuDNN's conventions, which match PyTorch's and the CPU backend's:
- *   running = (1 - exponentialAverageFactor) running + exponentialAverageFactor * batch stat,
- *     with the UNBIASED batch variance in running_var (factor = PyTorch's momentum, 0.1);
- *   resultSaveMean = batch mean; resultSaveInvVariance = 1 / sqrt(biased batch var + epsilon),
- *     which is exactly the op table's save_invstd, and what cudnnBatchNormalizationBackward reads
- *     back as savedInvVariance. */
-typedef enum gan_cudnn_bn_mode {
-    GAN_CUDNN_BATCHNORM_SPATIAL = 0 /* CUDNN_BATCHNORM_SPATIAL */
-} gan_cudnn_bn_mode;
-
-typedef struct gan_cuda_bn_args {
-    gan_cudnn_tensor4d x;     /* x, y, dy and dx: [n, c, hw, 1], packed */
-    gan_cudnn_tensor4d param; /* gamma, beta, running and saved stats: [1, c, 1, 1] */
-    gan_cudnn_bn_mode mode;
-    double exponential_average_factor; /* = momentum */
-    double epsilon;
-} gan_cuda_bn_args;
-
-/* momentum and eps as the layer passes them; eps must be >= cuDNN's minimum (0 in cuDNN 9).
- * `training`: batch statistics are needed, so each channel must have more than one value
- * (inference with running statistics works on a batch of one). */
-gan_status gan_cuda_bn_args_make(int n, int c, int hw, float momentum, float eps, bool training,
-                                 gan_cuda_bn_args *out);
 
 /* Packed NCHW strides for [n, c, h, w]. */
 gan_cudnn_tensor4d gan_cudnn_tensor4d_packed(int n, int c, int h, int w);

@@ -59,7 +59,7 @@ GAN_HD static inline float gan_bce_logits_grad(float x, float target, float scal
  * m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
  * p -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps)
  * where step_size = lr / (1 - beta1^t) and bias_correction2_sqrt = sqrt(1 - beta2^t) are computed
- * once per step in double on the host, as PyTorch's Python code does, then rounded to float. */
+ * once per step in double, as PyTorch's Python code does, then rounded to float. */
 typedef struct gan_adam_scalars {
     float beta1, one_minus_beta1;
     float beta2, one_minus_beta2;
@@ -67,6 +67,30 @@ typedef struct gan_adam_scalars {
     float step_size;              /* lr / (1 - beta1^t) */
     float bias_correction2_sqrt;  /* sqrt(1 - beta2^t) */
 } gan_adam_scalars;
+
+/* The hyper-parameters as the config gives them, in double as torch.optim.Adam keeps them. */
+typedef struct gan_adam_hyper {
+    double lr, beta1, beta2, eps;
+} gan_adam_hyper;
+
+/* The scalars of update number `step` (1, 2, ...). The CPU backend computes them once per step,
+ * the CUDA kernel once per block from the step count in device memory (the device's double pow
+ * may differ from glibc's in the last bit of a double, which the rounding to float hides but for
+ * ties). */
+GAN_HD static inline gan_adam_scalars gan_adam_scalars_at(gan_adam_hyper h, uint64_t step)
+{
+    double bias_correction1 = 1.0 - pow(h.beta1, (double)step);
+    double bias_correction2 = 1.0 - pow(h.beta2, (double)step);
+    gan_adam_scalars s;
+    s.beta1 = (float)h.beta1;
+    s.one_minus_beta1 = (float)(1.0 - h.beta1);
+    s.beta2 = (float)h.beta2;
+    s.one_minus_beta2 = (float)(1.0 - h.beta2);
+    s.eps = (float)h.eps;
+    s.step_size = (float)(h.lr / bias_correction1);
+    s.bias_correction2_sqrt = (float)sqrt(bias_correction2);
+    return s;
+}
 
 GAN_HD static inline void gan_adam_update(float *param, float grad, float *m, float *v,
                                           gan_adam_scalars s)
@@ -114,8 +138,10 @@ GAN_HD static inline gan_philox4 gan_philox4x32_10(gan_philox4 ctr, uint32_t key
     return ctr;
 }
 
-/* Block `block` of the stream (seed, stream): 4 random words. A fill of N values uses blocks
- * offset .. offset + ceil(N/4) - 1; value i is word i % 4 of block offset + i / 4. */
+/* Block `block` of the stream (seed, stream): 4 random words. Element e of the stream is word
+ * e % 4 of block e / 4; a fill of N values from element `first` takes elements first ..
+ * first + N - 1 (positions are counted in elements so that a fill may start inside a block:
+ * a rank's share of a global batch). */
 GAN_HD static inline gan_philox4 gan_philox_block(uint64_t seed, uint64_t stream, uint64_t block)
 {
     gan_philox4 ctr;
@@ -144,22 +170,21 @@ GAN_HD static inline void gan_box_muller(uint32_t a, uint32_t b, float *z0, floa
     *z1 = radius * sinf(angle);
 }
 
-/* Value i of a normal fill (mean 0, std 1): block i/4 gives four normals from its two pairs. */
-GAN_HD static inline float gan_philox_normal_at(uint64_t seed, uint64_t stream, uint64_t offset,
-                                                uint64_t i)
+/* Element e as N(0, 1): block e/4 gives four normals from its two pairs of words. */
+GAN_HD static inline float gan_philox_normal_at(uint64_t seed, uint64_t stream, uint64_t element)
 {
-    gan_philox4 r = gan_philox_block(seed, stream, offset + i / 4);
-    unsigned lane = (unsigned)(i % 4);
+    gan_philox4 r = gan_philox_block(seed, stream, element / 4);
+    unsigned lane = (unsigned)(element % 4);
     float z0, z1;
     gan_box_muller(r.v[lane & 2u], r.v[(lane & 2u) + 1u], &z0, &z1);
     return (lane & 1u) ? z1 : z0;
 }
 
-GAN_HD static inline float gan_philox_uniform_at(uint64_t seed, uint64_t stream, uint64_t offset,
-                                                 uint64_t i)
+/* Element e as U[0, 1). */
+GAN_HD static inline float gan_philox_uniform_at(uint64_t seed, uint64_t stream, uint64_t element)
 {
-    gan_philox4 r = gan_philox_block(seed, stream, offset + i / 4);
-    return gan_uniform01(r.v[i % 4]);
+    gan_philox4 r = gan_philox_block(seed, stream, element / 4);
+    return gan_uniform01(r.v[element % 4]);
 }
 
 /* Dropout keeps an element when its uniform draw is >= p, and scales kept ones by 1/(1-p). */

@@ -118,9 +118,16 @@ struct gan_model {
      * before it and the output is the logits; see gan_model_set_logits_output. */
     int active_layers;
 
-    /* Dropout draws: Philox (seed, stream = module index), offset advanced per forward. */
+    /* Dropout draws: Philox (dropout_seed, stream = module index) from element
+     * *dropout_count + dropout_position; every training forward of a dropout layer advances
+     * dropout_position by the elements it drew (whole Philox blocks). dropout_count (backend
+     * memory, NULL for none) belongs to whoever trains the model: the trainer adds
+     * dropout_position to it at the end of each iteration and sets dropout_position back to 0,
+     * so every iteration passes the same arguments and a captured one replays with fresh masks.
+     * A model used alone keeps dropout_count NULL and dropout_position counts on. */
     uint64_t dropout_seed;
-    uint64_t dropout_offset;
+    const uint64_t *dropout_count;
+    uint64_t dropout_position;
 };
 
 /* Builds the layer list and infers shapes; allocates no backend memory. */
@@ -153,6 +160,11 @@ gan_status gan_model_set_logits_output(gan_model *model, bool logits);
 gan_status gan_model_init_weights(gan_model *model, gan_weight_init scheme, uint64_t seed);
 gan_status gan_model_zero_grads(gan_model *model);
 gan_param *gan_model_find_param(gan_model *model, const char *name);
+/* num_batches_tracked of every batch norm, in layer order, into out[max]: returns how many the
+ * model has (which may exceed max: then only max are written). add_bn_counts adds delta[n] to
+ * them in the same order. */
+int gan_model_bn_counts(const gan_model *model, int64_t *out, int max);
+void gan_model_add_bn_counts(gan_model *model, const int64_t *delta, int n);
 /* num_batches_tracked of the BN module with PyTorch index `module_index` (-1 if not BN). */
 int64_t gan_model_bn_batches_tracked(const gan_model *model, int module_index);
 gan_status gan_model_set_bn_batches_tracked(gan_model *model, int module_index, int64_t value);

@@ -30,6 +30,18 @@ typedef struct gan_step_stats {
     float d_g_z2;     /* mean D(G(z)) after D's step */
 } gan_step_stats;
 
+/* The counts a step advances on the backend (gan_trainer.counts), read by the ops through
+ * gan_count: Adam's update numbers, the noise stream's position and the dropout positions, the
+ * last three in Philox elements. */
+enum {
+    GAN_COUNT_ADAM_G,
+    GAN_COUNT_ADAM_D,
+    GAN_COUNT_NOISE,
+    GAN_COUNT_DROPOUT_G,
+    GAN_COUNT_DROPOUT_D,
+    GAN_COUNT_TOTAL
+};
+
 typedef struct gan_trainer {
     gan_config cfg;
     gan_backend *backend;
@@ -42,7 +54,9 @@ typedef struct gan_trainer {
     /* backend memory */
     float *z;                      /* [B, nz] */
     float *real;                   /* [B, C, H, W] */
-    void *real_upload;             /* [B, H, W, C] uint8 or [B, C, H, W] float, as uploaded */
+    void *real_uploads;            /* [d_steps][B, H, W, C] uint8 or [B, C, H, W] float, as
+                                      uploaded: one slot per D step of an iteration */
+    size_t upload_slot_bytes;
     float *dlogits;                /* [B] */
     float *step_values;            /* [8] loss_real, d_x, loss_fake, d_g_z1, loss_g, d_g_z2 */
     float *fixed_z;                /* [sample_batch, nz] the sample grid's noise */
@@ -50,13 +64,28 @@ typedef struct gan_trainer {
     float *buffer_backup;          /* [G buffer_count] running stats kept while sampling */
     float *ones;                   /* [1] the constant 1, for accumulating with gemm */
     float *value_sums;             /* [8] running sums of step_values: non-finite if any was */
+    uint64_t *counts;              /* [GAN_COUNT_TOTAL] */
     void *host_batch;              /* host staging for the data source */
 
-    /* counters: all of them go into checkpoints */
+    /* The same counts on the host (they go into checkpoints; the backend's are set from them at
+     * load), and the rest of the position: all of it goes into checkpoints. */
     int64_t iteration;             /* G steps done */
     int64_t adam_step_g, adam_step_d;
-    uint64_t noise_offset;         /* Philox blocks of the noise stream used so far */
+    uint64_t noise_offset;         /* Philox elements of the noise stream used so far */
+    uint64_t dropout_offset_g, dropout_offset_d; /* Philox elements of the dropout streams */
     uint64_t noise_seed, init_seed_g, init_seed_d;
+
+    /* What one iteration adds to the counts (the same every iteration: recorded by the first). */
+    uint64_t iteration_advance[GAN_COUNT_TOTAL];
+
+    /* The iteration as a graph, where the backend has them (train.graph): captured at the second
+     * step, replayed from then on; the batch upload stays outside. */
+    bool use_graph;
+    gan_graph *graph;
+    int64_t eager_steps;           /* steps run op by op so far */
+    int64_t *bn_delta;             /* [bn_count of G, then of D]: what one iteration adds to each
+                                      batch norm's num_batches_tracked, which a replay must add */
+    int bn_count_g, bn_count_d;
 } gan_trainer;
 
 /* Builds G and D from the config, plans and allocates all memory (one pool), initialises the
@@ -67,8 +96,17 @@ gan_status gan_trainer_create(const gan_config *cfg, gan_backend *backend, gan_d
 void gan_trainer_destroy(gan_trainer *trainer);
 
 /* One G step with its k D steps. The stats are left in backend memory: read them with
- * gan_trainer_read_stats (a host synchronisation) at the log interval. */
+ * gan_trainer_read_stats (a host synchronisation) at the log interval. Made of the three parts
+ * below; where the backend has graphs, the second is captured once and replayed. */
 gan_status gan_trainer_step(gan_trainer *trainer);
+/* 1. The k real batches from the data source, uploaded into their slots (host work). */
+gan_status gan_trainer_upload_batches(gan_trainer *trainer);
+/* 2. Everything else, on the backend: the region a graph captures. Every call it makes has the
+ * same arguments every iteration (tests/test_graph_replay.c checks): what changes from step to
+ * step is read on the backend (the counts) or lies in the fixed buffers. */
+gan_status gan_trainer_run_iteration(gan_trainer *trainer);
+/* 3. The host's copies of the counts advanced by what the iteration added. */
+void gan_trainer_finish_iteration(gan_trainer *trainer);
 /* Downloads the last step's stats; `all_finite` is false when any step since the previous call
  * produced a non-finite loss or D output. */
 gan_status gan_trainer_read_stats(gan_trainer *trainer, gan_step_stats *stats, bool *all_finite);
@@ -96,9 +134,12 @@ gan_status gan_trainer_load_checkpoint(gan_trainer *trainer, gan_data_source *da
 /* The generator with PyTorch's names under model.export_prefix (gan export). */
 gan_status gan_trainer_export_generator(gan_trainer *trainer, const char *path);
 
-/* Draws n latent vectors of the config's distribution into backend memory `z` [n, nz]. */
+/* Draws n latent vectors of the config's distribution into backend memory `z` [n, nz], from
+ * Philox element `first` of (seed, stream). */
 gan_status gan_trainer_draw_noise(gan_trainer *trainer, float *z, int n, uint64_t seed,
-                                  uint64_t stream, uint64_t offset);
+                                  uint64_t stream, gan_count first);
+/* Sets the backend's counts from the host's (after a checkpoint changed them). */
+gan_status gan_trainer_upload_counts(gan_trainer *trainer);
 
 #ifdef __cplusplus
 }

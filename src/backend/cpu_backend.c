@@ -97,6 +97,7 @@ gan_status gan_cpu_backend_create(const gan_backend_options *options, gan_backen
     be->adam_step = cpu_adam_step;
     be->rng_normal = cpu_rng_normal;
     be->rng_uniform = cpu_rng_uniform;
+    be->advance_counts = cpu_advance_counts;
     be->images_to_float = cpu_images_to_float;
     be->destroy = cpu_destroy;
     *out = be;

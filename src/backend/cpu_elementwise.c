@@ -79,16 +79,17 @@ gan_status cpu_activation_backward(gan_backend *be, gan_activation kind, float s
 }
 
 gan_status cpu_dropout_forward(gan_backend *be, size_t count, float p, uint64_t seed,
-                               uint64_t stream, uint64_t offset, const float *x, float *mask,
+                               uint64_t stream, gan_count first, const float *x, float *mask,
                                float *y)
 {
     if (count && (!x || !mask || !y))
         return gan_error(GAN_ERR_ARG, "cpu dropout: NULL pointer");
     if (!(p >= 0.0f && p < 1.0f))
         return gan_error(GAN_ERR_ARG, "cpu dropout: p = %g is outside [0, 1)", (double)p);
+    const uint64_t element = cpu_count_value(first);
 #pragma omp parallel for schedule(static) PARALLEL_IF(count)
     for (size_t i = 0; i < count; i++) {
-        mask[i] = gan_dropout_keep_scale(gan_philox_uniform_at(seed, stream, offset, i), p);
+        mask[i] = gan_dropout_keep_scale(gan_philox_uniform_at(seed, stream, element + i), p);
         y[i] = x[i] * mask[i];
     }
     return GAN_OK;
@@ -124,47 +125,72 @@ gan_status cpu_bce_logits(gan_backend *be, int n, const float *logits, float tar
 }
 
 gan_status cpu_adam_step(gan_backend *be, size_t count, float *param, const float *grad, float *m,
-                         float *v, gan_adam_scalars scalars)
+                         float *v, gan_adam_hyper hyper, gan_count step)
 {
     if (count && (!param || !grad || !m || !v))
         return gan_error(GAN_ERR_ARG, "cpu adam: NULL pointer");
+    const gan_adam_scalars scalars = gan_adam_scalars_at(hyper, cpu_count_value(step));
 #pragma omp parallel for schedule(static) PARALLEL_IF(count)
     for (size_t i = 0; i < count; i++)
         gan_adam_update(&param[i], grad[i], &m[i], &v[i], scalars);
     return GAN_OK;
 }
 
-/* Values i of a fill come from Philox block offset + i/4: whole blocks are computed once. */
+/* A fill of `count` values from Philox element `first`: every block the fill touches is computed
+ * once, its words going to the values whose elements lie in it (the first and last block may be
+ * partly outside the fill). `normal` chooses Box-Muller normals over uniforms. */
+static void philox_fill(size_t count, uint64_t seed, uint64_t stream, uint64_t first, bool normal,
+                        float shift, float scale, float *out)
+{
+    if (count == 0)
+        return;
+    const uint64_t first_block = first / 4, last_block = (first + count - 1) / 4;
+    const size_t blocks = (size_t)(last_block - first_block + 1);
+#pragma omp parallel for schedule(static) PARALLEL_IF(count)
+    for (size_t b = 0; b < blocks; b++) {
+        gan_philox4 r = gan_philox_block(seed, stream, first_block + b);
+        float z[4];
+        if (normal) {
+            gan_box_muller(r.v[0], r.v[1], &z[0], &z[1]);
+            gan_box_muller(r.v[2], r.v[3], &z[2], &z[3]);
+        } else {
+            for (int lane = 0; lane < 4; lane++)
+                z[lane] = gan_uniform01(r.v[lane]);
+        }
+        for (uint64_t lane = 0; lane < 4; lane++) {
+            uint64_t element = (first_block + b) * 4 + lane;
+            if (element >= first && element - first < count)
+                out[element - first] = shift + scale * z[lane];
+        }
+    }
+}
+
 gan_status cpu_rng_normal(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
-                          uint64_t offset, float mean, float std, float *out)
+                          gan_count first, float mean, float std, float *out)
 {
     if (count && !out)
         return gan_error(GAN_ERR_ARG, "cpu rng normal: NULL pointer");
-    size_t blocks = (count + 3) / 4;
-#pragma omp parallel for schedule(static) PARALLEL_IF(count)
-    for (size_t b = 0; b < blocks; b++) {
-        gan_philox4 r = gan_philox_block(seed, stream, offset + b);
-        float z[4];
-        gan_box_muller(r.v[0], r.v[1], &z[0], &z[1]);
-        gan_box_muller(r.v[2], r.v[3], &z[2], &z[3]);
-        for (size_t lane = 0; lane < 4 && 4 * b + lane < count; lane++)
-            out[4 * b + lane] = mean + std * z[lane];
-    }
+    philox_fill(count, seed, stream, cpu_count_value(first), true, mean, std, out);
     return GAN_OK;
 }
 
 gan_status cpu_rng_uniform(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
-                           uint64_t offset, float low, float high, float *out)
+                           gan_count first, float low, float high, float *out)
 {
     if (count && !out)
         return gan_error(GAN_ERR_ARG, "cpu rng uniform: NULL pointer");
-    size_t blocks = (count + 3) / 4;
-    const float range = high - low;
-#pragma omp parallel for schedule(static) PARALLEL_IF(count)
-    for (size_t b = 0; b < blocks; b++) {
-        gan_philox4 r = gan_philox_block(seed, stream, offset + b);
-        for (size_t lane = 0; lane < 4 && 4 * b + lane < count; lane++)
-            out[4 * b + lane] = low + range * gan_uniform01(r.v[lane]);
+    philox_fill(count, seed, stream, cpu_count_value(first), false, low, high - low, out);
+    return GAN_OK;
+}
+
+gan_status cpu_advance_counts(gan_backend *be, gan_count_advance advance)
+{
+    if (advance.n < 0 || advance.n > GAN_MAX_ADVANCED_COUNTS)
+        return gan_error(GAN_ERR_ARG, "cpu advance_counts: %d counts", advance.n);
+    for (int i = 0; i < advance.n; i++) {
+        if (!advance.count[i])
+            return gan_error(GAN_ERR_ARG, "cpu advance_counts: count %d is NULL", i);
+        *advance.count[i] += advance.add[i];
     }
     return GAN_OK;
 }

@@ -100,17 +100,21 @@ gan_status cpu_activation_backward(gan_backend *be, gan_activation kind, float s
                                    size_t count, const float *x, const float *y, const float *dy,
                                    float *dx);
 gan_status cpu_dropout_forward(gan_backend *be, size_t count, float p, uint64_t seed,
-                               uint64_t stream, uint64_t offset, const float *x, float *mask,
+                               uint64_t stream, gan_count first, const float *x, float *mask,
                                float *y);
 gan_status cpu_multiply(gan_backend *be, size_t count, const float *a, const float *b, float *y);
 gan_status cpu_bce_logits(gan_backend *be, int n, const float *logits, float target,
                           float grad_scale, float *loss, float *prob_mean, float *dlogits);
 gan_status cpu_adam_step(gan_backend *be, size_t count, float *param, const float *grad, float *m,
-                         float *v, gan_adam_scalars scalars);
+                         float *v, gan_adam_hyper hyper, gan_count step);
 gan_status cpu_rng_normal(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
-                          uint64_t offset, float mean, float std, float *out);
+                          gan_count first, float mean, float std, float *out);
 gan_status cpu_rng_uniform(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
-                           uint64_t offset, float low, float high, float *out);
+                           gan_count first, float low, float high, float *out);
+gan_status cpu_advance_counts(gan_backend *be, gan_count_advance advance);
+
+/* *base + offset (base in host memory, NULL meaning 0). */
+static inline uint64_t cpu_count_value(gan_count c) { return (c.base ? *c.base : 0) + c.offset; }
 gan_status cpu_images_to_float(gan_backend *be, int n, int h, int w, int c, const uint8_t *nhwc,
                                float *nchw);
 

@@ -95,28 +95,3 @@ void gan_cuda_conv_forward_output_dims(const gan_cuda_conv_args *args, int dims[
     dims[2] = 1 + (args->x.h + 2 * c->pad_h - dilated_h) / c->stride_h;
     dims[3] = 1 + (args->x.w + 2 * c->pad_w - dilated_w) / c->stride_w;
 }
-
-gan_status gan_cuda_bn_args_make(int n, int c, int hw, float momentum, float eps, bool training,
-                                 gan_cuda_bn_args *out)
-{
-    if (n < 1 || c < 1 || hw < 1)
-        return gan_error(GAN_ERR_ARG, "batch norm over [%d, %d, %d]: non-positive size", n, c, hw);
-    if (training && (long long)n * hw < 2)
-        return gan_error(GAN_ERR_ARG, "batch norm needs more than one value per channel "
-                                      "([%d, %d, %d])", n, c, hw);
-    if (!product_fits_int(n, c, hw, 1))
-        return gan_error(GAN_ERR_ARG, "batch norm tensor of more than 2^31 elements");
-    if (!(eps >= 0.0f) || !isfinite(eps))
-        return gan_error(GAN_ERR_ARG, "batch norm epsilon %g: cuDNN needs a finite eps >= 0",
-                         (double)eps);
-    if (!(momentum >= 0.0f && momentum <= 1.0f))
-        return gan_error(GAN_ERR_ARG, "batch norm momentum %g outside [0, 1]", (double)momentum);
-    *out = (gan_cuda_bn_args){
-        .x = gan_cudnn_tensor4d_packed(n, c, hw, 1),
-        .param = gan_cudnn_tensor4d_packed(1, c, 1, 1),
-        .mode = GAN_CUDNN_BATCHNORM_SPATIAL,
-        .exponential_average_factor = (double)momentum,
-        .epsilon = (double)eps,
-    };
-    return GAN_OK;
-}

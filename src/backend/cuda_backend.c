@@ -1,9 +1,8 @@
 /* The CUDA backend: the op table of gan/backend.h on one device and one stream.
  *   GEMM: cuBLAS (row-major mapped onto column-major, see gan_cuda_gemm_args_make).
  *   Convolutions: cuDNN, src/backend/cuda_conv.c.
- *   Batch norm: cuDNN's legacy batch-norm API, CUDNN_BATCHNORM_SPATIAL for both BatchNorm2d and
- *     BatchNorm1d (as [n, c, 1, 1]); conventions in gan/cuda_args.h.
- *   Everything else: our kernels (kernels/, launched through kernels/gan_kernels.h).
+ *   Batch norm (with the ReLU/LeakyReLU after it fused) and everything else: our kernels
+ *   (kernels/, launched through kernels/gan_kernels.h).
  * Every op is queued on the backend's stream and returns without waiting; only download and
  * synchronize wait (the trainer calls them at its log interval). Device memory is taken by alloc,
  * which the pool calls once at start-up, and by the backend itself at creation (the cuBLAS
@@ -73,15 +72,54 @@ static void cuda_free(gan_backend *be, void *ptr)
         cudaFree(ptr);
 }
 
-/* The caller may reuse host_src as soon as this returns. From pageable memory (what the data
- * loader and every other caller hand us) cudaMemcpyAsync returns once the bytes are staged, so
- * no wait is needed and the stream keeps running: the per-iteration batch upload does not stall
- * the GPU. From pinned memory the copy is truly asynchronous, so then we wait for it. */
+/* The calls a capture does not allow (they would fail inside the driver with a less clear
+ * message, or wait for work that is only being recorded). */
+static gan_status refuse_while_capturing(const gan_cuda_impl *impl, const char *what)
+{
+    if (impl->capturing)
+        return gan_error(GAN_ERR_ARG, "%s while a graph is being captured", what);
+    return GAN_OK;
+}
+
+/* The most one upload stages through the pinned buffers (a batch of DCGAN-64 at 128 images is
+ * 1.5 MiB); larger uploads (weights from a checkpoint) go straight from the caller's memory. */
+enum { STAGING_MAX_BYTES = 64 << 20 };
+
+/* Pinned staging buffer i, at least `bytes` large, free to be overwritten. */
+static gan_status staging_buffer(gan_cuda_impl *impl, int i, size_t bytes)
+{
+    CUDA_TRY(cudaEventSynchronize(impl->staging_done[i])); /* its last copy has finished */
+    if (impl->staging_bytes[i] >= bytes)
+        return GAN_OK;
+    if (impl->staging[i])
+        CUDA_TRY(cudaFreeHost(impl->staging[i]));
+    impl->staging[i] = NULL;
+    impl->staging_bytes[i] = 0;
+    CUDA_TRY(cudaHostAlloc(&impl->staging[i], bytes, cudaHostAllocDefault));
+    impl->staging_bytes[i] = bytes;
+    return GAN_OK;
+}
+
+/* The caller may reuse host_src as soon as this returns. Small uploads (the per-step batch) are
+ * copied into the next pinned staging buffer and the device copy from it queued without waiting,
+ * so the upload overlaps whatever the stream is still running (the previous step); large ones
+ * are copied from the caller's memory directly, and waited for when that memory is pinned
+ * (a truly asynchronous copy the caller could overwrite). */
 static gan_status cuda_upload(gan_backend *be, void *dst, const void *host_src, size_t bytes)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     if (bytes == 0)
         return GAN_OK;
+    GAN_TRY(refuse_while_capturing(impl, "upload"));
+    if (bytes <= STAGING_MAX_BYTES) {
+        int i = impl->staging_next;
+        GAN_TRY(staging_buffer(impl, i, bytes));
+        memcpy(impl->staging[i], host_src, bytes);
+        CUDA_TRY(cudaMemcpyAsync(dst, impl->staging[i], bytes, cudaMemcpyHostToDevice, impl->stream));
+        CUDA_TRY(cudaEventRecord(impl->staging_done[i], impl->stream));
+        impl->staging_next = 1 - i;
+        return GAN_OK;
+    }
     CUDA_TRY(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, impl->stream));
     struct cudaPointerAttributes attributes;
     if (cudaPointerGetAttributes(&attributes, host_src) != cudaSuccess) {
@@ -96,6 +134,7 @@ static gan_status cuda_upload(gan_backend *be, void *dst, const void *host_src, 
 static gan_status cuda_download(gan_backend *be, void *host_dst, const void *src, size_t bytes)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    GAN_TRY(refuse_while_capturing(impl, "download"));
     CUDA_TRY(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, impl->stream));
     CUDA_TRY(cudaStreamSynchronize(impl->stream));
     return GAN_OK;
@@ -116,6 +155,7 @@ static gan_status cuda_fill(gan_backend *be, float *dst, float value, size_t cou
 /* Errors of queued kernels surface here. */
 static gan_status cuda_synchronize(gan_backend *be)
 {
+    GAN_TRY(refuse_while_capturing(gan_cuda_impl_of(be), "synchronize"));
     CUDA_TRY(cudaStreamSynchronize(gan_cuda_impl_of(be)->stream));
     return GAN_OK;
 }
@@ -155,55 +195,25 @@ static gan_status cuda_bias_backward(gan_backend *be, int n, int c, int hw, cons
     return gan_cuda_bias_backward(gan_cuda_impl_of(be)->stream, n, c, hw, dy, beta, db);
 }
 
-/* The descriptors of a batch-norm shape, made the first time the shape is seen. */
-static gan_status bn_plan_get(gan_cuda_impl *impl, const gan_cuda_bn_args *args, int n, int c,
-                              int hw, gan_cuda_bn_plan **out)
-{
-    for (int i = 0; i < impl->bn_plan_count; i++) {
-        gan_cuda_bn_plan *p = &impl->bn_plans[i];
-        if (p->n == n && p->c == c && p->hw == hw) {
-            *out = p;
-            return GAN_OK;
-        }
-    }
-    if (impl->bn_plan_count == impl->bn_plan_capacity) {
-        int capacity = impl->bn_plan_capacity ? 2 * impl->bn_plan_capacity : 16;
-        gan_cuda_bn_plan *grown = realloc(impl->bn_plans, (size_t)capacity * sizeof *grown);
-        if (!grown)
-            return gan_error(GAN_ERR_NOMEM, "out of memory for batch-norm descriptors");
-        impl->bn_plans = grown;
-        impl->bn_plan_capacity = capacity;
-    }
-    gan_cuda_bn_plan *p = &impl->bn_plans[impl->bn_plan_count];
-    p->n = n;
-    p->c = c;
-    p->hw = hw;
-    GAN_TRY(gan_cuda_bn_descriptors_create(args, &p->desc));
-    impl->bn_plan_count++;
-    *out = p;
-    return GAN_OK;
-}
-
-static const float ONE = 1.0f, ZERO = 0.0f;
-
 static gan_status cuda_bn_forward_train(gan_backend *be, int n, int c, int hw, const float *x,
                                         const float *gamma, const float *beta, float momentum,
                                         float eps, float *running_mean, float *running_var,
                                         float *save_mean, float *save_invstd, float *y)
 {
-    gan_cuda_impl *impl = gan_cuda_impl_of(be);
-    gan_cuda_bn_args args;
-    gan_cuda_bn_plan *plan;
-    GAN_TRY(gan_cuda_bn_args_make(n, c, hw, momentum, eps, true, &args));
-    GAN_TRY(bn_plan_get(impl, &args, n, c, hw, &plan));
-    /* cuDNN: running = (1 - factor) running + factor * stat with the unbiased variance;
-     * resultSaveInvVariance = 1 / sqrt(biased var + eps) = the op table's save_invstd. */
-    CUDNN_TRY(cudnnBatchNormalizationForwardTraining(
-        impl->cudnn, gan_cuda_cudnn_bn_mode(args.mode), &ONE, &ZERO, plan->desc.x, x,
-        plan->desc.x, y, plan->desc.param, gamma, beta, args.exponential_average_factor,
-        running_mean, running_var, args.epsilon, save_mean, save_invstd));
-    impl->last_bn_epsilon = args.epsilon;
-    return GAN_OK;
+    return gan_cuda_bn_forward_train(gan_cuda_impl_of(be)->stream, n, c, hw, x, gamma, beta, momentum,
+                                     eps, running_mean, running_var, save_mean, save_invstd, y,
+                                     GAN_FUSED_NONE, 0.0f, NULL);
+}
+
+static gan_status cuda_bn_act_forward_train(gan_backend *be, int n, int c, int hw, const float *x,
+                                            const float *gamma, const float *beta, float momentum,
+                                            float eps, float *running_mean, float *running_var,
+                                            float *save_mean, float *save_invstd, float *y,
+                                            gan_activation act, float slope, float *y_act)
+{
+    return gan_cuda_bn_forward_train(gan_cuda_impl_of(be)->stream, n, c, hw, x, gamma, beta, momentum,
+                                     eps, running_mean, running_var, save_mean, save_invstd, y,
+                                     (int)act, slope, y_act);
 }
 
 static gan_status cuda_bn_forward_eval(gan_backend *be, int n, int c, int hw, const float *x,
@@ -211,36 +221,27 @@ static gan_status cuda_bn_forward_eval(gan_backend *be, int n, int c, int hw, co
                                        const float *running_mean, const float *running_var,
                                        float eps, float *y)
 {
-    gan_cuda_impl *impl = gan_cuda_impl_of(be);
-    gan_cuda_bn_args args;
-    gan_cuda_bn_plan *plan;
-    GAN_TRY(gan_cuda_bn_args_make(n, c, hw, 0.0f, eps, false, &args));
-    GAN_TRY(bn_plan_get(impl, &args, n, c, hw, &plan));
-    CUDNN_TRY(cudnnBatchNormalizationForwardInference(
-        impl->cudnn, gan_cuda_cudnn_bn_mode(args.mode), &ONE, &ZERO, plan->desc.x, x,
-        plan->desc.x, y, plan->desc.param, gamma, beta, running_mean, running_var, args.epsilon));
-    return GAN_OK;
+    return gan_cuda_bn_forward_eval(gan_cuda_impl_of(be)->stream, n, c, hw, x, gamma, beta,
+                                    running_mean, running_var, eps, y);
 }
 
-/* cuDNN reads the saved mean and inverse std; epsilon must still be passed and be the forward's,
- * which the op table does not carry: the last training forward's is used (every layer uses
- * PyTorch's 1e-5). */
 static gan_status cuda_bn_backward(gan_backend *be, int n, int c, int hw, const float *x,
                                    const float *dy, const float *gamma, const float *save_mean,
                                    const float *save_invstd, float *dx, float param_beta,
                                    float *dgamma, float *dbeta)
 {
-    gan_cuda_impl *impl = gan_cuda_impl_of(be);
-    gan_cuda_bn_args args;
-    gan_cuda_bn_plan *plan;
-    GAN_TRY(gan_cuda_bn_args_make(n, c, hw, 0.0f, (float)impl->last_bn_epsilon, true, &args));
-    GAN_TRY(bn_plan_get(impl, &args, n, c, hw, &plan));
-    /* dx overwritten (betaDataDiff 0); dgamma, dbeta = param_beta * old + gradient. */
-    CUDNN_TRY(cudnnBatchNormalizationBackward(
-        impl->cudnn, gan_cuda_cudnn_bn_mode(args.mode), &ONE, &ZERO, &ONE, &param_beta,
-        plan->desc.x, x, plan->desc.x, dy, plan->desc.x, dx, plan->desc.param, gamma, dgamma,
-        dbeta, args.epsilon, save_mean, save_invstd));
-    return GAN_OK;
+    return gan_cuda_bn_backward(gan_cuda_impl_of(be)->stream, n, c, hw, x, NULL, dy, GAN_FUSED_NONE,
+                                0.0f, gamma, save_mean, save_invstd, dx, param_beta, dgamma, dbeta);
+}
+
+static gan_status cuda_bn_act_backward(gan_backend *be, int n, int c, int hw, const float *x,
+                                       const float *y_act, const float *dy_act, gan_activation act,
+                                       float slope, const float *gamma, const float *save_mean,
+                                       const float *save_invstd, float *dx, float param_beta,
+                                       float *dgamma, float *dbeta)
+{
+    return gan_cuda_bn_backward(gan_cuda_impl_of(be)->stream, n, c, hw, x, y_act, dy_act, (int)act,
+                                slope, gamma, save_mean, save_invstd, dx, param_beta, dgamma, dbeta);
 }
 
 /* ---- the kernels ---------------------------------------------------------------------------- */
@@ -260,10 +261,10 @@ static gan_status cuda_activation_backward(gan_backend *be, gan_activation kind,
 }
 
 static gan_status cuda_dropout_forward(gan_backend *be, size_t count, float p, uint64_t seed,
-                                       uint64_t stream, uint64_t offset, const float *x,
+                                       uint64_t stream, gan_count first, const float *x,
                                        float *mask, float *y)
 {
-    return gan_cuda_dropout_forward(gan_cuda_impl_of(be)->stream, count, p, seed, stream, offset,
+    return gan_cuda_dropout_forward(gan_cuda_impl_of(be)->stream, count, p, seed, stream, first,
                                     x, mask, y);
 }
 
@@ -282,29 +283,91 @@ static gan_status cuda_bce_logits(gan_backend *be, int n, const float *logits, f
 }
 
 static gan_status cuda_adam_step(gan_backend *be, size_t count, float *param, const float *grad,
-                                 float *m, float *v, gan_adam_scalars scalars)
+                                 float *m, float *v, gan_adam_hyper hyper, gan_count step)
 {
-    return gan_cuda_adam_step(gan_cuda_impl_of(be)->stream, count, param, grad, m, v, scalars);
+    return gan_cuda_adam_step(gan_cuda_impl_of(be)->stream, count, param, grad, m, v, hyper, step);
 }
 
 static gan_status cuda_rng_normal(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
-                                  uint64_t offset, float mean, float std, float *out)
+                                  gan_count first, float mean, float std, float *out)
 {
-    return gan_cuda_rng_normal(gan_cuda_impl_of(be)->stream, count, seed, stream, offset, mean,
-                               std, out);
+    return gan_cuda_rng_normal(gan_cuda_impl_of(be)->stream, count, seed, stream, first, mean, std,
+                               out);
 }
 
 static gan_status cuda_rng_uniform(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
-                                   uint64_t offset, float low, float high, float *out)
+                                   gan_count first, float low, float high, float *out)
 {
-    return gan_cuda_rng_uniform(gan_cuda_impl_of(be)->stream, count, seed, stream, offset, low,
-                                high, out);
+    return gan_cuda_rng_uniform(gan_cuda_impl_of(be)->stream, count, seed, stream, first, low, high,
+                                out);
+}
+
+static gan_status cuda_advance_counts(gan_backend *be, gan_count_advance advance)
+{
+    return gan_cuda_advance_counts(gan_cuda_impl_of(be)->stream, advance);
 }
 
 static gan_status cuda_images_to_float(gan_backend *be, int n, int h, int w, int c,
                                        const uint8_t *nhwc, float *nchw)
 {
     return gan_cuda_images_to_float(gan_cuda_impl_of(be)->stream, n, h, w, c, nhwc, nchw);
+}
+
+/* ---- graphs ----------------------------------------------------------------------------------- */
+
+struct gan_graph {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+};
+
+/* Thread-local capture: another host thread's CUDA calls (the data loader's are none) cannot
+ * break it, and this thread may not make unsafe calls (cudaMalloc, synchronising copies) until
+ * capture_end. */
+static gan_status cuda_capture_begin(gan_backend *be)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    CUDA_TRY(cudaStreamBeginCapture(impl->stream, cudaStreamCaptureModeThreadLocal));
+    impl->capturing = true;
+    return GAN_OK;
+}
+
+static gan_status cuda_capture_end(gan_backend *be, gan_graph **out)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    *out = NULL;
+    impl->capturing = false;
+    gan_graph *g = calloc(1, sizeof *g);
+    cudaError_t ended = cudaStreamEndCapture(impl->stream, g ? &g->graph : &(cudaGraph_t){0});
+    if (!g)
+        return gan_error(GAN_ERR_NOMEM, "out of memory for a graph");
+    gan_status status = gan_cuda_check(ended, "cudaStreamEndCapture", __FILE__, __LINE__);
+    if (status == GAN_OK)
+        status = gan_cuda_check(cudaGraphInstantiate(&g->exec, g->graph, 0), "cudaGraphInstantiate",
+                                __FILE__, __LINE__);
+    if (status != GAN_OK) {
+        if (g->graph)
+            cudaGraphDestroy(g->graph);
+        free(g);
+        return status;
+    }
+    *out = g;
+    return GAN_OK;
+}
+
+static gan_status cuda_graph_launch(gan_backend *be, gan_graph *graph)
+{
+    CUDA_TRY(cudaGraphLaunch(graph->exec, gan_cuda_impl_of(be)->stream));
+    return GAN_OK;
+}
+
+static void cuda_graph_destroy(gan_backend *be, gan_graph *graph)
+{
+    if (!graph)
+        return;
+    cudaGraphExecDestroy(graph->exec);
+    cudaGraphDestroy(graph->graph);
+    cudaGetLastError();
+    free(graph);
 }
 
 /* ---- creation, modes ------------------------------------------------------------------------ */
@@ -318,9 +381,12 @@ static void cuda_destroy(gan_backend *be)
         if (impl->stream)
             cudaStreamSynchronize(impl->stream);
         gan_cuda_conv_plans_clear(impl);
-        for (int i = 0; i < impl->bn_plan_count; i++)
-            gan_cuda_bn_descriptors_destroy(&impl->bn_plans[i].desc);
-        free(impl->bn_plans);
+        for (int i = 0; i < 2; i++) {
+            if (impl->staging[i])
+                cudaFreeHost(impl->staging[i]);
+            if (impl->staging_done[i])
+                cudaEventDestroy(impl->staging_done[i]);
+        }
         if (impl->cublas)
             cublasDestroy(impl->cublas);
         if (impl->cudnn)
@@ -393,6 +459,8 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl)
     GAN_TRY(cuda_alloc(be, impl->cublas_workspace_bytes, &impl->cublas_workspace));
     CUBLAS_TRY(cublasSetWorkspace(impl->cublas, impl->cublas_workspace, impl->cublas_workspace_bytes));
     GAN_TRY(apply_cublas_math(impl));
+    for (int i = 0; i < 2; i++)
+        CUDA_TRY(cudaEventCreateWithFlags(&impl->staging_done[i], cudaEventDisableTiming));
     GAN_TRY(probe_kernels(impl));
     return GAN_OK;
 }
@@ -418,7 +486,6 @@ gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backe
     impl->precision = opts.precision;
     impl->deterministic = opts.deterministic;
     impl->workspace_budget_bytes = opts.workspace_bytes;
-    impl->last_bn_epsilon = 1e-5;
     *be = (gan_backend){
         .name = "cuda",
         .kind = GAN_BACKEND_CUDA,
@@ -441,6 +508,8 @@ gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backe
         .bn_forward_train = cuda_bn_forward_train,
         .bn_forward_eval = cuda_bn_forward_eval,
         .bn_backward = cuda_bn_backward,
+        .bn_act_forward_train = cuda_bn_act_forward_train,
+        .bn_act_backward = cuda_bn_act_backward,
         .activation_forward = cuda_activation_forward,
         .activation_backward = cuda_activation_backward,
         .dropout_forward = cuda_dropout_forward,
@@ -449,7 +518,12 @@ gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backe
         .adam_step = cuda_adam_step,
         .rng_normal = cuda_rng_normal,
         .rng_uniform = cuda_rng_uniform,
+        .advance_counts = cuda_advance_counts,
         .images_to_float = cuda_images_to_float,
+        .capture_begin = cuda_capture_begin,
+        .capture_end = cuda_capture_end,
+        .graph_launch = cuda_graph_launch,
+        .graph_destroy = cuda_graph_destroy,
         .destroy = cuda_destroy,
     };
     gan_status status = cuda_open(be, impl);

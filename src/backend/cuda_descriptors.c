@@ -15,12 +15,6 @@ cudnnConvolutionMode_t gan_cuda_cudnn_conv_mode(gan_cudnn_conv_mode mode)
     return mode == GAN_CUDNN_CONVOLUTION ? CUDNN_CONVOLUTION : CUDNN_CROSS_CORRELATION;
 }
 
-cudnnBatchNormMode_t gan_cuda_cudnn_bn_mode(gan_cudnn_bn_mode mode)
-{
-    (void)mode; /* spatial is the only mode we use */
-    return CUDNN_BATCHNORM_SPATIAL;
-}
-
 static gan_status tensor4d_create(const gan_cudnn_tensor4d *t, cudnnTensorDescriptor_t *out)
 {
     CUDNN_TRY(cudnnCreateTensorDescriptor(out));
@@ -81,30 +75,5 @@ void gan_cuda_conv_descriptors_destroy(gan_cuda_conv_descriptors *d)
         cudnnDestroyConvolutionDescriptor(d->backward_data);
     if (d->backward_filter)
         cudnnDestroyConvolutionDescriptor(d->backward_filter);
-    memset(d, 0, sizeof *d);
-}
-
-static gan_status bn_descriptors_build(const gan_cuda_bn_args *args, gan_cuda_bn_descriptors *out)
-{
-    GAN_TRY(tensor4d_create(&args->x, &out->x));
-    GAN_TRY(tensor4d_create(&args->param, &out->param));
-    return GAN_OK;
-}
-
-gan_status gan_cuda_bn_descriptors_create(const gan_cuda_bn_args *args, gan_cuda_bn_descriptors *out)
-{
-    memset(out, 0, sizeof *out);
-    gan_status status = bn_descriptors_build(args, out);
-    if (status != GAN_OK)
-        gan_cuda_bn_descriptors_destroy(out);
-    return status;
-}
-
-void gan_cuda_bn_descriptors_destroy(gan_cuda_bn_descriptors *d)
-{
-    if (d->x)
-        cudnnDestroyTensorDescriptor(d->x);
-    if (d->param)
-        cudnnDestroyTensorDescriptor(d->param);
     memset(d, 0, sizeof *d);
 }

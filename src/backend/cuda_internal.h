@@ -42,18 +42,9 @@ gan_status gan_cuda_conv_descriptors_create(const gan_cuda_conv_args *args, gan_
                                             gan_cuda_conv_descriptors *out);
 void gan_cuda_conv_descriptors_destroy(gan_cuda_conv_descriptors *d);
 
-typedef struct gan_cuda_bn_descriptors {
-    cudnnTensorDescriptor_t x;     /* x, y, dy, dx */
-    cudnnTensorDescriptor_t param; /* gamma, beta, running and saved statistics */
-} gan_cuda_bn_descriptors;
-
-gan_status gan_cuda_bn_descriptors_create(const gan_cuda_bn_args *args, gan_cuda_bn_descriptors *out);
-void gan_cuda_bn_descriptors_destroy(gan_cuda_bn_descriptors *d);
-
 /* The library enums for our argument enums. */
 cublasOperation_t gan_cuda_cublas_op(gan_cublas_op op);
 cudnnConvolutionMode_t gan_cuda_cudnn_conv_mode(gan_cudnn_conv_mode mode);
-cudnnBatchNormMode_t gan_cuda_cudnn_bn_mode(gan_cudnn_bn_mode mode);
 
 /* ---- the backend's state ------------------------------------------------------------------ */
 
@@ -68,11 +59,6 @@ typedef struct gan_cuda_conv_plan {
     size_t forward_bytes, backward_data_bytes, backward_filter_bytes; /* workspace of each */
 } gan_cuda_conv_plan;
 
-typedef struct gan_cuda_bn_plan {
-    int n, c, hw;
-    gan_cuda_bn_descriptors desc;
-} gan_cuda_bn_plan;
-
 typedef struct gan_cuda_impl {
     int device;
     int compute_capability_major; /* 8 and above have TF32 */
@@ -86,10 +72,15 @@ typedef struct gan_cuda_impl {
     size_t workspace_budget_bytes; /* the most one convolution may use */
     gan_cuda_conv_plan *conv_plans;
     int conv_plan_count, conv_plan_capacity;
-    gan_cuda_bn_plan *bn_plans;
-    int bn_plan_count, bn_plan_capacity;
-    double last_bn_epsilon;       /* the forward's epsilon, handed to the backward */
     size_t allocated_bytes;       /* device memory taken through alloc, for reports */
+    /* Uploads go through two pinned host buffers in turn: the caller's bytes are copied into
+     * one, the device copy from it is queued, and the call returns while it runs (the buffer is
+     * reused only once its event says the copy is done). */
+    void *staging[2];
+    size_t staging_bytes[2];
+    cudaEvent_t staging_done[2];
+    int staging_next;
+    bool capturing;               /* between capture_begin and capture_end */
 } gan_cuda_impl;
 
 static inline gan_cuda_impl *gan_cuda_impl_of(gan_backend *be) { return (gan_cuda_impl *)be->impl; }

@@ -103,7 +103,7 @@ static void buffer_floats(buffers *b, size_t count, float mean, float std, float
     float *p = b->ptr[b->count++];
     *out = p;
     b->status = std == 0.0f ? b->be->fill(b->be, p, mean, n)
-                            : b->be->rng_normal(b->be, n, 12345, ++b->stream, 0, mean, std, p);
+                            : b->be->rng_normal(b->be, n, 12345, ++b->stream, gan_count_of(0), mean, std, p);
 }
 
 static void buffer_bytes(buffers *b, size_t bytes, void **out)
@@ -153,7 +153,7 @@ typedef struct op_call {
     const float *a, *b, *c, *d, *e; /* inputs, in the op's argument order */
     float *out, *out2, *out3, *out4, *out5;
     void *workspace;
-    gan_adam_scalars adam;
+    gan_adam_hyper adam;
 } op_call;
 
 static gan_status op_run(gan_backend *be, const op_call *o)
@@ -176,10 +176,10 @@ static gan_status op_run(gan_backend *be, const op_call *o)
     case OP_ACT_FORWARD: return be->activation_forward(be, o->act, o->slope, o->count, o->a, o->out);
     case OP_ACT_BACKWARD: return be->activation_backward(be, o->act, o->slope, o->count, o->a, o->b, o->c, o->out);
     case OP_DROPOUT_FORWARD:
-        return be->dropout_forward(be, o->count, o->p, 7, 1, 0, o->a, o->out, o->out2);
+        return be->dropout_forward(be, o->count, o->p, 7, 1, gan_count_of(0), o->a, o->out, o->out2);
     case OP_MULTIPLY: return be->multiply(be, o->count, o->a, o->b, o->out);
     case OP_BCE: return be->bce_logits(be, o->n, o->a, 1.0f, 1.0f, o->out, o->out2, o->out3);
-    case OP_ADAM: return be->adam_step(be, o->count, o->out, o->a, o->out2, o->out3, o->adam);
+    case OP_ADAM: return be->adam_step(be, o->count, o->out, o->a, o->out2, o->out3, o->adam, gan_count_of(1));
     }
     return gan_error(GAN_ERR_ARG, "bench ops: unknown op");
 }
@@ -487,8 +487,7 @@ static gan_status bench_adam(gan_backend *be, const gan_model *m, const ops_opti
     gan_status status = GAN_OK;
     GAN_CHECK(b.status);
     /* the scalars of torch.optim.Adam(lr 2e-4, betas (0.5, 0.999)) at step 1 */
-    gan_adam_scalars s = {.beta1 = 0.5f, .one_minus_beta1 = 0.5f, .beta2 = 0.999f, .one_minus_beta2 = 0.001f,
-                          .eps = 1e-8f, .step_size = 2e-4f / 0.5f, .bias_correction2_sqrt = sqrtf(0.001f)};
+    gan_adam_hyper s = {2e-4, 0.5, 0.999, 1e-8};
     char shape[48];
     snprintf(shape, sizeof shape, "%zu parameters", count);
     op_call call = {.kind = OP_ADAM, .count = count, .a = grad, .out = param, .out2 = mom, .out3 = vel, .adam = s};

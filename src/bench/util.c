@@ -80,8 +80,8 @@ static gan_status measure_backend_gemm(gan_backend *be, int n, int repeats, doub
     GAN_CHECK(be->alloc(be, count * sizeof(float), (void **)&a));
     GAN_CHECK(be->alloc(be, count * sizeof(float), (void **)&b));
     GAN_CHECK(be->alloc(be, count * sizeof(float), (void **)&c));
-    GAN_CHECK(be->rng_uniform(be, count, 1, 1, 0, -1.0f, 1.0f, a));
-    GAN_CHECK(be->rng_uniform(be, count, 1, 2, 0, -1.0f, 1.0f, b));
+    GAN_CHECK(be->rng_uniform(be, count, 1, 1, gan_count_of(0), -1.0f, 1.0f, a));
+    GAN_CHECK(be->rng_uniform(be, count, 1, 2, gan_count_of(0), -1.0f, 1.0f, b));
     double best = 1e30;
     for (int r = -1; r < repeats; r++) {
         GAN_CHECK(be->synchronize(be));

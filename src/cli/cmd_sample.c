@@ -140,7 +140,7 @@ int gan_cmd_sample(int argc, char **argv)
         if (z_host)
             status = l.be->upload(l.be, z, z_host, (size_t)n * nz * sizeof(float));
         else
-            status = gan_trainer_draw_noise(t, z, n, seed_given ? seed : t->cfg.seed, 7, 0);
+            status = gan_trainer_draw_noise(t, z, n, seed_given ? seed : t->cfg.seed, 7, gan_count_of(0));
     }
     if (status == GAN_OK)
         status = gan_trainer_generate(t, z, n, batch_stats, images);

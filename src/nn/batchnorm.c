@@ -132,7 +132,8 @@ static gan_status batchnorm_init_weights(gan_layer *layer, gan_model *model,
     gan_param *gamma = gan_layer_param(model, layer->weight_param);
     size_t c = gamma->count;
     if (scheme == GAN_INIT_DCGAN)
-        GAN_TRY(be->rng_normal(be, c, seed, (uint64_t)layer->index << 8, 0, 1.0f, 0.02f, gamma->value));
+        GAN_TRY(be->rng_normal(be, c, seed, (uint64_t)layer->index << 8, gan_count_of(0), 1.0f, 0.02f,
+                               gamma->value));
     else
         GAN_TRY(be->fill(be, gamma->value, 1.0f, c));
     GAN_TRY(be->fill(be, gan_layer_param(model, layer->bias_param)->value, 0.0f, c));

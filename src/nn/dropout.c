@@ -1,6 +1,7 @@
 /* Dropout(p): in training, y = x * mask with mask[i] = 0 or 1/(1-p) drawn from Philox
- * (seed = model->dropout_seed, stream = module index, offset advanced by every forward); in
- * eval, y = x. The mask [N, features] is kept for backward: dx = dy * mask. */
+ * (seed = model->dropout_seed, stream = module index, from element *model->dropout_count +
+ * model->dropout_position, which every forward advances: see gan_model); in eval, y = x. The
+ * mask [N, features] is kept for backward: dx = dy * mask. */
 #include <stdlib.h>
 
 #include "nn/layer.h"
@@ -40,10 +41,10 @@ static gan_status dropout_forward(gan_layer *layer, gan_model *model, const floa
         GAN_TRY(be->copy(be, dropout->mask, dropout->mask_override, count * sizeof(float)));
         return be->multiply(be, count, x, dropout->mask, y);
     }
-    uint64_t offset = model->dropout_offset;
-    model->dropout_offset += gan_philox_blocks(count);
+    gan_count first = {model->dropout_count, model->dropout_position};
+    model->dropout_position += gan_philox_advance(count);
     return be->dropout_forward(be, count, layer->spec.drop_p, model->dropout_seed,
-                               (uint64_t)layer->index, offset, x, dropout->mask, y);
+                               (uint64_t)layer->index, first, x, dropout->mask, y);
 }
 
 static gan_status dropout_backward(gan_layer *layer, gan_model *model, const float *x,

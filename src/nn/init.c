@@ -28,13 +28,13 @@ gan_status gan_init_weight_and_bias(gan_model *model, gan_layer *layer, gan_weig
     fans(w, &fan_in, &fan_out);
     switch (scheme) {
     case GAN_INIT_DCGAN:
-        GAN_TRY(be->rng_normal(be, w->count, seed, stream, 0, 0.0f, 0.02f, w->value));
+        GAN_TRY(be->rng_normal(be, w->count, seed, stream, gan_count_of(0), 0.0f, 0.02f, w->value));
         if (b)
             GAN_TRY(be->fill(be, b->value, 0.0f, b->count));
         return GAN_OK;
     case GAN_INIT_XAVIER: {
         float bound = (float)sqrt(6.0 / (fan_in + fan_out));
-        GAN_TRY(be->rng_uniform(be, w->count, seed, stream, 0, -bound, bound, w->value));
+        GAN_TRY(be->rng_uniform(be, w->count, seed, stream, gan_count_of(0), -bound, bound, w->value));
         if (b)
             GAN_TRY(be->fill(be, b->value, 0.0f, b->count));
         return GAN_OK;
@@ -42,9 +42,10 @@ gan_status gan_init_weight_and_bias(gan_model *model, gan_layer *layer, gan_weig
     case GAN_INIT_PYTORCH: {
         /* kaiming_uniform_(a = sqrt(5)) gives bound = 1 / sqrt(fan_in); the bias uses the same. */
         float bound = (float)(1.0 / sqrt(fan_in));
-        GAN_TRY(be->rng_uniform(be, w->count, seed, stream, 0, -bound, bound, w->value));
+        GAN_TRY(be->rng_uniform(be, w->count, seed, stream, gan_count_of(0), -bound, bound, w->value));
         if (b)
-            GAN_TRY(be->rng_uniform(be, b->count, seed, stream | 1u, 0, -bound, bound, b->value));
+            GAN_TRY(be->rng_uniform(be, b->count, seed, stream | 1u, gan_count_of(0), -bound, bound,
+                                    b->value));
         return GAN_OK;
     }
     }

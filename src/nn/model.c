@@ -359,6 +359,26 @@ static gan_layer *find_bn(const gan_model *model, int module_index)
     return NULL;
 }
 
+int gan_model_bn_counts(const gan_model *model, int64_t *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < model->layer_count; i++)
+        if (model->layers[i]->spec.kind == GAN_LAYER_BN) {
+            if (n < max)
+                out[n] = *gan_batchnorm_batches_tracked(model->layers[i]);
+            n++;
+        }
+    return n;
+}
+
+void gan_model_add_bn_counts(gan_model *model, const int64_t *delta, int n)
+{
+    int k = 0;
+    for (int i = 0; i < model->layer_count && k < n; i++)
+        if (model->layers[i]->spec.kind == GAN_LAYER_BN)
+            *gan_batchnorm_batches_tracked(model->layers[i]) += delta[k++];
+}
+
 int64_t gan_model_bn_batches_tracked(const gan_model *model, int module_index)
 {
     gan_layer *bn = find_bn(model, module_index);

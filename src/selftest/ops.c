@@ -102,6 +102,13 @@ static gan_status pair_random(selftest *st, pair *p, size_t count, float low, fl
     return status;
 }
 
+/* A uint64 count holding `value` on both backends. */
+static gan_status pair_count(selftest *st, pair *p, uint64_t value)
+{
+    GAN_TRY(pair_alloc(st, p, sizeof value));
+    return pair_upload(st, p, &value);
+}
+
 /* Copies the reference side's contents over the test side's, so that the next op starts both
  * backends from the same input (isolating its own error). */
 static gan_status pair_sync_from_ref(selftest *st, pair *p)
@@ -139,6 +146,8 @@ static void op_failed(selftest *st, const char *op, const char *side, gan_status
 /* The side of pair p that belongs to backend be. */
 #define SIDE(p) ((float *)(be == st->ref ? (p).ref : (p).test))
 #define SIDE_RAW(p) (be == st->ref ? (p).ref : (p).test)
+/* A count in backend memory (pair_count) as the ops read it: *base + offset. */
+#define SIDE_COUNT(p, offset) ((gan_count){(const uint64_t *)SIDE_RAW(p), (offset)})
 
 static bool run_both_result(selftest *st, const char *op, gan_status ref_status,
                             gan_status test_status)
@@ -473,16 +482,24 @@ static gan_status check_dropout_multiply(selftest *st)
 {
     BOTH_SIDES_LOCALS;
     const size_t count = 4099;
-    pair x = {0}, mask = {0}, y = {0}, b = {0};
+    pair x = {0}, mask = {0}, y = {0}, b = {0}, position = {0};
     gan_status status = GAN_OK;
     GAN_CHECK(pair_random(st, &x, count, -1.0f, 1.0f));
     GAN_CHECK(pair_alloc(st, &mask, count * sizeof(float)));
     GAN_CHECK(pair_alloc(st, &y, count * sizeof(float)));
     GAN_CHECK(pair_random(st, &b, count, -1.0f, 1.0f));
+    GAN_CHECK(pair_count(st, &position, 490));
     if (RUN_BOTH(st, "dropout_forward",
-                 be->dropout_forward(be, count, 0.3f, 999, 7, 123, SIDE(x), SIDE(mask), SIDE(y)))) {
+                 be->dropout_forward(be, count, 0.3f, 999, 7, gan_count_of(492), SIDE(x), SIDE(mask), SIDE(y)))) {
         GAN_CHECK(compare(st, "dropout_forward mask", &mask, count, EXACT));
         GAN_CHECK(compare(st, "dropout_forward y", &y, count, EXACT));
+    }
+    /* the position read on the backend, and not a whole number of Philox blocks */
+    if (RUN_BOTH(st, "dropout_forward (position on the backend)",
+                 be->dropout_forward(be, count, 0.3f, 999, 7, SIDE_COUNT(position, 3), SIDE(x), SIDE(mask),
+                                     SIDE(y)))) {
+        GAN_CHECK(compare(st, "dropout_forward (position on the backend) mask", &mask, count, EXACT));
+        GAN_CHECK(compare(st, "dropout_forward (position on the backend) y", &y, count, EXACT));
     }
     if (RUN_BOTH(st, "multiply", be->multiply(be, count, SIDE(x), SIDE(b), SIDE(y))))
         GAN_CHECK(compare(st, "multiply", &y, count, EXACT));
@@ -491,6 +508,7 @@ cleanup:
     pair_free(st, &mask);
     pair_free(st, &y);
     pair_free(st, &b);
+    pair_free(st, &position);
     return status;
 }
 
@@ -529,21 +547,17 @@ static gan_status check_adam(selftest *st)
 {
     BOTH_SIDES_LOCALS;
     const size_t count = 10007;
-    /* Step 3 of Adam(lr 2e-4, betas (0.5, 0.999)), scalars as the trainer computes them. */
-    gan_adam_scalars s = {
-        .beta1 = 0.5f, .one_minus_beta1 = 0.5f,
-        .beta2 = 0.999f, .one_minus_beta2 = (float)(1.0 - 0.999),
-        .eps = 1e-8f,
-        .step_size = (float)(2e-4 / (1.0 - 0.5 * 0.5 * 0.5)),
-        .bias_correction2_sqrt = (float)sqrt(1.0 - 0.999 * 0.999 * 0.999),
-    };
-    pair p = {0}, g = {0}, m = {0}, v = {0};
+    /* Step 3 of Adam(lr 2e-4, betas (0.5, 0.999)): the step count 2 on the backend, plus 1. */
+    const gan_adam_hyper hyper = {2e-4, 0.5, 0.999, 1e-8};
+    pair p = {0}, g = {0}, m = {0}, v = {0}, steps = {0};
     gan_status status = GAN_OK;
     GAN_CHECK(pair_random(st, &p, count, -1.0f, 1.0f));
     GAN_CHECK(pair_random(st, &g, count, -0.1f, 0.1f));
     GAN_CHECK(pair_random(st, &m, count, -0.01f, 0.01f));
     GAN_CHECK(pair_random(st, &v, count, 0.0f, 1e-4f));
-    if (RUN_BOTH(st, "adam_step", be->adam_step(be, count, SIDE(p), SIDE(g), SIDE(m), SIDE(v), s))) {
+    GAN_CHECK(pair_count(st, &steps, 2));
+    if (RUN_BOTH(st, "adam_step",
+                 be->adam_step(be, count, SIDE(p), SIDE(g), SIDE(m), SIDE(v), hyper, SIDE_COUNT(steps, 1)))) {
         GAN_CHECK(compare(st, "adam_step param", &p, count, ULPS));
         GAN_CHECK(compare(st, "adam_step m", &m, count, (tolerance){1e-9, 1e-6}));
         GAN_CHECK(compare(st, "adam_step v", &v, count, (tolerance){1e-12, 1e-6}));
@@ -553,6 +567,7 @@ cleanup:
     pair_free(st, &g);
     pair_free(st, &m);
     pair_free(st, &v);
+    pair_free(st, &steps);
     return status;
 }
 
@@ -560,18 +575,58 @@ static gan_status check_rng(selftest *st)
 {
     BOTH_SIDES_LOCALS;
     const size_t count = 10001;
-    pair out = {0};
+    pair out = {0}, position = {0};
     gan_status status = GAN_OK;
     GAN_CHECK(pair_alloc(st, &out, count * sizeof(float)));
-    if (RUN_BOTH(st, "rng_normal N(0,1)", be->rng_normal(be, count, 999, 3, 5, 0.0f, 1.0f, SIDE(out))))
+    GAN_CHECK(pair_count(st, &position, 21));
+    if (RUN_BOTH(st, "rng_normal N(0,1)", be->rng_normal(be, count, 999, 3, gan_count_of(20), 0.0f, 1.0f, SIDE(out))))
         GAN_CHECK(compare(st, "rng_normal N(0,1)", &out, count, TRANSCENDENTAL));
     if (RUN_BOTH(st, "rng_normal N(1,0.02)",
-                 be->rng_normal(be, count, 7, 1u << 8, 0, 1.0f, 0.02f, SIDE(out))))
+                 be->rng_normal(be, count, 7, 1u << 8, gan_count_of(0), 1.0f, 0.02f, SIDE(out))))
         GAN_CHECK(compare(st, "rng_normal N(1,0.02)", &out, count, TRANSCENDENTAL));
-    if (RUN_BOTH(st, "rng_uniform U[-1,1)", be->rng_uniform(be, count, 999, 3, 5, -1.0f, 1.0f, SIDE(out))))
+    /* a position on the backend, inside a Philox block */
+    if (RUN_BOTH(st, "rng_normal N(0,1) (position on the backend)",
+                 be->rng_normal(be, count, 999, 3, SIDE_COUNT(position, 2), 0.0f, 1.0f, SIDE(out))))
+        GAN_CHECK(compare(st, "rng_normal N(0,1) (position on the backend)", &out, count, TRANSCENDENTAL));
+    if (RUN_BOTH(st, "rng_uniform U[-1,1)",
+                 be->rng_uniform(be, count, 999, 3, gan_count_of(20), -1.0f, 1.0f, SIDE(out))))
         GAN_CHECK(compare(st, "rng_uniform U[-1,1)", &out, count, (tolerance){2.5e-7, 1e-6}));
+    if (RUN_BOTH(st, "rng_uniform U[-1,1) (position on the backend)",
+                 be->rng_uniform(be, count, 999, 3, SIDE_COUNT(position, 2), -1.0f, 1.0f, SIDE(out))))
+        GAN_CHECK(compare(st, "rng_uniform U[-1,1) (position on the backend)", &out, count,
+                          (tolerance){2.5e-7, 1e-6}));
 cleanup:
     pair_free(st, &out);
+    pair_free(st, &position);
+    return status;
+}
+
+/* advance_counts: integers, so both sides must agree exactly. */
+static gan_status check_counts(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    pair a = {0}, b = {0};
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_count(st, &a, 40));
+    GAN_CHECK(pair_count(st, &b, (uint64_t)1 << 40));
+    if (RUN_BOTH(st, "advance_counts",
+                 be->advance_counts(be, (gan_count_advance){.count = {(uint64_t *)SIDE_RAW(a), (uint64_t *)SIDE_RAW(b)},
+                                                            .add = {12, 3},
+                                                            .n = 2}))) {
+        uint64_t got[2] = {0, 0}, ref[2] = {0, 0};
+        GAN_CHECK(st->ref->download(st->ref, &ref[0], a.ref, sizeof(uint64_t)));
+        GAN_CHECK(st->ref->download(st->ref, &ref[1], b.ref, sizeof(uint64_t)));
+        GAN_CHECK(st->test->download(st->test, &got[0], a.test, sizeof(uint64_t)));
+        GAN_CHECK(st->test->download(st->test, &got[1], b.test, sizeof(uint64_t)));
+        bool ok = got[0] == ref[0] && got[1] == ref[1] && ref[0] == 52 && ref[1] == ((uint64_t)1 << 40) + 3;
+        if (!ok)
+            st->all_ok = false;
+        if (st->report)
+            fprintf(st->report, "%-44s %10d %s\n", "advance_counts", 2, ok ? "exact ok" : "FAIL: counts differ");
+    }
+cleanup:
+    pair_free(st, &a);
+    pair_free(st, &b);
     return status;
 }
 
@@ -624,7 +679,7 @@ gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *rep
 
     gan_status (*const checks[])(selftest *) = {
         check_memory_ops, check_gemm, check_conv, check_bias, check_bn, check_activations,
-        check_dropout_multiply, check_bce, check_adam, check_rng, check_images,
+        check_dropout_multiply, check_bce, check_adam, check_rng, check_counts, check_images,
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         GAN_TRY(checks[i](&st));

@@ -1,7 +1,8 @@
 /* What a trainer keeps in a checkpoint (the file layout is src/io/checkpoint.c's): G and D with
  * their Adam moments, and the counters that make a resumed run continue bit for bit on the CPU:
  * the iteration and epoch, both Adam step counts, the noise generator's position, both dropout
- * offsets and the data position. */
+ * offsets and the data position. The Philox positions are written in blocks of 4 elements (the
+ * trainer keeps them in elements; every advance is whole blocks, so the two convert exactly). */
 #include "gan/checkpoint.h"
 #include "gan/train.h"
 
@@ -52,9 +53,9 @@ gan_status gan_trainer_save_checkpoint(gan_trainer *t, gan_data_source *data, in
     c[COUNTER_EPOCH].value.i64 = epoch;
     c[COUNTER_ADAM_STEP_G].value.i64 = t->adam_step_g;
     c[COUNTER_ADAM_STEP_D].value.i64 = t->adam_step_d;
-    c[COUNTER_NOISE_OFFSET].value.u64 = t->noise_offset;
-    c[COUNTER_DROPOUT_OFFSET_G].value.u64 = t->g->dropout_offset;
-    c[COUNTER_DROPOUT_OFFSET_D].value.u64 = t->d->dropout_offset;
+    c[COUNTER_NOISE_OFFSET].value.u64 = t->noise_offset / 4;
+    c[COUNTER_DROPOUT_OFFSET_G].value.u64 = t->dropout_offset_g / 4;
+    c[COUNTER_DROPOUT_OFFSET_D].value.u64 = t->dropout_offset_d / 4;
     c[COUNTER_DATA_SEED].value.u64 = pos.seed;
     c[COUNTER_DATA_EPOCH].value.i64 = pos.epoch;
     c[COUNTER_DATA_INDEX].value.i64 = pos.index;
@@ -85,9 +86,10 @@ gan_status gan_trainer_load_checkpoint(gan_trainer *t, gan_data_source *data, co
     t->iteration = c[COUNTER_ITERATION].value.i64;
     t->adam_step_g = c[COUNTER_ADAM_STEP_G].value.i64;
     t->adam_step_d = c[COUNTER_ADAM_STEP_D].value.i64;
-    t->noise_offset = c[COUNTER_NOISE_OFFSET].value.u64;
-    t->g->dropout_offset = c[COUNTER_DROPOUT_OFFSET_G].value.u64;
-    t->d->dropout_offset = c[COUNTER_DROPOUT_OFFSET_D].value.u64;
+    t->noise_offset = c[COUNTER_NOISE_OFFSET].value.u64 * 4;
+    t->dropout_offset_g = c[COUNTER_DROPOUT_OFFSET_G].value.u64 * 4;
+    t->dropout_offset_d = c[COUNTER_DROPOUT_OFFSET_D].value.u64 * 4;
+    GAN_CHECK(gan_trainer_upload_counts(t));
     if (epoch)
         *epoch = c[COUNTER_EPOCH].value.i64;
 cleanup:

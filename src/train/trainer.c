@@ -31,13 +31,13 @@ static uint64_t splitmix64(uint64_t x)
 static gan_weight_init init_scheme(const gan_config *cfg) { return cfg->init; }
 
 gan_status gan_trainer_draw_noise(gan_trainer *t, float *z, int n, uint64_t seed, uint64_t stream,
-                                  uint64_t offset)
+                                  gan_count first)
 {
     gan_backend *be = t->backend;
     size_t count = (size_t)n * (size_t)t->cfg.nz;
     if (t->cfg.noise == GAN_NOISE_UNIFORM)
-        return be->rng_uniform(be, count, seed, stream, offset, 0.0f, 1.0f, z);
-    return be->rng_normal(be, count, seed, stream, offset, 0.0f, 1.0f, z);
+        return be->rng_uniform(be, count, seed, stream, first, 0.0f, 1.0f, z);
+    return be->rng_normal(be, count, seed, stream, first, 0.0f, 1.0f, z);
 }
 
 static gan_status plan_trainer_buffers(gan_trainer *t)
@@ -48,7 +48,13 @@ static gan_status plan_trainer_buffers(gan_trainer *t)
     size_t image = gan_shape_count(t->d->input_shape);
     GAN_TRY(gan_pool_request_floats(pool, &t->z, batch * (size_t)cfg->nz, "noise and batches"));
     GAN_TRY(gan_pool_request_floats(pool, &t->real, batch * image, "noise and batches"));
-    GAN_TRY(gan_pool_request_bytes(pool, &t->real_upload, batch * image * sizeof(float),
+    /* One upload slot per D step: a step's batches are all uploaded before its backend part. */
+    const gan_data_source *data = t->data;
+    t->upload_slot_bytes = batch * image * (data && !data->is_float ? 1 : sizeof(float));
+    size_t slots = data ? (size_t)cfg->d_steps : 1;
+    GAN_TRY(gan_pool_request_bytes(pool, &t->real_uploads, slots * t->upload_slot_bytes,
+                                   "noise and batches"));
+    GAN_TRY(gan_pool_request_bytes(pool, (void **)&t->counts, GAN_COUNT_TOTAL * sizeof(uint64_t),
                                    "noise and batches"));
     GAN_TRY(gan_pool_request_floats(pool, &t->dlogits, batch, "noise and batches"));
     GAN_TRY(gan_pool_request_floats(pool, &t->step_values, VALUE_COUNT, "noise and batches"));
@@ -122,7 +128,15 @@ static gan_status init_state(gan_trainer *t)
     GAN_TRY(gan_model_init_weights(t->d, init_scheme(cfg), t->init_seed_d));
     t->g->dropout_seed = splitmix64(cfg->seed ^ 0x4744726F70ull);
     t->d->dropout_seed = splitmix64(cfg->seed ^ 0x4444726F70ull);
-    GAN_TRY(gan_trainer_draw_noise(t, t->fixed_z, t->sample_batch, t->noise_seed, FIXED_NOISE_STREAM, 0));
+    t->g->dropout_count = &t->counts[GAN_COUNT_DROPOUT_G];
+    t->d->dropout_count = &t->counts[GAN_COUNT_DROPOUT_D];
+    GAN_TRY(gan_trainer_upload_counts(t));
+    t->bn_count_g = gan_model_bn_counts(t->g, NULL, 0);
+    t->bn_count_d = gan_model_bn_counts(t->d, NULL, 0);
+    t->use_graph = cfg->graph && t->data && be->capture_begin && be->capture_end && be->graph_launch &&
+                   be->graph_destroy;
+    GAN_TRY(gan_trainer_draw_noise(t, t->fixed_z, t->sample_batch, t->noise_seed, FIXED_NOISE_STREAM,
+                                   gan_count_of(0)));
     GAN_TRY(be->fill(be, t->ones, 1.0f, 1));
     GAN_TRY(be->fill(be, t->value_sums, 0.0f, VALUE_COUNT));
     return be->fill(be, t->step_values, 0.0f, VALUE_COUNT);
@@ -178,6 +192,9 @@ void gan_trainer_destroy(gan_trainer *t)
 {
     if (!t)
         return;
+    if (t->graph)
+        t->backend->graph_destroy(t->backend, t->graph);
+    free(t->bn_delta);
     gan_model_destroy(t->g);
     gan_model_destroy(t->d);
     gan_model_destroy(t->g_sampler);
@@ -186,27 +203,18 @@ void gan_trainer_destroy(gan_trainer *t)
     free(t);
 }
 
-/* Adam's per-step scalars, in double as torch.optim.Adam's Python code computes them. */
-static gan_adam_scalars adam_scalars(const gan_adam_config *a, int64_t step)
+static gan_adam_hyper adam_hyper(const gan_adam_config *a)
 {
-    double bias_correction1 = 1.0 - pow(a->beta1, (double)step);
-    double bias_correction2 = 1.0 - pow(a->beta2, (double)step);
-    gan_adam_scalars s;
-    s.beta1 = (float)a->beta1;
-    s.one_minus_beta1 = (float)(1.0 - a->beta1);
-    s.beta2 = (float)a->beta2;
-    s.one_minus_beta2 = (float)(1.0 - a->beta2);
-    s.eps = (float)a->eps;
-    s.step_size = (float)(a->lr / bias_correction1);
-    s.bias_correction2_sqrt = (float)sqrt(bias_correction2);
-    return s;
+    return (gan_adam_hyper){a->lr, a->beta1, a->beta2, a->eps};
 }
 
-static gan_status adam_step(gan_trainer *t, gan_model *m, const gan_adam_config *a, int64_t *step)
+/* Update number *counts[which] + step_in_iteration (1-based) of model m. */
+static gan_status adam_step(gan_trainer *t, gan_model *m, const gan_adam_config *a, int which,
+                            uint64_t step_in_iteration)
 {
-    (*step)++;
+    gan_count step = {&t->counts[which], step_in_iteration};
     return t->backend->adam_step(t->backend, m->trainable_count, m->weights, m->grads, m->adam_m,
-                                 m->adam_v, adam_scalars(a, *step));
+                                 m->adam_v, adam_hyper(a), step);
 }
 
 /* BCE of D's logits against `target`; loss and mean probability land in step_values. */
@@ -217,23 +225,37 @@ static gan_status d_loss(gan_trainer *t, float target, float grad_scale, int los
                           &t->step_values[loss_slot], &t->step_values[prob_slot], t->dlogits);
 }
 
-static gan_status next_real_batch(gan_trainer *t)
+static void *upload_slot(const gan_trainer *t, int k)
+{
+    return (uint8_t *)t->real_uploads + (size_t)k * t->upload_slot_bytes;
+}
+
+gan_status gan_trainer_upload_batches(gan_trainer *t)
 {
     gan_backend *be = t->backend;
     gan_data_source *src = t->data;
     if (!src)
         return gan_error(GAN_ERR_ARG, "the trainer has no data source");
-    GAN_TRY(src->next_batch(src, t->host_batch));
-    int b = t->cfg.batch_size;
-    size_t count = (size_t)b * src->channels * src->height * src->width;
-    if (src->is_float)
-        return be->upload(be, t->real, t->host_batch, count * sizeof(float));
-    GAN_TRY(be->upload(be, t->real_upload, t->host_batch, count));
-    return be->images_to_float(be, b, src->height, src->width, src->channels, t->real_upload, t->real);
+    for (int k = 0; k < t->cfg.d_steps; k++) {
+        GAN_TRY(src->next_batch(src, t->host_batch));
+        GAN_TRY(be->upload(be, upload_slot(t, k), t->host_batch, t->upload_slot_bytes));
+    }
+    return GAN_OK;
 }
 
-/* D's step: real batch and noise are in t->real and t->z. */
-static gan_status discriminator_step(gan_trainer *t)
+/* The real batch of D step k, from its upload slot into t->real [B, C, H, W] in [-1, 1]. */
+static gan_status real_batch(gan_trainer *t, int k)
+{
+    gan_backend *be = t->backend;
+    const gan_data_source *src = t->data;
+    if (src->is_float)
+        return be->copy(be, t->real, upload_slot(t, k), t->upload_slot_bytes);
+    return be->images_to_float(be, t->cfg.batch_size, src->height, src->width, src->channels,
+                               upload_slot(t, k), t->real);
+}
+
+/* D step k (0-based) of the iteration: real batch and noise are in t->real and t->z. */
+static gan_status discriminator_step(gan_trainer *t, int k)
 {
     const gan_config *cfg = &t->cfg;
     float real_target = (float)(1.0 - cfg->label_smoothing);
@@ -247,7 +269,7 @@ static gan_status discriminator_step(gan_trainer *t)
     GAN_TRY(gan_model_forward(t->d, gan_model_output(t->g), true));
     GAN_TRY(d_loss(t, 0.0f, scale, VALUE_LOSS_FAKE, VALUE_D_G_Z1));
     GAN_TRY(gan_model_backward(t->d, t->dlogits, GAN_GRADS_ACCUMULATE, false));
-    return adam_step(t, t->d, &cfg->adam_d, &t->adam_step_d);
+    return adam_step(t, t->d, &cfg->adam_d, GAN_COUNT_ADAM_D, (uint64_t)k + 1);
 }
 
 /* G's step through the updated D, on the fake of the last D step. */
@@ -265,7 +287,7 @@ static gan_status generator_step(gan_trainer *t)
     }
     GAN_TRY(gan_model_backward(t->d, t->dlogits, GAN_GRADS_NONE, true));
     GAN_TRY(gan_model_backward(t->g, t->d->grad_input, GAN_GRADS_OVERWRITE, false));
-    return adam_step(t, t->g, &cfg->adam_g, &t->adam_step_g);
+    return adam_step(t, t->g, &cfg->adam_g, GAN_COUNT_ADAM_G, 1);
 }
 
 /* value_sums += step_values, on the backend: a 1 x 8 x 1 GEMM. A non-finite value makes its
@@ -277,19 +299,121 @@ static gan_status accumulate_values(gan_trainer *t)
                     VALUE_COUNT, 1.0f, t->value_sums, VALUE_COUNT);
 }
 
-gan_status gan_trainer_step(gan_trainer *t)
+/* The counts on the backend advanced by what this iteration drew and stepped (the same amounts
+ * every iteration; recorded for the host's copies), the dropout positions back to 0. */
+static gan_status advance_counts(gan_trainer *t, uint64_t noise_elements, int d_steps)
+{
+    uint64_t *add = t->iteration_advance;
+    add[GAN_COUNT_ADAM_G] = 1;
+    add[GAN_COUNT_ADAM_D] = (uint64_t)d_steps;
+    add[GAN_COUNT_NOISE] = noise_elements;
+    add[GAN_COUNT_DROPOUT_G] = t->g->dropout_position;
+    add[GAN_COUNT_DROPOUT_D] = t->d->dropout_position;
+    t->g->dropout_position = 0;
+    t->d->dropout_position = 0;
+    gan_count_advance advance = {.n = GAN_COUNT_TOTAL};
+    for (int i = 0; i < GAN_COUNT_TOTAL; i++) {
+        advance.count[i] = &t->counts[i];
+        advance.add[i] = add[i];
+    }
+    return t->backend->advance_counts(t->backend, advance);
+}
+
+gan_status gan_trainer_run_iteration(gan_trainer *t)
 {
     const gan_config *cfg = &t->cfg;
+    const uint64_t noise = gan_philox_advance((size_t)cfg->batch_size * (size_t)cfg->nz);
     for (int k = 0; k < cfg->d_steps; k++) {
-        GAN_TRY(next_real_batch(t));
-        GAN_TRY(gan_trainer_draw_noise(t, t->z, cfg->batch_size, t->noise_seed, NOISE_STREAM,
-                                       t->noise_offset));
-        t->noise_offset += gan_philox_blocks((size_t)cfg->batch_size * (size_t)cfg->nz);
-        GAN_TRY(discriminator_step(t));
+        GAN_TRY(real_batch(t, k));
+        gan_count first = {&t->counts[GAN_COUNT_NOISE], (uint64_t)k * noise};
+        GAN_TRY(gan_trainer_draw_noise(t, t->z, cfg->batch_size, t->noise_seed, NOISE_STREAM, first));
+        GAN_TRY(discriminator_step(t, k));
     }
     GAN_TRY(generator_step(t));
     GAN_TRY(accumulate_values(t));
+    return advance_counts(t, (uint64_t)cfg->d_steps * noise, cfg->d_steps);
+}
+
+void gan_trainer_finish_iteration(gan_trainer *t)
+{
+    const uint64_t *add = t->iteration_advance;
+    t->adam_step_g += (int64_t)add[GAN_COUNT_ADAM_G];
+    t->adam_step_d += (int64_t)add[GAN_COUNT_ADAM_D];
+    t->noise_offset += add[GAN_COUNT_NOISE];
+    t->dropout_offset_g += add[GAN_COUNT_DROPOUT_G];
+    t->dropout_offset_d += add[GAN_COUNT_DROPOUT_D];
     t->iteration++;
+}
+
+gan_status gan_trainer_upload_counts(gan_trainer *t)
+{
+    uint64_t counts[GAN_COUNT_TOTAL];
+    counts[GAN_COUNT_ADAM_G] = (uint64_t)t->adam_step_g;
+    counts[GAN_COUNT_ADAM_D] = (uint64_t)t->adam_step_d;
+    counts[GAN_COUNT_NOISE] = t->noise_offset;
+    counts[GAN_COUNT_DROPOUT_G] = t->dropout_offset_g;
+    counts[GAN_COUNT_DROPOUT_D] = t->dropout_offset_d;
+    return t->backend->upload(t->backend, t->counts, counts, sizeof counts);
+}
+
+/* The batch norms' num_batches_tracked of G then D. */
+static void read_bn_counts(gan_trainer *t, int64_t *out)
+{
+    gan_model_bn_counts(t->g, out, t->bn_count_g);
+    gan_model_bn_counts(t->d, out + t->bn_count_g, t->bn_count_d);
+}
+
+/* Runs the iteration as the captured graph, capturing it first: the host's own side of the
+ * iteration (the batch norms' counters) is recorded then and replayed with the graph. */
+static gan_status run_as_graph(gan_trainer *t)
+{
+    gan_backend *be = t->backend;
+    if (!t->graph) {
+        int n = t->bn_count_g + t->bn_count_d;
+        int64_t *before = calloc((size_t)n + 1, sizeof *before);
+        t->bn_delta = calloc((size_t)n + 1, sizeof *t->bn_delta);
+        if (!before || !t->bn_delta) {
+            free(before);
+            return gan_error(GAN_ERR_NOMEM, "out of memory");
+        }
+        read_bn_counts(t, before);
+        GAN_TRY(be->capture_begin(be));
+        gan_status status = gan_trainer_run_iteration(t);
+        gan_graph *graph = NULL;
+        gan_status ended = be->capture_end(be, &graph);
+        read_bn_counts(t, t->bn_delta);
+        for (int i = 0; i < n; i++)
+            t->bn_delta[i] -= before[i];
+        free(before);
+        if (status == GAN_OK && ended != GAN_OK)
+            status = ended;
+        if (status != GAN_OK) {
+            if (graph)
+                be->graph_destroy(be, graph);
+            return gan_error_prefix(status, "capturing the iteration as a graph (train.graph = false runs "
+                                            "it op by op): ");
+        }
+        t->graph = graph;
+        /* the capture ran the host's side already: only the backend's remains */
+        return be->graph_launch(be, t->graph);
+    }
+    GAN_TRY(be->graph_launch(be, t->graph));
+    gan_model_add_bn_counts(t->g, t->bn_delta, t->bn_count_g);
+    gan_model_add_bn_counts(t->d, t->bn_delta + t->bn_count_g, t->bn_count_d);
+    return GAN_OK;
+}
+
+gan_status gan_trainer_step(gan_trainer *t)
+{
+    GAN_TRY(gan_trainer_upload_batches(t));
+    /* The first step runs op by op: it plans what the backend plans lazily, outside a capture. */
+    if (t->use_graph && t->eager_steps > 0)
+        GAN_TRY(run_as_graph(t));
+    else {
+        GAN_TRY(gan_trainer_run_iteration(t));
+        t->eager_steps++;
+    }
+    gan_trainer_finish_iteration(t);
     return GAN_OK;
 }
 
@@ -301,10 +425,11 @@ gan_status gan_trainer_step_with(gan_trainer *t, const float *real, const float 
     size_t image = gan_shape_count(t->d->input_shape) * (size_t)t->cfg.batch_size;
     GAN_TRY(be->copy(be, t->real, real, image * sizeof(float)));
     GAN_TRY(be->copy(be, t->z, z, (size_t)t->cfg.batch_size * t->cfg.nz * sizeof(float)));
-    GAN_TRY(discriminator_step(t));
+    GAN_TRY(discriminator_step(t, 0));
     GAN_TRY(generator_step(t));
     GAN_TRY(accumulate_values(t));
-    t->iteration++;
+    GAN_TRY(advance_counts(t, 0, 1)); /* the noise was given: its stream does not move */
+    gan_trainer_finish_iteration(t);
     return GAN_OK;
 }
 
