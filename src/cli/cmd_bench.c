@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "bench_util.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 
 static void bench_usage(FILE *out)
@@ -39,6 +40,10 @@ int gan_cmd_bench(int argc, char **argv)
         return gan_bench_train(sub_argc, sub);
     }
     if (!strcmp(argv[1], "data")) {
+        if (gan_args_want_help(sub_argc, sub)) { /* gan_bench_data prints its usage on stderr */
+            bench_usage(stdout);
+            return 0;
+        }
         sub[0] = data_name;
         return gan_bench_data(sub_argc, sub);
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "gan/backend_select.h"
 #include "gan/checkpoint.h"
@@ -73,42 +74,73 @@ static gan_status write_image_dir(const char *dir, const float *images, int n, g
     return status;
 }
 
+static const char sample_usage[] =
+    "usage: gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy]\n"
+    "                  [--noise Z.npy] [--seed S] [--batch-stats] [--device auto|cpu|cuda]\n"
+    "  --n N      images to generate, 1 to 1000000 (default 64; with --noise, its rows)\n"
+    "  --seed S   noise seed, 0 to 18446744073709551615 (default: the run's train.seed)\n"
+    "  an output that is a character device or a FIFO (/dev/stdout, a pipe) is written in place\n";
+
+/* More images would not fit the int counts of the image writers, nor any memory worth asking for. */
+enum { SAMPLE_MAX_IMAGES = 1000000 };
+
 int gan_cmd_sample(int argc, char **argv)
 {
     const char *ckpt = NULL, *grid = NULL, *dir = NULL, *npy = NULL, *noise = NULL, *device = "auto";
     int n = 64;
     bool batch_stats = false, seed_given = false;
-    unsigned long long seed = 0;
+    uint64_t seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        bool has_value = i + 1 < argc;
-        if (!strcmp(a, "--n") && has_value)
-            n = atoi(argv[++i]);
-        else if (!strcmp(a, "--grid") && has_value)
-            grid = argv[++i];
-        else if (!strcmp(a, "--dir") && has_value)
-            dir = argv[++i];
-        else if (!strcmp(a, "--npy") && has_value)
-            npy = argv[++i];
-        else if (!strcmp(a, "--noise") && has_value)
-            noise = argv[++i];
-        else if (!strcmp(a, "--seed") && has_value) {
-            seed = strtoull(argv[++i], NULL, 10);
+        bool takes_value = !strcmp(a, "--n") || !strcmp(a, "--grid") || !strcmp(a, "--dir") ||
+                           !strcmp(a, "--npy") || !strcmp(a, "--noise") || !strcmp(a, "--seed") ||
+                           !strcmp(a, "--device");
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(sample_usage, stdout);
+            return 0;
+        }
+        if (takes_value && i + 1 == argc) {
+            fprintf(stderr, "gan sample: %s needs a value\n", a);
+            return 2;
+        }
+        const char *value = takes_value ? argv[++i] : NULL;
+        if (!strcmp(a, "--n")) {
+            if (!gan_arg_int("sample", a, value, 1, SAMPLE_MAX_IMAGES, &n))
+                return 2;
+        } else if (!strcmp(a, "--grid")) {
+            if (!gan_arg_path("sample", a, value))
+                return 2;
+            grid = value;
+        } else if (!strcmp(a, "--dir")) {
+            if (!gan_arg_path("sample", a, value))
+                return 2;
+            dir = value;
+        } else if (!strcmp(a, "--npy")) {
+            if (!gan_arg_path("sample", a, value))
+                return 2;
+            npy = value;
+        } else if (!strcmp(a, "--noise")) {
+            if (!gan_arg_path("sample", a, value))
+                return 2;
+            noise = value;
+        } else if (!strcmp(a, "--seed")) {
+            if (!gan_arg_u64("sample", a, value, &seed))
+                return 2;
             seed_given = true;
-        } else if (!strcmp(a, "--device") && has_value)
-            device = argv[++i];
-        else if (!strcmp(a, "--batch-stats"))
+        } else if (!strcmp(a, "--device")) {
+            device = value;
+        } else if (!strcmp(a, "--batch-stats")) {
             batch_stats = true;
-        else if (a[0] != '-' && !ckpt)
+        } else if (a[0] != '-' && !ckpt) {
             ckpt = a;
-        else {
-            fprintf(stderr, "usage: gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy]\n"
-                            "                  [--noise Z.npy] [--seed S] [--batch-stats] [--device auto|cpu|cuda]\n");
+        } else {
+            fprintf(stderr, "gan sample: unknown or extra argument '%s'\n", a);
+            fputs(sample_usage, stderr);
             return 2;
         }
     }
-    if (!ckpt || n < 1 || (!grid && !dir && !npy)) {
-        fprintf(stderr, "gan sample: give a checkpoint and at least one of --grid, --dir, --npy (n >= 1)\n");
+    if (!ckpt || (!grid && !dir && !npy)) {
+        fprintf(stderr, "gan sample: give a checkpoint and at least one of --grid, --dir, --npy\n");
         return 2;
     }
     loaded l;
@@ -125,6 +157,9 @@ int gan_cmd_sample(int argc, char **argv)
         if (status == GAN_OK && !fits)
             status = gan_error(GAN_ERR_FORMAT, "%s: latent vectors must be float32 [N, %d] or [N, %d, 1, 1]",
                                noise, nz, nz);
+        if (status == GAN_OK && (shape[0] < 1 || shape[0] > SAMPLE_MAX_IMAGES))
+            status = gan_error(GAN_ERR_FORMAT, "%s: %lld latent vectors; 1 to %d are sampled at once", noise,
+                               (long long)shape[0], SAMPLE_MAX_IMAGES);
         if (status == GAN_OK)
             n = (int)shape[0];
     }
@@ -174,16 +209,23 @@ static bool ends_with(const char *text, const char *suffix)
 int gan_cmd_export(int argc, char **argv)
 {
     static const char usage[] = "usage: gan export CKPT [--format safetensors|onnx] -o FILE\n"
-                                "  (without --format: onnx when FILE ends in .onnx, else safetensors)\n";
+                                "  (without --format: onnx when FILE ends in .onnx, else safetensors;\n"
+                                "  a FILE that is a character device or a FIFO is written in place)\n";
     const char *ckpt = NULL, *out = NULL, *format = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
             out = argv[++i];
-        else if (!strcmp(argv[i], "--format") && i + 1 < argc)
+            if (!gan_arg_path("export", "-o", out))
+                return 2;
+        } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
             format = argv[++i];
-        else if (argv[i][0] != '-' && !ckpt)
+        } else if (argv[i][0] != '-' && !ckpt) {
             ckpt = argv[i];
-        else {
+        } else {
+            fprintf(stderr, "gan export: unknown, incomplete or extra argument '%s'\n", argv[i]);
             fputs(usage, stderr);
             return 2;
         }

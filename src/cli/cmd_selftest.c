@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "gan/backend.h"
 #include "gan/backend_select.h"
@@ -17,17 +18,22 @@ int gan_cmd_selftest(int argc, char **argv)
     const char *device = "cuda", *config_path = "configs/dcgan_celeba64.ini";
     bool fast = false;
     int batch = 16;
+    static const char usage[] = "usage: gan selftest [--device cuda] [--fast] [--config FILE] [--batch N (2..65536)]\n";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--device") && i + 1 < argc)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc)
             device = argv[++i];
         else if (!strcmp(argv[i], "--config") && i + 1 < argc)
             config_path = argv[++i];
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
-            batch = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--fast"))
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
+            if (!gan_arg_int("selftest", "--batch", argv[++i], 2, 65536, &batch))
+                return 2;
+        } else if (!strcmp(argv[i], "--fast"))
             fast = true;
         else {
-            fprintf(stderr, "usage: gan selftest [--device cuda] [--fast] [--config FILE] [--batch N]\n");
+            fputs(usage, stderr);
             return 2;
         }
     }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "gan/checkpoint.h"
 #include "gan/config.h"
@@ -37,10 +38,14 @@ int gan_cmd_train(int argc, char **argv)
             return 0;
         } else if (!strcmp(arg, "--out") && i + 1 < argc) {
             out_dir = argv[++i];
+            if (!gan_arg_path("train", arg, out_dir))
+                return 2;
         } else if (!strcmp(arg, "--device") && i + 1 < argc) {
             device = argv[++i];
         } else if (!strcmp(arg, "--resume") && i + 1 < argc) {
             resume_dir = argv[++i];
+            if (!gan_arg_path("train", arg, resume_dir))
+                return 2;
         } else if (!strcmp(arg, "--quiet")) {
             quiet = true;
         } else if (!strcmp(arg, "--fast-math")) {
