@@ -64,8 +64,9 @@ gan_status gan_png_encode(const uint8_t *pixels, int width, int height, int chan
 gan_status gan_jpeg_encode(const uint8_t *pixels, int width, int height, int channels, int quality,
                            uint8_t **out, size_t *size);
 
-/* Writes 8-bit gray (channels 1) or RGB (channels 3) rows, packed, to `path` through `path`.tmp
- * and a rename (src/io/png_write.c). */
+/* Writes 8-bit gray (channels 1) or RGB (channels 3) rows, packed, to `path` by the output rule of
+ * gan/file_atomic.h: through `path`.tmp and a rename, or in place into a character device or FIFO
+ * (src/io/png_write.c). */
 gan_status gan_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels);
 
 #ifdef __cplusplus

@@ -52,7 +52,8 @@ bool gan_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out)
 
 static void refuse(const char *command, const char *option, const char *text, const char *why)
 {
-    fprintf(stderr, "gan %s: %s '%s': %s\n", command, option, text ? text : "", why);
+    bool empty = !text || !*text;
+    fprintf(stderr, "gan %s: %s %s: %s\n", command, option, empty ? "''" : text, why);
 }
 
 bool gan_arg_int(const char *command, const char *option, const char *text, int min, int max, int *out)

@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "gan/backend_select.h"
 #include "gan/checkpoint.h"
+#include "gan/file_atomic.h"
 #include "gan/image.h"
 #include "gan/npy.h"
 #include "gan/onnx_export.h"
@@ -52,8 +53,13 @@ static void unload(loaded *l)
 /* One PNG per image, [-1, 1] -> [0, 255] as x * 127.5 + 127.5 rounded and clamped. */
 static gan_status write_image_dir(const char *dir, const float *images, int n, gan_shape s)
 {
+    struct stat st;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return gan_error(GAN_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (stat(dir, &st) != 0)
+        return gan_error(GAN_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return gan_error(GAN_ERR_IO, "%s: not a directory (--dir names a folder for one PNG per image)", dir);
     size_t plane = (size_t)s.h * s.w;
     uint8_t *pixels = malloc(plane * s.c);
     if (!pixels)
@@ -142,6 +148,16 @@ int gan_cmd_sample(int argc, char **argv)
     if (!ckpt || (!grid && !dir && !npy)) {
         fprintf(stderr, "gan sample: give a checkpoint and at least one of --grid, --dir, --npy\n");
         return 2;
+    }
+    /* refuse an output that cannot be written before the work (gan/file_atomic.h's rule) */
+    const char *outputs[2] = {npy, grid};
+    for (int i = 0; i < 2; i++) {
+        gan_output_kind kind;
+        char target[4096];
+        if (outputs[i] && gan_output_check(outputs[i], &kind, target, sizeof target) != GAN_OK) {
+            fprintf(stderr, "gan sample: %s\n", gan_error_message());
+            return 1;
+        }
     }
     loaded l;
     gan_status status = load_checkpoint(ckpt, device, &l);
@@ -240,6 +256,12 @@ int gan_cmd_export(int argc, char **argv)
     if (!onnx && strcmp(format, "safetensors")) {
         fprintf(stderr, "gan export: unknown format '%s' (safetensors or onnx)\n", format);
         return 2;
+    }
+    gan_output_kind kind;
+    char target[4096];
+    if (gan_output_check(out, &kind, target, sizeof target) != GAN_OK) {
+        fprintf(stderr, "gan export: %s\n", gan_error_message());
+        return 1;
     }
     loaded l;
     gan_status status = load_checkpoint(ckpt, "cpu", &l);
