@@ -85,9 +85,8 @@ static void usage(FILE *out)
                  "  that no longer run are removed first\n");
 }
 
-/* The caps of the numeric options: sizes as data.image_size allows; threads well past any machine's
- * cores (100000 threads overflow the OpenMP runtime's stack). */
-enum { PREPARE_MAX_SIZE = 4096, PREPARE_MAX_THREADS = 1024 };
+/* The cap of --size: what data.image_size allows (--threads: GAN_PREPARE_MAX_THREADS). */
+enum { PREPARE_MAX_SIZE = 4096 };
 
 int gan_cmd_prepare(int argc, char **argv)
 {
@@ -134,7 +133,7 @@ int gan_cmd_prepare(int argc, char **argv)
             if (!gan_arg_double("prepare", a, value, 0.0, 1.0, &o.max_bad_fraction))
                 return 2;
         } else if (!strcmp(a, "--threads")) {
-            if (!gan_arg_int("prepare", a, value, 1, PREPARE_MAX_THREADS, &o.threads))
+            if (!gan_arg_int("prepare", a, value, 1, GAN_PREPARE_MAX_THREADS, &o.threads))
                 return 2;
         } else if (a[0] == '-') {
             fprintf(stderr, "gan prepare: unknown option %s\n", a);
