@@ -115,7 +115,9 @@ typedef struct gan_dataset gan_dataset;
 
 /* The format "auto" picks: .npy files are caches; folders holding data_batch_1.bin or
  * test_batch.bin are CIFAR-10, other folders image folders; .bin files CIFAR-10 batches; other
- * files IDX (MNIST names them *-ubyte or *-ubyte.gz). A missing path is an error. */
+ * files IDX (MNIST names them *-ubyte or *-ubyte.gz). A missing path is an error, and so is one
+ * that is neither a regular file nor a folder (a FIFO, a device, a socket), here and in
+ * gan_dataset_open, before anything opens it. */
 gan_status gan_dataset_detect_format(const char *path, const char **format);
 
 gan_status gan_dataset_open(const gan_dataset_options *options, gan_dataset **out);

@@ -2,6 +2,7 @@
  * gan train --resume DIR [section.key=value ...] [--device ...] */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -31,6 +32,7 @@ int gan_cmd_train(int argc, char **argv)
     const char *overrides[256];
     int override_count = 0;
     bool quiet = false, fast_math = false;
+    struct stat st;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -53,7 +55,8 @@ int gan_cmd_train(int argc, char **argv)
         } else if (arg[0] == '-') {
             fprintf(stderr, "gan train: unknown or incomplete option '%s' (gan train --help)\n", arg);
             return 2;
-        } else if (strchr(arg, '=')) {
+        } else if (strchr(arg, '=') && !(stat(arg, &st) == 0 && S_ISREG(st.st_mode))) {
+            /* section.key=value; an existing file is the config even with '=' in its name */
             if (override_count == (int)(sizeof overrides / sizeof overrides[0])) {
                 fprintf(stderr, "gan train: too many overrides\n");
                 return 2;
