@@ -430,6 +430,7 @@ static void print_value(const gan_config *cfg, const config_key *k, FILE *out)
 
 gan_status gan_config_write(const gan_config *cfg, FILE *out)
 {
+    errno = 0;
     const char *section = "";
     for (int i = 0; i < KEY_COUNT; i++) {
         const config_key *k = &keys[i];
@@ -455,9 +456,16 @@ gan_status gan_config_write(const gan_config *cfg, FILE *out)
         } else {
             print_value(cfg, k, out);
         }
-        fputc('\n', out);
+        if (fputc('\n', out) == EOF)
+            break; /* errno says why */
     }
-    return ferror(out) ? gan_error(GAN_ERR_IO, "cannot write the resolved config") : GAN_OK;
+    int write_errno = errno;
+    if (fflush(out) != 0 || ferror(out)) {
+        int reason = write_errno ? write_errno : errno;
+        return gan_error(GAN_ERR_IO, "cannot write the resolved config: %s",
+                         reason ? strerror(reason) : "the stream reports an error");
+    }
+    return GAN_OK;
 }
 
 void gan_config_print_help(FILE *out)
