@@ -14,7 +14,11 @@
  * The format is recognised by content, not by file name. Corrupt, truncated or hostile input is an
  * error (GAN_ERR_FORMAT, naming the file), never a crash: libjpeg and libpng errors come back through
  * setjmp/longjmp; a JPEG that ends early (libjpeg would pad it with gray) is an error, as PIL says
- * "image file is truncated"; images over PIL's decompression-bomb limit are refused. */
+ * "image file is truncated"; images over PIL's decompression-bomb limit are refused. Before any
+ * pixel memory is allocated, the dimensions are checked against the file's size: a PNG must be
+ * large enough for deflate (at most 1032:1) to unpack its pixels, a Huffman-coded JPEG must hold at
+ * least one bit per 8x8 block of its first scan (arithmetic-coded JPEGs and progressive ones that
+ * open with an AC scan are bounded by GAN_IMAGE_MAX_PIXELS alone). */
 #ifndef GAN_IMAGE_H
 #define GAN_IMAGE_H
 

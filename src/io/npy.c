@@ -215,7 +215,7 @@ static gan_status check_size(const gan_npy_header *h, size_t file_bytes, const c
 gan_status gan_npy_map(const char *path, gan_npy_array *out)
 {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not make it wait */
     if (fd < 0)
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;
@@ -272,7 +272,7 @@ static gan_status read_fully(int fd, void *buffer, size_t bytes, size_t offset, 
 gan_status gan_npy_read(const char *path, gan_npy_array *out)
 {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not make it wait */
     if (fd < 0)
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;
