@@ -74,6 +74,7 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+#ifndef GAN_SANITIZE_BUILD
 /* The address space in use now (VmSize), from /proc/self/status; 0 when unknown. */
 static size_t address_space_bytes(void)
 {
@@ -87,6 +88,7 @@ static size_t address_space_bytes(void)
         fclose(f);
     return kb * 1024;
 }
+#endif
 
 static void check_idx(void)
 {
