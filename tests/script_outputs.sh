@@ -53,6 +53,19 @@ through_fifo g.safetensors "$work/ref.safetensors" "$gan" export "$ckpt" -o @
 through_fifo g.onnx "$work/ref.onnx" "$gan" export "$ckpt" -o @
 through_fifo cache.npy "$work/ref_cache.npy" "$gan" prepare "$tiny_data" -o @ --size 8 --channels 1
 
+# /dev/stdout, into a pipe and into a file: the data alone (the summary goes to stderr then).
+for target in "--npy ref.npy" "--grid ref.png"; do
+  set -- $target
+  "$gan" sample "$ckpt" --n 16 "$1" /dev/stdout --device cpu 2>"$work/err" | cat > "$work/piped"
+  cmp -s "$work/piped" "$work/$2" && ok || fail "sample $1 /dev/stdout into a pipe: not the bytes of $2 ($(cat "$work/err"))"
+  "$gan" sample "$ckpt" --n 16 "$1" /dev/stdout --device cpu > "$work/redirected" 2>"$work/err"
+  cmp -s "$work/redirected" "$work/$2" && ok || fail "sample $1 /dev/stdout into a file: not the bytes of $2 ($(cat "$work/err"))"
+done
+"$gan" export "$ckpt" -o /dev/stdout 2>"$work/err" | cat > "$work/piped"
+cmp -s "$work/piped" "$work/ref.safetensors" && ok || fail "export -o /dev/stdout: not the bytes of ref.safetensors"
+"$gan" prepare "$tiny_data" -o /dev/stdout --size 8 --channels 1 2>"$work/err" | cat > "$work/piped"
+cmp -s "$work/piped" "$work/ref_cache.npy" && ok || fail "prepare -o /dev/stdout: not the bytes of ref_cache.npy"
+
 # A directory as the target: refused, naming it; the directory is left alone.
 mkdir -p "$work/adir.npy" "$work/adir.png" "$work/adir.safetensors"
 expect 1 "$work/adir.npy: is a directory" -- "$gan" sample "$ckpt" --n 4 --npy "$work/adir.npy" --device cpu

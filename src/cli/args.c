@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 bool gan_parse_u64(const char *text, uint64_t *out)
 {
@@ -111,4 +113,15 @@ bool gan_args_want_help(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return true;
     return false;
+}
+
+FILE *gan_args_report_stream(const char *const *outputs, int count)
+{
+    struct stat out_st, st;
+    if (fstat(STDOUT_FILENO, &out_st) != 0)
+        return stdout;
+    for (int i = 0; i < count; i++)
+        if (outputs[i] && stat(outputs[i], &st) == 0 && st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino)
+            return stderr;
+    return stdout;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Pure parsers (no message): true and *out set when `text` is a number of the grammar above. */
 bool gan_parse_u64(const char *text, uint64_t *out);
@@ -27,5 +28,9 @@ bool gan_arg_path(const char *command, const char *option, const char *text);
 
 /* True when argv[1..argc-1] holds --help or -h. */
 bool gan_args_want_help(int argc, char **argv);
+
+/* Where a command's closing summary goes: stdout, or stderr when one of the `count` outputs (NULL
+ * entries skipped) is the file stdout writes to (`--npy /dev/stdout`), so the data stays clean. */
+FILE *gan_args_report_stream(const char *const *outputs, int count);
 
 #endif

@@ -189,11 +189,12 @@ int gan_cmd_prepare(int argc, char **argv)
         return interrupted ? 130 : 1;
     }
     int size = o.data.size, channels = o.data.channels;
-    printf("wrote %s: uint8 [%lld, %d, %d, %d], %lld images", o.output, (long long)result.written, size, size,
-           channels, (long long)result.written);
+    FILE *report = gan_args_report_stream(&o.output, 1);
+    fprintf(report, "wrote %s: uint8 [%lld, %d, %d, %d], %lld images", o.output, (long long)result.written,
+            size, size, channels, (long long)result.written);
     if (result.bad)
-        printf(" (%lld more could not be decoded and were skipped)", (long long)result.bad);
-    printf(" in %.1f s, %.0f images/s\n", result.seconds,
-           result.seconds > 0 ? (result.written + result.bad) / result.seconds : 0.0);
+        fprintf(report, " (%lld more could not be decoded and were skipped)", (long long)result.bad);
+    fprintf(report, " in %.1f s, %.0f images/s\n", result.seconds,
+            result.seconds > 0 ? (result.written + result.bad) / result.seconds : 0.0);
     return 0;
 }

@@ -211,7 +211,8 @@ int gan_cmd_sample(int argc, char **argv)
         fprintf(stderr, "gan sample: %s\n", gan_error_message());
         return 1;
     }
-    printf("gan sample: %d images from %s%s%s%s%s%s%s\n", n, ckpt, grid ? " -> " : "", grid ? grid : "",
+    const char *written[2] = {npy, grid};
+    fprintf(gan_args_report_stream(written, 2), "gan sample: %d images from %s%s%s%s%s%s%s\n", n, ckpt, grid ? " -> " : "", grid ? grid : "",
            dir ? " -> " : "", dir ? dir : "", npy ? " -> " : "", npy ? npy : "");
     return 0;
 }
@@ -270,11 +271,12 @@ int gan_cmd_export(int argc, char **argv)
         status = gan_onnx_export(l.trainer->g, prefix, out);
     else if (status == GAN_OK)
         status = gan_export_generator_safetensors(l.trainer, prefix, out);
+    FILE *report = gan_args_report_stream(&out, 1);
     if (status == GAN_OK && onnx)
-        printf("gan export: generator of %s -> %s (ONNX opset %d, input z, output images, "
-               "dynamic batch)\n", ckpt, out, GAN_ONNX_OPSET);
+        fprintf(report, "gan export: generator of %s -> %s (ONNX opset %d, input z, output images, "
+                        "dynamic batch)\n", ckpt, out, GAN_ONNX_OPSET);
     else if (status == GAN_OK)
-        printf("gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out, prefix);
+        fprintf(report, "gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out, prefix);
     unload(&l);
     if (status != GAN_OK) {
         fprintf(stderr, "gan export: %s\n", gan_error_message());
