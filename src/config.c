@@ -3,10 +3,12 @@
  * this table, so they cannot disagree. */
 #include "gan/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -189,12 +191,83 @@ void gan_config_defaults(gan_config *cfg)
     }
 }
 
+/* What inih makes of a line (src/ini.c of inih r55 with INI_ALLOW_MULTILINE): nothing (blank,
+ * comment, section header, or an error inih reports), a `key = value` line, or an indented
+ * continuation of the value of the key above it. */
+typedef enum line_kind { LINE_OTHER, LINE_KEY, LINE_CONTINUATION } line_kind;
+
+/* The parse: inih reads lines through read_line (which numbers and classifies them, and refuses
+ * NUL bytes and lines longer than inih's buffer) and calls on_ini_value for a line right after
+ * reading it, so `line` and `kind` describe the line of each call. */
 typedef struct ini_state {
     gan_config *cfg;
     const char *origin;
     gan_status status;
-    char last_section[64], last_key[64];
+    const char *next, *end; /* the text not read yet */
+    int line;               /* the number of the line read last */
+    line_kind kind;         /* and what it is */
+    bool have_key;          /* inih's prev_name: a key was set since the last section header */
+    int key_line[KEY_COUNT]; /* the line each key was given on; 0: not given */
 } ini_state;
+
+/* inih's find_chars_or_comment: the first of `chars`, or a ';' after whitespace, or the end. */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+    bool was_space = false;
+    while (*s && (!chars || !strchr(chars, *s)) && !(was_space && *s == ';')) {
+        was_space = isspace((unsigned char)*s);
+        s++;
+    }
+    return s;
+}
+
+static line_kind classify_line(ini_state *st, const char *line)
+{
+    const char *start = line;
+    if (st->line == 1 && !strncmp(start, "\xEF\xBB\xBF", 3)) /* a UTF-8 BOM */
+        start += 3;
+    while (*start && isspace((unsigned char)*start))
+        start++;
+    if (!*start || *start == ';' || *start == '#')
+        return LINE_OTHER;
+    if (st->have_key && start > line)
+        return LINE_CONTINUATION;
+    if (*start == '[') {
+        if (*find_chars_or_comment(start + 1, "]") == ']')
+            st->have_key = false;
+        return LINE_OTHER;
+    }
+    const char *end = find_chars_or_comment(start, "=:");
+    return *end == '=' || *end == ':' ? LINE_KEY : LINE_OTHER;
+}
+
+/* inih's fgets-style reader over st->next..st->end. */
+static char *read_line(char *out, int out_size, void *stream)
+{
+    ini_state *st = stream;
+    if (st->status != GAN_OK || st->next >= st->end || out_size < 2)
+        return NULL;
+    const char *start = st->next;
+    const char *newline = memchr(start, '\n', (size_t)(st->end - start));
+    size_t len = newline ? (size_t)(newline - start) + 1 : (size_t)(st->end - start);
+    st->next = start + len;
+    st->line++;
+    if (memchr(start, '\0', len)) {
+        st->status = gan_error(GAN_ERR_CONFIG, "%s: line %d holds a NUL byte; a config is text", st->origin,
+                               st->line);
+        return NULL;
+    }
+    if (len > (size_t)out_size - 1) {
+        st->status = gan_error(GAN_ERR_CONFIG, "%s: line %d is longer than %d characters; continue a long "
+                                               "value on indented lines",
+                               st->origin, st->line, out_size - 2);
+        return NULL;
+    }
+    memcpy(out, start, len);
+    out[len] = '\0';
+    st->kind = classify_line(st, out);
+    return out;
+}
 
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
@@ -207,15 +280,27 @@ static int on_ini_value(void *user, const char *section, const char *name, const
                                st->origin, section, name);
         return 0;
     }
+    int *given = &st->key_line[k - keys];
     /* inih calls the handler again, with the same key, for each indented continuation line. */
-    bool continuation = !strcmp(st->last_section, section) && !strcmp(st->last_key, name);
-    if (continuation && k->type != KEY_TEXT) {
-        st->status = gan_error(GAN_ERR_CONFIG, "%s: %s.%s is given twice", st->origin, section, name);
+    if (st->kind == LINE_CONTINUATION) {
+        if (k->type != KEY_TEXT) {
+            st->status = gan_error(GAN_ERR_CONFIG, "%s: %s.%s takes one value, and line %d is an indented "
+                                                   "continuation of it",
+                                   st->origin, section, name, st->line);
+            return 0;
+        }
+        st->status = set_value(st->cfg, k, value, true, st->origin);
+        return st->status == GAN_OK;
+    }
+    if (*given) {
+        st->status = gan_error(GAN_ERR_CONFIG, "%s: %s.%s is given twice: lines %d and %d (a value goes on "
+                                               "one line, or continues on indented lines)",
+                               st->origin, k->section, k->key, *given, st->line);
         return 0;
     }
-    snprintf(st->last_section, sizeof st->last_section, "%s", section);
-    snprintf(st->last_key, sizeof st->last_key, "%s", name);
-    st->status = set_value(st->cfg, k, value, continuation, st->origin);
+    *given = st->line;
+    st->have_key = true;
+    st->status = set_value(st->cfg, k, value, false, st->origin);
     return st->status == GAN_OK;
 }
 
@@ -226,14 +311,10 @@ static gan_status finish_parse(ini_state *st, int result)
             return gan_error_prefix(st->status, "line %d: ", result);
         return st->status;
     }
-    if (result == -1)
-        return gan_error(GAN_ERR_IO, "%s: cannot open the config file", st->origin);
     if (result == -2)
         return gan_error(GAN_ERR_NOMEM, "%s: out of memory reading the config", st->origin);
     if (result > 0)
-        return gan_error(GAN_ERR_CONFIG, "%s: line %d is not valid INI (or longer than 200 "
-                                         "characters: continue on an indented line)",
-                         st->origin, result);
+        return gan_error(GAN_ERR_CONFIG, "%s: line %d is not valid INI", st->origin, result);
     return GAN_OK;
 }
 
@@ -246,23 +327,51 @@ static void base_name(char *dst, size_t bytes, const char *path)
         *dot = '\0';
 }
 
+static gan_status parse_text(gan_config *cfg, const char *text, size_t bytes, const char *origin)
+{
+    ini_state st = {.cfg = cfg, .origin = origin, .status = GAN_OK, .next = text, .end = text + bytes};
+    int result = ini_parse_stream(read_line, &st, on_ini_value, &st);
+    return finish_parse(&st, result);
+}
+
+/* Configs are small: a file past this is not one. */
+enum { MAX_CONFIG_BYTES = 1 << 20 };
+
 gan_status gan_config_load(gan_config *cfg, const char *path)
 {
-    ini_state st = {cfg, path, GAN_OK, "", ""};
-    int result = ini_parse(path, on_ini_value, &st);
-    GAN_TRY(finish_parse(&st, result));
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return gan_error(GAN_ERR_IO, "%s: cannot open the config file: %s", path, strerror(errno));
+    char *text = malloc(MAX_CONFIG_BYTES + 1);
+    size_t bytes = text ? fread(text, 1, MAX_CONFIG_BYTES + 1, f) : 0;
+    gan_status status = GAN_OK;
+    if (!text)
+        status = gan_error(GAN_ERR_NOMEM, "%s: out of memory reading the config", path);
+    else if (ferror(f))
+        status = gan_error(GAN_ERR_IO, "%s: cannot read the config file: %s", path, strerror(errno));
+    else if (bytes > MAX_CONFIG_BYTES)
+        status = gan_error(GAN_ERR_CONFIG, "%s: larger than %d bytes: not a config file", path,
+                           MAX_CONFIG_BYTES);
+    fclose(f);
+    if (status == GAN_OK)
+        status = parse_text(cfg, text, bytes, path);
+    free(text);
+    GAN_TRY(status);
     base_name(cfg->name, sizeof cfg->name, path);
+    return GAN_OK;
+}
+
+gan_status gan_config_load_text(gan_config *cfg, const char *text, size_t bytes, const char *origin)
+{
+    GAN_TRY(parse_text(cfg, text, bytes, origin));
+    if (!cfg->name[0])
+        base_name(cfg->name, sizeof cfg->name, origin);
     return GAN_OK;
 }
 
 gan_status gan_config_load_string(gan_config *cfg, const char *text, const char *origin)
 {
-    ini_state st = {cfg, origin, GAN_OK, "", ""};
-    int result = ini_parse_string(text, on_ini_value, &st);
-    GAN_TRY(finish_parse(&st, result));
-    if (!cfg->name[0])
-        base_name(cfg->name, sizeof cfg->name, origin);
-    return GAN_OK;
+    return gan_config_load_text(cfg, text, strlen(text), origin);
 }
 
 gan_status gan_config_override(gan_config *cfg, const char *assignment)
@@ -332,6 +441,7 @@ static void print_value(const gan_config *cfg, const config_key *k, FILE *out)
 
 gan_status gan_config_write(const gan_config *cfg, FILE *out)
 {
+    errno = 0;
     const char *section = "";
     for (int i = 0; i < KEY_COUNT; i++) {
         const config_key *k = &keys[i];
@@ -357,9 +467,16 @@ gan_status gan_config_write(const gan_config *cfg, FILE *out)
         } else {
             print_value(cfg, k, out);
         }
-        fputc('\n', out);
+        if (fputc('\n', out) == EOF)
+            break; /* errno says why */
     }
-    return ferror(out) ? gan_error(GAN_ERR_IO, "cannot write the resolved config") : GAN_OK;
+    int write_errno = errno;
+    if (fflush(out) != 0 || ferror(out)) {
+        int reason = write_errno ? write_errno : errno;
+        return gan_error(GAN_ERR_IO, "cannot write the resolved config: %s",
+                         reason ? strerror(reason) : "the stream reports an error");
+    }
+    return GAN_OK;
 }
 
 void gan_config_print_help(FILE *out)

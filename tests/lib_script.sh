@@ -55,3 +55,28 @@ expect() {
     fail "$*: output lacks '$needle': $(tail -n 5 "$work/err")"; return 1; fi
   ok
 }
+
+# make_tiny_idx FILE: 32 gray 8x8 images as an MNIST-style IDX3 file (deterministic content).
+make_tiny_idx() {
+  python3 -c '
+import struct, sys
+n, side = 32, 8
+pixels = bytes((i * 37 + p * 11 + (p // side) * 5) % 256 for i in range(n) for p in range(side * side))
+open(sys.argv[1], "wb").write(struct.pack(">IIII", 0x803, n, side, side) + pixels)' "$1"
+}
+
+# train_tiny_checkpoint DIR: a DCGAN-shaped model of 8x8 gray images (G [8,1,1] -> [1,8,8]) trained
+# 2 iterations on make_tiny_idx's data into DIR; sets $ckpt to its checkpoint and $tiny_data to
+# the IDX file.
+train_tiny_checkpoint() {
+  local dir=$1
+  tiny_data="$dir.idx3-ubyte"
+  make_tiny_idx "$tiny_data"
+  printf '%s\n' '[model]' 'nz = 8' 'generator = convt(8,4,1,0) bn relu convt(1,4,2,1) tanh' \
+    'discriminator = conv(8,4,2,1) lrelu(0.2) conv(1,4,1,0) sigmoid' '[data]' "path = $tiny_data" \
+    'image_size = 8' 'channels = 1' '[train]' 'iterations = 2' 'batch_size = 8' '[log]' 'every = 1' \
+    'sample_every = 0' 'checkpoint_every = 0' > "$dir.ini"
+  "$gan" train "$dir.ini" --device cpu --quiet --out "$dir" > "$dir.log" 2>&1 ||
+    { echo "FAIL: training the tiny model: $(tail -n 3 "$dir.log")"; exit 1; }
+  ckpt=$(ls "$dir"/checkpoints/ckpt_*.safetensors | tail -n 1)
+}

@@ -19,6 +19,7 @@ fi
 sources=(
   "$src"/src/data/loader.c "$src"/src/data/dataset.c "$src"/src/data/resample.c "$src"/src/data/idx.c
   "$src"/src/data/cifar.c "$src"/src/data/folder.c "$src"/src/io/npy.c "$src"/src/io/image.c "$src"/src/error.c
+  "$src"/src/io/file_atomic.c
   "$src"/tests/tsan_loader_driver.c
 )
 if ! "$cc" -std=c11 -fsanitize=thread -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \

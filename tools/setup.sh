@@ -13,6 +13,7 @@ packages=(
   librandom123-dev                           # Philox known-answer vectors (tests/data has a copy)
   python3 python3-numpy python3-venv         # test scripts; a venv for PyPI packages
   python3-torch                              # loading exported generators in PyTorch (tests)
+  clang-14 libclang-rt-14-dev libomp-14-dev  # the fuzz targets: libFuzzer + sanitizers, OpenMP for clang
 )
 
 missing=()

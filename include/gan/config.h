@@ -6,6 +6,7 @@
 #define GAN_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -66,10 +67,15 @@ typedef struct gan_config {
 } gan_config;
 
 void gan_config_defaults(gan_config *cfg);
-/* Reads `path` over the defaults. Errors name the file, the line and the key. */
+/* Reads `path` over the defaults. Errors name the file, the line and the key. Refused: a key
+ * given twice in a section (adjacent or not; both lines named), an indented continuation line
+ * of a key that takes one value, a NUL byte, a line longer than inih's 200-byte buffer. Indented
+ * lines continue the value of a layer sequence or path above them (appended with a space). */
 gan_status gan_config_load(gan_config *cfg, const char *path);
 /* Reads INI text (for tests and embedded configs); `origin` names it in messages. */
 gan_status gan_config_load_string(gan_config *cfg, const char *text, const char *origin);
+/* The same for `bytes` bytes of text, which may hold a NUL (refused, naming its line). */
+gan_status gan_config_load_text(gan_config *cfg, const char *text, size_t bytes, const char *origin);
 /* Applies one `section.key=value` override. */
 gan_status gan_config_override(gan_config *cfg, const char *assignment);
 /* Checks values that depend on each other (e.g. some knob combinations). */

@@ -114,7 +114,9 @@ typedef struct gan_dataset gan_dataset;
 
 /* The format "auto" picks: .npy files are caches; folders holding data_batch_1.bin or
  * test_batch.bin are CIFAR-10, other folders image folders; .bin files CIFAR-10 batches; other
- * files IDX (MNIST names them *-ubyte or *-ubyte.gz). A missing path is an error. */
+ * files IDX (MNIST names them *-ubyte or *-ubyte.gz). A missing path is an error, and so is one
+ * that is neither a regular file nor a folder (a FIFO, a device, a socket), here and in
+ * gan_dataset_open, before anything opens it. */
 gan_status gan_dataset_detect_format(const char *path, const char **format);
 
 gan_status gan_dataset_open(const gan_dataset_options *options, gan_dataset **out);
@@ -192,10 +194,13 @@ gan_status gan_memory_source_open(gan_image_set *images, int batch, uint64_t see
 
 /* ---- the cache -------------------------------------------------------------------------------- */
 
+/* More threads than this are refused (100000 overflowed the OpenMP runtime's stack). */
+enum { GAN_PREPARE_MAX_THREADS = 1024 };
+
 typedef struct gan_prepare_options {
     gan_dataset_options data;  /* what to read, and the size and channels to write */
     const char *output;        /* FILE.npy: uint8 [N, S, S, C] */
-    int threads;               /* 0: every core */
+    int threads;               /* 0: every core; at most GAN_PREPARE_MAX_THREADS */
     double max_bad_fraction;   /* fail when more than this fraction of images is bad */
     /* called now and then from one thread with the images done so far; may be NULL */
     void (*progress)(void *ctx, int64_t done, int64_t total);
@@ -210,8 +215,10 @@ typedef struct gan_prepare_result {
 } gan_prepare_result;
 
 /* `gan prepare`: every image decoded and transformed once, on every core, into a uint8 .npy that
- * numpy.load(mmap_mode='r') opens. The output appears complete or not at all (temporary file and
- * rename). */
+ * numpy.load(mmap_mode='r') opens. The output appears complete or not at all (temporary file
+ * OUT.tmp.<pid>.<n> and rename; a character device or FIFO gets the whole file at the end). First,
+ * OUT.tmp.<pid>.<n> files of processes that no longer run (killed prepare runs) are removed, each
+ * reported through options->data.warn; a live process's file is never touched. */
 gan_status gan_prepare_cache(const gan_prepare_options *options, gan_prepare_result *result);
 
 #ifdef __cplusplus

@@ -14,7 +14,11 @@
  * The format is recognised by content, not by file name. Corrupt, truncated or hostile input is an
  * error (GAN_ERR_FORMAT, naming the file), never a crash: libjpeg and libpng errors come back through
  * setjmp/longjmp; a JPEG that ends early (libjpeg would pad it with gray) is an error, as PIL says
- * "image file is truncated"; images over PIL's decompression-bomb limit are refused. */
+ * "image file is truncated"; images over PIL's decompression-bomb limit are refused. Before any
+ * pixel memory is allocated, the dimensions are checked against the file's size: a PNG must be
+ * large enough for deflate (at most 1032:1) to unpack its pixels, a Huffman-coded JPEG must hold at
+ * least one bit per 8x8 block of its first scan (arithmetic-coded JPEGs and progressive ones that
+ * open with an AC scan are bounded by GAN_IMAGE_MAX_PIXELS alone). */
 #ifndef GAN_IMAGE_H
 #define GAN_IMAGE_H
 
@@ -64,8 +68,9 @@ gan_status gan_png_encode(const uint8_t *pixels, int width, int height, int chan
 gan_status gan_jpeg_encode(const uint8_t *pixels, int width, int height, int channels, int quality,
                            uint8_t **out, size_t *size);
 
-/* Writes 8-bit gray (channels 1) or RGB (channels 3) rows, packed, to `path` through `path`.tmp
- * and a rename (src/io/png_write.c). */
+/* Writes 8-bit gray (channels 1) or RGB (channels 3) rows, packed, to `path` by the output rule of
+ * gan/file_atomic.h: through `path`.tmp and a rename, or in place into a character device or FIFO
+ * (src/io/png_write.c). */
 gan_status gan_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels);
 
 /* Sample grids (src/io/grid.c): writes a grid like torchvision's save_image(make_grid(x, nrow,

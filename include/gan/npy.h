@@ -2,8 +2,10 @@
  * (uint8 [N, H, W, C]) that training memory-maps.
  *
  * Written: format version 1.0, little-endian, C order, dtypes '<f4' and '|u1'; the header is padded
- * so that the data starts on a 64-byte boundary, as numpy.save does; every file goes to a temporary
- * name in the same folder and is renamed into place once complete (never a half-written output).
+ * so that the data starts on a 64-byte boundary, as numpy.save does; by the output rule of
+ * gan/file_atomic.h, every file goes to a temporary name in the same folder (`path`.tmp.<pid>.<n>)
+ * and is renamed into place once complete (never a half-written output), and a character device
+ * or FIFO is written in place, in order.
  * Read: versions 1.0, 2.0 and 3.0, C order, '<f4' (float32) and '|u1'/'<u1' (uint8); anything else
  * (big-endian, Fortran order, other dtypes, a shape that does not match the file size) is refused
  * with a message naming the file. */
@@ -66,9 +68,12 @@ gan_status gan_npy_read_u8(const char *path, uint8_t **data, int *ndim, int64_t 
 /* A file written piece by piece (the dataset cache): rows of shape[1:] written at any position by
  * any thread (pwrite), rows dropped before the end (images that could not be decoded), then the
  * header rewritten with the final leading dimension, the file synced and renamed into place.
- * Space is reserved up front, so a full disk is an error at open, not a crash later. */
+ * Space is reserved up front, so a full disk is an error at open, not a crash later. A character
+ * device or FIFO as `path` is opened at once and receives the whole file, in order, at commit; the
+ * rows are gathered until then in an unnamed scratch file in $TMPDIR (or /tmp). */
 typedef struct gan_npy_writer {
-    int fd;
+    int fd;                          /* the temporary file (or the scratch file when streaming) */
+    int stream_fd;                   /* a character device or FIFO written at commit; else -1 */
     char path[4096];
     char tmp_path[4200];
     gan_npy_dtype dtype;

@@ -15,12 +15,19 @@ static void print_version(const char *what, size_t v)
 
 int gan_cmd_info(int argc, char **argv)
 {
+    static const char usage[] = "usage: gan info [--no-bench]\n"
+                                "  version, build, BLAS and its core, threads, sgemm GFLOP/s (skipped with\n"
+                                "  --no-bench), CUDA runtime, driver, cuDNN, cuBLAS and device\n";
     bool fast = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--no-bench")) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--no-bench")) {
             fast = true;
         } else {
-            fprintf(stderr, "gan info: unknown argument '%s' (usage: gan info [--no-bench])\n", argv[i]);
+            fprintf(stderr, "gan info: unknown argument '%s'\n", argv[i]);
+            fputs(usage, stderr);
             return 2;
         }
     }

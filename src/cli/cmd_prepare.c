@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "gan/clock.h"
 #include "gan/data.h"
@@ -69,21 +70,16 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: gan prepare DATA -o FILE.npy --size S [--channels 1|3] [--format auto|folder|idx|cifar]\n"
                  "                   [--split all|train|valid|test] [--split-file list_eval_partition.txt]\n"
-                 "                   [--max-bad-fraction F (default 0.01)] [--threads N (default: every core)]\n"
+                 "                   [--max-bad-fraction F (default 0.01)] [--threads N (1..1024, default: every core)]\n"
                  "  DATA: an image folder (CelebA's img_align_celeba), an MNIST/Fashion-MNIST IDX file (.gz or\n"
                  "  raw) or CIFAR-10's cifar-10-batches-bin; writes uint8 [N, S, S, C], Resize(S) + CenterCrop(S)\n"
-                 "  as torchvision computes them; train on it with data.path = FILE.npy\n");
+                 "  as torchvision computes them; train on it with data.path = FILE.npy. S is 1..4096. FILE may be\n"
+                 "  a character device or a FIFO (written in place); stale FILE.tmp.PID.N files of prepare runs\n"
+                 "  that no longer run are removed first\n");
 }
 
-static bool parse_int(const char *s, int *out)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 1 || v > 1 << 20)
-        return false;
-    *out = (int)v;
-    return true;
-}
+/* The cap of --size: what data.image_size allows (--threads: GAN_PREPARE_MAX_THREADS). */
+enum { PREPARE_MAX_SIZE = 4096 };
 
 int gan_cmd_prepare(int argc, char **argv)
 {
@@ -107,15 +103,17 @@ int gan_cmd_prepare(int argc, char **argv)
             return 2;
         }
         if (!strcmp(a, "-o")) {
+            if (!gan_arg_path("prepare", a, value))
+                return 2;
             o.output = value;
         } else if (!strcmp(a, "--size")) {
-            if (!parse_int(value, &o.data.size)) {
-                fprintf(stderr, "gan prepare: --size %s is not a positive integer\n", value);
+            if (!gan_arg_int("prepare", a, value, 1, PREPARE_MAX_SIZE, &o.data.size))
                 return 2;
-            }
         } else if (!strcmp(a, "--channels")) {
-            if (!parse_int(value, &o.data.channels) || (o.data.channels != 1 && o.data.channels != 3)) {
-                fprintf(stderr, "gan prepare: --channels %s: use 1 (gray) or 3 (RGB)\n", value);
+            if (!gan_arg_int("prepare", a, value, 1, 3, &o.data.channels))
+                return 2;
+            if (o.data.channels == 2) {
+                fprintf(stderr, "gan prepare: --channels '%s': use 1 (gray) or 3 (RGB)\n", value);
                 return 2;
             }
         } else if (!strcmp(a, "--format")) {
@@ -125,22 +123,18 @@ int gan_cmd_prepare(int argc, char **argv)
         } else if (!strcmp(a, "--split-file")) {
             o.data.split_file = value;
         } else if (!strcmp(a, "--max-bad-fraction")) {
-            char *end = NULL;
-            o.max_bad_fraction = strtod(value, &end);
-            if (!*value || *end || !(o.max_bad_fraction >= 0 && o.max_bad_fraction <= 1)) {
-                fprintf(stderr, "gan prepare: --max-bad-fraction %s is not in [0, 1]\n", value);
+            if (!gan_arg_double("prepare", a, value, 0.0, 1.0, &o.max_bad_fraction))
                 return 2;
-            }
         } else if (!strcmp(a, "--threads")) {
-            if (!parse_int(value, &o.threads)) {
-                fprintf(stderr, "gan prepare: --threads %s is not a positive integer\n", value);
+            if (!gan_arg_int("prepare", a, value, 1, GAN_PREPARE_MAX_THREADS, &o.threads))
                 return 2;
-            }
         } else if (a[0] == '-') {
             fprintf(stderr, "gan prepare: unknown option %s\n", a);
             usage(stderr);
             return 2;
         } else if (!data) {
+            if (!gan_arg_path("prepare", "DATA", a))
+                return 2;
             data = a;
             continue;
         } else {
@@ -188,11 +182,12 @@ int gan_cmd_prepare(int argc, char **argv)
         return interrupted ? 130 : 1;
     }
     int size = o.data.size, channels = o.data.channels;
-    printf("wrote %s: uint8 [%lld, %d, %d, %d], %lld images", o.output, (long long)result.written, size, size,
-           channels, (long long)result.written);
+    FILE *report = gan_args_report_stream(&o.output, 1);
+    fprintf(report, "wrote %s: uint8 [%lld, %d, %d, %d], %lld images", o.output, (long long)result.written,
+            size, size, channels, (long long)result.written);
     if (result.bad)
-        printf(" (%lld more could not be decoded and were skipped)", (long long)result.bad);
-    printf(" in %.1f s, %.0f images/s\n", result.seconds,
-           result.seconds > 0 ? (result.written + result.bad) / result.seconds : 0.0);
+        fprintf(report, " (%lld more could not be decoded and were skipped)", (long long)result.bad);
+    fprintf(report, " in %.1f s, %.0f images/s\n", result.seconds,
+            result.seconds > 0 ? (result.written + result.bad) / result.seconds : 0.0);
     return 0;
 }

@@ -9,9 +9,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "gan/backend_select.h"
 #include "gan/checkpoint.h"
+#include "gan/file_atomic.h"
 #include "gan/image.h"
 #include "gan/npy.h"
 #include "gan/onnx_export.h"
@@ -52,8 +54,13 @@ static void unload(loaded *l)
 /* One PNG per image, [-1, 1] -> [0, 255] as x * 127.5 + 127.5 rounded and clamped. */
 static gan_status write_image_dir(const char *dir, const float *images, int n, gan_shape s)
 {
+    struct stat st;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return gan_error(GAN_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (stat(dir, &st) != 0)
+        return gan_error(GAN_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return gan_error(GAN_ERR_IO, "%s: not a directory (--dir names a folder for one PNG per image)", dir);
     size_t plane = (size_t)s.h * s.w;
     uint8_t *pixels = malloc(plane * s.c);
     if (!pixels)
@@ -74,43 +81,84 @@ static gan_status write_image_dir(const char *dir, const float *images, int n, g
     return status;
 }
 
+static const char sample_usage[] =
+    "usage: gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy]\n"
+    "                  [--noise Z.npy] [--seed S] [--batch-stats] [--device auto|cpu|cuda]\n"
+    "  --n N      images to generate, 1 to 1000000 (default 64; with --noise, its rows)\n"
+    "  --seed S   noise seed, 0 to 18446744073709551615 (default: the run's train.seed)\n"
+    "  an output that is a character device or a FIFO (/dev/stdout, a pipe) is written in place\n";
+
+/* More images would not fit the int counts of the image writers, nor any memory worth asking for. */
+enum { SAMPLE_MAX_IMAGES = 1000000 };
+
 int gan_cmd_sample(int argc, char **argv)
 {
     const char *ckpt = NULL, *grid = NULL, *dir = NULL, *npy = NULL, *noise = NULL, *device = "auto";
     int n = 64;
     bool batch_stats = false, seed_given = false;
-    unsigned long long seed = 0;
+    uint64_t seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        bool has_value = i + 1 < argc;
-        if (!strcmp(a, "--n") && has_value)
-            n = atoi(argv[++i]);
-        else if (!strcmp(a, "--grid") && has_value)
-            grid = argv[++i];
-        else if (!strcmp(a, "--dir") && has_value)
-            dir = argv[++i];
-        else if (!strcmp(a, "--npy") && has_value)
-            npy = argv[++i];
-        else if (!strcmp(a, "--noise") && has_value)
-            noise = argv[++i];
-        else if (!strcmp(a, "--seed") && has_value) {
-            seed = strtoull(argv[++i], NULL, 10);
+        bool takes_value = !strcmp(a, "--n") || !strcmp(a, "--grid") || !strcmp(a, "--dir") ||
+                           !strcmp(a, "--npy") || !strcmp(a, "--noise") || !strcmp(a, "--seed") ||
+                           !strcmp(a, "--device");
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(sample_usage, stdout);
+            return 0;
+        }
+        if (takes_value && i + 1 == argc) {
+            fprintf(stderr, "gan sample: %s needs a value\n", a);
+            return 2;
+        }
+        const char *value = takes_value ? argv[++i] : NULL;
+        if (!strcmp(a, "--n")) {
+            if (!gan_arg_int("sample", a, value, 1, SAMPLE_MAX_IMAGES, &n))
+                return 2;
+        } else if (!strcmp(a, "--grid")) {
+            if (!gan_arg_path("sample", a, value))
+                return 2;
+            grid = value;
+        } else if (!strcmp(a, "--dir")) {
+            if (!gan_arg_path("sample", a, value))
+                return 2;
+            dir = value;
+        } else if (!strcmp(a, "--npy")) {
+            if (!gan_arg_path("sample", a, value))
+                return 2;
+            npy = value;
+        } else if (!strcmp(a, "--noise")) {
+            if (!gan_arg_path("sample", a, value))
+                return 2;
+            noise = value;
+        } else if (!strcmp(a, "--seed")) {
+            if (!gan_arg_u64("sample", a, value, &seed))
+                return 2;
             seed_given = true;
-        } else if (!strcmp(a, "--device") && has_value)
-            device = argv[++i];
-        else if (!strcmp(a, "--batch-stats"))
+        } else if (!strcmp(a, "--device")) {
+            device = value;
+        } else if (!strcmp(a, "--batch-stats")) {
             batch_stats = true;
-        else if (a[0] != '-' && !ckpt)
+        } else if (a[0] != '-' && !ckpt) {
             ckpt = a;
-        else {
-            fprintf(stderr, "usage: gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy]\n"
-                            "                  [--noise Z.npy] [--seed S] [--batch-stats] [--device auto|cpu|cuda]\n");
+        } else {
+            fprintf(stderr, "gan sample: unknown or extra argument '%s'\n", a);
+            fputs(sample_usage, stderr);
             return 2;
         }
     }
-    if (!ckpt || n < 1 || (!grid && !dir && !npy)) {
-        fprintf(stderr, "gan sample: give a checkpoint and at least one of --grid, --dir, --npy (n >= 1)\n");
+    if (!ckpt || (!grid && !dir && !npy)) {
+        fprintf(stderr, "gan sample: give a checkpoint and at least one of --grid, --dir, --npy\n");
         return 2;
+    }
+    /* refuse an output that cannot be written before the work (gan/file_atomic.h's rule) */
+    const char *outputs[2] = {npy, grid};
+    for (int i = 0; i < 2; i++) {
+        gan_output_kind kind;
+        char target[4096];
+        if (outputs[i] && gan_output_check(outputs[i], &kind, target, sizeof target) != GAN_OK) {
+            fprintf(stderr, "gan sample: %s\n", gan_error_message());
+            return 1;
+        }
     }
     loaded l;
     gan_status status = load_checkpoint(ckpt, device, &l);
@@ -126,6 +174,9 @@ int gan_cmd_sample(int argc, char **argv)
         if (status == GAN_OK && !fits)
             status = gan_error(GAN_ERR_FORMAT, "%s: latent vectors must be float32 [N, %d] or [N, %d, 1, 1]",
                                noise, nz, nz);
+        if (status == GAN_OK && (shape[0] < 1 || shape[0] > SAMPLE_MAX_IMAGES))
+            status = gan_error(GAN_ERR_FORMAT, "%s: %lld latent vectors; 1 to %d are sampled at once", noise,
+                               (long long)shape[0], SAMPLE_MAX_IMAGES);
         if (status == GAN_OK)
             n = (int)shape[0];
     }
@@ -161,7 +212,8 @@ int gan_cmd_sample(int argc, char **argv)
         fprintf(stderr, "gan sample: %s\n", gan_error_message());
         return 1;
     }
-    printf("gan sample: %d images from %s%s%s%s%s%s%s\n", n, ckpt, grid ? " -> " : "", grid ? grid : "",
+    const char *written[2] = {npy, grid};
+    fprintf(gan_args_report_stream(written, 2), "gan sample: %d images from %s%s%s%s%s%s%s\n", n, ckpt, grid ? " -> " : "", grid ? grid : "",
            dir ? " -> " : "", dir ? dir : "", npy ? " -> " : "", npy ? npy : "");
     return 0;
 }
@@ -175,16 +227,23 @@ static bool ends_with(const char *text, const char *suffix)
 int gan_cmd_export(int argc, char **argv)
 {
     static const char usage[] = "usage: gan export CKPT [--format safetensors|onnx] -o FILE\n"
-                                "  (without --format: onnx when FILE ends in .onnx, else safetensors)\n";
+                                "  (without --format: onnx when FILE ends in .onnx, else safetensors;\n"
+                                "  a FILE that is a character device or a FIFO is written in place)\n";
     const char *ckpt = NULL, *out = NULL, *format = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
             out = argv[++i];
-        else if (!strcmp(argv[i], "--format") && i + 1 < argc)
+            if (!gan_arg_path("export", "-o", out))
+                return 2;
+        } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
             format = argv[++i];
-        else if (argv[i][0] != '-' && !ckpt)
+        } else if (argv[i][0] != '-' && !ckpt) {
             ckpt = argv[i];
-        else {
+        } else {
+            fprintf(stderr, "gan export: unknown, incomplete or extra argument '%s'\n", argv[i]);
             fputs(usage, stderr);
             return 2;
         }
@@ -200,6 +259,12 @@ int gan_cmd_export(int argc, char **argv)
         fprintf(stderr, "gan export: unknown format '%s' (safetensors or onnx)\n", format);
         return 2;
     }
+    gan_output_kind kind;
+    char target[4096];
+    if (gan_output_check(out, &kind, target, sizeof target) != GAN_OK) {
+        fprintf(stderr, "gan export: %s\n", gan_error_message());
+        return 1;
+    }
     loaded l;
     gan_status status = load_checkpoint(ckpt, "cpu", &l);
     const char *prefix = status == GAN_OK ? l.trainer->cfg.export_prefix : "";
@@ -207,11 +272,12 @@ int gan_cmd_export(int argc, char **argv)
         status = gan_onnx_export(l.trainer->g, prefix, out);
     else if (status == GAN_OK)
         status = gan_trainer_export_generator(l.trainer, out);
+    FILE *report = gan_args_report_stream(&out, 1);
     if (status == GAN_OK && onnx)
-        printf("gan export: generator of %s -> %s (ONNX opset %d, input z, output images, "
-               "dynamic batch)\n", ckpt, out, GAN_ONNX_OPSET);
+        fprintf(report, "gan export: generator of %s -> %s (ONNX opset %d, input z, output images, "
+                        "dynamic batch)\n", ckpt, out, GAN_ONNX_OPSET);
     else if (status == GAN_OK)
-        printf("gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out, prefix);
+        fprintf(report, "gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out, prefix);
     unload(&l);
     if (status != GAN_OK) {
         fprintf(stderr, "gan export: %s\n", gan_error_message());

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "gan/backend.h"
 #include "gan/backend_select.h"
@@ -13,7 +14,7 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: gan selftest [--device cuda|cuda:N] [--config FILE] [--batch N] [section.key=value ...]\n"
+    fprintf(out, "usage: gan selftest [--device cuda|cuda:N] [--config FILE] [--batch N (2..65536)] [section.key=value ...]\n"
                  "  every CUDA op and one training iteration of the config (default\n"
                  "  configs/dcgan_celeba64.ini at batch 16) against the CPU backend; the CUDA backend\n"
                  "  computes as train.precision (fp32|tf32) and train.deterministic say\n");
@@ -71,7 +72,8 @@ int gan_cmd_selftest(int argc, char **argv)
         } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
             config_path = argv[++i];
         } else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
-            batch = atoi(argv[++i]);
+            if (!gan_arg_int("selftest", "--batch", argv[++i], 2, 65536, &batch))
+                return 2;
         } else if (argv[i][0] != '-' && strchr(argv[i], '=') && override_count < 64) {
             overrides[override_count++] = argv[i];
         } else {

@@ -2,7 +2,9 @@
  * gan train --resume DIR [section.key=value ...] [--device ...] */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "gan/checkpoint.h"
 #include "gan/config.h"
@@ -55,6 +57,7 @@ int gan_cmd_train(int argc, char **argv)
     const char *overrides[256];
     int override_count = 0;
     bool quiet = false;
+    struct stat st;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -62,16 +65,21 @@ int gan_cmd_train(int argc, char **argv)
             return 0;
         } else if (!strcmp(arg, "--out") && i + 1 < argc) {
             out_dir = argv[++i];
+            if (!gan_arg_path("train", arg, out_dir))
+                return 2;
         } else if (!strcmp(arg, "--device") && i + 1 < argc) {
             device = argv[++i];
         } else if (!strcmp(arg, "--resume") && i + 1 < argc) {
             resume_dir = argv[++i];
+            if (!gan_arg_path("train", arg, resume_dir))
+                return 2;
         } else if (!strcmp(arg, "--quiet")) {
             quiet = true;
         } else if (arg[0] == '-') {
             fprintf(stderr, "gan train: unknown or incomplete option '%s' (gan train --help)\n", arg);
             return 2;
-        } else if (strchr(arg, '=')) {
+        } else if (strchr(arg, '=') && !(stat(arg, &st) == 0 && S_ISREG(st.st_mode))) {
+            /* section.key=value; an existing file is the config even with '=' in its name */
             if (override_count == (int)(sizeof overrides / sizeof overrides[0])) {
                 fprintf(stderr, "gan train: too many overrides\n");
                 return 2;

@@ -14,10 +14,12 @@ enum { CIFAR_SIDE = 32, CIFAR_PLANE = CIFAR_SIDE * CIFAR_SIDE, CIFAR_RECORD = 1 
 /* Appends the records of one batch file to `set` (pixels grown to fit). */
 static gan_status read_batch(const char *path, gan_image_set *set)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) /* never open a FIFO: it would wait */
+        return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
     FILE *f = fopen(path, "rb");
     if (!f)
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
         return gan_error(GAN_ERR_IO, "%s: not a regular file", path);

@@ -45,6 +45,22 @@ static bool file_exists(const char *dir, const char *name)
     return access(path, F_OK) == 0;
 }
 
+/* A data path that exists must be a regular file or a folder: opening a FIFO waits for a writer
+ * forever, and a device or socket is no data set. Checked before anything opens it. */
+static gan_status check_data_path(const char *path, const struct stat *st)
+{
+    if (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode))
+        return GAN_OK;
+    const char *what = S_ISFIFO(st->st_mode)  ? "a FIFO"
+                       : S_ISCHR(st->st_mode) ? "a character device"
+                       : S_ISBLK(st->st_mode) ? "a block device"
+                       : S_ISSOCK(st->st_mode) ? "a socket"
+                                               : "not a file";
+    return gan_error(GAN_ERR_CONFIG, "data set %s: neither a regular file nor a folder (%s); data.path "
+                                     "names an image folder, an IDX or CIFAR-10 file, or a .npy cache",
+                     path, what);
+}
+
 gan_status gan_dataset_detect_format(const char *path, const char **format)
 {
     struct stat st;
@@ -52,6 +68,7 @@ gan_status gan_dataset_detect_format(const char *path, const char **format)
         return gan_error(GAN_ERR_CONFIG, "data.path is empty: name the data set");
     if (stat(path, &st) != 0)
         return gan_error(GAN_ERR_IO, "data set %s: %s", path, strerror(errno));
+    GAN_TRY(check_data_path(path, &st));
     if (S_ISDIR(st.st_mode))
         *format = file_exists(path, "data_batch_1.bin") || file_exists(path, "test_batch.bin") ? "cifar" : "folder";
     else if (ends_with(path, ".npy"))
@@ -139,6 +156,9 @@ gan_status gan_dataset_open(const gan_dataset_options *o, gan_dataset **out)
     *out = NULL;
     const char *format = o->format && o->format[0] ? o->format : "auto";
     const char *split = o->split && o->split[0] ? o->split : "all";
+    struct stat st;
+    if (o->path && stat(o->path, &st) == 0) /* a missing path: each reader says so */
+        GAN_TRY(check_data_path(o->path, &st));
     if (!strcmp(format, "auto"))
         GAN_TRY(gan_dataset_detect_format(o->path, &format));
     gan_dataset *ds = NULL;

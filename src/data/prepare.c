@@ -3,15 +3,22 @@
  * Every thread (OpenMP, one per core) takes chunks of CHUNK images, decodes and transforms them into
  * its own buffer and writes the chunk with one pwrite at its place in the output; images that cannot
  * be decoded leave a hole that is squeezed out at the end (rows moved down, header rewritten). The
- * output is written under a temporary name and renamed when complete. */
+ * output is written under a temporary name (OUT.tmp.<pid>.<n>) and renamed when complete; the
+ * temporary files that killed runs to the same output left behind are removed first. */
+#include <dirent.h>
+#include <errno.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gan/clock.h"
 #include "gan/data.h"
+#include "gan/file_atomic.h"
 
 enum { CHUNK = 32, MESSAGE_BYTES = 2048 };
 
@@ -23,12 +30,83 @@ static void warn(const gan_prepare_options *o, const char *message)
         fprintf(stderr, "gan: warning: %s\n", message);
 }
 
+/* The process id in `name` when it is `base`.tmp.<pid>.<n> (the npy writer's temporary names), else
+ * 0. */
+static long temporary_owner(const char *name, const char *base)
+{
+    size_t base_len = strlen(base);
+    if (strncmp(name, base, base_len) || strncmp(name + base_len, ".tmp.", 5))
+        return 0;
+    const char *p = name + base_len + 5;
+    long pid = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (pid > 99999999) /* far past any pid_max (4194304) */
+            return 0;
+        pid = pid * 10 + (*p - '0');
+    }
+    if (*p++ != '.' || *p < '0' || *p > '9')
+        return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return *p ? 0 : pid;
+}
+
+/* Removes OUT.tmp.<pid>.<n> files whose process no longer runs (kill(pid, 0) says ESRCH): what a
+ * gan prepare killed with SIGKILL, or crashed, left behind. A live process's file (EPERM: another
+ * user's, alive too) and anything not a regular file are left alone. */
+static void remove_stale_temporaries(const gan_prepare_options *o)
+{
+    gan_output_kind kind;
+    char target[4096];
+    if (gan_output_check(o->output, &kind, target, sizeof target) != GAN_OK || kind != GAN_OUTPUT_FILE) {
+        gan_error_clear(); /* the writer reports it */
+        return;
+    }
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == target)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - target), target);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid = temporary_owner(e->d_name, base);
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path[8300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        char message[8500];
+        if (unlink(path) == 0)
+            snprintf(message, sizeof message, "removed %s, left by gan prepare process %ld, which no longer "
+                                              "runs",
+                     path, pid);
+        else
+            snprintf(message, sizeof message, "cannot remove %s, left by process %ld: %s", path, pid,
+                     strerror(errno));
+        warn(o, message);
+    }
+    closedir(d);
+}
+
 gan_status gan_prepare_cache(const gan_prepare_options *o, gan_prepare_result *result)
 {
     memset(result, 0, sizeof *result);
     double start = gan_now_s();
     if (!o->output || !o->output[0])
         return gan_error(GAN_ERR_ARG, "gan prepare: no output file (-o FILE.npy)");
+    if (o->threads < 0 || o->threads > GAN_PREPARE_MAX_THREADS)
+        return gan_error(GAN_ERR_ARG, "gan prepare: %d threads; 1 to %d (0: one per core)", o->threads,
+                         GAN_PREPARE_MAX_THREADS);
+    remove_stale_temporaries(o);
     gan_dataset *ds;
     GAN_TRY(gan_dataset_open(&o->data, &ds));
     int64_t n = gan_dataset_count(ds);

@@ -86,11 +86,13 @@ static int model_entries(const gan_model *m, const host_model *h, const char *pr
     }
     if (h->adam_m) {
         snprintf(names[n], 96, "%s.adam.m", prefix);
-        out[n++] = (gan_st_tensor){.name = names[n - 1], .dtype = GAN_ST_F32, .ndim = 1,
-                                   .shape = {(int64_t)m->trainable_count}, .data = h->adam_m};
+        out[n] = (gan_st_tensor){.name = names[n], .dtype = GAN_ST_F32, .ndim = 1,
+                                 .shape = {(int64_t)m->trainable_count}, .data = h->adam_m};
+        n++;
         snprintf(names[n], 96, "%s.adam.v", prefix);
-        out[n++] = (gan_st_tensor){.name = names[n - 1], .dtype = GAN_ST_F32, .ndim = 1,
-                                   .shape = {(int64_t)m->trainable_count}, .data = h->adam_v};
+        out[n] = (gan_st_tensor){.name = names[n], .dtype = GAN_ST_F32, .ndim = 1,
+                                 .shape = {(int64_t)m->trainable_count}, .data = h->adam_v};
+        n++;
     }
     return n;
 }

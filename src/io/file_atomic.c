@@ -1,25 +1,101 @@
-/* Whole-file writes through a temporary name (see gan/file_atomic.h). */
+/* Output paths and whole-file writes (see gan/file_atomic.h for the rule). */
 #include "gan/file_atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-static gan_status write_all(int fd, const void *buf, size_t n, const char *path)
+static const char *refused_kind(mode_t mode)
 {
-    const char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return gan_error(GAN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        }
+    if (S_ISDIR(mode))
+        return "is a directory";
+    if (S_ISBLK(mode))
+        return "is a block device";
+    if (S_ISSOCK(mode))
+        return "is a socket";
+    return "is not a regular file";
+}
+
+static gan_status copy_path(char *target, size_t target_bytes, const char *path)
+{
+    if (strlen(path) >= target_bytes)
+        return gan_error(GAN_ERR_ARG, "%s: path too long", path);
+    memcpy(target, path, strlen(path) + 1);
+    return GAN_OK;
+}
+
+gan_status gan_output_check(const char *path, gan_output_kind *kind, char *target, size_t target_bytes)
+{
+    *kind = GAN_OUTPUT_FILE;
+    if (!path || !path[0])
+        return gan_error(GAN_ERR_ARG, "an output path is empty");
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return copy_path(target, target_bytes, path); /* a new file */
+        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    bool link = S_ISLNK(st.st_mode);
+    if (link && stat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return gan_error(GAN_ERR_IO, "%s: is a symbolic link to nothing; an output replaces only a "
+                                         "regular file (remove the link or make its file)",
+                             path);
+        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
+        *kind = GAN_OUTPUT_STREAM;
+        return GAN_OK;
+    }
+    if (!S_ISREG(st.st_mode))
+        return gan_error(GAN_ERR_IO, "%s: %s; outputs replace only regular files (written to a "
+                                     "temporary file renamed over them) and write character devices "
+                                     "and FIFOs in place",
+                         path, refused_kind(st.st_mode));
+    if (!link)
+        return copy_path(target, target_bytes, path);
+    char *resolved = realpath(path, NULL); /* the file the link names is the one replaced */
+    if (!resolved)
+        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    gan_status status = copy_path(target, target_bytes, resolved);
+    free(resolved);
+    return status;
+}
+
+gan_status gan_output_open_stream(const char *path, int *fd)
+{
+    *fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (*fd < 0)
+        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(*fd, &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        close(*fd);
+        *fd = -1;
+        return gan_error(GAN_ERR_IO, "%s: changed while it was opened (no longer a character device "
+                                     "or FIFO)",
+                         path);
+    }
+    return GAN_OK;
+}
+
+gan_status gan_write_all(int fd, const void *data, size_t bytes, const char *name)
+{
+    const char *p = data;
+    while (bytes) {
+        ssize_t w = write(fd, p, bytes > (1u << 30) ? (1u << 30) : bytes);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return gan_error(GAN_ERR_IO, "%s: write failed: %s", name, strerror(errno));
+        if (w == 0)
+            return gan_error(GAN_ERR_IO, "%s: write failed: no progress", name);
         p += w;
-        n -= (size_t)w;
+        bytes -= (size_t)w;
     }
     return GAN_OK;
 }
@@ -38,7 +114,7 @@ static void sync_parent_directory(const char *path)
         slash[1] = '\0';
     else
         *slash = '\0';
-    int fd = open(name, O_RDONLY | O_DIRECTORY);
+    int fd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);
         close(fd);
@@ -46,31 +122,70 @@ static void sync_parent_directory(const char *path)
     free(dir);
 }
 
-gan_status gan_file_write_atomic(const char *path, const gan_file_piece *pieces, int piece_count)
+/* Creates `tmp` afresh. A regular file of that name is a leftover of an earlier write and is
+ * replaced; anything else there (a FIFO, a device, a link) is refused, never opened. */
+static gan_status create_temporary(const char *tmp, int *fd)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (*fd >= 0)
+            return GAN_OK;
+        if (errno != EEXIST)
+            break;
+        struct stat st;
+        if (lstat(tmp, &st) == 0 && !S_ISREG(st.st_mode))
+            return gan_error(GAN_ERR_IO, "%s: exists and %s; remove it", tmp, refused_kind(st.st_mode));
+        if (unlink(tmp) != 0 && errno != ENOENT)
+            break;
+    }
+    return gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
+}
+
+static gan_status write_stream(const char *path, const gan_file_piece *pieces, int piece_count)
+{
+    int fd;
+    GAN_TRY(gan_output_open_stream(path, &fd));
+    gan_status status = GAN_OK;
+    for (int i = 0; i < piece_count && status == GAN_OK; i++)
+        if (pieces[i].bytes)
+            status = gan_write_all(fd, pieces[i].data, pieces[i].bytes, path);
+    if (close(fd) != 0 && status == GAN_OK)
+        status = gan_error(GAN_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+    return status;
+}
+
+gan_status gan_file_write_replace(const char *path, const gan_file_piece *pieces, int piece_count,
+                                  bool durable)
 {
     if (!path || piece_count < 0 || (piece_count && !pieces))
         return gan_error(GAN_ERR_ARG, "file write: no path, or a count without pieces");
-    char *tmp = malloc(strlen(path) + 5);
-    if (!tmp)
-        return gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
-    sprintf(tmp, "%s.tmp", path);
+    gan_output_kind kind;
+    char target[4096];
+    GAN_TRY(gan_output_check(path, &kind, target, sizeof target));
+    if (kind == GAN_OUTPUT_STREAM)
+        return write_stream(path, pieces, piece_count);
+    char tmp[sizeof target + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", target);
+    int fd;
+    GAN_TRY(create_temporary(tmp, &fd));
     gan_status status = GAN_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        status = gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
     for (int i = 0; i < piece_count && status == GAN_OK; i++)
         if (pieces[i].bytes)
-            status = write_all(fd, pieces[i].data, pieces[i].bytes, tmp);
-    if (status == GAN_OK && fsync(fd) != 0)
+            status = gan_write_all(fd, pieces[i].data, pieces[i].bytes, tmp);
+    if (status == GAN_OK && durable && fsync(fd) != 0)
         status = gan_error(GAN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (fd >= 0 && close(fd) != 0 && status == GAN_OK)
+    if (close(fd) != 0 && status == GAN_OK)
         status = gan_error(GAN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (status == GAN_OK && rename(tmp, path) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    if (status != GAN_OK && fd >= 0)
+    if (status == GAN_OK && rename(tmp, target) != 0)
+        status = gan_error(GAN_ERR_IO, "%s: cannot rename to %s: %s", tmp, target, strerror(errno));
+    if (status != GAN_OK)
         unlink(tmp); /* ours: created above */
-    if (status == GAN_OK)
-        sync_parent_directory(path);
-    free(tmp);
+    else if (durable)
+        sync_parent_directory(target);
     return status;
+}
+
+gan_status gan_file_write_atomic(const char *path, const gan_file_piece *pieces, int piece_count)
+{
+    return gan_file_write_replace(path, pieces, piece_count, true);
 }

@@ -172,6 +172,30 @@ static void jpeg_on_progress(j_common_ptr cinfo)
     }
 }
 
+/* A Huffman-coded scan that codes DC coefficients (every sequential scan, and progressive DC
+ * scans) spends at least one bit on each 8x8 block of its components, so the file must hold
+ * (blocks of the first scan) / 8 bytes: a header that claims more pixels than that is refused
+ * before any pixel memory is allocated. (Arithmetic-coded JPEGs, and progressive ones that start
+ * with an AC scan, which can code long runs of empty blocks in a few bits, are bounded by
+ * GAN_IMAGE_MAX_PIXELS alone.) Called after jpeg_read_header, which has read the first scan's
+ * header and sized the components. */
+static gan_status check_jpeg_data_size(const struct jpeg_decompress_struct *cinfo, size_t size,
+                                       const char *name)
+{
+    if (cinfo->arith_code || cinfo->Ss != 0)
+        return GAN_OK;
+    uint64_t blocks = 0;
+    for (int i = 0; i < cinfo->comps_in_scan; i++)
+        blocks += (uint64_t)cinfo->cur_comp_info[i]->width_in_blocks * cinfo->cur_comp_info[i]->height_in_blocks;
+    uint64_t min_bytes = blocks / 8;
+    if (min_bytes > size)
+        return gan_error(GAN_ERR_FORMAT, "%s: truncated: a %ux%u JPEG codes %llu blocks in its first scan, at "
+                                         "least %llu bytes, and the file holds %zu",
+                         name, cinfo->image_width, cinfo->image_height, (unsigned long long)blocks,
+                         (unsigned long long)min_bytes, size);
+    return GAN_OK;
+}
+
 static gan_status decode_jpeg(gan_image_decoder *dec, const uint8_t *bytes, size_t size, const char *name,
                               int channels, int *width, int *height)
 {
@@ -183,6 +207,8 @@ static gan_status decode_jpeg(gan_image_decoder *dec, const uint8_t *bytes, size
     jpeg_mem_src(cinfo, bytes, (unsigned long)size);
     jpeg_read_header(cinfo, TRUE);
     gan_status status = check_size(name, cinfo->image_width, cinfo->image_height);
+    if (status == GAN_OK)
+        status = check_jpeg_data_size(cinfo, size, name);
     if (status != GAN_OK) {
         jpeg_abort_decompress(cinfo);
         return status;
@@ -264,6 +290,17 @@ static gan_status decode_png(gan_image_decoder *dec, const uint8_t *bytes, size_
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     gan_status status = check_size(name, (long long)w, (long long)h);
+    if (status == GAN_OK) {
+        /* deflate unpacks at most 1032 bytes from one: a file too small for the image's pixel
+         * data is cut short (or lying), and is refused before the pixels are allocated */
+        uint64_t pixel_bits = (uint64_t)png_get_channels(png, info) * png_get_bit_depth(png, info);
+        uint64_t packed_bytes = ((uint64_t)w * h * pixel_bits + 7) / 8;
+        uint64_t can_hold = (uint64_t)size * 1032 + 1024;
+        if (packed_bytes > can_hold)
+            status = gan_error(GAN_ERR_FORMAT, "%s: truncated: a %ux%u PNG holds %llu bytes of pixels, more "
+                                               "than its %zu bytes can unpack to",
+                               name, w, h, (unsigned long long)packed_bytes, size);
+    }
     if (status != GAN_OK) {
         png_destroy_read_struct(&png, &info, NULL);
         return status;
@@ -371,7 +408,7 @@ gan_status gan_image_decode(gan_image_decoder *dec, const uint8_t *bytes, size_t
 gan_status gan_file_read(const char *path, uint8_t **buffer, size_t *capacity, size_t *size)
 {
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not make it wait */
     if (fd < 0)
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;

@@ -5,6 +5,8 @@
  * C order. */
 #include "gan/npy.h"
 
+#include "gan/file_atomic.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -213,7 +215,7 @@ static gan_status check_size(const gan_npy_header *h, size_t file_bytes, const c
 gan_status gan_npy_map(const char *path, gan_npy_array *out)
 {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not make it wait */
     if (fd < 0)
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;
@@ -270,7 +272,7 @@ static gan_status read_fully(int fd, void *buffer, size_t bytes, size_t offset, 
 gan_status gan_npy_read(const char *path, gan_npy_array *out)
 {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not make it wait */
     if (fd < 0)
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;
@@ -413,15 +415,35 @@ static gan_status write_fully(int fd, const void *buffer, size_t bytes, size_t o
 
 static atomic_uint temp_counter;
 
+/* An unnamed scratch file in $TMPDIR (or /tmp) for a cache streamed into a device or FIFO: rows
+ * arrive in any order and the header's count is known only at the end, so the file is put
+ * together here and copied out in order at commit. Its name is removed at once: nothing is left
+ * behind, whatever happens to the process. */
+static gan_status open_scratch(gan_npy_writer *w)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !dir[0])
+        dir = "/tmp";
+    char name[4200];
+    snprintf(name, sizeof name, "%s/gan-npy-scratch-XXXXXX", dir);
+    w->fd = mkstemp(name);
+    if (w->fd < 0)
+        return gan_error(GAN_ERR_IO, "%s: cannot make a scratch file in %s for a streamed output: %s",
+                         w->path, dir, strerror(errno));
+    unlink(name);
+    fcntl(w->fd, F_SETFD, FD_CLOEXEC);
+    snprintf(w->tmp_path, sizeof w->tmp_path, "%s (scratch file in %s)", w->path, dir);
+    return GAN_OK;
+}
+
 gan_status gan_npy_writer_open(gan_npy_writer *w, const char *path, gan_npy_dtype dtype, int ndim,
                                const int64_t *shape)
 {
     memset(w, 0, sizeof *w);
     w->fd = -1;
+    w->stream_fd = -1;
     if (ndim < 1 || ndim > GAN_NPY_MAX_DIMS)
         return gan_error(GAN_ERR_ARG, "%s: cannot write a %d-dimensional array", path, ndim);
-    if (strlen(path) >= sizeof w->path)
-        return gan_error(GAN_ERR_ARG, "%s: path too long", path);
     size_t row_bytes = gan_npy_dtype_bytes(dtype);
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0 || (shape[i] > 0 && row_bytes > SIZE_MAX / 4 / (uint64_t)shape[i]))
@@ -433,21 +455,33 @@ gan_status gan_npy_writer_open(gan_npy_writer *w, const char *path, gan_npy_dtyp
     w->header_bytes = format_header(header, sizeof header, dtype, ndim, shape, 0);
     if (!w->header_bytes)
         return gan_error(GAN_ERR_ARG, "%s: shape does not fit a .npy header", path);
-    snprintf(w->path, sizeof w->path, "%s", path);
+    gan_output_kind kind;
+    GAN_TRY(gan_output_check(path, &kind, w->path, sizeof w->path));
     w->dtype = dtype;
     w->ndim = ndim;
     memcpy(w->shape, shape, (size_t)ndim * sizeof *shape);
     w->row_bytes = row_bytes;
-    /* a fresh temporary name beside the output (same file system, so rename is atomic) */
-    for (int attempt = 0; attempt < 100 && w->fd < 0; attempt++) {
-        snprintf(w->tmp_path, sizeof w->tmp_path, "%s.tmp.%ld.%u", path, (long)getpid(),
-                 atomic_fetch_add(&temp_counter, 1));
-        w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (w->fd < 0 && errno != EEXIST)
-            break;
+    if (kind == GAN_OUTPUT_STREAM) {
+        snprintf(w->path, sizeof w->path, "%s", path);
+        GAN_TRY(gan_output_open_stream(path, &w->stream_fd));
+        gan_status status = open_scratch(w);
+        if (status != GAN_OK) {
+            close(w->stream_fd);
+            w->stream_fd = -1;
+            return status;
+        }
+    } else {
+        /* a fresh temporary name beside the output (same file system, so rename is atomic) */
+        for (int attempt = 0; attempt < 100 && w->fd < 0; attempt++) {
+            snprintf(w->tmp_path, sizeof w->tmp_path, "%s.tmp.%ld.%u", w->path, (long)getpid(),
+                     atomic_fetch_add(&temp_counter, 1));
+            w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+            if (w->fd < 0 && errno != EEXIST)
+                break;
+        }
+        if (w->fd < 0)
+            return gan_error(GAN_ERR_IO, "%s: %s", w->tmp_path, strerror(errno));
     }
-    if (w->fd < 0)
-        return gan_error(GAN_ERR_IO, "%s: %s", w->tmp_path, strerror(errno));
     size_t total = w->header_bytes + (size_t)shape[0] * row_bytes;
     int err = posix_fallocate(w->fd, 0, (off_t)total);
     gan_status status = GAN_OK;
@@ -506,34 +540,29 @@ gan_status gan_npy_writer_drop_rows(gan_npy_writer *w, const bool *keep)
     return status;
 }
 
-gan_status gan_npy_writer_commit(gan_npy_writer *w)
+/* Copies the scratch file [0, bytes) into the streamed output, in order. */
+static gan_status copy_scratch_to_stream(gan_npy_writer *w, size_t bytes)
 {
-    if (w->fd < 0)
-        return gan_error(GAN_ERR_ARG, "%s: writer is closed", w->path);
-    char header[1024];
+    enum { CHUNK_BYTES = 1 << 20 };
+    uint8_t *buffer = malloc(CHUNK_BYTES);
+    if (!buffer)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory", w->path);
     gan_status status = GAN_OK;
-    if (!format_header(header, sizeof header, w->dtype, w->ndim, w->shape, w->header_bytes))
-        status = gan_error(GAN_ERR_ARG, "%s: the final shape does not fit the header", w->path);
-    if (status == GAN_OK)
-        status = write_fully(w->fd, header, w->header_bytes, 0, w->tmp_path);
-    if (status == GAN_OK && ftruncate(w->fd, (off_t)(w->header_bytes + (size_t)w->shape[0] * w->row_bytes)) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: %s", w->tmp_path, strerror(errno));
-    if (status == GAN_OK && fsync(w->fd) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: fsync: %s", w->tmp_path, strerror(errno));
-    if (status != GAN_OK) {
-        gan_npy_writer_abort(w);
-        return status;
+    for (size_t done = 0; done < bytes && status == GAN_OK;) {
+        size_t n = bytes - done < CHUNK_BYTES ? bytes - done : CHUNK_BYTES;
+        status = read_fully(w->fd, buffer, n, done, w->tmp_path);
+        if (status == GAN_OK)
+            status = gan_write_all(w->stream_fd, buffer, n, w->path);
+        done += n;
     }
-    close(w->fd);
-    w->fd = -1;
-    if (rename(w->tmp_path, w->path) != 0) {
-        status = gan_error(GAN_ERR_IO, "%s: rename from %s: %s", w->path, w->tmp_path, strerror(errno));
-        unlink(w->tmp_path);
-        return status;
-    }
-    /* make the rename itself durable */
+    free(buffer);
+    return status;
+}
+
+static void sync_parent_directory(const char *path)
+{
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", w->path);
+    snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash == dir)
         slash[1] = '\0';
@@ -546,11 +575,66 @@ gan_status gan_npy_writer_commit(gan_npy_writer *w)
         fsync(dfd);
         close(dfd);
     }
+}
+
+gan_status gan_npy_writer_commit(gan_npy_writer *w)
+{
+    if (w->fd < 0)
+        return gan_error(GAN_ERR_ARG, "%s: writer is closed", w->path);
+    char header[1024];
+    gan_status status = GAN_OK;
+    size_t total = w->header_bytes + (size_t)w->shape[0] * w->row_bytes;
+    if (!format_header(header, sizeof header, w->dtype, w->ndim, w->shape, w->header_bytes))
+        status = gan_error(GAN_ERR_ARG, "%s: the final shape does not fit the header", w->path);
+    if (status == GAN_OK)
+        status = write_fully(w->fd, header, w->header_bytes, 0, w->tmp_path);
+    if (status == GAN_OK && w->stream_fd >= 0) {
+        status = copy_scratch_to_stream(w, total);
+        if (status == GAN_OK && close(w->stream_fd) != 0)
+            status = gan_error(GAN_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
+        w->stream_fd = -1;
+        if (status != GAN_OK) {
+            gan_npy_writer_abort(w);
+            return status;
+        }
+        close(w->fd);
+        w->fd = -1;
+        return GAN_OK;
+    }
+    if (status == GAN_OK && ftruncate(w->fd, (off_t)total) != 0)
+        status = gan_error(GAN_ERR_IO, "%s: %s", w->tmp_path, strerror(errno));
+    if (status == GAN_OK && fsync(w->fd) != 0)
+        status = gan_error(GAN_ERR_IO, "%s: fsync: %s", w->tmp_path, strerror(errno));
+    if (status != GAN_OK) {
+        gan_npy_writer_abort(w);
+        return status;
+    }
+    int close_result = close(w->fd);
+    w->fd = -1;
+    if (close_result != 0) {
+        status = gan_error(GAN_ERR_IO, "%s: close failed: %s", w->tmp_path, strerror(errno));
+        unlink(w->tmp_path);
+        return status;
+    }
+    if (rename(w->tmp_path, w->path) != 0) {
+        status = gan_error(GAN_ERR_IO, "%s: rename from %s: %s", w->path, w->tmp_path, strerror(errno));
+        unlink(w->tmp_path);
+        return status;
+    }
+    sync_parent_directory(w->path); /* make the rename itself durable */
     return GAN_OK;
 }
 
 void gan_npy_writer_abort(gan_npy_writer *w)
 {
+    if (w->stream_fd >= 0) {
+        close(w->stream_fd); /* the reader sees an empty output, never a partial one */
+        w->stream_fd = -1;
+        if (w->fd >= 0)
+            close(w->fd); /* the unnamed scratch file */
+        w->fd = -1;
+        return;
+    }
     if (w->fd >= 0) {
         close(w->fd);
         w->fd = -1;
@@ -558,11 +642,42 @@ void gan_npy_writer_abort(gan_npy_writer *w)
     }
 }
 
+/* A whole array streamed into a character device or FIFO: the header, then the data. */
+static gan_status write_stream(const char *path, gan_npy_dtype dtype, const void *data, int ndim,
+                               const int64_t *shape)
+{
+    size_t bytes = gan_npy_dtype_bytes(dtype);
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && bytes > SIZE_MAX / 4 / (uint64_t)shape[i]))
+            return gan_error(GAN_ERR_ARG, "%s: bad shape (dimension %d is %lld)", path, i, (long long)shape[i]);
+        bytes *= (size_t)shape[i];
+    }
+    char header[1024];
+    size_t header_bytes = format_header(header, sizeof header, dtype, ndim, shape, 0);
+    if (!header_bytes)
+        return gan_error(GAN_ERR_ARG, "%s: shape does not fit a .npy header", path);
+    int fd;
+    GAN_TRY(gan_output_open_stream(path, &fd));
+    gan_status status = gan_write_all(fd, header, header_bytes, path);
+    if (status == GAN_OK)
+        status = gan_write_all(fd, data, bytes, path);
+    if (close(fd) != 0 && status == GAN_OK)
+        status = gan_error(GAN_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+    return status;
+}
+
 gan_status gan_npy_write(const char *path, gan_npy_dtype dtype, const void *data, int ndim,
                          const int64_t *shape)
 {
     if (ndim == 0)
         return gan_error(GAN_ERR_ARG, "%s: 0-dimensional arrays are not written", path);
+    if (ndim < 0 || ndim > GAN_NPY_MAX_DIMS)
+        return gan_error(GAN_ERR_ARG, "%s: cannot write a %d-dimensional array", path, ndim);
+    gan_output_kind kind;
+    char target[4096];
+    GAN_TRY(gan_output_check(path, &kind, target, sizeof target));
+    if (kind == GAN_OUTPUT_STREAM)
+        return write_stream(path, dtype, data, ndim, shape);
     gan_npy_writer w;
     GAN_TRY(gan_npy_writer_open(&w, path, dtype, ndim, shape));
     gan_status status = gan_npy_writer_write_rows(&w, 0, shape[0], data);

@@ -1,12 +1,10 @@
-/* PNG files: gan_png_encode (src/io/image.c) into memory, then a temporary file renamed into
- * place, so a sample grid is never half-written. */
-#include <errno.h>
-#include <stdbool.h>
-#include <stdio.h>
+/* PNG files: gan_png_encode (src/io/image.c) into memory, then written by the output rule of
+ * gan/file_atomic.h (a temporary file renamed into place, so a sample grid is never half-written;
+ * a character device or FIFO written in place). No fsync: grids and --dir images are written by
+ * the thousand and are remade from a checkpoint. */
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
+#include "gan/file_atomic.h"
 #include "gan/image.h"
 
 gan_status gan_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels)
@@ -18,22 +16,8 @@ gan_status gan_png_write(const char *path, const uint8_t *pixels, int width, int
     gan_status status = gan_png_encode(pixels, width, height, channels, &png, &bytes);
     if (status != GAN_OK)
         return gan_error_prefix(status, "%s: ", path);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(png);
-        return gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
-    }
-    bool written = fwrite(png, 1, bytes, f) == bytes;
+    gan_file_piece piece = {png, bytes};
+    status = gan_file_write_replace(path, &piece, 1, false);
     free(png);
-    if (fclose(f) != 0 || !written) {
-        unlink(tmp);
-        return gan_error(GAN_ERR_IO, "%s: write failed", tmp);
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    return GAN_OK;
+    return status;
 }

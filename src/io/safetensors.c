@@ -568,10 +568,12 @@ static gan_status read_file(FILE *f, const char *path, size_t size, gan_safetens
 gan_status gan_safetensors_open(const char *path, gan_safetensors *out)
 {
     memset(out, 0, sizeof *out);
+    struct stat info;
+    if (stat(path, &info) == 0 && !S_ISREG(info.st_mode)) /* never open a FIFO: it would wait */
+        return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
     FILE *f = fopen(path, "rb");
     if (!f)
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat info;
     if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
         fclose(f);
         return gan_error(GAN_ERR_IO, "%s: not a regular file", path);

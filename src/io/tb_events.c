@@ -60,9 +60,13 @@ gan_status gan_tb_write_record(FILE *f, const char *name, const void *data, size
     bool written = fwrite(header, 1, sizeof header, f) == sizeof header &&
                    (size == 0 || fwrite(data, 1, size, f) == size) &&
                    fwrite(footer, 1, sizeof footer, f) == sizeof footer;
-    if (fflush(f) != 0 || !written || ferror(f))
+    int write_errno = errno; /* the failing fwrite's reason, before fflush can change it */
+    bool flushed = fflush(f) == 0;
+    if (!written || !flushed || ferror(f)) {
+        int reason = !written && write_errno ? write_errno : errno;
         return gan_error(GAN_ERR_IO, "%s: cannot write a TensorBoard event: %s", name,
-                         errno ? strerror(errno) : "write failed");
+                         reason ? strerror(reason) : "the stream reports an error");
+    }
     return GAN_OK;
 }
 

@@ -16,19 +16,24 @@ typedef struct convt_layer {
 static gan_status convt_infer_shape(gan_layer *layer, gan_shape in, gan_shape *out)
 {
     const gan_layer_spec *s = &layer->spec;
-    /* PyTorch: H = (h - 1) * stride - 2 * pad + kernel (no output_padding, dilation 1). */
-    int h = (in.h - 1) * s->stride - 2 * s->pad + s->kernel;
-    int w = (in.w - 1) * s->stride - 2 * s->pad + s->kernel;
+    /* PyTorch: H = (h - 1) * stride - 2 * pad + kernel (no output_padding, dilation 1), in 64 bits:
+     * a large stride on a large input must be refused, not wrap around. */
+    int64_t h = ((int64_t)in.h - 1) * s->stride - 2 * (int64_t)s->pad + s->kernel;
+    int64_t w = ((int64_t)in.w - 1) * s->stride - 2 * (int64_t)s->pad + s->kernel;
     if (h < 1 || w < 1)
         return gan_error(GAN_ERR_SHAPE,
-                         "padding %d removes the whole output: (%d - 1) * %d - 2 * %d + %d = %d "
-                         "gives output [N, %d, %d, %d]",
-                         s->pad, in.h, s->stride, s->pad, s->kernel, h, s->out, h, w);
-    *out = (gan_shape){s->out, h, w};
+                         "padding %d removes the whole output: (%d - 1) * %d - 2 * %d + %d = %lld "
+                         "gives output [N, %d, %lld, %lld]",
+                         s->pad, in.h, s->stride, s->pad, s->kernel, (long long)h, s->out, (long long)h,
+                         (long long)w);
+    if (h > (1 << 24) || w > (1 << 24))
+        return gan_error(GAN_ERR_SHAPE, "output [N, %d, %lld, %lld]: more than 2^24 rows or columns",
+                         s->out, (long long)h, (long long)w);
+    *out = (gan_shape){s->out, (int)h, (int)w};
     convt_layer *convt = (convt_layer *)layer;
     convt->geom = (gan_conv_geom){
         .n = layer->batch,
-        .c_in = s->out, .h_in = h, .w_in = w,
+        .c_in = s->out, .h_in = (int)h, .w_in = (int)w,
         .c_out = in.c, .h_out = in.h, .w_out = in.w,
         .k_h = s->kernel, .k_w = s->kernel,
         .stride_h = s->stride, .stride_w = s->stride,

@@ -23,6 +23,15 @@ static gan_layer *layer_new(const gan_layer_spec *spec)
     return NULL;
 }
 
+/* Whether a layer's output is small enough for int indexing per sample (the backends' kernels)
+ * and for size_t arithmetic over the batch: 2^31 values per sample, 2^40 in a batch. */
+static bool shape_fits(gan_shape s, int batch)
+{
+    double per_sample = (double)s.c * (double)s.h * (double)s.w;
+    return s.c >= 1 && s.h >= 1 && s.w >= 1 && per_sample <= 2147483648.0 &&
+           per_sample * (double)batch <= 1099511627776.0;
+}
+
 static void format_shape(char *buf, size_t bytes, int batch, gan_shape s)
 {
     snprintf(buf, bytes, "[%d, %d, %d, %d]", batch, s.c, s.h, s.w);
@@ -81,6 +90,10 @@ static gan_status add_layer(gan_model *model, const char *name, const gan_layer_
     layer->weight_param = layer->bias_param = -1;
     model->layers[model->layer_count++] = layer;
     gan_status status = layer->vt->infer_shape(layer, *shape, &layer->out);
+    if (status == GAN_OK && !shape_fits(layer->out, batch))
+        status = gan_error(GAN_ERR_SHAPE, "the output [%d, %d, %d, %d] has more than 2^31 values per "
+                                          "sample or 2^40 in the batch", batch, layer->out.c, layer->out.h,
+                           layer->out.w);
     if (status != GAN_OK)
         return gan_error_prefix(status, "%s layer %d (%s) on input %s: ", name, layer->index,
                                 gan_layer_kind_name(spec->kind), in_text);

@@ -159,6 +159,7 @@ static gan_status log_line(run_state *run, const gan_step_stats *stats)
            (long long)run->iterations_per_epoch, stats->loss_d, stats->loss_g, stats->d_x,
            stats->d_g_z1, stats->d_g_z2, img_per_s, eta_text);
     fflush(stdout);
+    errno = 0;
     fprintf(run->metrics,
             "{\"iteration\": %lld, \"epoch\": %lld, \"loss_d\": %.9g, \"loss_g\": %.9g, "
             "\"d_x\": %.9g, \"d_g_z1\": %.9g, \"d_g_z2\": %.9g, \"img_per_s\": %.1f, "
@@ -166,7 +167,9 @@ static gan_status log_line(run_state *run, const gan_step_stats *stats)
             (long long)it, (long long)epoch, stats->loss_d, stats->loss_g, stats->d_x,
             stats->d_g_z1, stats->d_g_z2, img_per_s, elapsed, run->cfg->adam_g.lr,
             run->cfg->adam_d.lr);
-    fflush(run->metrics);
+    int metrics_errno = 0;
+    if (fflush(run->metrics) != 0 || ferror(run->metrics))
+        metrics_errno = errno ? errno : EIO;
     if (run->tb) {
         /* The log line's names for the losses, metrics.jsonl's for the rest. */
         static const char *const tags[] = {"Loss_D", "Loss_G", "D(x)", "D(G(z))", "D(G(z))_after_D_step",
@@ -175,8 +178,9 @@ static gan_status log_line(run_state *run, const gan_step_stats *stats)
                           (float)img_per_s, (float)run->cfg->adam_g.lr, (float)run->cfg->adam_d.lr};
         tb_check(run, gan_tb_add_scalars(run->tb, it, 8, tags, values));
     }
-    return ferror(run->metrics) ? gan_error(GAN_ERR_IO, "%s/metrics.jsonl: write failed", run->out_dir)
-                                : GAN_OK;
+    if (metrics_errno)
+        return gan_error(GAN_ERR_IO, "%s/metrics.jsonl: write failed: %s", run->out_dir, strerror(metrics_errno));
+    return GAN_OK;
 }
 
 static void progress(run_state *run)
