@@ -23,7 +23,8 @@
 # Environment: CUDNN_ROOT (a folder with include/cudnn.h and lib/), GAN_CUDNN_FROM_WHEEL=1 (take
 # cuDNN from the nvidia-cudnn-cu13 wheel even when the toolkit has one), GAN_DEBS_DIR (default
 # third_party/debs), GAN_USE_DEBS=1 (use the .deb folder even when the system has the libraries),
-# CUDA_HOME (default: where nvcc is, else /usr/local/cuda).
+# CUDA_HOME (default: where nvcc is, else /usr/local/cuda), GAN_CHECK_SECONDS (default 300: what the
+# whole script aims at), GAN_TORCH_PYTHON (default python3: the python of the speed check).
 # The report goes to bench/GPU_REPORT.md when a GPU was found (commit it: `gan info` and the README
 # read it as "verified on hardware"), else to BUILD/gpu-check-report.md.
 # Exit status: 0 when every step that ran passed (see the report's verdict for whether a GPU was
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
     --report) report=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --debs) debs=$2; shift 2 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
