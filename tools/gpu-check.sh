@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --report) report=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --debs) debs=$2; shift 2 ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
