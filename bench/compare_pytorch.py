@@ -21,16 +21,22 @@ CPU: Debian's python3-torch through /usr/bin/python3; PyTorch at each of --threa
 (torch.set_num_threads), its best counted; gan at its default (every core) or, with --gan-threads,
 at each of those counts (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS; the sgemm peak gan measures then
 uses the same count), its best counted. CUDA (--device cuda, needs torch.cuda.is_available()):
-cudnn.benchmark on, TF32 off unless --tf32 (gan gets train.precision=tf32
-train.deterministic=false then).
+cudnn.benchmark on, PyTorch in --mode fp32 (TF32 off, NCHW; the default), tf32 (TF32 on,
+channels_last; --tf32 says the same) or bf16 (autocast bf16, channels_last, BCEWithLogitsLoss),
+and gan with train.precision=MODE train.deterministic=false unless fp32 (see the worker's
+comment below). bench/gpu_speed.py runs every mode, gan's deterministic fp32 and PyTorch's
+CUDA-graph variant (the worker's --graph) for the issue's speed check.
 
     /usr/bin/python3 bench/compare_pytorch.py                       # the four configs, cpu
     /usr/bin/python3 bench/compare_pytorch.py --configs dcgan_fmnist32:128 --rounds 5
     python3 bench/compare_pytorch.py --device cuda --gan build-gpu/gan
     python3 bench/compare_pytorch.py --worker --config dcgan_fmnist32 --batch 128 --threads 1
+    python3 bench/compare_pytorch.py --worker --config dcgan_celeba64 --batch 64 --device cuda \
+        --mode bf16 --graph --iterations 100 --warmup 20       # one JSON line: eager and graph ms/it
 """
 import argparse
 import configparser
+import contextlib
 import json
 import os
 import re
@@ -126,18 +132,50 @@ def build(nn, text, shape):
 
 
 # ---- the PyTorch worker: one measurement in its own process --------------------------------------
-def worker(a):
-    import torch
-    import torch.nn as nn
-    cfg = read_config(a.config)
-    batch = a.batch or cfg["batch_size"]
-    if a.device == "cpu":
-        torch.set_num_threads(a.threads)
-    else:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cudnn.allow_tf32 = a.tf32
-        torch.backends.cuda.matmul.allow_tf32 = a.tf32
-    dev = torch.device(a.device)
+# Modes of the PyTorch side (the issue's "matching set-up" for each of gan's train.precision):
+#   fp32: TF32 off for cuDNN and cuBLAS, NCHW, BCELoss on D's Sigmoid (the tutorial as written);
+#   tf32: TF32 on, the models and the real batch in channels_last (NHWC), otherwise the same;
+#   bf16: torch.autocast("cuda", bfloat16) around each forward and its loss, TF32 on for whatever
+#         autocast leaves in FP32, channels_last, D's final Sigmoid dropped and BCEWithLogitsLoss
+#         used (BCELoss refuses autocast), otherwise the same.
+# cudnn.benchmark is on in every mode. --graph also times the same step captured whole (D real,
+# D fake, D's Adam, G through D, G's Adam, the noise drawn inside) in a CUDA graph and replayed.
+MODES = ("fp32", "tf32", "bf16")
+
+
+class WorkerRefusal(Exception):
+    """A set-up this worker cannot run (mode, device, model); main() prints it and exits 2."""
+
+
+def has_attribute(obj, name):
+    """hasattr that also survives torch's backend modules, whose __getattr__ raises AssertionError
+    (torch 1.13) rather than AttributeError, and any getter that raises."""
+    try:
+        getattr(obj, name)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not usable here"
+        return False
+
+
+def set_tf32(torch, on):
+    """TF32 for cuDNN convolutions and cuBLAS matmuls, on or off, through the allow_tf32 flags (what
+    PyTorch 2.11 ran here before; from 2.9 on it warns that they are deprecated in favour of the
+    per-backend fp32_precision settings, which it raises on if mixed with them, so only the old
+    flags are written). Returns what was set and, where the new settings exist, what they read."""
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+    said = "allow_tf32=%s (cuda.matmul, cudnn)" % on
+    readings = []
+    for name, obj in (("cudnn.conv", getattr(torch.backends.cudnn, "conv", None)),
+                      ("cuda.matmul", torch.backends.cuda.matmul)):
+        if obj is not None and has_attribute(obj, "fp32_precision"):
+            readings.append("%s %s" % (name, getattr(obj, "fp32_precision")))
+    return said + (" -> fp32_precision: " + ", ".join(readings) if readings else "")
+
+
+def make_models(torch, nn, cfg, dev, mode, capturable=False):
+    """G, D, their Adams, the criterion and the autocast context factory of one mode, from the
+    config, seeded the same way every time (so the eager and the graph variant start equal)."""
     torch.manual_seed(999)
     image = (cfg["channels"], cfg["image_size"], cfg["image_size"])
     net_g, z_flat = build(nn, cfg["generator"], (cfg["nz"], 1, 1))
@@ -149,44 +187,189 @@ def worker(a):
             elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)
+    if mode == "bf16":  # BCELoss refuses autocast: D returns logits, the loss applies the sigmoid
+        if not len(net_d) or not isinstance(net_d[-1], nn.Sigmoid):
+            raise WorkerRefusal("--mode bf16: %s's discriminator does not end with sigmoid, so there is no "
+                                "Sigmoid to fold into BCEWithLogitsLoss" % cfg["name"])
+        net_d = net_d[:-1]
+        criterion = nn.BCEWithLogitsLoss()
+    else:
+        criterion = nn.BCELoss()
     net_g, net_d = net_g.to(dev), net_d.to(dev)
-    criterion = nn.BCELoss()
-    opt_d = torch.optim.Adam(net_d.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1_d"], cfg["beta2_d"]))
-    opt_g = torch.optim.Adam(net_g.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1_g"], cfg["beta2_g"]))
-    real = torch.rand(batch, *image, device=dev) * 2 - 1
-    z_shape = (batch, cfg["nz"]) if z_flat else (batch, cfg["nz"], 1, 1)
+    if mode != "fp32":  # NHWC, what tensor cores want; only 4-D weights change
+        net_g = net_g.to(memory_format=torch.channels_last)
+        net_d = net_d.to(memory_format=torch.channels_last)
+    extra = {"capturable": True} if capturable else {}
+    opt_d = torch.optim.Adam(net_d.parameters(), lr=cfg["lr_d"], betas=(cfg["beta1_d"], cfg["beta2_d"]), **extra)
+    opt_g = torch.optim.Adam(net_g.parameters(), lr=cfg["lr_g"], betas=(cfg["beta1_g"], cfg["beta2_g"]), **extra)
+    if mode == "bf16":
+        # Inside a CUDA graph capture the autocast cast cache is turned off, as PyTorch's graph
+        # notes ask; eagerly it stays at its default (on), PyTorch's fastest.
+        def autocast():
+            return torch.autocast(dev.type, dtype=torch.bfloat16, cache_enabled=not capturable)
+    else:
+        def autocast():
+            return contextlib.nullcontext()
+    return {"g": net_g, "d": net_d, "opt_g": opt_g, "opt_d": opt_d, "criterion": criterion,
+            "autocast": autocast, "z_flat": z_flat, "image": image}
+
+
+def make_step(torch, cfg, models, batch, dev, mode):
+    """The tutorial's iteration (k D steps, then one G step on the last fake) on a fixed real batch,
+    as a function returning the three losses as device tensors (no host synchronisation inside, so
+    that the same function can be captured in a CUDA graph)."""
+    m = models
+    net_g, net_d, criterion, autocast = m["g"], m["d"], m["criterion"], m["autocast"]
+    real = torch.rand(batch, *m["image"], device=dev) * 2 - 1  # the static input buffer
+    if mode != "fp32":
+        real = real.contiguous(memory_format=torch.channels_last)
+    z_shape = (batch, cfg["nz"]) if m["z_flat"] else (batch, cfg["nz"], 1, 1)
     draw = torch.rand if cfg["noise"] == "uniform" else torch.randn
     label = torch.empty(batch, device=dev)
 
-    def step():  # the tutorial's iteration (k D steps, then one G step on the last fake)
+    def step():
         for _ in range(cfg["d_steps"]):
-            net_d.zero_grad()
-            out = net_d(real).view(-1)
-            criterion(out, label.fill_(1.0)).backward()
-            fake = net_g(draw(*z_shape, device=dev))
-            out = net_d(fake.detach()).view(-1)
-            criterion(out, label.fill_(0.0)).backward()
-            opt_d.step()
-        net_g.zero_grad()
-        out = net_d(fake).view(-1)
-        criterion(out, label.fill_(1.0)).backward()
-        opt_g.step()
+            net_d.zero_grad(set_to_none=True)
+            with autocast():
+                err_real = criterion(net_d(real).view(-1), label.fill_(1.0))
+            err_real.backward()
+            with autocast():
+                fake = net_g(draw(*z_shape, device=dev))
+                err_fake = criterion(net_d(fake.detach()).view(-1), label.fill_(0.0))
+            err_fake.backward()
+            m["opt_d"].step()
+        net_g.zero_grad(set_to_none=True)
+        with autocast():
+            err_g = criterion(net_d(fake).view(-1), label.fill_(1.0))
+        err_g.backward()
+        m["opt_g"].step()
+        return err_real.detach(), err_fake.detach(), err_g.detach()
 
-    def sync():
-        if a.device == "cuda":
-            torch.cuda.synchronize()
+    return step
 
-    for _ in range(a.warmup):
+
+def time_eager(step, warmup, iterations, sync):
+    for _ in range(warmup):  # cudnn.benchmark tries its algorithms on the first
         step()
     sync()
     t0 = time.perf_counter()
-    for _ in range(a.iterations):
-        step()
+    for _ in range(iterations):
+        losses = step()
     sync()
-    ms = (time.perf_counter() - t0) * 1e3 / a.iterations
+    return (time.perf_counter() - t0) * 1e3 / iterations, [float(x) for x in losses]
+
+
+def time_graph(cuda, step, nets, warmup, iterations):
+    """PyTorch's whole-network capture (cuda is torch.cuda): warm up on a side stream (cuDNN's
+    algorithm search, Adam's lazily made state, the allocator), set the gradients of `nets` to None
+    so that the captured backward passes make them from the graph's private pool (and nothing is
+    freed during capture), capture one step on that same stream, replay. The real batch and the
+    label are static buffers; the noise is drawn inside the graph (the default CUDA generator
+    advances its offset on every replay)."""
+    side = cuda.Stream()
+    side.wait_stream(cuda.current_stream())
+    with cuda.stream(side):
+        for _ in range(3):
+            step()
+    cuda.current_stream().wait_stream(side)
+    for net in nets:
+        net.zero_grad(set_to_none=True)
+    graph = cuda.CUDAGraph()
+    with cuda.graph(graph, stream=side):
+        static_losses = step()
+    for _ in range(warmup):
+        graph.replay()
+    cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        graph.replay()
+    cuda.synchronize()
+    return (time.perf_counter() - t0) * 1e3 / iterations, [float(x) for x in static_losses]
+
+
+class StandInCuda:
+    """--graph --cpu-code-path-check, for tests: torch.cuda's stream and graph calls as no-ops, so that
+    time_graph's own code runs on a machine without CUDA (the 'capture' runs the step once on the
+    CPU, 'replay' does nothing). It proves nothing about capture itself; its times mean nothing."""
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    class CUDAGraph:
+        def replay(self):
+            pass
+
+    def current_stream(self):
+        return self.Stream()
+
+    def stream(self, stream):
+        return contextlib.nullcontext()
+
+    def graph(self, graph, stream=None):
+        return contextlib.nullcontext()
+
+    def synchronize(self):
+        pass
+
+
+def worker(a):
+    import torch
+    import torch.nn as nn
+    cfg = read_config(a.config)
+    batch = a.batch or cfg["batch_size"]
+    mode, graph = getattr(a, "mode", None) or "fp32", getattr(a, "graph", False)
+    stand_in = getattr(a, "cpu_code_path_check", False)
+    if mode not in MODES:
+        raise WorkerRefusal("--mode must be one of %s, got %r" % ("|".join(MODES), mode))
+    if a.device == "cpu" and mode != "fp32" and not stand_in:
+        raise WorkerRefusal("--mode %s needs --device cuda: TF32 and BF16 tensor-core math are GPU set-ups "
+                            "(--cpu-code-path-check runs the code on the CPU, for tests only)" % mode)
+    if a.device == "cpu" and graph and not stand_in:
+        raise WorkerRefusal("--graph needs --device cuda: CUDA graphs capture GPU work")
+    settings = ["mode %s" % mode]
+    if a.device == "cpu":
+        torch.set_num_threads(a.threads)
+    else:
+        torch.backends.cudnn.benchmark = True
+        settings.append("cudnn.benchmark=True")
+    if a.device != "cpu" or stand_in:
+        settings.append(set_tf32(torch, mode != "fp32"))
+    settings.append("channels_last" if mode != "fp32" else "NCHW")
+    if mode == "bf16":
+        settings.append("autocast bf16, BCEWithLogitsLoss")
+    else:
+        settings.append("BCELoss on Sigmoid")
+    dev = torch.device(a.device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    models = make_models(torch, nn, cfg, dev, mode)
+    ms, losses = time_eager(make_step(torch, cfg, models, batch, dev, mode), a.warmup, a.iterations, sync)
     params = lambda m: sum(p.numel() for p in m.parameters())
-    return {"ms_per_it": ms, "threads": torch.get_num_threads(), "params_g": params(net_g),
-            "params_d": params(net_d), "torch": torch.__version__}
+    out = {"ms_per_it": ms, "losses": losses, "mode": mode, "settings": ", ".join(settings),
+           "threads": torch.get_num_threads(), "params_g": params(models["g"]), "params_d": params(models["d"]),
+           "torch": torch.__version__}
+    if dev.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(dev)
+    if stand_in:
+        out["cpu_code_path_check"] = True
+    if graph:
+        del models
+        try:
+            on_gpu = dev.type == "cuda"  # capturable Adam needs CUDA tensors
+            graph_models = make_models(torch, nn, cfg, dev, mode, capturable=on_gpu)
+            step = make_step(torch, cfg, graph_models, batch, dev, mode)
+            out["graph_ms_per_it"], out["graph_losses"] = time_graph(
+                torch.cuda if on_gpu else StandInCuda(), step, (graph_models["d"], graph_models["g"]),
+                a.warmup, a.iterations)
+            out["graph_settings"] = ("whole step in one CUDA graph, Adam(capturable=True)" if on_gpu else
+                                     "stand-in for the CUDA graph (--cpu-code-path-check): times mean nothing") + (
+                ", autocast cache off" if mode == "bf16" and on_gpu else "")
+        except Exception as e:  # noqa: BLE001 - the eager result stands; the driver reports the graph's failure
+            out["graph_error"] = "%s: %s" % (type(e).__name__, str(e).strip().splitlines()[0] if str(e).strip() else "")
+    return out
 
 
 def torch_facts(python):
@@ -226,8 +409,8 @@ def ours(a, config, batch, threads, iterations, warmup):
     env.update(x.split("=") for x in pin)
     cmd = [a.gan, "bench", "train", config, "train.batch_size=%d" % batch, "--device", a.device,
            "--iterations", str(iterations), "--warmup", str(warmup), "--rounds", "1"]
-    if a.tf32:
-        cmd += ["train.precision=tf32", "train.deterministic=false"]
+    if a.mode != "fp32":
+        cmd += ["train.precision=%s" % a.mode, "train.deterministic=false"]
     out = run(cmd, env)
     m = [SUMMARY.match(l) for l in out.splitlines()]
     m = [x for x in m if x]
@@ -243,8 +426,8 @@ def theirs(a, config, batch, threads, iterations, warmup):
     cmd = [a.python, os.path.abspath(__file__), "--worker", "--config", config, "--batch", str(batch),
            "--device", a.device, "--threads", str(threads), "--iterations", str(iterations),
            "--warmup", str(warmup)]
-    if a.tf32:
-        cmd.append("--tf32")
+    if a.mode != "fp32":
+        cmd += ["--mode", a.mode]
     out = json.loads(run(cmd).strip().splitlines()[-1])
     out["cmd"] = shlex.join(cmd)
     return out
@@ -343,7 +526,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--gan", default=None, help="the gan binary (default: build/gan, else build*/gan)")
     ap.add_argument("--python", default=None, help="python for the PyTorch worker (default: this one)")
-    ap.add_argument("--tf32", action="store_true", help="cuda: TF32 for PyTorch, train.precision=tf32 train.deterministic=false for gan")
+    ap.add_argument("--mode", default="fp32", choices=MODES, help="cuda: PyTorch's set-up (fp32: TF32 off, NCHW; "
+                    "tf32: TF32 on, channels_last; bf16: autocast bf16, channels_last, BCEWithLogitsLoss) and, "
+                    "unless fp32, train.precision=MODE train.deterministic=false for gan (default fp32)")
+    ap.add_argument("--tf32", dest="mode", action="store_const", const="tf32", help="the same as --mode tf32")
+    ap.add_argument("--graph", action="store_true", help=argparse.SUPPRESS)  # worker: also time a CUDA graph
+    ap.add_argument("--cpu-code-path-check", action="store_true", help=argparse.SUPPRESS)  # worker, tests only
     ap.add_argument("--json", default=None, help="also write the results to this file")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--config", default=None, help=argparse.SUPPRESS)
@@ -353,7 +541,11 @@ def main():
         a.threads = int(a.threads)
         a.iterations = a.iterations or 10
         a.warmup = 2 if a.warmup is None else a.warmup
-        print(json.dumps(worker(a)))
+        try:
+            print(json.dumps(worker(a)))
+        except WorkerRefusal as e:
+            print("compare_pytorch: %s" % e, file=sys.stderr)
+            sys.exit(2)
         return
     a.threads = [int(t) for t in a.threads.split(",")]
     a.gan_threads = [int(t) for t in a.gan_threads.split(",")]

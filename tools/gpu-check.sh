@@ -9,7 +9,13 @@
 #   5. gan info; gan selftest --device cuda
 #   6. dcgan_fmnist32 for 20 iterations on the GPU and on the CPU with the same seed, losses side
 #      by side
-#   7. the GPU benchmark, where this build has one
+#   7. gan bench ops --device cuda on one config and batch (a short look at the ops)
+#   8. the speed check (bench/gpu_speed.py): gan in each precision against PyTorch in the matching
+#      set-up and its CUDA-graph variant, alternating rounds, dcgan_celeba64 at 64 and 128 and
+#      dcgan_fmnist32 at 128; its table goes into the report. Skipped, with the reason, without a
+#      GPU or without a python3 whose torch sees CUDA (GAN_TORCH_PYTHON names another python).
+# The whole script, build included, aims at GAN_CHECK_SECONDS (default 300) on a 16-core H100/H200
+# machine: the speed check gets what the earlier steps left (60-210 s; it cuts its rounds to fit).
 # Each step runs under a time limit well inside 10 minutes. Works without network access.
 #
 #   tools/gpu-check.sh [--report FILE] [--build DIR] [--debs DIR]
@@ -17,7 +23,8 @@
 # Environment: CUDNN_ROOT (a folder with include/cudnn.h and lib/), GAN_CUDNN_FROM_WHEEL=1 (take
 # cuDNN from the nvidia-cudnn-cu13 wheel even when the toolkit has one), GAN_DEBS_DIR (default
 # third_party/debs), GAN_USE_DEBS=1 (use the .deb folder even when the system has the libraries),
-# CUDA_HOME (default: where nvcc is, else /usr/local/cuda).
+# CUDA_HOME (default: where nvcc is, else /usr/local/cuda), GAN_CHECK_SECONDS (default 300: what the
+# whole script aims at), GAN_TORCH_PYTHON (default python3: the python of the speed check).
 # The report goes to bench/GPU_REPORT.md when a GPU was found (commit it: `gan info` and the README
 # read it as "verified on hardware"), else to BUILD/gpu-check-report.md.
 # Exit status: 0 when every step that ran passed (see the report's verdict for whether a GPU was
@@ -34,7 +41,7 @@ while [ $# -gt 0 ]; do
     --report) report=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --debs) debs=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -328,17 +335,56 @@ else
   skip_step "training runs (GPU and CPU)" "$([ $built = 1 ] && echo 'no GPU' || echo 'the build failed')"
 fi
 
-# ---- 7. the GPU benchmark -----------------------------------------------------------------------
+# ---- 7. a short look at the ops --------------------------------------------------------------------
+# (every config and batch takes minutes: `gan bench ops --device cuda` by hand for those)
 
 if [ $built = 1 ] && [ $have_gpu = 1 ]; then
   if "$gan" help 2>&1 | grep -qw bench; then
-    run_optional "gan bench ops --device cuda" 590 "$gan" bench ops --device cuda
-    run_optional "gan bench train --device cuda" 590 "$gan" bench train --device cuda
+    run_optional "gan bench ops --device cuda (dcgan_celeba64, batch 64)" 60 \
+      "$gan" bench ops --device cuda --configs dcgan_celeba64 --batch 64 --runs 3
   else
-    skip_step "GPU benchmark" "this build's gan has no bench command"
+    skip_step "gan bench ops --device cuda" "this build's gan has no bench command"
   fi
 else
-  skip_step "GPU benchmark" "$([ $built = 1 ] && echo 'no GPU' || echo 'the build failed')"
+  skip_step "gan bench ops --device cuda" "$([ $built = 1 ] && echo 'no GPU' || echo 'the build failed')"
+fi
+
+# ---- 8. the speed check -----------------------------------------------------------------------------
+
+# Whether python3's torch sees CUDA, as the environment step found (no second import of torch);
+# another interpreter (GAN_TORCH_PYTHON) is asked.
+torch_python=${GAN_TORCH_PYTHON:-python3}
+torch_cuda() {
+  local line
+  if [ -z "${GAN_TORCH_PYTHON:-}" ]; then
+    line=$(grep -hE '^torch .* available (True|False)$' "$logs"/*-environment.log 2>/dev/null | tail -1)
+  else
+    line=$("$torch_python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>/dev/null | tail -1)
+  fi
+  case "$line" in
+    *"available True") return 0 ;;
+    *"available False") echo "$torch_python's torch (${line#torch }) does not see CUDA"; return 1 ;;
+    *) echo "$torch_python cannot import torch"; return 1 ;;
+  esac
+}
+speed_table=$logs/speed-check-table.md
+rm -f "$speed_table"
+if [ $built != 1 ]; then
+  skip_step "speed check" "the build failed"
+elif [ $have_gpu != 1 ]; then
+  skip_step "speed check" "no GPU"
+elif ! "$gan" help 2>&1 | grep -qw bench; then
+  skip_step "speed check" "this build's gan has no bench command"
+elif ! why=$(torch_cuda); then
+  skip_step "speed check" "$why"
+else
+  target=${GAN_CHECK_SECONDS:-300}
+  budget=$((target - SECONDS - 20))
+  [ $budget -gt 210 ] && budget=210
+  [ $budget -lt 60 ] && budget=60
+  run_step "speed check (bench/gpu_speed.py, budget ${budget}s)" $((budget + 150)) \
+    "$torch_python" bench/gpu_speed.py --gan "$gan" --budget-seconds "$budget" \
+      --json "$logs/speed-check.json" --table-out "$speed_table"
 fi
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -361,6 +407,12 @@ mkdir -p "$(dirname "$report")"
   echo "| step | result | seconds |"
   echo "|---|---|---|"
   printf '%s\n' "${summary[@]}"
+  echo
+  echo "whole script: ${SECONDS}s (aim: ${GAN_CHECK_SECONDS:-300}s)"
+  if [ -s "$speed_table" ]; then
+    echo
+    cat "$speed_table"
+  fi
   cat "$body"
 } >"$report"
 echo
