@@ -164,9 +164,25 @@ static void test_backend_open(void)
 #endif
 }
 
+/* The CPU backend alone never loads the CUDA module (nor maps the CUDA libraries). */
+static void check_cuda_not_loaded(void)
+{
+    CHECK_MSG(!gan_cuda_module_loaded(), "CPU work loaded libgan_cuda.so");
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps)
+        return;
+    char line[1024];
+    bool mapped = false;
+    while (fgets(line, sizeof line, maps))
+        mapped = mapped || strstr(line, "libcudnn") || strstr(line, "libcublas") || strstr(line, "libcudart");
+    fclose(maps);
+    CHECK_MSG(!mapped, "CPU work mapped a CUDA library");
+}
+
 int main(void)
 {
     test_selftest();
+    check_cuda_not_loaded();
     test_backend_open();
     return test_finish();
 }

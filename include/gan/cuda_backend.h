@@ -1,9 +1,11 @@
-/* The CUDA backend: cuDNN convolutions and batch norm (the legacy cuDNN API, deprecated in 9.x
- * and still present), cuBLAS GEMMs and our kernels (kernels/), behind the op table of
- * gan/backend.h. Everything here links in every build: where the build has no CUDA
- * (GAN_HAVE_CUDA undefined), creating the backend fails with GAN_ERR_UNSUPPORTED and
- * gan_cuda_get_versions says so, so callers need no #ifdef. Open it through gan_backend_open
- * (gan/backend_select.h) unless a test needs this one backend. */
+/* The CUDA backend: cuDNN convolutions (the legacy cuDNN API, deprecated in 9.x and still
+ * present), cuBLAS GEMMs and our kernels (kernels/), behind the op table of gan/backend.h. It
+ * lives in libgan_cuda.so, which these functions load on first use (src/backend/load_cuda.c): a
+ * CPU run never maps the CUDA libraries. Everything here links in every build: where the build
+ * has no CUDA (GAN_HAVE_CUDA undefined) or the module cannot be loaded (no CUDA runtime on this
+ * machine), creating the backend fails with GAN_ERR_UNSUPPORTED and gan_cuda_get_versions says
+ * why, so callers need no #ifdef. Open it through gan_backend_open (gan/backend_select.h) unless
+ * a test needs this one backend. */
 #ifndef GAN_CUDA_BACKEND_H
 #define GAN_CUDA_BACKEND_H
 
@@ -32,10 +34,11 @@ extern "C" {
 enum { GAN_CUDA_DEFAULT_WORKSPACE_BYTES = 256 << 20 };
 gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backend **out);
 
-/* Versions for `gan info`; every field that cannot be known is 0 or "" and `note` says why.
- * Never fails for want of a device or driver. */
+/* Versions for `gan info`; every field that cannot be known is 0 or "" and `note` says why (no
+ * module, no driver, no device). Never fails for want of them. */
 typedef struct gan_cuda_versions {
     bool built_with_cuda;
+    bool module_loaded;       /* libgan_cuda.so could be loaded (else `note` says why) */
     int runtime_version;      /* cudaRuntimeGetVersion: 13000 = 13.0 */
     int driver_version;       /* cudaDriverGetVersion: 0 without a driver */
     size_t cudnn_version;     /* cudnnGetVersion: 91900 = 9.19.0 */
@@ -48,6 +51,8 @@ typedef struct gan_cuda_versions {
     char note[512];           /* e.g. "no CUDA device: cudaGetDeviceCount: no CUDA-capable device is detected" */
 } gan_cuda_versions;
 gan_status gan_cuda_get_versions(gan_cuda_versions *out);
+/* Whether libgan_cuda.so has been loaded into this process (for tests of the on-demand load). */
+bool gan_cuda_module_loaded(void);
 
 #ifdef __cplusplus
 }

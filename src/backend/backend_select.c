@@ -1,5 +1,5 @@
-/* --device auto|cpu|cuda|cuda:N, and the CUDA entry points for builds without CUDA (so that the
- * CLI calls gan_cuda_* without #ifdef; in a CUDA build they live in cuda_backend.c). */
+/* --device auto|cpu|cuda|cuda:N: which backend a run gets (the CUDA backend itself is loaded on
+ * demand by load_cuda.c). */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -71,28 +71,3 @@ gan_status gan_backend_open(const char *device, const gan_backend_options *optio
     set_why(why, why_bytes, reason);
     return GAN_OK;
 }
-
-#ifndef GAN_HAVE_CUDA
-
-static const char NO_CUDA_BUILD[] =
-    "this build has no CUDA backend (configured with GAN_CUDA=OFF, or nvcc/cuDNN were not found; "
-    "rebuild with -DGAN_CUDA=ON)";
-
-gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backend **out)
-{
-    if (out)
-        *out = NULL;
-    return gan_error(GAN_ERR_UNSUPPORTED, "%s", NO_CUDA_BUILD);
-}
-
-gan_status gan_cuda_get_versions(gan_cuda_versions *out)
-{
-    if (!out)
-        return gan_error(GAN_ERR_ARG, "gan_cuda_get_versions: no output pointer");
-    memset(out, 0, sizeof *out);
-    out->built_with_cuda = false;
-    snprintf(out->note, sizeof out->note, "%s", NO_CUDA_BUILD);
-    return GAN_OK;
-}
-
-#endif

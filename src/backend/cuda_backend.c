@@ -465,7 +465,7 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl)
     return GAN_OK;
 }
 
-gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backend **out)
+gan_status gan_cuda_module_backend_create(const gan_backend_options *options, gan_backend **out)
 {
     *out = NULL;
     gan_backend_options opts = options ? *options : gan_backend_options_default();
@@ -538,7 +538,7 @@ gan_status gan_cuda_backend_create(const gan_backend_options *options, gan_backe
     return GAN_OK;
 }
 
-gan_status gan_cuda_get_versions(gan_cuda_versions *out)
+gan_status gan_cuda_module_get_versions(gan_cuda_versions *out)
 {
     if (!out)
         return gan_error(GAN_ERR_ARG, "gan_cuda_get_versions: no output pointer");

@@ -85,6 +85,11 @@ typedef struct gan_cuda_impl {
 
 static inline gan_cuda_impl *gan_cuda_impl_of(gan_backend *be) { return (gan_cuda_impl *)be->impl; }
 
+/* The module's entry points (libgan_cuda.so), looked up by name by src/backend/load_cuda.c, which
+ * implements gan/cuda_backend.h's functions with them. */
+gan_status gan_cuda_module_backend_create(const gan_backend_options *options, gan_backend **out);
+gan_status gan_cuda_module_get_versions(gan_cuda_versions *out);
+
 /* cuda_conv.c: the op-table functions, and the cache of plans. */
 size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g);
 gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,

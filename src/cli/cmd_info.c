@@ -36,7 +36,7 @@ int gan_cmd_info(int argc, char **argv)
     printf("  %-22s %s\n", "build type", GAN_BUILD_TYPE);
     printf("  %-22s %s\n", "compiler", __VERSION__);
 #ifdef GAN_HAVE_CUDA
-    printf("  %-22s %s\n", "CUDA backend", "built (cuDNN, cuBLAS, kernels/)");
+    printf("  %-22s %s\n", "CUDA backend", "built (cuDNN, cuBLAS, kernels/) as libgan_cuda.so, loaded on demand");
 #else
     printf("  %-22s %s\n", "CUDA backend", "not built (configure with nvcc and cuDNN present)");
 #endif
@@ -74,7 +74,7 @@ int gan_cmd_info(int argc, char **argv)
 
     printf("cuda backend\n");
     gan_cuda_versions cuda;
-    if (gan_cuda_get_versions(&cuda) == GAN_OK && cuda.built_with_cuda) {
+    if (gan_cuda_get_versions(&cuda) == GAN_OK && cuda.built_with_cuda && cuda.module_loaded) {
         printf("  %-22s %d.%d\n", "CUDA runtime", cuda.runtime_version / 1000,
                (cuda.runtime_version % 1000) / 10);
         if (cuda.driver_version)
