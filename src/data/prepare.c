@@ -97,6 +97,20 @@ static void remove_stale_temporaries(const gan_prepare_options *o)
     closedir(d);
 }
 
+/* Keeps the team's first fatal error with its message, and stops every thread. Not
+ * gan_status_keep_first, which keeps a status alone: the message goes with it (gan_error_message is
+ * the failing thread's own, or one made here), so both are kept in the same critical section. */
+static void keep_fatal(gan_status *fatal, char *fatal_message, gan_status status, const char *message,
+                       atomic_bool *stop)
+{
+#pragma omp critical(prepare_fatal)
+    if (*fatal == GAN_OK) {
+        *fatal = status;
+        snprintf(fatal_message, MESSAGE_BYTES, "%s", message);
+    }
+    atomic_store(stop, true);
+}
+
 gan_status gan_prepare_cache(const gan_prepare_options *o, gan_prepare_result *result)
 {
     memset(result, 0, sizeof *result);
@@ -142,14 +156,8 @@ gan_status gan_prepare_cache(const gan_prepare_options *o, gan_prepare_result *r
         uint8_t *buffer = malloc(CHUNK * item_bytes); /* [CHUNK, S, S, C] */
         gan_status local = buffer ? gan_dataset_worker_create(ds, &worker)
                                   : gan_error(GAN_ERR_NOMEM, "out of memory for a chunk of images");
-        if (local != GAN_OK) {
-#pragma omp critical(prepare_fatal)
-            if (fatal == GAN_OK) {
-                fatal = local;
-                snprintf(fatal_message, sizeof fatal_message, "%s", gan_error_message());
-            }
-            atomic_store(&stop, true);
-        }
+        if (local != GAN_OK)
+            keep_fatal(&fatal, fatal_message, local, gan_error_message(), &stop);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t chunk = 0; chunk < chunks; chunk++) {
             if (atomic_load(&stop) || (o->cancel && *o->cancel))
@@ -175,24 +183,13 @@ gan_status gan_prepare_cache(const gan_prepare_options *o, gan_prepare_result *r
                 } else {
                     snprintf(message, sizeof message, "%s", gan_error_message());
                 }
-#pragma omp critical(prepare_fatal)
-                if (fatal == GAN_OK) {
-                    fatal = s == GAN_ERR_IO ? GAN_ERR_FORMAT : s;
-                    snprintf(fatal_message, sizeof fatal_message, "%s", message);
-                }
-                atomic_store(&stop, true);
+                keep_fatal(&fatal, fatal_message, s == GAN_ERR_IO ? GAN_ERR_FORMAT : s, message, &stop);
             }
             if (atomic_load(&stop))
                 continue;
             gan_status w = gan_npy_writer_write_rows(&writer, first, count, buffer);
-            if (w != GAN_OK) {
-#pragma omp critical(prepare_fatal)
-                if (fatal == GAN_OK) {
-                    fatal = w;
-                    snprintf(fatal_message, sizeof fatal_message, "%s", gan_error_message());
-                }
-                atomic_store(&stop, true);
-            }
+            if (w != GAN_OK)
+                keep_fatal(&fatal, fatal_message, w, gan_error_message(), &stop);
             long long done_now = atomic_fetch_add(&done, count) + count;
             if (o->progress && omp_get_thread_num() == 0) {
                 double now = gan_now_s();
