@@ -353,12 +353,12 @@ gan_status gan_config_load(gan_config *cfg, const char *path)
         status = gan_error(GAN_ERR_CONFIG, "%s: larger than %d bytes: not a config file", path,
                            MAX_CONFIG_BYTES);
     fclose(f);
-    if (status == GAN_OK)
-        status = parse_text(cfg, text, bytes, path);
-    free(text);
-    GAN_TRY(status);
+    GAN_CHECK(status);
+    GAN_CHECK(parse_text(cfg, text, bytes, path));
     base_name(cfg->name, sizeof cfg->name, path);
-    return GAN_OK;
+cleanup:
+    free(text);
+    return status;
 }
 
 gan_status gan_config_load_text(gan_config *cfg, const char *text, size_t bytes, const char *origin)

@@ -33,14 +33,14 @@ static gan_status load_checkpoint(const char *path, const char *device, loaded *
     /* Samples in fp32, whatever precision the run trained in: the same images on every backend. */
     char why[512] = "";
     GAN_TRY(gan_backend_open(device, NULL, &out->be, why, sizeof why));
-    gan_status status = gan_trainer_create(&cfg, out->be, NULL, NULL, &out->trainer);
-    if (status == GAN_OK)
-        status = gan_trainer_load_checkpoint(out->trainer, NULL, path, NULL);
-    if (status != GAN_OK) {
-        gan_trainer_destroy(out->trainer);
-        out->be->destroy(out->be);
-        memset(out, 0, sizeof *out);
-    }
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_trainer_create(&cfg, out->be, NULL, NULL, &out->trainer));
+    GAN_CHECK(gan_trainer_load_checkpoint(out->trainer, NULL, path, NULL));
+    return GAN_OK;
+cleanup:
+    gan_trainer_destroy(out->trainer);
+    out->be->destroy(out->be);
+    memset(out, 0, sizeof *out);
     return status;
 }
 
@@ -66,7 +66,7 @@ static gan_status write_image_dir(const char *dir, const float *images, int n, g
     if (!pixels)
         return gan_error(GAN_ERR_NOMEM, "out of memory");
     gan_status status = GAN_OK;
-    for (int i = 0; i < n && status == GAN_OK; i++) {
+    for (int i = 0; i < n; i++) {
         const float *img = images + (size_t)i * plane * s.c;
         for (size_t p = 0; p < plane; p++)
             for (int c = 0; c < s.c; c++) {
@@ -75,8 +75,9 @@ static gan_status write_image_dir(const char *dir, const float *images, int n, g
             }
         char path[4200];
         snprintf(path, sizeof path, "%s/%06d.png", dir, i);
-        status = gan_png_write(path, pixels, s.w, s.h, s.c);
+        GAN_CHECK(gan_png_write(path, pixels, s.w, s.h, s.c));
     }
+cleanup:
     free(pixels);
     return status;
 }
@@ -90,6 +91,73 @@ static const char sample_usage[] =
 
 /* More images would not fit the int counts of the image writers, nor any memory worth asking for. */
 enum { SAMPLE_MAX_IMAGES = 1000000 };
+
+/* The latent vectors of a --noise file, float32 [N, nz] or [N, nz, 1, 1] with N from 1 to
+ * SAMPLE_MAX_IMAGES, into *z_host (the caller frees it, also on failure); N into *n. */
+static gan_status read_noise(const char *path, int nz, float **z_host, int *n)
+{
+    int ndim = 0;
+    int64_t shape[GAN_NPY_MAX_DIMS];
+    GAN_TRY(gan_npy_read_f32(path, z_host, &ndim, shape));
+    bool fits = ndim >= 2 && shape[1] == nz && (ndim == 2 || (ndim == 4 && shape[2] == 1 && shape[3] == 1));
+    if (!fits)
+        return gan_error(GAN_ERR_FORMAT, "%s: latent vectors must be float32 [N, %d] or [N, %d, 1, 1]", path,
+                         nz, nz);
+    if (shape[0] < 1 || shape[0] > SAMPLE_MAX_IMAGES)
+        return gan_error(GAN_ERR_FORMAT, "%s: %lld latent vectors; 1 to %d are sampled at once", path,
+                         (long long)shape[0], SAMPLE_MAX_IMAGES);
+    *n = (int)shape[0];
+    return GAN_OK;
+}
+
+/* What gan sample writes, and how it draws the images. */
+typedef struct sample_request {
+    const char *grid, *dir, *npy, *noise;
+    bool batch_stats, seed_given;
+    uint64_t seed;
+} sample_request;
+
+/* The generator of `ckpt` run on *n latent vectors (the --noise file's, else drawn from the seed),
+ * the images written where `r` asks; *n becomes the noise file's row count. */
+static gan_status sample_images(const char *ckpt, const char *device, const sample_request *r, int *n)
+{
+    loaded l;
+    float *z_host = NULL, *z = NULL, *images = NULL;
+    gan_status status = GAN_OK;
+    GAN_CHECK(load_checkpoint(ckpt, device, &l));
+    gan_trainer *t = l.trainer;
+    int nz = t->cfg.nz;
+    if (r->noise)
+        GAN_CHECK(read_noise(r->noise, nz, &z_host, n));
+    gan_shape s = t->g->output_shape;
+    GAN_CHECK(l.be->alloc(l.be, (size_t)*n * nz * sizeof(float), (void **)&z));
+    images = malloc((size_t)*n * gan_shape_count(s) * sizeof(float));
+    if (!images) {
+        status = gan_error(GAN_ERR_NOMEM, "out of memory for %d images", *n);
+        goto cleanup;
+    }
+    if (z_host)
+        GAN_CHECK(l.be->upload(l.be, z, z_host, (size_t)*n * nz * sizeof(float)));
+    else
+        GAN_CHECK(gan_trainer_draw_noise(t, z, *n, r->seed_given ? r->seed : t->cfg.seed, 7,
+                                         gan_count_of(0)));
+    GAN_CHECK(gan_trainer_generate(t, z, *n, r->batch_stats, images));
+    if (r->npy) {
+        int64_t shape[4] = {*n, s.c, s.h, s.w};
+        GAN_CHECK(gan_npy_write_f32(r->npy, images, 4, shape));
+    }
+    if (r->grid)
+        GAN_CHECK(gan_write_sample_grid(r->grid, images, *n, s.c, s.h, s.w, 8, 2));
+    if (r->dir)
+        GAN_CHECK(write_image_dir(r->dir, images, *n, s));
+cleanup:
+    if (z)
+        l.be->free(l.be, z);
+    free(z_host);
+    free(images);
+    unload(&l);
+    return status;
+}
 
 int gan_cmd_sample(int argc, char **argv)
 {
@@ -160,61 +228,15 @@ int gan_cmd_sample(int argc, char **argv)
             return 1;
         }
     }
-    loaded l;
-    gan_status status = load_checkpoint(ckpt, device, &l);
-    float *z_host = NULL, *z = NULL, *images = NULL;
-    gan_trainer *t = l.trainer;
-    int nz = t ? t->cfg.nz : 0;
-    if (status == GAN_OK && noise) {
-        int ndim = 0;
-        int64_t shape[GAN_NPY_MAX_DIMS];
-        status = gan_npy_read_f32(noise, &z_host, &ndim, shape);
-        bool fits = status == GAN_OK && ndim >= 2 && shape[1] == nz &&
-                    (ndim == 2 || (ndim == 4 && shape[2] == 1 && shape[3] == 1));
-        if (status == GAN_OK && !fits)
-            status = gan_error(GAN_ERR_FORMAT, "%s: latent vectors must be float32 [N, %d] or [N, %d, 1, 1]",
-                               noise, nz, nz);
-        if (status == GAN_OK && (shape[0] < 1 || shape[0] > SAMPLE_MAX_IMAGES))
-            status = gan_error(GAN_ERR_FORMAT, "%s: %lld latent vectors; 1 to %d are sampled at once", noise,
-                               (long long)shape[0], SAMPLE_MAX_IMAGES);
-        if (status == GAN_OK)
-            n = (int)shape[0];
-    }
-    gan_shape s = t ? t->g->output_shape : (gan_shape){0, 0, 0};
-    if (status == GAN_OK) {
-        status = l.be->alloc(l.be, (size_t)n * nz * sizeof(float), (void **)&z);
-        images = malloc((size_t)n * gan_shape_count(s) * sizeof(float));
-        if (status == GAN_OK && !images)
-            status = gan_error(GAN_ERR_NOMEM, "out of memory for %d images", n);
-    }
-    if (status == GAN_OK) {
-        if (z_host)
-            status = l.be->upload(l.be, z, z_host, (size_t)n * nz * sizeof(float));
-        else
-            status = gan_trainer_draw_noise(t, z, n, seed_given ? seed : t->cfg.seed, 7, gan_count_of(0));
-    }
-    if (status == GAN_OK)
-        status = gan_trainer_generate(t, z, n, batch_stats, images);
-    if (status == GAN_OK && npy) {
-        int64_t shape[4] = {n, s.c, s.h, s.w};
-        status = gan_npy_write_f32(npy, images, 4, shape);
-    }
-    if (status == GAN_OK && grid)
-        status = gan_write_sample_grid(grid, images, n, s.c, s.h, s.w, 8, 2);
-    if (status == GAN_OK && dir)
-        status = write_image_dir(dir, images, n, s);
-    if (z)
-        l.be->free(l.be, z);
-    free(z_host);
-    free(images);
-    unload(&l);
-    if (status != GAN_OK) {
+    sample_request request = {grid, dir, npy, noise, batch_stats, seed_given, seed};
+    if (sample_images(ckpt, device, &request, &n) != GAN_OK) {
         fprintf(stderr, "gan sample: %s\n", gan_error_message());
         return 1;
     }
     const char *written[2] = {npy, grid};
-    fprintf(gan_args_report_stream(written, 2), "gan sample: %d images from %s%s%s%s%s%s%s\n", n, ckpt, grid ? " -> " : "", grid ? grid : "",
-           dir ? " -> " : "", dir ? dir : "", npy ? " -> " : "", npy ? npy : "");
+    fprintf(gan_args_report_stream(written, 2), "gan sample: %d images from %s%s%s%s%s%s%s\n", n, ckpt,
+            grid ? " -> " : "", grid ? grid : "", dir ? " -> " : "", dir ? dir : "", npy ? " -> " : "",
+            npy ? npy : "");
     return 0;
 }
 
@@ -222,6 +244,28 @@ static bool ends_with(const char *text, const char *suffix)
 {
     size_t n = strlen(text), m = strlen(suffix);
     return n >= m && !strcmp(text + n - m, suffix);
+}
+
+/* The generator of `ckpt` written to `out` as ONNX or safetensors, and the line that says so. */
+static gan_status export_generator(const char *ckpt, const char *out, bool onnx)
+{
+    loaded l;
+    gan_status status = GAN_OK;
+    GAN_CHECK(load_checkpoint(ckpt, "cpu", &l));
+    const char *prefix = l.trainer->cfg.export_prefix;
+    if (onnx)
+        GAN_CHECK(gan_onnx_export(l.trainer->g, prefix, out));
+    else
+        GAN_CHECK(gan_trainer_export_generator(l.trainer, out));
+    FILE *report = gan_args_report_stream(&out, 1);
+    if (onnx)
+        fprintf(report, "gan export: generator of %s -> %s (ONNX opset %d, input z, output images, "
+                        "dynamic batch)\n", ckpt, out, GAN_ONNX_OPSET);
+    else
+        fprintf(report, "gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out, prefix);
+cleanup:
+    unload(&l);
+    return status;
 }
 
 int gan_cmd_export(int argc, char **argv)
@@ -265,21 +309,7 @@ int gan_cmd_export(int argc, char **argv)
         fprintf(stderr, "gan export: %s\n", gan_error_message());
         return 1;
     }
-    loaded l;
-    gan_status status = load_checkpoint(ckpt, "cpu", &l);
-    const char *prefix = status == GAN_OK ? l.trainer->cfg.export_prefix : "";
-    if (status == GAN_OK && onnx)
-        status = gan_onnx_export(l.trainer->g, prefix, out);
-    else if (status == GAN_OK)
-        status = gan_trainer_export_generator(l.trainer, out);
-    FILE *report = gan_args_report_stream(&out, 1);
-    if (status == GAN_OK && onnx)
-        fprintf(report, "gan export: generator of %s -> %s (ONNX opset %d, input z, output images, "
-                        "dynamic batch)\n", ckpt, out, GAN_ONNX_OPSET);
-    else if (status == GAN_OK)
-        fprintf(report, "gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out, prefix);
-    unload(&l);
-    if (status != GAN_OK) {
+    if (export_generator(ckpt, out, onnx) != GAN_OK) {
         fprintf(stderr, "gan export: %s\n", gan_error_message());
         return 1;
     }

@@ -57,9 +57,9 @@ static gan_status read_batch(const char *path, gan_image_set *set)
         }
     }
     fclose(f);
-    if (status == GAN_OK)
-        set->count += records;
-    return status;
+    GAN_TRY(status);
+    set->count += records;
+    return GAN_OK;
 }
 
 gan_status gan_cifar_read(const char *path, const char *split, gan_image_set *out)
@@ -74,23 +74,25 @@ gan_status gan_cifar_read(const char *path, const char *split, gan_image_set *ou
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
     gan_status status = GAN_OK;
     if (!S_ISDIR(st.st_mode)) {
-        status = read_batch(path, out);
+        GAN_CHECK(read_batch(path, out));
     } else if (!strcmp(split, "all") || !strcmp(split, "train")) {
-        for (int i = 1; i <= 5 && status == GAN_OK; i++) {
+        for (int i = 1; i <= 5; i++) {
             char file[4200];
             snprintf(file, sizeof file, "%s/data_batch_%d.bin", path, i);
-            status = read_batch(file, out);
+            GAN_CHECK(read_batch(file, out));
         }
     } else if (!strcmp(split, "test")) {
         char file[4200];
         snprintf(file, sizeof file, "%s/test_batch.bin", path);
-        status = read_batch(file, out);
+        GAN_CHECK(read_batch(file, out));
     } else {
         status = gan_error(GAN_ERR_CONFIG, "%s: CIFAR-10 has the splits all (= train), train and test, "
                                            "not '%s'",
                            path, split);
+        goto cleanup;
     }
-    if (status != GAN_OK)
-        gan_image_set_free(out);
+    return GAN_OK;
+cleanup:
+    gan_image_set_free(out);
     return status;
 }

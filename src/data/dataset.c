@@ -131,24 +131,80 @@ static gan_status dataset_alloc(const char *name, int size, int channels, gan_da
     return GAN_OK;
 }
 
+/* Images a data set can be made of: 1 or 3 channels, at least one image. */
+static gan_status check_image_set(const gan_image_set *images, const char *name)
+{
+    if (images->channels != 1 && images->channels != 3)
+        return gan_error(GAN_ERR_FORMAT, "%s: images with %d channels", name, images->channels);
+    if (images->count < 1)
+        return gan_error(GAN_ERR_FORMAT, "%s: no images", name);
+    return GAN_OK;
+}
+
 gan_status gan_dataset_open_images(gan_image_set *images, int size, int channels, const char *name,
                                    gan_dataset **out)
 {
-    gan_status status = dataset_alloc(name, size, channels, GAN_DATASET_MEMORY, out);
-    if (status == GAN_OK && (images->channels != 1 && images->channels != 3))
-        status = gan_error(GAN_ERR_FORMAT, "%s: images with %d channels", name, images->channels);
-    if (status == GAN_OK && images->count < 1)
-        status = gan_error(GAN_ERR_FORMAT, "%s: no images", name);
-    if (status != GAN_OK) {
-        free(*out);
-        *out = NULL;
-        gan_image_set_free(images);
-        return status;
-    }
+    gan_status status = GAN_OK;
+    GAN_CHECK(dataset_alloc(name, size, channels, GAN_DATASET_MEMORY, out));
+    GAN_CHECK(check_image_set(images, name));
     (*out)->images = *images;
     (*out)->count = images->count;
     memset(images, 0, sizeof *images);
     return GAN_OK;
+cleanup:
+    free(*out);
+    *out = NULL;
+    gan_image_set_free(images);
+    return status;
+}
+
+/* A cache written by gan prepare: memory-mapped, its shape checked against the config's. */
+static gan_status open_cache(const gan_dataset_options *o, gan_dataset **out)
+{
+    gan_dataset *ds;
+    GAN_TRY(dataset_alloc(o->path, o->size, o->channels, GAN_DATASET_CACHE, &ds));
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_npy_map(o->path, &ds->cache));
+    GAN_CHECK(gan_cache_check(&ds->cache.header, o->path, o->size, o->size, o->channels));
+    ds->count = ds->cache.header.shape[0];
+    *out = ds;
+    return GAN_OK;
+cleanup:
+    gan_dataset_close(ds);
+    return status;
+}
+
+/* Keeps the images of `split` in `files`, as data.split_file lists them, or CelebA's split list
+ * beside the folder when the config names none. */
+static gan_status filter_split(const gan_dataset_options *o, const char *split, gan_file_list *files)
+{
+    char found[4300];
+    const char *split_file = o->split_file;
+    if (!split_file || !split_file[0]) {
+        if (!find_split_file(o->path, found, sizeof found))
+            return gan_error(GAN_ERR_CONFIG, "data.split = %s needs a split list: set data.split_file "
+                                             "(CelebA's list_eval_partition.txt)",
+                             split);
+        split_file = found;
+    }
+    return gan_split_filter(files, split_file, split, o->warn, o->warn_ctx);
+}
+
+/* A folder of image files, the images of `split` alone unless it is "all". */
+static gan_status open_folder(const gan_dataset_options *o, const char *split, gan_dataset **out)
+{
+    gan_dataset *ds;
+    GAN_TRY(dataset_alloc(o->path, o->size, o->channels, GAN_DATASET_FOLDER, &ds));
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_folder_list(o->path, &ds->files));
+    if (strcmp(split, "all"))
+        GAN_CHECK(filter_split(o, split, &ds->files));
+    ds->count = ds->files.count;
+    *out = ds;
+    return GAN_OK;
+cleanup:
+    gan_dataset_close(ds);
+    return status;
 }
 
 gan_status gan_dataset_open(const gan_dataset_options *o, gan_dataset **out)
@@ -163,15 +219,7 @@ gan_status gan_dataset_open(const gan_dataset_options *o, gan_dataset **out)
         GAN_TRY(gan_dataset_detect_format(o->path, &format));
     gan_dataset *ds = NULL;
     if (!strcmp(format, "npy")) {
-        GAN_TRY(dataset_alloc(o->path, o->size, o->channels, GAN_DATASET_CACHE, &ds));
-        gan_status status = gan_npy_map(o->path, &ds->cache);
-        if (status == GAN_OK)
-            status = gan_cache_check(&ds->cache.header, o->path, o->size, o->size, o->channels);
-        if (status != GAN_OK) {
-            gan_dataset_close(ds);
-            return status;
-        }
-        ds->count = ds->cache.header.shape[0];
+        GAN_TRY(open_cache(o, &ds));
     } else if (!strcmp(format, "idx") || !strcmp(format, "cifar")) {
         gan_image_set set;
         if (!strcmp(format, "idx")) {
@@ -185,27 +233,7 @@ gan_status gan_dataset_open(const gan_dataset_options *o, gan_dataset **out)
         }
         GAN_TRY(gan_dataset_open_images(&set, o->size, o->channels, o->path, &ds));
     } else if (!strcmp(format, "folder")) {
-        GAN_TRY(dataset_alloc(o->path, o->size, o->channels, GAN_DATASET_FOLDER, &ds));
-        gan_status status = gan_folder_list(o->path, &ds->files);
-        if (status == GAN_OK && strcmp(split, "all")) {
-            char found[4300];
-            const char *split_file = o->split_file;
-            if (!split_file || !split_file[0]) {
-                if (find_split_file(o->path, found, sizeof found))
-                    split_file = found;
-                else
-                    status = gan_error(GAN_ERR_CONFIG, "data.split = %s needs a split list: set "
-                                                       "data.split_file (CelebA's list_eval_partition.txt)",
-                                       split);
-            }
-            if (status == GAN_OK)
-                status = gan_split_filter(&ds->files, split_file, split, o->warn, o->warn_ctx);
-        }
-        if (status != GAN_OK) {
-            gan_dataset_close(ds);
-            return status;
-        }
-        ds->count = ds->files.count;
+        GAN_TRY(open_folder(o, split, &ds));
     } else {
         return gan_error(GAN_ERR_CONFIG, "data.format = '%s': use auto, folder, idx, cifar or npy", format);
     }
@@ -245,15 +273,15 @@ gan_status gan_dataset_worker_create(const gan_dataset *ds, gan_dataset_worker *
     gan_dataset_worker *w = calloc(1, sizeof *w);
     if (!w)
         return gan_error(GAN_ERR_NOMEM, "out of memory");
-    gan_status status = gan_transform_create(ds->size, &w->transform);
-    if (status == GAN_OK && ds->kind == GAN_DATASET_FOLDER)
-        status = gan_image_decoder_create(&w->decoder);
-    if (status != GAN_OK) {
-        gan_dataset_worker_destroy(w);
-        return status;
-    }
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_transform_create(ds->size, &w->transform));
+    if (ds->kind == GAN_DATASET_FOLDER)
+        GAN_CHECK(gan_image_decoder_create(&w->decoder));
     *out = w;
     return GAN_OK;
+cleanup:
+    gan_dataset_worker_destroy(w);
+    return status;
 }
 
 void gan_dataset_worker_destroy(gan_dataset_worker *w)

@@ -65,6 +65,53 @@ static gan_status read_growing(gzFile f, const char *path, size_t bytes, gan_ima
     return GAN_OK;
 }
 
+/* The header and the pixels of the IDX file open as `f` (of `file_bytes` bytes on disk) into `out`;
+ * on failure the caller frees what `out` holds. */
+static gan_status read_images(gzFile f, const char *path, uint64_t file_bytes, gan_image_set *out)
+{
+    unsigned char header[16];
+    int got = gzread(f, header, sizeof header);
+    if (got != (int)sizeof header)
+        return gan_error(GAN_ERR_FORMAT, "%s: truncated IDX header (%d of 16 bytes: %s)", path,
+                         got < 0 ? 0 : got, gz_reason(f));
+    if (big_endian(header) == 0x00000801u)
+        return gan_error(GAN_ERR_FORMAT, "%s: this is an IDX labels file (magic 0x00000801); name the "
+                                         "images file (*-images-idx3-ubyte)",
+                         path);
+    if (big_endian(header) != 0x00000803u)
+        return gan_error(GAN_ERR_FORMAT,
+                         "%s: IDX magic is 0x%08x, expected 0x00000803 (unsigned bytes, 3 "
+                         "dimensions: an MNIST-style images file)",
+                         path, big_endian(header));
+    uint32_t count = big_endian(header + 4), rows = big_endian(header + 8), cols = big_endian(header + 12);
+    if (count == 0 || rows == 0 || cols == 0 || rows > 65536 || cols > 65536 ||
+        (uint64_t)count * rows * cols > ((uint64_t)1 << 34))
+        return gan_error(GAN_ERR_FORMAT, "%s: implausible IDX sizes %u x %u x %u", path, count, rows, cols);
+    size_t bytes = (size_t)count * rows * cols;
+    /* what the file can hold, before anything is allocated: its size when raw (gzread reads files
+     * that are not gzip as they are), what deflate can unpack from it when compressed */
+    bool raw = gzdirect(f);
+    uint64_t can_hold = raw ? (file_bytes > 16 ? file_bytes - 16 : 0) : gzip_capacity(file_bytes);
+    if (bytes > can_hold && raw)
+        return gan_error(GAN_ERR_FORMAT, "%s: truncated: %llu of %zu image bytes (%u images of %ux%u): "
+                                         "the file ends early",
+                         path, (unsigned long long)can_hold, bytes, count, rows, cols);
+    if (bytes > can_hold)
+        return gan_error(GAN_ERR_FORMAT, "%s: truncated: the header claims %zu image bytes (%u images of "
+                                         "%ux%u), more than its %llu compressed bytes can hold",
+                         path, bytes, count, rows, cols, (unsigned long long)file_bytes);
+    size_t done = 0;
+    GAN_TRY(read_growing(f, path, bytes, out, &done));
+    if (done != bytes)
+        return gan_error(GAN_ERR_FORMAT, "%s: truncated: %zu of %zu image bytes (%u images of %ux%u): %s",
+                         path, done, bytes, count, rows, cols, gz_reason(f));
+    out->count = count;
+    out->height = (int)rows;
+    out->width = (int)cols;
+    out->channels = 1;
+    return GAN_OK;
+}
+
 gan_status gan_idx_read_images(const char *path, gan_image_set *out)
 {
     memset(out, 0, sizeof *out);
@@ -84,52 +131,7 @@ gan_status gan_idx_read_images(const char *path, gan_image_set *out)
         close(fd);
         return gan_error(GAN_ERR_IO, "%s: %s", path, errno ? strerror(errno) : "cannot open");
     }
-    unsigned char header[16];
-    int got = gzread(f, header, sizeof header);
-    gan_status status = GAN_OK;
-    if (got != (int)sizeof header)
-        status = gan_error(GAN_ERR_FORMAT, "%s: truncated IDX header (%d of 16 bytes: %s)", path,
-                           got < 0 ? 0 : got, gz_reason(f));
-    else if (big_endian(header) == 0x00000801u)
-        status = gan_error(GAN_ERR_FORMAT, "%s: this is an IDX labels file (magic 0x00000801); name the "
-                                           "images file (*-images-idx3-ubyte)",
-                           path);
-    else if (big_endian(header) != 0x00000803u)
-        status = gan_error(GAN_ERR_FORMAT,
-                           "%s: IDX magic is 0x%08x, expected 0x00000803 (unsigned bytes, 3 "
-                           "dimensions: an MNIST-style images file)",
-                           path, big_endian(header));
-    uint32_t count = big_endian(header + 4), rows = big_endian(header + 8), cols = big_endian(header + 12);
-    if (status == GAN_OK && (count == 0 || rows == 0 || cols == 0 || rows > 65536 || cols > 65536 ||
-                             (uint64_t)count * rows * cols > ((uint64_t)1 << 34)))
-        status = gan_error(GAN_ERR_FORMAT, "%s: implausible IDX sizes %u x %u x %u", path, count, rows, cols);
-    size_t bytes = (size_t)count * rows * cols;
-    /* what the file can hold, before anything is allocated: its size when raw (gzread reads files
-     * that are not gzip as they are), what deflate can unpack from it when compressed */
-    uint64_t file_bytes = (uint64_t)st.st_size;
-    bool raw = gzdirect(f);
-    uint64_t can_hold = raw ? (file_bytes > 16 ? file_bytes - 16 : 0) : gzip_capacity(file_bytes);
-    if (status == GAN_OK && bytes > can_hold) {
-        if (raw)
-            status = gan_error(GAN_ERR_FORMAT, "%s: truncated: %llu of %zu image bytes (%u images of %ux%u): "
-                                               "the file ends early",
-                               path, (unsigned long long)can_hold, bytes, count, rows, cols);
-        else
-            status = gan_error(GAN_ERR_FORMAT, "%s: truncated: the header claims %zu image bytes (%u images of "
-                                               "%ux%u), more than its %llu compressed bytes can hold",
-                               path, bytes, count, rows, cols, (unsigned long long)file_bytes);
-    }
-    if (status == GAN_OK) {
-        size_t done = 0;
-        status = read_growing(f, path, bytes, out, &done);
-        if (status == GAN_OK && done != bytes)
-            status = gan_error(GAN_ERR_FORMAT, "%s: truncated: %zu of %zu image bytes (%u images of %ux%u): %s",
-                               path, done, bytes, count, rows, cols, gz_reason(f));
-        out->count = count;
-        out->height = (int)rows;
-        out->width = (int)cols;
-        out->channels = 1;
-    }
+    gan_status status = read_images(f, path, (uint64_t)st.st_size, out);
     gzclose(f); /* closes fd */
     if (status != GAN_OK)
         gan_image_set_free(out);

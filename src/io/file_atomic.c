@@ -141,14 +141,29 @@ static gan_status create_temporary(const char *tmp, int *fd)
     return gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
 }
 
+static gan_status write_pieces(int fd, const gan_file_piece *pieces, int piece_count, const char *name)
+{
+    for (int i = 0; i < piece_count; i++)
+        if (pieces[i].bytes)
+            GAN_TRY(gan_write_all(fd, pieces[i].data, pieces[i].bytes, name));
+    return GAN_OK;
+}
+
+/* The pieces into the temporary file, and onto the disk when `durable`; the caller closes fd. */
+static gan_status write_temporary(int fd, const gan_file_piece *pieces, int piece_count, bool durable,
+                                  const char *tmp)
+{
+    GAN_TRY(write_pieces(fd, pieces, piece_count, tmp));
+    if (durable && fsync(fd) != 0)
+        return gan_error(GAN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    return GAN_OK;
+}
+
 static gan_status write_stream(const char *path, const gan_file_piece *pieces, int piece_count)
 {
     int fd;
     GAN_TRY(gan_output_open_stream(path, &fd));
-    gan_status status = GAN_OK;
-    for (int i = 0; i < piece_count && status == GAN_OK; i++)
-        if (pieces[i].bytes)
-            status = gan_write_all(fd, pieces[i].data, pieces[i].bytes, path);
+    gan_status status = write_pieces(fd, pieces, piece_count, path);
     if (close(fd) != 0 && status == GAN_OK)
         status = gan_error(GAN_ERR_IO, "%s: close failed: %s", path, strerror(errno));
     return status;
@@ -168,20 +183,19 @@ gan_status gan_file_write_replace(const char *path, const gan_file_piece *pieces
     snprintf(tmp, sizeof tmp, "%s.tmp", target);
     int fd;
     GAN_TRY(create_temporary(tmp, &fd));
-    gan_status status = GAN_OK;
-    for (int i = 0; i < piece_count && status == GAN_OK; i++)
-        if (pieces[i].bytes)
-            status = gan_write_all(fd, pieces[i].data, pieces[i].bytes, tmp);
-    if (status == GAN_OK && durable && fsync(fd) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    gan_status status = write_temporary(fd, pieces, piece_count, durable, tmp);
     if (close(fd) != 0 && status == GAN_OK)
         status = gan_error(GAN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (status == GAN_OK && rename(tmp, target) != 0)
+    GAN_CHECK(status);
+    if (rename(tmp, target) != 0) {
         status = gan_error(GAN_ERR_IO, "%s: cannot rename to %s: %s", tmp, target, strerror(errno));
-    if (status != GAN_OK)
-        unlink(tmp); /* ours: created above */
-    else if (durable)
+        goto cleanup;
+    }
+    if (durable)
         sync_parent_directory(target);
+    return GAN_OK;
+cleanup:
+    unlink(tmp); /* ours: created above */
     return status;
 }
 

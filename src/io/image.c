@@ -196,6 +196,13 @@ static gan_status check_jpeg_data_size(const struct jpeg_decompress_struct *cinf
     return GAN_OK;
 }
 
+/* What jpeg_read_header told of the image, checked before its pixels are allocated. */
+static gan_status check_jpeg(const struct jpeg_decompress_struct *cinfo, size_t size, const char *name)
+{
+    GAN_TRY(check_size(name, cinfo->image_width, cinfo->image_height));
+    return check_jpeg_data_size(cinfo, size, name);
+}
+
 static gan_status decode_jpeg(gan_image_decoder *dec, const uint8_t *bytes, size_t size, const char *name,
                               int channels, int *width, int *height)
 {
@@ -206,9 +213,7 @@ static gan_status decode_jpeg(gan_image_decoder *dec, const uint8_t *bytes, size
     }
     jpeg_mem_src(cinfo, bytes, (unsigned long)size);
     jpeg_read_header(cinfo, TRUE);
-    gan_status status = check_size(name, cinfo->image_width, cinfo->image_height);
-    if (status == GAN_OK)
-        status = check_jpeg_data_size(cinfo, size, name);
+    gan_status status = check_jpeg(cinfo, size, name);
     if (status != GAN_OK) {
         jpeg_abort_decompress(cinfo);
         return status;
@@ -272,6 +277,23 @@ static void png_read_memory(png_structp png, png_bytep out, png_size_t bytes)
     ctx->offset += bytes;
 }
 
+/* What png_read_info told of the image, checked before its pixels are allocated. */
+static gan_status check_png(png_structp png, png_infop info, size_t size, const char *name)
+{
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    GAN_TRY(check_size(name, (long long)w, (long long)h));
+    /* deflate unpacks at most 1032 bytes from one: a file too small for the image's pixel data is
+     * cut short (or lying), and is refused before the pixels are allocated */
+    uint64_t pixel_bits = (uint64_t)png_get_channels(png, info) * png_get_bit_depth(png, info);
+    uint64_t packed_bytes = ((uint64_t)w * h * pixel_bits + 7) / 8;
+    uint64_t can_hold = (uint64_t)size * 1032 + 1024;
+    if (packed_bytes > can_hold)
+        return gan_error(GAN_ERR_FORMAT, "%s: truncated: a %ux%u PNG holds %llu bytes of pixels, more than "
+                                         "its %zu bytes can unpack to",
+                         name, w, h, (unsigned long long)packed_bytes, size);
+    return GAN_OK;
+}
+
 static gan_status decode_png(gan_image_decoder *dec, const uint8_t *bytes, size_t size, const char *name,
                              int channels, int *width, int *height)
 {
@@ -289,18 +311,7 @@ static gan_status decode_png(gan_image_decoder *dec, const uint8_t *bytes, size_
     png_set_read_fn(png, &ctx, png_read_memory);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    gan_status status = check_size(name, (long long)w, (long long)h);
-    if (status == GAN_OK) {
-        /* deflate unpacks at most 1032 bytes from one: a file too small for the image's pixel
-         * data is cut short (or lying), and is refused before the pixels are allocated */
-        uint64_t pixel_bits = (uint64_t)png_get_channels(png, info) * png_get_bit_depth(png, info);
-        uint64_t packed_bytes = ((uint64_t)w * h * pixel_bits + 7) / 8;
-        uint64_t can_hold = (uint64_t)size * 1032 + 1024;
-        if (packed_bytes > can_hold)
-            status = gan_error(GAN_ERR_FORMAT, "%s: truncated: a %ux%u PNG holds %llu bytes of pixels, more "
-                                               "than its %zu bytes can unpack to",
-                               name, w, h, (unsigned long long)packed_bytes, size);
-    }
+    gan_status status = check_png(png, info, size, name);
     if (status != GAN_OK) {
         png_destroy_read_struct(&png, &info, NULL);
         return status;
@@ -388,21 +399,19 @@ gan_status gan_image_decode(gan_image_decoder *dec, const uint8_t *bytes, size_t
     *width = *height = 0;
     if (channels != 1 && channels != 3)
         return gan_error(GAN_ERR_ARG, "%s: decoding to %d channels (1 or 3)", name, channels);
-    gan_status status;
     switch (gan_image_sniff(bytes, size)) {
     case GAN_IMAGE_JPEG:
-        status = decode_jpeg(dec, bytes, size, name, channels, width, height);
+        GAN_TRY(decode_jpeg(dec, bytes, size, name, channels, width, height));
         break;
     case GAN_IMAGE_PNG:
-        status = decode_png(dec, bytes, size, name, channels, width, height);
+        GAN_TRY(decode_png(dec, bytes, size, name, channels, width, height));
         break;
     default:
         return gan_error(GAN_ERR_FORMAT, "%s: not a JPEG or PNG image (%s)", name,
                          size == 0 ? "the file is empty" : "unknown first bytes");
     }
-    if (status == GAN_OK)
-        *pixels = dec->pixels;
-    return status;
+    *pixels = dec->pixels;
+    return GAN_OK;
 }
 
 gan_status gan_file_read(const char *path, uint8_t **buffer, size_t *capacity, size_t *size)
@@ -450,20 +459,19 @@ gan_status gan_image_load(const char *path, int channels, uint8_t **pixels, int 
     uint8_t *file = NULL;
     size_t capacity = 0, size = 0;
     gan_image_decoder *dec = NULL;
-    gan_status status = gan_file_read(path, &file, &capacity, &size);
-    if (status == GAN_OK)
-        status = gan_image_decoder_create(&dec);
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_file_read(path, &file, &capacity, &size));
+    GAN_CHECK(gan_image_decoder_create(&dec));
     const uint8_t *decoded = NULL;
-    if (status == GAN_OK)
-        status = gan_image_decode(dec, file, size, path, channels, &decoded, width, height);
-    if (status == GAN_OK) {
-        size_t bytes = (size_t)*width * *height * channels;
-        *pixels = malloc(bytes);
-        if (!*pixels)
-            status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
-        else
-            memcpy(*pixels, decoded, bytes);
+    GAN_CHECK(gan_image_decode(dec, file, size, path, channels, &decoded, width, height));
+    size_t bytes = (size_t)*width * *height * channels;
+    *pixels = malloc(bytes);
+    if (!*pixels) {
+        status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
+        goto cleanup;
     }
+    memcpy(*pixels, decoded, bytes);
+cleanup:
     gan_image_decoder_destroy(dec);
     free(file);
     return status;

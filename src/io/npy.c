@@ -232,23 +232,22 @@ gan_status gan_npy_map(const char *path, gan_npy_array *out)
     close(fd);
     if (base == MAP_FAILED)
         return gan_error(GAN_ERR_IO, "%s: mmap: %s", path, strerror(errno));
-    gan_status status = gan_npy_parse_header(base, file_bytes, path, &out->header);
-    if (status == GAN_OK)
-        status = check_size(&out->header, file_bytes, path);
-    if (status == GAN_OK && out->header.data_offset % gan_npy_dtype_bytes(out->header.dtype) != 0) {
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_npy_parse_header(base, file_bytes, path, &out->header));
+    GAN_CHECK(check_size(&out->header, file_bytes, path));
+    if (out->header.data_offset % gan_npy_dtype_bytes(out->header.dtype) != 0) {
         /* misaligned float data (not written by numpy): read it into aligned memory instead */
         munmap(base, file_bytes);
         return gan_npy_read(path, out);
-    }
-    if (status != GAN_OK) {
-        munmap(base, file_bytes);
-        memset(out, 0, sizeof *out);
-        return status;
     }
     out->map_base = base;
     out->map_bytes = file_bytes;
     out->data = (uint8_t *)base + out->header.data_offset;
     return GAN_OK;
+cleanup:
+    munmap(base, file_bytes);
+    memset(out, 0, sizeof *out);
+    return status;
 }
 
 static gan_status read_fully(int fd, void *buffer, size_t bytes, size_t offset, const char *path)
@@ -269,51 +268,56 @@ static gan_status read_fully(int fd, void *buffer, size_t bytes, size_t offset, 
     return GAN_OK;
 }
 
+/* The header of the .npy file open as `fd` (`file_bytes` long) into *h: the prefix says how long the
+ * header is; that much is read and parsed. */
+static gan_status read_header(int fd, size_t file_bytes, const char *path, gan_npy_header *h)
+{
+    uint8_t prefix[12] = {0};
+    size_t prefix_bytes = file_bytes < sizeof prefix ? file_bytes : sizeof prefix;
+    if (prefix_bytes < 10)
+        return gan_error(GAN_ERR_FORMAT, "%s: not a .npy file (%zu bytes)", path, file_bytes);
+    GAN_TRY(read_fully(fd, prefix, prefix_bytes, 0, path));
+    size_t len = prefix[6] == 1 ? ((size_t)prefix[8] | (size_t)prefix[9] << 8) + 10
+                                : ((size_t)prefix[8] | (size_t)prefix[9] << 8 | (size_t)prefix[10] << 16 |
+                                   (size_t)prefix[11] << 24) + 12;
+    if (len > MAX_HEADER_TEXT + 12)
+        len = MAX_HEADER_TEXT + 12; /* parse_header explains why */
+    if (len > file_bytes)
+        len = file_bytes;
+    uint8_t *header = malloc(len);
+    if (!header)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
+    gan_status status = GAN_OK;
+    GAN_CHECK(read_fully(fd, header, len, 0, path));
+    GAN_CHECK(gan_npy_parse_header(header, len, path, h));
+cleanup:
+    free(header);
+    return status;
+}
+
+/* The header and the data of the .npy file open as `fd` into `out` (the data malloc'ed); on failure
+ * the caller frees out->data. */
+static gan_status read_array(int fd, const char *path, gan_npy_array *out)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
+    size_t file_bytes = (size_t)st.st_size;
+    GAN_TRY(read_header(fd, file_bytes, path, &out->header));
+    GAN_TRY(check_size(&out->header, file_bytes, path));
+    out->data = malloc(out->header.data_bytes ? out->header.data_bytes : 1);
+    if (!out->data)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, out->header.data_bytes);
+    return read_fully(fd, out->data, out->header.data_bytes, out->header.data_offset, path);
+}
+
 gan_status gan_npy_read(const char *path, gan_npy_array *out)
 {
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not make it wait */
     if (fd < 0)
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    gan_status status = GAN_OK;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        status = gan_error(GAN_ERR_IO, "%s: not a regular file", path);
-    size_t file_bytes = status == GAN_OK ? (size_t)st.st_size : 0;
-    uint8_t prefix[12] = {0};
-    size_t prefix_bytes = file_bytes < sizeof prefix ? file_bytes : sizeof prefix;
-    if (status == GAN_OK && prefix_bytes < 10)
-        status = gan_error(GAN_ERR_FORMAT, "%s: not a .npy file (%zu bytes)", path, file_bytes);
-    if (status == GAN_OK)
-        status = read_fully(fd, prefix, prefix_bytes, 0, path);
-    uint8_t *header = NULL;
-    if (status == GAN_OK) {
-        /* the header's length is in the prefix; read that much and parse it */
-        size_t len = prefix[6] == 1 ? ((size_t)prefix[8] | (size_t)prefix[9] << 8) + 10
-                                    : ((size_t)prefix[8] | (size_t)prefix[9] << 8 |
-                                       (size_t)prefix[10] << 16 | (size_t)prefix[11] << 24) + 12;
-        if (len > MAX_HEADER_TEXT + 12)
-            len = MAX_HEADER_TEXT + 12; /* parse_header explains why */
-        if (len > file_bytes)
-            len = file_bytes;
-        header = malloc(len);
-        if (!header)
-            status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
-        else
-            status = read_fully(fd, header, len, 0, path);
-        if (status == GAN_OK)
-            status = gan_npy_parse_header(header, len, path, &out->header);
-    }
-    free(header);
-    if (status == GAN_OK)
-        status = check_size(&out->header, file_bytes, path);
-    if (status == GAN_OK) {
-        out->data = malloc(out->header.data_bytes ? out->header.data_bytes : 1);
-        if (!out->data)
-            status = gan_error(GAN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, out->header.data_bytes);
-        else
-            status = read_fully(fd, out->data, out->header.data_bytes, out->header.data_offset, path);
-    }
+    gan_status status = read_array(fd, path, out);
     close(fd);
     if (status != GAN_OK) {
         free(out->data);
@@ -436,6 +440,18 @@ static gan_status open_scratch(gan_npy_writer *w)
     return GAN_OK;
 }
 
+/* The whole file's `total` bytes reserved on the disk where the file system can (else the file is
+ * only sized): a full disk fails here rather than in the middle of the rows. */
+static gan_status reserve(gan_npy_writer *w, size_t total)
+{
+    int err = posix_fallocate(w->fd, 0, (off_t)total);
+    if (err == ENOSPC || err == EFBIG || err == EIO || err == EDQUOT)
+        return gan_error(GAN_ERR_IO, "%s: cannot reserve %zu bytes: %s", w->tmp_path, total, strerror(err));
+    if (err != 0 && ftruncate(w->fd, (off_t)total) != 0) /* no fallocate here */
+        return gan_error(GAN_ERR_IO, "%s: %s", w->tmp_path, strerror(errno));
+    return GAN_OK;
+}
+
 gan_status gan_npy_writer_open(gan_npy_writer *w, const char *path, gan_npy_dtype dtype, int ndim,
                                const int64_t *shape)
 {
@@ -483,16 +499,12 @@ gan_status gan_npy_writer_open(gan_npy_writer *w, const char *path, gan_npy_dtyp
             return gan_error(GAN_ERR_IO, "%s: %s", w->tmp_path, strerror(errno));
     }
     size_t total = w->header_bytes + (size_t)shape[0] * row_bytes;
-    int err = posix_fallocate(w->fd, 0, (off_t)total);
     gan_status status = GAN_OK;
-    if (err == ENOSPC || err == EFBIG || err == EIO || err == EDQUOT)
-        status = gan_error(GAN_ERR_IO, "%s: cannot reserve %zu bytes: %s", w->tmp_path, total, strerror(err));
-    if (status == GAN_OK && err != 0 && ftruncate(w->fd, (off_t)total) != 0) /* no fallocate here */
-        status = gan_error(GAN_ERR_IO, "%s: %s", w->tmp_path, strerror(errno));
-    if (status == GAN_OK)
-        status = write_fully(w->fd, header, w->header_bytes, 0, w->tmp_path);
-    if (status != GAN_OK)
-        gan_npy_writer_abort(w);
+    GAN_CHECK(reserve(w, total));
+    GAN_CHECK(write_fully(w->fd, header, w->header_bytes, 0, w->tmp_path));
+    return GAN_OK;
+cleanup:
+    gan_npy_writer_abort(w);
     return status;
 }
 
@@ -516,7 +528,7 @@ gan_status gan_npy_writer_drop_rows(gan_npy_writer *w, const bool *keep)
         return gan_error(GAN_ERR_NOMEM, "%s: out of memory", w->path);
     int64_t n = w->shape[0], dst = 0;
     gan_status status = GAN_OK;
-    for (int64_t i = 0; i < n && status == GAN_OK;) {
+    for (int64_t i = 0; i < n;) {
         if (!keep[i]) {
             i++;
             continue;
@@ -525,18 +537,17 @@ gan_status gan_npy_writer_drop_rows(gan_npy_writer *w, const bool *keep)
         while (i + run < n && keep[i + run] && (size_t)run < chunk_rows)
             run++;
         if (dst != i) {
-            status = read_fully(w->fd, buffer, (size_t)run * w->row_bytes,
-                                w->header_bytes + (size_t)i * w->row_bytes, w->tmp_path);
-            if (status == GAN_OK)
-                status = write_fully(w->fd, buffer, (size_t)run * w->row_bytes,
-                                     w->header_bytes + (size_t)dst * w->row_bytes, w->tmp_path);
+            GAN_CHECK(read_fully(w->fd, buffer, (size_t)run * w->row_bytes,
+                                 w->header_bytes + (size_t)i * w->row_bytes, w->tmp_path));
+            GAN_CHECK(write_fully(w->fd, buffer, (size_t)run * w->row_bytes,
+                                  w->header_bytes + (size_t)dst * w->row_bytes, w->tmp_path));
         }
         i += run;
         dst += run;
     }
+    w->shape[0] = dst;
+cleanup:
     free(buffer);
-    if (status == GAN_OK)
-        w->shape[0] = dst;
     return status;
 }
 
@@ -548,13 +559,13 @@ static gan_status copy_scratch_to_stream(gan_npy_writer *w, size_t bytes)
     if (!buffer)
         return gan_error(GAN_ERR_NOMEM, "%s: out of memory", w->path);
     gan_status status = GAN_OK;
-    for (size_t done = 0; done < bytes && status == GAN_OK;) {
+    for (size_t done = 0; done < bytes;) {
         size_t n = bytes - done < CHUNK_BYTES ? bytes - done : CHUNK_BYTES;
-        status = read_fully(w->fd, buffer, n, done, w->tmp_path);
-        if (status == GAN_OK)
-            status = gan_write_all(w->stream_fd, buffer, n, w->path);
+        GAN_CHECK(read_fully(w->fd, buffer, n, done, w->tmp_path));
+        GAN_CHECK(gan_write_all(w->stream_fd, buffer, n, w->path));
         done += n;
     }
+cleanup:
     free(buffer);
     return status;
 }
@@ -577,38 +588,52 @@ static void sync_parent_directory(const char *path)
     }
 }
 
+/* The header again, with the final row count (gan_npy_writer_drop_rows may have lowered it). */
+static gan_status rewrite_header(gan_npy_writer *w)
+{
+    char header[1024];
+    if (!format_header(header, sizeof header, w->dtype, w->ndim, w->shape, w->header_bytes))
+        return gan_error(GAN_ERR_ARG, "%s: the final shape does not fit the header", w->path);
+    return write_fully(w->fd, header, w->header_bytes, 0, w->tmp_path);
+}
+
+/* A streamed output's end: the scratch file's `total` bytes copied into the stream, then the stream
+ * closed. The writer forgets the stream either way (after a failed copy without closing it). */
+static gan_status finish_stream(gan_npy_writer *w, size_t total)
+{
+    gan_status status = GAN_OK;
+    GAN_CHECK(copy_scratch_to_stream(w, total));
+    if (close(w->stream_fd) != 0)
+        status = gan_error(GAN_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
+cleanup:
+    w->stream_fd = -1;
+    return status;
+}
+
+/* The temporary file cut to its final `total` bytes and flushed to the disk. */
+static gan_status sync_temporary(gan_npy_writer *w, size_t total)
+{
+    if (ftruncate(w->fd, (off_t)total) != 0)
+        return gan_error(GAN_ERR_IO, "%s: %s", w->tmp_path, strerror(errno));
+    if (fsync(w->fd) != 0)
+        return gan_error(GAN_ERR_IO, "%s: fsync: %s", w->tmp_path, strerror(errno));
+    return GAN_OK;
+}
+
 gan_status gan_npy_writer_commit(gan_npy_writer *w)
 {
     if (w->fd < 0)
         return gan_error(GAN_ERR_ARG, "%s: writer is closed", w->path);
-    char header[1024];
-    gan_status status = GAN_OK;
     size_t total = w->header_bytes + (size_t)w->shape[0] * w->row_bytes;
-    if (!format_header(header, sizeof header, w->dtype, w->ndim, w->shape, w->header_bytes))
-        status = gan_error(GAN_ERR_ARG, "%s: the final shape does not fit the header", w->path);
-    if (status == GAN_OK)
-        status = write_fully(w->fd, header, w->header_bytes, 0, w->tmp_path);
-    if (status == GAN_OK && w->stream_fd >= 0) {
-        status = copy_scratch_to_stream(w, total);
-        if (status == GAN_OK && close(w->stream_fd) != 0)
-            status = gan_error(GAN_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
-        w->stream_fd = -1;
-        if (status != GAN_OK) {
-            gan_npy_writer_abort(w);
-            return status;
-        }
+    gan_status status = GAN_OK;
+    GAN_CHECK(rewrite_header(w));
+    if (w->stream_fd >= 0) {
+        GAN_CHECK(finish_stream(w, total));
         close(w->fd);
         w->fd = -1;
         return GAN_OK;
     }
-    if (status == GAN_OK && ftruncate(w->fd, (off_t)total) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: %s", w->tmp_path, strerror(errno));
-    if (status == GAN_OK && fsync(w->fd) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: fsync: %s", w->tmp_path, strerror(errno));
-    if (status != GAN_OK) {
-        gan_npy_writer_abort(w);
-        return status;
-    }
+    GAN_CHECK(sync_temporary(w, total));
     int close_result = close(w->fd);
     w->fd = -1;
     if (close_result != 0) {
@@ -623,6 +648,9 @@ gan_status gan_npy_writer_commit(gan_npy_writer *w)
     }
     sync_parent_directory(w->path); /* make the rename itself durable */
     return GAN_OK;
+cleanup:
+    gan_npy_writer_abort(w);
+    return status;
 }
 
 void gan_npy_writer_abort(gan_npy_writer *w)
@@ -658,9 +686,10 @@ static gan_status write_stream(const char *path, gan_npy_dtype dtype, const void
         return gan_error(GAN_ERR_ARG, "%s: shape does not fit a .npy header", path);
     int fd;
     GAN_TRY(gan_output_open_stream(path, &fd));
-    gan_status status = gan_write_all(fd, header, header_bytes, path);
-    if (status == GAN_OK)
-        status = gan_write_all(fd, data, bytes, path);
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_write_all(fd, header, header_bytes, path));
+    GAN_CHECK(gan_write_all(fd, data, bytes, path));
+cleanup:
     if (close(fd) != 0 && status == GAN_OK)
         status = gan_error(GAN_ERR_IO, "%s: close failed: %s", path, strerror(errno));
     return status;
@@ -680,9 +709,10 @@ gan_status gan_npy_write(const char *path, gan_npy_dtype dtype, const void *data
         return write_stream(path, dtype, data, ndim, shape);
     gan_npy_writer w;
     GAN_TRY(gan_npy_writer_open(&w, path, dtype, ndim, shape));
-    gan_status status = gan_npy_writer_write_rows(&w, 0, shape[0], data);
-    if (status == GAN_OK)
-        return gan_npy_writer_commit(&w);
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_npy_writer_write_rows(&w, 0, shape[0], data));
+    return gan_npy_writer_commit(&w);
+cleanup:
     gan_npy_writer_abort(&w);
     return status;
 }

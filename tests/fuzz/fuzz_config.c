@@ -30,7 +30,7 @@ static void build(const char *name, const char *layers, gan_shape input)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!cpu && gan_backend_open("cpu", &cpu, NULL, 0) != GAN_OK)
+    if (!cpu && gan_backend_open("cpu", NULL, &cpu, NULL, 0) != GAN_OK)
         abort();
     gan_config cfg;
     gan_config_defaults(&cfg);
