@@ -89,6 +89,26 @@ static void synthesize(uint8_t *px, int index)
         }
 }
 
+/* One synthetic portrait as a JPEG file; its size added to *total_bytes. */
+static gan_status write_image(const char *dir, int index, uint8_t *px, double *total_bytes)
+{
+    synthesize(px, index);
+    uint8_t *jpeg = NULL;
+    size_t size = 0;
+    GAN_TRY(gan_jpeg_encode(px, CELEBA_W, CELEBA_H, 3, 90, &jpeg, &size));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%06d.jpg", dir, index + 1);
+    gan_status status = GAN_OK;
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(jpeg, 1, size, f) != size)
+        status = gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    if (f && fclose(f) != 0 && status == GAN_OK)
+        status = gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    free(jpeg);
+    *total_bytes += (double)size;
+    return status;
+}
+
 static gan_status write_images(const char *dir, int n, double *mean_bytes)
 {
     uint8_t *px = malloc((size_t)CELEBA_W * CELEBA_H * 3);
@@ -96,23 +116,11 @@ static gan_status write_images(const char *dir, int n, double *mean_bytes)
         return gan_error(GAN_ERR_NOMEM, "out of memory");
     double total = 0;
     gan_status status = GAN_OK;
-    for (int i = 0; i < n && status == GAN_OK; i++) {
-        synthesize(px, i);
-        uint8_t *jpeg = NULL;
-        size_t size = 0;
-        status = gan_jpeg_encode(px, CELEBA_W, CELEBA_H, 3, 90, &jpeg, &size);
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%06d.jpg", dir, i + 1);
-        FILE *f = status == GAN_OK ? fopen(path, "wb") : NULL;
-        if (status == GAN_OK && (!f || fwrite(jpeg, 1, size, f) != size))
-            status = gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-        if (f)
-            fclose(f);
-        free(jpeg);
-        total += (double)size;
-    }
-    free(px);
+    for (int i = 0; i < n; i++)
+        GAN_CHECK(write_image(dir, i, px, &total));
     *mean_bytes = total / n;
+cleanup:
+    free(px);
     return status;
 }
 

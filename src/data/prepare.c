@@ -116,9 +116,9 @@ typedef struct prepare_job {
 static gan_status check_options(const gan_prepare_options *o)
 {
     if (!o->output || !o->output[0])
-        return gan_error(GAN_ERR_ARG, "gan prepare: no output file (-o FILE.npy)");
+        return gan_error(GAN_ERR_ARG, "no output file (-o FILE.npy)");
     if (o->threads < 0 || o->threads > GAN_PREPARE_MAX_THREADS)
-        return gan_error(GAN_ERR_ARG, "gan prepare: %d threads; 1 to %d (0: one per core)", o->threads,
+        return gan_error(GAN_ERR_ARG, "%d threads; 1 to %d (0: one per core)", o->threads,
                          GAN_PREPARE_MAX_THREADS);
     return GAN_OK;
 }
@@ -228,7 +228,7 @@ static gan_status decode_all(prepare_job *job)
     if (job->fatal != GAN_OK)
         return gan_error(job->fatal, "%s", job->fatal_message);
     if (o->cancel && *o->cancel)
-        return gan_error(GAN_ERR_IO, "gan prepare: interrupted; %s was not written", o->output);
+        return gan_error(GAN_ERR_IO, "interrupted; %s was not written", o->output);
     return GAN_OK;
 }
 

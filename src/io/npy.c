@@ -598,16 +598,16 @@ static gan_status rewrite_header(gan_npy_writer *w)
 }
 
 /* A streamed output's end: the scratch file's `total` bytes copied into the stream, then the stream
- * closed. The writer forgets the stream either way (after a failed copy without closing it). */
+ * closed. After a failed copy the stream is left open for gan_npy_writer_abort, which closes it
+ * and the scratch file. */
 static gan_status finish_stream(gan_npy_writer *w, size_t total)
 {
-    gan_status status = GAN_OK;
-    GAN_CHECK(copy_scratch_to_stream(w, total));
-    if (close(w->stream_fd) != 0)
-        status = gan_error(GAN_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
-cleanup:
+    GAN_TRY(copy_scratch_to_stream(w, total));
+    int closed = close(w->stream_fd);
     w->stream_fd = -1;
-    return status;
+    if (closed != 0)
+        return gan_error(GAN_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
+    return GAN_OK;
 }
 
 /* The temporary file cut to its final `total` bytes and flushed to the disk. */
@@ -628,10 +628,12 @@ gan_status gan_npy_writer_commit(gan_npy_writer *w)
     gan_status status = GAN_OK;
     GAN_CHECK(rewrite_header(w));
     if (w->stream_fd >= 0) {
-        GAN_CHECK(finish_stream(w, total));
-        close(w->fd);
+        status = finish_stream(w, total);
+        if (status != GAN_OK && w->stream_fd >= 0)
+            goto cleanup; /* the copy failed: abort closes the stream and the scratch file */
+        close(w->fd); /* the unnamed scratch file */
         w->fd = -1;
-        return GAN_OK;
+        return status;
     }
     GAN_CHECK(sync_temporary(w, total));
     int close_result = close(w->fd);
