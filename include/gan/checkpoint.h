@@ -5,14 +5,15 @@
  * parameter and buffer with PyTorch's name, num_batches_tracked (I64 scalar) after each batch
  * norm's running_var, and optionally the Adam moments "<prefix>.adam.m" and "<prefix>.adam.v"
  * (flat, in the order of the model's trainable parameters). Its metadata (str -> str) holds
- * "format" = gan-checkpoint, "version", "name" (the config's name), "config" (the resolved
- * config as INI text, so `gan sample` and `gan export` need nothing else) and the counters the
- * writer passes, each a decimal integer. Written to a temporary name, fsynced, renamed: a crash
- * never leaves a half-written checkpoint.
+ * "format" = gan-checkpoint, "version" (2), "name" (the config's name), "config" (the resolved
+ * config as INI text, so `gan sample` and `gan export` need nothing else), the counters the
+ * writer passes, each a decimal integer, and "data_crc32c", the CRC-32C of the whole data section
+ * (8 hex digits), which every reader checks. Written to a temporary name, fsynced, renamed: a
+ * crash never leaves a half-written checkpoint.
  *
  * An export holds one model alone with PyTorch's module names under a prefix ("main.0.weight",
  * "main.1.running_mean", "main.1.num_batches_tracked" as I64, ...), loadable by
- * load_state_dict(strict=True). */
+ * load_state_dict(strict=True); its metadata carries the same "data_crc32c". */
 #ifndef GAN_CHECKPOINT_H
 #define GAN_CHECKPOINT_H
 
@@ -29,7 +30,10 @@ extern "C" {
 #endif
 
 #define GAN_CHECKPOINT_FORMAT "gan-checkpoint"
-#define GAN_CHECKPOINT_VERSION "1"
+/* Version 2 adds the checksum; version 1 files (no checksum) are still read, with a warning. */
+#define GAN_CHECKPOINT_VERSION "2"
+/* The metadata key of the CRC-32C of the tensor data (checkpoints from version 2, and exports). */
+#define GAN_CHECKPOINT_CRC_KEY "data_crc32c"
 
 /* One model of a checkpoint: its tensors are "<prefix>.<name>". */
 typedef struct gan_checkpoint_model {
@@ -53,12 +57,16 @@ gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
                                 const gan_checkpoint_model *models, int model_count,
                                 const gan_checkpoint_counter *counters, int counter_count);
 
-/* An open checkpoint: checked to be a gan checkpoint of this version. */
+/* An open checkpoint: checked to be a gan checkpoint of a version this gan reads, its data
+ * checked against its checksum. */
 typedef struct gan_checkpoint {
     gan_safetensors st;
+    int version;
 } gan_checkpoint;
 
-/* Refuses a file that is not a checkpoint (an export is not one) or of another version. */
+/* Refuses a file that is not a checkpoint (an export is not one), of an unknown version, or whose
+ * tensor data does not match its checksum (a damaged file), each with a message naming the file.
+ * A version 1 file (no checksum) opens with a one-line warning on stderr. */
 gan_status gan_checkpoint_open(const char *path, gan_checkpoint *ck);
 void gan_checkpoint_close(gan_checkpoint *ck);
 /* The stored config, loaded over the defaults, named as it was when saved. */

@@ -24,15 +24,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "gan/crc32c.h"
 #include "gan/error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* CRC-32C of `size` bytes; gan_crc32c_extend continues a CRC over more bytes. */
-uint32_t gan_crc32c(const void *data, size_t size);
-uint32_t gan_crc32c_extend(uint32_t crc, const void *data, size_t size);
 /* The TFRecord mask: ((crc >> 15) | (crc << 17)) + 0xa282ead8. */
 uint32_t gan_tb_masked_crc(uint32_t crc);
 

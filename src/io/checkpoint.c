@@ -180,7 +180,8 @@ gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
             snprintf(values[i], COUNTER_TEXT, "%" PRIu64, counters[i].value.u64);
         meta[4 + i] = (gan_st_metadata){(char *)counters[i].key, values[i]};
     }
-    GAN_CHECK(gan_safetensors_write(path, h.tensors, h.tensor_count, meta, 4 + counter_count));
+    GAN_CHECK(gan_safetensors_write_with_crc(path, h.tensors, h.tensor_count, meta, 4 + counter_count,
+                                             GAN_CHECKPOINT_CRC_KEY));
 cleanup:
     free(config);
     host_models_free(&h);
@@ -189,22 +190,38 @@ cleanup:
 
 gan_status gan_checkpoint_open(const char *path, gan_checkpoint *ck)
 {
+    memset(ck, 0, sizeof *ck);
     gan_safetensors *st = &ck->st;
     GAN_TRY(gan_safetensors_open(path, st));
     const char *format = gan_safetensors_metadata(st, "format");
     const char *version = gan_safetensors_metadata(st, "version");
     gan_status status = GAN_OK;
-    if (!format || strcmp(format, GAN_CHECKPOINT_FORMAT))
+    bool has_crc = false;
+    if (!format || strcmp(format, GAN_CHECKPOINT_FORMAT)) {
         status = gan_error(GAN_ERR_FORMAT, "%s: not a gan checkpoint (metadata format is '%s'; an "
                                            "exported generator is not a checkpoint)",
                            path, format ? format : "missing");
-    else if (!version || strcmp(version, GAN_CHECKPOINT_VERSION))
-        status = gan_error(GAN_ERR_FORMAT, "%s: checkpoint version '%s'; this gan reads version %s",
+    } else if (!version || (strcmp(version, "1") && strcmp(version, GAN_CHECKPOINT_VERSION))) {
+        status = gan_error(GAN_ERR_FORMAT, "%s: checkpoint version '%s'; this gan reads versions 1 to %s",
                            path, version ? version : "missing", GAN_CHECKPOINT_VERSION);
+    } else {
+        ck->version = atoi(version);
+        status = gan_safetensors_check_crc(st, GAN_CHECKPOINT_CRC_KEY, &has_crc);
+        if (status == GAN_OK && ck->version >= 2 && !has_crc)
+            status = gan_error(GAN_ERR_FORMAT, "%s: a version %d checkpoint without its checksum (metadata '%s'): "
+                                               "the file is damaged",
+                               path, ck->version, GAN_CHECKPOINT_CRC_KEY);
+    }
     /* the message is written: only now may the metadata it quotes go */
-    if (status != GAN_OK)
+    if (status != GAN_OK) {
         gan_safetensors_close(st);
-    return status;
+        return status;
+    }
+    if (!has_crc)
+        fprintf(stderr, "gan: warning: %s: a version %d checkpoint carries no checksum: its data cannot be "
+                        "verified (checkpoints written now are version %s)\n",
+                path, ck->version, GAN_CHECKPOINT_VERSION);
+    return GAN_OK;
 }
 
 void gan_checkpoint_close(gan_checkpoint *ck) { gan_safetensors_close(&ck->st); }
@@ -348,7 +365,8 @@ gan_status gan_model_export_safetensors(gan_model *model, const char *prefix, co
     host_models h;
     GAN_TRY(host_models_download(&entry, 1, &h));
     gan_st_metadata meta[] = {{"format", "pt"}, {"source", "gan export"}, {"model", (char *)model_name}};
-    gan_status status = gan_safetensors_write(path, h.tensors, h.tensor_count, meta, 3);
+    gan_status status = gan_safetensors_write_with_crc(path, h.tensors, h.tensor_count, meta, 3,
+                                                       GAN_CHECKPOINT_CRC_KEY);
     host_models_free(&h);
     return status;
 }

@@ -1,9 +1,8 @@
 /* safetensors reader and writer (see gan/safetensors.h for the rules). */
 #include "gan/safetensors.h"
 
-#include "gan/file_atomic.h"
-
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,6 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "gan/crc32c.h"
+#include "gan/file_atomic.h"
 
 /* The reference implementation's MAX_HEADER_SIZE (decimal megabytes). */
 static const uint64_t MAX_HEADER_BYTES = 100000000u;
@@ -714,6 +716,13 @@ static gan_status check_tensors(const char *path, const gan_st_tensor *tensors, 
 gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors, int tensor_count,
                                  const gan_st_metadata *metadata, int metadata_count)
 {
+    return gan_safetensors_write_with_crc(path, tensors, tensor_count, metadata, metadata_count, NULL);
+}
+
+gan_status gan_safetensors_write_with_crc(const char *path, const gan_st_tensor *tensors, int tensor_count,
+                                          const gan_st_metadata *metadata, int metadata_count,
+                                          const char *crc_key)
+{
     if (!path || tensor_count < 0 || metadata_count < 0 || (tensor_count && !tensors) ||
         (metadata_count && !metadata))
         return gan_error(GAN_ERR_ARG, "safetensors write: no path, or counts without arrays");
@@ -727,11 +736,13 @@ gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors,
     uint64_t *nbytes = calloc((size_t)tensor_count + 1, sizeof *nbytes);
     int *order = calloc((size_t)tensor_count + 1, sizeof *order);
     gan_st_tensor const **by_name = calloc((size_t)tensor_count + 1, sizeof *by_name);
+    gan_st_metadata *with_crc = crc_key ? calloc((size_t)metadata_count + 1, sizeof *with_crc) : NULL;
+    char crc_text[16];
     unsigned char *header = NULL;
     size_t header_size = 0;
     gan_file_piece *pieces = NULL;
     gan_status status = GAN_OK;
-    if (!nbytes || !order || !by_name) {
+    if (!nbytes || !order || !by_name || (crc_key && !with_crc)) {
         status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
         goto cleanup;
     }
@@ -743,6 +754,22 @@ gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors,
         for (int i = 0; i < tensor_count; i++)
             if (dtypes[tensors[i].dtype].bytes == element)
                 order[placed++] = i;
+    if (crc_key) { /* the data section's checksum goes into the header ahead of it */
+        uint32_t crc = 0;
+        for (int k = 0; k < tensor_count; k++)
+            crc = gan_crc32c_extend(crc, tensors[order[k]].data, (size_t)nbytes[order[k]]);
+        snprintf(crc_text, sizeof crc_text, "%08x", crc);
+        for (int i = 0; i < metadata_count; i++) {
+            if (!strcmp(metadata[i].key, crc_key)) {
+                status = gan_error(GAN_ERR_ARG, "%s: metadata key '%s' is the checksum's", path, crc_key);
+                goto cleanup;
+            }
+            with_crc[i] = metadata[i];
+        }
+        with_crc[metadata_count] = (gan_st_metadata){(char *)crc_key, crc_text};
+        metadata = with_crc;
+        metadata_count++;
+    }
     GAN_CHECK(build_header(path, tensors, order, nbytes, tensor_count, metadata, metadata_count,
                            &header, &header_size));
     pieces = calloc((size_t)tensor_count + 1, sizeof *pieces);
@@ -760,5 +787,28 @@ cleanup:
     free(by_name);
     free(order);
     free(nbytes);
+    free(with_crc);
     return status;
+}
+
+gan_status gan_safetensors_check_crc(const gan_safetensors *st, const char *crc_key, bool *present)
+{
+    const char *want = gan_safetensors_metadata(st, crc_key);
+    *present = want != NULL;
+    if (!want)
+        return GAN_OK;
+    char *end = NULL;
+    unsigned long value = strtoul(want, &end, 16);
+    if (strlen(want) != 8 || *end || !isxdigit((unsigned char)want[0]))
+        return gan_error(GAN_ERR_FORMAT, "%s: metadata '%s' is not a CRC-32C (8 hex digits): '%s'", st->path,
+                         crc_key, want);
+    uint64_t header_len = header_length_field(st->bytes, st->size);
+    size_t start = (size_t)(8 + header_len);
+    uint32_t got = gan_crc32c(st->bytes + start, st->size - start);
+    if (got != (uint32_t)value)
+        return gan_error(GAN_ERR_FORMAT,
+                         "%s: the tensor data does not match its checksum (CRC-32C %08x, the file says %s): "
+                         "the file is damaged",
+                         st->path, got, want);
+    return GAN_OK;
 }

@@ -2,7 +2,6 @@
 #include "gan/tb_events.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,33 +9,6 @@
 #include <unistd.h>
 
 #include "gan/protobuf.h"
-
-/* ---- CRC-32C (Castagnoli), reflected, one table lookup per byte ------------------------------ */
-
-static uint32_t crc32c_table[256];
-static pthread_once_t crc32c_table_once = PTHREAD_ONCE_INIT;
-
-static void crc32c_make_table(void)
-{
-    for (uint32_t n = 0; n < 256; n++) {
-        uint32_t c = n;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        crc32c_table[n] = c;
-    }
-}
-
-uint32_t gan_crc32c_extend(uint32_t crc, const void *data, size_t size)
-{
-    pthread_once(&crc32c_table_once, crc32c_make_table);
-    const uint8_t *p = data;
-    uint32_t c = ~crc;
-    for (size_t i = 0; i < size; i++)
-        c = crc32c_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-    return ~c;
-}
-
-uint32_t gan_crc32c(const void *data, size_t size) { return gan_crc32c_extend(0, data, size); }
 
 uint32_t gan_tb_masked_crc(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
 

@@ -6,6 +6,8 @@
 #include "gan/checkpoint.h"
 #include "gan/train.h"
 
+#include <stdint.h>
+
 /* The counters in the order they are written (the file's bytes depend on it). */
 enum {
     COUNTER_ITERATION,
@@ -64,6 +66,33 @@ gan_status gan_trainer_save_checkpoint(gan_trainer *t, gan_data_source *data, in
     return gan_checkpoint_write(path, &t->cfg, models, 2, c, COUNTER_COUNT);
 }
 
+/* The counters must describe a run this config could have made: a non-negative iteration (at
+ * most train.iterations' limit), one G step and d_steps D steps per iteration, Philox positions
+ * that fit in elements, a data position inside an epoch. */
+static gan_status check_counters(const char *path, const gan_checkpoint_counter *c, const gan_config *cfg)
+{
+    const int64_t iteration = c[COUNTER_ITERATION].value.i64;
+    const int64_t max_iteration = 1000000000000000; /* train.iterations' limit (src/config.c) */
+    if (iteration < 0 || iteration > max_iteration)
+        return gan_error(GAN_ERR_FORMAT, "%s: metadata iteration = %lld is outside 0..%lld", path,
+                         (long long)iteration, (long long)max_iteration);
+    if (c[COUNTER_EPOCH].value.i64 < 0 || c[COUNTER_DATA_EPOCH].value.i64 < 0 ||
+        c[COUNTER_DATA_INDEX].value.i64 < 0)
+        return gan_error(GAN_ERR_FORMAT, "%s: metadata epoch, data_epoch and data_index must be >= 0", path);
+    if (c[COUNTER_ADAM_STEP_G].value.i64 != iteration ||
+        c[COUNTER_ADAM_STEP_D].value.i64 != iteration * cfg->d_steps)
+        return gan_error(GAN_ERR_FORMAT,
+                         "%s: metadata adam_step_g = %lld and adam_step_d = %lld do not fit iteration %lld "
+                         "(one G step and train.d_steps = %d D steps per iteration)",
+                         path, (long long)c[COUNTER_ADAM_STEP_G].value.i64,
+                         (long long)c[COUNTER_ADAM_STEP_D].value.i64, (long long)iteration, cfg->d_steps);
+    const uint64_t max_blocks = UINT64_MAX / 8; /* room to count them in elements */
+    if (c[COUNTER_NOISE_OFFSET].value.u64 > max_blocks || c[COUNTER_DROPOUT_OFFSET_G].value.u64 > max_blocks ||
+        c[COUNTER_DROPOUT_OFFSET_D].value.u64 > max_blocks)
+        return gan_error(GAN_ERR_FORMAT, "%s: metadata noise_offset or dropout_offset_* is past 2^61 blocks", path);
+    return GAN_OK;
+}
+
 gan_status gan_trainer_load_checkpoint(gan_trainer *t, gan_data_source *data, const char *path,
                                        int64_t *epoch)
 {
@@ -78,6 +107,7 @@ gan_status gan_trainer_load_checkpoint(gan_trainer *t, gan_data_source *data, co
      * position can still fail. */
     gan_status status = GAN_OK;
     GAN_CHECK(gan_checkpoint_read_counters(&ck, c, COUNTER_COUNT));
+    GAN_CHECK(check_counters(path, c, &t->cfg));
     GAN_CHECK(gan_checkpoint_load_models(&ck, models, 2));
     gan_data_position pos = {c[COUNTER_DATA_SEED].value.u64, c[COUNTER_DATA_EPOCH].value.i64,
                              c[COUNTER_DATA_INDEX].value.i64};
