@@ -1,5 +1,6 @@
-/* A training run as `gan train` performs it: the run directory, the log, metrics.jsonl, sample
- * grids, checkpoints, resume, SIGINT/SIGTERM and the non-finite stop. */
+/* A training run as `gan train` performs it: the run directory (owned by one process through a
+ * lock), the log, metrics.jsonl, sample grids, checkpoints (verified, pruned), resume (from the
+ * newest checkpoint that verifies), SIGINT/SIGTERM/SIGHUP and the non-finite stop. */
 #ifndef GAN_RUN_H
 #define GAN_RUN_H
 
@@ -29,8 +30,12 @@ typedef enum gan_run_result {
 gan_status gan_run_train(const gan_config *cfg, const gan_run_options *options,
                          gan_run_result *result);
 
-/* The newest checkpoint file in DIR/checkpoints (by iteration number in its name). */
+/* The newest checkpoint in DIR/checkpoints that verifies (named ckpt_<iteration>.safetensors as gan
+ * writes them, its checksum and iteration right); nothing is moved or written. */
 gan_status gan_run_latest_checkpoint(const char *run_dir, char *path, size_t path_bytes);
+/* GAN_OK when no gan train holds the run directory, else the error naming the holder (the lock is
+ * taken for real by gan_run_train; this only lets --resume say so before it reads anything). */
+gan_status gan_run_check_available(const char *run_dir);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,9 @@
  * where masked_crc(c) = ((c >> 15) | (c << 17)) + 0xa282ead8 and crc32c is CRC-32C (Castagnoli,
  * reflected polynomial 0x82F63B78). `data` is a serialized tensorboard.Event; the field numbers,
  * checked against tensorboard/compat/proto/event.proto and summary.proto:
- *   Event         { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
+ *   Event         { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5;
+ *                   SessionLog session_log = 7; }
+ *   SessionLog    { SessionStatus status = 1; }                               // START = 1
  *   Summary       { repeated Value value = 1; }
  *   Summary.Value { string tag = 1; float simple_value = 2; Image image = 4; }
  *   Summary.Image { int32 height = 1; int32 width = 2; int32 colorspace = 3;  // 1 gray, 3 RGB
@@ -45,6 +47,9 @@ gan_status gan_tb_writer_open(const char *dir, gan_tb_writer **out);
 /* The path of the events file. */
 const char *gan_tb_writer_path(const gan_tb_writer *writer);
 
+/* Event{step, session_log: SessionLog{status: START}}: the first step a resumed run makes.
+ * TensorBoard then drops the events of earlier files at or after `step` (the steps made again). */
+gan_status gan_tb_add_session_start(gan_tb_writer *writer, int64_t step);
 /* One Event at `step` whose Summary holds `count` scalars (tags[i], values[i]). */
 gan_status gan_tb_add_scalars(gan_tb_writer *writer, int64_t step, int count, const char *const *tags,
                               const float *values);

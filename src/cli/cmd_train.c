@@ -36,7 +36,8 @@ static gan_status load_config(const char *config_path, const char *out_dir, cons
 {
     gan_config_defaults(cfg);
     if (resume_dir) {
-        char checkpoint[4200];
+        char checkpoint[4300];
+        GAN_TRY(gan_run_check_available(resume_dir)); /* a directory in use says so, first */
         GAN_TRY(gan_run_latest_checkpoint(resume_dir, checkpoint, sizeof checkpoint));
         GAN_TRY(gan_checkpoint_read_config(checkpoint, cfg));
         snprintf(run_dir, run_dir_bytes, "%s", resume_dir);

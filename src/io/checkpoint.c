@@ -1,6 +1,8 @@
 /* Checkpoint and export files as safetensors (see gan/checkpoint.h for the layout). */
 #include "gan/checkpoint.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,12 +258,15 @@ gan_status gan_checkpoint_read_counters(const gan_checkpoint *ck, gan_checkpoint
     for (int i = 0; i < count; i++) {
         const char *v = gan_safetensors_metadata(&ck->st, counters[i].key);
         char *end = NULL;
-        if (v && counters[i].is_signed)
+        errno = 0;
+        /* decimal digits only (a sign where the counter has one), within its type's range */
+        bool digits = v && (isdigit((unsigned char)v[0]) || (counters[i].is_signed && v[0] == '-'));
+        if (digits && counters[i].is_signed)
             counters[i].value.i64 = (int64_t)strtoll(v, &end, 10);
-        else if (v)
+        else if (digits)
             counters[i].value.u64 = (uint64_t)strtoull(v, &end, 10);
-        if (!v || !*v || *end)
-            return gan_error(GAN_ERR_FORMAT, "%s: metadata '%s' is missing or not an integer",
+        if (!digits || *end || errno == ERANGE)
+            return gan_error(GAN_ERR_FORMAT, "%s: metadata '%s' is missing or not an integer in range",
                              ck->st.path, counters[i].key);
     }
     return GAN_OK;

@@ -150,6 +150,22 @@ gan_status gan_tb_writer_open(const char *dir, gan_tb_writer **out)
 
 const char *gan_tb_writer_path(const gan_tb_writer *writer) { return writer->path; }
 
+gan_status gan_tb_add_session_start(gan_tb_writer *w, int64_t step)
+{
+    gan_pb session, body;
+    gan_pb_init(&session);
+    gan_pb_init(&body);
+    gan_pb_int64(&session, 1, 1); /* SessionLog.status = START */
+    gan_pb_message(&body, 7, &session); /* Event.session_log */
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_pb_status(&body, w->path));
+    GAN_CHECK(write_event(w, &step, &body));
+cleanup:
+    gan_pb_free(&session);
+    gan_pb_free(&body);
+    return status;
+}
+
 gan_status gan_tb_add_scalars(gan_tb_writer *w, int64_t step, int count, const char *const *tags,
                               const float *values)
 {

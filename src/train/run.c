@@ -30,6 +30,7 @@ typedef struct run_state {
     const gan_config *cfg;
     const char *out_dir;
     run_paths paths;
+    int lock_fd;                /* the run directory's lock (run_dir_lock) */
     char last_checkpoint[4300];
     FILE *metrics;
     gan_tb_writer *tb;          /* TensorBoard events; NULL after a failed write */
@@ -65,13 +66,21 @@ static gan_status check_stats(run_state *run, gan_step_stats *stats)
     return GAN_OK;
 }
 
+/* Writes the checkpoint of this iteration and reads it back: only a file that verifies becomes
+ * the "last good checkpoint" the run names; then the older ones beyond log.keep_checkpoints go. */
 static gan_status save_checkpoint(run_state *run)
 {
     char path[4300];
-    run_dir_checkpoint_path(&run->paths, run->trainer->iteration, path, sizeof path);
-    GAN_TRY(gan_trainer_save_checkpoint(run->trainer, run->data, epoch_of(run, run->trainer->iteration), path));
+    int64_t it = run->trainer->iteration;
+    run_dir_checkpoint_path(&run->paths, it, path, sizeof path);
+    GAN_TRY(gan_trainer_save_checkpoint(run->trainer, run->data, epoch_of(run, it), path));
+    gan_checkpoint written;
+    gan_status verified = gan_checkpoint_open(path, &written);
+    if (verified != GAN_OK)
+        return gan_error_prefix(verified, "the checkpoint just written does not read back: ");
+    gan_checkpoint_close(&written);
     snprintf(run->last_checkpoint, sizeof run->last_checkpoint, "%s", path);
-    run_dir_prune_checkpoints(&run->paths, run->cfg->keep_checkpoints);
+    run_dir_prune_checkpoints(&run->paths, it, run->cfg->keep_checkpoints);
     return GAN_OK;
 }
 
@@ -222,8 +231,10 @@ static gan_status run_loop(run_state *run, gan_run_result *result)
             if (run->progress_bar)
                 putchar('\n');
             fprintf(stderr, "gan: %s after iteration %lld: wrote %s\n",
-                    stop_signal == SIGINT ? "interrupted" : "terminated", (long long)it,
-                    run->last_checkpoint);
+                    stop_signal == SIGINT   ? "interrupted"
+                    : stop_signal == SIGHUP ? "hung up (the terminal closed)"
+                                            : "terminated",
+                    (long long)it, run->last_checkpoint);
             *result = GAN_RUN_INTERRUPTED;
             return GAN_OK;
         }
@@ -239,18 +250,54 @@ static gan_status run_loop(run_state *run, gan_run_result *result)
     return GAN_OK;
 }
 
-/* --resume: the newest checkpoint; a new run: a directory without checkpoints (never overwritten). */
-static gan_status check_run_directory(const gan_run_options *options, char *resume_path, size_t bytes)
+/* A new run never overwrites: its directory must hold no checkpoints. */
+static gan_status refuse_existing_checkpoints(const run_state *run)
 {
-    if (options->resume)
-        return gan_run_latest_checkpoint(options->out_dir, resume_path, bytes);
-    run_paths paths;
-    run_paths_init(&paths, options->out_dir);
-    if (run_dir_has_checkpoints(&paths))
+    if (run_dir_has_checkpoints(&run->paths))
         return gan_error(GAN_ERR_ARG,
                          "%s already holds checkpoints: continue it with --resume %s, or choose "
                          "another --out (nothing was overwritten)",
-                         options->out_dir, options->out_dir);
+                         run->out_dir, run->out_dir);
+    return GAN_OK;
+}
+
+/* The data source, its first batch decoded (and the source put back where it was): bad data is
+ * found before anything is written. */
+static gan_status open_data(run_state *run)
+{
+    GAN_TRY(gan_data_source_open_for_config(run->cfg, &run->data));
+    gan_data_source *src = run->data;
+    size_t sample = (size_t)src->channels * src->height * src->width * (src->is_float ? sizeof(float) : 1);
+    void *batch = malloc((size_t)run->cfg->batch_size * sample);
+    if (!batch)
+        return gan_error(GAN_ERR_NOMEM, "out of host memory for a batch");
+    gan_data_position start;
+    gan_status status = GAN_OK;
+    GAN_CHECK(src->get_position(src, &start));
+    GAN_CHECK(src->next_batch(src, batch));
+    GAN_CHECK(src->set_position(src, &start));
+cleanup:
+    free(batch);
+    return status;
+}
+
+/* The run directory, owned by this process from here on (run_dir.h): a new run checks its data
+ * before the directory is made; a resume takes the newest checkpoint that verifies, moving newer
+ * damaged ones aside. What a killed run left half-written goes. */
+static gan_status take_run_directory(run_state *run, bool resume, char *resume_path, size_t bytes)
+{
+    if (resume) {
+        GAN_TRY(run_dir_lock(&run->paths, &run->lock_fd));
+        GAN_TRY(run_dir_select_checkpoint(&run->paths, true, resume_path, bytes));
+        GAN_TRY(open_data(run));
+    } else {
+        GAN_TRY(refuse_existing_checkpoints(run));
+        GAN_TRY(open_data(run));
+        GAN_TRY(run_dir_create_root(&run->paths));
+        GAN_TRY(run_dir_lock(&run->paths, &run->lock_fd));
+        GAN_TRY(refuse_existing_checkpoints(run)); /* again, now that no one else can write them */
+    }
+    run_dir_remove_stale_temporaries(&run->paths);
     return GAN_OK;
 }
 
@@ -268,7 +315,6 @@ static gan_status open_backend(run_state *run, const gan_run_options *options)
 static gan_status open_trainer(run_state *run, const gan_run_options *options, const char *resume_path)
 {
     const gan_config *cfg = run->cfg;
-    GAN_TRY(gan_data_source_open_for_config(cfg, &run->data));
     GAN_TRY(gan_trainer_create(cfg, run->backend, run->data, options->quiet ? NULL : stdout, &run->trainer));
     if (options->resume) {
         GAN_TRY(gan_trainer_load_checkpoint(run->trainer, run->data, resume_path, NULL));
@@ -287,21 +333,29 @@ static gan_status open_trainer(run_state *run, const gan_run_options *options, c
     return GAN_OK;
 }
 
-/* The directories, config.ini, metrics.jsonl (appended to on resume) and a new TensorBoard
- * events file (on resume too: TensorBoard merges a directory's). */
+/* The directories, config.ini, metrics.jsonl (on resume cut back to the checkpoint's iteration,
+ * then appended to) and a new TensorBoard events file (on resume too: TensorBoard merges a
+ * directory's; it starts with a SessionLog START at the first step the resumed run makes, so
+ * TensorBoard drops the earlier files' events of the steps the run makes again). */
 static gan_status open_outputs(run_state *run, bool resume)
 {
     GAN_TRY(run_dir_create(&run->paths));
     GAN_TRY(run_dir_write_config(&run->paths, run->cfg));
+    if (resume)
+        GAN_TRY(run_dir_truncate_metrics(&run->paths, run->trainer->iteration));
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run->paths.root);
     run->metrics = fopen(path, resume ? "a" : "w");
     if (!run->metrics)
         return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    return gan_tb_writer_open(run->paths.root, &run->tb);
+    GAN_TRY(gan_tb_writer_open(run->paths.root, &run->tb));
+    if (resume)
+        GAN_TRY(gan_tb_add_session_start(run->tb, run->trainer->iteration + 1)); /* its first new step */
+    return GAN_OK;
 }
 
-/* The loop with SIGINT and SIGTERM turned into a checkpoint and a clean stop. */
+/* The loop with SIGINT, SIGTERM and SIGHUP (a closed terminal) turned into a checkpoint and a clean
+ * stop. */
 static gan_status train(run_state *run, gan_run_result *result)
 {
     gan_backend *be = run->backend;
@@ -312,17 +366,19 @@ static gan_status train(run_state *run, gan_run_result *result)
            (long long)run->iterations_per_epoch, run->cfg->batch_size, (unsigned long long)run->cfg->seed,
            run->out_dir);
     fflush(stdout);
-    struct sigaction action, old_int, old_term;
+    struct sigaction action, old_int, old_term, old_hup;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, &old_int);
     sigaction(SIGTERM, &action, &old_term);
+    sigaction(SIGHUP, &action, &old_hup);
     stop_signal = 0;
     run->start_s = gan_now_s();
     gan_status status = run_loop(run, result);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
     GAN_TRY(status);
     printf("%s: %lld iterations in %.1f s; samples in %s, checkpoint %s\n",
            *result == GAN_RUN_FINISHED ? "done" : "stopped",
@@ -344,6 +400,7 @@ static void close_run(run_state *run, gan_status status)
         run->data->close(run->data);
     if (run->backend)
         run->backend->destroy(run->backend);
+    run_dir_unlock(run->lock_fd); /* last: the directory is released when nothing writes to it */
 }
 
 gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *options,
@@ -351,12 +408,14 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
 {
     *result = GAN_RUN_FINISHED;
     gan_config cfg = *cfg_in;
-    char resume_path[4200] = "";
-    GAN_TRY(check_run_directory(options, resume_path, sizeof resume_path));
+    char resume_path[4300] = "";
     GAN_TRY(gan_config_validate(&cfg));
-    run_state run = {.cfg = &cfg, .out_dir = options->out_dir};
+    if (!options->out_dir || !options->out_dir[0])
+        return gan_error(GAN_ERR_ARG, "the run directory (--out) is empty");
+    run_state run = {.cfg = &cfg, .out_dir = options->out_dir, .lock_fd = -1};
     run_paths_init(&run.paths, options->out_dir);
     gan_status status = GAN_OK;
+    GAN_CHECK(take_run_directory(&run, options->resume, resume_path, sizeof resume_path));
     GAN_CHECK(open_backend(&run, options));
     GAN_CHECK(open_trainer(&run, options, resume_path));
     GAN_CHECK(open_outputs(&run, options->resume));

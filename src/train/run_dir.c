@@ -1,15 +1,19 @@
 /* The run directory's files: see run_dir.h. */
 #include "train/run_dir.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gan/checkpoint.h"
 #include "gan/run.h"
 
 void run_paths_init(run_paths *paths, const char *root)
@@ -39,6 +43,8 @@ static gan_status make_dir(const char *path)
     return GAN_OK;
 }
 
+gan_status run_dir_create_root(const run_paths *paths) { return make_dir(paths->root); }
+
 gan_status run_dir_create(const run_paths *paths)
 {
     GAN_TRY(make_dir(paths->root));
@@ -51,79 +57,304 @@ void run_dir_checkpoint_path(const run_paths *paths, int64_t iteration, char *pa
     snprintf(path, bytes, "%s/ckpt_%010lld.safetensors", paths->checkpoints, (long long)iteration);
 }
 
-/* Checkpoint files are checkpoints/ckpt_<iteration, 10 digits>.safetensors. */
-static int checkpoint_iteration(const char *name, long long *iteration)
+/* The checkpoint files gan writes are checkpoints/ckpt_<iteration>.safetensors with the iteration
+ * as %010lld prints it. Only those names count: listed, chosen for --resume, pruned. A name of
+ * another spelling (ckpt_99.safetensors, ckpt_+5.safetensors, *.corrupt) is someone else's and left
+ * alone. */
+static bool checkpoint_iteration(const char *name, long long *iteration)
 {
-    int consumed = 0;
-    if (sscanf(name, "ckpt_%lld.safetensors%n", iteration, &consumed) == 1 &&
-        consumed == (int)strlen(name))
-        return 1;
-    return 0;
+    const char *digits = name + 5;
+    if (strncmp(name, "ckpt_", 5) || !isdigit((unsigned char)digits[0]))
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll(digits, &end, 10);
+    if (errno || strcmp(end, ".safetensors"))
+        return false;
+    char canonical[64];
+    snprintf(canonical, sizeof canonical, "ckpt_%010lld.safetensors", value);
+    if (strcmp(canonical, name))
+        return false;
+    *iteration = value;
+    return true;
 }
 
-/* Lists checkpoint iterations in dir (ascending); returns the count (at most `max`). */
-static int list_checkpoints(const char *dir, long long *iterations, int max)
+static int compare_iterations(const void *a, const void *b)
 {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* The iterations of the checkpoint files in dir, ascending, in *out (malloc'ed); *count of them. */
+static gan_status list_checkpoints(const char *dir, long long **out, int *count)
+{
+    *out = NULL;
+    *count = 0;
     DIR *d = opendir(dir);
     if (!d)
-        return 0;
-    int n = 0;
+        return errno == ENOENT ? GAN_OK : gan_error(GAN_ERR_IO, "%s: %s", dir, strerror(errno));
+    long long *its = NULL;
+    int n = 0, capacity = 0;
+    gan_status status = GAN_OK;
     struct dirent *entry;
-    while ((entry = readdir(d)) && n < max) {
+    while ((entry = readdir(d))) {
         long long it;
-        if (checkpoint_iteration(entry->d_name, &it))
-            iterations[n++] = it;
+        if (!checkpoint_iteration(entry->d_name, &it))
+            continue;
+        if (n == capacity) {
+            capacity = capacity ? 2 * capacity : 64;
+            long long *grown = realloc(its, (size_t)capacity * sizeof *grown);
+            if (!grown) {
+                status = gan_error(GAN_ERR_NOMEM, "out of memory listing %s", dir);
+                break;
+            }
+            its = grown;
+        }
+        its[n++] = it;
     }
     closedir(d);
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && iterations[j - 1] > iterations[j]; j--) {
-            long long tmp = iterations[j];
-            iterations[j] = iterations[j - 1];
-            iterations[j - 1] = tmp;
-        }
-    return n;
+    if (status != GAN_OK) {
+        free(its);
+        return status;
+    }
+    qsort(its, (size_t)n, sizeof *its, compare_iterations);
+    *out = its;
+    *count = n;
+    return GAN_OK;
 }
 
-enum { MAX_LISTED_CHECKPOINTS = 100000 };
+/* A checkpoint file that opens (format, version, checksum) and whose iteration is its name's. */
+static gan_status verify_checkpoint(const char *path, long long iteration)
+{
+    gan_checkpoint ck;
+    GAN_TRY(gan_checkpoint_open(path, &ck));
+    gan_checkpoint_counter counter = {"iteration", true, {0}};
+    gan_status status = gan_checkpoint_read_counters(&ck, &counter, 1);
+    if (status == GAN_OK && counter.value.i64 != iteration)
+        status = gan_error(GAN_ERR_FORMAT, "%s: its metadata says iteration %lld, its name %lld", path,
+                           (long long)counter.value.i64, iteration);
+    gan_checkpoint_close(&ck);
+    return status;
+}
+
+/* Renames a checkpoint that failed to verify to <name>.corrupt (.corrupt.1, ... when taken): kept
+ * for inspection, never read, listed or pruned again. */
+static gan_status move_aside(const char *path, char *moved, size_t bytes)
+{
+    for (int k = 0; k < 1000; k++) {
+        if (k == 0)
+            snprintf(moved, bytes, "%s.corrupt", path);
+        else
+            snprintf(moved, bytes, "%s.corrupt.%d", path, k);
+        if (access(moved, F_OK) != 0) {
+            if (rename(path, moved) != 0)
+                return gan_error(GAN_ERR_IO, "%s: cannot move it aside to %s: %s", path, moved, strerror(errno));
+            return GAN_OK;
+        }
+    }
+    return gan_error(GAN_ERR_IO, "%s: cannot move it aside: every %s.corrupt.N name is taken", path, path);
+}
+
+gan_status run_dir_select_checkpoint(const run_paths *paths, bool move_damaged, char *path, size_t bytes)
+{
+    struct stat st;
+    if (stat(paths->root, &st) != 0 || !S_ISDIR(st.st_mode))
+        return gan_error(GAN_ERR_IO, "%s: no such run directory", paths->root);
+    long long *its = NULL;
+    int n = 0;
+    GAN_TRY(list_checkpoints(paths->checkpoints, &its, &n));
+    gan_status status = GAN_OK;
+    int skipped = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        run_dir_checkpoint_path(paths, its[i], path, bytes);
+        if (verify_checkpoint(path, its[i]) == GAN_OK) {
+            free(its);
+            return GAN_OK;
+        }
+        skipped++;
+        char reason[1024], moved[4400];
+        snprintf(reason, sizeof reason, "%s", gan_error_message());
+        if (!move_damaged) /* a look only (gan train --resume reading the config): quiet */
+            continue;
+        GAN_CHECK(move_aside(path, moved, sizeof moved));
+        fprintf(stderr, "gan: warning: skipping %s: %s; moved it to %s\n", path, reason, moved);
+    }
+    status = gan_error(GAN_ERR_IO, "%s: no checkpoint (ckpt_<iteration>.safetensors) to resume from%s",
+                       paths->checkpoints, skipped ? " that verifies (the others are listed above)" : "");
+cleanup:
+    free(its);
+    path[0] = '\0';
+    return status;
+}
 
 gan_status gan_run_latest_checkpoint(const char *run_dir, char *path, size_t path_bytes)
 {
     run_paths paths;
     run_paths_init(&paths, run_dir);
-    struct stat st;
-    if (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return gan_error(GAN_ERR_IO, "%s: no such run directory", run_dir);
-    long long *its = malloc(MAX_LISTED_CHECKPOINTS * sizeof *its);
-    if (!its)
-        return gan_error(GAN_ERR_NOMEM, "out of memory");
-    int n = list_checkpoints(paths.checkpoints, its, MAX_LISTED_CHECKPOINTS);
-    long long last = n ? its[n - 1] : -1;
-    free(its);
-    if (n == 0)
-        return gan_error(GAN_ERR_IO, "%s: no checkpoint (ckpt_*.safetensors) to resume from",
-                         paths.checkpoints);
-    run_dir_checkpoint_path(&paths, last, path, path_bytes);
-    return GAN_OK;
+    return run_dir_select_checkpoint(&paths, false, path, path_bytes);
 }
 
 bool run_dir_has_checkpoints(const run_paths *paths)
 {
-    long long its[1];
-    return list_checkpoints(paths->checkpoints, its, 1) > 0;
+    long long *its = NULL;
+    int n = 0;
+    bool any = list_checkpoints(paths->checkpoints, &its, &n) == GAN_OK && n > 0;
+    free(its);
+    return any;
 }
 
-void run_dir_prune_checkpoints(const run_paths *paths, int keep)
+void run_dir_prune_checkpoints(const run_paths *paths, int64_t current, int keep)
 {
-    long long *its = malloc(MAX_LISTED_CHECKPOINTS * sizeof *its);
-    if (!its)
+    long long *its = NULL;
+    int n = 0;
+    if (list_checkpoints(paths->checkpoints, &its, &n) != GAN_OK)
         return;
-    int n = list_checkpoints(paths->checkpoints, its, MAX_LISTED_CHECKPOINTS);
+    /* a name past the run's own iteration is not the run's: never counted, never deleted */
+    while (n > 0 && its[n - 1] > current)
+        n--;
     for (int i = 0; i + keep < n; i++) {
         char path[4300];
         run_dir_checkpoint_path(paths, its[i], path, sizeof path);
         unlink(path);
     }
     free(its);
+}
+
+gan_status run_dir_lock(const run_paths *paths, int *fd_out)
+{
+    *fd_out = -1;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/lock", paths->root);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return gan_error(GAN_ERR_IO, "%s: cannot open the run's lock file: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int why = errno;
+        char holder[256] = "";
+        ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
+        holder[got > 0 ? got : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        close(fd);
+        if (why == EWOULDBLOCK)
+            return gan_error(GAN_ERR_IO,
+                             "%s is in use by another gan train (%s; lock file %s): wait for it to end, or "
+                             "choose another --out",
+                             paths->root, holder[0] ? holder : "holder unknown", path);
+        return gan_error(GAN_ERR_IO, "%s: cannot lock: %s", path, strerror(why));
+    }
+    char host[256] = "unknown host", text[400];
+    gethostname(host, sizeof host - 1);
+    int len = snprintf(text, sizeof text, "pid %ld on %s\n", (long)getpid(), host);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len) {
+        int why = errno;
+        close(fd);
+        return gan_error(GAN_ERR_IO, "%s: cannot write the lock file: %s", path, strerror(why));
+    }
+    *fd_out = fd;
+    return GAN_OK;
+}
+
+gan_status gan_run_check_available(const char *run_dir)
+{
+    run_paths paths;
+    run_paths_init(&paths, run_dir);
+    struct stat st;
+    if (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return gan_error(GAN_ERR_IO, "%s: no such run directory", run_dir);
+    int fd = -1;
+    GAN_TRY(run_dir_lock(&paths, &fd));
+    run_dir_unlock(fd);
+    return GAN_OK;
+}
+
+void run_dir_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* the lock goes with the descriptor; the file stays (its holder line is stale) */
+}
+
+/* Removes the regular files in `dir` whose names end in `suffix`. */
+static void remove_with_suffix(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t suffix_len = strlen(suffix);
+    struct dirent *entry;
+    while ((entry = readdir(d))) {
+        size_t len = strlen(entry->d_name);
+        if (len <= suffix_len || strcmp(entry->d_name + len - suffix_len, suffix))
+            continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0)
+            fprintf(stderr, "gan: removed %s, left by a run that was killed while writing it\n", path);
+    }
+    closedir(d);
+}
+
+void run_dir_remove_stale_temporaries(const run_paths *paths)
+{
+    remove_with_suffix(paths->checkpoints, ".safetensors.tmp");
+    remove_with_suffix(paths->samples, ".tmp");
+    char config_tmp[4300];
+    snprintf(config_tmp, sizeof config_tmp, "%s/config.ini.tmp", paths->root);
+    unlink(config_tmp);
+}
+
+/* The iteration of one metrics.jsonl line ({"iteration": N, ...}); false when it has none. */
+static bool line_iteration(const char *line, long long *iteration)
+{
+    return sscanf(line, "{\"iteration\": %lld", iteration) == 1;
+}
+
+gan_status run_dir_truncate_metrics(const run_paths *paths, int64_t iteration)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", paths->root);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return errno == ENOENT ? GAN_OK : gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        int why = errno;
+        fclose(in);
+        return gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(why));
+    }
+    /* Lines of iterations up to the checkpoint's are kept; a line cut by a kill (no newline) and
+     * the replayed iterations' lines go. */
+    char *line = NULL;
+    size_t capacity = 0;
+    ssize_t len;
+    long long dropped = 0;
+    while ((len = getline(&line, &capacity, in)) > 0) {
+        long long it;
+        if (line[len - 1] == '\n' && line_iteration(line, &it) && it <= iteration)
+            fwrite(line, 1, (size_t)len, out);
+        else
+            dropped++;
+    }
+    free(line);
+    bool read_failed = ferror(in);
+    fclose(in);
+    gan_status status = GAN_OK;
+    if (read_failed)
+        status = gan_error(GAN_ERR_IO, "%s: read failed", path);
+    if (fflush(out) != 0 || fsync(fileno(out)) != 0)
+        if (status == GAN_OK)
+            status = gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (fclose(out) != 0 && status == GAN_OK)
+        status = gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (status == GAN_OK && rename(tmp, path) != 0)
+        status = gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    if (status != GAN_OK)
+        unlink(tmp);
+    else if (dropped)
+        printf("metrics.jsonl: %lld line%s after iteration %lld removed (they are run again)\n", dropped,
+               dropped == 1 ? "" : "s", (long long)iteration);
+    return status;
 }
 
 gan_status run_dir_write_config(const run_paths *paths, const gan_config *cfg)
