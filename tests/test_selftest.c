@@ -42,6 +42,17 @@ static bool line_has(const char *text, const char *op, const char *word)
     return strstr(buf, word) != NULL;
 }
 
+/* The rel_l2 figure on the report line of `op`, or -1 when there is none. */
+static double line_rel_l2(const char *text, const char *op)
+{
+    const char *line = strstr(text, op);
+    const char *end = line ? strchr(line, '\n') : NULL;
+    const char *at = line ? strstr(line, "rel_l2 ") : NULL;
+    if (!at || (end && at > end))
+        return -1.0;
+    return strtod(at + 7, NULL);
+}
+
 static void test_selftest(void)
 {
     gan_backend *reference = NULL;
@@ -76,6 +87,11 @@ static void test_selftest(void)
     CHECK_MSG(strstr(text, "multiply broke on purpose") != NULL, "the failing op was not reported:\n%s", text);
     CHECK(line_has(text, "activation_forward relu", " ok"));
     CHECK(line_has(text, "activation_backward sigmoid", " ok"));
+    /* The whole-tensor relative error: zero where the ops agree, about 1e-4 / mean sigmoid where
+     * every value is off by 1e-4. */
+    CHECK_MSG(line_rel_l2(text, "activation_forward relu") == 0.0, "relu rel_l2:\n%s", text);
+    double skew = line_rel_l2(text, "activation_forward sigmoid");
+    CHECK_MSG(skew > 5e-5 && skew < 1e-3, "sigmoid rel_l2 %g:\n%s", skew, text);
     free(text);
     reference->destroy(reference);
     real_cpu->destroy(real_cpu);

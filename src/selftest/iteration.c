@@ -7,11 +7,13 @@
 #include "gan/selftest.h"
 #include "gan/train.h"
 
-/* The largest |a - b| over n values, and whether every |a - b| <= atol + rtol |b|. */
+/* The largest |a - b| over n values, the relative L2 error |a - b| / |b| (when rel_l2 is not
+ * NULL), and whether every |a - b| <= atol + rtol |b|. */
 static bool compare_values(const float *a, const float *b, size_t n, double atol, double rtol,
-                           double *max_abs)
+                           double *max_abs, double *rel_l2)
 {
     bool ok = true;
+    double err_sq = 0.0, ref_sq = 0.0;
     *max_abs = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
@@ -19,7 +21,11 @@ static bool compare_values(const float *a, const float *b, size_t n, double atol
             ok = false;
         if (d > *max_abs || isnan(d))
             *max_abs = isnan(d) ? INFINITY : d;
+        err_sq += d * d;
+        ref_sq += (double)b[i] * (double)b[i];
     }
+    if (rel_l2)
+        *rel_l2 = sqrt(err_sq) / (ref_sq > 0.0 ? sqrt(ref_sq) : 1.0);
     return ok;
 }
 
@@ -39,11 +45,12 @@ static gan_status compare_buffers(gan_backend *ref_be, const float *ref, gan_bac
     gan_status status = GAN_OK;
     GAN_CHECK(download_floats(ref_be, ref, n, &a));
     GAN_CHECK(download_floats(test_be, test, n, &b));
-    double max_abs;
-    bool ok = compare_values(b, a, n, atol, rtol, &max_abs);
+    double max_abs, rel_l2;
+    bool ok = compare_values(b, a, n, atol, rtol, &max_abs, &rel_l2);
     if (report)
-        fprintf(report, "  %-28s %10zu values  max abs err %.3g  (atol %.0e rtol %.0e)  %s\n",
-                what, n, max_abs, atol, rtol, ok ? "ok" : "FAIL");
+        fprintf(report,
+                "  %-28s %10zu values  max abs err %.3g  rel L2 %.3g  (atol %.0e rtol %.0e)  %s\n",
+                what, n, max_abs, rel_l2, atol, rtol, ok ? "ok" : "FAIL");
     *all_ok = *all_ok && ok;
 cleanup:
     free(a);
@@ -97,7 +104,7 @@ static gan_status compare_stats(gan_trainer *ref, gan_trainer *tst, double loose
     for (int i = 0; i < 5; i++) {
         double max_abs;
         /* losses of O(1) from sums over the batch of products summed in other orders */
-        bool ok = compare_values(&vb[i], &va[i], 1, 1e-4 * loose, 1e-3 * loose, &max_abs) &&
+        bool ok = compare_values(&vb[i], &va[i], 1, 1e-4 * loose, 1e-3 * loose, &max_abs, NULL) &&
                   finite_a && finite_b;
         if (report)
             fprintf(report, "  %-28s %.6f vs %.6f  abs err %.3g  (atol %.0e rtol %.0e)  %s\n",

@@ -167,7 +167,7 @@ static bool run_both_result(selftest *st, const char *op, gan_status ref_status,
 static void report_comparison(selftest *st, const char *op, const float *ref, const float *got,
                               size_t count, tolerance tol)
 {
-    double max_abs = 0.0, max_rel = 0.0;
+    double max_abs = 0.0, max_rel = 0.0, err_sq = 0.0, ref_sq = 0.0;
     size_t bad = 0, worst = 0;
     double worst_excess = -1.0;
     for (size_t i = 0; i < count; i++) {
@@ -180,6 +180,9 @@ static void report_comparison(selftest *st, const char *op, const float *ref, co
             max_abs = diff;
         if (rel > max_rel)
             max_rel = rel;
+        err_sq += diff * diff;
+        if (isfinite(r))
+            ref_sq += r * r;
         double allowed = tol.atol + tol.rtol * fabs(r);
         if (diff > allowed) {
             bad++;
@@ -191,9 +194,13 @@ static void report_comparison(selftest *st, const char *op, const float *ref, co
     }
     if (bad)
         st->all_ok = false;
+    /* The relative L2 error, |got - ref| / |ref| over the whole tensor: the figure reduced
+     * precisions (tf32, bf16) are judged by, where single values may stray further. */
+    double rel_l2 = sqrt(err_sq) / (ref_sq > 0.0 ? sqrt(ref_sq) : 1.0);
     if (st->report) {
-        fprintf(st->report, "%-44s %8zu  max_abs %.3e  max_rel %.3e  tol atol %.0e rtol %.0e  %s",
-                op, count, max_abs, max_rel, tol.atol, tol.rtol, bad ? "FAIL" : "ok");
+        fprintf(st->report,
+                "%-44s %8zu  max_abs %.3e  max_rel %.3e  rel_l2 %.3e  tol atol %.0e rtol %.0e  %s",
+                op, count, max_abs, max_rel, rel_l2, tol.atol, tol.rtol, bad ? "FAIL" : "ok");
         if (bad)
             fprintf(st->report, " (%zu out of tolerance; worst [%zu] %.9g vs %.9g)", bad, worst,
                     (double)got[worst], (double)ref[worst]);
