@@ -121,7 +121,8 @@ gan_status gan_folder_list(const char *dir, gan_file_list *out)
         gan_file_list_free(out);
         return status;
     }
-    qsort(out->paths, (size_t)out->count, sizeof *out->paths, compare_paths);
+    if (out->count > 1)
+        qsort(out->paths, (size_t)out->count, sizeof *out->paths, compare_paths);
     return GAN_OK;
 }
 
@@ -226,7 +227,8 @@ gan_status gan_split_filter(gan_file_list *list, const char *split_file, const c
     }
     int64_t kept = 0, unlisted = 0;
     char first_unlisted[4096] = "";
-    qsort(entries, count, sizeof *entries, compare_entries);
+    if (count > 1)
+        qsort(entries, count, sizeof *entries, compare_entries);
     for (int64_t i = 0; i < list->count; i++) {
         const char *slash = strrchr(list->paths[i], '/');
         split_entry key = {(char *)(slash ? slash + 1 : list->paths[i]), 0, false};

@@ -365,7 +365,8 @@ static gan_status parse_metadata(gan_safetensors *st, const cJSON *meta)
         }
     }
     /* Sorted by key, a repeated key sits next to itself (a hostile header may hold millions). */
-    qsort(st->metadata, (size_t)st->metadata_count, sizeof *st->metadata, compare_keys);
+    if (st->metadata_count > 1)
+        qsort(st->metadata, (size_t)st->metadata_count, sizeof *st->metadata, compare_keys);
     for (int i = 1; i < st->metadata_count; i++)
         if (!strcmp(st->metadata[i - 1].key, st->metadata[i].key))
             return gan_error(GAN_ERR_FORMAT, "%s: __metadata__ key '%s' appears twice", st->path,
@@ -381,11 +382,13 @@ static gan_status check_layout(const gan_safetensors *st, const unsigned char *d
     int n = st->tensor_count;
     for (int i = 0; i < n; i++)
         sorted[i] = &st->tensors[i];
-    qsort(sorted, (size_t)n, sizeof *sorted, compare_names);
+    if (n > 1)
+        qsort(sorted, (size_t)n, sizeof *sorted, compare_names);
     for (int i = 1; i < n; i++)
         if (!strcmp(sorted[i - 1]->name, sorted[i]->name))
             return gan_error(GAN_ERR_FORMAT, "%s: tensor '%s' appears twice", st->path, sorted[i]->name);
-    qsort(sorted, (size_t)n, sizeof *sorted, compare_offsets);
+    if (n > 1)
+        qsort(sorted, (size_t)n, sizeof *sorted, compare_offsets);
     size_t expected = 0;
     for (int i = 0; i < n; i++) {
         size_t begin = (size_t)((const unsigned char *)sorted[i]->data - data);
@@ -706,7 +709,8 @@ static gan_status check_tensors(const char *path, const gan_st_tensor *tensors, 
         GAN_TRY(checked_nbytes(path, &tensors[i], i, &nbytes[i]));
         by_name[i] = &tensors[i];
     }
-    qsort(by_name, (size_t)tensor_count, sizeof *by_name, compare_names);
+    if (tensor_count > 1)
+        qsort(by_name, (size_t)tensor_count, sizeof *by_name, compare_names);
     for (int i = 1; i < tensor_count; i++)
         if (!strcmp(by_name[i - 1]->name, by_name[i]->name))
             return gan_error(GAN_ERR_ARG, "%s: tensor '%s' given twice", path, by_name[i]->name);
