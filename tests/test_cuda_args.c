@@ -181,6 +181,45 @@ static void blend(float *out, const double *acc, size_t n, float alpha, float be
         out[i] = (float)(alpha * acc[i] + (beta == 0.0f ? 0.0 : (double)beta * out[i]));
 }
 
+/* c = beta c + op(a) op(b) for the row-major GEMM m, computed as the CUDA backend calls cuBLAS
+ * (gan_cuda_gemm_args_make, then a column-major sgemm with the operands swapped). */
+static void gemm_as_cublas(const gan_conv_gemm *m, const float *a, const float *b, float beta,
+                           float *c)
+{
+    gan_cuda_gemm_args args;
+    CHECK_OK(gan_cuda_gemm_args_make(m->trans_a, m->trans_b, m->m, m->n, m->k, m->lda, m->ldb,
+                                     m->ldc, &args));
+    const float *first = args.swap_operands ? b : a, *second = args.swap_operands ? a : b;
+    sgemm_colmajor(args.transa, args.transb, args.m, args.n, args.k, 1.0f, first, args.lda,
+                   second, args.ldb, beta, c, args.ldc);
+}
+
+/* A kernel covering its whole input: each pass's GEMM (gan_conv_whole_input_gemm, as both
+ * backends run it) against the convolution reference `ref_*` of the same inputs. */
+static void check_whole_input(const char *name, const gan_conv_geom *g, const float *x,
+                              const float *w, const float *dy, const float *ref_y,
+                              const float *ref_dx, const float *ref_dw, size_t x_count,
+                              size_t y_count, size_t w_count)
+{
+    gan_conv_gemm m;
+    float *got = malloc((x_count + y_count + w_count) * sizeof *got);
+    CHECK_OK(gan_conv_whole_input_gemm(g, GAN_CONV_FORWARD, &m));
+    gemm_as_cublas(&m, x, w, 0.0f, got);
+    CHECK_ALLCLOSE(label(name, "whole-input GEMM forward"), got, ref_y, y_count, 1e-5, 1e-5);
+    CHECK_OK(gan_conv_whole_input_gemm(g, GAN_CONV_BACKWARD_DATA, &m));
+    gemm_as_cublas(&m, dy, w, 0.0f, got);
+    CHECK_ALLCLOSE(label(name, "whole-input GEMM backward data"), got, ref_dx, x_count, 1e-5, 1e-5);
+    /* beta 1 onto a copy of the reference: 2 ref_dw. */
+    CHECK_OK(gan_conv_whole_input_gemm(g, GAN_CONV_BACKWARD_FILTER, &m));
+    memcpy(got, ref_dw, w_count * sizeof *got);
+    gemm_as_cublas(&m, dy, x, 1.0f, got);
+    for (size_t i = 0; i < w_count; i++)
+        got[i] *= 0.5f;
+    CHECK_ALLCLOSE(label(name, "whole-input GEMM backward filter beta=1"), got, ref_dw, w_count,
+                   1e-5, 1e-5);
+    free(got);
+}
+
 static void test_conv_case(gan_conv_geom g)
 {
     gan_cuda_conv_args args;
@@ -211,6 +250,8 @@ static void test_conv_case(gan_conv_geom g)
     blend(ref, acc, y_count, 1.0f, 0.0f);
     CHECK_OK(cpu->conv_forward(cpu, &g, x, w, got, ws));
     CHECK_ALLCLOSE(label(name, "conv forward"), got, ref, y_count, 1e-5, 1e-5);
+    float *ref_y = malloc(y_count * sizeof *ref_y);
+    memcpy(ref_y, ref, y_count * sizeof *ref_y);
 
     /* Backward data: dx = conv^T(dy, w), beta 0. */
     memset(acc, 0, x_count * sizeof *acc);
@@ -218,6 +259,8 @@ static void test_conv_case(gan_conv_geom g)
     blend(ref, acc, x_count, 1.0f, 0.0f);
     CHECK_OK(cpu->conv_backward_data(cpu, &g, dy, w, got, ws));
     CHECK_ALLCLOSE(label(name, "conv backward data"), got, ref, x_count, 1e-5, 1e-5);
+    float *ref_dx = malloc(x_count * sizeof *ref_dx);
+    memcpy(ref_dx, ref, x_count * sizeof *ref_dx);
 
     /* Backward filter, overwriting (beta 0) then accumulating (beta 1) onto it. */
     memset(acc, 0, w_count * sizeof *acc);
@@ -225,6 +268,15 @@ static void test_conv_case(gan_conv_geom g)
     blend(ref, acc, w_count, 1.0f, 0.0f);
     CHECK_OK(cpu->conv_backward_filter(cpu, &g, x, dy, 0.0f, got, ws));
     CHECK_ALLCLOSE(label(name, "conv backward filter beta=0"), got, ref, w_count, 1e-5, 1e-5);
+    if (gan_conv_is_whole_input(&g))
+        check_whole_input(name, &g, x, w, dy, ref_y, ref_dx, ref, x_count, y_count, w_count);
+    else {
+        gan_conv_gemm m;
+        CHECK_FAILS_WITH(gan_conv_whole_input_gemm(&g, GAN_CONV_FORWARD, &m), GAN_ERR_ARG,
+                         "whole input");
+    }
+    free(ref_y);
+    free(ref_dx);
     blend(ref, acc, w_count, 1.0f, 1.0f);
     CHECK_OK(cpu->conv_backward_filter(cpu, &g, x, dy, 1.0f, got, ws));
     CHECK_ALLCLOSE(label(name, "conv backward filter beta=1"), got, ref, w_count, 1e-5, 1e-5);
@@ -266,6 +318,8 @@ static void test_conv(void)
     test_conv_case(geom(2, 3, 8, 8, 4, 4, 4, 2, 2, 1, 1));   /* a DCGAN layer, small */
     test_conv_case(geom(3, 2, 7, 6, 5, 3, 2, 2, 1, 1, 0));   /* odd and anisotropic */
     test_conv_case(geom(2, 5, 4, 4, 3, 4, 4, 1, 1, 0, 0));   /* D's last layer / G's first ConvT */
+    test_conv_case(geom(3, 8, 4, 4, 1, 4, 4, 1, 1, 0, 0));   /* D's last: one output channel */
+    test_conv_case(geom(2, 3, 4, 5, 6, 4, 5, 2, 3, 0, 0));   /* whole input, any stride */
     test_conv_case(geom(1, 1, 5, 9, 2, 1, 1, 1, 3, 0, 0));   /* 1x1 kernel, stride 3 across */
     test_conv_case(geom(2, 2, 9, 7, 3, 5, 3, 3, 2, 2, 1));   /* stride leaves input unread */
 

@@ -44,6 +44,35 @@ typedef struct gan_cuda_gemm_args {
 gan_status gan_cuda_gemm_args_make(bool trans_a, bool trans_b, int m, int n, int k, int lda,
                                    int ldb, int ldc, gan_cuda_gemm_args *out);
 
+/* ---- convolutions whose kernel covers the whole input: one GEMM per pass ------------------ *
+ * A kernel as large as its unpadded input (DCGAN's first G layer, a convT from [nz, 1, 1] to
+ * 4x4, and D's last, 4x4 to [1, 1, 1]) has one output pixel per image and channel: x [n, c_in,
+ * k_h, k_w] read as [n, K] (K = c_in k_h k_w) is its own im2col and w is [c_out, K], so each pass
+ * is one row-major GEMM of the op table:
+ *   forward          y  [n, c_out] = x [n, K] w^T                 (a = x,  b = w)
+ *   backward-data    dx [n, K]     = dy [n, c_out] w              (a = dy, b = w)
+ *   backward-filter  dw [c_out, K] = beta dw + dy^T [c_out, n] x  (a = dy, b = x)
+ * Both backends run these passes so (the CPU through sgemm, CUDA through cuBLAS, whose
+ * arguments gan_cuda_gemm_args_make maps), not as convolutions. */
+typedef enum gan_conv_pass {
+    GAN_CONV_FORWARD,
+    GAN_CONV_BACKWARD_DATA,
+    GAN_CONV_BACKWARD_FILTER
+} gan_conv_pass;
+
+typedef struct gan_conv_gemm {
+    bool trans_a, trans_b;
+    int m, n, k;
+    int lda, ldb, ldc;
+} gan_conv_gemm;
+
+/* Whether g's kernel covers its whole unpadded input (stride is then irrelevant). */
+bool gan_conv_is_whole_input(const gan_conv_geom *g);
+
+/* The row-major GEMM of `pass` of such a convolution; GAN_ERR_ARG when g is not one, or when K
+ * does not fit an int. */
+gan_status gan_conv_whole_input_gemm(const gan_conv_geom *g, gan_conv_pass pass, gan_conv_gemm *out);
+
 /* ---- cuDNN tensors, filters, convolutions ------------------------------------------------- */
 
 /* A 4-d tensor descriptor: dims and strides in elements (cudnnSetTensor4dDescriptorEx). */

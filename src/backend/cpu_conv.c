@@ -26,6 +26,7 @@
 
 #include "backend/cpu_internal.h"
 #include "gan/blas.h"
+#include "gan/cuda_args.h"
 
 gan_status cpu_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
@@ -36,11 +37,9 @@ gan_status cpu_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, int n, i
 static size_t conv_k(const gan_conv_geom *g) { return (size_t)g->c_in * g->k_h * g->k_w; }
 static size_t conv_p(const gan_conv_geom *g) { return (size_t)g->h_out * g->w_out; }
 
-/* The kernel covers the whole unpadded input: one output per image and channel, col = x. */
-static bool whole_input_kernel(const gan_conv_geom *g)
-{
-    return g->pad_h == 0 && g->pad_w == 0 && g->k_h == g->h_in && g->k_w == g->w_in;
-}
+/* The kernel covers the whole unpadded input: one output per image and channel, col = x, and
+ * each pass is one GEMM (gan_conv_whole_input_gemm, shared with the CUDA backend). */
+static bool whole_input_kernel(const gan_conv_geom *g) { return gan_conv_is_whole_input(g); }
 
 /* Images per thread; the threads' images are split as evenly as they go. */
 static int images_per_thread(const gan_backend *be, const gan_conv_geom *g)
@@ -442,6 +441,17 @@ static gan_status gemm_split(const gan_backend *be, bool trans_a, bool trans_b, 
     return status;
 }
 
+/* Pass `pass` of a whole-input convolution: c = beta c + op(a) op(b) as the shared mapping
+ * says (a = x or dy, b = w or x). */
+static gan_status whole_input_pass(const gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass,
+                                   const float *a, const float *b, float beta, float *c)
+{
+    gan_conv_gemm m;
+    GAN_TRY(gan_conv_whole_input_gemm(g, pass, &m));
+    return gemm_split(be, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, a, m.lda, b, m.ldb, beta, c,
+                      m.ldc);
+}
+
 gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
                             const float *w, float *y, void *workspace)
 {
@@ -449,8 +459,8 @@ gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float
     if (!x || !w || !y || (!workspace && !whole_input_kernel(g)))
         return gan_error(GAN_ERR_ARG, "cpu conv forward: NULL pointer");
     const int K = (int)conv_k(g);
-    if (whole_input_kernel(g)) /* y [n, Co] = x [n, K] w^T */
-        return gemm_split(be, false, true, g->n, g->c_out, K, 1.0f, x, K, w, K, 0.0f, y, g->c_out);
+    if (whole_input_kernel(g))
+        return whole_input_pass(be, g, GAN_CONV_FORWARD, x, w, 0.0f, y);
     const cpu_backend_state *state = be->impl;
     const int chunk = conv_chunk(be, g);
     const size_t P = conv_p(g), slice = thread_slice(be, g);
@@ -481,8 +491,8 @@ gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const
     if (!dy || !w || !dx || (!workspace && !whole_input_kernel(g)))
         return gan_error(GAN_ERR_ARG, "cpu conv backward-data: NULL pointer");
     const int K = (int)conv_k(g);
-    if (whole_input_kernel(g)) /* dx [n, K] = dy [n, Co] w [Co, K] */
-        return gemm_split(be, false, false, g->n, K, g->c_out, 1.0f, dy, g->c_out, w, K, 0.0f, dx, K);
+    if (whole_input_kernel(g))
+        return whole_input_pass(be, g, GAN_CONV_BACKWARD_DATA, dy, w, 0.0f, dx);
     const cpu_backend_state *state = be->impl;
     const int chunk = conv_chunk(be, g);
     const size_t P = conv_p(g), slice = thread_slice(be, g);
@@ -561,8 +571,8 @@ gan_status cpu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, con
     if (!x || !dy || !dw || (!workspace && !whole_input_kernel(g)))
         return gan_error(GAN_ERR_ARG, "cpu conv backward-filter: NULL pointer");
     const int K = (int)conv_k(g);
-    if (whole_input_kernel(g)) /* dw [Co, K] = beta dw + dy^T [Co, n] x [n, K] */
-        return gemm_split(be, true, false, g->c_out, K, g->n, 1.0f, dy, g->c_out, x, K, beta, dw, K);
+    if (whole_input_kernel(g))
+        return whole_input_pass(be, g, GAN_CONV_BACKWARD_FILTER, dy, x, beta, dw);
     const cpu_backend_state *state = be->impl;
     if (filter_by_images(be, g))
         return conv_backward_filter_by_images(be, g, x, dy, beta, dw, workspace);

@@ -45,6 +45,38 @@ gan_status gan_cuda_gemm_args_make(bool trans_a, bool trans_b, int m, int n, int
     return GAN_OK;
 }
 
+bool gan_conv_is_whole_input(const gan_conv_geom *g)
+{
+    return g->pad_h == 0 && g->pad_w == 0 && g->k_h == g->h_in && g->k_w == g->w_in &&
+           g->h_out == 1 && g->w_out == 1;
+}
+
+gan_status gan_conv_whole_input_gemm(const gan_conv_geom *g, gan_conv_pass pass, gan_conv_gemm *out)
+{
+    if (!gan_conv_is_whole_input(g) || g->n < 1 || g->c_in < 1 || g->c_out < 1)
+        return gan_error(GAN_ERR_ARG,
+                         "convolution x [%d, %d, %d, %d] by kernel %dx%d, pad %dx%d is not one "
+                         "whose kernel covers its whole input",
+                         g->n, g->c_in, g->h_in, g->w_in, g->k_h, g->k_w, g->pad_h, g->pad_w);
+    long long k_long = (long long)g->c_in * g->k_h * g->k_w;
+    if (k_long > INT_MAX)
+        return gan_error(GAN_ERR_ARG, "convolution of %lld inputs per output does not fit a GEMM",
+                         k_long);
+    const int n = g->n, co = g->c_out, k = (int)k_long;
+    switch (pass) {
+    case GAN_CONV_FORWARD: /* y [n, co] = x [n, k] w^T */
+        *out = (gan_conv_gemm){false, true, n, co, k, k, k, co};
+        return GAN_OK;
+    case GAN_CONV_BACKWARD_DATA: /* dx [n, k] = dy [n, co] w [co, k] */
+        *out = (gan_conv_gemm){false, false, n, k, co, co, k, k};
+        return GAN_OK;
+    case GAN_CONV_BACKWARD_FILTER: /* dw [co, k] = beta dw + dy^T [co, n] x [n, k] */
+        *out = (gan_conv_gemm){true, false, co, k, n, co, k, k};
+        return GAN_OK;
+    }
+    return gan_error(GAN_ERR_ARG, "unknown convolution pass %d", (int)pass);
+}
+
 static bool product_fits_int(int a, int b, int c, int d)
 {
     long long p = (long long)a * b * c * d;

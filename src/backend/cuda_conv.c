@@ -2,6 +2,10 @@
  * convolution needs nothing here: its layer calls backward-data for its forward and forward for
  * its backward-data (src/nn/convt.c).
  *
+ * A convolution whose kernel covers its whole input (G's first layer, D's last) is not given to
+ * cuDNN: each of its passes is one cuBLAS GEMM through the op table's gemm, with the arguments
+ * gan_conv_whole_input_gemm maps (as on the CPU), and no workspace.
+ *
  * Algorithms are chosen once per geometry, the first time the geometry is seen, which is when the
  * model plans its workspace (conv_workspace_bytes, before the pool is allocated). The choice uses
  * cuDNN's heuristics (the _v7 queries: no trial runs, no device memory needed), taking the first
@@ -229,6 +233,8 @@ static size_t max3(size_t a, size_t b, size_t c)
 size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    if (gan_conv_is_whole_input(g))
+        return 0;
     gan_cuda_conv_plan *plan;
     if (plan_get(impl, g, impl->workspace_budget_bytes, &plan) != GAN_OK)
         return 0;
@@ -252,9 +258,21 @@ static gan_status check_workspace(const char *pass, size_t bytes, const void *wo
 
 static const float ONE = 1.0f, ZERO = 0.0f;
 
+/* Pass `pass` of a whole-input convolution as one GEMM: c = beta c + op(a) op(b). */
+static gan_status whole_input_pass(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass,
+                                   const float *a, const float *b, float beta, float *c)
+{
+    gan_conv_gemm m;
+    GAN_TRY(gan_conv_whole_input_gemm(g, pass, &m));
+    return be->gemm(be, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, a, m.lda, b, m.ldb, beta, c,
+                    m.ldc);
+}
+
 gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
                                  const float *w, float *y, void *workspace)
 {
+    if (gan_conv_is_whole_input(g))
+        return whole_input_pass(be, g, GAN_CONV_FORWARD, x, w, 0.0f, y);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_for_call(be, g, &plan));
@@ -269,6 +287,8 @@ gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const 
 gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
                                        const float *w, float *dx, void *workspace)
 {
+    if (gan_conv_is_whole_input(g))
+        return whole_input_pass(be, g, GAN_CONV_BACKWARD_DATA, dy, w, 0.0f, dx);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_for_call(be, g, &plan));
@@ -283,6 +303,8 @@ gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, 
 gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                          const float *dy, float beta, float *dw, void *workspace)
 {
+    if (gan_conv_is_whole_input(g))
+        return whole_input_pass(be, g, GAN_CONV_BACKWARD_FILTER, dy, x, beta, dw);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_for_call(be, g, &plan));
