@@ -30,6 +30,11 @@ if expect 0 "reproduce   : gan bench ops --device cpu --batch 4" -- \
   [ "$rows" = 53 ] && ok || fail "bench ops printed $rows op rows, want 53"
   grep -qE '^conv fwd +D\.2 +\[4,64,16,16\]->\[4,128,8,8\] k4s2p1 ' "$work/out" && ok || fail "no D.2 conv row"
   grep -qE '^convt bwd-filter +G\.0 ' "$work/out" && ok || fail "no G.0 convt bwd-filter row"
+  # each convolution row names its algorithm: G.0 covers its whole input (one GEMM)
+  grep -qE '^convt fwd +G\.0 .*sgemm \(whole-input kernel\)$' "$work/out" && ok ||
+    fail "the G.0 convt row does not name its algorithm"
+  grep -qE '^conv fwd +D\.2 .* im2col k4s2p1 \+ sgemm$' "$work/out" && ok ||
+    fail "the D.2 conv row does not name its algorithm"
 fi
 expect 0 "linear bwd-filter" -- "$gan" bench ops --device cpu --configs mlp_mnist --batch 2 --runs 1 --min-ms 0 --ops conv
 

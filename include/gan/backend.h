@@ -33,6 +33,13 @@ typedef struct gan_conv_geom {
     int pad_h, pad_w;
 } gan_conv_geom;
 
+/* The three calls of a convolution geometry. */
+typedef enum gan_conv_pass {
+    GAN_CONV_FORWARD,
+    GAN_CONV_BACKWARD_DATA,
+    GAN_CONV_BACKWARD_FILTER
+} gan_conv_pass;
+
 typedef enum gan_activation {
     GAN_ACT_RELU,
     GAN_ACT_LRELU,
@@ -213,6 +220,17 @@ struct gan_backend {
     gan_status (*capture_end)(gan_backend *be, gan_graph **graph);
     gan_status (*graph_launch)(gan_backend *be, gan_graph *graph);
     void (*graph_destroy)(gan_backend *be, gan_graph *graph);
+
+    /* ---- convolution algorithm choices: optional, NULL where a backend has none (the CPU's)
+     * (gan/conv_choices.h). export: the text of every choice made so far, malloc'd into *text;
+     * import: choices to reuse for the geometries planned from now on (`source` names the text
+     * in errors). Both are host-only and never called inside a captured region. */
+    gan_status (*conv_choices_export)(gan_backend *be, char **text);
+    gan_status (*conv_choices_import)(gan_backend *be, const char *text, const char *source);
+    /* How `pass` of g runs, in a few words for reports (gan bench ops): the algorithm, its math
+     * and how it was chosen. Optional. */
+    void (*conv_describe)(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, char *out,
+                          size_t bytes);
 
     void (*destroy)(gan_backend *be);
 };

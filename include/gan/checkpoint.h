@@ -52,10 +52,18 @@ typedef struct gan_checkpoint_counter {
     } value;
 } gan_checkpoint_counter;
 
-/* Writes `models` (downloaded from their backend), `cfg` and `counters` to `path`. */
+/* A text of a checkpoint's metadata beyond the fixed ones: "conv_algorithms" (the CUDA
+ * backend's algorithm choices, gan/conv_choices.h), absent where there are none. */
+typedef struct gan_checkpoint_text {
+    const char *key;
+    const char *value;
+} gan_checkpoint_text;
+
+/* Writes `models` (downloaded from their backend), `cfg`, `counters` and `texts` to `path`. */
 gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
                                 const gan_checkpoint_model *models, int model_count,
-                                const gan_checkpoint_counter *counters, int counter_count);
+                                const gan_checkpoint_counter *counters, int counter_count,
+                                const gan_checkpoint_text *texts, int text_count);
 
 /* An open checkpoint: checked to be a gan checkpoint of a version this gan reads, its data
  * checked against its checksum. */
@@ -80,6 +88,9 @@ gan_status gan_checkpoint_read_counters(const gan_checkpoint *ck, gan_checkpoint
  * naming the first tensor that differs, and leaves the models as they were. */
 gan_status gan_checkpoint_load_models(const gan_checkpoint *ck, const gan_checkpoint_model *models,
                                       int model_count);
+
+/* The metadata text `key` (see gan_checkpoint_text), or NULL; owned by ck. */
+const char *gan_checkpoint_text_of(const gan_checkpoint *ck, const char *key);
 
 /* open + config + close: the config a checkpoint was written with (to build what loads it). */
 gan_status gan_checkpoint_read_config(const char *path, gan_config *cfg);

@@ -53,13 +53,7 @@ gan_status gan_cuda_gemm_args_make(bool trans_a, bool trans_b, int m, int n, int
  *   backward-data    dx [n, K]     = dy [n, c_out] w              (a = dy, b = w)
  *   backward-filter  dw [c_out, K] = beta dw + dy^T [c_out, n] x  (a = dy, b = x)
  * Both backends run these passes so (the CPU through sgemm, CUDA through cuBLAS, whose
- * arguments gan_cuda_gemm_args_make maps), not as convolutions. */
-typedef enum gan_conv_pass {
-    GAN_CONV_FORWARD,
-    GAN_CONV_BACKWARD_DATA,
-    GAN_CONV_BACKWARD_FILTER
-} gan_conv_pass;
-
+ * arguments gan_cuda_gemm_args_make maps), not as convolutions. (gan_conv_pass: gan/backend.h.) */
 typedef struct gan_conv_gemm {
     bool trans_a, trans_b;
     int m, n, k;

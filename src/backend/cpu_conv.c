@@ -22,6 +22,7 @@
  * do not depend on timing, only on the thread count. */
 #include <limits.h>
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "backend/cpu_internal.h"
@@ -648,4 +649,17 @@ gan_status cpu_bias_backward(gan_backend *be, int n, int c, int hw, const float 
         db[ch] = (beta != 0.0f ? beta * db[ch] : 0.0f) + (float)sum;
     }
     return GAN_OK;
+}
+
+void cpu_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, char *out,
+                       size_t bytes)
+{
+    if (whole_input_kernel(g))
+        snprintf(out, bytes, "sgemm (whole-input kernel)");
+    else if (pass == GAN_CONV_BACKWARD_FILTER && filter_by_images(be, g))
+        snprintf(out, bytes, "%s + sgemm, images per thread", is_k4s2p1(g) ? "im2col k4s2p1" : "im2col");
+    else if (pass == GAN_CONV_BACKWARD_DATA)
+        snprintf(out, bytes, "sgemm + %s", is_k4s2p1(g) ? "col2im k4s2p1" : "col2im");
+    else
+        snprintf(out, bytes, "%s + sgemm", is_k4s2p1(g) ? "im2col k4s2p1" : "im2col");
 }

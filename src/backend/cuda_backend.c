@@ -446,8 +446,16 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl)
         return gan_error(GAN_ERR_UNSUPPORTED, "no CUDA device %d: this machine has %d (0..%d)",
                          impl->device, count, count - 1);
     CUDA_TRY(cudaSetDevice(impl->device));
-    CUDA_TRY(cudaDeviceGetAttribute(&impl->compute_capability_major,
-                                    cudaDevAttrComputeCapabilityMajor, impl->device));
+    struct cudaDeviceProp prop;
+    CUDA_TRY(cudaGetDeviceProperties(&prop, impl->device));
+    impl->compute_capability_major = prop.major;
+    impl->compute_capability_minor = prop.minor;
+    /* The name keys stored algorithm choices (conv_choices.h): no quote or control character. */
+    snprintf(impl->gpu_name, sizeof impl->gpu_name, "%s", prop.name[0] ? prop.name : "unnamed");
+    for (char *c = impl->gpu_name; *c; c++)
+        if (*c == '"' || (unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '_';
+    impl->cudnn_version = (long)cudnnGetVersion();
     CUDA_TRY(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking));
     CUDNN_TRY(cudnnCreate(&impl->cudnn));
     CUDNN_TRY(cudnnSetStream(impl->cudnn, impl->stream));
@@ -524,6 +532,9 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .capture_end = cuda_capture_end,
         .graph_launch = cuda_graph_launch,
         .graph_destroy = cuda_graph_destroy,
+        .conv_choices_export = gan_cuda_conv_choices_export,
+        .conv_choices_import = gan_cuda_conv_choices_import,
+        .conv_describe = gan_cuda_conv_describe,
         .destroy = cuda_destroy,
     };
     gan_status status = cuda_open(be, impl);

@@ -6,19 +6,33 @@
  * cuDNN: each of its passes is one cuBLAS GEMM through the op table's gemm, with the arguments
  * gan_conv_whole_input_gemm maps (as on the CPU), and no workspace.
  *
- * Algorithms are chosen once per geometry, the first time the geometry is seen, which is when the
- * model plans its workspace (conv_workspace_bytes, before the pool is allocated). The choice uses
- * cuDNN's heuristics (the _v7 queries: no trial runs, no device memory needed), taking the first
- * algorithm, in cuDNN's order of preference, that
- *   - fits in the workspace budget (the backend's workspace_bytes option),
- *   - is deterministic (CUDNN_DETERMINISTIC) when the backend is, and
- *   - in fp32: runs FMA kernels (no TF32); in tf32 any math type cuDNN prefers is taken.
- * If the heuristics offer nothing acceptable, the algorithms every cuDNN supports
- * deterministically with FP32 math are tried (implicit GEMM; backward ALGO_1). */
+ * Algorithms are chosen once per geometry and pass, when the model plans its workspace
+ * (conv_workspace_bytes, before the pool is allocated), in this order:
+ *   1. stored: a choice given by conv_choices_import (gan/conv_choices.h) for this GPU, cuDNN,
+ *      precision, determinism, geometry and pass, if its workspace still fits the budget;
+ *   2. measured: cudnnFind*AlgorithmEx times every algorithm on scratch buffers allocated for the
+ *      search (x, w, y and a workspace of the budget) and freed after it; the fastest one that
+ *      is acceptable (below) is taken and remembered for conv_choices_export;
+ *   3. heuristic: cuDNN's _v7 queries (no trial runs, no device memory), first acceptable one,
+ *      then the algorithms every cuDNN has with FP32 math (implicit GEMM; backward ALGO_1).
+ *      A geometry first seen at a convolution call (not planned) is chosen so, within no
+ *      workspace, since the call's workspace size is unknown and nothing may be allocated there.
+ * Acceptable: fits the workspace budget (the backend's workspace_bytes option); deterministic
+ * (CUDNN_DETERMINISTIC) when the backend is; in fp32 runs FMA kernels (no TF32), in tf32 any
+ * math type cuDNN offers. Timing noise can make two searches choose differently: the stored
+ * choices are what keeps a deterministic run reproducible across resumes and reruns. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cuda_internal.h"
+
+_Static_assert((int)GAN_CONV_MATH_DEFAULT == (int)CUDNN_DEFAULT_MATH &&
+                   (int)GAN_CONV_MATH_TENSOR_OP == (int)CUDNN_TENSOR_OP_MATH &&
+                   (int)GAN_CONV_MATH_TENSOR_OP_ALLOW_CONVERSION ==
+                       (int)CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+                   (int)GAN_CONV_MATH_FMA == (int)CUDNN_FMA_MATH,
+               "gan_conv_math must carry cudnnMathType_t's values");
 
 static bool geom_equal(const gan_conv_geom *a, const gan_conv_geom *b)
 {
@@ -28,24 +42,286 @@ static bool geom_equal(const gan_conv_geom *a, const gan_conv_geom *b)
            a->stride_w == b->stride_w && a->pad_h == b->pad_h && a->pad_w == b->pad_w;
 }
 
-/* Whether a heuristic's candidate may be used. Before Ampere there is no TF32, and cuDNN
- * documents CUDNN_DEFAULT_MATH and CUDNN_FMA_MATH as the same there. */
-static bool acceptable(const gan_cuda_impl *impl, cudnnStatus_t status, size_t memory,
-                       cudnnDeterminism_t determinism, cudnnMathType_t math, size_t budget)
+/* One candidate algorithm of a pass, from a heuristic query or a timed search (the three
+ * passes' perf structs have these fields under the same names). */
+typedef struct candidate {
+    int algo;
+    cudnnStatus_t status;
+    float ms;
+    size_t memory;
+    cudnnDeterminism_t determinism;
+    cudnnMathType_t math;
+} candidate;
+
+enum { MAX_CANDIDATES = 16 };
+
+static int algo_count(gan_conv_pass pass)
 {
-    if (status != CUDNN_STATUS_SUCCESS || memory > budget)
+    switch (pass) {
+    case GAN_CONV_FORWARD: return CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+    case GAN_CONV_BACKWARD_DATA: return CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+    case GAN_CONV_BACKWARD_FILTER: return CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+    }
+    return 0;
+}
+
+static cudnnConvolutionDescriptor_t pass_descriptor(gan_cuda_conv_plan *plan, gan_conv_pass pass)
+{
+    switch (pass) {
+    case GAN_CONV_FORWARD: return plan->desc.forward;
+    case GAN_CONV_BACKWARD_DATA: return plan->desc.backward_data;
+    case GAN_CONV_BACKWARD_FILTER: return plan->desc.backward_filter;
+    }
+    return NULL;
+}
+
+/* The workspace cuDNN says `algo` of `pass` needs with the descriptor's current math type. */
+static cudnnStatus_t workspace_of(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                                  int algo, size_t *bytes)
+{
+    const gan_cuda_conv_descriptors *d = &plan->desc;
+    switch (pass) {
+    case GAN_CONV_FORWARD:
+        return cudnnGetConvolutionForwardWorkspaceSize(impl->cudnn, d->x, d->w, d->forward, d->y,
+                                                       (cudnnConvolutionFwdAlgo_t)algo, bytes);
+    case GAN_CONV_BACKWARD_DATA:
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(impl->cudnn, d->w, d->y,
+                                                            d->backward_data, d->x,
+                                                            (cudnnConvolutionBwdDataAlgo_t)algo, bytes);
+    case GAN_CONV_BACKWARD_FILTER:
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+            impl->cudnn, d->x, d->y, d->backward_filter, d->w,
+            (cudnnConvolutionBwdFilterAlgo_t)algo, bytes);
+    }
+    return CUDNN_STATUS_BAD_PARAM;
+}
+
+/* Whether a candidate may be used. Before Ampere there is no TF32, and cuDNN documents
+ * CUDNN_DEFAULT_MATH and CUDNN_FMA_MATH as the same there. */
+static bool acceptable(const gan_cuda_impl *impl, const candidate *c, size_t budget)
+{
+    if (c->status != CUDNN_STATUS_SUCCESS || c->memory > budget)
         return false;
-    if (impl->deterministic && determinism != CUDNN_DETERMINISTIC)
+    if (impl->deterministic && c->determinism != CUDNN_DETERMINISTIC)
         return false;
     if (impl->precision == GAN_PRECISION_TF32)
         return true;
-    return math == CUDNN_FMA_MATH || (math == CUDNN_DEFAULT_MATH && impl->compute_capability_major < 8);
+    return c->math == CUDNN_FMA_MATH ||
+           (c->math == CUDNN_DEFAULT_MATH && impl->compute_capability_major < 8);
 }
 
-/* The math type the call's descriptor gets with the chosen algorithm. */
+/* The math type the descriptor gets with the chosen algorithm: fp32 always FMA. */
 static cudnnMathType_t math_for(const gan_cuda_impl *impl, cudnnMathType_t chosen)
 {
     return impl->precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : chosen;
+}
+
+/* The math type a search or query starts from: fp32 FMA only, tf32 whatever cuDNN prefers. */
+static cudnnMathType_t search_math(const gan_cuda_impl *impl)
+{
+    return impl->precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+}
+
+/* Takes candidate c for `pass` if the descriptor accepts its math type and its real workspace
+ * (the figures of heuristics are estimates) fits the budget. */
+static gan_status try_take(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                           const candidate *c, size_t budget, gan_cuda_chosen_by by, bool *taken)
+{
+    *taken = false;
+    cudnnMathType_t math = math_for(impl, c->math);
+    CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass), math));
+    size_t bytes = 0;
+    if (workspace_of(impl, plan, pass, c->algo, &bytes) != CUDNN_STATUS_SUCCESS || bytes > budget)
+        return GAN_OK;
+    plan->pass[pass] = (gan_cuda_pass_plan){
+        .algo = c->algo, .math = math, .bytes = bytes, .ms = c->ms, .chosen_by = by,
+    };
+    *taken = true;
+    return GAN_OK;
+}
+
+static gan_status take_first_acceptable(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
+                                        gan_conv_pass pass, const candidate *c, int n,
+                                        size_t budget, gan_cuda_chosen_by by, bool *taken)
+{
+    *taken = false;
+    for (int i = 0; i < n && !*taken; i++)
+        if (acceptable(impl, &c[i], budget))
+            GAN_TRY(try_take(impl, plan, pass, &c[i], budget, by, taken));
+    return GAN_OK;
+}
+
+#define COPY_CANDIDATES(perf, returned, out)                                                   \
+    for (int i_ = 0; i_ < (returned); i_++)                                                    \
+        (out)[i_] = (candidate){(int)(perf)[i_].algo, (perf)[i_].status, (perf)[i_].time,       \
+                                (perf)[i_].memory, (perf)[i_].determinism, (perf)[i_].mathType}
+
+/* cuDNN's heuristic order for `pass` (the _v7 queries). */
+static gan_status heuristic_candidates(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
+                                       gan_conv_pass pass, candidate *out, int *n)
+{
+    const gan_cuda_conv_descriptors *d = &plan->desc;
+    *n = 0;
+    CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass), search_math(impl)));
+    if (pass == GAN_CONV_FORWARD) {
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(impl->cudnn, d->x, d->w, d->forward, d->y,
+                                                         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n, perf));
+        COPY_CANDIDATES(perf, *n, out);
+    } else if (pass == GAN_CONV_BACKWARD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+            impl->cudnn, d->w, d->y, d->backward_data, d->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+            n, perf));
+        COPY_CANDIDATES(perf, *n, out);
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+            impl->cudnn, d->x, d->y, d->backward_filter, d->w,
+            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, n, perf));
+        COPY_CANDIDATES(perf, *n, out);
+    }
+    for (int i = 0; i < *n; i++)
+        out[i].ms = 0.0f; /* not measured */
+    return GAN_OK;
+}
+
+/* The buffers a timed search runs on: allocated for the search of one geometry, freed after. */
+typedef struct search_scratch {
+    void *x, *w, *y, *workspace;
+    size_t workspace_bytes;
+} search_scratch;
+
+static void scratch_free(search_scratch *s)
+{
+    cudaFree(s->x);
+    cudaFree(s->w);
+    cudaFree(s->y);
+    cudaFree(s->workspace);
+    cudaGetLastError();
+    memset(s, 0, sizeof *s);
+}
+
+/* false (and nothing held) when the device lacks the memory: the search is skipped. */
+static bool scratch_alloc(const gan_conv_geom *g, size_t budget, search_scratch *s)
+{
+    memset(s, 0, sizeof *s);
+    size_t x = (size_t)g->n * g->c_in * g->h_in * g->w_in * sizeof(float);
+    size_t w = (size_t)g->c_out * g->c_in * g->k_h * g->k_w * sizeof(float);
+    size_t y = (size_t)g->n * g->c_out * g->h_out * g->w_out * sizeof(float);
+    bool ok = cudaMalloc(&s->x, x) == cudaSuccess && cudaMalloc(&s->w, w) == cudaSuccess &&
+              cudaMalloc(&s->y, y) == cudaSuccess &&
+              (budget == 0 || cudaMalloc(&s->workspace, budget) == cudaSuccess);
+    /* Defined contents: some algorithms' speed depends on the data (none of cuDNN's documented
+     * ones do, but zeros keep a NaN pattern from ever mattering). */
+    ok = ok && cudaMemset(s->x, 0, x) == cudaSuccess && cudaMemset(s->w, 0, w) == cudaSuccess &&
+         cudaMemset(s->y, 0, y) == cudaSuccess;
+    if (!ok) {
+        scratch_free(s);
+        return false;
+    }
+    s->workspace_bytes = budget;
+    return true;
+}
+
+/* Every algorithm of `pass` timed by cudnnFind*AlgorithmEx, fastest first. */
+static gan_status measured_candidates(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
+                                      gan_conv_pass pass, const search_scratch *s, candidate *out,
+                                      int *n)
+{
+    const gan_cuda_conv_descriptors *d = &plan->desc;
+    *n = 0;
+    CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass), search_math(impl)));
+    if (pass == GAN_CONV_FORWARD) {
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        CUDNN_TRY(cudnnFindConvolutionForwardAlgorithmEx(
+            impl->cudnn, d->x, s->x, d->w, s->w, d->forward, d->y, s->y,
+            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n, perf, s->workspace, s->workspace_bytes));
+        COPY_CANDIDATES(perf, *n, out);
+    } else if (pass == GAN_CONV_BACKWARD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        CUDNN_TRY(cudnnFindConvolutionBackwardDataAlgorithmEx(
+            impl->cudnn, d->w, s->w, d->y, s->y, d->backward_data, d->x, s->x,
+            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, n, perf, s->workspace, s->workspace_bytes));
+        COPY_CANDIDATES(perf, *n, out);
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+            impl->cudnn, d->x, s->x, d->y, s->y, d->backward_filter, d->w, s->w,
+            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, n, perf, s->workspace, s->workspace_bytes));
+        COPY_CANDIDATES(perf, *n, out);
+    }
+    return GAN_OK;
+}
+
+/* The key of `pass` of g on this backend. */
+static gan_conv_choice choice_key(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass)
+{
+    gan_conv_choice c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.gpu, sizeof c.gpu, "%s", impl->gpu_name);
+    c.cc_major = impl->compute_capability_major;
+    c.cc_minor = impl->compute_capability_minor;
+    c.cudnn_version = impl->cudnn_version;
+    c.precision = impl->precision;
+    c.deterministic = impl->deterministic;
+    c.geom = *g;
+    c.pass = pass;
+    return c;
+}
+
+/* A stored choice for `pass`, if there is one and it is still valid here. */
+static gan_status take_stored(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                              size_t budget, bool *taken)
+{
+    *taken = false;
+    gan_conv_choice key = choice_key(impl, &plan->geom, pass);
+    int at = gan_conv_choices_find(&impl->choices, &key);
+    if (at < 0)
+        return GAN_OK;
+    const gan_conv_choice *stored = &impl->choices.items[at];
+    if (stored->algo < 0 || stored->algo >= algo_count(pass))
+        return GAN_OK; /* not a cuDNN algorithm of this pass (or one of ours not built here) */
+    candidate c = {
+        .algo = stored->algo, .status = CUDNN_STATUS_SUCCESS, .ms = (float)stored->ms,
+        .memory = 0, .determinism = impl->deterministic ? CUDNN_DETERMINISTIC : CUDNN_NON_DETERMINISTIC,
+        .math = (cudnnMathType_t)stored->math,
+    };
+    if (!acceptable(impl, &c, budget))
+        return GAN_OK;
+    return try_take(impl, plan, pass, &c, budget, GAN_CUDA_CHOSEN_STORED, taken);
+}
+
+/* Remembers a measured choice for conv_choices_export. */
+static gan_status remember(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass)
+{
+    const gan_cuda_pass_plan *p = &plan->pass[pass];
+    gan_conv_choice c = choice_key(impl, &plan->geom, pass);
+    c.algo = p->algo;
+    c.math = (gan_conv_math)p->math;
+    c.workspace_bytes = p->bytes;
+    c.ms = p->ms;
+    return gan_conv_choices_put(&impl->choices, &c);
+}
+
+/* The algorithms every cuDNN has deterministically with FP32 math. */
+static gan_status take_fallback(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                                size_t budget, bool *taken)
+{
+    static const int forward[] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                  CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM};
+    static const int backward_data[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1};
+    static const int backward_filter[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
+    const int *algos = pass == GAN_CONV_FORWARD         ? forward
+                       : pass == GAN_CONV_BACKWARD_DATA ? backward_data
+                                                        : backward_filter;
+    int n = pass == GAN_CONV_FORWARD ? 2 : 1;
+    *taken = false;
+    for (int i = 0; i < n && !*taken; i++) {
+        candidate c = {algos[i], CUDNN_STATUS_SUCCESS, 0.0f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH};
+        GAN_TRY(try_take(impl, plan, pass, &c, budget, GAN_CUDA_CHOSEN_FALLBACK, taken));
+    }
+    return GAN_OK;
 }
 
 static const char *options_text(const gan_cuda_impl *impl)
@@ -55,130 +331,58 @@ static const char *options_text(const gan_cuda_impl *impl)
     return impl->deterministic ? "deterministic " : "";
 }
 
-static gan_status no_algorithm(const char *pass, const gan_conv_geom *g, const gan_cuda_impl *impl,
+static gan_status no_algorithm(gan_conv_pass pass, const gan_conv_geom *g, const gan_cuda_impl *impl,
                                size_t budget)
 {
     return gan_error(GAN_ERR_BACKEND,
                      "cuDNN offers no %s%s algorithm for convolution x [%d, %d, %d, %d] -> y [%d, "
                      "%d, %d, %d], kernel %dx%d, stride %dx%d, pad %dx%d within a workspace of %zu "
                      "bytes (precision %s, deterministic %s)",
-                     options_text(impl), pass, g->n, g->c_in, g->h_in, g->w_in, g->n, g->c_out,
-                     g->h_out, g->w_out, g->k_h, g->k_w, g->stride_h, g->stride_w, g->pad_h, g->pad_w,
-                     budget, gan_precision_name(impl->precision), impl->deterministic ? "true" : "false");
+                     options_text(impl), gan_conv_pass_name(pass), g->n, g->c_in, g->h_in, g->w_in,
+                     g->n, g->c_out, g->h_out, g->w_out, g->k_h, g->k_w, g->stride_h, g->stride_w,
+                     g->pad_h, g->pad_w, budget, gan_precision_name(impl->precision),
+                     impl->deterministic ? "true" : "false");
 }
 
-static gan_status choose_forward(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, size_t budget)
+/* Chooses `pass` of the plan: stored, measured (when `scratch` is given), heuristic, fallback. */
+static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                         size_t budget, const search_scratch *scratch)
 {
-    gan_cuda_conv_descriptors *d = &plan->desc;
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int returned = 0;
-    CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(impl->cudnn, d->x, d->w, d->forward, d->y,
-                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned,
-                                                     perf));
-    for (int i = 0; i < returned; i++) {
-        if (!acceptable(impl, perf[i].status, perf[i].memory, perf[i].determinism,
-                        perf[i].mathType, budget))
-            continue;
-        CUDNN_TRY(cudnnSetConvolutionMathType(d->forward, math_for(impl, perf[i].mathType)));
-        /* The heuristics' memory figure is an estimate: ask for the real size. */
-        size_t bytes = 0;
-        if (cudnnGetConvolutionForwardWorkspaceSize(impl->cudnn, d->x, d->w, d->forward, d->y,
-                                                    perf[i].algo, &bytes) != CUDNN_STATUS_SUCCESS ||
-            bytes > budget)
-            continue;
-        plan->forward_algo = perf[i].algo;
-        plan->forward_bytes = bytes;
-        return GAN_OK;
+    bool taken = false;
+    candidate c[MAX_CANDIDATES];
+    int n = 0;
+    GAN_TRY(take_stored(impl, plan, pass, budget, &taken));
+    if (!taken && scratch) {
+        GAN_TRY(measured_candidates(impl, plan, pass, scratch, c, &n));
+        GAN_TRY(take_first_acceptable(impl, plan, pass, c, n, budget, GAN_CUDA_CHOSEN_MEASURED, &taken));
+        if (taken)
+            GAN_TRY(remember(impl, plan, pass));
     }
-    static const cudnnConvolutionFwdAlgo_t fallback[] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
-                                                         CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM};
-    CUDNN_TRY(cudnnSetConvolutionMathType(d->forward, CUDNN_FMA_MATH));
-    for (size_t i = 0; i < sizeof fallback / sizeof fallback[0]; i++) {
-        size_t bytes = 0;
-        if (cudnnGetConvolutionForwardWorkspaceSize(impl->cudnn, d->x, d->w, d->forward, d->y,
-                                                    fallback[i], &bytes) == CUDNN_STATUS_SUCCESS &&
-            bytes <= budget) {
-            plan->forward_algo = fallback[i];
-            plan->forward_bytes = bytes;
-            return GAN_OK;
-        }
+    if (!taken) {
+        GAN_TRY(heuristic_candidates(impl, plan, pass, c, &n));
+        GAN_TRY(take_first_acceptable(impl, plan, pass, c, n, budget, GAN_CUDA_CHOSEN_HEURISTIC, &taken));
     }
-    return no_algorithm("forward", &plan->geom, impl, budget);
+    if (!taken)
+        GAN_TRY(take_fallback(impl, plan, pass, budget, &taken));
+    if (!taken)
+        return no_algorithm(pass, &plan->geom, impl, budget);
+    return GAN_OK;
 }
 
-static gan_status choose_backward_data(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, size_t budget)
+/* Whether every pass of g has a stored choice (then no search buffers are needed). */
+static bool all_stored(const gan_cuda_impl *impl, const gan_conv_geom *g)
 {
-    gan_cuda_conv_descriptors *d = &plan->desc;
-    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int returned = 0;
-    CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(impl->cudnn, d->w, d->y, d->backward_data,
-                                                          d->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                          &returned, perf));
-    for (int i = 0; i < returned; i++) {
-        if (!acceptable(impl, perf[i].status, perf[i].memory, perf[i].determinism,
-                        perf[i].mathType, budget))
-            continue;
-        CUDNN_TRY(cudnnSetConvolutionMathType(d->backward_data, math_for(impl, perf[i].mathType)));
-        size_t bytes = 0;
-        if (cudnnGetConvolutionBackwardDataWorkspaceSize(impl->cudnn, d->w, d->y, d->backward_data,
-                                                         d->x, perf[i].algo, &bytes) != CUDNN_STATUS_SUCCESS ||
-            bytes > budget)
-            continue;
-        plan->backward_data_algo = perf[i].algo;
-        plan->backward_data_bytes = bytes;
-        return GAN_OK;
+    for (int p = 0; p < 3; p++) {
+        gan_conv_choice key = choice_key(impl, g, (gan_conv_pass)p);
+        if (gan_conv_choices_find(&impl->choices, &key) < 0)
+            return false;
     }
-    CUDNN_TRY(cudnnSetConvolutionMathType(d->backward_data, CUDNN_FMA_MATH));
-    size_t bytes = 0;
-    if (cudnnGetConvolutionBackwardDataWorkspaceSize(impl->cudnn, d->w, d->y, d->backward_data, d->x,
-                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, &bytes) ==
-            CUDNN_STATUS_SUCCESS &&
-        bytes <= budget) {
-        plan->backward_data_algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
-        plan->backward_data_bytes = bytes;
-        return GAN_OK;
-    }
-    return no_algorithm("backward-data", &plan->geom, impl, budget);
+    return true;
 }
 
-static gan_status choose_backward_filter(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, size_t budget)
-{
-    gan_cuda_conv_descriptors *d = &plan->desc;
-    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int returned = 0;
-    CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        impl->cudnn, d->x, d->y, d->backward_filter, d->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-        &returned, perf));
-    for (int i = 0; i < returned; i++) {
-        if (!acceptable(impl, perf[i].status, perf[i].memory, perf[i].determinism,
-                        perf[i].mathType, budget))
-            continue;
-        CUDNN_TRY(cudnnSetConvolutionMathType(d->backward_filter, math_for(impl, perf[i].mathType)));
-        size_t bytes = 0;
-        if (cudnnGetConvolutionBackwardFilterWorkspaceSize(impl->cudnn, d->x, d->y,
-                                                           d->backward_filter, d->w, perf[i].algo,
-                                                           &bytes) != CUDNN_STATUS_SUCCESS ||
-            bytes > budget)
-            continue;
-        plan->backward_filter_algo = perf[i].algo;
-        plan->backward_filter_bytes = bytes;
-        return GAN_OK;
-    }
-    CUDNN_TRY(cudnnSetConvolutionMathType(d->backward_filter, CUDNN_FMA_MATH));
-    size_t bytes = 0;
-    if (cudnnGetConvolutionBackwardFilterWorkspaceSize(impl->cudnn, d->x, d->y, d->backward_filter,
-                                                       d->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
-                                                       &bytes) == CUDNN_STATUS_SUCCESS &&
-        bytes <= budget) {
-        plan->backward_filter_algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
-        plan->backward_filter_bytes = bytes;
-        return GAN_OK;
-    }
-    return no_algorithm("backward-filter", &plan->geom, impl, budget);
-}
-
-/* The plan of geometry g, made now with `budget` if it does not exist yet. */
-static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t budget,
+/* The plan of geometry g, made now with `budget` if it does not exist yet; `search` allows the
+ * timed search (planning time only: it allocates). */
+static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t budget, bool search,
                            gan_cuda_conv_plan **out)
 {
     for (int i = 0; i < impl->conv_plan_count; i++)
@@ -200,14 +404,29 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
     memset(&plan, 0, sizeof plan);
     plan.geom = *g;
     GAN_TRY(gan_cuda_conv_descriptors_create(&args, impl->precision, &plan.desc));
+    search_scratch scratch;
+    bool searching = search && !impl->capturing && !all_stored(impl, g) &&
+                     scratch_alloc(g, budget, &scratch);
     gan_status status = GAN_OK;
-    GAN_CHECK(choose_forward(impl, &plan, budget));
-    GAN_CHECK(choose_backward_data(impl, &plan, budget));
-    GAN_CHECK(choose_backward_filter(impl, &plan, budget));
+    for (int p = 0; p < 3; p++)
+        GAN_CHECK(choose(impl, &plan, (gan_conv_pass)p, budget, searching ? &scratch : NULL));
+    if (searching) {
+        /* The search ran on the stream: finish it before its buffers go. */
+        status = gan_cuda_check(cudaStreamSynchronize(impl->stream), "cudaStreamSynchronize",
+                                __FILE__, __LINE__);
+        scratch_free(&scratch);
+        searching = false;
+        if (status != GAN_OK)
+            goto cleanup;
+    }
     impl->conv_plans[impl->conv_plan_count] = plan;
     *out = &impl->conv_plans[impl->conv_plan_count++];
     return GAN_OK;
 cleanup:
+    if (searching) {
+        cudaStreamSynchronize(impl->stream);
+        scratch_free(&scratch);
+    }
     gan_cuda_conv_descriptors_destroy(&plan.desc);
     return status;
 }
@@ -219,12 +438,7 @@ void gan_cuda_conv_plans_clear(gan_cuda_impl *impl)
     free(impl->conv_plans);
     impl->conv_plans = NULL;
     impl->conv_plan_count = impl->conv_plan_capacity = 0;
-}
-
-static size_t max3(size_t a, size_t b, size_t c)
-{
-    size_t m = a > b ? a : b;
-    return m > c ? m : c;
+    gan_conv_choices_free(&impl->choices);
 }
 
 /* The op table's conv_workspace_bytes cannot return an error: when no plan can be made, it
@@ -236,23 +450,27 @@ size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
     if (gan_conv_is_whole_input(g))
         return 0;
     gan_cuda_conv_plan *plan;
-    if (plan_get(impl, g, impl->workspace_budget_bytes, &plan) != GAN_OK)
+    if (plan_get(impl, g, impl->workspace_budget_bytes, true, &plan) != GAN_OK)
         return 0;
-    return max3(plan->forward_bytes, plan->backward_data_bytes, plan->backward_filter_bytes);
+    size_t most = 0;
+    for (int p = 0; p < 3; p++)
+        if (plan->pass[p].bytes > most)
+            most = plan->pass[p].bytes;
+    return most;
 }
 
 /* A geometry first seen at a call (not planned) gets algorithms that need no workspace: the
  * caller's workspace size is unknown. */
 static gan_status plan_for_call(gan_backend *be, const gan_conv_geom *g, gan_cuda_conv_plan **plan)
 {
-    return plan_get(gan_cuda_impl_of(be), g, 0, plan);
+    return plan_get(gan_cuda_impl_of(be), g, 0, false, plan);
 }
 
-static gan_status check_workspace(const char *pass, size_t bytes, const void *workspace)
+static gan_status check_workspace(gan_conv_pass pass, size_t bytes, const void *workspace)
 {
     if (bytes > 0 && !workspace)
         return gan_error(GAN_ERR_ARG, "convolution %s needs a workspace of %zu bytes and got none",
-                         pass, bytes);
+                         gan_conv_pass_name(pass), bytes);
     return GAN_OK;
 }
 
@@ -276,11 +494,12 @@ gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const 
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_for_call(be, g, &plan));
-    GAN_TRY(check_workspace("forward", plan->forward_bytes, workspace));
+    const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_FORWARD];
+    GAN_TRY(check_workspace(GAN_CONV_FORWARD, p->bytes, workspace));
     const gan_cuda_conv_descriptors *d = &plan->desc;
     CUDNN_TRY(cudnnConvolutionForward(impl->cudnn, &ONE, d->x, x, d->w, w, d->forward,
-                                      plan->forward_algo, workspace, plan->forward_bytes, &ZERO,
-                                      d->y, y));
+                                      (cudnnConvolutionFwdAlgo_t)p->algo, workspace, p->bytes,
+                                      &ZERO, d->y, y));
     return GAN_OK;
 }
 
@@ -292,11 +511,12 @@ gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, 
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_for_call(be, g, &plan));
-    GAN_TRY(check_workspace("backward-data", plan->backward_data_bytes, workspace));
+    const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_BACKWARD_DATA];
+    GAN_TRY(check_workspace(GAN_CONV_BACKWARD_DATA, p->bytes, workspace));
     const gan_cuda_conv_descriptors *d = &plan->desc;
     CUDNN_TRY(cudnnConvolutionBackwardData(impl->cudnn, &ONE, d->w, w, d->y, dy, d->backward_data,
-                                           plan->backward_data_algo, workspace,
-                                           plan->backward_data_bytes, &ZERO, d->x, dx));
+                                           (cudnnConvolutionBwdDataAlgo_t)p->algo, workspace,
+                                           p->bytes, &ZERO, d->x, dx));
     return GAN_OK;
 }
 
@@ -308,11 +528,70 @@ gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_for_call(be, g, &plan));
-    GAN_TRY(check_workspace("backward-filter", plan->backward_filter_bytes, workspace));
+    const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_BACKWARD_FILTER];
+    GAN_TRY(check_workspace(GAN_CONV_BACKWARD_FILTER, p->bytes, workspace));
     const gan_cuda_conv_descriptors *d = &plan->desc;
     CUDNN_TRY(cudnnConvolutionBackwardFilter(impl->cudnn, &ONE, d->x, x, d->y, dy,
-                                             d->backward_filter, plan->backward_filter_algo,
-                                             workspace, plan->backward_filter_bytes, &beta, d->w,
-                                             dw));
+                                             d->backward_filter,
+                                             (cudnnConvolutionBwdFilterAlgo_t)p->algo, workspace,
+                                             p->bytes, &beta, d->w, dw));
     return GAN_OK;
+}
+
+/* ---- the choices, in and out ----------------------------------------------------------- */
+
+gan_status gan_cuda_conv_choices_export(gan_backend *be, char **text)
+{
+    return gan_conv_choices_format(&gan_cuda_impl_of(be)->choices, text);
+}
+
+/* Parsed whole before any is kept: a malformed text changes nothing. */
+gan_status gan_cuda_conv_choices_import(gan_backend *be, const char *text, const char *source)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    gan_conv_choices parsed = {0};
+    gan_status status = gan_conv_choices_parse(text, source, &parsed);
+    for (int i = 0; status == GAN_OK && i < parsed.count; i++)
+        status = gan_conv_choices_put(&impl->choices, &parsed.items[i]);
+    gan_conv_choices_free(&parsed);
+    return status;
+}
+
+static const char *algo_name(gan_conv_pass pass, int algo)
+{
+    static const char *const forward[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT",
+                                          "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+    static const char *const backward_data[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD",
+                                                "WINOGRAD_NONFUSED"};
+    static const char *const backward_filter[] = {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD",
+                                                  "WINOGRAD_NONFUSED", "FFT_TILING"};
+    if (algo == GAN_CONV_ALGO_SUBPIXEL)
+        return "subpixel";
+    if (pass == GAN_CONV_FORWARD && algo >= 0 && algo < 8)
+        return forward[algo];
+    if (pass == GAN_CONV_BACKWARD_DATA && algo >= 0 && algo < 6)
+        return backward_data[algo];
+    if (pass == GAN_CONV_BACKWARD_FILTER && algo >= 0 && algo < 7)
+        return backward_filter[algo];
+    return "?";
+}
+
+void gan_cuda_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, char *out,
+                            size_t bytes)
+{
+    static const char *const by[] = {"heuristic", "measured", "stored", "fallback"};
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    if (gan_conv_is_whole_input(g)) {
+        snprintf(out, bytes, "cublas sgemm (whole-input kernel)");
+        return;
+    }
+    for (int i = 0; i < impl->conv_plan_count; i++)
+        if (geom_equal(&impl->conv_plans[i].geom, g)) {
+            const gan_cuda_pass_plan *p = &impl->conv_plans[i].pass[pass];
+            snprintf(out, bytes, "%s %s ws %zu KiB, %s %.4f ms", algo_name(pass, p->algo),
+                     gan_conv_math_name((gan_conv_math)p->math), p->bytes >> 10,
+                     by[p->chosen_by], (double)p->ms);
+            return;
+        }
+    snprintf(out, bytes, "not planned");
 }

@@ -14,6 +14,7 @@
 
 #include "gan/backend.h"
 #include "gan/cuda_args.h"
+#include "gan/conv_choices.h"
 #include "gan/cuda_backend.h"
 
 /* ---- checked calls: the failing call's text, file and line, and the library's reason ------- */
@@ -48,20 +49,38 @@ cudnnConvolutionMode_t gan_cuda_cudnn_conv_mode(gan_cudnn_conv_mode mode);
 
 /* ---- the backend's state ------------------------------------------------------------------ */
 
-/* One convolution geometry's descriptors and the algorithm chosen for each of its calls, chosen
- * once (the first time the geometry is seen: when the model plans its workspace). */
+/* How a pass's algorithm was chosen (src/backend/cuda_conv.c). */
+typedef enum gan_cuda_chosen_by {
+    GAN_CUDA_CHOSEN_HEURISTIC,
+    GAN_CUDA_CHOSEN_MEASURED,
+    GAN_CUDA_CHOSEN_STORED,
+    GAN_CUDA_CHOSEN_FALLBACK
+} gan_cuda_chosen_by;
+
+/* The algorithm of one pass: cuDNN's enum value for the pass, its math type, its workspace and
+ * the milliseconds a search measured (0 when none did). */
+typedef struct gan_cuda_pass_plan {
+    int algo;
+    cudnnMathType_t math;
+    size_t bytes;
+    float ms;
+    gan_cuda_chosen_by chosen_by;
+} gan_cuda_pass_plan;
+
+/* One convolution geometry's descriptors and the algorithm chosen for each of its passes
+ * (indexed by gan_conv_pass), chosen once: when the model plans its workspace. */
 typedef struct gan_cuda_conv_plan {
     gan_conv_geom geom;
     gan_cuda_conv_descriptors desc;
-    cudnnConvolutionFwdAlgo_t forward_algo;
-    cudnnConvolutionBwdDataAlgo_t backward_data_algo;
-    cudnnConvolutionBwdFilterAlgo_t backward_filter_algo;
-    size_t forward_bytes, backward_data_bytes, backward_filter_bytes; /* workspace of each */
+    gan_cuda_pass_plan pass[3];
 } gan_cuda_conv_plan;
 
 typedef struct gan_cuda_impl {
     int device;
     int compute_capability_major; /* 8 and above have TF32 */
+    int compute_capability_minor;
+    char gpu_name[GAN_CONV_CHOICE_GPU_CHARS]; /* cudaDeviceProp.name, '"' and controls as '_' */
+    long cudnn_version;           /* cudnnGetVersion() */
     cudaStream_t stream;          /* every op is queued here */
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;
@@ -72,6 +91,7 @@ typedef struct gan_cuda_impl {
     size_t workspace_budget_bytes; /* the most one convolution may use */
     gan_cuda_conv_plan *conv_plans;
     int conv_plan_count, conv_plan_capacity;
+    gan_conv_choices choices;     /* imported and measured algorithm choices (conv_choices.h) */
     size_t allocated_bytes;       /* device memory taken through alloc, for reports */
     /* Uploads go through two pinned host buffers in turn: the caller's bytes are copied into
      * one, the device copy from it is queued, and the call returns while it runs (the buffer is
@@ -98,7 +118,11 @@ gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, 
                                        const float *w, float *dx, void *workspace);
 gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                          const float *dy, float beta, float *dw, void *workspace);
-/* Forgets every plan (when the backend is destroyed). */
+/* Forgets every plan and choice (when the backend is destroyed). */
 void gan_cuda_conv_plans_clear(gan_cuda_impl *impl);
+gan_status gan_cuda_conv_choices_export(gan_backend *be, char **text);
+gan_status gan_cuda_conv_choices_import(gan_backend *be, const char *text, const char *source);
+void gan_cuda_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, char *out,
+                            size_t bytes);
 
 #endif

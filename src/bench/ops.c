@@ -230,7 +230,17 @@ static gan_status report_op(gan_backend *be, const op_call *o, const ops_options
         snprintf(rate, sizeof rate, "%9s %8.1f", "-", gbps);
         snprintf(pct, sizeof pct, "%6.1f%%", 100.0 * gbps / pk->copy_gbps);
     }
-    printf("%-18s %-6s %-44s %10.4f %10.4f %s %s\n", name, layer, shape, best * 1e3, median * 1e3, rate, pct);
+    /* The convolutions' algorithm, as the backend chose it (the CUDA backend: by measurement). */
+    char algorithm[160] = "";
+    if (be->conv_describe && (o->kind == OP_CONV_FORWARD || o->kind == OP_CONV_BACKWARD_DATA ||
+                              o->kind == OP_CONV_BACKWARD_FILTER)) {
+        gan_conv_pass pass = o->kind == OP_CONV_FORWARD         ? GAN_CONV_FORWARD
+                             : o->kind == OP_CONV_BACKWARD_DATA ? GAN_CONV_BACKWARD_DATA
+                                                                : GAN_CONV_BACKWARD_FILTER;
+        be->conv_describe(be, &o->geom, pass, algorithm, sizeof algorithm);
+    }
+    printf("%-18s %-6s %-44s %10.4f %10.4f %s %s  %s\n", name, layer, shape, best * 1e3, median * 1e3,
+           rate, pct, algorithm);
     fflush(stdout);
     return GAN_OK;
 }
@@ -512,8 +522,8 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
     GAN_CHECK(gan_model_create("G", cfg.generator, z_shape, batch, be, &g));
     GAN_CHECK(gan_model_create("D", cfg.discriminator, image, batch, be, &d));
     printf("\n== %s batch %d (%s) ==\n", cfg.name, batch, path);
-    printf("%-18s %-6s %-44s %10s %10s %9s %8s %7s\n", "op", "layer", "shape", "best ms", "median ms",
-           "GFLOP/s", "GB/s", "% peak");
+    printf("%-18s %-6s %-44s %10s %10s %9s %8s %7s  %s\n", "op", "layer", "shape", "best ms", "median ms",
+           "GFLOP/s", "GB/s", "% peak", "algorithm");
     iteration_ms it = {0};
     GAN_CHECK(bench_model(be, g, opt, pk, &it));
     GAN_CHECK(bench_model(be, d, opt, pk, &it));
@@ -585,7 +595,9 @@ static int usage(FILE *out)
             "\n"
             "Times every op at every layer shape of the configs through the backend's op table: best and\n"
             "median ms per call, GFLOP/s (conv, convt, linear) or GB/s (the rest), and the share of the\n"
-            "peak measured in the same run (gemm for GFLOP/s, the backend's copy for GB/s).\n"
+            "peak measured in the same run (gemm for GFLOP/s, the backend's copy for GB/s), and for\n"
+            "convolutions the algorithm the backend runs (on CUDA: cuDNN's, chosen by timing each one\n"
+            "when the models are planned, or reused from the cache of earlier choices).\n"
             "Defaults: --runs 5 --warmup 1 --min-ms 2; conv covers conv, convt and linear; act covers\n"
             "the activations and dropout. The overrides apply to every config; train.precision=fp32|tf32\n"
             "and train.deterministic=true|false set how the backend computes.\n");

@@ -157,21 +157,24 @@ cleanup:
     return status;
 }
 
-enum { MAX_COUNTERS = 32, COUNTER_TEXT = 32 };
+enum { MAX_COUNTERS = 32, COUNTER_TEXT = 32, MAX_TEXTS = 4 };
 
 gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
                                 const gan_checkpoint_model *models, int model_count,
-                                const gan_checkpoint_counter *counters, int counter_count)
+                                const gan_checkpoint_counter *counters, int counter_count,
+                                const gan_checkpoint_text *texts, int text_count)
 {
     if (counter_count > MAX_COUNTERS)
         return gan_error(GAN_ERR_ARG, "%s: %d counters, at most %d", path, counter_count, MAX_COUNTERS);
+    if (text_count < 0 || text_count > MAX_TEXTS)
+        return gan_error(GAN_ERR_ARG, "%s: %d texts, at most %d", path, text_count, MAX_TEXTS);
     host_models h;
     GAN_TRY(host_models_download(models, model_count, &h));
     char *config = NULL;
     gan_status status = GAN_OK;
     GAN_CHECK(config_text(cfg, &config));
     char values[MAX_COUNTERS][COUNTER_TEXT];
-    gan_st_metadata meta[MAX_COUNTERS + 4] = {
+    gan_st_metadata meta[MAX_COUNTERS + MAX_TEXTS + 4] = {
         {"format", GAN_CHECKPOINT_FORMAT}, {"version", GAN_CHECKPOINT_VERSION},
         {"name", (char *)cfg->name}, {"config", config},
     };
@@ -182,12 +185,19 @@ gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
             snprintf(values[i], COUNTER_TEXT, "%" PRIu64, counters[i].value.u64);
         meta[4 + i] = (gan_st_metadata){(char *)counters[i].key, values[i]};
     }
-    GAN_CHECK(gan_safetensors_write_with_crc(path, h.tensors, h.tensor_count, meta, 4 + counter_count,
-                                             GAN_CHECKPOINT_CRC_KEY));
+    for (int i = 0; i < text_count; i++)
+        meta[4 + counter_count + i] = (gan_st_metadata){(char *)texts[i].key, (char *)texts[i].value};
+    GAN_CHECK(gan_safetensors_write_with_crc(path, h.tensors, h.tensor_count, meta,
+                                             4 + counter_count + text_count, GAN_CHECKPOINT_CRC_KEY));
 cleanup:
     free(config);
     host_models_free(&h);
     return status;
+}
+
+const char *gan_checkpoint_text_of(const gan_checkpoint *ck, const char *key)
+{
+    return gan_safetensors_metadata(&ck->st, key);
 }
 
 gan_status gan_checkpoint_open(const char *path, gan_checkpoint *ck)

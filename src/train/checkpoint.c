@@ -2,11 +2,15 @@
  * their Adam moments, and the counters that make a resumed run continue bit for bit on the CPU:
  * the iteration and epoch, both Adam step counts, the noise generator's position, both dropout
  * offsets and the data position. The Philox positions are written in blocks of 4 elements (the
- * trainer keeps them in elements; every advance is whole blocks, so the two convert exactly). */
+ * trainer keeps them in elements; every advance is whole blocks, so the two convert exactly).
+ * With the CUDA backend, its convolution algorithm choices too (metadata conv_algorithms). */
 #include "gan/checkpoint.h"
 #include "gan/train.h"
 
 #include <stdint.h>
+#include <stdlib.h>
+
+#include "train/conv_algorithms.h"
 
 /* The counters in the order they are written (the file's bytes depend on it). */
 enum {
@@ -63,7 +67,14 @@ gan_status gan_trainer_save_checkpoint(gan_trainer *t, gan_data_source *data, in
     c[COUNTER_DATA_INDEX].value.i64 = pos.index;
     gan_checkpoint_model models[2];
     trainer_models(t, models);
-    return gan_checkpoint_write(path, &t->cfg, models, 2, c, COUNTER_COUNT);
+    /* The backend's convolution algorithm choices: a resume computes with the same ones. */
+    char *algorithms = NULL;
+    GAN_TRY(conv_algorithms_text(t->backend, &algorithms));
+    gan_checkpoint_text texts[1] = {{GAN_CONV_ALGORITHMS_KEY, algorithms}};
+    gan_status status = gan_checkpoint_write(path, &t->cfg, models, 2, c, COUNTER_COUNT, texts,
+                                             algorithms ? 1 : 0);
+    free(algorithms);
+    return status;
 }
 
 /* The counters must describe a run this config could have made: a non-negative iteration (at

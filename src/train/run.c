@@ -17,6 +17,7 @@
 #include "gan/image.h"
 #include "gan/npy.h"
 #include "gan/tb_events.h"
+#include "train/conv_algorithms.h"
 #include "train/run_dir.h"
 
 static volatile sig_atomic_t stop_signal = 0;
@@ -417,7 +418,9 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
     gan_status status = GAN_OK;
     GAN_CHECK(take_run_directory(&run, options->resume, resume_path, sizeof resume_path));
     GAN_CHECK(open_backend(&run, options));
+    GAN_CHECK(conv_algorithms_reuse(run.backend, options->resume ? resume_path : NULL, stderr));
     GAN_CHECK(open_trainer(&run, options, resume_path));
+    GAN_CHECK(conv_algorithms_keep(run.backend, run.paths.root, stderr));
     GAN_CHECK(open_outputs(&run, options->resume));
     GAN_CHECK(train(&run, result));
 cleanup:

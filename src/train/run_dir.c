@@ -302,6 +302,8 @@ void run_dir_remove_stale_temporaries(const run_paths *paths)
     char config_tmp[4300];
     snprintf(config_tmp, sizeof config_tmp, "%s/config.ini.tmp", paths->root);
     unlink(config_tmp);
+    snprintf(config_tmp, sizeof config_tmp, "%s/conv_algorithms.txt.tmp", paths->root);
+    unlink(config_tmp);
 }
 
 /* The iteration of one metrics.jsonl line ({"iteration": N, ...}); false when it has none. */

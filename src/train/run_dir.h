@@ -47,7 +47,7 @@ gan_status run_dir_lock(const run_paths *paths, int *fd);
 void run_dir_unlock(int fd);
 
 /* Removes what a killed run left half-written: checkpoints/ *.safetensors.tmp, samples/ *.tmp,
- * config.ini.tmp (only ever called by the lock's holder). */
+ * config.ini.tmp, conv_algorithms.txt.tmp (only ever called by the lock's holder). */
 void run_dir_remove_stale_temporaries(const run_paths *paths);
 
 /* metrics.jsonl without the lines of iterations after `iteration` (the ones a resumed run makes
