@@ -6,9 +6,11 @@
 #      nvidia-cudnn-cu13
 #   3. configure for the local GPU (CMAKE_CUDA_ARCHITECTURES from nvidia-smi, or native) and build
 #   4. ctest, every label including `gpu`
-#   5. gan info; gan selftest --device cuda
+#   5. gan info; gan selftest --device cuda in fp32 + deterministic and in tf32 (every op and one
+#      iteration against the CPU: largest and relative L2 errors per tensor)
 #   6. dcgan_fmnist32 for 20 iterations on the GPU and on the CPU with the same seed, losses side
-#      by side
+#      by side; the GPU run again, which must log the same losses and choose the same convolution
+#      algorithms (kept in GAN_CACHE_DIR = BUILD/gpu-check-cache; listed in the report)
 #   7. gan bench ops --device cuda on one config and batch (a short look at the ops)
 #   8. the speed check (bench/gpu_speed.py): gan in each precision against PyTorch in the matching
 #      set-up and its CUDA-graph variant, alternating rounds, dcgan_celeba64 at 64 and 128 and
@@ -48,6 +50,9 @@ done
 mkdir -p "$build"
 build=$(cd "$build" && pwd)
 logs=$build/gpu-check-logs
+# The convolution algorithm choices gan keeps (gan/conv_choices.h) go here, not into $HOME:
+# the first run on this machine measures them, later ones reuse them; the report lists them.
+export GAN_CACHE_DIR=$build/gpu-check-cache
 rm -rf "$logs"
 mkdir -p "$logs"
 prefix=$build/prefix
@@ -295,7 +300,9 @@ fi
 if [ $built = 1 ]; then
   run_step "gan info" 120 "$gan" info
   if [ $have_gpu = 1 ]; then
-    run_step "gan selftest --device cuda" 180 "$gan" selftest --device cuda
+    run_step "gan selftest --device cuda (fp32, deterministic)" 180 "$gan" selftest --device cuda
+    run_optional "gan selftest --device cuda (tf32, not deterministic)" 180 \
+      "$gan" selftest --device cuda train.precision=tf32 train.deterministic=false
   else
     skip_step "gan selftest --device cuda" "no GPU"
   fi
@@ -319,6 +326,13 @@ if [ $built = 1 ] && [ $have_gpu = 1 ]; then
   run_step "train dcgan_fmnist32 20 iterations --device cpu" 150 \
     "$gan" "${train_args[@]}" --device cpu --out "$runs/cpu"
   cpu_rc=$?
+  # fp32 + deterministic is bit-reproducible run to run: a second run (reusing the algorithm
+  # choices the first one stored) must log the same losses.
+  run_step "train dcgan_fmnist32 again --device cuda: same losses" 120 bash -c \
+    "'$gan' ${train_args[*]} --device cuda --out '$runs/cuda2' --quiet &&
+     cmp <(grep -o '\"loss_d\": [^,]*, \"loss_g\": [^,]*' '$runs/cuda/metrics.jsonl') \
+         <(grep -o '\"loss_d\": [^,]*, \"loss_g\": [^,]*' '$runs/cuda2/metrics.jsonl') &&
+     cmp '$runs/cuda/conv_algorithms.txt' '$runs/cuda2/conv_algorithms.txt'"
   if [ $cuda_rc = 0 ] && [ $cpu_rc = 0 ]; then
     cuda_log=$(ls "$logs"/*device-cuda*.log | tail -1)
     cpu_log=$(ls "$logs"/*device-cpu*.log | tail -1)
@@ -328,6 +342,16 @@ if [ $built = 1 ] && [ $have_gpu = 1 ]; then
       echo
       echo '```'
       paste -d'|' <(grep -E 'Loss_D|loss_d' "$cuda_log") <(grep -E 'Loss_D|loss_d' "$cpu_log")
+      echo '```'
+    } >>"$body"
+  fi
+  if [ -f "$runs/cuda/conv_algorithms.txt" ]; then
+    {
+      echo
+      echo "### convolution algorithms chosen (dcgan_fmnist32, fp32, deterministic)"
+      echo
+      echo '```'
+      cat "$runs/cuda/conv_algorithms.txt"
       echo '```'
     } >>"$body"
   fi
