@@ -76,6 +76,18 @@ gan_status gan_cuda_bias_forward(cudaStream_t cuda_stream, int n, int c, int hw,
 gan_status gan_cuda_bias_backward(cudaStream_t cuda_stream, int n, int c, int hw,
                                   const float *dy, float beta, float *db);
 
+/* The kernels around the inner convolution of the sub-pixel backward-data of a kernel 4,
+ * stride 2, pad 1 convolution (gan/cuda_args.h, "the sub-pixel form"; kernels/subpixel.cuh).
+ * w2 [4 ci, co, 2, 2] from w [co, ci, 4, 4]: w2[(a*2 + b)*ci + c, o, i, j] =
+ * w[o, c, 3 - a - 2i, 3 - b - 2j]. */
+gan_status gan_cuda_subpixel_weights(cudaStream_t cuda_stream, int co, int ci, const float *w,
+                                     float *w2);
+/* dx [n, ci, 2 h_out, 2 w_out] from y2 [n, 4 ci, h_out + 1, w_out + 1] (h_out, w_out: the
+ * convolution's y): dx[m, c, 2p + a, 2q + b] = y2[m, (a*2 + b)*ci + c, p + a, q + b]; dx is
+ * overwritten entirely. */
+gan_status gan_cuda_subpixel_gather(cudaStream_t cuda_stream, int n, int ci, int h_out, int w_out,
+                                    const float *y2, float *dx);
+
 /* No activation fused into a batch norm (`act` otherwise holds GAN_ACT_RELU or GAN_ACT_LRELU). */
 #define GAN_FUSED_NONE (-1)
 

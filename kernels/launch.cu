@@ -18,6 +18,7 @@
 #include "norm.cuh"
 #include "random.cuh"
 #include "reduce.cuh"
+#include "subpixel.cuh"
 
 /* Grid-stride kernels never need more blocks than this: 65535 x 256 threads is far more than
  * any GPU keeps resident, and it is a legal grid.x on every architecture. */
@@ -171,6 +172,28 @@ gan_status gan_cuda_bias_backward(cudaStream_t cuda_stream, int n, int c, int hw
     /* One block per channel (grid.x allows 2^31 - 1 blocks, more than any int c). */
     return launch("bias_backward", gan_bias_backward_kernel, (unsigned)c, cuda_stream, (size_t)n,
                   (size_t)c, (size_t)hw, dy, beta, db);
+}
+
+gan_status gan_cuda_subpixel_weights(cudaStream_t cuda_stream, int co, int ci, const float *w,
+                                     float *w2)
+{
+    if (co < 0 || ci < 0)
+        return gan_error(GAN_ERR_ARG, "subpixel_weights: negative shape co %d, ci %d", co, ci);
+    size_t count = (size_t)16 * (size_t)co * (size_t)ci; /* w2 [4 ci, co, 2, 2] */
+    return launch_elementwise("subpixel_weights", gan_subpixel_weights_kernel, count, cuda_stream,
+                              count, (size_t)co, (size_t)ci, w, w2);
+}
+
+gan_status gan_cuda_subpixel_gather(cudaStream_t cuda_stream, int n, int ci, int h_out, int w_out,
+                                    const float *y2, float *dx)
+{
+    if (n < 0 || ci < 0 || h_out < 0 || w_out < 0)
+        return gan_error(GAN_ERR_ARG, "subpixel_gather: negative shape n %d, ci %d, y %dx%d", n, ci,
+                         h_out, w_out);
+    /* dx [n, ci, 2 h_out, 2 w_out] */
+    size_t count = (size_t)n * (size_t)ci * (2 * (size_t)h_out) * (2 * (size_t)w_out);
+    return launch_elementwise("subpixel_gather", gan_subpixel_gather_kernel, count, cuda_stream,
+                              count, (size_t)ci, (size_t)h_out, (size_t)w_out, y2, dx);
 }
 
 static gan_status check_bn_shape(const char *op, int n, int c, int hw)

@@ -330,6 +330,134 @@ static void test_conv(void)
     CHECK_FAILS_WITH(gan_cuda_conv_args_make(&bad, &args), GAN_ERR_SHAPE, "plan says");
 }
 
+/* ---- the sub-pixel backward-data of a kernel 4, stride 2, pad 1 convolution ---------------- */
+
+/* g's backward-data as the inner forward convolution of gan_conv_subpixel_inner on rearranged
+ * weights, then gathered, all through the references above; against the reference
+ * backward-data of g. */
+static void test_subpixel_case(gan_conv_geom g)
+{
+    char name[128];
+    snprintf(name, sizeof name, "subpixel x[%d,%d,%d,%d] w[%d,%d,4,4]", g.n, g.c_in, g.h_in, g.w_in,
+             g.c_out, g.c_in);
+    CHECK_MSG(gan_conv_subpixel_applies(&g), "%s: does not apply", name);
+    gan_conv_geom inner;
+    CHECK_OK(gan_conv_subpixel_inner(&g, &inner));
+    gan_cuda_conv_args args, inner_args;
+    CHECK_OK(gan_cuda_conv_args_make(&g, &args));
+    CHECK_OK(gan_cuda_conv_args_make(&inner, &inner_args));
+    CHECK(inner.n == g.n && inner.c_in == g.c_out && inner.h_in == g.h_out && inner.w_in == g.w_out);
+    CHECK(inner.c_out == 4 * g.c_in && inner.h_out == g.h_out + 1 && inner.w_out == g.w_out + 1);
+
+    const int n = g.n, ci = g.c_in, co = g.c_out, ho = g.h_out, wo = g.w_out;
+    size_t x_count = t_span(&args.x), y_count = t_span(&args.y);
+    size_t w_count = (size_t)co * ci * 16, y2_count = t_span(&inner_args.y);
+    CHECK(gan_conv_subpixel_y2_offset_floats(&g) == (w_count + 63) / 64 * 64);
+    CHECK(gan_conv_subpixel_scratch_floats(&g) == (w_count + 63) / 64 * 64 + y2_count);
+    float *w = random_buffer(w_count, 21), *dy = random_buffer(y_count, 22);
+    float *w2 = malloc(w_count * sizeof *w2), *y2 = malloc(y2_count * sizeof *y2);
+    float *ref = malloc(x_count * sizeof *ref), *got = malloc(x_count * sizeof *got);
+    double *acc = calloc(x_count > y2_count ? x_count : y2_count, sizeof *acc);
+
+    /* Reference: dx = conv^T(dy, w) on g. */
+    conv_ctx ctx = {NULL, w, dy, acc};
+    for_each_tap(&args, &ctx, tap_backward_data);
+    blend(ref, acc, x_count, 1.0f, 0.0f);
+
+    /* w2[(a*2 + b)*ci + c, o, i, j] = w[o, c, 3 - a - 2i, 3 - b - 2j] */
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < ci; c++)
+                for (int o = 0; o < co; o++)
+                    for (int i = 0; i < 2; i++)
+                        for (int j = 0; j < 2; j++)
+                            w2[((((size_t)(a * 2 + b) * ci + c) * co + o) * 2 + i) * 2 + j] =
+                                w[(((size_t)o * ci + c) * 4 + 3 - a - 2 * i) * 4 + 3 - b - 2 * j];
+    /* y2 = conv(dy, w2) on the inner geometry. */
+    memset(acc, 0, y2_count * sizeof *acc);
+    conv_ctx inner_ctx = {dy, w2, NULL, acc};
+    for_each_tap(&inner_args, &inner_ctx, tap_forward);
+    blend(y2, acc, y2_count, 1.0f, 0.0f);
+    /* dx[m, c, 2p + a, 2q + b] = y2[m, (a*2 + b)*ci + c, p + a, q + b] */
+    for (size_t e = 0; e < x_count; e++)
+        got[e] = NAN;
+    for (int m = 0; m < n; m++)
+        for (int c = 0; c < ci; c++)
+            for (int p = 0; p < ho; p++)
+                for (int q = 0; q < wo; q++)
+                    for (int a = 0; a < 2; a++)
+                        for (int b = 0; b < 2; b++)
+                            got[t_index(&args.x, m, c, 2 * p + a, 2 * q + b)] =
+                                y2[t_index(&inner_args.y, m, (a * 2 + b) * ci + c, p + a, q + b)];
+    CHECK_ALLCLOSE(name, got, ref, x_count, 1e-5, 1e-5);
+    free(w);
+    free(dy);
+    free(w2);
+    free(y2);
+    free(ref);
+    free(got);
+    free(acc);
+}
+
+static void test_subpixel(void)
+{
+    /* DCGAN's k4s2p1 layers, D's convolutions and G's transposed ones alike (64 -> 32 -> 16 -> 8
+     * -> 4), at several channel counts: the form applies. */
+    static const int channels[][2] = {{3, 64}, {64, 128}, {128, 256}, {256, 512}, {512, 1024}, {1, 8}};
+    for (int h = 64, l = 0; h >= 8; h /= 2, l++)
+        for (int k = 0; k < 6; k++) {
+            gan_conv_geom g = geom(128, channels[k][0], h, h, channels[k][1], 4, 4, 2, 2, 1, 1);
+            CHECK_MSG(g.h_out == h / 2 && gan_conv_subpixel_applies(&g),
+                      "k4s2p1 %d -> %d, %d -> %d channels: sub-pixel form does not apply", h, h / 2,
+                      channels[k][0], channels[k][1]);
+            gan_conv_geom inner;
+            gan_cuda_conv_args args;
+            CHECK_OK(gan_conv_subpixel_inner(&g, &inner));
+            CHECK_OK(gan_cuda_conv_args_make(&inner, &args));
+            CHECK(gan_conv_subpixel_scratch_floats(&g) > 0);
+        }
+    /* Not these: stride 1 (D's last layer, G's first), kernel 3, odd sizes, whole-input
+     * kernels, pad 0, stride 2 along one axis only, empty batches, inner tensors past int. */
+    const gan_conv_geom refused[] = {
+        geom(64, 512, 4, 4, 1, 4, 4, 1, 1, 0, 0),   /* k4s1p0, whole input */
+        geom(64, 64, 8, 8, 64, 4, 4, 1, 1, 0, 0),   /* k4s1p0 */
+        geom(64, 64, 16, 16, 64, 3, 3, 2, 2, 1, 1), /* k3s2p1 */
+        geom(64, 64, 9, 9, 64, 4, 4, 2, 2, 1, 1),   /* odd size: 9 -> 4 */
+        geom(64, 64, 8, 9, 64, 4, 4, 2, 2, 1, 1),   /* odd width */
+        geom(64, 64, 4, 4, 64, 4, 4, 2, 2, 0, 0),   /* whole input, stride 2 */
+        geom(64, 64, 8, 8, 64, 4, 4, 2, 2, 0, 0),   /* pad 0 */
+        geom(64, 64, 8, 8, 64, 4, 4, 2, 1, 1, 1),   /* stride 2x1 */
+        geom(0, 64, 8, 8, 64, 4, 4, 2, 2, 1, 1),    /* no images */
+        geom(1 << 16, 64, 64, 64, 3, 4, 4, 2, 2, 1, 1), /* y2 of 2^16 * 256 * 33 * 33 floats */
+        geom(1, 1 << 14, 8, 8, 1 << 14, 4, 4, 2, 2, 1, 1), /* w2 of 2^32 floats */
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const gan_conv_geom *g = &refused[i];
+        CHECK_MSG(!gan_conv_subpixel_applies(g),
+                  "x [%d, %d, %d, %d] k%dx%d s%dx%d p%dx%d: the sub-pixel form applied", g->n,
+                  g->c_in, g->h_in, g->w_in, g->k_h, g->k_w, g->stride_h, g->stride_w, g->pad_h,
+                  g->pad_w);
+        gan_conv_geom inner;
+        CHECK_FAILS_WITH(gan_conv_subpixel_inner(g, &inner), GAN_ERR_ARG, "no sub-pixel");
+        CHECK(gan_conv_subpixel_scratch_floats(g) == 0 && gan_conv_subpixel_y2_offset_floats(g) == 0);
+    }
+    /* With kernel 4 and stride 2, only pad 1 halves a size, so a plan's sizes imply the pad; a
+     * geometry whose pad disagrees with its sizes is refused all the same. */
+    for (int axis = 0; axis < 2; axis++) {
+        gan_conv_geom g = geom(64, 64, 8, 8, 64, 4, 4, 2, 2, 1, 1);
+        *(axis == 0 ? &g.pad_h : &g.pad_w) = 0;
+        CHECK_MSG(!gan_conv_subpixel_applies(&g), "pad %dx%d: the sub-pixel form applied", g.pad_h,
+                  g.pad_w);
+    }
+    gan_conv_geom named = geom(2, 3, 9, 9, 5, 4, 4, 2, 2, 1, 1), inner;
+    CHECK_FAILS_WITH(gan_conv_subpixel_inner(&named, &inner), GAN_ERR_ARG, "x [2, 3, 9, 9]");
+
+    test_subpixel_case(geom(2, 3, 8, 8, 5, 4, 4, 2, 2, 1, 1));  /* 8x8 -> 4x4 */
+    test_subpixel_case(geom(1, 4, 4, 4, 2, 4, 4, 2, 2, 1, 1));  /* 4x4 -> 2x2 */
+    test_subpixel_case(geom(3, 2, 6, 10, 3, 4, 4, 2, 2, 1, 1)); /* non-square 6x10 -> 3x5 */
+    test_subpixel_case(geom(1, 1, 2, 2, 1, 4, 4, 2, 2, 1, 1));  /* 2x2 -> 1x1 */
+}
+
 int main(void)
 {
     if (gan_cpu_backend_create(NULL, &cpu) != GAN_OK) {
@@ -338,6 +466,7 @@ int main(void)
     }
     test_gemm();
     test_conv();
+    test_subpixel();
     cpu->destroy(cpu);
     return test_finish();
 }

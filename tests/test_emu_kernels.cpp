@@ -8,7 +8,10 @@
  * reductions, whose summation order differs between a block tree and the CPU's loop, get a
  * relative tolerance (1e-5 on sums of at most a few thousand terms; batch norm, whose statistics
  * and gradient sums are kept in double on both sides, and whose outputs are a few float
- * operations on them: 1e-5 relative and absolute, against outputs of order 1). */
+ * operations on them: 1e-5 relative and absolute, against outputs of order 1). The sub-pixel
+ * backward-data compares two float convolutions of the CPU backend that sum the same 4 co
+ * products per output in different orders: 1e-5 relative, 1e-5 absolute up to 32 products and
+ * in proportion beyond, against sums of order 1 to 4. */
 #include "cuda_emulation.h"
 
 /* In a CUDA build, gan_core also holds the real launchers under the same extern "C" names: the
@@ -29,6 +32,8 @@
 #define gan_cuda_bn_forward_train emu_gan_cuda_bn_forward_train
 #define gan_cuda_bn_forward_eval emu_gan_cuda_bn_forward_eval
 #define gan_cuda_bn_backward emu_gan_cuda_bn_backward
+#define gan_cuda_subpixel_weights emu_gan_cuda_subpixel_weights
+#define gan_cuda_subpixel_gather emu_gan_cuda_subpixel_gather
 
 #include "launch.cu"
 
@@ -37,6 +42,8 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "gan/cuda_args.h"
 
 extern "C" {
 #include "test_util.h"
@@ -405,6 +412,96 @@ void test_bn(void)
                      GAN_ERR_ARG, "not ReLU or LeakyReLU");
 }
 
+/* ---- the sub-pixel backward-data of a kernel 4, stride 2, pad 1 convolution ---------------- */
+
+/* dx from y2 as the gather's formula says, on the host; `swap_parity` exchanges a and b (a wrong
+ * formula that the comparison must catch). */
+std::vector<float> gather_on_host(const gan_conv_geom &g, const std::vector<float> &y2, bool swap_parity)
+{
+    const size_t n = (size_t)g.n, ci = (size_t)g.c_in, ho = (size_t)g.h_out, wo = (size_t)g.w_out;
+    std::vector<float> dx(n * ci * 4 * ho * wo);
+    for (size_t m = 0; m < n; m++)
+        for (size_t c = 0; c < ci; c++)
+            for (size_t p = 0; p < ho; p++)
+                for (size_t q = 0; q < wo; q++)
+                    for (size_t a = 0; a < 2; a++)
+                        for (size_t b = 0; b < 2; b++) {
+                            size_t ra = swap_parity ? b : a, rb = swap_parity ? a : b;
+                            size_t channel = m * 4 * ci + (ra * 2 + rb) * ci + c;
+                            dx[((m * ci + c) * 2 * ho + 2 * p + a) * 2 * wo + 2 * q + b] =
+                                y2[(channel * (ho + 1) + p + ra) * (wo + 1) + q + rb];
+                        }
+    return dx;
+}
+
+/* The weights kernel, the CPU backend's forward on the inner geometry (gan_conv_subpixel_inner)
+ * and the gather kernel, against the CPU backend's backward-data of g. */
+void test_subpixel_case(int n, int ci, int co, int h_out, int w_out, unsigned seed)
+{
+    gan_conv_geom g = {};
+    g.n = n, g.c_in = ci, g.h_in = 2 * h_out, g.w_in = 2 * w_out;
+    g.c_out = co, g.h_out = h_out, g.w_out = w_out;
+    g.k_h = 4, g.k_w = 4, g.stride_h = 2, g.stride_w = 2, g.pad_h = 1, g.pad_w = 1;
+    char name[128];
+    std::snprintf(name, sizeof name, "subpixel x [%d, %d, %d, %d] w [%d, %d, 4, 4]", n, ci, g.h_in, g.w_in,
+                  co, ci);
+    CHECK_MSG(gan_conv_subpixel_applies(&g), "%s: sub-pixel form does not apply", name);
+    gan_conv_geom inner;
+    CHECK_OK(gan_conv_subpixel_inner(&g, &inner));
+
+    const size_t w_count = (size_t)co * ci * 16, dy_count = (size_t)n * co * h_out * w_out;
+    const size_t dx_count = (size_t)n * ci * g.h_in * g.w_in;
+    const size_t y2_count = (size_t)n * inner.c_out * inner.h_out * inner.w_out;
+    std::vector<float> w = random_floats(w_count, seed, -1.0f, 1.0f);
+    std::vector<float> dy = random_floats(dy_count, seed + 1, -1.0f, 1.0f);
+
+    /* Scratch laid out as the backend plans it: w2 at 0, y2 at the aligned offset. */
+    const size_t scratch = gan_conv_subpixel_scratch_floats(&g), y2_at = gan_conv_subpixel_y2_offset_floats(&g);
+    CHECK(y2_at % 64 == 0 && y2_at >= w_count && scratch == y2_at + y2_count);
+    std::vector<float> scratch_buffer(scratch, NAN);
+    float *w2 = scratch_buffer.data(), *y2 = scratch_buffer.data() + y2_at;
+    CHECK_OK(gan_cuda_subpixel_weights(nullptr, co, ci, w.data(), w2));
+
+    std::vector<unsigned char> inner_ws(cpu->conv_workspace_bytes(cpu, &inner) + 1);
+    CHECK_OK(cpu->conv_forward(cpu, &inner, dy.data(), w2, y2, inner_ws.data()));
+    std::vector<float> dx_got(dx_count, NAN); /* every element must be written */
+    CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2, dx_got.data()));
+
+    std::vector<float> dx_want(dx_count);
+    std::vector<unsigned char> ws(cpu->conv_workspace_bytes(cpu, &g) + 1);
+    CHECK_OK(cpu->conv_backward_data(cpu, &g, dy.data(), w.data(), dx_want.data(), ws.data()));
+    /* Each dx element sums 4 co products (of values in [-1, 1]) on both sides, in different
+     * orders: rtol 1e-5, atol 1e-5 up to 32 products, growing with their number as the bound
+     * on a float sum's rounding does (measured at co 32: 6.7e-6 against 4e-5). */
+    const double atol = 1e-5 * (co > 8 ? co / 8.0 : 1.0);
+    CHECK_ALLCLOSE(name, dx_got.data(), dx_want.data(), dx_count, 1e-5, atol);
+
+    /* The host loop of the same formula gives the kernel's bits; with a and b exchanged it
+     * does not give the backward-data where a layer is not square. */
+    std::vector<float> y2_copy(y2, y2 + y2_count);
+    check_identical((std::string(name) + " host gather").c_str(), gather_on_host(g, y2_copy, false), dx_got);
+    if (h_out != w_out) {
+        std::vector<float> swapped = gather_on_host(g, y2_copy, true);
+        test_diff d = test_compare(swapped.data(), dx_want.data(), dx_count, 1e-3);
+        CHECK_MSG(d.max_abs > 1e-2, "%s: gathering with a and b exchanged matched (max error %g)", name,
+                  d.max_abs);
+    }
+}
+
+void test_subpixel(void)
+{
+    test_subpixel_case(2, 3, 5, 4, 4, 100);  /* a small DCGAN layer, 8x8 -> 4x4 */
+    test_subpixel_case(1, 4, 2, 2, 2, 110);  /* 4x4 -> 2x2: pad rows are most of the output */
+    test_subpixel_case(3, 2, 3, 3, 5, 120);  /* non-square 6x10 -> 3x5, batch 3 */
+    test_subpixel_case(2, 16, 32, 8, 8, 130); /* 16x16 -> 8x8, 128 products per sum */
+    test_subpixel_case(1, 1, 1, 1, 1, 140);  /* the smallest: 2x2 -> 1x1 */
+    /* Empty shapes launch nothing and succeed; negative ones are refused. */
+    CHECK_OK(gan_cuda_subpixel_weights(nullptr, 0, 3, nullptr, nullptr));
+    CHECK_OK(gan_cuda_subpixel_gather(nullptr, 2, 3, 0, 4, nullptr, nullptr));
+    CHECK_FAILS_WITH(gan_cuda_subpixel_weights(nullptr, -1, 3, nullptr, nullptr), GAN_ERR_ARG, "subpixel");
+    CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, 2, -3, 4, 4, nullptr, nullptr), GAN_ERR_ARG, "subpixel");
+}
+
 } /* namespace */
 
 int main(void)
@@ -425,6 +522,7 @@ int main(void)
     test_bias();
     test_bce();
     test_bn();
+    test_subpixel();
     cpu->destroy(cpu);
     return test_finish();
 }

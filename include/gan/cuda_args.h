@@ -9,6 +9,7 @@
 #define GAN_CUDA_ARGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "gan/backend.h"
 #include "gan/error.h"
@@ -66,6 +67,47 @@ bool gan_conv_is_whole_input(const gan_conv_geom *g);
 /* The row-major GEMM of `pass` of such a convolution; GAN_ERR_ARG when g is not one, or when K
  * does not fit an int. */
 gan_status gan_conv_whole_input_gemm(const gan_conv_geom *g, gan_conv_pass pass, gan_conv_gemm *out);
+
+/* ---- the sub-pixel form of a stride-2 backward-data --------------------------------------- *
+ * DCGAN's kernel 4, stride 2, pad 1 convolutions (x [n, ci, H, W], w [co, ci, 4, 4],
+ * y [n, co, Ho, Wo], H = 2 Ho, W = 2 Wo) have a backward-data dx = conv^T(dy, w) (also the
+ * forward of every stride-2 transposed convolution of G) that cuDNN's deterministic algorithms
+ * run several times slower than the forward of the same geometry. It is one stride-1 forward
+ * convolution between two cheap kernels of ours (kernels/subpixel.cuh):
+ *   1. weights (gan_cuda_subpixel_weights): w2 [4 ci, co, 2, 2],
+ *        w2[(a*2 + b)*ci + c, o, i, j] = w[o, c, 3 - a - 2i, 3 - b - 2j],  a, b, i, j in {0, 1};
+ *   2. the inner convolution (gan_conv_subpixel_inner): x2 = dy [n, co, Ho, Wo] by w2, kernel
+ *      2x2, stride 1, pad 1, into y2 [n, 4 ci, Ho + 1, Wo + 1];
+ *   3. gather (gan_cuda_subpixel_gather): dx[n, c, 2p + a, 2q + b] = y2[n, (a*2 + b)*ci + c,
+ *      p + a, q + b] for p < Ho, q < Wo; every element of dx is written once.
+ * Why: dx[ih] (rows; columns alike) sums dy[oh] w[kh] over ih = 2 oh - 1 + kh. Output row
+ * ih = 2p + a of parity a is reached by the two kh of parity 1 - a: kh = 3 - a - 2i, i in {0, 1},
+ * from dy row oh = (ih + 1 - kh) / 2 = p + a - 1 + i. y2 at row r reads dy rows r - 1 + i (pad 1),
+ * so at r = p + a it reads exactly those two rows with w2's tap i holding w[kh = 3 - a - 2i];
+ * the pad supplies zeros for the rows -1 and Ho, where a tap would read outside dy. Each of the
+ * four parities (a, b) is one block of ci output channels of the inner convolution.
+ * Scratch (device memory the caller plans, gan_conv_subpixel_scratch_floats): w2 first, at float
+ * 0, then y2 at gan_conv_subpixel_y2_offset_floats, a multiple of 64 floats (256 bytes, the
+ * alignment of a cudaMalloc block), so in a scratch buffer that starts so aligned both tensors
+ * are. */
+
+/* Whether g is a kernel 4x4, stride 2x2, pad 1x1 convolution with h_in == 2 h_out and
+ * w_in == 2 w_out, every size positive, whose inner tensors (dy, w2, y2) each have an int
+ * element count. */
+bool gan_conv_subpixel_applies(const gan_conv_geom *g);
+
+/* The inner stride-1 convolution of g's backward-data: x [n, c_out, h_out, w_out] of g into
+ * [n, 4 c_in, h_out + 1, w_out + 1], kernel 2x2, pad 1x1. GAN_ERR_ARG, naming g, when the
+ * sub-pixel form does not apply. */
+gan_status gan_conv_subpixel_inner(const gan_conv_geom *g, gan_conv_geom *inner);
+
+/* Where y2 starts in the scratch: the floats of w2 (16 c_in c_out) rounded up to a multiple of
+ * 64; 0 when the sub-pixel form does not apply. */
+size_t gan_conv_subpixel_y2_offset_floats(const gan_conv_geom *g);
+
+/* The scratch floats the sub-pixel backward-data needs: w2, padding to a multiple of 64 floats,
+ * y2 (n 4 c_in (h_out + 1) (w_out + 1)); 0 when the sub-pixel form does not apply. */
+size_t gan_conv_subpixel_scratch_floats(const gan_conv_geom *g);
 
 /* ---- cuDNN tensors, filters, convolutions ------------------------------------------------- */
 

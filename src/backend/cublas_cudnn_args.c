@@ -77,6 +77,75 @@ gan_status gan_conv_whole_input_gemm(const gan_conv_geom *g, gan_conv_pass pass,
     return gan_error(GAN_ERR_ARG, "unknown convolution pass %d", (int)pass);
 }
 
+/* Whether a b c d, each >= 0, is at most INT_MAX; never overflows on the way. */
+static bool count_fits_int(long long a, long long b, long long c, long long d)
+{
+    long long factors[4] = {a, b, c, d}, product = 1;
+    for (int i = 0; i < 4; i++) {
+        if (factors[i] < 0)
+            return false;
+        if (factors[i] > 0 && product > INT_MAX / factors[i])
+            return false;
+        product *= factors[i];
+    }
+    return true;
+}
+
+bool gan_conv_subpixel_applies(const gan_conv_geom *g)
+{
+    if (g->k_h != 4 || g->k_w != 4 || g->stride_h != 2 || g->stride_w != 2 || g->pad_h != 1 ||
+        g->pad_w != 1)
+        return false;
+    if (g->n < 1 || g->c_in < 1 || g->c_out < 1 || g->h_out < 1 || g->w_out < 1)
+        return false;
+    if ((long long)g->h_in != 2LL * g->h_out || (long long)g->w_in != 2LL * g->w_out)
+        return false;
+    /* The inner convolution's x (dy of g), w2 [4 ci, co, 2, 2] and y2 [n, 4 ci, Ho + 1, Wo + 1]. */
+    return count_fits_int(g->n, g->c_out, g->h_out, g->w_out) &&
+           count_fits_int(4LL * g->c_in, g->c_out, 2, 2) &&
+           count_fits_int(g->n, 4LL * g->c_in, g->h_out + 1LL, g->w_out + 1LL);
+}
+
+gan_status gan_conv_subpixel_inner(const gan_conv_geom *g, gan_conv_geom *inner)
+{
+    if (!gan_conv_subpixel_applies(g))
+        return gan_error(GAN_ERR_ARG,
+                         "convolution x [%d, %d, %d, %d], y [%d, %d, %d, %d], kernel %dx%d, stride "
+                         "%dx%d, pad %dx%d has no sub-pixel backward-data (it needs kernel 4x4, "
+                         "stride 2x2, pad 1x1, x twice y's size and tensors of int element counts)",
+                         g->n, g->c_in, g->h_in, g->w_in, g->n, g->c_out, g->h_out, g->w_out,
+                         g->k_h, g->k_w, g->stride_h, g->stride_w, g->pad_h, g->pad_w);
+    /* dy [n, co, Ho, Wo] by w2 [4 ci, co, 2, 2], pad 1: y2 [n, 4 ci, Ho + 1, Wo + 1]. */
+    *inner = (gan_conv_geom){
+        .n = g->n,
+        .c_in = g->c_out, .h_in = g->h_out, .w_in = g->w_out,
+        .c_out = 4 * g->c_in, .h_out = g->h_out + 1, .w_out = g->w_out + 1,
+        .k_h = 2, .k_w = 2, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1,
+    };
+    return GAN_OK;
+}
+
+/* y2's start in the scratch is a multiple of this many floats (256 bytes). */
+enum { SUBPIXEL_Y2_ALIGN_FLOATS = 64 };
+
+size_t gan_conv_subpixel_y2_offset_floats(const gan_conv_geom *g)
+{
+    if (!gan_conv_subpixel_applies(g))
+        return 0;
+    size_t w2_floats = (size_t)16 * (size_t)g->c_in * (size_t)g->c_out;
+    return (w2_floats + SUBPIXEL_Y2_ALIGN_FLOATS - 1) / SUBPIXEL_Y2_ALIGN_FLOATS *
+           SUBPIXEL_Y2_ALIGN_FLOATS;
+}
+
+size_t gan_conv_subpixel_scratch_floats(const gan_conv_geom *g)
+{
+    if (!gan_conv_subpixel_applies(g))
+        return 0;
+    size_t y2_floats = (size_t)g->n * (size_t)(4 * g->c_in) * (size_t)(g->h_out + 1) *
+                       (size_t)(g->w_out + 1);
+    return gan_conv_subpixel_y2_offset_floats(g) + y2_floats;
+}
+
 static bool product_fits_int(int a, int b, int c, int d)
 {
     long long p = (long long)a * b * c * d;
