@@ -5,7 +5,8 @@
  *   - cudnnGetConvolution2dForwardOutputDim(conv, x, w) is the planned y. For a Conv2d layer, y
  *     is its output; for a ConvTranspose2d, y is its input and x its output (the layer is the
  *     backward-data of that convolution), so the check covers both directions;
- *   - cudnnGetTensor4dDescriptor / cudnnGetFilter4dDescriptor read back the planned dims.
+ *   - cudnnGetTensor4dDescriptor / cudnnGetFilter4dDescriptor read back the planned dims;
+ *   - where the sub-pixel backward-data applies (gan/cuda_args.h), its inner convolution too.
  * The geometries are the ones the layers hand the backend: the models are planned with a backend
  * that records every conv_workspace_bytes call. Descriptor calls need no device (nor a cuDNN
  * handle), so this runs in CI; a build without CUDA reports it skipped. */
@@ -44,7 +45,7 @@ static size_t record_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *
     return 0;
 }
 
-static int configs_checked, convs_checked;
+static int configs_checked, convs_checked, subpixel_checked;
 
 static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, int n, int c, int h, int w)
 {
@@ -145,6 +146,16 @@ static void check_model(const char *config, gan_model *model, gan_backend *recor
                       "%s: geometry does not match the layer's shapes", where);
             check_conv(where, g, GAN_PRECISION_FP32);
             check_conv(where, g, GAN_PRECISION_TF32);
+            /* The inner convolution of the sub-pixel backward-data, where it applies. */
+            if (gan_conv_subpixel_applies(g)) {
+                gan_conv_geom inner;
+                CHECK_OK(gan_conv_subpixel_inner(g, &inner));
+                char inner_where[200];
+                snprintf(inner_where, sizeof inner_where, "%s, sub-pixel inner", where);
+                check_conv(inner_where, &inner, GAN_PRECISION_FP32);
+                check_conv(inner_where, &inner, GAN_PRECISION_TF32);
+                subpixel_checked++;
+            }
         }
     }
     CHECK_MSG(next_geom == recorded_count, "%s %s: %d geometries planned, %d conv layers",
@@ -217,8 +228,11 @@ int main(void)
               dir_path);
     /* dcgan_celeba64 alone has 5 + 5 convolutions per batch size. */
     CHECK(convs_checked >= 2 * 2 * 10);
-    printf("%d configs x batch sizes, %d convolution geometries (fp32 and tf32)\n", configs_checked,
-           convs_checked / 2);
+    /* ... of which 3 + 3 are kernel 4, stride 2, pad 1 (the sub-pixel form applies). */
+    CHECK(subpixel_checked >= 2 * 6);
+    printf("%d configs x batch sizes, %d convolution geometries (fp32 and tf32), %d of them with a "
+           "sub-pixel backward-data\n",
+           configs_checked, convs_checked / 2 - subpixel_checked, subpixel_checked);
     return test_finish();
 }
 #endif

@@ -17,6 +17,10 @@
  *      then the algorithms every cuDNN has with FP32 math (implicit GEMM; backward ALGO_1).
  *      A geometry first seen at a convolution call (not planned) is chosen so, within no
  *      workspace, since the call's workspace size is unknown and nothing may be allocated there.
+ * The backward-data of a kernel 4, stride 2, pad 1 convolution has one more candidate, measured
+ * beside cuDNN's: the sub-pixel form of ours (gan/cuda_args.h: two copy kernels around a stride-1
+ * forward convolution with its own plan), taken when it times faster; deterministic whenever its
+ * inner forward is, which is chosen under the same rules.
  * Acceptable: fits the workspace budget (the backend's workspace_bytes option); deterministic
  * (CUDNN_DETERMINISTIC) when the backend is; in fp32 runs FMA kernels (no TF32), in tf32 any
  * math type cuDNN offers. Timing noise can make two searches choose differently: the stored
@@ -26,6 +30,7 @@
 #include <string.h>
 
 #include "backend/cuda_internal.h"
+#include "gan_kernels.h"
 
 _Static_assert((int)GAN_CONV_MATH_DEFAULT == (int)CUDNN_DEFAULT_MATH &&
                    (int)GAN_CONV_MATH_TENSOR_OP == (int)CUDNN_TENSOR_OP_MATH &&
@@ -344,6 +349,116 @@ static gan_status no_algorithm(gan_conv_pass pass, const gan_conv_geom *g, const
                      impl->deterministic ? "true" : "false");
 }
 
+static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t budget, bool search,
+                           gan_cuda_conv_plan **out);
+
+/* ---- the sub-pixel backward-data ---------------------------------------------------------- */
+
+static const float ONE = 1.0f, ZERO = 0.0f;
+
+static size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+/* Its scratch (w2, y2) before the inner convolution's workspace. */
+static size_t subpixel_scratch_bytes(const gan_conv_geom *g)
+{
+    return align256(gan_conv_subpixel_scratch_floats(g) * sizeof(float));
+}
+
+/* dx = conv^T(dy, w) for g as weights kernel, the inner plan's forward, gather. */
+static gan_status subpixel_run(gan_cuda_impl *impl, const gan_conv_geom *g,
+                               const gan_cuda_conv_plan *inner, const float *dy, const float *w,
+                               float *dx, void *workspace)
+{
+    float *w2 = workspace;
+    float *y2 = w2 + gan_conv_subpixel_y2_offset_floats(g);
+    void *inner_workspace = (char *)workspace + subpixel_scratch_bytes(g);
+    const gan_cuda_pass_plan *p = &inner->pass[GAN_CONV_FORWARD];
+    GAN_TRY(gan_cuda_subpixel_weights(impl->stream, g->c_out, g->c_in, w, w2));
+    CUDNN_TRY(cudnnConvolutionForward(impl->cudnn, &ONE, inner->desc.x, dy, inner->desc.w, w2,
+                                      inner->desc.forward, (cudnnConvolutionFwdAlgo_t)p->algo,
+                                      inner_workspace, p->bytes, &ZERO, inner->desc.y, y2));
+    return gan_cuda_subpixel_gather(impl->stream, g->n, g->c_in, g->h_out, g->w_out, y2, dx);
+}
+
+/* Milliseconds per sub-pixel backward-data on the search's buffers: one run to warm up, then
+ * the mean of five between two events. */
+static gan_status subpixel_time(gan_cuda_impl *impl, const gan_conv_geom *g,
+                                const gan_cuda_conv_plan *inner, const search_scratch *s, float *ms)
+{
+    cudaEvent_t start = NULL, stop = NULL;
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_cuda_check(cudaEventCreate(&start), "cudaEventCreate", __FILE__, __LINE__));
+    GAN_CHECK(gan_cuda_check(cudaEventCreate(&stop), "cudaEventCreate", __FILE__, __LINE__));
+    GAN_CHECK(subpixel_run(impl, g, inner, s->y, s->w, s->x, s->workspace));
+    GAN_CHECK(gan_cuda_check(cudaEventRecord(start, impl->stream), "cudaEventRecord", __FILE__, __LINE__));
+    for (int i = 0; i < 5; i++)
+        GAN_CHECK(subpixel_run(impl, g, inner, s->y, s->w, s->x, s->workspace));
+    GAN_CHECK(gan_cuda_check(cudaEventRecord(stop, impl->stream), "cudaEventRecord", __FILE__, __LINE__));
+    GAN_CHECK(gan_cuda_check(cudaEventSynchronize(stop), "cudaEventSynchronize", __FILE__, __LINE__));
+    GAN_CHECK(gan_cuda_check(cudaEventElapsedTime(ms, start, stop), "cudaEventElapsedTime", __FILE__,
+                             __LINE__));
+    *ms /= 5.0f;
+cleanup:
+    if (start)
+        cudaEventDestroy(start);
+    if (stop)
+        cudaEventDestroy(stop);
+    return status;
+}
+
+/* The sub-pixel form for g's backward-data within `budget`: its inner plan (made now, searched
+ * when `search`) and the workspace it needs; false when it does not apply or does not fit. */
+static gan_status subpixel_prepare(gan_cuda_impl *impl, const gan_conv_geom *g, size_t budget,
+                                   bool search, int *inner_index, size_t *bytes, bool *usable)
+{
+    *usable = false;
+    if (!gan_conv_subpixel_applies(g) || subpixel_scratch_bytes(g) > budget)
+        return GAN_OK;
+    gan_conv_geom inner_geom;
+    GAN_TRY(gan_conv_subpixel_inner(g, &inner_geom));
+    gan_cuda_conv_plan *inner;
+    if (plan_get(impl, &inner_geom, budget - subpixel_scratch_bytes(g), search, &inner) != GAN_OK) {
+        gan_error_clear();
+        return GAN_OK;
+    }
+    *inner_index = (int)(inner - impl->conv_plans);
+    *bytes = subpixel_scratch_bytes(g) + inner->pass[GAN_CONV_FORWARD].bytes;
+    *usable = *bytes <= budget;
+    return GAN_OK;
+}
+
+/* The sub-pixel form as the backward-data of `plan`, if it applies, fits, and (`measured`) runs
+ * faster than what `plan` has; `stored_ms` >= 0: a stored choice, taken without timing. */
+static gan_status consider_subpixel(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, size_t budget,
+                                    const search_scratch *scratch, bool have_cudnn, float stored_ms,
+                                    bool *taken)
+{
+    *taken = false;
+    int inner_index = -1;
+    size_t bytes = 0;
+    bool usable = false;
+    GAN_TRY(subpixel_prepare(impl, &plan->geom, budget, scratch != NULL, &inner_index, &bytes, &usable));
+    if (!usable)
+        return GAN_OK;
+    float ms = stored_ms;
+    gan_cuda_chosen_by by = GAN_CUDA_CHOSEN_STORED;
+    if (stored_ms < 0.0f) {
+        if (!scratch || scratch->workspace_bytes < bytes)
+            return GAN_OK;
+        GAN_TRY(subpixel_time(impl, &plan->geom, &impl->conv_plans[inner_index], scratch, &ms));
+        if (have_cudnn && ms >= plan->pass[GAN_CONV_BACKWARD_DATA].ms)
+            return GAN_OK;
+        by = GAN_CUDA_CHOSEN_MEASURED;
+    }
+    plan->pass[GAN_CONV_BACKWARD_DATA] = (gan_cuda_pass_plan){
+        .algo = GAN_CONV_ALGO_SUBPIXEL, .math = impl->conv_plans[inner_index].pass[GAN_CONV_FORWARD].math,
+        .bytes = bytes, .ms = ms, .chosen_by = by,
+    };
+    plan->subpixel_inner = inner_index;
+    *taken = true;
+    return GAN_OK;
+}
+
 /* Chooses `pass` of the plan: stored, measured (when `scratch` is given), heuristic, fallback. */
 static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
                          size_t budget, const search_scratch *scratch)
@@ -352,9 +467,21 @@ static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv
     candidate c[MAX_CANDIDATES];
     int n = 0;
     GAN_TRY(take_stored(impl, plan, pass, budget, &taken));
+    if (!taken && pass == GAN_CONV_BACKWARD_DATA) {
+        gan_conv_choice key = choice_key(impl, &plan->geom, pass);
+        int at = gan_conv_choices_find(&impl->choices, &key);
+        if (at >= 0 && impl->choices.items[at].algo == GAN_CONV_ALGO_SUBPIXEL)
+            GAN_TRY(consider_subpixel(impl, plan, budget, scratch,
+                                      false, (float)impl->choices.items[at].ms, &taken));
+    }
     if (!taken && scratch) {
         GAN_TRY(measured_candidates(impl, plan, pass, scratch, c, &n));
         GAN_TRY(take_first_acceptable(impl, plan, pass, c, n, budget, GAN_CUDA_CHOSEN_MEASURED, &taken));
+        if (pass == GAN_CONV_BACKWARD_DATA) {
+            bool subpixel = false;
+            GAN_TRY(consider_subpixel(impl, plan, budget, scratch, taken, -1.0f, &subpixel));
+            taken = taken || subpixel;
+        }
         if (taken)
             GAN_TRY(remember(impl, plan, pass));
     }
@@ -403,6 +530,7 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
     gan_cuda_conv_plan plan;
     memset(&plan, 0, sizeof plan);
     plan.geom = *g;
+    plan.subpixel_inner = -1;
     GAN_TRY(gan_cuda_conv_descriptors_create(&args, impl->precision, &plan.desc));
     search_scratch scratch;
     bool searching = search && !impl->capturing && !all_stored(impl, g) &&
@@ -474,8 +602,6 @@ static gan_status check_workspace(gan_conv_pass pass, size_t bytes, const void *
     return GAN_OK;
 }
 
-static const float ONE = 1.0f, ZERO = 0.0f;
-
 /* Pass `pass` of a whole-input convolution as one GEMM: c = beta c + op(a) op(b). */
 static gan_status whole_input_pass(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass,
                                    const float *a, const float *b, float beta, float *c)
@@ -513,6 +639,8 @@ gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, 
     GAN_TRY(plan_for_call(be, g, &plan));
     const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_BACKWARD_DATA];
     GAN_TRY(check_workspace(GAN_CONV_BACKWARD_DATA, p->bytes, workspace));
+    if (p->algo == GAN_CONV_ALGO_SUBPIXEL)
+        return subpixel_run(impl, g, &impl->conv_plans[plan->subpixel_inner], dy, w, dx, workspace);
     const gan_cuda_conv_descriptors *d = &plan->desc;
     CUDNN_TRY(cudnnConvolutionBackwardData(impl->cudnn, &ONE, d->w, w, d->y, dy, d->backward_data,
                                            (cudnnConvolutionBwdDataAlgo_t)p->algo, workspace,
@@ -587,8 +715,14 @@ void gan_cuda_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pa
     }
     for (int i = 0; i < impl->conv_plan_count; i++)
         if (geom_equal(&impl->conv_plans[i].geom, g)) {
-            const gan_cuda_pass_plan *p = &impl->conv_plans[i].pass[pass];
-            snprintf(out, bytes, "%s %s ws %zu KiB, %s %.4f ms", algo_name(pass, p->algo),
+            const gan_cuda_conv_plan *plan = &impl->conv_plans[i];
+            const gan_cuda_pass_plan *p = &plan->pass[pass];
+            char inner[64] = "";
+            if (p->algo == GAN_CONV_ALGO_SUBPIXEL && plan->subpixel_inner >= 0)
+                snprintf(inner, sizeof inner, " (inner %s)",
+                         algo_name(GAN_CONV_FORWARD,
+                                   impl->conv_plans[plan->subpixel_inner].pass[GAN_CONV_FORWARD].algo));
+            snprintf(out, bytes, "%s%s %s ws %zu KiB, %s %.4f ms", algo_name(pass, p->algo), inner,
                      gan_conv_math_name((gan_conv_math)p->math), p->bytes >> 10,
                      by[p->chosen_by], (double)p->ms);
             return;

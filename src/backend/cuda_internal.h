@@ -73,6 +73,9 @@ typedef struct gan_cuda_conv_plan {
     gan_conv_geom geom;
     gan_cuda_conv_descriptors desc;
     gan_cuda_pass_plan pass[3];
+    /* The backward-data's algo is GAN_CONV_ALGO_SUBPIXEL: the plan (index into conv_plans) of its
+     * inner convolution, whose forward it runs; -1 otherwise. */
+    int subpixel_inner;
 } gan_cuda_conv_plan;
 
 typedef struct gan_cuda_impl {
