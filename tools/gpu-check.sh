@@ -303,6 +303,9 @@ if [ $built = 1 ]; then
     run_step "gan selftest --device cuda (fp32, deterministic)" 180 "$gan" selftest --device cuda
     run_optional "gan selftest --device cuda (tf32, not deterministic)" 180 \
       "$gan" selftest --device cuda train.precision=tf32 train.deterministic=false
+    # the sub-pixel backward-data wherever it applies, timed faster or not
+    run_step "gan selftest --device cuda (fp32, sub-pixel backward-data forced)" 180 \
+      env GAN_CUDA_SUBPIXEL=always "$gan" selftest --device cuda
   else
     skip_step "gan selftest --device cuda" "no GPU"
   fi
