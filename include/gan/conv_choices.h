@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "gan/backend.h"
 #include "gan/error.h"
@@ -104,6 +105,15 @@ gan_status gan_conv_choices_load(const char *path, gan_conv_choices *list);
  * `list`'s), making its directory, and replaces the file by a rename of a temporary file of this
  * process: a crash never leaves half a file, and two processes writing at once leave one's. */
 gan_status gan_conv_choices_store(const char *path, const gan_conv_choices *list);
+
+/* Gives backend `be` the cache's choices (a no-op for a backend without conv_choices_import,
+ * the CPU's). Call it before models are planned. Any trouble with the cache (unreadable,
+ * damaged) is a warning on `log`, and the run goes on without it. */
+void gan_conv_choices_reuse_cache(gan_backend *be, FILE *log);
+
+/* Merges `be`'s choices into the cache (a no-op without conv_choices_export, or without any
+ * choice); a cache that cannot be written is a warning on `log`. Call it after planning. */
+void gan_conv_choices_update_cache(gan_backend *be, FILE *log);
 
 #ifdef __cplusplus
 }

@@ -468,3 +468,41 @@ cleanup:
     gan_conv_choices_free(&merged);
     return status;
 }
+
+void gan_conv_choices_reuse_cache(gan_backend *be, FILE *log)
+{
+    char path[4096];
+    if (!be->conv_choices_import || !gan_conv_choices_cache_path(path, sizeof path))
+        return;
+    gan_conv_choices list = {0};
+    char *text = NULL;
+    gan_status status = gan_conv_choices_load(path, &list);
+    if (status == GAN_OK && list.count > 0)
+        status = gan_conv_choices_format(&list, &text);
+    if (status == GAN_OK && list.count > 0)
+        status = be->conv_choices_import(be, text, path);
+    if (status != GAN_OK && log)
+        fprintf(log, "warning: convolution algorithm cache not used: %s (delete it to let gan "
+                     "rebuild it)\n",
+                gan_error_message());
+    free(text);
+    gan_conv_choices_free(&list);
+}
+
+void gan_conv_choices_update_cache(gan_backend *be, FILE *log)
+{
+    char path[4096];
+    if (!be->conv_choices_export || !gan_conv_choices_cache_path(path, sizeof path))
+        return;
+    char *text = NULL;
+    gan_conv_choices list = {0};
+    gan_status status = be->conv_choices_export(be, &text);
+    if (status == GAN_OK)
+        status = gan_conv_choices_parse(text, "the backend's choices", &list);
+    if (status == GAN_OK && list.count > 0)
+        status = gan_conv_choices_store(path, &list);
+    if (status != GAN_OK && log)
+        fprintf(log, "warning: convolution algorithm cache not updated: %s\n", gan_error_message());
+    gan_conv_choices_free(&list);
+    free(text);
+}

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "gan/conv_choices.h"
 
 enum { MAX_LIST = 16, MAX_BUFFERS = 16 };
 
@@ -533,6 +534,7 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
         GAN_CHECK(bench_adam(be, g, opt, pk, &it));
         GAN_CHECK(bench_adam(be, d, opt, pk, &it));
     }
+    gan_conv_choices_update_cache(be, stderr); /* what the layers' planning chose */
     printf("iteration   : %.2f ms from these ops, each best time x the times one iteration runs it "
            "(k = 1): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms; "
            "gan bench train %s train.batch_size=%d times the whole iteration\n",

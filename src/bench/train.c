@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 
 #include "bench/bench.h"
+#include "gan/conv_choices.h"
 #include "gan/train.h"
 
 enum { MAX_OVERRIDES = 64, MAX_ROUNDS = 64, SOURCE_BATCHES = 4 };
@@ -149,6 +150,7 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     gan_trainer *t = NULL;
     gan_status status = GAN_OK;
     GAN_CHECK(gan_trainer_create(&cfg, be, &source.src, NULL, &t));
+    gan_conv_choices_update_cache(be, stderr);
     int batch = cfg.batch_size;
     double flops = bench_iteration_flops(t->g, t->d, cfg.d_steps);
     printf("config      : %s (%s), batch %d, %d D step%s per G step, device %s\n", cfg.name, path, batch,

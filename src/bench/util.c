@@ -10,6 +10,7 @@
 
 #include "gan/backend_select.h"
 #include "gan/clock.h"
+#include "gan/conv_choices.h"
 #include "gan/blas.h"
 #include "gan/cuda_backend.h"
 
@@ -54,6 +55,9 @@ gan_status bench_open_backend(const char *device, const gan_config *cfg, gan_bac
     GAN_TRY(gan_backend_open(device, &options, out, why, sizeof why));
     if (why[0])
         printf("device      : cpu (%s)\n", why);
+    /* The convolution algorithms chosen before on this GPU (gan/conv_choices.h): a benchmark
+     * process does not search again; what it chooses is added after planning. */
+    gan_conv_choices_reuse_cache(*out, stderr);
     return GAN_OK;
 }
 

@@ -8,32 +8,11 @@
 #include "gan/file_atomic.h"
 #include "train/conv_algorithms.h"
 
-/* The cache's choices into the backend; any trouble with the cache is only a warning. */
-static void reuse_cache(gan_backend *be, FILE *log)
-{
-    char path[4096];
-    if (!gan_conv_choices_cache_path(path, sizeof path))
-        return;
-    gan_conv_choices list = {0};
-    char *text = NULL;
-    gan_status status = gan_conv_choices_load(path, &list);
-    if (status == GAN_OK && list.count > 0)
-        status = gan_conv_choices_format(&list, &text);
-    if (status == GAN_OK && list.count > 0)
-        status = be->conv_choices_import(be, text, path);
-    if (status != GAN_OK && log)
-        fprintf(log, "warning: convolution algorithm cache not used: %s (delete it to let gan "
-                     "rebuild it)\n",
-                gan_error_message());
-    free(text);
-    gan_conv_choices_free(&list);
-}
-
 gan_status conv_algorithms_reuse(gan_backend *be, const char *resume_checkpoint, FILE *log)
 {
     if (!be->conv_choices_import)
         return GAN_OK;
-    reuse_cache(be, log);
+    gan_conv_choices_reuse_cache(be, log);
     if (!resume_checkpoint || !resume_checkpoint[0])
         return GAN_OK;
     gan_checkpoint ck;
@@ -56,19 +35,14 @@ gan_status conv_algorithms_keep(gan_backend *be, const char *run_dir, FILE *log)
 {
     if (!be->conv_choices_export)
         return GAN_OK;
-    char *text = NULL, path[4200], cache[4096];
-    gan_conv_choices list = {0};
+    char *text = NULL, path[4200];
     gan_status status = GAN_OK;
     GAN_CHECK(be->conv_choices_export(be, &text));
-    GAN_CHECK(gan_conv_choices_parse(text, "the backend's choices", &list));
     snprintf(path, sizeof path, "%s/conv_algorithms.txt", run_dir);
     gan_file_piece piece = {text, strlen(text)};
     GAN_CHECK(gan_file_write_atomic(path, &piece, 1));
-    if (list.count > 0 && gan_conv_choices_cache_path(cache, sizeof cache) &&
-        gan_conv_choices_store(cache, &list) != GAN_OK && log)
-        fprintf(log, "warning: convolution algorithm cache not updated: %s\n", gan_error_message());
+    gan_conv_choices_update_cache(be, log);
 cleanup:
-    gan_conv_choices_free(&list);
     free(text);
     return status;
 }
