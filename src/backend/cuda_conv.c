@@ -525,14 +525,6 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
         }
     gan_cuda_conv_args args;
     GAN_TRY(gan_cuda_conv_args_make(g, &args));
-    if (impl->conv_plan_count == impl->conv_plan_capacity) {
-        int capacity = impl->conv_plan_capacity ? 2 * impl->conv_plan_capacity : 16;
-        gan_cuda_conv_plan *grown = realloc(impl->conv_plans, (size_t)capacity * sizeof *grown);
-        if (!grown)
-            return gan_error(GAN_ERR_NOMEM, "out of memory for convolution plans");
-        impl->conv_plans = grown;
-        impl->conv_plan_capacity = capacity;
-    }
     gan_cuda_conv_plan plan;
     memset(&plan, 0, sizeof plan);
     plan.geom = *g;
@@ -552,6 +544,17 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
         searching = false;
         if (status != GAN_OK)
             goto cleanup;
+    }
+    /* Grown only now: choosing may have added plans (a sub-pixel form's inner convolution). */
+    if (impl->conv_plan_count == impl->conv_plan_capacity) {
+        int capacity = impl->conv_plan_capacity ? 2 * impl->conv_plan_capacity : 16;
+        gan_cuda_conv_plan *grown = realloc(impl->conv_plans, (size_t)capacity * sizeof *grown);
+        if (!grown) {
+            status = gan_error(GAN_ERR_NOMEM, "out of memory for convolution plans");
+            goto cleanup;
+        }
+        impl->conv_plans = grown;
+        impl->conv_plan_capacity = capacity;
     }
     impl->conv_plans[impl->conv_plan_count] = plan;
     *out = &impl->conv_plans[impl->conv_plan_count++];
