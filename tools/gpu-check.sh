@@ -27,8 +27,8 @@
 # third_party/debs), GAN_USE_DEBS=1 (use the .deb folder even when the system has the libraries),
 # CUDA_HOME (default: where nvcc is, else /usr/local/cuda), GAN_CHECK_SECONDS (default 300: what the
 # whole script aims at), GAN_TORCH_PYTHON (default python3: the python of the speed check).
-# The report goes to bench/GPU_REPORT.md when a GPU was found (commit it: `gan info` and the README
-# read it as "verified on hardware"), else to BUILD/gpu-check-report.md.
+# The report goes to bench/GPU_REPORT.md when a GPU was found (commit it: `gan info` points at it
+# as the last run on a GPU, with its date and commit), else to BUILD/gpu-check-report.md.
 # Exit status: 0 when every step that ran passed (see the report's verdict for whether a GPU was
 # there at all), 1 when one failed.
 set -uo pipefail

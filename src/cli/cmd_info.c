@@ -97,7 +97,8 @@ int gan_cmd_info(int argc, char **argv)
         printf("  %-22s %s\n", "status", cuda.note[0] ? cuda.note : "not built");
     }
 #ifdef GAN_GPU_REPORT
-    printf("  %-22s verified on hardware: see %s\n", "hardware check", GAN_GPU_REPORT);
+    printf("  %-22s the last run on a GPU is %s (its date and commit: what changed after it is "
+           "unverified on hardware)\n", "hardware check", GAN_GPU_REPORT);
 #else
     printf("  %-22s unverified on hardware: no GPU report in this tree yet "
            "(tools/gpu-check.sh writes one)\n", "hardware check");
