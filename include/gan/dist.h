@@ -35,6 +35,9 @@ typedef struct gan_dist {
 
 /* Whether this build has MPI (CMake's GAN_MPI). */
 bool gan_dist_built_with_mpi(void);
+/* One line for `gan info`: the MPI library ("built with Open MPI v4.1.4, ...: mpirun -np N gan
+ * train"), or that this build has none. */
+void gan_dist_library_version(char *text, size_t bytes);
 
 /* The group this process belongs to: MPI's world when a launcher started it (the environment of
  * mpirun, srun with PMIx or MPICH's hydra says so), otherwise one rank. Refuses a process that a
@@ -87,6 +90,8 @@ gan_status gan_dist_agree(const gan_dist *dist, gan_status mine);
 void gan_dist_note_shared_failure(const gan_dist *dist);
 /* Whether this rank prints the current failure (see gan_dist_agree); with one rank always. */
 bool gan_dist_should_report(const gan_dist *dist);
+/* Whether every rank met the current failure (its message then need not name a rank). */
+bool gan_dist_failure_shared(const gan_dist *dist);
 
 #ifdef __cplusplus
 }

@@ -58,12 +58,12 @@ static gan_status load_config(const char *config_path, const char *out_dir, cons
 }
 
 /* One line on stderr for the failure in gan_error_message(), from the rank that reports it
- * (gan_dist_should_report); with several ranks it names the rank. */
+ * (gan_dist_should_report); a failure of some ranks only names the rank. */
 static void report(const gan_dist *dist)
 {
     if (!gan_dist_should_report(dist))
         return;
-    if (dist->world_size > 1)
+    if (!gan_dist_failure_shared(dist))
         fprintf(stderr, "gan train: rank %d of %d: %s\n", dist->rank, dist->world_size, gan_error_message());
     else
         fprintf(stderr, "gan train: %s\n", gan_error_message());

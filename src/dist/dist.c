@@ -20,6 +20,8 @@
 /* Whether this rank prints the current failure (gan_dist_agree, gan_dist_note_shared_failure);
  * only the main thread fails a run, and only it reads this. */
 static bool report_failure = true;
+/* ... and whether every rank met it (then no rank need be named). */
+static bool failure_shared = false;
 
 bool gan_dist_built_with_mpi(void)
 {
@@ -27,6 +29,19 @@ bool gan_dist_built_with_mpi(void)
     return true;
 #else
     return false;
+#endif
+}
+
+void gan_dist_library_version(char *text, size_t bytes)
+{
+#ifdef GAN_HAVE_MPI
+    char version[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+    int length = 0;
+    MPI_Get_library_version(version, &length); /* allowed before MPI_Init */
+    version[strcspn(version, ",\n")] = '\0';
+    snprintf(text, bytes, "built with %s: mpirun -np N gan train (data parallel)", version);
+#else
+    snprintf(text, bytes, "not built (configure with libopenmpi-dev present, or -DGAN_MPI=ON): one process");
 #endif
 }
 
@@ -284,12 +299,15 @@ gan_status gan_dist_barrier(const gan_dist *dist)
 gan_status gan_dist_agree(const gan_dist *dist, gan_status mine)
 {
     report_failure = true;
+    failure_shared = false;
 #ifdef GAN_HAVE_MPI
     if (!uses_mpi(dist))
         return mine;
-    /* The lowest failed rank, and whether rank 0 failed: MIN over (failed ? rank : world). */
-    int first = mine != GAN_OK ? dist->rank : dist->world_size;
+    /* The lowest failed rank (MIN over failed ? rank : world) and how many failed (SUM). */
+    int first = mine != GAN_OK ? dist->rank : dist->world_size, failed = mine != GAN_OK;
     int code = MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (code == MPI_SUCCESS)
+        code = MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (code != MPI_SUCCESS) {
         if (mine != GAN_OK)
             return mine; /* our own failure says more than the collective's */
@@ -297,6 +315,7 @@ gan_status gan_dist_agree(const gan_dist *dist, gan_status mine)
     }
     if (first == dist->world_size)
         return GAN_OK;
+    failure_shared = failed == dist->world_size;
     /* rank 0 failed: it reports (the others met the same input); else each failed rank does */
     report_failure = mine != GAN_OK && (first != 0 || dist->rank == 0);
     if (mine != GAN_OK)
@@ -311,6 +330,12 @@ gan_status gan_dist_agree(const gan_dist *dist, gan_status mine)
 void gan_dist_note_shared_failure(const gan_dist *dist)
 {
     report_failure = !dist || !dist->mpi || dist->rank == 0;
+    failure_shared = true;
+}
+
+bool gan_dist_failure_shared(const gan_dist *dist)
+{
+    return !dist || !dist->mpi || dist->world_size == 1 || failure_shared;
 }
 
 bool gan_dist_should_report(const gan_dist *dist)
