@@ -77,6 +77,9 @@ gan_status gan_dist_allgather_double(const gan_dist *dist, double mine, double *
 /* true on every rank when `mine` is true on any */
 gan_status gan_dist_any(const gan_dist *dist, bool mine, bool *any);
 gan_status gan_dist_barrier(const gan_dist *dist);
+/* A barrier whose waiting ranks sleep (1 ms at a time) instead of spinning as MPI's do, so that
+ * they leave the cores to a rank that measures alone (gan bench train's one-rank reference). */
+gan_status gan_dist_barrier_sleeping(const gan_dist *dist);
 
 /* Failure across the group. Every rank passes the status of the step it just ran (the same step
  * on every rank); all learn whether any failed. GAN_OK when none did. Otherwise every rank
