@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Compares two runs of gan train for the data-parallel tests (tests/script_dist_*.sh), with the
-FP32 tolerances docs/DESIGN.md section 13 derives. Plain Python (struct, array, json): no numpy.
+FP32 tolerances docs/DESIGN.md "Data parallel" derives. Plain Python (struct, array, json): no numpy.
 
   dist_compare.py checkpoints A.safetensors B.safetensors --lr LR --steps T
       every tensor of G and D (weights, biases, batch norm parameters and running statistics):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Failures of a data-parallel run (docs/DESIGN.md section 13) end the whole job, never a hang:
+# Failures of a data-parallel run (docs/DESIGN.md "Data parallel") end the whole job, never a hang:
 # 1. bad input that every rank meets (a batch the ranks cannot share out, a missing data path, a
 #    missing config) is reported once, by rank 0, and the job exits non-zero;
 # 2. a rank killed mid-run (SIGKILL: no chance to say anything): mpirun ends the job, non-zero,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data-parallel training (mpirun -np N gan train; docs/DESIGN.md section 13) under Debian's
+# Data-parallel training (mpirun -np N gan train; docs/DESIGN.md "Data parallel") under Debian's
 # OpenMPI over loopback, against one process, on the CPU:
 # 1. train.sync_bn (the default): 2 and 4 ranks at global batch 16 for 3 iterations of
 #    dcgan_fmnist32 equal one process at batch 16: losses, D(x), D(G(z)) of every iteration and
@@ -9,6 +9,7 @@
 # 2. train.sync_bn = false (each rank's own statistics): after 5 iterations every rank holds the
 #    same bits (weights, running statistics, Adam moments: GAN_DIST_DUMP's files compared with
 #    cmp): dcgan_fmnist32 on 4 ranks, mlp_mnist (dropout) on 2.
+# 3. gan bench train on 2 ranks prints its per-rank, total and all-reduce lines.
 source "$(dirname "$0")/lib_dist.sh"
 script_setup script_dist_train
 require_fmnist
@@ -52,6 +53,13 @@ else fail "the log does not say that sync_bn = false uses each rank's statistics
 config="$GAN_SOURCE_DIR/configs/mlp_mnist.ini"
 GAN_DIST_DUMP="$work/dump_mlp" train_run "$work/mlp_own2" 2 train.iterations=5 train.sync_bn=false &&
   same_on_every_rank "mlp_mnist, sync_bn = false, 2 ranks, 5 iterations" 2 "$work/dump_mlp"
+
+# 3. gan bench train on 2 ranks reports per rank, in total, the all-reduces and the efficiency
+if ranks 2 "$gan" bench train "$GAN_SOURCE_DIR/configs/dcgan_fmnist32.ini" train.batch_size=16 --device cpu \
+     --iterations 2 --rounds 1 --warmup 1 >"$work/bench.log" 2>&1 &&
+   grep -q "^rank 1 *: median" "$work/bench.log" && grep -q "^all-reduces : per iteration 2 of floats" "$work/bench.log" &&
+   grep -q "^train dcgan_fmnist32 batch 16 on 2 ranks: .* img/s total .* scaling efficiency" "$work/bench.log"; then ok
+else fail "gan bench train on 2 ranks: $(tail -n 8 "$work/bench.log")"; fi
 
 echo "script_dist_train: $passed passed, $failed failed"
 [ "$failed" = 0 ]

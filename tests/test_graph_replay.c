@@ -16,7 +16,7 @@
  *    the plain CPU backend.
  * Both for a DCGAN (convolutions, fused batch norm + activation) and an MLP GAN (dropout, batch
  * norm 1d, two D steps per G step).
- * 3. The data-parallel path (docs/DESIGN.md section 13) on a one-rank process group (what
+ * 3. The data-parallel path (docs/DESIGN.md "Data parallel") on a one-rank process group (what
  *    GAN_DIST_FORCE=1 gives: the all-reduces and the batch norm split around them run, with no
  *    MPI): its iterations replay too, with and without train.sync_bn, and it trains bit for bit
  *    like the plain CPU backend; a trainer without a group makes none of those calls. */

@@ -170,7 +170,7 @@ struct gan_backend {
                                   const float *save_invstd, float *dx, float param_beta,
                                   float *dgamma, float *dbeta);
 
-    /* ---- data parallel (docs/DESIGN.md section 13): a run on one process calls none of these.
+    /* ---- data parallel (docs/DESIGN.md "Data parallel"): a run on one process calls none of these.
      * The all-reduces are present when the backend was opened with an active process group
      * (options.dist), NULL otherwise: data[count] = scale * (the sum of data[count] over the
      * ranks), in place, queued like any op (on CUDA: ncclAllReduce on the backend's stream, so a

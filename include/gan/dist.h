@@ -1,4 +1,4 @@
-/* The process group of a data-parallel run (docs/DESIGN.md, section 13): `mpirun -np N gan train`
+/* The process group of a data-parallel run (docs/DESIGN.md "Data parallel"): `mpirun -np N gan train`
  * (or Slurm's srun with PMIx) starts N ranks that train one run together. This module is the only
  * code that calls MPI (src/dist/dist.c): it starts MPI when a launcher started the process, tells
  * the rest of gan the world size, its rank and its place on the machine, and offers the few host

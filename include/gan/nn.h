@@ -129,7 +129,7 @@ struct gan_model {
     const uint64_t *dropout_count;
     uint64_t dropout_position;
 
-    /* A data-parallel run (docs/DESIGN.md section 13; gan_model_set_data_parallel): this model
+    /* A data-parallel run (docs/DESIGN.md "Data parallel"; gan_model_set_data_parallel): this model
      * holds samples sample_offset .. sample_offset + batch - 1 of a global batch of global_batch
      * (0 and batch for one process). Dropout draws by global sample index and advances by the
      * global batch; with sync_bn the batch norms' training statistics are summed over the ranks

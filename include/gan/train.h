@@ -51,7 +51,7 @@ typedef struct gan_trainer {
     int sample_batch;
     gan_data_source *data;         /* not owned */
 
-    /* A data-parallel run (docs/DESIGN.md section 13), from the backend's process group: this
+    /* A data-parallel run (docs/DESIGN.md "Data parallel"), from the backend's process group: this
      * rank trains samples rank * batch .. (rank + 1) * batch - 1 of each global batch of
      * train.batch_size = world_size * batch. One process: world_size 1, rank 0, batch =
      * train.batch_size and data_parallel false (no collective call at all). */

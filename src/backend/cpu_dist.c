@@ -1,4 +1,4 @@
-/* The CPU backend's all-reduces (data-parallel runs, docs/DESIGN.md section 13): MPI_Allreduce on
+/* The CPU backend's all-reduces (data-parallel runs, docs/DESIGN.md "Data parallel"): MPI_Allreduce on
  * host memory through the process group (src/dist/dist.c), which gives every rank the same bits.
  * With a one-rank group (GAN_DIST_FORCE=1, no launcher) the sum is the data itself. */
 #include "backend/cpu_internal.h"

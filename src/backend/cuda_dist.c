@@ -1,4 +1,4 @@
-/* The CUDA backend's all-reduces (data-parallel runs, docs/DESIGN.md section 13): NCCL on the
+/* The CUDA backend's all-reduces (data-parallel runs, docs/DESIGN.md "Data parallel"): NCCL on the
  * backend's stream, so they queue like every other op and a captured iteration replays them (NCCL
  * 2.9 and later capture their collectives in CUDA graphs). One GPU per rank, the backend's device.
  *

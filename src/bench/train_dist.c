@@ -1,4 +1,4 @@
-/* gan bench train under mpirun -np N (docs/DESIGN.md section 13): the data-parallel training step
+/* gan bench train under mpirun -np N (docs/DESIGN.md "Data parallel"): the data-parallel training step
  * on synthetic data, every rank training its part (train.batch_size / N) of the global batch.
  *
  * Measured, the ranks starting each round together (a barrier):
