@@ -5,7 +5,9 @@
 #    dcgan_fmnist32 equal one process at batch 16: losses, D(x), D(G(z)) of every iteration and
 #    every weight, running statistic and Adam moment within the FP32 tolerances tests/dist_compare.py
 #    states and derives; mlp_mnist too (dropout masks drawn by global sample index, batch norm 1d).
-#    Rank 0 alone writes: one metrics.jsonl of 3 lines, the log says the world size.
+#    Rank 0 alone writes: one metrics.jsonl of 3 lines, the log says the world size and the
+#    threads per rank (OMP_NUM_THREADS overrides them). On one process without mpirun
+#    (GAN_DIST_FORCE=1) the data-parallel path writes the plain run's checkpoint data bit for bit.
 # 2. train.sync_bn = false (each rank's own statistics): after 5 iterations every rank holds the
 #    same bits (weights, running statistics, Adam moments: GAN_DIST_DUMP's files compared with
 #    cmp): dcgan_fmnist32 on 4 ranks, mlp_mnist (dropout) on 2.
@@ -27,6 +29,20 @@ else fail "the 4-rank log does not say how the batch is shared out: $(head -n 5 
 lines=$(wc -l < "$work/ranks4/metrics.jsonl")
 if [ "$lines" = 3 ] && [ "$(grep -c '^\[0/1\]' "$work/ranks4.log")" = 3 ]; then ok
 else fail "4 ranks wrote $lines metrics lines and $(grep -c '^\[0/1\]' "$work/ranks4.log") log lines, want 3 each (rank 0 alone)"; fi
+
+# The one-rank data-parallel path (GAN_DIST_FORCE=1, no mpirun: every all-reduce and the split
+# batch norm run) writes the very checkpoint data of the plain run.
+data_section() { python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(); n=struct.unpack("<Q",b[:8])[0]; sys.stdout.buffer.write(b[8+n:])' "$1"; }
+GAN_DIST_FORCE=1 train_run "$work/forced" 0 train.iterations=3 &&
+  if cmp -s <(data_section "$(last_checkpoint "$work/one")") <(data_section "$(last_checkpoint "$work/forced")"); then ok
+  else fail "GAN_DIST_FORCE=1 on one process: the checkpoint's tensors differ from the plain run's"; fi
+# threads per rank: the cores over the ranks on the machine, or OMP_NUM_THREADS
+if grep -q "^threads per rank: [0-9]* (.* cores on this machine / 4 ranks on it" "$work/ranks4.log"; then ok
+else fail "the 4-rank log does not say the threads per rank: $(head -n 2 "$work/ranks4.log")"; fi
+ranks 2 -x OMP_NUM_THREADS=1 "$gan" train "$config" train.iterations=1 train.batch_size=16 log.sample_every=0 \
+  --device cpu --quiet --out "$work/threads" >"$work/threads.log" 2>&1
+if grep -q "^threads per rank: 1 (OMP_NUM_THREADS=1, set by the user)" "$work/threads.log"; then ok
+else fail "OMP_NUM_THREADS does not override the threads per rank: $(head -n 3 "$work/threads.log")"; fi
 
 config="$GAN_SOURCE_DIR/configs/mlp_mnist.ini"
 train_run "$work/mlp_one" 0 train.iterations=3

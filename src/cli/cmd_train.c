@@ -176,7 +176,7 @@ static int train_command(int argc, char **argv, const gan_dist *dist)
         return usage_error(dist, "gan train: --out and --resume name different directories%s\n", "");
     char threads[512];
     gan_dist_set_threads(dist, threads, sizeof threads);
-    if (threads[0] && dist->rank == 0 && !quiet)
+    if (threads[0] && dist->rank == 0)
         printf("%s\n", threads);
     gan_run_result result = GAN_RUN_FINISHED;
     gan_run_options options = {run_dir, device, resume_dir != NULL, quiet, dist};
