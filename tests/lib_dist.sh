@@ -3,9 +3,12 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib_script.sh"
 
 # mpirun as root (CI's containers) must be allowed twice over; more ranks than cores need
-# --oversubscribe (OpenMPI then binds no rank to a core). The shared-memory transport's single-copy
+# --oversubscribe. The shared-memory transport's single-copy
 # mode needs ptrace rights that containers often lack: the plain copy works everywhere.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# No binding: two tests that run at once (ctest -j) would otherwise each bind their rank 0 to
+# core 0.
+mpirun_options="--oversubscribe --bind-to none"
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 compare="$(dirname "${BASH_SOURCE[0]}")/dist_compare.py"
 # Sanitizer builds (GAN_SANITIZE): LeakSanitizer reports the memory Open MPI never frees. The
@@ -29,7 +32,7 @@ require_mpi() {
 # stopped after 120 s (every run here takes a few seconds).
 ranks() {
   local n=$1; shift
-  timeout -k 5 120 mpirun --oversubscribe -np "$n" "$@" </dev/null
+  timeout -k 5 120 mpirun $mpirun_options -np "$n" "$@" </dev/null
 }
 
 # train_run DIR N [key=value ...]: CONFIG (default dcgan_fmnist32) on the CPU at global batch 16

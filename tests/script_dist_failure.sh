@@ -35,7 +35,7 @@ else fail "a run refused at start-up left a run directory behind"; fi
 # iteration, or fails.
 start_long_run() { # start_long_run DIR [key=value ...]
   local dir=$1; shift
-  mpirun --oversubscribe -np 2 "$gan" train "$config" train.batch_size=16 train.iterations=100000 \
+  mpirun $mpirun_options -np 2 "$gan" train "$config" train.batch_size=16 train.iterations=100000 \
     log.every=1 log.sample_every=0 "$@" --device cpu --quiet --out "$dir" </dev/null >"$dir.log" 2>&1 &
   job=$!
   local i

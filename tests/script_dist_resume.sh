@@ -41,7 +41,7 @@ train_run "$work/one_then_two" 0 train.iterations=2 &&
 
 # 3. SIGUSR1 to mpirun (which forwards it to every rank): the ranks stop after the same iteration,
 #    rank 0 writes its checkpoint, exit 130; one process resumes from it
-mpirun --oversubscribe -np 2 "$gan" train "$config" train.batch_size=16 train.iterations=100000 log.every=1 \
+mpirun $mpirun_options -np 2 "$gan" train "$config" train.batch_size=16 train.iterations=100000 log.every=1 \
   log.sample_every=0 --device cpu --quiet --out "$work/usr1" </dev/null >"$work/usr1.log" 2>&1 &
 job=$!
 for ((i = 0; i < 600; i++)); do [ -s "$work/usr1/metrics.jsonl" ] && break; sleep 0.1; done
