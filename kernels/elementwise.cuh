@@ -12,6 +12,13 @@ __global__ void gan_fill_kernel(float *dst, float value, size_t count)
         dst[i] = value;
 }
 
+/* data[count] *= scale (the mean after a sum over ranks) */
+__global__ void gan_scale_kernel(size_t count, float scale, float *data)
+{
+    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+        data[i] *= scale;
+}
+
 /* y[count] = a[count] * b[count] */
 __global__ void gan_multiply_kernel(size_t count, const float *a, const float *b, float *y)
 {

@@ -112,6 +112,32 @@ gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, 
                                 const float *gamma, const float *save_mean, const float *save_invstd,
                                 float *dx, float param_beta, float *dgamma, float *dbeta);
 
+/* ---- data-parallel runs ------------------------------------------------------------------- */
+/* data[count] *= scale */
+gan_status gan_cuda_scale(cudaStream_t cuda_stream, size_t count, float scale, float *data);
+
+/* Batch norm split around the all-reduces of train.sync_bn (kernels/norm.cuh): the same floats
+ * and double trees as gan_cuda_bn_forward_train / gan_cuda_bn_backward, so with one rank the
+ * same bits. `count`: values per channel over all ranks. `act` as above (GAN_FUSED_NONE: y, y_act
+ * unused). */
+gan_status gan_cuda_bn_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, double *sums);
+gan_status gan_cuda_bn_centered_squares(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                        const double *sums, double count, double *squares);
+gan_status gan_cuda_bn_forward_from_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                         const float *gamma, const float *beta, float momentum, float eps,
+                                         const double *sums, const double *squares, double count,
+                                         float *running_mean, float *running_var, float *save_mean,
+                                         float *save_invstd, float *y, int act, float slope, float *y_act);
+gan_status gan_cuda_bn_backward_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                     const float *y, const float *dy, int act, float slope,
+                                     const float *save_mean, const float *save_invstd, float param_beta,
+                                     float *dgamma, float *dbeta, double *sums);
+gan_status gan_cuda_bn_backward_from_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                          const float *y, const float *dy, int act, float slope,
+                                          const float *gamma, const float *save_mean,
+                                          const float *save_invstd, const double *sums, double count,
+                                          float *dx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -250,4 +250,74 @@ gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, 
                   dgamma, dbeta);
 }
 
+/* ---- data-parallel runs ------------------------------------------------------------------- */
+
+gan_status gan_cuda_scale(cudaStream_t cuda_stream, size_t count, float scale, float *data)
+{
+    return launch_elementwise("scale", gan_scale_kernel, count, cuda_stream, count, scale, data);
+}
+
+static gan_status check_sums_count(const char *op, double count, double least)
+{
+    if (!(count >= least))
+        return gan_error(GAN_ERR_ARG, "%s: %g values per channel", op, count);
+    return GAN_OK;
+}
+
+gan_status gan_cuda_bn_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, double *sums)
+{
+    GAN_TRY(check_bn_shape("bn sums", n, c, hw));
+    return launch("bn_sums", gan_bn_sums_kernel, (unsigned)c, cuda_stream, (size_t)n, (size_t)c, (size_t)hw, x,
+                  sums);
+}
+
+gan_status gan_cuda_bn_centered_squares(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                        const double *sums, double count, double *squares)
+{
+    GAN_TRY(check_bn_shape("bn centered squares", n, c, hw));
+    GAN_TRY(check_sums_count("bn centered squares", count, 2.0));
+    return launch("bn_centered_squares", gan_bn_centered_squares_kernel, (unsigned)c, cuda_stream, (size_t)n,
+                  (size_t)c, (size_t)hw, x, sums, count, squares);
+}
+
+gan_status gan_cuda_bn_forward_from_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                         const float *gamma, const float *beta, float momentum, float eps,
+                                         const double *sums, const double *squares, double count,
+                                         float *running_mean, float *running_var, float *save_mean,
+                                         float *save_invstd, float *y, int act, float slope, float *y_act)
+{
+    GAN_TRY(check_bn_shape("bn forward from sums", n, c, hw));
+    GAN_TRY(check_fused_act("bn forward from sums", act, slope));
+    GAN_TRY(check_sums_count("bn forward from sums", count, 2.0));
+    return launch("bn_forward_from_sums", gan_bn_forward_from_sums_kernel, (unsigned)c, cuda_stream, (size_t)n,
+                  (size_t)c, (size_t)hw, x, gamma, beta, momentum, eps, sums, squares, count, running_mean,
+                  running_var, save_mean, save_invstd, y, act, slope, y_act);
+}
+
+gan_status gan_cuda_bn_backward_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                     const float *y, const float *dy, int act, float slope,
+                                     const float *save_mean, const float *save_invstd, float param_beta,
+                                     float *dgamma, float *dbeta, double *sums)
+{
+    GAN_TRY(check_bn_shape("bn backward sums", n, c, hw));
+    GAN_TRY(check_fused_act("bn backward sums", act, slope));
+    return launch("bn_backward_sums", gan_bn_backward_sums_kernel, (unsigned)c, cuda_stream, (size_t)n,
+                  (size_t)c, (size_t)hw, x, y, dy, act, slope, save_mean, save_invstd, param_beta, dgamma,
+                  dbeta, sums);
+}
+
+gan_status gan_cuda_bn_backward_from_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                          const float *y, const float *dy, int act, float slope,
+                                          const float *gamma, const float *save_mean,
+                                          const float *save_invstd, const double *sums, double count,
+                                          float *dx)
+{
+    GAN_TRY(check_bn_shape("bn backward from sums", n, c, hw));
+    GAN_TRY(check_fused_act("bn backward from sums", act, slope));
+    GAN_TRY(check_sums_count("bn backward from sums", count, 1.0));
+    return launch("bn_backward_from_sums", gan_bn_backward_from_sums_kernel, (unsigned)c, cuda_stream,
+                  (size_t)n, (size_t)c, (size_t)hw, x, y, dy, act, slope, gamma, save_mean, save_invstd, sums,
+                  count, dx);
+}
+
 } /* extern "C" */

@@ -32,6 +32,44 @@ __device__ __forceinline__ size_t gan_channel_element(size_t j, size_t ch, size_
     return ((j / hw) * c + ch) * hw + j % hw;
 }
 
+/* This thread's float share of channel ch's sums (elements threadIdx.x, + blockDim.x, ...): of x,
+ * and of (x - m)^2. The fused and the split kernels below call the same code, so they add the same
+ * floats in the same order. */
+__device__ __forceinline__ float gan_bn_thread_sum(const float *x, size_t ch, size_t c, size_t hw,
+                                                   size_t count)
+{
+    float sum = 0.0f;
+    for (size_t j = threadIdx.x; j < count; j += blockDim.x)
+        sum += x[gan_channel_element(j, ch, c, hw)];
+    return sum;
+}
+__device__ __forceinline__ float gan_bn_thread_squares(const float *x, float m, size_t ch, size_t c,
+                                                       size_t hw, size_t count)
+{
+    float squares = 0.0f;
+    for (size_t j = threadIdx.x; j < count; j += blockDim.x) {
+        float d = x[gan_channel_element(j, ch, c, hw)] - m;
+        squares += d * d;
+    }
+    return squares;
+}
+/* This thread's share of (sum g, sum g xhat), g the gradient at the batch norm's output. */
+__device__ __forceinline__ void gan_bn_thread_grad_sums(const float *x, const float *y, const float *dy,
+                                                        int act, float slope, float m, float invstd,
+                                                        size_t ch, size_t c, size_t hw, size_t count,
+                                                        float *sum_g, float *sum_g_xhat)
+{
+    float g_total = 0.0f, g_xhat_total = 0.0f;
+    for (size_t j = threadIdx.x; j < count; j += blockDim.x) {
+        size_t i = gan_channel_element(j, ch, c, hw);
+        float g = act == GAN_FUSED_NONE ? dy[i] : gan_fused_act_backward(act, slope, y[i], dy[i]);
+        g_total += g;
+        g_xhat_total += g * ((x[i] - m) * invstd);
+    }
+    *sum_g = g_total;
+    *sum_g_xhat = g_xhat_total;
+}
+
 /* One block per channel: batch statistics of x, running statistics updated as PyTorch does
  * (momentum, unbiased running variance), y = x invstd gamma + (beta - mean invstd gamma), and
  * y_act = act(y) when act is not GAN_FUSED_NONE. */
@@ -44,19 +82,13 @@ __global__ void gan_bn_forward_train_kernel(size_t n, size_t c, size_t hw, const
     __shared__ double partial[GAN_BLOCK_THREADS];
     __shared__ float channel_mean;
     size_t ch = blockIdx.x, count = n * hw;
-    float sum = 0.0f;
-    for (size_t j = threadIdx.x; j < count; j += blockDim.x)
-        sum += x[gan_channel_element(j, ch, c, hw)];
+    float sum = gan_bn_thread_sum(x, ch, c, hw, count);
     double total = gan_block_sum_double((double)sum, partial);
     if (threadIdx.x == 0)
         channel_mean = (float)(total / (double)count);
     __syncthreads();
     const float m = channel_mean;
-    float squares = 0.0f;
-    for (size_t j = threadIdx.x; j < count; j += blockDim.x) {
-        float d = x[gan_channel_element(j, ch, c, hw)] - m;
-        squares += d * d;
-    }
+    float squares = gan_bn_thread_squares(x, m, ch, c, hw, count);
     double squares_total = gan_block_sum_double((double)squares, partial);
     __shared__ float channel_alpha, channel_shift;
     if (threadIdx.x == 0) {
@@ -108,13 +140,8 @@ __global__ void gan_bn_backward_kernel(size_t n, size_t c, size_t hw, const floa
     __shared__ double channel_sum_g;
     size_t ch = blockIdx.x, count = n * hw;
     const float m = save_mean[ch], invstd = save_invstd[ch];
-    float sum_g = 0.0f, sum_g_xhat = 0.0f;
-    for (size_t j = threadIdx.x; j < count; j += blockDim.x) {
-        size_t i = gan_channel_element(j, ch, c, hw);
-        float g = act == GAN_FUSED_NONE ? dy[i] : gan_fused_act_backward(act, slope, y[i], dy[i]);
-        sum_g += g;
-        sum_g_xhat += g * ((x[i] - m) * invstd);
-    }
+    float sum_g, sum_g_xhat;
+    gan_bn_thread_grad_sums(x, y, dy, act, slope, m, invstd, ch, c, hw, count, &sum_g, &sum_g_xhat);
     double total_g = gan_block_sum_double((double)sum_g, partial);
     if (threadIdx.x == 0)
         channel_sum_g = total_g;
@@ -131,6 +158,106 @@ __global__ void gan_bn_backward_kernel(size_t n, size_t c, size_t hw, const floa
     __syncthreads();
     const float g_scale = channel_g_scale, x_scale = channel_x_scale, offset = channel_offset;
     for (size_t j = threadIdx.x; j < count; j += blockDim.x) {
+        size_t i = gan_channel_element(j, ch, c, hw);
+        float g = act == GAN_FUSED_NONE ? dy[i] : gan_fused_act_backward(act, slope, y[i], dy[i]);
+        dx[i] = g_scale * g + (x_scale * (x[i] - m) + offset);
+    }
+}
+
+/* ---- batch norm with its statistics summed over ranks (train.sync_bn) ------------------------ *
+ * The kernels above split where an all-reduce adds the ranks' sums: the same per-thread floats and
+ * the same double tree, so with one rank every value is the fused kernels' bit for bit. `count` is
+ * the values per channel over all ranks. One block per channel. */
+
+/* sums[ch] = sum of x over the channel (double) */
+__global__ void gan_bn_sums_kernel(size_t n, size_t c, size_t hw, const float *x, double *sums)
+{
+    __shared__ double partial[GAN_BLOCK_THREADS];
+    size_t ch = blockIdx.x;
+    double total = gan_block_sum_double((double)gan_bn_thread_sum(x, ch, c, hw, n * hw), partial);
+    if (threadIdx.x == 0)
+        sums[ch] = total;
+}
+
+/* squares[ch] = sum of (x - m)^2, m = (float)(sums[ch] / count) */
+__global__ void gan_bn_centered_squares_kernel(size_t n, size_t c, size_t hw, const float *x,
+                                               const double *sums, double count, double *squares)
+{
+    __shared__ double partial[GAN_BLOCK_THREADS];
+    size_t ch = blockIdx.x;
+    const float m = (float)(sums[ch] / count);
+    double total = gan_block_sum_double((double)gan_bn_thread_squares(x, m, ch, c, hw, n * hw), partial);
+    if (threadIdx.x == 0)
+        squares[ch] = total;
+}
+
+/* gan_bn_forward_train_kernel's outputs from the summed statistics */
+__global__ void gan_bn_forward_from_sums_kernel(size_t n, size_t c, size_t hw, const float *x,
+                                                const float *gamma, const float *beta, float momentum,
+                                                float eps, const double *sums, const double *squares,
+                                                double count, float *running_mean, float *running_var,
+                                                float *save_mean, float *save_invstd, float *y, int act,
+                                                float slope, float *y_act)
+{
+    __shared__ float channel_alpha, channel_shift;
+    size_t ch = blockIdx.x;
+    if (threadIdx.x == 0) {
+        double mean = sums[ch] / count, var = squares[ch] / count;
+        const float m = (float)mean;
+        float invstd = (float)(1.0 / sqrt(var + eps));
+        channel_alpha = invstd * gamma[ch];
+        channel_shift = beta[ch] - m * channel_alpha;
+        save_mean[ch] = m;
+        save_invstd[ch] = invstd;
+        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
+        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
+    }
+    __syncthreads();
+    const float alpha = channel_alpha, shift = channel_shift;
+    for (size_t j = threadIdx.x; j < n * hw; j += blockDim.x) {
+        size_t i = gan_channel_element(j, ch, c, hw);
+        float v = x[i] * alpha + shift;
+        y[i] = v;
+        if (act != GAN_FUSED_NONE)
+            y_act[i] = gan_fused_act_forward(act, slope, v);
+    }
+}
+
+/* This rank's sums[ch] = sum g, sums[c + ch] = sum g xhat; dgamma, dbeta = param_beta old + them */
+__global__ void gan_bn_backward_sums_kernel(size_t n, size_t c, size_t hw, const float *x,
+                                            const float *y, const float *dy, int act, float slope,
+                                            const float *save_mean, const float *save_invstd,
+                                            float param_beta, float *dgamma, float *dbeta, double *sums)
+{
+    __shared__ double partial[GAN_BLOCK_THREADS];
+    size_t ch = blockIdx.x;
+    float sum_g, sum_g_xhat;
+    gan_bn_thread_grad_sums(x, y, dy, act, slope, save_mean[ch], save_invstd[ch], ch, c, hw, n * hw, &sum_g,
+                            &sum_g_xhat);
+    double total_g = gan_block_sum_double((double)sum_g, partial);
+    if (threadIdx.x == 0)
+        sums[ch] = total_g;
+    double total_g_xhat = gan_block_sum_double((double)sum_g_xhat, partial);
+    if (threadIdx.x == 0) {
+        sums[c + ch] = total_g_xhat;
+        dgamma[ch] = (param_beta != 0.0f ? param_beta * dgamma[ch] : 0.0f) + (float)total_g_xhat;
+        dbeta[ch] = (param_beta != 0.0f ? param_beta * dbeta[ch] : 0.0f) + (float)total_g;
+    }
+}
+
+/* dx from the summed (sum g, sum g xhat): gan_bn_backward_kernel's formula */
+__global__ void gan_bn_backward_from_sums_kernel(size_t n, size_t c, size_t hw, const float *x,
+                                                 const float *y, const float *dy, int act, float slope,
+                                                 const float *gamma, const float *save_mean,
+                                                 const float *save_invstd, const double *sums,
+                                                 double count, float *dx)
+{
+    size_t ch = blockIdx.x;
+    const float m = save_mean[ch], invstd = save_invstd[ch];
+    double a = (double)gamma[ch] * invstd;
+    const float g_scale = (float)a, x_scale = (float)(-a * invstd * sums[c + ch] / count);
+    const float offset = (float)(-a * sums[ch] / count);
+    for (size_t j = threadIdx.x; j < n * hw; j += blockDim.x) {
         size_t i = gan_channel_element(j, ch, c, hw);
         float g = act == GAN_FUSED_NONE ? dy[i] : gan_fused_act_backward(act, slope, y[i], dy[i]);
         dx[i] = g_scale * g + (x_scale * (x[i] - m) + offset);

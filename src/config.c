@@ -80,6 +80,8 @@ static const config_key keys[] = {
      "only algorithms that repeat bit for bit (false: the fastest cuDNN finds)"},
     {"train", "graph", KEY_BOOL, FIELD(graph), "true", 0, 0, "false|true",
      "CUDA: capture the iteration once as a CUDA graph and replay it (false: launch op by op)"},
+    {"train", "sync_bn", KEY_BOOL, FIELD(sync_bn), "true", 0, 0, "false|true",
+     "mpirun -np N: batch norm statistics summed over the ranks (false: each rank's own, as DDP)"},
     {"log", "every", KEY_INT64, FIELD(log_every), "50", 1, 1e15, NULL, "log a line every N iterations"},
     {"log", "sample_every", KEY_INT64, FIELD(sample_every), "500", 0, 1e15, NULL,
      "fixed-noise sample grid every N iterations (0 = only at the end)"},

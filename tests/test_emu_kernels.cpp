@@ -16,6 +16,13 @@
 
 /* In a CUDA build, gan_core also holds the real launchers under the same extern "C" names: the
  * emulated ones are renamed here so that the two can never meet at link time. */
+/* data-parallel runs: the split batch norm and the scale after a sum over ranks */
+#define gan_cuda_scale emu_gan_cuda_scale
+#define gan_cuda_bn_sums emu_gan_cuda_bn_sums
+#define gan_cuda_bn_centered_squares emu_gan_cuda_bn_centered_squares
+#define gan_cuda_bn_forward_from_sums emu_gan_cuda_bn_forward_from_sums
+#define gan_cuda_bn_backward_sums emu_gan_cuda_bn_backward_sums
+#define gan_cuda_bn_backward_from_sums emu_gan_cuda_bn_backward_from_sums
 #define gan_cuda_fill emu_gan_cuda_fill
 #define gan_cuda_activation_forward emu_gan_cuda_activation_forward
 #define gan_cuda_activation_backward emu_gan_cuda_activation_backward
@@ -502,6 +509,159 @@ void test_subpixel(void)
     CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, 2, -3, 4, 4, nullptr, nullptr), GAN_ERR_ARG, "subpixel");
 }
 
+/* The batch norm of train.sync_bn: the kernels split around the all-reduces.
+ * 1. One rank (the sums used as they are): bit for bit the fused kernels' outputs, every one.
+ * 2. Two ranks emulated (the batch's two halves, their double sums added as an all-reduce would):
+ *    the whole batch's statistics within double rounding, so y, dx and the running statistics
+ *    agree with the fused kernel on the whole batch to 1e-6; dgamma and dbeta are each half's
+ *    own, and their sum is the whole batch's.
+ * 3. The CPU backend's split ops on the same inputs, within the reductions' tolerance (1e-5). */
+void test_bn_split(void)
+{
+    struct shape {
+        int n, c, hw;
+    } shapes[] = {{4, 5, 77}, {16, 3, 64}, {8, 300, 1}};
+    struct fused {
+        int act;
+        float slope;
+        const char *name;
+    } kinds[] = {{GAN_FUSED_NONE, 0.0f, "bn"}, {GAN_ACT_RELU, 0.0f, "bn+relu"}, {GAN_ACT_LRELU, 0.2f, "bn+lrelu"}};
+    unsigned seed = 140;
+    for (const shape &sh : shapes) {
+        const size_t count = (size_t)sh.n * sh.c * sh.hw, c = (size_t)sh.c, half = count / 2;
+        const double values = (double)sh.n * sh.hw;
+        std::vector<float> x = random_floats(count, seed++, -2.0f, 3.0f);
+        std::vector<float> dy = random_floats(count, seed++, -1.0f, 1.0f);
+        std::vector<float> gamma = random_floats(c, seed++, 0.5f, 1.5f), beta = random_floats(c, seed++, -0.5f, 0.5f);
+        std::vector<float> rm0 = random_floats(c, seed++, -0.1f, 0.1f), rv0 = random_floats(c, seed++, 0.9f, 1.1f);
+        for (const fused &k : kinds) {
+            char name[96];
+            std::snprintf(name, sizeof name, "split %s [%d, %d, %d]", k.name, sh.n, sh.c, sh.hw);
+            std::string base(name);
+            float *no_act = nullptr;
+            /* the fused kernels on the whole batch */
+            std::vector<float> rm_f = rm0, rv_f = rv0, mean_f(c), inv_f(c), y_f(count), ya_f(count);
+            CHECK_OK(gan_cuda_bn_forward_train(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f,
+                                               1e-5f, rm_f.data(), rv_f.data(), mean_f.data(), inv_f.data(),
+                                               y_f.data(), k.act, k.slope, ya_f.data()));
+            const float *y_in = k.act == GAN_FUSED_NONE ? nullptr : ya_f.data();
+            std::vector<float> dx_f(count), dg_f(c), db_f(c);
+            CHECK_OK(gan_cuda_bn_backward(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
+                                          gamma.data(), mean_f.data(), inv_f.data(), dx_f.data(), 0.0f, dg_f.data(),
+                                          db_f.data()));
+
+            /* 1. one rank */
+            std::vector<double> sums(c), squares(c), grad_sums(2 * c);
+            std::vector<float> rm_s = rm0, rv_s = rv0, mean_s(c), inv_s(c), y_s(count), ya_s(count);
+            CHECK_OK(gan_cuda_bn_sums(nullptr, sh.n, sh.c, sh.hw, x.data(), sums.data()));
+            CHECK_OK(gan_cuda_bn_centered_squares(nullptr, sh.n, sh.c, sh.hw, x.data(), sums.data(), values,
+                                                  squares.data()));
+            CHECK_OK(gan_cuda_bn_forward_from_sums(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(),
+                                                   0.1f, 1e-5f, sums.data(), squares.data(), values, rm_s.data(),
+                                                   rv_s.data(), mean_s.data(), inv_s.data(), y_s.data(), k.act,
+                                                   k.slope, k.act == GAN_FUSED_NONE ? no_act : ya_s.data()));
+            check_identical((base + " y").c_str(), y_s, y_f);
+            if (k.act != GAN_FUSED_NONE)
+                check_identical((base + " y_act").c_str(), ya_s, ya_f);
+            check_identical((base + " save_mean").c_str(), mean_s, mean_f);
+            check_identical((base + " save_invstd").c_str(), inv_s, inv_f);
+            check_identical((base + " running_mean").c_str(), rm_s, rm_f);
+            check_identical((base + " running_var").c_str(), rv_s, rv_f);
+            std::vector<float> dx_s(count), dg_s(c, NAN), db_s(c, NAN);
+            CHECK_OK(gan_cuda_bn_backward_sums(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
+                                               mean_f.data(), inv_f.data(), 0.0f, dg_s.data(), db_s.data(),
+                                               grad_sums.data()));
+            CHECK_OK(gan_cuda_bn_backward_from_sums(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act,
+                                                    k.slope, gamma.data(), mean_f.data(), inv_f.data(),
+                                                    grad_sums.data(), values, dx_s.data()));
+            check_identical((base + " dx").c_str(), dx_s, dx_f);
+            check_identical((base + " dgamma").c_str(), dg_s, dg_f);
+            check_identical((base + " dbeta").c_str(), db_s, db_f);
+
+            /* 2. two ranks: each half of the batch ([n/2, c, hw] is contiguous), sums added */
+            const int n2 = sh.n / 2;
+            std::vector<double> s0(c), s1(c), q0(c), q1(c), g0(2 * c), g1(2 * c), total(c), total_sq(c), total_g(2 * c);
+            CHECK_OK(gan_cuda_bn_sums(nullptr, n2, sh.c, sh.hw, x.data(), s0.data()));
+            CHECK_OK(gan_cuda_bn_sums(nullptr, n2, sh.c, sh.hw, x.data() + half, s1.data()));
+            for (size_t i = 0; i < c; i++)
+                total[i] = s0[i] + s1[i];
+            CHECK_OK(gan_cuda_bn_centered_squares(nullptr, n2, sh.c, sh.hw, x.data(), total.data(), values, q0.data()));
+            CHECK_OK(gan_cuda_bn_centered_squares(nullptr, n2, sh.c, sh.hw, x.data() + half, total.data(), values,
+                                                  q1.data()));
+            for (size_t i = 0; i < c; i++)
+                total_sq[i] = q0[i] + q1[i];
+            std::vector<float> y2(count), ya2(count), rm2 = rm0, rv2 = rv0, mean2(c), inv2(c);
+            std::vector<float> rm2b = rm0, rv2b = rv0, mean2b(c), inv2b(c);
+            CHECK_OK(gan_cuda_bn_forward_from_sums(nullptr, n2, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f,
+                                                   1e-5f, total.data(), total_sq.data(), values, rm2.data(), rv2.data(),
+                                                   mean2.data(), inv2.data(), y2.data(), k.act, k.slope,
+                                                   k.act == GAN_FUSED_NONE ? no_act : ya2.data()));
+            CHECK_OK(gan_cuda_bn_forward_from_sums(nullptr, n2, sh.c, sh.hw, x.data() + half, gamma.data(),
+                                                   beta.data(), 0.1f, 1e-5f, total.data(), total_sq.data(), values,
+                                                   rm2b.data(), rv2b.data(), mean2b.data(), inv2b.data(),
+                                                   y2.data() + half, k.act, k.slope,
+                                                   k.act == GAN_FUSED_NONE ? no_act : ya2.data() + half));
+            CHECK_ALLCLOSE((base + " 2 ranks y").c_str(), y2.data(), y_f.data(), count, 1e-6, 1e-6);
+            CHECK_ALLCLOSE((base + " 2 ranks running_var").c_str(), rv2.data(), rv_f.data(), c, 1e-6, 1e-6);
+            check_identical((base + " 2 ranks: the ranks' running_var").c_str(), rv2, rv2b);
+            check_identical((base + " 2 ranks: the ranks' save_invstd").c_str(), inv2, inv2b);
+            std::vector<float> dx2(count), dg0(c), db0(c), dg1(c), db1(c);
+            CHECK_OK(gan_cuda_bn_backward_sums(nullptr, n2, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
+                                               mean_f.data(), inv_f.data(), 0.0f, dg0.data(), db0.data(), g0.data()));
+            CHECK_OK(gan_cuda_bn_backward_sums(nullptr, n2, sh.c, sh.hw, x.data() + half, y_in ? y_in + half : y_in,
+                                               dy.data() + half, k.act, k.slope, mean_f.data(), inv_f.data(), 0.0f,
+                                               dg1.data(), db1.data(), g1.data()));
+            for (size_t i = 0; i < 2 * c; i++)
+                total_g[i] = g0[i] + g1[i];
+            CHECK_OK(gan_cuda_bn_backward_from_sums(nullptr, n2, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act,
+                                                    k.slope, gamma.data(), mean_f.data(), inv_f.data(),
+                                                    total_g.data(), values, dx2.data()));
+            CHECK_OK(gan_cuda_bn_backward_from_sums(nullptr, n2, sh.c, sh.hw, x.data() + half,
+                                                    y_in ? y_in + half : y_in, dy.data() + half, k.act, k.slope,
+                                                    gamma.data(), mean_f.data(), inv_f.data(), total_g.data(), values,
+                                                    dx2.data() + half));
+            CHECK_ALLCLOSE((base + " 2 ranks dx").c_str(), dx2.data(), dx_f.data(), count, 1e-6, 1e-6);
+            std::vector<float> dg_sum(c), db_sum(c);
+            for (size_t i = 0; i < c; i++)
+                dg_sum[i] = dg0[i] + dg1[i], db_sum[i] = db0[i] + db1[i];
+            CHECK_ALLCLOSE((base + " 2 ranks dgamma summed").c_str(), dg_sum.data(), dg_f.data(), c, 1e-5, 1e-5);
+            CHECK_ALLCLOSE((base + " 2 ranks dbeta summed").c_str(), db_sum.data(), db_f.data(), c, 1e-5, 1e-5);
+
+            /* 3. the CPU backend's split ops */
+            std::vector<double> cpu_sums(c), cpu_squares(c), cpu_grad(2 * c);
+            std::vector<float> rm_c = rm0, rv_c = rv0, mean_c(c), inv_c(c), y_c(count), ya_c(count), dx_c(count);
+            std::vector<float> dg_c(c), db_c(c);
+            CHECK_OK(cpu->bn_sums(cpu, sh.n, sh.c, sh.hw, x.data(), cpu_sums.data()));
+            CHECK_OK(cpu->bn_centered_squares(cpu, sh.n, sh.c, sh.hw, x.data(), cpu_sums.data(), values,
+                                              cpu_squares.data()));
+            CHECK_OK(cpu->bn_forward_from_sums(cpu, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f, 1e-5f,
+                                               cpu_sums.data(), cpu_squares.data(), values, rm_c.data(), rv_c.data(),
+                                               mean_c.data(), inv_c.data(), y_c.data(), (gan_activation)k.act, k.slope,
+                                               k.act == GAN_FUSED_NONE ? no_act : ya_c.data()));
+            CHECK_ALLCLOSE((base + " cpu y").c_str(), y_c.data(), y_s.data(), count, 1e-5, 1e-5);
+            CHECK_ALLCLOSE((base + " cpu running_var").c_str(), rv_c.data(), rv_s.data(), c, 1e-6, 1e-5);
+            CHECK_OK(cpu->bn_backward_sums(cpu, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), (gan_activation)k.act,
+                                           k.slope, mean_f.data(), inv_f.data(), 0.0f, dg_c.data(), db_c.data(),
+                                           cpu_grad.data()));
+            CHECK_OK(cpu->bn_backward_from_sums(cpu, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), (gan_activation)k.act,
+                                                k.slope, gamma.data(), mean_f.data(), inv_f.data(), cpu_grad.data(),
+                                                values, dx_c.data()));
+            CHECK_ALLCLOSE((base + " cpu dx").c_str(), dx_c.data(), dx_s.data(), count, 1e-5, 1e-5);
+            CHECK_ALLCLOSE((base + " cpu dgamma").c_str(), dg_c.data(), dg_s.data(), c, 1e-5, 1e-5);
+            CHECK_ALLCLOSE((base + " cpu dbeta").c_str(), db_c.data(), db_s.data(), c, 1e-5, 1e-5);
+        }
+    }
+    /* the mean after a sum over ranks */
+    std::vector<float> data = random_floats(1000, 199, -1.0f, 1.0f), want = data;
+    CHECK_OK(gan_cuda_scale(nullptr, data.size(), 0.25f, data.data()));
+    for (float &v : want)
+        v *= 0.25f;
+    check_identical("scale", data, want);
+    double dummy = 0.0;
+    CHECK_FAILS_WITH(gan_cuda_bn_centered_squares(nullptr, 1, 1, 1, nullptr, &dummy, 1.0, &dummy), GAN_ERR_ARG,
+                     "values per channel");
+}
+
 } /* namespace */
 
 int main(void)
@@ -523,6 +683,7 @@ int main(void)
     test_bce();
     test_bn();
     test_subpixel();
+    test_bn_split();
     cpu->destroy(cpu);
     return test_finish();
 }

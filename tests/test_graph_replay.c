@@ -15,7 +15,11 @@
  *    statistic, batch norm counter and count must equal, bit for bit, those of the same run on
  *    the plain CPU backend.
  * Both for a DCGAN (convolutions, fused batch norm + activation) and an MLP GAN (dropout, batch
- * norm 1d, two D steps per G step). */
+ * norm 1d, two D steps per G step).
+ * 3. The data-parallel path (docs/DESIGN.md "Data parallel") on a one-rank process group (what
+ *    GAN_DIST_FORCE=1 gives: the all-reduces and the batch norm split around them run, with no
+ *    MPI): its iterations replay too, with and without train.sync_bn, and it trains bit for bit
+ *    like the plain CPU backend; a trainer without a group makes none of those calls. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,8 @@ typedef enum op {
     OP_BIAS_FORWARD, OP_BIAS_BACKWARD, OP_BN_FORWARD_TRAIN, OP_BN_FORWARD_EVAL, OP_BN_BACKWARD,
     OP_BN_ACT_FORWARD_TRAIN, OP_BN_ACT_BACKWARD, OP_ACT_FORWARD, OP_ACT_BACKWARD, OP_DROPOUT_FORWARD,
     OP_MULTIPLY, OP_BCE, OP_ADAM, OP_RNG_NORMAL, OP_RNG_UNIFORM, OP_ADVANCE, OP_IMAGES_TO_FLOAT,
+    OP_ALLREDUCE, OP_ALLREDUCE_F64, OP_BN_SUMS, OP_BN_CENTERED_SQUARES, OP_BN_FORWARD_FROM_SUMS,
+    OP_BN_BACKWARD_SUMS, OP_BN_BACKWARD_FROM_SUMS,
     OP_COUNT
 } op;
 
@@ -40,7 +46,8 @@ static const char *const op_names[OP_COUNT] = {
     "bias_forward", "bias_backward", "bn_forward_train", "bn_forward_eval", "bn_backward",
     "bn_act_forward_train", "bn_act_backward", "activation_forward", "activation_backward",
     "dropout_forward", "multiply", "bce_logits", "adam_step", "rng_normal", "rng_uniform",
-    "advance_counts", "images_to_float",
+    "advance_counts", "images_to_float", "allreduce_sum", "allreduce_sum_f64", "bn_sums",
+    "bn_centered_squares", "bn_forward_from_sums", "bn_backward_sums", "bn_backward_from_sums",
 };
 
 /* Every argument of every op, by kind: pointers, ints, floats, 64-bit integers, a geometry, the
@@ -48,10 +55,11 @@ static const char *const op_names[OP_COUNT] = {
  * memcmp (padding included). */
 typedef struct record {
     op kind;
-    const void *p[10];
+    const void *p[12];
     int i[8];
     float f[6];
     uint64_t u[4];
+    double d[2];
     gan_conv_geom geom;
     gan_adam_hyper hyper;
     gan_count_advance advance;
@@ -102,11 +110,11 @@ static gan_status dispatch(gan_backend *be, const record *r)
 
 static gan_status run_record(gan_backend *c, const record *r)
 {
-    float *out[10];
-    for (int k = 0; k < 10; k++)
+    float *out[12];
+    for (int k = 0; k < 12; k++)
         out[k] = (float *)r->p[k];
-    const float *in[10];
-    for (int k = 0; k < 10; k++)
+    const float *in[12];
+    for (int k = 0; k < 12; k++)
         in[k] = r->p[k];
     gan_count count0 = {(const uint64_t *)r->p[9], r->u[1]};
     switch (r->kind) {
@@ -156,6 +164,21 @@ static gan_status run_record(gan_backend *c, const record *r)
     case OP_ADVANCE: return c->advance_counts(c, r->advance);
     case OP_IMAGES_TO_FLOAT:
         return c->images_to_float(c, r->i[0], r->i[1], r->i[2], r->i[3], r->p[0], out[1]);
+    case OP_ALLREDUCE: return c->allreduce_sum(c, out[0], (size_t)r->u[0], r->f[0]);
+    case OP_ALLREDUCE_F64: return c->allreduce_sum_f64(c, (double *)r->p[0], (size_t)r->u[0]);
+    case OP_BN_SUMS: return c->bn_sums(c, r->i[0], r->i[1], r->i[2], in[0], (double *)r->p[1]);
+    case OP_BN_CENTERED_SQUARES:
+        return c->bn_centered_squares(c, r->i[0], r->i[1], r->i[2], in[0], r->p[1], r->d[0], (double *)r->p[2]);
+    case OP_BN_FORWARD_FROM_SUMS:
+        return c->bn_forward_from_sums(c, r->i[0], r->i[1], r->i[2], in[0], in[1], in[2], r->f[0], r->f[1],
+                                       r->p[3], r->p[4], r->d[0], out[5], out[6], out[7], out[8], out[9],
+                                       (gan_activation)r->i[3], r->f[2], out[10]);
+    case OP_BN_BACKWARD_SUMS:
+        return c->bn_backward_sums(c, r->i[0], r->i[1], r->i[2], in[0], in[1], in[2], (gan_activation)r->i[3],
+                                   r->f[0], in[3], in[4], r->f[1], out[5], out[6], (double *)r->p[7]);
+    case OP_BN_BACKWARD_FROM_SUMS:
+        return c->bn_backward_from_sums(c, r->i[0], r->i[1], r->i[2], in[0], in[1], in[2], (gan_activation)r->i[3],
+                                        r->f[0], in[3], in[4], in[5], r->p[6], r->d[0], out[7]);
     case OP_COUNT: break;
     }
     return gan_error(GAN_ERR_ARG, "unknown record");
@@ -374,6 +397,65 @@ static gan_status rec_images_to_float(gan_backend *be, int n, int h, int w, int 
     return dispatch(be, &r);
 }
 
+static gan_status rec_allreduce(gan_backend *be, float *data, size_t count, float scale)
+{
+    RECORD(OP_ALLREDUCE);
+    r.p[0] = data, r.u[0] = count, r.f[0] = scale;
+    return dispatch(be, &r);
+}
+static gan_status rec_allreduce_f64(gan_backend *be, double *data, size_t count)
+{
+    RECORD(OP_ALLREDUCE_F64);
+    r.p[0] = data, r.u[0] = count;
+    return dispatch(be, &r);
+}
+static gan_status rec_bn_sums(gan_backend *be, int n, int c, int hw, const float *x, double *sums)
+{
+    RECORD(OP_BN_SUMS);
+    r.i[0] = n, r.i[1] = c, r.i[2] = hw, r.p[0] = x, r.p[1] = sums;
+    return dispatch(be, &r);
+}
+static gan_status rec_bn_centered_squares(gan_backend *be, int n, int c, int hw, const float *x, const double *sums,
+                                          double count, double *squares)
+{
+    RECORD(OP_BN_CENTERED_SQUARES);
+    r.i[0] = n, r.i[1] = c, r.i[2] = hw, r.p[0] = x, r.p[1] = sums, r.d[0] = count, r.p[2] = squares;
+    return dispatch(be, &r);
+}
+static gan_status rec_bn_forward_from_sums(gan_backend *be, int n, int c, int hw, const float *x, const float *gamma,
+                                           const float *beta, float momentum, float eps, const double *sums,
+                                           const double *squares, double count, float *rm, float *rv, float *sm,
+                                           float *si, float *y, gan_activation act, float slope, float *y_act)
+{
+    RECORD(OP_BN_FORWARD_FROM_SUMS);
+    r.i[0] = n, r.i[1] = c, r.i[2] = hw, r.i[3] = (int)act, r.f[0] = momentum, r.f[1] = eps, r.f[2] = slope;
+    r.d[0] = count;
+    const void *p[] = {x, gamma, beta, sums, squares, rm, rv, sm, si, y, y_act};
+    memcpy(r.p, p, sizeof p);
+    return dispatch(be, &r);
+}
+static gan_status rec_bn_backward_sums(gan_backend *be, int n, int c, int hw, const float *x, const float *y_act,
+                                       const float *dy, gan_activation act, float slope, const float *sm,
+                                       const float *si, float param_beta, float *dgamma, float *dbeta, double *sums)
+{
+    RECORD(OP_BN_BACKWARD_SUMS);
+    r.i[0] = n, r.i[1] = c, r.i[2] = hw, r.i[3] = (int)act, r.f[0] = slope, r.f[1] = param_beta;
+    const void *p[] = {x, y_act, dy, sm, si, dgamma, dbeta, sums};
+    memcpy(r.p, p, sizeof p);
+    return dispatch(be, &r);
+}
+static gan_status rec_bn_backward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                            const float *y_act, const float *dy, gan_activation act, float slope,
+                                            const float *gamma, const float *sm, const float *si, const double *sums,
+                                            double count, float *dx)
+{
+    RECORD(OP_BN_BACKWARD_FROM_SUMS);
+    r.i[0] = n, r.i[1] = c, r.i[2] = hw, r.i[3] = (int)act, r.f[0] = slope, r.d[0] = count;
+    const void *p[] = {x, y_act, dy, gamma, sm, si, sums, dx};
+    memcpy(r.p, p, sizeof p);
+    return dispatch(be, &r);
+}
+
 /* Capture as CUDA does it: calls are recorded, not run; a launch runs the records. */
 static gan_status rec_capture_begin(gan_backend *be)
 {
@@ -419,12 +501,19 @@ static void rec_destroy(gan_backend *be)
     free(be);
 }
 
-static gan_backend *recorder_create(bool with_graphs)
+/* A one-rank process group running the data-parallel path (GAN_DIST_FORCE=1 without a launcher). */
+static const gan_dist ONE_RANK = {.world_size = 1, .rank = 0, .local_size = 1, .local_rank = 0, .active = true,
+                                  .mpi = false};
+
+/* The recording backend over a CPU backend, opened with the process group `dist` (NULL: none). */
+static gan_backend *recorder_create(bool with_graphs, const gan_dist *dist)
 {
     gan_backend *be = calloc(1, sizeof *be);
     recorder *rec = calloc(1, sizeof *rec);
     CHECK(be && rec);
-    CHECK_OK(gan_cpu_backend_create(NULL, &rec->cpu));
+    gan_backend_options options = gan_backend_options_default();
+    options.dist = dist;
+    CHECK_OK(gan_cpu_backend_create(&options, &rec->cpu));
     *be = (gan_backend){
         .name = "recorder", .kind = GAN_BACKEND_CPU, .options = rec->cpu->options, .impl = rec,
         .alloc = rec_alloc, .free = rec_free, .upload = rec_upload, .download = rec_download,
@@ -438,8 +527,14 @@ static gan_backend *recorder_create(bool with_graphs)
         .activation_backward = rec_act_backward, .dropout_forward = rec_dropout_forward,
         .multiply = rec_multiply, .bce_logits = rec_bce, .adam_step = rec_adam, .rng_normal = rec_rng_normal,
         .rng_uniform = rec_rng_uniform, .advance_counts = rec_advance, .images_to_float = rec_images_to_float,
-        .destroy = rec_destroy,
+        .bn_sums = rec_bn_sums, .bn_centered_squares = rec_bn_centered_squares,
+        .bn_forward_from_sums = rec_bn_forward_from_sums, .bn_backward_sums = rec_bn_backward_sums,
+        .bn_backward_from_sums = rec_bn_backward_from_sums, .destroy = rec_destroy,
     };
+    if (rec->cpu->allreduce_sum) {
+        be->allreduce_sum = rec_allreduce;
+        be->allreduce_sum_f64 = rec_allreduce_f64;
+    }
     if (with_graphs) {
         be->capture_begin = rec_capture_begin;
         be->capture_end = rec_capture_end;
@@ -466,13 +561,26 @@ static const char *const MLP =
     "[data]\nimage_size = 8\nchannels = 1\n"
     "[train]\nbatch_size = 8\nseed = 4\nd_steps = 2\n";
 
+/* How a trainer runs: on its own, or on a one-rank process group (the data-parallel path), with
+ * or without train.sync_bn. */
+typedef struct variant {
+    const char *name;
+    const gan_dist *dist;
+    bool sync_bn;
+} variant;
+
+static const variant PLAIN = {"", NULL, true};
+static const variant DIST_SYNC_BN = {" (one-rank group, sync_bn)", &ONE_RANK, true};
+static const variant DIST_OWN_BN = {" (one-rank group, sync_bn = false)", &ONE_RANK, false};
+
 /* A trainer on `be` fed by an in-memory data set of random images. */
-static gan_trainer *make_trainer(gan_backend *be, const char *text, bool graph, gan_data_source **data)
+static gan_trainer *make_trainer(gan_backend *be, const char *text, bool graph, bool sync_bn, gan_data_source **data)
 {
     gan_config cfg;
     gan_config_defaults(&cfg);
     CHECK_OK(gan_config_load_string(&cfg, text, "graph_replay.ini"));
     cfg.graph = graph;
+    cfg.sync_bn = sync_bn;
     gan_image_set images = {.count = 64, .height = cfg.image_size, .width = cfg.image_size,
                             .channels = cfg.channels};
     size_t bytes = (size_t)images.count * images.height * images.width * images.channels;
@@ -502,15 +610,25 @@ static int first_difference(const record *a, int a_count, const record *b, int b
     return a_count == b_count ? -1 : n;
 }
 
+/* Calls of the data-parallel ops (the all-reduces and the split batch norm) among `count` records. */
+static int data_parallel_calls(const record *log, int count)
+{
+    int n = 0;
+    for (int i = 0; i < count; i++)
+        n += log[i].kind >= OP_ALLREDUCE && log[i].kind <= OP_BN_BACKWARD_FROM_SUMS;
+    return n;
+}
+
 /* Three iterations' records of gan_trainer_run_iteration; returns the index of the first record
  * of iteration 2 or 3 that differs from iteration 1's (-1: none), with its op in *what. When
- * `leak` is set, a host scalar of the iteration (label smoothing) changes between iterations. */
-static int compare_iterations(const char *text, bool leak, const char **what)
+ * `leak` is set, a host scalar of the iteration (label smoothing) changes between iterations.
+ * *parallel_calls: iteration 1's calls of the data-parallel ops. */
+static int compare_iterations(const char *text, variant v, bool leak, const char **what, int *parallel_calls)
 {
-    gan_backend *be = recorder_create(false);
+    gan_backend *be = recorder_create(false, v.dist);
     recorder *rec = rec_of(be);
     gan_data_source *data = NULL;
-    gan_trainer *t = make_trainer(be, text, false, &data);
+    gan_trainer *t = make_trainer(be, text, false, v.sync_bn, &data);
     record *logs[3] = {NULL, NULL, NULL};
     int counts[3] = {0, 0, 0};
     for (int it = 0; it < 3 && t; it++) {
@@ -535,6 +653,7 @@ static int compare_iterations(const char *text, bool leak, const char **what)
     }
     if (!leak)
         CHECK_MSG(counts[0] > 20, "iteration 1 made only %d calls", counts[0]);
+    *parallel_calls = data_parallel_calls(logs[0], counts[0]);
     for (int it = 0; it < 3; it++)
         free(logs[it]);
     free_trainer(t, data);
@@ -542,16 +661,24 @@ static int compare_iterations(const char *text, bool leak, const char **what)
     return differs;
 }
 
-static void test_replay_validity(const char *name, const char *text)
+static void test_replay_validity(const char *name, const char *text, variant v)
 {
     const char *what = "";
-    int differs = compare_iterations(text, false, &what);
-    CHECK_MSG(differs < 0, "%s: call %d (%s) differs between iterations: the iteration cannot be replayed",
-              name, differs, what);
+    int parallel_calls = 0;
+    int differs = compare_iterations(text, v, false, &what, &parallel_calls);
+    CHECK_MSG(differs < 0, "%s%s: call %d (%s) differs between iterations: the iteration cannot be replayed",
+              name, v.name, differs, what);
+    /* one process calls no data-parallel op; a group calls them (gradients, and batch norm's
+     * statistics or running statistics) */
+    if (v.dist)
+        CHECK_MSG(parallel_calls >= 4, "%s%s: only %d data-parallel calls", name, v.name, parallel_calls);
+    else
+        CHECK_MSG(parallel_calls == 0, "%s: one process made %d data-parallel calls", name, parallel_calls);
     /* the comparison catches a host scalar that changes per step */
-    differs = compare_iterations(text, true, &what);
+    differs = compare_iterations(text, v, true, &what, &parallel_calls);
     CHECK_MSG(differs >= 0 && !strcmp(what, "bce_logits"),
-              "%s: a per-step label smoothing was not caught (first difference %d: %s)", name, differs, what);
+              "%s%s: a per-step label smoothing was not caught (first difference %d: %s)", name, v.name, differs,
+              what);
 }
 
 static bool same_floats(gan_backend *be, const float *a, const float *b, size_t n)
@@ -578,14 +705,19 @@ static void check_same_model(const char *what, gan_model *a, gan_model *b)
     CHECK_MSG(na == nb && !memcmp(ca, cb, (size_t)na * sizeof ca[0]), "%s num_batches_tracked differ", what);
 }
 
-static void test_graph_path(const char *name, const char *text)
+/* The graph path of variant v against the plain CPU backend without a process group: the same
+ * bits (a one-rank group's all-reduces are the identity, and the split batch norm adds what the
+ * fused one does). */
+static void test_graph_path(const char *base_name, const char *text, variant v)
 {
     enum { STEPS = 6 };
-    gan_backend *graphs = recorder_create(true), *cpu = NULL;
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", base_name, v.name);
+    gan_backend *graphs = recorder_create(true, v.dist), *cpu = NULL;
     CHECK_OK(gan_cpu_backend_create(NULL, &cpu));
     gan_data_source *data_graph = NULL, *data_eager = NULL;
-    gan_trainer *g = make_trainer(graphs, text, true, &data_graph);
-    gan_trainer *e = make_trainer(cpu, text, true, &data_eager); /* no graphs on the CPU backend */
+    gan_trainer *g = make_trainer(graphs, text, true, v.sync_bn, &data_graph);
+    gan_trainer *e = make_trainer(cpu, text, true, true, &data_eager); /* no graphs on the CPU backend */
     for (int i = 0; i < STEPS && g && e; i++) {
         CHECK_OK(gan_trainer_step(g));
         CHECK_OK(gan_trainer_step(e));
@@ -595,7 +727,7 @@ static void test_graph_path(const char *name, const char *text)
                   "%s: %d graph launches, want %d (step 1 op by op, then the graph)", name,
                   rec_of(graphs)->launches, STEPS - 1);
         CHECK_MSG(e->graph == NULL, "%s: the CPU backend has no graphs", name);
-        char what[64];
+        char what[160];
         snprintf(what, sizeof what, "%s G", name);
         check_same_model(what, g->g, e->g);
         snprintf(what, sizeof what, "%s D", name);
@@ -617,9 +749,12 @@ static void test_graph_path(const char *name, const char *text)
 
 int main(void)
 {
-    test_replay_validity("dcgan", DCGAN);
-    test_replay_validity("mlp", MLP);
-    test_graph_path("dcgan", DCGAN);
-    test_graph_path("mlp", MLP);
+    const variant variants[] = {PLAIN, DIST_SYNC_BN, DIST_OWN_BN};
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        test_replay_validity("dcgan", DCGAN, variants[i]);
+        test_replay_validity("mlp", MLP, variants[i]);
+        test_graph_path("dcgan", DCGAN, variants[i]);
+        test_graph_path("mlp", MLP, variants[i]);
+    }
     return test_finish();
 }

@@ -9,6 +9,7 @@ packages=(
   libopenblas0-pthread libopenblas-dev       # the BLAS (loaded at run time, see src/blas.c)
   libinih-dev                                # INI configs
   libcjson-dev                               # safetensors JSON headers
+  libopenmpi-dev openmpi-bin                 # data-parallel runs: mpirun -np N gan train (GAN_MPI)
   dataset-fashion-mnist                      # the quick start's data (IDX files)
   librandom123-dev                           # Philox known-answer vectors (tests/data has a copy)
   python3 python3-numpy python3-venv         # test scripts; a venv for PyPI packages

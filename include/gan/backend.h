@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gan/dist.h"
 #include "gan/error.h"
 #include "gan/elementwise_math.h"
 #include "gan/precision.h"
@@ -58,13 +59,18 @@ typedef enum gan_backend_kind { GAN_BACKEND_CPU, GAN_BACKEND_CUDA } gan_backend_
  *                  deterministic algorithms only); false: any algorithm (the CPU backend is
  *                  deterministic either way);
  *   workspace_bytes  the most scratch memory one convolution may use; 0: the backend's default;
- *   device_index   the GPU, as CUDA_VISIBLE_DEVICES presents them (`--device cuda:N`).
+ *   device_index   the GPU, as CUDA_VISIBLE_DEVICES presents them (`--device cuda:N`);
+ *   dist           the process group of a data-parallel run (gan/dist.h), NULL for one process:
+ *                  with an active group the backend offers the all-reduces below (the CPU's over
+ *                  MPI, the CUDA backend's over an NCCL communicator it makes at open, its unique
+ *                  id broadcast from rank 0); the group must outlive the backend.
  * fp32 + deterministic is the parity mode every test checks against PyTorch. */
 typedef struct gan_backend_options {
     gan_precision precision;
     bool deterministic;
     size_t workspace_bytes;
     int device_index;
+    const gan_dist *dist;
 } gan_backend_options;
 
 /* fp32, deterministic, the default workspace, device 0. */
@@ -170,6 +176,49 @@ struct gan_backend {
                                   float slope, const float *gamma, const float *save_mean,
                                   const float *save_invstd, float *dx, float param_beta,
                                   float *dgamma, float *dbeta);
+
+    /* ---- data parallel (docs/DESIGN.md "Data parallel"): a run on one process calls none of these.
+     * The all-reduces are present when the backend was opened with an active process group
+     * (options.dist), NULL otherwise: data[count] = scale * (the sum of data[count] over the
+     * ranks), in place, queued like any op (on CUDA: ncclAllReduce on the backend's stream, so a
+     * captured iteration replays it); the same bits on every rank. ------------------------------ */
+    gan_status (*allreduce_sum)(gan_backend *be, float *data, size_t count, float scale);
+    /* data[count] = the sum over the ranks, in place, in double (batch norm's statistics). */
+    gan_status (*allreduce_sum_f64)(gan_backend *be, double *data, size_t count);
+    /* Optional (NULL where a backend has none: train.sync_bn is then refused on several ranks):
+     * batch norm with its statistics summed over the ranks (train.sync_bn): the training forward
+     * and backward split where the sums are, so that an allreduce_sum_f64 can run in between.
+     * `count` is the values per channel over all ranks (the global batch times hw); `act`,
+     * `slope` and `y_act` as in bn_act_forward_train, with y_act NULL for no activation. With the
+     * all-reduces skipped (one rank) every value is bit for bit what bn_forward_train /
+     * bn_act_forward_train and bn_backward / bn_act_backward give.
+     *   bn_sums:             sums[c] = sum of x per channel (double)
+     *   bn_centered_squares: squares[c] = sum of (x - mean)^2, mean = (float)(sums / count)
+     *   bn_forward_from_sums: y (and y_act), save_mean, save_invstd and the running statistics
+     *                        from the summed statistics */
+    gan_status (*bn_sums)(gan_backend *be, int n, int c, int hw, const float *x, double *sums);
+    gan_status (*bn_centered_squares)(gan_backend *be, int n, int c, int hw, const float *x,
+                                      const double *sums, double count, double *squares);
+    gan_status (*bn_forward_from_sums)(gan_backend *be, int n, int c, int hw, const float *x,
+                                       const float *gamma, const float *beta, float momentum,
+                                       float eps, const double *sums, const double *squares,
+                                       double count, float *running_mean, float *running_var,
+                                       float *save_mean, float *save_invstd, float *y,
+                                       gan_activation act, float slope, float *y_act);
+    /*   bn_backward_sums:      this rank's sums[2c] = (sum g, sum g xhat) per channel, with g the
+     *                          gradient at the batch norm's output (through the activation when
+     *                          y_act is given); dgamma, dbeta = param_beta * old + this rank's
+     *                          sums (the gradient all-reduce adds the ranks' later)
+     *   bn_backward_from_sums: dx from the summed sums */
+    gan_status (*bn_backward_sums)(gan_backend *be, int n, int c, int hw, const float *x,
+                                   const float *y_act, const float *dy, gan_activation act,
+                                   float slope, const float *save_mean, const float *save_invstd,
+                                   float param_beta, float *dgamma, float *dbeta, double *sums);
+    gan_status (*bn_backward_from_sums)(gan_backend *be, int n, int c, int hw, const float *x,
+                                        const float *y_act, const float *dy, gan_activation act,
+                                        float slope, const float *gamma, const float *save_mean,
+                                        const float *save_invstd, const double *sums, double count,
+                                        float *dx);
 
     /* ---- activations, dropout ------------------------------------------------------------ */
     gan_status (*activation_forward)(gan_backend *be, gan_activation kind, float slope,

@@ -58,6 +58,7 @@ typedef struct gan_config {
     gan_precision precision;         /* GEMM and convolution arithmetic (the backend's options) */
     bool deterministic;              /* only algorithms that repeat bit for bit */
     bool graph;                      /* capture the iteration as a graph where the backend can */
+    bool sync_bn;                    /* several ranks: batch norm statistics over the global batch */
     /* [log] */
     int64_t log_every;
     int64_t sample_every;

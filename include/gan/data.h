@@ -162,6 +162,13 @@ typedef struct gan_loader_options {
     double max_bad_fraction; /* fail when more than this fraction of images cannot be decoded */
     gan_warn_fn warn;
     void *warn_ctx;
+    /* A data-parallel run: the source hands out part `part` of `parts` of each batch (rows
+     * part * B / parts .. (part + 1) * B / parts - 1; parts divides B), one rank's share; the
+     * batches, epochs and positions are the whole batch's, the same on every rank. Default 0 of 1.
+     * Images of a cache or a set in memory always decode, so only the part's rows are decoded;
+     * an image folder's are all decoded on every rank (which images fail decides which fill the
+     * batch), and only part 0 warns about the ones skipped. */
+    int part, parts;
 } gan_loader_options;
 
 void gan_loader_options_default(gan_loader_options *options);

@@ -41,11 +41,19 @@ struct gan_data_source {
  * data.image_size, data.channels, data.max_bad_fraction; train.batch_size and train.seed): the
  * loader over the data set (gan/data.h), or the toy set for data.format = toy. */
 gan_status gan_data_source_open_for_config(const gan_config *cfg, gan_data_source **out);
+/* The same source as rank `part` of `parts` of a data-parallel run sees it: next_batch hands out
+ * that rank's train.batch_size / parts samples of each global batch (rows part * b .. of the batch
+ * one process would get); positions, epochs and batches_per_epoch are the global batch's, so a
+ * checkpoint's position means the same on any number of ranks. parts must divide the batch. */
+gan_status gan_data_source_open_part(const gan_config *cfg, int part, int parts, gan_data_source **out);
 
 /* The built-in 2-d toy set: 8 Gaussians (std `std`) on a ring of radius `radius`, float samples
  * [B, 2, 1, 1], sample i of epoch e drawn from Philox (seed, stream = e, i) (src/data/toy.c). */
 gan_status gan_toy_ring_source_open(int batch, uint64_t seed, double radius, double std,
                                     int64_t samples_per_epoch, gan_data_source **out);
+/* The toy set's part `part` of `parts` of each batch (see gan_data_source_open_part). */
+gan_status gan_toy_ring_source_open_part(int batch, int part, int parts, uint64_t seed, double radius,
+                                         double std, int64_t samples_per_epoch, gan_data_source **out);
 /* Mode centre m of the ring (m = 0..7). */
 void gan_toy_ring_mode(int m, double radius, double *x, double *y);
 

@@ -128,6 +128,15 @@ struct gan_model {
     uint64_t dropout_seed;
     const uint64_t *dropout_count;
     uint64_t dropout_position;
+
+    /* A data-parallel run (docs/DESIGN.md "Data parallel"; gan_model_set_data_parallel): this model
+     * holds samples sample_offset .. sample_offset + batch - 1 of a global batch of global_batch
+     * (0 and batch for one process). Dropout draws by global sample index and advances by the
+     * global batch; with sync_bn the batch norms' training statistics are summed over the ranks
+     * (the backend's allreduce_sum_f64), so they are the global batch's. */
+    int global_batch;
+    int sample_offset;
+    bool sync_bn;
 };
 
 /* Builds the layer list and infers shapes; allocates no backend memory. */
@@ -168,6 +177,12 @@ void gan_model_add_bn_counts(gan_model *model, const int64_t *delta, int n);
 /* num_batches_tracked of the BN module with PyTorch index `module_index` (-1 if not BN). */
 int64_t gan_model_bn_batches_tracked(const gan_model *model, int module_index);
 gan_status gan_model_set_bn_batches_tracked(gan_model *model, int module_index, int64_t value);
+/* Before gan_model_plan: the model is the part of a global batch of `global_batch` samples that
+ * starts at sample `sample_offset` (batch = global_batch / ranks, sample_offset = rank * batch);
+ * `sync_bn` sums the batch norms' statistics over the ranks (the backend must have the all-reduces
+ * and the split batch norm ops). */
+gan_status gan_model_set_data_parallel(gan_model *model, int global_batch, int sample_offset,
+                                       bool sync_bn);
 /* Makes the dropout module `module_index` apply `mask` (backend memory, [batch, features],
  * values 0 or 1/(1-p)) in training forwards instead of drawing one; NULL returns to drawing.
  * PyTorch parity tests use it to replay PyTorch's own masks. */

@@ -20,6 +20,13 @@ typedef struct gan_run_options {
     const char *device;      /* auto | cpu | cuda */
     bool resume;             /* continue from the newest checkpoint in out_dir */
     bool quiet;              /* no start-up report */
+    /* The process group (mpirun -np N, gan/dist.h), NULL for one process. Every rank trains its
+     * part of each batch; rank 0 alone takes the run directory's lock and writes the log,
+     * metrics.jsonl, TensorBoard events, samples and checkpoints; a resume loads rank 0's choice
+     * of checkpoint on every rank (so the run directory must be on a file system every machine
+     * reads). Failures at start-up are agreed on (gan_dist_agree); SIGUSR1 too stops the run with
+     * a checkpoint (mpirun forwards it to every rank). */
+    const gan_dist *dist;
 } gan_run_options;
 
 typedef enum gan_run_result {

@@ -51,13 +51,21 @@ typedef struct gan_trainer {
     int sample_batch;
     gan_data_source *data;         /* not owned */
 
+    /* A data-parallel run (docs/DESIGN.md "Data parallel"), from the backend's process group: this
+     * rank trains samples rank * batch .. (rank + 1) * batch - 1 of each global batch of
+     * train.batch_size = world_size * batch. One process: world_size 1, rank 0, batch =
+     * train.batch_size and data_parallel false (no collective call at all). */
+    bool data_parallel;
+    int world_size, rank;
+    int batch;                     /* samples on this rank per D step */
+
     /* backend memory */
-    float *z;                      /* [B, nz] */
-    float *real;                   /* [B, C, H, W] */
-    void *real_uploads;            /* [d_steps][B, H, W, C] uint8 or [B, C, H, W] float, as
+    float *z;                      /* [b, nz] (b = batch: this rank's part) */
+    float *real;                   /* [b, C, H, W] */
+    void *real_uploads;            /* [d_steps][b, H, W, C] uint8 or [b, C, H, W] float, as
                                       uploaded: one slot per D step of an iteration */
     size_t upload_slot_bytes;
-    float *dlogits;                /* [B] */
+    float *dlogits;                /* [b] */
     float *step_values;            /* [8] loss_real, d_x, loss_fake, d_g_z1, loss_g, d_g_z2 */
     float *fixed_z;                /* [sample_batch, nz] the sample grid's noise */
     float *sample_z;               /* [sample_batch, nz] the sampler's input */
@@ -89,11 +97,15 @@ typedef struct gan_trainer {
 } gan_trainer;
 
 /* Builds G and D from the config, plans and allocates all memory (one pool), initialises the
- * weights from the seed. `data` may be NULL for tools that only sample. `log` gets the start-up
- * report (models, memory); NULL for silence. */
+ * weights from the seed. `data` may be NULL for tools that only sample; in a data-parallel run (the
+ * backend opened with an active process group) it hands out this rank's part of each global batch
+ * (gan_data_source_open_part). `log` gets the start-up report (models, memory); NULL for silence. */
 gan_status gan_trainer_create(const gan_config *cfg, gan_backend *backend, gan_data_source *data,
                               FILE *log, gan_trainer **out);
 void gan_trainer_destroy(gan_trainer *trainer);
+/* A data-parallel run on `ranks` ranks: train.batch_size is the global batch, which each rank
+ * takes 1 / ranks of; refused (GAN_ERR_CONFIG, saying so) unless ranks divides it. */
+gan_status gan_train_check_batch(const gan_config *cfg, int ranks);
 
 /* One G step with its k D steps. The stats are left in backend memory: read them with
  * gan_trainer_read_stats (a host synchronisation) at the log interval. Made of the three parts
@@ -138,6 +150,9 @@ gan_status gan_trainer_export_generator(gan_trainer *trainer, const char *path);
  * Philox element `first` of (seed, stream). */
 gan_status gan_trainer_draw_noise(gan_trainer *trainer, float *z, int n, uint64_t seed,
                                   uint64_t stream, gan_count first);
+/* CRC-32C of G's and D's weights, buffers and Adam moments, downloaded: equal on the ranks of a
+ * data-parallel run exactly when their states are the same bits. */
+gan_status gan_trainer_state_crc32c(gan_trainer *trainer, uint32_t *crc);
 /* Sets the backend's counts from the host's (after a checkpoint changed them). */
 gan_status gan_trainer_upload_counts(gan_trainer *trainer);
 

@@ -90,6 +90,15 @@ gan_status gan_cpu_backend_create(const gan_backend_options *options, gan_backen
     be->bn_backward = cpu_bn_backward;
     be->bn_act_forward_train = cpu_bn_act_forward_train;
     be->bn_act_backward = cpu_bn_act_backward;
+    be->bn_sums = cpu_bn_sums;
+    be->bn_centered_squares = cpu_bn_centered_squares;
+    be->bn_forward_from_sums = cpu_bn_forward_from_sums;
+    be->bn_backward_sums = cpu_bn_backward_sums;
+    be->bn_backward_from_sums = cpu_bn_backward_from_sums;
+    if (opts.dist && opts.dist->active) { /* a data-parallel run: the collectives over MPI */
+        be->allreduce_sum = cpu_allreduce_sum;
+        be->allreduce_sum_f64 = cpu_allreduce_sum_f64;
+    }
     be->activation_forward = cpu_activation_forward;
     be->activation_backward = cpu_activation_backward;
     be->dropout_forward = cpu_dropout_forward;

@@ -94,6 +94,30 @@ gan_status cpu_bn_act_backward(gan_backend *be, int n, int c, int hw, const floa
                                const float *save_invstd, float *dx, float param_beta,
                                float *dgamma, float *dbeta);
 
+/* cpu_norm.c: batch norm split around the all-reduces of train.sync_bn */
+gan_status cpu_bn_sums(gan_backend *be, int n, int c, int hw, const float *x, double *sums);
+gan_status cpu_bn_centered_squares(gan_backend *be, int n, int c, int hw, const float *x,
+                                   const double *sums, double count, double *squares);
+gan_status cpu_bn_forward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                    const float *gamma, const float *beta, float momentum, float eps,
+                                    const double *sums, const double *squares, double count,
+                                    float *running_mean, float *running_var, float *save_mean,
+                                    float *save_invstd, float *y, gan_activation act, float slope,
+                                    float *y_act);
+gan_status cpu_bn_backward_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                const float *y_act, const float *dy, gan_activation act, float slope,
+                                const float *save_mean, const float *save_invstd, float param_beta,
+                                float *dgamma, float *dbeta, double *sums);
+gan_status cpu_bn_backward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                     const float *y_act, const float *dy, gan_activation act,
+                                     float slope, const float *gamma, const float *save_mean,
+                                     const float *save_invstd, const double *sums, double count,
+                                     float *dx);
+
+/* cpu_dist.c: the all-reduces of a data-parallel run */
+gan_status cpu_allreduce_sum(gan_backend *be, float *data, size_t count, float scale);
+gan_status cpu_allreduce_sum_f64(gan_backend *be, double *data, size_t count);
+
 /* cpu_elementwise.c */
 gan_status cpu_fill(gan_backend *be, float *dst, float value, size_t count);
 gan_status cpu_activation_forward(gan_backend *be, gan_activation kind, float slope, size_t count,

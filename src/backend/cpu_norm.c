@@ -286,3 +286,153 @@ gan_status cpu_bn_act_backward(gan_backend *be, int n, int c, int hw, const floa
                                       "ReLU or LeakyReLU with slope >= 0", (int)act, (double)slope);
     return GAN_OK;
 }
+
+/* ---- batch norm with its statistics summed over ranks (train.sync_bn) ------------------------ *
+ * The same sums, in the same order, as the ops above, split where an all-reduce adds the ranks':
+ * with one rank every value is bit for bit bn_forward_train's and bn_backward's. */
+
+static gan_status check_fused(gan_activation act, float slope, const float *y_act, const char *op)
+{
+    if (y_act && act != GAN_ACT_RELU && !(act == GAN_ACT_LRELU && slope >= 0.0f))
+        return gan_error(GAN_ERR_ARG, "cpu %s: activation %d (slope %g) is not ReLU or LeakyReLU with "
+                                      "slope >= 0", op, (int)act, (double)slope);
+    return GAN_OK;
+}
+
+gan_status cpu_bn_sums(gan_backend *be, int n, int c, int hw, const float *x, double *sums)
+{
+    GAN_TRY(check_bn(n, c, hw, x, sums, "bn sums"));
+    BN_PARALLEL_FOR
+    for (int ch = 0; ch < c; ch++)
+        sums[ch] = channel_sum(x, n, c, hw, ch);
+    return GAN_OK;
+}
+
+gan_status cpu_bn_centered_squares(gan_backend *be, int n, int c, int hw, const float *x,
+                                   const double *sums, double count, double *squares)
+{
+    GAN_TRY(check_bn(n, c, hw, x, squares, "bn centered squares"));
+    if (!sums || !(count >= 2.0))
+        return gan_error(GAN_ERR_ARG, "cpu bn centered squares: no sums, or %g values per channel", count);
+    BN_PARALLEL_FOR
+    for (int ch = 0; ch < c; ch++)
+        squares[ch] = channel_squares(x, n, c, hw, ch, (float)(sums[ch] / count));
+    return GAN_OK;
+}
+
+gan_status cpu_bn_forward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                    const float *gamma, const float *beta, float momentum, float eps,
+                                    const double *sums, const double *squares, double count,
+                                    float *running_mean, float *running_var, float *save_mean,
+                                    float *save_invstd, float *y, gan_activation act, float slope,
+                                    float *y_act)
+{
+    GAN_TRY(check_bn_forward_train(n, c, hw, x, gamma, beta, running_mean, running_var, save_mean,
+                                   save_invstd, y, "bn forward from sums"));
+    GAN_TRY(check_fused(act, slope, y_act, "bn forward from sums"));
+    if (!sums || !squares || !(count >= 2.0))
+        return gan_error(GAN_ERR_ARG, "cpu bn forward from sums: no sums, or %g values per channel", count);
+    BN_PARALLEL_FOR
+    for (int ch = 0; ch < c; ch++) {
+        /* bn_forward_train_channel's arithmetic from the summed statistics */
+        const double mean = sums[ch] / count;
+        const float m = (float)mean;
+        const double var = squares[ch] / count;
+        const float invstd = (float)(1.0 / sqrt(var + eps));
+        const float alpha = invstd * gamma[ch], shift = beta[ch] - m * alpha;
+        for (int img = 0; img < n; img++) {
+            const float *in = x + ((size_t)img * c + ch) * hw;
+            float *out = y + ((size_t)img * c + ch) * hw;
+            for (int j = 0; j < hw; j++)
+                out[j] = in[j] * alpha + shift;
+        }
+        save_mean[ch] = m;
+        save_invstd[ch] = invstd;
+        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
+        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
+    }
+    if (y_act)
+        GAN_TRY(cpu_activation_forward(be, act, slope, (size_t)n * c * hw, y, y_act));
+    return GAN_OK;
+}
+
+gan_status cpu_bn_backward_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                const float *y_act, const float *dy, gan_activation act, float slope,
+                                const float *save_mean, const float *save_invstd, float param_beta,
+                                float *dgamma, float *dbeta, double *sums)
+{
+    GAN_TRY(check_bn(n, c, hw, x, dy, "bn backward sums"));
+    GAN_TRY(check_fused(act, slope, y_act, "bn backward sums"));
+    if (!save_mean || !save_invstd || !dgamma || !dbeta || !sums)
+        return gan_error(GAN_ERR_ARG, "cpu bn backward sums: NULL pointer");
+    /* `act` a constant in each loop, as in cpu_bn_act_backward */
+#define BACKWARD_SUMS_LOOP(ACT, SLOPE)                                                                   \
+    BN_PARALLEL_FOR                                                                                      \
+    for (int ch = 0; ch < c; ch++) {                                                                     \
+        double sum_dy, sum_dy_xhat;                                                                      \
+        channel_grad_sums(x, y_act, dy, n, c, hw, ch, save_mean[ch], save_invstd[ch], &sum_dy,           \
+                          &sum_dy_xhat, ACT, SLOPE);                                                     \
+        sums[ch] = sum_dy;                                                                               \
+        sums[c + ch] = sum_dy_xhat;                                                                      \
+        dgamma[ch] = (param_beta != 0.0f ? param_beta * dgamma[ch] : 0.0f) + (float)sum_dy_xhat;         \
+        dbeta[ch] = (param_beta != 0.0f ? param_beta * dbeta[ch] : 0.0f) + (float)sum_dy;                \
+    }
+    if (!y_act) {
+        BACKWARD_SUMS_LOOP(FUSED_NONE, 0.0f)
+    } else if (act == GAN_ACT_RELU) {
+        BACKWARD_SUMS_LOOP(GAN_ACT_RELU, 0.0f)
+    } else {
+        BACKWARD_SUMS_LOOP(GAN_ACT_LRELU, slope)
+    }
+#undef BACKWARD_SUMS_LOOP
+    return GAN_OK;
+}
+
+/* Channel ch's dx from the summed (sum g, sum g xhat): bn_backward_channel's formula. */
+static inline __attribute__((always_inline)) void
+bn_dx_from_sums_channel(int ch, int n, int c, int hw, const float *x, const float *y, const float *dy,
+                        const float *gamma, const float *save_mean, const float *save_invstd,
+                        const double *sums, double count, float *dx, const int act, float slope)
+{
+    const float m = save_mean[ch], invstd = save_invstd[ch];
+    const double sum_dy = sums[ch], sum_dy_xhat = sums[c + ch];
+    const double a = (double)gamma[ch] * invstd;
+    const float g_scale = (float)a, x_scale = (float)(-a * invstd * sum_dy_xhat / count);
+    const float offset = (float)(-a * sum_dy / count);
+    for (int img = 0; img < n; img++) {
+        const size_t plane = ((size_t)img * c + ch) * hw;
+        const float *restrict in = x + plane, *restrict g = dy + plane;
+        const float *restrict out_act = act == FUSED_NONE ? NULL : y + plane;
+        float *restrict out = dx + plane;
+        for (int j = 0; j < hw; j++) {
+            float gj = act == FUSED_NONE ? g[j] : act_backward(out_act[j], g[j], act, slope);
+            out[j] = g_scale * gj + (x_scale * (in[j] - m) + offset);
+        }
+    }
+}
+
+gan_status cpu_bn_backward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                     const float *y_act, const float *dy, gan_activation act,
+                                     float slope, const float *gamma, const float *save_mean,
+                                     const float *save_invstd, const double *sums, double count,
+                                     float *dx)
+{
+    GAN_TRY(check_bn(n, c, hw, x, dx, "bn backward from sums"));
+    GAN_TRY(check_fused(act, slope, y_act, "bn backward from sums"));
+    if (!dy || !gamma || !save_mean || !save_invstd || !sums || !(count >= 1.0))
+        return gan_error(GAN_ERR_ARG, "cpu bn backward from sums: NULL pointer or %g values per channel", count);
+#define DX_LOOP(ACT, SLOPE)                                                                              \
+    BN_PARALLEL_FOR                                                                                      \
+    for (int ch = 0; ch < c; ch++)                                                                       \
+        bn_dx_from_sums_channel(ch, n, c, hw, x, y_act, dy, gamma, save_mean, save_invstd, sums, count,  \
+                                dx, ACT, SLOPE);
+    if (!y_act) {
+        DX_LOOP(FUSED_NONE, 0.0f)
+    } else if (act == GAN_ACT_RELU) {
+        DX_LOOP(GAN_ACT_RELU, 0.0f)
+    } else {
+        DX_LOOP(GAN_ACT_LRELU, slope)
+    }
+#undef DX_LOOP
+    return GAN_OK;
+}

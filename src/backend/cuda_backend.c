@@ -244,6 +244,53 @@ static gan_status cuda_bn_act_backward(gan_backend *be, int n, int c, int hw, co
                                 slope, gamma, save_mean, save_invstd, dx, param_beta, dgamma, dbeta);
 }
 
+/* ---- batch norm split around the all-reduces of train.sync_bn ---------------------------------- */
+
+static int fused_kind(const float *y_act, gan_activation act) { return y_act ? (int)act : GAN_FUSED_NONE; }
+
+static gan_status cuda_bn_sums(gan_backend *be, int n, int c, int hw, const float *x, double *sums)
+{
+    return gan_cuda_bn_sums(gan_cuda_impl_of(be)->stream, n, c, hw, x, sums);
+}
+
+static gan_status cuda_bn_centered_squares(gan_backend *be, int n, int c, int hw, const float *x,
+                                           const double *sums, double count, double *squares)
+{
+    return gan_cuda_bn_centered_squares(gan_cuda_impl_of(be)->stream, n, c, hw, x, sums, count, squares);
+}
+
+static gan_status cuda_bn_forward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                            const float *gamma, const float *beta, float momentum, float eps,
+                                            const double *sums, const double *squares, double count,
+                                            float *running_mean, float *running_var, float *save_mean,
+                                            float *save_invstd, float *y, gan_activation act, float slope,
+                                            float *y_act)
+{
+    return gan_cuda_bn_forward_from_sums(gan_cuda_impl_of(be)->stream, n, c, hw, x, gamma, beta, momentum, eps,
+                                         sums, squares, count, running_mean, running_var, save_mean,
+                                         save_invstd, y, fused_kind(y_act, act), slope, y_act);
+}
+
+static gan_status cuda_bn_backward_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                        const float *y_act, const float *dy, gan_activation act, float slope,
+                                        const float *save_mean, const float *save_invstd, float param_beta,
+                                        float *dgamma, float *dbeta, double *sums)
+{
+    return gan_cuda_bn_backward_sums(gan_cuda_impl_of(be)->stream, n, c, hw, x, y_act, dy, fused_kind(y_act, act),
+                                     slope, save_mean, save_invstd, param_beta, dgamma, dbeta, sums);
+}
+
+static gan_status cuda_bn_backward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
+                                             const float *y_act, const float *dy, gan_activation act,
+                                             float slope, const float *gamma, const float *save_mean,
+                                             const float *save_invstd, const double *sums, double count,
+                                             float *dx)
+{
+    return gan_cuda_bn_backward_from_sums(gan_cuda_impl_of(be)->stream, n, c, hw, x, y_act, dy,
+                                          fused_kind(y_act, act), slope, gamma, save_mean, save_invstd, sums,
+                                          count, dx);
+}
+
 /* ---- the kernels ---------------------------------------------------------------------------- */
 
 static gan_status cuda_activation_forward(gan_backend *be, gan_activation kind, float slope,
@@ -380,6 +427,7 @@ static void cuda_destroy(gan_backend *be)
     if (impl) {
         if (impl->stream)
             cudaStreamSynchronize(impl->stream);
+        gan_cuda_dist_close(impl);
         gan_cuda_conv_plans_clear(impl);
         for (int i = 0; i < 2; i++) {
             if (impl->staging[i])
@@ -483,6 +531,10 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         return gan_error(GAN_ERR_ARG, "no CUDA device %d", opts.device_index);
     if (!opts.workspace_bytes)
         opts.workspace_bytes = GAN_CUDA_DEFAULT_WORKSPACE_BYTES;
+    bool data_parallel = opts.dist && opts.dist->active;
+    if (data_parallel && !gan_cuda_has_nccl())
+        return gan_error(GAN_ERR_UNSUPPORTED, "a data-parallel run on CUDA needs NCCL, and this CUDA backend was "
+                                              "built without it (nccl.h and libnccl were not found: set NCCL_ROOT)");
     gan_backend *be = calloc(1, sizeof *be);
     gan_cuda_impl *impl = calloc(1, sizeof *impl);
     if (!be || !impl) {
@@ -518,6 +570,13 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .bn_backward = cuda_bn_backward,
         .bn_act_forward_train = cuda_bn_act_forward_train,
         .bn_act_backward = cuda_bn_act_backward,
+        .allreduce_sum = data_parallel ? gan_cuda_allreduce_sum : NULL,
+        .allreduce_sum_f64 = data_parallel ? gan_cuda_allreduce_sum_f64 : NULL,
+        .bn_sums = cuda_bn_sums,
+        .bn_centered_squares = cuda_bn_centered_squares,
+        .bn_forward_from_sums = cuda_bn_forward_from_sums,
+        .bn_backward_sums = cuda_bn_backward_sums,
+        .bn_backward_from_sums = cuda_bn_backward_from_sums,
         .activation_forward = cuda_activation_forward,
         .activation_backward = cuda_activation_backward,
         .dropout_forward = cuda_dropout_forward,

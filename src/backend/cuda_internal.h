@@ -104,6 +104,9 @@ typedef struct gan_cuda_impl {
     cudaEvent_t staging_done[2];
     int staging_next;
     bool capturing;               /* between capture_begin and capture_end */
+    /* A data-parallel run (options.dist active): the NCCL communicator (ncclComm_t), made at the
+     * first all-reduce (cuda_dist.c); NULL until then. */
+    void *nccl_comm;
 } gan_cuda_impl;
 
 static inline gan_cuda_impl *gan_cuda_impl_of(gan_backend *be) { return (gan_cuda_impl *)be->impl; }
@@ -112,6 +115,13 @@ static inline gan_cuda_impl *gan_cuda_impl_of(gan_backend *be) { return (gan_cud
  * implements gan/cuda_backend.h's functions with them. */
 gan_status gan_cuda_module_backend_create(const gan_backend_options *options, gan_backend **out);
 gan_status gan_cuda_module_get_versions(gan_cuda_versions *out);
+
+/* cuda_dist.c: the all-reduces of a data-parallel run (NCCL), the communicator's end, and
+ * whether this build has NCCL. */
+gan_status gan_cuda_allreduce_sum(gan_backend *be, float *data, size_t count, float scale);
+gan_status gan_cuda_allreduce_sum_f64(gan_backend *be, double *data, size_t count);
+void gan_cuda_dist_close(gan_cuda_impl *impl);
+bool gan_cuda_has_nccl(void);
 
 /* cuda_conv.c: the op-table functions, and the cache of plans. */
 size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g);

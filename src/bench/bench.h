@@ -12,13 +12,25 @@
 #include "gan/backend.h"
 #include "gan/clock.h"
 #include "gan/config.h"
+#include "gan/dist.h"
 #include "gan/nn.h"
+#include "gan/train.h"
 
 /* Entry points; argv[0] is the name printed in the command that reproduces the run
  * ("gan bench train"). Each returns the process exit status. */
 int gan_bench_ops(int argc, char **argv);
 int gan_bench_train(int argc, char **argv);
 int gan_bench_data(int argc, char **argv);
+
+/* `gan bench train` under mpirun (train_dist.c): the data-parallel benchmark of CONFIG on the
+ * process group `dist`, with gan bench train's options; returns the exit status (the caller ends
+ * the group). */
+int bench_train_dist(const char *prog, const gan_dist *dist, const char *config, const char *const *overrides,
+                     int override_count, const char *device, int iterations, int warmup, int rounds, double seconds);
+/* train.c's pieces train_dist.c shares: an in-memory source of random batches of `batch` samples
+ * (closed with its close), and `count` steps timed with the backend synchronised at both ends. */
+gan_status bench_synthetic_source_open(const gan_config *cfg, int batch, gan_data_source **out);
+gan_status bench_timed_steps(gan_trainer *t, int count, double *seconds);
 
 /* Sorts `values` in place; returns the median (mean of the middle two for an even count). */
 double bench_median(double *values, int count);

@@ -25,7 +25,8 @@
  * options; every config of one run must ask for the same.
  * Without CONFIG: dcgan_celeba64 at batch 64 and 128, dcgan_fmnist32 at 128, mlp_mnist at 64.
  * Each config's report ends with one line:
- *   train <config> batch <B>: <ms> ms/it, <img/s> img/s, <GFLOP/s> GFLOP/s (<pct>% of sgemm peak) */
+ *   train <config> batch <B>: <ms> ms/it, <img/s> img/s, <GFLOP/s> GFLOP/s (<pct>% of sgemm peak)
+ * Under mpirun -np N it is the data-parallel benchmark of src/bench/train_dist.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -79,13 +80,14 @@ static void synthetic_close(gan_data_source *src)
     free(s->data);
 }
 
-/* uint8 images of the config's shape (NHWC), or float points for the toy set, from xorshift. */
-static gan_status synthetic_open(const gan_config *cfg, synthetic_source *s)
+/* uint8 images of the config's shape (NHWC), or float points for the toy set, from xorshift, in
+ * batches of `batch` (the config's, or a rank's part of it). */
+static gan_status synthetic_open(const gan_config *cfg, int batch, synthetic_source *s)
 {
     memset(s, 0, sizeof *s);
     bool is_float = !strcmp(cfg->data_format, "toy");
     size_t sample = (size_t)cfg->channels * cfg->image_size * cfg->image_size;
-    s->batch_bytes = (size_t)cfg->batch_size * sample * (is_float ? sizeof(float) : 1);
+    s->batch_bytes = (size_t)batch * sample * (is_float ? sizeof(float) : 1);
     s->data = malloc(s->batch_bytes * SOURCE_BATCHES);
     if (!s->data)
         return gan_error(GAN_ERR_NOMEM, "out of memory for %d synthetic batches", SOURCE_BATCHES);
@@ -106,7 +108,7 @@ static gan_status synthetic_open(const gan_config *cfg, synthetic_source *s)
         .width = cfg->image_size,
         .channels = cfg->channels,
         .is_float = is_float,
-        .samples = (int64_t)cfg->batch_size * SOURCE_BATCHES,
+        .samples = (int64_t)batch * SOURCE_BATCHES,
         .batches_per_epoch = SOURCE_BATCHES,
         .next_batch = synthetic_next_batch,
         .get_position = synthetic_get_position,
@@ -116,8 +118,30 @@ static gan_status synthetic_open(const gan_config *cfg, synthetic_source *s)
     return GAN_OK;
 }
 
+static void synthetic_free(gan_data_source *src)
+{
+    synthetic_close(src);
+    free(src->impl);
+}
+
+gan_status bench_synthetic_source_open(const gan_config *cfg, int batch, gan_data_source **out)
+{
+    *out = NULL;
+    synthetic_source *s = malloc(sizeof *s);
+    if (!s)
+        return gan_error(GAN_ERR_NOMEM, "out of memory");
+    gan_status status = synthetic_open(cfg, batch, s);
+    if (status != GAN_OK) {
+        free(s);
+        return status;
+    }
+    s->src.close = synthetic_free;
+    *out = &s->src;
+    return GAN_OK;
+}
+
 /* ---- one config ---------------------------------------------------------------------------- */
-static gan_status timed_steps(gan_trainer *t, int count, double *seconds)
+gan_status bench_timed_steps(gan_trainer *t, int count, double *seconds)
 {
     gan_backend *be = t->backend;
     GAN_TRY(be->synchronize(be));
@@ -146,7 +170,7 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     GAN_TRY(bench_load_config(config, overrides, override_count, &cfg, path, sizeof path));
     GAN_TRY(bench_check_options(be, &cfg));
     synthetic_source source;
-    GAN_TRY(synthetic_open(&cfg, &source));
+    GAN_TRY(synthetic_open(&cfg, cfg.batch_size, &source));
     gan_trainer *t = NULL;
     gan_status status = GAN_OK;
     GAN_CHECK(gan_trainer_create(&cfg, be, &source.src, NULL, &t));
@@ -166,12 +190,12 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     /* warm-up: first touch of memory, cuDNN's algorithm state, the BLAS threads */
     double warm_s = 0;
     if (o->warmup > 0)
-        GAN_CHECK(timed_steps(t, o->warmup, &warm_s));
+        GAN_CHECK(bench_timed_steps(t, o->warmup, &warm_s));
     int iterations = o->iterations;
     if (iterations <= 0) {
         double per_it = o->warmup > 0 ? warm_s / o->warmup : 0.0;
         if (per_it <= 0) /* no warm-up to go by: time one */
-            GAN_CHECK(timed_steps(t, 1, &per_it));
+            GAN_CHECK(bench_timed_steps(t, 1, &per_it));
         double want = per_it > 0 ? o->seconds / per_it : 1e4;
         iterations = want > 1e4 ? 10000 : (int)(want + 0.5);
         if (iterations < o->rounds) /* at least one iteration per round, so the median has them all */
@@ -190,7 +214,7 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     for (int r = 0; r < rounds; r++) {
         int count = iterations / rounds + (r < iterations % rounds ? 1 : 0);
         double s = 0;
-        GAN_CHECK(timed_steps(t, count, &s));
+        GAN_CHECK(bench_timed_steps(t, count, &s));
         round_ms[r] = s * 1e3 / count;
         GAN_CHECK(bench_measure_gemm_peak(be, &peaks[peak_count++], peak_what, sizeof peak_what));
     }
@@ -278,22 +302,30 @@ static int usage(FILE *out)
             "ends with: train <config> batch <B>: <ms> ms/it, <img/s> img/s, <GFLOP/s> GFLOP/s (<pct>%% of\n"
             "sgemm peak). Without CONFIG: dcgan_celeba64 at batch 64 and 128, dcgan_fmnist32 at 128,\n"
             "mlp_mnist at 64. Defaults: --warmup 2 --rounds 3, iterations to fill about --seconds 8.\n"
-            "train.precision=fp32|tf32 and train.deterministic=true|false set how the backend computes.\n");
+            "train.precision=fp32|tf32 and train.deterministic=true|false set how the backend computes.\n"
+            "Under mpirun -np N (one CONFIG): every rank trains train.batch_size / N samples of each batch;\n"
+            "per-rank and total img/s, the all-reduces' time per iteration and the scaling efficiency\n"
+            "against one rank alone (src/bench/train_dist.c).\n");
     return out == stdout ? 0 : 2;
 }
 
-int gan_bench_train(int argc, char **argv)
+/* The command on this process: one process, or one rank of a data-parallel run. */
+static int bench_train_command(int argc, char **argv, const gan_dist *dist)
 {
     train_options o = {.device = "auto", .warmup = 2, .rounds = 3, .seconds = 8.0};
     const char *config = NULL;
     const char *overrides[MAX_OVERRIDES];
     int override_count = 0;
-    for (int i = 1; i < argc; i++) {
+    FILE *err = dist->rank == 0 ? stderr : fopen("/dev/null", "w"); /* usage errors: said once */
+    if (!err)
+        err = stderr;
+    int code = -1;
+    for (int i = 1; i < argc && code < 0; i++) {
         const char *a = argv[i];
         bool has_value = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-            return usage(stdout);
-        if (!strcmp(a, "--device") && has_value) {
+            code = dist->rank == 0 ? usage(stdout) : 0;
+        else if (!strcmp(a, "--device") && has_value) {
             o.device = argv[++i];
         } else if (!strcmp(a, "--iterations") && has_value) {
             o.iterations = atoi(argv[++i]);
@@ -304,30 +336,54 @@ int gan_bench_train(int argc, char **argv)
         } else if (!strcmp(a, "--seconds") && has_value) {
             o.seconds = atof(argv[++i]);
         } else if (a[0] == '-') {
-            fprintf(stderr, "gan bench train: unknown or incomplete option '%s'\n", a);
-            return usage(stderr);
+            fprintf(err, "gan bench train: unknown or incomplete option '%s'\n", a);
+            code = usage(err);
         } else if (strchr(a, '=')) {
             if (override_count == MAX_OVERRIDES) {
-                fprintf(stderr, "gan bench train: more than %d overrides\n", MAX_OVERRIDES);
-                return 2;
-            }
-            overrides[override_count++] = a;
+                fprintf(err, "gan bench train: more than %d overrides\n", MAX_OVERRIDES);
+                code = 2;
+            } else
+                overrides[override_count++] = a;
         } else if (!config) {
             config = a;
         } else {
-            fprintf(stderr, "gan bench train: unexpected argument '%s' (one CONFIG at most)\n", a);
-            return usage(stderr);
+            fprintf(err, "gan bench train: unexpected argument '%s' (one CONFIG at most)\n", a);
+            code = usage(err);
         }
     }
-    if (o.iterations < 0 || o.warmup < 0 || o.rounds < 1 || o.rounds > MAX_ROUNDS || o.seconds <= 0) {
-        fprintf(stderr, "gan bench train: needs --iterations >= 0 (0: from --seconds), --warmup >= 0, "
-                        "1 <= --rounds <= %d, --seconds > 0\n",
+    if (code < 0 && (o.iterations < 0 || o.warmup < 0 || o.rounds < 1 || o.rounds > MAX_ROUNDS || o.seconds <= 0)) {
+        fprintf(err, "gan bench train: needs --iterations >= 0 (0: from --seconds), --warmup >= 0, "
+                     "1 <= --rounds <= %d, --seconds > 0\n",
                 MAX_ROUNDS);
-        return 2;
+        code = 2;
     }
+    if (err != stderr)
+        fclose(err);
+    if (code >= 0) {
+        if (code)
+            gan_dist_note_shared_failure(dist);
+        return code;
+    }
+    if (dist->active) /* under mpirun (or GAN_DIST_FORCE=1): train_dist.c */
+        return bench_train_dist(argv[0], dist, config, overrides, override_count, o.device, o.iterations, o.warmup,
+                                o.rounds, o.seconds);
     if (bench_configs(argv[0], config, overrides, override_count, &o) != GAN_OK) {
         fprintf(stderr, "gan bench train: %s\n", gan_error_message());
         return 1;
     }
     return 0;
+}
+
+int gan_bench_train(int argc, char **argv)
+{
+    gan_dist dist;
+    if (gan_dist_init(&argc, &argv, &dist) != GAN_OK) {
+        fprintf(stderr, "gan bench train: %s\n", gan_error_message());
+        return 1;
+    }
+    int code = bench_train_command(argc, argv, &dist);
+    if (dist.mpi && code != 0) /* no rank may wait for another in a collective: end the job */
+        gan_dist_abort(&dist, code, !gan_dist_should_report(&dist));
+    gan_dist_finalize(&dist);
+    return code;
 }

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "gan/blas.h"
 #include "gan/cuda_backend.h"
+#include "gan/dist.h"
 
 static void print_version(const char *what, size_t v)
 {
@@ -43,6 +44,9 @@ int gan_cmd_info(int argc, char **argv)
 #ifdef GAN_SANITIZE_BUILD
     printf("  %-22s %s\n", "sanitizers", "address, undefined");
 #endif
+    char mpi[256];
+    gan_dist_library_version(mpi, sizeof mpi);
+    printf("  %-22s %s\n", "MPI", mpi);
 
     printf("cpu backend\n");
     printf("  %-22s %d\n", "OpenMP threads", omp_get_max_threads());

@@ -1,5 +1,7 @@
 /* gan train CONFIG [section.key=value ...] [--out DIR] [--device auto|cpu|cuda]
- * gan train --resume DIR [section.key=value ...] [--device ...] */
+ * gan train --resume DIR [section.key=value ...] [--device ...]
+ * Under mpirun -np N (or srun with PMIx) every rank runs this; rank 0 reads the config and hands it
+ * to the others, a failure is reported once (gan/dist.h) and ends the job with MPI_Abort. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -8,6 +10,7 @@
 #include "cli/commands.h"
 #include "gan/checkpoint.h"
 #include "gan/config.h"
+#include "gan/dist.h"
 #include "gan/run.h"
 
 static void train_usage(FILE *out)
@@ -23,6 +26,8 @@ static void train_usage(FILE *out)
             "exits with status 130; --resume DIR continues from the newest checkpoint.\n"
             "The backend computes in train.precision (fp32, or tf32 on CUDA) and, with\n"
             "train.deterministic = true (the default), repeats bit for bit.\n"
+            "mpirun -np N gan train ... trains one run on N processes (data parallel: each takes\n"
+            "train.batch_size / N samples of every batch; rank 0 writes the run directory).\n"
             "The model grammar and the training iteration are described in docs/DESIGN.md.\n"
             "\n");
     gan_config_print_help(out);
@@ -52,7 +57,66 @@ static gan_status load_config(const char *config_path, const char *out_dir, cons
     return GAN_OK;
 }
 
+/* One line on stderr for the failure in gan_error_message(), from the rank that reports it
+ * (gan_dist_should_report); a failure of some ranks only names the rank. */
+static void report(const gan_dist *dist)
+{
+    if (!gan_dist_should_report(dist))
+        return;
+    if (!gan_dist_failure_shared(dist))
+        fprintf(stderr, "gan train: rank %d of %d: %s\n", dist->rank, dist->world_size, gan_error_message());
+    else
+        fprintf(stderr, "gan train: %s\n", gan_error_message());
+}
+
+/* A usage error every rank meets alike: said once. */
+static int usage_error(const gan_dist *dist, const char *fmt, const char *arg)
+{
+    gan_dist_note_shared_failure(dist);
+    if (gan_dist_should_report(dist))
+        fprintf(stderr, fmt, arg);
+    return 2;
+}
+
+/* The config and run directory on every rank: rank 0 reads them (the files, the newest checkpoint
+ * of a resumed run) and hands them to the others, so they cannot disagree and a bad config is
+ * reported once. */
+static gan_status shared_config(const gan_dist *dist, const char *config_path, const char *out_dir,
+                                const char *resume_dir, const char *const *overrides, int override_count,
+                                gan_config *cfg, char *run_dir, size_t run_dir_bytes)
+{
+    gan_status status = GAN_OK;
+    if (dist->rank == 0)
+        status = load_config(config_path, out_dir, resume_dir, overrides, override_count, cfg, run_dir,
+                             run_dir_bytes);
+    GAN_TRY(gan_dist_agree(dist, status));
+    GAN_TRY(gan_dist_broadcast(dist, cfg, sizeof *cfg, 0));
+    return gan_dist_broadcast(dist, run_dir, run_dir_bytes, 0);
+}
+
+/* The end of the command on this rank: a run that succeeded or stopped on a signal (every rank
+ * agreed on the stop) finalises MPI; a failure aborts the job, so that no rank waits forever. */
+static int finish(gan_dist *dist, int code)
+{
+    if (dist->mpi && code != 0 && code != 130)
+        gan_dist_abort(dist, code, !gan_dist_should_report(dist));
+    gan_dist_finalize(dist);
+    return code;
+}
+
+static int train_command(int argc, char **argv, const gan_dist *dist);
+
 int gan_cmd_train(int argc, char **argv)
+{
+    gan_dist dist;
+    if (gan_dist_init(&argc, &argv, &dist) != GAN_OK) {
+        fprintf(stderr, "gan train: %s\n", gan_error_message());
+        return 1;
+    }
+    return finish(&dist, train_command(argc, argv, &dist));
+}
+
+static int train_command(int argc, char **argv, const gan_dist *dist)
 {
     const char *config_path = NULL, *out_dir = NULL, *device = "auto", *resume_dir = NULL;
     const char *overrides[256];
@@ -62,7 +126,8 @@ int gan_cmd_train(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            train_usage(stdout);
+            if (dist->rank == 0)
+                train_usage(stdout);
             return 0;
         } else if (!strcmp(arg, "--out") && i + 1 < argc) {
             out_dir = argv[++i];
@@ -77,47 +142,46 @@ int gan_cmd_train(int argc, char **argv)
         } else if (!strcmp(arg, "--quiet")) {
             quiet = true;
         } else if (arg[0] == '-') {
-            fprintf(stderr, "gan train: unknown or incomplete option '%s' (gan train --help)\n", arg);
-            return 2;
+            return usage_error(dist, "gan train: unknown or incomplete option '%s' (gan train --help)\n", arg);
         } else if (strchr(arg, '=') && !(stat(arg, &st) == 0 && S_ISREG(st.st_mode))) {
             /* section.key=value; an existing file is the config even with '=' in its name */
-            if (override_count == (int)(sizeof overrides / sizeof overrides[0])) {
-                fprintf(stderr, "gan train: too many overrides\n");
-                return 2;
-            }
+            if (override_count == (int)(sizeof overrides / sizeof overrides[0]))
+                return usage_error(dist, "gan train: too many overrides%s\n", "");
             overrides[override_count++] = arg;
         } else if (!config_path) {
             config_path = arg;
         } else {
-            fprintf(stderr, "gan train: unexpected argument '%s' (gan train --help)\n", arg);
-            return 2;
+            return usage_error(dist, "gan train: unexpected argument '%s' (gan train --help)\n", arg);
         }
     }
     if (!config_path && !resume_dir) {
-        train_usage(stderr);
+        gan_dist_note_shared_failure(dist);
+        if (gan_dist_should_report(dist))
+            train_usage(stderr);
         return 2;
     }
-    if (config_path && resume_dir) {
-        fprintf(stderr, "gan train: give a CONFIG or --resume DIR, not both (a resumed run uses "
-                        "the config stored in its checkpoint)\n");
-        return 2;
-    }
+    if (config_path && resume_dir)
+        return usage_error(dist, "gan train: give a CONFIG or --resume DIR, not both (a resumed run uses "
+                                 "the config stored in its checkpoint)%s\n", "");
 
     gan_config cfg;
-    char run_dir[4200];
-    if (load_config(config_path, out_dir, resume_dir, overrides, override_count, &cfg, run_dir,
-                    sizeof run_dir) != GAN_OK) {
-        fprintf(stderr, "gan train: %s\n", gan_error_message());
+    char run_dir[4200] = "";
+    gan_config_defaults(&cfg);
+    if (shared_config(dist, config_path, out_dir, resume_dir, overrides, override_count, &cfg, run_dir,
+                      sizeof run_dir) != GAN_OK) {
+        report(dist);
         return 1;
     }
-    if (out_dir && resume_dir && strcmp(out_dir, resume_dir)) {
-        fprintf(stderr, "gan train: --out and --resume name different directories\n");
-        return 2;
-    }
+    if (out_dir && resume_dir && strcmp(out_dir, resume_dir))
+        return usage_error(dist, "gan train: --out and --resume name different directories%s\n", "");
+    char threads[512];
+    gan_dist_set_threads(dist, threads, sizeof threads);
+    if (threads[0] && dist->rank == 0)
+        printf("%s\n", threads);
     gan_run_result result = GAN_RUN_FINISHED;
-    gan_run_options options = {run_dir, device, resume_dir != NULL, quiet};
+    gan_run_options options = {run_dir, device, resume_dir != NULL, quiet, dist};
     if (gan_run_train(&cfg, &options, &result) != GAN_OK) {
-        fprintf(stderr, "gan train: %s\n", gan_error_message());
+        report(dist);
         return 1;
     }
     return result == GAN_RUN_INTERRUPTED ? 130 : 0;

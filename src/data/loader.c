@@ -52,6 +52,15 @@ void gan_loader_options_default(gan_loader_options *o)
     o->prefetch = 2;
     o->threads = 0;
     o->max_bad_fraction = 0.01;
+    o->part = 0;
+    o->parts = 1;
+}
+
+/* Warnings of a part other than 0 of a data-parallel run: part 0 gives the same ones. */
+static void quiet_warning(void *ctx, const char *message)
+{
+    (void)ctx;
+    (void)message;
 }
 
 typedef struct slot {
@@ -86,6 +95,8 @@ struct loader {
     gan_loader_options options;
     int64_t n;
     size_t item_bytes;              /* S * S * C */
+    int part_first, part_rows;      /* the rows of each batch handed out (a data-parallel rank's) */
+    bool decode_part_only;          /* the data set's images always decode: skip the other rows */
     gan_data_source *source;
 
     pthread_mutex_t mu;
@@ -144,7 +155,12 @@ static void run_candidate(loader *L, int worker, int c)
         L->candidate_status[c] = GAN_ERR_ARG; /* abandoned: the producer discards the batch */
         return;
     }
-    uint8_t *row = L->target->pixels + (size_t)(L->target_row + c) * L->item_bytes;
+    int row_index = L->target_row + c; /* every candidate decodes: row filled + c */
+    if (L->decode_part_only && (row_index < L->part_first || row_index >= L->part_first + L->part_rows)) {
+        L->candidate_status[c] = GAN_OK; /* another rank's row */
+        return;
+    }
+    uint8_t *row = L->target->pixels + (size_t)row_index * L->item_bytes;
     gan_status status = gan_dataset_get(L->ds, L->team.workers[worker], L->candidates[c], row);
     L->candidate_status[c] = status;
     if (status != GAN_OK)
@@ -359,7 +375,7 @@ static gan_status loader_next_batch(gan_data_source *src, void *host_batch)
         stop_producer(L);
         return gan_error(L->failed, "%s", L->failed_message);
     }
-    memcpy(host_batch, s->pixels, (size_t)L->options.batch_size * L->item_bytes);
+    memcpy(host_batch, s->pixels + (size_t)L->part_first * L->item_bytes, (size_t)L->part_rows * L->item_bytes);
     L->consumer_pos = s->after;
     L->batches++;
     pthread_mutex_lock(&L->mu);
@@ -478,7 +494,12 @@ gan_status gan_loader_open(gan_dataset *ds, const gan_loader_options *options, g
     int64_t n = gan_dataset_count(ds);
     const char *ds_name = gan_dataset_name(ds);
     int B = options->batch_size;
-    if (B < 1 || n < B) {
+    int parts = options->parts > 0 ? options->parts : 1;
+    if (B < 1 || options->part < 0 || options->part >= parts || B % parts) {
+        gan_dataset_close(ds);
+        return gan_error(GAN_ERR_ARG, "%s: part %d of %d of a batch of %d", ds_name, options->part, parts, B);
+    }
+    if (n < B) {
         gan_status status = gan_error(GAN_ERR_CONFIG, "%s: %lld images, fewer than one batch of %d "
                                       "(train.batch_size)",
                                       ds_name, (long long)n, B);
@@ -496,6 +517,11 @@ gan_status gan_loader_open(gan_dataset *ds, const gan_loader_options *options, g
     L->ds = ds;
     L->options = *options;
     L->n = n;
+    L->part_rows = B / parts;
+    L->part_first = options->part * L->part_rows;
+    L->decode_part_only = parts > 1 && gan_dataset_get_kind(ds) != GAN_DATASET_FOLDER;
+    if (options->part != 0 && !options->warn)
+        L->options.warn = quiet_warning;
     L->source = src;
     int size = gan_dataset_size(ds), channels = gan_dataset_channels(ds);
     L->item_bytes = (size_t)size * size * channels;

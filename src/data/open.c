@@ -10,11 +10,18 @@ enum { TOY_SAMPLES_PER_EPOCH = 1 << 16 };
 
 gan_status gan_data_source_open_for_config(const gan_config *cfg, gan_data_source **out)
 {
+    return gan_data_source_open_part(cfg, 0, 1, out);
+}
+
+gan_status gan_data_source_open_part(const gan_config *cfg, int part, int parts, gan_data_source **out)
+{
     *out = NULL;
+    if (parts < 1 || part < 0 || part >= parts || cfg->batch_size % parts)
+        return gan_error(GAN_ERR_ARG, "part %d of %d of a batch of %d", part, parts, cfg->batch_size);
     const char *format = cfg->data_format[0] ? cfg->data_format : "auto";
     if (!strcmp(format, "toy"))
-        return gan_toy_ring_source_open(cfg->batch_size, cfg->seed, TOY_RADIUS, TOY_STD,
-                                        TOY_SAMPLES_PER_EPOCH, out);
+        return gan_toy_ring_source_open_part(cfg->batch_size, part, parts, cfg->seed, TOY_RADIUS, TOY_STD,
+                                             TOY_SAMPLES_PER_EPOCH, out);
     if (!cfg->data_path[0])
         return gan_error(GAN_ERR_CONFIG, "data.path is empty: name the data set to train on");
     if (!strcmp(format, "auto"))
@@ -35,5 +42,7 @@ gan_status gan_data_source_open_for_config(const gan_config *cfg, gan_data_sourc
     options.batch_size = cfg->batch_size;
     options.seed = cfg->seed;
     options.max_bad_fraction = cfg->max_bad_fraction;
+    options.part = part;
+    options.parts = parts;
     return gan_loader_open(ds, &options, out);
 }

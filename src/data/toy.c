@@ -9,7 +9,8 @@
 #include "gan/elementwise_math.h"
 
 typedef struct toy_ring {
-    int batch;
+    int batch;                  /* the global batch */
+    int part_first, part_rows;  /* the rows handed out (a data-parallel rank's part) */
     double radius, std;
     gan_data_position pos;
     int64_t samples;
@@ -26,12 +27,15 @@ static gan_status toy_next_batch(gan_data_source *src, void *host_batch)
 {
     toy_ring *toy = src->impl;
     float *out = host_batch;
-    for (int b = 0; b < toy->batch; b++) {
+    for (int row = 0; row < toy->batch; row++) {
         if (toy->pos.index + 1 > toy->samples) {
             toy->pos.epoch++;
             toy->pos.index = 0;
         }
         uint64_t i = (uint64_t)toy->pos.index++;
+        int b = row - toy->part_first;
+        if (b < 0 || b >= toy->part_rows)
+            continue; /* another rank's sample */
         gan_philox4 r = gan_philox_block(toy->pos.seed, (uint64_t)toy->pos.epoch, i);
         float z0, z1;
         gan_box_muller(r.v[1], r.v[2], &z0, &z1);
@@ -70,7 +74,15 @@ static void toy_close(gan_data_source *src)
 gan_status gan_toy_ring_source_open(int batch, uint64_t seed, double radius, double std,
                                     int64_t samples_per_epoch, gan_data_source **out)
 {
+    return gan_toy_ring_source_open_part(batch, 0, 1, seed, radius, std, samples_per_epoch, out);
+}
+
+gan_status gan_toy_ring_source_open_part(int batch, int part, int parts, uint64_t seed, double radius,
+                                         double std, int64_t samples_per_epoch, gan_data_source **out)
+{
     *out = NULL;
+    if (parts < 1 || part < 0 || part >= parts || batch % parts)
+        return gan_error(GAN_ERR_ARG, "toy data: part %d of %d of a batch of %d", part, parts, batch);
     if (batch < 1 || samples_per_epoch < batch || !(std > 0.0) || !(radius > 0.0))
         return gan_error(GAN_ERR_ARG, "toy data: bad parameters (batch %d, %lld samples)", batch,
                          (long long)samples_per_epoch);
@@ -82,6 +94,8 @@ gan_status gan_toy_ring_source_open(int batch, uint64_t seed, double radius, dou
         return gan_error(GAN_ERR_NOMEM, "out of memory");
     }
     toy->batch = batch;
+    toy->part_rows = batch / parts;
+    toy->part_first = part * toy->part_rows;
     toy->radius = radius;
     toy->std = std;
     toy->samples = samples_per_epoch;

@@ -15,6 +15,9 @@ typedef struct batchnorm_layer {
     float *save_mean, *save_invstd; /* [C] batch statistics of the last training forward */
     float *scratch_grads;           /* [2C] where dgamma/dbeta go when they are not wanted */
     float *scratch_dx;              /* [N, C, H, W], only when BN is the first layer */
+    /* train.sync_bn on several ranks (model->sync_bn): the statistics' sums, summed over ranks */
+    double *sums, *squares;         /* [C] sum of x, sum of (x - mean)^2 */
+    double *grad_sums;              /* [2C] sum of g, sum of g xhat */
     bool last_forward_training;
     int64_t num_batches_tracked;
 } batchnorm_layer;
@@ -48,6 +51,12 @@ static gan_status batchnorm_plan(gan_layer *layer, gan_model *model, gan_pool *p
     GAN_TRY(gan_pool_request_floats(pool, &bn->save_mean, layer->in.c, "BN batch stats"));
     GAN_TRY(gan_pool_request_floats(pool, &bn->save_invstd, layer->in.c, "BN batch stats"));
     GAN_TRY(gan_pool_request_floats(pool, &bn->scratch_grads, 2 * (size_t)layer->in.c, "BN batch stats"));
+    if (model->sync_bn) {
+        size_t c = (size_t)layer->in.c;
+        GAN_TRY(gan_pool_request_bytes(pool, (void **)&bn->sums, c * sizeof(double), "BN batch stats"));
+        GAN_TRY(gan_pool_request_bytes(pool, (void **)&bn->squares, c * sizeof(double), "BN batch stats"));
+        GAN_TRY(gan_pool_request_bytes(pool, (void **)&bn->grad_sums, 2 * c * sizeof(double), "BN batch stats"));
+    }
     if (model->layers[0] == layer)
         GAN_TRY(gan_pool_request_floats(pool, &bn->scratch_dx,
                                         (size_t)model->batch * gan_shape_count(layer->in),
@@ -68,6 +77,29 @@ static gan_activation activation_kind(const gan_layer *act)
     return act->spec.kind == GAN_LAYER_LRELU ? GAN_ACT_LRELU : GAN_ACT_RELU;
 }
 
+/* The training forward with the statistics of the global batch: this rank's sums, summed over
+ * the ranks, twice (the mean first, then the squares about it: the two passes one process makes). */
+static gan_status sync_forward(batchnorm_layer *bn, gan_model *model, const float *x, float *y,
+                               const gan_layer *act)
+{
+    gan_layer *layer = &bn->base;
+    gan_backend *be = model->backend;
+    int c = layer->in.c, hw = layer->in.h * layer->in.w;
+    double count = (double)model->global_batch * hw;
+    GAN_TRY(be->bn_sums(be, model->batch, c, hw, x, bn->sums));
+    GAN_TRY(be->allreduce_sum_f64(be, bn->sums, (size_t)c));
+    GAN_TRY(be->bn_centered_squares(be, model->batch, c, hw, x, bn->sums, count, bn->squares));
+    GAN_TRY(be->allreduce_sum_f64(be, bn->squares, (size_t)c));
+    return be->bn_forward_from_sums(be, model->batch, c, hw, x,
+                                    gan_layer_param(model, layer->weight_param)->value,
+                                    gan_layer_param(model, layer->bias_param)->value, BN_MOMENTUM, BN_EPS,
+                                    bn->sums, bn->squares, count,
+                                    gan_layer_param(model, bn->running_mean_param)->value,
+                                    gan_layer_param(model, bn->running_var_param)->value, bn->save_mean,
+                                    bn->save_invstd, y, act ? activation_kind(act) : GAN_ACT_RELU,
+                                    act ? act->spec.slope : 0.0f, act ? act->output : NULL);
+}
+
 static gan_status batchnorm_forward(gan_layer *layer, gan_model *model, const float *x, float *y,
                                     bool training)
 {
@@ -84,6 +116,8 @@ static gan_status batchnorm_forward(gan_layer *layer, gan_model *model, const fl
                                    running_var, BN_EPS, y);
     bn->num_batches_tracked++;
     const gan_layer *act = fused_activation(layer, model);
+    if (model->sync_bn)
+        return sync_forward(bn, model, x, y, act);
     if (act) /* writes the activation's output too */
         return be->bn_act_forward_train(be, model->batch, c, hw, x, gamma, beta, BN_MOMENTUM,
                                         BN_EPS, running_mean, running_var, bn->save_mean,
@@ -116,6 +150,21 @@ static gan_status batchnorm_backward(gan_layer *layer, gan_model *model, const f
         dx = bn->scratch_dx; /* first layer, no input gradient wanted: dx is discarded */
     }
     const gan_layer *act = fused_activation(layer, model);
+    if (model->sync_bn) {
+        /* dgamma, dbeta from this rank's sums (the gradient all-reduce adds the ranks'); dx
+         * from the sums over all ranks */
+        double count = (double)model->global_batch * hw;
+        gan_activation kind = act ? activation_kind(act) : GAN_ACT_RELU;
+        float slope = act ? act->spec.slope : 0.0f;
+        const float *y_act = act ? y : NULL;
+        GAN_TRY(be->bn_backward_sums(be, model->batch, c, hw, x, y_act, dy, kind, slope, bn->save_mean,
+                                     bn->save_invstd, param_beta, dgamma, dbeta, bn->grad_sums));
+        if (dx == bn->scratch_dx)
+            return GAN_OK; /* no input gradient wanted: nothing needs the other ranks' sums */
+        GAN_TRY(be->allreduce_sum_f64(be, bn->grad_sums, 2 * (size_t)c));
+        return be->bn_backward_from_sums(be, model->batch, c, hw, x, y_act, dy, kind, slope, gamma->value,
+                                         bn->save_mean, bn->save_invstd, bn->grad_sums, count, dx);
+    }
     if (act) /* y and dy: the activation's output and the gradient there (model.c) */
         return be->bn_act_backward(be, model->batch, c, hw, x, y, dy, activation_kind(act),
                                    act->spec.slope, gamma->value, bn->save_mean, bn->save_invstd,

@@ -1,6 +1,7 @@
 /* Dropout(p): in training, y = x * mask with mask[i] = 0 or 1/(1-p) drawn from Philox
  * (seed = model->dropout_seed, stream = module index, from element *model->dropout_count +
- * model->dropout_position, which every forward advances: see gan_model); in eval, y = x. The
+ * model->dropout_position, which every forward advances: see gan_model; in a data-parallel run
+ * by global sample index); in eval, y = x. The
  * mask [N, features] is kept for backward: dx = dy * mask. */
 #include <stdlib.h>
 
@@ -41,8 +42,12 @@ static gan_status dropout_forward(gan_layer *layer, gan_model *model, const floa
         GAN_TRY(be->copy(be, dropout->mask, dropout->mask_override, count * sizeof(float)));
         return be->multiply(be, count, x, dropout->mask, y);
     }
-    gan_count first = {model->dropout_count, model->dropout_position};
-    model->dropout_position += gan_philox_advance(count);
+    /* Element (global sample s, feature f) of the draw is s * features + f, so a rank holding
+     * samples sample_offset.. of the global batch draws its part of the one process's mask. */
+    size_t features = gan_shape_count(layer->in);
+    gan_count first = {model->dropout_count,
+                       model->dropout_position + (uint64_t)model->sample_offset * features};
+    model->dropout_position += gan_philox_advance((size_t)model->global_batch * features);
     return be->dropout_forward(be, count, layer->spec.drop_p, model->dropout_seed,
                                (uint64_t)layer->index, first, x, dropout->mask, y);
 }

@@ -141,6 +141,7 @@ gan_status gan_model_create(const char *name, const char *layers_text, gan_shape
     snprintf(model->name, sizeof model->name, "%s", name);
     model->backend = backend;
     model->batch = batch;
+    model->global_batch = batch;
     model->input_shape = input_shape;
 
     gan_shape shape = input_shape;
@@ -154,6 +155,24 @@ gan_status gan_model_create(const char *name, const char *layers_text, gan_shape
     model->active_layers = model->layer_count;
     fuse_bn_activations(model);
     *out = model;
+    return GAN_OK;
+}
+
+gan_status gan_model_set_data_parallel(gan_model *model, int global_batch, int sample_offset, bool sync_bn)
+{
+    if (global_batch < model->batch || sample_offset < 0 || sample_offset > global_batch - model->batch)
+        return gan_error(GAN_ERR_ARG, "%s: samples %d..%d are not part of a global batch of %d", model->name,
+                         sample_offset, sample_offset + model->batch - 1, global_batch);
+    const gan_backend *be = model->backend;
+    if (sync_bn && (!be->allreduce_sum_f64 || !be->bn_sums || !be->bn_centered_squares ||
+                    !be->bn_forward_from_sums || !be->bn_backward_sums || !be->bn_backward_from_sums))
+        return gan_error(GAN_ERR_UNSUPPORTED,
+                         "%s: the %s backend cannot sum batch norm statistics over ranks (train.sync_bn = "
+                         "false keeps each rank's own)",
+                         model->name, be->name);
+    model->global_batch = global_batch;
+    model->sample_offset = sample_offset;
+    model->sync_bn = sync_bn;
     return GAN_OK;
 }
 

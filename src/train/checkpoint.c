@@ -5,6 +5,7 @@
  * trainer keeps them in elements; every advance is whole blocks, so the two convert exactly).
  * With the CUDA backend, its convolution algorithm choices too (metadata conv_algorithms). */
 #include "gan/checkpoint.h"
+#include "gan/crc32c.h"
 #include "gan/train.h"
 
 #include <stdint.h>
@@ -141,4 +142,39 @@ cleanup:
 gan_status gan_trainer_export_generator(gan_trainer *t, const char *path)
 {
     return gan_model_export_safetensors(t->g, t->cfg.export_prefix, t->cfg.name, path);
+}
+
+/* CRC-32C over `count` floats of backend memory, continued from *crc. */
+static gan_status crc_floats(gan_backend *be, const float *data, size_t count, float *host, uint32_t *crc)
+{
+    if (!count)
+        return GAN_OK;
+    GAN_TRY(be->download(be, host, data, count * sizeof(float)));
+    *crc = gan_crc32c_extend(*crc, host, count * sizeof(float));
+    return GAN_OK;
+}
+
+gan_status gan_trainer_state_crc32c(gan_trainer *t, uint32_t *crc)
+{
+    gan_model *models[2] = {t->g, t->d};
+    size_t largest = 1;
+    for (int i = 0; i < 2; i++) {
+        largest = models[i]->trainable_count > largest ? models[i]->trainable_count : largest;
+        largest = models[i]->buffer_count > largest ? models[i]->buffer_count : largest;
+    }
+    float *host = malloc(largest * sizeof *host);
+    if (!host)
+        return gan_error(GAN_ERR_NOMEM, "out of memory for the state's checksum");
+    gan_status status = GAN_OK;
+    *crc = 0;
+    for (int i = 0; i < 2; i++) {
+        gan_model *m = models[i];
+        GAN_CHECK(crc_floats(t->backend, m->weights, m->trainable_count, host, crc));
+        GAN_CHECK(crc_floats(t->backend, m->adam_m, m->trainable_count, host, crc));
+        GAN_CHECK(crc_floats(t->backend, m->adam_v, m->trainable_count, host, crc));
+        GAN_CHECK(crc_floats(t->backend, m->buffers, m->buffer_count, host, crc));
+    }
+cleanup:
+    free(host);
+    return status;
 }

@@ -1,7 +1,12 @@
 /* `gan train`: a run from start to end (gan_run_train: the run directory, the backend, the
  * trainer and its data, the logs, the signals) and the loop around gan_trainer_step (log lines,
  * metrics.jsonl, TensorBoard, sample grids, checkpoints, the non-finite stop). The run directory's
- * files are run_dir.c's. */
+ * files are run_dir.c's.
+ *
+ * On several ranks (mpirun, gan/dist.h) every rank runs this same code on its part of each batch;
+ * rank 0 (`writer`) alone owns the run directory and writes every file and log line. The ranks
+ * make the same collective calls in the same order: the start-up steps end in an agreement on
+ * failures, the loop's stats reads and stops happen at the same iterations on every rank. */
 #include "gan/run.h"
 
 #include <errno.h>
@@ -29,6 +34,9 @@ typedef struct run_state {
     gan_trainer *trainer;
     gan_data_source *data;
     const gan_config *cfg;
+    const gan_dist *dist;       /* NULL: one process */
+    bool writer;                /* writes the files and the log: the only process, or rank 0 */
+    int ranks;                  /* world size of a data-parallel run, else 1 */
     const char *out_dir;
     run_paths paths;
     int lock_fd;                /* the run directory's lock (run_dir_lock) */
@@ -56,6 +64,7 @@ static gan_status check_stats(run_state *run, gan_step_stats *stats)
     GAN_TRY(gan_trainer_read_stats(run->trainer, stats, &finite));
     int64_t it = run->trainer->iteration;
     if (!finite) {
+        gan_dist_note_shared_failure(run->dist); /* every rank read the same all-reduced stats */
         return gan_error(GAN_ERR_NUMERIC,
                          "a loss or D output became non-finite (NaN or inf) in iterations %lld..%lld; "
                          "stopped without writing a checkpoint from that state. Last good "
@@ -67,10 +76,43 @@ static gan_status check_stats(run_state *run, gan_step_stats *stats)
     return GAN_OK;
 }
 
+/* On several ranks, before a checkpoint: every rank's weights, running statistics and Adam
+ * moments must be the same bits (the all-reduces give every rank the same sums); a CRC-32C of
+ * them compared across the ranks says so, or stops the run before a checkpoint that would stand
+ * for only one rank's state. */
+static gan_status check_ranks_agree(run_state *run)
+{
+    if (run->ranks < 2)
+        return GAN_OK;
+    uint32_t crc = 0;
+    GAN_TRY(gan_trainer_state_crc32c(run->trainer, &crc));
+    double *all = calloc((size_t)run->ranks, sizeof *all);
+    if (!all)
+        return gan_error(GAN_ERR_NOMEM, "out of memory");
+    gan_status status = gan_dist_allgather_double(run->dist, (double)crc, all);
+    int differs = -1;
+    for (int r = 1; status == GAN_OK && r < run->ranks && differs < 0; r++)
+        if (all[r] != all[0])
+            differs = r;
+    if (differs >= 0) {
+        gan_dist_note_shared_failure(run->dist);
+        status = gan_error(GAN_ERR_NUMERIC,
+                           "after iteration %lld the ranks' weights, running statistics or Adam moments differ "
+                           "(CRC-32C %08x on rank 0, %08x on rank %d): the all-reduce did not give every rank "
+                           "the same bits; stopped without writing a checkpoint",
+                           (long long)run->trainer->iteration, (unsigned)all[0], (unsigned)all[differs], differs);
+    }
+    free(all);
+    return status;
+}
+
 /* Writes the checkpoint of this iteration and reads it back: only a file that verifies becomes
  * the "last good checkpoint" the run names; then the older ones beyond log.keep_checkpoints go. */
 static gan_status save_checkpoint(run_state *run)
 {
+    GAN_TRY(check_ranks_agree(run));
+    if (!run->writer)
+        return GAN_OK;
     char path[4300];
     int64_t it = run->trainer->iteration;
     run_dir_checkpoint_path(&run->paths, it, path, sizeof path);
@@ -114,6 +156,8 @@ cleanup:
 
 static gan_status save_samples(run_state *run, const char *name)
 {
+    if (!run->writer)
+        return GAN_OK;
     gan_trainer *t = run->trainer;
     gan_shape s = t->g->output_shape;
     size_t per_image = gan_shape_count(s);
@@ -151,6 +195,8 @@ static void format_duration(char *buf, size_t bytes, double seconds)
 
 static gan_status log_line(run_state *run, const gan_step_stats *stats)
 {
+    if (!run->writer)
+        return GAN_OK;
     gan_trainer *t = run->trainer;
     int64_t it = t->iteration;
     double elapsed = gan_now_s() - run->start_s;
@@ -206,6 +252,19 @@ static void progress(run_state *run)
     fflush(stdout);
 }
 
+/* GAN_DIST_DUMP=DIR: every rank writes its final state as DIR/rank<R>.safetensors (a checkpoint,
+ * which holds every weight, buffer and Adam moment), to compare the ranks with cmp. */
+static gan_status dump_rank_state(run_state *run)
+{
+    const char *dir = getenv("GAN_DIST_DUMP");
+    if (!dir || !dir[0])
+        return GAN_OK;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/rank%d.safetensors", dir, run->dist ? run->dist->rank : 0);
+    int64_t it = run->trainer->iteration;
+    return gan_trainer_save_checkpoint(run->trainer, run->data, epoch_of(run, it), path);
+}
+
 static gan_status run_loop(run_state *run, gan_run_result *result)
 {
     gan_trainer *t = run->trainer;
@@ -221,21 +280,29 @@ static gan_status run_loop(run_state *run, gan_run_result *result)
         } else if (run->progress_bar) {
             progress(run);
         }
+        bool stop = stop_signal != 0;
+        if (run->ranks > 1) { /* a signal reaches the ranks at different steps: all stop at one */
+            GAN_TRY(gan_dist_any(run->dist, stop, &stop));
+            if (stop && !stop_signal)
+                stop_signal = SIGTERM;
+        }
         if (cfg->sample_every && it % cfg->sample_every == 0 && !last) {
             char name[64];
             snprintf(name, sizeof name, "iter_%010lld", (long long)it);
             GAN_TRY(save_samples(run, name));
         }
-        if (stop_signal) {
+        if (stop) {
             GAN_TRY(check_stats(run, &stats));
             GAN_TRY(save_checkpoint(run));
             if (run->progress_bar)
                 putchar('\n');
-            fprintf(stderr, "gan: %s after iteration %lld: wrote %s\n",
-                    stop_signal == SIGINT   ? "interrupted"
-                    : stop_signal == SIGHUP ? "hung up (the terminal closed)"
-                                            : "terminated",
-                    (long long)it, run->last_checkpoint);
+            if (run->writer)
+                fprintf(stderr, "gan: %s after iteration %lld: wrote %s\n",
+                        stop_signal == SIGINT   ? "interrupted"
+                        : stop_signal == SIGHUP ? "hung up (the terminal closed)"
+                        : stop_signal == SIGUSR1 ? "stopped by SIGUSR1"
+                                                : "terminated",
+                        (long long)it, run->last_checkpoint);
             *result = GAN_RUN_INTERRUPTED;
             return GAN_OK;
         }
@@ -247,6 +314,7 @@ static gan_status run_loop(run_state *run, gan_run_result *result)
     GAN_TRY(check_stats(run, &stats));
     GAN_TRY(save_samples(run, "final"));
     GAN_TRY(save_checkpoint(run));
+    GAN_TRY(dump_rank_state(run));
     *result = GAN_RUN_FINISHED;
     return GAN_OK;
 }
@@ -266,10 +334,11 @@ static gan_status refuse_existing_checkpoints(const run_state *run)
  * found before anything is written. */
 static gan_status open_data(run_state *run)
 {
-    GAN_TRY(gan_data_source_open_for_config(run->cfg, &run->data));
+    int part = run->ranks > 1 ? run->dist->rank : 0;
+    GAN_TRY(gan_data_source_open_part(run->cfg, part, run->ranks, &run->data));
     gan_data_source *src = run->data;
     size_t sample = (size_t)src->channels * src->height * src->width * (src->is_float ? sizeof(float) : 1);
-    void *batch = malloc((size_t)run->cfg->batch_size * sample);
+    void *batch = malloc((size_t)(run->cfg->batch_size / run->ranks) * sample);
     if (!batch)
         return gan_error(GAN_ERR_NOMEM, "out of host memory for a batch");
     gan_data_position start;
@@ -287,6 +356,9 @@ cleanup:
  * damaged ones aside. What a killed run left half-written goes. */
 static gan_status take_run_directory(run_state *run, bool resume, char *resume_path, size_t bytes)
 {
+    GAN_TRY(gan_train_check_batch(run->cfg, run->ranks));
+    if (!run->writer) /* rank 0 owns the directory; the others only read their data */
+        return open_data(run);
     if (resume) {
         GAN_TRY(run_dir_lock(&run->paths, &run->lock_fd));
         GAN_TRY(run_dir_select_checkpoint(&run->paths, true, resume_path, bytes));
@@ -306,20 +378,58 @@ static gan_status open_backend(run_state *run, const gan_run_options *options)
 {
     char why[512] = "";
     gan_backend_options backend_options = gan_backend_options_for_config(run->cfg);
+    const gan_dist *dist = run->dist;
+    if (dist && dist->active) {
+        backend_options.dist = dist;
+        /* one GPU per rank: the local rank's, as CUDA_VISIBLE_DEVICES presents them */
+        if (dist->local_size > 1) {
+            if (!strncmp(options->device, "cuda:", 5))
+                return gan_error(GAN_ERR_ARG,
+                                 "--device %s with %d ranks on this machine: each rank takes the GPU of its "
+                                 "local rank (choose the GPUs with CUDA_VISIBLE_DEVICES)",
+                                 options->device, dist->local_size);
+            backend_options.device_index = dist->local_rank;
+        }
+    }
     GAN_TRY(gan_backend_open(options->device, &backend_options, &run->backend, why, sizeof why));
-    if (why[0])
+    if (why[0] && run->writer)
         fprintf(stderr, "gan: %s\n", why);
     return GAN_OK;
+}
+
+/* Every rank on the same kind of backend (--device auto could give one machine's ranks the CPU and
+ * another's CUDA: their all-reduces would not meet). */
+static gan_status check_same_backend(run_state *run)
+{
+    if (run->ranks < 2)
+        return GAN_OK;
+    double *kinds = calloc((size_t)run->ranks, sizeof *kinds);
+    if (!kinds)
+        return gan_error(GAN_ERR_NOMEM, "out of memory");
+    gan_status status = gan_dist_allgather_double(run->dist, (double)run->backend->kind, kinds);
+    for (int r = 1; status == GAN_OK && r < run->ranks; r++)
+        if (kinds[r] != kinds[0]) {
+            gan_dist_note_shared_failure(run->dist);
+            status = gan_error(GAN_ERR_UNSUPPORTED,
+                               "rank %d runs on %s and rank 0 on %s: every rank of a run needs the same backend "
+                               "(give --device cpu or --device cuda)",
+                               r, kinds[r] == GAN_BACKEND_CUDA ? "cuda" : "cpu",
+                               kinds[0] == GAN_BACKEND_CUDA ? "cuda" : "cpu");
+        }
+    free(kinds);
+    return status;
 }
 
 /* The data, the trainer (with the checkpoint it resumes from), and the run's length. */
 static gan_status open_trainer(run_state *run, const gan_run_options *options, const char *resume_path)
 {
     const gan_config *cfg = run->cfg;
-    GAN_TRY(gan_trainer_create(cfg, run->backend, run->data, options->quiet ? NULL : stdout, &run->trainer));
+    FILE *report = options->quiet || !run->writer ? NULL : stdout;
+    GAN_TRY(gan_trainer_create(cfg, run->backend, run->data, report, &run->trainer));
     if (options->resume) {
         GAN_TRY(gan_trainer_load_checkpoint(run->trainer, run->data, resume_path, NULL));
-        printf("resumed from %s at iteration %lld\n", resume_path, (long long)run->trainer->iteration);
+        if (run->writer)
+            printf("resumed from %s at iteration %lld\n", resume_path, (long long)run->trainer->iteration);
         snprintf(run->last_checkpoint, sizeof run->last_checkpoint, "%s", resume_path);
     }
     run->iterations_per_epoch = run->data->batches_per_epoch / cfg->d_steps;
@@ -330,7 +440,8 @@ static gan_status open_trainer(run_state *run, const gan_run_options *options, c
     run->epochs = (run->total_iterations + run->iterations_per_epoch - 1) / run->iterations_per_epoch;
     run->last_checked = run->trainer->iteration;
     run->start_iteration = run->trainer->iteration;
-    run->progress_bar = isatty(STDOUT_FILENO);
+    /* (mpirun hands a rank's stdout a terminal of its own, shared by every rank) */
+    run->progress_bar = run->writer && !(run->dist && run->dist->mpi) && isatty(STDOUT_FILENO);
     return GAN_OK;
 }
 
@@ -340,6 +451,8 @@ static gan_status open_trainer(run_state *run, const gan_run_options *options, c
  * TensorBoard drops the earlier files' events of the steps the run makes again). */
 static gan_status open_outputs(run_state *run, bool resume)
 {
+    if (!run->writer)
+        return GAN_OK;
     GAN_TRY(run_dir_create(&run->paths));
     GAN_TRY(run_dir_write_config(&run->paths, run->cfg));
     if (resume)
@@ -355,33 +468,61 @@ static gan_status open_outputs(run_state *run, bool resume)
     return GAN_OK;
 }
 
+/* The ranks of a data-parallel run, in the log: how the batch is shared out and how batch norm
+ * sees it. */
+static void print_data_parallel(const run_state *run)
+{
+    const gan_trainer *t = run->trainer;
+    if (!t->data_parallel)
+        return;
+    printf("data parallel: %d rank%s, batch %d = %d x %d per rank; gradients summed over the ranks before "
+           "each Adam step\n",
+           t->world_size, t->world_size == 1 ? "" : "s", run->cfg->batch_size, t->world_size, t->batch);
+    if (run->cfg->sync_bn)
+        printf("batch norm: statistics of the whole batch of %d, summed over the ranks (train.sync_bn)\n",
+               run->cfg->batch_size);
+    else
+        printf("batch norm: train.sync_bn = false: each rank normalises its %d samples by their own statistics "
+               "(DDP's default); the running statistics are averaged over the ranks after every iteration\n",
+               t->batch);
+}
+
 /* The loop with SIGINT, SIGTERM and SIGHUP (a closed terminal) turned into a checkpoint and a clean
- * stop. */
+ * stop (and SIGUSR1 on several ranks). */
 static gan_status train(run_state *run, gan_run_result *result)
 {
     gan_backend *be = run->backend;
-    printf("training %s on %s (%s, %sdeterministic): %lld iterations (%lld per epoch), batch %d, seed "
-           "%llu -> %s\n",
-           run->cfg->name, be->name, gan_precision_name(be->options.precision),
-           be->options.deterministic ? "" : "not ", (long long)run->total_iterations,
-           (long long)run->iterations_per_epoch, run->cfg->batch_size, (unsigned long long)run->cfg->seed,
-           run->out_dir);
-    fflush(stdout);
-    struct sigaction action, old_int, old_term, old_hup;
+    if (run->writer) {
+        printf("training %s on %s (%s, %sdeterministic): %lld iterations (%lld per epoch), batch %d, seed "
+               "%llu -> %s\n",
+               run->cfg->name, be->name, gan_precision_name(be->options.precision),
+               be->options.deterministic ? "" : "not ", (long long)run->total_iterations,
+               (long long)run->iterations_per_epoch, run->cfg->batch_size, (unsigned long long)run->cfg->seed,
+               run->out_dir);
+        print_data_parallel(run);
+        fflush(stdout);
+    }
+    struct sigaction action, old_int, old_term, old_hup, old_usr1;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, &old_int);
     sigaction(SIGTERM, &action, &old_term);
     sigaction(SIGHUP, &action, &old_hup);
+    bool usr1 = run->dist && run->dist->mpi; /* mpirun forwards SIGUSR1 to every rank */
+    if (usr1)
+        sigaction(SIGUSR1, &action, &old_usr1);
     stop_signal = 0;
     run->start_s = gan_now_s();
     gan_status status = run_loop(run, result);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGHUP, &old_hup, NULL);
+    if (usr1)
+        sigaction(SIGUSR1, &old_usr1, NULL);
     GAN_TRY(status);
-    printf("%s: %lld iterations in %.1f s; samples in %s, checkpoint %s\n",
+    if (run->writer)
+        printf("%s: %lld iterations in %.1f s; samples in %s, checkpoint %s\n",
            *result == GAN_RUN_FINISHED ? "done" : "stopped",
            (long long)(run->trainer->iteration - run->start_iteration), gan_now_s() - run->start_s,
            run->paths.samples, run->last_checkpoint);
@@ -413,15 +554,26 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
     GAN_TRY(gan_config_validate(&cfg));
     if (!options->out_dir || !options->out_dir[0])
         return gan_error(GAN_ERR_ARG, "the run directory (--out) is empty");
-    run_state run = {.cfg = &cfg, .out_dir = options->out_dir, .lock_fd = -1};
+    const gan_dist *dist = options->dist;
+    run_state run = {.cfg = &cfg, .dist = dist, .writer = !dist || dist->rank == 0,
+                     .ranks = dist && dist->active ? dist->world_size : 1, .out_dir = options->out_dir,
+                     .lock_fd = -1};
     run_paths_init(&run.paths, options->out_dir);
     gan_status status = GAN_OK;
-    GAN_CHECK(take_run_directory(&run, options->resume, resume_path, sizeof resume_path));
-    GAN_CHECK(open_backend(&run, options));
-    GAN_CHECK(conv_algorithms_reuse(run.backend, options->resume ? resume_path : NULL, stderr));
-    GAN_CHECK(open_trainer(&run, options, resume_path));
-    GAN_CHECK(conv_algorithms_keep(run.backend, run.paths.root, stderr));
-    GAN_CHECK(open_outputs(&run, options->resume));
+    /* Each start-up step ends with every rank knowing whether any failed (one process: a no-op). */
+    GAN_CHECK(gan_dist_agree(dist, take_run_directory(&run, options->resume, resume_path, sizeof resume_path)));
+    if (options->resume) /* rank 0 chose the checkpoint: every rank loads that one */
+        GAN_CHECK(gan_dist_broadcast(dist, resume_path, sizeof resume_path, 0));
+    GAN_CHECK(gan_dist_agree(dist, open_backend(&run, options)));
+    GAN_CHECK(check_same_backend(&run));
+    /* The convolution algorithms chosen before (cache, checkpoint), then what planning chose,
+     * kept by the writer (conv_algorithms.h). */
+    GAN_CHECK(gan_dist_agree(dist, conv_algorithms_reuse(run.backend, options->resume ? resume_path : NULL,
+                                                         run.writer ? stderr : NULL)));
+    GAN_CHECK(gan_dist_agree(dist, open_trainer(&run, options, resume_path)));
+    GAN_CHECK(gan_dist_agree(dist, run.writer ? conv_algorithms_keep(run.backend, run.paths.root, stderr)
+                                              : GAN_OK));
+    GAN_CHECK(gan_dist_agree(dist, open_outputs(&run, options->resume)));
     GAN_CHECK(train(&run, result));
 cleanup:
     close_run(&run, status);

@@ -117,7 +117,7 @@ static gan_status list_checkpoints(const char *dir, long long **out, int *count)
         free(its);
         return status;
     }
-    if (n > 1)
+    if (n > 1) /* qsort of no array (NULL) is undefined, even for 0 elements */
         qsort(its, (size_t)n, sizeof *its, compare_iterations);
     *out = its;
     *count = n;

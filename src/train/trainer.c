@@ -44,7 +44,7 @@ static gan_status plan_trainer_buffers(gan_trainer *t)
 {
     gan_pool *pool = &t->pool;
     const gan_config *cfg = &t->cfg;
-    size_t batch = (size_t)cfg->batch_size;
+    size_t batch = (size_t)t->batch;
     size_t image = gan_shape_count(t->d->input_shape);
     GAN_TRY(gan_pool_request_floats(pool, &t->z, batch * (size_t)cfg->nz, "noise and batches"));
     GAN_TRY(gan_pool_request_floats(pool, &t->real, batch * image, "noise and batches"));
@@ -78,9 +78,15 @@ static gan_status create_models(gan_trainer *t, const gan_data_source *data)
     gan_backend *be = t->backend;
     gan_shape z_shape = {cfg->nz, 1, 1};
     gan_shape image = {cfg->channels, cfg->image_size, cfg->image_size};
-    GAN_TRY(gan_model_create("G", cfg->generator, z_shape, cfg->batch_size, be, &t->g));
-    GAN_TRY(gan_model_create("D", cfg->discriminator, image, cfg->batch_size, be, &t->d));
+    GAN_TRY(gan_model_create("G", cfg->generator, z_shape, t->batch, be, &t->g));
+    GAN_TRY(gan_model_create("D", cfg->discriminator, image, t->batch, be, &t->d));
     GAN_TRY(gan_model_create("G(samples)", cfg->generator, z_shape, t->sample_batch, be, &t->g_sampler));
+    if (t->data_parallel) {
+        int offset = t->rank * t->batch;
+        bool sync_bn = cfg->sync_bn;
+        GAN_TRY(gan_model_set_data_parallel(t->g, cfg->batch_size, offset, sync_bn));
+        GAN_TRY(gan_model_set_data_parallel(t->d, cfg->batch_size, offset, sync_bn));
+    }
     t->g_sampler->inference_only = true;
     gan_shape g_out = t->g->output_shape;
     if (g_out.c != image.c || g_out.h != image.h || g_out.w != image.w)
@@ -103,6 +109,29 @@ static gan_status create_models(gan_trainer *t, const gan_data_source *data)
                          "[%d, %d, %d] (data.channels, data.image_size)",
                          data->channels, data->height, data->width, image.c, image.h, image.w);
     return GAN_OK;
+}
+
+gan_status gan_train_check_batch(const gan_config *cfg, int ranks)
+{
+    if (ranks > 1 && cfg->batch_size % ranks)
+        return gan_error(GAN_ERR_CONFIG,
+                         "train.batch_size = %d is the global batch, which the %d ranks share out evenly: "
+                         "choose a multiple of %d (or run on a number of ranks that divides %d)",
+                         cfg->batch_size, ranks, ranks, cfg->batch_size);
+    return GAN_OK;
+}
+
+/* A data-parallel run needs the backend's all-reduces and a global batch the ranks share out
+ * evenly. */
+static gan_status check_data_parallel(const gan_trainer *t)
+{
+    if (!t->data_parallel)
+        return GAN_OK;
+    const gan_backend *be = t->backend;
+    if (!be->allreduce_sum || !be->allreduce_sum_f64)
+        return gan_error(GAN_ERR_UNSUPPORTED, "the %s backend was opened without the run's process group: it "
+                                              "has no all-reduce", be->name);
+    return gan_train_check_batch(&t->cfg, t->world_size);
 }
 
 /* One pool: both networks, their Adam state, activations, workspaces and the batches. */
@@ -147,7 +176,7 @@ static gan_status allocate_host_batch(gan_trainer *t, const gan_data_source *dat
 {
     size_t sample_bytes = (size_t)data->channels * data->height * data->width *
                           (data->is_float ? sizeof(float) : 1);
-    t->host_batch = malloc((size_t)t->cfg.batch_size * sample_bytes);
+    t->host_batch = malloc((size_t)t->batch * sample_bytes);
     if (!t->host_batch)
         return gan_error(GAN_ERR_NOMEM, "out of host memory for a batch");
     return GAN_OK;
@@ -164,12 +193,18 @@ gan_status gan_trainer_create(const gan_config *cfg, gan_backend *backend, gan_d
     t->cfg = *cfg;
     t->backend = backend;
     t->data = data;
+    const gan_dist *dist = backend->options.dist;
+    t->data_parallel = dist && dist->active;
+    t->world_size = t->data_parallel ? dist->world_size : 1;
+    t->rank = t->data_parallel ? dist->rank : 0;
+    t->batch = cfg->batch_size / t->world_size;
     t->sample_batch = SAMPLE_GRID_IMAGES;
     t->noise_seed = splitmix64(cfg->seed ^ 0x6E6F697365ull);  /* "noise" */
     t->init_seed_g = splitmix64(cfg->seed ^ 0x47ull);          /* "G" */
     t->init_seed_d = splitmix64(cfg->seed ^ 0x44ull);          /* "D" */
     gan_pool_init(&t->pool, backend);
     gan_status status = GAN_OK;
+    GAN_CHECK(check_data_parallel(t));
     GAN_CHECK(create_models(t, data));
     GAN_CHECK(plan_and_bind(t));
     GAN_CHECK(init_state(t));
@@ -221,7 +256,10 @@ static gan_status adam_step(gan_trainer *t, gan_model *m, const gan_adam_config 
 static gan_status d_loss(gan_trainer *t, float target, float grad_scale, int loss_slot, int prob_slot)
 {
     gan_backend *be = t->backend;
-    return be->bce_logits(be, t->cfg.batch_size, gan_model_output(t->d), target, grad_scale,
+    /* Each rank's loss is the mean over its own samples; scaled by 1 / ranks, its gradient is
+     * the gradient of the global batch's mean loss (exactly, for a power of two), so the ranks'
+     * gradients add up to one process's. */
+    return be->bce_logits(be, t->batch, gan_model_output(t->d), target, grad_scale / (float)t->world_size,
                           &t->step_values[loss_slot], &t->step_values[prob_slot], t->dlogits);
 }
 
@@ -250,8 +288,36 @@ static gan_status real_batch(gan_trainer *t, int k)
     const gan_data_source *src = t->data;
     if (src->is_float)
         return be->copy(be, t->real, upload_slot(t, k), t->upload_slot_bytes);
-    return be->images_to_float(be, t->cfg.batch_size, src->height, src->width, src->channels,
+    return be->images_to_float(be, t->batch, src->height, src->width, src->channels,
                                upload_slot(t, k), t->real);
+}
+
+/* A data-parallel run: the network's gradient buffer (contiguous: one all-reduce) summed over
+ * the ranks before its Adam step. Each rank's is already 1 / ranks of its part (d_loss), so the
+ * sum is the global batch's gradient, the same bits on every rank: so are the Adam steps. */
+static gan_status sum_gradients(gan_trainer *t, gan_model *m)
+{
+    if (!t->data_parallel)
+        return GAN_OK;
+    return t->backend->allreduce_sum(t->backend, m->grads, m->trainable_count, 1.0f);
+}
+
+/* A data-parallel run without train.sync_bn: each rank's batch norms updated their running
+ * statistics from its own batch statistics; their average over the ranks (one all-reduce of each
+ * network's buffers, once an iteration) keeps them equal on every rank. The update is linear, so
+ * this is the running statistics updated with the ranks' mean batch statistics. With sync_bn every
+ * rank already updated them from the same global statistics. */
+static gan_status average_running_statistics(gan_trainer *t)
+{
+    gan_backend *be = t->backend;
+    if (!t->data_parallel || t->cfg.sync_bn)
+        return GAN_OK;
+    float scale = 1.0f / (float)t->world_size;
+    if (t->g->buffer_count)
+        GAN_TRY(be->allreduce_sum(be, t->g->buffers, t->g->buffer_count, scale));
+    if (t->d->buffer_count)
+        GAN_TRY(be->allreduce_sum(be, t->d->buffers, t->d->buffer_count, scale));
+    return GAN_OK;
 }
 
 /* D step k (0-based) of the iteration: real batch and noise are in t->real and t->z. */
@@ -269,6 +335,7 @@ static gan_status discriminator_step(gan_trainer *t, int k)
     GAN_TRY(gan_model_forward(t->d, gan_model_output(t->g), true));
     GAN_TRY(d_loss(t, 0.0f, scale, VALUE_LOSS_FAKE, VALUE_D_G_Z1));
     GAN_TRY(gan_model_backward(t->d, t->dlogits, GAN_GRADS_ACCUMULATE, false));
+    GAN_TRY(sum_gradients(t, t->d));
     return adam_step(t, t->d, &cfg->adam_d, GAN_COUNT_ADAM_D, (uint64_t)k + 1);
 }
 
@@ -287,6 +354,7 @@ static gan_status generator_step(gan_trainer *t)
     }
     GAN_TRY(gan_model_backward(t->d, t->dlogits, GAN_GRADS_NONE, true));
     GAN_TRY(gan_model_backward(t->g, t->d->grad_input, GAN_GRADS_OVERWRITE, false));
+    GAN_TRY(sum_gradients(t, t->g));
     return adam_step(t, t->g, &cfg->adam_g, GAN_COUNT_ADAM_G, 1);
 }
 
@@ -322,15 +390,20 @@ static gan_status advance_counts(gan_trainer *t, uint64_t noise_elements, int d_
 gan_status gan_trainer_run_iteration(gan_trainer *t)
 {
     const gan_config *cfg = &t->cfg;
+    /* z of global sample s is noise elements s * nz.. of the D step's draw: this rank's part
+     * starts at its first sample (inside a Philox block where rank * batch * nz is not a multiple
+     * of 4), and the stream advances by the global batch's. */
     const uint64_t noise = gan_philox_advance((size_t)cfg->batch_size * (size_t)cfg->nz);
+    const uint64_t rank_offset = (uint64_t)t->rank * (uint64_t)t->batch * (uint64_t)cfg->nz;
     for (int k = 0; k < cfg->d_steps; k++) {
         GAN_TRY(real_batch(t, k));
-        gan_count first = {&t->counts[GAN_COUNT_NOISE], (uint64_t)k * noise};
-        GAN_TRY(gan_trainer_draw_noise(t, t->z, cfg->batch_size, t->noise_seed, NOISE_STREAM, first));
+        gan_count first = {&t->counts[GAN_COUNT_NOISE], (uint64_t)k * noise + rank_offset};
+        GAN_TRY(gan_trainer_draw_noise(t, t->z, t->batch, t->noise_seed, NOISE_STREAM, first));
         GAN_TRY(discriminator_step(t, k));
     }
     GAN_TRY(generator_step(t));
     GAN_TRY(accumulate_values(t));
+    GAN_TRY(average_running_statistics(t));
     return advance_counts(t, (uint64_t)cfg->d_steps * noise, cfg->d_steps);
 }
 
@@ -422,9 +495,9 @@ gan_status gan_trainer_step_with(gan_trainer *t, const float *real, const float 
     gan_backend *be = t->backend;
     if (t->cfg.d_steps != 1)
         return gan_error(GAN_ERR_ARG, "a step with given batches needs train.d_steps = 1");
-    size_t image = gan_shape_count(t->d->input_shape) * (size_t)t->cfg.batch_size;
+    size_t image = gan_shape_count(t->d->input_shape) * (size_t)t->batch;
     GAN_TRY(be->copy(be, t->real, real, image * sizeof(float)));
-    GAN_TRY(be->copy(be, t->z, z, (size_t)t->cfg.batch_size * t->cfg.nz * sizeof(float)));
+    GAN_TRY(be->copy(be, t->z, z, (size_t)t->batch * t->cfg.nz * sizeof(float)));
     GAN_TRY(discriminator_step(t, 0));
     GAN_TRY(generator_step(t));
     GAN_TRY(accumulate_values(t));
@@ -437,6 +510,12 @@ gan_status gan_trainer_read_stats(gan_trainer *t, gan_step_stats *stats, bool *a
 {
     gan_backend *be = t->backend;
     float values[VALUE_COUNT], sums[VALUE_COUNT];
+    if (t->data_parallel) {
+        /* the ranks' means over their parts averaged: the means over the global batch; a
+         * non-finite value on any rank makes every rank's sum non-finite */
+        GAN_TRY(be->allreduce_sum(be, t->step_values, VALUE_COUNT, 1.0f / (float)t->world_size));
+        GAN_TRY(be->allreduce_sum(be, t->value_sums, VALUE_COUNT, 1.0f));
+    }
     GAN_TRY(be->download(be, values, t->step_values, sizeof values));
     GAN_TRY(be->download(be, sums, t->value_sums, sizeof sums));
     GAN_TRY(be->fill(be, t->value_sums, 0.0f, VALUE_COUNT));
