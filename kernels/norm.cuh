@@ -70,6 +70,40 @@ __device__ __forceinline__ void gan_bn_thread_grad_sums(const float *x, const fl
     *sum_g_xhat = g_xhat_total;
 }
 
+/* The end of a training forward once channel ch's sum and centred sum of squares over `count`
+ * values are known: thread 0 writes the saved and running statistics (momentum, unbiased running
+ * variance, as PyTorch) and the channel's affine map into `affine` (block shared memory, [2]);
+ * then every thread writes its part of y = x alpha + shift and y_act = act(y) over the n hw values
+ * here. Shared by the fused kernel and the one that runs after an all-reduce of the sums. */
+__device__ void gan_bn_finish_forward(size_t n, size_t c, size_t hw, size_t ch, double sum,
+                                      double squares, double count, const float *x,
+                                      const float *gamma, const float *beta, float momentum,
+                                      float eps, float *running_mean, float *running_var,
+                                      float *save_mean, float *save_invstd, float *y, int act,
+                                      float slope, float *y_act, float *affine)
+{
+    if (threadIdx.x == 0) {
+        double mean = sum / count, var = squares / count;
+        const float m = (float)mean;
+        float invstd = (float)(1.0 / sqrt(var + eps));
+        affine[0] = invstd * gamma[ch];
+        affine[1] = beta[ch] - m * affine[0];
+        save_mean[ch] = m;
+        save_invstd[ch] = invstd;
+        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
+        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
+    }
+    __syncthreads();
+    const float alpha = affine[0], shift = affine[1];
+    for (size_t j = threadIdx.x; j < n * hw; j += blockDim.x) {
+        size_t i = gan_channel_element(j, ch, c, hw);
+        float v = x[i] * alpha + shift;
+        y[i] = v;
+        if (act != GAN_FUSED_NONE)
+            y_act[i] = gan_fused_act_forward(act, slope, v);
+    }
+}
+
 /* One block per channel: batch statistics of x, running statistics updated as PyTorch does
  * (momentum, unbiased running variance), y = x invstd gamma + (beta - mean invstd gamma), and
  * y_act = act(y) when act is not GAN_FUSED_NONE. */
@@ -90,27 +124,10 @@ __global__ void gan_bn_forward_train_kernel(size_t n, size_t c, size_t hw, const
     const float m = channel_mean;
     float squares = gan_bn_thread_squares(x, m, ch, c, hw, count);
     double squares_total = gan_block_sum_double((double)squares, partial);
-    __shared__ float channel_alpha, channel_shift;
-    if (threadIdx.x == 0) {
-        double mean = total / (double)count, var = squares_total / (double)count;
-        float invstd = (float)(1.0 / sqrt(var + eps));
-        channel_alpha = invstd * gamma[ch];
-        channel_shift = beta[ch] - m * channel_alpha;
-        save_mean[ch] = m;
-        save_invstd[ch] = invstd;
-        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
-        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] +
-                                  momentum * var * (double)count / ((double)count - 1.0));
-    }
-    __syncthreads();
-    const float alpha = channel_alpha, shift = channel_shift;
-    for (size_t j = threadIdx.x; j < count; j += blockDim.x) {
-        size_t i = gan_channel_element(j, ch, c, hw);
-        float v = x[i] * alpha + shift;
-        y[i] = v;
-        if (act != GAN_FUSED_NONE)
-            y_act[i] = gan_fused_act_forward(act, slope, v);
-    }
+    __shared__ float channel_affine[2];
+    gan_bn_finish_forward(n, c, hw, ch, total, squares_total, (double)count, x, gamma, beta, momentum,
+                          eps, running_mean, running_var, save_mean, save_invstd, y, act, slope, y_act,
+                          channel_affine);
 }
 
 /* y[n, c, hw] = (x - running_mean) / sqrt(running_var + eps) gamma + beta, elementwise. */
@@ -199,28 +216,11 @@ __global__ void gan_bn_forward_from_sums_kernel(size_t n, size_t c, size_t hw, c
                                                 float *save_mean, float *save_invstd, float *y, int act,
                                                 float slope, float *y_act)
 {
-    __shared__ float channel_alpha, channel_shift;
+    __shared__ float channel_affine[2];
     size_t ch = blockIdx.x;
-    if (threadIdx.x == 0) {
-        double mean = sums[ch] / count, var = squares[ch] / count;
-        const float m = (float)mean;
-        float invstd = (float)(1.0 / sqrt(var + eps));
-        channel_alpha = invstd * gamma[ch];
-        channel_shift = beta[ch] - m * channel_alpha;
-        save_mean[ch] = m;
-        save_invstd[ch] = invstd;
-        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
-        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
-    }
-    __syncthreads();
-    const float alpha = channel_alpha, shift = channel_shift;
-    for (size_t j = threadIdx.x; j < n * hw; j += blockDim.x) {
-        size_t i = gan_channel_element(j, ch, c, hw);
-        float v = x[i] * alpha + shift;
-        y[i] = v;
-        if (act != GAN_FUSED_NONE)
-            y_act[i] = gan_fused_act_forward(act, slope, v);
-    }
+    gan_bn_finish_forward(n, c, hw, ch, sums[ch], squares[ch], count, x, gamma, beta, momentum, eps,
+                          running_mean, running_var, save_mean, save_invstd, y, act, slope, y_act,
+                          channel_affine);
 }
 
 /* This rank's sums[ch] = sum g, sums[c + ch] = sum g xhat; dgamma, dbeta = param_beta old + them */

@@ -34,6 +34,14 @@ typedef struct gan_conv_geom {
     int pad_h, pad_w;
 } gan_conv_geom;
 
+static inline bool gan_conv_geom_equal(const gan_conv_geom *a, const gan_conv_geom *b)
+{
+    return a->n == b->n && a->c_in == b->c_in && a->h_in == b->h_in && a->w_in == b->w_in &&
+           a->c_out == b->c_out && a->h_out == b->h_out && a->w_out == b->w_out &&
+           a->k_h == b->k_h && a->k_w == b->k_w && a->stride_h == b->stride_h &&
+           a->stride_w == b->stride_w && a->pad_h == b->pad_h && a->pad_w == b->pad_w;
+}
+
 /* The three calls of a convolution geometry. */
 typedef enum gan_conv_pass {
     GAN_CONV_FORWARD,

@@ -32,20 +32,12 @@ void gan_conv_choices_free(gan_conv_choices *list)
     list->count = list->capacity = 0;
 }
 
-static bool geom_equal(const gan_conv_geom *a, const gan_conv_geom *b)
-{
-    return a->n == b->n && a->c_in == b->c_in && a->h_in == b->h_in && a->w_in == b->w_in &&
-           a->c_out == b->c_out && a->h_out == b->h_out && a->w_out == b->w_out &&
-           a->k_h == b->k_h && a->k_w == b->k_w && a->stride_h == b->stride_h &&
-           a->stride_w == b->stride_w && a->pad_h == b->pad_h && a->pad_w == b->pad_w;
-}
-
 static bool key_equal(const gan_conv_choice *a, const gan_conv_choice *b)
 {
     return !strcmp(a->gpu, b->gpu) && a->cc_major == b->cc_major && a->cc_minor == b->cc_minor &&
            a->cudnn_version == b->cudnn_version && a->precision == b->precision &&
            a->deterministic == b->deterministic && a->pass == b->pass &&
-           geom_equal(&a->geom, &b->geom);
+           gan_conv_geom_equal(&a->geom, &b->geom);
 }
 
 int gan_conv_choices_find(const gan_conv_choices *list, const gan_conv_choice *key)

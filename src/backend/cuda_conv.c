@@ -39,14 +39,6 @@ _Static_assert((int)GAN_CONV_MATH_DEFAULT == (int)CUDNN_DEFAULT_MATH &&
                    (int)GAN_CONV_MATH_FMA == (int)CUDNN_FMA_MATH,
                "gan_conv_math must carry cudnnMathType_t's values");
 
-static bool geom_equal(const gan_conv_geom *a, const gan_conv_geom *b)
-{
-    return a->n == b->n && a->c_in == b->c_in && a->h_in == b->h_in && a->w_in == b->w_in &&
-           a->c_out == b->c_out && a->h_out == b->h_out && a->w_out == b->w_out &&
-           a->k_h == b->k_h && a->k_w == b->k_w && a->stride_h == b->stride_h &&
-           a->stride_w == b->stride_w && a->pad_h == b->pad_h && a->pad_w == b->pad_w;
-}
-
 /* One candidate algorithm of a pass, from a heuristic query or a timed search (the three
  * passes' perf structs have these fields under the same names). */
 typedef struct candidate {
@@ -519,7 +511,7 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
                            gan_cuda_conv_plan **out)
 {
     for (int i = 0; i < impl->conv_plan_count; i++)
-        if (geom_equal(&impl->conv_plans[i].geom, g)) {
+        if (gan_conv_geom_equal(&impl->conv_plans[i].geom, g)) {
             *out = &impl->conv_plans[i];
             return GAN_OK;
         }
@@ -723,7 +715,7 @@ void gan_cuda_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pa
         return;
     }
     for (int i = 0; i < impl->conv_plan_count; i++)
-        if (geom_equal(&impl->conv_plans[i].geom, g)) {
+        if (gan_conv_geom_equal(&impl->conv_plans[i].geom, g)) {
             const gan_cuda_conv_plan *plan = &impl->conv_plans[i];
             const gan_cuda_pass_plan *p = &plan->pass[pass];
             char inner[64] = "";

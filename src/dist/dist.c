@@ -202,38 +202,44 @@ void gan_dist_set_threads(const gan_dist *dist, char *note, size_t note_bytes)
 
 /* ---- collectives ------------------------------------------------------------------------------ */
 
-gan_status gan_dist_allreduce_sum_float(const gan_dist *dist, float *data, size_t count)
-{
 #ifdef GAN_HAVE_MPI
+/* In place, in chunks MPI's int count can hold. */
+static gan_status allreduce_sum(const gan_dist *dist, void *data, size_t count, size_t element_bytes,
+                                MPI_Datatype type)
+{
     if (!uses_mpi(dist))
         return GAN_OK;
     for (size_t done = 0; done < count; done += MPI_CHUNK) {
         size_t part = count - done < MPI_CHUNK ? count - done : MPI_CHUNK;
-        MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, data + done, (int)part, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+        MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, (char *)data + done * element_bytes, (int)part, type,
+                              MPI_SUM, MPI_COMM_WORLD));
     }
+    return GAN_OK;
+}
+#endif
+
+gan_status gan_dist_allreduce_sum_float(const gan_dist *dist, float *data, size_t count)
+{
+#ifdef GAN_HAVE_MPI
+    return allreduce_sum(dist, data, count, sizeof *data, MPI_FLOAT);
 #else
     (void)dist;
     (void)data;
     (void)count;
-#endif
     return GAN_OK;
+#endif
 }
 
 gan_status gan_dist_allreduce_sum_double(const gan_dist *dist, double *data, size_t count)
 {
 #ifdef GAN_HAVE_MPI
-    if (!uses_mpi(dist))
-        return GAN_OK;
-    for (size_t done = 0; done < count; done += MPI_CHUNK) {
-        size_t part = count - done < MPI_CHUNK ? count - done : MPI_CHUNK;
-        MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, data + done, (int)part, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-    }
+    return allreduce_sum(dist, data, count, sizeof *data, MPI_DOUBLE);
 #else
     (void)dist;
     (void)data;
     (void)count;
-#endif
     return GAN_OK;
+#endif
 }
 
 gan_status gan_dist_broadcast(const gan_dist *dist, void *data, size_t bytes, int root)
