@@ -17,7 +17,9 @@
  * CPU_CONV_GEMM_COLUMNS wide (cpu_internal.h). DCGAN's kernel 4, stride 2, padding 1 has an
  * im2col and a col2im of its own (whole input rows as stride-2 copies).
  * A kernel that covers the whole unpadded input (DCGAN's last D layer, 4x4 -> 1x1, and G's first,
- * 1x1 -> 4x4) needs no im2col: x [n, K] is its own col, and each pass is one GEMM.
+ * 1x1 -> 4x4) needs no im2col: x [n, K] is its own col, and each pass is one GEMM. Neither does
+ * the forward pass of a 1x1 convolution (stride 1, no padding: the FID Inception's) on a chunk of
+ * one image: the image [K, P] is its own col.
  * Every thread writes its own outputs and each output's sums have one fixed order, so results
  * do not depend on timing, only on the thread count. */
 #include <limits.h>
@@ -454,6 +456,8 @@ gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float
     const cpu_backend_state *state = be->impl;
     const int chunk = conv_chunk(be, g);
     const size_t P = conv_p(g), slice = thread_slice(be, g);
+    const bool pointwise = g->k_h == 1 && g->k_w == 1 && g->stride_h == 1 && g->stride_w == 1 &&
+                           g->pad_h == 0 && g->pad_w == 0;
     gan_status status = GAN_OK;
 #pragma omp parallel num_threads(state->threads)
     {
@@ -463,10 +467,13 @@ gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float
         for (int img0 = lo; img0 < hi; img0 += chunk) {
             int cnt = hi - img0 < chunk ? hi - img0 : chunk;
             int cols = (int)(cnt * P);
-            im2col(g, x, img0, cnt, 0, K, col);
+            /* one image of a 1x1 convolution: x [K, P] is its own col */
+            const float *in = pointwise && cnt == 1 ? x + (size_t)img0 * K * P : col;
+            if (in == col)
+                im2col(g, x, img0, cnt, 0, K, col);
             float *out = cnt == 1 ? y + (size_t)img0 * g->c_out * P : ybuf;
             gan_status_keep_first(&status, gan_blas_sgemm_this_thread(false, false, g->c_out, cols, K, 1.0f, w,
-                                                            K, col, cols, 0.0f, out, cols));
+                                                            K, in, cols, 0.0f, out, cols));
             if (cnt > 1)
                 scatter_planes(ybuf, g->c_out, P, img0, cnt, y);
         }

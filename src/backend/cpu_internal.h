@@ -118,4 +118,16 @@ static inline uint64_t cpu_count_value(gan_count c) { return (c.base ? *c.base :
 gan_status cpu_images_to_float(gan_backend *be, int n, int h, int w, int c, const uint8_t *nhwc,
                                float *nchw);
 
+/* cpu_eval.c: the evaluation ops (gan/backend.h), inference only */
+gan_status cpu_max_pool_forward(gan_backend *be, const gan_pool2d_geom *g, const float *x, float *y);
+gan_status cpu_avg_pool_forward(gan_backend *be, const gan_pool2d_geom *g, bool count_include_pad,
+                                const float *x, float *y);
+gan_status cpu_global_avg_pool(gan_backend *be, int n, int c, int hw, const float *x, float *y);
+gan_status cpu_copy_channels(gan_backend *be, int n, int c, int hw, const float *x, int y_channels,
+                             int offset, float *y);
+gan_status cpu_resize_bilinear(gan_backend *be, int n, int c, int h_in, int w_in, int h_out, int w_out,
+                               const float *x, float *y);
+gan_status cpu_bias_act_forward(gan_backend *be, int n, int c, int hw, const float *bias,
+                                gan_activation act, float slope, float *y);
+
 #endif
