@@ -229,7 +229,8 @@ static void test_resize(void)
 
 /* pytorch-fid's BasicConv2d (conv, BatchNorm2d eps 0.001 in eval mode, ReLU) as the FID Inception
  * runs it: the batch norm folded into the weights and a bias by gan_fold_batch_norm, then
- * conv_forward and bias_act_forward. */
+ * conv_forward and bias_act_forward; and the fused conv_bias_act_forward (into a channel slice)
+ * against those two, bit for bit. */
 static void test_basic_conv(void)
 {
     static const char *const cases[] = {"basic_conv.1x7", "basic_conv.7x1", "basic_conv.3x3s2",
@@ -267,6 +268,30 @@ static void test_basic_conv(void)
             CHECK_OK(be->conv_forward(be, &g, x, wf, y, ws));
             CHECK_OK(be->bias_act_forward(be, g.n, c_out, g.h_out * g.w_out, bf, GAN_ACT_RELU, 0.0f, y));
             check_output(name, p, y, out, 1e-5, 1e-6);
+            /* the fused op: the same into channels 2.. of a wider tensor, the rest untouched */
+            const int wide = c_out + 3;
+            const size_t hw = (size_t)g.h_out * g.w_out;
+            float *z = malloc((size_t)g.n * wide * hw * sizeof *z);
+            if (z) {
+                for (size_t k = 0; k < (size_t)g.n * wide * hw; k++)
+                    z[k] = -7.0f;
+                CHECK_OK(be->conv_bias_act_forward(be, &g, x, wf, bf, GAN_ACT_RELU, 0.0f, wide, 2, z, ws));
+                bool same = true, untouched = true;
+                for (int img = 0; img < g.n; img++)
+                    for (int c = 0; c < wide; c++)
+                        for (size_t q = 0; q < hw; q++) {
+                            float v = z[((size_t)img * wide + c) * hw + q];
+                            if (c < 2 || c >= 2 + c_out)
+                                untouched &= v == -7.0f;
+                            else
+                                same &= memcmp(&v, &y[((size_t)img * c_out + c - 2) * hw + q], sizeof v) == 0;
+                        }
+                CHECK_MSG(same, "%s: conv_bias_act_forward differs from conv_forward + bias_act_forward", name);
+                CHECK_MSG(untouched, "%s: conv_bias_act_forward wrote outside its channels", name);
+                CHECK_FAILS_WITH(be->conv_bias_act_forward(be, &g, x, wf, bf, GAN_ACT_RELU, 0.0f, wide, 4, z, ws),
+                                 GAN_ERR_ARG, "do not fit");
+            }
+            free(z);
         }
         if (ws)
             be->free(be, ws);

@@ -173,6 +173,19 @@ int main(void)
         printf("features against the TorchScript network, worst relative L2: Fashion-MNIST uint8 %.3g, float %.3g, "
                "colour %.3g (tolerance %.3g = 4 x fp32-vs-fp64 %.3g)\n",
                worst_u8, worst_f32, worst_colour, tolerance, tolerance / 4);
+        /* the path of a backend without conv_bias_act_forward (CUDA's: conv, bias + ReLU, copy
+         * into the concatenation as separate ops) gives the same bits */
+        gan_backend plain = *be;
+        plain.conv_bias_act_forward = NULL;
+        gan_inception *apart = NULL;
+        CHECK_OK(gan_inception_create(&plain, weights, 2, &apart));
+        float again[2 * DIMS];
+        if (apart) {
+            CHECK_OK(gan_inception_features_u8(apart, fmnist, 2, 28, 28, 1, again));
+            CHECK_MSG(memcmp(again, features, sizeof again) == 0,
+                      "features without the fused convolution differ from those with it");
+        }
+        gan_inception_destroy(apart);
         /* input checks */
         CHECK_FAILS_WITH(gan_inception_features_u8(net, fmnist, 3, 28, 28, 1, features), GAN_ERR_ARG, "1 to the batch");
         CHECK_FAILS_WITH(gan_inception_features_u8(net, fmnist, 1, 28, 28, 2, features), GAN_ERR_ARG, "1 or 3");

@@ -242,6 +242,16 @@ struct gan_backend {
      * is folded into its weights and bias. */
     gan_status (*bias_act_forward)(gan_backend *be, int n, int c, int hw, const float *bias,
                                    gan_activation act, float slope, float *y);
+    /* Optional, NULL where a backend has none (the caller then runs conv_forward,
+     * bias_act_forward and copy_channels): y = act(conv(x, w) + bias) written into channels
+     * offset .. offset + c_out - 1 of y [n, y_channels, h_out, w_out] -- a convolution with its
+     * batch norm folded in, straight into its place in a concatenation, the bias and activation
+     * applied while the output is in cache. The same values as the ops apart; the workspace is
+     * conv_workspace_bytes(g)'s. */
+    gan_status (*conv_bias_act_forward)(gan_backend *be, const gan_conv_geom *g, const float *x,
+                                        const float *w, const float *bias, gan_activation act,
+                                        float slope, int y_channels, int offset, float *y,
+                                        void *workspace);
 
     /* ---- graphs: optional, NULL where a backend has none (the CPU's) ---------------------- *
      * capture_begin: the ops queued from now on are recorded, not run, until capture_end hands

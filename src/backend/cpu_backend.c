@@ -105,6 +105,7 @@ gan_status gan_cpu_backend_create(const gan_backend_options *options, gan_backen
     be->copy_channels = cpu_copy_channels;
     be->resize_bilinear = cpu_resize_bilinear;
     be->bias_act_forward = cpu_bias_act_forward;
+    be->conv_bias_act_forward = cpu_conv_bias_act_forward;
     be->destroy = cpu_destroy;
     *out = be;
     return GAN_OK;

@@ -6,6 +6,7 @@
  * (window rows, then columns), with the per-element math of gan/elementwise_math.h that the CUDA
  * kernels (kernels/eval.cuh) call too, so both backends give the same bits. The planes
  * (image, channel) are split over OpenMP threads. */
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu_internal.h"
@@ -26,50 +27,97 @@ static gan_status check_pool(const char *op, const gan_pool2d_geom *g, const flo
     return GAN_OK;
 }
 
-gan_status cpu_max_pool_forward(gan_backend *be, const gan_pool2d_geom *g, const float *x, float *y)
+/* One output row of a pooling window over one plane: the windows that lie wholly inside the input
+ * columns [lo, hi) are computed together, a tile of outputs at a time, with the window's rows
+ * outermost and its columns next, so that each output still takes its inputs in the order of
+ * gan_max_window / gan_sum_window (rows, then columns) and gets the same bits, while the loop over
+ * outputs vectorises (stride 1 or 2); the clipped windows at the edges go one by one through those
+ * functions. */
+enum { POOL_TILE = 256 };
+
+static inline float max_or_nan(float best, float v)
 {
-    GAN_TRY(check_pool("max pool", g, x, y));
+    /* gan_max_window's rule: v wins when larger or NaN (a NaN once in stays: v > NaN is false) */
+    return cpu_select_float(v > best || v != v, v, best);
+}
+
+static void pool_row(const gan_pool2d_geom *g, bool is_max, bool count_include_pad, const float *in, int oh,
+                     float *out_row)
+{
+    int h0, h1, padded_h;
+    gan_pool_window(oh, g->k_h, g->stride_h, g->pad_h, g->h_in, &h0, &h1, &padded_h);
+    const int s = g->stride_w, k = g->k_w;
+    /* interior: ow * s - pad >= 0 and ow * s - pad + k <= w_in */
+    int lo = (g->pad_w + s - 1) / s, hi = g->w_in + g->pad_w - k >= 0 ? (g->w_in + g->pad_w - k) / s + 1 : 0;
+    if (hi > g->w_out)
+        hi = g->w_out;
+    if (lo > hi || (s != 1 && s != 2))
+        lo = hi = 0; /* no interior (or an unusual stride): every window one by one */
+    for (int ow = 0; ow < g->w_out; ow++) {
+        if (ow == lo && hi > lo) {
+            ow = hi - 1;
+            continue;
+        }
+        int w0, w1, padded_w;
+        gan_pool_window(ow, k, s, g->pad_w, g->w_in, &w0, &w1, &padded_w);
+        if (is_max) {
+            out_row[ow] = gan_max_window(in, g->w_in, h0, h1, w0, w1);
+        } else {
+            int divisor = count_include_pad ? padded_h * padded_w : (h1 - h0) * (w1 - w0);
+            out_row[ow] = gan_sum_window(in, g->w_in, h0, h1, w0, w1) / (float)divisor;
+        }
+    }
+    const float divisor = (float)(count_include_pad ? padded_h * k : (h1 - h0) * k);
+    float acc[POOL_TILE];
+    for (int t0 = lo; t0 < hi; t0 += POOL_TILE) {
+        const int n = hi - t0 < POOL_TILE ? hi - t0 : POOL_TILE;
+        for (int j = 0; j < n; j++)
+            acc[j] = is_max ? -INFINITY : 0.0f;
+        for (int ih = h0; ih < h1; ih++) {
+            const float *row = in + (size_t)ih * g->w_in + (size_t)(t0 * s - g->pad_w);
+            for (int kw = 0; kw < k; kw++) {
+                const float *tap = row + kw;
+                if (is_max && s == 1)
+                    for (int j = 0; j < n; j++)
+                        acc[j] = max_or_nan(acc[j], tap[j]);
+                else if (is_max)
+                    for (int j = 0; j < n; j++)
+                        acc[j] = max_or_nan(acc[j], tap[2 * j]);
+                else if (s == 1)
+                    for (int j = 0; j < n; j++)
+                        acc[j] += tap[j];
+                else
+                    for (int j = 0; j < n; j++)
+                        acc[j] += tap[2 * j];
+            }
+        }
+        for (int j = 0; j < n; j++)
+            out_row[t0 + j] = is_max ? acc[j] : acc[j] / divisor;
+    }
+}
+
+static gan_status pool_forward(const gan_pool2d_geom *g, bool is_max, bool count_include_pad, const float *x, float *y)
+{
     const long planes = (long)g->n * g->c;
     const size_t plane_in = (size_t)g->h_in * g->w_in, plane_out = (size_t)g->h_out * g->w_out;
 #pragma omp parallel for schedule(static) PARALLEL_IF(planes * plane_out * g->k_h * g->k_w)
-    for (long p = 0; p < planes; p++) {
-        const float *in = x + (size_t)p * plane_in;
-        float *out = y + (size_t)p * plane_out;
-        for (int oh = 0; oh < g->h_out; oh++) {
-            int h0, h1, unused;
-            gan_pool_window(oh, g->k_h, g->stride_h, g->pad_h, g->h_in, &h0, &h1, &unused);
-            for (int ow = 0; ow < g->w_out; ow++) {
-                int w0, w1;
-                gan_pool_window(ow, g->k_w, g->stride_w, g->pad_w, g->w_in, &w0, &w1, &unused);
-                out[(size_t)oh * g->w_out + ow] = gan_max_window(in, g->w_in, h0, h1, w0, w1);
-            }
-        }
-    }
+    for (long p = 0; p < planes; p++)
+        for (int oh = 0; oh < g->h_out; oh++)
+            pool_row(g, is_max, count_include_pad, x + (size_t)p * plane_in, oh, y + (size_t)p * plane_out + (size_t)oh * g->w_out);
     return GAN_OK;
+}
+
+gan_status cpu_max_pool_forward(gan_backend *be, const gan_pool2d_geom *g, const float *x, float *y)
+{
+    GAN_TRY(check_pool("max pool", g, x, y));
+    return pool_forward(g, true, false, x, y);
 }
 
 gan_status cpu_avg_pool_forward(gan_backend *be, const gan_pool2d_geom *g, bool count_include_pad,
                                 const float *x, float *y)
 {
     GAN_TRY(check_pool("average pool", g, x, y));
-    const long planes = (long)g->n * g->c;
-    const size_t plane_in = (size_t)g->h_in * g->w_in, plane_out = (size_t)g->h_out * g->w_out;
-#pragma omp parallel for schedule(static) PARALLEL_IF(planes * plane_out * g->k_h * g->k_w)
-    for (long p = 0; p < planes; p++) {
-        const float *in = x + (size_t)p * plane_in;
-        float *out = y + (size_t)p * plane_out;
-        for (int oh = 0; oh < g->h_out; oh++) {
-            int h0, h1, padded_h;
-            gan_pool_window(oh, g->k_h, g->stride_h, g->pad_h, g->h_in, &h0, &h1, &padded_h);
-            for (int ow = 0; ow < g->w_out; ow++) {
-                int w0, w1, padded_w;
-                gan_pool_window(ow, g->k_w, g->stride_w, g->pad_w, g->w_in, &w0, &w1, &padded_w);
-                int divisor = count_include_pad ? padded_h * padded_w : (h1 - h0) * (w1 - w0);
-                out[(size_t)oh * g->w_out + ow] = gan_sum_window(in, g->w_in, h0, h1, w0, w1) / (float)divisor;
-            }
-        }
-    }
-    return GAN_OK;
+    return pool_forward(g, false, count_include_pad, x, y);
 }
 
 gan_status cpu_global_avg_pool(gan_backend *be, int n, int c, int hw, const float *x, float *y)
@@ -127,27 +175,7 @@ gan_status cpu_bias_act_forward(gan_backend *be, int n, int c, int hw, const flo
         return gan_error(GAN_ERR_ARG, "cpu bias + activation: unknown activation %d", (int)act);
     const long planes = (long)n * c;
 #pragma omp parallel for schedule(static) PARALLEL_IF((size_t)planes * hw)
-    for (long p = 0; p < planes; p++) {
-        const float b = bias[p % c];
-        float *plane = y + (size_t)p * hw;
-        switch (act) {
-        case GAN_ACT_RELU:
-            for (int j = 0; j < hw; j++)
-                plane[j] = gan_relu_forward(plane[j] + b);
-            break;
-        case GAN_ACT_LRELU:
-            for (int j = 0; j < hw; j++)
-                plane[j] = cpu_lrelu_forward(plane[j] + b, slope);
-            break;
-        case GAN_ACT_TANH:
-            for (int j = 0; j < hw; j++)
-                plane[j] = gan_tanh_forward(plane[j] + b);
-            break;
-        case GAN_ACT_SIGMOID:
-            for (int j = 0; j < hw; j++)
-                plane[j] = gan_sigmoid_forward(plane[j] + b);
-            break;
-        }
-    }
+    for (long p = 0; p < planes; p++)
+        cpu_bias_act_plane(y + (size_t)p * hw, (size_t)hw, bias[p % c], act, slope);
     return GAN_OK;
 }

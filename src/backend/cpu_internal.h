@@ -40,6 +40,30 @@ static inline float cpu_lrelu_backward(float x, float dy, float slope)
     return cpu_select_float(x > 0.0f, dy, dy * slope);
 }
 
+/* plane[count] = act(plane + b): bias_act_forward's per-plane loop, also the epilogue of
+ * conv_bias_act_forward (the same per-element math, so the fused op gives the same bits). */
+static inline void cpu_bias_act_plane(float *plane, size_t count, float b, gan_activation act, float slope)
+{
+    switch (act) {
+    case GAN_ACT_RELU:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = gan_relu_forward(plane[j] + b);
+        break;
+    case GAN_ACT_LRELU:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = cpu_lrelu_forward(plane[j] + b, slope);
+        break;
+    case GAN_ACT_TANH:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = gan_tanh_forward(plane[j] + b);
+        break;
+    case GAN_ACT_SIGMOID:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = gan_sigmoid_forward(plane[j] + b);
+        break;
+    }
+}
+
 /* be->impl of the CPU backend: settings fixed when it is created. */
 typedef struct cpu_backend_state {
     /* A convolution puts as many images into one GEMM as fit in this many bytes of workspace per
@@ -62,6 +86,9 @@ gan_status cpu_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, int n, i
 size_t cpu_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g);
 gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
                             const float *w, float *y, void *workspace);
+gan_status cpu_conv_bias_act_forward(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                     const float *bias, gan_activation act, float slope, int y_channels,
+                                     int offset, float *y, void *workspace);
 gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
                                   const float *w, float *dx, void *workspace);
 gan_status cpu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,

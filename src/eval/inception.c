@@ -118,13 +118,23 @@ static gan_conv_geom conv_geom_of(const conv_block *b, int n, act in, act out)
     return g;
 }
 
-/* BasicConv2d `name`: conv, bias, ReLU from `in` into buffer `dst`. */
-static gan_status conv(gan_inception *net, const char *name, int c_out, int k_h, int k_w, int stride, int pad_h,
-                       int pad_w, act in, int dst, act *out)
+/* BasicConv2d `name`: conv, bias, ReLU from `in`, into buffer `dst` (a tensor of its own) or,
+ * with `into` non-NULL, into the concatenation *into at channel *offset (advanced). Where the
+ * backend has conv_bias_act_forward, one call does it all and writes straight into the
+ * concatenation (dst is then not used); else conv_forward into dst, bias_act_forward, and
+ * copy_channels for a concatenation. */
+static gan_status conv_any(gan_inception *net, const char *name, int c_out, int k_h, int k_w, int stride, int pad_h,
+                           int pad_w, act in, int dst, act *out, const act *into, int *offset)
 {
-    if (dst == in.buf)
-        return gan_error(GAN_ERR_ARG, "FID Inception %s: reads and writes buffer %s", name, BUF_NAMES[dst]);
-    *out = (act){dst, c_out, (in.h + 2 * pad_h - k_h) / stride + 1, (in.w + 2 * pad_w - k_w) / stride + 1};
+    gan_backend *be = net->be;
+    const bool fused = be->conv_bias_act_forward != NULL;
+    if (dst == in.buf || (into && into->buf == in.buf))
+        return gan_error(GAN_ERR_ARG, "FID Inception %s: reads and writes buffer %s", name, BUF_NAMES[in.buf]);
+    *out = (act){into && fused ? into->buf : dst, c_out, (in.h + 2 * pad_h - k_h) / stride + 1,
+                 (in.w + 2 * pad_w - k_w) / stride + 1};
+    if (into && (out->h != into->h || out->w != into->w || *offset + c_out > into->c))
+        return gan_error(GAN_ERR_ARG, "FID Inception %s: %dx%dx%d does not fit %dx%dx%d at channel %d", name, c_out,
+                         out->h, out->w, into->c, into->h, into->w, *offset);
     conv_block *b;
     if (net->planning) {
         if (net->block_count == GAN_INCEPTION_BLOCKS)
@@ -133,10 +143,14 @@ static gan_status conv(gan_inception *net, const char *name, int c_out, int k_h,
         *b = (conv_block){.c_in = in.c, .c_out = c_out, .k_h = k_h, .k_w = k_w, .stride = stride, .pad_h = pad_h,
                           .pad_w = pad_w};
         snprintf(b->name, sizeof b->name, "%s", name);
-        note_need(net, dst, act_values(*out));
+        note_need(net, out->buf, into && fused ? act_values(*into) : act_values(*out));
+        if (into && !fused)
+            note_need(net, into->buf, act_values(*into));
+        if (into)
+            *offset += c_out;
         net->flops_per_image += 2.0 * (double)act_values(*out) * in.c * k_h * k_w;
         gan_conv_geom g = conv_geom_of(b, net->n, in, *out);
-        size_t ws = net->be->conv_workspace_bytes(net->be, &g);
+        size_t ws = be->conv_workspace_bytes(be, &g);
         if (ws > net->workspace_bytes)
             net->workspace_bytes = ws;
         return GAN_OK;
@@ -145,15 +159,46 @@ static gan_status conv(gan_inception *net, const char *name, int c_out, int k_h,
         return gan_error(GAN_ERR_ARG, "FID Inception: block %s out of its planned order", name);
     b = &net->blocks[net->next_block++];
     gan_conv_geom g = conv_geom_of(b, net->n, in, *out);
-    gan_backend *be = net->be;
     double start = 0.0;
     GAN_TRY(profile_begin(net, &start));
+    if (fused) {
+        int y_channels = into ? into->c : c_out, at = into ? *offset : 0;
+        GAN_TRY(profile_end(net, GAN_INCEPTION_OP_CONV, start,
+                            be->conv_bias_act_forward(be, &g, net->buf[in.buf], b->weight, b->bias, GAN_ACT_RELU,
+                                                      0.0f, y_channels, at, net->buf[out->buf], net->workspace)));
+        if (into)
+            *offset += c_out;
+        return GAN_OK;
+    }
     GAN_TRY(profile_end(net, GAN_INCEPTION_OP_CONV, start,
                         be->conv_forward(be, &g, net->buf[in.buf], b->weight, net->buf[dst], net->workspace)));
     GAN_TRY(profile_begin(net, &start));
-    return profile_end(net, GAN_INCEPTION_OP_BIAS_RELU, start,
-                       be->bias_act_forward(be, net->n, c_out, out->h * out->w, b->bias, GAN_ACT_RELU, 0.0f,
-                                            net->buf[dst]));
+    GAN_TRY(profile_end(net, GAN_INCEPTION_OP_BIAS_RELU, start,
+                        be->bias_act_forward(be, net->n, c_out, out->h * out->w, b->bias, GAN_ACT_RELU, 0.0f,
+                                             net->buf[dst])));
+    if (!into)
+        return GAN_OK;
+    GAN_TRY(profile_begin(net, &start));
+    GAN_TRY(profile_end(net, GAN_INCEPTION_OP_CONCAT, start,
+                        be->copy_channels(be, net->n, c_out, out->h * out->w, net->buf[dst], into->c, *offset,
+                                          net->buf[into->buf])));
+    *offset += c_out;
+    return GAN_OK;
+}
+
+static gan_status conv(gan_inception *net, const char *name, int c_out, int k_h, int k_w, int stride, int pad_h,
+                       int pad_w, act in, int dst, act *out)
+{
+    return conv_any(net, name, c_out, k_h, k_w, stride, pad_h, pad_w, in, dst, out, NULL, NULL);
+}
+
+/* The last convolution of a branch: its output is the branch's part of the concatenation y (tmp:
+ * where it goes first on a backend without conv_bias_act_forward). */
+static gan_status conv_cat(gan_inception *net, const char *name, int c_out, int k_h, int k_w, int stride, int pad_h,
+                           int pad_w, act in, int tmp, act y, int *offset)
+{
+    act out;
+    return conv_any(net, name, c_out, k_h, k_w, stride, pad_h, pad_w, in, tmp, &out, &y, offset);
 }
 
 typedef enum pool_kind { POOL_MAX, POOL_AVG_EXCLUDING_PAD } pool_kind;
@@ -213,19 +258,15 @@ static gan_status block_a(gan_inception *net, const char *prefix, int pool_featu
     act t, u;
     int off = 0;
     *y = (act){dst, 64 + 64 + 96 + pool_features, x.h, x.w};
-    GAN_TRY(conv(net, NAME("branch1x1"), 64, 1, 1, 1, 0, 0, x, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch1x1"), 64, 1, 1, 1, 0, 0, x, BUF_T1, *y, &off));
     GAN_TRY(conv(net, NAME("branch5x5_1"), 48, 1, 1, 1, 0, 0, x, BUF_T1, &t));
-    GAN_TRY(conv(net, NAME("branch5x5_2"), 64, 5, 5, 1, 2, 2, t, BUF_T2, &u));
-    GAN_TRY(cat(net, u, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch5x5_2"), 64, 5, 5, 1, 2, 2, t, BUF_T2, *y, &off));
     GAN_TRY(conv(net, NAME("branch3x3dbl_1"), 64, 1, 1, 1, 0, 0, x, BUF_T1, &t));
     GAN_TRY(conv(net, NAME("branch3x3dbl_2"), 96, 3, 3, 1, 1, 1, t, BUF_T2, &u));
-    GAN_TRY(conv(net, NAME("branch3x3dbl_3"), 96, 3, 3, 1, 1, 1, u, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch3x3dbl_3"), 96, 3, 3, 1, 1, 1, u, BUF_T1, *y, &off));
     /* FIDInceptionA: TensorFlow's average pool leaves the padding out of the mean */
     GAN_TRY(pool(net, POOL_AVG_EXCLUDING_PAD, 3, 1, 1, x, BUF_P, &u));
-    GAN_TRY(conv(net, NAME("branch_pool"), pool_features, 1, 1, 1, 0, 0, u, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch_pool"), pool_features, 1, 1, 1, 0, 0, u, BUF_T1, *y, &off));
     return cat_done(*y, off, prefix);
 }
 
@@ -235,12 +276,10 @@ static gan_status block_b(gan_inception *net, const char *prefix, act x, int dst
     act t, u;
     int off = 0;
     *y = (act){dst, 384 + 96 + x.c, (x.h - 3) / 2 + 1, (x.w - 3) / 2 + 1};
-    GAN_TRY(conv(net, NAME("branch3x3"), 384, 3, 3, 2, 0, 0, x, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch3x3"), 384, 3, 3, 2, 0, 0, x, BUF_T1, *y, &off));
     GAN_TRY(conv(net, NAME("branch3x3dbl_1"), 64, 1, 1, 1, 0, 0, x, BUF_T1, &t));
     GAN_TRY(conv(net, NAME("branch3x3dbl_2"), 96, 3, 3, 1, 1, 1, t, BUF_T2, &u));
-    GAN_TRY(conv(net, NAME("branch3x3dbl_3"), 96, 3, 3, 2, 0, 0, u, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch3x3dbl_3"), 96, 3, 3, 2, 0, 0, u, BUF_T1, *y, &off));
     GAN_TRY(pool(net, POOL_MAX, 3, 2, 0, x, BUF_T1, &t));
     GAN_TRY(cat(net, t, *y, &off));
     return cat_done(*y, off, prefix);
@@ -252,22 +291,18 @@ static gan_status block_c(gan_inception *net, const char *prefix, int c7, act x,
     act t, u;
     int off = 0;
     *y = (act){dst, 4 * 192, x.h, x.w};
-    GAN_TRY(conv(net, NAME("branch1x1"), 192, 1, 1, 1, 0, 0, x, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch1x1"), 192, 1, 1, 1, 0, 0, x, BUF_T1, *y, &off));
     GAN_TRY(conv(net, NAME("branch7x7_1"), c7, 1, 1, 1, 0, 0, x, BUF_T1, &t));
     GAN_TRY(conv(net, NAME("branch7x7_2"), c7, 1, 7, 1, 0, 3, t, BUF_T2, &u));
-    GAN_TRY(conv(net, NAME("branch7x7_3"), 192, 7, 1, 1, 3, 0, u, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch7x7_3"), 192, 7, 1, 1, 3, 0, u, BUF_T1, *y, &off));
     GAN_TRY(conv(net, NAME("branch7x7dbl_1"), c7, 1, 1, 1, 0, 0, x, BUF_T1, &t));
     GAN_TRY(conv(net, NAME("branch7x7dbl_2"), c7, 7, 1, 1, 3, 0, t, BUF_T2, &u));
     GAN_TRY(conv(net, NAME("branch7x7dbl_3"), c7, 1, 7, 1, 0, 3, u, BUF_T1, &t));
     GAN_TRY(conv(net, NAME("branch7x7dbl_4"), c7, 7, 1, 1, 3, 0, t, BUF_T2, &u));
-    GAN_TRY(conv(net, NAME("branch7x7dbl_5"), 192, 1, 7, 1, 0, 3, u, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch7x7dbl_5"), 192, 1, 7, 1, 0, 3, u, BUF_T1, *y, &off));
     /* FIDInceptionC: the average pool without the padding */
     GAN_TRY(pool(net, POOL_AVG_EXCLUDING_PAD, 3, 1, 1, x, BUF_P, &u));
-    GAN_TRY(conv(net, NAME("branch_pool"), 192, 1, 1, 1, 0, 0, u, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch_pool"), 192, 1, 1, 1, 0, 0, u, BUF_T1, *y, &off));
     return cat_done(*y, off, prefix);
 }
 
@@ -278,13 +313,11 @@ static gan_status block_d(gan_inception *net, const char *prefix, act x, int dst
     int off = 0;
     *y = (act){dst, 320 + 192 + x.c, (x.h - 3) / 2 + 1, (x.w - 3) / 2 + 1};
     GAN_TRY(conv(net, NAME("branch3x3_1"), 192, 1, 1, 1, 0, 0, x, BUF_T1, &t));
-    GAN_TRY(conv(net, NAME("branch3x3_2"), 320, 3, 3, 2, 0, 0, t, BUF_T2, &u));
-    GAN_TRY(cat(net, u, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch3x3_2"), 320, 3, 3, 2, 0, 0, t, BUF_T2, *y, &off));
     GAN_TRY(conv(net, NAME("branch7x7x3_1"), 192, 1, 1, 1, 0, 0, x, BUF_T1, &t));
     GAN_TRY(conv(net, NAME("branch7x7x3_2"), 192, 1, 7, 1, 0, 3, t, BUF_T2, &u));
     GAN_TRY(conv(net, NAME("branch7x7x3_3"), 192, 7, 1, 1, 3, 0, u, BUF_T1, &t));
-    GAN_TRY(conv(net, NAME("branch7x7x3_4"), 192, 3, 3, 2, 0, 0, t, BUF_T2, &u));
-    GAN_TRY(cat(net, u, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch7x7x3_4"), 192, 3, 3, 2, 0, 0, t, BUF_T2, *y, &off));
     GAN_TRY(pool(net, POOL_MAX, 3, 2, 0, x, BUF_T1, &t));
     GAN_TRY(cat(net, t, *y, &off));
     return cat_done(*y, off, prefix);
@@ -298,22 +331,16 @@ static gan_status block_e(gan_inception *net, const char *prefix, pool_kind pool
     act t, a, b;
     int off = 0;
     *y = (act){dst, 320 + 2 * 384 + 2 * 384 + 192, x.h, x.w};
-    GAN_TRY(conv(net, NAME("branch1x1"), 320, 1, 1, 1, 0, 0, x, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch1x1"), 320, 1, 1, 1, 0, 0, x, BUF_T1, *y, &off));
     GAN_TRY(conv(net, NAME("branch3x3_1"), 384, 1, 1, 1, 0, 0, x, BUF_T3, &a));
-    GAN_TRY(conv(net, NAME("branch3x3_2a"), 384, 1, 3, 1, 0, 1, a, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
-    GAN_TRY(conv(net, NAME("branch3x3_2b"), 384, 3, 1, 1, 1, 0, a, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch3x3_2a"), 384, 1, 3, 1, 0, 1, a, BUF_T1, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch3x3_2b"), 384, 3, 1, 1, 1, 0, a, BUF_T1, *y, &off));
     GAN_TRY(conv(net, NAME("branch3x3dbl_1"), 448, 1, 1, 1, 0, 0, x, BUF_T1, &t));
     GAN_TRY(conv(net, NAME("branch3x3dbl_2"), 384, 3, 3, 1, 1, 1, t, BUF_T3, &b));
-    GAN_TRY(conv(net, NAME("branch3x3dbl_3a"), 384, 1, 3, 1, 0, 1, b, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
-    GAN_TRY(conv(net, NAME("branch3x3dbl_3b"), 384, 3, 1, 1, 1, 0, b, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch3x3dbl_3a"), 384, 1, 3, 1, 0, 1, b, BUF_T1, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch3x3dbl_3b"), 384, 3, 1, 1, 1, 0, b, BUF_T1, *y, &off));
     GAN_TRY(pool(net, pool_branch, 3, 1, 1, x, BUF_P, &a));
-    GAN_TRY(conv(net, NAME("branch_pool"), 192, 1, 1, 1, 0, 0, a, BUF_T1, &t));
-    GAN_TRY(cat(net, t, *y, &off));
+    GAN_TRY(conv_cat(net, NAME("branch_pool"), 192, 1, 1, 1, 0, 0, a, BUF_T1, *y, &off));
     return cat_done(*y, off, prefix);
 }
 

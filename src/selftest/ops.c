@@ -713,6 +713,29 @@ static gan_status check_eval_ops(selftest *st)
         if (RUN_BOTH(st, acts[i].name, be->bias_act_forward(be, 8, 192, 289, SIDE(bias), acts[i].act, 0.2f, SIDE(x))))
             GAN_CHECK(compare(st, acts[i].name, &x, (size_t)8 * 192 * 289, acts[i].tol));
     }
+    /* conv_bias_act_forward is optional: compared where both backends have it (the FID Inception
+     * runs conv, bias + ReLU and copy_channels apart where one has not) */
+    if (!st->ref->conv_bias_act_forward || !st->test->conv_bias_act_forward) {
+        if (st->report)
+            fprintf(st->report, "%-44s not in the %s backend: its callers run the ops apart\n", "conv_bias_act_forward",
+                    !st->test->conv_bias_act_forward ? st->test->name : st->ref->name);
+    } else {
+        gan_conv_geom g = conv_geom(4, 48, 35, 35, 64, 5, 1, 2);
+        const size_t out = (size_t)g.n * 288 * 35 * 35;
+        pair w = {0}, ws = {0};
+        GAN_CHECK(pair_random(st, &w, (size_t)64 * 48 * 25, -0.1f, 0.1f));
+        size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, &g), test_ws = st->test->conv_workspace_bytes(st->test, &g);
+        status = st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref);
+        if (status == GAN_OK)
+            status = st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test);
+        GAN_CHECK(pair_sync_from_ref(st, &y));
+        const char *op = "conv_bias_act_forward [4,48,35,35] k5 p2 at 64 of 288";
+        if (status == GAN_OK && RUN_BOTH(st, op, be->conv_bias_act_forward(be, &g, SIDE(x), SIDE(w), SIDE(bias), GAN_ACT_RELU,
+                                                                      0.0f, 288, 64, SIDE(y), SIDE_RAW(ws))))
+            status = compare(st, op, &y, out, st->tf32 ? TF32 : LONG_REDUCTION);
+        pair_free(st, &w);
+        pair_free(st, &ws);
+    }
 cleanup:
     pair_free(st, &x);
     pair_free(st, &y);
