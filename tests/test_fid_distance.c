@@ -109,11 +109,7 @@ static void test_synthetic(void)
                           a.sigma[3 * dims + 9] == a.sigma[9 * dims + 3],
                       "sigma[3, 9] %.17g, a double loop gives %.17g", a.sigma[3 * dims + 9], cov_3_9);
             check_fid(constant ? "synthetic_constant" : "synthetic", &a, &b, 0.0);
-            if (!constant) {
-                gan_fid_result self;
-                CHECK_OK(gan_frechet_distance(&a, &a, &self));
-                CHECK_MSG(fabs(self.fid) < 1e-9 * self.trace_sqrt, "FID of a set with itself: %g", self.fid);
-            }
+            /* (a set against itself: tests/script_fid_cli.sh) */
         }
         gan_fid_stats_free(&a);
         gan_fid_stats_free(&b);

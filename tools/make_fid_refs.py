@@ -35,7 +35,8 @@ Writes (committed):
                            makes the same values)
       synthetic_constant   the same with feature 7 constant in both sets (a zero row and column in
                            both covariances)
-With --big (about an hour of CPU on 2 cores), for bench/RESULTS.md, in bench/results/fid_reference.json:
+With --big, instead (7,500 images through the network: about an hour on 2 cores), for bench/RESULTS.md,
+in bench/results/fid_reference.json:
   the FIDs of 2,500 Fashion-MNIST training images against 2,500 test images, and of those training
   images against themselves blurred (3x3 box filter, edges repeated, rounded to uint8), from the
   TorchScript network's features and pytorch-fid's distance; and the .npy files of the three
@@ -165,12 +166,14 @@ def pytorch_fid_distance(pytorch_fid, a, b, force_eps=False):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--wheels", default=os.path.join(ROOT, ".whl"))
-    parser.add_argument("--big", action="store_true", help="also the 2,500-image FIDs for bench/RESULTS.md")
+    parser.add_argument("--big", action="store_true", help="only the 2,500-image FIDs for bench/RESULTS.md")
     args = parser.parse_args()
     sys.path.insert(0, os.path.join(args.wheels, PYTORCH_FID_WHEEL))
     from pytorch_fid import fid_score as pytorch_fid
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     net = load_helper_network(args.wheels)
+    if args.big:
+        return big(net, pytorch_fid)
 
     data_dir = os.path.join(ROOT, "tests", "data", "fid")
     colour_dir = os.path.join(data_dir, "colour")
@@ -215,9 +218,6 @@ def main():
         print("pytorch-fid FID %-20s %.10g%s" % (name, value, " (eps added)" if eps else ""))
     write_safetensors(os.path.join(ROOT, "tests", "fixtures", "fid_features.safetensors"),
                       {"features": torch.from_numpy(feats)}, meta)
-
-    if args.big:
-        big(net, pytorch_fid)
 
 
 def blur3x3(images):
