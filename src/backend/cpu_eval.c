@@ -7,6 +7,7 @@
  * kernels (kernels/eval.cuh) call too, so both backends give the same bits. The planes
  * (image, channel) are split over OpenMP threads. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu_internal.h"
@@ -27,72 +28,107 @@ static gan_status check_pool(const char *op, const gan_pool2d_geom *g, const flo
     return GAN_OK;
 }
 
-/* One output row of a pooling window over one plane: the windows that lie wholly inside the input
- * columns [lo, hi) are computed together, a tile of outputs at a time, with the window's rows
- * outermost and its columns next, so that each output still takes its inputs in the order of
- * gan_max_window / gan_sum_window (rows, then columns) and gets the same bits, while the loop over
- * outputs vectorises (stride 1 or 2); the clipped windows at the edges go one by one through those
- * functions. */
+/* Pooling, one plane at a time on each thread: a padded plane is copied into the thread's buffer
+ * first (padding -inf for the maximum, 0 for the sums), so that every window is whole and the
+ * loop over a row of outputs has no edge cases and vectorises (stride 1 or 2). The results are
+ * those of gan_max_window / gan_sum_window over the clipped windows bit for bit: a window's
+ * in-bounds values are taken in the same order (rows, then columns), and the padding only adds
+ * -inf to a maximum or +0 to a sum, which changes neither (a sum that starts at +0 is never -0).
+ * The divisor of an average is computed per output from the clipped window as in those. */
 enum { POOL_TILE = 256 };
 
 static inline float max_or_nan(float best, float v)
 {
     /* gan_max_window's rule: v wins when larger or NaN (a NaN once in stays: v > NaN is false) */
-    return cpu_select_float(v > best || v != v, v, best);
+    return cpu_select_float((v > best) | (v != v), v, best); /* | rather than ||: no branch, so it vectorises */
 }
 
-static void pool_row(const gan_pool2d_geom *g, bool is_max, bool count_include_pad, const float *in, int oh,
-                     float *out_row)
+/* The window counts of output o along one axis: in-bounds positions and gan_pool_window's
+ * padded length. */
+static inline void window_counts(int o, int k, int s, int pad, int in_size, int *inside, int *padded)
 {
-    int h0, h1, padded_h;
-    gan_pool_window(oh, g->k_h, g->stride_h, g->pad_h, g->h_in, &h0, &h1, &padded_h);
-    const int s = g->stride_w, k = g->k_w;
-    /* interior: ow * s - pad >= 0 and ow * s - pad + k <= w_in */
-    int lo = (g->pad_w + s - 1) / s, hi = g->w_in + g->pad_w - k >= 0 ? (g->w_in + g->pad_w - k) / s + 1 : 0;
-    if (hi > g->w_out)
-        hi = g->w_out;
-    if (lo > hi || (s != 1 && s != 2))
-        lo = hi = 0; /* no interior (or an unusual stride): every window one by one */
+    int lo, hi;
+    gan_pool_window(o, k, s, pad, in_size, &lo, &hi, padded);
+    *inside = hi - lo;
+}
+
+/* Per output column, the window's columns counted for the average's divisor: inside the input,
+ * or (count_include_pad) gan_pool_window's padded length. */
+static void column_counts(const gan_pool2d_geom *g, bool count_include_pad, float *counts)
+{
     for (int ow = 0; ow < g->w_out; ow++) {
-        if (ow == lo && hi > lo) {
-            ow = hi - 1;
-            continue;
-        }
-        int w0, w1, padded_w;
-        gan_pool_window(ow, k, s, g->pad_w, g->w_in, &w0, &w1, &padded_w);
-        if (is_max) {
-            out_row[ow] = gan_max_window(in, g->w_in, h0, h1, w0, w1);
-        } else {
-            int divisor = count_include_pad ? padded_h * padded_w : (h1 - h0) * (w1 - w0);
-            out_row[ow] = gan_sum_window(in, g->w_in, h0, h1, w0, w1) / (float)divisor;
-        }
+        int inside, padded;
+        window_counts(ow, g->k_w, g->stride_w, g->pad_w, g->w_in, &inside, &padded);
+        counts[ow] = (float)(count_include_pad ? padded : inside);
     }
-    const float divisor = (float)(count_include_pad ? padded_h * k : (h1 - h0) * k);
-    float acc[POOL_TILE];
-    for (int t0 = lo; t0 < hi; t0 += POOL_TILE) {
-        const int n = hi - t0 < POOL_TILE ? hi - t0 : POOL_TILE;
-        for (int j = 0; j < n; j++)
-            acc[j] = is_max ? -INFINITY : 0.0f;
-        for (int ih = h0; ih < h1; ih++) {
-            const float *row = in + (size_t)ih * g->w_in + (size_t)(t0 * s - g->pad_w);
-            for (int kw = 0; kw < k; kw++) {
-                const float *tap = row + kw;
-                if (is_max && s == 1)
-                    for (int j = 0; j < n; j++)
-                        acc[j] = max_or_nan(acc[j], tap[j]);
-                else if (is_max)
-                    for (int j = 0; j < n; j++)
-                        acc[j] = max_or_nan(acc[j], tap[2 * j]);
-                else if (s == 1)
-                    for (int j = 0; j < n; j++)
-                        acc[j] += tap[j];
-                else
-                    for (int j = 0; j < n; j++)
-                        acc[j] += tap[2 * j];
+}
+
+static void pool_plane(const gan_pool2d_geom *g, bool is_max, bool count_include_pad, const float *in, float *out,
+                       float *padded_plane, const float *col_counts)
+{
+    const int k_h = g->k_h, k_w = g->k_w, s_h = g->stride_h, s_w = g->stride_w;
+    const int wp = g->w_in + 2 * g->pad_w, hp = g->h_in + 2 * g->pad_h;
+    const float fill = is_max ? -INFINITY : 0.0f;
+    const float *src = in;
+    if (g->pad_h || g->pad_w) {
+        for (int r = 0; r < hp; r++) {
+            float *row = padded_plane + (size_t)r * wp;
+            int ir = r - g->pad_h;
+            if (ir < 0 || ir >= g->h_in) {
+                for (int c = 0; c < wp; c++)
+                    row[c] = fill;
+                continue;
             }
+            for (int c = 0; c < g->pad_w; c++)
+                row[c] = row[wp - 1 - c] = fill;
+            memcpy(row + g->pad_w, in + (size_t)ir * g->w_in, sizeof(float) * (size_t)g->w_in);
         }
-        for (int j = 0; j < n; j++)
-            out_row[t0 + j] = is_max ? acc[j] : acc[j] / divisor;
+        src = padded_plane;
+    }
+    float acc[POOL_TILE];
+    for (int oh = 0; oh < g->h_out; oh++) {
+        int rows_inside, rows_padded;
+        window_counts(oh, k_h, s_h, g->pad_h, g->h_in, &rows_inside, &rows_padded);
+        for (int t0 = 0; t0 < g->w_out; t0 += POOL_TILE) {
+            const int n = g->w_out - t0 < POOL_TILE ? g->w_out - t0 : POOL_TILE;
+            for (int j = 0; j < n; j++)
+                acc[j] = fill;
+            for (int kh = 0; kh < k_h; kh++) {
+                const float *row = src + (size_t)(oh * s_h + kh) * wp + (size_t)t0 * s_w;
+                for (int kw = 0; kw < k_w; kw++) {
+                    const float *tap = row + kw;
+                    if (is_max && s_w == 1)
+                        for (int j = 0; j < n; j++)
+                            acc[j] = max_or_nan(acc[j], tap[j]);
+                    else if (is_max && s_w == 2)
+                        for (int j = 0; j < n; j++)
+                            acc[j] = max_or_nan(acc[j], tap[2 * j]);
+                    else if (is_max)
+                        for (int j = 0; j < n; j++)
+                            acc[j] = max_or_nan(acc[j], tap[(size_t)j * s_w]);
+                    else if (s_w == 1)
+                        for (int j = 0; j < n; j++)
+                            acc[j] += tap[j];
+                    else if (s_w == 2)
+                        for (int j = 0; j < n; j++)
+                            acc[j] += tap[2 * j];
+                    else
+                        for (int j = 0; j < n; j++)
+                            acc[j] += tap[(size_t)j * s_w];
+                }
+            }
+            float *dst = out + (size_t)oh * g->w_out + t0;
+            if (is_max) {
+                memcpy(dst, acc, sizeof(float) * (size_t)n);
+                continue;
+            }
+            /* the divisor (a small whole number, so the float product is exact): one division
+             * per output, as gan_sum_window's callers divide, in a loop that vectorises */
+            const float rows = (float)(count_include_pad ? rows_padded : rows_inside);
+            const float *cols = col_counts + t0;
+            for (int j = 0; j < n; j++)
+                dst[j] = acc[j] / (rows * cols[j]);
+        }
     }
 }
 
@@ -100,10 +136,27 @@ static gan_status pool_forward(const gan_pool2d_geom *g, bool is_max, bool count
 {
     const long planes = (long)g->n * g->c;
     const size_t plane_in = (size_t)g->h_in * g->w_in, plane_out = (size_t)g->h_out * g->w_out;
-#pragma omp parallel for schedule(static) PARALLEL_IF(planes * plane_out * g->k_h * g->k_w)
-    for (long p = 0; p < planes; p++)
-        for (int oh = 0; oh < g->h_out; oh++)
-            pool_row(g, is_max, count_include_pad, x + (size_t)p * plane_in, oh, y + (size_t)p * plane_out + (size_t)oh * g->w_out);
+    const size_t padded = (g->pad_h || g->pad_w) ? (size_t)(g->h_in + 2 * g->pad_h) * (g->w_in + 2 * g->pad_w) : 0;
+    float *col_counts = malloc((size_t)g->w_out * sizeof *col_counts);
+    if (!col_counts)
+        return gan_error(GAN_ERR_NOMEM, "cpu pooling: out of memory");
+    column_counts(g, count_include_pad, col_counts);
+    gan_status status = GAN_OK;
+#pragma omp parallel PARALLEL_IF(planes * plane_out * g->k_h * g->k_w)
+    {
+        float *buffer = padded ? malloc(padded * sizeof *buffer) : NULL;
+        if (padded && !buffer)
+            gan_status_keep_first(&status, GAN_ERR_NOMEM);
+#pragma omp for schedule(static)
+        for (long p = 0; p < planes; p++)
+            if (!padded || buffer)
+                pool_plane(g, is_max, count_include_pad, x + (size_t)p * plane_in, y + (size_t)p * plane_out, buffer,
+                           col_counts);
+        free(buffer);
+    }
+    free(col_counts);
+    if (status != GAN_OK)
+        return gan_error(status, "cpu pooling: out of memory for a padded plane of %zu values", padded);
     return GAN_OK;
 }
 
