@@ -138,6 +138,25 @@ gan_status gan_cuda_bn_backward_from_sums(cudaStream_t cuda_stream, int n, int c
                                           const float *save_invstd, const double *sums, double count,
                                           float *dx);
 
+/* ---- evaluation ops (kernels/eval.cuh): the op table's of the same names, forward only --- */
+/* y [n, c, h_out, w_out] = the max over each window of x [n, c, h_in, w_in]. */
+gan_status gan_cuda_max_pool_forward(cudaStream_t cuda_stream, const gan_pool2d_geom *g, const float *x,
+                                     float *y);
+/* The mean of each window (divided by k_h k_w, or by the positions inside x). */
+gan_status gan_cuda_avg_pool_forward(cudaStream_t cuda_stream, const gan_pool2d_geom *g,
+                                     bool count_include_pad, const float *x, float *y);
+/* y[n, c] = mean of x[n, c, hw]: one thread per plane, summed in order. */
+gan_status gan_cuda_global_avg_pool(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, float *y);
+/* x [n, c, hw] into channels offset.. of y [n, y_channels, hw]. */
+gan_status gan_cuda_copy_channels(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                  int y_channels, int offset, float *y);
+/* y [n, c, h_out, w_out] = F.interpolate(x [n, c, h_in, w_in], bilinear, align_corners=False). */
+gan_status gan_cuda_resize_bilinear(cudaStream_t cuda_stream, int n, int c, int h_in, int w_in, int h_out,
+                                    int w_out, const float *x, float *y);
+/* y[n, c, hw] = act(y + bias[c]), in place. */
+gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int hw, const float *bias,
+                                     gan_activation act, float slope, float *y);
+
 #ifdef __cplusplus
 }
 #endif

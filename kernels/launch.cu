@@ -15,6 +15,7 @@
 #include "adam.cuh"
 #include "common.cuh"
 #include "elementwise.cuh"
+#include "eval.cuh"
 #include "norm.cuh"
 #include "random.cuh"
 #include "reduce.cuh"
@@ -318,6 +319,79 @@ gan_status gan_cuda_bn_backward_from_sums(cudaStream_t cuda_stream, int n, int c
     return launch("bn_backward_from_sums", gan_bn_backward_from_sums_kernel, (unsigned)c, cuda_stream,
                   (size_t)n, (size_t)c, (size_t)hw, x, y, dy, act, slope, gamma, save_mean, save_invstd, sums,
                   count, dx);
+}
+
+/* ---- evaluation ops (kernels/eval.cuh) ---------------------------------------------------- */
+
+static gan_status check_pool_geom(const char *op, const gan_pool2d_geom *g)
+{
+    const char *problem = gan_pool2d_geom_problem(g);
+    if (problem && g)
+        return gan_error(GAN_ERR_ARG, "%s: %s: [%d, %d, %d, %d] -> %dx%d, window %dx%d, stride %d,%d, padding %d,%d",
+                         op, problem, g->n, g->c, g->h_in, g->w_in, g->h_out, g->w_out, g->k_h, g->k_w,
+                         g->stride_h, g->stride_w, g->pad_h, g->pad_w);
+    if (problem)
+        return gan_error(GAN_ERR_ARG, "%s: %s", op, problem);
+    return GAN_OK;
+}
+
+gan_status gan_cuda_max_pool_forward(cudaStream_t cuda_stream, const gan_pool2d_geom *g, const float *x,
+                                     float *y)
+{
+    GAN_TRY(check_pool_geom("max pool", g));
+    size_t count = (size_t)g->n * g->c * g->h_out * g->w_out;
+    return launch_elementwise("max_pool", gan_max_pool_kernel, count, cuda_stream, *g, count, x, y);
+}
+
+gan_status gan_cuda_avg_pool_forward(cudaStream_t cuda_stream, const gan_pool2d_geom *g,
+                                     bool count_include_pad, const float *x, float *y)
+{
+    GAN_TRY(check_pool_geom("average pool", g));
+    size_t count = (size_t)g->n * g->c * g->h_out * g->w_out;
+    return launch_elementwise("avg_pool", gan_avg_pool_kernel, count, cuda_stream, *g,
+                              count_include_pad ? 1 : 0, count, x, y);
+}
+
+gan_status gan_cuda_global_avg_pool(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, float *y)
+{
+    if (n < 1 || c < 1 || hw < 1)
+        return gan_error(GAN_ERR_ARG, "global average pool: bad shape [%d, %d, %d]", n, c, hw);
+    size_t planes = (size_t)n * (size_t)c;
+    return launch_elementwise("global_avg_pool", gan_global_avg_pool_kernel, planes, cuda_stream, planes, hw,
+                              x, y);
+}
+
+gan_status gan_cuda_copy_channels(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
+                                  int y_channels, int offset, float *y)
+{
+    if (n < 0 || c < 0 || hw < 0 || offset < 0 || y_channels < 0 || (long long)offset + c > y_channels)
+        return gan_error(GAN_ERR_ARG, "copy channels: %d channels at %d do not fit %d", c, offset, y_channels);
+    size_t block = (size_t)c * (size_t)hw, count = (size_t)n * block;
+    return launch_elementwise("copy_channels", gan_copy_channels_kernel, count, cuda_stream, count, block,
+                              (size_t)y_channels * (size_t)hw, (size_t)offset * (size_t)hw, x, y);
+}
+
+gan_status gan_cuda_resize_bilinear(cudaStream_t cuda_stream, int n, int c, int h_in, int w_in, int h_out,
+                                    int w_out, const float *x, float *y)
+{
+    if (n < 1 || c < 1 || h_in < 1 || w_in < 1 || h_out < 1 || w_out < 1)
+        return gan_error(GAN_ERR_ARG, "bilinear resize: bad shape [%d, %d, %d, %d] -> %dx%d", n, c, h_in, w_in,
+                         h_out, w_out);
+    size_t count = (size_t)n * (size_t)c * (size_t)h_out * (size_t)w_out;
+    return launch_elementwise("resize_bilinear", gan_resize_bilinear_kernel, count, cuda_stream, count, h_in,
+                              w_in, h_out, w_out, x, y);
+}
+
+gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int hw, const float *bias,
+                                     gan_activation act, float slope, float *y)
+{
+    if (n < 0 || c < 0 || hw < 0)
+        return gan_error(GAN_ERR_ARG, "bias + activation: negative shape [%d, %d, %d]", n, c, hw);
+    if (act != GAN_ACT_RELU && act != GAN_ACT_LRELU && act != GAN_ACT_TANH && act != GAN_ACT_SIGMOID)
+        return gan_error(GAN_ERR_ARG, "bias + activation: unknown activation %d", (int)act);
+    size_t count = (size_t)n * (size_t)c * (size_t)hw;
+    return launch_elementwise("bias_act", gan_bias_act_kernel, count, cuda_stream, count, (size_t)c,
+                              (size_t)hw, bias, (int)act, slope, y);
 }
 
 } /* extern "C" */

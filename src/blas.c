@@ -19,11 +19,21 @@
 #define GAN_BLAS_X86 1
 #endif
 
-enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112, CBLAS_UPPER = 121 };
 
 typedef void (*cblas_sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k,
                                float alpha, const float *a, int lda, const float *b, int ldb,
                                float beta, float *c, int ldc);
+typedef void (*cblas_dgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k,
+                               double alpha, const double *a, int lda, const double *b, int ldb,
+                               double beta, double *c, int ldc);
+typedef void (*cblas_dsyrk_fn)(int order, int uplo, int trans, int n, int k, double alpha,
+                               const double *a, int lda, double beta, double *c, int ldc);
+/* LAPACK's Fortran interface, gfortran's calling convention: every argument by reference, the
+ * lengths of the character arguments appended. */
+typedef void (*lapack_dsyevd_fn)(const char *jobz, const char *uplo, const int *n, double *a,
+                                 const int *lda, double *w, double *work, const int *lwork, int *iwork,
+                                 const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
 typedef char *(*string_fn)(void);
 typedef int (*int_fn)(void);
 typedef void (*set_int_fn)(int);
@@ -33,6 +43,10 @@ static struct {
     gan_status status;
     char message[1536];
     cblas_sgemm_fn sgemm;
+    /* double precision, for the Frechet distance (NULL where the library lacks them) */
+    cblas_dgemm_fn dgemm;
+    cblas_dsyrk_fn dsyrk;
+    lapack_dsyevd_fn dsyevd;
     string_fn get_corename, get_config;
     int_fn get_num_threads;
     set_int_fn set_num_threads;
@@ -210,6 +224,9 @@ static void load_blas(void)
                  "%s has no cblas_sgemm: set GAN_BLAS_LIBRARY to a CBLAS library", loaded);
         return;
     }
+    blas.dgemm = (cblas_dgemm_fn)dlsym(handle, "cblas_dgemm");
+    blas.dsyrk = (cblas_dsyrk_fn)dlsym(handle, "cblas_dsyrk");
+    blas.dsyevd = (lapack_dsyevd_fn)dlsym(handle, "dsyevd_");
     blas.get_corename = (string_fn)dlsym(handle, "openblas_get_corename");
     blas.get_config = (string_fn)dlsym(handle, "openblas_get_config");
     blas.get_num_threads = (int_fn)dlsym(handle, "openblas_get_num_threads");
@@ -305,6 +322,107 @@ gan_status gan_blas_sgemm_this_thread(bool trans_a, bool trans_b, int m, int n, 
     GAN_TRY(check_sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc));
     if (m && n)
         sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return GAN_OK;
+}
+
+/* ---- double precision and LAPACK (the Frechet distance, src/eval/fid.c) --------------------- */
+
+/* The library has the routine and 32-bit integers (an ILP64 build, OpenBLAS's USE64BITINT, would
+ * read our int arguments wrongly). */
+static gan_status check_double_routine(const void *routine, const char *name)
+{
+    if (!routine)
+        return gan_error(GAN_ERR_UNSUPPORTED, "%s has no %s: the Frechet distance needs a BLAS with LAPACK "
+                                              "(OpenBLAS: libopenblas0-pthread, tools/setup.sh)",
+                         blas.info.library, name);
+    if (strstr(blas.info.config, "USE64BITINT"))
+        return gan_error(GAN_ERR_UNSUPPORTED, "%s is built with 64-bit integers (%s); gan calls LAPACK with "
+                                              "32-bit ones: set GAN_BLAS_LIBRARY to libopenblas.so.0",
+                         blas.info.library, blas.info.config);
+    return GAN_OK;
+}
+
+/* OpenBLAS on its own threads for one call outside OpenMP regions, as gan_blas_sgemm does. */
+static bool blas_threads_begin(void)
+{
+    bool own = blas.split && blas.info.threads > 1 && !omp_in_parallel();
+    if (own)
+        blas.set_num_threads(blas.info.threads);
+    return own;
+}
+
+static void blas_threads_end(bool own)
+{
+    if (own)
+        blas.set_num_threads(1);
+}
+
+gan_status gan_blas_dgemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double *a,
+                          int lda, const double *b, int ldb, double beta, double *c, int ldc)
+{
+    GAN_TRY(gan_blas_init()); /* before the routine is looked at */
+    GAN_TRY(check_double_routine((const void *)blas.dgemm, "cblas_dgemm"));
+    int a_cols = trans_a ? m : k, b_cols = trans_b ? k : n;
+    if (m < 0 || n < 0 || k < 0 || lda < (a_cols > 1 ? a_cols : 1) || ldb < (b_cols > 1 ? b_cols : 1) ||
+        ldc < (n > 1 ? n : 1) || ((m && n) && ((k && (!a || !b)) || !c)))
+        return gan_error(GAN_ERR_ARG, "dgemm: bad arguments m=%d n=%d k=%d lda=%d ldb=%d ldc=%d", m, n, k, lda,
+                         ldb, ldc);
+    if (m == 0 || n == 0)
+        return GAN_OK;
+    bool own = blas_threads_begin();
+    blas.dgemm(CBLAS_ROW_MAJOR, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS, trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, m,
+               n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    blas_threads_end(own);
+    return GAN_OK;
+}
+
+gan_status gan_blas_dsyrk_at_a(int n, int k, double alpha, const double *a, int lda, double beta, double *c,
+                               int ldc)
+{
+    GAN_TRY(gan_blas_init()); /* before the routine is looked at */
+    GAN_TRY(check_double_routine((const void *)blas.dsyrk, "cblas_dsyrk"));
+    if (n < 0 || k < 0 || lda < (n > 1 ? n : 1) || ldc < (n > 1 ? n : 1) || (n && ((k && !a) || !c)))
+        return gan_error(GAN_ERR_ARG, "dsyrk: bad arguments n=%d k=%d lda=%d ldc=%d", n, k, lda, ldc);
+    if (n == 0)
+        return GAN_OK;
+    bool own = blas_threads_begin();
+    blas.dsyrk(CBLAS_ROW_MAJOR, CBLAS_UPPER, CBLAS_TRANS, n, k, alpha, a, lda, beta, c, ldc);
+    blas_threads_end(own);
+    return GAN_OK;
+}
+
+gan_status gan_blas_dsyevd(bool vectors, int n, double *a, double *w)
+{
+    GAN_TRY(gan_blas_init()); /* before the routine is looked at */
+    GAN_TRY(check_double_routine((const void *)blas.dsyevd, "dsyevd_ (LAPACK)"));
+    if (n < 1 || !a || !w)
+        return gan_error(GAN_ERR_ARG, "dsyevd: bad arguments n=%d", n);
+    const char jobz = vectors ? 'V' : 'N', uplo = 'U';
+    int lwork = -1, liwork = -1, info = 0, iwork_size = 0;
+    double work_size = 0.0;
+    /* the workspace query, then the call */
+    blas.dsyevd(&jobz, &uplo, &n, a, &n, w, &work_size, &lwork, &iwork_size, &liwork, &info, 1, 1);
+    if (info != 0)
+        return gan_error(GAN_ERR_BACKEND, "dsyevd: workspace query for n=%d failed (info %d)", n, info);
+    lwork = (int)work_size + 1;
+    liwork = iwork_size > 0 ? iwork_size : 1;
+    double *work = malloc((size_t)lwork * sizeof *work);
+    int *iwork = malloc((size_t)liwork * sizeof *iwork);
+    if (!work || !iwork) {
+        free(work);
+        free(iwork);
+        return gan_error(GAN_ERR_NOMEM, "dsyevd: out of memory for the workspace of n=%d", n);
+    }
+    bool own = blas_threads_begin();
+    blas.dsyevd(&jobz, &uplo, &n, a, &n, w, work, &lwork, iwork, &liwork, &info, 1, 1);
+    blas_threads_end(own);
+    free(work);
+    free(iwork);
+    if (info > 0)
+        return gan_error(GAN_ERR_NUMERIC, "dsyevd: the eigenvalues of a %dx%d matrix did not converge (info %d)",
+                         n, n, info);
+    if (info < 0)
+        return gan_error(GAN_ERR_BACKEND, "dsyevd: argument %d was refused", -info);
     return GAN_OK;
 }
 

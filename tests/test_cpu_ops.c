@@ -207,6 +207,16 @@ static void check_conv_sweep(void)
     CHECK(be->conv_workspace_bytes(be, &whole) == 0);
     check_conv(geom(3, 5, 4, 4, 2, 4, 1, 1));
     check_conv(geom(3, 5, 5, 5, 2, 4, 2, 0));
+    /* The FID Inception's rectangular kernels with per-axis padding (1x7 padded (0, 3), 7x1
+     * padded (3, 0), 1x3 and 3x1), its 1x1 pointwise convolutions (no im2col: x is its own col),
+     * and its 3x3 stride 2 unpadded, on odd planes. */
+    check_conv(geom_hw(3, 4, 9, 11, 5, 1, 7, 1, 1, 0, 3));
+    check_conv(geom_hw(3, 4, 9, 11, 5, 7, 1, 1, 1, 3, 0));
+    check_conv(geom_hw(2, 3, 5, 4, 6, 1, 3, 1, 1, 0, 1));
+    check_conv(geom_hw(2, 3, 5, 4, 6, 3, 1, 1, 1, 1, 0));
+    check_conv(geom(5, 7, 9, 7, 6, 1, 1, 0));
+    check_conv(geom(3, 5, 17, 17, 4, 1, 1, 0));
+    check_conv(geom(3, 4, 13, 11, 3, 3, 2, 0));
 }
 
 static void check_conv_arguments(void)

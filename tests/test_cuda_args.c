@@ -322,6 +322,13 @@ static void test_conv(void)
     test_conv_case(geom(2, 3, 4, 5, 6, 4, 5, 2, 3, 0, 0));   /* whole input, any stride */
     test_conv_case(geom(1, 1, 5, 9, 2, 1, 1, 1, 3, 0, 0));   /* 1x1 kernel, stride 3 across */
     test_conv_case(geom(2, 2, 9, 7, 3, 5, 3, 3, 2, 2, 1));   /* stride leaves input unread */
+    /* The FID Inception's rectangular kernels with per-axis padding (src/eval/inception.c):
+     * 1x7 padded (0, 3), 7x1 padded (3, 0), 1x3 (0, 1), 3x1 (1, 0), shapes kept; and its 1x1. */
+    test_conv_case(geom(2, 3, 5, 9, 4, 1, 7, 1, 1, 0, 3));
+    test_conv_case(geom(2, 3, 9, 5, 4, 7, 1, 1, 1, 3, 0));
+    test_conv_case(geom(1, 4, 4, 6, 3, 1, 3, 1, 1, 0, 1));
+    test_conv_case(geom(1, 4, 6, 4, 3, 3, 1, 1, 1, 1, 0));
+    test_conv_case(geom(2, 6, 5, 5, 3, 1, 1, 1, 1, 0, 0));
 
     /* A plan whose output shape cuDNN would not produce is refused. */
     gan_conv_geom bad = geom(2, 3, 8, 8, 4, 4, 4, 2, 2, 1, 1);

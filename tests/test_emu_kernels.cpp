@@ -41,6 +41,12 @@
 #define gan_cuda_bn_backward emu_gan_cuda_bn_backward
 #define gan_cuda_subpixel_weights emu_gan_cuda_subpixel_weights
 #define gan_cuda_subpixel_gather emu_gan_cuda_subpixel_gather
+#define gan_cuda_max_pool_forward emu_gan_cuda_max_pool_forward
+#define gan_cuda_avg_pool_forward emu_gan_cuda_avg_pool_forward
+#define gan_cuda_global_avg_pool emu_gan_cuda_global_avg_pool
+#define gan_cuda_copy_channels emu_gan_cuda_copy_channels
+#define gan_cuda_resize_bilinear emu_gan_cuda_resize_bilinear
+#define gan_cuda_bias_act_forward emu_gan_cuda_bias_act_forward
 
 #include "launch.cu"
 
@@ -662,6 +668,104 @@ void test_bn_split(void)
                      "values per channel");
 }
 
+/* The evaluation ops (kernels/eval.cuh): each output element is one thread's fixed-order loop
+ * over the per-element functions the CPU backend calls too, so the results are identical. Shapes:
+ * the FID Inception's windows (3x3 stride 2 unpadded, 3x3 stride 1 padded by 1) on odd planes,
+ * with NaN and -inf inputs for max pooling; resizes up, down, to the same size and from 1 pixel. */
+void test_eval_ops(void)
+{
+    struct pool_case {
+        int n, c, h, w, k_h, k_w, stride, pad_h, pad_w;
+    } pools[] = {{2, 3, 13, 11, 3, 3, 2, 0, 0}, {2, 3, 7, 9, 3, 3, 1, 1, 1}, {1, 5, 8, 8, 3, 3, 1, 1, 1},
+                 {3, 2, 9, 5, 1, 3, 1, 0, 1}, {1, 1, 1, 1, 3, 3, 1, 1, 1}};
+    unsigned seed = 200;
+    for (const pool_case &pc : pools) {
+        gan_pool2d_geom g = {pc.n, pc.c, pc.h, pc.w, (pc.h + 2 * pc.pad_h - pc.k_h) / pc.stride + 1,
+                             (pc.w + 2 * pc.pad_w - pc.k_w) / pc.stride + 1, pc.k_h, pc.k_w, pc.stride, pc.stride,
+                             pc.pad_h, pc.pad_w};
+        const size_t in = (size_t)g.n * g.c * g.h_in * g.w_in, out = (size_t)g.n * g.c * g.h_out * g.w_out;
+        std::vector<float> x = random_floats(in, seed++, -3.0f, 3.0f);
+        if (in > 20) {
+            x[5] = NAN;
+            x[17] = -INFINITY;
+        }
+        char name[96];
+        std::snprintf(name, sizeof name, "[%d,%d,%d,%d] k%dx%d s%d p%d,%d", g.n, g.c, g.h_in, g.w_in, g.k_h, g.k_w,
+                      pc.stride, g.pad_h, g.pad_w);
+        std::vector<float> got(out), want(out);
+        CHECK_OK(gan_cuda_max_pool_forward(nullptr, &g, x.data(), got.data()));
+        CHECK_OK(cpu->max_pool_forward(cpu, &g, x.data(), want.data()));
+        check_identical((std::string("max_pool ") + name).c_str(), got, want);
+        if (in > 20)
+            x[5] = 0.5f, x[17] = -1.0f;
+        for (bool include_pad : {false, true}) {
+            CHECK_OK(gan_cuda_avg_pool_forward(nullptr, &g, include_pad, x.data(), got.data()));
+            CHECK_OK(cpu->avg_pool_forward(cpu, &g, include_pad, x.data(), want.data()));
+            check_identical((std::string(include_pad ? "avg_pool incl " : "avg_pool excl ") + name).c_str(), got,
+                            want);
+        }
+    }
+    gan_pool2d_geom bad = {1, 1, 4, 4, 2, 2, 3, 3, 1, 1, 2, 2}; /* padding beyond half the window */
+    float dummy[16] = {0};
+    CHECK_FAILS_WITH(gan_cuda_max_pool_forward(nullptr, &bad, dummy, dummy), GAN_ERR_ARG, "half the window");
+
+    /* global average over 8x8 (the Inception's last pool) and over 1 and 300 values */
+    for (int hw : {64, 1, 300}) {
+        const int n = 3, c = 70;
+        std::vector<float> x = random_floats((size_t)n * c * hw, seed++, 0.0f, 4.0f);
+        std::vector<float> got((size_t)n * c), want((size_t)n * c);
+        CHECK_OK(gan_cuda_global_avg_pool(nullptr, n, c, hw, x.data(), got.data()));
+        CHECK_OK(cpu->global_avg_pool(cpu, n, c, hw, x.data(), want.data()));
+        check_identical("global_avg_pool", got, want);
+    }
+
+    /* a branch of 5 channels into channels 3..7 of 11, the rest untouched */
+    {
+        const int n = 3, c = 5, hw = 37, yc = 11, offset = 3;
+        std::vector<float> x = random_floats((size_t)n * c * hw, seed++, -1.0f, 1.0f);
+        std::vector<float> got = random_floats((size_t)n * yc * hw, seed, -1.0f, 1.0f), want = got;
+        CHECK_OK(gan_cuda_copy_channels(nullptr, n, c, hw, x.data(), yc, offset, got.data()));
+        CHECK_OK(cpu->copy_channels(cpu, n, c, hw, x.data(), yc, offset, want.data()));
+        check_identical("copy_channels", got, want);
+        CHECK(std::memcmp(&got[(size_t)(yc + offset) * hw], &x[(size_t)c * hw], sizeof(float) * c * hw) == 0);
+        CHECK_FAILS_WITH(gan_cuda_copy_channels(nullptr, n, c, hw, x.data(), yc, 7, got.data()), GAN_ERR_ARG,
+                         "do not fit");
+    }
+
+    /* bilinear resize: up (28 -> 61, the FMNIST direction), down (47 -> 13), the same size, 1 -> 5 */
+    struct resize_case {
+        int n, c, h_in, w_in, h_out, w_out;
+    } resizes[] = {{2, 1, 28, 28, 61, 61}, {1, 3, 47, 33, 13, 20}, {2, 2, 9, 9, 9, 9}, {1, 1, 1, 1, 5, 5}};
+    for (const resize_case &rc : resizes) {
+        std::vector<float> x = random_floats((size_t)rc.n * rc.c * rc.h_in * rc.w_in, seed++, -1.0f, 1.0f);
+        const size_t out = (size_t)rc.n * rc.c * rc.h_out * rc.w_out;
+        std::vector<float> got(out), want(out);
+        CHECK_OK(gan_cuda_resize_bilinear(nullptr, rc.n, rc.c, rc.h_in, rc.w_in, rc.h_out, rc.w_out, x.data(),
+                                          got.data()));
+        CHECK_OK(cpu->resize_bilinear(cpu, rc.n, rc.c, rc.h_in, rc.w_in, rc.h_out, rc.w_out, x.data(),
+                                      want.data()));
+        char name[64];
+        std::snprintf(name, sizeof name, "resize %dx%d -> %dx%d", rc.h_in, rc.w_in, rc.h_out, rc.w_out);
+        check_identical(name, got, want);
+        if (rc.h_in == rc.h_out && rc.w_in == rc.w_out)
+            check_identical("resize to the same size copies", got, x);
+    }
+
+    /* bias + activation in place, every activation */
+    {
+        const int n = 3, c = 7, hw = 61;
+        const size_t count = (size_t)n * c * hw;
+        std::vector<float> bias = random_floats((size_t)c, seed++, -1.0f, 1.0f);
+        std::vector<float> y = random_floats(count, seed++, -4.0f, 4.0f);
+        for (gan_activation act : {GAN_ACT_RELU, GAN_ACT_LRELU, GAN_ACT_TANH, GAN_ACT_SIGMOID}) {
+            std::vector<float> got = y, want = y;
+            CHECK_OK(gan_cuda_bias_act_forward(nullptr, n, c, hw, bias.data(), act, 0.2f, got.data()));
+            CHECK_OK(cpu->bias_act_forward(cpu, n, c, hw, bias.data(), act, 0.2f, want.data()));
+            check_identical("bias_act", got, want);
+        }
+    }
+}
+
 } /* namespace */
 
 int main(void)
@@ -684,6 +788,7 @@ int main(void)
     test_bn();
     test_subpixel();
     test_bn_split();
+    test_eval_ops();
     cpu->destroy(cpu);
     return test_finish();
 }

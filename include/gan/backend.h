@@ -49,6 +49,18 @@ typedef enum gan_conv_pass {
     GAN_CONV_BACKWARD_FILTER
 } gan_conv_pass;
 
+/* A 2-d pooling window as PyTorch's max_pool2d / avg_pool2d define it (no dilation, ceil_mode
+ * False): x [n, c, h_in, w_in] -> y [n, c, h_out, w_out] with
+ * h_out = (h_in + 2 pad_h - k_h) / stride_h + 1, padding at most half the window (pad <= k / 2,
+ * PyTorch's own limit). Padded positions never win a maximum. */
+typedef struct gan_pool2d_geom {
+    int n, c;
+    int h_in, w_in, h_out, w_out;
+    int k_h, k_w;
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+} gan_pool2d_geom;
+
 typedef enum gan_activation {
     GAN_ACT_RELU,
     GAN_ACT_LRELU,
@@ -268,6 +280,43 @@ struct gan_backend {
     gan_status (*images_to_float)(gan_backend *be, int n, int h, int w, int c,
                                   const uint8_t *nhwc, float *nchw);
 
+    /* ---- evaluation: the FID Inception's inference ops (src/eval/inception.c) ------------ *
+     * Forward only: nothing trains through them, so they have no backward. */
+    /* y = max over each window of x (NaN wins, as in PyTorch). */
+    gan_status (*max_pool_forward)(gan_backend *be, const gan_pool2d_geom *g, const float *x,
+                                   float *y);
+    /* y = the mean of each window of x, the window's values summed in row order in float and
+     * divided once: by k_h k_w where count_include_pad, else by the count of the window's
+     * positions inside x (TensorFlow's average pool, which pytorch-fid's FID blocks use). */
+    gan_status (*avg_pool_forward)(gan_backend *be, const gan_pool2d_geom *g,
+                                   bool count_include_pad, const float *x, float *y);
+    /* y[n, c] = the mean of x[n, c, hw] (summed in order in float, divided once by hw). */
+    gan_status (*global_avg_pool)(gan_backend *be, int n, int c, int hw, const float *x,
+                                  float *y);
+    /* y[i, offset + j, p] = x[i, j, p] for x [n, c, hw] and y [n, y_channels, hw]: one branch
+     * of a concatenation along channels (torch.cat(..., 1)). */
+    gan_status (*copy_channels)(gan_backend *be, int n, int c, int hw, const float *x,
+                                int y_channels, int offset, float *y);
+    /* y [n, c, h_out, w_out] = x [n, c, h_in, w_in] resized as
+     * F.interpolate(x, (h_out, w_out), mode='bilinear', align_corners=False) computes it
+     * (gan_bilinear_taps in gan/elementwise_math.h). */
+    gan_status (*resize_bilinear)(gan_backend *be, int n, int c, int h_in, int w_in, int h_out,
+                                  int w_out, const float *x, float *y);
+    /* y[n, c, hw] = act(y + bias[c]) in place: the epilogue of a convolution whose batch norm
+     * is folded into its weights and bias. */
+    gan_status (*bias_act_forward)(gan_backend *be, int n, int c, int hw, const float *bias,
+                                   gan_activation act, float slope, float *y);
+    /* Optional, NULL where a backend has none (the caller then runs conv_forward,
+     * bias_act_forward and copy_channels): y = act(conv(x, w) + bias) written into channels
+     * offset .. offset + c_out - 1 of y [n, y_channels, h_out, w_out] -- a convolution with its
+     * batch norm folded in, straight into its place in a concatenation, the bias and activation
+     * applied while the output is in cache. The same values as the ops apart; the workspace is
+     * conv_workspace_bytes(g)'s. */
+    gan_status (*conv_bias_act_forward)(gan_backend *be, const gan_conv_geom *g, const float *x,
+                                        const float *w, const float *bias, gan_activation act,
+                                        float slope, int y_channels, int offset, float *y,
+                                        void *workspace);
+
     /* ---- graphs: optional, NULL where a backend has none (the CPU's) ---------------------- *
      * capture_begin: the ops queued from now on are recorded, not run, until capture_end hands
      * them back as a graph; graph_launch runs a graph's ops again, on the same buffers and with
@@ -295,6 +344,24 @@ struct gan_backend {
 /* Philox elements a fill of `count` values advances its stream's position by: whole blocks, so
  * that positions stay block-aligned (and the elements past the fill in its last block unused). */
 static inline uint64_t gan_philox_advance(size_t count) { return ((uint64_t)count + 3u) / 4u * 4u; }
+
+/* NULL when `g` is a window the pooling ops run, else what is wrong with it (for messages). */
+static inline const char *gan_pool2d_geom_problem(const gan_pool2d_geom *g)
+{
+    if (!g)
+        return "NULL geometry";
+    if (g->n < 1 || g->c < 1 || g->h_in < 1 || g->w_in < 1 || g->h_out < 1 || g->w_out < 1 ||
+        g->k_h < 1 || g->k_w < 1 || g->stride_h < 1 || g->stride_w < 1 || g->pad_h < 0 ||
+        g->pad_w < 0)
+        return "impossible window (sizes, window and stride must be >= 1, padding >= 0)";
+    if (2 * g->pad_h > g->k_h || 2 * g->pad_w > g->k_w)
+        return "padding larger than half the window";
+    if ((long long)g->h_in + 2LL * g->pad_h < g->k_h || (long long)g->w_in + 2LL * g->pad_w < g->k_w ||
+        ((long long)g->h_in + 2LL * g->pad_h - g->k_h) / g->stride_h + 1 != g->h_out ||
+        ((long long)g->w_in + 2LL * g->pad_w - g->k_w) / g->stride_w + 1 != g->w_out)
+        return "output size does not follow from the input, window, stride and padding";
+    return NULL;
+}
 
 /* The CPU backend: host memory, BLAS, OpenMP. `options` may be NULL (the defaults); a precision
  * other than fp32 is refused with GAN_ERR_UNSUPPORTED. */

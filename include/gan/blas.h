@@ -45,6 +45,22 @@ gan_status gan_blas_sgemm_this_thread(bool trans_a, bool trans_b, int m, int n, 
                                       const float *a, int lda, const float *b, int ldb, float beta,
                                       float *c, int ldc);
 
+/* Double precision for the Frechet distance (src/eval/fid.c), from the same library, on its own
+ * threads for the call (as gan_blas_sgemm). GAN_ERR_UNSUPPORTED, saying so, where the library
+ * lacks the routine (libblas.so.3 has no LAPACK) or uses 64-bit integers.
+ * Row-major C[m, n] = alpha op(A) op(B) + beta C, the conventions of gan_blas_sgemm. */
+gan_status gan_blas_dgemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double *a,
+                          int lda, const double *b, int ldb, double beta, double *c, int ldc);
+/* Row-major A [k, n] (lda >= n): the upper triangle of C [n, n] = alpha A^T A + beta C (the strict
+ * lower triangle is not written). */
+gan_status gan_blas_dsyrk_at_a(int n, int k, double alpha, const double *a, int lda, double beta, double *c,
+                               int ldc);
+/* LAPACK's dsyevd (divide and conquer) on the symmetric a [n, n], of which only the upper triangle
+ * in column-major terms (the lower in row-major) is read: the eigenvalues ascending into w[n]; with
+ * `vectors`, the eigenvectors into a's columns (column-major: eigenvector j is a[j n .. j n + n - 1]),
+ * else a is overwritten. GAN_ERR_NUMERIC when the iteration does not converge. */
+gan_status gan_blas_dsyevd(bool vectors, int n, double *a, double *w);
+
 typedef struct gan_blas_info {
     char library[256];     /* the file loaded, e.g. libopenblas.so.0 ("... (already loaded
                               before gan)" when it was in the process before gan_blas_init) */

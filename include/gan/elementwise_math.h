@@ -6,6 +6,7 @@
 #define GAN_ELEMENTWISE_MATH_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(__CUDACC__) || defined(GAN_CUDA_EMULATION)
@@ -197,6 +198,109 @@ GAN_HD static inline float gan_dropout_keep_scale(float uniform, float p)
 GAN_HD static inline float gan_pixel_to_unit(uint8_t pixel)
 {
     return ((float)pixel / 255.0f - 0.5f) / 0.5f;
+}
+
+/* ---- bilinear resize (the FID Inception's input, F.interpolate align_corners=False) ---------- */
+
+/* a * b rounded on its own: nvcc would otherwise contract a * b + c into one fused multiply-add
+ * (one rounding fewer), and the GPU's result would differ from the CPU's in the last bit. */
+GAN_HD static inline float gan_mul_rn(float a, float b)
+{
+#ifdef __CUDA_ARCH__
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
+/* The two input taps of output position `out_index` along one axis and their weights, as
+ * PyTorch's upsample_bilinear2d computes them on the CPU for align_corners=False (measured
+ * against torch 1.13's F.interpolate weight by weight, tools/make_eval_fixtures.py): the same size
+ * copies; otherwise scale = in_size / out_size in float, the source position
+ * scale (out_index + 0.5) - 0.5 in double (exact: a float times a short number), clamped at 0;
+ * i0 its integer part, i1 the next input (the last one repeats); w1 = the fraction rounded to
+ * float, w0 = 1 - w1 in float. */
+typedef struct gan_bilinear_taps {
+    int i0, i1;
+    float w0, w1;
+} gan_bilinear_taps;
+
+GAN_HD static inline gan_bilinear_taps gan_bilinear_taps_at(int out_index, int in_size, int out_size)
+{
+    gan_bilinear_taps t;
+    if (in_size == out_size) {
+        t.i0 = t.i1 = out_index;
+        t.w0 = 1.0f;
+        t.w1 = 0.0f;
+        return t;
+    }
+    float scale = (float)in_size / (float)out_size;
+    double source = (double)scale * ((double)out_index + 0.5) - 0.5;
+    if (source < 0.0)
+        source = 0.0;
+    t.i0 = (int)source;
+    t.i1 = t.i0 + (t.i0 < in_size - 1 ? 1 : 0);
+    float fraction = (float)(source - (double)t.i0);
+    t.w1 = fraction < 0.0f ? 0.0f : fraction > 1.0f ? 1.0f : fraction;
+    t.w0 = 1.0f - t.w1;
+    return t;
+}
+
+/* One output value from its four inputs (rows of the taps `h`, columns of the taps `w`): each row
+ * interpolated along the width, then the two rows, (x00 w0 + x01 w1) h0 + (x10 w0 + x11 w1) h1,
+ * every product rounded on its own. PyTorch's vectorised loop combines the same four products in
+ * an order of its own: the two agree within 2 ulps of the largest input (its tap weights, above,
+ * are bit for bit the same). */
+GAN_HD static inline float gan_bilinear_value(const float *plane, int width, gan_bilinear_taps h,
+                                              gan_bilinear_taps w)
+{
+    const float *r0 = plane + (size_t)h.i0 * (size_t)width;
+    const float *r1 = plane + (size_t)h.i1 * (size_t)width;
+    float t0 = gan_mul_rn(r0[w.i0], w.w0) + gan_mul_rn(r0[w.i1], w.w1);
+    float t1 = gan_mul_rn(r1[w.i0], w.w0) + gan_mul_rn(r1[w.i1], w.w1);
+    return gan_mul_rn(t0, h.w0) + gan_mul_rn(t1, h.w1);
+}
+
+/* ---- pooling windows ---------------------------------------------------------------------- */
+
+/* The input rows (or columns) [*lo, *hi) window `o` covers along one axis, clipped to the input,
+ * and the window's length before clipping to the input but after clipping to the padded input
+ * (PyTorch's avg_pool2d pool_size, the count_include_pad divisor). */
+GAN_HD static inline void gan_pool_window(int o, int kernel, int stride, int pad, int in_size,
+                                          int *lo, int *hi, int *padded_len)
+{
+    int start = o * stride - pad;
+    int end = start + kernel < in_size + pad ? start + kernel : in_size + pad;
+    *padded_len = end - start;
+    *lo = start > 0 ? start : 0;
+    *hi = end < in_size ? end : in_size;
+}
+
+
+/* The largest value of rows [h0, h1) x columns [w0, w1) of a plane `width` wide, visited row by
+ * row; a NaN wins and stays (PyTorch's max_pool2d: val > max || isnan(val)). An empty window
+ * gives -inf. */
+GAN_HD static inline float gan_max_window(const float *plane, int width, int h0, int h1, int w0, int w1)
+{
+    float best = -INFINITY;
+    for (int ih = h0; ih < h1; ih++)
+        for (int iw = w0; iw < w1; iw++) {
+            float v = plane[(size_t)ih * (size_t)width + iw];
+            if (v > best || v != v)
+                best = v;
+        }
+    return best;
+}
+
+/* The float sum of the same window, in the same order (PyTorch's avg_pool2d and
+ * adaptive_avg_pool2d sum this way before their one division). */
+GAN_HD static inline float gan_sum_window(const float *plane, int width, int h0, int h1, int w0, int w1)
+{
+    float sum = 0.0f;
+    for (int ih = h0; ih < h1; ih++)
+        for (int iw = w0; iw < w1; iw++)
+            sum += plane[(size_t)ih * (size_t)width + iw];
+    return sum;
 }
 
 #endif

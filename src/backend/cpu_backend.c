@@ -109,6 +109,13 @@ gan_status gan_cpu_backend_create(const gan_backend_options *options, gan_backen
     be->rng_uniform = cpu_rng_uniform;
     be->advance_counts = cpu_advance_counts;
     be->images_to_float = cpu_images_to_float;
+    be->max_pool_forward = cpu_max_pool_forward;
+    be->avg_pool_forward = cpu_avg_pool_forward;
+    be->global_avg_pool = cpu_global_avg_pool;
+    be->copy_channels = cpu_copy_channels;
+    be->resize_bilinear = cpu_resize_bilinear;
+    be->bias_act_forward = cpu_bias_act_forward;
+    be->conv_bias_act_forward = cpu_conv_bias_act_forward;
     be->destroy = cpu_destroy;
     *out = be;
     return GAN_OK;

@@ -17,7 +17,9 @@
  * CPU_CONV_GEMM_COLUMNS wide (cpu_internal.h). DCGAN's kernel 4, stride 2, padding 1 has an
  * im2col and a col2im of its own (whole input rows as stride-2 copies).
  * A kernel that covers the whole unpadded input (DCGAN's last D layer, 4x4 -> 1x1, and G's first,
- * 1x1 -> 4x4) needs no im2col: x [n, K] is its own col, and each pass is one GEMM.
+ * 1x1 -> 4x4) needs no im2col: x [n, K] is its own col, and each pass is one GEMM. Neither does
+ * the forward pass of a 1x1 convolution (stride 1, no padding: the FID Inception's) on a chunk of
+ * one image: the image [K, P] is its own col.
  * Every thread writes its own outputs and each output's sums have one fixed order, so results
  * do not depend on timing, only on the thread count. */
 #include <limits.h>
@@ -389,7 +391,7 @@ static void col2im(const gan_conv_geom *g, const float *col, int img0, int cnt, 
 }
 
 /* Planes (c, img) for c in [c0, c1) of [Co, cnt P] <-> images img0.. of an NCHW tensor with
- * `channels` channels of P values. */
+ * `channels` channels of P values (scatter: into channels offset.. of one with nchw_channels). */
 static void gather_planes(const float *nchw, int channels, size_t P, int img0, int cnt, int c0,
                           int c1, float *buf)
 {
@@ -399,11 +401,12 @@ static void gather_planes(const float *nchw, int channels, size_t P, int img0, i
                    nchw + ((size_t)(img0 + img) * channels + c) * P, sizeof(float) * P);
 }
 
-static void scatter_planes(const float *buf, int channels, size_t P, int img0, int cnt, float *nchw)
+static void scatter_planes(const float *buf, int channels, size_t P, int img0, int cnt, float *nchw,
+                           int nchw_channels, int offset)
 {
     for (int c = 0; c < channels; c++)
         for (int img = 0; img < cnt; img++)
-            memcpy(nchw + ((size_t)(img0 + img) * channels + c) * P,
+            memcpy(nchw + ((size_t)(img0 + img) * nchw_channels + offset + c) * P,
                    buf + ((size_t)c * cnt + img) * P, sizeof(float) * P);
 }
 
@@ -453,18 +456,45 @@ static gan_status whole_input_pass(const gan_backend *be, const gan_conv_geom *g
                       m.ldc);
 }
 
-gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
-                            const float *w, float *y, void *workspace)
+/* What conv_bias_act_forward adds to the plain forward: the output's place in a wider tensor
+ * (y [n, y_channels, P], channels offset..) and the bias + activation applied to each chunk's
+ * GEMM output while it is in cache. */
+typedef struct conv_epilogue {
+    int y_channels, offset;
+    const float *bias; /* NULL: none (the plain forward) */
+    gan_activation act;
+    float slope;
+} conv_epilogue;
+
+/* rows [c_out, len] (row stride `stride`): row c = act(row + bias[c]) */
+static void apply_epilogue(const conv_epilogue *e, int c_out, float *rows, size_t len, size_t stride)
 {
-    GAN_TRY(check_conv(be, g, "conv forward"));
-    if (!x || !w || !y || (!workspace && !whole_input_kernel(g)))
-        return gan_error(GAN_ERR_ARG, "cpu conv forward: NULL pointer");
+    if (!e->bias)
+        return;
+    for (int c = 0; c < c_out; c++)
+        cpu_bias_act_plane(rows + (size_t)c * stride, len, e->bias[c], e->act, e->slope);
+}
+
+static gan_status conv_forward_into(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                    float *y, const conv_epilogue *e, void *workspace)
+{
     const int K = (int)conv_k(g);
-    if (whole_input_kernel(g))
-        return whole_input_pass(be, g, GAN_CONV_FORWARD, x, w, 0.0f, y);
+    const size_t P = conv_p(g), yc = (size_t)e->y_channels;
+    if (whole_input_kernel(g)) { /* y [n, Co], rows y_channels apart (the shared mapping's ldc) */
+        gan_conv_gemm m;
+        GAN_TRY(gan_conv_whole_input_gemm(g, GAN_CONV_FORWARD, &m));
+        GAN_TRY(gemm_split(be, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, x, m.lda, w, m.ldb, 0.0f,
+                           y + e->offset, e->y_channels));
+        for (int i = 0; e->bias && i < g->n; i++)
+            for (int c = 0; c < g->c_out; c++)
+                cpu_bias_act_plane(y + (size_t)i * yc + e->offset + c, 1, e->bias[c], e->act, e->slope);
+        return GAN_OK;
+    }
     const cpu_backend_state *state = be->impl;
     const int chunk = conv_chunk(be, g);
-    const size_t P = conv_p(g), slice = thread_slice(be, g);
+    const size_t slice = thread_slice(be, g);
+    const bool pointwise = g->k_h == 1 && g->k_w == 1 && g->stride_h == 1 && g->stride_w == 1 &&
+                           g->pad_h == 0 && g->pad_w == 0;
     gan_status status = GAN_OK;
 #pragma omp parallel num_threads(state->threads)
     {
@@ -474,15 +504,45 @@ gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float
         for (int img0 = lo; img0 < hi; img0 += chunk) {
             int cnt = hi - img0 < chunk ? hi - img0 : chunk;
             int cols = (int)(cnt * P);
-            im2col(g, x, img0, cnt, 0, K, col);
-            float *out = cnt == 1 ? y + (size_t)img0 * g->c_out * P : ybuf;
+            /* one image of a 1x1 convolution: x [K, P] is its own col */
+            const float *in = pointwise && cnt == 1 ? x + (size_t)img0 * K * P : col;
+            if (in == col)
+                im2col(g, x, img0, cnt, 0, K, col);
+            float *out = cnt == 1 ? y + ((size_t)img0 * yc + (size_t)e->offset) * P : ybuf;
             gan_status_keep_first(&status, gan_blas_sgemm_this_thread(false, false, g->c_out, cols, K, 1.0f, w,
-                                                            K, col, cols, 0.0f, out, cols));
+                                                            K, in, cols, 0.0f, out, cols));
+            apply_epilogue(e, g->c_out, out, (size_t)cols, (size_t)cols);
             if (cnt > 1)
-                scatter_planes(ybuf, g->c_out, P, img0, cnt, y);
+                scatter_planes(ybuf, g->c_out, P, img0, cnt, y, e->y_channels, e->offset);
         }
     }
     return status;
+}
+
+gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
+                            const float *w, float *y, void *workspace)
+{
+    GAN_TRY(check_conv(be, g, "conv forward"));
+    if (!x || !w || !y || (!workspace && !whole_input_kernel(g)))
+        return gan_error(GAN_ERR_ARG, "cpu conv forward: NULL pointer");
+    const conv_epilogue plain = {g->c_out, 0, NULL, GAN_ACT_RELU, 0.0f};
+    return conv_forward_into(be, g, x, w, y, &plain, workspace);
+}
+
+gan_status cpu_conv_bias_act_forward(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                     const float *bias, gan_activation act, float slope, int y_channels,
+                                     int offset, float *y, void *workspace)
+{
+    GAN_TRY(check_conv(be, g, "conv + bias + activation"));
+    if (!x || !w || !bias || !y || (!workspace && !whole_input_kernel(g)))
+        return gan_error(GAN_ERR_ARG, "cpu conv + bias + activation: NULL pointer");
+    if (offset < 0 || (long)offset + g->c_out > y_channels)
+        return gan_error(GAN_ERR_ARG, "cpu conv + bias + activation: %d channels at %d do not fit %d", g->c_out,
+                         offset, y_channels);
+    if (act != GAN_ACT_RELU && act != GAN_ACT_LRELU && act != GAN_ACT_TANH && act != GAN_ACT_SIGMOID)
+        return gan_error(GAN_ERR_ARG, "cpu conv + bias + activation: unknown activation %d", (int)act);
+    const conv_epilogue e = {y_channels, offset, bias, act, slope};
+    return conv_forward_into(be, g, x, w, y, &e, workspace);
 }
 
 gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,

@@ -40,6 +40,30 @@ static inline float cpu_lrelu_backward(float x, float dy, float slope)
     return cpu_select_float(x > 0.0f, dy, dy * slope);
 }
 
+/* plane[count] = act(plane + b): bias_act_forward's per-plane loop, also the epilogue of
+ * conv_bias_act_forward (the same per-element math, so the fused op gives the same bits). */
+static inline void cpu_bias_act_plane(float *plane, size_t count, float b, gan_activation act, float slope)
+{
+    switch (act) {
+    case GAN_ACT_RELU:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = gan_relu_forward(plane[j] + b);
+        break;
+    case GAN_ACT_LRELU:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = cpu_lrelu_forward(plane[j] + b, slope);
+        break;
+    case GAN_ACT_TANH:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = gan_tanh_forward(plane[j] + b);
+        break;
+    case GAN_ACT_SIGMOID:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = gan_sigmoid_forward(plane[j] + b);
+        break;
+    }
+}
+
 /* be->impl of the CPU backend: settings fixed when it is created. */
 typedef struct cpu_backend_state {
     /* A convolution puts as many images into one GEMM as fit in this many bytes of workspace per
@@ -64,6 +88,9 @@ void cpu_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pa
                        size_t bytes);
 gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
                             const float *w, float *y, void *workspace);
+gan_status cpu_conv_bias_act_forward(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                     const float *bias, gan_activation act, float slope, int y_channels,
+                                     int offset, float *y, void *workspace);
 gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
                                   const float *w, float *dx, void *workspace);
 gan_status cpu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
@@ -143,5 +170,17 @@ gan_status cpu_advance_counts(gan_backend *be, gan_count_advance advance);
 static inline uint64_t cpu_count_value(gan_count c) { return (c.base ? *c.base : 0) + c.offset; }
 gan_status cpu_images_to_float(gan_backend *be, int n, int h, int w, int c, const uint8_t *nhwc,
                                float *nchw);
+
+/* cpu_eval.c: the evaluation ops (gan/backend.h), inference only */
+gan_status cpu_max_pool_forward(gan_backend *be, const gan_pool2d_geom *g, const float *x, float *y);
+gan_status cpu_avg_pool_forward(gan_backend *be, const gan_pool2d_geom *g, bool count_include_pad,
+                                const float *x, float *y);
+gan_status cpu_global_avg_pool(gan_backend *be, int n, int c, int hw, const float *x, float *y);
+gan_status cpu_copy_channels(gan_backend *be, int n, int c, int hw, const float *x, int y_channels,
+                             int offset, float *y);
+gan_status cpu_resize_bilinear(gan_backend *be, int n, int c, int h_in, int w_in, int h_out, int w_out,
+                               const float *x, float *y);
+gan_status cpu_bias_act_forward(gan_backend *be, int n, int c, int hw, const float *bias,
+                                gan_activation act, float slope, float *y);
 
 #endif

@@ -360,6 +360,42 @@ static gan_status cuda_images_to_float(gan_backend *be, int n, int h, int w, int
     return gan_cuda_images_to_float(gan_cuda_impl_of(be)->stream, n, h, w, c, nhwc, nchw);
 }
 
+/* ---- evaluation ops (kernels/eval.cuh) -------------------------------------------------------- */
+
+static gan_status cuda_max_pool_forward(gan_backend *be, const gan_pool2d_geom *g, const float *x, float *y)
+{
+    return gan_cuda_max_pool_forward(gan_cuda_impl_of(be)->stream, g, x, y);
+}
+
+static gan_status cuda_avg_pool_forward(gan_backend *be, const gan_pool2d_geom *g, bool count_include_pad,
+                                        const float *x, float *y)
+{
+    return gan_cuda_avg_pool_forward(gan_cuda_impl_of(be)->stream, g, count_include_pad, x, y);
+}
+
+static gan_status cuda_global_avg_pool(gan_backend *be, int n, int c, int hw, const float *x, float *y)
+{
+    return gan_cuda_global_avg_pool(gan_cuda_impl_of(be)->stream, n, c, hw, x, y);
+}
+
+static gan_status cuda_copy_channels(gan_backend *be, int n, int c, int hw, const float *x, int y_channels,
+                                     int offset, float *y)
+{
+    return gan_cuda_copy_channels(gan_cuda_impl_of(be)->stream, n, c, hw, x, y_channels, offset, y);
+}
+
+static gan_status cuda_resize_bilinear(gan_backend *be, int n, int c, int h_in, int w_in, int h_out, int w_out,
+                                       const float *x, float *y)
+{
+    return gan_cuda_resize_bilinear(gan_cuda_impl_of(be)->stream, n, c, h_in, w_in, h_out, w_out, x, y);
+}
+
+static gan_status cuda_bias_act_forward(gan_backend *be, int n, int c, int hw, const float *bias,
+                                        gan_activation act, float slope, float *y)
+{
+    return gan_cuda_bias_act_forward(gan_cuda_impl_of(be)->stream, n, c, hw, bias, act, slope, y);
+}
+
 /* ---- graphs ----------------------------------------------------------------------------------- */
 
 struct gan_graph {
@@ -587,6 +623,12 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .rng_uniform = cuda_rng_uniform,
         .advance_counts = cuda_advance_counts,
         .images_to_float = cuda_images_to_float,
+        .max_pool_forward = cuda_max_pool_forward,
+        .avg_pool_forward = cuda_avg_pool_forward,
+        .global_avg_pool = cuda_global_avg_pool,
+        .copy_channels = cuda_copy_channels,
+        .resize_bilinear = cuda_resize_bilinear,
+        .bias_act_forward = cuda_bias_act_forward,
         .capture_begin = cuda_capture_begin,
         .capture_end = cuda_capture_end,
         .graph_launch = cuda_graph_launch,

@@ -1,4 +1,4 @@
-/* The benchmarks of `gan bench ops|train|data` (src/bench/NAME.c, dispatched by
+/* The benchmarks of `gan bench ops|train|data|fid` (src/bench/NAME.c, dispatched by
  * src/cli/cmd_bench.c) and what they share (util.c): statistics (time with gan_now_s), the machine's peak measured in
  * the same run, the machine description, configs by name, and the geometry and FLOP count of a
  * model's layers. The comparison scripts and recorded results stay in bench/ at the top. */
@@ -21,6 +21,7 @@
 int gan_bench_ops(int argc, char **argv);
 int gan_bench_train(int argc, char **argv);
 int gan_bench_data(int argc, char **argv);
+int gan_bench_fid(int argc, char **argv);
 
 /* `gan bench train` under mpirun (train_dist.c): the data-parallel benchmark of CONFIG on the
  * process group `dist`, with gan bench train's options; returns the exit status (the caller ends

@@ -9,5 +9,6 @@ int gan_cmd_sample(int argc, char **argv);
 int gan_cmd_export(int argc, char **argv);
 int gan_cmd_prepare(int argc, char **argv);
 int gan_cmd_bench(int argc, char **argv);
+int gan_cmd_fid(int argc, char **argv);
 
 #endif

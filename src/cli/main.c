@@ -15,6 +15,8 @@ static void print_usage(FILE *out)
             "  gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy] [--noise Z.npy] [--seed S]\n"
             "  gan export CKPT [--format safetensors|onnx] -o FILE   the generator: PyTorch's names, or ONNX (opset 17)\n"
             "  gan prepare DATA -o FILE.npy --size S [--channels C]   decode + Resize/CenterCrop once into a uint8 cache\n"
+            "  gan fid A B [--weights FILE] [--device ...] [--batch N]   Frechet Inception Distance, as pytorch-fid\n"
+            "  gan fid --save-stats DATA -o STATS.npz          a set's FID statistics (pytorch-fid's .npz)\n"
             "  gan info [--no-bench]                 version, build, BLAS, threads, sgemm speed, CUDA\n"
             "  gan selftest [--device cuda] [section.key=value ...]   every CUDA op and one DCGAN-64 iteration vs the CPU\n"
             "  gan bench ops|train|data [...]        op, training-step and data benchmarks (gan bench --help)\n"
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
     if (!strcmp(command, "export"))
         return gan_cmd_export(argc - 1, argv + 1);
     if (!strcmp(command, "prepare")) return gan_cmd_prepare(argc - 1, argv + 1);
+    if (!strcmp(command, "fid"))
+        return gan_cmd_fid(argc - 1, argv + 1);
     if (!strcmp(command, "bench"))
         return gan_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(command, "selftest"))

@@ -666,6 +666,90 @@ cleanup:
     return status;
 }
 
+/* The evaluation ops at the FID Inception's shapes, smaller batches: every output element is the
+ * same fixed-order loop of the same per-element functions on both sides (no multiply-add left to
+ * contract: the resize rounds each product on its own), so all are held to be exact. */
+static gan_status check_eval_ops(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    static const struct {
+        const char *name;
+        gan_pool2d_geom g;
+    } pools[] = {
+        {"3x3 s2 [4,64,147,147]", {4, 64, 147, 147, 73, 73, 3, 3, 2, 2, 0, 0}},
+        {"3x3 s1 p1 [4,288,35,35]", {4, 288, 35, 35, 35, 35, 3, 3, 1, 1, 1, 1}},
+        {"3x3 s1 p1 [4,2048,8,8]", {4, 2048, 8, 8, 8, 8, 3, 3, 1, 1, 1, 1}},
+    };
+    pair x = {0}, y = {0}, bias = {0};
+    gan_status status = GAN_OK;
+    const size_t most = (size_t)4 * 64 * 147 * 147;
+    GAN_CHECK(pair_random(st, &x, most, -2.0f, 2.0f));
+    GAN_CHECK(pair_alloc(st, &y, most * sizeof(float)));
+    GAN_CHECK(pair_random(st, &bias, 2048, -0.5f, 0.5f));
+    for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++) {
+        const gan_pool2d_geom *g = &pools[i].g;
+        size_t out = (size_t)g->n * g->c * g->h_out * g->w_out;
+        char op[96];
+        snprintf(op, sizeof op, "max_pool %s", pools[i].name);
+        if (RUN_BOTH(st, op, be->max_pool_forward(be, g, SIDE(x), SIDE(y))))
+            GAN_CHECK(compare(st, op, &y, out, EXACT));
+        for (int include = 0; include < 2; include++) {
+            snprintf(op, sizeof op, "avg_pool %s %s", include ? "incl" : "excl", pools[i].name);
+            if (RUN_BOTH(st, op, be->avg_pool_forward(be, g, include, SIDE(x), SIDE(y))))
+                GAN_CHECK(compare(st, op, &y, out, EXACT));
+        }
+    }
+    if (RUN_BOTH(st, "global_avg_pool [40,2048,64]", be->global_avg_pool(be, 40, 2048, 64, SIDE(x), SIDE(y))))
+        GAN_CHECK(compare(st, "global_avg_pool [40,2048,64]", &y, (size_t)40 * 2048, EXACT));
+    GAN_CHECK(pair_sync_from_ref(st, &y));
+    if (RUN_BOTH(st, "copy_channels [8,64,1225] at 224 of 288",
+                 be->copy_channels(be, 8, 64, 1225, SIDE(x), 288, 224, SIDE(y))))
+        GAN_CHECK(compare(st, "copy_channels [8,64,1225] at 224 of 288", &y, (size_t)8 * 288 * 1225, EXACT));
+    if (RUN_BOTH(st, "resize_bilinear [8,3,28,28] -> 299", be->resize_bilinear(be, 8, 3, 28, 28, 299, 299, SIDE(x), SIDE(y))))
+        GAN_CHECK(compare(st, "resize_bilinear [8,3,28,28] -> 299", &y, (size_t)8 * 3 * 299 * 299, EXACT));
+    if (RUN_BOTH(st, "resize_bilinear [4,3,512,384] -> 299",
+                 be->resize_bilinear(be, 4, 3, 512, 384, 299, 299, SIDE(x), SIDE(y))))
+        GAN_CHECK(compare(st, "resize_bilinear [4,3,512,384] -> 299", &y, (size_t)4 * 3 * 299 * 299, EXACT));
+    static const struct { gan_activation act; const char *name; tolerance tol; } acts[] = {
+        {GAN_ACT_RELU, "bias_act relu [8,192,289]", {0.0, 0.0}},
+        {GAN_ACT_LRELU, "bias_act lrelu(0.2) [8,192,289]", {0.0, 0.0}},
+        {GAN_ACT_TANH, "bias_act tanh [8,192,289]", {1e-7, 1e-6}},
+    };
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        GAN_CHECK(pair_sync_from_ref(st, &x)); /* the same starting y on both sides */
+        if (RUN_BOTH(st, acts[i].name, be->bias_act_forward(be, 8, 192, 289, SIDE(bias), acts[i].act, 0.2f, SIDE(x))))
+            GAN_CHECK(compare(st, acts[i].name, &x, (size_t)8 * 192 * 289, acts[i].tol));
+    }
+    /* conv_bias_act_forward is optional: compared where both backends have it (the FID Inception
+     * runs conv, bias + ReLU and copy_channels apart where one has not) */
+    if (!st->ref->conv_bias_act_forward || !st->test->conv_bias_act_forward) {
+        if (st->report)
+            fprintf(st->report, "%-44s not in the %s backend: its callers run the ops apart\n", "conv_bias_act_forward",
+                    !st->test->conv_bias_act_forward ? st->test->name : st->ref->name);
+    } else {
+        gan_conv_geom g = conv_geom(4, 48, 35, 35, 64, 5, 1, 2);
+        const size_t out = (size_t)g.n * 288 * 35 * 35;
+        pair w = {0}, ws = {0};
+        GAN_CHECK(pair_random(st, &w, (size_t)64 * 48 * 25, -0.1f, 0.1f));
+        size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, &g), test_ws = st->test->conv_workspace_bytes(st->test, &g);
+        status = st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref);
+        if (status == GAN_OK)
+            status = st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test);
+        GAN_CHECK(pair_sync_from_ref(st, &y));
+        const char *op = "conv_bias_act_forward [4,48,35,35] k5 p2 at 64 of 288";
+        if (status == GAN_OK && RUN_BOTH(st, op, be->conv_bias_act_forward(be, &g, SIDE(x), SIDE(w), SIDE(bias), GAN_ACT_RELU,
+                                                                      0.0f, 288, 64, SIDE(y), SIDE_RAW(ws))))
+            status = compare(st, op, &y, out, st->tf32 ? TF32 : LONG_REDUCTION);
+        pair_free(st, &w);
+        pair_free(st, &ws);
+    }
+cleanup:
+    pair_free(st, &x);
+    pair_free(st, &y);
+    pair_free(st, &bias);
+    return status;
+}
+
 gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *report,
                             bool *all_within_tolerance)
 {
@@ -687,6 +771,7 @@ gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *rep
     gan_status (*const checks[])(selftest *) = {
         check_memory_ops, check_gemm, check_conv, check_bias, check_bn, check_activations,
         check_dropout_multiply, check_bce, check_adam, check_rng, check_counts, check_images,
+        check_eval_ops,
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         GAN_TRY(checks[i](&st));
