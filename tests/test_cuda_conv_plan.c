@@ -1,0 +1,533 @@
+/* How the CUDA backend chooses convolution algorithms (src/backend/cuda_conv.c), without a GPU:
+ * the module's own planning code runs against a scripted device. This program defines the
+ * cuDNN calls that time or run convolutions (cudnnFind*AlgorithmEx, the _v7 heuristics, the
+ * workspace queries, cudnnConvolution*), the CUDA memory and event calls, and the sub-pixel
+ * kernels' launchers; being the executable, its definitions take the place of the libraries'
+ * for libgan_cuda.so too (ELF interposition; the test is linked with --export-dynamic). cuDNN's
+ * real descriptor calls stay (they need no device). Checked:
+ *   - the fastest acceptable algorithm is taken: deterministic when asked, FMA math in fp32,
+ *     tensor-op math allowed in tf32, within the workspace budget;
+ *   - the sub-pixel backward-data is taken where it times faster (its inner convolution planned
+ *     on its own), GAN_CUDA_SUBPIXEL=always|never override, and at the call its pieces get
+ *     pointers inside the planned workspace and the inner convolution's descriptors;
+ *   - the choices exported and imported into a fresh backend are reused without any search;
+ *   - a geometry first seen at a call, or planned while capturing, is not searched;
+ *   - a whole-input convolution is one GEMM with gan_conv_whole_input_gemm's arguments;
+ *   - a malformed import changes nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_util.h"
+
+#ifndef GAN_HAVE_CUDA
+int main(void)
+{
+    printf("skipped: this build has no CUDA backend\n");
+    return TEST_SKIP_EXIT_CODE;
+}
+#else
+
+#include "backend/cuda_internal.h"
+#include "gan/conv_choices.h"
+
+/* ---- the scripted device -------------------------------------------------------------------- */
+
+typedef struct scripted {
+    int algo;
+    float ms;
+    size_t memory;
+    cudnnDeterminism_t determinism;
+    cudnnMathType_t math;
+} scripted;
+
+/* What each pass's timed search finds (fastest first, as cuDNN sorts them). Forward: a
+ * tensor-op algorithm fastest (tf32 only), then a non-deterministic FMA one, then deterministic
+ * FMA ones. */
+static const scripted FORWARD[] = {
+    {2, 0.05f, 0, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH},
+    {6, 0.10f, 1000, CUDNN_NON_DETERMINISTIC, CUDNN_FMA_MATH},
+    {1, 0.20f, 4096, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH},
+    {0, 0.50f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH},
+};
+static const scripted BACKWARD_DATA[] = {
+    {0, 0.30f, 0, CUDNN_NON_DETERMINISTIC, CUDNN_FMA_MATH},
+    {1, 1.00f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH},
+};
+static const scripted BACKWARD_FILTER[] = {
+    {3, 0.10f, 2048, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH},
+    {0, 0.40f, 0, CUDNN_NON_DETERMINISTIC, CUDNN_FMA_MATH},
+};
+/* The heuristics offer the plain ones, with no workspace. */
+static const scripted HEURISTIC[] = {{0, 0.0f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH}};
+
+static int find_calls, heuristic_calls, weights_calls, gather_calls, forward_calls, gemm_calls;
+static float subpixel_ms = 0.4f; /* per run, as the events will say */
+static size_t live_device_bytes;
+
+/* The workspace an algorithm needs: its scripted figure (the heuristic's 0 for unknown ones). */
+static size_t workspace_for(const scripted *list, int n, int algo)
+{
+    for (int i = 0; i < n; i++)
+        if (list[i].algo == algo && list[i].math == CUDNN_FMA_MATH)
+            return list[i].memory;
+    for (int i = 0; i < n; i++)
+        if (list[i].algo == algo)
+            return list[i].memory;
+    return 0;
+}
+
+#define FILL_PERF(list, perf, returned)                                                         \
+    do {                                                                                        \
+        int n_ = (int)(sizeof list / sizeof list[0]);                                           \
+        for (int i_ = 0; i_ < n_; i_++) {                                                       \
+            memset(&(perf)[i_], 0, sizeof (perf)[i_]);                                          \
+            (perf)[i_].algo = list[i_].algo;                                                    \
+            (perf)[i_].status = CUDNN_STATUS_SUCCESS;                                           \
+            (perf)[i_].time = list[i_].ms;                                                      \
+            (perf)[i_].memory = list[i_].memory;                                                \
+            (perf)[i_].determinism = list[i_].determinism;                                      \
+            (perf)[i_].mathType = list[i_].math;                                                \
+        }                                                                                       \
+        *(returned) = n_;                                                                       \
+    } while (0)
+
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t h, const cudnnTensorDescriptor_t xd,
+                                                     const void *x, const cudnnFilterDescriptor_t wd,
+                                                     const void *w, const cudnnConvolutionDescriptor_t cd,
+                                                     const cudnnTensorDescriptor_t yd, void *y, const int req,
+                                                     int *returned, cudnnConvolutionFwdAlgoPerf_t *perf,
+                                                     void *ws, size_t ws_bytes)
+{
+    find_calls++;
+    FILL_PERF(FORWARD, perf, returned);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(
+    cudnnHandle_t h, const cudnnFilterDescriptor_t wd, const void *w, const cudnnTensorDescriptor_t dyd,
+    const void *dy, const cudnnConvolutionDescriptor_t cd, const cudnnTensorDescriptor_t dxd, void *dx,
+    const int req, int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf, void *ws, size_t ws_bytes)
+{
+    find_calls++;
+    FILL_PERF(BACKWARD_DATA, perf, returned);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(
+    cudnnHandle_t h, const cudnnTensorDescriptor_t xd, const void *x, const cudnnTensorDescriptor_t dyd,
+    const void *dy, const cudnnConvolutionDescriptor_t cd, const cudnnFilterDescriptor_t dwd, void *dw,
+    const int req, int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf, void *ws, size_t ws_bytes)
+{
+    find_calls++;
+    FILL_PERF(BACKWARD_FILTER, perf, returned);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, const cudnnTensorDescriptor_t xd,
+                                                     const cudnnFilterDescriptor_t wd,
+                                                     const cudnnConvolutionDescriptor_t cd,
+                                                     const cudnnTensorDescriptor_t yd, const int req,
+                                                     int *returned, cudnnConvolutionFwdAlgoPerf_t *perf)
+{
+    heuristic_calls++;
+    FILL_PERF(HEURISTIC, perf, returned);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, const cudnnFilterDescriptor_t wd,
+                                                          const cudnnTensorDescriptor_t dyd,
+                                                          const cudnnConvolutionDescriptor_t cd,
+                                                          const cudnnTensorDescriptor_t dxd, const int req,
+                                                          int *returned,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t *perf)
+{
+    heuristic_calls++;
+    FILL_PERF(HEURISTIC, perf, returned);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t h, const cudnnTensorDescriptor_t xd,
+                                                            const cudnnTensorDescriptor_t dyd,
+                                                            const cudnnConvolutionDescriptor_t cd,
+                                                            const cudnnFilterDescriptor_t dwd, const int req,
+                                                            int *returned,
+                                                            cudnnConvolutionBwdFilterAlgoPerf_t *perf)
+{
+    heuristic_calls++;
+    FILL_PERF(HEURISTIC, perf, returned);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, const cudnnTensorDescriptor_t xd,
+                                                      const cudnnFilterDescriptor_t wd,
+                                                      const cudnnConvolutionDescriptor_t cd,
+                                                      const cudnnTensorDescriptor_t yd,
+                                                      cudnnConvolutionFwdAlgo_t algo, size_t *bytes)
+{
+    *bytes = workspace_for(FORWARD, 4, (int)algo);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t h, const cudnnFilterDescriptor_t wd,
+                                                           const cudnnTensorDescriptor_t dyd,
+                                                           const cudnnConvolutionDescriptor_t cd,
+                                                           const cudnnTensorDescriptor_t dxd,
+                                                           cudnnConvolutionBwdDataAlgo_t algo, size_t *bytes)
+{
+    *bytes = workspace_for(BACKWARD_DATA, 2, (int)algo);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t h, const cudnnTensorDescriptor_t xd,
+                                                             const cudnnTensorDescriptor_t dyd,
+                                                             const cudnnConvolutionDescriptor_t cd,
+                                                             const cudnnFilterDescriptor_t dwd,
+                                                             cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes)
+{
+    *bytes = workspace_for(BACKWARD_FILTER, 2, (int)algo);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* The sub-pixel call's pieces: where they write must lie inside the planned workspace. */
+static const char *call_workspace;
+static size_t call_workspace_bytes;
+static bool inside(const void *p, size_t bytes)
+{
+    const char *c = p;
+    return call_workspace && c >= call_workspace && c + bytes <= call_workspace + call_workspace_bytes;
+}
+static int forward_y_dims[4];
+static bool forward_y_inside, forward_ws_inside;
+
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
+                                      const void *x, const cudnnFilterDescriptor_t wd, const void *w,
+                                      const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo,
+                                      void *ws, size_t ws_bytes, const void *beta,
+                                      const cudnnTensorDescriptor_t yd, void *y)
+{
+    forward_calls++;
+    cudnnDataType_t type;
+    int sn, sc, sh, sw;
+    cudnnGetTensor4dDescriptor(yd, &type, &forward_y_dims[0], &forward_y_dims[1], &forward_y_dims[2],
+                               &forward_y_dims[3], &sn, &sc, &sh, &sw);
+    size_t y_bytes = (size_t)forward_y_dims[0] * forward_y_dims[1] * forward_y_dims[2] *
+                     forward_y_dims[3] * sizeof(float);
+    forward_y_inside = inside(y, y_bytes);
+    forward_ws_inside = ws_bytes == 0 || inside(ws, ws_bytes);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, const cudnnFilterDescriptor_t wd,
+                                           const void *w, const cudnnTensorDescriptor_t dyd, const void *dy,
+                                           const cudnnConvolutionDescriptor_t cd,
+                                           cudnnConvolutionBwdDataAlgo_t algo, void *ws, size_t ws_bytes,
+                                           const void *beta, const cudnnTensorDescriptor_t dxd, void *dx)
+{
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
+                                             const void *x, const cudnnTensorDescriptor_t dyd, const void *dy,
+                                             const cudnnConvolutionDescriptor_t cd,
+                                             cudnnConvolutionBwdFilterAlgo_t algo, void *ws, size_t ws_bytes,
+                                             const void *beta, const cudnnFilterDescriptor_t dwd, void *dw)
+{
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static bool weights_inside, gather_read_inside;
+
+gan_status gan_cuda_subpixel_weights(cudaStream_t s, int co, int ci, const float *w, float *w2)
+{
+    weights_calls++;
+    weights_inside = inside(w2, (size_t)16 * co * ci * sizeof(float));
+    return GAN_OK;
+}
+
+gan_status gan_cuda_subpixel_gather(cudaStream_t s, int n, int ci, int h_out, int w_out, const float *y2,
+                                    float *dx)
+{
+    gather_calls++;
+    gather_read_inside = inside(y2, (size_t)n * 4 * ci * (h_out + 1) * (w_out + 1) * sizeof(float));
+    return GAN_OK;
+}
+
+/* Device memory: host memory here, counted so that the search is seen to free its buffers. */
+cudaError_t cudaMalloc(void **p, size_t bytes)
+{
+    size_t *block = malloc(bytes + sizeof(size_t));
+    if (!block)
+        return cudaErrorMemoryAllocation;
+    block[0] = bytes;
+    live_device_bytes += bytes;
+    *p = block + 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p)
+{
+    if (p) {
+        size_t *block = (size_t *)p - 1;
+        live_device_bytes -= block[0];
+        free(block);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t bytes)
+{
+    memset(p, value, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { return cudaSuccess; }
+cudaError_t cudaGetLastError(void) { return cudaSuccess; }
+cudaError_t cudaEventCreate(cudaEvent_t *e)
+{
+    *e = (cudaEvent_t)malloc(1);
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e)
+{
+    free(e);
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return cudaSuccess; }
+/* The sub-pixel timing runs the form five times between its two events. */
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
+{
+    *ms = 5.0f * subpixel_ms;
+    return cudaSuccess;
+}
+
+/* ---- a backend around the module's convolution functions ------------------------------------ */
+
+static gan_conv_gemm last_gemm;
+
+static bool same_gemm(const gan_conv_gemm *a, const gan_conv_gemm *b)
+{
+    return a->trans_a == b->trans_a && a->trans_b == b->trans_b && a->m == b->m && a->n == b->n &&
+           a->k == b->k && a->lda == b->lda && a->ldb == b->ldb && a->ldc == b->ldc;
+}
+static gan_status fake_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                            const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    gemm_calls++;
+    last_gemm = (gan_conv_gemm){trans_a, trans_b, m, n, k, lda, ldb, ldc};
+    return GAN_OK;
+}
+
+typedef struct fake_backend {
+    gan_backend be;
+    gan_cuda_impl impl;
+} fake_backend;
+
+static void open_fake(fake_backend *f, gan_precision precision, bool deterministic, size_t budget)
+{
+    memset(f, 0, sizeof *f);
+    f->impl.precision = precision;
+    f->impl.deterministic = deterministic;
+    f->impl.workspace_budget_bytes = budget;
+    f->impl.compute_capability_major = 9;
+    f->impl.compute_capability_minor = 0;
+    f->impl.cudnn_version = 91000;
+    snprintf(f->impl.gpu_name, sizeof f->impl.gpu_name, "Scripted GPU");
+    f->be.impl = &f->impl;
+    f->be.gemm = fake_gemm;
+}
+
+static void close_fake(fake_backend *f) { gan_cuda_conv_plans_clear(&f->impl); }
+
+static void describe(fake_backend *f, const gan_conv_geom *g, gan_conv_pass pass, char *out, size_t bytes)
+{
+    gan_cuda_conv_describe(&f->be, g, pass, out, bytes);
+}
+
+static bool says(fake_backend *f, const gan_conv_geom *g, gan_conv_pass pass, const char *words)
+{
+    char text[256];
+    describe(f, g, pass, text, sizeof text);
+    bool yes = strstr(text, words) != NULL;
+    if (!yes)
+        fprintf(stderr, "  %s: \"%s\" lacks \"%s\"\n", gan_conv_pass_name(pass), text, words);
+    return yes;
+}
+
+/* D's 16x16 -> 8x8 layer at batch 4 (kernel 4, stride 2, pad 1: the sub-pixel form applies). */
+static const gan_conv_geom K4S2 = {.n = 4, .c_in = 8, .h_in = 16, .w_in = 16, .c_out = 16, .h_out = 8,
+                                   .w_out = 8, .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2,
+                                   .pad_h = 1, .pad_w = 1};
+static const gan_conv_geom WHOLE = {.n = 4, .c_in = 16, .h_in = 4, .w_in = 4, .c_out = 1, .h_out = 1,
+                                    .w_out = 1, .k_h = 4, .k_w = 4, .stride_h = 1, .stride_w = 1};
+
+static const size_t BUDGET = 64u << 20;
+
+static void test_deterministic_fp32(char **exported)
+{
+    fake_backend f;
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    find_calls = heuristic_calls = 0;
+    subpixel_ms = 0.4f; /* faster than the deterministic ALGO_1's 1.0 ms */
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    CHECK(find_calls >= 3 && heuristic_calls == 0);
+    CHECK(live_device_bytes == 0); /* the search's buffers are freed */
+    /* forward: not the tensor-op one (fp32), not the non-deterministic one */
+    CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "IMPLICIT_PRECOMP_GEMM fma"));
+    CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "measured 0.2000 ms"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "subpixel (inner IMPLICIT_PRECOMP_GEMM)"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "measured 0.4000 ms"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "ALGO_3 fma"));
+    /* The workspace: the largest pass, here the sub-pixel scratch (w2, y2) plus its inner
+     * forward's 4096 bytes. */
+    size_t scratch = (gan_conv_subpixel_scratch_floats(&K4S2) * sizeof(float) + 255) / 256 * 256;
+    CHECK_MSG(bytes == scratch + 4096, "workspace %zu, want %zu", bytes, scratch + 4096);
+
+    /* The call: weights kernel, the inner forward into y2, gather; all inside the workspace. */
+    char *ws = malloc(bytes);
+    call_workspace = ws;
+    call_workspace_bytes = bytes;
+    weights_calls = gather_calls = forward_calls = 0;
+    CHECK_OK(gan_cuda_conv_backward_data(&f.be, &K4S2, (const float *)0x1000, (const float *)0x2000,
+                                         (float *)0x3000, ws));
+    CHECK(weights_calls == 1 && forward_calls == 1 && gather_calls == 1);
+    CHECK(weights_inside && gather_read_inside && forward_y_inside && forward_ws_inside);
+    CHECK_MSG(forward_y_dims[0] == 4 && forward_y_dims[1] == 4 * 8 && forward_y_dims[2] == 9 &&
+                  forward_y_dims[3] == 9,
+              "inner y [%d, %d, %d, %d]", forward_y_dims[0], forward_y_dims[1], forward_y_dims[2],
+              forward_y_dims[3]);
+    /* Without a workspace the call refuses. */
+    CHECK_FAILS_WITH(gan_cuda_conv_backward_data(&f.be, &K4S2, NULL, NULL, NULL, NULL), GAN_ERR_ARG,
+                     "workspace");
+    call_workspace = NULL;
+    free(ws);
+
+    CHECK_OK(gan_cuda_conv_choices_export(&f.be, exported));
+    CHECK(*exported && strstr(*exported, "algo=subpixel") && strstr(*exported, "gpu=\"Scripted GPU\""));
+    gan_conv_choices list = {0};
+    CHECK_OK(gan_conv_choices_parse(*exported, "export", &list));
+    CHECK_MSG(list.count == 6, "%d choices exported: the geometry's 3 and its inner convolution's 3",
+              list.count);
+    gan_conv_choices_free(&list);
+    close_fake(&f);
+}
+
+static void test_stored(const char *exported)
+{
+    fake_backend f;
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    CHECK_OK(gan_cuda_conv_choices_import(&f.be, exported, "test"));
+    find_calls = heuristic_calls = 0;
+    subpixel_ms = 9.0f; /* would lose a new timing: the stored choice must not be timed again */
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    CHECK_MSG(find_calls == 0 && heuristic_calls == 0, "%d searches, %d heuristic queries", find_calls,
+              heuristic_calls);
+    CHECK(live_device_bytes == 0);
+    CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "IMPLICIT_PRECOMP_GEMM fma"));
+    CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "stored"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "subpixel"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "stored"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
+    close_fake(&f);
+
+    /* Another precision is another key: searched again. */
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    CHECK_OK(gan_cuda_conv_choices_import(&f.be, exported, "test"));
+    find_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    CHECK(find_calls >= 3);
+    /* tf32: the tensor-op forward is acceptable and fastest */
+    CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "GEMM tensor-op"));
+    close_fake(&f);
+
+    /* A malformed text is refused and changes nothing. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    char *bad = malloc(strlen(exported) + 32);
+    sprintf(bad, "%sgpu=\"x\" cc=broken\n", exported);
+    CHECK_FAILS_WITH(gan_cuda_conv_choices_import(&f.be, bad, "bad.txt"), GAN_ERR_FORMAT, "bad.txt");
+    CHECK(f.impl.choices.count == 0);
+    free(bad);
+    close_fake(&f);
+}
+
+static void test_other_modes(void)
+{
+    fake_backend f;
+    /* Not deterministic: the fastest of all (forward WINOGRAD, backward-data ALGO_0 at
+     * 0.3 ms beats the sub-pixel form's 0.4). */
+    open_fake(&f, GAN_PRECISION_FP32, false, BUDGET);
+    subpixel_ms = 0.4f;
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "WINOGRAD fma"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "ALGO_0 fma"));
+    close_fake(&f);
+
+    /* GAN_CUDA_SUBPIXEL overrides the timing both ways. */
+    setenv("GAN_CUDA_SUBPIXEL", "always", 1);
+    open_fake(&f, GAN_PRECISION_FP32, false, BUDGET);
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "subpixel"));
+    close_fake(&f);
+    setenv("GAN_CUDA_SUBPIXEL", "never", 1);
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "ALGO_1 fma"));
+    close_fake(&f);
+    unsetenv("GAN_CUDA_SUBPIXEL");
+
+    /* A budget of 2 KiB: the 4 KiB forward and the sub-pixel scratch do not fit. */
+    open_fake(&f, GAN_PRECISION_FP32, true, 2048);
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "IMPLICIT_GEMM fma"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "ALGO_1"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
+    CHECK_MSG(bytes == 2048, "workspace %zu", bytes);
+    close_fake(&f);
+
+    /* First seen at a call: no search, the heuristics within no workspace. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    find_calls = heuristic_calls = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &K4S2, (const float *)0x1000, (const float *)0x2000,
+                                   (float *)0x3000, NULL));
+    CHECK(find_calls == 0 && heuristic_calls == 3);
+    CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "heuristic"));
+    close_fake(&f);
+
+    /* Planned while a graph is captured: nothing allocated, no search. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    f.impl.capturing = true;
+    find_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    CHECK(find_calls == 0 && live_device_bytes == 0);
+    close_fake(&f);
+
+    /* A whole-input convolution is one GEMM per pass, no cuDNN, no workspace. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    find_calls = heuristic_calls = gemm_calls = 0;
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &WHOLE) == 0);
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &WHOLE, (const float *)0x1000, (const float *)0x2000,
+                                   (float *)0x3000, NULL));
+    gan_conv_gemm want;
+    CHECK_OK(gan_conv_whole_input_gemm(&WHOLE, GAN_CONV_FORWARD, &want));
+    CHECK(gemm_calls == 1 && same_gemm(&last_gemm, &want));
+    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &WHOLE, (const float *)0x1000, (const float *)0x2000,
+                                           1.0f, (float *)0x3000, NULL));
+    CHECK_OK(gan_conv_whole_input_gemm(&WHOLE, GAN_CONV_BACKWARD_FILTER, &want));
+    CHECK(gemm_calls == 2 && same_gemm(&last_gemm, &want));
+    CHECK(find_calls == 0 && heuristic_calls == 0);
+    CHECK(says(&f, &WHOLE, GAN_CONV_FORWARD, "cublas sgemm (whole-input kernel)"));
+    close_fake(&f);
+}
+
+int main(void)
+{
+    char *exported = NULL;
+    test_deterministic_fp32(&exported);
+    if (exported)
+        test_stored(exported);
+    free(exported);
+    test_other_modes();
+    return test_finish();
+}
+#endif
