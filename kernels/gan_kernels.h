@@ -88,6 +88,13 @@ gan_status gan_cuda_subpixel_weights(cudaStream_t cuda_stream, int co, int ci, c
 gan_status gan_cuda_subpixel_gather(cudaStream_t cuda_stream, int n, int ci, int h_out, int w_out,
                                     const float *y2, float *dx);
 
+/* The im2col form of a backward-filter (gan/cuda_args.h; kernels/im2col.cuh). col [K, P] from
+ * x [n, ci, H, W] of g (K = ci kh kw, P = n Ho Wo): col[(c*kh + i)*kw + j, (m*Ho + oh)*Wo + ow] =
+ * x[m, c, oh*sh - ph + i, ow*sw - pw + j], 0 in the padding; col is overwritten entirely. */
+gan_status gan_cuda_im2col(cudaStream_t cuda_stream, const gan_conv_geom *g, const float *x, float *col);
+/* y [c, n hw] from x [n, c, hw]: y[o, m*hw + p] = x[m, o, p]. */
+gan_status gan_cuda_channels_first(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, float *y);
+
 /* No activation fused into a batch norm (`act` otherwise holds GAN_ACT_RELU or GAN_ACT_LRELU). */
 #define GAN_FUSED_NONE (-1)
 

@@ -16,6 +16,7 @@
 #include "common.cuh"
 #include "elementwise.cuh"
 #include "eval.cuh"
+#include "im2col.cuh"
 #include "norm.cuh"
 #include "random.cuh"
 #include "reduce.cuh"
@@ -195,6 +196,31 @@ gan_status gan_cuda_subpixel_gather(cudaStream_t cuda_stream, int n, int ci, int
     size_t count = (size_t)n * (size_t)ci * (2 * (size_t)h_out) * (2 * (size_t)w_out);
     return launch_elementwise("subpixel_gather", gan_subpixel_gather_kernel, count, cuda_stream,
                               count, (size_t)ci, (size_t)h_out, (size_t)w_out, y2, dx);
+}
+
+gan_status gan_cuda_im2col(cudaStream_t cuda_stream, const gan_conv_geom *g, const float *x, float *col)
+{
+    if (g->n < 0 || g->c_in < 0 || g->h_in < 0 || g->w_in < 0 || g->h_out < 0 || g->w_out < 0 || g->k_h < 0 ||
+        g->k_w < 0 || g->stride_h < 1 || g->stride_w < 1 || g->pad_h < 0 || g->pad_w < 0)
+        return gan_error(GAN_ERR_ARG, "im2col: bad geometry x [%d, %d, %d, %d], kernel %dx%d, stride %dx%d, pad %dx%d",
+                         g->n, g->c_in, g->h_in, g->w_in, g->k_h, g->k_w, g->stride_h, g->stride_w, g->pad_h,
+                         g->pad_w);
+    gan_im2col_shape s;
+    s.ci = (size_t)g->c_in, s.h = (size_t)g->h_in, s.w = (size_t)g->w_in;
+    s.kh = (size_t)g->k_h, s.kw = (size_t)g->k_w, s.ho = (size_t)g->h_out, s.wo = (size_t)g->w_out;
+    s.sh = (size_t)g->stride_h, s.sw = (size_t)g->stride_w, s.ph = g->pad_h, s.pw = g->pad_w;
+    s.p = (size_t)g->n * s.ho * s.wo;
+    size_t count = s.ci * s.kh * s.kw * s.p; /* col [K, P] */
+    return launch_elementwise("im2col", gan_im2col_kernel, count, cuda_stream, count, s, x, col);
+}
+
+gan_status gan_cuda_channels_first(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, float *y)
+{
+    if (n < 0 || c < 0 || hw < 0)
+        return gan_error(GAN_ERR_ARG, "channels_first: negative shape [%d, %d, %d]", n, c, hw);
+    size_t count = (size_t)n * (size_t)c * (size_t)hw;
+    return launch_elementwise("channels_first", gan_channels_first_kernel, count, cuda_stream, count, (size_t)n,
+                              (size_t)c, (size_t)hw, x, y);
 }
 
 static gan_status check_bn_shape(const char *op, int n, int c, int hw)

@@ -53,10 +53,15 @@ static void test_round_trip(void)
     c.algo = GAN_CONV_ALGO_SUBPIXEL;
     c.geom.n = 128;
     c.ms = 1.5;
+    gan_conv_choice d = sample_choice();
+    d.pass = GAN_CONV_BACKWARD_FILTER;
+    d.algo = GAN_CONV_ALGO_IM2COL;
+    d.geom.c_in = 3;
     CHECK_OK(gan_conv_choices_put(&list, &a));
     CHECK_OK(gan_conv_choices_put(&list, &b));
     CHECK_OK(gan_conv_choices_put(&list, &c));
-    CHECK(list.count == 3);
+    CHECK_OK(gan_conv_choices_put(&list, &d));
+    CHECK(list.count == 4);
 
     char *text = NULL;
     CHECK_OK(gan_conv_choices_format(&list, &text));
@@ -64,10 +69,11 @@ static void test_round_trip(void)
                                "deterministic=true n=64 x=128x16x16 y=256x8x8 k=4x4 s=2x2 p=1x1 "
                                "pass=backward-data algo=1 math=fma workspace=4096 ms=0.0213\n"));
     CHECK(text && strstr(text, "algo=subpixel"));
+    CHECK(text && strstr(text, "pass=backward-filter algo=im2col math=fma"));
     gan_conv_choices back = {0};
     CHECK_OK(gan_conv_choices_parse(text, "round trip", &back));
-    CHECK(back.count == 3);
-    for (int i = 0; i < back.count && i < 3; i++)
+    CHECK(back.count == 4);
+    for (int i = 0; i < back.count && i < 4; i++)
         CHECK_MSG(choices_equal(&back.items[i], &list.items[i]), "choice %d changed in the text", i);
     free(text);
     gan_conv_choices_free(&back);
@@ -166,6 +172,8 @@ static void test_malformed(void)
     check_refused(" cc=9.0", "  cc=9.0", "cc");            /* two spaces */
     check_refused(" cc=9.0 cudnn=91002", " cudnn=91002 cc=9.0", "cc"); /* order */
     check_refused(" pass=backward-data algo=1", " pass=forward algo=subpixel", "algo");
+    check_refused(" pass=backward-data algo=1", " pass=backward-data algo=im2col", "algo");
+    check_refused("algo=1", "algo=im2co", "algo");
 
     /* Comments, empty lines and CRLF are fine; a NUL ends the text. */
     gan_conv_choices list = {0};

@@ -220,6 +220,50 @@ static void check_whole_input(const char *name, const gan_conv_geom *g, const fl
     free(got);
 }
 
+/* The im2col backward-filter (gan_conv_im2col_filter_*): col and dyt built on the host by the
+ * layouts gan/cuda_args.h states, then its GEMM as the CUDA backend calls cuBLAS, against the
+ * convolution reference's dw (beta 0, then beta 1 onto it). */
+static void check_im2col_filter(const char *name, const gan_conv_geom *g, const float *x,
+                                const float *dy, const float *ref_dw, size_t w_count)
+{
+    CHECK_MSG(gan_conv_im2col_filter_applies(g), "%s: the im2col backward-filter does not apply", name);
+    const size_t k = (size_t)g->c_in * g->k_h * g->k_w, p = (size_t)g->n * g->h_out * g->w_out;
+    const size_t at = gan_conv_im2col_filter_dyt_offset_floats(g);
+    CHECK(at % 64 == 0 && at >= k * p && at < k * p + 64);
+    CHECK(gan_conv_im2col_filter_scratch_floats(g) == at + (size_t)g->c_out * p);
+    float *scratch = malloc(gan_conv_im2col_filter_scratch_floats(g) * sizeof *scratch);
+    float *col = scratch, *dyt = scratch + at;
+    for (int m = 0; m < g->n; m++)
+        for (int c = 0; c < g->c_in; c++)
+            for (int i = 0; i < g->k_h; i++)
+                for (int j = 0; j < g->k_w; j++)
+                    for (int oh = 0; oh < g->h_out; oh++)
+                        for (int ow = 0; ow < g->w_out; ow++) {
+                            int ih = oh * g->stride_h - g->pad_h + i, iw = ow * g->stride_w - g->pad_w + j;
+                            size_t row = ((size_t)c * g->k_h + i) * g->k_w + j;
+                            size_t column = ((size_t)m * g->h_out + oh) * g->w_out + ow;
+                            bool in = ih >= 0 && iw >= 0 && ih < g->h_in && iw < g->w_in;
+                            col[row * p + column] =
+                                in ? x[(((size_t)m * g->c_in + c) * g->h_in + ih) * g->w_in + iw] : 0.0f;
+                        }
+    const size_t hw = (size_t)g->h_out * g->w_out;
+    for (int m = 0; m < g->n; m++)
+        for (int o = 0; o < g->c_out; o++)
+            for (size_t q = 0; q < hw; q++)
+                dyt[(size_t)o * p + m * hw + q] = dy[((size_t)m * g->c_out + o) * hw + q];
+    gan_conv_gemm mm;
+    CHECK_OK(gan_conv_im2col_filter_gemm(g, &mm));
+    float *got = malloc(w_count * sizeof *got);
+    gemm_as_cublas(&mm, dyt, col, 0.0f, got);
+    CHECK_ALLCLOSE(label(name, "im2col backward filter beta=0"), got, ref_dw, w_count, 1e-5, 1e-5);
+    gemm_as_cublas(&mm, dyt, col, 1.0f, got);
+    for (size_t i = 0; i < w_count; i++)
+        got[i] *= 0.5f;
+    CHECK_ALLCLOSE(label(name, "im2col backward filter beta=1"), got, ref_dw, w_count, 1e-5, 1e-5);
+    free(got);
+    free(scratch);
+}
+
 static void test_conv_case(gan_conv_geom g)
 {
     gan_cuda_conv_args args;
@@ -268,12 +312,16 @@ static void test_conv_case(gan_conv_geom g)
     blend(ref, acc, w_count, 1.0f, 0.0f);
     CHECK_OK(cpu->conv_backward_filter(cpu, &g, x, dy, 0.0f, got, ws));
     CHECK_ALLCLOSE(label(name, "conv backward filter beta=0"), got, ref, w_count, 1e-5, 1e-5);
-    if (gan_conv_is_whole_input(&g))
+    if (gan_conv_is_whole_input(&g)) {
         check_whole_input(name, &g, x, w, dy, ref_y, ref_dx, ref, x_count, y_count, w_count);
-    else {
+        gan_conv_gemm m;
+        CHECK(!gan_conv_im2col_filter_applies(&g) && gan_conv_im2col_filter_scratch_floats(&g) == 0);
+        CHECK_FAILS_WITH(gan_conv_im2col_filter_gemm(&g, &m), GAN_ERR_ARG, "im2col");
+    } else {
         gan_conv_gemm m;
         CHECK_FAILS_WITH(gan_conv_whole_input_gemm(&g, GAN_CONV_FORWARD, &m), GAN_ERR_ARG,
                          "whole input");
+        check_im2col_filter(name, &g, x, dy, ref, w_count);
     }
     free(ref_y);
     free(ref_dx);

@@ -10,6 +10,9 @@
  *   - the sub-pixel backward-data is taken where it times faster (its inner convolution planned
  *     on its own), GAN_CUDA_SUBPIXEL=always|never override, and at the call its pieces get
  *     pointers inside the planned workspace and the inner convolution's descriptors;
+ *   - the im2col backward-filter is taken where it times faster, GAN_CUDA_IM2COL=always|never
+ *     override, and at the call its two kernels write inside the planned workspace and its GEMM
+ *     gets gan_conv_im2col_filter_gemm's arguments on those pointers, with the caller's beta;
  *   - the choices exported and imported into a fresh backend are reused without any search;
  *   - a geometry first seen at a call, or planned while capturing, is not searched;
  *   - a whole-input convolution is one GEMM with gan_conv_whole_input_gemm's arguments;
@@ -63,6 +66,9 @@ static const scripted HEURISTIC[] = {{0, 0.0f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA
 
 static int find_calls, heuristic_calls, weights_calls, gather_calls, forward_calls, gemm_calls;
 static float subpixel_ms = 0.4f; /* per run, as the events will say */
+static float im2col_ms = 1.0f;   /* slower than ALGO_3's 0.10 unless a test says otherwise */
+static bool last_run_im2col;     /* which form the events are timing */
+static int im2col_calls, channels_first_calls;
 static size_t live_device_bytes;
 
 /* The workspace an algorithm needs: its scripted figure (the heuristic's 0 for unknown ones). */
@@ -241,6 +247,7 @@ static bool weights_inside, gather_read_inside;
 gan_status gan_cuda_subpixel_weights(cudaStream_t s, int co, int ci, const float *w, float *w2)
 {
     weights_calls++;
+    last_run_im2col = false;
     weights_inside = inside(w2, (size_t)16 * co * ci * sizeof(float));
     return GAN_OK;
 }
@@ -250,6 +257,26 @@ gan_status gan_cuda_subpixel_gather(cudaStream_t s, int n, int ci, int h_out, in
 {
     gather_calls++;
     gather_read_inside = inside(y2, (size_t)n * 4 * ci * (h_out + 1) * (w_out + 1) * sizeof(float));
+    return GAN_OK;
+}
+
+static bool im2col_inside, channels_first_inside;
+static const void *im2col_col, *channels_first_y;
+
+gan_status gan_cuda_im2col(cudaStream_t s, const gan_conv_geom *g, const float *x, float *col)
+{
+    im2col_calls++;
+    last_run_im2col = true;
+    im2col_col = col;
+    im2col_inside = inside(col, (size_t)g->c_in * g->k_h * g->k_w * g->n * g->h_out * g->w_out * sizeof(float));
+    return GAN_OK;
+}
+
+gan_status gan_cuda_channels_first(cudaStream_t s, int n, int c, int hw, const float *x, float *y)
+{
+    channels_first_calls++;
+    channels_first_y = y;
+    channels_first_inside = inside(y, (size_t)n * c * hw * sizeof(float));
     return GAN_OK;
 }
 
@@ -295,16 +322,18 @@ cudaError_t cudaEventDestroy(cudaEvent_t e)
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { return cudaSuccess; }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) { return cudaSuccess; }
-/* The sub-pixel timing runs the form five times between its two events. */
+/* A form's timing runs it five times between its two events. */
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
 {
-    *ms = 5.0f * subpixel_ms;
+    *ms = 5.0f * (last_run_im2col ? im2col_ms : subpixel_ms);
     return cudaSuccess;
 }
 
 /* ---- a backend around the module's convolution functions ------------------------------------ */
 
 static gan_conv_gemm last_gemm;
+static const float *last_gemm_a, *last_gemm_b;
+static float last_gemm_beta;
 
 static bool same_gemm(const gan_conv_gemm *a, const gan_conv_gemm *b)
 {
@@ -316,6 +345,9 @@ static gan_status fake_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, 
 {
     gemm_calls++;
     last_gemm = (gan_conv_gemm){trans_a, trans_b, m, n, k, lda, ldb, ldc};
+    last_gemm_a = a;
+    last_gemm_b = b;
+    last_gemm_beta = beta;
     return GAN_OK;
 }
 
@@ -336,6 +368,7 @@ static void open_fake(fake_backend *f, gan_precision precision, bool determinist
     snprintf(f->impl.gpu_name, sizeof f->impl.gpu_name, "Scripted GPU");
     f->be.impl = &f->impl;
     f->be.gemm = fake_gemm;
+    f->impl.backend = &f->be;
 }
 
 static void close_fake(fake_backend *f) { gan_cuda_conv_plans_clear(&f->impl); }
@@ -520,6 +553,102 @@ static void test_other_modes(void)
     close_fake(&f);
 }
 
+/* The image's first layer, 3 channels (the im2col backward-filter's case). */
+static const gan_conv_geom RGB = {.n = 4, .c_in = 3, .h_in = 16, .w_in = 16, .c_out = 8, .h_out = 8,
+                                  .w_out = 8, .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2,
+                                  .pad_h = 1, .pad_w = 1};
+
+static void test_im2col(void)
+{
+    fake_backend f;
+    /* Faster than ALGO_3's 0.10 ms: taken, deterministic or not, with FMA math in fp32. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    im2col_ms = 0.05f;
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    CHECK(live_device_bytes == 0);
+    CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "im2col+gemm fma"));
+    CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "measured 0.0500 ms"));
+    size_t scratch = (gan_conv_im2col_filter_scratch_floats(&RGB) * sizeof(float) + 255) / 256 * 256;
+    CHECK_MSG(bytes >= scratch, "workspace %zu < the im2col scratch %zu", bytes, scratch);
+
+    /* The call: both kernels write inside the workspace, then one GEMM on their outputs with
+     * gan_conv_im2col_filter_gemm's arguments and the caller's beta into dw. */
+    char *ws = malloc(bytes);
+    call_workspace = ws;
+    call_workspace_bytes = bytes;
+    im2col_calls = channels_first_calls = gemm_calls = 0;
+    float *dw = (float *)0x3000;
+    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &RGB, (const float *)0x1000, (const float *)0x2000, 1.0f, dw,
+                                           ws));
+    CHECK(im2col_calls == 1 && channels_first_calls == 1 && gemm_calls == 1);
+    CHECK(im2col_inside && channels_first_inside);
+    gan_conv_gemm want;
+    CHECK_OK(gan_conv_im2col_filter_gemm(&RGB, &want));
+    CHECK(same_gemm(&last_gemm, &want));
+    CHECK_MSG(last_gemm_a == (const float *)channels_first_y && last_gemm_b == (const float *)im2col_col,
+              "the GEMM does not read the kernels' outputs");
+    CHECK((char *)channels_first_y - (char *)im2col_col ==
+          (ptrdiff_t)(gan_conv_im2col_filter_dyt_offset_floats(&RGB) * sizeof(float)));
+    CHECK(last_gemm_beta == 1.0f);
+    CHECK_FAILS_WITH(gan_cuda_conv_backward_filter(&f.be, &RGB, NULL, NULL, 0.0f, NULL, NULL), GAN_ERR_ARG,
+                     "workspace");
+    call_workspace = NULL;
+    free(ws);
+
+    /* Exported as algo=im2col, reused with no timing (it would lose one now). */
+    char *exported = NULL;
+    CHECK_OK(gan_cuda_conv_choices_export(&f.be, &exported));
+    CHECK(exported && strstr(exported, "pass=backward-filter algo=im2col math=fma"));
+    close_fake(&f);
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    CHECK_OK(gan_cuda_conv_choices_import(&f.be, exported, "test"));
+    im2col_ms = 9.0f;
+    find_calls = heuristic_calls = im2col_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    CHECK_MSG(find_calls == 0 && heuristic_calls == 0 && im2col_calls == 0, "%d searches, %d im2col runs",
+              find_calls, im2col_calls);
+    CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "im2col+gemm fma"));
+    CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "stored"));
+    close_fake(&f);
+    free(exported);
+
+    /* Slower: cuDNN's ALGO_3 stays. tf32: tensor-op math. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    im2col_ms = 0.2f;
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "ALGO_3 fma"));
+    close_fake(&f);
+    open_fake(&f, GAN_PRECISION_TF32, false, BUDGET);
+    im2col_ms = 0.05f;
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "im2col+gemm tensor-op"));
+    close_fake(&f);
+
+    /* GAN_CUDA_IM2COL overrides the timing both ways. */
+    setenv("GAN_CUDA_IM2COL", "never", 1);
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    im2col_ms = 0.05f;
+    im2col_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "ALGO_3") && im2col_calls == 0);
+    close_fake(&f);
+    setenv("GAN_CUDA_IM2COL", "always", 1);
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    im2col_ms = 5.0f;
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "im2col+gemm"));
+    close_fake(&f);
+    unsetenv("GAN_CUDA_IM2COL");
+
+    /* A budget below its scratch: not considered. */
+    open_fake(&f, GAN_PRECISION_FP32, true, scratch - 256);
+    im2col_ms = 0.05f;
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
+    close_fake(&f);
+    im2col_ms = 1.0f;
+}
+
 int main(void)
 {
     char *exported = NULL;
@@ -528,6 +657,7 @@ int main(void)
         test_stored(exported);
     free(exported);
     test_other_modes();
+    test_im2col();
     return test_finish();
 }
 #endif

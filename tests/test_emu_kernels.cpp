@@ -11,7 +11,10 @@
  * operations on them: 1e-5 relative and absolute, against outputs of order 1). The sub-pixel
  * backward-data compares two float convolutions of the CPU backend that sum the same 4 co
  * products per output in different orders: 1e-5 relative, 1e-5 absolute up to 32 products and
- * in proportion beyond, against sums of order 1 to 4. */
+ * in proportion beyond, against sums of order 1 to 4. The im2col backward-filter (two copy kernels,
+ * then the CPU backend's GEMM on their outputs) sums the same n Ho Wo products per weight as the
+ * CPU backend's backward-filter, in another order: 1e-5 relative, 1e-5 absolute up to 64 products
+ * and in proportion beyond. */
 #include "cuda_emulation.h"
 
 /* In a CUDA build, gan_core also holds the real launchers under the same extern "C" names: the
@@ -41,6 +44,8 @@
 #define gan_cuda_bn_backward emu_gan_cuda_bn_backward
 #define gan_cuda_subpixel_weights emu_gan_cuda_subpixel_weights
 #define gan_cuda_subpixel_gather emu_gan_cuda_subpixel_gather
+#define gan_cuda_im2col emu_gan_cuda_im2col
+#define gan_cuda_channels_first emu_gan_cuda_channels_first
 #define gan_cuda_max_pool_forward emu_gan_cuda_max_pool_forward
 #define gan_cuda_avg_pool_forward emu_gan_cuda_avg_pool_forward
 #define gan_cuda_global_avg_pool emu_gan_cuda_global_avg_pool
@@ -515,6 +520,74 @@ void test_subpixel(void)
     CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, 2, -3, 4, 4, nullptr, nullptr), GAN_ERR_ARG, "subpixel");
 }
 
+/* The im2col backward-filter (gan/cuda_args.h): the im2col and channels-first kernels into a
+ * scratch laid out as the backend plans it (prefilled with NaN: every element must be written),
+ * the planned GEMM on the CPU backend, against the CPU backend's backward-filter, beta 0 and 1. */
+void test_im2col_filter_case(gan_conv_geom g, unsigned seed)
+{
+    char name[160];
+    std::snprintf(name, sizeof name, "im2col filter x [%d, %d, %d, %d] k%dx%d s%dx%d p%dx%d -> [%d, %d, %d]", g.n,
+                  g.c_in, g.h_in, g.w_in, g.k_h, g.k_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.c_out, g.h_out,
+                  g.w_out);
+    CHECK_MSG(gan_conv_im2col_filter_applies(&g), "%s: does not apply", name);
+    const size_t x_count = (size_t)g.n * g.c_in * g.h_in * g.w_in, y_count = (size_t)g.n * g.c_out * g.h_out * g.w_out;
+    const size_t w_count = (size_t)g.c_out * g.c_in * g.k_h * g.k_w;
+    std::vector<float> x = random_floats(x_count, seed, -1.0f, 1.0f);
+    std::vector<float> dy = random_floats(y_count, seed + 1, -1.0f, 1.0f);
+    std::vector<float> scratch(gan_conv_im2col_filter_scratch_floats(&g), NAN);
+    float *col = scratch.data(), *dyt = scratch.data() + gan_conv_im2col_filter_dyt_offset_floats(&g);
+    CHECK_OK(gan_cuda_im2col(nullptr, &g, x.data(), col));
+    CHECK_OK(gan_cuda_channels_first(nullptr, g.n, g.c_out, g.h_out * g.w_out, dy.data(), dyt));
+    const size_t col_count = (size_t)g.c_in * g.k_h * g.k_w * g.n * g.h_out * g.w_out;
+    for (size_t i = col_count; i < (size_t)(dyt - col); i++)
+        scratch[i] = 0.0f; /* the alignment gap between col and dyt is never written or read */
+    bool all_written = true;
+    for (float v : scratch)
+        all_written = all_written && !std::isnan(v);
+    CHECK_MSG(all_written, "%s: an element of col or dyt was not written", name);
+    gan_conv_gemm m;
+    CHECK_OK(gan_conv_im2col_filter_gemm(&g, &m));
+    std::vector<float> got(w_count), want(w_count);
+    CHECK_OK(cpu->gemm(cpu, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, dyt, m.lda, col, m.ldb, 0.0f, got.data(),
+                       m.ldc));
+    std::vector<unsigned char> ws(cpu->conv_workspace_bytes(cpu, &g) + 1);
+    CHECK_OK(cpu->conv_backward_filter(cpu, &g, x.data(), dy.data(), 0.0f, want.data(), ws.data()));
+    const double products = (double)g.n * g.h_out * g.w_out;
+    const double atol = 1e-5 * (products > 64 ? products / 64.0 : 1.0);
+    CHECK_ALLCLOSE(name, got.data(), want.data(), w_count, 1e-5, atol);
+    /* beta 1 onto the CPU's result: twice it */
+    CHECK_OK(cpu->gemm(cpu, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, dyt, m.lda, col, m.ldb, 1.0f, want.data(),
+                       m.ldc));
+    for (size_t i = 0; i < w_count; i++)
+        got[i] *= 2.0f;
+    CHECK_ALLCLOSE((std::string(name) + " beta 1").c_str(), want.data(), got.data(), w_count, 1e-5, 2.0 * atol);
+}
+
+gan_conv_geom conv_geom(int n, int ci, int h, int w, int co, int kh, int kw, int sh, int sw, int ph, int pw)
+{
+    gan_conv_geom g = {};
+    g.n = n, g.c_in = ci, g.h_in = h, g.w_in = w, g.c_out = co;
+    g.k_h = kh, g.k_w = kw, g.stride_h = sh, g.stride_w = sw, g.pad_h = ph, g.pad_w = pw;
+    g.h_out = (h + 2 * ph - kh) / sh + 1;
+    g.w_out = (w + 2 * pw - kw) / sw + 1;
+    return g;
+}
+
+void test_im2col_filter(void)
+{
+    test_im2col_filter_case(conv_geom(3, 3, 16, 16, 8, 4, 4, 2, 2, 1, 1), 200); /* an image's first layer */
+    test_im2col_filter_case(conv_geom(2, 1, 9, 7, 4, 3, 3, 1, 1, 1, 1), 210);   /* one channel, stride 1 */
+    test_im2col_filter_case(conv_geom(2, 2, 7, 10, 3, 3, 2, 2, 3, 1, 0), 220);  /* anisotropic */
+    test_im2col_filter_case(conv_geom(1, 5, 5, 5, 2, 1, 1, 1, 1, 0, 0), 230);   /* 1x1 */
+    test_im2col_filter_case(conv_geom(2, 4, 8, 8, 3, 4, 4, 2, 2, 1, 1), 240);   /* G's last convT's weight grad */
+    /* Empty shapes launch nothing; negative ones are refused. */
+    CHECK_OK(gan_cuda_channels_first(nullptr, 0, 3, 4, nullptr, nullptr));
+    CHECK_FAILS_WITH(gan_cuda_channels_first(nullptr, 2, -3, 4, nullptr, nullptr), GAN_ERR_ARG, "channels_first");
+    gan_conv_geom bad = conv_geom(1, 3, 8, 8, 4, 4, 4, 2, 2, 1, 1);
+    bad.stride_h = 0;
+    CHECK_FAILS_WITH(gan_cuda_im2col(nullptr, &bad, nullptr, nullptr), GAN_ERR_ARG, "im2col");
+}
+
 /* The batch norm of train.sync_bn: the kernels split around the all-reduces.
  * 1. One rank (the sums used as they are): bit for bit the fused kernels' outputs, every one.
  * 2. Two ranks emulated (the batch's two halves, their double sums added as an all-reduce would):
@@ -787,6 +860,7 @@ int main(void)
     test_bce();
     test_bn();
     test_subpixel();
+    test_im2col_filter();
     test_bn_split();
     test_eval_ops();
     cpu->destroy(cpu);

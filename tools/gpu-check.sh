@@ -306,6 +306,9 @@ if [ $built = 1 ]; then
     # the sub-pixel backward-data wherever it applies, timed faster or not
     run_step "gan selftest --device cuda (fp32, sub-pixel backward-data forced)" 180 \
       env GAN_CUDA_SUBPIXEL=always "$gan" selftest --device cuda
+    # the im2col backward-filter on every layer, timed faster or not
+    run_step "gan selftest --device cuda (fp32, im2col backward-filter forced)" 180 \
+      env GAN_CUDA_IM2COL=always "$gan" selftest --device cuda
   else
     skip_step "gan selftest --device cuda" "no GPU"
   fi

@@ -16,8 +16,8 @@
  * (on one line). The first eleven fields are the key: GPU name (cudaDeviceProp.name, no '"'),
  * compute capability, cudnnGetVersion(), the backend's precision and determinism, the geometry
  * (gan_conv_geom: n, then c x h x w of its x and y, kernel, stride, padding) and the pass. The
- * rest is the choice: cuDNN's algorithm number for that pass (its enum value), or `subpixel` for
- * the backward-data of ours; cuDNN's math type (default, tensor-op, tensor-op-allow-conversion,
+ * rest is the choice: cuDNN's algorithm number for that pass (its enum value), `subpixel` for
+ * the backward-data of ours or `im2col` for the backward-filter of ours; cuDNN's math type (default, tensor-op, tensor-op-allow-conversion,
  * fma: cudnnMathType_t's values 0..3); the workspace it needed and the milliseconds it measured,
  * for reports. A choice is reused only where every key field is equal. */
 #ifndef GAN_CONV_CHOICES_H
@@ -37,7 +37,9 @@ extern "C" {
 enum {
     GAN_CONV_CHOICE_GPU_CHARS = 96,
     /* algo of the sub-pixel backward-data of ours (kernels/subpixel.cuh), not a cuDNN algorithm */
-    GAN_CONV_ALGO_SUBPIXEL = 1000
+    GAN_CONV_ALGO_SUBPIXEL = 1000,
+    /* algo of the im2col + GEMM backward-filter of ours (kernels/im2col.cuh) */
+    GAN_CONV_ALGO_IM2COL = 1001
 };
 
 /* cudnnMathType_t's values, under names of ours (the text's spelling is math_names[]). */

@@ -109,6 +109,37 @@ size_t gan_conv_subpixel_y2_offset_floats(const gan_conv_geom *g);
  * y2 (n 4 c_in (h_out + 1) (w_out + 1)); 0 when the sub-pixel form does not apply. */
 size_t gan_conv_subpixel_scratch_floats(const gan_conv_geom *g);
 
+/* ---- the im2col form of a backward-filter ------------------------------------------------- *
+ * dw [co, K] = beta dw + sum over images m and output pixels p of dy[m, o, p] col_m[r, p], with
+ * K = ci kh kw and col_m the im2col of image m (row r = (c, ki, kj)), is one GEMM once the sum
+ * over (m, p) runs along one axis of both operands (P = n Ho Wo, column (m, oh, ow)):
+ *   1. im2col (gan_cuda_im2col): col [K, P], col[(c*kh + ki)*kw + kj, (m*Ho + oh)*Wo + ow] =
+ *      x[m, c, oh*sh - ph + ki, ow*sw - pw + kj], 0 outside x (the CPU backend's col layout);
+ *   2. channels first (gan_cuda_channels_first): dyt [co, P], dyt[o, m*Ho*Wo + p] = dy[m, o, p];
+ *   3. the op table's GEMM (gan_conv_im2col_filter_gemm): dw [co, K] = beta dw + dyt [co, P] col^T.
+ * cuDNN's backward-filter algorithms are slow where ci is small (the 3-channel layers: an image's
+ * first convolution and, as its weight gradient, the last transposed one): K is then tiny and the
+ * work is one long reduction, which cuBLAS splits over the GPU in a fixed order (its results
+ * repeat bit for bit on one GPU and toolkit: deterministic). The form is timed beside cuDNN's
+ * algorithms and taken only where it is faster.
+ * Scratch (gan_conv_im2col_filter_scratch_floats): col at float 0, dyt at
+ * gan_conv_im2col_filter_dyt_offset_floats, a multiple of 64 floats (256 bytes). */
+
+/* Whether g (every size positive, not a whole-input convolution, which is one GEMM already) has
+ * K and P within an int, as the GEMM's dimensions must be. */
+bool gan_conv_im2col_filter_applies(const gan_conv_geom *g);
+
+/* The row-major GEMM of step 3: m = co, n = K, k = P, a = dyt (lda P), b = col transposed
+ * (ldb P), c = dw (ldc K). GAN_ERR_ARG, naming g, when the form does not apply. */
+gan_status gan_conv_im2col_filter_gemm(const gan_conv_geom *g, gan_conv_gemm *out);
+
+/* Where dyt starts in the scratch: K P rounded up to a multiple of 64; 0 when the form does not
+ * apply. */
+size_t gan_conv_im2col_filter_dyt_offset_floats(const gan_conv_geom *g);
+
+/* The scratch floats the form needs: col, padding, dyt (co P); 0 when it does not apply. */
+size_t gan_conv_im2col_filter_scratch_floats(const gan_conv_geom *g);
+
 /* ---- cuDNN tensors, filters, convolutions ------------------------------------------------- */
 
 /* A 4-d tensor descriptor: dims and strides in elements (cudnnSetTensor4dDescriptorEx). */

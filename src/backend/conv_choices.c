@@ -258,6 +258,9 @@ static gan_status parse_line(line_reader *r, gan_conv_choice *c)
     if (value_length(r) == strlen("subpixel") && !strncmp(r->at, "subpixel", 8)) {
         c->algo = GAN_CONV_ALGO_SUBPIXEL;
         r->at += 8;
+    } else if (value_length(r) == strlen("im2col") && !strncmp(r->at, "im2col", 6)) {
+        c->algo = GAN_CONV_ALGO_IM2COL;
+        r->at += 6;
     } else {
         GAN_TRY(read_int(r, "algo", 0, 63, &c->algo));
     }
@@ -274,6 +277,8 @@ static gan_status parse_line(line_reader *r, gan_conv_choice *c)
         return line_error(r, "ms", "followed by more text");
     if (c->algo == GAN_CONV_ALGO_SUBPIXEL && c->pass != GAN_CONV_BACKWARD_DATA)
         return line_error(r, "algo", "subpixel is a backward-data algorithm");
+    if (c->algo == GAN_CONV_ALGO_IM2COL && c->pass != GAN_CONV_BACKWARD_FILTER)
+        return line_error(r, "algo", "im2col is a backward-filter algorithm");
     return GAN_OK;
 }
 
@@ -313,6 +318,8 @@ gan_status gan_conv_choices_format(const gan_conv_choices *list, char **text)
         char algo[16];
         if (c->algo == GAN_CONV_ALGO_SUBPIXEL)
             snprintf(algo, sizeof algo, "subpixel");
+        else if (c->algo == GAN_CONV_ALGO_IM2COL)
+            snprintf(algo, sizeof algo, "im2col");
         else
             snprintf(algo, sizeof algo, "%d", c->algo);
         int n = snprintf(out + len, cap - len,

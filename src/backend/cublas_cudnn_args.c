@@ -125,16 +125,17 @@ gan_status gan_conv_subpixel_inner(const gan_conv_geom *g, gan_conv_geom *inner)
     return GAN_OK;
 }
 
-/* y2's start in the scratch is a multiple of this many floats (256 bytes). */
-enum { SUBPIXEL_Y2_ALIGN_FLOATS = 64 };
+/* y2's start in the scratch is a multiple of this many floats (256 bytes); so is dyt's in the
+ * im2col form's. */
+enum { SCRATCH_ALIGN_FLOATS = 64 };
 
 size_t gan_conv_subpixel_y2_offset_floats(const gan_conv_geom *g)
 {
     if (!gan_conv_subpixel_applies(g))
         return 0;
     size_t w2_floats = (size_t)16 * (size_t)g->c_in * (size_t)g->c_out;
-    return (w2_floats + SUBPIXEL_Y2_ALIGN_FLOATS - 1) / SUBPIXEL_Y2_ALIGN_FLOATS *
-           SUBPIXEL_Y2_ALIGN_FLOATS;
+    return (w2_floats + SCRATCH_ALIGN_FLOATS - 1) / SCRATCH_ALIGN_FLOATS *
+           SCRATCH_ALIGN_FLOATS;
 }
 
 size_t gan_conv_subpixel_scratch_floats(const gan_conv_geom *g)
@@ -144,6 +145,49 @@ size_t gan_conv_subpixel_scratch_floats(const gan_conv_geom *g)
     size_t y2_floats = (size_t)g->n * (size_t)(4 * g->c_in) * (size_t)(g->h_out + 1) *
                        (size_t)(g->w_out + 1);
     return gan_conv_subpixel_y2_offset_floats(g) + y2_floats;
+}
+
+/* ---- the im2col form of a backward-filter ---------------------------------------------------- */
+
+bool gan_conv_im2col_filter_applies(const gan_conv_geom *g)
+{
+    if (g->n < 1 || g->c_in < 1 || g->h_in < 1 || g->w_in < 1 || g->c_out < 1 || g->h_out < 1 ||
+        g->w_out < 1 || g->k_h < 1 || g->k_w < 1 || g->stride_h < 1 || g->stride_w < 1 ||
+        g->pad_h < 0 || g->pad_w < 0 || gan_conv_is_whole_input(g))
+        return false;
+    return count_fits_int(g->c_in, g->k_h, g->k_w, 1) && count_fits_int(g->n, g->h_out, g->w_out, 1);
+}
+
+gan_status gan_conv_im2col_filter_gemm(const gan_conv_geom *g, gan_conv_gemm *out)
+{
+    if (!gan_conv_im2col_filter_applies(g))
+        return gan_error(GAN_ERR_ARG,
+                         "convolution x [%d, %d, %d, %d], y [%d, %d, %d, %d], kernel %dx%d has no "
+                         "im2col backward-filter (it needs positive sizes, a kernel smaller than its "
+                         "input and int-sized GEMM dimensions)",
+                         g->n, g->c_in, g->h_in, g->w_in, g->n, g->c_out, g->h_out, g->w_out, g->k_h,
+                         g->k_w);
+    const int k = g->c_in * g->k_h * g->k_w, p = g->n * g->h_out * g->w_out;
+    /* dw [co, K] = beta dw + dyt [co, P] col^T, col [K, P] */
+    *out = (gan_conv_gemm){false, true, g->c_out, k, p, p, p, k};
+    return GAN_OK;
+}
+
+size_t gan_conv_im2col_filter_dyt_offset_floats(const gan_conv_geom *g)
+{
+    if (!gan_conv_im2col_filter_applies(g))
+        return 0;
+    size_t col = (size_t)g->c_in * (size_t)g->k_h * (size_t)g->k_w * (size_t)g->n * (size_t)g->h_out *
+                 (size_t)g->w_out;
+    return (col + SCRATCH_ALIGN_FLOATS - 1) / SCRATCH_ALIGN_FLOATS * SCRATCH_ALIGN_FLOATS;
+}
+
+size_t gan_conv_im2col_filter_scratch_floats(const gan_conv_geom *g)
+{
+    if (!gan_conv_im2col_filter_applies(g))
+        return 0;
+    return gan_conv_im2col_filter_dyt_offset_floats(g) +
+           (size_t)g->c_out * (size_t)g->n * (size_t)g->h_out * (size_t)g->w_out;
 }
 
 static bool product_fits_int(int a, int b, int c, int d)

@@ -582,6 +582,7 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
     impl->precision = opts.precision;
     impl->deterministic = opts.deterministic;
     impl->workspace_budget_bytes = opts.workspace_bytes;
+    impl->backend = be;
     *be = (gan_backend){
         .name = "cuda",
         .kind = GAN_BACKEND_CUDA,

@@ -20,7 +20,9 @@
  * The backward-data of a kernel 4, stride 2, pad 1 convolution has one more candidate, measured
  * beside cuDNN's: the sub-pixel form of ours (gan/cuda_args.h: two copy kernels around a stride-1
  * forward convolution with its own plan), taken when it times faster; deterministic whenever its
- * inner forward is, which is chosen under the same rules.
+ * inner forward is, which is chosen under the same rules. Every backward-filter has one more too:
+ * the im2col form of ours (gan/cuda_args.h: two copy kernels and one cuBLAS GEMM through the op
+ * table, deterministic), made for the 3-channel layers where cuDNN's algorithms are slow.
  * Acceptable: fits the workspace budget (the backend's workspace_bytes option); deterministic
  * (CUDNN_DETERMINISTIC) when the backend is; in fp32 runs FMA kernels (no TF32), in tf32 any
  * math type cuDNN offers. Timing noise can make two searches choose differently: the stored
@@ -372,19 +374,34 @@ static gan_status subpixel_run(gan_cuda_impl *impl, const gan_conv_geom *g,
     return gan_cuda_subpixel_gather(impl->stream, g->n, g->c_in, g->h_out, g->w_out, y2, dx);
 }
 
-/* Milliseconds per sub-pixel backward-data on the search's buffers: one run to warm up, then
- * the mean of five between two events. */
-static gan_status subpixel_time(gan_cuda_impl *impl, const gan_conv_geom *g,
-                                const gan_cuda_conv_plan *inner, const search_scratch *s, float *ms)
+/* The forms of ours, timed beside cuDNN's algorithms. */
+typedef enum own_form { OWN_SUBPIXEL, OWN_IM2COL } own_form;
+
+static gan_status im2col_run(gan_cuda_impl *impl, const gan_conv_geom *g, const float *x,
+                             const float *dy, float beta, float *dw, void *workspace);
+
+/* One run of a form on the search's buffers (`inner`: the sub-pixel form's inner plan). */
+static gan_status own_run(gan_cuda_impl *impl, own_form form, const gan_conv_geom *g,
+                          const gan_cuda_conv_plan *inner, const search_scratch *s)
+{
+    if (form == OWN_SUBPIXEL)
+        return subpixel_run(impl, g, inner, s->y, s->w, s->x, s->workspace);
+    return im2col_run(impl, g, s->x, s->y, 0.0f, s->w, s->workspace);
+}
+
+/* Milliseconds per run of a form on the search's buffers: one run to warm up, then the mean of
+ * five between two events. */
+static gan_status own_time(gan_cuda_impl *impl, own_form form, const gan_conv_geom *g,
+                           const gan_cuda_conv_plan *inner, const search_scratch *s, float *ms)
 {
     cudaEvent_t start = NULL, stop = NULL;
     gan_status status = GAN_OK;
     GAN_CHECK(gan_cuda_check(cudaEventCreate(&start), "cudaEventCreate", __FILE__, __LINE__));
     GAN_CHECK(gan_cuda_check(cudaEventCreate(&stop), "cudaEventCreate", __FILE__, __LINE__));
-    GAN_CHECK(subpixel_run(impl, g, inner, s->y, s->w, s->x, s->workspace));
+    GAN_CHECK(own_run(impl, form, g, inner, s));
     GAN_CHECK(gan_cuda_check(cudaEventRecord(start, impl->stream), "cudaEventRecord", __FILE__, __LINE__));
     for (int i = 0; i < 5; i++)
-        GAN_CHECK(subpixel_run(impl, g, inner, s->y, s->w, s->x, s->workspace));
+        GAN_CHECK(own_run(impl, form, g, inner, s));
     GAN_CHECK(gan_cuda_check(cudaEventRecord(stop, impl->stream), "cudaEventRecord", __FILE__, __LINE__));
     GAN_CHECK(gan_cuda_check(cudaEventSynchronize(stop), "cudaEventSynchronize", __FILE__, __LINE__));
     GAN_CHECK(gan_cuda_check(cudaEventElapsedTime(ms, start, stop), "cudaEventElapsedTime", __FILE__,
@@ -396,6 +413,16 @@ cleanup:
     if (stop)
         cudaEventDestroy(stop);
     return status;
+}
+
+/* GAN_CUDA_SUBPIXEL / GAN_CUDA_IM2COL = never|always override the timing of a form (for checks
+ * on a GPU: gpu-check runs gan selftest with always, so each form is compared with the CPU where
+ * cuDNN would win). */
+static void own_forced(const char *variable, bool *never, bool *always)
+{
+    const char *force = getenv(variable);
+    *never = force && !strcmp(force, "never");
+    *always = force && !strcmp(force, "always");
 }
 
 /* The sub-pixel form for g's backward-data within `budget`: its inner plan (made now, searched
@@ -426,10 +453,8 @@ static gan_status consider_subpixel(gan_cuda_impl *impl, gan_cuda_conv_plan *pla
                                     bool *taken)
 {
     *taken = false;
-    /* GAN_CUDA_SUBPIXEL=never|always overrides the timing (for checks on a GPU: gpu-check runs
-     * gan selftest with always, so the form is compared with the CPU where cuDNN would win). */
-    const char *force = getenv("GAN_CUDA_SUBPIXEL");
-    bool never = force && !strcmp(force, "never"), always = force && !strcmp(force, "always");
+    bool never, always;
+    own_forced("GAN_CUDA_SUBPIXEL", &never, &always);
     if (never)
         return GAN_OK;
     int inner_index = -1;
@@ -443,7 +468,7 @@ static gan_status consider_subpixel(gan_cuda_impl *impl, gan_cuda_conv_plan *pla
     if (stored_ms < 0.0f) {
         if (!scratch || scratch->workspace_bytes < bytes)
             return GAN_OK;
-        GAN_TRY(subpixel_time(impl, &plan->geom, &impl->conv_plans[inner_index], scratch, &ms));
+        GAN_TRY(own_time(impl, OWN_SUBPIXEL, &plan->geom, &impl->conv_plans[inner_index], scratch, &ms));
         if (have_cudnn && ms >= plan->pass[GAN_CONV_BACKWARD_DATA].ms && !always)
             return GAN_OK;
         by = GAN_CUDA_CHOSEN_MEASURED;
@@ -457,6 +482,78 @@ static gan_status consider_subpixel(gan_cuda_impl *impl, gan_cuda_conv_plan *pla
     return GAN_OK;
 }
 
+/* ---- the im2col backward-filter ------------------------------------------------------------ */
+
+/* Its scratch: col, then dyt (gan_conv_im2col_filter_*). */
+static size_t im2col_bytes(const gan_conv_geom *g)
+{
+    return align256(gan_conv_im2col_filter_scratch_floats(g) * sizeof(float));
+}
+
+/* dw = beta dw + dyt col^T: im2col of x, dy channels first, the op table's GEMM (cuBLAS, with the
+ * backend's math mode: pedantic FP32 in fp32, TF32 tensor cores in tf32). */
+static gan_status im2col_run(gan_cuda_impl *impl, const gan_conv_geom *g, const float *x,
+                             const float *dy, float beta, float *dw, void *workspace)
+{
+    float *col = workspace;
+    float *dyt = col + gan_conv_im2col_filter_dyt_offset_floats(g);
+    gan_conv_gemm m;
+    GAN_TRY(gan_conv_im2col_filter_gemm(g, &m));
+    GAN_TRY(gan_cuda_im2col(impl->stream, g, x, col));
+    GAN_TRY(gan_cuda_channels_first(impl->stream, g->n, g->c_out, g->h_out * g->w_out, dy, dyt));
+    gan_backend *be = impl->backend;
+    return be->gemm(be, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, dyt, m.lda, col, m.ldb, beta, dw,
+                    m.ldc);
+}
+
+/* The im2col form as the backward-filter of `plan`, if it applies, fits, and (`measured`) runs
+ * faster than what `plan` has; `stored_ms` >= 0: a stored choice, taken without timing. */
+static gan_status consider_im2col(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, size_t budget,
+                                  const search_scratch *scratch, bool have_cudnn, float stored_ms,
+                                  bool *taken)
+{
+    *taken = false;
+    bool never, always;
+    own_forced("GAN_CUDA_IM2COL", &never, &always);
+    const gan_conv_geom *g = &plan->geom;
+    if (never || !gan_conv_im2col_filter_applies(g) || im2col_bytes(g) > budget)
+        return GAN_OK;
+    float ms = stored_ms;
+    gan_cuda_chosen_by by = GAN_CUDA_CHOSEN_STORED;
+    if (stored_ms < 0.0f) {
+        if (!scratch || scratch->workspace_bytes < im2col_bytes(g))
+            return GAN_OK;
+        GAN_TRY(own_time(impl, OWN_IM2COL, g, NULL, scratch, &ms));
+        if (have_cudnn && ms >= plan->pass[GAN_CONV_BACKWARD_FILTER].ms && !always)
+            return GAN_OK;
+        by = GAN_CUDA_CHOSEN_MEASURED;
+    }
+    plan->pass[GAN_CONV_BACKWARD_FILTER] = (gan_cuda_pass_plan){
+        .algo = GAN_CONV_ALGO_IM2COL,
+        .math = impl->precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH,
+        .bytes = im2col_bytes(g), .ms = ms, .chosen_by = by,
+    };
+    *taken = true;
+    return GAN_OK;
+}
+
+/* A stored choice of a form of ours for `pass`, taken where it still applies and fits. */
+static gan_status take_stored_own(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                                  size_t budget, const search_scratch *scratch, bool *taken)
+{
+    *taken = false;
+    gan_conv_choice key = choice_key(impl, &plan->geom, pass);
+    int at = gan_conv_choices_find(&impl->choices, &key);
+    if (at < 0)
+        return GAN_OK;
+    const gan_conv_choice *stored = &impl->choices.items[at];
+    if (pass == GAN_CONV_BACKWARD_DATA && stored->algo == GAN_CONV_ALGO_SUBPIXEL)
+        return consider_subpixel(impl, plan, budget, scratch, false, (float)stored->ms, taken);
+    if (pass == GAN_CONV_BACKWARD_FILTER && stored->algo == GAN_CONV_ALGO_IM2COL)
+        return consider_im2col(impl, plan, budget, scratch, false, (float)stored->ms, taken);
+    return GAN_OK;
+}
+
 /* Chooses `pass` of the plan: stored, measured (when `scratch` is given), heuristic, fallback. */
 static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
                          size_t budget, const search_scratch *scratch)
@@ -465,21 +562,17 @@ static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv
     candidate c[MAX_CANDIDATES];
     int n = 0;
     GAN_TRY(take_stored(impl, plan, pass, budget, &taken));
-    if (!taken && pass == GAN_CONV_BACKWARD_DATA) {
-        gan_conv_choice key = choice_key(impl, &plan->geom, pass);
-        int at = gan_conv_choices_find(&impl->choices, &key);
-        if (at >= 0 && impl->choices.items[at].algo == GAN_CONV_ALGO_SUBPIXEL)
-            GAN_TRY(consider_subpixel(impl, plan, budget, scratch,
-                                      false, (float)impl->choices.items[at].ms, &taken));
-    }
+    if (!taken)
+        GAN_TRY(take_stored_own(impl, plan, pass, budget, scratch, &taken));
     if (!taken && scratch) {
         GAN_TRY(measured_candidates(impl, plan, pass, scratch, c, &n));
         GAN_TRY(take_first_acceptable(impl, plan, pass, c, n, budget, GAN_CUDA_CHOSEN_MEASURED, &taken));
-        if (pass == GAN_CONV_BACKWARD_DATA) {
-            bool subpixel = false;
-            GAN_TRY(consider_subpixel(impl, plan, budget, scratch, taken, -1.0f, &subpixel));
-            taken = taken || subpixel;
-        }
+        bool own = false;
+        if (pass == GAN_CONV_BACKWARD_DATA)
+            GAN_TRY(consider_subpixel(impl, plan, budget, scratch, taken, -1.0f, &own));
+        if (pass == GAN_CONV_BACKWARD_FILTER)
+            GAN_TRY(consider_im2col(impl, plan, budget, scratch, taken, -1.0f, &own));
+        taken = taken || own;
         if (taken)
             GAN_TRY(remember(impl, plan, pass));
     }
@@ -659,6 +752,8 @@ gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g
     GAN_TRY(plan_for_call(be, g, &plan));
     const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_BACKWARD_FILTER];
     GAN_TRY(check_workspace(GAN_CONV_BACKWARD_FILTER, p->bytes, workspace));
+    if (p->algo == GAN_CONV_ALGO_IM2COL)
+        return im2col_run(impl, g, x, dy, beta, dw, workspace);
     const gan_cuda_conv_descriptors *d = &plan->desc;
     CUDNN_TRY(cudnnConvolutionBackwardFilter(impl->cudnn, &ONE, d->x, x, d->y, dy,
                                              d->backward_filter,
@@ -696,6 +791,8 @@ static const char *algo_name(gan_conv_pass pass, int algo)
                                                   "WINOGRAD_NONFUSED", "FFT_TILING"};
     if (algo == GAN_CONV_ALGO_SUBPIXEL)
         return "subpixel";
+    if (algo == GAN_CONV_ALGO_IM2COL)
+        return "im2col+gemm";
     if (pass == GAN_CONV_FORWARD && algo >= 0 && algo < 8)
         return forward[algo];
     if (pass == GAN_CONV_BACKWARD_DATA && algo >= 0 && algo < 6)

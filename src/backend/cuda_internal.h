@@ -79,6 +79,7 @@ typedef struct gan_cuda_conv_plan {
 } gan_cuda_conv_plan;
 
 typedef struct gan_cuda_impl {
+    gan_backend *backend;         /* the op table in front of this (its gemm runs the im2col form) */
     int device;
     int compute_capability_major; /* 8 and above have TF32 */
     int compute_capability_minor;
