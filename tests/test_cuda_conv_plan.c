@@ -14,6 +14,9 @@
  *     override, and at the call its two kernels write inside the planned workspace and its GEMM
  *     gets gan_conv_im2col_filter_gemm's arguments on those pointers, with the caller's beta;
  *   - the choices exported and imported into a fresh backend are reused without any search;
+ *   - a sub-pixel form's inner convolution gets its forward alone, and the rest when that
+ *     geometry is asked for as a layer; a timed search that fails leaves the choice to the
+ *     heuristics; allow-conversion (FP16) math is never taken;
  *   - a geometry first seen at a call, or planned while capturing, is not searched;
  *   - a whole-input convolution is one GEMM with gan_conv_whole_input_gemm's arguments;
  *   - a malformed import changes nothing. */
@@ -44,10 +47,11 @@ typedef struct scripted {
     cudnnMathType_t math;
 } scripted;
 
-/* What each pass's timed search finds (fastest first, as cuDNN sorts them). Forward: a
- * tensor-op algorithm fastest (tf32 only), then a non-deterministic FMA one, then deterministic
+/* What each pass's timed search finds (fastest first, as cuDNN sorts them). Forward: an
+ * allow-conversion one fastest (FP16 math: never acceptable), a tensor-op algorithm (tf32 only), then a non-deterministic FMA one, then deterministic
  * FMA ones. */
 static const scripted FORWARD[] = {
+    {7, 0.01f, 0, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION}, /* FP16: never taken */
     {2, 0.05f, 0, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH},
     {6, 0.10f, 1000, CUDNN_NON_DETERMINISTIC, CUDNN_FMA_MATH},
     {1, 0.20f, 4096, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH},
@@ -64,6 +68,7 @@ static const scripted BACKWARD_FILTER[] = {
 /* The heuristics offer the plain ones, with no workspace. */
 static const scripted HEURISTIC[] = {{0, 0.0f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH}};
 
+static bool filter_search_fails; /* the backward-filter's timed search refuses */
 static int find_calls, heuristic_calls, weights_calls, gather_calls, forward_calls, gemm_calls;
 static float subpixel_ms = 0.4f; /* per run, as the events will say */
 static float im2col_ms = 1.0f;   /* slower than ALGO_3's 0.10 unless a test says otherwise */
@@ -126,6 +131,8 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(
     const int req, int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf, void *ws, size_t ws_bytes)
 {
     find_calls++;
+    if (filter_search_fails)
+        return CUDNN_STATUS_NOT_SUPPORTED;
     FILL_PERF(BACKWARD_FILTER, perf, returned);
     return CUDNN_STATUS_SUCCESS;
 }
@@ -171,7 +178,7 @@ cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, const cud
                                                       const cudnnTensorDescriptor_t yd,
                                                       cudnnConvolutionFwdAlgo_t algo, size_t *bytes)
 {
-    *bytes = workspace_for(FORWARD, 4, (int)algo);
+    *bytes = workspace_for(FORWARD, (int)(sizeof FORWARD / sizeof FORWARD[0]), (int)algo);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -302,7 +309,7 @@ cudaError_t cudaFree(void *p)
     return cudaSuccess;
 }
 
-cudaError_t cudaMemset(void *p, int value, size_t bytes)
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s)
 {
     memset(p, value, bytes);
     return cudaSuccess;
@@ -436,11 +443,18 @@ static void test_deterministic_fp32(char **exported)
     call_workspace = NULL;
     free(ws);
 
+    /* The inner convolution has its forward alone; asked for as a layer, it gets the rest. */
+    gan_conv_geom inner;
+    CHECK_OK(gan_conv_subpixel_inner(&K4S2, &inner));
+    CHECK(says(&f, &inner, GAN_CONV_FORWARD, "IMPLICIT_PRECOMP_GEMM fma"));
+    CHECK(says(&f, &inner, GAN_CONV_BACKWARD_DATA, "not planned"));
+    CHECK(says(&f, &inner, GAN_CONV_BACKWARD_FILTER, "not planned"));
+
     CHECK_OK(gan_cuda_conv_choices_export(&f.be, exported));
     CHECK(*exported && strstr(*exported, "algo=subpixel") && strstr(*exported, "gpu=\"Scripted GPU\""));
     gan_conv_choices list = {0};
     CHECK_OK(gan_conv_choices_parse(*exported, "export", &list));
-    CHECK_MSG(list.count == 6, "%d choices exported: the geometry's 3 and its inner convolution's 3",
+    CHECK_MSG(list.count == 4, "%d choices exported: the geometry's 3 and its inner convolution's forward",
               list.count);
     gan_conv_choices_free(&list);
     close_fake(&f);
@@ -517,6 +531,39 @@ static void test_other_modes(void)
     CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
     CHECK_MSG(bytes == 2048, "workspace %zu", bytes);
     close_fake(&f);
+
+    /* The inner convolution of a sub-pixel form asked for later as a layer of its own: its
+     * other passes are chosen then, its forward kept. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    subpixel_ms = 0.4f;
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    gan_conv_geom inner;
+    CHECK_OK(gan_conv_subpixel_inner(&K4S2, &inner));
+    find_calls = 0;
+    int plans = f.impl.conv_plan_count;
+    gan_cuda_conv_workspace_bytes(&f.be, &inner);
+    CHECK_MSG(find_calls == 2 && f.impl.conv_plan_count == plans, "%d searches, %d plans (was %d)", find_calls,
+              f.impl.conv_plan_count, plans);
+    CHECK(says(&f, &inner, GAN_CONV_BACKWARD_DATA, "ALGO_1 fma"));
+    CHECK(says(&f, &inner, GAN_CONV_BACKWARD_FILTER, "ALGO_3 fma"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "subpixel"));
+    close_fake(&f);
+
+    /* A timed search that fails is a search that found nothing: the heuristics choose. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    filter_search_fails = true;
+    im2col_ms = 1.0f;
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &K4S2) > 0);
+    CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "measured"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "im2col+gemm"));
+    close_fake(&f);
+    setenv("GAN_CUDA_IM2COL", "never", 1);
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &K4S2) > 0);
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "ALGO_0 fma ws 0 KiB, heuristic"));
+    close_fake(&f);
+    unsetenv("GAN_CUDA_IM2COL");
+    filter_search_fails = false;
 
     /* First seen at a call: no search, the heuristics within no workspace. */
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);

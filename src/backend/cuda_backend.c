@@ -420,9 +420,13 @@ static gan_status cuda_capture_end(gan_backend *be, gan_graph **out)
     *out = NULL;
     impl->capturing = false;
     gan_graph *g = calloc(1, sizeof *g);
-    cudaError_t ended = cudaStreamEndCapture(impl->stream, g ? &g->graph : &(cudaGraph_t){0});
-    if (!g)
+    cudaGraph_t orphan = NULL;
+    cudaError_t ended = cudaStreamEndCapture(impl->stream, g ? &g->graph : &orphan);
+    if (!g) {
+        if (orphan)
+            cudaGraphDestroy(orphan);
         return gan_error(GAN_ERR_NOMEM, "out of memory for a graph");
+    }
     gan_status status = gan_cuda_check(ended, "cudaStreamEndCapture", __FILE__, __LINE__);
     if (status == GAN_OK)
         status = gan_cuda_check(cudaGraphInstantiate(&g->exec, g->graph, 0), "cudaGraphInstantiate",

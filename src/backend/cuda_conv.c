@@ -23,9 +23,11 @@
  * inner forward is, which is chosen under the same rules. Every backward-filter has one more too:
  * the im2col form of ours (gan/cuda_args.h: two copy kernels and one cuBLAS GEMM through the op
  * table, deterministic), made for the 3-channel layers where cuDNN's algorithms are slow.
+ * A timed search or a form of ours that fails is treated as one that lost (the heuristics
+ * choose).
  * Acceptable: fits the workspace budget (the backend's workspace_bytes option); deterministic
  * (CUDNN_DETERMINISTIC) when the backend is; in fp32 runs FMA kernels (no TF32), in tf32 any
- * math type cuDNN offers. Timing noise can make two searches choose differently: the stored
+ * math type cuDNN offers but allow-conversion (which may round the data to FP16). Timing noise can make two searches choose differently: the stored
  * choices are what keeps a deterministic run reproducible across resumes and reruns. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +105,9 @@ static bool acceptable(const gan_cuda_impl *impl, const candidate *c, size_t bud
         return false;
     if (impl->deterministic && c->determinism != CUDNN_DETERMINISTIC)
         return false;
+    /* Allow-conversion lets cuDNN round FP32 data to FP16: neither precision means that. */
+    if (c->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+        return false;
     if (impl->precision == GAN_PRECISION_TF32)
         return true;
     return c->math == CUDNN_FMA_MATH ||
@@ -133,7 +138,7 @@ static gan_status try_take(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_co
     if (workspace_of(impl, plan, pass, c->algo, &bytes) != CUDNN_STATUS_SUCCESS || bytes > budget)
         return GAN_OK;
     plan->pass[pass] = (gan_cuda_pass_plan){
-        .algo = c->algo, .math = math, .bytes = bytes, .ms = c->ms, .chosen_by = by,
+        .planned = true, .algo = c->algo, .math = math, .bytes = bytes, .ms = c->ms, .chosen_by = by,
     };
     *taken = true;
     return GAN_OK;
@@ -202,7 +207,7 @@ static void scratch_free(search_scratch *s)
 }
 
 /* false (and nothing held) when the device lacks the memory: the search is skipped. */
-static bool scratch_alloc(const gan_conv_geom *g, size_t budget, search_scratch *s)
+static bool scratch_alloc(gan_cuda_impl *impl, const gan_conv_geom *g, size_t budget, search_scratch *s)
 {
     memset(s, 0, sizeof *s);
     size_t x = (size_t)g->n * g->c_in * g->h_in * g->w_in * sizeof(float);
@@ -212,9 +217,11 @@ static bool scratch_alloc(const gan_conv_geom *g, size_t budget, search_scratch 
               cudaMalloc(&s->y, y) == cudaSuccess &&
               (budget == 0 || cudaMalloc(&s->workspace, budget) == cudaSuccess);
     /* Defined contents: some algorithms' speed depends on the data (none of cuDNN's documented
-     * ones do, but zeros keep a NaN pattern from ever mattering). */
-    ok = ok && cudaMemset(s->x, 0, x) == cudaSuccess && cudaMemset(s->w, 0, w) == cudaSuccess &&
-         cudaMemset(s->y, 0, y) == cudaSuccess;
+     * ones do, but zeros keep a NaN pattern from ever mattering), set on the backend's stream,
+     * which the search runs on (it does not wait for the legacy default stream). */
+    ok = ok && cudaMemsetAsync(s->x, 0, x, impl->stream) == cudaSuccess &&
+         cudaMemsetAsync(s->w, 0, w, impl->stream) == cudaSuccess &&
+         cudaMemsetAsync(s->y, 0, y, impl->stream) == cudaSuccess;
     if (!ok) {
         scratch_free(s);
         return false;
@@ -236,18 +243,21 @@ static gan_status measured_candidates(gan_cuda_impl *impl, gan_cuda_conv_plan *p
         CUDNN_TRY(cudnnFindConvolutionForwardAlgorithmEx(
             impl->cudnn, d->x, s->x, d->w, s->w, d->forward, d->y, s->y,
             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n, perf, s->workspace, s->workspace_bytes));
+        cudaGetLastError(); /* what the trials left: not ours to report at our next launch */
         COPY_CANDIDATES(perf, *n, out);
     } else if (pass == GAN_CONV_BACKWARD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         CUDNN_TRY(cudnnFindConvolutionBackwardDataAlgorithmEx(
             impl->cudnn, d->w, s->w, d->y, s->y, d->backward_data, d->x, s->x,
             CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, n, perf, s->workspace, s->workspace_bytes));
+        cudaGetLastError(); /* what the trials left: not ours to report at our next launch */
         COPY_CANDIDATES(perf, *n, out);
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithmEx(
             impl->cudnn, d->x, s->x, d->y, s->y, d->backward_filter, d->w, s->w,
             CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, n, perf, s->workspace, s->workspace_bytes));
+        cudaGetLastError(); /* what the trials left: not ours to report at our next launch */
         COPY_CANDIDATES(perf, *n, out);
     }
     return GAN_OK;
@@ -343,8 +353,12 @@ static gan_status no_algorithm(gan_conv_pass pass, const gan_conv_geom *g, const
                      impl->deterministic ? "true" : "false");
 }
 
+/* The passes a plan is asked for, as bits of a mask. */
+#define PASS_BIT(pass) (1u << (unsigned)(pass))
+#define ALL_PASSES (PASS_BIT(GAN_CONV_FORWARD) | PASS_BIT(GAN_CONV_BACKWARD_DATA) | PASS_BIT(GAN_CONV_BACKWARD_FILTER))
+
 static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t budget, bool search,
-                           gan_cuda_conv_plan **out);
+                           unsigned passes, gan_cuda_conv_plan **out);
 
 /* ---- the sub-pixel backward-data ---------------------------------------------------------- */
 
@@ -396,6 +410,7 @@ static gan_status own_time(gan_cuda_impl *impl, own_form form, const gan_conv_ge
 {
     cudaEvent_t start = NULL, stop = NULL;
     gan_status status = GAN_OK;
+    cudaGetLastError(); /* an earlier call's error would be blamed on this form's first launch */
     GAN_CHECK(gan_cuda_check(cudaEventCreate(&start), "cudaEventCreate", __FILE__, __LINE__));
     GAN_CHECK(gan_cuda_check(cudaEventCreate(&stop), "cudaEventCreate", __FILE__, __LINE__));
     GAN_CHECK(own_run(impl, form, g, inner, s));
@@ -436,7 +451,9 @@ static gan_status subpixel_prepare(gan_cuda_impl *impl, const gan_conv_geom *g, 
     gan_conv_geom inner_geom;
     GAN_TRY(gan_conv_subpixel_inner(g, &inner_geom));
     gan_cuda_conv_plan *inner;
-    if (plan_get(impl, &inner_geom, budget - subpixel_scratch_bytes(g), search, &inner) != GAN_OK) {
+    /* Its forward alone: the form runs nothing else of the inner convolution. */
+    if (plan_get(impl, &inner_geom, budget - subpixel_scratch_bytes(g), search, PASS_BIT(GAN_CONV_FORWARD),
+                 &inner) != GAN_OK) {
         gan_error_clear();
         return GAN_OK;
     }
@@ -474,7 +491,7 @@ static gan_status consider_subpixel(gan_cuda_impl *impl, gan_cuda_conv_plan *pla
         by = GAN_CUDA_CHOSEN_MEASURED;
     }
     plan->pass[GAN_CONV_BACKWARD_DATA] = (gan_cuda_pass_plan){
-        .algo = GAN_CONV_ALGO_SUBPIXEL, .math = impl->conv_plans[inner_index].pass[GAN_CONV_FORWARD].math,
+        .planned = true, .algo = GAN_CONV_ALGO_SUBPIXEL, .math = impl->conv_plans[inner_index].pass[GAN_CONV_FORWARD].math,
         .bytes = bytes, .ms = ms, .chosen_by = by,
     };
     plan->subpixel_inner = inner_index;
@@ -529,7 +546,7 @@ static gan_status consider_im2col(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
         by = GAN_CUDA_CHOSEN_MEASURED;
     }
     plan->pass[GAN_CONV_BACKWARD_FILTER] = (gan_cuda_pass_plan){
-        .algo = GAN_CONV_ALGO_IM2COL,
+        .planned = true, .algo = GAN_CONV_ALGO_IM2COL,
         .math = impl->precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH,
         .bytes = im2col_bytes(g), .ms = ms, .chosen_by = by,
     };
@@ -565,13 +582,28 @@ static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv
     if (!taken)
         GAN_TRY(take_stored_own(impl, plan, pass, budget, scratch, &taken));
     if (!taken && scratch) {
-        GAN_TRY(measured_candidates(impl, plan, pass, scratch, c, &n));
-        GAN_TRY(take_first_acceptable(impl, plan, pass, c, n, budget, GAN_CUDA_CHOSEN_MEASURED, &taken));
+        /* The timed search and the forms of ours are optional: where one fails (cuDNN refusing
+         * a trial, a launch failing), the pass is chosen without it, as if it had lost. */
+        gan_status measured = measured_candidates(impl, plan, pass, scratch, c, &n);
+        if (measured == GAN_OK)
+            measured = take_first_acceptable(impl, plan, pass, c, n, budget, GAN_CUDA_CHOSEN_MEASURED,
+                                             &taken);
+        if (measured != GAN_OK) {
+            gan_error_clear();
+            cudaGetLastError();
+            taken = false;
+        }
         bool own = false;
+        gan_status own_status = GAN_OK;
         if (pass == GAN_CONV_BACKWARD_DATA)
-            GAN_TRY(consider_subpixel(impl, plan, budget, scratch, taken, -1.0f, &own));
+            own_status = consider_subpixel(impl, plan, budget, scratch, taken, -1.0f, &own);
         if (pass == GAN_CONV_BACKWARD_FILTER)
-            GAN_TRY(consider_im2col(impl, plan, budget, scratch, taken, -1.0f, &own));
+            own_status = consider_im2col(impl, plan, budget, scratch, taken, -1.0f, &own);
+        if (own_status != GAN_OK) {
+            gan_error_clear();
+            cudaGetLastError();
+            own = false;
+        }
         taken = taken || own;
         if (taken)
             GAN_TRY(remember(impl, plan, pass));
@@ -587,40 +619,55 @@ static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv
     return GAN_OK;
 }
 
-/* Whether every pass of g has a stored choice (then no search buffers are needed). */
-static bool all_stored(const gan_cuda_impl *impl, const gan_conv_geom *g)
+/* Whether every pass of g in `passes` has a stored choice (then no search buffers are needed). */
+static bool all_stored(const gan_cuda_impl *impl, const gan_conv_geom *g, unsigned passes)
 {
     for (int p = 0; p < 3; p++) {
         gan_conv_choice key = choice_key(impl, g, (gan_conv_pass)p);
-        if (gan_conv_choices_find(&impl->choices, &key) < 0)
+        if ((passes & PASS_BIT(p)) && gan_conv_choices_find(&impl->choices, &key) < 0)
             return false;
     }
     return true;
 }
 
-/* The plan of geometry g, made now with `budget` if it does not exist yet; `search` allows the
- * timed search (planning time only: it allocates). */
+/* The plan of geometry g with every pass in `passes` chosen: made now, with `budget`, where it
+ * does not exist yet, and completed where it lacks one of them (a sub-pixel form's inner plan has
+ * its forward alone until that geometry is asked for as a layer of its own); `search` allows the
+ * timed search (planning time only: it allocates). The plan is built in a local copy: choosing
+ * may plan other geometries (a sub-pixel inner convolution) and move the array. */
 static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t budget, bool search,
-                           gan_cuda_conv_plan **out)
+                           unsigned passes, gan_cuda_conv_plan **out)
 {
-    for (int i = 0; i < impl->conv_plan_count; i++)
-        if (gan_conv_geom_equal(&impl->conv_plans[i].geom, g)) {
-            *out = &impl->conv_plans[i];
+    int index = -1;
+    for (int i = 0; i < impl->conv_plan_count && index < 0; i++)
+        if (gan_conv_geom_equal(&impl->conv_plans[i].geom, g))
+            index = i;
+    gan_cuda_conv_plan plan;
+    unsigned missing = passes;
+    if (index >= 0) {
+        plan = impl->conv_plans[index];
+        for (int p = 0; p < 3; p++)
+            if (plan.pass[p].planned)
+                missing &= ~PASS_BIT(p);
+        if (!missing) {
+            *out = &impl->conv_plans[index];
             return GAN_OK;
         }
-    gan_cuda_conv_args args;
-    GAN_TRY(gan_cuda_conv_args_make(g, &args));
-    gan_cuda_conv_plan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.geom = *g;
-    plan.subpixel_inner = -1;
-    GAN_TRY(gan_cuda_conv_descriptors_create(&args, impl->precision, &plan.desc));
+    } else {
+        gan_cuda_conv_args args;
+        GAN_TRY(gan_cuda_conv_args_make(g, &args));
+        memset(&plan, 0, sizeof plan);
+        plan.geom = *g;
+        plan.subpixel_inner = -1;
+        GAN_TRY(gan_cuda_conv_descriptors_create(&args, impl->precision, &plan.desc));
+    }
     search_scratch scratch;
-    bool searching = search && !impl->capturing && !all_stored(impl, g) &&
-                     scratch_alloc(g, budget, &scratch);
+    bool searching = search && !impl->capturing && !all_stored(impl, g, missing) &&
+                     scratch_alloc(impl, g, budget, &scratch);
     gan_status status = GAN_OK;
     for (int p = 0; p < 3; p++)
-        GAN_CHECK(choose(impl, &plan, (gan_conv_pass)p, budget, searching ? &scratch : NULL));
+        if (missing & PASS_BIT(p))
+            GAN_CHECK(choose(impl, &plan, (gan_conv_pass)p, budget, searching ? &scratch : NULL));
     if (searching) {
         /* The search ran on the stream: finish it before its buffers go. */
         status = gan_cuda_check(cudaStreamSynchronize(impl->stream), "cudaStreamSynchronize",
@@ -629,6 +676,11 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
         searching = false;
         if (status != GAN_OK)
             goto cleanup;
+    }
+    if (index >= 0) {
+        impl->conv_plans[index] = plan;
+        *out = &impl->conv_plans[index];
+        return GAN_OK;
     }
     /* Grown only now: choosing may have added plans (a sub-pixel form's inner convolution). */
     if (impl->conv_plan_count == impl->conv_plan_capacity) {
@@ -649,7 +701,8 @@ cleanup:
         cudaStreamSynchronize(impl->stream);
         scratch_free(&scratch);
     }
-    gan_cuda_conv_descriptors_destroy(&plan.desc);
+    if (index < 0)
+        gan_cuda_conv_descriptors_destroy(&plan.desc);
     return status;
 }
 
@@ -672,7 +725,7 @@ size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
     if (gan_conv_is_whole_input(g))
         return 0;
     gan_cuda_conv_plan *plan;
-    if (plan_get(impl, g, impl->workspace_budget_bytes, true, &plan) != GAN_OK)
+    if (plan_get(impl, g, impl->workspace_budget_bytes, true, ALL_PASSES, &plan) != GAN_OK)
         return 0;
     size_t most = 0;
     for (int p = 0; p < 3; p++)
@@ -685,7 +738,7 @@ size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
  * caller's workspace size is unknown. */
 static gan_status plan_for_call(gan_backend *be, const gan_conv_geom *g, gan_cuda_conv_plan **plan)
 {
-    return plan_get(gan_cuda_impl_of(be), g, 0, false, plan);
+    return plan_get(gan_cuda_impl_of(be), g, 0, false, ALL_PASSES, plan);
 }
 
 static gan_status check_workspace(gan_conv_pass pass, size_t bytes, const void *workspace)
@@ -815,6 +868,10 @@ void gan_cuda_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pa
         if (gan_conv_geom_equal(&impl->conv_plans[i].geom, g)) {
             const gan_cuda_conv_plan *plan = &impl->conv_plans[i];
             const gan_cuda_pass_plan *p = &plan->pass[pass];
+            if (!p->planned) {
+                snprintf(out, bytes, "not planned");
+                return;
+            }
             char inner[64] = "";
             if (p->algo == GAN_CONV_ALGO_SUBPIXEL && plan->subpixel_inner >= 0)
                 snprintf(inner, sizeof inner, " (inner %s)",

@@ -60,6 +60,7 @@ typedef enum gan_cuda_chosen_by {
 /* The algorithm of one pass: cuDNN's enum value for the pass, its math type, its workspace and
  * the milliseconds a search measured (0 when none did). */
 typedef struct gan_cuda_pass_plan {
+    bool planned;                 /* chosen (a sub-pixel form's inner plan has its forward only) */
     int algo;
     cudnnMathType_t math;
     size_t bytes;

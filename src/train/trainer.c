@@ -444,6 +444,7 @@ static gan_status run_as_graph(gan_trainer *t)
     if (!t->graph) {
         int n = t->bn_count_g + t->bn_count_d;
         int64_t *before = calloc((size_t)n + 1, sizeof *before);
+        free(t->bn_delta); /* an earlier capture that failed */
         t->bn_delta = calloc((size_t)n + 1, sizeof *t->bn_delta);
         if (!before || !t->bn_delta) {
             free(before);
