@@ -317,11 +317,15 @@ int bench_train_dist(const char *prog, const gan_dist *dist, const char *config,
     }
 cleanup:
     free(all);
-    gan_trainer_destroy(t);
-    if (source)
-        source->close(source);
-    if (be)
-        be->destroy(be);
+    /* A failed rank leaves the device to the process's end (MPI_Abort follows): see close_run in
+     * src/train/run.c. */
+    if (status == GAN_OK || world < 2) {
+        gan_trainer_destroy(t);
+        if (source)
+            source->close(source);
+        if (be)
+            be->destroy(be);
+    }
     if (status != GAN_OK) {
         report(dist);
         return 1;

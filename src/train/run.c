@@ -530,13 +530,21 @@ static gan_status train(run_state *run, gan_run_result *result)
 }
 
 /* Releases everything the run opened; a failure to finish the events file only warns (the run's
- * own result stands). */
+ * own result stands). A rank of several that failed leaves the trainer and the backend to the
+ * process's end: MPI_Abort comes next (cmd_train.c), and freeing device memory or destroying the
+ * NCCL communicator would first wait for all-reduces the other ranks still have queued (cudaFree
+ * waits for the device; NCCL's destroy synchronises with its peers), so the job would hang
+ * instead of ending. */
 static void close_run(run_state *run, gan_status status)
 {
     if (run->metrics)
         fclose(run->metrics);
     if (gan_tb_writer_close(run->tb) != GAN_OK && status == GAN_OK)
         fprintf(stderr, "gan: warning: %s\n", gan_error_message());
+    if (status != GAN_OK && run->ranks > 1) {
+        run_dir_unlock(run->lock_fd);
+        return;
+    }
     gan_trainer_destroy(run->trainer);
     if (run->data)
         run->data->close(run->data);
