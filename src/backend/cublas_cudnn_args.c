@@ -91,6 +91,16 @@ static bool count_fits_int(long long a, long long b, long long c, long long d)
     return true;
 }
 
+/* GAN_ERR_ARG: g has no `form` of ours, which needs `needs`. */
+static gan_status no_form(const gan_conv_geom *g, const char *form, const char *needs)
+{
+    return gan_error(GAN_ERR_ARG,
+                     "convolution x [%d, %d, %d, %d], y [%d, %d, %d, %d], kernel %dx%d, stride %dx%d, "
+                     "pad %dx%d has no %s (it needs %s)",
+                     g->n, g->c_in, g->h_in, g->w_in, g->n, g->c_out, g->h_out, g->w_out, g->k_h, g->k_w,
+                     g->stride_h, g->stride_w, g->pad_h, g->pad_w, form, needs);
+}
+
 bool gan_conv_subpixel_applies(const gan_conv_geom *g)
 {
     if (g->k_h != 4 || g->k_w != 4 || g->stride_h != 2 || g->stride_w != 2 || g->pad_h != 1 ||
@@ -109,12 +119,8 @@ bool gan_conv_subpixel_applies(const gan_conv_geom *g)
 gan_status gan_conv_subpixel_inner(const gan_conv_geom *g, gan_conv_geom *inner)
 {
     if (!gan_conv_subpixel_applies(g))
-        return gan_error(GAN_ERR_ARG,
-                         "convolution x [%d, %d, %d, %d], y [%d, %d, %d, %d], kernel %dx%d, stride "
-                         "%dx%d, pad %dx%d has no sub-pixel backward-data (it needs kernel 4x4, "
-                         "stride 2x2, pad 1x1, x twice y's size and tensors of int element counts)",
-                         g->n, g->c_in, g->h_in, g->w_in, g->n, g->c_out, g->h_out, g->w_out,
-                         g->k_h, g->k_w, g->stride_h, g->stride_w, g->pad_h, g->pad_w);
+        return no_form(g, "sub-pixel backward-data",
+                       "kernel 4x4, stride 2x2, pad 1x1, x twice y's size and tensors of int element counts");
     /* dy [n, co, Ho, Wo] by w2 [4 ci, co, 2, 2], pad 1: y2 [n, 4 ci, Ho + 1, Wo + 1]. */
     *inner = (gan_conv_geom){
         .n = g->n,
@@ -161,12 +167,8 @@ bool gan_conv_im2col_filter_applies(const gan_conv_geom *g)
 gan_status gan_conv_im2col_filter_gemm(const gan_conv_geom *g, gan_conv_gemm *out)
 {
     if (!gan_conv_im2col_filter_applies(g))
-        return gan_error(GAN_ERR_ARG,
-                         "convolution x [%d, %d, %d, %d], y [%d, %d, %d, %d], kernel %dx%d has no "
-                         "im2col backward-filter (it needs positive sizes, a kernel smaller than its "
-                         "input and int-sized GEMM dimensions)",
-                         g->n, g->c_in, g->h_in, g->w_in, g->n, g->c_out, g->h_out, g->w_out, g->k_h,
-                         g->k_w);
+        return no_form(g, "im2col backward-filter",
+                       "positive sizes, a kernel smaller than its input and int-sized GEMM dimensions");
     const int k = g->c_in * g->k_h * g->k_w, p = g->n * g->h_out * g->w_out;
     /* dw [co, K] = beta dw + dyt [co, P] col^T, col [K, P] */
     *out = (gan_conv_gemm){false, true, g->c_out, k, p, p, p, k};
