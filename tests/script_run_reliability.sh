@@ -98,11 +98,35 @@ checkpoint_meta "$work/v1.safetensors" version=1 data_crc32c=-
 expect 0 "a version 1 checkpoint carries no checksum" -- "$gan" sample "$work/v1.safetensors" --npy "$work/x.npy" --device cpu
 cp "$work/v1.safetensors" "$work/v2_no_crc.safetensors"; checkpoint_meta "$work/v2_no_crc.safetensors" version=2
 expect 1 "a version 2 checkpoint without its checksum" -- "$gan" sample "$work/v2_no_crc.safetensors" --npy "$work/x.npy"
+# a header edited in place, even to values in range, no longer matches its checksum
+cp "$ck/ckpt_0000000008.safetensors" "$work/meta.safetensors"; checkpoint_meta "$work/meta.safetensors" iteration=7
+expect 1 "the header (tensor names, shapes, offsets or metadata) does not match its checksum" -- \
+  "$gan" sample "$work/meta.safetensors" --npy "$work/x.npy" --device cpu
+python3 - "$ck/ckpt_0000000008.safetensors" "$work/swapped.safetensors" <<'PY'
+import json, struct, sys
+blob = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack("<Q", blob[:8])
+header = json.loads(blob[8:8 + n])
+# two tensors of one size exchange their data: the data's checksum still holds, the header's not
+by_size = {}
+for name, t in header.items():
+    if name != "__metadata__":
+        by_size.setdefault(t["data_offsets"][1] - t["data_offsets"][0], []).append(name)
+a, b = next(v for v in by_size.values() if len(v) >= 2)[:2]
+header[a]["data_offsets"], header[b]["data_offsets"] = header[b]["data_offsets"], header[a]["data_offsets"]
+text = json.dumps(header, separators=(",", ":")).encode()
+text += b" " * (-len(text) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + blob[8 + n:])
+PY
+expect 1 "does not match its checksum" -- "$gan" sample "$work/swapped.safetensors" --npy "$work/x.npy" --device cpu
+# without the header's checksum (files written before it existed) the counters are range-checked
 for edit in iteration=-5 adam_step_g=-1 adam_step_d=99 data_index=-1; do
-  cp "$ck/ckpt_0000000008.safetensors" "$work/meta.safetensors"; checkpoint_meta "$work/meta.safetensors" "$edit"
+  cp "$ck/ckpt_0000000008.safetensors" "$work/meta.safetensors"
+  checkpoint_meta "$work/meta.safetensors" "$edit" header_crc32c=-
   expect 1 "metadata" -- "$gan" sample "$work/meta.safetensors" --npy "$work/x.npy" --device cpu
 done
-cp "$ck/ckpt_0000000008.safetensors" "$work/meta.safetensors"; checkpoint_meta "$work/meta.safetensors" iteration=99999999999999999999
+cp "$ck/ckpt_0000000008.safetensors" "$work/meta.safetensors"
+checkpoint_meta "$work/meta.safetensors" iteration=99999999999999999999 header_crc32c=-
 expect 1 "metadata 'iteration' is missing or not an integer in range" -- "$gan" sample "$work/meta.safetensors" --npy "$work/x.npy"
 
 # names gan did not write are neither chosen nor pruned; a canonical name whose metadata disagrees

@@ -91,14 +91,20 @@ const char *gan_safetensors_metadata(const gan_safetensors *st, const char *key)
  * dimension, missing data, a repeated metadata key, text that is not UTF-8. */
 gan_status gan_safetensors_write(const char *path, const gan_st_tensor *tensors, int tensor_count,
                                  const gan_st_metadata *metadata, int metadata_count);
-/* The same, with one more metadata entry: `crc_key` -> the CRC-32C of the whole data section (the
- * tensor bytes as laid out in the file), 8 lowercase hex digits. */
+/* The metadata key of the header's checksum (written with every data checksum). */
+#define GAN_ST_HEADER_CRC_KEY "header_crc32c"
+
+/* The same, with two more metadata entries: `crc_key` -> the CRC-32C of the whole data section
+ * (the tensor bytes as laid out in the file) and GAN_ST_HEADER_CRC_KEY -> the CRC-32C of the
+ * header's content (every tensor's name, dtype, shape and data offsets in name order, then every
+ * other metadata pair in key order, each as a NUL-ended text), both 8 lowercase hex digits. */
 gan_status gan_safetensors_write_with_crc(const char *path, const gan_st_tensor *tensors, int tensor_count,
                                           const gan_st_metadata *metadata, int metadata_count,
                                           const char *crc_key);
-/* Checks the data section against the metadata value of `crc_key`: GAN_OK when they agree,
- * GAN_ERR_FORMAT naming the file when they do not or the value is not 8 hex digits; *present
- * says whether the key was there at all (absent: GAN_OK, nothing checked). */
+/* Checks the data section against the metadata value of `crc_key`, and the header against
+ * GAN_ST_HEADER_CRC_KEY's where the file has one (files written before it existed have not):
+ * GAN_OK when they agree, GAN_ERR_FORMAT naming the file when one does not or a value is not 8 hex
+ * digits; *present says whether `crc_key` was there at all (absent: GAN_OK, nothing checked). */
 gan_status gan_safetensors_check_crc(const gan_safetensors *st, const char *crc_key, bool *present);
 
 #ifdef __cplusplus

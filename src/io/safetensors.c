@@ -609,6 +609,57 @@ const char *gan_safetensors_metadata(const gan_safetensors *st, const char *key)
     return NULL;
 }
 
+/* ---- the header's checksum ------------------------------------------------------------------ */
+
+/* One tensor's entry as the checksum reads it. */
+typedef struct header_entry {
+    const char *name;
+    gan_st_dtype dtype;
+    int ndim;
+    const int64_t *shape;
+    uint64_t begin, end;
+} header_entry;
+
+static int compare_entry_names(const void *a, const void *b)
+{
+    return strcmp(((const header_entry *)a)->name, ((const header_entry *)b)->name);
+}
+
+static uint32_t crc_text(uint32_t crc, const char *text) { return gan_crc32c_extend(crc, text, strlen(text) + 1); }
+
+/* CRC-32C of every tensor entry in name order (name, dtype, shape and data offsets, each written
+ * as a NUL-ended text) and then every metadata pair in key order (key, value) but those of the
+ * two checksums. `entries` is sorted here; `metadata` must be sorted by key already. The same
+ * text on both sides, whatever order or spacing the JSON has. */
+static uint32_t header_crc(header_entry *entries, int entry_count, const gan_st_metadata *metadata,
+                           int metadata_count, const char *data_crc_key)
+{
+    if (entry_count > 1)
+        qsort(entries, (size_t)entry_count, sizeof *entries, compare_entry_names);
+    uint32_t crc = 0;
+    char number[24];
+    for (int i = 0; i < entry_count; i++) {
+        crc = crc_text(crc, entries[i].name);
+        crc = crc_text(crc, dtypes[entries[i].dtype].name);
+        for (int d = 0; d < entries[i].ndim; d++) {
+            snprintf(number, sizeof number, "%" PRId64, entries[i].shape[d]);
+            crc = crc_text(crc, number);
+        }
+        snprintf(number, sizeof number, "%" PRIu64, entries[i].begin);
+        crc = crc_text(crc, number);
+        snprintf(number, sizeof number, "%" PRIu64, entries[i].end);
+        crc = crc_text(crc, number);
+    }
+    for (int i = 0; i < metadata_count; i++) {
+        if (!strcmp(metadata[i].key, GAN_ST_HEADER_CRC_KEY) ||
+            (data_crc_key && !strcmp(metadata[i].key, data_crc_key)))
+            continue;
+        crc = crc_text(crc, metadata[i].key);
+        crc = crc_text(crc, metadata[i].value);
+    }
+    return crc;
+}
+
 /* ---- writer ------------------------------------------------------------------------------- */
 
 static bool text_ok(const char *s)
@@ -740,13 +791,14 @@ gan_status gan_safetensors_write_with_crc(const char *path, const gan_st_tensor 
     uint64_t *nbytes = calloc((size_t)tensor_count + 1, sizeof *nbytes);
     int *order = calloc((size_t)tensor_count + 1, sizeof *order);
     gan_st_tensor const **by_name = calloc((size_t)tensor_count + 1, sizeof *by_name);
-    gan_st_metadata *with_crc = crc_key ? calloc((size_t)metadata_count + 1, sizeof *with_crc) : NULL;
-    char crc_text[16];
+    gan_st_metadata *with_crc = crc_key ? calloc((size_t)metadata_count + 2, sizeof *with_crc) : NULL;
+    header_entry *entries = crc_key ? calloc((size_t)tensor_count + 1, sizeof *entries) : NULL;
+    char data_crc_text[16], header_crc_text[16];
     unsigned char *header = NULL;
     size_t header_size = 0;
     gan_file_piece *pieces = NULL;
     gan_status status = GAN_OK;
-    if (!nbytes || !order || !by_name || (crc_key && !with_crc)) {
+    if (!nbytes || !order || !by_name || (crc_key && (!with_crc || !entries))) {
         status = gan_error(GAN_ERR_NOMEM, "%s: out of memory", path);
         goto cleanup;
     }
@@ -758,21 +810,31 @@ gan_status gan_safetensors_write_with_crc(const char *path, const gan_st_tensor 
         for (int i = 0; i < tensor_count; i++)
             if (dtypes[tensors[i].dtype].bytes == element)
                 order[placed++] = i;
-    if (crc_key) { /* the data section's checksum goes into the header ahead of it */
+    if (crc_key) { /* the checksums of the data section and of the header go into the header */
         uint32_t crc = 0;
-        for (int k = 0; k < tensor_count; k++)
-            crc = gan_crc32c_extend(crc, tensors[order[k]].data, (size_t)nbytes[order[k]]);
-        snprintf(crc_text, sizeof crc_text, "%08x", crc);
+        uint64_t offset = 0;
+        for (int k = 0; k < tensor_count; k++) {
+            const gan_st_tensor *t = &tensors[order[k]];
+            crc = gan_crc32c_extend(crc, t->data, (size_t)nbytes[order[k]]);
+            entries[k] = (header_entry){t->name, t->dtype, t->ndim, t->shape, offset, offset + nbytes[order[k]]};
+            offset += nbytes[order[k]];
+        }
+        snprintf(data_crc_text, sizeof data_crc_text, "%08x", crc);
         for (int i = 0; i < metadata_count; i++) {
-            if (!strcmp(metadata[i].key, crc_key)) {
-                status = gan_error(GAN_ERR_ARG, "%s: metadata key '%s' is the checksum's", path, crc_key);
+            if (!strcmp(metadata[i].key, crc_key) || !strcmp(metadata[i].key, GAN_ST_HEADER_CRC_KEY)) {
+                status = gan_error(GAN_ERR_ARG, "%s: metadata key '%s' is a checksum's", path, metadata[i].key);
                 goto cleanup;
             }
             with_crc[i] = metadata[i];
         }
-        with_crc[metadata_count] = (gan_st_metadata){(char *)crc_key, crc_text};
+        if (metadata_count > 1)
+            qsort(with_crc, (size_t)metadata_count, sizeof *with_crc, compare_keys);
+        snprintf(header_crc_text, sizeof header_crc_text, "%08x",
+                 header_crc(entries, tensor_count, with_crc, metadata_count, crc_key));
+        with_crc[metadata_count] = (gan_st_metadata){(char *)crc_key, data_crc_text};
+        with_crc[metadata_count + 1] = (gan_st_metadata){(char *)GAN_ST_HEADER_CRC_KEY, header_crc_text};
         metadata = with_crc;
-        metadata_count++;
+        metadata_count += 2;
     }
     GAN_CHECK(build_header(path, tensors, order, nbytes, tensor_count, metadata, metadata_count,
                            &header, &header_size));
@@ -792,7 +854,20 @@ cleanup:
     free(order);
     free(nbytes);
     free(with_crc);
+    free(entries);
     return status;
+}
+
+/* The metadata value of `key` as a CRC-32C (8 hex digits). */
+static gan_status read_crc(const gan_safetensors *st, const char *key, const char *text, uint32_t *value)
+{
+    char *end = NULL;
+    unsigned long parsed = strtoul(text, &end, 16);
+    if (strlen(text) != 8 || *end || !isxdigit((unsigned char)text[0]))
+        return gan_error(GAN_ERR_FORMAT, "%s: metadata '%s' is not a CRC-32C (8 hex digits): '%s'", st->path,
+                         key, text);
+    *value = (uint32_t)parsed;
+    return GAN_OK;
 }
 
 gan_status gan_safetensors_check_crc(const gan_safetensors *st, const char *crc_key, bool *present)
@@ -801,18 +876,36 @@ gan_status gan_safetensors_check_crc(const gan_safetensors *st, const char *crc_
     *present = want != NULL;
     if (!want)
         return GAN_OK;
-    char *end = NULL;
-    unsigned long value = strtoul(want, &end, 16);
-    if (strlen(want) != 8 || *end || !isxdigit((unsigned char)want[0]))
-        return gan_error(GAN_ERR_FORMAT, "%s: metadata '%s' is not a CRC-32C (8 hex digits): '%s'", st->path,
-                         crc_key, want);
+    uint32_t value = 0;
+    GAN_TRY(read_crc(st, crc_key, want, &value));
     uint64_t header_len = header_length_field(st->bytes, st->size);
     size_t start = (size_t)(8 + header_len);
     uint32_t got = gan_crc32c(st->bytes + start, st->size - start);
-    if (got != (uint32_t)value)
+    if (got != value)
         return gan_error(GAN_ERR_FORMAT,
                          "%s: the tensor data does not match its checksum (CRC-32C %08x, the file says %s): "
                          "the file is damaged",
                          st->path, got, want);
+    /* Files written before the header had a checksum have none: their data's is all there is. */
+    const char *header_want = gan_safetensors_metadata(st, GAN_ST_HEADER_CRC_KEY);
+    if (!header_want)
+        return GAN_OK;
+    GAN_TRY(read_crc(st, GAN_ST_HEADER_CRC_KEY, header_want, &value));
+    header_entry *entries = calloc((size_t)st->tensor_count + 1, sizeof *entries);
+    if (!entries)
+        return gan_error(GAN_ERR_NOMEM, "%s: out of memory", st->path);
+    const unsigned char *data = st->bytes + start;
+    for (int i = 0; i < st->tensor_count; i++) {
+        const gan_st_tensor *t = &st->tensors[i];
+        uint64_t begin = t->nbytes ? (uint64_t)((const unsigned char *)t->data - data) : 0;
+        entries[i] = (header_entry){t->name, t->dtype, t->ndim, t->shape, begin, begin + t->nbytes};
+    }
+    got = header_crc(entries, st->tensor_count, st->metadata, st->metadata_count, crc_key);
+    free(entries);
+    if (got != value)
+        return gan_error(GAN_ERR_FORMAT,
+                         "%s: the header (tensor names, shapes, offsets or metadata) does not match its checksum "
+                         "(CRC-32C %08x, the file says %s): the file is damaged",
+                         st->path, got, header_want);
     return GAN_OK;
 }
