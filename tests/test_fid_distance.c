@@ -252,6 +252,16 @@ static void test_npz(void)
         CHECK_FAILS_WITH(gan_fid_stats_read(other, 0, &back), GAN_ERR_FORMAT, "too short");
         write_file(other, "", 0);
         CHECK_FAILS_WITH(gan_fid_stats_read(other, 0, &back), GAN_ERR_FORMAT, "too short");
+        /* 42 bytes: a ZIP64 locator pointing far away, then an end record asking for ZIP64. A file
+         * shorter than the ZIP64 end record (56 bytes) once made the bound size - 56 wrap around and
+         * the reader read at the locator's offset (a crash). */
+        static const uint8_t short64[42] = {
+            0x50, 0x4b, 0x06, 0x07, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 1, 0, 0, 0, /* locator */
+            0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0, 0, /* end record: every count and offset 0xFF.. (ZIP64) */
+        };
+        write_file(other, short64, sizeof short64);
+        CHECK_FAILS_WITH(gan_fid_stats_read(other, 0, &back), GAN_ERR_FORMAT, "ZIP64 end record is missing");
     }
     free(bytes);
     snprintf(other, sizeof other, "%s/missing.npz", dir);

@@ -30,6 +30,7 @@ enum {
     LOCAL_HEADER_BYTES = 30,
     CENTRAL_HEADER_BYTES = 46,
     END_BYTES = 22,
+    END64_BYTES = 56,
 };
 
 /* No member is inflated past this (a float64 sigma of 16384 features is 2 GiB). */
@@ -85,8 +86,9 @@ static gan_status find_end(zip_file *z)
         if (at < 20 || le32(z->bytes + at - 20) != SIG_END64_LOCATOR)
             return gan_error(GAN_ERR_FORMAT, "%s: zip end record asks for ZIP64 but there is no ZIP64 locator",
                              z->path);
+        /* (a file shorter than the ZIP64 end record must not make size - 56 wrap around) */
         uint64_t end64 = le64(z->bytes + at - 20 + 8);
-        if (end64 > z->size - 56 || le32(z->bytes + end64) != SIG_END64)
+        if (z->size < END64_BYTES || end64 > z->size - END64_BYTES || le32(z->bytes + end64) != SIG_END64)
             return gan_error(GAN_ERR_FORMAT, "%s: the ZIP64 end record is missing or out of the file", z->path);
         z->entries = le64(z->bytes + end64 + 32);
         z->cd_size = le64(z->bytes + end64 + 40);
@@ -176,7 +178,7 @@ static gan_status member_bytes(const zip_file *z, const zip_member *m, const cha
     *owned = NULL;
     if (m->flags & 1u)
         return gan_error(GAN_ERR_FORMAT, "%s: member %s is encrypted", z->path, name);
-    if (m->local_offset > z->size - LOCAL_HEADER_BYTES || z->size < LOCAL_HEADER_BYTES ||
+    if (z->size < LOCAL_HEADER_BYTES || m->local_offset > z->size - LOCAL_HEADER_BYTES ||
         le32(z->bytes + m->local_offset) != SIG_LOCAL)
         return gan_error(GAN_ERR_FORMAT, "%s: member %s: its local header is missing or out of the file", z->path,
                          name);
