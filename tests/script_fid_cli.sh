@@ -46,6 +46,10 @@ np.savez(d + "/small.npz", mu=mu[:10], sigma=sigma[:10, :10])
 np.save(d + "/nhwc_float.npy", rng.uniform(-1, 1, size=(4, 28, 28, 3)).astype(np.float32))
 np.save(d + "/nchw_uint8.npy", rng.integers(0, 255, size=(4, 3, 28, 28)).astype(np.uint8))
 np.save(d + "/empty.npy", np.zeros((0, 28, 28, 1), np.uint8))
+# 8 dimensions of 10^18 (no values): the message naming the shape must not run past its buffer
+h = "{'descr': '<f4', 'fortran_order': False, 'shape': (0,%s), }" % (" 10**18," * 7).replace("10**18", str(10**18))
+h += " " * (-(10 + len(h) + 1) % 64) + "\n"
+open(d + "/huge_shape.npy", "wb").write(b"\x93NUMPY\x01\x00" + len(h).to_bytes(2, "little") + h.encode())
 EOF
 expect 0 "FID: " -- "$gan" fid "$work/a.npz" "$work/a_stored.npz"
 value=$(sed -n 's/^FID: //p' "$work/out")
@@ -63,6 +67,7 @@ expect 1 "no_images" -- "$gan" fid "$work/no_images" "$work/a.npz"
 expect 1 "float32 [4, 28, 28, 3]: a .npy of images is uint8 [N, H, W, C]" -- "$gan" fid "$work/nhwc_float.npy" "$work/a.npz"
 expect 1 "uint8 [4, 3, 28, 28]: a .npy of images is uint8 [N, H, W, C]" -- "$gan" fid "$work/nchw_uint8.npy" "$work/a.npz"
 expect 1 "holds no images" -- "$gan" fid "$work/empty.npy" "$work/a.npz"
+expect 1 "float32 [0, 1000000000000000000, " -- "$gan" fid "$work/huge_shape.npy" "$work/a.npz"
 expect 1 "no FID Inception weights: give --weights FILE or set GAN_FID_WEIGHTS" -- "$gan" fid "$fmnist" "$work/a.npz"
 expect 1 "not a FID Inception weights file" -- \
   "$gan" fid "$fmnist" "$work/a.npz" --weights "$src/tests/fixtures/conv_k3_s2_p0.safetensors" --device cpu

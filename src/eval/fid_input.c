@@ -68,7 +68,7 @@ static gan_status check_npy_images(const char *path, const gan_npy_header *h, bo
     bool f32 = h->dtype == GAN_NPY_F32 && h->ndim == 4 && (s[1] == 1 || s[1] == 3);
     if (!*u8 && !f32) {
         char shape[128] = "";
-        for (int d = 0, used = 0; d < h->ndim; d++)
+        for (int d = 0, used = 0; d < h->ndim && used < (int)sizeof shape; d++)
             used += snprintf(shape + used, sizeof shape - (size_t)used, "%s%lld", d ? ", " : "", (long long)s[d]);
         return gan_error(GAN_ERR_FORMAT, "%s: %s [%s]: a .npy of images is uint8 [N, H, W, C] (gan prepare) or float32 "
                                          "[N, C, H, W] in [-1, 1] (gan sample --npy), C 1 or 3",

@@ -417,7 +417,7 @@ static gan_status find_tensor(const gan_safetensors *st, const char *path, const
 {
     const gan_st_tensor *t = gan_safetensors_find(st, name);
     char want[96] = "", got[96] = "";
-    for (int i = 0, used = 0; i < ndim; i++)
+    for (int i = 0, used = 0; i < ndim && used < (int)sizeof want; i++)
         used += snprintf(want + used, sizeof want - (size_t)used, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (!t)
         return gan_error(GAN_ERR_FORMAT, "%s: tensor %s [%s] is missing: not pytorch-fid's FID Inception weights; %s",
@@ -426,7 +426,7 @@ static gan_status find_tensor(const gan_safetensors *st, const char *path, const
     for (int i = 0; same && i < ndim; i++)
         same = t->shape[i] == shape[i];
     if (!same) {
-        for (int i = 0, used = 0; i < t->ndim; i++)
+        for (int i = 0, used = 0; i < t->ndim && used < (int)sizeof got; i++)
             used += snprintf(got + used, sizeof got - (size_t)used, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
         return gan_error(GAN_ERR_FORMAT, "%s: tensor %s is %s [%s], expected F32 [%s]: not pytorch-fid's FID "
                                          "Inception weights; %s",
