@@ -59,7 +59,7 @@ expect 1 "sigma is [2048, 2047] but mu has 2048 features" -- "$gan" fid "$work/a
 expect 1 "statistics of 10 features; the FID Inception's have 2048" -- "$gan" fid "$work/a.npz" "$work/small.npz"
 expect 1 "not a folder of images, a .npy of images or a statistics .npz" -- "$gan" fid "$work/a.npz" "$src/README.md"
 
-# bad image inputs, refused before any weights are read
+# bad inputs, refused before any weights are read
 mkdir -p "$work/empty_folder" "$work/no_images"
 touch "$work/no_images/notes.txt"
 expect 1 "empty_folder" -- "$gan" fid "$work/empty_folder" "$work/a.npz"
@@ -73,6 +73,10 @@ expect 1 "not a FID Inception weights file" -- \
   "$gan" fid "$fmnist" "$work/a.npz" --weights "$src/tests/fixtures/conv_k3_s2_p0.safetensors" --device cpu
 expect 1 "missing.safetensors" -- "$gan" fid "$fmnist" "$work/a.npz" --weights "$work/missing.safetensors" --device cpu
 expect 2 "already a statistics file" -- "$gan" fid --save-stats "$work/a.npz" -o "$work/x.npz"
+# a bad statistics file given second is refused before the first input goes through the network
+# (no weights are needed to see it; it used to be read only after the images' features)
+expect 1 "statistics of 10 features; the FID Inception's have 2048" -- "$gan" fid "$fmnist" "$work/small.npz"
+expect 1 "sigma is [2048, 2047]" -- "$gan" fid "$fmnist" "$work/wide.npz" --weights "$work/missing.safetensors"
 
 sanitized=0
 "$gan" info --no-bench | grep -q "sanitizers" && sanitized=1

@@ -172,6 +172,9 @@ static void test_npz(void)
     }
     gan_fid_stats_free(&back);
     CHECK_FAILS_WITH(gan_fid_stats_read(path, 2048, &back), GAN_ERR_FORMAT, "statistics of 5 features");
+    /* the input check reads a statistics file too (it used to pass it unread) */
+    int64_t images = -1;
+    CHECK_FAILS_WITH(gan_fid_input_check(path, GAN_FID_INPUT_STATS, &images), GAN_ERR_FORMAT, "statistics of 5 features");
     /* a read with a limit: sigma [5, 5] is 25 values */
     gan_npz_array array = {0};
     CHECK_OK(gan_npz_read_at_most(path, "sigma", 25, &array));

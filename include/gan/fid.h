@@ -76,8 +76,10 @@ typedef enum gan_fid_input_kind {
  * anything else is refused naming it. */
 gan_status gan_fid_input_kind_of(const char *path, gan_fid_input_kind *kind);
 
-/* Checks what a folder or .npy input holds before the network is loaded (*images: how many):
- * a folder without images, a .npy that is not images, or one of no images, is refused naming it. */
+/* Checks what an input holds before the network is loaded (*images: how many; 0 for statistics):
+ * a folder without images, a .npy that is not images, or one of no images, is refused naming it;
+ * a statistics file is read and checked as gan_fid_stats_read does for the network's 2048
+ * features (a caller that keeps the statistics can read them with that instead). */
 gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_t *images);
 
 /* Called now and then with the images done so far; may be NULL. */

@@ -102,6 +102,11 @@ gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_
         gan_npy_release(&a);
         return status;
     }
+    /* statistics: read and checked whole (shapes against the network's 2048 features, symmetry,
+     * finiteness), so that a bad file is refused before the other input goes through the network */
+    gan_fid_stats stats = {0};
+    GAN_TRY(gan_fid_stats_read(path, GAN_INCEPTION_FEATURES, &stats));
+    gan_fid_stats_free(&stats);
     return GAN_OK;
 }
 
