@@ -171,8 +171,8 @@ typedef struct decoded {
     char message[512];
 } decoded;
 
-/* Images decoded a batch at a time on every core, then handed to the network in runs of the same
- * size (each run one call: the network resizes them together). */
+/* Images decoded a batch at a time on every core; each run of equal sizes staged into its slots
+ * (the network resizes a run together), then the network run once over the batch. */
 static gan_status features_of_folder(gan_inception *net, const char *path, float **features, int64_t *count,
                                      gan_fid_progress progress, void *ctx)
 {
@@ -218,13 +218,17 @@ static gan_status features_of_folder(gan_inception *net, const char *path, float
             }
             for (int m = i; m < j; m++)
                 memcpy(run + (size_t)(m - i) * image_bytes, slots[m].pixels, image_bytes);
-            status = gan_inception_features_u8(net, run, j - i, slots[i].h, slots[i].w, 3,
-                                               out + (size_t)(first + i) * GAN_INCEPTION_FEATURES);
+            status = gan_inception_stage_u8(net, i, run, j - i, slots[i].h, slots[i].w, 3);
             if (status != GAN_OK) {
                 gan_error_prefix(status, "%s: ", list.paths[first + i]);
                 goto cleanup;
             }
             i = j;
+        }
+        status = gan_inception_run(net, k, out + (size_t)first * GAN_INCEPTION_FEATURES);
+        if (status != GAN_OK) {
+            gan_error_prefix(status, "%s: ", path);
+            goto cleanup;
         }
         for (int i = 0; i < k; i++) {
             free(slots[i].pixels);
