@@ -69,6 +69,12 @@ expect 1 "uint8 [4, 3, 28, 28]: a .npy of images is uint8 [N, H, W, C]" -- "$gan
 expect 1 "holds no images" -- "$gan" fid "$work/empty.npy" "$work/a.npz"
 expect 1 "float32 [0, 1000000000000000000, " -- "$gan" fid "$work/huge_shape.npy" "$work/a.npz"
 expect 1 "no FID Inception weights: give --weights FILE or set GAN_FID_WEIGHTS" -- "$gan" fid "$fmnist" "$work/a.npz"
+# a folder's images counted before anything runs, with where pytorch-fid (top level, lower-case
+# extensions) would read another set
+mkdir -p "$work/mixed/sub"
+cp "$colour/00.png" "$work/mixed/a.png"; cp "$colour/01.png" "$work/mixed/b.PNG"; cp "$colour/02.png" "$work/mixed/sub/c.png"
+touch "$work/mixed/notes.txt"
+expect 1 "mixed: 3 images (.png, .jpg, .jpeg in any case, subfolders included), 1 of them in subfolders, 1 with an upper-case extension; 1 other file ignored; pytorch-fid would read only" -- "$gan" fid "$work/mixed" "$work/a.npz"
 expect 1 "not a FID Inception weights file" -- \
   "$gan" fid "$fmnist" "$work/a.npz" --weights "$src/tests/fixtures/conv_k3_s2_p0.safetensors" --device cpu
 expect 1 "missing.safetensors" -- "$gan" fid "$fmnist" "$work/a.npz" --weights "$work/missing.safetensors" --device cpu

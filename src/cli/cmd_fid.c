@@ -53,6 +53,23 @@ static void on_progress(void *ctx, int64_t done, int64_t total)
     p->shown = true;
 }
 
+/* What a folder holds, on stderr, and where pytorch-fid (which lists the top level only, by
+ * lower-case extension) would read another set of it. */
+static void report_folder(const char *path, const gan_fid_input_info *info)
+{
+    fprintf(stderr, "gan fid: %s: %lld images (.png, .jpg, .jpeg in any case, subfolders included)", path,
+            (long long)info->images);
+    if (info->in_subfolders)
+        fprintf(stderr, ", %lld of them in subfolders", (long long)info->in_subfolders);
+    if (info->upper_case)
+        fprintf(stderr, ", %lld with an upper-case extension", (long long)info->upper_case);
+    if (info->ignored)
+        fprintf(stderr, "; %lld other file%s ignored", (long long)info->ignored, info->ignored == 1 ? "" : "s");
+    if (info->in_subfolders || info->upper_case)
+        fprintf(stderr, "; pytorch-fid would read only the top level's lower-case names");
+    fputc('\n', stderr);
+}
+
 /* Statistics of one input computed from its images with `net` (made on first need); those of a
  * statistics file were read when the inputs were checked. */
 static gan_status stats_of(const char *path, gan_fid_input_kind kind, gan_backend *be, const char *weights, int batch,
@@ -146,15 +163,17 @@ int gan_cmd_fid(int argc, char **argv)
                     inputs[i]);
             return 2;
         }
-        int64_t count = 0;
+        gan_fid_input_info info;
         gan_status checked = kinds[i] == GAN_FID_INPUT_STATS
                                  ? gan_fid_stats_read(inputs[i], GAN_INCEPTION_FEATURES, &stats[i])
-                                 : gan_fid_input_check(inputs[i], kinds[i], &count);
+                                 : gan_fid_input_inspect(inputs[i], kinds[i], &info);
         if (checked != GAN_OK) {
             fprintf(stderr, "gan fid: %s\n", gan_error_message());
             gan_fid_stats_free(&stats[0]);
             return 1;
         }
+        if (kinds[i] == GAN_FID_INPUT_FOLDER)
+            report_folder(inputs[i], &info);
         need_network |= kinds[i] != GAN_FID_INPUT_STATS;
     }
     if (need_network && !weights) {

@@ -83,13 +83,37 @@ static gan_status check_npy_images(const char *path, const gan_npy_header *h, bo
     return GAN_OK;
 }
 
-gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_t *images)
+/* The counts of gan_fid_input_info for a folder's list: the paths are the folder's path, a '/'
+ * unless it ends with one, and the path below it (gan_folder_list). */
+static void count_folder(const char *dir, const gan_file_list *list, gan_fid_input_info *info)
 {
-    *images = 0;
+    size_t dir_len = strlen(dir);
+    size_t skip = dir_len + (dir_len > 0 && dir[dir_len - 1] == '/' ? 0 : 1);
+    info->images = list->count;
+    info->ignored = list->ignored;
+    for (int64_t i = 0; i < list->count; i++) {
+        const char *p = list->paths[i];
+        const char *below = strlen(p) > skip ? p + skip : p;
+        if (strchr(below, '/'))
+            info->in_subfolders++;
+        const char *dot = strrchr(below, '.');
+        for (const char *c = dot ? dot : below + strlen(below); *c; c++)
+            if (*c >= 'A' && *c <= 'Z') {
+                info->upper_case++;
+                break;
+            }
+    }
+}
+
+gan_status gan_fid_input_inspect(const char *path, gan_fid_input_kind kind, gan_fid_input_info *info)
+{
+    if (!path || !info)
+        return gan_error(GAN_ERR_ARG, "gan_fid_input_inspect: NULL argument");
+    memset(info, 0, sizeof *info);
     if (kind == GAN_FID_INPUT_FOLDER) {
         gan_file_list list = {0};
         GAN_TRY(gan_folder_list(path, &list));
-        *images = list.count;
+        count_folder(path, &list, info);
         gan_file_list_free(&list);
         return GAN_OK;
     }
@@ -98,7 +122,7 @@ gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_
         GAN_TRY(gan_npy_map(path, &a));
         bool u8 = false;
         gan_status status = check_npy_images(path, &a.header, &u8);
-        *images = a.header.shape[0];
+        info->images = a.header.shape[0];
         gan_npy_release(&a);
         return status;
     }
@@ -108,6 +132,16 @@ gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_
     GAN_TRY(gan_fid_stats_read(path, GAN_INCEPTION_FEATURES, &stats));
     gan_fid_stats_free(&stats);
     return GAN_OK;
+}
+
+gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_t *images)
+{
+    if (!images)
+        return gan_error(GAN_ERR_ARG, "gan_fid_input_check: NULL argument");
+    gan_fid_input_info info;
+    gan_status status = gan_fid_input_inspect(path, kind, &info);
+    *images = info.images;
+    return status;
 }
 
 static gan_status features_of_npy(gan_inception *net, const char *path, float **features, int64_t *count,
