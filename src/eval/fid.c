@@ -105,8 +105,9 @@ gan_status gan_fid_stats_read(const char *path, int expect_dims, gan_fid_stats *
     memset(out, 0, sizeof *out);
     gan_npz_array mu = {0}, sigma = {0};
     gan_status status = GAN_OK;
-    GAN_CHECK(gan_npz_read(path, "mu", &mu));
-    GAN_CHECK(gan_npz_read(path, "sigma", &sigma));
+    /* mu first, its length checked, then sigma read with a bound from it: a small deflated file
+     * can claim a sigma of gigabytes, refused before it is inflated */
+    GAN_CHECK(gan_npz_read_at_most(path, "mu", 65536, &mu));
     if (mu.ndim != 1 || mu.shape[0] < 1 || mu.shape[0] > 65536) {
         status = gan_error(GAN_ERR_FORMAT, "%s: mu has %d dimensions%s; FID statistics hold mu [dims] and sigma "
                                            "[dims, dims] (pytorch-fid's .npz)",
@@ -114,17 +115,18 @@ gan_status gan_fid_stats_read(const char *path, int expect_dims, gan_fid_stats *
         goto cleanup;
     }
     int dims = (int)mu.shape[0];
-    if (sigma.ndim != 2 || sigma.shape[0] != dims || sigma.shape[1] != dims) {
-        char shape[64] = "";
-        for (int d = 0, used = 0; d < sigma.ndim && d < 4; d++)
-            used += snprintf(shape + used, sizeof shape - (size_t)used, "%s%lld", d ? ", " : "", (long long)sigma.shape[d]);
-        status = gan_error(GAN_ERR_FORMAT, "%s: sigma is [%s] but mu has %d features: sigma must be [%d, %d]", path,
-                           shape, dims, dims, dims);
-        goto cleanup;
-    }
     if (expect_dims > 0 && dims != expect_dims) {
         status = gan_error(GAN_ERR_FORMAT, "%s: statistics of %d features; the FID Inception's have %d", path, dims,
                            expect_dims);
+        goto cleanup;
+    }
+    GAN_CHECK(gan_npz_read_at_most(path, "sigma", (uint64_t)dims * (uint64_t)dims, &sigma));
+    if (sigma.ndim != 2 || sigma.shape[0] != dims || sigma.shape[1] != dims) {
+        char shape[192] = "";
+        for (int d = 0, used = 0; d < sigma.ndim && used < (int)sizeof shape; d++)
+            used += snprintf(shape + used, sizeof shape - (size_t)used, "%s%lld", d ? ", " : "", (long long)sigma.shape[d]);
+        status = gan_error(GAN_ERR_FORMAT, "%s: sigma is [%s] but mu has %d features: sigma must be [%d, %d]", path,
+                           shape, dims, dims, dims);
         goto cleanup;
     }
     GAN_CHECK(check_finite(path, "mu", mu.data, (size_t)dims));

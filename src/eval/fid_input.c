@@ -68,7 +68,7 @@ static gan_status check_npy_images(const char *path, const gan_npy_header *h, bo
     bool f32 = h->dtype == GAN_NPY_F32 && h->ndim == 4 && (s[1] == 1 || s[1] == 3);
     if (!*u8 && !f32) {
         char shape[128] = "";
-        for (int d = 0, used = 0; d < h->ndim; d++)
+        for (int d = 0, used = 0; d < h->ndim && used < (int)sizeof shape; d++)
             used += snprintf(shape + used, sizeof shape - (size_t)used, "%s%lld", d ? ", " : "", (long long)s[d]);
         return gan_error(GAN_ERR_FORMAT, "%s: %s [%s]: a .npy of images is uint8 [N, H, W, C] (gan prepare) or float32 "
                                          "[N, C, H, W] in [-1, 1] (gan sample --npy), C 1 or 3",
@@ -83,13 +83,37 @@ static gan_status check_npy_images(const char *path, const gan_npy_header *h, bo
     return GAN_OK;
 }
 
-gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_t *images)
+/* The counts of gan_fid_input_info for a folder's list: the paths are the folder's path, a '/'
+ * unless it ends with one, and the path below it (gan_folder_list). */
+static void count_folder(const char *dir, const gan_file_list *list, gan_fid_input_info *info)
 {
-    *images = 0;
+    size_t dir_len = strlen(dir);
+    size_t skip = dir_len + (dir_len > 0 && dir[dir_len - 1] == '/' ? 0 : 1);
+    info->images = list->count;
+    info->ignored = list->ignored;
+    for (int64_t i = 0; i < list->count; i++) {
+        const char *p = list->paths[i];
+        const char *below = strlen(p) > skip ? p + skip : p;
+        if (strchr(below, '/'))
+            info->in_subfolders++;
+        const char *dot = strrchr(below, '.');
+        for (const char *c = dot ? dot : below + strlen(below); *c; c++)
+            if (*c >= 'A' && *c <= 'Z') {
+                info->upper_case++;
+                break;
+            }
+    }
+}
+
+gan_status gan_fid_input_inspect(const char *path, gan_fid_input_kind kind, gan_fid_input_info *info)
+{
+    if (!path || !info)
+        return gan_error(GAN_ERR_ARG, "gan_fid_input_inspect: NULL argument");
+    memset(info, 0, sizeof *info);
     if (kind == GAN_FID_INPUT_FOLDER) {
         gan_file_list list = {0};
         GAN_TRY(gan_folder_list(path, &list));
-        *images = list.count;
+        count_folder(path, &list, info);
         gan_file_list_free(&list);
         return GAN_OK;
     }
@@ -98,11 +122,26 @@ gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_
         GAN_TRY(gan_npy_map(path, &a));
         bool u8 = false;
         gan_status status = check_npy_images(path, &a.header, &u8);
-        *images = a.header.shape[0];
+        info->images = a.header.shape[0];
         gan_npy_release(&a);
         return status;
     }
+    /* statistics: read and checked whole (shapes against the network's 2048 features, symmetry,
+     * finiteness), so that a bad file is refused before the other input goes through the network */
+    gan_fid_stats stats = {0};
+    GAN_TRY(gan_fid_stats_read(path, GAN_INCEPTION_FEATURES, &stats));
+    gan_fid_stats_free(&stats);
     return GAN_OK;
+}
+
+gan_status gan_fid_input_check(const char *path, gan_fid_input_kind kind, int64_t *images)
+{
+    if (!images)
+        return gan_error(GAN_ERR_ARG, "gan_fid_input_check: NULL argument");
+    gan_fid_input_info info;
+    gan_status status = gan_fid_input_inspect(path, kind, &info);
+    *images = info.images;
+    return status;
 }
 
 static gan_status features_of_npy(gan_inception *net, const char *path, float **features, int64_t *count,
@@ -166,8 +205,8 @@ typedef struct decoded {
     char message[512];
 } decoded;
 
-/* Images decoded a batch at a time on every core, then handed to the network in runs of the same
- * size (each run one call: the network resizes them together). */
+/* Images decoded a batch at a time on every core; each run of equal sizes staged into its slots
+ * (the network resizes a run together), then the network run once over the batch. */
 static gan_status features_of_folder(gan_inception *net, const char *path, float **features, int64_t *count,
                                      gan_fid_progress progress, void *ctx)
 {
@@ -213,13 +252,17 @@ static gan_status features_of_folder(gan_inception *net, const char *path, float
             }
             for (int m = i; m < j; m++)
                 memcpy(run + (size_t)(m - i) * image_bytes, slots[m].pixels, image_bytes);
-            status = gan_inception_features_u8(net, run, j - i, slots[i].h, slots[i].w, 3,
-                                               out + (size_t)(first + i) * GAN_INCEPTION_FEATURES);
+            status = gan_inception_stage_u8(net, i, run, j - i, slots[i].h, slots[i].w, 3);
             if (status != GAN_OK) {
                 gan_error_prefix(status, "%s: ", list.paths[first + i]);
                 goto cleanup;
             }
             i = j;
+        }
+        status = gan_inception_run(net, k, out + (size_t)first * GAN_INCEPTION_FEATURES);
+        if (status != GAN_OK) {
+            gan_error_prefix(status, "%s: ", path);
+            goto cleanup;
         }
         for (int i = 0; i < k; i++) {
             free(slots[i].pixels);

@@ -417,7 +417,7 @@ static gan_status find_tensor(const gan_safetensors *st, const char *path, const
 {
     const gan_st_tensor *t = gan_safetensors_find(st, name);
     char want[96] = "", got[96] = "";
-    for (int i = 0, used = 0; i < ndim; i++)
+    for (int i = 0, used = 0; i < ndim && used < (int)sizeof want; i++)
         used += snprintf(want + used, sizeof want - (size_t)used, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (!t)
         return gan_error(GAN_ERR_FORMAT, "%s: tensor %s [%s] is missing: not pytorch-fid's FID Inception weights; %s",
@@ -426,7 +426,7 @@ static gan_status find_tensor(const gan_safetensors *st, const char *path, const
     for (int i = 0; same && i < ndim; i++)
         same = t->shape[i] == shape[i];
     if (!same) {
-        for (int i = 0, used = 0; i < t->ndim; i++)
+        for (int i = 0, used = 0; i < t->ndim && used < (int)sizeof got; i++)
             used += snprintf(got + used, sizeof got - (size_t)used, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
         return gan_error(GAN_ERR_FORMAT, "%s: tensor %s is %s [%s], expected F32 [%s]: not pytorch-fid's FID "
                                          "Inception weights; %s",
@@ -655,13 +655,17 @@ static gan_status resize_into_input(gan_inception *net, int first, int k, int ch
     return GAN_OK;
 }
 
-static gan_status check_images(const gan_inception *net, int count, int channels, int height, int width,
-                               const void *images, const float *features, int *per_call)
+/* Images for slots first..first + count - 1: *per_call of them fit the staging buffer at once. */
+static gan_status check_images(const gan_inception *net, int first, int count, int channels, int height, int width,
+                               const void *images, int *per_call)
 {
-    if (!images || !features)
-        return gan_error(GAN_ERR_ARG, "FID Inception: NULL images or features");
-    if (count < 1 || count > net->batch)
-        return gan_error(GAN_ERR_ARG, "FID Inception: %d images in one call (1 to the batch, %d)", count, net->batch);
+    if (!net || !images)
+        return gan_error(GAN_ERR_ARG, "FID Inception: NULL network or images");
+    if (first < 0 || first >= net->batch)
+        return gan_error(GAN_ERR_ARG, "FID Inception: slot %d staged (0 to the batch - 1, %d)", first, net->batch - 1);
+    if (count < 1 || count > net->batch - first)
+        return gan_error(GAN_ERR_ARG, "FID Inception: %d images in one call from slot %d (1 to the batch, %d)", count,
+                         first, net->batch);
     if (channels != 1 && channels != 3)
         return gan_error(GAN_ERR_ARG, "FID Inception: images of %d channels (1 or 3)", channels);
     if (height < 1 || width < 1)
@@ -690,39 +694,64 @@ static gan_status run_and_download(gan_inception *net, int count, float *feature
                        be->download(be, features, net->features, (size_t)count * GAN_INCEPTION_FEATURES * sizeof(float)));
 }
 
-gan_status gan_inception_features_u8(gan_inception *net, const uint8_t *images, int count, int height, int width,
-                                     int channels, float *features)
+gan_status gan_inception_stage_u8(gan_inception *net, int first, const uint8_t *images, int count, int height,
+                                  int width, int channels)
 {
     int per_call = 0;
-    GAN_TRY(check_images(net, count, channels, height, width, images, features, &per_call));
+    GAN_TRY(check_images(net, first, count, channels, height, width, images, &per_call));
     gan_backend *be = net->be;
     const size_t values = (size_t)channels * height * width;
     double start = 0.0;
     GAN_TRY(profile_begin(net, &start));
-    for (int first = 0; first < count; first += per_call) {
-        int k = count - first < per_call ? count - first : per_call;
-        GAN_TRY(be->upload(be, net->staging_u8, images + (size_t)first * values, (size_t)k * values));
+    for (int done = 0; done < count; done += per_call) {
+        int k = count - done < per_call ? count - done : per_call;
+        GAN_TRY(be->upload(be, net->staging_u8, images + (size_t)done * values, (size_t)k * values));
         GAN_TRY(be->images_to_float(be, k, height, width, channels, net->staging_u8, net->buf[BUF_B]));
-        GAN_TRY(resize_into_input(net, first, k, channels, height, width));
+        GAN_TRY(resize_into_input(net, first + done, k, channels, height, width));
     }
-    GAN_TRY(profile_end(net, GAN_INCEPTION_OP_INPUT, start, GAN_OK));
+    return profile_end(net, GAN_INCEPTION_OP_INPUT, start, GAN_OK);
+}
+
+gan_status gan_inception_stage_f32(gan_inception *net, int first, const float *images, int count, int channels,
+                                   int height, int width)
+{
+    int per_call = 0;
+    GAN_TRY(check_images(net, first, count, channels, height, width, images, &per_call));
+    gan_backend *be = net->be;
+    const size_t values = (size_t)channels * height * width;
+    double start = 0.0;
+    GAN_TRY(profile_begin(net, &start));
+    for (int done = 0; done < count; done += per_call) {
+        int k = count - done < per_call ? count - done : per_call;
+        GAN_TRY(be->upload(be, net->buf[BUF_B], images + (size_t)done * values, (size_t)k * values * sizeof(float)));
+        GAN_TRY(resize_into_input(net, first + done, k, channels, height, width));
+    }
+    return profile_end(net, GAN_INCEPTION_OP_INPUT, start, GAN_OK);
+}
+
+gan_status gan_inception_run(gan_inception *net, int count, float *features)
+{
+    if (!net || !features)
+        return gan_error(GAN_ERR_ARG, "FID Inception: NULL network or features");
+    if (count < 1 || count > net->batch)
+        return gan_error(GAN_ERR_ARG, "FID Inception: %d images in one pass (1 to the batch, %d)", count, net->batch);
+    return run_and_download(net, count, features);
+}
+
+gan_status gan_inception_features_u8(gan_inception *net, const uint8_t *images, int count, int height, int width,
+                                     int channels, float *features)
+{
+    if (!features)
+        return gan_error(GAN_ERR_ARG, "FID Inception: NULL images or features");
+    GAN_TRY(gan_inception_stage_u8(net, 0, images, count, height, width, channels));
     return run_and_download(net, count, features);
 }
 
 gan_status gan_inception_features_f32(gan_inception *net, const float *images, int count, int channels, int height,
                                       int width, float *features)
 {
-    int per_call = 0;
-    GAN_TRY(check_images(net, count, channels, height, width, images, features, &per_call));
-    gan_backend *be = net->be;
-    const size_t values = (size_t)channels * height * width;
-    double start = 0.0;
-    GAN_TRY(profile_begin(net, &start));
-    for (int first = 0; first < count; first += per_call) {
-        int k = count - first < per_call ? count - first : per_call;
-        GAN_TRY(be->upload(be, net->buf[BUF_B], images + (size_t)first * values, (size_t)k * values * sizeof(float)));
-        GAN_TRY(resize_into_input(net, first, k, channels, height, width));
-    }
-    GAN_TRY(profile_end(net, GAN_INCEPTION_OP_INPUT, start, GAN_OK));
+    if (!features)
+        return gan_error(GAN_ERR_ARG, "FID Inception: NULL images or features");
+    GAN_TRY(gan_inception_stage_f32(net, 0, images, count, channels, height, width));
     return run_and_download(net, count, features);
 }

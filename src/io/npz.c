@@ -30,10 +30,14 @@ enum {
     LOCAL_HEADER_BYTES = 30,
     CENTRAL_HEADER_BYTES = 46,
     END_BYTES = 22,
+    END64_BYTES = 56,
 };
 
 /* No member is inflated past this (a float64 sigma of 16384 features is 2 GiB). */
 #define NPZ_MAX_MEMBER_BYTES ((uint64_t)4 << 30)
+/* Room for a member's .npy header beside its values, in a read with a limit (numpy writes ~128
+ * bytes and reads headers of at most 10000 by default). */
+#define NPY_HEADER_ROOM_BYTES ((uint64_t)16384)
 /* deflate's best ratio is 1032:1 */
 #define DEFLATE_MAX_RATIO 1032u
 
@@ -85,8 +89,9 @@ static gan_status find_end(zip_file *z)
         if (at < 20 || le32(z->bytes + at - 20) != SIG_END64_LOCATOR)
             return gan_error(GAN_ERR_FORMAT, "%s: zip end record asks for ZIP64 but there is no ZIP64 locator",
                              z->path);
+        /* (a file shorter than the ZIP64 end record must not make size - 56 wrap around) */
         uint64_t end64 = le64(z->bytes + at - 20 + 8);
-        if (end64 > z->size - 56 || le32(z->bytes + end64) != SIG_END64)
+        if (z->size < END64_BYTES || end64 > z->size - END64_BYTES || le32(z->bytes + end64) != SIG_END64)
             return gan_error(GAN_ERR_FORMAT, "%s: the ZIP64 end record is missing or out of the file", z->path);
         z->entries = le64(z->bytes + end64 + 32);
         z->cd_size = le64(z->bytes + end64 + 40);
@@ -169,14 +174,18 @@ static gan_status find_member(const zip_file *z, const char *want, zip_member *o
 }
 
 /* The member's uncompressed bytes: into the file's own bytes when stored (*owned NULL), else
- * inflated into *owned (malloc'ed). */
-static gan_status member_bytes(const zip_file *z, const zip_member *m, const char *name, const uint8_t **data,
-                               uint8_t **owned)
+ * inflated into *owned (malloc'ed). A member of more than max_bytes is refused before anything is
+ * inflated or allocated. */
+static gan_status member_bytes(const zip_file *z, const zip_member *m, const char *name, uint64_t max_values,
+                               const uint8_t **data, uint8_t **owned)
 {
+    uint64_t max_bytes = max_values > (NPZ_MAX_MEMBER_BYTES - NPY_HEADER_ROOM_BYTES) / 8
+                             ? NPZ_MAX_MEMBER_BYTES
+                             : max_values * 8 + NPY_HEADER_ROOM_BYTES;
     *owned = NULL;
     if (m->flags & 1u)
         return gan_error(GAN_ERR_FORMAT, "%s: member %s is encrypted", z->path, name);
-    if (m->local_offset > z->size - LOCAL_HEADER_BYTES || z->size < LOCAL_HEADER_BYTES ||
+    if (z->size < LOCAL_HEADER_BYTES || m->local_offset > z->size - LOCAL_HEADER_BYTES ||
         le32(z->bytes + m->local_offset) != SIG_LOCAL)
         return gan_error(GAN_ERR_FORMAT, "%s: member %s: its local header is missing or out of the file", z->path,
                          name);
@@ -188,6 +197,11 @@ static gan_status member_bytes(const zip_file *z, const zip_member *m, const cha
     if (m->uncompressed > NPZ_MAX_MEMBER_BYTES)
         return gan_error(GAN_ERR_FORMAT, "%s: member %s claims %llu bytes (more than the %llu read)", z->path, name,
                          (unsigned long long)m->uncompressed, (unsigned long long)NPZ_MAX_MEMBER_BYTES);
+    if (m->uncompressed > max_bytes)
+        return gan_error(GAN_ERR_FORMAT, "%s: member %s is %llu bytes, more than %llu values take (at most %llu "
+                                         "bytes with the header): refused unread",
+                         z->path, name, (unsigned long long)m->uncompressed, (unsigned long long)max_values,
+                         (unsigned long long)max_bytes);
     const uint8_t *compressed = z->bytes + start;
     if (m->method == METHOD_STORED) {
         if (m->compressed != m->uncompressed)
@@ -438,7 +452,8 @@ static void member_to_c_order(const npy_member *m, double *out)
     }
 }
 
-gan_status gan_npz_read(const char *path, const char *name, gan_npz_array *out)
+/* gan_npz_read with at most max_values values (UINT64_MAX: no limit but NPZ_MAX_MEMBER_BYTES). */
+static gan_status read_member(const char *path, const char *name, uint64_t max_values, gan_npz_array *out)
 {
     if (!path || !name || !out)
         return gan_error(GAN_ERR_ARG, "gan_npz_read: NULL argument");
@@ -473,8 +488,16 @@ gan_status gan_npz_read(const char *path, const char *name, gan_npz_array *out)
                            names[0] ? names : "nothing");
         goto cleanup;
     }
-    GAN_CHECK(member_bytes(&z, &m, member, &bytes, &owned));
+    GAN_CHECK(member_bytes(&z, &m, member, max_values, &bytes, &owned));
     GAN_CHECK(parse_npy(path, member, bytes, m.uncompressed, &npy));
+    if (npy.count > max_values) {
+        char shape[160] = "";
+        for (int d = 0, used = 0; d < npy.ndim && used < (int)sizeof shape; d++)
+            used += snprintf(shape + used, sizeof shape - (size_t)used, "%s%lld", d ? ", " : "", (long long)npy.shape[d]);
+        status = gan_error(GAN_ERR_FORMAT, "%s: member %s is [%s]: more than the %llu values expected", path, member,
+                           shape, (unsigned long long)max_values);
+        goto cleanup;
+    }
     out->ndim = npy.ndim;
     memcpy(out->shape, npy.shape, sizeof out->shape);
     out->data = malloc(npy.count ? (size_t)npy.count * sizeof(double) : 1);
@@ -488,6 +511,16 @@ cleanup:
     if (map && map != MAP_FAILED)
         munmap(map, z.size);
     return status;
+}
+
+gan_status gan_npz_read(const char *path, const char *name, gan_npz_array *out)
+{
+    return read_member(path, name, UINT64_MAX, out);
+}
+
+gan_status gan_npz_read_at_most(const char *path, const char *name, uint64_t max_values, gan_npz_array *out)
+{
+    return read_member(path, name, max_values, out);
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */
