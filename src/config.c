@@ -82,6 +82,9 @@ static const config_key keys[] = {
      "CUDA: capture the iteration once as a CUDA graph and replay it (false: launch op by op)"},
     {"train", "sync_bn", KEY_BOOL, FIELD(sync_bn), "true", 0, 0, "false|true",
      "mpirun -np N: batch norm statistics summed over the ranks (false: each rank's own, as DDP)"},
+    {"train", "ema_decay", KEY_DOUBLE, FIELD(ema_decay), "0", 0, 0.99999999, NULL,
+     "EMA of G's weights (e.g. 0.999): after each G step ema = decay ema + (1 - decay) w, BN statistics "
+     "G's; kept in checkpoints, gan sample/export --ema (0 = off)"},
     {"log", "every", KEY_INT64, FIELD(log_every), "50", 1, 1e15, NULL, "log a line every N iterations"},
     {"log", "sample_every", KEY_INT64, FIELD(sample_every), "500", 0, 1e15, NULL,
      "fixed-noise sample grid every N iterations (0 = only at the end)"},

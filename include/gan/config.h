@@ -59,6 +59,7 @@ typedef struct gan_config {
     bool deterministic;              /* only algorithms that repeat bit for bit */
     bool graph;                      /* capture the iteration as a graph where the backend can */
     bool sync_bn;                    /* several ranks: batch norm statistics over the global batch */
+    double ema_decay;                /* EMA of G's weights; 0: none */
     /* [log] */
     int64_t log_every;
     int64_t sample_every;
