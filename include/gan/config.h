@@ -45,6 +45,7 @@ typedef struct gan_config {
     char data_split_file[GAN_CONFIG_TEXT];
     int image_size, channels;
     double max_bad_fraction;
+    char fid_stats[GAN_CONFIG_TEXT]; /* FID reference statistics (.npz, gan fid --save-stats) */
     /* [train] */
     int64_t iterations;              /* 0: use epochs */
     int epochs;
@@ -66,6 +67,9 @@ typedef struct gan_config {
     int64_t checkpoint_every;
     int keep_checkpoints;
     gan_sample_bn sample_bn;
+    int64_t fid_every;               /* FID of G (and EMA-G) every N iterations; 0: never */
+    int fid_samples;                 /* generated images per FID */
+    char fid_weights[GAN_CONFIG_TEXT]; /* the FID Inception weights (empty: $GAN_FID_WEIGHTS) */
 } gan_config;
 
 void gan_config_defaults(gan_config *cfg);
