@@ -148,7 +148,8 @@ void fid_track_close(fid_track *f)
 }
 
 /* The FID of G (`ema` false) or of the EMA of G over the fixed noise. */
-static gan_status fid_of(fid_track *f, gan_trainer *t, bool ema, double *fid, bool *eps_added)
+static gan_status fid_of(fid_track *f, gan_trainer *t, bool ema, fid_track_progress progress, void *ctx, double *fid,
+                         bool *eps_added)
 {
     const gan_config *cfg = f->cfg;
     gan_shape s = t->g->output_shape;
@@ -163,6 +164,8 @@ static gan_status fid_of(fid_track *f, gan_trainer *t, bool ema, double *fid, bo
             GAN_TRY(gan_trainer_generate(t, f->z, count, false, f->images));
         GAN_TRY(gan_inception_features_f32(f->net, f->images, count, s.c, s.h, s.w,
                                            f->features + (size_t)start * GAN_INCEPTION_FEATURES));
+        if (progress)
+            progress(ctx, ema ? "EMA of G" : "G", start + count, n);
     }
     gan_fid_stats stats = {0};
     gan_fid_result r;
@@ -175,17 +178,18 @@ static gan_status fid_of(fid_track *f, gan_trainer *t, bool ema, double *fid, bo
     return GAN_OK;
 }
 
-gan_status fid_track_evaluate(fid_track *f, gan_trainer *t, fid_track_result *out)
+gan_status fid_track_evaluate(fid_track *f, gan_trainer *t, fid_track_progress progress, void *ctx,
+                              fid_track_result *out)
 {
     memset(out, 0, sizeof *out);
     if (!f->ready)
         return gan_error(GAN_ERR_ARG, "FID: not set up");
     double start_s = gan_now_s();
     out->iteration = t->iteration;
-    GAN_TRY(fid_of(f, t, false, &out->fid, &out->eps_added));
+    GAN_TRY(fid_of(f, t, false, progress, ctx, &out->fid, &out->eps_added));
     out->has_ema = t->ema_weights != NULL;
     if (out->has_ema)
-        GAN_TRY(fid_of(f, t, true, &out->fid_ema, &out->eps_added));
+        GAN_TRY(fid_of(f, t, true, progress, ctx, &out->fid_ema, &out->eps_added));
     out->seconds = gan_now_s() - start_s;
     double value = out->has_ema ? out->fid_ema : out->fid;
     if (!isfinite(value))

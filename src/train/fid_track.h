@@ -85,8 +85,13 @@ gan_status fid_track_start(fid_track *f, gan_backend *backend, const char *check
                            FILE *report);
 void fid_track_close(fid_track *f);
 
-/* The FID of `t`'s G (and EMA of G) now; updates the best when the ranking value beats it. */
-gan_status fid_track_evaluate(fid_track *f, gan_trainer *t, fid_track_result *out);
+/* Called after each batch of an evaluation (a long one on the CPU: minutes for 10,000 samples). */
+typedef void (*fid_track_progress)(void *ctx, const char *generator, int done, int total);
+
+/* The FID of `t`'s G (and EMA of G) now; updates the best when the ranking value beats it.
+ * `progress` may be NULL. */
+gan_status fid_track_evaluate(fid_track *f, gan_trainer *t, fid_track_progress progress, void *ctx,
+                              fid_track_result *out);
 
 /* The best checkpoint's metadata texts (into texts[FID_TRACK_TEXTS]); returns how many. */
 int fid_track_texts(fid_track *f, gan_checkpoint_text *texts);
