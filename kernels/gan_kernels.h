@@ -53,6 +53,11 @@ gan_status gan_cuda_adam_step(cudaStream_t cuda_stream, size_t count, float *par
                               const float *grad, float *m, float *v, gan_adam_hyper hyper,
                               gan_count step);
 
+/* ema[count] = decay ema + (1 - decay) param[count], as gan_ema_update: one launch for G's whole
+ * contiguous weight buffer. */
+gan_status gan_cuda_ema_update(cudaStream_t cuda_stream, size_t count, double decay, const float *param,
+                               float *ema);
+
 /* out[count] = mean + std * N(0,1) of Philox element first + i of (seed, stream). */
 gan_status gan_cuda_rng_normal(cudaStream_t cuda_stream, size_t count, uint64_t seed,
                                uint64_t stream, gan_count first, float mean, float std,

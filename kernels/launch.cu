@@ -15,6 +15,7 @@
 #include "adam.cuh"
 #include "common.cuh"
 #include "elementwise.cuh"
+#include "ema.cuh"
 #include "eval.cuh"
 #include "im2col.cuh"
 #include "norm.cuh"
@@ -113,6 +114,15 @@ gan_status gan_cuda_adam_step(cudaStream_t cuda_stream, size_t count, float *par
 {
     return launch_elementwise("adam", gan_adam_kernel, count, cuda_stream, count, param, grad, m,
                               v, hyper, step.base, step.offset);
+}
+
+gan_status gan_cuda_ema_update(cudaStream_t cuda_stream, size_t count, double decay, const float *param,
+                               float *ema)
+{
+    if (!(decay >= 0.0 && decay < 1.0))
+        return gan_error(GAN_ERR_ARG, "ema_update: decay %g outside [0, 1)", decay);
+    return launch_elementwise("ema_update", gan_ema_update_kernel, count, cuda_stream, count,
+                              gan_ema_scalars_of(decay), param, ema);
 }
 
 gan_status gan_cuda_rng_normal(cudaStream_t cuda_stream, size_t count, uint64_t seed,

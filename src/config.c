@@ -52,6 +52,8 @@ static const config_key keys[] = {
     {"data", "channels", KEY_INT, FIELD(channels), "3", 1, 4, NULL, "1 (gray) or 3 (RGB)"},
     {"data", "max_bad_fraction", KEY_DOUBLE, FIELD(max_bad_fraction), "0.01", 0, 1, NULL,
      "fail when more than this fraction of images cannot be decoded"},
+    {"data", "fid_stats", KEY_TEXT, FIELD(fid_stats), "", 0, 0, NULL,
+     "FID reference statistics .npz (gan fid --save-stats DATA -o STATS.npz), for log.fid_every"},
     {"train", "iterations", KEY_INT64, FIELD(iterations), "0", 0, 1e15, NULL,
      "G steps to run; 0 = run train.epochs"},
     {"train", "epochs", KEY_INT, FIELD(epochs), "5", 0, 1e6, NULL, "epochs when iterations = 0"},
@@ -82,6 +84,9 @@ static const config_key keys[] = {
      "CUDA: capture the iteration once as a CUDA graph and replay it (false: launch op by op)"},
     {"train", "sync_bn", KEY_BOOL, FIELD(sync_bn), "true", 0, 0, "false|true",
      "mpirun -np N: batch norm statistics summed over the ranks (false: each rank's own, as DDP)"},
+    {"train", "ema_decay", KEY_DOUBLE, FIELD(ema_decay), "0", 0, 0.99999999, NULL,
+     "EMA of G's weights (e.g. 0.999): after each G step ema = decay ema + (1 - decay) w, BN statistics "
+     "G's; kept in checkpoints, gan sample/export --ema (0 = off)"},
     {"log", "every", KEY_INT64, FIELD(log_every), "50", 1, 1e15, NULL, "log a line every N iterations"},
     {"log", "sample_every", KEY_INT64, FIELD(sample_every), "500", 0, 1e15, NULL,
      "fixed-noise sample grid every N iterations (0 = only at the end)"},
@@ -91,6 +96,13 @@ static const config_key keys[] = {
      "how many recent checkpoints to keep"},
     {"log", "sample_bn", KEY_ENUM, FIELD(sample_bn), "eval", 0, 0, "eval|batch",
      "BN in sample grids: running statistics (eval), or batch statistics as the tutorial shows"},
+    {"log", "fid_every", KEY_INT64, FIELD(fid_every), "0", 0, 1e15, NULL,
+     "FID of G (and EMA-G) vs data.fid_stats every N iterations and at the end; the best (EMA-G's with "
+     "EMA) kept as checkpoints/best_fid.safetensors (0 = off)"},
+    {"log", "fid_samples", KEY_INT, FIELD(fid_samples), "10000", 2, 1000000, NULL,
+     "images generated per FID (fixed noise, eval-mode BN, unrounded floats); 50000 for paper numbers"},
+    {"log", "fid_weights", KEY_TEXT, FIELD(fid_weights), "", 0, 0, NULL,
+     "FID Inception weights (tools/convert_fid_weights.py, README: FID); empty: $GAN_FID_WEIGHTS"},
 };
 enum { KEY_COUNT = sizeof keys / sizeof keys[0] };
 
@@ -409,6 +421,9 @@ gan_status gan_config_validate(const gan_config *cfg)
                                          "and data.image_size = 1");
     if (!toy && cfg->channels != 1 && cfg->channels != 3)
         return gan_error(GAN_ERR_CONFIG, "data.channels must be 1 or 3, got %d", cfg->channels);
+    if (cfg->fid_every && toy)
+        return gan_error(GAN_ERR_CONFIG, "log.fid_every: FID measures images, and data.format = toy gives 2-d "
+                                         "points (set log.fid_every = 0)");
     if (cfg->iterations == 0 && cfg->epochs == 0)
         return gan_error(GAN_ERR_CONFIG, "train.iterations and train.epochs are both 0: nothing to run");
     return GAN_OK;

@@ -137,7 +137,7 @@ int main(void)
           strstr(sources[1], "conv_algorithms"));
 
     /* Damaged choices in a checkpoint: refused naming it. */
-    gan_checkpoint_model models[1] = {{"G", t->g, false}};
+    gan_checkpoint_model models[1] = {{"G", t->g, false, NULL}};
     gan_checkpoint_counter counter = {"iteration", true, {0}};
     gan_checkpoint_text bad_text = {GAN_CONV_ALGORITHMS_KEY, "gpu=\"x\" cc=nine\n"};
     char bad_ckpt[4400];

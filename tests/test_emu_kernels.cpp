@@ -33,6 +33,7 @@
 #define gan_cuda_dropout_forward emu_gan_cuda_dropout_forward
 #define gan_cuda_bce_logits emu_gan_cuda_bce_logits
 #define gan_cuda_adam_step emu_gan_cuda_adam_step
+#define gan_cuda_ema_update emu_gan_cuda_ema_update
 #define gan_cuda_rng_normal emu_gan_cuda_rng_normal
 #define gan_cuda_rng_uniform emu_gan_cuda_rng_uniform
 #define gan_cuda_advance_counts emu_gan_cuda_advance_counts
@@ -238,6 +239,32 @@ void test_adam(void)
     check_identical("adam m", m_got, m_want);
     check_identical("adam v", v_got, v_want);
     CHECK(std::memcmp(p_got.data(), param.data(), count * sizeof(float)) != 0);
+}
+
+/* The EMA of G's weights: bit for bit the CPU backend's (the same gan_ema_update, no FMA), over
+ * several steps, at PyTorch-like decays and an odd count (a partial block). */
+void test_ema(void)
+{
+    const size_t count = 2999;
+    const double decays[] = {0.999, 0.9, 0.5, 0.0};
+    for (double decay : decays) {
+        std::vector<float> ema = random_floats(count, 9, -1.0f, 1.0f);
+        std::vector<float> got = ema, want = ema;
+        for (unsigned step = 0; step < 4; step++) {
+            std::vector<float> param = random_floats(count, 10 + step, -1.0f, 1.0f);
+            CHECK_OK(gan_cuda_ema_update(nullptr, count, decay, param.data(), got.data()));
+            CHECK_OK(cpu->ema_update(cpu, count, decay, param.data(), want.data()));
+        }
+        std::string name = "ema_update decay " + std::to_string(decay);
+        check_identical(name.c_str(), got, want);
+        CHECK(std::memcmp(got.data(), ema.data(), count * sizeof(float)) != 0);
+    }
+    /* one element, and a decay outside [0, 1) refused */
+    float one_param = 0.25f, one_ema = 1.0f, one_want = 1.0f;
+    CHECK_OK(gan_cuda_ema_update(nullptr, 1, 0.75, &one_param, &one_ema));
+    CHECK_OK(cpu->ema_update(cpu, 1, 0.75, &one_param, &one_want));
+    CHECK(one_ema == one_want && one_ema == 0.8125f);
+    CHECK(gan_cuda_ema_update(nullptr, 1, 1.0, &one_param, &one_ema) == GAN_ERR_ARG);
 }
 
 void test_counts(void)
@@ -854,6 +881,7 @@ int main(void)
     test_multiply_and_dropout();
     test_rng();
     test_adam();
+    test_ema();
     test_counts();
     test_images();
     test_bias();

@@ -133,6 +133,20 @@ static void test_real_features(void)
         check_fid("fmnist_vs_colour", &fmnist, &colour, 0.0);
         check_fid("fmnist_halves", &first, &second, 0.0);
         check_fid("fmnist_halves_forced_eps", &first, &second, GAN_FID_EPS);
+        /* one set prepared once (FID during training's reference): bit for bit the plain distance
+         * (each pair costs 3 eigendecompositions of 2048x2048: one pair only) */
+        gan_fid_prepared prepared;
+        CHECK_OK(gan_fid_prepare(&fmnist, &prepared));
+        const gan_fid_stats *others[1] = {&colour};
+        for (int i = 0; i < 1 && prepared.v; i++) {
+            gan_fid_result got, want;
+            CHECK_OK(gan_frechet_distance_prepared(&prepared, others[i], &got));
+            CHECK_OK(gan_frechet_distance(&fmnist, others[i], &want));
+            CHECK_MSG(got.fid == want.fid && got.trace_sqrt == want.trace_sqrt && got.eps_added == want.eps_added,
+                      "prepared distance %d: %.17g, plain %.17g", i, got.fid, want.fid);
+        }
+        CHECK(prepared.v != NULL);
+        gan_fid_prepared_free(&prepared);
     }
     CHECK_FAILS_WITH(gan_fid_stats_from_features(f, 1, dims, &first), GAN_ERR_ARG, "at least 2 images");
     gan_fid_stats_free(&fmnist);

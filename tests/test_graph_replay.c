@@ -37,7 +37,7 @@ typedef enum op {
     OP_BN_ACT_FORWARD_TRAIN, OP_BN_ACT_BACKWARD, OP_ACT_FORWARD, OP_ACT_BACKWARD, OP_DROPOUT_FORWARD,
     OP_MULTIPLY, OP_BCE, OP_ADAM, OP_RNG_NORMAL, OP_RNG_UNIFORM, OP_ADVANCE, OP_IMAGES_TO_FLOAT,
     OP_ALLREDUCE, OP_ALLREDUCE_F64, OP_BN_SUMS, OP_BN_CENTERED_SQUARES, OP_BN_FORWARD_FROM_SUMS,
-    OP_BN_BACKWARD_SUMS, OP_BN_BACKWARD_FROM_SUMS,
+    OP_BN_BACKWARD_SUMS, OP_BN_BACKWARD_FROM_SUMS, OP_EMA_UPDATE,
     OP_COUNT
 } op;
 
@@ -47,7 +47,7 @@ static const char *const op_names[OP_COUNT] = {
     "bn_act_forward_train", "bn_act_backward", "activation_forward", "activation_backward",
     "dropout_forward", "multiply", "bce_logits", "adam_step", "rng_normal", "rng_uniform",
     "advance_counts", "images_to_float", "allreduce_sum", "allreduce_sum_f64", "bn_sums",
-    "bn_centered_squares", "bn_forward_from_sums", "bn_backward_sums", "bn_backward_from_sums",
+    "bn_centered_squares", "bn_forward_from_sums", "bn_backward_sums", "bn_backward_from_sums", "ema_update",
 };
 
 /* Every argument of every op, by kind: pointers, ints, floats, 64-bit integers, a geometry, the
@@ -179,6 +179,7 @@ static gan_status run_record(gan_backend *c, const record *r)
     case OP_BN_BACKWARD_FROM_SUMS:
         return c->bn_backward_from_sums(c, r->i[0], r->i[1], r->i[2], in[0], in[1], in[2], (gan_activation)r->i[3],
                                         r->f[0], in[3], in[4], in[5], r->p[6], r->d[0], out[7]);
+    case OP_EMA_UPDATE: return c->ema_update(c, (size_t)r->u[0], r->d[0], in[0], out[1]);
     case OP_COUNT: break;
     }
     return gan_error(GAN_ERR_ARG, "unknown record");
@@ -456,6 +457,13 @@ static gan_status rec_bn_backward_from_sums(gan_backend *be, int n, int c, int h
     return dispatch(be, &r);
 }
 
+static gan_status rec_ema_update(gan_backend *be, size_t count, double decay, const float *param, float *ema)
+{
+    RECORD(OP_EMA_UPDATE);
+    r.u[0] = count, r.d[0] = decay, r.p[0] = param, r.p[1] = ema;
+    return dispatch(be, &r);
+}
+
 /* Capture as CUDA does it: calls are recorded, not run; a launch runs the records. */
 static gan_status rec_capture_begin(gan_backend *be)
 {
@@ -525,7 +533,8 @@ static gan_backend *recorder_create(bool with_graphs, const gan_dist *dist)
         .bn_backward = rec_bn_backward, .bn_act_forward_train = rec_bn_act_forward_train,
         .bn_act_backward = rec_bn_act_backward, .activation_forward = rec_act_forward,
         .activation_backward = rec_act_backward, .dropout_forward = rec_dropout_forward,
-        .multiply = rec_multiply, .bce_logits = rec_bce, .adam_step = rec_adam, .rng_normal = rec_rng_normal,
+        .multiply = rec_multiply, .bce_logits = rec_bce, .adam_step = rec_adam, .ema_update = rec_ema_update,
+        .rng_normal = rec_rng_normal,
         .rng_uniform = rec_rng_uniform, .advance_counts = rec_advance, .images_to_float = rec_images_to_float,
         .bn_sums = rec_bn_sums, .bn_centered_squares = rec_bn_centered_squares,
         .bn_forward_from_sums = rec_bn_forward_from_sums, .bn_backward_sums = rec_bn_backward_sums,
@@ -551,7 +560,7 @@ static const char *const DCGAN =
     "generator = convt(32,4,1,0) bn relu convt(16,4,2,1) bn relu convt(1,4,2,1) tanh\n"
     "discriminator = conv(16,4,2,1) lrelu(0.2) conv(32,4,2,1) bn lrelu(0.2) conv(1,4,1,0) sigmoid\n"
     "[data]\nimage_size = 16\nchannels = 1\n"
-    "[train]\nbatch_size = 8\nseed = 3\n";
+    "[train]\nbatch_size = 8\nseed = 3\nema_decay = 0.99\n"; /* the EMA of G: one more op in the graph */
 
 static const char *const MLP =
     "[model]\nnz = 8\nnoise = uniform\n"
@@ -733,6 +742,11 @@ static void test_graph_path(const char *base_name, const char *text, variant v)
         snprintf(what, sizeof what, "%s D", name);
         check_same_model(what, g->d, e->d);
         CHECK_MSG(same_floats(cpu, g->step_values, e->step_values, 8), "%s: the last step's losses differ", name);
+        CHECK_MSG((g->ema_weights != NULL) == (e->ema_weights != NULL) &&
+                      (!g->ema_weights || !memcmp(g->ema_weights, e->ema_weights, g->g->trainable_count * 4)),
+                  "%s: the EMA of G differs", name);
+        CHECK_MSG(!g->ema_weights || memcmp(g->ema_weights, g->g->weights, g->g->trainable_count * 4),
+                  "%s: the EMA of G was not updated", name);
         CHECK_MSG(!memcmp(g->counts, e->counts, GAN_COUNT_TOTAL * sizeof(uint64_t)),
                   "%s: the backend's counts differ", name);
         CHECK_MSG(g->adam_step_g == STEPS && g->adam_step_d == STEPS * g->cfg.d_steps &&

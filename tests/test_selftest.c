@@ -69,7 +69,7 @@ static void test_selftest(void)
     fclose(report);
     CHECK_MSG(ok, "the CPU backend against itself is out of tolerance:\n%s", text);
     CHECK(strstr(text, "conv_backward_filter") && strstr(text, "bn_backward") &&
-          strstr(text, "adam_step") && strstr(text, "rng_normal") && strstr(text, "images_to_float"));
+          strstr(text, "adam_step") && strstr(text, "ema_update") && strstr(text, "rng_normal") && strstr(text, "images_to_float"));
     CHECK(!strstr(text, "FAIL"));
     free(text);
 

@@ -267,6 +267,11 @@ struct gan_backend {
      * gan_adam_scalars_at(hyper, step). */
     gan_status (*adam_step)(gan_backend *be, size_t count, float *param, const float *grad,
                             float *m, float *v, gan_adam_hyper hyper, gan_count step);
+    /* The exponential moving average of `count` parameters laid out contiguously (G's weights: one
+     * launch per step): ema[i] = decay ema[i] + (1 - decay) param[i], as gan_ema_update computes
+     * it (bit for bit PyTorch's decay * ema + (1 - decay) * param on the CPU). */
+    gan_status (*ema_update)(gan_backend *be, size_t count, double decay, const float *param,
+                             float *ema);
 
     /* ---- random fills: value i is Philox element first + i of (seed, stream) -------------- */
     gan_status (*rng_normal)(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,

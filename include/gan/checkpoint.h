@@ -4,8 +4,10 @@
  * A checkpoint holds models' tensors, each model under a prefix ("G.3.weight", ...): every
  * parameter and buffer with PyTorch's name, num_batches_tracked (I64 scalar) after each batch
  * norm's running_var, and optionally the Adam moments "<prefix>.adam.m" and "<prefix>.adam.v"
- * (flat, in the order of the model's trainable parameters). Its metadata (str -> str) holds
- * "format" = gan-checkpoint, "version" (2), "name" (the config's name), "config" (the resolved
+ * (flat, in the order of the model's trainable parameters); a model stored weights only (the EMA
+ * of G, "G_ema.<name>") has its trainable parameters alone, under their PyTorch names. Its metadata
+ * (str -> str) holds "format" = gan-checkpoint, "version" (below), "name" (the config's name),
+ * "config" (the resolved
  * config as INI text, so `gan sample` and `gan export` need nothing else), the counters the
  * writer passes, each a decimal integer, and "data_crc32c", the CRC-32C of the whole data section
  * (8 hex digits), which every reader checks. Written to a temporary name, fsynced, renamed: a
@@ -30,8 +32,16 @@ extern "C" {
 #endif
 
 #define GAN_CHECKPOINT_FORMAT "gan-checkpoint"
-/* Version 2 adds the checksum; version 1 files (no checksum) are still read, with a warning. */
-#define GAN_CHECKPOINT_VERSION "2"
+/* The version rule (issue 12): a change of what a checkpoint may hold bumps the version, and
+ * every older version stays readable.
+ *   1  no checksum: still read, with a one-line warning;
+ *   2  adds "data_crc32c", the CRC-32C of the tensor data;
+ *   3  adds a model stored weights only: the EMA of G (train.ema_decay > 0), tensors
+ *      "G_ema.<name>" for G's trainable parameters.
+ * A checkpoint is written as the lowest version that holds it: 3 with the EMA generator, 2
+ * without (so a run without EMA still writes files a gan of version 2 reads). Readers take 1 to 3. */
+#define GAN_CHECKPOINT_VERSION "3"
+#define GAN_CHECKPOINT_VERSION_PLAIN "2"
 /* The metadata key of the CRC-32C of the tensor data (checkpoints from version 2, and exports). */
 #define GAN_CHECKPOINT_CRC_KEY "data_crc32c"
 
@@ -40,6 +50,10 @@ typedef struct gan_checkpoint_model {
     const char *prefix;
     gan_model *model;
     bool with_adam;   /* the Adam moments too */
+    /* Non-NULL: the model's trainable parameters alone (no buffers, num_batches_tracked or Adam
+     * moments), written from and loaded into this backend buffer laid out as model->weights: a
+     * copy of the weights such as the EMA of G. Makes the checkpoint version 3. */
+    float *weights_only;
 } gan_checkpoint_model;
 
 /* An integer counter of a checkpoint's metadata. */
@@ -53,7 +67,8 @@ typedef struct gan_checkpoint_counter {
 } gan_checkpoint_counter;
 
 /* A text of a checkpoint's metadata beyond the fixed ones: "conv_algorithms" (the CUDA
- * backend's algorithm choices, gan/conv_choices.h), absent where there are none. */
+ * backend's algorithm choices, gan/conv_choices.h), absent where there are none; the FID a run
+ * tracks ("best_fid", ...: src/train/fid_track.h). At most 8. */
 typedef struct gan_checkpoint_text {
     const char *key;
     const char *value;

@@ -45,6 +45,7 @@ typedef struct gan_config {
     char data_split_file[GAN_CONFIG_TEXT];
     int image_size, channels;
     double max_bad_fraction;
+    char fid_stats[GAN_CONFIG_TEXT]; /* FID reference statistics (.npz, gan fid --save-stats) */
     /* [train] */
     int64_t iterations;              /* 0: use epochs */
     int epochs;
@@ -59,12 +60,16 @@ typedef struct gan_config {
     bool deterministic;              /* only algorithms that repeat bit for bit */
     bool graph;                      /* capture the iteration as a graph where the backend can */
     bool sync_bn;                    /* several ranks: batch norm statistics over the global batch */
+    double ema_decay;                /* EMA of G's weights; 0: none */
     /* [log] */
     int64_t log_every;
     int64_t sample_every;
     int64_t checkpoint_every;
     int keep_checkpoints;
     gan_sample_bn sample_bn;
+    int64_t fid_every;               /* FID of G (and EMA-G) every N iterations; 0: never */
+    int fid_samples;                 /* generated images per FID */
+    char fid_weights[GAN_CONFIG_TEXT]; /* the FID Inception weights (empty: $GAN_FID_WEIGHTS) */
 } gan_config;
 
 void gan_config_defaults(gan_config *cfg);

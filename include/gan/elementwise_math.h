@@ -15,6 +15,17 @@
 #define GAN_HD
 #endif
 
+/* a * b rounded on its own: nvcc would otherwise contract a * b + c into one fused multiply-add
+ * (one rounding fewer), and the GPU's result would differ from the CPU's in the last bit. */
+GAN_HD static inline float gan_mul_rn(float a, float b)
+{
+#ifdef __CUDA_ARCH__
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
 /* ---- activations: forward, and backward from the saved input x or output y ---------------- */
 
 GAN_HD static inline float gan_relu_forward(float x) { return x > 0.0f ? x : 0.0f; }
@@ -104,6 +115,28 @@ GAN_HD static inline void gan_adam_update(float *param, float grad, float *m, fl
     *param = *param + (-s.step_size) * (m_new / denom);
     *m = m_new;
     *v = v_new;
+}
+
+/* ---- EMA of weights, as torch.optim.swa_utils.get_ema_avg_fn computes one element ---------- *
+ * ema = decay * ema + (1 - decay) * param: PyTorch's three tensor ops, each rounded to float on its
+ * own (two products, then their sum; never fused into a multiply-add, on either backend), with
+ * decay and 1 - decay the Python (double) values rounded to float, as PyTorch converts a scalar
+ * for a float tensor. No bias correction: the average starts from G's initial weights. */
+typedef struct gan_ema_scalars {
+    float decay, one_minus_decay;
+} gan_ema_scalars;
+
+GAN_HD static inline gan_ema_scalars gan_ema_scalars_of(double decay)
+{
+    gan_ema_scalars s;
+    s.decay = (float)decay;
+    s.one_minus_decay = (float)(1.0 - decay);
+    return s;
+}
+
+GAN_HD static inline float gan_ema_update(float ema, float param, gan_ema_scalars s)
+{
+    return gan_mul_rn(s.decay, ema) + gan_mul_rn(s.one_minus_decay, param);
 }
 
 /* ---- Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3") ----------- */
@@ -201,17 +234,6 @@ GAN_HD static inline float gan_pixel_to_unit(uint8_t pixel)
 }
 
 /* ---- bilinear resize (the FID Inception's input, F.interpolate align_corners=False) ---------- */
-
-/* a * b rounded on its own: nvcc would otherwise contract a * b + c into one fused multiply-add
- * (one rounding fewer), and the GPU's result would differ from the CPU's in the last bit. */
-GAN_HD static inline float gan_mul_rn(float a, float b)
-{
-#ifdef __CUDA_ARCH__
-    return __fmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
 
 /* The two input taps of output position `out_index` along one axis and their weights, as
  * PyTorch's upsample_bilinear2d computes them on the CPU for align_corners=False (measured

@@ -190,6 +190,10 @@ gan_status gan_model_set_dropout_mask(gan_model *model, int module_index, const 
 /* Points every parameter and buffer of `dst` at those of `src` (same layer sequence, any batch):
  * a second view of one network, e.g. G at the sample grid's batch size. */
 gan_status gan_model_share_weights(gan_model *dst, const gan_model *src);
+/* The same, but dst's trainable parameters point into `weights` (backend memory laid out as
+ * src->weights: a copy of them, such as the trainer's EMA of G) while its buffers (running
+ * statistics) stay src's: G with averaged weights and G's own batch norm statistics. */
+gan_status gan_model_share_weights_at(gan_model *dst, const gan_model *src, float *weights);
 /* A read-only description of one layer of a model, for code outside src/nn (ONNX export, the
  * benchmarks): what the layer is, its shapes, and where it runs. Parameters are found by name
  * with gan_model_find_param ("<index>.weight", ...). */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "gan/backend.h"
+#include "gan/checkpoint.h"
 #include "gan/config.h"
 #include "gan/data_source.h"
 #include "gan/nn.h"
@@ -68,6 +69,14 @@ typedef struct gan_trainer {
     float *dlogits;                /* [b] */
     float *step_values;            /* [8] loss_real, d_x, loss_fake, d_g_z1, loss_g, d_g_z2 */
     float *fixed_z;                /* [sample_batch, nz] the sample grid's noise */
+    /* The exponential moving average of G's weights (train.ema_decay > 0; NULL without):
+     * [G trainable_count], laid out as g->weights, starting as G's initial weights and updated by
+     * one ema_update after every G step, inside the iteration (a captured graph replays it).
+     * EMA-G is G with these weights and G's own batch norm running statistics. */
+    float *ema_weights;
+    bool ema_started_from_g;       /* the last load found no EMA in its checkpoint: G's weights
+                                      were taken as the average's start (train.ema_decay turned on
+                                      at a resume) */
     float *sample_z;               /* [sample_batch, nz] the sampler's input */
     float *buffer_backup;          /* [G buffer_count] running stats kept while sampling */
     float *ones;                   /* [1] the constant 1, for accumulating with gemm */
@@ -132,19 +141,36 @@ gan_status gan_trainer_step_with(gan_trainer *trainer, const float *real, const 
  * anything (the tutorial's grids). */
 gan_status gan_trainer_generate(gan_trainer *trainer, const float *z, int n, bool batch_stats,
                                 float *images);
+/* The same from the EMA of G (its averaged weights, G's running statistics, eval mode), G left
+ * as it was; refused (GAN_ERR_ARG) when the trainer keeps no EMA. */
+gan_status gan_trainer_generate_ema(gan_trainer *trainer, const float *z, int n, float *images);
 
 /* Checkpoints (src/train/checkpoint.c; the file layout is gan/checkpoint.h's): G and D with
  * their Adam state, and every counter a run needs to continue bit for bit on the CPU (iteration,
- * Adam steps, noise and dropout offsets) with `data`'s position and `epoch`. Load refuses a file
- * that is not a checkpoint, of another version, or of another model (every tensor's name and
- * shape must match), restores the data position when `data` is given, and changes the trainer
- * only once everything has been checked. */
+ * Adam steps, noise and dropout offsets) with `data`'s position and `epoch`, and the EMA of G
+ * where the trainer keeps one (version 3: "G_ema.<name>"). Load refuses a file that is not a
+ * checkpoint, of another version, or of another model (every tensor's name and shape must match),
+ * restores the data position when `data` is given, and changes the trainer only once everything
+ * has been checked. A file without EMA loaded into a trainer with one starts the average from the
+ * loaded G (ema_started_from_g); a file with EMA loaded into a trainer without one is refused
+ * (the averages would be dropped). */
 gan_status gan_trainer_save_checkpoint(gan_trainer *trainer, gan_data_source *data, int64_t epoch,
                                        const char *path);
 gan_status gan_trainer_load_checkpoint(gan_trainer *trainer, gan_data_source *data,
                                        const char *path, int64_t *epoch);
+/* The same with metadata texts of the caller's (the FID a run tracks: gan/checkpoint.h). */
+gan_status gan_trainer_save_checkpoint_texts(gan_trainer *trainer, gan_data_source *data, int64_t epoch,
+                                             const char *path, const gan_checkpoint_text *texts, int text_count);
 /* The generator with PyTorch's names under model.export_prefix (gan export). */
 gan_status gan_trainer_export_generator(gan_trainer *trainer, const char *path);
+/* G's weights replaced by their EMA (gan sample --ema, gan export --ema): G becomes EMA-G, its
+ * batch norm statistics its own. Refused (GAN_ERR_ARG) when the trainer keeps no EMA. */
+gan_status gan_trainer_use_ema(gan_trainer *trainer);
+
+/* The Philox stream of gan sample's noise (its seed train.seed unless --seed gives one). FID during
+ * training draws its fixed noise from this stream and seed too, latent vector i from element
+ * i * nz: `gan sample CKPT --n N` makes the first N images an evaluation embeds. */
+enum { GAN_SAMPLE_NOISE_STREAM = 7 };
 
 /* Draws n latent vectors of the config's distribution into backend memory `z` [n, nz], from
  * Philox element `first` of (seed, stream). */

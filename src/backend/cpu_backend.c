@@ -105,6 +105,7 @@ gan_status gan_cpu_backend_create(const gan_backend_options *options, gan_backen
     be->multiply = cpu_multiply;
     be->bce_logits = cpu_bce_logits;
     be->adam_step = cpu_adam_step;
+    be->ema_update = cpu_ema_update;
     be->rng_normal = cpu_rng_normal;
     be->rng_uniform = cpu_rng_uniform;
     be->advance_counts = cpu_advance_counts;

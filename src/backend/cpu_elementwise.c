@@ -136,6 +136,19 @@ gan_status cpu_adam_step(gan_backend *be, size_t count, float *param, const floa
     return GAN_OK;
 }
 
+gan_status cpu_ema_update(gan_backend *be, size_t count, double decay, const float *param, float *ema)
+{
+    if (count && (!param || !ema))
+        return gan_error(GAN_ERR_ARG, "cpu ema_update: NULL pointer");
+    if (!(decay >= 0.0 && decay < 1.0))
+        return gan_error(GAN_ERR_ARG, "cpu ema_update: decay %g outside [0, 1)", decay);
+    const gan_ema_scalars scalars = gan_ema_scalars_of(decay);
+#pragma omp parallel for schedule(static) PARALLEL_IF(count)
+    for (size_t i = 0; i < count; i++)
+        ema[i] = gan_ema_update(ema[i], param[i], scalars);
+    return GAN_OK;
+}
+
 /* A fill of `count` values from Philox element `first`: every block the fill touches is computed
  * once, its words going to the values whose elements lie in it (the first and last block may be
  * partly outside the fill). `normal` chooses Box-Muller normals over uniforms. */

@@ -160,6 +160,7 @@ gan_status cpu_bce_logits(gan_backend *be, int n, const float *logits, float tar
                           float grad_scale, float *loss, float *prob_mean, float *dlogits);
 gan_status cpu_adam_step(gan_backend *be, size_t count, float *param, const float *grad, float *m,
                          float *v, gan_adam_hyper hyper, gan_count step);
+gan_status cpu_ema_update(gan_backend *be, size_t count, double decay, const float *param, float *ema);
 gan_status cpu_rng_normal(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
                           gan_count first, float mean, float std, float *out);
 gan_status cpu_rng_uniform(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,

@@ -335,6 +335,11 @@ static gan_status cuda_adam_step(gan_backend *be, size_t count, float *param, co
     return gan_cuda_adam_step(gan_cuda_impl_of(be)->stream, count, param, grad, m, v, hyper, step);
 }
 
+static gan_status cuda_ema_update(gan_backend *be, size_t count, double decay, const float *param, float *ema)
+{
+    return gan_cuda_ema_update(gan_cuda_impl_of(be)->stream, count, decay, param, ema);
+}
+
 static gan_status cuda_rng_normal(gan_backend *be, size_t count, uint64_t seed, uint64_t stream,
                                   gan_count first, float mean, float std, float *out)
 {
@@ -624,6 +629,7 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .multiply = cuda_multiply,
         .bce_logits = cuda_bce_logits,
         .adam_step = cuda_adam_step,
+        .ema_update = cuda_ema_update,
         .rng_normal = cuda_rng_normal,
         .rng_uniform = cuda_rng_uniform,
         .advance_counts = cuda_advance_counts,

@@ -22,7 +22,7 @@
  *
  * usage: gan bench ops [section.key=value ...] [--device auto|cpu|cuda|cuda:N] [--batch 64,128]
  *                      [--configs dcgan_celeba64,dcgan_fmnist32] [--runs R] [--warmup W]
- *                      [--min-ms M] [--ops conv,bn,act,bce,adam]
+ *                      [--min-ms M] [--ops conv,bn,act,bce,adam,ema]
  * The overrides apply to every config; train.precision and train.deterministic set the backend's
  * options (one backend serves every config, so they must agree). */
 #include <math.h>
@@ -47,7 +47,7 @@ typedef struct ops_options {
     int runs, warmup;
     double min_ms;
     char ops_text[256];
-    bool want_conv, want_bn, want_act, want_bce, want_adam;
+    bool want_conv, want_bn, want_act, want_bce, want_adam, want_ema;
 } ops_options;
 
 typedef struct peaks {
@@ -57,7 +57,7 @@ typedef struct peaks {
 /* One training iteration's time as the sum of its ops (best time x how often the iteration runs
  * the op), by kind: what the ops alone would cost, to set against `gan bench train`. */
 typedef struct iteration_ms {
-    double conv, bn, act, loss, adam;
+    double conv, bn, act, loss, adam, ema; /* ema: only with train.ema_decay > 0 */
 } iteration_ms;
 
 /* How often one iteration (k = 1, src/train/trainer.c) runs a pass of layer l of model m:
@@ -140,7 +140,8 @@ typedef enum op_kind {
     OP_DROPOUT_FORWARD,
     OP_MULTIPLY,
     OP_BCE,
-    OP_ADAM
+    OP_ADAM,
+    OP_EMA
 } op_kind;
 
 typedef struct op_call {
@@ -181,6 +182,7 @@ static gan_status op_run(gan_backend *be, const op_call *o)
     case OP_MULTIPLY: return be->multiply(be, o->count, o->a, o->b, o->out);
     case OP_BCE: return be->bce_logits(be, o->n, o->a, 1.0f, 1.0f, o->out, o->out2, o->out3);
     case OP_ADAM: return be->adam_step(be, o->count, o->out, o->a, o->out2, o->out3, o->adam, gan_count_of(1));
+    case OP_EMA: return be->ema_update(be, o->count, 0.999, o->a, o->out);
     }
     return gan_error(GAN_ERR_ARG, "bench ops: unknown op");
 }
@@ -510,6 +512,28 @@ cleanup:
     return status;
 }
 
+/* The EMA of G's weights (train.ema_decay), one launch over its contiguous weights per step. */
+static gan_status bench_ema(gan_backend *be, const gan_model *g, const ops_options *opt, const peaks *pk,
+                            iteration_ms *it)
+{
+    size_t count = g->trainable_count;
+    buffers b = {.be = be};
+    float *param = NULL, *ema = NULL;
+    buffer_floats(&b, count, 0.0f, 0.02f, &param);
+    buffer_floats(&b, count, 0.0f, 0.02f, &ema);
+    gan_status status = GAN_OK;
+    GAN_CHECK(b.status);
+    char shape[48];
+    snprintf(shape, sizeof shape, "%zu parameters", count);
+    op_call call = {.kind = OP_EMA, .count = count, .a = param, .out = ema};
+    /* reads param and ema; writes ema */
+    GAN_CHECK(report_op(be, &call, opt, pk, "ema_update", g->name, shape, 0, 3.0 * count * sizeof(float),
+                        &it->ema, 1));
+cleanup:
+    buffers_free(&b);
+    return status;
+}
+
 static gan_status bench_config(gan_backend *be, const char *config, int batch, const ops_options *opt,
                                const peaks *pk)
 {
@@ -534,12 +558,15 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
         GAN_CHECK(bench_adam(be, g, opt, pk, &it));
         GAN_CHECK(bench_adam(be, d, opt, pk, &it));
     }
+    if (opt->want_ema)
+        GAN_CHECK(bench_ema(be, g, opt, pk, &it));
     gan_conv_choices_update_cache(be, stderr); /* what the layers' planning chose */
     printf("iteration   : %.2f ms from these ops, each best time x the times one iteration runs it "
-           "(k = 1): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms; "
+           "(k = 1): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms "
+           "(+ %.3f ms EMA of G with train.ema_decay > 0); "
            "gan bench train %s train.batch_size=%d times the whole iteration\n",
-           it.conv + it.bn + it.act + it.loss + it.adam, it.conv, it.bn, it.act, it.loss, it.adam, cfg.name,
-           batch);
+           it.conv + it.bn + it.act + it.loss + it.adam, it.conv, it.bn, it.act, it.loss, it.adam, it.ema,
+           cfg.name, batch);
 cleanup:
     gan_model_destroy(g);
     gan_model_destroy(d);
@@ -593,7 +620,7 @@ static int usage(FILE *out)
     fprintf(out,
             "usage: gan bench ops [section.key=value ...] [--device auto|cpu|cuda|cuda:N] [--batch 64,128]\n"
             "                     [--configs dcgan_celeba64,dcgan_fmnist32] [--runs R] [--warmup W]\n"
-            "                     [--min-ms M] [--ops conv,bn,act,bce,adam]\n"
+            "                     [--min-ms M] [--ops conv,bn,act,bce,adam,ema]\n"
             "\n"
             "Times every op at every layer shape of the configs through the backend's op table: best and\n"
             "median ms per call, GFLOP/s (conv, convt, linear) or GB/s (the rest), and the share of the\n"
@@ -673,12 +700,12 @@ int gan_bench_ops(int argc, char **argv)
         fprintf(stderr, "gan bench ops: --configs wants names or paths separated by commas\n");
         return 2;
     }
-    o.want_conv = o.want_bn = o.want_act = o.want_bce = o.want_adam = !ops_text;
+    o.want_conv = o.want_bn = o.want_act = o.want_bce = o.want_adam = o.want_ema = !ops_text;
     if (ops_text) {
         const char *ops[MAX_LIST];
         int op_count = 0;
         if (!split_list(ops_text, o.ops_text, sizeof o.ops_text, ops, &op_count)) {
-            fprintf(stderr, "gan bench ops: --ops wants some of conv,bn,act,bce,adam\n");
+            fprintf(stderr, "gan bench ops: --ops wants some of conv,bn,act,bce,adam,ema\n");
             return 2;
         }
         for (int i = 0; i < op_count; i++) {
@@ -687,9 +714,10 @@ int gan_bench_ops(int argc, char **argv)
                          : !strcmp(ops[i], "act")  ? &o.want_act
                          : !strcmp(ops[i], "bce")  ? &o.want_bce
                          : !strcmp(ops[i], "adam") ? &o.want_adam
+                         : !strcmp(ops[i], "ema")  ? &o.want_ema
                                                    : NULL;
             if (!flag) {
-                fprintf(stderr, "gan bench ops: unknown op group '%s' (conv, bn, act, bce, adam)\n", ops[i]);
+                fprintf(stderr, "gan bench ops: unknown op group '%s' (conv, bn, act, bce, adam, ema)\n", ops[i]);
                 return 2;
             }
             *flag = true;

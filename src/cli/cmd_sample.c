@@ -1,7 +1,9 @@
 /* gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy] [--noise Z.npy]
- *                 [--seed S] [--batch-stats] [--device auto|cpu|cuda]
- * gan export CKPT [--format safetensors|onnx] -o FILE   (default: onnx when FILE ends in .onnx,
- *                                                      else safetensors) */
+ *                 [--seed S] [--batch-stats] [--ema] [--device auto|cpu|cuda]
+ * gan export CKPT [--format safetensors|onnx] [--ema] -o FILE   (default: onnx when FILE ends in
+ *                                                              .onnx, else safetensors)
+ * --ema: the EMA of G a run with train.ema_decay > 0 keeps (G's weights averaged, G's batch norm
+ * statistics), instead of G; refused naming the checkpoint when it holds none. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +27,7 @@ typedef struct loaded {
     gan_trainer *trainer;
 } loaded;
 
-static gan_status load_checkpoint(const char *path, const char *device, loaded *out)
+static gan_status load_checkpoint(const char *path, const char *device, bool ema, loaded *out)
 {
     memset(out, 0, sizeof *out);
     gan_config cfg;
@@ -36,6 +38,14 @@ static gan_status load_checkpoint(const char *path, const char *device, loaded *
     gan_status status = GAN_OK;
     GAN_CHECK(gan_trainer_create(&cfg, out->be, NULL, NULL, &out->trainer));
     GAN_CHECK(gan_trainer_load_checkpoint(out->trainer, NULL, path, NULL));
+    /* (a trainer of a config with train.ema_decay > 0 loading a file without the average starts one
+     * from G: not an EMA to sample) */
+    if (ema && (!out->trainer->ema_weights || out->trainer->ema_started_from_g))
+        GAN_CHECK(gan_error(GAN_ERR_ARG, "%s holds no EMA of G (its run had train.ema_decay = 0): --ema needs a "
+                                         "checkpoint of a run with train.ema_decay > 0",
+                            path));
+    if (ema)
+        GAN_CHECK(gan_trainer_use_ema(out->trainer));
     return GAN_OK;
 cleanup:
     gan_trainer_destroy(out->trainer);
@@ -84,9 +94,14 @@ cleanup:
 
 static const char sample_usage[] =
     "usage: gan sample CKPT [--n N] [--grid FILE.png] [--dir DIR] [--npy FILE.npy]\n"
-    "                  [--noise Z.npy] [--seed S] [--batch-stats] [--device auto|cpu|cuda]\n"
+    "                  [--noise Z.npy] [--seed S] [--batch-stats] [--ema] [--device auto|cpu|cuda]\n"
     "  --n N      images to generate, 1 to 1000000 (default 64; with --noise, its rows)\n"
-    "  --seed S   noise seed, 0 to 18446744073709551615 (default: the run's train.seed)\n"
+    "  --seed S   noise seed, 0 to 18446744073709551615 (default: the run's train.seed; with it,\n"
+    "             --n N draws the noise of the first N images FID during training embeds)\n"
+    "  --ema      the EMA of G (train.ema_decay > 0): G's weights averaged over the steps, its\n"
+    "             batch norm statistics G's own; refused for a checkpoint without one\n"
+    "  --batch-stats  batch norm with each batch's statistics (the tutorial's grids) instead of\n"
+    "             the running statistics\n"
     "  an output that is a character device or a FIFO (/dev/stdout, a pipe) is written in place\n";
 
 /* More images would not fit the int counts of the image writers, nor any memory worth asking for. */
@@ -113,7 +128,7 @@ static gan_status read_noise(const char *path, int nz, float **z_host, int *n)
 /* What gan sample writes, and how it draws the images. */
 typedef struct sample_request {
     const char *grid, *dir, *npy, *noise;
-    bool batch_stats, seed_given;
+    bool batch_stats, ema, seed_given;
     uint64_t seed;
 } sample_request;
 
@@ -124,7 +139,7 @@ static gan_status sample_images(const char *ckpt, const char *device, const samp
     loaded l;
     float *z_host = NULL, *z = NULL, *images = NULL;
     gan_status status = GAN_OK;
-    GAN_CHECK(load_checkpoint(ckpt, device, &l));
+    GAN_CHECK(load_checkpoint(ckpt, device, r->ema, &l));
     gan_trainer *t = l.trainer;
     int nz = t->cfg.nz;
     if (r->noise)
@@ -139,7 +154,7 @@ static gan_status sample_images(const char *ckpt, const char *device, const samp
     if (z_host)
         GAN_CHECK(l.be->upload(l.be, z, z_host, (size_t)*n * nz * sizeof(float)));
     else
-        GAN_CHECK(gan_trainer_draw_noise(t, z, *n, r->seed_given ? r->seed : t->cfg.seed, 7,
+        GAN_CHECK(gan_trainer_draw_noise(t, z, *n, r->seed_given ? r->seed : t->cfg.seed, GAN_SAMPLE_NOISE_STREAM,
                                          gan_count_of(0)));
     GAN_CHECK(gan_trainer_generate(t, z, *n, r->batch_stats, images));
     if (r->npy) {
@@ -163,7 +178,7 @@ int gan_cmd_sample(int argc, char **argv)
 {
     const char *ckpt = NULL, *grid = NULL, *dir = NULL, *npy = NULL, *noise = NULL, *device = "auto";
     int n = 64;
-    bool batch_stats = false, seed_given = false;
+    bool batch_stats = false, ema = false, seed_given = false;
     uint64_t seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -206,6 +221,8 @@ int gan_cmd_sample(int argc, char **argv)
             device = value;
         } else if (!strcmp(a, "--batch-stats")) {
             batch_stats = true;
+        } else if (!strcmp(a, "--ema")) {
+            ema = true;
         } else if (a[0] != '-' && !ckpt) {
             ckpt = a;
         } else {
@@ -228,15 +245,15 @@ int gan_cmd_sample(int argc, char **argv)
             return 1;
         }
     }
-    sample_request request = {grid, dir, npy, noise, batch_stats, seed_given, seed};
+    sample_request request = {grid, dir, npy, noise, batch_stats, ema, seed_given, seed};
     if (sample_images(ckpt, device, &request, &n) != GAN_OK) {
         fprintf(stderr, "gan sample: %s\n", gan_error_message());
         return 1;
     }
     const char *written[2] = {npy, grid};
-    fprintf(gan_args_report_stream(written, 2), "gan sample: %d images from %s%s%s%s%s%s%s\n", n, ckpt,
-            grid ? " -> " : "", grid ? grid : "", dir ? " -> " : "", dir ? dir : "", npy ? " -> " : "",
-            npy ? npy : "");
+    fprintf(gan_args_report_stream(written, 2), "gan sample: %d images from %s%s%s%s%s%s%s%s\n", n,
+            ema ? "the EMA of G of " : "", ckpt, grid ? " -> " : "", grid ? grid : "", dir ? " -> " : "", dir ? dir : "",
+            npy ? " -> " : "", npy ? npy : "");
     return 0;
 }
 
@@ -247,22 +264,23 @@ static bool ends_with(const char *text, const char *suffix)
 }
 
 /* The generator of `ckpt` written to `out` as ONNX or safetensors, and the line that says so. */
-static gan_status export_generator(const char *ckpt, const char *out, bool onnx)
+static gan_status export_generator(const char *ckpt, const char *out, bool onnx, bool ema)
 {
     loaded l;
     gan_status status = GAN_OK;
-    GAN_CHECK(load_checkpoint(ckpt, "cpu", &l));
+    GAN_CHECK(load_checkpoint(ckpt, "cpu", ema, &l));
     const char *prefix = l.trainer->cfg.export_prefix;
     if (onnx)
         GAN_CHECK(gan_onnx_export(l.trainer->g, prefix, out));
     else
         GAN_CHECK(gan_trainer_export_generator(l.trainer, out));
     FILE *report = gan_args_report_stream(&out, 1);
+    const char *which = ema ? "EMA generator" : "generator";
     if (onnx)
-        fprintf(report, "gan export: generator of %s -> %s (ONNX opset %d, input z, output images, "
-                        "dynamic batch)\n", ckpt, out, GAN_ONNX_OPSET);
+        fprintf(report, "gan export: %s of %s -> %s (ONNX opset %d, input z, output images, "
+                        "dynamic batch)\n", which, ckpt, out, GAN_ONNX_OPSET);
     else
-        fprintf(report, "gan export: generator of %s -> %s (names %s.0.weight, ...)\n", ckpt, out, prefix);
+        fprintf(report, "gan export: %s of %s -> %s (names %s.0.weight, ...)\n", which, ckpt, out, prefix);
 cleanup:
     unload(&l);
     return status;
@@ -270,14 +288,20 @@ cleanup:
 
 int gan_cmd_export(int argc, char **argv)
 {
-    static const char usage[] = "usage: gan export CKPT [--format safetensors|onnx] -o FILE\n"
+    static const char usage[] = "usage: gan export CKPT [--format safetensors|onnx] [--ema] -o FILE\n"
                                 "  (without --format: onnx when FILE ends in .onnx, else safetensors;\n"
-                                "  a FILE that is a character device or a FIFO is written in place)\n";
+                                "  a FILE that is a character device or a FIFO is written in place)\n"
+                                "  --ema  the EMA of G (train.ema_decay > 0): G's weights averaged over the\n"
+                                "         steps with G's batch norm statistics, under the same names;\n"
+                                "         refused for a checkpoint without one\n";
     const char *ckpt = NULL, *out = NULL, *format = NULL;
+    bool ema = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return 0;
+        } else if (!strcmp(argv[i], "--ema")) {
+            ema = true;
         } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
             out = argv[++i];
             if (!gan_arg_path("export", "-o", out))
@@ -309,7 +333,7 @@ int gan_cmd_export(int argc, char **argv)
         fprintf(stderr, "gan export: %s\n", gan_error_message());
         return 1;
     }
-    if (export_generator(ckpt, out, onnx) != GAN_OK) {
+    if (export_generator(ckpt, out, onnx, ema) != GAN_OK) {
         fprintf(stderr, "gan export: %s\n", gan_error_message());
         return 1;
     }

@@ -165,28 +165,37 @@ gan_status gan_fid_stats_write(const char *path, const gan_fid_stats *stats)
 
 /* ---- the distance ------------------------------------------------------------------------- */
 
-/* tr sqrt((S1 + offset I)(S2 + offset I)) by the eigenvalues of sqrt(S1') S2' sqrt(S1') (gan/fid.h). */
-static gan_status trace_sqrt_product(const gan_fid_stats *a, const gan_fid_stats *b, double offset, double *trace)
+/* S1 + offset I = V diag(lambda) V^T: v [n, n] holds V column-major, i.e. V^T row-major (row j:
+ * eigenvector j); root[i] = sqrt(max(lambda_i, 0)). */
+static gan_status decompose(const gan_fid_stats *a, double offset, double *v, double *root)
 {
     const int n = a->dims;
+    memcpy(v, a->sigma, (size_t)n * n * sizeof *v);
+    for (int i = 0; i < n; i++)
+        v[(size_t)i * n + i] += offset;
+    GAN_TRY(gan_blas_dsyevd(true, n, v, root));
+    for (int i = 0; i < n; i++)
+        root[i] = root[i] > 0.0 ? sqrt(root[i]) : 0.0;
+    return GAN_OK;
+}
+
+/* tr sqrt((S1 + offset I)(S2 + offset I)) from S1's decomposition (v, root) by the eigenvalues of
+ * sqrt(S1') S2' sqrt(S1') (gan/fid.h). */
+static gan_status trace_sqrt_decomposed(const double *v, const double *root, const gan_fid_stats *b, double offset,
+                                        double *trace)
+{
+    const int n = b->dims;
     const size_t nn = (size_t)n * n;
-    double *v = malloc(nn * sizeof *v), *s2 = malloc(nn * sizeof *s2), *t = malloc(nn * sizeof *t);
-    double *lambda = malloc((size_t)n * sizeof *lambda), *root = malloc((size_t)n * sizeof *root);
+    double *s2 = malloc(nn * sizeof *s2), *t = malloc(nn * sizeof *t);
+    double *lambda = malloc((size_t)n * sizeof *lambda);
     gan_status status = GAN_OK;
-    if (!v || !s2 || !t || !lambda || !root) {
+    if (!s2 || !t || !lambda) {
         status = gan_error(GAN_ERR_NOMEM, "out of memory for the Frechet distance of %d features", n);
         goto cleanup;
     }
-    memcpy(v, a->sigma, nn * sizeof *v);
     memcpy(s2, b->sigma, nn * sizeof *s2);
-    for (int i = 0; i < n; i++) {
-        v[(size_t)i * n + i] += offset;
-        s2[(size_t)i * n + i] += offset;
-    }
-    /* S1 = V diag(lambda) V^T; v holds V column-major, i.e. V^T row-major (row j: eigenvector j) */
-    GAN_CHECK(gan_blas_dsyevd(true, n, v, lambda));
     for (int i = 0; i < n; i++)
-        root[i] = lambda[i] > 0.0 ? sqrt(lambda[i]) : 0.0;
+        s2[(size_t)i * n + i] += offset;
     /* t = V^T S2, then s2 = (V^T S2) V = t (V^T)^T: S2 in the eigenbasis of S1 */
     GAN_CHECK(gan_blas_dgemm(false, false, n, n, n, 1.0, v, n, s2, n, 0.0, t, n));
     GAN_CHECK(gan_blas_dgemm(false, true, n, n, n, 1.0, t, n, v, n, 0.0, s2, n));
@@ -206,10 +215,25 @@ static gan_status trace_sqrt_product(const gan_fid_stats *a, const gan_fid_stats
     }
     *trace = sum;
 cleanup:
-    free(v);
     free(s2);
     free(t);
     free(lambda);
+    return status;
+}
+
+static gan_status trace_sqrt_product(const gan_fid_stats *a, const gan_fid_stats *b, double offset, double *trace)
+{
+    const int n = a->dims;
+    double *v = malloc((size_t)n * n * sizeof *v), *root = malloc((size_t)n * sizeof *root);
+    gan_status status = GAN_OK;
+    if (!v || !root) {
+        status = gan_error(GAN_ERR_NOMEM, "out of memory for the Frechet distance of %d features", n);
+        goto cleanup;
+    }
+    GAN_CHECK(decompose(a, offset, v, root));
+    GAN_CHECK(trace_sqrt_decomposed(v, root, b, offset, trace));
+cleanup:
+    free(v);
     free(root);
     return status;
 }
@@ -224,22 +248,30 @@ static gan_status check_pair(const gan_fid_stats *a, const gan_fid_stats *b)
     return GAN_OK;
 }
 
-gan_status gan_frechet_distance_offset(const gan_fid_stats *a, const gan_fid_stats *b, double offset,
-                                       gan_fid_result *out)
+/* |mu1 - mu2|^2 + tr S1 + tr S2 - 2 trace_sqrt */
+static void assemble(const gan_fid_stats *a, const gan_fid_stats *b, double offset, double trace_sqrt,
+                     gan_fid_result *out)
 {
-    GAN_TRY(check_pair(a, b));
     const int n = a->dims;
-    double mean = 0.0, traces = 0.0, trace_sqrt = 0.0;
+    double mean = 0.0, traces = 0.0;
     for (int i = 0; i < n; i++) {
         double d = a->mu[i] - b->mu[i];
         mean += d * d;
         traces += a->sigma[(size_t)i * n + i] + b->sigma[(size_t)i * n + i];
     }
-    GAN_TRY(trace_sqrt_product(a, b, offset, &trace_sqrt));
     out->mean_term = mean;
     out->trace_sqrt = trace_sqrt;
     out->fid = mean + traces - 2.0 * trace_sqrt;
     out->eps_added = offset != 0.0;
+}
+
+gan_status gan_frechet_distance_offset(const gan_fid_stats *a, const gan_fid_stats *b, double offset,
+                                       gan_fid_result *out)
+{
+    GAN_TRY(check_pair(a, b));
+    double trace_sqrt = 0.0;
+    GAN_TRY(trace_sqrt_product(a, b, offset, &trace_sqrt));
+    assemble(a, b, offset, trace_sqrt, out);
     return GAN_OK;
 }
 
@@ -254,4 +286,57 @@ gan_status gan_frechet_distance(const gan_fid_stats *a, const gan_fid_stats *b, 
     /* pytorch-fid's path for a product whose root it cannot take: eps on both diagonals */
     gan_error_clear();
     return gan_frechet_distance_offset(a, b, GAN_FID_EPS, out);
+}
+
+gan_status gan_fid_prepare(const gan_fid_stats *a, gan_fid_prepared *out)
+{
+    memset(out, 0, sizeof *out);
+    GAN_TRY(check_pair(a, a));
+    const int n = a->dims;
+    out->stats = a;
+    out->v = malloc((size_t)n * n * sizeof *out->v);
+    out->root = malloc((size_t)n * sizeof *out->root);
+    gan_status status = GAN_OK;
+    if (!out->v || !out->root) {
+        status = gan_error(GAN_ERR_NOMEM, "out of memory for the Frechet distance of %d features", n);
+        goto cleanup;
+    }
+    status = decompose(a, 0.0, out->v, out->root);
+    if (status == GAN_OK)
+        return GAN_OK;
+    /* (a set whose own decomposition fails: each distance takes gan_frechet_distance's path) */
+    gan_error_clear();
+    status = GAN_OK;
+cleanup:
+    free(out->v);
+    free(out->root);
+    out->v = out->root = NULL;
+    return status;
+}
+
+void gan_fid_prepared_free(gan_fid_prepared *prepared)
+{
+    free(prepared->v);
+    free(prepared->root);
+    memset(prepared, 0, sizeof *prepared);
+}
+
+gan_status gan_frechet_distance_prepared(const gan_fid_prepared *a, const gan_fid_stats *b, gan_fid_result *out)
+{
+    if (!out || !a || !a->stats)
+        return gan_error(GAN_ERR_ARG, "Frechet distance: missing statistics");
+    memset(out, 0, sizeof *out);
+    GAN_TRY(check_pair(a->stats, b));
+    if (a->v) {
+        double trace_sqrt = 0.0;
+        gan_status status = trace_sqrt_decomposed(a->v, a->root, b, 0.0, &trace_sqrt);
+        if (status == GAN_OK) {
+            assemble(a->stats, b, 0.0, trace_sqrt, out);
+            return GAN_OK;
+        }
+        if (status != GAN_ERR_NUMERIC)
+            return status;
+        gan_error_clear();
+    }
+    return gan_frechet_distance(a->stats, b, out);
 }

@@ -27,9 +27,11 @@ static void host_model_free(host_model *h)
     memset(h, 0, sizeof *h);
 }
 
-static gan_status host_model_download(gan_model *m, bool with_adam, host_model *h)
+/* `weights_only` (a gan_checkpoint_model's): the trainable parameters alone, from that buffer. */
+static gan_status host_model_download(gan_model *m, bool with_adam, const float *weights_only, host_model *h)
 {
     gan_backend *be = m->backend;
+    with_adam = with_adam && !weights_only;
     memset(h, 0, sizeof *h);
     size_t p = m->trainable_count ? m->trainable_count : 1, b = m->buffer_count ? m->buffer_count : 1;
     h->weights = malloc(p * sizeof(float));
@@ -42,7 +44,10 @@ static gan_status host_model_download(gan_model *m, bool with_adam, host_model *
         return gan_error(GAN_ERR_NOMEM, "out of host memory for %s's state", m->name);
     }
     gan_status status = GAN_OK;
-    GAN_CHECK(be->download(be, h->weights, m->weights, m->trainable_count * sizeof(float)));
+    GAN_CHECK(be->download(be, h->weights, weights_only ? weights_only : m->weights,
+                           m->trainable_count * sizeof(float)));
+    if (weights_only)
+        return GAN_OK;
     if (m->buffer_count)
         GAN_CHECK(be->download(be, h->buffers, m->buffers, m->buffer_count * sizeof(float)));
     if (with_adam) {
@@ -65,21 +70,24 @@ static const float *host_value(const gan_model *m, const host_model *h, const ga
 }
 
 /* Tensor entries for one model: every parameter and buffer under `prefix` (+ num_batches_tracked
- * after each BN's running_var), then the Adam moments when `h->adam_m` is set. Names are
- * written into `names` (one 96-byte slot per entry). */
-static int model_entries(const gan_model *m, const host_model *h, const char *prefix,
+ * after each BN's running_var), then the Adam moments when `h->adam_m` is set; with
+ * `weights_only`, the trainable parameters alone. Names are written into `names` (one 96-byte slot
+ * per entry). */
+static int model_entries(const gan_model *m, const host_model *h, const char *prefix, bool weights_only,
                          gan_st_tensor *out, char (*names)[96])
 {
     int n = 0;
     for (int i = 0; i < m->param_count; i++) {
         const gan_param *p = &m->params[i];
+        if (weights_only && !p->trainable)
+            continue;
         snprintf(names[n], 96, "%s.%s", prefix, p->name);
         out[n] = (gan_st_tensor){.name = names[n], .dtype = GAN_ST_F32, .ndim = p->ndim,
                                  .data = host_value(m, h, p)};
         for (int d = 0; d < p->ndim; d++)
             out[n].shape[d] = p->dims[d];
         n++;
-        if (is_running_var(p)) {
+        if (is_running_var(p) && !weights_only) {
             snprintf(names[n], 96, "%s.%d.num_batches_tracked", prefix, p->module_index);
             out[n] = (gan_st_tensor){.name = names[n], .dtype = GAN_ST_I64, .ndim = 0,
                                      .data = &h->batches_tracked[i]};
@@ -147,9 +155,10 @@ static gan_status host_models_download(const gan_checkpoint_model *models, int c
     h->count = count;
     gan_status status = GAN_OK;
     for (int i = 0; i < count; i++) {
-        GAN_CHECK(host_model_download(models[i].model, models[i].with_adam, &h->hosts[i]));
+        GAN_CHECK(host_model_download(models[i].model, models[i].with_adam, models[i].weights_only, &h->hosts[i]));
         h->tensor_count += model_entries(models[i].model, &h->hosts[i], models[i].prefix,
-                                         h->tensors + h->tensor_count, h->names + h->tensor_count);
+                                         models[i].weights_only != NULL, h->tensors + h->tensor_count,
+                                         h->names + h->tensor_count);
     }
     return GAN_OK;
 cleanup:
@@ -157,7 +166,17 @@ cleanup:
     return status;
 }
 
-enum { MAX_COUNTERS = 32, COUNTER_TEXT = 32, MAX_TEXTS = 4 };
+enum { MAX_COUNTERS = 32, COUNTER_TEXT = 32, MAX_TEXTS = 8 };
+
+/* The version a checkpoint of these models is written as: 3 where one model is weights only (the
+ * EMA generator), else 2, so a checkpoint without one stays readable by gan before version 3. */
+static const char *version_for(const gan_checkpoint_model *models, int model_count)
+{
+    for (int i = 0; i < model_count; i++)
+        if (models[i].weights_only)
+            return GAN_CHECKPOINT_VERSION;
+    return GAN_CHECKPOINT_VERSION_PLAIN;
+}
 
 gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
                                 const gan_checkpoint_model *models, int model_count,
@@ -175,7 +194,7 @@ gan_status gan_checkpoint_write(const char *path, const gan_config *cfg,
     GAN_CHECK(config_text(cfg, &config));
     char values[MAX_COUNTERS][COUNTER_TEXT];
     gan_st_metadata meta[MAX_COUNTERS + MAX_TEXTS + 4] = {
-        {"format", GAN_CHECKPOINT_FORMAT}, {"version", GAN_CHECKPOINT_VERSION},
+        {"format", GAN_CHECKPOINT_FORMAT}, {"version", (char *)version_for(models, model_count)},
         {"name", (char *)cfg->name}, {"config", config},
     };
     for (int i = 0; i < counter_count; i++) {
@@ -213,7 +232,7 @@ gan_status gan_checkpoint_open(const char *path, gan_checkpoint *ck)
         status = gan_error(GAN_ERR_FORMAT, "%s: not a gan checkpoint (metadata format is '%s'; an "
                                            "exported generator is not a checkpoint)",
                            path, format ? format : "missing");
-    } else if (!version || (strcmp(version, "1") && strcmp(version, GAN_CHECKPOINT_VERSION))) {
+    } else if (!version || (strcmp(version, "1") && strcmp(version, "2") && strcmp(version, GAN_CHECKPOINT_VERSION))) {
         status = gan_error(GAN_ERR_FORMAT, "%s: checkpoint version '%s'; this gan reads versions 1 to %s",
                            path, version ? version : "missing", GAN_CHECKPOINT_VERSION);
     } else {
@@ -231,8 +250,8 @@ gan_status gan_checkpoint_open(const char *path, gan_checkpoint *ck)
     }
     if (!has_crc)
         fprintf(stderr, "gan: warning: %s: a version %d checkpoint carries no checksum: its data cannot be "
-                        "verified (checkpoints written now are version %s)\n",
-                path, ck->version, GAN_CHECKPOINT_VERSION);
+                        "verified (checkpoints written now are version %s, or %s with an EMA generator)\n",
+                path, ck->version, GAN_CHECKPOINT_VERSION_PLAIN, GAN_CHECKPOINT_VERSION);
     return GAN_OK;
 }
 
@@ -303,7 +322,7 @@ static gan_status find_tensor(const gan_safetensors *st, const gan_st_tensor *wa
 
 /* Checks every tensor the model expects against the file (name, dtype, shape) and copies it
  * into `h`; `expected` counts them so extra tensors can be refused. */
-static gan_status read_model(const gan_safetensors *st, gan_model *m, const char *prefix,
+static gan_status read_model(const gan_safetensors *st, gan_model *m, const char *prefix, bool weights_only,
                              host_model *h, int *expected)
 {
     int capacity = max_entries(m);
@@ -314,7 +333,7 @@ static gan_status read_model(const gan_safetensors *st, gan_model *m, const char
         free(names);
         return gan_error(GAN_ERR_NOMEM, "out of memory");
     }
-    int n = model_entries(m, h, prefix, want, names);
+    int n = model_entries(m, h, prefix, weights_only, want, names);
     *expected += n;
     gan_status status = GAN_OK;
     for (int i = 0; i < n; i++) {
@@ -328,10 +347,12 @@ cleanup:
     return status;
 }
 
-static gan_status upload_model(gan_model *m, const host_model *h)
+static gan_status upload_model(gan_model *m, float *weights_only, const host_model *h)
 {
     gan_backend *be = m->backend;
-    GAN_TRY(be->upload(be, m->weights, h->weights, m->trainable_count * sizeof(float)));
+    GAN_TRY(be->upload(be, weights_only ? weights_only : m->weights, h->weights, m->trainable_count * sizeof(float)));
+    if (weights_only)
+        return GAN_OK;
     if (m->buffer_count)
         GAN_TRY(be->upload(be, m->buffers, h->buffers, m->buffer_count * sizeof(float)));
     if (h->adam_m) {
@@ -350,7 +371,8 @@ static gan_status read_models(const gan_checkpoint *ck, const gan_checkpoint_mod
 {
     int expected = 0;
     for (int i = 0; i < model_count; i++)
-        GAN_TRY(read_model(&ck->st, models[i].model, models[i].prefix, &h->hosts[i], &expected));
+        GAN_TRY(read_model(&ck->st, models[i].model, models[i].prefix, models[i].weights_only != NULL, &h->hosts[i],
+                           &expected));
     if (ck->st.tensor_count != expected)
         return gan_error(GAN_ERR_FORMAT, "%s: checkpoint of another model: %d tensors, this model has %d",
                          ck->st.path, ck->st.tensor_count, expected);
@@ -367,7 +389,7 @@ gan_status gan_checkpoint_load_models(const gan_checkpoint *ck, const gan_checkp
     GAN_CHECK(read_models(ck, models, model_count, &h));
     /* Everything checked: only now do the models change. */
     for (int i = 0; i < model_count; i++)
-        GAN_CHECK(upload_model(models[i].model, &h.hosts[i]));
+        GAN_CHECK(upload_model(models[i].model, models[i].weights_only, &h.hosts[i]));
 cleanup:
     host_models_free(&h);
     return status;
@@ -376,7 +398,7 @@ cleanup:
 gan_status gan_model_export_safetensors(gan_model *model, const char *prefix, const char *model_name,
                                         const char *path)
 {
-    gan_checkpoint_model entry = {prefix, model, false};
+    gan_checkpoint_model entry = {prefix, model, false, NULL};
     host_models h;
     GAN_TRY(host_models_download(&entry, 1, &h));
     gan_st_metadata meta[] = {{"format", "pt"}, {"source", "gan export"}, {"model", (char *)model_name}};

@@ -375,6 +375,18 @@ gan_status gan_model_share_weights(gan_model *dst, const gan_model *src)
     return GAN_OK;
 }
 
+gan_status gan_model_share_weights_at(gan_model *dst, const gan_model *src, float *weights)
+{
+    GAN_TRY(gan_model_share_weights(dst, src));
+    if (!weights)
+        return gan_error(GAN_ERR_ARG, "%s: no weights to point at", dst->name);
+    for (int i = 0; i < dst->param_count; i++)
+        if (dst->params[i].trainable)
+            dst->params[i].value = weights + (src->params[i].value - src->weights);
+    dst->weights = weights;
+    return GAN_OK;
+}
+
 gan_param *gan_model_find_param(gan_model *model, const char *name)
 {
     for (int i = 0; i < model->param_count; i++)

@@ -3,7 +3,8 @@
  * Tolerances, element by element |test - ref| <= atol + rtol |ref| (numpy.allclose), and why:
  *   exact (0, 0): ops whose per-element math is the same IEEE operations on both sides with no
  *     multiply-add to contract: fill, copy, relu/lrelu, multiply, dropout (its uniform draws
- *     are integer arithmetic and one comparison), bias add, image conversion.
+ *     are integer arithmetic and one comparison), bias add, image conversion, the EMA update
+ *     (two products each rounded on its own, then their sum: gan_mul_rn keeps nvcc from fusing).
  *   rtol 1e-6, atol 1e-7: elementwise ops where nvcc contracts a*b+c into one FMA, or where the
  *     device's expf/tanhf/logf differ from glibc's by an ulp or two: tanh, sigmoid, their
  *     backward, BCE gradient, Adam; uniform fill (low + range * u, fused or not: at most half
@@ -578,6 +579,29 @@ cleanup:
     return status;
 }
 
+/* The EMA of G's weights at train.ema_decay's usual 0.999, three steps: exact, since both sides
+ * compute gan_ema_update's two products and their sum, each rounded on its own (no FMA). */
+static gan_status check_ema(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    const size_t count = 10007;
+    pair param = {0}, ema = {0};
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &ema, count, -1.0f, 1.0f));
+    bool ran = true;
+    for (int step = 0; step < 3 && ran; step++) {
+        GAN_CHECK(pair_random(st, &param, count, -1.0f, 1.0f));
+        ran = RUN_BOTH(st, "ema_update", be->ema_update(be, count, 0.999, SIDE(param), SIDE(ema)));
+        pair_free(st, &param);
+    }
+    if (ran)
+        GAN_CHECK(compare(st, "ema_update", &ema, count, EXACT));
+cleanup:
+    pair_free(st, &param);
+    pair_free(st, &ema);
+    return status;
+}
+
 static gan_status check_rng(selftest *st)
 {
     BOTH_SIDES_LOCALS;
@@ -770,7 +794,7 @@ gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *rep
 
     gan_status (*const checks[])(selftest *) = {
         check_memory_ops, check_gemm, check_conv, check_bias, check_bn, check_activations,
-        check_dropout_multiply, check_bce, check_adam, check_rng, check_counts, check_images,
+        check_dropout_multiply, check_bce, check_adam, check_ema, check_rng, check_counts, check_images,
         check_eval_ops,
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)

@@ -9,6 +9,7 @@
 #include "gan/train.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "train/conv_algorithms.h"
@@ -41,15 +42,33 @@ static const gan_checkpoint_counter COUNTERS[COUNTER_COUNT] = {
     [COUNTER_DATA_INDEX] = {"data_index", true, {0}},
 };
 
-static void trainer_models(gan_trainer *t, gan_checkpoint_model models[2])
+/* The prefix of the EMA of G's tensors (weights only: G_ema.<name>), present from version 3. */
+#define EMA_PREFIX "G_ema"
+
+/* G and D with their Adam state, then (with `ema`) the EMA of G; returns how many. */
+static int trainer_models(gan_trainer *t, bool ema, gan_checkpoint_model models[3])
 {
-    models[0] = (gan_checkpoint_model){"G", t->g, true};
-    models[1] = (gan_checkpoint_model){"D", t->d, true};
+    models[0] = (gan_checkpoint_model){"G", t->g, true, NULL};
+    models[1] = (gan_checkpoint_model){"D", t->d, true, NULL};
+    if (!ema)
+        return 2;
+    models[2] = (gan_checkpoint_model){EMA_PREFIX, t->g, false, t->ema_weights};
+    return 3;
 }
+
+enum { MAX_CALLER_TEXTS = 6 };
 
 gan_status gan_trainer_save_checkpoint(gan_trainer *t, gan_data_source *data, int64_t epoch,
                                        const char *path)
 {
+    return gan_trainer_save_checkpoint_texts(t, data, epoch, path, NULL, 0);
+}
+
+gan_status gan_trainer_save_checkpoint_texts(gan_trainer *t, gan_data_source *data, int64_t epoch,
+                                             const char *path, const gan_checkpoint_text *extra, int extra_count)
+{
+    if (extra_count < 0 || extra_count > MAX_CALLER_TEXTS)
+        return gan_error(GAN_ERR_ARG, "%s: %d metadata texts, at most %d", path, extra_count, MAX_CALLER_TEXTS);
     gan_data_position pos = {0, 0, 0};
     if (data)
         GAN_TRY(data->get_position(data, &pos));
@@ -66,14 +85,19 @@ gan_status gan_trainer_save_checkpoint(gan_trainer *t, gan_data_source *data, in
     c[COUNTER_DATA_SEED].value.u64 = pos.seed;
     c[COUNTER_DATA_EPOCH].value.i64 = pos.epoch;
     c[COUNTER_DATA_INDEX].value.i64 = pos.index;
-    gan_checkpoint_model models[2];
-    trainer_models(t, models);
+    gan_checkpoint_model models[3];
+    int model_count = trainer_models(t, t->ema_weights != NULL, models);
     /* The backend's convolution algorithm choices: a resume computes with the same ones. */
     char *algorithms = NULL;
     GAN_TRY(conv_algorithms_text(t->backend, &algorithms));
-    gan_checkpoint_text texts[1] = {{GAN_CONV_ALGORITHMS_KEY, algorithms}};
-    gan_status status = gan_checkpoint_write(path, &t->cfg, models, 2, c, COUNTER_COUNT, texts,
-                                             algorithms ? 1 : 0);
+    gan_checkpoint_text texts[1 + MAX_CALLER_TEXTS];
+    int text_count = 0;
+    if (algorithms)
+        texts[text_count++] = (gan_checkpoint_text){GAN_CONV_ALGORITHMS_KEY, algorithms};
+    for (int i = 0; i < extra_count; i++)
+        texts[text_count++] = extra[i];
+    gan_status status = gan_checkpoint_write(path, &t->cfg, models, model_count, c, COUNTER_COUNT, texts,
+                                             text_count);
     free(algorithms);
     return status;
 }
@@ -113,14 +137,34 @@ gan_status gan_trainer_load_checkpoint(gan_trainer *t, gan_data_source *data, co
     gan_checkpoint_counter c[COUNTER_COUNT];
     for (int i = 0; i < COUNTER_COUNT; i++)
         c[i] = COUNTERS[i];
-    gan_checkpoint_model models[2];
-    trainer_models(t, models);
+    /* The EMA of G: in the file (version 3) when its first weight is. */
+    gan_status status = GAN_OK;
+    bool file_ema = false;
+    for (int i = 0; i < t->g->param_count && !file_ema; i++)
+        if (t->g->params[i].trainable) {
+            char name[96];
+            snprintf(name, sizeof name, "%s.%s", EMA_PREFIX, t->g->params[i].name);
+            file_ema = gan_safetensors_find(&ck.st, name) != NULL;
+            break;
+        }
+    if (file_ema && !t->ema_weights) {
+        status = gan_error(GAN_ERR_CONFIG,
+                           "%s holds an EMA of G and this run has train.ema_decay = 0: give the run its "
+                           "train.ema_decay (an override) to keep the average, or sample it with gan sample --ema",
+                           path);
+        goto cleanup;
+    }
+    gan_checkpoint_model models[3];
+    int model_count = trainer_models(t, file_ema, models);
     /* The counters are read (and checked) before the models load: once they have, only the data
      * position can still fail. */
-    gan_status status = GAN_OK;
     GAN_CHECK(gan_checkpoint_read_counters(&ck, c, COUNTER_COUNT));
     GAN_CHECK(check_counters(path, c, &t->cfg));
-    GAN_CHECK(gan_checkpoint_load_models(&ck, models, 2));
+    GAN_CHECK(gan_checkpoint_load_models(&ck, models, model_count));
+    /* EMA turned on at a resume: the average starts from the loaded G */
+    t->ema_started_from_g = t->ema_weights && !file_ema;
+    if (t->ema_started_from_g)
+        GAN_CHECK(t->backend->copy(t->backend, t->ema_weights, t->g->weights, t->g->trainable_count * sizeof(float)));
     gan_data_position pos = {c[COUNTER_DATA_SEED].value.u64, c[COUNTER_DATA_EPOCH].value.i64,
                              c[COUNTER_DATA_INDEX].value.i64};
     if (data)
@@ -142,6 +186,14 @@ cleanup:
 gan_status gan_trainer_export_generator(gan_trainer *t, const char *path)
 {
     return gan_model_export_safetensors(t->g, t->cfg.export_prefix, t->cfg.name, path);
+}
+
+gan_status gan_trainer_use_ema(gan_trainer *t)
+{
+    if (!t->ema_weights)
+        return gan_error(GAN_ERR_ARG, "no EMA of G: its run had train.ema_decay = 0");
+    gan_backend *be = t->backend;
+    return be->copy(be, t->g->weights, t->ema_weights, t->g->trainable_count * sizeof(float));
 }
 
 /* CRC-32C over `count` floats of backend memory, continued from *crc. */
@@ -174,6 +226,8 @@ gan_status gan_trainer_state_crc32c(gan_trainer *t, uint32_t *crc)
         GAN_CHECK(crc_floats(t->backend, m->adam_v, m->trainable_count, host, crc));
         GAN_CHECK(crc_floats(t->backend, m->buffers, m->buffer_count, host, crc));
     }
+    if (t->ema_weights)
+        GAN_CHECK(crc_floats(t->backend, t->ema_weights, t->g->trainable_count, host, crc));
 cleanup:
     free(host);
     return status;

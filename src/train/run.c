@@ -23,6 +23,7 @@
 #include "gan/npy.h"
 #include "gan/tb_events.h"
 #include "train/conv_algorithms.h"
+#include "train/fid_track.h"
 #include "train/run_dir.h"
 
 static volatile sig_atomic_t stop_signal = 0;
@@ -48,8 +49,10 @@ typedef struct run_state {
     int64_t epochs;
     int64_t last_checked;       /* iteration of the last finite check */
     double start_s;
+    double fid_s;               /* time spent in FID evaluations (left out of img/s) */
     int64_t start_iteration;
     bool progress_bar;
+    fid_track fid;              /* FID during training (log.fid_every; rank 0's) */
 } run_state;
 
 static int64_t epoch_of(const run_state *run, int64_t iteration)
@@ -200,9 +203,10 @@ static gan_status log_line(run_state *run, const gan_step_stats *stats)
     gan_trainer *t = run->trainer;
     int64_t it = t->iteration;
     double elapsed = gan_now_s() - run->start_s;
+    double training_s = elapsed - run->fid_s;
     int64_t done = it - run->start_iteration;
-    double img_per_s = elapsed > 0 ? (double)done * run->cfg->batch_size * run->cfg->d_steps / elapsed : 0.0;
-    double eta = done > 0 ? elapsed / (double)done * (double)(run->total_iterations - it) : 0.0;
+    double img_per_s = training_s > 0 ? (double)done * run->cfg->batch_size * run->cfg->d_steps / training_s : 0.0;
+    double eta = done > 0 ? training_s / (double)done * (double)(run->total_iterations - it) : 0.0;
     char eta_text[32];
     format_duration(eta_text, sizeof eta_text, eta);
     int64_t epoch = epoch_of(run, it - 1);
@@ -265,6 +269,98 @@ static gan_status dump_rank_state(run_state *run)
     return gan_trainer_save_checkpoint(run->trainer, run->data, epoch_of(run, it), path);
 }
 
+/* The best-FID checkpoint, written and read back as the others are; never pruned (its name is not
+ * ckpt_<iteration>). */
+static gan_status save_best_fid(run_state *run)
+{
+    gan_checkpoint_text texts[FID_TRACK_TEXTS];
+    int count = fid_track_texts(&run->fid, texts);
+    const char *path = run->fid.best_path;
+    int64_t it = run->trainer->iteration;
+    GAN_TRY(gan_trainer_save_checkpoint_texts(run->trainer, run->data, epoch_of(run, it), path, texts, count));
+    gan_checkpoint written;
+    gan_status verified = gan_checkpoint_open(path, &written);
+    if (verified != GAN_OK)
+        return gan_error_prefix(verified, "the best-FID checkpoint just written does not read back: ");
+    gan_checkpoint_close(&written);
+    return GAN_OK;
+}
+
+/* On a terminal, where an evaluation is: FID of 10,000 samples takes minutes on the CPU. */
+static void fid_progress(void *ctx, const char *generator, int done, int total)
+{
+    (void)ctx;
+    printf("\r\033[KFID: %s, %d/%d samples", generator, done, total);
+    fflush(stdout);
+}
+
+/* One FID evaluation on the writer: the log line, metrics.jsonl, TensorBoard, and best_fid when it
+ * improved. */
+static gan_status record_fid(run_state *run)
+{
+    fid_track_result r;
+    GAN_TRY(fid_track_evaluate(&run->fid, run->trainer, run->progress_bar ? fid_progress : NULL, NULL, &r));
+    if (r.improved)
+        GAN_TRY(save_best_fid(run));
+    run->fid_s += r.seconds;
+    int64_t it = r.iteration;
+    int64_t epoch = epoch_of(run, it - 1);
+    int64_t in_epoch = (it - 1) % run->iterations_per_epoch + 1;
+    const fid_track *f = &run->fid;
+    char ema_text[64] = "";
+    if (r.has_ema)
+        snprintf(ema_text, sizeof ema_text, "\tFID_EMA: %.4f", r.fid_ema);
+    if (run->progress_bar)
+        fputs("\r\033[K", stdout);
+    printf("[%lld/%lld][%lld/%lld]\tFID: %.4f%s\tbest %.4f (%s, iteration %lld)%s\t%d samples in %.1f s\n",
+           (long long)epoch, (long long)run->epochs, (long long)in_epoch, (long long)run->iterations_per_epoch, r.fid,
+           ema_text, f->best, r.has_ema ? "EMA" : "G", (long long)f->best_iteration,
+           r.improved ? " -> checkpoints/best_fid.safetensors" : "", run->cfg->fid_samples, r.seconds);
+    fflush(stdout);
+    if (r.eps_added && !run->fid.eps_reported) {
+        run->fid.eps_reported = true;
+        fprintf(stderr, "gan: note: FID: the product of the covariances is singular (%d samples): %g added to their "
+                        "diagonals, as pytorch-fid does\n", run->cfg->fid_samples, GAN_FID_EPS);
+    }
+    errno = 0;
+    char ema_json[64] = "";
+    if (r.has_ema)
+        snprintf(ema_json, sizeof ema_json, ", \"fid_ema\": %.9g", r.fid_ema);
+    fprintf(run->metrics,
+            "{\"iteration\": %lld, \"epoch\": %lld, \"fid\": %.9g%s, \"best_fid\": %.9g, "
+            "\"best_fid_iteration\": %lld, \"fid_samples\": %d, \"fid_s\": %.3f}\n",
+            (long long)it, (long long)epoch, r.fid, ema_json, f->best, (long long)f->best_iteration,
+            run->cfg->fid_samples, r.seconds);
+    int metrics_errno = 0;
+    if (fflush(run->metrics) != 0 || ferror(run->metrics))
+        metrics_errno = errno ? errno : EIO;
+    if (run->tb) {
+        static const char *const tags[] = {"FID", "FID_EMA"};
+        float values[] = {(float)r.fid, (float)r.fid_ema};
+        tb_check(run, gan_tb_add_scalars(run->tb, it, r.has_ema ? 2 : 1, tags, values));
+    }
+    if (metrics_errno)
+        return gan_error(GAN_ERR_IO, "%s/metrics.jsonl: write failed: %s", run->out_dir, strerror(metrics_errno));
+    return GAN_OK;
+}
+
+/* FID at this iteration. On several ranks rank 0 alone evaluates (the others hold no network):
+ * every rank first checks that the ranks' states agree (best_fid is a checkpoint that stands for
+ * all of them), then the others wait in a barrier that sleeps (leaving the cores to rank 0) and
+ * all agree on rank 0's result, so a failed evaluation stops every rank instead of leaving them in
+ * the next iteration's all-reduce. */
+static gan_status evaluate_fid(run_state *run)
+{
+    gan_step_stats stats;
+    GAN_TRY(check_stats(run, &stats)); /* no FID of a model gone non-finite */
+    GAN_TRY(check_ranks_agree(run));
+    gan_status status = run->writer ? record_fid(run) : GAN_OK;
+    if (run->ranks < 2)
+        return status;
+    GAN_TRY(gan_dist_barrier_sleeping(run->dist));
+    return gan_dist_agree(run->dist, status);
+}
+
 static gan_status run_loop(run_state *run, gan_run_result *result)
 {
     gan_trainer *t = run->trainer;
@@ -286,6 +382,8 @@ static gan_status run_loop(run_state *run, gan_run_result *result)
             if (stop && !stop_signal)
                 stop_signal = SIGTERM;
         }
+        if (cfg->fid_every && it % cfg->fid_every == 0 && !last && !stop)
+            GAN_TRY(evaluate_fid(run));
         if (cfg->sample_every && it % cfg->sample_every == 0 && !last) {
             char name[64];
             snprintf(name, sizeof name, "iter_%010lld", (long long)it);
@@ -312,6 +410,8 @@ static gan_status run_loop(run_state *run, gan_run_result *result)
         }
     }
     GAN_TRY(check_stats(run, &stats));
+    if (cfg->fid_every)
+        GAN_TRY(evaluate_fid(run));
     GAN_TRY(save_samples(run, "final"));
     GAN_TRY(save_checkpoint(run));
     GAN_TRY(dump_rank_state(run));
@@ -430,6 +530,9 @@ static gan_status open_trainer(run_state *run, const gan_run_options *options, c
         GAN_TRY(gan_trainer_load_checkpoint(run->trainer, run->data, resume_path, NULL));
         if (run->writer)
             printf("resumed from %s at iteration %lld\n", resume_path, (long long)run->trainer->iteration);
+        if (run->writer && run->trainer->ema_started_from_g)
+            printf("train.ema_decay = %g: %s holds no EMA of G; the average starts from its G\n", cfg->ema_decay,
+                   resume_path);
         snprintf(run->last_checkpoint, sizeof run->last_checkpoint, "%s", resume_path);
     }
     run->iterations_per_epoch = run->data->batches_per_epoch / cfg->d_steps;
@@ -537,6 +640,7 @@ static gan_status train(run_state *run, gan_run_result *result)
  * instead of ending. */
 static void close_run(run_state *run, gan_status status)
 {
+    fid_track_close(&run->fid);
     if (run->metrics)
         fclose(run->metrics);
     if (gan_tb_writer_close(run->tb) != GAN_OK && status == GAN_OK)
@@ -569,6 +673,8 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
     run_paths_init(&run.paths, options->out_dir);
     gan_status status = GAN_OK;
     /* Each start-up step ends with every rank knowing whether any failed (one process: a no-op). */
+    /* FID's files (rank 0's), before the run directory is made: a missing one stops the run here */
+    GAN_CHECK(gan_dist_agree(dist, fid_track_open(&run.fid, &cfg, run.writer)));
     GAN_CHECK(gan_dist_agree(dist, take_run_directory(&run, options->resume, resume_path, sizeof resume_path)));
     if (options->resume) /* rank 0 chose the checkpoint: every rank loads that one */
         GAN_CHECK(gan_dist_broadcast(dist, resume_path, sizeof resume_path, 0));
@@ -579,6 +685,9 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
     GAN_CHECK(gan_dist_agree(dist, conv_algorithms_reuse(run.backend, options->resume ? resume_path : NULL,
                                                          run.writer ? stderr : NULL)));
     GAN_CHECK(gan_dist_agree(dist, open_trainer(&run, options, resume_path)));
+    /* FID's network and memory (rank 0's): another network's weights stop the run here */
+    GAN_CHECK(gan_dist_agree(dist, fid_track_start(&run.fid, run.backend, run.paths.checkpoints, options->resume,
+                                                   options->quiet || !run.writer ? NULL : stdout)));
     GAN_CHECK(gan_dist_agree(dist, run.writer ? conv_algorithms_keep(run.backend, run.paths.root, stderr)
                                               : GAN_OK));
     GAN_CHECK(gan_dist_agree(dist, open_outputs(&run, options->resume)));

@@ -66,6 +66,9 @@ static gan_status plan_trainer_buffers(gan_trainer *t)
                                     "noise and batches"));
     if (t->g->buffer_count)
         GAN_TRY(gan_pool_request_floats(pool, &t->buffer_backup, t->g->buffer_count, "BN running stats"));
+    if (cfg->ema_decay > 0.0)
+        GAN_TRY(gan_pool_request_floats(pool, &t->ema_weights, t->g->trainable_count ? t->g->trainable_count : 1,
+                                        "EMA of G"));
     return GAN_OK;
 }
 
@@ -155,6 +158,9 @@ static gan_status init_state(gan_trainer *t)
     gan_backend *be = t->backend;
     GAN_TRY(gan_model_init_weights(t->g, init_scheme(cfg), t->init_seed_g));
     GAN_TRY(gan_model_init_weights(t->d, init_scheme(cfg), t->init_seed_d));
+    /* the average starts as G's initial weights (a copy of G before training) */
+    if (t->ema_weights)
+        GAN_TRY(be->copy(be, t->ema_weights, t->g->weights, t->g->trainable_count * sizeof(float)));
     t->g->dropout_seed = splitmix64(cfg->seed ^ 0x4744726F70ull);
     t->d->dropout_seed = splitmix64(cfg->seed ^ 0x4444726F70ull);
     t->g->dropout_count = &t->counts[GAN_COUNT_DROPOUT_G];
@@ -205,6 +211,8 @@ gan_status gan_trainer_create(const gan_config *cfg, gan_backend *backend, gan_d
     gan_pool_init(&t->pool, backend);
     gan_status status = GAN_OK;
     GAN_CHECK(check_data_parallel(t));
+    if (cfg->ema_decay > 0.0 && !backend->ema_update)
+        GAN_CHECK(gan_error(GAN_ERR_UNSUPPORTED, "train.ema_decay: the %s backend has no ema_update", backend->name));
     GAN_CHECK(create_models(t, data));
     GAN_CHECK(plan_and_bind(t));
     GAN_CHECK(init_state(t));
@@ -358,6 +366,17 @@ static gan_status generator_step(gan_trainer *t)
     return adam_step(t, t->g, &cfg->adam_g, GAN_COUNT_ADAM_G, 1);
 }
 
+/* The EMA of G's weights after G's step: one launch over the contiguous weights, its decay fixed
+ * for the run (the same call every iteration). On several ranks every rank holds the same
+ * weights, so every rank's average is the same bits too. */
+static gan_status update_ema(gan_trainer *t)
+{
+    if (!t->ema_weights)
+        return GAN_OK;
+    return t->backend->ema_update(t->backend, t->g->trainable_count, t->cfg.ema_decay, t->g->weights,
+                                  t->ema_weights);
+}
+
 /* value_sums += step_values, on the backend: a 1 x 8 x 1 GEMM. A non-finite value makes its
  * sum non-finite, so one read at the log interval finds any non-finite step in between. */
 static gan_status accumulate_values(gan_trainer *t)
@@ -402,6 +421,7 @@ gan_status gan_trainer_run_iteration(gan_trainer *t)
         GAN_TRY(discriminator_step(t, k));
     }
     GAN_TRY(generator_step(t));
+    GAN_TRY(update_ema(t));
     GAN_TRY(accumulate_values(t));
     GAN_TRY(average_running_statistics(t));
     return advance_counts(t, (uint64_t)cfg->d_steps * noise, cfg->d_steps);
@@ -501,6 +521,7 @@ gan_status gan_trainer_step_with(gan_trainer *t, const float *real, const float 
     GAN_TRY(be->copy(be, t->z, z, (size_t)t->batch * t->cfg.nz * sizeof(float)));
     GAN_TRY(discriminator_step(t, 0));
     GAN_TRY(generator_step(t));
+    GAN_TRY(update_ema(t));
     GAN_TRY(accumulate_values(t));
     GAN_TRY(advance_counts(t, 0, 1)); /* the noise was given: its stream does not move */
     gan_trainer_finish_iteration(t);
@@ -572,4 +593,16 @@ gan_status gan_trainer_generate(gan_trainer *t, const float *z, int n, bool batc
                              (size_t)count * per_image * sizeof(float)));
     }
     return GAN_OK;
+}
+
+gan_status gan_trainer_generate_ema(gan_trainer *t, const float *z, int n, float *images)
+{
+    if (!t->ema_weights)
+        return gan_error(GAN_ERR_ARG, "no EMA of G: the run has train.ema_decay = 0");
+    /* The sampler's trainable parameters point into the average for these images, then back at
+     * G's: nothing is copied, G is not touched. */
+    GAN_TRY(gan_model_share_weights_at(t->g_sampler, t->g, t->ema_weights));
+    gan_status status = gan_trainer_generate(t, z, n, false, images);
+    gan_status restored = gan_model_share_weights(t->g_sampler, t->g);
+    return status != GAN_OK ? status : restored;
 }
