@@ -118,14 +118,37 @@ export GAN_FID_WEIGHTS="$weights"
 
 # metadata text of a checkpoint; and a copy of a file with metadata values replaced
 meta() { "$py3" -c "import json, struct, sys; f = open(sys.argv[1], 'rb'); n = struct.unpack('<Q', f.read(8))[0]; print(json.loads(f.read(n))['__metadata__'].get(sys.argv[2], ''))" "$1" "$2"; }
-set_meta() { # set_meta FILE KEY VALUE
+set_meta() { # set_meta FILE KEY VALUE: the header's checksum recomputed as gan/safetensors.h defines it
   "$py3" - "$@" <<'EOF'
 import json, struct, sys
 path, key, value = sys.argv[1:]
 data = open(path, "rb").read()
 n = struct.unpack("<Q", data[:8])[0]
 header = json.loads(data[8:8 + n])
-header["__metadata__"][key] = value
+meta = header["__metadata__"]
+meta[key] = value
+table = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    table.append(c)
+def crc32c(crc, b):
+    c = crc ^ 0xFFFFFFFF
+    for x in b:
+        c = table[(c ^ x) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+texts = []
+for name in sorted((k for k in header if k != "__metadata__"), key=lambda k: k.encode()):
+    t = header[name]
+    texts += [name, t["dtype"]] + [str(d) for d in t["shape"]] + [str(o) for o in t["data_offsets"]]
+for k in sorted(meta, key=lambda k: k.encode()):
+    if k not in ("header_crc32c", "data_crc32c"):
+        texts += [k, meta[k]]
+crc = 0
+for t in texts:
+    crc = crc32c(crc, t.encode() + b"\0")
+meta["header_crc32c"] = "%08x" % crc
 text = json.dumps(header, separators=(",", ":")).encode()
 text += b" " * (-len(text) % 8)
 open(path, "wb").write(struct.pack("<Q", len(text)) + text + data[8 + n:])
