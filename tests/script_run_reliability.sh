@@ -119,6 +119,27 @@ text += b" " * (-len(text) % 8)
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(text)) + text + blob[8 + n:])
 PY
 expect 1 "does not match its checksum" -- "$gan" sample "$work/swapped.safetensors" --npy "$work/x.npy" --device cpu
+# a resume that changes train.d_steps is told so, and the (sound) checkpoints are not moved aside
+before=$(ls "$ck" | grep -c corrupt)
+expect 1 "was made with train.d_steps = 1 and this run has train.d_steps = 2" -- \
+  "$gan" train --resume "$run" train.iterations=12 train.d_steps=2 --device cpu --quiet
+[ "$(ls "$ck" | grep -c corrupt)" = "$before" ] && ok || fail "a sound checkpoint was moved aside: $(ls "$ck")"
+[ -f "$ck/ckpt_0000000008.safetensors" ] && ok || fail "the newest checkpoint is gone after a d_steps override"
+# an output that is the checkpoint being read is refused, and the checkpoint stays
+cp "$ck/ckpt_0000000008.safetensors" "$work/self.safetensors"
+expect 1 "is the input" -- "$gan" export "$work/self.safetensors" -o "$work/self.safetensors"
+expect 1 "is the input" -- "$gan" sample "$work/self.safetensors" --npy "$work/self.safetensors" --device cpu
+cmp -s "$work/self.safetensors" "$ck/ckpt_0000000008.safetensors" && ok || fail "an output replaced its own input"
+# a stored config whose model does not build is named with the file
+cp "$ck/ckpt_0000000008.safetensors" "$work/model.safetensors"
+config=$(python3 -c "
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); (n,) = struct.unpack('<Q', b[:8])
+print(json.loads(b[8:8 + n])['__metadata__']['config'])" "$work/model.safetensors")
+checkpoint_meta "$work/model.safetensors" "config=$(printf '%s\n' "$config" | sed 's/^generator = .*/generator = bogus(3)/')" \
+  header_crc32c=-
+expect 1 "$work/model.safetensors: its stored config" -- "$gan" sample "$work/model.safetensors" --npy "$work/x.npy" \
+  --device cpu
 # without the header's checksum (files written before it existed) the counters are range-checked
 for edit in iteration=-5 adam_step_g=-1 adam_step_d=99 data_index=-1; do
   cp "$ck/ckpt_0000000008.safetensors" "$work/meta.safetensors"

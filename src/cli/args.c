@@ -115,6 +115,20 @@ bool gan_args_want_help(int argc, char **argv)
     return false;
 }
 
+bool gan_args_output_not_input(const char *command, const char *output, const char *const *inputs, int count)
+{
+    struct stat out_st, st;
+    if (!output || stat(output, &out_st) != 0)
+        return true;
+    for (int i = 0; i < count; i++)
+        if (inputs[i] && stat(inputs[i], &st) == 0 && st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino) {
+            fprintf(stderr, "gan %s: the output %s is the input %s: writing it would replace what is being read\n",
+                    command, output, inputs[i]);
+            return false;
+        }
+    return true;
+}
+
 FILE *gan_args_report_stream(const char *const *outputs, int count)
 {
     struct stat out_st, st;

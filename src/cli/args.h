@@ -29,6 +29,11 @@ bool gan_arg_path(const char *command, const char *option, const char *text);
 /* True when argv[1..argc-1] holds --help or -h. */
 bool gan_args_want_help(int argc, char **argv);
 
+/* Refuses (false, one message on stderr naming both) an `output` that is the same file as one of
+ * the `count` inputs (NULL entries skipped): `gan export CKPT -o CKPT` would replace the
+ * checkpoint it reads. Files that do not exist yet are never the same. */
+bool gan_args_output_not_input(const char *command, const char *output, const char *const *inputs, int count);
+
 /* Where a command's closing summary goes: stdout, or stderr when one of the `count` outputs (NULL
  * entries skipped) is the file stdout writes to (`--npy /dev/stdout`), so the data stays clean. */
 FILE *gan_args_report_stream(const char *const *outputs, int count);

@@ -195,6 +195,11 @@ int gan_cmd_fid(int argc, char **argv)
             fprintf(stderr, "gan fid: %s\n", gan_error_message());
             return 1;
         }
+        const char *read[2] = {save, weights};
+        if (!gan_args_output_not_input("fid", output, read, 2)) {
+            gan_fid_stats_free(&stats[0]);
+            return 1;
+        }
     }
     gan_backend *be = NULL;
     gan_inception *net = NULL;

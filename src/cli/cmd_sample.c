@@ -36,7 +36,9 @@ static gan_status load_checkpoint(const char *path, const char *device, bool ema
     char why[512] = "";
     GAN_TRY(gan_backend_open(device, NULL, &out->be, why, sizeof why));
     gan_status status = GAN_OK;
-    GAN_CHECK(gan_trainer_create(&cfg, out->be, NULL, NULL, &out->trainer));
+    gan_status created = gan_trainer_create(&cfg, out->be, NULL, NULL, &out->trainer);
+    if (created != GAN_OK)
+        GAN_CHECK(gan_error_prefix(created, "%s: its stored config: ", path));
     GAN_CHECK(gan_trainer_load_checkpoint(out->trainer, NULL, path, NULL));
     /* (a trainer of a config with train.ema_decay > 0 loading a file without the average starts one
      * from G: not an EMA to sample) */
@@ -236,7 +238,7 @@ int gan_cmd_sample(int argc, char **argv)
         return 2;
     }
     /* refuse an output that cannot be written before the work (gan/file_atomic.h's rule) */
-    const char *outputs[2] = {npy, grid};
+    const char *outputs[2] = {npy, grid}, *inputs[2] = {ckpt, noise};
     for (int i = 0; i < 2; i++) {
         gan_output_kind kind;
         char target[4096];
@@ -244,6 +246,8 @@ int gan_cmd_sample(int argc, char **argv)
             fprintf(stderr, "gan sample: %s\n", gan_error_message());
             return 1;
         }
+        if (!gan_args_output_not_input("sample", outputs[i], inputs, 2))
+            return 1;
     }
     sample_request request = {grid, dir, npy, noise, batch_stats, ema, seed_given, seed};
     if (sample_images(ckpt, device, &request, &n) != GAN_OK) {
@@ -333,6 +337,8 @@ int gan_cmd_export(int argc, char **argv)
         fprintf(stderr, "gan export: %s\n", gan_error_message());
         return 1;
     }
+    if (!gan_args_output_not_input("export", out, &ckpt, 1))
+        return 1;
     if (export_generator(ckpt, out, onnx, ema) != GAN_OK) {
         fprintf(stderr, "gan export: %s\n", gan_error_message());
         return 1;

@@ -115,8 +115,16 @@ static gan_status check_counters(const char *path, const gan_checkpoint_counter 
     if (c[COUNTER_EPOCH].value.i64 < 0 || c[COUNTER_DATA_EPOCH].value.i64 < 0 ||
         c[COUNTER_DATA_INDEX].value.i64 < 0)
         return gan_error(GAN_ERR_FORMAT, "%s: metadata epoch, data_epoch and data_index must be >= 0", path);
-    if (c[COUNTER_ADAM_STEP_G].value.i64 != iteration ||
-        c[COUNTER_ADAM_STEP_D].value.i64 != iteration * cfg->d_steps)
+    const int64_t steps_d = c[COUNTER_ADAM_STEP_D].value.i64;
+    if (c[COUNTER_ADAM_STEP_G].value.i64 == iteration && iteration > 0 && steps_d > 0 && steps_d % iteration == 0 &&
+        steps_d != iteration * cfg->d_steps)
+        /* a consistent file made with another d_steps: the config is what changed (an override on
+         * resume), not the file, which must not be taken for damaged */
+        return gan_error(GAN_ERR_CONFIG,
+                         "%s was made with train.d_steps = %lld and this run has train.d_steps = %d: a run keeps "
+                         "its d_steps (resume without changing it)",
+                         path, (long long)(steps_d / iteration), cfg->d_steps);
+    if (c[COUNTER_ADAM_STEP_G].value.i64 != iteration || steps_d != iteration * cfg->d_steps)
         return gan_error(GAN_ERR_FORMAT,
                          "%s: metadata adam_step_g = %lld and adam_step_d = %lld do not fit iteration %lld "
                          "(one G step and train.d_steps = %d D steps per iteration)",
