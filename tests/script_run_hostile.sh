@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Start-up and resume checks against what a hostile (or unlucky) user hands gan train, each on the
+# toy ring (fractions of a second):
+#   1. a checkpoint that cannot be read (here: a directory where the file should be) stops the
+#      resume naming it; nothing is moved aside and no older checkpoint is resumed from;
+#   2. no checkpoint verifies: the quiet look that reads the config says why for each one;
+#   3. --resume of a directory that is no run refuses and leaves nothing (no lock) in it;
+#   4. checkpoints/ or samples/ a regular file: refused at start-up, before any training;
+#   5. config values the stored config cannot carry are refused before the run directory exists.
+source "$(dirname "$0")/lib_script.sh"
+script_setup script_run_hostile
+toy="$GAN_SOURCE_DIR/tests/data/toy_ring.ini"
+quick=(log.every=1000 log.sample_every=0 --device cpu --quiet)
+
+# damage FILE: 64 bytes of 0xff over the end of the tensor data
+damage() { python3 -c "
+import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[-100:-36] = b'\xff' * 64; open(p, 'wb').write(b)" "$1"; }
+
+# ---- 1. an unreadable checkpoint is not "damaged" -------------------------------------------------
+run="$work/unreadable"
+"$gan" train "$toy" train.iterations=4 log.checkpoint_every=2 log.keep_checkpoints=5 "${quick[@]}" --out "$run" > /dev/null
+ck="$run/checkpoints"
+mv "$ck/ckpt_0000000004.safetensors" "$work/ckpt4"
+mkdir "$ck/ckpt_0000000004.safetensors" # opens, but is no regular file: an I/O error, not a format one
+expect 1 "$ck/ckpt_0000000004.safetensors: not a regular file" -- \
+  "$gan" train --resume "$run" train.iterations=6 "${quick[@]}"
+[ -d "$ck/ckpt_0000000004.safetensors" ] && ok || fail "the unreadable checkpoint was moved"
+ls "$ck" | grep -q corrupt && fail "something was moved aside: $(ls "$ck")" || ok
+[ ! -e "$ck/ckpt_0000000006.safetensors" ] && ok || fail "the run resumed from an older checkpoint"
+rmdir "$ck/ckpt_0000000004.safetensors"; mv "$work/ckpt4" "$ck/ckpt_0000000004.safetensors"
+
+# ---- 2. none verifies: the reasons are in the message -----------------------------------------------
+damage "$ck/ckpt_0000000004.safetensors"; damage "$ck/ckpt_0000000002.safetensors"
+expect 1 "ckpt_0000000002.safetensors: the tensor data does not match its checksum" -- \
+  "$gan" train --resume "$run" train.iterations=6 "${quick[@]}"
+grep -q "ckpt_0000000004.safetensors: the tensor data does not match" "$work/err" && ok ||
+  fail "the message lacks the newest checkpoint's reason: $(cat "$work/err")"
+grep -q "listed above" "$work/err" && fail "the message points at a list that was not printed" || ok
+
+# ---- 3. --resume of a directory that is no run -------------------------------------------------------
+mkdir -p "$work/not_a_run"
+expect 1 "is not a run directory" -- "$gan" train --resume "$work/not_a_run" "${quick[@]}"
+[ -z "$(ls -A "$work/not_a_run")" ] && ok || fail "--resume left $(ls -A "$work/not_a_run") in a directory that is no run"
+
+# ---- 4. checkpoints/ or samples/ a regular file ---------------------------------------------------------
+for name in checkpoints samples; do
+  mkdir -p "$work/file_$name"; echo x > "$work/file_$name/$name"
+  expect 1 "$work/file_$name/$name exists and is not a directory" -- \
+    "$gan" train "$toy" train.iterations=100000000 "${quick[@]}" --out "$work/file_$name"
+done
+
+# ---- 5. values the stored config cannot carry --------------------------------------------------------
+long="$work/$(printf 'a%.0s' $(seq 1 240))"
+expect 1 "data.path = '" -- "$gan" train "$toy" "data.path=$long" "${quick[@]}" --out "$work/long"
+[ ! -e "$work/long" ] && ok || fail "a refused config left $work/long"
+expect 1 "which the INI reader takes as the start of a comment" -- \
+  "$gan" train "$toy" "data.path=/x/my ;set" "${quick[@]}" --out "$work/comment"
+[ ! -e "$work/comment" ] && ok || fail "a refused config left $work/comment"
+
+echo "script_run_hostile: $passed passed, $failed failed"
+[ "$failed" = 0 ]
