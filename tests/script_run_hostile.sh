@@ -6,7 +6,8 @@
 #   2. no checkpoint verifies: the quiet look that reads the config says why for each one;
 #   3. --resume of a directory that is no run refuses and leaves nothing (no lock) in it;
 #   4. checkpoints/ or samples/ a regular file: refused at start-up, before any training;
-#   5. config values the stored config cannot carry are refused before the run directory exists.
+#   5. config values the stored config cannot carry are refused before the run directory exists;
+#   6. folder link loops are listed once; a FIFO as split list or config is refused, not waited on.
 source "$(dirname "$0")/lib_script.sh"
 script_setup script_run_hostile
 toy="$GAN_SOURCE_DIR/tests/data/toy_ring.ini"
@@ -56,6 +57,22 @@ expect 1 "data.path = '" -- "$gan" train "$toy" "data.path=$long" "${quick[@]}" 
 expect 1 "which the INI reader takes as the start of a comment" -- \
   "$gan" train "$toy" "data.path=/x/my ;set" "${quick[@]}" --out "$work/comment"
 [ ! -e "$work/comment" ] && ok || fail "a refused config left $work/comment"
+
+# ---- 6. data that would hang or explode the listing ---------------------------------------------------
+# folder links that loop (two links to '.', one to the folder itself): each folder listed once, with
+# a warning. Without that the walk made 3^64 paths (15 GB in 10 s): the limits turn it into a failure.
+images="$work/looped/imgs"
+mkdir -p "$images"; cp "$GAN_SOURCE_DIR"/tests/data/fid/colour/0[1-4].png "$images/"
+ln -s . "$images/a"; ln -s . "$images/b"; ln -s ../imgs "$images/c"
+expect 0 "3 folder links to a folder listed already" -- \
+  bash -c 'ulimit -v 3000000; timeout 60 "$@"' _ "$gan" prepare "$images" -o "$work/looped.npy" --size 8
+grep -q "4 images" "$work/out" && ok || fail "the looped folder did not give its 4 images once: $(cat "$work/out")"
+# a FIFO as the split list (or the config) is refused, not read forever
+mkfifo "$work/split.fifo" "$work/config.fifo"
+expect 1 "split list $work/split.fifo: not a regular file" -- \
+  timeout 20 "$gan" prepare "$images" -o "$work/split.npy" --size 8 --split train --split-file "$work/split.fifo"
+expect 1 "$work/config.fifo: not a regular file" -- timeout 20 "$gan" train "$work/config.fifo"
+expect 1 "$work/config.fifo: not a regular file" -- timeout 20 "$gan" selftest --config "$work/config.fifo"
 
 echo "script_run_hostile: $passed passed, $failed failed"
 [ "$failed" = 0 ]
