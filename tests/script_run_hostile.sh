@@ -7,7 +7,8 @@
 #   3. --resume of a directory that is no run refuses and leaves nothing (no lock) in it;
 #   4. checkpoints/ or samples/ a regular file: refused at start-up, before any training;
 #   5. config values the stored config cannot carry are refused before the run directory exists;
-#   6. folder link loops are listed once; a FIFO as split list or config is refused, not waited on.
+#   6. folder link loops are listed once; a FIFO as split list or config is refused, not waited on;
+#   7. the unique temporary names a killed writer leaves are removed at resume, others' files kept.
 source "$(dirname "$0")/lib_script.sh"
 script_setup script_run_hostile
 toy="$GAN_SOURCE_DIR/tests/data/toy_ring.ini"
@@ -73,6 +74,17 @@ expect 1 "split list $work/split.fifo: not a regular file" -- \
   timeout 20 "$gan" prepare "$images" -o "$work/split.npy" --size 8 --split train --split-file "$work/split.fifo"
 expect 1 "$work/config.fifo: not a regular file" -- timeout 20 "$gan" train "$work/config.fifo"
 expect 1 "$work/config.fifo: not a regular file" -- timeout 20 "$gan" selftest --config "$work/config.fifo"
+
+# ---- 7. a kill -9 leaves the writers' unique temporary names (<file>.tmp.<pid>.<n>): removed at resume
+run="$work/killed"
+"$gan" train "$toy" train.iterations=2 log.checkpoint_every=2 "${quick[@]}" --out "$run" > /dev/null
+stale=("$run/checkpoints/ckpt_0000000004.safetensors.tmp.12345.0" "$run/samples/iter_0000000004.png.tmp.12345.1"
+       "$run/config.ini.tmp.12345.2" "$run/conv_algorithms.txt.tmp.12345")
+kept=("$run/checkpoints/notes.tmp.txt" "$run/samples/mine.tmp.x" "$run/other.ini.tmp.1.2")
+for f in "${stale[@]}" "${kept[@]}"; do echo half > "$f"; done
+expect 0 "left by a run that was killed" -- "$gan" train --resume "$run" train.iterations=3 "${quick[@]}"
+for f in "${stale[@]}"; do [ ! -e "$f" ] && ok || fail "the stale $f is still there"; done
+for f in "${kept[@]}"; do [ -e "$f" ] && ok || fail "$f (no temporary name of the run's) was removed"; done
 
 echo "script_run_hostile: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -313,8 +313,31 @@ void run_dir_unlock(int fd)
         close(fd); /* the lock goes with the descriptor; the file stays (its holder line is stale) */
 }
 
-/* Removes the regular files in `dir` whose names end in `suffix`. */
-static void remove_with_suffix(const char *dir, const char *suffix)
+/* The length of the name a temporary file name is for: `name` is <base>.tmp (run_dir's own
+ * writers), <base>.tmp.<pid> (conv_choices.c) or <base>.tmp.<pid>.<n> (gan_file_write_replace, the
+ * npy writer); 0 when it is none of these. */
+static size_t temporary_base_length(const char *name)
+{
+    const char *tmp = NULL;
+    for (const char *p = strstr(name, ".tmp"); p; p = strstr(p + 1, ".tmp"))
+        tmp = p; /* the last ".tmp" */
+    if (!tmp || tmp == name)
+        return 0;
+    const char *p = tmp + 4;
+    for (int groups = 0; *p && groups < 2; groups++) {
+        if (*p != '.' || !isdigit((unsigned char)p[1]))
+            return 0;
+        p++;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    return *p ? 0 : (size_t)(tmp - name);
+}
+
+/* Removes the regular files in `dir` that are temporary files (temporary_base_length) of a name
+ * ending in `suffix` ("" for any), or equal to `suffix` when `exact`. The run directory is locked:
+ * no other writer's temporary file can be in it. */
+static void remove_temporaries(const char *dir, const char *suffix, bool exact)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -322,8 +345,9 @@ static void remove_with_suffix(const char *dir, const char *suffix)
     size_t suffix_len = strlen(suffix);
     struct dirent *entry;
     while ((entry = readdir(d))) {
-        size_t len = strlen(entry->d_name);
-        if (len <= suffix_len || strcmp(entry->d_name + len - suffix_len, suffix))
+        size_t len = temporary_base_length(entry->d_name);
+        if (!len || len < suffix_len || (exact && len != suffix_len) ||
+            strncmp(entry->d_name + len - suffix_len, suffix, suffix_len))
             continue;
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
@@ -336,13 +360,11 @@ static void remove_with_suffix(const char *dir, const char *suffix)
 
 void run_dir_remove_stale_temporaries(const run_paths *paths)
 {
-    remove_with_suffix(paths->checkpoints, ".safetensors.tmp");
-    remove_with_suffix(paths->samples, ".tmp");
-    char config_tmp[4300];
-    snprintf(config_tmp, sizeof config_tmp, "%s/config.ini.tmp", paths->root);
-    unlink(config_tmp);
-    snprintf(config_tmp, sizeof config_tmp, "%s/conv_algorithms.txt.tmp", paths->root);
-    unlink(config_tmp);
+    remove_temporaries(paths->checkpoints, ".safetensors", false);
+    remove_temporaries(paths->samples, "", false);
+    const char *root_files[] = {"config.ini", "conv_algorithms.txt", "metrics.jsonl"};
+    for (size_t i = 0; i < sizeof root_files / sizeof root_files[0]; i++)
+        remove_temporaries(paths->root, root_files[i], true);
 }
 
 /* The iteration of one metrics.jsonl line ({"iteration": N, ...}); false when it has none. */
