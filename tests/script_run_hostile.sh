@@ -8,7 +8,8 @@
 #   4. checkpoints/ or samples/ a regular file: refused at start-up, before any training;
 #   5. config values the stored config cannot carry are refused before the run directory exists;
 #   6. folder link loops are listed once; a FIFO as split list or config is refused, not waited on;
-#   7. the unique temporary names a killed writer leaves are removed at resume, others' files kept.
+#   7. the unique temporary names a killed writer leaves are removed at resume, others' files kept;
+#   8. a bad layer string, D of the wrong output or a bad device: refused, no run directory made.
 source "$(dirname "$0")/lib_script.sh"
 script_setup script_run_hostile
 toy="$GAN_SOURCE_DIR/tests/data/toy_ring.ini"
@@ -85,6 +86,16 @@ for f in "${stale[@]}" "${kept[@]}"; do echo half > "$f"; done
 expect 0 "left by a run that was killed" -- "$gan" train --resume "$run" train.iterations=3 "${quick[@]}"
 for f in "${stale[@]}"; do [ ! -e "$f" ] && ok || fail "the stale $f is still there"; done
 for f in "${kept[@]}"; do [ -e "$f" ] && ok || fail "$f (no temporary name of the run's) was removed"; done
+
+# ---- 8. a layer string that does not parse, or a device that cannot be had: nothing is made -----------
+expect 1 "G: layer 2 'bogus': unknown layer" -- \
+  "$gan" train "$toy" "model.generator=linear(128,bias) bogus" --device cpu --quiet --out "$work/bad_layer"
+[ ! -e "$work/bad_layer" ] && ok || fail "a bad layer string left $work/bad_layer: $(ls -A "$work/bad_layer")"
+expect 1 "D must give one value per sample" -- \
+  "$gan" train "$toy" "model.discriminator=flatten linear(2)" --device cpu --quiet --out "$work/bad_shape"
+[ ! -e "$work/bad_shape" ] && ok || fail "a D of the wrong output left $work/bad_shape"
+expect 1 "--device nope" -- "$gan" train "$toy" --device nope --quiet --out "$work/bad_device"
+[ ! -e "$work/bad_device" ] && ok || fail "a bad device left $work/bad_device: $(ls -A "$work/bad_device")"
 
 echo "script_run_hostile: $passed passed, $failed failed"
 [ "$failed" = 0 ]
