@@ -431,8 +431,6 @@ gan_status gan_config_override(gan_config *cfg, const char *assignment)
     return set_value(cfg, k, eq + 1, false, "command line");
 }
 
-static gan_status check_storable(const gan_config *cfg);
-
 gan_status gan_config_validate(const gan_config *cfg)
 {
     if (!cfg->generator[0])
@@ -447,7 +445,7 @@ gan_status gan_config_validate(const gan_config *cfg)
         return gan_error(GAN_ERR_CONFIG, "data.channels must be 1 or 3, got %d", cfg->channels);
     if (cfg->iterations == 0 && cfg->epochs == 0)
         return gan_error(GAN_ERR_CONFIG, "train.iterations and train.epochs are both 0: nothing to run");
-    return check_storable(cfg);
+    return GAN_OK;
 }
 
 static void print_value(const gan_config *cfg, const config_key *k, FILE *out)
@@ -485,7 +483,7 @@ static void write_value(const gan_config *cfg, const config_key *k, FILE *out)
         return;
     }
     /* Long layer sequences: one indented continuation line per ~90 characters, so that inih's
-     * line limit is not reached (a word longer than a line still is: check_storable refuses it). */
+     * line limit is not reached (a word longer than a line still is: gan_config_check_storable refuses it). */
     const char *field = (const char *)cfg + k->offset;
     int column = 0;
     for (const char *p = field; *p; p++) {
@@ -516,10 +514,12 @@ static const char *unstorable_reason(const char *value)
 /* Every value must read back unchanged from the text gan_config_write makes of it: the run
  * directory's config.ini and every checkpoint store the config so, and --resume, gan sample and
  * gan export read it back. A value that does not survive (a path with " ;", a word longer than
- * inih's line, surrounding spaces) is refused before anything is written, naming the key: found
- * later it would be a run whose checkpoints cannot be resumed, or resume with another value. The
- * check writes and reads each key alone, so it covers any key the table gains. */
-static gan_status check_storable(const gan_config *cfg)
+ * inih's line, surrounding spaces) is refused by gan train before anything is written, naming
+ * the key: found later it would be a run whose checkpoints cannot be resumed, or resume with
+ * another value. Not part of gan_config_validate, which readers of stored configs (gan sample)
+ * call: a config that loaded from a checkpoint is used as it is. The check writes and reads each
+ * key alone, so it covers any key the table gains. */
+gan_status gan_config_check_storable(const gan_config *cfg)
 {
     gan_config *back = malloc(sizeof *back); /* 16 kB of text fields: not on the stack */
     if (!back)

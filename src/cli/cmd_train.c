@@ -60,13 +60,15 @@ static gan_status load_config(const char *config_path, const char *out_dir, cons
 }
 
 /* What gan_run_train would find only after it has made the run directory and its lock (it opens
- * the backend and builds the models after taking the directory): a layer string that does not
- * parse or whose shapes do not fit, and a device that cannot be had. Checked here first, so such
+ * the backend and builds the models after taking the directory), or not at all: a layer string
+ * that does not parse or whose shapes do not fit, a device that cannot be had, and a value the
+ * stored config cannot carry (found otherwise only when a checkpoint's config is read back). Checked here first, so such
  * a run leaves nothing behind. The models are built with no backend (shapes only, no memory); the
  * backend is opened and closed again. */
 static gan_status check_models_and_device(const gan_config *cfg, const char *device)
 {
     GAN_TRY(gan_config_validate(cfg));
+    GAN_TRY(gan_config_check_storable(cfg));
     gan_model *g = NULL, *d = NULL;
     gan_shape z = {cfg->nz, 1, 1}, image = {cfg->channels, cfg->image_size, cfg->image_size};
     gan_status status = GAN_OK;
