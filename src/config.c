@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <math.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef enum key_type { KEY_INT, KEY_INT64, KEY_U64, KEY_DOUBLE, KEY_STRING, KEY_TEXT, KEY_ENUM, KEY_BOOL } key_type;
 
@@ -172,9 +175,12 @@ static gan_status set_value(gan_config *cfg, const config_key *k, const char *va
     case KEY_INT:
     case KEY_INT64:
     case KEY_U64: {
+        /* strtoll and strtoull skip leading spaces and strtoull takes "-1" as 2^64 - 1: the text
+         * must start with a digit (a signed key's with an optional sign before it). */
+        const char *digits = value + (k->type != KEY_U64 && (value[0] == '-' || value[0] == '+'));
+        if (!isdigit((unsigned char)digits[0]))
+            goto bad_integer;
         if (k->type == KEY_U64) {
-            if (value[0] == '-')
-                goto bad_integer;
             unsigned long long v = strtoull(value, &end, 10);
             if (errno || end == value || *end)
                 goto bad_integer;
@@ -332,6 +338,9 @@ static gan_status finish_parse(ini_state *st, int result)
     return GAN_OK;
 }
 
+/* The run's name: the config's base name without .ini. It names the default run directory
+ * (runs/<name>), so a name that is no directory of its own ("", "." or "..", from ".ini",
+ * "...ini" or "configs/") becomes "run": runs/.. would be the current directory. */
 static void base_name(char *dst, size_t bytes, const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -339,6 +348,8 @@ static void base_name(char *dst, size_t bytes, const char *path)
     char *dot = strrchr(dst, '.');
     if (dot && !strcmp(dot, ".ini"))
         *dot = '\0';
+    if (!dst[0] || !strcmp(dst, ".") || !strcmp(dst, ".."))
+        snprintf(dst, bytes, "run");
 }
 
 static gan_status parse_text(gan_config *cfg, const char *text, size_t bytes, const char *origin)
@@ -351,11 +362,34 @@ static gan_status parse_text(gan_config *cfg, const char *text, size_t bytes, co
 /* Configs are small: a file past this is not one. */
 enum { MAX_CONFIG_BYTES = 1 << 20 };
 
+/* Opens a config for reading: a regular file only. O_NONBLOCK: a FIFO must not make the open wait
+ * (as src/data/idx.c); it is refused, like a directory or a device. */
+static gan_status open_config_file(const char *path, FILE **out)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return gan_error(GAN_ERR_IO, "%s: cannot open the config file: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return gan_error(GAN_ERR_IO, "%s: not a regular file: a config is an INI file", path);
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int why = errno;
+        close(fd);
+        return gan_error(GAN_ERR_IO, "%s: cannot open the config file: %s", path, strerror(why));
+    }
+    *out = f;
+    return GAN_OK;
+}
+
 gan_status gan_config_load(gan_config *cfg, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return gan_error(GAN_ERR_IO, "%s: cannot open the config file: %s", path, strerror(errno));
+    FILE *f = NULL;
+    GAN_TRY(open_config_file(path, &f));
     char *text = malloc(MAX_CONFIG_BYTES + 1);
     size_t bytes = text ? fread(text, 1, MAX_CONFIG_BYTES + 1, f) : 0;
     gan_status status = GAN_OK;
@@ -456,6 +490,102 @@ static void print_value(const gan_config *cfg, const config_key *k, FILE *out)
     }
 }
 
+/* One key's value as the stored config holds it. */
+static void write_value(const gan_config *cfg, const config_key *k, FILE *out)
+{
+    if (k->type != KEY_TEXT) {
+        print_value(cfg, k, out);
+        return;
+    }
+    /* Long layer sequences: one indented continuation line per ~90 characters, so that inih's
+     * line limit is not reached (a word longer than a line still is: gan_config_check_storable refuses it). */
+    const char *field = (const char *)cfg + k->offset;
+    int column = 0;
+    for (const char *p = field; *p; p++) {
+        if (*p == ' ' && column > 90) {
+            fputs("\n    ", out);
+            column = 0;
+            continue;
+        }
+        fputc(*p, out);
+        column++;
+    }
+}
+
+/* Why a text value cannot be stored as it is, when the reason is one we can name; NULL if not. */
+static const char *unstorable_reason(const char *value)
+{
+    size_t len = strlen(value);
+    if (strpbrk(value, "\n\r"))
+        return "it holds a line break";
+    if (len && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[len - 1])))
+        return "it starts or ends with a space, which the INI reader drops";
+    for (size_t i = 1; i < len; i++)
+        if (value[i] == ';' && isspace((unsigned char)value[i - 1]))
+            return "it holds ' ;', which the INI reader takes as the start of a comment";
+    return NULL;
+}
+
+/* Every value must read back unchanged from the text gan_config_write makes of it: the run
+ * directory's config.ini and every checkpoint store the config so, and --resume, gan sample and
+ * gan export read it back. A value that does not survive (a path with " ;", a word longer than
+ * inih's line, surrounding spaces) is refused by gan train before anything is written, naming
+ * the key: found later it would be a run whose checkpoints cannot be resumed, or resume with
+ * another value. Not part of gan_config_validate, which readers of stored configs (gan sample)
+ * call: a config that loaded from a checkpoint is used as it is. The check writes and reads each
+ * key alone, so it covers any key the table gains. */
+gan_status gan_config_check_storable(const gan_config *cfg)
+{
+    gan_config *back = malloc(sizeof *back); /* 16 kB of text fields: not on the stack */
+    if (!back)
+        return gan_error(GAN_ERR_NOMEM, "out of memory checking the config");
+    gan_status status = GAN_OK;
+    for (int i = 0; i < KEY_COUNT && status == GAN_OK; i++) {
+        const config_key *k = &keys[i];
+        char *text = NULL;
+        size_t bytes = 0;
+        FILE *out = open_memstream(&text, &bytes);
+        if (!out) {
+            status = gan_error(GAN_ERR_NOMEM, "out of memory checking the config");
+            break;
+        }
+        fprintf(out, "[%s]\n%s = ", k->section, k->key);
+        write_value(cfg, k, out);
+        fputc('\n', out);
+        bool written = fclose(out) == 0 && text;
+        if (!written) {
+            free(text);
+            status = gan_error(GAN_ERR_NOMEM, "out of memory checking the config");
+            break;
+        }
+        gan_config_defaults(back);
+        gan_status parsed = parse_text(back, text, bytes, "stored config");
+        free(text);
+        const char *field = (const char *)cfg + k->offset, *read = (const char *)back + k->offset;
+        bool text_value = k->type == KEY_TEXT || k->type == KEY_STRING;
+        if (parsed == GAN_OK && (text_value ? !strcmp(field, read) : !memcmp(field, read, k->size)))
+            continue;
+        char why[600];
+        const char *reason = text_value ? unstorable_reason(field) : NULL;
+        if (reason)
+            snprintf(why, sizeof why, "%s", reason);
+        else if (parsed != GAN_OK && strstr(gan_error_message(), "is longer than"))
+            snprintf(why, sizeof why, "a stretch of it without spaces is too long for one line of the INI "
+                                      "reader (%d characters; the writer breaks lines only at spaces)",
+                     INI_MAX_LINE - 2);
+        else if (parsed != GAN_OK)
+            snprintf(why, sizeof why, "it would not read back (%s)", gan_error_message());
+        else
+            snprintf(why, sizeof why, "it would read back as '%.200s'", text_value ? read : "another value");
+        status = gan_error(GAN_ERR_CONFIG,
+                         "%s.%s = '%.120s%s': cannot be stored in the run's config.ini and checkpoints: %s",
+                         k->section, k->key, text_value ? field : "", text_value && strlen(field) > 120 ? "..." : "",
+                         why);
+    }
+    free(back);
+    return status;
+}
+
 gan_status gan_config_write(const gan_config *cfg, FILE *out)
 {
     errno = 0;
@@ -467,23 +597,7 @@ gan_status gan_config_write(const gan_config *cfg, FILE *out)
             section = k->section;
         }
         fprintf(out, "; %s\n%s = ", k->meaning, k->key);
-        if (k->type == KEY_TEXT) {
-            /* Long layer sequences: one indented continuation line per ~90 characters, so that
-             * inih's line limit is never reached. */
-            const char *field = (const char *)cfg + k->offset;
-            int column = 0;
-            for (const char *p = field; *p; p++) {
-                if (*p == ' ' && column > 90) {
-                    fputs("\n    ", out);
-                    column = 0;
-                    continue;
-                }
-                fputc(*p, out);
-                column++;
-            }
-        } else {
-            print_value(cfg, k, out);
-        }
+        write_value(cfg, k, out);
         if (fputc('\n', out) == EOF)
             break; /* errno says why */
     }

@@ -46,6 +46,13 @@ expect 2 "unknown benchmark" -- "$gan" bench nope
 expect 1 "no such file" -- "$gan" bench train no_such_config --device cpu
 expect 2 "--batch wants positive integers" -- "$gan" bench ops --batch 0
 expect 2 "unknown op group" -- "$gan" bench ops --ops conv,nope
+# option numbers are strict (atoi took "3x" as 3 and "x" as 0): refused before anything runs
+expect 2 "bench ops: --runs 3x" -- "$gan" bench ops --runs 3x
+expect 2 "bench ops: --min-ms 1ms" -- "$gan" bench ops --min-ms 1ms
+expect 2 "bench data: --images 12x" -- "$gan" bench data --images 12x
+expect 2 "bench data: --step-ms fast" -- "$gan" bench data --step-ms fast
+expect 2 "bench train: --rounds 'x'" -- "$gan" bench train --rounds x
+expect 2 "bench train: --seconds '1s'" -- "$gan" bench train --seconds 1s
 expect 1 "unknown key" -- "$gan" bench train dcgan_fmnist32 train.nope=1 --device cpu
 
 echo "script_bench: $passed passed, $failed failed"

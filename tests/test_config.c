@@ -2,6 +2,8 @@
  * overrides, continuation lines and every kind of bad input are handled as docs/DESIGN.md says. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gan/config.h"
 #include "gan/nn.h"
@@ -16,6 +18,7 @@ static void check_shipped_config(const char *name, gan_shape g_out_want, int d_p
     gan_config_defaults(&cfg);
     CHECK_OK(gan_config_load(&cfg, path));
     CHECK_OK(gan_config_validate(&cfg));
+    CHECK_OK(gan_config_check_storable(&cfg));
     CHECK_MSG(!strcmp(cfg.name, name), "config name '%s' != '%s'", cfg.name, name);
     gan_model *g = NULL, *d = NULL;
     gan_shape z = {cfg.nz, 1, 1};
@@ -41,8 +44,93 @@ static void check_shipped_config(const char *name, gan_shape g_out_want, int d_p
     gan_model_destroy(d);
 }
 
+/* A value the stored config (config.ini, every checkpoint) cannot carry is refused by
+ * gan_config_check_storable, naming the key and why; a value that can, and the shipped configs,
+ * pass. */
+static void check_storable_values(void)
+{
+    gan_config cfg;
+    char path[300];
+    snprintf(path, sizeof path, "%s/configs/dcgan_fmnist32.ini", test_source_dir());
+    gan_config_defaults(&cfg);
+    CHECK_OK(gan_config_load(&cfg, path));
+    CHECK_OK(gan_config_override(&cfg, "data.path=/data/with spaces/and;semicolons;"));
+    CHECK_OK(gan_config_check_storable(&cfg));
+    char long_path[260] = "data.path=/x/";
+    memset(long_path + strlen(long_path), 'a', 246);
+    long_path[sizeof long_path - 1] = '\0';
+    struct { const char *override, *needle; } bad[] = {
+        {long_path, "too long for one line"},
+        {"data.path=/x/my ;set", "' ;'"},
+        {"data.split_file= /x/split.txt", "starts or ends with a space"},
+        {"model.export_prefix=main ", "starts or ends with a space"},
+        {"data.path=/x/a\nb", "line break"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gan_config_defaults(&cfg);
+        CHECK_OK(gan_config_load(&cfg, path));
+        CHECK_OK(gan_config_override(&cfg, bad[i].override));
+        CHECK_FAILS_WITH(gan_config_check_storable(&cfg), GAN_ERR_CONFIG, bad[i].needle);
+        char key[32];
+        snprintf(key, sizeof key, "%.*s", (int)strcspn(bad[i].override, "="), bad[i].override);
+        CHECK_FAILS_WITH(gan_config_check_storable(&cfg), GAN_ERR_CONFIG, key);
+    }
+}
+
+/* Integers start with a digit (a signed key's after an optional sign): strtoull would take " -1"
+ * as 2^64 - 1. */
+static void check_integer_text(void)
+{
+    gan_config cfg;
+    gan_config_defaults(&cfg);
+    const char *bad[] = {"train.seed= -1", "train.seed=-1", "train.seed=+1", "train.seed= 1",
+                         "train.batch_size= 4", "train.iterations= -0", "log.every=\t5", "train.seed="};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_FAILS_WITH(gan_config_override(&cfg, bad[i]), GAN_ERR_CONFIG, "must be an integer");
+    CHECK_OK(gan_config_override(&cfg, "train.seed=18000000000000000000"));
+    CHECK(cfg.seed == 18000000000000000000ull);
+    CHECK_OK(gan_config_override(&cfg, "train.iterations=+7"));
+    CHECK(cfg.iterations == 7);
+}
+
+/* The run name comes from the file name; one that is no directory of its own becomes "run". A
+ * config that is not a regular file (a FIFO: reading it would wait forever) is refused. */
+static void check_names_and_fifo(void)
+{
+    const char *dir = test_temp_dir("test_config");
+    const char *names[][2] = {{"...ini", "run"}, {".ini", "run"}, {"..ini", "."}, {"my.run.ini", "my.run"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i][0]);
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL);
+        if (!f)
+            continue;
+        fputs("[train]\nseed = 1\n", f);
+        fclose(f);
+        gan_config cfg;
+        gan_config_defaults(&cfg);
+        CHECK_OK(gan_config_load(&cfg, path));
+        const char *want = !strcmp(names[i][1], ".") ? "run" : names[i][1];
+        CHECK_MSG(!strcmp(cfg.name, want), "%s: name '%s', want '%s'", names[i][0], cfg.name, want);
+    }
+    char fifo[4200];
+    snprintf(fifo, sizeof fifo, "%s/fifo.ini", dir);
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    alarm(20); /* a reader that waits on the FIFO fails the test instead of hanging it */
+    gan_config cfg;
+    gan_config_defaults(&cfg);
+    CHECK_FAILS_WITH(gan_config_load(&cfg, fifo), GAN_ERR_IO, "not a regular file");
+    CHECK_FAILS_WITH(gan_config_load(&cfg, dir), GAN_ERR_IO, "not a regular file");
+    alarm(0);
+}
+
 int main(void)
 {
+    check_storable_values();
+    check_integer_text();
+    check_names_and_fifo();
     /* The shipped configs. */
     check_shipped_config("dcgan_celeba64", (gan_shape){3, 64, 64}, 2765568);
     check_shipped_config("dcgan_fmnist32", (gan_shape){1, 32, 32}, 660000);

@@ -270,6 +270,14 @@ static void check_folders(void)
     snprintf(path, sizeof path, "%s/notes.txt", empty);
     write_bytes(path, "x", 1);
     CHECK_FAILS_WITH(gan_folder_list(empty, &list), GAN_ERR_IO, "holds no .jpg, .jpeg or .png images (1 other");
+
+    /* a set cancel flag (gan prepare's Ctrl-C) stops the listing; a clear one does not */
+    volatile int cancel = 1;
+    CHECK_FAILS_WITH(gan_folder_list_cancellable(root, &cancel, &list), GAN_ERR_IO, "interrupted while listing");
+    cancel = 0;
+    CHECK_OK(gan_folder_list_cancellable(root, &cancel, &list));
+    CHECK(list.count == 4); /* c.Jpg was removed above */
+    gan_file_list_free(&list);
 }
 
 static void check_split(void)

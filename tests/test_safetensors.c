@@ -4,10 +4,13 @@
  * refused with GAN_ERR_FORMAT and a message naming the file and the problem (never a crash or a
  * read out of bounds: every truncation and many byte flips of a valid file are tried too, and
  * this test also runs under AddressSanitizer). */
+#include <dirent.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +26,20 @@ static char *path_in_dir(const char *name)
     char *p = paths[next++ % 8];
     snprintf(p, sizeof paths[0], "%s/%s", dir, name);
     return p;
+}
+
+/* The entries of the test's folder whose names start with `prefix`. */
+static int count_with_prefix(const char *prefix)
+{
+    char *dir_path = path_in_dir("");
+    DIR *d = opendir(dir_path);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += !strncmp(e->d_name, prefix, strlen(prefix));
+    if (d)
+        closedir(d);
+    return n;
 }
 
 static void write_file(const char *path, const void *bytes, size_t n)
@@ -46,12 +63,6 @@ static unsigned char *read_file(const char *path, size_t *n)
     *n = fread(buf, 1, 1 << 16, f);
     fclose(f);
     return buf;
-}
-
-static bool exists(const char *path)
-{
-    struct stat info;
-    return stat(path, &info) == 0;
 }
 
 /* The header's true length as the length field. */
@@ -168,7 +179,7 @@ static void round_trip(void)
     CHECK(st.bytes[0] % 8 == 0);
     gan_safetensors_close(&st);
     gan_safetensors_close(&st); /* twice is harmless */
-    CHECK(!exists(path_in_dir("round.safetensors.tmp")));
+    CHECK(count_with_prefix("round.safetensors.tmp") == 0);
 
     /* parse() checks bytes in memory the same way */
     size_t n;
@@ -246,18 +257,37 @@ static void atomic_replace(void)
     gan_st_metadata meta_null = {"k", NULL};
     CHECK_FAILS_WITH(gan_safetensors_write(path, &good, 1, &meta_null, 1), GAN_ERR_ARG, "metadata");
 
-    /* an I/O failure after the checks: path.tmp is a directory, so it cannot be created */
+    /* an I/O failure after the checks: the file size limit (RLIMIT_FSIZE, which binds root too)
+     * makes the temporary file's write fail with EFBIG */
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    CHECK(mkdir(tmp, 0755) == 0);
+    struct rlimit limit;
+    CHECK(getrlimit(RLIMIT_FSIZE, &limit) == 0);
+    struct rlimit tiny = {16, limit.rlim_max};
+    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &tiny) == 0);
     CHECK_FAILS_WITH(gan_safetensors_write(path, &good, 1, NULL, 0), GAN_ERR_IO, tmp);
-    rmdir(tmp);
+    CHECK(setrlimit(RLIMIT_FSIZE, &limit) == 0);
+    signal(SIGXFSZ, old_xfsz);
     unsigned char *after = read_file(path, &after_n);
     CHECK_MSG(after && after_n == before_n && !memcmp(before, after, before_n),
               "a refused write changed %s", path);
-    CHECK(!exists(tmp));
+    CHECK(count_with_prefix("keep.safetensors.tmp") == 0);
     free(before);
     free(after);
+
+    /* The temporary name is this write's alone (path.tmp.<pid>.<n>, O_EXCL): a file at another
+     * writer's temporary name (here the old fixed name path.tmp) is neither removed nor renamed
+     * into place, so two writers of one target cannot swap half-written files. */
+    write_file(tmp, "another writer's", 16);
+    CHECK_OK(gan_safetensors_write(path, &good, 1, NULL, 0));
+    size_t other_n = 0;
+    unsigned char *other = read_file(tmp, &other_n);
+    CHECK_MSG(other && other_n == 16 && !memcmp(other, "another writer's", 16),
+              "the write removed or changed %s", tmp);
+    free(other);
+    unlink(tmp);
+    CHECK(count_with_prefix("keep.safetensors.tmp") == 0);
 
     /* rename fails (the target is a directory): the written .tmp is removed */
     const char *target_dir = path_in_dir("target_is_dir.safetensors");
@@ -266,8 +296,7 @@ static void atomic_replace(void)
     snprintf(file_in_dir, sizeof file_in_dir, "%s/x", target_dir);
     write_file(file_in_dir, "x", 1);
     CHECK_FAILS_WITH(gan_safetensors_write(target_dir, &good, 1, NULL, 0), GAN_ERR_IO, "rename");
-    snprintf(tmp, sizeof tmp, "%s.tmp", target_dir);
-    CHECK(!exists(tmp));
+    CHECK(count_with_prefix("target_is_dir.safetensors.tmp") == 0);
 
     /* a missing directory */
     const char *bad_path = path_in_dir("no/such/dir/x.safetensors");

@@ -86,6 +86,12 @@ gan_status gan_config_load_text(gan_config *cfg, const char *text, size_t bytes,
 gan_status gan_config_override(gan_config *cfg, const char *assignment);
 /* Checks values that depend on each other (e.g. some knob combinations). */
 gan_status gan_config_validate(const gan_config *cfg);
+/* Refuses, naming the key and why, a value that would not read back unchanged from the INI text
+ * gan_config_write makes (a line break, surrounding spaces, " ;" read as a comment, a stretch
+ * without spaces longer than the reader's line): gan train stores the config so in config.ini and
+ * every checkpoint, and --resume, gan sample and gan export read it back. gan train calls it
+ * before it makes the run directory; readers of stored configs need not. */
+gan_status gan_config_check_storable(const gan_config *cfg);
 /* Writes the fully resolved config as INI (every key, with its meaning as a comment). */
 gan_status gan_config_write(const gan_config *cfg, FILE *out);
 /* The key table for `gan train --help`: key, default, meaning. */

@@ -59,6 +59,10 @@ typedef struct gan_file_list {
 /* Every .jpg, .jpeg and .png (any letter case) below `dir`, recursively (following links, at most
  * 64 levels deep). An empty or missing folder, or one without images, is an error naming it. */
 gan_status gan_folder_list(const char *dir, gan_file_list *out);
+/* The same, stopping with an error as soon as *cancel is non-zero (cancel may be NULL). A folder
+ * reached again through a link (a loop, or two links to one folder) is listed once, with one
+ * warning on stderr. */
+gan_status gan_folder_list_cancellable(const char *dir, volatile int *cancel, gan_file_list *out);
 void gan_file_list_free(gan_file_list *list);
 
 /* Keeps the files of one split of CelebA's list_eval_partition.txt ("000001.jpg 0" per line;
@@ -108,6 +112,7 @@ typedef struct gan_dataset_options {
     int channels;           /* 1 (convert('L')) or 3 (convert('RGB')) */
     gan_warn_fn warn;
     void *warn_ctx;
+    volatile int *cancel;   /* non-zero stops the folder listing (gan prepare's Ctrl-C); may be NULL */
 } gan_dataset_options;
 
 typedef struct gan_dataset gan_dataset;

@@ -1,8 +1,9 @@
 /* Writing a whole output file, and the rule every gan writer follows for what an output path may
  * name. Outputs never replace anything but a regular file:
  *
- *   - missing, or a regular file: the bytes go to a temporary name beside it (`path`.tmp here;
- *     the npy writer uses `path`.tmp.<pid>.<n>), which is closed and renamed over `path`: a crash
+ *   - missing, or a regular file: the bytes go to a temporary name beside it that is this
+ *     write's alone (`path`.tmp.<pid>.<n>, created with O_EXCL; the npy writer uses the same
+ *     names), which is closed and renamed over `path`: two concurrent writers never share one; a crash
  *     or an error never leaves a half-written output, and on failure `path` is untouched and the
  *     temporary file is removed. gan_file_write_atomic also fsyncs the file and its directory so
  *     the rename is durable. A symbolic link to a regular file stays a link: the file it names is

@@ -14,6 +14,7 @@
  *                       [--step-ms MS] [--no-step] [--steps M] [--device auto|cpu|cuda]
  *                       [--config FILE] [--dir DIR] [--keep] */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "cli/args.h"
 #include "gan/backend_select.h"
 #include "gan/config.h"
 #include "gan/data.h"
@@ -243,23 +245,22 @@ static int parse_options(int argc, char **argv, bench_options *o)
         if (!v)
             return usage(stderr);
         i++;
-        if (!strcmp(a, "--images"))
-            o->images = atoi(v);
-        else if (!strcmp(a, "--size"))
-            o->size = atoi(v);
-        else if (!strcmp(a, "--batch"))
-            o->batch = atoi(v);
-        else if (!strcmp(a, "--threads"))
-            o->threads = atoi(v);
-        else if (!strcmp(a, "--runs"))
-            o->runs = atoi(v);
-        else if (!strcmp(a, "--batches"))
-            o->batches = atoi(v);
-        else if (!strcmp(a, "--steps"))
-            o->steps = atoi(v);
-        else if (!strcmp(a, "--step-ms"))
-            o->step_ms = atof(v);
-        else if (!strcmp(a, "--device"))
+        /* strict numbers (cli/args.h): atoi took "12x" as 12 and "x" as 0 */
+        int *count = !strcmp(a, "--images")    ? &o->images
+                     : !strcmp(a, "--size")    ? &o->size
+                     : !strcmp(a, "--batch")   ? &o->batch
+                     : !strcmp(a, "--threads") ? &o->threads
+                     : !strcmp(a, "--runs")    ? &o->runs
+                     : !strcmp(a, "--batches") ? &o->batches
+                     : !strcmp(a, "--steps")   ? &o->steps
+                                               : NULL;
+        if (count) {
+            if (!gan_arg_int("bench data", a, v, !strcmp(a, "--threads") ? 0 : 1, INT_MAX, count))
+                return 2;
+        } else if (!strcmp(a, "--step-ms")) {
+            if (!gan_arg_double("bench data", a, v, 0, 1e9, &o->step_ms))
+                return 2;
+        } else if (!strcmp(a, "--device"))
             o->device = v;
         else if (!strcmp(a, "--config"))
             o->config = v;

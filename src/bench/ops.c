@@ -25,11 +25,13 @@
  *                      [--min-ms M] [--ops conv,bn,act,bce,adam,ema]
  * The overrides apply to every config; train.precision and train.deterministic set the backend's
  * options (one backend serves every config, so they must agree). */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench/bench.h"
+#include "cli/args.h"
 #include "gan/conv_choices.h"
 
 enum { MAX_LIST = 16, MAX_BUFFERS = 16 };
@@ -678,12 +680,16 @@ int gan_bench_ops(int argc, char **argv)
             batch_text = argv[++i];
         else if (!strcmp(a, "--configs") && has_value)
             configs_text = argv[++i];
-        else if (!strcmp(a, "--runs") && has_value)
-            o.runs = atoi(argv[++i]);
-        else if (!strcmp(a, "--warmup") && has_value)
-            o.warmup = atoi(argv[++i]);
-        else if (!strcmp(a, "--min-ms") && has_value)
-            o.min_ms = atof(argv[++i]);
+        else if (!strcmp(a, "--runs") && has_value) { /* strict numbers (cli/args.h), not atoi's */
+            if (!gan_arg_int("bench ops", a, argv[++i], 1, INT_MAX, &o.runs))
+                return 2;
+        } else if (!strcmp(a, "--warmup") && has_value) {
+            if (!gan_arg_int("bench ops", a, argv[++i], 0, INT_MAX, &o.warmup))
+                return 2;
+        } else if (!strcmp(a, "--min-ms") && has_value) {
+            if (!gan_arg_double("bench ops", a, argv[++i], 0, 1e9, &o.min_ms))
+                return 2;
+        }
         else if (!strcmp(a, "--ops") && has_value)
             ops_text = argv[++i];
         else {

@@ -27,11 +27,13 @@
  * Each config's report ends with one line:
  *   train <config> batch <B>: <ms> ms/it, <img/s> img/s, <GFLOP/s> GFLOP/s (<pct>% of sgemm peak)
  * Under mpirun -np N it is the data-parallel benchmark of src/bench/train_dist.c. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "bench/bench.h"
+#include "cli/args.h"
 #include "gan/conv_choices.h"
 #include "gan/train.h"
 
@@ -327,14 +329,21 @@ static int bench_train_command(int argc, char **argv, const gan_dist *dist)
             code = dist->rank == 0 ? usage(stdout) : 0;
         else if (!strcmp(a, "--device") && has_value) {
             o.device = argv[++i];
-        } else if (!strcmp(a, "--iterations") && has_value) {
-            o.iterations = atoi(argv[++i]);
-        } else if (!strcmp(a, "--warmup") && has_value) {
-            o.warmup = atoi(argv[++i]);
-        } else if (!strcmp(a, "--rounds") && has_value) {
-            o.rounds = atoi(argv[++i]);
+        } else if ((!strcmp(a, "--iterations") || !strcmp(a, "--warmup") || !strcmp(a, "--rounds")) &&
+                   has_value) {
+            /* strict numbers (cli/args.h): atoi took "12x" as 12 and "x" as 0; the ranges below */
+            int64_t v = 0;
+            if (!gan_parse_int64(argv[++i], 0, INT_MAX, &v)) {
+                fprintf(err, "gan bench train: %s '%s': expected a whole number from 0 to %d\n", a, argv[i],
+                        INT_MAX);
+                code = 2;
+            }
+            *(!strcmp(a, "--iterations") ? &o.iterations : !strcmp(a, "--warmup") ? &o.warmup : &o.rounds) = (int)v;
         } else if (!strcmp(a, "--seconds") && has_value) {
-            o.seconds = atof(argv[++i]);
+            if (!gan_parse_double(argv[++i], 0, 1e9, &o.seconds)) {
+                fprintf(err, "gan bench train: --seconds '%s': expected a number from 0 to 1e9\n", argv[i]);
+                code = 2;
+            }
         } else if (a[0] == '-') {
             fprintf(err, "gan bench train: unknown or incomplete option '%s'\n", a);
             code = usage(err);

@@ -81,18 +81,23 @@ bool gan_arg_u64(const char *command, const char *option, const char *text, uint
     return false;
 }
 
-bool gan_arg_double(const char *command, const char *option, const char *text, double min, double max,
-                    double *out)
+bool gan_parse_double(const char *text, double min, double max, double *out)
 {
     char *end = NULL;
     errno = 0;
     double v = text && *text ? strtod(text, &end) : NAN;
     bool ok = text && *text && end && !*end && errno == 0 && isfinite(v) && v >= min && v <= max &&
               strspn(text, " \t\n") == 0;
-    if (ok) {
+    if (ok)
         *out = v;
+    return ok;
+}
+
+bool gan_arg_double(const char *command, const char *option, const char *text, double min, double max,
+                    double *out)
+{
+    if (gan_parse_double(text, min, max, out))
         return true;
-    }
     char why[128];
     snprintf(why, sizeof why, "expected a number from %g to %g", min, max);
     refuse(command, option, text, why);

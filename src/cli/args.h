@@ -15,6 +15,8 @@
 /* Pure parsers (no message): true and *out set when `text` is a number of the grammar above. */
 bool gan_parse_u64(const char *text, uint64_t *out);
 bool gan_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out);
+/* A real number in [min, max]: strtod's grammar, finite, no leading space, nothing after it. */
+bool gan_parse_double(const char *text, double min, double max, double *out);
 
 /* An int option in [min, max]. */
 bool gan_arg_int(const char *command, const char *option, const char *text, int min, int max, int *out);

@@ -8,9 +8,11 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "gan/backend_select.h"
 #include "gan/checkpoint.h"
 #include "gan/config.h"
 #include "gan/dist.h"
+#include "gan/nn.h"
 #include "gan/run.h"
 
 static void train_usage(FILE *out)
@@ -57,6 +59,43 @@ static gan_status load_config(const char *config_path, const char *out_dir, cons
     return GAN_OK;
 }
 
+/* What gan_run_train would find only after it has made the run directory and its lock (it opens
+ * the backend and builds the models after taking the directory), or not at all: a layer string
+ * that does not parse or whose shapes do not fit, a device that cannot be had, and a value the
+ * stored config cannot carry (found otherwise only when a checkpoint's config is read back). Checked here first, so such
+ * a run leaves nothing behind. The models are built with no backend (shapes only, no memory); the
+ * backend is opened and closed again. */
+static gan_status check_models_and_device(const gan_config *cfg, const char *device)
+{
+    GAN_TRY(gan_config_validate(cfg));
+    GAN_TRY(gan_config_check_storable(cfg));
+    gan_model *g = NULL, *d = NULL;
+    gan_shape z = {cfg->nz, 1, 1}, image = {cfg->channels, cfg->image_size, cfg->image_size};
+    gan_status status = GAN_OK;
+    GAN_CHECK(gan_model_create("G", cfg->generator, z, cfg->batch_size, NULL, &g));
+    GAN_CHECK(gan_model_create("D", cfg->discriminator, image, cfg->batch_size, NULL, &d));
+    gan_shape g_out = g->output_shape;
+    if (g_out.c != image.c || g_out.h != image.h || g_out.w != image.w) {
+        status = gan_error(GAN_ERR_SHAPE, "G's output [N, %d, %d, %d] does not match D's input [N, %d, %d, %d] "
+                                          "(data.channels, data.image_size)",
+                           g_out.c, g_out.h, g_out.w, image.c, image.h, image.w);
+        goto cleanup;
+    }
+    if (gan_shape_count(d->output_shape) != 1) {
+        status = gan_error(GAN_ERR_SHAPE, "D must give one value per sample; it gives [N, %d, %d, %d]",
+                           d->output_shape.c, d->output_shape.h, d->output_shape.w);
+        goto cleanup;
+    }
+    gan_backend_options options = gan_backend_options_for_config(cfg);
+    gan_backend *backend = NULL;
+    GAN_CHECK(gan_backend_open(device, &options, &backend, NULL, 0));
+    backend->destroy(backend);
+cleanup:
+    gan_model_destroy(g);
+    gan_model_destroy(d);
+    return status;
+}
+
 /* One line on stderr for the failure in gan_error_message(), from the rank that reports it
  * (gan_dist_should_report); a failure of some ranks only names the rank. */
 static void report(const gan_dist *dist)
@@ -83,12 +122,14 @@ static int usage_error(const gan_dist *dist, const char *fmt, const char *arg)
  * reported once. */
 static gan_status shared_config(const gan_dist *dist, const char *config_path, const char *out_dir,
                                 const char *resume_dir, const char *const *overrides, int override_count,
-                                gan_config *cfg, char *run_dir, size_t run_dir_bytes)
+                                const char *device, gan_config *cfg, char *run_dir, size_t run_dir_bytes)
 {
     gan_status status = GAN_OK;
     if (dist->rank == 0)
         status = load_config(config_path, out_dir, resume_dir, overrides, override_count, cfg, run_dir,
                              run_dir_bytes);
+    if (dist->rank == 0 && status == GAN_OK)
+        status = check_models_and_device(cfg, device);
     GAN_TRY(gan_dist_agree(dist, status));
     GAN_TRY(gan_dist_broadcast(dist, cfg, sizeof *cfg, 0));
     return gan_dist_broadcast(dist, run_dir, run_dir_bytes, 0);
@@ -167,7 +208,7 @@ static int train_command(int argc, char **argv, const gan_dist *dist)
     gan_config cfg;
     char run_dir[4200] = "";
     gan_config_defaults(&cfg);
-    if (shared_config(dist, config_path, out_dir, resume_dir, overrides, override_count, &cfg, run_dir,
+    if (shared_config(dist, config_path, out_dir, resume_dir, overrides, override_count, device, &cfg, run_dir,
                       sizeof run_dir) != GAN_OK) {
         report(dist);
         return 1;

@@ -196,7 +196,7 @@ static gan_status open_folder(const gan_dataset_options *o, const char *split, g
     gan_dataset *ds;
     GAN_TRY(dataset_alloc(o->path, o->size, o->channels, GAN_DATASET_FOLDER, &ds));
     gan_status status = GAN_OK;
-    GAN_CHECK(gan_folder_list(o->path, &ds->files));
+    GAN_CHECK(gan_folder_list_cancellable(o->path, o->cancel, &ds->files));
     if (strcmp(split, "all"))
         GAN_CHECK(filter_split(o, split, &ds->files));
     ds->count = ds->files.count;

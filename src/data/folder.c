@@ -2,11 +2,13 @@
  * split list (list_eval_partition.txt) to choose train, valid or test. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gan/data.h"
 
@@ -26,11 +28,48 @@ static bool is_image_name(const char *name)
     return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png"));
 }
 
+/* A folder by identity: two names (a link, a bind mount) of one folder are one folder. */
+typedef struct folder_id {
+    dev_t dev;
+    ino_t ino;
+} folder_id;
+
 typedef struct walker {
     gan_file_list *list;
     int64_t capacity;
     int64_t entries; /* everything seen, folders included */
+    /* The folders listed so far. Links are followed, so links to a folder already listed (two
+     * links to '.' make every path a new one: 2^64 names before the depth limit) would list it
+     * again and again; each folder is listed once, the repeats skipped and counted (one warning
+     * after the walk: a loop is a mistake in the data, not a reason to refuse it). */
+    folder_id *seen;
+    int64_t seen_count, seen_capacity;
+    int64_t repeats;
+    char repeat_path[4096];
+    volatile int *cancel; /* non-zero: stop (Ctrl-C in gan prepare); may be NULL */
 } walker;
+
+/* false when `st` is a folder seen before; else remembers it. Linear: a data set has few folders
+ * next to its images (CelebA: one), and a repeat is looked up once per folder. */
+static gan_status first_visit(walker *w, const struct stat *st, bool *first)
+{
+    *first = true;
+    for (int64_t i = 0; i < w->seen_count; i++)
+        if (w->seen[i].dev == st->st_dev && w->seen[i].ino == st->st_ino) {
+            *first = false;
+            return GAN_OK;
+        }
+    if (w->seen_count == w->seen_capacity) {
+        int64_t capacity = w->seen_capacity ? w->seen_capacity * 2 : 64;
+        folder_id *grown = realloc(w->seen, (size_t)capacity * sizeof *grown);
+        if (!grown)
+            return gan_error(GAN_ERR_NOMEM, "out of memory listing images");
+        w->seen = grown;
+        w->seen_capacity = capacity;
+    }
+    w->seen[w->seen_count++] = (folder_id){st->st_dev, st->st_ino};
+    return GAN_OK;
+}
 
 static gan_status push(walker *w, const char *path)
 {
@@ -53,6 +92,16 @@ static gan_status walk(walker *w, const char *dir, int depth)
 {
     if (depth > MAX_DEPTH)
         return gan_error(GAN_ERR_IO, "%s: folders nested more than %d deep (a link loop?)", dir, MAX_DEPTH);
+    struct stat dir_st;
+    if (stat(dir, &dir_st) != 0)
+        return gan_error(GAN_ERR_IO, "%s: %s", dir, strerror(errno));
+    bool first = true;
+    GAN_TRY(first_visit(w, &dir_st, &first));
+    if (!first) {
+        if (w->repeats++ == 0)
+            snprintf(w->repeat_path, sizeof w->repeat_path, "%s", dir);
+        return GAN_OK;
+    }
     DIR *d = opendir(dir);
     if (!d)
         return gan_error(GAN_ERR_IO, "%s: %s", dir, strerror(errno));
@@ -63,6 +112,10 @@ static gan_status walk(walker *w, const char *dir, int depth)
     while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
+        if (w->cancel && *w->cancel) {
+            status = gan_error(GAN_ERR_IO, "interrupted while listing %s", dir);
+            goto cleanup;
+        }
         w->entries++;
         char path[4096];
         if ((size_t)snprintf(path, sizeof path, "%s%s%s", dir, slash ? "" : "/", e->d_name) >= sizeof path) {
@@ -98,6 +151,10 @@ static int compare_paths(const void *a, const void *b)
 static gan_status list_images(walker *w, const char *dir)
 {
     GAN_TRY(walk(w, dir, 0));
+    if (w->repeats)
+        fprintf(stderr, "gan: warning: %s: %lld folder link%s to a folder listed already (the first: %s) "
+                        "skipped: each folder's images are taken once\n",
+                dir, (long long)w->repeats, w->repeats == 1 ? "" : "s", w->repeat_path);
     if (w->entries == 0)
         return gan_error(GAN_ERR_IO, "image folder %s is empty", dir);
     if (w->list->count == 0)
@@ -109,14 +166,20 @@ static gan_status list_images(walker *w, const char *dir)
 
 gan_status gan_folder_list(const char *dir, gan_file_list *out)
 {
+    return gan_folder_list_cancellable(dir, NULL, out);
+}
+
+gan_status gan_folder_list_cancellable(const char *dir, volatile int *cancel, gan_file_list *out)
+{
     memset(out, 0, sizeof *out);
     struct stat st;
     if (stat(dir, &st) != 0)
         return gan_error(GAN_ERR_IO, "image folder %s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return gan_error(GAN_ERR_IO, "%s is not a folder", dir);
-    walker w = {out, 0, 0};
+    walker w = {.list = out, .cancel = cancel};
     gan_status status = list_images(&w, dir);
+    free(w.seen);
     if (status != GAN_OK) {
         gan_file_list_free(out);
         return status;
@@ -166,9 +229,22 @@ gan_status gan_split_filter(gan_file_list *list, const char *split_file, const c
     int wanted = split_partition(split);
     if (wanted < 0)
         return gan_error(GAN_ERR_CONFIG, "data.split = '%s': use all, train, valid or test", split);
-    FILE *f = fopen(split_file, "r");
-    if (!f)
+    /* O_NONBLOCK: a FIFO must not make the open wait (as src/data/idx.c); it is refused below. */
+    int fd = open(split_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return gan_error(GAN_ERR_IO, "split list %s: %s", split_file, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return gan_error(GAN_ERR_IO, "split list %s: not a regular file", split_file);
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        int why = errno;
+        close(fd);
+        return gan_error(GAN_ERR_IO, "split list %s: %s", split_file, strerror(why));
+    }
     split_entry *entries = NULL;
     size_t count = 0, capacity = 0;
     char line[4096];

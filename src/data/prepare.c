@@ -129,7 +129,10 @@ static gan_status check_options(const gan_prepare_options *o)
 static gan_status open_data_and_output(prepare_job *job)
 {
     const gan_prepare_options *o = job->o;
-    GAN_TRY(gan_dataset_open(&o->data, &job->ds));
+    gan_dataset_options data = o->data;
+    if (!data.cancel) /* Ctrl-C also stops the listing of a large (or looping) folder */
+        data.cancel = o->cancel;
+    GAN_TRY(gan_dataset_open(&data, &job->ds));
     job->n = gan_dataset_count(job->ds);
     int size = gan_dataset_size(job->ds), channels = gan_dataset_channels(job->ds);
     job->item_bytes = (size_t)size * size * channels;

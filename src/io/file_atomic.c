@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,20 +123,23 @@ static void sync_parent_directory(const char *path)
     free(dir);
 }
 
-/* Creates `tmp` afresh. A regular file of that name is a leftover of an earlier write and is
- * replaced; anything else there (a FIFO, a device, a link) is refused, never opened. */
-static gan_status create_temporary(const char *tmp, int *fd)
+static atomic_uint temp_counter;
+
+/* Creates a temporary file beside `target` that is this write's alone: `target`.tmp.<pid>.<n>
+ * (the npy writer's names), created with O_EXCL, so two writers of one target (two processes, or
+ * two threads) never share one and cannot rename each other's half-written file into place; a
+ * name that exists (anything: a file, a FIFO, a link) is never opened or removed, the next is
+ * tried. Leftovers of a killed writer are removed by whoever owns the folder (run_dir.c). */
+static gan_status create_temporary(const char *target, char *tmp, size_t tmp_bytes, int *fd)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (int attempt = 0; attempt < 100; attempt++) {
+        if ((size_t)snprintf(tmp, tmp_bytes, "%s.tmp.%ld.%u", target, (long)getpid(),
+                             atomic_fetch_add(&temp_counter, 1)) >= tmp_bytes)
+            return gan_error(GAN_ERR_ARG, "%s: path too long", target);
         *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (*fd >= 0)
             return GAN_OK;
         if (errno != EEXIST)
-            break;
-        struct stat st;
-        if (lstat(tmp, &st) == 0 && !S_ISREG(st.st_mode))
-            return gan_error(GAN_ERR_IO, "%s: exists and %s; remove it", tmp, refused_kind(st.st_mode));
-        if (unlink(tmp) != 0 && errno != ENOENT)
             break;
     }
     return gan_error(GAN_ERR_IO, "%s: %s", tmp, strerror(errno));
@@ -179,10 +183,9 @@ gan_status gan_file_write_replace(const char *path, const gan_file_piece *pieces
     GAN_TRY(gan_output_check(path, &kind, target, sizeof target));
     if (kind == GAN_OUTPUT_STREAM)
         return write_stream(path, pieces, piece_count);
-    char tmp[sizeof target + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", target);
+    char tmp[sizeof target + 32];
     int fd;
-    GAN_TRY(create_temporary(tmp, &fd));
+    GAN_TRY(create_temporary(target, tmp, sizeof tmp, &fd));
     gan_status status = write_temporary(fd, pieces, piece_count, durable, tmp);
     if (close(fd) != 0 && status == GAN_OK)
         status = gan_error(GAN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));

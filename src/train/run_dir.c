@@ -23,7 +23,9 @@ void run_paths_init(run_paths *paths, const char *root)
     snprintf(paths->samples, sizeof paths->samples, "%s/samples", root);
 }
 
-/* mkdir -p */
+/* mkdir -p. A name that exists must be a directory we can write into: a regular file called
+ * checkpoints (or samples) would otherwise be found only when the first checkpoint is written,
+ * possibly hours into the run. */
 static gan_status make_dir(const char *path)
 {
     char partial[4200];
@@ -35,11 +37,20 @@ static gan_status make_dir(const char *path)
         if (partial[i] == '/' || partial[i] == '\0') {
             char saved = partial[i];
             partial[i] = '\0';
-            if (mkdir(partial, 0755) != 0 && errno != EEXIST)
-                return gan_error(GAN_ERR_IO, "%s: cannot create directory: %s", partial, strerror(errno));
+            if (mkdir(partial, 0755) != 0) {
+                struct stat st;
+                if (errno != EEXIST)
+                    return gan_error(GAN_ERR_IO, "%s: cannot create directory: %s", partial, strerror(errno));
+                if (stat(partial, &st) != 0 || !S_ISDIR(st.st_mode))
+                    return gan_error(GAN_ERR_IO, "%s exists and is not a directory: move it away or choose "
+                                                 "another --out",
+                                     partial);
+            }
             partial[i] = saved;
         }
     }
+    if (access(path, W_OK | X_OK) != 0)
+        return gan_error(GAN_ERR_IO, "%s: cannot write into this directory: %s", path, strerror(errno));
     return GAN_OK;
 }
 
@@ -166,22 +177,44 @@ gan_status run_dir_select_checkpoint(const run_paths *paths, bool move_damaged, 
     GAN_TRY(list_checkpoints(paths->checkpoints, &its, &n));
     gan_status status = GAN_OK;
     int skipped = 0;
+    char reasons[2048] = ""; /* the quiet look's skipped checkpoints, for its message */
     for (int i = n - 1; i >= 0; i--) {
         run_dir_checkpoint_path(paths, its[i], path, bytes);
-        if (verify_checkpoint(path, its[i]) == GAN_OK) {
+        gan_status verified = verify_checkpoint(path, its[i]);
+        if (verified == GAN_OK) {
             free(its);
             return GAN_OK;
+        }
+        /* Only a file that is not a valid checkpoint (format, checksum, metadata: GAN_ERR_FORMAT) is
+         * damaged. One that could not be read (I/O, permissions, memory) may be fine: moving it aside
+         * and resuming from an older one would throw its iterations away, so the resume stops. */
+        if (verified != GAN_ERR_FORMAT) {
+            status = gan_error_prefix(verified, "cannot read the newest checkpoint (nothing was moved or "
+                                                "resumed; fix this and resume again): ");
+            goto cleanup;
         }
         skipped++;
         char reason[1024], moved[4400];
         snprintf(reason, sizeof reason, "%s", gan_error_message());
-        if (!move_damaged) /* a look only (gan train --resume reading the config): quiet */
+        if (!move_damaged) { /* a look only (gan train --resume reading the config): quiet */
+            size_t used = strlen(reasons);
+            snprintf(reasons + used, sizeof reasons - used, "%s%s", used ? "; " : ": ", reason);
             continue;
+        }
         GAN_CHECK(move_aside(path, moved, sizeof moved));
         fprintf(stderr, "gan: warning: skipping %s: %s; moved it to %s\n", path, reason, moved);
     }
-    status = gan_error(GAN_ERR_IO, "%s: no checkpoint (ckpt_<iteration>.safetensors) to resume from%s",
-                       paths->checkpoints, skipped ? " that verifies (the others are listed above)" : "");
+    if (!skipped)
+        status = gan_error(GAN_ERR_IO, "%s: no checkpoint (ckpt_<iteration>.safetensors) to resume from",
+                           paths->checkpoints);
+    else if (move_damaged)
+        status = gan_error(GAN_ERR_IO, "%s: no checkpoint (ckpt_<iteration>.safetensors) that verifies to "
+                                           "resume from (the others are listed above)",
+                           paths->checkpoints);
+    else
+        status = gan_error(GAN_ERR_IO, "%s: no checkpoint (ckpt_<iteration>.safetensors) that verifies to "
+                                           "resume from%s",
+                           paths->checkpoints, reasons);
 cleanup:
     free(its);
     path[0] = '\0';
@@ -262,6 +295,12 @@ gan_status gan_run_check_available(const char *run_dir)
     struct stat st;
     if (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return gan_error(GAN_ERR_IO, "%s: no such run directory", run_dir);
+    /* Checked before the lock file is made: --resume of a directory that is no run (a typo, the
+     * runs/ folder itself) must leave nothing in it. */
+    if (stat(paths.checkpoints, &st) != 0 || !S_ISDIR(st.st_mode))
+        return gan_error(GAN_ERR_IO, "%s is not a run directory (it has no checkpoints/ folder): --resume takes "
+                                     "the --out of an earlier gan train",
+                         run_dir);
     int fd = -1;
     GAN_TRY(run_dir_lock(&paths, &fd));
     run_dir_unlock(fd);
@@ -274,8 +313,31 @@ void run_dir_unlock(int fd)
         close(fd); /* the lock goes with the descriptor; the file stays (its holder line is stale) */
 }
 
-/* Removes the regular files in `dir` whose names end in `suffix`. */
-static void remove_with_suffix(const char *dir, const char *suffix)
+/* The length of the name a temporary file name is for: `name` is <base>.tmp (run_dir's own
+ * writers), <base>.tmp.<pid> (conv_choices.c) or <base>.tmp.<pid>.<n> (gan_file_write_replace, the
+ * npy writer); 0 when it is none of these. */
+static size_t temporary_base_length(const char *name)
+{
+    const char *tmp = NULL;
+    for (const char *p = strstr(name, ".tmp"); p; p = strstr(p + 1, ".tmp"))
+        tmp = p; /* the last ".tmp" */
+    if (!tmp || tmp == name)
+        return 0;
+    const char *p = tmp + 4;
+    for (int groups = 0; *p && groups < 2; groups++) {
+        if (*p != '.' || !isdigit((unsigned char)p[1]))
+            return 0;
+        p++;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    return *p ? 0 : (size_t)(tmp - name);
+}
+
+/* Removes the regular files in `dir` that are temporary files (temporary_base_length) of a name
+ * ending in `suffix` ("" for any), or equal to `suffix` when `exact`. The run directory is locked:
+ * no other writer's temporary file can be in it. */
+static void remove_temporaries(const char *dir, const char *suffix, bool exact)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -283,8 +345,9 @@ static void remove_with_suffix(const char *dir, const char *suffix)
     size_t suffix_len = strlen(suffix);
     struct dirent *entry;
     while ((entry = readdir(d))) {
-        size_t len = strlen(entry->d_name);
-        if (len <= suffix_len || strcmp(entry->d_name + len - suffix_len, suffix))
+        size_t len = temporary_base_length(entry->d_name);
+        if (!len || len < suffix_len || (exact && len != suffix_len) ||
+            strncmp(entry->d_name + len - suffix_len, suffix, suffix_len))
             continue;
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
@@ -297,13 +360,11 @@ static void remove_with_suffix(const char *dir, const char *suffix)
 
 void run_dir_remove_stale_temporaries(const run_paths *paths)
 {
-    remove_with_suffix(paths->checkpoints, ".safetensors.tmp");
-    remove_with_suffix(paths->samples, ".tmp");
-    char config_tmp[4300];
-    snprintf(config_tmp, sizeof config_tmp, "%s/config.ini.tmp", paths->root);
-    unlink(config_tmp);
-    snprintf(config_tmp, sizeof config_tmp, "%s/conv_algorithms.txt.tmp", paths->root);
-    unlink(config_tmp);
+    remove_temporaries(paths->checkpoints, ".safetensors", false);
+    remove_temporaries(paths->samples, "", false);
+    const char *root_files[] = {"config.ini", "conv_algorithms.txt", "metrics.jsonl"};
+    for (size_t i = 0; i < sizeof root_files / sizeof root_files[0]; i++)
+        remove_temporaries(paths->root, root_files[i], true);
 }
 
 /* The iteration of one metrics.jsonl line ({"iteration": N, ...}); false when it has none. */
