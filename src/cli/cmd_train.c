@@ -8,7 +8,6 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "gan/backend_select.h"
 #include "gan/checkpoint.h"
 #include "gan/config.h"
 #include "gan/dist.h"
@@ -59,13 +58,13 @@ static gan_status load_config(const char *config_path, const char *out_dir, cons
     return GAN_OK;
 }
 
-/* What gan_run_train would find only after it has made the run directory and its lock (it opens
- * the backend and builds the models after taking the directory), or not at all: a layer string
- * that does not parse or whose shapes do not fit, a device that cannot be had, and a value the
- * stored config cannot carry (found otherwise only when a checkpoint's config is read back). Checked here first, so such
- * a run leaves nothing behind. The models are built with no backend (shapes only, no memory); the
- * backend is opened and closed again. */
-static gan_status check_models_and_device(const gan_config *cfg, const char *device)
+/* What gan_run_train would find only after it has made the run directory and its lock (it builds
+ * the models after taking the directory), or not at all: a layer string that does not parse or
+ * whose shapes do not fit, and a value the stored config cannot carry (found otherwise only when a
+ * checkpoint's config is read back). Checked here first, so such a run leaves nothing behind. The
+ * models are built with no backend (shapes only, no memory). (A device that cannot be had:
+ * gan_run_train opens it before it takes the directory.) */
+static gan_status check_models(const gan_config *cfg)
 {
     GAN_TRY(gan_config_validate(cfg));
     GAN_TRY(gan_config_check_storable(cfg));
@@ -86,10 +85,6 @@ static gan_status check_models_and_device(const gan_config *cfg, const char *dev
                            d->output_shape.c, d->output_shape.h, d->output_shape.w);
         goto cleanup;
     }
-    gan_backend_options options = gan_backend_options_for_config(cfg);
-    gan_backend *backend = NULL;
-    GAN_CHECK(gan_backend_open(device, &options, &backend, NULL, 0));
-    backend->destroy(backend);
 cleanup:
     gan_model_destroy(g);
     gan_model_destroy(d);
@@ -122,14 +117,14 @@ static int usage_error(const gan_dist *dist, const char *fmt, const char *arg)
  * reported once. */
 static gan_status shared_config(const gan_dist *dist, const char *config_path, const char *out_dir,
                                 const char *resume_dir, const char *const *overrides, int override_count,
-                                const char *device, gan_config *cfg, char *run_dir, size_t run_dir_bytes)
+                                gan_config *cfg, char *run_dir, size_t run_dir_bytes)
 {
     gan_status status = GAN_OK;
     if (dist->rank == 0)
         status = load_config(config_path, out_dir, resume_dir, overrides, override_count, cfg, run_dir,
                              run_dir_bytes);
     if (dist->rank == 0 && status == GAN_OK)
-        status = check_models_and_device(cfg, device);
+        status = check_models(cfg);
     GAN_TRY(gan_dist_agree(dist, status));
     GAN_TRY(gan_dist_broadcast(dist, cfg, sizeof *cfg, 0));
     return gan_dist_broadcast(dist, run_dir, run_dir_bytes, 0);
@@ -208,7 +203,7 @@ static int train_command(int argc, char **argv, const gan_dist *dist)
     gan_config cfg;
     char run_dir[4200] = "";
     gan_config_defaults(&cfg);
-    if (shared_config(dist, config_path, out_dir, resume_dir, overrides, override_count, device, &cfg, run_dir,
+    if (shared_config(dist, config_path, out_dir, resume_dir, overrides, override_count, &cfg, run_dir,
                       sizeof run_dir) != GAN_OK) {
         report(dist);
         return 1;

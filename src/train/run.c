@@ -675,11 +675,12 @@ gan_status gan_run_train(const gan_config *cfg_in, const gan_run_options *option
     /* Each start-up step ends with every rank knowing whether any failed (one process: a no-op). */
     /* FID's files (rank 0's), before the run directory is made: a missing one stops the run here */
     GAN_CHECK(gan_dist_agree(dist, fid_track_open(&run.fid, &cfg, run.writer)));
+    /* The device too: one that cannot be had leaves no run directory behind. */
+    GAN_CHECK(gan_dist_agree(dist, open_backend(&run, options)));
+    GAN_CHECK(check_same_backend(&run));
     GAN_CHECK(gan_dist_agree(dist, take_run_directory(&run, options->resume, resume_path, sizeof resume_path)));
     if (options->resume) /* rank 0 chose the checkpoint: every rank loads that one */
         GAN_CHECK(gan_dist_broadcast(dist, resume_path, sizeof resume_path, 0));
-    GAN_CHECK(gan_dist_agree(dist, open_backend(&run, options)));
-    GAN_CHECK(check_same_backend(&run));
     /* The convolution algorithms chosen before (cache, checkpoint), then what planning chose,
      * kept by the writer (conv_algorithms.h). */
     GAN_CHECK(gan_dist_agree(dist, conv_algorithms_reuse(run.backend, options->resume ? resume_path : NULL,
