@@ -2,6 +2,7 @@
  * gan_config, its type, default and meaning; loading, overriding, printing and --help all walk
  * this table, so they cannot disagree. */
 #include "gan/config.h"
+#include "gan/file_atomic.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -362,20 +363,15 @@ static gan_status parse_text(gan_config *cfg, const char *text, size_t bytes, co
 /* Configs are small: a file past this is not one. */
 enum { MAX_CONFIG_BYTES = 1 << 20 };
 
-/* Opens a config for reading: a regular file only. O_NONBLOCK: a FIFO must not make the open wait
- * (as src/data/idx.c); it is refused, like a directory or a device. */
+/* Opens a config for reading: a regular file only (gan_input_open_regular: a FIFO, a directory or
+ * a device is refused, never waited on). */
 static gan_status open_config_file(const char *path, FILE **out)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return gan_error(GAN_ERR_IO, "%s: cannot open the config file: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return gan_error(GAN_ERR_IO, "%s: not a regular file: a config is an INI file", path);
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    int fd;
+    size_t size;
+    if (gan_input_open_regular(path, &fd, &size) != GAN_OK)
+        return gan_error_prefix(GAN_ERR_IO, "the config file: ");
     FILE *f = fdopen(fd, "rb");
     if (!f) {
         int why = errno;

@@ -62,6 +62,12 @@ gan_status gan_file_write_atomic(const char *path, const gan_file_piece *pieces,
 gan_status gan_file_write_replace(const char *path, const gan_file_piece *pieces, int piece_count,
                                   bool durable);
 
+/* The reading side's rule: an input file is a regular file. Opens `path` for reading without
+ * waiting (O_NONBLOCK, so a FIFO cannot block the open), refuses anything but a regular file
+ * ("PATH: not a regular file"), then clears O_NONBLOCK; *fd is the open descriptor and *size the
+ * file's size in bytes. Errors name the path and the OS reason. */
+gan_status gan_input_open_regular(const char *path, int *fd, size_t *size);
+
 #ifdef __cplusplus
 }
 #endif

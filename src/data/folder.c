@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gan/data.h"
+#include "gan/file_atomic.h"
 
 enum { MAX_DEPTH = 64 };
 
@@ -229,16 +230,10 @@ gan_status gan_split_filter(gan_file_list *list, const char *split_file, const c
     int wanted = split_partition(split);
     if (wanted < 0)
         return gan_error(GAN_ERR_CONFIG, "data.split = '%s': use all, train, valid or test", split);
-    /* O_NONBLOCK: a FIFO must not make the open wait (as src/data/idx.c); it is refused below. */
-    int fd = open(split_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return gan_error(GAN_ERR_IO, "split list %s: %s", split_file, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return gan_error(GAN_ERR_IO, "split list %s: not a regular file", split_file);
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    int fd;
+    size_t size;
+    if (gan_input_open_regular(split_file, &fd, &size) != GAN_OK)
+        return gan_error_prefix(GAN_ERR_IO, "split list ");
     FILE *f = fdopen(fd, "r");
     if (!f) {
         int why = errno;

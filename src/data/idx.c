@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "gan/data.h"
+#include "gan/file_atomic.h"
 
 void gan_image_set_free(gan_image_set *set)
 {
@@ -115,23 +116,16 @@ static gan_status read_images(gzFile f, const char *path, uint64_t file_bytes, g
 gan_status gan_idx_read_images(const char *path, gan_image_set *out)
 {
     memset(out, 0, sizeof *out);
-    /* O_NONBLOCK: a FIFO must not make the open wait; it is refused below */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    int fd;
+    size_t file_size;
+    GAN_TRY(gan_input_open_regular(path, &fd, &file_size));
     errno = 0;
     gzFile f = gzdopen(fd, "rb");
     if (!f) {
         close(fd);
         return gan_error(GAN_ERR_IO, "%s: %s", path, errno ? strerror(errno) : "cannot open");
     }
-    gan_status status = read_images(f, path, (uint64_t)st.st_size, out);
+    gan_status status = read_images(f, path, (uint64_t)file_size, out);
     gzclose(f); /* closes fd */
     if (status != GAN_OK)
         gan_image_set_free(out);

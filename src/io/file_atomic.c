@@ -206,3 +206,20 @@ gan_status gan_file_write_atomic(const char *path, const gan_file_piece *pieces,
 {
     return gan_file_write_replace(path, pieces, piece_count, true);
 }
+
+gan_status gan_input_open_regular(const char *path, int *fd_out, size_t *size)
+{
+    *fd_out = -1;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    *fd_out = fd;
+    *size = (size_t)st.st_size;
+    return GAN_OK;
+}

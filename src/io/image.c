@@ -3,6 +3,7 @@
  * to the decode call with the library's message; every buffer belongs to the decoder (grown and
  * reused), so a longjmp leaks nothing. */
 #include "gan/image.h"
+#include "gan/file_atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -417,15 +418,9 @@ gan_status gan_image_decode(gan_image_decoder *dec, const uint8_t *bytes, size_t
 gan_status gan_file_read(const char *path, uint8_t **buffer, size_t *capacity, size_t *size)
 {
     *size = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not make it wait */
-    if (fd < 0)
-        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t expected = (size_t)st.st_size;
+    int fd;
+    size_t expected;
+    GAN_TRY(gan_input_open_regular(path, &fd, &expected));
     if (!grow(buffer, capacity, expected + 1)) {
         close(fd);
         return gan_error(GAN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, expected);
