@@ -215,19 +215,13 @@ static gan_status check_size(const gan_npy_header *h, size_t file_bytes, const c
 gan_status gan_npy_map(const char *path, gan_npy_array *out)
 {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not make it wait */
-    if (fd < 0)
-        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int fd;
+    size_t file_bytes;
+    GAN_TRY(gan_input_open_regular(path, &fd, &file_bytes));
+    if (file_bytes < 10) {
         close(fd);
-        return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
+        return gan_error(GAN_ERR_FORMAT, "%s: not a .npy file (%zu bytes)", path, file_bytes);
     }
-    if (st.st_size < 10) {
-        close(fd);
-        return gan_error(GAN_ERR_FORMAT, "%s: not a .npy file (%lld bytes)", path, (long long)st.st_size);
-    }
-    size_t file_bytes = (size_t)st.st_size;
     void *base = mmap(NULL, file_bytes, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
     if (base == MAP_FAILED)

@@ -459,15 +459,10 @@ static gan_status read_member(const char *path, const char *name, uint64_t max_v
         return gan_error(GAN_ERR_ARG, "gan_npz_read: NULL argument");
     memset(out, 0, sizeof *out);
     out->name = name;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return gan_error(GAN_ERR_IO, "%s: not a regular file", path);
-    }
-    zip_file z = {.path = path, .size = (size_t)st.st_size};
+    int fd;
+    size_t file_size;
+    GAN_TRY(gan_input_open_regular(path, &fd, &file_size));
+    zip_file z = {.path = path, .size = file_size};
     void *map = z.size ? mmap(NULL, z.size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     close(fd);
     if (z.size && map == MAP_FAILED)
