@@ -48,8 +48,8 @@ typedef struct scripted {
 } scripted;
 
 /* What each pass's timed search finds (fastest first, as cuDNN sorts them). Forward: an
- * allow-conversion one fastest (FP16 math: never acceptable), a tensor-op algorithm (tf32 only), then a non-deterministic FMA one, then deterministic
- * FMA ones. */
+ * allow-conversion one fastest (FP16 math: never acceptable), a tensor-op algorithm (tf32 only),
+ * then a non-deterministic FMA one, then deterministic FMA ones. */
 static const scripted FORWARD[] = {
     {7, 0.01f, 0, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION}, /* FP16: never taken */
     {2, 0.05f, 0, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH},

@@ -17,9 +17,9 @@
  * compute capability, cudnnGetVersion(), the backend's precision and determinism, the geometry
  * (gan_conv_geom: n, then c x h x w of its x and y, kernel, stride, padding) and the pass. The
  * rest is the choice: cuDNN's algorithm number for that pass (its enum value), `subpixel` for
- * the backward-data of ours or `im2col` for the backward-filter of ours; cuDNN's math type (default, tensor-op, tensor-op-allow-conversion,
- * fma: cudnnMathType_t's values 0..3); the workspace it needed and the milliseconds it measured,
- * for reports. A choice is reused only where every key field is equal. */
+ * the backward-data of ours or `im2col` for the backward-filter of ours; cuDNN's math type
+ * (default, tensor-op, tensor-op-allow-conversion, fma: cudnnMathType_t's values 0..3); the
+ * workspace it needed and the milliseconds it measured, for reports. A choice is reused only where every key field is equal. */
 #ifndef GAN_CONV_CHOICES_H
 #define GAN_CONV_CHOICES_H
 

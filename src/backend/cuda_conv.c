@@ -27,8 +27,9 @@
  * choose).
  * Acceptable: fits the workspace budget (the backend's workspace_bytes option); deterministic
  * (CUDNN_DETERMINISTIC) when the backend is; in fp32 runs FMA kernels (no TF32), in tf32 any
- * math type cuDNN offers but allow-conversion (which may round the data to FP16). Timing noise can make two searches choose differently: the stored
- * choices are what keeps a deterministic run reproducible across resumes and reruns. */
+ * math type cuDNN offers but allow-conversion (which may round the data to FP16). Timing noise
+ * can make two searches choose differently: the stored choices are what keeps a deterministic run
+ * reproducible across resumes and reruns. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,7 +492,8 @@ static gan_status consider_subpixel(gan_cuda_impl *impl, gan_cuda_conv_plan *pla
         by = GAN_CUDA_CHOSEN_MEASURED;
     }
     plan->pass[GAN_CONV_BACKWARD_DATA] = (gan_cuda_pass_plan){
-        .planned = true, .algo = GAN_CONV_ALGO_SUBPIXEL, .math = impl->conv_plans[inner_index].pass[GAN_CONV_FORWARD].math,
+        .planned = true, .algo = GAN_CONV_ALGO_SUBPIXEL,
+        .math = impl->conv_plans[inner_index].pass[GAN_CONV_FORWARD].math,
         .bytes = bytes, .ms = ms, .chosen_by = by,
     };
     plan->subpixel_inner = inner_index;
