@@ -17,7 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum key_type { KEY_INT, KEY_INT64, KEY_U64, KEY_DOUBLE, KEY_STRING, KEY_TEXT, KEY_ENUM, KEY_BOOL } key_type;
+/* KEY_LAYERS: a layer sequence, text whose whitespace only separates layers (a line break or a run
+ * of spaces, as a multi-line override gives it, is kept as one space: what its stored INI lines
+ * read back as). */
+typedef enum key_type { KEY_INT, KEY_INT64, KEY_U64, KEY_DOUBLE, KEY_STRING, KEY_TEXT, KEY_LAYERS, KEY_ENUM, KEY_BOOL } key_type;
 
 typedef struct config_key {
     const char *section, *key;
@@ -35,9 +38,9 @@ static const config_key keys[] = {
     {"model", "nz", KEY_INT, FIELD(nz), "100", 1, 65536, NULL, "latent size"},
     {"model", "noise", KEY_ENUM, FIELD(noise), "normal", 0, 0, "normal|uniform",
      "latent distribution: normal N(0,1), or uniform [0,1) like torch.rand"},
-    {"model", "generator", KEY_TEXT, FIELD(generator), "", 0, 0, NULL,
+    {"model", "generator", KEY_LAYERS, FIELD(generator), "", 0, 0, NULL,
      "generator layer sequence, input [nz,1,1] (grammar: docs/DESIGN.md)"},
-    {"model", "discriminator", KEY_TEXT, FIELD(discriminator), "", 0, 0, NULL,
+    {"model", "discriminator", KEY_LAYERS, FIELD(discriminator), "", 0, 0, NULL,
      "discriminator layer sequence, input [channels,image_size,image_size]"},
     {"model", "export_prefix", KEY_STRING, FIELD(export_prefix), "main", 0, 0, NULL,
      "module prefix of exported names: main.0.weight, ..."},
@@ -144,6 +147,26 @@ static gan_status set_value(gan_config *cfg, const config_key *k, const char *va
     char *end = NULL;
     errno = 0;
     switch (k->type) {
+    case KEY_LAYERS: {
+        size_t used = append ? strlen(field) : 0;
+        for (const char *p = value; *p;) {
+            while (*p && isspace((unsigned char)*p))
+                p++;
+            const char *word = p;
+            while (*p && !isspace((unsigned char)*p))
+                p++;
+            if (p == word)
+                break;
+            int n = snprintf(field + used, k->size - used, "%s%.*s", used ? " " : "", (int)(p - word), word);
+            if (n < 0 || (size_t)n >= k->size - used)
+                return gan_error(GAN_ERR_CONFIG, "%s: %s.%s is longer than %zu characters", origin, k->section,
+                                 k->key, k->size - 1);
+            used += (size_t)n;
+        }
+        if (!append && !used)
+            field[0] = '\0';
+        return GAN_OK;
+    }
     case KEY_TEXT:
     case KEY_STRING: {
         size_t used = append ? strlen(field) : 0;
@@ -304,7 +327,7 @@ static int on_ini_value(void *user, const char *section, const char *name, const
     int *given = &st->key_line[k - keys];
     /* inih calls the handler again, with the same key, for each indented continuation line. */
     if (st->kind == LINE_CONTINUATION) {
-        if (k->type != KEY_TEXT) {
+        if (k->type != KEY_TEXT && k->type != KEY_LAYERS) {
             st->status = gan_error(GAN_ERR_CONFIG, "%s: %s.%s takes one value, and line %d is an indented "
                                                    "continuation of it",
                                    st->origin, section, name, st->line);
@@ -464,6 +487,7 @@ static void print_value(const gan_config *cfg, const config_key *k, FILE *out)
     const char *field = (const char *)cfg + k->offset;
     switch (k->type) {
     case KEY_TEXT:
+    case KEY_LAYERS:
     case KEY_STRING: fputs(field, out); break;
     case KEY_INT: fprintf(out, "%d", *(const int *)field); break;
     case KEY_INT64: fprintf(out, "%lld", (long long)*(const int64_t *)field); break;
@@ -489,7 +513,7 @@ static void print_value(const gan_config *cfg, const config_key *k, FILE *out)
 /* One key's value as the stored config holds it. */
 static void write_value(const gan_config *cfg, const config_key *k, FILE *out)
 {
-    if (k->type != KEY_TEXT) {
+    if (k->type != KEY_TEXT && k->type != KEY_LAYERS) {
         print_value(cfg, k, out);
         return;
     }
@@ -558,7 +582,7 @@ gan_status gan_config_check_storable(const gan_config *cfg)
         gan_status parsed = parse_text(back, text, bytes, "stored config");
         free(text);
         const char *field = (const char *)cfg + k->offset, *read = (const char *)back + k->offset;
-        bool text_value = k->type == KEY_TEXT || k->type == KEY_STRING;
+        bool text_value = k->type == KEY_TEXT || k->type == KEY_LAYERS || k->type == KEY_STRING;
         if (parsed == GAN_OK && (text_value ? !strcmp(field, read) : !memcmp(field, read, k->size)))
             continue;
         char why[600];

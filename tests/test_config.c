@@ -56,6 +56,12 @@ static void check_storable_values(void)
     CHECK_OK(gan_config_load(&cfg, path));
     CHECK_OK(gan_config_override(&cfg, "data.path=/data/with spaces/and;semicolons;"));
     CHECK_OK(gan_config_check_storable(&cfg));
+    /* a layer sequence's line breaks and runs of spaces separate layers: kept as single spaces,
+     * which its stored lines read back as */
+    CHECK_OK(gan_config_override(&cfg, "model.generator=convt(64,4,1,0) bn relu\n   convt(1,4,2,1)\t tanh "));
+    CHECK_MSG(!strcmp(cfg.generator, "convt(64,4,1,0) bn relu convt(1,4,2,1) tanh"), "generator '%s'",
+              cfg.generator);
+    CHECK_OK(gan_config_check_storable(&cfg));
     char long_path[260] = "data.path=/x/";
     memset(long_path + strlen(long_path), 'a', 246);
     long_path[sizeof long_path - 1] = '\0';
