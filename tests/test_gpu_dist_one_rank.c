@@ -41,13 +41,7 @@ static gan_trainer *make_trainer(gan_backend *be, const char *text, bool sync_bn
     gan_config_defaults(&cfg);
     CHECK_OK(gan_config_load_string(&cfg, text, "gpu_dist.ini"));
     cfg.sync_bn = sync_bn;
-    gan_image_set images = {.count = 64, .height = cfg.image_size, .width = cfg.image_size,
-                            .channels = cfg.channels};
-    size_t bytes = (size_t)images.count * images.height * images.width * images.channels;
-    images.pixels = malloc(bytes);
-    for (size_t i = 0; i < bytes; i++)
-        images.pixels[i] = (uint8_t)((i * 2654435761u) >> 24);
-    CHECK_OK(gan_memory_source_open(&images, cfg.batch_size, cfg.seed, data));
+    CHECK_OK(test_hashed_image_source(&cfg, 64, data));
     gan_trainer *t = NULL;
     CHECK_OK(gan_trainer_create(&cfg, be, *data, NULL, &t));
     return t;

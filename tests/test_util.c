@@ -1,5 +1,8 @@
 #include "test_util.h"
 
+#include "gan/config.h"
+#include "gan/data.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -128,4 +131,17 @@ int test_finish(void)
 {
     printf("%d passed, %d failed\n", test_checks_passed, test_checks_failed);
     return test_checks_failed ? 1 : 0;
+}
+
+gan_status test_hashed_image_source(const gan_config *cfg, int count, gan_data_source **out)
+{
+    gan_image_set images = {.count = count, .height = cfg->image_size, .width = cfg->image_size,
+                            .channels = cfg->channels};
+    size_t bytes = (size_t)images.count * images.height * images.width * images.channels;
+    images.pixels = malloc(bytes ? bytes : 1);
+    if (!images.pixels)
+        return gan_error(GAN_ERR_NOMEM, "out of memory for %zu test pixels", bytes);
+    for (size_t i = 0; i < bytes; i++)
+        images.pixels[i] = (uint8_t)((i * 2654435761u) >> 24);
+    return gan_memory_source_open(&images, cfg->batch_size, cfg->seed, out);
 }

@@ -80,6 +80,12 @@ void test_fill_uniform(float *x, size_t n, unsigned seed, float low, float high)
 
 /* Source tree and build tree paths, from the environment ctest sets (GAN_SOURCE_DIR ...). */
 const char *test_source_dir(void);
+
+/* An in-memory data source of `count` images of cfg's data.image_size and data.channels, pixels a
+ * fixed hash of their index, batched by cfg's train.batch_size and shuffled by its seed. */
+struct gan_config;
+struct gan_data_source;
+gan_status test_hashed_image_source(const struct gan_config *cfg, int count, struct gan_data_source **out);
 const char *test_binary_dir(void);
 /* A fresh empty directory under the build tree for this test's files. */
 const char *test_temp_dir(const char *test_name);

@@ -118,16 +118,14 @@ static gan_status check_bn(int n, int c, int hw, const void *x, const void *y, c
     return GAN_OK;
 }
 
-/* Channel ch of a training-mode batch norm, x into y. */
-static void bn_forward_train_channel(int ch, int n, int c, int hw, const float *x,
-                                     const float *gamma, const float *beta, float momentum,
-                                     float eps, float *running_mean, float *running_var,
-                                     float *save_mean, float *save_invstd, float *y)
+/* Channel ch of a training-mode batch norm from its statistics over `count` values (the batch's,
+ * or the global batch's summed over ranks): mean, and the biased variance that normalises it. */
+static void bn_finish_channel(int ch, int n, int c, int hw, double count, double mean, double var,
+                              const float *x, const float *gamma, const float *beta, float momentum,
+                              float eps, float *running_mean, float *running_var, float *save_mean,
+                              float *save_invstd, float *y)
 {
-    const double count = (double)n * hw;
-    const double mean = channel_sum(x, n, c, hw, ch) / count;
     const float m = (float)mean;
-    const double var = channel_squares(x, n, c, hw, ch, m) / count; /* biased: what normalises the batch */
     const float invstd = (float)(1.0 / sqrt(var + eps));
     /* y = x alpha + shift, alpha = invstd gamma, shift = beta - mean alpha, as PyTorch's CPU
      * batch norm computes it */
@@ -143,6 +141,19 @@ static void bn_forward_train_channel(int ch, int n, int c, int hw, const float *
     /* PyTorch: running = (1 - momentum) running + momentum * stat, unbiased variance. */
     running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
     running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
+}
+
+/* Channel ch of a training-mode batch norm, x into y. */
+static void bn_forward_train_channel(int ch, int n, int c, int hw, const float *x,
+                                     const float *gamma, const float *beta, float momentum,
+                                     float eps, float *running_mean, float *running_var,
+                                     float *save_mean, float *save_invstd, float *y)
+{
+    const double count = (double)n * hw;
+    const double mean = channel_sum(x, n, c, hw, ch) / count;
+    const double var = channel_squares(x, n, c, hw, ch, (float)mean) / count; /* biased */
+    bn_finish_channel(ch, n, c, hw, count, mean, var, x, gamma, beta, momentum, eps, running_mean, running_var,
+                      save_mean, save_invstd, y);
 }
 
 #define BN_PARALLEL_FOR _Pragma("omp parallel for schedule(static) if ((size_t)n * c * hw >= CPU_PARALLEL_MIN_COUNT)")
@@ -333,24 +344,9 @@ gan_status cpu_bn_forward_from_sums(gan_backend *be, int n, int c, int hw, const
     if (!sums || !squares || !(count >= 2.0))
         return gan_error(GAN_ERR_ARG, "cpu bn forward from sums: no sums, or %g values per channel", count);
     BN_PARALLEL_FOR
-    for (int ch = 0; ch < c; ch++) {
-        /* bn_forward_train_channel's arithmetic from the summed statistics */
-        const double mean = sums[ch] / count;
-        const float m = (float)mean;
-        const double var = squares[ch] / count;
-        const float invstd = (float)(1.0 / sqrt(var + eps));
-        const float alpha = invstd * gamma[ch], shift = beta[ch] - m * alpha;
-        for (int img = 0; img < n; img++) {
-            const float *in = x + ((size_t)img * c + ch) * hw;
-            float *out = y + ((size_t)img * c + ch) * hw;
-            for (int j = 0; j < hw; j++)
-                out[j] = in[j] * alpha + shift;
-        }
-        save_mean[ch] = m;
-        save_invstd[ch] = invstd;
-        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
-        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
-    }
+    for (int ch = 0; ch < c; ch++)
+        bn_finish_channel(ch, n, c, hw, count, sums[ch] / count, squares[ch] / count, x, gamma, beta, momentum,
+                          eps, running_mean, running_var, save_mean, save_invstd, y);
     if (y_act)
         GAN_TRY(cpu_activation_forward(be, act, slope, (size_t)n * c * hw, y, y_act));
     return GAN_OK;
