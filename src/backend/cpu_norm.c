@@ -226,6 +226,31 @@ gan_status cpu_bn_forward_eval(gan_backend *be, int n, int c, int hw, const floa
     return GAN_OK;
 }
 
+/* Channel ch's dx from its gradient sums over `count` values (sum g, sum g xhat: the batch's, or
+ * the global batch's summed over ranks), g being dy itself (act FUSED_NONE) or dy through the fused
+ * activation from its output y:
+ * dx = gamma invstd / N (N g - sum g - xhat sum(g xhat)) = a g + k (x - mean) + b, the
+ * coefficients per channel in double. Inlined into each caller's loop with `act` a constant. */
+static inline __attribute__((always_inline)) void
+bn_dx_channel(int ch, int n, int c, int hw, const float *x, const float *y, const float *dy,
+              const float *gamma, float m, float invstd, double sum_dy, double sum_dy_xhat, double count,
+              float *dx, const int act, float slope)
+{
+    const double a = (double)gamma[ch] * invstd;
+    const float g_scale = (float)a, x_scale = (float)(-a * invstd * sum_dy_xhat / count);
+    const float offset = (float)(-a * sum_dy / count);
+    for (int img = 0; img < n; img++) {
+        const size_t plane = ((size_t)img * c + ch) * hw;
+        const float *restrict in = x + plane, *restrict g = dy + plane;
+        const float *restrict out_act = act == FUSED_NONE ? NULL : y + plane;
+        float *restrict out = dx + plane;
+        for (int j = 0; j < hw; j++) {
+            float gj = act == FUSED_NONE ? g[j] : act_backward(out_act[j], g[j], act, slope);
+            out[j] = g_scale * gj + (x_scale * (in[j] - m) + offset);
+        }
+    }
+}
+
 /* Channel ch of batch norm's backward from the gradient at its output: dy itself (act
  * FUSED_NONE), or through the fused activation from its output y and output gradient dy. Called
  * inside each caller's own parallel loop with `act` a constant: OpenMP outlines a parallel region
@@ -240,21 +265,7 @@ bn_backward_channel(int ch, int n, int c, int hw, const float *x, const float *y
     const float m = save_mean[ch], invstd = save_invstd[ch];
     double sum_dy, sum_dy_xhat;
     channel_grad_sums(x, y, dy, n, c, hw, ch, m, invstd, &sum_dy, &sum_dy_xhat, act, slope);
-    /* dx = gamma invstd / N (N g - sum g - xhat sum(g xhat))
-     *    = a g + k (x - mean) + b, the coefficients per channel in double */
-    const double a = (double)gamma[ch] * invstd;
-    const float g_scale = (float)a, x_scale = (float)(-a * invstd * sum_dy_xhat / count);
-    const float offset = (float)(-a * sum_dy / count);
-    for (int img = 0; img < n; img++) {
-        const size_t plane = ((size_t)img * c + ch) * hw;
-        const float *restrict in = x + plane, *restrict g = dy + plane;
-        const float *restrict out_act = act == FUSED_NONE ? NULL : y + plane;
-        float *restrict out = dx + plane;
-        for (int j = 0; j < hw; j++) {
-            float gj = act == FUSED_NONE ? g[j] : act_backward(out_act[j], g[j], act, slope);
-            out[j] = g_scale * gj + (x_scale * (in[j] - m) + offset);
-        }
-    }
+    bn_dx_channel(ch, n, c, hw, x, y, dy, gamma, m, invstd, sum_dy, sum_dy_xhat, count, dx, act, slope);
     dgamma[ch] = (param_beta != 0.0f ? param_beta * dgamma[ch] : 0.0f) + (float)sum_dy_xhat;
     dbeta[ch] = (param_beta != 0.0f ? param_beta * dbeta[ch] : 0.0f) + (float)sum_dy;
 }
@@ -384,29 +395,6 @@ gan_status cpu_bn_backward_sums(gan_backend *be, int n, int c, int hw, const flo
     return GAN_OK;
 }
 
-/* Channel ch's dx from the summed (sum g, sum g xhat): bn_backward_channel's formula. */
-static inline __attribute__((always_inline)) void
-bn_dx_from_sums_channel(int ch, int n, int c, int hw, const float *x, const float *y, const float *dy,
-                        const float *gamma, const float *save_mean, const float *save_invstd,
-                        const double *sums, double count, float *dx, const int act, float slope)
-{
-    const float m = save_mean[ch], invstd = save_invstd[ch];
-    const double sum_dy = sums[ch], sum_dy_xhat = sums[c + ch];
-    const double a = (double)gamma[ch] * invstd;
-    const float g_scale = (float)a, x_scale = (float)(-a * invstd * sum_dy_xhat / count);
-    const float offset = (float)(-a * sum_dy / count);
-    for (int img = 0; img < n; img++) {
-        const size_t plane = ((size_t)img * c + ch) * hw;
-        const float *restrict in = x + plane, *restrict g = dy + plane;
-        const float *restrict out_act = act == FUSED_NONE ? NULL : y + plane;
-        float *restrict out = dx + plane;
-        for (int j = 0; j < hw; j++) {
-            float gj = act == FUSED_NONE ? g[j] : act_backward(out_act[j], g[j], act, slope);
-            out[j] = g_scale * gj + (x_scale * (in[j] - m) + offset);
-        }
-    }
-}
-
 gan_status cpu_bn_backward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
                                      const float *y_act, const float *dy, gan_activation act,
                                      float slope, const float *gamma, const float *save_mean,
@@ -420,8 +408,8 @@ gan_status cpu_bn_backward_from_sums(gan_backend *be, int n, int c, int hw, cons
 #define DX_LOOP(ACT, SLOPE)                                                                              \
     BN_PARALLEL_FOR                                                                                      \
     for (int ch = 0; ch < c; ch++)                                                                       \
-        bn_dx_from_sums_channel(ch, n, c, hw, x, y_act, dy, gamma, save_mean, save_invstd, sums, count,  \
-                                dx, ACT, SLOPE);
+        bn_dx_channel(ch, n, c, hw, x, y_act, dy, gamma, save_mean[ch], save_invstd[ch], sums[ch],       \
+                      sums[c + ch], count, dx, ACT, SLOPE);
     if (!y_act) {
         DX_LOOP(FUSED_NONE, 0.0f)
     } else if (act == GAN_ACT_RELU) {
