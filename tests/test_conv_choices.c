@@ -57,6 +57,8 @@ static void test_round_trip(void)
     d.pass = GAN_CONV_BACKWARD_FILTER;
     d.algo = GAN_CONV_ALGO_IM2COL;
     d.geom.c_in = 3;
+    d.precision = GAN_PRECISION_BF16;
+    d.math = GAN_CONV_MATH_TENSOR_OP;
     CHECK_OK(gan_conv_choices_put(&list, &a));
     CHECK_OK(gan_conv_choices_put(&list, &b));
     CHECK_OK(gan_conv_choices_put(&list, &c));
@@ -69,7 +71,8 @@ static void test_round_trip(void)
                                "deterministic=true n=64 x=128x16x16 y=256x8x8 k=4x4 s=2x2 p=1x1 "
                                "pass=backward-data algo=1 math=fma workspace=4096 ms=0.0213\n"));
     CHECK(text && strstr(text, "algo=subpixel"));
-    CHECK(text && strstr(text, "pass=backward-filter algo=im2col math=fma"));
+    CHECK(text && strstr(text, "precision=bf16"));
+    CHECK(text && strstr(text, "pass=backward-filter algo=im2col math=tensor-op"));
     gan_conv_choices back = {0};
     CHECK_OK(gan_conv_choices_parse(text, "round trip", &back));
     CHECK(back.count == 4);
@@ -103,6 +106,9 @@ static void test_keys(void)
     other[3].cudnn_version = 90100;
     other[4].precision = GAN_PRECISION_TF32;
     other[5].deterministic = false;
+    gan_conv_choice bf16 = a;
+    bf16.precision = GAN_PRECISION_BF16;
+    CHECK(gan_conv_choices_find(&list, &bf16) == -1);
     other[6].geom.n = 32;
     other[7].geom.c_in = 64;
     other[8].geom.pad_w = 0;

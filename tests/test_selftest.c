@@ -148,6 +148,21 @@ static void test_backend_open(void)
         CHECK(status == GAN_ERR_UNSUPPORTED && be == NULL);
         CHECK(strstr(gan_error_message(), "train.precision = tf32 needs the CUDA backend") != NULL);
     }
+    /* bf16 likewise: refused by the CPU, never run in fp32 behind the user's back. */
+    gan_backend_options bf16 = gan_backend_options_default();
+    bf16.precision = GAN_PRECISION_BF16;
+    be = NULL;
+    CHECK_FAILS_WITH(gan_backend_open("cpu", &bf16, &be, why, sizeof why), GAN_ERR_UNSUPPORTED,
+                     "train.precision = bf16: the CPU backend computes in fp32 only");
+    CHECK(be == NULL);
+    status = gan_backend_open("auto", &bf16, &be, why, sizeof why);
+    if (status == GAN_OK) {
+        CHECK(be && be->kind == GAN_BACKEND_CUDA && be->options.precision == GAN_PRECISION_BF16);
+        be->destroy(be);
+    } else {
+        CHECK(status == GAN_ERR_UNSUPPORTED && be == NULL);
+        CHECK(strstr(gan_error_message(), "bf16") != NULL);
+    }
     gan_backend_options loose = gan_backend_options_default();
     loose.deterministic = false;
     be = NULL;
@@ -165,7 +180,10 @@ static void test_backend_open(void)
     CHECK_OK(gan_config_override(&cfg, "train.deterministic=false"));
     gan_backend_options from_config = gan_backend_options_for_config(&cfg);
     CHECK(from_config.precision == GAN_PRECISION_TF32 && !from_config.deterministic);
-    CHECK_FAILS_WITH(gan_config_override(&cfg, "train.precision=fp16"), GAN_ERR_CONFIG, "fp32|tf32");
+    CHECK_OK(gan_config_override(&cfg, "train.precision=bf16"));
+    CHECK(gan_backend_options_for_config(&cfg).precision == GAN_PRECISION_BF16);
+    CHECK(strcmp(gan_precision_name(GAN_PRECISION_BF16), "bf16") == 0);
+    CHECK_FAILS_WITH(gan_config_override(&cfg, "train.precision=fp16"), GAN_ERR_CONFIG, "fp32|tf32|bf16");
     CHECK_FAILS_WITH(gan_config_override(&cfg, "train.deterministic=yes"), GAN_ERR_CONFIG, "false|true");
 
     gan_cuda_versions versions;

@@ -229,11 +229,11 @@ static gan_status parse_line(line_reader *r, gan_conv_choice *c)
     GAN_TRY(read_int(r, "cc", 0, 99, &c->cc_minor));
     GAN_TRY(expect_key(r, "cudnn", false));
     GAN_TRY(read_long(r, "cudnn", 0, LONG_MAX, &c->cudnn_version));
-    static const char *const precisions[] = {"fp32", "tf32"};
+    static const char *const precisions[] = {"fp32", "tf32", "bf16"};
     static const char *const booleans[] = {"false", "true"};
     int word = 0;
     GAN_TRY(expect_key(r, "precision", false));
-    GAN_TRY(read_word(r, "precision", precisions, 2, &word));
+    GAN_TRY(read_word(r, "precision", precisions, 3, &word));
     c->precision = (gan_precision)word;
     GAN_TRY(expect_key(r, "deterministic", false));
     GAN_TRY(read_word(r, "deterministic", booleans, 2, &word));

@@ -13,6 +13,7 @@ const char *gan_precision_name(gan_precision precision)
     switch (precision) {
     case GAN_PRECISION_FP32: return "fp32";
     case GAN_PRECISION_TF32: return "tf32";
+    case GAN_PRECISION_BF16: return "bf16";
     }
     return "unknown";
 }

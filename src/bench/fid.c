@@ -207,7 +207,7 @@ cleanup:
 static int usage(FILE *out)
 {
     fprintf(out,
-            "usage: gan bench fid [train.precision=fp32|tf32 train.deterministic=true|false]\n"
+            "usage: gan bench fid [train.precision=fp32|tf32|bf16 train.deterministic=true|false]\n"
             "                     [--weights FILE | --random-weights] [--device auto|cpu|cuda|cuda:N]\n"
             "                     [--batch N] [--size S] [--channels 1|3] [--images N] [--runs R] [--warmup W]\n"
             "                     [--no-ops] [--profile]\n"

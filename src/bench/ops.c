@@ -630,7 +630,7 @@ static int usage(FILE *out)
             "convolutions the algorithm the backend runs (on CUDA: cuDNN's, chosen by timing each one\n"
             "when the models are planned, or reused from the cache of earlier choices).\n"
             "Defaults: --runs 5 --warmup 1 --min-ms 2; conv covers conv, convt and linear; act covers\n"
-            "the activations and dropout. The overrides apply to every config; train.precision=fp32|tf32\n"
+            "the activations and dropout. The overrides apply to every config; train.precision=fp32|tf32|bf16\n"
             "and train.deterministic=true|false set how the backend computes.\n");
     return out == stdout ? 0 : 2;
 }

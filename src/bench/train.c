@@ -304,7 +304,7 @@ static int usage(FILE *out)
             "ends with: train <config> batch <B>: <ms> ms/it, <img/s> img/s, <GFLOP/s> GFLOP/s (<pct>%% of\n"
             "sgemm peak). Without CONFIG: dcgan_celeba64 at batch 64 and 128, dcgan_fmnist32 at 128,\n"
             "mlp_mnist at 64. Defaults: --warmup 2 --rounds 3, iterations to fill about --seconds 8.\n"
-            "train.precision=fp32|tf32 and train.deterministic=true|false set how the backend computes.\n"
+            "train.precision=fp32|tf32|bf16 and train.deterministic=true|false set how the backend computes.\n"
             "Under mpirun -np N (one CONFIG): every rank trains train.batch_size / N samples of each batch;\n"
             "per-rank and total img/s, the all-reduces' time per iteration and the scaling efficiency\n"
             "against one rank alone (src/bench/train_dist.c).\n");

@@ -19,7 +19,7 @@ static void bench_usage(FILE *out)
             "train: end-to-end training iterations on synthetic data, ending with one summary line\n"
             "data:  gan prepare on synthetic JPEGs, the loader from the cache, steps fed by it\n"
             "fid:   images/s of the FID Inception's feature extraction, and its ops at the network's shapes\n"
-            "train.precision=fp32|tf32 and train.deterministic=true|false set how the backend computes.\n"
+            "train.precision=fp32|tf32|bf16 and train.deterministic=true|false set how the backend computes.\n"
             "Each takes --help. bench/RESULTS.md has the latest numbers.\n");
 }
 

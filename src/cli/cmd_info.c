@@ -95,7 +95,7 @@ int gan_cmd_info(int argc, char **argv)
                    (double)cuda.device_memory_bytes / (1024.0 * 1024.0 * 1024.0));
         if (cuda.note[0])
             printf("  %-22s %s\n", "note", cuda.note);
-        printf("  %-22s %s\n", "precisions", "fp32 (default), tf32 (train.precision); "
+        printf("  %-22s %s\n", "precisions", "fp32 (default), tf32, bf16 (train.precision, bf16 on sm_80+); "
                                               "train.deterministic = true (default) or false");
     } else {
         printf("  %-22s %s\n", "status", cuda.note[0] ? cuda.note : "not built");

@@ -17,7 +17,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: gan selftest [--device cuda|cuda:N] [--config FILE] [--batch N (2..65536)] [section.key=value ...]\n"
                  "  every CUDA op and one training iteration of the config (default\n"
                  "  configs/dcgan_celeba64.ini at batch 16) against the CPU backend; the CUDA backend\n"
-                 "  computes as train.precision (fp32|tf32) and train.deterministic say\n");
+                 "  computes as train.precision (fp32|tf32|bf16) and train.deterministic say\n");
 }
 
 /* The config the iteration runs: FILE at batch N, with the overrides. */

@@ -25,7 +25,7 @@ static void train_usage(FILE *out)
             "runs/<config name>) receives config.ini (resolved), metrics.jsonl, samples/*.png and\n"
             "checkpoints/ckpt_*.safetensors. Ctrl-C finishes the step, writes a checkpoint and\n"
             "exits with status 130; --resume DIR continues from the newest checkpoint.\n"
-            "The backend computes in train.precision (fp32, or tf32 on CUDA) and, with\n"
+            "The backend computes in train.precision (fp32, or tf32 or bf16 on CUDA) and, with\n"
             "train.deterministic = true (the default), repeats bit for bit.\n"
             "mpirun -np N gan train ... trains one run on N processes (data parallel: each takes\n"
             "train.batch_size / N samples of every batch; rank 0 writes the run directory).\n"

@@ -15,6 +15,12 @@
  *     ~1000 terms of O(1)), bias gradient, batch norm (cuDNN's statistics), BCE mean.
  *   TF32 (train.precision = tf32 only): GEMM and convolution rtol 1e-2, atol 5e-2 (10-bit
  *     mantissas).
+ *   BF16 (train.precision = bf16 only): GEMM and convolution rtol 1e-2, atol 1.5e-1. Each operand
+ *     is rounded to 8 significant bits (relative error up to 2^-9 each, 2^-8 per product); the
+ *     rounding errors of K products of uniform [-1, 1) operands (E|ab| = 1/4) add up like a
+ *     random walk, sqrt(K) 2^-8 / 4 = 0.03 for K = 1000 (the largest K here), and atol is about
+ *     4 of those standard deviations; a convolution's result is itself stored in BF16 (half an
+ *     ulp: 2^-9 relative), which rtol covers.
  * Inputs are uniform in [-1, 1) (wider where a range matters, e.g. activations in [-6, 6)). */
 #include <math.h>
 #include <stdint.h>
@@ -33,12 +39,13 @@ static const tolerance TRANSCENDENTAL = {1e-5, 1e-5};
 static const tolerance REDUCTION = {1e-4, 1e-4};
 static const tolerance LONG_REDUCTION = {1e-3, 1e-4};
 static const tolerance TF32 = {5e-2, 1e-2};
+static const tolerance BF16 = {1.5e-1, 1e-2};
 
 typedef struct selftest {
     gan_backend *ref, *test;
     FILE *report;
     bool all_ok;
-    bool tf32; /* the test backend may use TF32 in GEMMs and convolutions */
+    gan_precision precision; /* of the test backend's GEMMs and convolutions */
     uint64_t rng_state;
 } selftest;
 
@@ -49,6 +56,17 @@ typedef struct pair {
 } pair;
 
 /* ---- helpers ------------------------------------------------------------------------------- */
+
+/* The tolerance of a GEMM or convolution result: `fp32`'s, or the reduced precision's. */
+static tolerance math_tolerance(const selftest *st, tolerance fp32)
+{
+    switch (st->precision) {
+    case GAN_PRECISION_FP32: return fp32;
+    case GAN_PRECISION_TF32: return TF32;
+    case GAN_PRECISION_BF16: return BF16;
+    }
+    return fp32;
+}
 
 static float next_uniform(selftest *st, float low, float high)
 {
@@ -254,7 +272,7 @@ static gan_status check_gemm_case(selftest *st, bool ta, bool tb)
 {
     BOTH_SIDES_LOCALS;
     const int m = 67, n = 45, k = 129, pad = 3;
-    tolerance tol = st->tf32 ? TF32 : REDUCTION;
+    tolerance tol = math_tolerance(st, REDUCTION);
     int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
     size_t a_count = (size_t)(ta ? k : m) * lda, b_count = (size_t)(tb ? n : k) * ldb;
     size_t c_count = (size_t)m * ldc;
@@ -295,7 +313,7 @@ static gan_conv_geom conv_geom(int n, int c_in, int h_in, int w_in, int c_out, i
 static gan_status check_conv_geom(selftest *st, const gan_conv_geom *g)
 {
     BOTH_SIDES_LOCALS;
-    tolerance tol = st->tf32 ? TF32 : LONG_REDUCTION;
+    tolerance tol = math_tolerance(st, LONG_REDUCTION);
     size_t x_count = (size_t)g->n * g->c_in * g->h_in * g->w_in;
     size_t y_count = (size_t)g->n * g->c_out * g->h_out * g->w_out;
     size_t w_count = (size_t)g->c_out * g->c_in * g->k_h * g->k_w;
@@ -763,7 +781,7 @@ static gan_status check_eval_ops(selftest *st)
         const char *op = "conv_bias_act_forward [4,48,35,35] k5 p2 at 64 of 288";
         if (status == GAN_OK && RUN_BOTH(st, op, be->conv_bias_act_forward(be, &g, SIDE(x), SIDE(w), SIDE(bias), GAN_ACT_RELU,
                                                                       0.0f, 288, 64, SIDE(y), SIDE_RAW(ws))))
-            status = compare(st, op, &y, out, st->tf32 ? TF32 : LONG_REDUCTION);
+            status = compare(st, op, &y, out, math_tolerance(st, LONG_REDUCTION));
         pair_free(st, &w);
         pair_free(st, &ws);
     }
@@ -784,13 +802,16 @@ gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *rep
         .rng_state = 0x9E3779B97F4A7C15ull,
     };
     *all_within_tolerance = false;
-    st.tf32 = test->options.precision == GAN_PRECISION_TF32;
+    st.precision = test->options.precision;
     if (report)
         fprintf(report, "selftest: %s (%s, %sdeterministic%s) against %s; |test - ref| <= atol + rtol "
                         "|ref| per element\n",
                 test->name, gan_precision_name(test->options.precision),
                 test->options.deterministic ? "" : "not ",
-                st.tf32 ? ": TF32 tolerances for GEMM and convolution" : "", reference->name);
+                st.precision == GAN_PRECISION_TF32   ? ": TF32 tolerances for GEMM and convolution"
+                : st.precision == GAN_PRECISION_BF16 ? ": BF16 tolerances for GEMM and convolution"
+                                                     : "",
+                reference->name);
 
     gan_status (*const checks[])(selftest *) = {
         check_memory_ops, check_gemm, check_conv, check_bias, check_bn, check_activations,
