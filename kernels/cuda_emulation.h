@@ -3,8 +3,10 @@
  *
  * What it provides: __global__, __device__, __host__, __forceinline__, __shared__, threadIdx,
  * blockIdx, blockDim, gridDim, __syncthreads(), dim3, cudaStream_t, cudaError_t,
- * cudaGetLastError(), cudaGetErrorString(), and gan_emu_launch(), which the launch helper in
- * kernels/launch.cu calls where nvcc would see `kernel<<<grid, block, 0, stream>>>(args)`.
+ * cudaGetLastError(), cudaGetErrorString(), the bfloat16 type of <cuda_bf16.h> with its two
+ * conversions (__nv_bfloat16, __float2bfloat16_rn, __bfloat162float: bit-exact with CUDA's),
+ * and gan_emu_launch(), which the launch helper in kernels/launch.cu calls where nvcc would see
+ * `kernel<<<grid, block, 0, stream>>>(args)`.
  *
  * How a launch runs: on the calling host thread, blocks one after another; the CUDA threads of a
  * block are fibers (ucontext), run in turn from one __syncthreads() to the next: a round runs
@@ -18,8 +20,10 @@
  * under ASan.
  *
  * Not provided: warp intrinsics (__shfl_*, __ballot_*), atomics, dynamic shared memory, streams
- * that overlap (a launch runs to completion before gan_emu_launch returns). Kernels must not use
- * them; compiling the kernels against this header is what enforces it.
+ * that overlap (a launch runs to completion before gan_emu_launch returns), bfloat16 arithmetic,
+ * __nv_bfloat162 and every other bf16 conversion (rounding modes other than _rn, to and from
+ * integers and double). Kernels must not use them; compiling the kernels against this header is
+ * what enforces it.
  *
  * Include this header before anything that includes gan/elementwise_math.h: it defines
  * GAN_CUDA_EMULATION, which makes that header mark its functions __host__ __device__. */
@@ -38,6 +42,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -100,6 +105,46 @@ inline const char *cudaGetErrorString(cudaError_t error)
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     }
     return "unknown error";
+}
+
+/* ---- bfloat16 (<cuda_bf16.h>) ------------------------------------------------------------------ */
+
+/* A bfloat16 value: the upper 16 bits of a float (sign, 8 exponent bits, 7 mantissa bits). Same
+ * size and alignment as CUDA's __nv_bfloat16, so a uint16_t buffer of bit patterns can be
+ * reinterpreted as one. Only the conversions below are provided: no arithmetic. */
+struct __nv_bfloat16 {
+    uint16_t bits;
+};
+
+/* float -> bfloat16, rounded to nearest, ties to even, as CUDA's: the dropped low 16 bits decide
+ * (above half: up; exactly half: up only if the kept mantissa is odd). Rounding up carries into
+ * the exponent where it must (the largest floats round to infinity); infinities and zeros keep
+ * their sign and are exact; float subnormals round like any other value (no flush to zero).
+ * Every NaN becomes 0x7FFF, the quiet NaN that CUDA's software path returns (cuda_bf16.hpp,
+ * __internal_float2bfloat16) and cvt.rn.bf16.f32 gives on sm_80 and later. */
+inline __nv_bfloat16 __float2bfloat16_rn(float value)
+{
+    uint32_t x;
+    std::memcpy(&x, &value, sizeof x);
+    __nv_bfloat16 result;
+    if ((x & 0x7fffffffu) > 0x7f800000u) {
+        result.bits = 0x7fffu;
+        return result;
+    }
+    uint32_t kept = x >> 16, dropped = x & 0xffffu;
+    if (dropped > 0x8000u || (dropped == 0x8000u && (kept & 1u) != 0))
+        kept++;
+    result.bits = (uint16_t)kept;
+    return result;
+}
+
+/* bfloat16 -> float: exact (the bits become the upper half of the float's). */
+inline float __bfloat162float(__nv_bfloat16 value)
+{
+    uint32_t x = (uint32_t)value.bits << 16;
+    float result;
+    std::memcpy(&result, &x, sizeof result);
+    return result;
 }
 
 /* ---- fibers: the CUDA threads of the running block ------------------------------------------ */

@@ -169,6 +169,17 @@ gan_status gan_cuda_resize_bilinear(cudaStream_t cuda_stream, int n, int c, int 
 gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int hw, const float *bias,
                                      gan_activation act, float slope, float *y);
 
+/* ---- BF16 precision mode (kernels/convert.cuh) -------------------------------------------- */
+/* bf16 buffers are uint16_t [count] holding the bit patterns (the upper half of a float: sign,
+ * 8 exponent bits, 7 mantissa bits); src and dst have `count` elements each and do not overlap.
+ * count == 0 launches nothing. */
+/* dst[count] = src[count] rounded to BF16, to nearest even (NaN stays NaN). */
+gan_status gan_cuda_f32_to_bf16(cudaStream_t cuda_stream, size_t count, const float *src, uint16_t *dst);
+/* dst[count] = float(src[count]) when beta == 0 (dst not read), else beta * dst + float(src).
+ * The widening is exact; beta * dst is rounded before the add (no fused multiply-add). */
+gan_status gan_cuda_bf16_to_f32(cudaStream_t cuda_stream, size_t count, const uint16_t *src, float beta,
+                                float *dst);
+
 #ifdef __cplusplus
 }
 #endif

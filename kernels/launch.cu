@@ -14,6 +14,7 @@
 #include "activation.cuh"
 #include "adam.cuh"
 #include "common.cuh"
+#include "convert.cuh"
 #include "elementwise.cuh"
 #include "ema.cuh"
 #include "eval.cuh"
@@ -428,6 +429,26 @@ gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int
     size_t count = (size_t)n * (size_t)c * (size_t)hw;
     return launch_elementwise("bias_act", gan_bias_act_kernel, count, cuda_stream, count, (size_t)c,
                               (size_t)hw, bias, (int)act, slope, y);
+}
+
+/* ---- BF16 precision mode (kernels/convert.cuh) ---------------------------------------------- */
+
+/* The C side passes bf16 buffers as uint16_t bit patterns; the kernels take CUDA's type, which
+ * is the same 16 bits with the same alignment, so the pointers are reinterpreted, not copied. */
+static_assert(sizeof(__nv_bfloat16) == sizeof(uint16_t) && alignof(__nv_bfloat16) == alignof(uint16_t),
+              "__nv_bfloat16 must be a 16-bit pattern, as uint16_t");
+
+gan_status gan_cuda_f32_to_bf16(cudaStream_t cuda_stream, size_t count, const float *src, uint16_t *dst)
+{
+    return launch_elementwise("f32_to_bf16", gan_f32_to_bf16_kernel, count, cuda_stream, count, src,
+                              reinterpret_cast<__nv_bfloat16 *>(dst));
+}
+
+gan_status gan_cuda_bf16_to_f32(cudaStream_t cuda_stream, size_t count, const uint16_t *src, float beta,
+                                float *dst)
+{
+    return launch_elementwise("bf16_to_f32", gan_bf16_to_f32_kernel, count, cuda_stream, count,
+                              reinterpret_cast<const __nv_bfloat16 *>(src), beta, dst);
 }
 
 } /* extern "C" */

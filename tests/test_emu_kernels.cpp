@@ -14,7 +14,10 @@
  * in proportion beyond, against sums of order 1 to 4. The im2col backward-filter (two copy kernels,
  * then the CPU backend's GEMM on their outputs) sums the same n Ho Wo products per weight as the
  * CPU backend's backward-filter, in another order: 1e-5 relative, 1e-5 absolute up to 64 products
- * and in proportion beyond. */
+ * and in proportion beyond. The float <-> bfloat16 conversions have no CPU backend op: they are
+ * compared with a reference written here (the nearer of the two bf16 neighbours, in double), and
+ * must be bit-exact (tolerance 0; any NaN for a NaN input); the accumulating widening
+ * beta * dst + float(src) is checked bit-exact against the same two float operations. */
 #include "cuda_emulation.h"
 
 /* In a CUDA build, gan_core also holds the real launchers under the same extern "C" names: the
@@ -53,9 +56,13 @@
 #define gan_cuda_copy_channels emu_gan_cuda_copy_channels
 #define gan_cuda_resize_bilinear emu_gan_cuda_resize_bilinear
 #define gan_cuda_bias_act_forward emu_gan_cuda_bias_act_forward
+/* the BF16 precision mode's conversions */
+#define gan_cuda_f32_to_bf16 emu_gan_cuda_f32_to_bf16
+#define gan_cuda_bf16_to_f32 emu_gan_cuda_bf16_to_f32
 
 #include "launch.cu"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -866,6 +873,206 @@ void test_eval_ops(void)
     }
 }
 
+/* ---- float <-> bfloat16 (kernels/convert.cuh), against a reference of our own ------------- */
+
+/* The value of bf16 bit pattern p in double, decoded field by field (exact). The all-ones
+ * exponent is decoded as if exponents went on (2^128 for 0x7F80): the reference rounds with it as
+ * the neighbour above the largest finite bf16, which is what rounding to infinity means. */
+double bf16_pattern_value(uint16_t p)
+{
+    int sign = p >> 15, exponent = (p >> 7) & 0xff, mantissa = p & 0x7f;
+    double magnitude = exponent == 0 ? std::ldexp((double)mantissa, -126 - 7)
+                                     : std::ldexp((double)(128 + mantissa), exponent - 127 - 7);
+    return sign ? -magnitude : magnitude;
+}
+
+bool bf16_is_nan(uint16_t p) { return (p & 0x7fffu) > 0x7f80u; }
+
+/* The bf16 nearest to a non-NaN x, ties to the even mantissa: the two bf16 values around x are
+ * its float bits cut to the upper 16 (towards zero) and that pattern plus one (one step away
+ * from zero; 0x7F80, infinity, above the largest finite), compared in double. */
+uint16_t reference_bf16(float x)
+{
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    uint16_t toward_zero = (uint16_t)(bits >> 16);
+    if ((bits & 0xffffu) == 0)
+        return toward_zero; /* exactly a bf16, infinities and zeros included */
+    uint16_t away = (uint16_t)(toward_zero + 1);
+    double below = std::fabs((double)x - bf16_pattern_value(toward_zero));
+    double above = std::fabs(bf16_pattern_value(away) - (double)x);
+    if (below < above)
+        return toward_zero;
+    if (above < below)
+        return away;
+    return (toward_zero & 1u) == 0 ? toward_zero : away;
+}
+
+float float_of_bits(uint32_t bits)
+{
+    float x;
+    std::memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+/* Converts `src` with the kernel into a buffer with 3 guard elements beyond `count`, checks every
+ * element against the reference and that the guards are untouched. */
+void check_f32_to_bf16(const char *name, const std::vector<float> &src)
+{
+    const size_t count = src.size();
+    const uint16_t guard = 0xabcd;
+    std::vector<uint16_t> got(count + 3, guard);
+    CHECK_OK(gan_cuda_f32_to_bf16(nullptr, count, src.data(), got.data()));
+    for (size_t i = 0; i < count; i++) {
+        uint32_t bits;
+        std::memcpy(&bits, &src[i], sizeof bits);
+        if (std::isnan(src[i])) {
+            /* any NaN will do; CUDA (and so the emulation) gives the quiet NaN 0x7FFF */
+            if (!bf16_is_nan(got[i]) || got[i] != 0x7fffu) {
+                test_fail_at(__FILE__, __LINE__, "%s: element %zu of %zu, NaN 0x%08x, became 0x%04x (want 0x7fff)",
+                             name, i, count, (unsigned)bits, (unsigned)got[i]);
+                return;
+            }
+            continue;
+        }
+        uint16_t want = reference_bf16(src[i]);
+        if (got[i] != want) {
+            test_fail_at(__FILE__, __LINE__, "%s: element %zu of %zu, %.9g (0x%08x): kernel 0x%04x, reference 0x%04x",
+                         name, i, count, (double)src[i], (unsigned)bits, (unsigned)got[i], (unsigned)want);
+            return;
+        }
+    }
+    for (size_t i = count; i < count + 3; i++)
+        if (got[i] != guard) {
+            test_fail_at(__FILE__, __LINE__, "%s: wrote element %zu beyond count %zu", name, i, count);
+            return;
+        }
+    test_checks_passed++;
+}
+
+void test_bf16_conversions(void)
+{
+    /* Random bit patterns: every exponent (subnormals, infinities and NaNs among them), every
+     * mantissa. 4099 elements: 17 blocks, the last one partial. */
+    uint32_t state = 0x9e3779b9u;
+    auto next_bits = [&state]() {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        return state;
+    };
+    {
+        std::vector<float> src(4099);
+        for (float &x : src)
+            x = float_of_bits(next_bits());
+        check_f32_to_bf16("f32_to_bf16 random bits", src);
+    }
+    /* Random values of every magnitude from 1e-30 to 1e30, both signs. */
+    {
+        std::vector<float> src(1001);
+        for (size_t i = 0; i < src.size(); i++) {
+            double unit = (double)(next_bits() >> 8) / 16777216.0;
+            double magnitude = std::pow(10.0, -30.0 + 60.0 * (double)i / (double)(src.size() - 1)) * (1.0 + unit);
+            src[i] = (float)(i % 2 ? -magnitude : magnitude);
+        }
+        check_f32_to_bf16("f32_to_bf16 magnitudes", src);
+    }
+    /* Exact ties (low half 0x8000) on even and odd mantissas, and one ulp either side of them. */
+    {
+        std::vector<float> src;
+        for (int k = 0; k < 300; k++) {
+            uint32_t upper = next_bits() & 0x7ffe0000u; /* positive, kept mantissa even */
+            if ((upper >> 23) == 0xffu)
+                upper &= ~0x00800000u;                   /* finite: exponent 0xFE at most */
+            upper |= (uint32_t)(k & 1) << 16;            /* even and odd kept mantissas */
+            upper |= (uint32_t)(k & 2) << 30;            /* both signs */
+            src.push_back(float_of_bits(upper | 0x8000u));
+            src.push_back(float_of_bits(upper | 0x7fffu));
+            src.push_back(float_of_bits(upper | 0x8001u));
+        }
+        check_f32_to_bf16("f32_to_bf16 ties", src);
+    }
+    /* Special values, one element each. */
+    const uint32_t specials[] = {
+        0x3f800000u, 0x3f808000u, 0x3f818000u, /* 1, ties below even and odd mantissas */
+        0x3fff8000u, 0x3fffffffu, 0xbfff8000u, /* round up across an exponent: 2 - eps -> 2 */
+        0x3f7fffffu, 0x007fffffu, 0x807fffffu, /* 1 - eps -> 1; largest subnormal -> smallest normal */
+        0x7f7fffffu, 0xff7fffffu, 0x7f7f8000u, /* +-FLT_MAX and the tie above the largest bf16 -> inf */
+        0x7f7f7fffu, 0x7f7e8000u,              /* ... and just below: stay finite */
+        0x7f800000u, 0xff800000u, 0x00000000u, 0x80000000u, /* +-inf, +-0 */
+        0x00000001u, 0x80000001u, 0x00008000u, 0x00018000u, 0x00010000u, 0x0000ffffu, /* subnormals */
+        0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff800001u, 0x7fffffffu, 0x7fbf0000u, /* NaNs */
+    };
+    for (uint32_t bits : specials) {
+        char name[64];
+        std::snprintf(name, sizeof name, "f32_to_bf16 of 0x%08x", (unsigned)bits);
+        check_f32_to_bf16(name, {float_of_bits(bits)});
+    }
+    CHECK_OK(gan_cuda_f32_to_bf16(nullptr, 0, nullptr, nullptr)); /* nothing to do, nothing launched */
+    CHECK_OK(gan_cuda_bf16_to_f32(nullptr, 0, nullptr, 0.0f, nullptr));
+    CHECK_OK(gan_cuda_bf16_to_f32(nullptr, 0, nullptr, 1.0f, nullptr));
+
+    /* Every bf16 pattern widened into a buffer full of NaN (beta 0: dst is not read), exactly,
+     * then rounded back to the same pattern: 65536 elements, 256 full blocks. */
+    {
+        const size_t count = 65536;
+        std::vector<uint16_t> all(count), back(count);
+        for (size_t p = 0; p < count; p++)
+            all[p] = (uint16_t)p;
+        std::vector<float> wide(count, std::nanf(""));
+        CHECK_OK(gan_cuda_bf16_to_f32(nullptr, count, all.data(), 0.0f, wide.data()));
+        CHECK_OK(gan_cuda_f32_to_bf16(nullptr, count, wide.data(), back.data()));
+        size_t wrong_wide = count, wrong_back = count;
+        for (size_t p = count; p-- > 0;) {
+            uint16_t pattern = (uint16_t)p;
+            bool nan = bf16_is_nan(pattern);
+            bool sign_ok = std::signbit(wide[p]) == (pattern >> 15 != 0); /* -0 included */
+            bool wide_ok;
+            if (nan)
+                wide_ok = std::isnan(wide[p]);
+            else if ((pattern & 0x7fffu) == 0x7f80u)
+                wide_ok = std::isinf(wide[p]) && sign_ok;
+            else
+                wide_ok = (double)wide[p] == bf16_pattern_value(pattern) && sign_ok;
+            if (!wide_ok)
+                wrong_wide = p;
+            if (nan ? !bf16_is_nan(back[p]) : back[p] != pattern)
+                wrong_back = p;
+        }
+        CHECK_MSG(wrong_wide == count, "bf16_to_f32 of pattern 0x%04zx gave %.9g (beta 0, dst NaN before)",
+                  wrong_wide, wrong_wide < count ? (double)wide[wrong_wide] : 0.0);
+        CHECK_MSG(wrong_back == count, "bf16 0x%04zx -> f32 -> bf16 came back as 0x%04x", wrong_back,
+                  wrong_back < count ? (unsigned)back[wrong_back] : 0u);
+    }
+
+    /* Widening with accumulation, beta 1 and 0.5, over odd counts: dst = beta * dst + float(src),
+     * the same two float operations (the product rounded, then the sum). Guards beyond count. */
+    for (size_t count : {(size_t)1, (size_t)255, (size_t)257, (size_t)1237}) {
+        std::vector<float> values = random_floats(count, 300 + (unsigned)count, -3.0f, 3.0f);
+        std::vector<uint16_t> src(count);
+        CHECK_OK(gan_cuda_f32_to_bf16(nullptr, count, values.data(), src.data()));
+        std::vector<float> old = random_floats(count + 2, 400 + (unsigned)count, -2.0f, 2.0f);
+        for (float beta : {0.0f, 1.0f, 0.5f}) {
+            std::vector<float> got = old, want = old;
+            if (beta == 0.0f)
+                std::fill(got.begin(), got.begin() + (ptrdiff_t)count, std::nanf(""));
+            CHECK_OK(gan_cuda_bf16_to_f32(nullptr, count, src.data(), beta, got.data()));
+            for (size_t i = 0; i < count; i++) {
+                float widened = float_of_bits((uint32_t)src[i] << 16);
+                if (beta == 0.0f) {
+                    want[i] = widened;
+                } else {
+                    float scaled = beta * old[i];
+                    want[i] = scaled + widened;
+                }
+            }
+            char name[64];
+            std::snprintf(name, sizeof name, "bf16_to_f32 beta %g, count %zu", (double)beta, count);
+            check_identical(name, got, want); /* the 2 guards included: untouched */
+        }
+    }
+}
+
 } /* namespace */
 
 int main(void)
@@ -891,6 +1098,7 @@ int main(void)
     test_im2col_filter();
     test_bn_split();
     test_eval_ops();
+    test_bf16_conversions();
     cpu->destroy(cpu);
     return test_finish();
 }
