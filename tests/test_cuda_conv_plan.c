@@ -19,6 +19,10 @@
  *     heuristics; allow-conversion (FP16) math is never taken;
  *   - a geometry first seen at a call, or planned while capturing, is not searched;
  *   - a whole-input convolution is one GEMM with gan_conv_whole_input_gemm's arguments;
+ *   - bf16: each pass's workspace holds the BF16 copies of x, w and y before cuDNN's own; at the
+ *     call the two inputs are rounded into those copies, cuDNN runs on the copies with the rest of
+ *     the workspace, and the output copy is widened into the caller's buffer with the caller's
+ *     beta; a geometry first seen at a call (no workspace) is refused, naming the copies;
  *   - a malformed import changes nothing. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +217,15 @@ static bool inside(const void *p, size_t bytes)
 static int forward_y_dims[4];
 static bool forward_y_inside, forward_ws_inside;
 
+/* The last cuDNN convolution call: its x, w, y (y the output of a forward, x of a backward-data,
+ * w of a backward-filter), its workspace and its beta. */
+static struct {
+    const void *x, *w, *y;
+    void *ws;
+    size_t ws_bytes;
+    float beta;
+} last_cudnn;
+
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
                                       const void *x, const cudnnFilterDescriptor_t wd, const void *w,
                                       const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo,
@@ -220,6 +233,8 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const 
                                       const cudnnTensorDescriptor_t yd, void *y)
 {
     forward_calls++;
+    last_cudnn.x = x, last_cudnn.w = w, last_cudnn.y = y;
+    last_cudnn.ws = ws, last_cudnn.ws_bytes = ws_bytes, last_cudnn.beta = *(const float *)beta;
     cudnnDataType_t type;
     int sn, sc, sh, sw;
     cudnnGetTensor4dDescriptor(yd, &type, &forward_y_dims[0], &forward_y_dims[1], &forward_y_dims[2],
@@ -237,6 +252,8 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, c
                                            cudnnConvolutionBwdDataAlgo_t algo, void *ws, size_t ws_bytes,
                                            const void *beta, const cudnnTensorDescriptor_t dxd, void *dx)
 {
+    last_cudnn.x = dx, last_cudnn.w = w, last_cudnn.y = dy;
+    last_cudnn.ws = ws, last_cudnn.ws_bytes = ws_bytes, last_cudnn.beta = *(const float *)beta;
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -246,6 +263,8 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
                                              cudnnConvolutionBwdFilterAlgo_t algo, void *ws, size_t ws_bytes,
                                              const void *beta, const cudnnFilterDescriptor_t dwd, void *dw)
 {
+    last_cudnn.x = x, last_cudnn.w = dw, last_cudnn.y = dy;
+    last_cudnn.ws = ws, last_cudnn.ws_bytes = ws_bytes, last_cudnn.beta = *(const float *)beta;
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -284,6 +303,33 @@ gan_status gan_cuda_channels_first(cudaStream_t s, int n, int c, int hw, const f
     channels_first_calls++;
     channels_first_y = y;
     channels_first_inside = inside(y, (size_t)n * c * hw * sizeof(float));
+    return GAN_OK;
+}
+
+/* The BF16 conversions of bf16: every call recorded, in order. */
+typedef struct conversion {
+    bool to_bf16; /* f32_to_bf16, else bf16_to_f32 */
+    size_t count;
+    const void *src;
+    void *dst;
+    float beta;
+} conversion;
+static conversion conversions[8];
+static int conversion_count;
+
+gan_status gan_cuda_f32_to_bf16(cudaStream_t s, size_t count, const float *src, uint16_t *dst)
+{
+    if (conversion_count < 8)
+        conversions[conversion_count] = (conversion){true, count, src, dst, 0.0f};
+    conversion_count++;
+    return GAN_OK;
+}
+
+gan_status gan_cuda_bf16_to_f32(cudaStream_t s, size_t count, const uint16_t *src, float beta, float *dst)
+{
+    if (conversion_count < 8)
+        conversions[conversion_count] = (conversion){false, count, src, dst, beta};
+    conversion_count++;
     return GAN_OK;
 }
 
@@ -596,7 +642,7 @@ static void test_other_modes(void)
     CHECK_OK(gan_conv_whole_input_gemm(&WHOLE, GAN_CONV_BACKWARD_FILTER, &want));
     CHECK(gemm_calls == 2 && same_gemm(&last_gemm, &want));
     CHECK(find_calls == 0 && heuristic_calls == 0);
-    CHECK(says(&f, &WHOLE, GAN_CONV_FORWARD, "cublas sgemm (whole-input kernel)"));
+    CHECK(says(&f, &WHOLE, GAN_CONV_FORWARD, "cublas gemm fp32 (whole-input kernel)"));
     close_fake(&f);
 }
 
@@ -696,6 +742,103 @@ static void test_im2col(void)
     im2col_ms = 1.0f;
 }
 
+/* A stride-1 layer (neither form of ours is taken: the im2col form times slower than ALGO_3). */
+static const gan_conv_geom K3S1 = {.n = 4, .c_in = 8, .h_in = 8, .w_in = 8, .c_out = 16, .h_out = 8,
+                                   .w_out = 8, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1,
+                                   .pad_h = 1, .pad_w = 1};
+
+/* Whether conversion i is `to_bf16` of `count` elements from `src` to `dst` (beta for widening). */
+static bool conversion_is(int i, bool to_bf16, size_t count, const void *src, const void *dst, float beta)
+{
+    const conversion *c = &conversions[i];
+    bool yes = i < conversion_count && c->to_bf16 == to_bf16 && c->count == count && c->src == src &&
+               c->dst == dst && c->beta == beta;
+    if (!yes)
+        fprintf(stderr, "  conversion %d of %d: %s %zu from %p to %p beta %g; want %s %zu from %p to %p beta %g\n",
+                i, conversion_count, c->to_bf16 ? "to_bf16" : "to_f32", c->count, c->src, c->dst,
+                (double)c->beta, to_bf16 ? "to_bf16" : "to_f32", count, src, dst, (double)beta);
+    return yes;
+}
+
+static void test_bf16(void)
+{
+    const size_t nx = 4 * 8 * 8 * 8, nw = 16 * 8 * 3 * 3, ny = 4 * 16 * 8 * 8;
+    /* [x bf16 | w bf16 | y bf16], each rounded up to 256 bytes */
+    const size_t ax = (nx * 2 + 255) / 256 * 256, aw = (nw * 2 + 255) / 256 * 256, ay = (ny * 2 + 255) / 256 * 256;
+    const size_t copies = ax + aw + ay;
+    fake_backend f;
+    open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1);
+    /* forward: the tensor-op GEMM (0 bytes); backward-filter: ALGO_3 (2048): the largest pass */
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "GEMM tensor-op"));
+    CHECK(says(&f, &K3S1, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
+    CHECK_MSG(bytes == copies + 2048, "workspace %zu, want the copies' %zu + ALGO_3's 2048", bytes, copies);
+
+    char *ws = malloc(bytes);
+    const float *x = (const float *)0x1000, *w = (const float *)0x2000;
+    float *y = (float *)0x3000;
+    /* forward: x and w rounded into their copies, cuDNN on the copies with the rest of the
+     * workspace (0 bytes for the GEMM algorithm), y widened with beta 0 */
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, ws));
+    CHECK(conversion_count == 3);
+    CHECK(conversion_is(0, true, nx, x, ws, 0.0f));
+    CHECK(conversion_is(1, true, nw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(2, false, ny, ws + ax + aw, y, 0.0f));
+    CHECK(last_cudnn.x == ws && last_cudnn.w == ws + ax && last_cudnn.y == ws + ax + aw);
+    CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 0 && last_cudnn.beta == 0.0f);
+
+    /* backward-data: w and dy in, dx out */
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_backward_data(&f.be, &K3S1, y, w, (float *)x, ws));
+    CHECK(conversion_count == 3);
+    CHECK(conversion_is(0, true, nw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(1, true, ny, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, false, nx, ws, x, 0.0f));
+    CHECK(last_cudnn.x == ws && last_cudnn.w == ws + ax && last_cudnn.y == ws + ax + aw);
+
+    /* backward-filter, accumulating (beta 1): cuDNN overwrites the dw copy (beta 0), the widening
+     * adds it to the caller's dw */
+    float *dw = (float *)0x4000;
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &K3S1, x, y, 1.0f, dw, ws));
+    CHECK(conversion_count == 3);
+    CHECK(conversion_is(0, true, nx, x, ws, 0.0f));
+    CHECK(conversion_is(1, true, ny, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, false, nw, ws + ax, dw, 1.0f));
+    CHECK(last_cudnn.w == ws + ax && last_cudnn.beta == 0.0f);
+    CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 2048);
+    free(ws);
+    close_fake(&f);
+
+    /* fp32: no conversions, cuDNN on the caller's buffers with the whole workspace */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1);
+    CHECK(bytes == 4096); /* forward IMPLICIT_PRECOMP_GEMM's */
+    ws = malloc(bytes);
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &K3S1, x, y, 1.0f, dw, ws));
+    CHECK(conversion_count == 0);
+    CHECK(last_cudnn.x == x && last_cudnn.y == y && last_cudnn.w == dw && last_cudnn.ws == ws &&
+          last_cudnn.beta == 1.0f);
+    free(ws);
+    close_fake(&f);
+
+    /* First seen at a call, with no workspace: bf16 has no room for its copies and says so. */
+    open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, NULL), GAN_ERR_BACKEND, "BF16 copies");
+    close_fake(&f);
+
+    /* A whole-input convolution: one GEMM (BF16 inside cuBLAS), no copies. */
+    open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
+    conversion_count = 0;
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &WHOLE) == 0);
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &WHOLE, x, w, y, NULL));
+    CHECK(conversion_count == 0);
+    CHECK(says(&f, &WHOLE, GAN_CONV_FORWARD, "cublas gemm bf16"));
+    close_fake(&f);
+}
+
 int main(void)
 {
     char *exported = NULL;
@@ -705,6 +848,7 @@ int main(void)
     free(exported);
     test_other_modes();
     test_im2col();
+    test_bf16();
     return test_finish();
 }
 #endif

@@ -6,7 +6,9 @@
  *     is its output; for a ConvTranspose2d, y is its input and x its output (the layer is the
  *     backward-data of that convolution), so the check covers both directions;
  *   - cudnnGetTensor4dDescriptor / cudnnGetFilter4dDescriptor read back the planned dims;
- *   - where the sub-pixel backward-data applies (gan/cuda_args.h), its inner convolution too.
+ *   - where the sub-pixel backward-data applies (gan/cuda_args.h), its inner convolution too;
+ *   - the element type is FP32, or BF16 in bf16 (with FP32 sums: the convolution descriptors'
+ *     compute type), and each precision's GEMM compute type is the one it promises.
  * The geometries are the ones the layers hand the backend: the models are planned with a backend
  * that records every conv_workspace_bytes call. Descriptor calls need no device (nor a cuDNN
  * handle), so this runs in CI; a build without CUDA reports it skipped. */
@@ -47,15 +49,19 @@ static size_t record_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *
 
 static int configs_checked, convs_checked, subpixel_checked;
 
-static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, int n, int c, int h, int w)
+/* fp32, tf32, bf16 */
+enum { PRECISIONS = GAN_PRECISION_BF16 + 1 };
+
+static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, cudnnDataType_t want_type, int n,
+                         int c, int h, int w)
 {
     cudnnDataType_t type;
     int dn, dc, dh, dw, sn, sc, sh, sw;
     CHECK(cudnnGetTensor4dDescriptor(desc, &type, &dn, &dc, &dh, &dw, &sn, &sc, &sh, &sw) ==
           CUDNN_STATUS_SUCCESS);
-    CHECK_MSG(type == CUDNN_DATA_FLOAT && dn == n && dc == c && dh == h && dw == w,
-              "%s: descriptor [%d, %d, %d, %d], planned [%d, %d, %d, %d]", what, dn, dc, dh, dw, n,
-              c, h, w);
+    CHECK_MSG(type == want_type && dn == n && dc == c && dh == h && dw == w,
+              "%s: descriptor type %d [%d, %d, %d, %d], planned type %d [%d, %d, %d, %d]", what,
+              (int)type, dn, dc, dh, dw, (int)want_type, n, c, h, w);
     CHECK_MSG(sw == 1 && sh == w && sc == h * w && sn == c * h * w,
               "%s: strides [%d, %d, %d, %d] are not packed NCHW", what, sn, sc, sh, sw);
 }
@@ -73,14 +79,15 @@ static void check_conv(const char *where, const gan_conv_geom *g, gan_precision 
     CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
     if (status != GAN_OK)
         return;
-    check_tensor(where, d.x, g->n, g->c_in, g->h_in, g->w_in);
-    check_tensor(where, d.y, g->n, g->c_out, g->h_out, g->w_out);
+    cudnnDataType_t want_type = precision == GAN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    check_tensor(where, d.x, want_type, g->n, g->c_in, g->h_in, g->w_in);
+    check_tensor(where, d.y, want_type, g->n, g->c_out, g->h_out, g->w_out);
 
     cudnnDataType_t type;
     cudnnTensorFormat_t format;
     int k, c, r, s;
     CHECK(cudnnGetFilter4dDescriptor(d.w, &type, &format, &k, &c, &r, &s) == CUDNN_STATUS_SUCCESS);
-    CHECK_MSG(type == CUDNN_DATA_FLOAT && format == CUDNN_TENSOR_NCHW && k == g->c_out &&
+    CHECK_MSG(type == want_type && format == CUDNN_TENSOR_NCHW && k == g->c_out &&
                   c == g->c_in && r == g->k_h && s == g->k_w,
               "%s: filter [%d, %d, %d, %d], planned [%d, %d, %d, %d]", where, k, c, r, s, g->c_out,
               g->c_in, g->k_h, g->k_w);
@@ -144,16 +151,16 @@ static void check_model(const char *config, gan_model *model, gan_backend *recor
                           g->k_h == layer->spec.kernel && g->stride_h == layer->spec.stride &&
                           g->pad_h == layer->spec.pad,
                       "%s: geometry does not match the layer's shapes", where);
-            check_conv(where, g, GAN_PRECISION_FP32);
-            check_conv(where, g, GAN_PRECISION_TF32);
+            for (int p = 0; p < PRECISIONS; p++)
+                check_conv(where, g, (gan_precision)p);
             /* The inner convolution of the sub-pixel backward-data, where it applies. */
             if (gan_conv_subpixel_applies(g)) {
                 gan_conv_geom inner;
                 CHECK_OK(gan_conv_subpixel_inner(g, &inner));
                 char inner_where[200];
                 snprintf(inner_where, sizeof inner_where, "%s, sub-pixel inner", where);
-                check_conv(inner_where, &inner, GAN_PRECISION_FP32);
-                check_conv(inner_where, &inner, GAN_PRECISION_TF32);
+                for (int p = 0; p < PRECISIONS; p++)
+                    check_conv(inner_where, &inner, (gan_precision)p);
                 subpixel_checked++;
             }
         }
@@ -226,13 +233,17 @@ int main(void)
     }
     CHECK_MSG(have_dcgan[0] && have_dcgan[1] && have_dcgan[2], "a DCGAN config is missing from %s",
               dir_path);
+    /* The GEMMs' compute types: FP32 storage in every precision, the products as promised. */
+    CHECK(gan_cuda_gemm_compute_type(GAN_PRECISION_FP32) == CUBLAS_COMPUTE_32F_PEDANTIC);
+    CHECK(gan_cuda_gemm_compute_type(GAN_PRECISION_TF32) == CUBLAS_COMPUTE_32F_FAST_TF32);
+    CHECK(gan_cuda_gemm_compute_type(GAN_PRECISION_BF16) == CUBLAS_COMPUTE_32F_FAST_16BF);
     /* dcgan_celeba64 alone has 5 + 5 convolutions per batch size. */
-    CHECK(convs_checked >= 2 * 2 * 10);
+    CHECK(convs_checked >= PRECISIONS * 2 * 10);
     /* ... of which 3 + 3 are kernel 4, stride 2, pad 1 (the sub-pixel form applies). */
     CHECK(subpixel_checked >= 2 * 6);
-    printf("%d configs x batch sizes, %d convolution geometries (fp32 and tf32), %d of them with a "
+    printf("%d configs x batch sizes, %d convolution geometries (fp32, tf32 and bf16), %d of them with a "
            "sub-pixel backward-data\n",
-           configs_checked, convs_checked / 2 - subpixel_checked, subpixel_checked);
+           configs_checked, convs_checked / PRECISIONS - subpixel_checked, subpixel_checked);
     return test_finish();
 }
 #endif

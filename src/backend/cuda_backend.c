@@ -8,9 +8,12 @@
  * which the pool calls once at start-up, and by the backend itself at creation (the cuBLAS
  * workspace); nothing is allocated on the device inside an iteration.
  *
- * Options (gan_backend_options, fixed at creation): fp32 sets CUBLAS_PEDANTIC_MATH and
- * CUDNN_FMA_MATH; tf32 sets CUBLAS_TF32_TENSOR_OP_MATH and lets cuDNN choose any math type;
- * deterministic keeps to cuDNN's deterministic algorithms (src/backend/cuda_conv.c). */
+ * Options (gan_backend_options, fixed at creation): fp32 runs the GEMMs in pedantic FP32 and
+ * cuDNN with CUDNN_FMA_MATH; tf32 runs both on TF32 tensor cores; bf16 runs the GEMMs on BF16
+ * tensor cores (CUBLAS_COMPUTE_32F_FAST_16BF: FP32 storage, operands rounded to BF16, FP32 sums)
+ * and cuDNN on BF16 copies of each convolution's operands (src/backend/cuda_conv.c); it needs an
+ * Ampere or later GPU. Everything else (batch norm, activations, losses, Adam, the weights) is
+ * FP32 in every precision. deterministic keeps to cuDNN's deterministic algorithms. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,9 +179,11 @@ static gan_status cuda_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, 
         return GAN_OK;
     const float *first = args.swap_operands ? b : a;
     const float *second = args.swap_operands ? a : b;
-    CUBLAS_TRY(cublasSgemm(impl->cublas, gan_cuda_cublas_op(args.transa),
-                           gan_cuda_cublas_op(args.transb), args.m, args.n, args.k, &alpha, first,
-                           args.lda, second, args.ldb, &beta, c, args.ldc));
+    CUBLAS_TRY(cublasGemmEx(impl->cublas, gan_cuda_cublas_op(args.transa),
+                            gan_cuda_cublas_op(args.transb), args.m, args.n, args.k, &alpha, first,
+                            CUDA_R_32F, args.lda, second, CUDA_R_32F, args.ldb, &beta, c, CUDA_R_32F,
+                            args.ldc, gan_cuda_gemm_compute_type(impl->precision),
+                            CUBLAS_GEMM_DEFAULT));
     return GAN_OK;
 }
 
@@ -496,9 +501,12 @@ static void cuda_destroy(gan_backend *be)
 
 static gan_status apply_cublas_math(gan_cuda_impl *impl)
 {
-    /* Pedantic: FP32 products and sums only (no TF32, no reduced-precision reductions). */
-    cublasMath_t math = impl->precision == GAN_PRECISION_FP32 ? CUBLAS_PEDANTIC_MATH
-                                                              : CUBLAS_TF32_TENSOR_OP_MATH;
+    /* The GEMMs name their compute type (gan_cuda_gemm_compute_type); the handle's mode says the
+     * same, for any cuBLAS call that takes it from there. Pedantic: FP32 products and sums only
+     * (no TF32, no reduced-precision reductions). */
+    cublasMath_t math = impl->precision == GAN_PRECISION_FP32   ? CUBLAS_PEDANTIC_MATH
+                        : impl->precision == GAN_PRECISION_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                : CUBLAS_DEFAULT_MATH;
     CUBLAS_TRY(cublasSetMathMode(impl->cublas, math));
     return GAN_OK;
 }
@@ -543,6 +551,11 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl)
     CUDA_TRY(cudaGetDeviceProperties(&prop, impl->device));
     impl->compute_capability_major = prop.major;
     impl->compute_capability_minor = prop.minor;
+    if (impl->precision == GAN_PRECISION_BF16 && prop.major < 8)
+        return gan_error(GAN_ERR_UNSUPPORTED,
+                         "train.precision = bf16 needs BF16 tensor cores (compute capability 8.0 or "
+                         "later), and CUDA device %d (%s) is %d.%d: use fp32 or tf32",
+                         impl->device, prop.name, prop.major, prop.minor);
     /* The name keys stored algorithm choices (conv_choices.h): no quote or control character. */
     snprintf(impl->gpu_name, sizeof impl->gpu_name, "%s", prop.name[0] ? prop.name : "unnamed");
     for (char *c = impl->gpu_name; *c; c++)
@@ -570,7 +583,8 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
 {
     *out = NULL;
     gan_backend_options opts = options ? *options : gan_backend_options_default();
-    if (opts.precision != GAN_PRECISION_FP32 && opts.precision != GAN_PRECISION_TF32)
+    if (opts.precision != GAN_PRECISION_FP32 && opts.precision != GAN_PRECISION_TF32 &&
+        opts.precision != GAN_PRECISION_BF16)
         return gan_error(GAN_ERR_ARG, "unknown precision %d", (int)opts.precision);
     if (opts.device_index < 0)
         return gan_error(GAN_ERR_ARG, "no CUDA device %d", opts.device_index);

@@ -26,10 +26,18 @@
  * A timed search or a form of ours that fails is treated as one that lost (the heuristics
  * choose).
  * Acceptable: fits the workspace budget (the backend's workspace_bytes option); deterministic
- * (CUDNN_DETERMINISTIC) when the backend is; in fp32 runs FMA kernels (no TF32), in tf32 any
- * math type cuDNN offers but allow-conversion (which may round the data to FP16). Timing noise
+ * (CUDNN_DETERMINISTIC) when the backend is; in fp32 runs FMA kernels (no TF32), in tf32 and bf16
+ * any math type cuDNN offers but allow-conversion (which may round the data to FP16). Timing noise
  * can make two searches choose differently: the stored choices are what keeps a deterministic run
- * reproducible across resumes and reruns. */
+ * reproducible across resumes and reruns.
+ *
+ * bf16 (cudnn_run): the descriptors are BF16 (cuDNN's PSEUDO_BFLOAT16 configuration: BF16
+ * tensors, FP32 sums) and the op table's buffers FP32, so each cuDNN call rounds its inputs into
+ * BF16 copies at the front of its workspace and widens its output afterwards; a pass's workspace
+ * counts the copies. The timed search measures cuDNN alone, without the conversions, while the
+ * sub-pixel form's time includes its inner forward's and the im2col form needs none (its GEMM
+ * rounds to BF16 inside cuBLAS): the comparison with the forms of ours leans towards cuDNN by the
+ * time of the copies. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +117,7 @@ static bool acceptable(const gan_cuda_impl *impl, const candidate *c, size_t bud
     /* Allow-conversion lets cuDNN round FP32 data to FP16: neither precision means that. */
     if (c->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
         return false;
-    if (impl->precision == GAN_PRECISION_TF32)
+    if (impl->precision != GAN_PRECISION_FP32)
         return true;
     return c->math == CUDNN_FMA_MATH ||
            (c->math == CUDNN_DEFAULT_MATH && impl->compute_capability_major < 8);
@@ -121,14 +129,18 @@ static cudnnMathType_t math_for(const gan_cuda_impl *impl, cudnnMathType_t chose
     return impl->precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : chosen;
 }
 
-/* The math type a search or query starts from: fp32 FMA only, tf32 whatever cuDNN prefers. */
+/* The math type a search or query starts from: fp32 FMA only, tf32 and bf16 whatever cuDNN
+ * prefers. */
 static cudnnMathType_t search_math(const gan_cuda_impl *impl)
 {
     return impl->precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
 }
 
+static size_t bf16_copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g);
+
 /* Takes candidate c for `pass` if the descriptor accepts its math type and its real workspace
- * (the figures of heuristics are estimates) fits the budget. */
+ * (the figures of heuristics are estimates; in bf16 the BF16 copies come on top) fits the
+ * budget. */
 static gan_status try_take(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
                            const candidate *c, size_t budget, gan_cuda_chosen_by by, bool *taken)
 {
@@ -136,7 +148,10 @@ static gan_status try_take(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_co
     cudnnMathType_t math = math_for(impl, c->math);
     CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass), math));
     size_t bytes = 0;
-    if (workspace_of(impl, plan, pass, c->algo, &bytes) != CUDNN_STATUS_SUCCESS || bytes > budget)
+    if (workspace_of(impl, plan, pass, c->algo, &bytes) != CUDNN_STATUS_SUCCESS)
+        return GAN_OK;
+    bytes += bf16_copies_bytes(impl, &plan->geom);
+    if (bytes > budget)
         return GAN_OK;
     plan->pass[pass] = (gan_cuda_pass_plan){
         .planned = true, .algo = c->algo, .math = math, .bytes = bytes, .ms = c->ms, .chosen_by = by,
@@ -314,7 +329,8 @@ static gan_status remember(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, 
     return gan_conv_choices_put(&impl->choices, &c);
 }
 
-/* The algorithms every cuDNN has deterministically with FP32 math. */
+/* The algorithms every cuDNN has deterministically (FP32 math in fp32, cuDNN's default in tf32 and
+ * bf16, which BF16 tensors need). */
 static gan_status take_fallback(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
                                 size_t budget, bool *taken)
 {
@@ -328,7 +344,7 @@ static gan_status take_fallback(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, g
     int n = pass == GAN_CONV_FORWARD ? 2 : 1;
     *taken = false;
     for (int i = 0; i < n && !*taken; i++) {
-        candidate c = {algos[i], CUDNN_STATUS_SUCCESS, 0.0f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH};
+        candidate c = {algos[i], CUDNN_STATUS_SUCCESS, 0.0f, 0, CUDNN_DETERMINISTIC, search_math(impl)};
         GAN_TRY(try_take(impl, plan, pass, &c, budget, GAN_CUDA_CHOSEN_FALLBACK, taken));
     }
     return GAN_OK;
@@ -344,14 +360,19 @@ static const char *options_text(const gan_cuda_impl *impl)
 static gan_status no_algorithm(gan_conv_pass pass, const gan_conv_geom *g, const gan_cuda_impl *impl,
                                size_t budget)
 {
+    char copies[160] = "";
+    size_t copies_bytes = bf16_copies_bytes(impl, g);
+    if (copies_bytes > 0)
+        snprintf(copies, sizeof copies, "; in bf16 the BF16 copies of x, w and y alone take %zu bytes of it%s",
+                 copies_bytes, budget == 0 ? " (a geometry first seen at a call, not planned, gets none)" : "");
     return gan_error(GAN_ERR_BACKEND,
                      "cuDNN offers no %s%s algorithm for convolution x [%d, %d, %d, %d] -> y [%d, "
                      "%d, %d, %d], kernel %dx%d, stride %dx%d, pad %dx%d within a workspace of %zu "
-                     "bytes (precision %s, deterministic %s)",
+                     "bytes (precision %s, deterministic %s)%s",
                      options_text(impl), gan_conv_pass_name(pass), g->n, g->c_in, g->h_in, g->w_in,
                      g->n, g->c_out, g->h_out, g->w_out, g->k_h, g->k_w, g->stride_h, g->stride_w,
                      g->pad_h, g->pad_w, budget, gan_precision_name(impl->precision),
-                     impl->deterministic ? "true" : "false");
+                     impl->deterministic ? "true" : "false", copies);
 }
 
 /* The passes a plan is asked for, as bits of a mask. */
@@ -367,6 +388,107 @@ static const float ONE = 1.0f, ZERO = 0.0f;
 
 static size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
+/* ---- cuDNN's calls, and the BF16 copies of bf16 ------------------------------------------ */
+
+/* Element counts of g's tensors: x [n, c_in, h_in, w_in], w [c_out, c_in, k_h, k_w],
+ * y [n, c_out, h_out, w_out]. */
+static size_t x_count(const gan_conv_geom *g) { return (size_t)g->n * g->c_in * g->h_in * g->w_in; }
+static size_t w_count(const gan_conv_geom *g) { return (size_t)g->c_out * g->c_in * g->k_h * g->k_w; }
+static size_t y_count(const gan_conv_geom *g) { return (size_t)g->n * g->c_out * g->h_out * g->w_out; }
+
+/* In bf16, cuDNN reads and writes BF16 tensors (the descriptors say so) while every buffer of the
+ * op table is FP32: each call rounds its two inputs into BF16 copies at the front of its
+ * workspace, runs on those, and widens its BF16 output into the FP32 one. The workspace of a pass
+ * is [x bf16 | w bf16 | y bf16 | cuDNN's workspace], each part aligned to 256 bytes; no copies
+ * (0 bytes) in fp32 and tf32. */
+typedef struct bf16_copies {
+    uint16_t *x, *w, *y; /* BF16 bit patterns, shaped as g's x, w, y */
+    void *rest;          /* cuDNN's own workspace */
+    size_t bytes;        /* of the three copies */
+} bf16_copies;
+
+static size_t bf16_copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g)
+{
+    if (impl->precision != GAN_PRECISION_BF16)
+        return 0;
+    return align256(x_count(g) * sizeof(uint16_t)) + align256(w_count(g) * sizeof(uint16_t)) +
+           align256(y_count(g) * sizeof(uint16_t));
+}
+
+static bf16_copies bf16_copies_at(const gan_cuda_impl *impl, const gan_conv_geom *g, void *workspace)
+{
+    char *at = workspace;
+    bf16_copies c;
+    c.x = (uint16_t *)at;
+    c.w = (uint16_t *)(at + align256(x_count(g) * sizeof(uint16_t)));
+    c.y = (uint16_t *)((char *)c.w + align256(w_count(g) * sizeof(uint16_t)));
+    c.bytes = bf16_copies_bytes(impl, g);
+    c.rest = at + c.bytes;
+    return c;
+}
+
+/* Pass `pass` of `plan` on cuDNN, with the plan's algorithm and math type. Inputs in cuDNN's
+ * order, output last:
+ *   forward:         a = x,  b = w   -> out = y
+ *   backward-data:   a = w,  b = dy  -> out = dx
+ *   backward-filter: a = x,  b = dy  -> out = dw, added to beta times dw (beta 0: overwritten)
+ * `workspace` holds the pass's bytes (the plan's, BF16 copies included). */
+static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                            const float *a, const float *b, float beta, float *out, void *workspace)
+{
+    const gan_cuda_conv_descriptors *d = &plan->desc;
+    const gan_cuda_pass_plan *p = &plan->pass[pass];
+    const gan_conv_geom *g = &plan->geom;
+    /* cuDNN's x, w, y: the two inputs it reads (the third is `written`) */
+    const void *x = NULL, *w = NULL, *y = NULL;
+    switch (pass) {
+    case GAN_CONV_FORWARD: x = a, w = b; break;
+    case GAN_CONV_BACKWARD_DATA: w = a, y = b; break;
+    case GAN_CONV_BACKWARD_FILTER: x = a, y = b; break;
+    }
+    void *written = out;
+    void *rest = workspace;
+    size_t rest_bytes = p->bytes;
+    float cudnn_beta = beta;
+    bool bf16 = impl->precision == GAN_PRECISION_BF16;
+    if (bf16) {
+        bf16_copies c = bf16_copies_at(impl, g, workspace);
+        rest = c.rest;
+        rest_bytes = p->bytes - c.bytes;
+        cudnn_beta = 0.0f; /* beta applies when the output is widened */
+        if (x)
+            GAN_TRY(gan_cuda_f32_to_bf16(impl->stream, x_count(g), x, c.x));
+        if (w)
+            GAN_TRY(gan_cuda_f32_to_bf16(impl->stream, w_count(g), w, c.w));
+        if (y)
+            GAN_TRY(gan_cuda_f32_to_bf16(impl->stream, y_count(g), y, c.y));
+        x = c.x, w = c.w, y = c.y;
+        written = pass == GAN_CONV_FORWARD ? (void *)c.y : pass == GAN_CONV_BACKWARD_DATA ? (void *)c.x : (void *)c.w;
+    }
+    switch (pass) {
+    case GAN_CONV_FORWARD:
+        CUDNN_TRY(cudnnConvolutionForward(impl->cudnn, &ONE, d->x, x, d->w, w, d->forward,
+                                          (cudnnConvolutionFwdAlgo_t)p->algo, rest, rest_bytes,
+                                          &ZERO, d->y, written));
+        break;
+    case GAN_CONV_BACKWARD_DATA:
+        CUDNN_TRY(cudnnConvolutionBackwardData(impl->cudnn, &ONE, d->w, w, d->y, y, d->backward_data,
+                                               (cudnnConvolutionBwdDataAlgo_t)p->algo, rest,
+                                               rest_bytes, &ZERO, d->x, written));
+        break;
+    case GAN_CONV_BACKWARD_FILTER:
+        CUDNN_TRY(cudnnConvolutionBackwardFilter(impl->cudnn, &ONE, d->x, x, d->y, y,
+                                                 d->backward_filter,
+                                                 (cudnnConvolutionBwdFilterAlgo_t)p->algo, rest,
+                                                 rest_bytes, &cudnn_beta, d->w, written));
+        break;
+    }
+    if (!bf16)
+        return GAN_OK;
+    size_t count = pass == GAN_CONV_FORWARD ? y_count(g) : pass == GAN_CONV_BACKWARD_DATA ? x_count(g) : w_count(g);
+    return gan_cuda_bf16_to_f32(impl->stream, count, written, pass == GAN_CONV_BACKWARD_FILTER ? beta : 0.0f, out);
+}
+
 /* Its scratch (w2, y2) before the inner convolution's workspace. */
 static size_t subpixel_scratch_bytes(const gan_conv_geom *g)
 {
@@ -381,11 +503,8 @@ static gan_status subpixel_run(gan_cuda_impl *impl, const gan_conv_geom *g,
     float *w2 = workspace;
     float *y2 = w2 + gan_conv_subpixel_y2_offset_floats(g);
     void *inner_workspace = (char *)workspace + subpixel_scratch_bytes(g);
-    const gan_cuda_pass_plan *p = &inner->pass[GAN_CONV_FORWARD];
     GAN_TRY(gan_cuda_subpixel_weights(impl->stream, g->c_out, g->c_in, w, w2));
-    CUDNN_TRY(cudnnConvolutionForward(impl->cudnn, &ONE, inner->desc.x, dy, inner->desc.w, w2,
-                                      inner->desc.forward, (cudnnConvolutionFwdAlgo_t)p->algo,
-                                      inner_workspace, p->bytes, &ZERO, inner->desc.y, y2));
+    GAN_TRY(cudnn_run(impl, inner, GAN_CONV_FORWARD, dy, w2, 0.0f, y2, inner_workspace));
     return gan_cuda_subpixel_gather(impl->stream, g->n, g->c_in, g->h_out, g->w_out, y2, dx);
 }
 
@@ -771,11 +890,7 @@ gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const 
     GAN_TRY(plan_for_call(be, g, &plan));
     const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_FORWARD];
     GAN_TRY(check_workspace(GAN_CONV_FORWARD, p->bytes, workspace));
-    const gan_cuda_conv_descriptors *d = &plan->desc;
-    CUDNN_TRY(cudnnConvolutionForward(impl->cudnn, &ONE, d->x, x, d->w, w, d->forward,
-                                      (cudnnConvolutionFwdAlgo_t)p->algo, workspace, p->bytes,
-                                      &ZERO, d->y, y));
-    return GAN_OK;
+    return cudnn_run(impl, plan, GAN_CONV_FORWARD, x, w, 0.0f, y, workspace);
 }
 
 gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
@@ -790,11 +905,7 @@ gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, 
     GAN_TRY(check_workspace(GAN_CONV_BACKWARD_DATA, p->bytes, workspace));
     if (p->algo == GAN_CONV_ALGO_SUBPIXEL)
         return subpixel_run(impl, g, &impl->conv_plans[plan->subpixel_inner], dy, w, dx, workspace);
-    const gan_cuda_conv_descriptors *d = &plan->desc;
-    CUDNN_TRY(cudnnConvolutionBackwardData(impl->cudnn, &ONE, d->w, w, d->y, dy, d->backward_data,
-                                           (cudnnConvolutionBwdDataAlgo_t)p->algo, workspace,
-                                           p->bytes, &ZERO, d->x, dx));
-    return GAN_OK;
+    return cudnn_run(impl, plan, GAN_CONV_BACKWARD_DATA, w, dy, 0.0f, dx, workspace);
 }
 
 gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
@@ -809,12 +920,7 @@ gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g
     GAN_TRY(check_workspace(GAN_CONV_BACKWARD_FILTER, p->bytes, workspace));
     if (p->algo == GAN_CONV_ALGO_IM2COL)
         return im2col_run(impl, g, x, dy, beta, dw, workspace);
-    const gan_cuda_conv_descriptors *d = &plan->desc;
-    CUDNN_TRY(cudnnConvolutionBackwardFilter(impl->cudnn, &ONE, d->x, x, d->y, dy,
-                                             d->backward_filter,
-                                             (cudnnConvolutionBwdFilterAlgo_t)p->algo, workspace,
-                                             p->bytes, &beta, d->w, dw));
-    return GAN_OK;
+    return cudnn_run(impl, plan, GAN_CONV_BACKWARD_FILTER, x, dy, beta, dw, workspace);
 }
 
 /* ---- the choices, in and out ----------------------------------------------------------- */
@@ -863,7 +969,7 @@ void gan_cuda_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pa
     static const char *const by[] = {"heuristic", "measured", "stored", "fallback"};
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     if (gan_conv_is_whole_input(g)) {
-        snprintf(out, bytes, "cublas sgemm (whole-input kernel)");
+        snprintf(out, bytes, "cublas gemm %s (whole-input kernel)", gan_precision_name(impl->precision));
         return;
     }
     for (int i = 0; i < impl->conv_plan_count; i++)

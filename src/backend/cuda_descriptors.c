@@ -15,10 +15,26 @@ cudnnConvolutionMode_t gan_cuda_cudnn_conv_mode(gan_cudnn_conv_mode mode)
     return mode == GAN_CUDNN_CONVOLUTION ? CUDNN_CONVOLUTION : CUDNN_CROSS_CORRELATION;
 }
 
-static gan_status tensor4d_create(const gan_cudnn_tensor4d *t, cudnnTensorDescriptor_t *out)
+cublasComputeType_t gan_cuda_gemm_compute_type(gan_precision precision)
+{
+    switch (precision) {
+    case GAN_PRECISION_FP32: return CUBLAS_COMPUTE_32F_PEDANTIC;
+    case GAN_PRECISION_TF32: return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case GAN_PRECISION_BF16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+    }
+    return CUBLAS_COMPUTE_32F_PEDANTIC;
+}
+
+cudnnDataType_t gan_cuda_conv_data_type(gan_precision precision)
+{
+    return precision == GAN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
+
+static gan_status tensor4d_create(const gan_cudnn_tensor4d *t, cudnnDataType_t type,
+                                  cudnnTensorDescriptor_t *out)
 {
     CUDNN_TRY(cudnnCreateTensorDescriptor(out));
-    CUDNN_TRY(cudnnSetTensor4dDescriptorEx(*out, CUDNN_DATA_FLOAT, t->n, t->c, t->h, t->w,
+    CUDNN_TRY(cudnnSetTensor4dDescriptorEx(*out, type, t->n, t->c, t->h, t->w,
                                            t->stride_n, t->stride_c, t->stride_h, t->stride_w));
     return GAN_OK;
 }
@@ -30,7 +46,9 @@ static gan_status conv2d_create(const gan_cudnn_conv2d *c, gan_precision precisi
     CUDNN_TRY(cudnnSetConvolution2dDescriptor(*out, c->pad_h, c->pad_w, c->stride_h, c->stride_w,
                                               c->dilation_h, c->dilation_w,
                                               gan_cuda_cudnn_conv_mode(c->mode), CUDNN_DATA_FLOAT));
-    /* fp32: FMA kernels only, never TF32. tf32: cuDNN's default, TF32 allowed on Ampere+. */
+    /* The compute type is FP32 in every precision (bf16: cuDNN's PSEUDO_BFLOAT16 configuration,
+     * BF16 tensors and FP32 sums). fp32: FMA kernels only, never TF32. tf32 and bf16: cuDNN's
+     * default, tensor cores allowed on Ampere+. */
     CUDNN_TRY(cudnnSetConvolutionMathType(*out, precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH
                                                                               : CUDNN_DEFAULT_MATH));
     return GAN_OK;
@@ -39,10 +57,11 @@ static gan_status conv2d_create(const gan_cudnn_conv2d *c, gan_precision precisi
 static gan_status conv_descriptors_build(const gan_cuda_conv_args *args, gan_precision precision,
                                          gan_cuda_conv_descriptors *out)
 {
-    GAN_TRY(tensor4d_create(&args->x, &out->x));
-    GAN_TRY(tensor4d_create(&args->y, &out->y));
+    cudnnDataType_t type = gan_cuda_conv_data_type(precision);
+    GAN_TRY(tensor4d_create(&args->x, type, &out->x));
+    GAN_TRY(tensor4d_create(&args->y, type, &out->y));
     CUDNN_TRY(cudnnCreateFilterDescriptor(&out->w));
-    CUDNN_TRY(cudnnSetFilter4dDescriptor(out->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, args->w.k,
+    CUDNN_TRY(cudnnSetFilter4dDescriptor(out->w, type, CUDNN_TENSOR_NCHW, args->w.k,
                                          args->w.c, args->w.h, args->w.w));
     GAN_TRY(conv2d_create(&args->conv, precision, &out->forward));
     GAN_TRY(conv2d_create(&args->conv, precision, &out->backward_data));
