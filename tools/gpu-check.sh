@@ -6,8 +6,8 @@
 #      nvidia-cudnn-cu13
 #   3. configure for the local GPU (CMAKE_CUDA_ARCHITECTURES from nvidia-smi, or native) and build
 #   4. ctest: the `gpu` label and the CUDA build's own tests (CI runs the rest on the CPU)
-#   5. gan info; gan selftest --device cuda in fp32 + deterministic and in tf32 (every op and one
-#      iteration against the CPU: largest and relative L2 errors per tensor)
+#   5. gan info; gan selftest --device cuda in fp32 + deterministic, in tf32 and in bf16 (every op
+#      and one iteration against the CPU: largest and relative L2 errors per tensor)
 #   6. dcgan_fmnist32 for 20 iterations on the GPU and on the CPU with the same seed, losses side
 #      by side; the GPU run again, which must log the same losses and choose the same convolution
 #      algorithms (kept in GAN_CACHE_DIR = BUILD/gpu-check-cache; listed in the report)
@@ -307,6 +307,8 @@ if [ $built = 1 ]; then
     run_step "gan selftest --device cuda (fp32, deterministic)" 180 "$gan" selftest --device cuda
     run_optional "gan selftest --device cuda (tf32, not deterministic)" 180 \
       "$gan" selftest --device cuda train.precision=tf32 train.deterministic=false
+    run_optional "gan selftest --device cuda (bf16, not deterministic)" 180 \
+      "$gan" selftest --device cuda train.precision=bf16 train.deterministic=false
     # the sub-pixel backward-data wherever it applies, timed faster or not
     run_step "gan selftest --device cuda (fp32, sub-pixel backward-data forced)" 180 \
       env GAN_CUDA_SUBPIXEL=always "$gan" selftest --device cuda
