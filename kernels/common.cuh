@@ -24,22 +24,38 @@ __device__ __forceinline__ size_t gan_thread_stride(void)
     return (size_t)gridDim.x * blockDim.x;
 }
 
+/* The shared-memory tree of the block sums stops at this many partials, one per lane of warp 0,
+ * which finishes with shuffles. */
+#define GAN_WARP_THREADS 32
+#if GAN_BLOCK_THREADS < GAN_WARP_THREADS
+#error "GAN_BLOCK_THREADS must be at least a warp"
+#endif
+
 /* Sums `value` over the GAN_BLOCK_THREADS threads of the block in a fixed order: a binary tree
- * over shared memory, pairing thread t with t + half. The order depends only on the block size,
- * so a reduction gives the same bits on every run (no atomics). Every thread of the block must
- * call it (it synchronises); the total is returned to thread 0 only. `partial` is a
- * __shared__ float[GAN_BLOCK_THREADS] of the calling kernel, used by this call alone. */
+ * pairing thread t with t + half, over shared memory down to 32 partials, then within warp 0 by
+ * shuffles (lane t adds lane t + offset, offset 16, 8, 4, 2, 1: the same pairs as the shared
+ * tree would take, with no barrier). The order depends only on the block size, so a reduction
+ * gives the same bits on every run (no atomics). Every thread of the block must call it (it
+ * synchronises); the total is returned to thread 0 only. `partial` is a __shared__
+ * float[GAN_BLOCK_THREADS] of the calling kernel, used by this call alone. After the last barrier
+ * warp 0 reads only its own slots partial[t], t < 32, so a next call may reuse `partial` at once. */
 __device__ __forceinline__ float gan_block_sum(float value, float *partial)
 {
     unsigned t = threadIdx.x;
     partial[t] = value;
     __syncthreads();
-    for (unsigned half = GAN_BLOCK_THREADS / 2; half > 0; half /= 2) {
+    for (unsigned half = GAN_BLOCK_THREADS / 2; half >= GAN_WARP_THREADS; half /= 2) {
         if (t < half)
             partial[t] += partial[t + half];
         __syncthreads();
     }
-    return t == 0 ? partial[0] : 0.0f;
+    float total = 0.0f;
+    if (t < GAN_WARP_THREADS) { /* all of warp 0: the full mask */
+        total = partial[t];
+        for (unsigned offset = GAN_WARP_THREADS / 2; offset > 0; offset /= 2)
+            total += __shfl_down_sync(0xffffffffu, total, offset);
+    }
+    return t == 0 ? total : 0.0f;
 }
 
 /* The same sum in double, for reductions whose terms are many float partial sums (batch norm's
@@ -49,12 +65,18 @@ __device__ __forceinline__ double gan_block_sum_double(double value, double *par
     unsigned t = threadIdx.x;
     partial[t] = value;
     __syncthreads();
-    for (unsigned half = GAN_BLOCK_THREADS / 2; half > 0; half /= 2) {
+    for (unsigned half = GAN_BLOCK_THREADS / 2; half >= GAN_WARP_THREADS; half /= 2) {
         if (t < half)
             partial[t] += partial[t + half];
         __syncthreads();
     }
-    return t == 0 ? partial[0] : 0.0;
+    double total = 0.0;
+    if (t < GAN_WARP_THREADS) {
+        total = partial[t];
+        for (unsigned offset = GAN_WARP_THREADS / 2; offset > 0; offset /= 2)
+            total += __shfl_down_sync(0xffffffffu, total, offset);
+    }
+    return t == 0 ? total : 0.0;
 }
 
 #endif

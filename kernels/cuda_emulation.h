@@ -2,28 +2,40 @@
  * launchers (kernels/NAME.cu) compile as host C++ and run on the CPU in CI, where no GPU exists.
  *
  * What it provides: __global__, __device__, __host__, __forceinline__, __shared__, threadIdx,
- * blockIdx, blockDim, gridDim, __syncthreads(), dim3, cudaStream_t, cudaError_t,
+ * blockIdx, blockDim, gridDim, __syncthreads(), warpSize, __shfl_down_sync() and
+ * __shfl_xor_sync() (float and double, full mask only), dim3, cudaStream_t, cudaError_t,
  * cudaGetLastError(), cudaGetErrorString(), the bfloat16 type of <cuda_bf16.h> with its two
  * conversions (__nv_bfloat16, __float2bfloat16_rn, __bfloat162float: bit-exact with CUDA's),
  * and gan_emu_launch(), which the launch helper in kernels/launch.cu calls where nvcc would see
  * `kernel<<<grid, block, 0, stream>>>(args)`.
  *
  * How a launch runs: on the calling host thread, blocks one after another; the CUDA threads of a
- * block are fibers (ucontext), run in turn from one __syncthreads() to the next: a round runs
- * thread 0 until it reaches the barrier (or returns), then thread 1, ..., so when the round
- * ends every live thread has arrived, and the next round resumes them all past the barrier. A
- * thread that returns early simply leaves the block (as on the hardware). The order is fixed,
- * so a missing barrier shows up reproducibly as a stale read rather than as a race. Because
- * only one block is alive at a time, `__shared__` can be `static`: every thread of the running
- * block sees the same variable, and the next block reuses it. Fiber switches are annotated for
- * AddressSanitizer (__sanitizer_start/finish_switch_fiber), so the emulated kernels also run
- * under ASan.
+ * block are fibers (ucontext), run in turn from one wait to the next: a round runs thread 0
+ * until it waits (at __syncthreads() or at a warp shuffle) or returns, then thread 1, ... Each
+ * fiber records what it waits on. After a round, every warp (32 consecutive threads by linear
+ * thread index) whose live lanes all wait at a shuffle exchanges its values, and those lanes run
+ * on in the next round; when no warp can exchange, and every live thread waits at the barrier,
+ * the barrier releases them all. Anything else can never move on (on the GPU it hangs or is
+ * undefined: a barrier or a shuffle in divergent code) and aborts with a message naming the
+ * threads. A thread that returns early simply leaves the block (as on the hardware): barriers
+ * and shuffles wait for the live threads only. The order is fixed, so a missing barrier shows up
+ * reproducibly as a stale read rather than as a race. Because only one block is alive at a
+ * time, `__shared__` can be `static`: every thread of the running block sees the same variable,
+ * and the next block reuses it. Fiber switches are annotated for AddressSanitizer
+ * (__sanitizer_start/finish_switch_fiber), so the emulated kernels also run under ASan.
  *
- * Not provided: warp intrinsics (__shfl_*, __ballot_*), atomics, dynamic shared memory, streams
- * that overlap (a launch runs to completion before gan_emu_launch returns), bfloat16 arithmetic,
- * __nv_bfloat162 and every other bf16 conversion (rounding modes other than _rn, to and from
- * integers and double). Kernels must not use them; compiling the kernels against this header is
- * what enforces it.
+ * Shuffles: lane L of a warp gets the value of lane L + delta (down) or L ^ laneMask (xor); a
+ * source lane past 31 gives the lane its own value, as CUDA does. A source lane inside the warp
+ * that has returned, or does not exist (a partial last warp), is undefined on the GPU and is
+ * refused here (abort); a partial warp is fine as long as no lane reads a missing one.
+ *
+ * Not provided: other warp intrinsics (__shfl_sync, __shfl_up_sync, __ballot_sync, ...), a mask
+ * other than 0xffffffff (refused at run time), the shuffles' width argument, other shuffled
+ * types, atomics, dynamic shared memory, streams that overlap (a launch runs to completion
+ * before gan_emu_launch returns), bfloat16 arithmetic, __nv_bfloat162 and every other bf16
+ * conversion (rounding modes other than _rn, to and from integers and double). Kernels must not
+ * use them; compiling the kernels against this header is what enforces it (the mask: running
+ * them).
  *
  * Include this header before anything that includes gan/elementwise_math.h: it defines
  * GAN_CUDA_EMULATION, which makes that header mark its functions __host__ __device__. */
@@ -151,10 +163,19 @@ inline float __bfloat162float(__nv_bfloat16 value)
 
 /* The state of the running block: one fiber per CUDA thread and the scheduler's context. */
 struct gan_emu_block {
+    /* What a fiber waits on when it is switched out. */
+    enum wait_kind { RUNNABLE, AT_BARRIER, AT_SHUFFLE, FINISHED };
+    enum shuffle_kind { SHUFFLE_DOWN, SHUFFLE_XOR };
     struct fiber {
         ucontext_t context;
         uint3 thread_index;
-        bool finished = false;
+        wait_kind waiting = RUNNABLE;
+        /* the shuffle it waits at: kind, delta or lane mask, the value's bytes (4 float, 8 double)
+         * in, and the source lane's bytes out once the warp has exchanged */
+        shuffle_kind shuffle = SHUFFLE_DOWN;
+        unsigned long long shuffle_operand = 0;
+        size_t value_bytes = 0;
+        unsigned char value_in[8] = {}, value_out[8] = {};
         void *fake_stack = nullptr; /* ASan's, while the fiber is switched out */
     };
     std::vector<fiber> fibers;
@@ -197,27 +218,83 @@ inline void gan_emu_fiber_entry(void)
     __sanitizer_finish_switch_fiber(nullptr, &b->scheduler_stack_bottom, &b->scheduler_stack_size);
 #endif
     (*b->body)();
-    b->fibers[b->current].finished = true;
+    b->fibers[b->current].waiting = gan_emu_block::FINISHED;
     gan_emu_yield_to_scheduler(true);
     std::fprintf(stderr, "cuda_emulation: a finished fiber was resumed\n");
     std::abort();
 }
 
-/* The barrier: hand over to the next thread of the block; resumed in the next round. */
+/* The barrier: hand over to the next thread of the block; resumed once every live thread of the
+ * block waits here. */
 inline void __syncthreads(void)
 {
-    if (!gan_emu_running_block) {
+    gan_emu_block *b = gan_emu_running_block;
+    if (!b) {
         std::fprintf(stderr, "cuda_emulation: __syncthreads() outside a kernel\n");
         std::abort();
     }
+    b->fibers[b->current].waiting = gan_emu_block::AT_BARRIER;
     gan_emu_yield_to_scheduler(false);
+}
+
+/* CUDA's built-in warp size. */
+inline constexpr int warpSize = 32;
+
+/* One lane's part of a warp shuffle: leaves `value` for the warp and waits until every live lane
+ * of the warp has arrived (the scheduler exchanges, gan_emu_exchange_warp); returns the value of
+ * the source lane. */
+template <typename T>
+T gan_emu_shuffle(const char *name, unsigned mask, T value, gan_emu_block::shuffle_kind kind,
+                  unsigned long long operand)
+{
+    static_assert(sizeof(T) <= 8, "a shuffled value is at most 8 bytes");
+    gan_emu_block *b = gan_emu_running_block;
+    if (!b) {
+        std::fprintf(stderr, "cuda_emulation: %s outside a kernel\n", name);
+        std::abort();
+    }
+    if (mask != 0xffffffffu) {
+        std::fprintf(stderr, "cuda_emulation: %s with mask 0x%08x: only the full mask 0xffffffff is emulated\n",
+                     name, mask);
+        std::abort();
+    }
+    size_t self = b->current;
+    gan_emu_block::fiber &f = b->fibers[self];
+    f.waiting = gan_emu_block::AT_SHUFFLE;
+    f.shuffle = kind;
+    f.shuffle_operand = operand;
+    f.value_bytes = sizeof(T);
+    std::memcpy(f.value_in, &value, sizeof(T));
+    gan_emu_yield_to_scheduler(false);
+    T result;
+    std::memcpy(&result, b->fibers[self].value_out, sizeof(T));
+    return result;
+}
+
+/* value of lane (this lane + delta); this lane's own value when that is past lane 31 */
+inline float __shfl_down_sync(unsigned mask, float var, unsigned int delta)
+{
+    return gan_emu_shuffle("__shfl_down_sync", mask, var, gan_emu_block::SHUFFLE_DOWN, delta);
+}
+inline double __shfl_down_sync(unsigned mask, double var, unsigned int delta)
+{
+    return gan_emu_shuffle("__shfl_down_sync", mask, var, gan_emu_block::SHUFFLE_DOWN, delta);
+}
+/* value of lane (this lane ^ laneMask); this lane's own value when that is past lane 31 */
+inline float __shfl_xor_sync(unsigned mask, float var, int laneMask)
+{
+    return gan_emu_shuffle("__shfl_xor_sync", mask, var, gan_emu_block::SHUFFLE_XOR, (unsigned)laneMask);
+}
+inline double __shfl_xor_sync(unsigned mask, double var, int laneMask)
+{
+    return gan_emu_shuffle("__shfl_xor_sync", mask, var, gan_emu_block::SHUFFLE_XOR, (unsigned)laneMask);
 }
 
 /* A fresh fiber at gan_emu_fiber_entry on `stack`. Kept out of line: getcontext returns twice,
  * and the caller's loop variables must not live across it. */
 __attribute__((noinline)) inline void gan_emu_fiber_init(gan_emu_block::fiber &f, char *stack)
 {
-    f.finished = false;
+    f.waiting = gan_emu_block::RUNNABLE;
     f.fake_stack = nullptr;
     getcontext(&f.context);
     f.context.uc_stack.ss_sp = stack;
@@ -226,17 +303,75 @@ __attribute__((noinline)) inline void gan_emu_fiber_init(gan_emu_block::fiber &f
     makecontext(&f.context, gan_emu_fiber_entry, 0);
 }
 
-/* Runs every thread of one block to completion, in rounds from barrier to barrier. */
+/* "__shfl_down_sync(float)" and the like, for messages. */
+inline const char *gan_emu_shuffle_name(const gan_emu_block::fiber &f)
+{
+    bool down = f.shuffle == gan_emu_block::SHUFFLE_DOWN, wide = f.value_bytes == sizeof(double);
+    return down ? (wide ? "__shfl_down_sync(double)" : "__shfl_down_sync(float)")
+                : (wide ? "__shfl_xor_sync(double)" : "__shfl_xor_sync(float)");
+}
+
+/* Threads [first, end) are one warp. If every live lane of it waits at a shuffle, hands each
+ * lane its source lane's value, makes them runnable and returns true; otherwise changes nothing.
+ * Lanes at different shuffles (kind or type), or a lane reading one that has returned or does
+ * not exist, abort: the GPU gives no defined result. */
+inline bool gan_emu_exchange_warp(gan_emu_block &b, size_t first, size_t end)
+{
+    size_t live = 0, arrived = 0, leader = end;
+    for (size_t t = first; t < end; t++) {
+        if (b.fibers[t].waiting == gan_emu_block::FINISHED)
+            continue;
+        live++;
+        if (b.fibers[t].waiting == gan_emu_block::AT_SHUFFLE) {
+            arrived++;
+            if (leader == end)
+                leader = t;
+        }
+    }
+    if (live == 0 || arrived < live)
+        return false;
+    const size_t warp = first / (size_t)warpSize;
+    for (size_t t = first; t < end; t++) {
+        const gan_emu_block::fiber &f = b.fibers[t];
+        if (f.waiting == gan_emu_block::FINISHED)
+            continue;
+        if (f.shuffle != b.fibers[leader].shuffle || f.value_bytes != b.fibers[leader].value_bytes) {
+            std::fprintf(stderr, "cuda_emulation: warp %zu: lane %zu is at %s, lane %zu at %s\n", warp,
+                         leader - first, gan_emu_shuffle_name(b.fibers[leader]), t - first,
+                         gan_emu_shuffle_name(f));
+            std::abort();
+        }
+        unsigned long long lane = t - first;
+        unsigned long long source = f.shuffle == gan_emu_block::SHUFFLE_DOWN ? lane + f.shuffle_operand
+                                                                            : lane ^ f.shuffle_operand;
+        if (source >= (unsigned long long)warpSize)
+            source = lane; /* out of range: the lane keeps its own value */
+        size_t s = first + (size_t)source;
+        if (s >= end || b.fibers[s].waiting == gan_emu_block::FINISHED) {
+            std::fprintf(stderr, "cuda_emulation: warp %zu: lane %llu's %s reads lane %llu, which %s; "
+                                 "undefined on the GPU\n", warp, lane, gan_emu_shuffle_name(f), source,
+                         s >= end ? "does not exist (a partial warp)" : "has returned");
+            std::abort();
+        }
+        std::memcpy(b.fibers[t].value_out, b.fibers[s].value_in, f.value_bytes);
+    }
+    for (size_t t = first; t < end; t++)
+        if (b.fibers[t].waiting == gan_emu_block::AT_SHUFFLE)
+            b.fibers[t].waiting = gan_emu_block::RUNNABLE;
+    return true;
+}
+
+/* Runs every thread of one block to completion: rounds that run each runnable fiber until it
+ * waits, then the warps' exchanges, else the barrier's release, else a deadlock. */
 inline void gan_emu_run_block(gan_emu_block &b)
 {
-    for (size_t t = 0; t < b.fibers.size(); t++)
+    const size_t threads = b.fibers.size();
+    for (size_t t = 0; t < threads; t++)
         gan_emu_fiber_init(b.fibers[t], gan_emu_stacks[t].get());
-    bool live = true;
-    while (live) {
-        live = false;
-        for (size_t t = 0; t < b.fibers.size(); t++) {
+    for (;;) {
+        for (size_t t = 0; t < threads; t++) {
             gan_emu_block::fiber &f = b.fibers[t];
-            if (f.finished)
+            if (f.waiting != gan_emu_block::RUNNABLE)
                 continue;
             b.current = t;
             threadIdx = f.thread_index;
@@ -250,9 +385,46 @@ inline void gan_emu_run_block(gan_emu_block &b)
             __sanitizer_finish_switch_fiber(scheduler_fake_stack, nullptr, nullptr);
 #endif
             (void)scheduler_fake_stack;
-            if (!f.finished)
-                live = true;
+            if (f.waiting == gan_emu_block::RUNNABLE) {
+                std::fprintf(stderr, "cuda_emulation: a fiber switched out without waiting\n");
+                std::abort();
+            }
         }
+        bool exchanged = false;
+        for (size_t first = 0; first < threads; first += (size_t)warpSize) {
+            size_t end = first + (size_t)warpSize < threads ? first + (size_t)warpSize : threads;
+            if (gan_emu_exchange_warp(b, first, end))
+                exchanged = true;
+        }
+        if (exchanged)
+            continue;
+        size_t live = 0, at_barrier = 0, at_shuffle = threads;
+        for (size_t t = 0; t < threads; t++) {
+            gan_emu_block::wait_kind w = b.fibers[t].waiting;
+            live += w != gan_emu_block::FINISHED;
+            at_barrier += w == gan_emu_block::AT_BARRIER;
+            if (w == gan_emu_block::AT_SHUFFLE && at_shuffle == threads)
+                at_shuffle = t;
+        }
+        if (live == 0)
+            return;
+        if (at_barrier == live) {
+            for (size_t t = 0; t < threads; t++)
+                if (b.fibers[t].waiting == gan_emu_block::AT_BARRIER)
+                    b.fibers[t].waiting = gan_emu_block::RUNNABLE;
+            continue;
+        }
+        /* Some warp waits at a shuffle that one of its live lanes never reaches: that lane waits
+         * at the barrier, which in turn waits for the shuffling lanes. */
+        size_t first = at_shuffle - at_shuffle % (size_t)warpSize, blocker = at_shuffle;
+        for (size_t t = first; t < first + (size_t)warpSize && t < threads; t++)
+            if (b.fibers[t].waiting == gan_emu_block::AT_BARRIER)
+                blocker = t;
+        std::fprintf(stderr, "cuda_emulation: deadlock in block (%u, %u, %u): thread %zu waits at %s, but "
+                             "thread %zu of its warp waits at __syncthreads() (a barrier or a shuffle in "
+                             "divergent code)\n", blockIdx.x, blockIdx.y, blockIdx.z, at_shuffle,
+                     gan_emu_shuffle_name(b.fibers[at_shuffle]), blocker);
+        std::abort();
     }
 }
 

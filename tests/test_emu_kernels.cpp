@@ -3,6 +3,9 @@
  * kernels/cuda_emulation.h, and each launcher's result is compared with the CPU backend's op on
  * the same inputs. Shapes are small and odd (partial blocks, several blocks, one element).
  *
+ * The emulation's warp shuffles are checked lane by lane, and the block sums built on them bit for
+ * bit against the fixed-order tree they promise.
+ *
  * Tolerances: where the kernel and the CPU backend evaluate the same per-element function of
  * gan/elementwise_math.h on the same host, the results must be bit-identical (tolerance 0). Only
  * reductions, whose summation order differs between a block tree and the CPU's loop, get a
@@ -64,10 +67,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gan/cuda_args.h"
 
@@ -141,6 +148,223 @@ void test_emulation(void)
     gan_emu_launch(emu_reverse_kernel, dim3(1), dim3(2048), nullptr, data.data(), 0u);
     CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
     CHECK(cudaGetLastError() == cudaSuccess);
+}
+
+/* ---- warp shuffles, and the block sums built on them ---------------------------------------- */
+
+/* out[t] = what thread t receives from a shuffle of in[] (kind 0: down by `operand`, 1: xor with
+ * it). Threads whose lane is >= live_lanes return first (out untouched). Barriers before and
+ * after, so shuffles and barriers interleave. */
+template <typename T>
+__global__ void emu_shuffle_kernel(const T *in, T *out, int kind, unsigned operand, unsigned live_lanes)
+{
+    unsigned t = threadIdx.x;
+    __syncthreads();
+    if (t % warpSize >= live_lanes)
+        return;
+    T mine = in[t];
+    T got = kind == 0 ? __shfl_down_sync(0xffffffffu, mine, operand)
+                      : __shfl_xor_sync(0xffffffffu, mine, (int)operand);
+    __syncthreads();
+    out[t] = got;
+}
+
+/* Runs one shuffle over a block of `threads` and checks every thread's value against the lane
+ * arithmetic done here: source lane = lane + operand (down) or lane ^ operand (xor), own value
+ * when that is past lane 31. */
+template <typename T>
+void check_shuffle(const char *type, unsigned threads, int kind, unsigned operand, unsigned live_lanes)
+{
+    std::vector<T> in(threads), got(threads, (T)-7), want(threads, (T)-7);
+    for (unsigned t = 0; t < threads; t++)
+        in[t] = (T)(1.0 + std::ldexp((double)t, -40) + t); /* doubles not floats: low bits matter */
+    gan_emu_launch(emu_shuffle_kernel<T>, dim3(1), dim3(threads), nullptr, (const T *)in.data(), got.data(), kind,
+                   operand, live_lanes);
+    CHECK(cudaGetLastError() == cudaSuccess);
+    for (unsigned t = 0; t < threads; t++) {
+        unsigned lane = t % 32, base = t - lane;
+        if (lane >= live_lanes)
+            continue;
+        unsigned long long source = kind == 0 ? (unsigned long long)lane + operand : lane ^ operand;
+        want[t] = in[base + (source < 32 ? (unsigned)source : lane)];
+    }
+    for (unsigned t = 0; t < threads; t++)
+        if (std::memcmp(&got[t], &want[t], sizeof(T)) != 0) {
+            test_fail_at(__FILE__, __LINE__, "__shfl_%s_sync(%s, %u), block of %u, %u live lanes a warp: thread %u "
+                         "got %.17g, want %.17g", kind == 0 ? "down" : "xor", type, operand, threads, live_lanes, t,
+                         (double)got[t], (double)want[t]);
+            return;
+        }
+    test_checks_passed++;
+}
+
+/* Each thread's block sums: out[3 i] = gan_block_sum(in[i]), out[3 i + 1] = the sum of 2 in[i]
+ * reusing `partial` at once, out_double[i] = gan_block_sum_double(in_double[i]). */
+__global__ void emu_block_sum_kernel(const float *in, const double *in_double, float *out, double *out_double)
+{
+    __shared__ float partial[GAN_BLOCK_THREADS];
+    __shared__ double partial_double[GAN_BLOCK_THREADS];
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    float total = gan_block_sum(in[i], partial);
+    float twice = gan_block_sum(2.0f * in[i], partial);
+    double total_double = gan_block_sum_double(in_double[i], partial_double);
+    out[3 * i] = total;
+    out[3 * i + 1] = twice;
+    out_double[i] = total_double;
+}
+
+/* The fixed order the block sums promise: v[t] += v[t + half] for half = N/2, ..., 1. */
+template <typename T>
+T tree_sum(const T *values)
+{
+    std::vector<T> v(values, values + GAN_BLOCK_THREADS);
+    for (unsigned half = GAN_BLOCK_THREADS / 2; half > 0; half /= 2)
+        for (unsigned t = 0; t < half; t++)
+            v[t] += v[t + half];
+    return v[0];
+}
+
+/* Runs body() in a child process; true when it aborted with `needle` in what it wrote to stderr.
+ * The emulation's refusals end the process, as a hung or undefined kernel would on a GPU. */
+bool aborts_with(const char *needle, void (*body)(void))
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return false;
+    std::fflush(stdout);
+    std::fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        body();
+        _exit(0);
+    }
+    close(fds[1]);
+    std::string message;
+    char buffer[512];
+    ssize_t n;
+    while ((n = read(fds[0], buffer, sizeof buffer)) > 0)
+        message.append(buffer, (size_t)n);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+    bool said = message.find(needle) != std::string::npos;
+    if (!aborted || !said)
+        std::fprintf(stderr, "expected an abort saying \"%s\"; the child's status %d, its stderr: %s\n", needle,
+                     status, message.c_str());
+    return aborted && said;
+}
+
+/* Half of each warp at a barrier, the other half at a shuffle: neither can go on. */
+__global__ void emu_divergent_kernel(float *out)
+{
+    float value = 1.0f;
+    if (threadIdx.x % warpSize < 16)
+        __syncthreads();
+    else
+        value = __shfl_down_sync(0xffffffffu, value, 1);
+    out[threadIdx.x] = value;
+}
+/* Lane 5 of each warp returns; lane 4 then reads it. */
+__global__ void emu_read_returned_kernel(float *out)
+{
+    if (threadIdx.x % warpSize == 5)
+        return;
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+__global__ void emu_half_mask_kernel(float *out)
+{
+    out[threadIdx.x] = __shfl_down_sync(0x0000ffffu, 1.0f, 1);
+}
+
+float emu_death_out[256];
+void run_divergent(void)
+{
+    gan_emu_launch(emu_divergent_kernel, dim3(1), dim3(64), nullptr, emu_death_out);
+}
+void run_read_returned(void)
+{
+    gan_emu_launch(emu_read_returned_kernel, dim3(1), dim3(64), nullptr, emu_death_out);
+}
+void run_partial_warp_read(void)
+{
+    /* 48 threads: warp 1 has lanes 0..15 only, and lane 0 + 16 does not exist */
+    gan_emu_launch(emu_shuffle_kernel<float>, dim3(1), dim3(48), nullptr, (const float *)emu_death_out,
+                   emu_death_out, 0, 16u, 32u);
+}
+void run_half_mask(void)
+{
+    gan_emu_launch(emu_half_mask_kernel, dim3(1), dim3(64), nullptr, emu_death_out);
+}
+
+void test_shuffles(void)
+{
+    for (unsigned threads : {64u, 256u}) {
+        for (unsigned operand : {0u, 1u, 2u, 4u, 8u, 16u, 31u, 32u, 1000u}) {
+            check_shuffle<float>("float", threads, 0, operand, 32);
+            check_shuffle<double>("double", threads, 0, operand, 32);
+        }
+        for (unsigned operand : {0u, 1u, 2u, 4u, 8u, 16u, 31u, 32u}) {
+            check_shuffle<float>("float", threads, 1, operand, 32);
+            check_shuffle<double>("double", threads, 1, operand, 32);
+        }
+    }
+    /* A partial last warp (48 threads: 16 lanes in warp 1) is fine while no lane reads a missing
+     * one; lanes that returned early are waited for no more (lanes 30, 31 of every warp). */
+    for (unsigned operand : {1u, 2u, 4u, 8u}) {
+        check_shuffle<float>("float", 48, 1, operand, 32);
+        check_shuffle<double>("double", 48, 1, operand, 32);
+    }
+    check_shuffle<float>("float", 48, 0, 32, 32);
+    check_shuffle<float>("float", 64, 1, 1, 30);
+    check_shuffle<double>("double", 256, 1, 1, 30);
+
+    /* What the GPU leaves hung or undefined aborts, saying why. */
+    CHECK_MSG(aborts_with("deadlock", run_divergent), "a barrier and a shuffle in divergent code did not abort");
+    CHECK_MSG(aborts_with("has returned", run_read_returned), "a shuffle reading a returned lane did not abort");
+    CHECK_MSG(aborts_with("does not exist", run_partial_warp_read),
+              "a shuffle reading past a partial warp did not abort");
+    CHECK_MSG(aborts_with("only the full mask", run_half_mask), "a shuffle with mask 0xffff did not abort");
+
+    /* The block sums keep their fixed order, bit for bit: 2 blocks of terms over 8 decades, so a
+     * different order would show in the last bits. */
+    const unsigned blocks = 2;
+    const size_t threads = (size_t)blocks * GAN_BLOCK_THREADS;
+    std::vector<float> in = random_floats(threads, 500, -1.0f, 1.0f);
+    std::vector<double> in_double(threads);
+    for (size_t i = 0; i < threads; i++) {
+        in[i] *= std::pow(10.0f, (float)(i % 8) - 4.0f);
+        in_double[i] = (double)in[i] * (1.0 + std::ldexp(1.0, -30)) * std::pow(10.0, (double)(i % 13) - 6.0);
+    }
+    std::vector<float> out(3 * threads, -1.0f);
+    std::vector<double> out_double(threads, -1.0);
+    gan_emu_launch(emu_block_sum_kernel, dim3(blocks), dim3(GAN_BLOCK_THREADS), nullptr, (const float *)in.data(),
+                   (const double *)in_double.data(), out.data(), out_double.data());
+    CHECK(cudaGetLastError() == cudaSuccess);
+    for (unsigned b = 0; b < blocks; b++) {
+        const size_t first = (size_t)b * GAN_BLOCK_THREADS;
+        std::vector<float> twice(GAN_BLOCK_THREADS);
+        for (unsigned t = 0; t < GAN_BLOCK_THREADS; t++)
+            twice[t] = 2.0f * in[first + t];
+        float want = tree_sum(&in[first]), want_twice = tree_sum(twice.data());
+        double want_double = tree_sum(&in_double[first]);
+        CHECK_MSG(std::memcmp(&out[3 * first], &want, sizeof want) == 0, "gan_block_sum block %u: %.9g, tree %.9g",
+                  b, (double)out[3 * first], (double)want);
+        CHECK_MSG(std::memcmp(&out[3 * first + 1], &want_twice, sizeof want) == 0,
+                  "gan_block_sum again on the same partial, block %u: %.9g, tree %.9g", b,
+                  (double)out[3 * first + 1], (double)want_twice);
+        CHECK_MSG(std::memcmp(&out_double[first], &want_double, sizeof want_double) == 0,
+                  "gan_block_sum_double block %u: %.17g, tree %.17g", b, out_double[first], want_double);
+        bool others_zero = true;
+        for (unsigned t = 1; t < GAN_BLOCK_THREADS; t++)
+            others_zero = others_zero && out[3 * (first + t)] == 0.0f && out[3 * (first + t) + 1] == 0.0f &&
+                          out_double[first + t] == 0.0;
+        CHECK_MSG(others_zero, "block sums: a thread other than 0 of block %u got a nonzero total", b);
+    }
 }
 
 /* ---- the kernels against the CPU backend ----------------------------------------------------- */
@@ -1083,6 +1307,7 @@ int main(void)
         return 1;
     }
     test_emulation();
+    test_shuffles();
     test_fill();
     test_activations();
     test_multiply_and_dropout();
