@@ -14,10 +14,15 @@
  * in proportion beyond, against sums of order 1 to 4. The im2col backward-filter (two copy kernels,
  * then the CPU backend's GEMM on their outputs) sums the same n Ho Wo products per weight as the
  * CPU backend's backward-filter, in another order: 1e-5 relative, 1e-5 absolute up to 64 products
- * and in proportion beyond. The float <-> bfloat16 conversions have no CPU backend op: they are
- * compared with a reference written here (the nearer of the two bf16 neighbours, in double), and
- * must be bit-exact (tolerance 0; any NaN for a NaN input); the accumulating widening
- * beta * dst + float(src) is checked bit-exact against the same two float operations. */
+ * and in proportion beyond. The float <-> bfloat16 conversions, which also change the layout
+ * (float NCHW <-> bf16 NHWC), have no CPU backend op: they are compared with references written
+ * here, a transpose done element by element and a rounding (the nearer of the two bf16
+ * neighbours, in double), and must be bit-exact (tolerance 0; a NaN input gives the quiet NaN
+ * 0x7FFF); the accumulating widening beta * dst + float(src) is checked bit-exact against the
+ * same two float operations, and a round trip float NCHW -> bf16 NHWC -> float NCHW against the
+ * rounding alone. A layout change moves values without arithmetic, so nothing looser could be
+ * right: a wrong index shows up as a wrong value, a missing bounds check as an access past the
+ * buffer (guard elements after each destination; AddressSanitizer in test_emu_kernels_asan). */
 #include "cuda_emulation.h"
 
 /* In a CUDA build, gan_core also holds the real launchers under the same extern "C" names: the
