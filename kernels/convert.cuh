@@ -1,9 +1,28 @@
-/* float <-> bfloat16 conversions of the BF16 precision mode: a float buffer rounded to a bf16
- * copy (weights and activations stored in half the bytes), and a bf16 buffer widened back to
- * float, overwriting or accumulating into it (gradients summed in float). One element per
- * thread, grid-stride; both buffers have `count` elements, the same index in each.
+/* float <-> bfloat16 conversions of the BF16 precision mode, changing the layout on the way. Our
+ * buffers stay float NCHW; cuDNN gets its BF16 convolution tensors in NHWC (and filters in KRSC:
+ * the same layout with k as n), which its tensor-core kernels read without a transpose of their
+ * own. Shapes, per convolution tensor [n, c, hw] (hw = h w; for a filter w [k, c, r s], k as n):
+ *   narrowing:  src [n, c, hw] float (NCHW)    -> dst [n, hw, c] bf16 (NHWC)
+ *   widening:   src [n, hw, c] bf16 (NHWC)     -> dst [n, c, hw] float (NCHW), dst = beta dst + src
+ * Per image, one layout is the transpose of the other: [c, hw] against [hw, c].
+ *
+ * The transpose goes through shared memory, so that the global reads and the global writes are
+ * both coalesced: a block of GAN_BLOCK_THREADS threads takes one 32 x 32 tile of one image's
+ * matrix at a time (a grid-stride loop over the n * ceil(c / 32) * ceil(hw / 32) tiles), reads it
+ * along the source's contiguous dimension into a __shared__ float tile, synchronises, and writes
+ * it along the destination's. Each thread moves 4 elements per tile: the block is 32 columns x 8
+ * rows, stepped 4 times down the tile. Partial tiles at the edges (c = 3: the image layers) read
+ * and write only what lies inside the matrix. The tile is [32][33]: the column read in the
+ * second half then falls in 32 different banks.
+ *
+ * When c == 1 or hw == 1 the two layouts are the same bytes (a plain conversion), and a tile
+ * would be at most 1/32 full: the kernel then converts one element per thread, grid-stride, as a
+ * plain elementwise kernel. The choice depends only on the shape, so it is the same for every
+ * thread of the grid.
+ *
  * The conversions are CUDA's own (<cuda_bf16.h> under nvcc, kernels/cuda_emulation.h's bit-exact
- * copies on the CPU): rounding to nearest even, NaN stays NaN, widening is exact. */
+ * copies on the CPU): rounding to nearest, ties to even (the largest floats round to infinity),
+ * every NaN becomes the quiet NaN 0x7FFF, widening is exact. Index math in size_t. */
 #ifndef GAN_KERNELS_CONVERT_CUH
 #define GAN_KERNELS_CONVERT_CUH
 
@@ -13,22 +32,107 @@
 #include <cuda_bf16.h>
 #endif
 
-/* dst[count] = bf16(src[count]), round to nearest, ties to even: the largest floats round to
- * infinity, every NaN becomes the quiet NaN 0x7FFF. */
-__global__ void gan_f32_to_bf16_kernel(size_t count, const float *src, __nv_bfloat16 *dst)
+/* The side of a transpose tile, and the rows of it a block covers in one step. */
+#define GAN_CONVERT_TILE 32
+#define GAN_CONVERT_TILE_ROWS (GAN_BLOCK_THREADS / GAN_CONVERT_TILE)
+static_assert(GAN_BLOCK_THREADS % GAN_CONVERT_TILE == 0, "a block must cover whole tile rows");
+
+/* Where tile number `tile` of the n * ceil(c / 32) * ceil(hw / 32) lies: its image, and its
+ * first channel and first position within that image's [c, hw]. */
+struct gan_convert_tile {
+    size_t image, c0, p0;
+};
+__device__ __forceinline__ gan_convert_tile gan_convert_tile_at(size_t tile, size_t c, size_t hw)
 {
-    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
-        dst[i] = __float2bfloat16_rn(src[i]);
+    size_t tiles_c = (c + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
+    size_t tiles_hw = (hw + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
+    gan_convert_tile t;
+    t.image = tile / (tiles_c * tiles_hw);
+    size_t in_image = tile % (tiles_c * tiles_hw);
+    t.c0 = in_image / tiles_hw * GAN_CONVERT_TILE;
+    t.p0 = in_image % tiles_hw * GAN_CONVERT_TILE;
+    return t;
 }
 
-/* dst[count] = float(src[count]) when beta == 0 (dst is not read: it may hold NaN), else
- * beta * dst + float(src). The product is rounded on its own (gan_mul_rn: no fused multiply-add),
- * so the device gives the same bits as the emulation and as a float loop on the host. */
-__global__ void gan_bf16_to_f32_kernel(size_t count, const __nv_bfloat16 *src, float beta, float *dst)
+__device__ __forceinline__ size_t gan_convert_tile_count(size_t n, size_t c, size_t hw)
 {
-    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
-        float value = __bfloat162float(src[i]);
-        dst[i] = beta == 0.0f ? value : gan_mul_rn(beta, dst[i]) + value;
+    size_t tiles_c = (c + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
+    size_t tiles_hw = (hw + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
+    return n * tiles_c * tiles_hw;
+}
+
+/* dst [n, hw, c] = bf16(src [n, c, hw]). Reads along hw (row `row` of the tile is channel
+ * c0 + row, column `col` position p0 + col), writes along c (row: position, column: channel). */
+__global__ void gan_f32_to_bf16_nhwc_kernel(size_t n, size_t c, size_t hw, const float *src,
+                                            __nv_bfloat16 *dst)
+{
+    if (c == 1 || hw == 1) {
+        size_t count = n * c * hw;
+        for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+            dst[i] = __float2bfloat16_rn(src[i]);
+        return;
+    }
+    __shared__ float tile[GAN_CONVERT_TILE][GAN_CONVERT_TILE + 1]; /* [channel][position] */
+    const size_t col = threadIdx.x % GAN_CONVERT_TILE, first_row = threadIdx.x / GAN_CONVERT_TILE;
+    const size_t tiles = gan_convert_tile_count(n, c, hw);
+    /* The same trip count for every thread of the block: each reaches both barriers. */
+    for (size_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+        gan_convert_tile at = gan_convert_tile_at(t, c, hw);
+        const float *image_src = src + at.image * c * hw;   /* [c, hw] */
+        __nv_bfloat16 *image_dst = dst + at.image * hw * c; /* [hw, c] */
+        for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
+            size_t channel = at.c0 + row, position = at.p0 + col;
+            if (channel < c && position < hw)
+                tile[row][col] = image_src[channel * hw + position];
+        }
+        __syncthreads();
+        for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
+            size_t position = at.p0 + row, channel = at.c0 + col;
+            if (position < hw && channel < c)
+                image_dst[position * c + channel] = __float2bfloat16_rn(tile[col][row]);
+        }
+        __syncthreads(); /* the next tile overwrites `tile` */
+    }
+}
+
+/* dst [n, c, hw] = float(src [n, hw, c]) when beta == 0 (dst is not read: it may hold NaN), else
+ * beta * dst + float(src). The product is rounded on its own (gan_mul_rn: no fused multiply-add),
+ * so the device gives the same bits as the emulation and as a float loop on the host. The mirror
+ * of the narrowing: reads along c (row: position, column: channel), writes along hw (row:
+ * channel, column: position). */
+__global__ void gan_bf16_nhwc_to_f32_kernel(size_t n, size_t c, size_t hw, const __nv_bfloat16 *src,
+                                            float beta, float *dst)
+{
+    if (c == 1 || hw == 1) {
+        size_t count = n * c * hw;
+        for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
+            float value = __bfloat162float(src[i]);
+            dst[i] = beta == 0.0f ? value : gan_mul_rn(beta, dst[i]) + value;
+        }
+        return;
+    }
+    __shared__ float tile[GAN_CONVERT_TILE][GAN_CONVERT_TILE + 1]; /* [position][channel] */
+    const size_t col = threadIdx.x % GAN_CONVERT_TILE, first_row = threadIdx.x / GAN_CONVERT_TILE;
+    const size_t tiles = gan_convert_tile_count(n, c, hw);
+    for (size_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+        gan_convert_tile at = gan_convert_tile_at(t, c, hw);
+        const __nv_bfloat16 *image_src = src + at.image * hw * c; /* [hw, c] */
+        float *image_dst = dst + at.image * c * hw;               /* [c, hw] */
+        for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
+            size_t position = at.p0 + row, channel = at.c0 + col;
+            if (position < hw && channel < c)
+                tile[row][col] = __bfloat162float(image_src[position * c + channel]);
+        }
+        __syncthreads();
+        for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
+            size_t channel = at.c0 + row, position = at.p0 + col;
+            if (channel < c && position < hw) {
+                float value = tile[col][row];
+                float *out = &image_dst[channel * hw + position];
+                *out = beta == 0.0f ? value : gan_mul_rn(beta, *out) + value;
+            }
+        }
+        __syncthreads(); /* the next tile overwrites `tile` */
     }
 }
 

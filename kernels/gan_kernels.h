@@ -170,15 +170,21 @@ gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int
                                      gan_activation act, float slope, float *y);
 
 /* ---- BF16 precision mode (kernels/convert.cuh) -------------------------------------------- */
-/* bf16 buffers are uint16_t [count] holding the bit patterns (the upper half of a float: sign,
- * 8 exponent bits, 7 mantissa bits); src and dst have `count` elements each and do not overlap.
- * count == 0 launches nothing. */
-/* dst[count] = src[count] rounded to BF16, to nearest even (NaN stays NaN). */
-gan_status gan_cuda_f32_to_bf16(cudaStream_t cuda_stream, size_t count, const float *src, uint16_t *dst);
-/* dst[count] = float(src[count]) when beta == 0 (dst not read), else beta * dst + float(src).
- * The widening is exact; beta * dst is rounded before the add (no fused multiply-add). */
-gan_status gan_cuda_bf16_to_f32(cudaStream_t cuda_stream, size_t count, const uint16_t *src, float beta,
-                                float *dst);
+/* The copies a convolution runs on in BF16 mode: our buffers stay float NCHW, and cuDNN gets its
+ * BF16 tensors in NHWC (what tensor cores read). Used for a convolution's x [n, c, h w],
+ * y [n, c, h w] and filter w [k, c, r s] (k as n: cuDNN's KRSC filter layout). bf16 buffers are
+ * uint16_t bit patterns (the upper half of a float: sign, 8 exponent bits, 7 mantissa bits);
+ * src and dst have n c hw elements each and do not overlap. A negative size is GAN_ERR_ARG;
+ * any zero size launches nothing. c == 1 or hw == 1 is a plain conversion (the layouts agree). */
+/* dst [n, hw, c] (NHWC, BF16) = src [n, c, hw] (NCHW, float) rounded to nearest even
+ * (the largest floats to infinity; every NaN -> 0x7FFF). */
+gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t cuda_stream, int n, int c, int hw, const float *src,
+                                     uint16_t *dst);
+/* dst [n, c, hw] (NCHW, float) = float(src [n, hw, c]) when beta == 0 (dst not read), else
+ * beta * dst + float(src). The widening is exact; beta * dst is rounded before the add (no
+ * fused multiply-add), so every device gives the same bits. */
+gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int hw, const uint16_t *src,
+                                     float beta, float *dst);
 
 #ifdef __cplusplus
 }

@@ -17,10 +17,15 @@
  * in proportion beyond, against sums of order 1 to 4. The im2col backward-filter (two copy kernels,
  * then the CPU backend's GEMM on their outputs) sums the same n Ho Wo products per weight as the
  * CPU backend's backward-filter, in another order: 1e-5 relative, 1e-5 absolute up to 64 products
- * and in proportion beyond. The float <-> bfloat16 conversions have no CPU backend op: they are
- * compared with a reference written here (the nearer of the two bf16 neighbours, in double), and
- * must be bit-exact (tolerance 0; any NaN for a NaN input); the accumulating widening
- * beta * dst + float(src) is checked bit-exact against the same two float operations. */
+ * and in proportion beyond. The float <-> bfloat16 conversions, which also change the layout
+ * (float NCHW <-> bf16 NHWC), have no CPU backend op: they are compared with references written
+ * here, a transpose done element by element and a rounding (the nearer of the two bf16
+ * neighbours, in double), and must be bit-exact (tolerance 0; a NaN input gives the quiet NaN
+ * 0x7FFF); the accumulating widening beta * dst + float(src) is checked bit-exact against the
+ * same two float operations, and a round trip float NCHW -> bf16 NHWC -> float NCHW against the
+ * rounding alone. A layout change moves values without arithmetic, so nothing looser could be
+ * right: a wrong index shows up as a wrong value, a missing bounds check as an access past the
+ * buffer (guard elements after each destination; AddressSanitizer in test_emu_kernels_asan). */
 #include "cuda_emulation.h"
 
 /* In a CUDA build, gan_core also holds the real launchers under the same extern "C" names: the
@@ -60,8 +65,8 @@
 #define gan_cuda_resize_bilinear emu_gan_cuda_resize_bilinear
 #define gan_cuda_bias_act_forward emu_gan_cuda_bias_act_forward
 /* the BF16 precision mode's conversions */
-#define gan_cuda_f32_to_bf16 emu_gan_cuda_f32_to_bf16
-#define gan_cuda_bf16_to_f32 emu_gan_cuda_bf16_to_f32
+#define gan_cuda_f32_to_bf16_nhwc emu_gan_cuda_f32_to_bf16_nhwc
+#define gan_cuda_bf16_nhwc_to_f32 emu_gan_cuda_bf16_nhwc_to_f32
 
 #include "launch.cu"
 
@@ -1097,7 +1102,8 @@ void test_eval_ops(void)
     }
 }
 
-/* ---- float <-> bfloat16 (kernels/convert.cuh), against a reference of our own ------------- */
+/* ---- float <-> bfloat16 with the layout change (kernels/convert.cuh), against references of
+ * our own: the rounding, and the transpose ------------------------------------------------------ */
 
 /* The value of bf16 bit pattern p in double, decoded field by field (exact). The all-ones
  * exponent is decoded as if exponents went on (2^128 for 0x7F80): the reference rounds with it as
@@ -1139,43 +1145,167 @@ float float_of_bits(uint32_t bits)
     return x;
 }
 
-/* Converts `src` with the kernel into a buffer with 3 guard elements beyond `count`, checks every
- * element against the reference and that the guards are untouched. */
-void check_f32_to_bf16(const char *name, const std::vector<float> &src)
+/* A convolution tensor's shape for the conversions: [n, c, hw] in NCHW, [n, hw, c] in NHWC. */
+struct nhwc_shape {
+    int n, c, hw;
+    size_t count() const { return (size_t)n * (size_t)c * (size_t)hw; }
+    /* where element (image m, channel ch, position p) lies in each layout */
+    size_t nchw(size_t m, size_t ch, size_t p) const { return (m * (size_t)c + ch) * (size_t)hw + p; }
+    size_t nhwc(size_t m, size_t ch, size_t p) const { return (m * (size_t)hw + p) * (size_t)c + ch; }
+};
+
+/* The reference transposes, element by element. */
+template <typename T>
+std::vector<T> reference_to_nhwc(const nhwc_shape &s, const std::vector<T> &nchw)
 {
-    const size_t count = src.size();
+    std::vector<T> out(s.count());
+    for (size_t m = 0; m < (size_t)s.n; m++)
+        for (size_t ch = 0; ch < (size_t)s.c; ch++)
+            for (size_t p = 0; p < (size_t)s.hw; p++)
+                out[s.nhwc(m, ch, p)] = nchw[s.nchw(m, ch, p)];
+    return out;
+}
+template <typename T>
+std::vector<T> reference_to_nchw(const nhwc_shape &s, const std::vector<T> &nhwc)
+{
+    std::vector<T> out(s.count());
+    for (size_t m = 0; m < (size_t)s.n; m++)
+        for (size_t ch = 0; ch < (size_t)s.c; ch++)
+            for (size_t p = 0; p < (size_t)s.hw; p++)
+                out[s.nchw(m, ch, p)] = nhwc[s.nhwc(m, ch, p)];
+    return out;
+}
+
+/* What CUDA's rounding gives for x: the reference for a non-NaN, the quiet NaN 0x7FFF for any NaN. */
+uint16_t expected_bf16(float x) { return std::isnan(x) ? (uint16_t)0x7fffu : reference_bf16(x); }
+
+/* Converts `src` [n, c, hw] with the kernel into a buffer with 3 guard elements beyond its
+ * n c hw, checks every element of dst [n, hw, c] against the reference rounding of the element
+ * the reference transpose puts there, and that the guards are untouched. */
+void check_f32_to_bf16_nhwc(const char *name, nhwc_shape s, const std::vector<float> &src)
+{
+    const size_t count = s.count();
     const uint16_t guard = 0xabcd;
     std::vector<uint16_t> got(count + 3, guard);
-    CHECK_OK(gan_cuda_f32_to_bf16(nullptr, count, src.data(), got.data()));
+    CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.hw, src.data(), got.data()));
+    std::vector<float> moved = reference_to_nhwc(s, src);
     for (size_t i = 0; i < count; i++) {
-        uint32_t bits;
-        std::memcpy(&bits, &src[i], sizeof bits);
-        if (std::isnan(src[i])) {
-            /* any NaN will do; CUDA (and so the emulation) gives the quiet NaN 0x7FFF */
-            if (!bf16_is_nan(got[i]) || got[i] != 0x7fffu) {
-                test_fail_at(__FILE__, __LINE__, "%s: element %zu of %zu, NaN 0x%08x, became 0x%04x (want 0x7fff)",
-                             name, i, count, (unsigned)bits, (unsigned)got[i]);
-                return;
-            }
-            continue;
-        }
-        uint16_t want = reference_bf16(src[i]);
+        uint16_t want = expected_bf16(moved[i]);
         if (got[i] != want) {
-            test_fail_at(__FILE__, __LINE__, "%s: element %zu of %zu, %.9g (0x%08x): kernel 0x%04x, reference 0x%04x",
-                         name, i, count, (double)src[i], (unsigned)bits, (unsigned)got[i], (unsigned)want);
+            uint32_t bits;
+            std::memcpy(&bits, &moved[i], sizeof bits);
+            test_fail_at(__FILE__, __LINE__,
+                         "%s [n %d, c %d, hw %d]: NHWC element %zu of %zu (image %zu, position %zu, channel %zu), "
+                         "%.9g (0x%08x): kernel 0x%04x, reference 0x%04x",
+                         name, s.n, s.c, s.hw, i, count, i / ((size_t)s.hw * s.c), i / s.c % s.hw, i % s.c,
+                         (double)moved[i], (unsigned)bits, (unsigned)got[i], (unsigned)want);
             return;
         }
     }
     for (size_t i = count; i < count + 3; i++)
         if (got[i] != guard) {
-            test_fail_at(__FILE__, __LINE__, "%s: wrote element %zu beyond count %zu", name, i, count);
+            test_fail_at(__FILE__, __LINE__, "%s [n %d, c %d, hw %d]: wrote element %zu beyond count %zu", name,
+                         s.n, s.c, s.hw, i, count);
             return;
         }
     test_checks_passed++;
 }
 
+/* The rounding checks of a flat buffer: through both identity layouts, [count, 1, 1] and
+ * [1, count, 1], where NCHW and NHWC are the same order. */
+void check_f32_to_bf16(const char *name, const std::vector<float> &src)
+{
+    const int count = (int)src.size();
+    check_f32_to_bf16_nhwc(name, nhwc_shape{count, 1, 1}, src);
+    check_f32_to_bf16_nhwc(name, nhwc_shape{1, count, 1}, src);
+}
+
+/* Widens `src` [n, hw, c] into dst [n, c, hw] that held `old` (n c hw elements and 2 guards
+ * beyond; at beta 0 the n c hw are NaN instead, which must not leak) and compares it bit for bit
+ * with float(src) at the reference-transposed place, or beta * old + float(src): the same two
+ * float operations (the product rounded, then the sum). The guards must come back untouched. */
+void check_bf16_nhwc_to_f32(const char *name, nhwc_shape s, const std::vector<uint16_t> &src, float beta,
+                            const std::vector<float> &old)
+{
+    const size_t count = s.count();
+    std::vector<float> got = old, want = old;
+    if (beta == 0.0f)
+        std::fill(got.begin(), got.begin() + (ptrdiff_t)count, std::nanf(""));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, src.data(), beta, got.data()));
+    std::vector<uint16_t> moved = reference_to_nchw(s, src);
+    for (size_t i = 0; i < count; i++) {
+        float widened = float_of_bits((uint32_t)moved[i] << 16);
+        if (beta == 0.0f) {
+            want[i] = widened;
+        } else {
+            float scaled = beta * old[i];
+            want[i] = scaled + widened;
+        }
+    }
+    char full_name[160];
+    std::snprintf(full_name, sizeof full_name, "%s [n %d, c %d, hw %d] beta %g", name, s.n, s.c, s.hw,
+                  (double)beta);
+    check_identical(full_name, got, want); /* the guards included */
+}
+
+/* Every bf16 pattern, laid out as NHWC [n, hw, c] (n c hw = 65536), widened into an NCHW buffer
+ * full of NaN (beta 0: dst is not read), exactly and to the reference-transposed place, then
+ * rounded back to NHWC: the same patterns. */
+void check_every_bf16_pattern(nhwc_shape s)
+{
+    const size_t count = 65536;
+    CHECK(s.count() == count);
+    std::vector<uint16_t> all(count), back(count);
+    for (size_t p = 0; p < count; p++)
+        all[p] = (uint16_t)p;
+    std::vector<float> wide(count, std::nanf(""));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, all.data(), 0.0f, wide.data()));
+    CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.hw, wide.data(), back.data()));
+    std::vector<float> wide_nhwc = reference_to_nhwc(s, wide);
+    size_t wrong_wide = count, wrong_back = count;
+    for (size_t p = count; p-- > 0;) {
+        uint16_t pattern = (uint16_t)p;
+        bool nan = bf16_is_nan(pattern);
+        float w = wide_nhwc[p];
+        bool sign_ok = std::signbit(w) == (pattern >> 15 != 0); /* -0 included */
+        bool wide_ok;
+        if (nan)
+            wide_ok = std::isnan(w);
+        else if ((pattern & 0x7fffu) == 0x7f80u)
+            wide_ok = std::isinf(w) && sign_ok;
+        else
+            wide_ok = (double)w == bf16_pattern_value(pattern) && sign_ok;
+        if (!wide_ok)
+            wrong_wide = p;
+        if (nan ? !bf16_is_nan(back[p]) : back[p] != pattern)
+            wrong_back = p;
+    }
+    CHECK_MSG(wrong_wide == count,
+              "bf16_nhwc_to_f32 [n %d, c %d, hw %d] of pattern 0x%04zx gave %.9g (beta 0, dst NaN before)", s.n,
+              s.c, s.hw, wrong_wide, wrong_wide < count ? (double)wide_nhwc[wrong_wide] : 0.0);
+    CHECK_MSG(wrong_back == count, "[n %d, c %d, hw %d]: bf16 0x%04zx -> f32 nchw -> bf16 nhwc came back as 0x%04x",
+              s.n, s.c, s.hw, wrong_back, wrong_back < count ? (unsigned)back[wrong_back] : 0u);
+}
+
+/* Sources with everything the rounding can meet: random bit patterns (every exponent:
+ * subnormals, infinities and NaNs among them) and, every other element, random values in
+ * [-3, 3). */
+std::vector<float> mixed_floats(size_t count, unsigned seed)
+{
+    std::vector<float> v = random_floats(count, seed, -3.0f, 3.0f);
+    uint32_t state = 0x9e3779b9u ^ seed;
+    for (size_t i = 0; i < count; i += 2) {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        v[i] = float_of_bits(state);
+    }
+    return v;
+}
+
 void test_bf16_conversions(void)
 {
+    /* ---- the rounding, through the identity layouts ---- */
     /* Random bit patterns: every exponent (subnormals, infinities and NaNs among them), every
      * mantissa. 4099 elements: 17 blocks, the last one partial. */
     uint32_t state = 0x9e3779b9u;
@@ -1189,7 +1319,7 @@ void test_bf16_conversions(void)
         std::vector<float> src(4099);
         for (float &x : src)
             x = float_of_bits(next_bits());
-        check_f32_to_bf16("f32_to_bf16 random bits", src);
+        check_f32_to_bf16("f32_to_bf16_nhwc random bits", src);
     }
     /* Random values of every magnitude from 1e-30 to 1e30, both signs. */
     {
@@ -1199,23 +1329,21 @@ void test_bf16_conversions(void)
             double magnitude = std::pow(10.0, -30.0 + 60.0 * (double)i / (double)(src.size() - 1)) * (1.0 + unit);
             src[i] = (float)(i % 2 ? -magnitude : magnitude);
         }
-        check_f32_to_bf16("f32_to_bf16 magnitudes", src);
+        check_f32_to_bf16("f32_to_bf16_nhwc magnitudes", src);
     }
     /* Exact ties (low half 0x8000) on even and odd mantissas, and one ulp either side of them. */
-    {
-        std::vector<float> src;
-        for (int k = 0; k < 300; k++) {
-            uint32_t upper = next_bits() & 0x7ffe0000u; /* positive, kept mantissa even */
-            if ((upper >> 23) == 0xffu)
-                upper &= ~0x00800000u;                   /* finite: exponent 0xFE at most */
-            upper |= (uint32_t)(k & 1) << 16;            /* even and odd kept mantissas */
-            upper |= (uint32_t)(k & 2) << 30;            /* both signs */
-            src.push_back(float_of_bits(upper | 0x8000u));
-            src.push_back(float_of_bits(upper | 0x7fffu));
-            src.push_back(float_of_bits(upper | 0x8001u));
-        }
-        check_f32_to_bf16("f32_to_bf16 ties", src);
+    std::vector<float> ties;
+    for (int k = 0; k < 300; k++) {
+        uint32_t upper = next_bits() & 0x7ffe0000u; /* positive, kept mantissa even */
+        if ((upper >> 23) == 0xffu)
+            upper &= ~0x00800000u;                   /* finite: exponent 0xFE at most */
+        upper |= (uint32_t)(k & 1) << 16;            /* even and odd kept mantissas */
+        upper |= (uint32_t)(k & 2) << 30;            /* both signs */
+        ties.push_back(float_of_bits(upper | 0x8000u));
+        ties.push_back(float_of_bits(upper | 0x7fffu));
+        ties.push_back(float_of_bits(upper | 0x8001u));
     }
+    check_f32_to_bf16("f32_to_bf16_nhwc ties", ties);
     /* Special values, one element each. */
     const uint32_t specials[] = {
         0x3f800000u, 0x3f808000u, 0x3f818000u, /* 1, ties below even and odd mantissas */
@@ -1227,73 +1355,121 @@ void test_bf16_conversions(void)
         0x00000001u, 0x80000001u, 0x00008000u, 0x00018000u, 0x00010000u, 0x0000ffffu, /* subnormals */
         0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff800001u, 0x7fffffffu, 0x7fbf0000u, /* NaNs */
     };
+    std::vector<float> all_specials;
     for (uint32_t bits : specials) {
         char name[64];
-        std::snprintf(name, sizeof name, "f32_to_bf16 of 0x%08x", (unsigned)bits);
+        std::snprintf(name, sizeof name, "f32_to_bf16_nhwc of 0x%08x", (unsigned)bits);
         check_f32_to_bf16(name, {float_of_bits(bits)});
-    }
-    CHECK_OK(gan_cuda_f32_to_bf16(nullptr, 0, nullptr, nullptr)); /* nothing to do, nothing launched */
-    CHECK_OK(gan_cuda_bf16_to_f32(nullptr, 0, nullptr, 0.0f, nullptr));
-    CHECK_OK(gan_cuda_bf16_to_f32(nullptr, 0, nullptr, 1.0f, nullptr));
-
-    /* Every bf16 pattern widened into a buffer full of NaN (beta 0: dst is not read), exactly,
-     * then rounded back to the same pattern: 65536 elements, 256 full blocks. */
-    {
-        const size_t count = 65536;
-        std::vector<uint16_t> all(count), back(count);
-        for (size_t p = 0; p < count; p++)
-            all[p] = (uint16_t)p;
-        std::vector<float> wide(count, std::nanf(""));
-        CHECK_OK(gan_cuda_bf16_to_f32(nullptr, count, all.data(), 0.0f, wide.data()));
-        CHECK_OK(gan_cuda_f32_to_bf16(nullptr, count, wide.data(), back.data()));
-        size_t wrong_wide = count, wrong_back = count;
-        for (size_t p = count; p-- > 0;) {
-            uint16_t pattern = (uint16_t)p;
-            bool nan = bf16_is_nan(pattern);
-            bool sign_ok = std::signbit(wide[p]) == (pattern >> 15 != 0); /* -0 included */
-            bool wide_ok;
-            if (nan)
-                wide_ok = std::isnan(wide[p]);
-            else if ((pattern & 0x7fffu) == 0x7f80u)
-                wide_ok = std::isinf(wide[p]) && sign_ok;
-            else
-                wide_ok = (double)wide[p] == bf16_pattern_value(pattern) && sign_ok;
-            if (!wide_ok)
-                wrong_wide = p;
-            if (nan ? !bf16_is_nan(back[p]) : back[p] != pattern)
-                wrong_back = p;
-        }
-        CHECK_MSG(wrong_wide == count, "bf16_to_f32 of pattern 0x%04zx gave %.9g (beta 0, dst NaN before)",
-                  wrong_wide, wrong_wide < count ? (double)wide[wrong_wide] : 0.0);
-        CHECK_MSG(wrong_back == count, "bf16 0x%04zx -> f32 -> bf16 came back as 0x%04x", wrong_back,
-                  wrong_back < count ? (unsigned)back[wrong_back] : 0u);
+        all_specials.push_back(float_of_bits(bits));
     }
 
-    /* Widening with accumulation, beta 1 and 0.5, over odd counts: dst = beta * dst + float(src),
-     * the same two float operations (the product rounded, then the sum). Guards beyond count. */
+    /* Every bf16 pattern there and back, in both identity layouts (256 full blocks) and through
+     * the tiles (64 of them). */
+    check_every_bf16_pattern(nhwc_shape{65536, 1, 1});
+    check_every_bf16_pattern(nhwc_shape{1, 65536, 1});
+    check_every_bf16_pattern(nhwc_shape{2, 256, 128});
+
+    /* Widening with accumulation, beta 0, 1 and 0.5, over odd counts in both identity layouts. */
     for (size_t count : {(size_t)1, (size_t)255, (size_t)257, (size_t)1237}) {
         std::vector<float> values = random_floats(count, 300 + (unsigned)count, -3.0f, 3.0f);
         std::vector<uint16_t> src(count);
-        CHECK_OK(gan_cuda_f32_to_bf16(nullptr, count, values.data(), src.data()));
+        for (size_t i = 0; i < count; i++)
+            src[i] = reference_bf16(values[i]);
         std::vector<float> old = random_floats(count + 2, 400 + (unsigned)count, -2.0f, 2.0f);
         for (float beta : {0.0f, 1.0f, 0.5f}) {
-            std::vector<float> got = old, want = old;
-            if (beta == 0.0f)
-                std::fill(got.begin(), got.begin() + (ptrdiff_t)count, std::nanf(""));
-            CHECK_OK(gan_cuda_bf16_to_f32(nullptr, count, src.data(), beta, got.data()));
-            for (size_t i = 0; i < count; i++) {
-                float widened = float_of_bits((uint32_t)src[i] << 16);
-                if (beta == 0.0f) {
-                    want[i] = widened;
-                } else {
-                    float scaled = beta * old[i];
-                    want[i] = scaled + widened;
-                }
-            }
-            char name[64];
-            std::snprintf(name, sizeof name, "bf16_to_f32 beta %g, count %zu", (double)beta, count);
-            check_identical(name, got, want); /* the 2 guards included: untouched */
+            check_bf16_nhwc_to_f32("bf16_nhwc_to_f32", nhwc_shape{(int)count, 1, 1}, src, beta, old);
+            check_bf16_nhwc_to_f32("bf16_nhwc_to_f32", nhwc_shape{1, (int)count, 1}, src, beta, old);
         }
+    }
+
+    /* Empty tensors launch nothing (the pointers are not touched); negative sizes are refused. */
+    for (nhwc_shape s : {nhwc_shape{0, 3, 5}, nhwc_shape{2, 0, 5}, nhwc_shape{2, 3, 0}}) {
+        CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.hw, nullptr, nullptr));
+        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, nullptr, 0.0f, nullptr));
+        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, nullptr, 1.0f, nullptr));
+    }
+    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 2, -3, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_bf16_nhwc: negative shape [n 2, c -3, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, -1, 3, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_bf16_nhwc: negative shape [n -1, c 3, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 3, -5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
+                     "bf16_nhwc_to_f32: negative shape [n 2, c 3, hw -5]");
+    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 0, -3, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
+                     "bf16_nhwc_to_f32: negative shape [n 0, c -3, hw 5]");
+
+    /* ---- the layout change, against the reference transpose ---- */
+    /* Image layers (c = 3: partial tiles along c), plain conversions (c = 1, hw = 1), whole
+     * tiles (multiples of 32), one past a tile (c = 33, hw = 65), a filter w [k, c, r s] (k as n),
+     * and a larger one. */
+    const nhwc_shape shapes[] = {
+        {1, 3, 100}, {3, 3, 1024}, {3, 1, 65}, {1, 1, 1000}, {3, 70, 1}, {1, 100, 1}, {1, 32, 32},
+        {3, 64, 96}, {1, 33, 65},  {3, 65, 33}, {2, 2, 2},   {64, 3, 16}, {2, 100, 70},
+    };
+    unsigned seed = 500;
+    for (const nhwc_shape &s : shapes) {
+        const size_t count = s.count();
+        std::vector<float> src = mixed_floats(count, seed++);
+        /* the special values at the front, through the tiles too */
+        for (size_t i = 0; i < all_specials.size() && i < count; i++)
+            src[i] = all_specials[i];
+        check_f32_to_bf16_nhwc("f32_to_bf16_nhwc", s, src);
+
+        /* widening of finite bf16 values, over NaN (beta 0) or onto old values (beta 1, 0.5) */
+        std::vector<float> values = random_floats(count, seed++, -3.0f, 3.0f);
+        std::vector<uint16_t> bf16(count);
+        for (size_t i = 0; i < count; i++)
+            bf16[i] = reference_bf16(values[i]);
+        std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f);
+        for (float beta : {0.0f, 1.0f, 0.5f})
+            check_bf16_nhwc_to_f32("bf16_nhwc_to_f32", s, bf16, beta, old);
+
+        /* f32 NCHW -> bf16 NHWC -> f32 NCHW is the plain rounding of each element, in place */
+        std::vector<uint16_t> narrow(count);
+        std::vector<float> round_trip(count + 2, 7.0f), want(count + 2, 7.0f);
+        CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.hw, src.data(), narrow.data()));
+        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, narrow.data(), 0.0f, round_trip.data()));
+        for (size_t i = 0; i < count; i++)
+            want[i] = float_of_bits((uint32_t)expected_bf16(src[i]) << 16);
+        char name[96];
+        std::snprintf(name, sizeof name, "f32 -> bf16 nhwc -> f32 [n %d, c %d, hw %d]", s.n, s.c, s.hw);
+        check_identical(name, round_trip, want); /* the 2 guards included */
+    }
+
+    /* A grid smaller than the work, as the launchers' cap makes it for large tensors: each block
+     * then loops over several tiles (and must not overwrite a tile another thread still reads),
+     * or over several elements of a plain conversion. The kernels directly, on 3 blocks. */
+    for (nhwc_shape s : {nhwc_shape{2, 100, 70}, nhwc_shape{3, 33, 65}, nhwc_shape{1, 1, 2000}}) {
+        const size_t count = s.count();
+        std::vector<float> src = mixed_floats(count, seed++);
+        std::vector<uint16_t> narrow(count + 3, 0xabcd), narrow_want(count + 3, 0xabcd);
+        gan_emu_launch(gan_f32_to_bf16_nhwc_kernel, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
+                       (size_t)s.c, (size_t)s.hw, (const float *)src.data(),
+                       reinterpret_cast<__nv_bfloat16 *>(narrow.data()));
+        CHECK(cudaGetLastError() == cudaSuccess);
+        std::vector<float> moved = reference_to_nhwc(s, src);
+        for (size_t i = 0; i < count; i++)
+            narrow_want[i] = expected_bf16(moved[i]);
+        CHECK_MSG(narrow == narrow_want, "f32_to_bf16_nhwc kernel on 3 blocks [n %d, c %d, hw %d]: wrong", s.n,
+                  s.c, s.hw);
+
+        std::vector<float> values = random_floats(count, seed++, -3.0f, 3.0f);
+        std::vector<uint16_t> bf16(count);
+        for (size_t i = 0; i < count; i++)
+            bf16[i] = reference_bf16(values[i]);
+        std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f), wide = old, want = old;
+        gan_emu_launch(gan_bf16_nhwc_to_f32_kernel, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
+                       (size_t)s.c, (size_t)s.hw, reinterpret_cast<const __nv_bfloat16 *>(bf16.data()), 0.5f,
+                       wide.data());
+        CHECK(cudaGetLastError() == cudaSuccess);
+        std::vector<uint16_t> bf16_nchw = reference_to_nchw(s, bf16);
+        for (size_t i = 0; i < count; i++) {
+            float scaled = 0.5f * old[i];
+            want[i] = scaled + float_of_bits((uint32_t)bf16_nchw[i] << 16);
+        }
+        char name[96];
+        std::snprintf(name, sizeof name, "bf16_nhwc_to_f32 kernel on 3 blocks [n %d, c %d, hw %d]", s.n, s.c,
+                      s.hw);
+        check_identical(name, wide, want);
     }
 }
 
