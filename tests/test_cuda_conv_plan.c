@@ -19,10 +19,11 @@
  *     heuristics; allow-conversion (FP16) math is never taken;
  *   - a geometry first seen at a call, or planned while capturing, is not searched;
  *   - a whole-input convolution is one GEMM with gan_conv_whole_input_gemm's arguments;
- *   - bf16: each pass's workspace holds the BF16 copies of x, w and y before cuDNN's own; at the
- *     call the two inputs are rounded into those copies, cuDNN runs on the copies with the rest of
- *     the workspace, and the output copy is widened into the caller's buffer with the caller's
- *     beta; a geometry first seen at a call (no workspace) is refused, naming the copies;
+ *   - bf16: each pass's workspace holds the BF16 NHWC copies of x, w and y before cuDNN's own; at
+ *     the call the two inputs are rounded into those copies with their [n, c, hw] shapes, cuDNN
+ *     runs on the copies with the rest of the workspace, and the output copy is widened into the
+ *     caller's buffer with the caller's beta; a geometry first seen at a call (no workspace) is
+ *     refused, naming the copies;
  *   - a malformed import changes nothing. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,10 +307,10 @@ gan_status gan_cuda_channels_first(cudaStream_t s, int n, int c, int hw, const f
     return GAN_OK;
 }
 
-/* The BF16 conversions of bf16: every call recorded, in order. */
+/* The BF16 NHWC conversions of bf16: every call recorded, in order. */
 typedef struct conversion {
-    bool to_bf16; /* f32_to_bf16, else bf16_to_f32 */
-    size_t count;
+    bool to_bf16; /* f32_to_bf16_nhwc, else bf16_nhwc_to_f32 */
+    int n, c, hw;
     const void *src;
     void *dst;
     float beta;
@@ -317,18 +318,19 @@ typedef struct conversion {
 static conversion conversions[8];
 static int conversion_count;
 
-gan_status gan_cuda_f32_to_bf16(cudaStream_t s, size_t count, const float *src, uint16_t *dst)
+gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t s, int n, int c, int hw, const float *src, uint16_t *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){true, count, src, dst, 0.0f};
+        conversions[conversion_count] = (conversion){true, n, c, hw, src, dst, 0.0f};
     conversion_count++;
     return GAN_OK;
 }
 
-gan_status gan_cuda_bf16_to_f32(cudaStream_t s, size_t count, const uint16_t *src, float beta, float *dst)
+gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t s, int n, int c, int hw, const uint16_t *src, float beta,
+                                     float *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){false, count, src, dst, beta};
+        conversions[conversion_count] = (conversion){false, n, c, hw, src, dst, beta};
     conversion_count++;
     return GAN_OK;
 }
@@ -747,22 +749,31 @@ static const gan_conv_geom K3S1 = {.n = 4, .c_in = 8, .h_in = 8, .w_in = 8, .c_o
                                    .w_out = 8, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1,
                                    .pad_h = 1, .pad_w = 1};
 
-/* Whether conversion i is `to_bf16` of `count` elements from `src` to `dst` (beta for widening). */
-static bool conversion_is(int i, bool to_bf16, size_t count, const void *src, const void *dst, float beta)
+/* A tensor as the conversions see it: [n, c, hw]. */
+typedef struct nchw {
+    int n, c, hw;
+} nchw;
+
+/* Whether conversion i is `to_bf16` of shape s from `src` to `dst` (beta for widening). */
+static bool conversion_is(int i, bool to_bf16, nchw s, const void *src, const void *dst, float beta)
 {
     const conversion *c = &conversions[i];
-    bool yes = i < conversion_count && c->to_bf16 == to_bf16 && c->count == count && c->src == src &&
-               c->dst == dst && c->beta == beta;
+    bool yes = i < conversion_count && c->to_bf16 == to_bf16 && c->n == s.n && c->c == s.c && c->hw == s.hw &&
+               c->src == src && c->dst == dst && c->beta == beta;
     if (!yes)
-        fprintf(stderr, "  conversion %d of %d: %s %zu from %p to %p beta %g; want %s %zu from %p to %p beta %g\n",
-                i, conversion_count, c->to_bf16 ? "to_bf16" : "to_f32", c->count, c->src, c->dst,
-                (double)c->beta, to_bf16 ? "to_bf16" : "to_f32", count, src, dst, (double)beta);
+        fprintf(stderr,
+                "  conversion %d of %d: %s [%d, %d, %d] from %p to %p beta %g; want %s [%d, %d, %d] from %p to %p "
+                "beta %g\n",
+                i, conversion_count, c->to_bf16 ? "to_bf16" : "to_f32", c->n, c->c, c->hw, c->src, c->dst,
+                (double)c->beta, to_bf16 ? "to_bf16" : "to_f32", s.n, s.c, s.hw, src, dst, (double)beta);
     return yes;
 }
 
 static void test_bf16(void)
 {
     const size_t nx = 4 * 8 * 8 * 8, nw = 16 * 8 * 3 * 3, ny = 4 * 16 * 8 * 8;
+    /* as [n, c, hw]: x [4, 8, 8x8], w [16, 8, 3x3], y [4, 16, 8x8] */
+    const nchw sx = {4, 8, 64}, sw = {16, 8, 9}, sy = {4, 16, 64};
     /* [x bf16 | w bf16 | y bf16], each rounded up to 256 bytes */
     const size_t ax = (nx * 2 + 255) / 256 * 256, aw = (nw * 2 + 255) / 256 * 256, ay = (ny * 2 + 255) / 256 * 256;
     const size_t copies = ax + aw + ay;
@@ -782,9 +793,9 @@ static void test_bf16(void)
     conversion_count = 0;
     CHECK_OK(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, ws));
     CHECK(conversion_count == 3);
-    CHECK(conversion_is(0, true, nx, x, ws, 0.0f));
-    CHECK(conversion_is(1, true, nw, w, ws + ax, 0.0f));
-    CHECK(conversion_is(2, false, ny, ws + ax + aw, y, 0.0f));
+    CHECK(conversion_is(0, true, sx, x, ws, 0.0f));
+    CHECK(conversion_is(1, true, sw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(2, false, sy, ws + ax + aw, y, 0.0f));
     CHECK(last_cudnn.x == ws && last_cudnn.w == ws + ax && last_cudnn.y == ws + ax + aw);
     CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 0 && last_cudnn.beta == 0.0f);
 
@@ -792,9 +803,9 @@ static void test_bf16(void)
     conversion_count = 0;
     CHECK_OK(gan_cuda_conv_backward_data(&f.be, &K3S1, y, w, (float *)x, ws));
     CHECK(conversion_count == 3);
-    CHECK(conversion_is(0, true, nw, w, ws + ax, 0.0f));
-    CHECK(conversion_is(1, true, ny, y, ws + ax + aw, 0.0f));
-    CHECK(conversion_is(2, false, nx, ws, x, 0.0f));
+    CHECK(conversion_is(0, true, sw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(1, true, sy, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, false, sx, ws, x, 0.0f));
     CHECK(last_cudnn.x == ws && last_cudnn.w == ws + ax && last_cudnn.y == ws + ax + aw);
 
     /* backward-filter, accumulating (beta 1): cuDNN overwrites the dw copy (beta 0), the widening
@@ -803,9 +814,9 @@ static void test_bf16(void)
     conversion_count = 0;
     CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &K3S1, x, y, 1.0f, dw, ws));
     CHECK(conversion_count == 3);
-    CHECK(conversion_is(0, true, nx, x, ws, 0.0f));
-    CHECK(conversion_is(1, true, ny, y, ws + ax + aw, 0.0f));
-    CHECK(conversion_is(2, false, nw, ws + ax, dw, 1.0f));
+    CHECK(conversion_is(0, true, sx, x, ws, 0.0f));
+    CHECK(conversion_is(1, true, sy, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, false, sw, ws + ax, dw, 1.0f));
     CHECK(last_cudnn.w == ws + ax && last_cudnn.beta == 0.0f);
     CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 2048);
     free(ws);

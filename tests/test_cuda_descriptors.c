@@ -7,8 +7,9 @@
  *     backward-data of that convolution), so the check covers both directions;
  *   - cudnnGetTensor4dDescriptor / cudnnGetFilter4dDescriptor read back the planned dims;
  *   - where the sub-pixel backward-data applies (gan/cuda_args.h), its inner convolution too;
- *   - the element type is FP32, or BF16 in bf16 (with FP32 sums: the convolution descriptors'
- *     compute type), and each precision's GEMM compute type is the one it promises.
+ *   - the element type and layout are FP32 NCHW, or BF16 NHWC (filter KRSC) in bf16, with FP32
+ *     sums (the convolution descriptors' compute type) in every precision, and each precision's
+ *     GEMM compute type is the one it promises.
  * The geometries are the ones the layers hand the backend: the models are planned with a backend
  * that records every conv_workspace_bytes call. Descriptor calls need no device (nor a cuDNN
  * handle), so this runs in CI; a build without CUDA reports it skipped. */
@@ -52,9 +53,11 @@ static int configs_checked, convs_checked, subpixel_checked;
 /* fp32, tf32, bf16 */
 enum { PRECISIONS = GAN_PRECISION_BF16 + 1 };
 
-static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, cudnnDataType_t want_type, int n,
-                         int c, int h, int w)
+static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, gan_precision precision, int n, int c,
+                         int h, int w)
 {
+    cudnnDataType_t want_type = precision == GAN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    bool nhwc = precision == GAN_PRECISION_BF16;
     cudnnDataType_t type;
     int dn, dc, dh, dw, sn, sc, sh, sw;
     CHECK(cudnnGetTensor4dDescriptor(desc, &type, &dn, &dc, &dh, &dw, &sn, &sc, &sh, &sw) ==
@@ -62,8 +65,12 @@ static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, cudnnDa
     CHECK_MSG(type == want_type && dn == n && dc == c && dh == h && dw == w,
               "%s: descriptor type %d [%d, %d, %d, %d], planned type %d [%d, %d, %d, %d]", what,
               (int)type, dn, dc, dh, dw, (int)want_type, n, c, h, w);
-    CHECK_MSG(sw == 1 && sh == w && sc == h * w && sn == c * h * w,
-              "%s: strides [%d, %d, %d, %d] are not packed NCHW", what, sn, sc, sh, sw);
+    if (nhwc)
+        CHECK_MSG(sc == 1 && sw == c && sh == w * c && sn == c * h * w,
+                  "%s: strides [%d, %d, %d, %d] are not packed NHWC", what, sn, sc, sh, sw);
+    else
+        CHECK_MSG(sw == 1 && sh == w && sc == h * w && sn == c * h * w,
+                  "%s: strides [%d, %d, %d, %d] are not packed NCHW", what, sn, sc, sh, sw);
 }
 
 /* One convolution geometry, as the layer planned it and as cuDNN sees it. */
@@ -79,15 +86,16 @@ static void check_conv(const char *where, const gan_conv_geom *g, gan_precision 
     CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
     if (status != GAN_OK)
         return;
+    check_tensor(where, d.x, precision, g->n, g->c_in, g->h_in, g->w_in);
+    check_tensor(where, d.y, precision, g->n, g->c_out, g->h_out, g->w_out);
     cudnnDataType_t want_type = precision == GAN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
-    check_tensor(where, d.x, want_type, g->n, g->c_in, g->h_in, g->w_in);
-    check_tensor(where, d.y, want_type, g->n, g->c_out, g->h_out, g->w_out);
+    cudnnTensorFormat_t want_format = precision == GAN_PRECISION_BF16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
 
     cudnnDataType_t type;
     cudnnTensorFormat_t format;
     int k, c, r, s;
     CHECK(cudnnGetFilter4dDescriptor(d.w, &type, &format, &k, &c, &r, &s) == CUDNN_STATUS_SUCCESS);
-    CHECK_MSG(type == want_type && format == CUDNN_TENSOR_NCHW && k == g->c_out &&
+    CHECK_MSG(type == want_type && format == want_format && k == g->c_out &&
                   c == g->c_in && r == g->k_h && s == g->k_w,
               "%s: filter [%d, %d, %d, %d], planned [%d, %d, %d, %d]", where, k, c, r, s, g->c_out,
               g->c_in, g->k_h, g->k_w);

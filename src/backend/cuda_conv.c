@@ -31,10 +31,10 @@
  * can make two searches choose differently: the stored choices are what keeps a deterministic run
  * reproducible across resumes and reruns.
  *
- * bf16 (cudnn_run): the descriptors are BF16 (cuDNN's PSEUDO_BFLOAT16 configuration: BF16
- * tensors, FP32 sums) and the op table's buffers FP32, so each cuDNN call rounds its inputs into
- * BF16 copies at the front of its workspace and widens its output afterwards; a pass's workspace
- * counts the copies. The timed search measures cuDNN alone, without the conversions, while the
+ * bf16 (cudnn_run): the descriptors are BF16 NHWC (cuDNN's PSEUDO_BFLOAT16 configuration: BF16
+ * tensors, FP32 sums; NHWC, the layout tensor cores want) and the op table's buffers FP32 NCHW, so
+ * each cuDNN call rounds its inputs into BF16 NHWC copies at the front of its workspace and widens
+ * its output back afterwards; a pass's workspace counts the copies. The timed search measures cuDNN alone, without the conversions, while the
  * sub-pixel form's time includes its inner forward's and the im2col form needs none (its GEMM
  * rounds to BF16 inside cuBLAS): the comparison with the forms of ours leans towards cuDNN by the
  * time of the copies. */
@@ -390,19 +390,32 @@ static size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 /* ---- cuDNN's calls, and the BF16 copies of bf16 ------------------------------------------ */
 
-/* Element counts of g's tensors: x [n, c_in, h_in, w_in], w [c_out, c_in, k_h, k_w],
- * y [n, c_out, h_out, w_out]. */
-static size_t x_count(const gan_conv_geom *g) { return (size_t)g->n * g->c_in * g->h_in * g->w_in; }
-static size_t w_count(const gan_conv_geom *g) { return (size_t)g->c_out * g->c_in * g->k_h * g->k_w; }
-static size_t y_count(const gan_conv_geom *g) { return (size_t)g->n * g->c_out * g->h_out * g->w_out; }
+/* g's tensors as [n, c, hw] (NCHW with the image flattened): x [n, c_in, h_in w_in],
+ * w [c_out, c_in, k_h k_w], y [n, c_out, h_out w_out]. */
+typedef struct nc_hw {
+    int n, c, hw;
+} nc_hw;
+static nc_hw x_shape(const gan_conv_geom *g) { return (nc_hw){g->n, g->c_in, g->h_in * g->w_in}; }
+static nc_hw w_shape(const gan_conv_geom *g) { return (nc_hw){g->c_out, g->c_in, g->k_h * g->k_w}; }
+static nc_hw y_shape(const gan_conv_geom *g) { return (nc_hw){g->n, g->c_out, g->h_out * g->w_out}; }
+static size_t count_of(nc_hw s) { return (size_t)s.n * (size_t)s.c * (size_t)s.hw; }
+static size_t x_count(const gan_conv_geom *g) { return count_of(x_shape(g)); }
+static size_t w_count(const gan_conv_geom *g) { return count_of(w_shape(g)); }
+static size_t y_count(const gan_conv_geom *g) { return count_of(y_shape(g)); }
 
-/* In bf16, cuDNN reads and writes BF16 tensors (the descriptors say so) while every buffer of the
- * op table is FP32: each call rounds its two inputs into BF16 copies at the front of its
- * workspace, runs on those, and widens its BF16 output into the FP32 one. The workspace of a pass
- * is [x bf16 | w bf16 | y bf16 | cuDNN's workspace], each part aligned to 256 bytes; no copies
- * (0 bytes) in fp32 and tf32. */
+static gan_status to_bf16_nhwc(const gan_cuda_impl *impl, nc_hw s, const float *src, uint16_t *dst)
+{
+    return gan_cuda_f32_to_bf16_nhwc(impl->stream, s.n, s.c, s.hw, src, dst);
+}
+
+/* In bf16, cuDNN reads and writes BF16 NHWC tensors (the descriptors say so) while every buffer
+ * of the op table is FP32 NCHW: each call rounds its two inputs into BF16 NHWC copies at the front
+ * of its workspace (rounding and transposing are one pass), runs on those, and widens its output
+ * back into the FP32 NCHW one. The workspace of a pass is [x | w | y | cuDNN's workspace], each
+ * copy aligned to 256 bytes; no copies (0 bytes) in fp32 and tf32. */
 typedef struct bf16_copies {
-    uint16_t *x, *w, *y; /* BF16 bit patterns, shaped as g's x, w, y */
+    uint16_t *x, *w, *y; /* BF16 bit patterns: x [n, h_in, w_in, c_in], w [c_out, k_h, k_w, c_in],
+                          * y [n, h_out, w_out, c_out] */
     void *rest;          /* cuDNN's own workspace */
     size_t bytes;        /* of the three copies */
 } bf16_copies;
@@ -457,11 +470,11 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
         rest_bytes = p->bytes - c.bytes;
         cudnn_beta = 0.0f; /* beta applies when the output is widened */
         if (x)
-            GAN_TRY(gan_cuda_f32_to_bf16(impl->stream, x_count(g), x, c.x));
+            GAN_TRY(to_bf16_nhwc(impl, x_shape(g), x, c.x));
         if (w)
-            GAN_TRY(gan_cuda_f32_to_bf16(impl->stream, w_count(g), w, c.w));
+            GAN_TRY(to_bf16_nhwc(impl, w_shape(g), w, c.w));
         if (y)
-            GAN_TRY(gan_cuda_f32_to_bf16(impl->stream, y_count(g), y, c.y));
+            GAN_TRY(to_bf16_nhwc(impl, y_shape(g), y, c.y));
         x = c.x, w = c.w, y = c.y;
         written = pass == GAN_CONV_FORWARD ? (void *)c.y : pass == GAN_CONV_BACKWARD_DATA ? (void *)c.x : (void *)c.w;
     }
@@ -485,8 +498,9 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
     }
     if (!bf16)
         return GAN_OK;
-    size_t count = pass == GAN_CONV_FORWARD ? y_count(g) : pass == GAN_CONV_BACKWARD_DATA ? x_count(g) : w_count(g);
-    return gan_cuda_bf16_to_f32(impl->stream, count, written, pass == GAN_CONV_BACKWARD_FILTER ? beta : 0.0f, out);
+    nc_hw s = pass == GAN_CONV_FORWARD ? y_shape(g) : pass == GAN_CONV_BACKWARD_DATA ? x_shape(g) : w_shape(g);
+    return gan_cuda_bf16_nhwc_to_f32(impl->stream, s.n, s.c, s.hw, written,
+                                     pass == GAN_CONV_BACKWARD_FILTER ? beta : 0.0f, out);
 }
 
 /* Its scratch (w2, y2) before the inner convolution's workspace. */

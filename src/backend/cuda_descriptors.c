@@ -30,12 +30,23 @@ cudnnDataType_t gan_cuda_conv_data_type(gan_precision precision)
     return precision == GAN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
 }
 
-static gan_status tensor4d_create(const gan_cudnn_tensor4d *t, cudnnDataType_t type,
+cudnnTensorFormat_t gan_cuda_conv_format(gan_precision precision)
+{
+    return precision == GAN_PRECISION_BF16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+}
+
+/* NCHW with the argument's strides (packed, as gan_cuda_conv_args_make gives them), or packed
+ * NHWC for the BF16 copies. */
+static gan_status tensor4d_create(const gan_cudnn_tensor4d *t, gan_precision precision,
                                   cudnnTensorDescriptor_t *out)
 {
     CUDNN_TRY(cudnnCreateTensorDescriptor(out));
-    CUDNN_TRY(cudnnSetTensor4dDescriptorEx(*out, type, t->n, t->c, t->h, t->w,
-                                           t->stride_n, t->stride_c, t->stride_h, t->stride_w));
+    cudnnDataType_t type = gan_cuda_conv_data_type(precision);
+    if (gan_cuda_conv_format(precision) == CUDNN_TENSOR_NHWC)
+        CUDNN_TRY(cudnnSetTensor4dDescriptor(*out, CUDNN_TENSOR_NHWC, type, t->n, t->c, t->h, t->w));
+    else
+        CUDNN_TRY(cudnnSetTensor4dDescriptorEx(*out, type, t->n, t->c, t->h, t->w, t->stride_n, t->stride_c,
+                                               t->stride_h, t->stride_w));
     return GAN_OK;
 }
 
@@ -57,11 +68,11 @@ static gan_status conv2d_create(const gan_cudnn_conv2d *c, gan_precision precisi
 static gan_status conv_descriptors_build(const gan_cuda_conv_args *args, gan_precision precision,
                                          gan_cuda_conv_descriptors *out)
 {
-    cudnnDataType_t type = gan_cuda_conv_data_type(precision);
-    GAN_TRY(tensor4d_create(&args->x, type, &out->x));
-    GAN_TRY(tensor4d_create(&args->y, type, &out->y));
+    GAN_TRY(tensor4d_create(&args->x, precision, &out->x));
+    GAN_TRY(tensor4d_create(&args->y, precision, &out->y));
     CUDNN_TRY(cudnnCreateFilterDescriptor(&out->w));
-    CUDNN_TRY(cudnnSetFilter4dDescriptor(out->w, type, CUDNN_TENSOR_NCHW, args->w.k,
+    CUDNN_TRY(cudnnSetFilter4dDescriptor(out->w, gan_cuda_conv_data_type(precision),
+                                         gan_cuda_conv_format(precision), args->w.k,
                                          args->w.c, args->w.h, args->w.w));
     GAN_TRY(conv2d_create(&args->conv, precision, &out->forward));
     GAN_TRY(conv2d_create(&args->conv, precision, &out->backward_data));

@@ -38,15 +38,19 @@ typedef struct gan_cuda_conv_descriptors {
 
 /* Builds them from `args`; the convolution descriptors get CUDNN_FMA_MATH in fp32 and
  * CUDNN_DEFAULT_MATH (tensor cores allowed) in tf32 and bf16, until an algorithm is chosen. The
- * tensors and the filter are FP32, or BF16 in bf16 (gan_cuda_conv_data_type: cuDNN then reads and
- * writes BF16 copies, see src/backend/cuda_conv.c); the sums are FP32 in every precision.
+ * tensors and the filter are FP32 NCHW, or BF16 NHWC in bf16 (gan_cuda_conv_data_type and
+ * gan_cuda_conv_format: cuDNN then reads and writes BF16 NHWC copies, see src/backend/cuda_conv.c);
+ * the sums are FP32 in every precision.
  * Host-only: no handle and no device needed. On failure nothing is left allocated. */
 gan_status gan_cuda_conv_descriptors_create(const gan_cuda_conv_args *args, gan_precision precision,
                                             gan_cuda_conv_descriptors *out);
 void gan_cuda_conv_descriptors_destroy(gan_cuda_conv_descriptors *d);
 
-/* The element type of a convolution's tensors in cuDNN: FP32, or BF16 in bf16. */
+/* The element type of a convolution's tensors in cuDNN: FP32, or BF16 in bf16; and their layout:
+ * NCHW (the op table's), or NHWC in bf16 (tensor cores' own, written so by the conversions; the
+ * filter KRSC). */
 cudnnDataType_t gan_cuda_conv_data_type(gan_precision precision);
+cudnnTensorFormat_t gan_cuda_conv_format(gan_precision precision);
 /* The compute type of every cuBLAS GEMM (FP32 storage in every precision): pedantic FP32 in fp32,
  * TF32 tensor cores in tf32, BF16 tensor cores (operands rounded to BF16, FP32 sums) in bf16. */
 cublasComputeType_t gan_cuda_gemm_compute_type(gan_precision precision);
