@@ -15,12 +15,15 @@
  *     ~1000 terms of O(1)), bias gradient, batch norm (cuDNN's statistics), BCE mean.
  *   TF32 (train.precision = tf32 only): GEMM and convolution rtol 1e-2, atol 5e-2 (10-bit
  *     mantissas).
- *   BF16 (train.precision = bf16 only): GEMM and convolution rtol 1e-2, atol 1.5e-1. Each operand
+ *   BF16 (train.precision = bf16 only): GEMM and convolution rtol 1e-2, atol 2.5e-1. Each operand
  *     is rounded to 8 significant bits (relative error up to 2^-9 each, 2^-8 per product); the
  *     rounding errors of K products of uniform [-1, 1) operands (E|ab| = 1/4) add up like a
  *     random walk, sqrt(K) 2^-8 / 4 = 0.03 for K = 1000 (the largest K here), and atol is about
- *     4 of those standard deviations; a convolution's result is itself stored in BF16 (half an
- *     ulp: 2^-9 relative), which rtol covers.
+ *     8 of those standard deviations: the CPU backend rounding as bf16 does
+ *     (tests/test_selftest_precision.c) reaches 0.10 on these inputs, and cuDNN's transform
+ *     algorithms (Winograd, FFT) add error of their own. A convolution's result is itself stored
+ *     in BF16 (half an ulp: 2^-9 relative), which rtol covers. A wrong layout or index gives
+ *     errors of order 1 and a rel_l2 far above BF16's ~3e-3.
  * Inputs are uniform in [-1, 1) (wider where a range matters, e.g. activations in [-6, 6)). */
 #include <math.h>
 #include <stdint.h>
@@ -39,7 +42,7 @@ static const tolerance TRANSCENDENTAL = {1e-5, 1e-5};
 static const tolerance REDUCTION = {1e-4, 1e-4};
 static const tolerance LONG_REDUCTION = {1e-3, 1e-4};
 static const tolerance TF32 = {5e-2, 1e-2};
-static const tolerance BF16 = {1.5e-1, 1e-2};
+static const tolerance BF16 = {2.5e-1, 1e-2};
 
 typedef struct selftest {
     gan_backend *ref, *test;
