@@ -21,7 +21,7 @@ extern "C" {
  * relative error, the tolerance, and ok/FAIL. *all_within_tolerance is false when any output is
  * out of tolerance or any op failed on either backend (the failure is printed too).
  * The return status is for failures to run the comparison at all (memory, transfers).
- * Tolerances assume fp32; where the test backend computes in tf32, GEMM and convolution
+ * Tolerances assume fp32; where the test backend computes in tf32 or bf16, GEMM and convolution
  * tolerances are widened and the report says so. */
 gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *report,
                             bool *all_within_tolerance);
