@@ -1,24 +1,36 @@
 /* float <-> bfloat16 conversions of the BF16 precision mode, changing the layout on the way. Our
  * buffers stay float NCHW; cuDNN gets its BF16 convolution tensors in NHWC (and filters in KRSC:
  * the same layout with k as n), which its tensor-core kernels read without a transpose of their
- * own. Shapes, per convolution tensor [n, c, hw] (hw = h w; for a filter w [k, c, r s], k as n):
- *   narrowing:  src [n, c, hw] float (NCHW)    -> dst [n, hw, c] bf16 (NHWC)
- *   widening:   src [n, hw, c] bf16 (NHWC)     -> dst [n, c, hw] float (NCHW), dst = beta dst + src
- * Per image, one layout is the transpose of the other: [c, hw] against [hw, c].
+ * own. Those kernels want a channel count that is a multiple of 8, which the image layers
+ * (c = 1 or 3) are not: the NHWC side then carries c_nhwc >= c channels, the last c_nhwc - c of
+ * them padding (zeros). Shapes, per convolution tensor [n, c, hw] (hw = h w; for a filter
+ * w [k, c, r s], k as n):
+ *   narrowing:  src [n, c, hw] float (NCHW)      -> dst [n, hw, c_nhwc] bf16 (NHWC),
+ *               channels c .. c_nhwc - 1 of every position written as +0 (bits 0x0000)
+ *   widening:   src [n, hw, c_nhwc] bf16 (NHWC)  -> dst [n, c, hw] float (NCHW), dst = beta dst + src,
+ *               from the first c channels only (the padding is never read)
+ * Per image, one layout is the transpose of the other: [c, hw] against [hw, c] (padded to
+ * [hw, c_nhwc]). c == 0 is a shape like any other: the narrowing then fills dst with zeros, the
+ * widening has nothing to write.
  *
  * The transpose goes through shared memory, so that the global reads and the global writes are
  * both coalesced: a block of GAN_BLOCK_THREADS threads takes one 32 x 32 tile of one image's
- * matrix at a time (a grid-stride loop over the n * ceil(c / 32) * ceil(hw / 32) tiles), reads it
- * along the source's contiguous dimension into a __shared__ float tile, synchronises, and writes
- * it along the destination's. Each thread moves 4 elements per tile: the block is 32 columns x 8
- * rows, stepped 4 times down the tile. Partial tiles at the edges (c = 3: the image layers) read
- * and write only what lies inside the matrix. The tile is [32][33]: the column read in the
- * second half then falls in 32 different banks.
+ * matrix at a time (a grid-stride loop over the tiles), reads it along the source's contiguous
+ * dimension into a __shared__ float tile, synchronises, and writes it along the destination's.
+ * The tiles span the channels the kernel writes: the narrowing's n * ceil(c_nhwc / 32) *
+ * ceil(hw / 32) tiles cover the padding too (its channels are put into the tile as zeros, never
+ * read from src), the widening's n * ceil(c / 32) * ceil(hw / 32) tiles only the first c channels
+ * (a row of the source is then c of the c_nhwc bf16 values of one position). Each thread moves 4
+ * elements per tile: the block is 32 columns x 8 rows, stepped 4 times down the tile. Partial
+ * tiles at the edges (c_nhwc = 8 or c = 3: the image layers) read and write only what lies inside
+ * the matrix. The tile is [32][33]: the column read in the second half then falls in 32 different
+ * banks.
  *
- * When c == 1 or hw == 1 the two layouts are the same bytes (a plain conversion), and a tile
- * would be at most 1/32 full: the kernel then converts one element per thread, grid-stride, as a
- * plain elementwise kernel. The choice depends only on the shape, so it is the same for every
- * thread of the grid.
+ * When there is no padding (c_nhwc == c) and c == 1 or hw == 1, the two layouts are the same
+ * bytes (a plain conversion), and a tile would be at most 1/32 full: the kernel then converts one
+ * element per thread, grid-stride, as a plain elementwise kernel. With padding the layouts differ
+ * even then (a position of [hw, c_nhwc] has zeros after its c values), so those shapes take the
+ * tiles. The choice depends only on the shape, so it is the same for every thread of the grid.
  *
  * The conversions are CUDA's own (<cuda_bf16.h> under nvcc, kernels/cuda_emulation.h's bit-exact
  * copies on the CPU): rounding to nearest, ties to even (the largest floats round to infinity),
@@ -37,14 +49,22 @@
 #define GAN_CONVERT_TILE_ROWS (GAN_BLOCK_THREADS / GAN_CONVERT_TILE)
 static_assert(GAN_BLOCK_THREADS % GAN_CONVERT_TILE == 0, "a block must cover whole tile rows");
 
-/* Where tile number `tile` of the n * ceil(c / 32) * ceil(hw / 32) lies: its image, and its
- * first channel and first position within that image's [c, hw]. */
+/* Whether the two layouts are the same bytes: no padding, and one channel or one position. The
+ * launchers size the grid by the same test. */
+__host__ __device__ __forceinline__ bool gan_convert_is_plain(size_t c, size_t c_nhwc, size_t hw)
+{
+    return c == c_nhwc && (c == 1 || hw == 1);
+}
+
+/* Where tile number `tile` of the n * ceil(channels / 32) * ceil(hw / 32) lies: its image, and
+ * its first channel and first position within that image's [channels, hw]. `channels` is what
+ * the tiles span: c_nhwc for the narrowing, c for the widening. */
 struct gan_convert_tile {
     size_t image, c0, p0;
 };
-__device__ __forceinline__ gan_convert_tile gan_convert_tile_at(size_t tile, size_t c, size_t hw)
+__host__ __device__ __forceinline__ gan_convert_tile gan_convert_tile_at(size_t tile, size_t channels, size_t hw)
 {
-    size_t tiles_c = (c + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
+    size_t tiles_c = (channels + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
     size_t tiles_hw = (hw + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
     gan_convert_tile t;
     t.image = tile / (tiles_c * tiles_hw);
@@ -54,19 +74,21 @@ __device__ __forceinline__ gan_convert_tile gan_convert_tile_at(size_t tile, siz
     return t;
 }
 
-__device__ __forceinline__ size_t gan_convert_tile_count(size_t n, size_t c, size_t hw)
+__host__ __device__ __forceinline__ size_t gan_convert_tile_count(size_t n, size_t channels, size_t hw)
 {
-    size_t tiles_c = (c + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
+    size_t tiles_c = (channels + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
     size_t tiles_hw = (hw + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
     return n * tiles_c * tiles_hw;
 }
 
-/* dst [n, hw, c] = bf16(src [n, c, hw]). Reads along hw (row `row` of the tile is channel
- * c0 + row, column `col` position p0 + col), writes along c (row: position, column: channel). */
-__global__ void gan_f32_to_bf16_nhwc_kernel(size_t n, size_t c, size_t hw, const float *src,
+/* dst [n, hw, c_nhwc] = bf16(src [n, c, hw]), channels c .. c_nhwc - 1 = +0. The tiles span
+ * c_nhwc channels. Reads along hw (row `row` of the tile is channel c0 + row, column `col`
+ * position p0 + col; a padding channel is put in as 0 without reading src), writes along the
+ * channels (row: position, column: channel). */
+__global__ void gan_f32_to_bf16_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, size_t hw, const float *src,
                                             __nv_bfloat16 *dst)
 {
-    if (c == 1 || hw == 1) {
+    if (gan_convert_is_plain(c, c_nhwc, hw)) {
         size_t count = n * c * hw;
         for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
             dst[i] = __float2bfloat16_rn(src[i]);
@@ -74,36 +96,37 @@ __global__ void gan_f32_to_bf16_nhwc_kernel(size_t n, size_t c, size_t hw, const
     }
     __shared__ float tile[GAN_CONVERT_TILE][GAN_CONVERT_TILE + 1]; /* [channel][position] */
     const size_t col = threadIdx.x % GAN_CONVERT_TILE, first_row = threadIdx.x / GAN_CONVERT_TILE;
-    const size_t tiles = gan_convert_tile_count(n, c, hw);
+    const size_t tiles = gan_convert_tile_count(n, c_nhwc, hw);
     /* The same trip count for every thread of the block: each reaches both barriers. */
     for (size_t t = blockIdx.x; t < tiles; t += gridDim.x) {
-        gan_convert_tile at = gan_convert_tile_at(t, c, hw);
-        const float *image_src = src + at.image * c * hw;   /* [c, hw] */
-        __nv_bfloat16 *image_dst = dst + at.image * hw * c; /* [hw, c] */
+        gan_convert_tile at = gan_convert_tile_at(t, c_nhwc, hw);
+        const float *image_src = src + at.image * c * hw;        /* [c, hw] */
+        __nv_bfloat16 *image_dst = dst + at.image * hw * c_nhwc; /* [hw, c_nhwc] */
         for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
             size_t channel = at.c0 + row, position = at.p0 + col;
-            if (channel < c && position < hw)
-                tile[row][col] = image_src[channel * hw + position];
+            if (channel < c_nhwc && position < hw)
+                tile[row][col] = channel < c ? image_src[channel * hw + position] : 0.0f;
         }
         __syncthreads();
         for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
             size_t position = at.p0 + row, channel = at.c0 + col;
-            if (position < hw && channel < c)
-                image_dst[position * c + channel] = __float2bfloat16_rn(tile[col][row]);
+            if (position < hw && channel < c_nhwc)
+                image_dst[position * c_nhwc + channel] = __float2bfloat16_rn(tile[col][row]);
         }
         __syncthreads(); /* the next tile overwrites `tile` */
     }
 }
 
-/* dst [n, c, hw] = float(src [n, hw, c]) when beta == 0 (dst is not read: it may hold NaN), else
- * beta * dst + float(src). The product is rounded on its own (gan_mul_rn: no fused multiply-add),
- * so the device gives the same bits as the emulation and as a float loop on the host. The mirror
- * of the narrowing: reads along c (row: position, column: channel), writes along hw (row:
- * channel, column: position). */
-__global__ void gan_bf16_nhwc_to_f32_kernel(size_t n, size_t c, size_t hw, const __nv_bfloat16 *src,
-                                            float beta, float *dst)
+/* dst [n, c, hw] = float(src [n, hw, c_nhwc]) for the first c channels when beta == 0 (dst is
+ * not read: it may hold NaN), else beta * dst + float(src). The product is rounded on its own
+ * (gan_mul_rn: no fused multiply-add), so the device gives the same bits as the emulation and as
+ * a float loop on the host. The mirror of the narrowing, over tiles spanning c channels (the
+ * padding is neither read nor has a place in dst): reads along the channels (row: position,
+ * column: channel), writes along hw (row: channel, column: position). */
+__global__ void gan_bf16_nhwc_to_f32_kernel(size_t n, size_t c, size_t c_nhwc, size_t hw,
+                                            const __nv_bfloat16 *src, float beta, float *dst)
 {
-    if (c == 1 || hw == 1) {
+    if (gan_convert_is_plain(c, c_nhwc, hw)) {
         size_t count = n * c * hw;
         for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
             float value = __bfloat162float(src[i]);
@@ -116,12 +139,12 @@ __global__ void gan_bf16_nhwc_to_f32_kernel(size_t n, size_t c, size_t hw, const
     const size_t tiles = gan_convert_tile_count(n, c, hw);
     for (size_t t = blockIdx.x; t < tiles; t += gridDim.x) {
         gan_convert_tile at = gan_convert_tile_at(t, c, hw);
-        const __nv_bfloat16 *image_src = src + at.image * hw * c; /* [hw, c] */
-        float *image_dst = dst + at.image * c * hw;               /* [c, hw] */
+        const __nv_bfloat16 *image_src = src + at.image * hw * c_nhwc; /* [hw, c_nhwc] */
+        float *image_dst = dst + at.image * c * hw;                     /* [c, hw] */
         for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
             size_t position = at.p0 + row, channel = at.c0 + col;
             if (position < hw && channel < c)
-                tile[row][col] = __bfloat162float(image_src[position * c + channel]);
+                tile[row][col] = __bfloat162float(image_src[position * c_nhwc + channel]);
         }
         __syncthreads();
         for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {

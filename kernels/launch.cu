@@ -62,26 +62,34 @@ static gan_status launch_elementwise(const char *kernel_name, void (*kernel)(Par
     return launch(kernel_name, kernel, (unsigned)blocks, cuda_stream, args...);
 }
 
-/* The grid of a layout-changing conversion: one block per 32 x 32 tile, or, for a plain one
- * (c == 1 or hw == 1), one thread per element, capped either way (the kernels loop). Nothing is
- * launched for an empty tensor; a negative size is refused, naming the launcher and the shape. */
+/* The grid of a layout-changing conversion: one block per 32 x 32 tile of `tile_channels` x hw
+ * per image (c_nhwc for the narrowing, which writes the padding; c for the widening, which reads
+ * only the first c channels), or, for a plain one (gan_convert_is_plain: no padding and c == 1 or
+ * hw == 1), one thread per element, capped either way (the kernels loop). Nothing is launched
+ * when there is nothing to write (n, hw or tile_channels zero); a negative size or c_nhwc < c is
+ * refused, naming the launcher and the shape. */
 template <typename... Params, typename... Args>
-static gan_status launch_convert(const char *kernel_name, void (*kernel)(Params...), int n, int c,
-                                 int hw, cudaStream_t cuda_stream, Args... args)
+static gan_status launch_convert(const char *kernel_name, void (*kernel)(Params...), int n, int c, int c_nhwc,
+                                 int hw, int tile_channels, cudaStream_t cuda_stream, Args... args)
 {
-    if (n < 0 || c < 0 || hw < 0)
-        return gan_error(GAN_ERR_ARG, "%s: negative shape [n %d, c %d, hw %d]", kernel_name, n, c, hw);
-    if (n == 0 || c == 0 || hw == 0)
+    if (n < 0 || c < 0 || c_nhwc < 0 || hw < 0)
+        return gan_error(GAN_ERR_ARG, "%s: negative shape [n %d, c %d, c_nhwc %d, hw %d]", kernel_name, n, c,
+                         c_nhwc, hw);
+    if (c_nhwc < c)
+        return gan_error(GAN_ERR_ARG, "%s: c_nhwc below c in shape [n %d, c %d, c_nhwc %d, hw %d]", kernel_name,
+                         n, c, c_nhwc, hw);
+    if (n == 0 || hw == 0 || tile_channels == 0)
         return GAN_OK;
-    size_t tiles_c = ((size_t)c + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
+    size_t tiles_c = ((size_t)tile_channels + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
     size_t tiles_hw = ((size_t)hw + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
     size_t count = (size_t)n * (size_t)c * (size_t)hw;
-    size_t blocks = c == 1 || hw == 1 ? (count + GAN_BLOCK_THREADS - 1) / GAN_BLOCK_THREADS
-                                      : (size_t)n * tiles_c * tiles_hw;
+    size_t blocks = gan_convert_is_plain((size_t)c, (size_t)c_nhwc, (size_t)hw)
+                        ? (count + GAN_BLOCK_THREADS - 1) / GAN_BLOCK_THREADS
+                        : (size_t)n * tiles_c * tiles_hw;
     if (blocks > GAN_MAX_BLOCKS)
         blocks = GAN_MAX_BLOCKS;
-    return launch(kernel_name, kernel, (unsigned)blocks, cuda_stream, (size_t)n, (size_t)c, (size_t)hw,
-                  args...);
+    return launch(kernel_name, kernel, (unsigned)blocks, cuda_stream, (size_t)n, (size_t)c, (size_t)c_nhwc,
+                  (size_t)hw, args...);
 }
 
 extern "C" {
@@ -460,17 +468,19 @@ gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int
 static_assert(sizeof(__nv_bfloat16) == sizeof(uint16_t) && alignof(__nv_bfloat16) == alignof(uint16_t),
               "__nv_bfloat16 must be a 16-bit pattern, as uint16_t");
 
-gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t cuda_stream, int n, int c, int hw, const float *src,
+/* The narrowing's tiles span c_nhwc channels (it writes the padding: with c == 0 < c_nhwc, all of
+ * dst is zeros); the widening's span c (the padding is not read). */
+gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw, const float *src,
                                      uint16_t *dst)
 {
-    return launch_convert("f32_to_bf16_nhwc", gan_f32_to_bf16_nhwc_kernel, n, c, hw, cuda_stream, src,
-                          reinterpret_cast<__nv_bfloat16 *>(dst));
+    return launch_convert("f32_to_bf16_nhwc", gan_f32_to_bf16_nhwc_kernel, n, c, c_nhwc, hw, c_nhwc, cuda_stream,
+                          src, reinterpret_cast<__nv_bfloat16 *>(dst));
 }
 
-gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int hw, const uint16_t *src,
-                                     float beta, float *dst)
+gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
+                                     const uint16_t *src, float beta, float *dst)
 {
-    return launch_convert("bf16_nhwc_to_f32", gan_bf16_nhwc_to_f32_kernel, n, c, hw, cuda_stream,
+    return launch_convert("bf16_nhwc_to_f32", gan_bf16_nhwc_to_f32_kernel, n, c, c_nhwc, hw, c, cuda_stream,
                           reinterpret_cast<const __nv_bfloat16 *>(src), beta, dst);
 }
 

@@ -18,14 +18,17 @@
  * then the CPU backend's GEMM on their outputs) sums the same n Ho Wo products per weight as the
  * CPU backend's backward-filter, in another order: 1e-5 relative, 1e-5 absolute up to 64 products
  * and in proportion beyond. The float <-> bfloat16 conversions, which also change the layout
- * (float NCHW <-> bf16 NHWC), have no CPU backend op: they are compared with references written
- * here, a transpose done element by element and a rounding (the nearer of the two bf16
- * neighbours, in double), and must be bit-exact (tolerance 0; a NaN input gives the quiet NaN
- * 0x7FFF); the accumulating widening beta * dst + float(src) is checked bit-exact against the
- * same two float operations, and a round trip float NCHW -> bf16 NHWC -> float NCHW against the
- * rounding alone. A layout change moves values without arithmetic, so nothing looser could be
- * right: a wrong index shows up as a wrong value, a missing bounds check as an access past the
- * buffer (guard elements after each destination; AddressSanitizer in test_emu_kernels_asan). */
+ * (float NCHW [n, c, hw] <-> bf16 NHWC [n, hw, c_nhwc], the channels padded to c_nhwc >= c for the
+ * tensor cores), have no CPU backend op: they are compared with references written here, a
+ * transpose done element by element (the padding channels +0) and a rounding (the nearer of the
+ * two bf16 neighbours, in double), and must be bit-exact (tolerance 0; a NaN input gives the quiet
+ * NaN 0x7FFF; a padding channel of the narrowing is exactly 0x0000, over a destination filled with
+ * a NaN pattern before); the accumulating widening beta * dst + float(src) is checked bit-exact
+ * against the same two float operations, from sources whose padding holds NaN patterns (read,
+ * they would show), and a round trip float NCHW -> bf16 NHWC -> float NCHW against the rounding
+ * alone. A layout change moves values without arithmetic, so nothing looser could be right: a
+ * wrong index shows up as a wrong value, a missing bounds check as an access past the buffer
+ * (guard elements after each destination; AddressSanitizer in test_emu_kernels_asan). */
 #include "cuda_emulation.h"
 
 /* In a CUDA build, gan_core also holds the real launchers under the same extern "C" names: the
@@ -1145,20 +1148,25 @@ float float_of_bits(uint32_t bits)
     return x;
 }
 
-/* A convolution tensor's shape for the conversions: [n, c, hw] in NCHW, [n, hw, c] in NHWC. */
+/* A convolution tensor's shape for the conversions: [n, c, hw] in NCHW, [n, hw, c_nhwc] in NHWC
+ * (channels c .. c_nhwc - 1 the padding). `padded_c` 0 (left out of a {n, c, hw}) is no padding. */
 struct nhwc_shape {
     int n, c, hw;
-    size_t count() const { return (size_t)n * (size_t)c * (size_t)hw; }
+    int padded_c = 0;
+    int c_nhwc() const { return padded_c != 0 ? padded_c : c; }
+    size_t count() const { return (size_t)n * (size_t)c * (size_t)hw; }                  /* NCHW side */
+    size_t count_nhwc() const { return (size_t)n * (size_t)hw * (size_t)c_nhwc(); }     /* NHWC side */
     /* where element (image m, channel ch, position p) lies in each layout */
     size_t nchw(size_t m, size_t ch, size_t p) const { return (m * (size_t)c + ch) * (size_t)hw + p; }
-    size_t nhwc(size_t m, size_t ch, size_t p) const { return (m * (size_t)hw + p) * (size_t)c + ch; }
+    size_t nhwc(size_t m, size_t ch, size_t p) const { return (m * (size_t)hw + p) * (size_t)c_nhwc() + ch; }
 };
 
-/* The reference transposes, element by element. */
+/* The reference transposes, element by element: to NHWC with the padding channels T() (+0), back
+ * to NCHW from the first c channels. */
 template <typename T>
 std::vector<T> reference_to_nhwc(const nhwc_shape &s, const std::vector<T> &nchw)
 {
-    std::vector<T> out(s.count());
+    std::vector<T> out(s.count_nhwc(), T());
     for (size_t m = 0; m < (size_t)s.n; m++)
         for (size_t ch = 0; ch < (size_t)s.c; ch++)
             for (size_t p = 0; p < (size_t)s.hw; p++)
@@ -1179,33 +1187,38 @@ std::vector<T> reference_to_nchw(const nhwc_shape &s, const std::vector<T> &nhwc
 /* What CUDA's rounding gives for x: the reference for a non-NaN, the quiet NaN 0x7FFF for any NaN. */
 uint16_t expected_bf16(float x) { return std::isnan(x) ? (uint16_t)0x7fffu : reference_bf16(x); }
 
-/* Converts `src` [n, c, hw] with the kernel into a buffer with 3 guard elements beyond its
- * n c hw, checks every element of dst [n, hw, c] against the reference rounding of the element
- * the reference transpose puts there, and that the guards are untouched. */
+/* Converts `src` [n, c, hw] with the kernel into a buffer of n hw c_nhwc elements full of garbage
+ * (a NaN pattern, which the padding must not keep) and 3 guard elements beyond, checks every
+ * element of dst [n, hw, c_nhwc] against the reference rounding of the element the reference
+ * transpose puts there (a padding channel: exactly +0, bits 0x0000), and that the guards are
+ * untouched. */
 void check_f32_to_bf16_nhwc(const char *name, nhwc_shape s, const std::vector<float> &src)
 {
-    const size_t count = s.count();
-    const uint16_t guard = 0xabcd;
+    const size_t count = s.count_nhwc(), c_nhwc = (size_t)s.c_nhwc();
+    const uint16_t garbage = 0xffff, guard = 0xabcd;
     std::vector<uint16_t> got(count + 3, guard);
-    CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.hw, src.data(), got.data()));
+    std::fill(got.begin(), got.begin() + (ptrdiff_t)count, garbage);
+    CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), got.data()));
     std::vector<float> moved = reference_to_nhwc(s, src);
     for (size_t i = 0; i < count; i++) {
-        uint16_t want = expected_bf16(moved[i]);
+        bool padding = i % c_nhwc >= (size_t)s.c;
+        uint16_t want = padding ? (uint16_t)0x0000u : expected_bf16(moved[i]);
         if (got[i] != want) {
             uint32_t bits;
             std::memcpy(&bits, &moved[i], sizeof bits);
             test_fail_at(__FILE__, __LINE__,
-                         "%s [n %d, c %d, hw %d]: NHWC element %zu of %zu (image %zu, position %zu, channel %zu), "
-                         "%.9g (0x%08x): kernel 0x%04x, reference 0x%04x",
-                         name, s.n, s.c, s.hw, i, count, i / ((size_t)s.hw * s.c), i / s.c % s.hw, i % s.c,
-                         (double)moved[i], (unsigned)bits, (unsigned)got[i], (unsigned)want);
+                         "%s [n %d, c %d, c_nhwc %zu, hw %d]: NHWC element %zu of %zu (image %zu, position %zu, "
+                         "channel %zu%s), %.9g (0x%08x): kernel 0x%04x, reference 0x%04x",
+                         name, s.n, s.c, c_nhwc, s.hw, i, count, i / ((size_t)s.hw * c_nhwc), i / c_nhwc % s.hw,
+                         i % c_nhwc, padding ? ": padding" : "", (double)moved[i], (unsigned)bits, (unsigned)got[i],
+                         (unsigned)want);
             return;
         }
     }
     for (size_t i = count; i < count + 3; i++)
         if (got[i] != guard) {
-            test_fail_at(__FILE__, __LINE__, "%s [n %d, c %d, hw %d]: wrote element %zu beyond count %zu", name,
-                         s.n, s.c, s.hw, i, count);
+            test_fail_at(__FILE__, __LINE__, "%s [n %d, c %d, c_nhwc %zu, hw %d]: wrote element %zu beyond count %zu",
+                         name, s.n, s.c, c_nhwc, s.hw, i, count);
             return;
         }
     test_checks_passed++;
@@ -1220,18 +1233,20 @@ void check_f32_to_bf16(const char *name, const std::vector<float> &src)
     check_f32_to_bf16_nhwc(name, nhwc_shape{1, count, 1}, src);
 }
 
-/* Widens `src` [n, hw, c] into dst [n, c, hw] that held `old` (n c hw elements and 2 guards
+/* Widens `src` [n, hw, c_nhwc] into dst [n, c, hw] that held `old` (n c hw elements and 2 guards
  * beyond; at beta 0 the n c hw are NaN instead, which must not leak) and compares it bit for bit
  * with float(src) at the reference-transposed place, or beta * old + float(src): the same two
- * float operations (the product rounded, then the sum). The guards must come back untouched. */
+ * float operations (the product rounded, then the sum). The guards must come back untouched.
+ * Callers put NaN patterns in src's padding: read, they would show. */
 void check_bf16_nhwc_to_f32(const char *name, nhwc_shape s, const std::vector<uint16_t> &src, float beta,
                             const std::vector<float> &old)
 {
     const size_t count = s.count();
+    CHECK(src.size() == s.count_nhwc() && old.size() == count + 2);
     std::vector<float> got = old, want = old;
     if (beta == 0.0f)
         std::fill(got.begin(), got.begin() + (ptrdiff_t)count, std::nanf(""));
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, src.data(), beta, got.data()));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, got.data()));
     std::vector<uint16_t> moved = reference_to_nchw(s, src);
     for (size_t i = 0; i < count; i++) {
         float widened = float_of_bits((uint32_t)moved[i] << 16);
@@ -1243,8 +1258,8 @@ void check_bf16_nhwc_to_f32(const char *name, nhwc_shape s, const std::vector<ui
         }
     }
     char full_name[160];
-    std::snprintf(full_name, sizeof full_name, "%s [n %d, c %d, hw %d] beta %g", name, s.n, s.c, s.hw,
-                  (double)beta);
+    std::snprintf(full_name, sizeof full_name, "%s [n %d, c %d, c_nhwc %d, hw %d] beta %g", name, s.n, s.c,
+                  s.c_nhwc(), s.hw, (double)beta);
     check_identical(full_name, got, want); /* the guards included */
 }
 
@@ -1259,8 +1274,8 @@ void check_every_bf16_pattern(nhwc_shape s)
     for (size_t p = 0; p < count; p++)
         all[p] = (uint16_t)p;
     std::vector<float> wide(count, std::nanf(""));
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, all.data(), 0.0f, wide.data()));
-    CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.hw, wide.data(), back.data()));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c, s.hw, all.data(), 0.0f, wide.data()));
+    CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.c, s.hw, wide.data(), back.data()));
     std::vector<float> wide_nhwc = reference_to_nhwc(s, wide);
     size_t wrong_wide = count, wrong_back = count;
     for (size_t p = count; p-- > 0;) {
@@ -1301,6 +1316,19 @@ std::vector<float> mixed_floats(size_t count, unsigned seed)
         v[i] = float_of_bits(state);
     }
     return v;
+}
+
+/* A bf16 source [n, hw, c_nhwc] for the widening: finite bf16 values in the first c channels, NaN
+ * patterns (quiet and signalling, both signs) in the padding, which must never reach dst. */
+std::vector<uint16_t> padded_bf16_source(const nhwc_shape &s, unsigned seed)
+{
+    const uint16_t nans[] = {0x7fff, 0xffc1, 0x7f81, 0xff81};
+    const size_t count_nhwc = s.count_nhwc(), c_nhwc = (size_t)s.c_nhwc();
+    std::vector<float> values = random_floats(count_nhwc, seed, -3.0f, 3.0f);
+    std::vector<uint16_t> src(count_nhwc);
+    for (size_t i = 0; i < count_nhwc; i++)
+        src[i] = i % c_nhwc < (size_t)s.c ? reference_bf16(values[i]) : nans[i % 4];
+    return src;
 }
 
 void test_bf16_conversions(void)
@@ -1382,84 +1410,112 @@ void test_bf16_conversions(void)
         }
     }
 
-    /* Empty tensors launch nothing (the pointers are not touched); negative sizes are refused. */
-    for (nhwc_shape s : {nhwc_shape{0, 3, 5}, nhwc_shape{2, 0, 5}, nhwc_shape{2, 3, 0}}) {
-        CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.hw, nullptr, nullptr));
-        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, nullptr, 0.0f, nullptr));
-        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, nullptr, 1.0f, nullptr));
+    /* Empty tensors launch nothing (the pointers are not touched); negative sizes and fewer NHWC
+     * channels than NCHW ones are refused, even for an empty tensor. */
+    for (nhwc_shape s : {nhwc_shape{0, 3, 5}, nhwc_shape{2, 0, 5}, nhwc_shape{2, 3, 0}, nhwc_shape{0, 3, 5, 8},
+                         nhwc_shape{2, 3, 0, 8}}) {
+        CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, nullptr));
+        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
+        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 1.0f, nullptr));
     }
-    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 2, -3, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_bf16_nhwc: negative shape [n 2, c -3, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, -1, 3, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_bf16_nhwc: negative shape [n -1, c 3, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 3, -5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
-                     "bf16_nhwc_to_f32: negative shape [n 2, c 3, hw -5]");
-    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 0, -3, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
-                     "bf16_nhwc_to_f32: negative shape [n 0, c -3, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 2, -3, 5, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_bf16_nhwc: negative shape [n 2, c -3, c_nhwc 5, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, -1, 3, 3, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_bf16_nhwc: negative shape [n -1, c 3, c_nhwc 3, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 2, 3, -8, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_bf16_nhwc: negative shape [n 2, c 3, c_nhwc -8, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 3, 8, -5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
+                     "bf16_nhwc_to_f32: negative shape [n 2, c 3, c_nhwc 8, hw -5]");
+    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 0, -3, 8, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
+                     "bf16_nhwc_to_f32: negative shape [n 0, c -3, c_nhwc 8, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 3, -1, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
+                     "bf16_nhwc_to_f32: negative shape [n 2, c 3, c_nhwc -1, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 2, 3, 2, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_bf16_nhwc: c_nhwc below c in shape [n 2, c 3, c_nhwc 2, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 0, 3, 1, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_bf16_nhwc: c_nhwc below c in shape [n 0, c 3, c_nhwc 1, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 8, 3, 5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
+                     "bf16_nhwc_to_f32: c_nhwc below c in shape [n 2, c 8, c_nhwc 3, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 3, 0, 0, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
+                     "bf16_nhwc_to_f32: c_nhwc below c in shape [n 2, c 3, c_nhwc 0, hw 0]");
+    /* c == 0 < c_nhwc is a shape like any other: the narrowing writes all of dst [n, hw, c_nhwc] as
+     * +0 over garbage (src, of no elements, is not read: nullptr), the widening has nothing to
+     * write (nothing launched: nullptr). */
+    check_f32_to_bf16_nhwc("f32_to_bf16_nhwc of no channels", nhwc_shape{2, 0, 5, 8}, std::vector<float>());
+    check_f32_to_bf16_nhwc("f32_to_bf16_nhwc of no channels", nhwc_shape{3, 0, 70, 40}, std::vector<float>());
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.0f, nullptr));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.5f, nullptr));
 
     /* ---- the layout change, against the reference transpose ---- */
     /* Image layers (c = 3: partial tiles along c), plain conversions (c = 1, hw = 1), whole
      * tiles (multiples of 32), one past a tile (c = 33, hw = 65), a filter w [k, c, r s] (k as n),
-     * and a larger one. */
+     * and a larger one. Then the same with the channels padded (the fourth number, c_nhwc): the
+     * image layers' c = 1 and 3 to 8 (one image and 5; a 64 x 64 image), 3 to 16, c = 33 to 40
+     * (the padding starting in the second tile along c) and 30 to 40 (in the first, and the whole
+     * second tile padding), and hw = 1 and c = 1, which are plain conversions only unpadded. */
     const nhwc_shape shapes[] = {
-        {1, 3, 100}, {3, 3, 1024}, {3, 1, 65}, {1, 1, 1000}, {3, 70, 1}, {1, 100, 1}, {1, 32, 32},
-        {3, 64, 96}, {1, 33, 65},  {3, 65, 33}, {2, 2, 2},   {64, 3, 16}, {2, 100, 70},
+        {1, 3, 100},     {3, 3, 1024},   {3, 1, 65},    {1, 1, 1000},    {3, 70, 1},      {1, 100, 1},
+        {1, 32, 32},     {3, 64, 96},    {1, 33, 65},   {3, 65, 33},     {2, 2, 2},       {64, 3, 16},
+        {2, 100, 70},    {1, 1, 100, 8}, {5, 1, 65, 8}, {1, 3, 100, 8},  {5, 3, 65, 8},   {2, 3, 70, 16},
+        {1, 33, 65, 40}, {3, 33, 40, 40}, {2, 30, 50, 40}, {1, 3, 1, 8}, {5, 3, 1, 8},    {4, 1, 1, 8},
+        {3, 70, 1, 72},  {1, 3, 4096, 8},
     };
     unsigned seed = 500;
     for (const nhwc_shape &s : shapes) {
-        const size_t count = s.count();
+        const size_t count = s.count(), count_nhwc = s.count_nhwc();
         std::vector<float> src = mixed_floats(count, seed++);
         /* the special values at the front, through the tiles too */
         for (size_t i = 0; i < all_specials.size() && i < count; i++)
             src[i] = all_specials[i];
         check_f32_to_bf16_nhwc("f32_to_bf16_nhwc", s, src);
 
-        /* widening of finite bf16 values, over NaN (beta 0) or onto old values (beta 1, 0.5) */
-        std::vector<float> values = random_floats(count, seed++, -3.0f, 3.0f);
-        std::vector<uint16_t> bf16(count);
-        for (size_t i = 0; i < count; i++)
-            bf16[i] = reference_bf16(values[i]);
+        /* widening of finite bf16 values, over NaN (beta 0) or onto old values (beta 1, 0.5), from
+         * a source whose padding holds NaN patterns */
+        std::vector<uint16_t> bf16 = padded_bf16_source(s, seed++);
         std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f);
         for (float beta : {0.0f, 1.0f, 0.5f})
             check_bf16_nhwc_to_f32("bf16_nhwc_to_f32", s, bf16, beta, old);
 
         /* f32 NCHW -> bf16 NHWC -> f32 NCHW is the plain rounding of each element, in place */
-        std::vector<uint16_t> narrow(count);
+        std::vector<uint16_t> narrow(count_nhwc, 0xffff);
         std::vector<float> round_trip(count + 2, 7.0f), want(count + 2, 7.0f);
-        CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.hw, src.data(), narrow.data()));
-        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.hw, narrow.data(), 0.0f, round_trip.data()));
+        CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), narrow.data()));
+        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, narrow.data(), 0.0f,
+                                           round_trip.data()));
         for (size_t i = 0; i < count; i++)
             want[i] = float_of_bits((uint32_t)expected_bf16(src[i]) << 16);
         char name[96];
-        std::snprintf(name, sizeof name, "f32 -> bf16 nhwc -> f32 [n %d, c %d, hw %d]", s.n, s.c, s.hw);
+        std::snprintf(name, sizeof name, "f32 -> bf16 nhwc -> f32 [n %d, c %d, c_nhwc %d, hw %d]", s.n, s.c,
+                      s.c_nhwc(), s.hw);
         check_identical(name, round_trip, want); /* the 2 guards included */
     }
 
     /* A grid smaller than the work, as the launchers' cap makes it for large tensors: each block
      * then loops over several tiles (and must not overwrite a tile another thread still reads),
-     * or over several elements of a plain conversion. The kernels directly, on 3 blocks. */
-    for (nhwc_shape s : {nhwc_shape{2, 100, 70}, nhwc_shape{3, 33, 65}, nhwc_shape{1, 1, 2000}}) {
-        const size_t count = s.count();
+     * or over several elements of a plain conversion. The kernels directly, on 3 blocks; padded
+     * shapes among them (the image layer's c = 3 to 8 over 64 tiles, c = 33 to 40, hw = 1, c = 1). */
+    for (nhwc_shape s : {nhwc_shape{2, 100, 70}, nhwc_shape{3, 33, 65}, nhwc_shape{1, 1, 2000},
+                         nhwc_shape{2, 3, 1000, 8}, nhwc_shape{3, 33, 65, 40}, nhwc_shape{7, 3, 1, 8},
+                         nhwc_shape{3, 1, 700, 8}}) {
+        const size_t count = s.count(), count_nhwc = s.count_nhwc();
         std::vector<float> src = mixed_floats(count, seed++);
-        std::vector<uint16_t> narrow(count + 3, 0xabcd), narrow_want(count + 3, 0xabcd);
+        std::vector<uint16_t> narrow(count_nhwc + 3, 0xabcd), narrow_want(count_nhwc + 3, 0xabcd);
+        std::fill(narrow.begin(), narrow.begin() + (ptrdiff_t)count_nhwc, (uint16_t)0xffff);
         gan_emu_launch(gan_f32_to_bf16_nhwc_kernel, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
-                       (size_t)s.c, (size_t)s.hw, (const float *)src.data(),
+                       (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw, (const float *)src.data(),
                        reinterpret_cast<__nv_bfloat16 *>(narrow.data()));
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<float> moved = reference_to_nhwc(s, src);
-        for (size_t i = 0; i < count; i++)
-            narrow_want[i] = expected_bf16(moved[i]);
-        CHECK_MSG(narrow == narrow_want, "f32_to_bf16_nhwc kernel on 3 blocks [n %d, c %d, hw %d]: wrong", s.n,
-                  s.c, s.hw);
+        for (size_t i = 0; i < count_nhwc; i++)
+            narrow_want[i] = i % (size_t)s.c_nhwc() < (size_t)s.c ? expected_bf16(moved[i]) : (uint16_t)0x0000u;
+        CHECK_MSG(narrow == narrow_want, "f32_to_bf16_nhwc kernel on 3 blocks [n %d, c %d, c_nhwc %d, hw %d]: wrong",
+                  s.n, s.c, s.c_nhwc(), s.hw);
 
-        std::vector<float> values = random_floats(count, seed++, -3.0f, 3.0f);
-        std::vector<uint16_t> bf16(count);
-        for (size_t i = 0; i < count; i++)
-            bf16[i] = reference_bf16(values[i]);
+        std::vector<uint16_t> bf16 = padded_bf16_source(s, seed++);
         std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f), wide = old, want = old;
         gan_emu_launch(gan_bf16_nhwc_to_f32_kernel, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
-                       (size_t)s.c, (size_t)s.hw, reinterpret_cast<const __nv_bfloat16 *>(bf16.data()), 0.5f,
-                       wide.data());
+                       (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw,
+                       reinterpret_cast<const __nv_bfloat16 *>(bf16.data()), 0.5f, wide.data());
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<uint16_t> bf16_nchw = reference_to_nchw(s, bf16);
         for (size_t i = 0; i < count; i++) {
@@ -1467,8 +1523,8 @@ void test_bf16_conversions(void)
             want[i] = scaled + float_of_bits((uint32_t)bf16_nchw[i] << 16);
         }
         char name[96];
-        std::snprintf(name, sizeof name, "bf16_nhwc_to_f32 kernel on 3 blocks [n %d, c %d, hw %d]", s.n, s.c,
-                      s.hw);
+        std::snprintf(name, sizeof name, "bf16_nhwc_to_f32 kernel on 3 blocks [n %d, c %d, c_nhwc %d, hw %d]", s.n,
+                      s.c, s.c_nhwc(), s.hw);
         check_identical(name, wide, want);
     }
 }
