@@ -310,7 +310,7 @@ gan_status gan_cuda_channels_first(cudaStream_t s, int n, int c, int hw, const f
 /* The BF16 NHWC conversions of bf16: every call recorded, in order. */
 typedef struct conversion {
     bool to_bf16; /* f32_to_bf16_nhwc, else bf16_nhwc_to_f32 */
-    int n, c, hw;
+    int n, c, c_nhwc, hw;
     const void *src;
     void *dst;
     float beta;
@@ -318,19 +318,20 @@ typedef struct conversion {
 static conversion conversions[8];
 static int conversion_count;
 
-gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t s, int n, int c, int hw, const float *src, uint16_t *dst)
+gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t s, int n, int c, int c_nhwc, int hw, const float *src,
+                                     uint16_t *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){true, n, c, hw, src, dst, 0.0f};
+        conversions[conversion_count] = (conversion){true, n, c, c_nhwc, hw, src, dst, 0.0f};
     conversion_count++;
     return GAN_OK;
 }
 
-gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t s, int n, int c, int hw, const uint16_t *src, float beta,
-                                     float *dst)
+gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t s, int n, int c, int c_nhwc, int hw, const uint16_t *src,
+                                     float beta, float *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){false, n, c, hw, src, dst, beta};
+        conversions[conversion_count] = (conversion){false, n, c, c_nhwc, hw, src, dst, beta};
     conversion_count++;
     return GAN_OK;
 }
@@ -749,23 +750,24 @@ static const gan_conv_geom K3S1 = {.n = 4, .c_in = 8, .h_in = 8, .w_in = 8, .c_o
                                    .w_out = 8, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1,
                                    .pad_h = 1, .pad_w = 1};
 
-/* A tensor as the conversions see it: [n, c, hw]. */
+/* A tensor as the conversions see it: [n, c, hw] FP32, [n, hw, c_nhwc] BF16. */
 typedef struct nchw {
-    int n, c, hw;
+    int n, c, c_nhwc, hw;
 } nchw;
 
 /* Whether conversion i is `to_bf16` of shape s from `src` to `dst` (beta for widening). */
 static bool conversion_is(int i, bool to_bf16, nchw s, const void *src, const void *dst, float beta)
 {
     const conversion *c = &conversions[i];
-    bool yes = i < conversion_count && c->to_bf16 == to_bf16 && c->n == s.n && c->c == s.c && c->hw == s.hw &&
-               c->src == src && c->dst == dst && c->beta == beta;
+    bool yes = i < conversion_count && c->to_bf16 == to_bf16 && c->n == s.n && c->c == s.c &&
+               c->c_nhwc == s.c_nhwc && c->hw == s.hw && c->src == src && c->dst == dst && c->beta == beta;
     if (!yes)
         fprintf(stderr,
-                "  conversion %d of %d: %s [%d, %d, %d] from %p to %p beta %g; want %s [%d, %d, %d] from %p to %p "
-                "beta %g\n",
-                i, conversion_count, c->to_bf16 ? "to_bf16" : "to_f32", c->n, c->c, c->hw, c->src, c->dst,
-                (double)c->beta, to_bf16 ? "to_bf16" : "to_f32", s.n, s.c, s.hw, src, dst, (double)beta);
+                "  conversion %d of %d: %s [%d, %d/%d, %d] from %p to %p beta %g; want %s [%d, %d/%d, %d] from %p "
+                "to %p beta %g\n",
+                i, conversion_count, c->to_bf16 ? "to_bf16" : "to_f32", c->n, c->c, c->c_nhwc, c->hw, c->src,
+                c->dst, (double)c->beta, to_bf16 ? "to_bf16" : "to_f32", s.n, s.c, s.c_nhwc, s.hw, src, dst,
+                (double)beta);
     return yes;
 }
 
@@ -773,7 +775,7 @@ static void test_bf16(void)
 {
     const size_t nx = 4 * 8 * 8 * 8, nw = 16 * 8 * 3 * 3, ny = 4 * 16 * 8 * 8;
     /* as [n, c, hw]: x [4, 8, 8x8], w [16, 8, 3x3], y [4, 16, 8x8] */
-    const nchw sx = {4, 8, 64}, sw = {16, 8, 9}, sy = {4, 16, 64};
+    const nchw sx = {4, 8, 8, 64}, sw = {16, 8, 8, 9}, sy = {4, 16, 16, 64};
     /* [x bf16 | w bf16 | y bf16], each rounded up to 256 bytes */
     const size_t ax = (nx * 2 + 255) / 256 * 256, aw = (nw * 2 + 255) / 256 * 256, ay = (ny * 2 + 255) / 256 * 256;
     const size_t copies = ax + aw + ay;
@@ -838,6 +840,27 @@ static void test_bf16(void)
     /* First seen at a call, with no workspace: bf16 has no room for its copies and says so. */
     open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
     CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, NULL), GAN_ERR_BACKEND, "BF16 copies");
+    close_fake(&f);
+
+    /* The 3-channel image layer: its input channels padded to 8 in the copies of x and w (zeros,
+     * written by the narrowing; not widened back), the workspace sized for the padded copies. */
+    open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    const size_t rgb_x = (4 * 256 * 8 * 2 + 255) / 256 * 256, rgb_w = (8 * 16 * 8 * 2 + 255) / 256 * 256,
+                 rgb_y = (4 * 64 * 8 * 2 + 255) / 256 * 256;
+    CHECK_MSG(bytes >= rgb_x + rgb_w + rgb_y, "workspace %zu < the padded copies' %zu", bytes, rgb_x + rgb_w + rgb_y);
+    ws = malloc(bytes);
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &RGB, x, w, y, ws));
+    CHECK(conversion_count == 3);
+    CHECK(conversion_is(0, true, (nchw){4, 3, 8, 256}, x, ws, 0.0f));
+    CHECK(conversion_is(1, true, (nchw){8, 3, 8, 16}, w, ws + rgb_x, 0.0f));
+    CHECK(conversion_is(2, false, (nchw){4, 8, 8, 64}, ws + rgb_x + rgb_w, y, 0.0f));
+    CHECK(last_cudnn.ws == ws + rgb_x + rgb_w + rgb_y);
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &RGB, x, y, 1.0f, dw, ws));
+    CHECK(conversion_is(2, false, (nchw){8, 3, 8, 16}, ws + rgb_x, dw, 1.0f));
+    free(ws);
     close_fake(&f);
 
     /* A whole-input convolution: one GEMM (BF16 inside cuBLAS), no copies. */

@@ -1,12 +1,13 @@
 /* The cuDNN descriptors of every convolution of every model in configs/, at batch 64 and 128, in
- * each precision, built exactly as the CUDA backend builds them (gan_cuda_conv_args_make +
- * gan_cuda_conv_descriptors_create), must give the shapes the model planned, according to cuDNN
+ * each precision, built exactly as the CUDA backend builds them (gan_cuda_conv_descriptors_create),
+ * must give the shapes the model planned, according to cuDNN
  * itself (batch norm runs on kernels of ours, without cuDNN descriptors):
  *   - cudnnGetConvolution2dForwardOutputDim(conv, x, w) is the planned y. For a Conv2d layer, y
  *     is its output; for a ConvTranspose2d, y is its input and x its output (the layer is the
  *     backward-data of that convolution), so the check covers both directions;
  *   - cudnnGetTensor4dDescriptor / cudnnGetFilter4dDescriptor read back the planned dims;
  *   - where the sub-pixel backward-data applies (gan/cuda_args.h), its inner convolution too;
+ *   - in bf16 the input channels are padded to a multiple of 8 (the image layers);
  *   - the element type and layout are FP32 NCHW, or BF16 NHWC (filter KRSC) in bf16, with FP32
  *     sums (the convolution descriptors' compute type) in every precision, and each precision's
  *     GEMM compute type is the one it promises.
@@ -48,7 +49,7 @@ static size_t record_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *
     return 0;
 }
 
-static int configs_checked, convs_checked, subpixel_checked;
+static int configs_checked, convs_checked, subpixel_checked, padded_checked;
 
 /* fp32, tf32, bf16 */
 enum { PRECISIONS = GAN_PRECISION_BF16 + 1 };
@@ -76,17 +77,16 @@ static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, gan_pre
 /* One convolution geometry, as the layer planned it and as cuDNN sees it. */
 static void check_conv(const char *where, const gan_conv_geom *g, gan_precision precision)
 {
-    gan_cuda_conv_args args;
-    gan_status status = gan_cuda_conv_args_make(g, &args);
-    CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
-    if (status != GAN_OK)
-        return;
     gan_cuda_conv_descriptors d;
-    status = gan_cuda_conv_descriptors_create(&args, precision, &d);
+    gan_status status = gan_cuda_conv_descriptors_create(g, precision, &d);
     CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
     if (status != GAN_OK)
         return;
-    check_tensor(where, d.x, precision, g->n, g->c_in, g->h_in, g->w_in);
+    /* bf16 pads the input channels to a multiple of 8 (the image layers' 1 and 3) */
+    int c_in = precision == GAN_PRECISION_BF16 ? (g->c_in + 7) / 8 * 8 : g->c_in;
+    if (c_in != g->c_in)
+        padded_checked++;
+    check_tensor(where, d.x, precision, g->n, c_in, g->h_in, g->w_in);
     check_tensor(where, d.y, precision, g->n, g->c_out, g->h_out, g->w_out);
     cudnnDataType_t want_type = precision == GAN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     cudnnTensorFormat_t want_format = precision == GAN_PRECISION_BF16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
@@ -96,9 +96,9 @@ static void check_conv(const char *where, const gan_conv_geom *g, gan_precision 
     int k, c, r, s;
     CHECK(cudnnGetFilter4dDescriptor(d.w, &type, &format, &k, &c, &r, &s) == CUDNN_STATUS_SUCCESS);
     CHECK_MSG(type == want_type && format == want_format && k == g->c_out &&
-                  c == g->c_in && r == g->k_h && s == g->k_w,
+                  c == c_in && r == g->k_h && s == g->k_w,
               "%s: filter [%d, %d, %d, %d], planned [%d, %d, %d, %d]", where, k, c, r, s, g->c_out,
-              g->c_in, g->k_h, g->k_w);
+              c_in, g->k_h, g->k_w);
 
     cudnnConvolutionDescriptor_t convs[3] = {d.forward, d.backward_data, d.backward_filter};
     for (int i = 0; i < 3; i++) {
@@ -249,6 +249,8 @@ int main(void)
     CHECK(convs_checked >= PRECISIONS * 2 * 10);
     /* ... of which 3 + 3 are kernel 4, stride 2, pad 1 (the sub-pixel form applies). */
     CHECK(subpixel_checked >= 2 * 6);
+    /* ... and 2 take the 3-channel image (padded in bf16), as dcgan_fmnist32's 2 take 1 channel */
+    CHECK(padded_checked >= 2 * 2 * 2);
     printf("%d configs x batch sizes, %d convolution geometries (fp32, tf32 and bf16), %d of them with a "
            "sub-pixel backward-data\n",
            configs_checked, convs_checked / PRECISIONS - subpixel_checked, subpixel_checked);

@@ -34,7 +34,9 @@
  * bf16 (cudnn_run): the descriptors are BF16 NHWC (cuDNN's PSEUDO_BFLOAT16 configuration: BF16
  * tensors, FP32 sums; NHWC, the layout tensor cores want) and the op table's buffers FP32 NCHW, so
  * each cuDNN call rounds its inputs into BF16 NHWC copies at the front of its workspace and widens
- * its output back afterwards; a pass's workspace counts the copies. The timed search measures cuDNN alone, without the conversions, while the
+ * its output back afterwards; a pass's workspace counts the copies. cuDNN computes
+ * gan_cuda_conv_cudnn_geom: the 1- and 3-channel image layers' input channels padded with zeros
+ * to 8, what BF16 tensor cores take. The timed search measures cuDNN alone, without the conversions, while the
  * sub-pixel form's time includes its inner forward's and the im2col form needs none (its GEMM
  * rounds to BF16 inside cuBLAS): the comparison with the forms of ours leans towards cuDNN by the
  * time of the copies. */
@@ -223,9 +225,13 @@ static void scratch_free(search_scratch *s)
 }
 
 /* false (and nothing held) when the device lacks the memory: the search is skipped. */
-static bool scratch_alloc(gan_cuda_impl *impl, const gan_conv_geom *g, size_t budget, search_scratch *s)
+static bool scratch_alloc(gan_cuda_impl *impl, const gan_conv_geom *layer, size_t budget, search_scratch *s)
 {
     memset(s, 0, sizeof *s);
+    /* FP32 sizes of what cuDNN computes (its x and w have bf16's padded channels): room for the
+     * FP32 buffers of the forms of ours and for cuDNN's BF16 tensors alike */
+    gan_conv_geom cudnn = gan_cuda_conv_cudnn_geom(layer, impl->precision);
+    const gan_conv_geom *g = &cudnn;
     size_t x = (size_t)g->n * g->c_in * g->h_in * g->w_in * sizeof(float);
     size_t w = (size_t)g->c_out * g->c_in * g->k_h * g->k_w * sizeof(float);
     size_t y = (size_t)g->n * g->c_out * g->h_out * g->w_out * sizeof(float);
@@ -390,29 +396,36 @@ static size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 /* ---- cuDNN's calls, and the BF16 copies of bf16 ------------------------------------------ */
 
-/* g's tensors as [n, c, hw] (NCHW with the image flattened): x [n, c_in, h_in w_in],
- * w [c_out, c_in, k_h k_w], y [n, c_out, h_out w_out]. */
+/* A tensor of g as the conversions see it: [n, c, hw] FP32 NCHW (the image flattened) on our
+ * side, [n, hw, c_nhwc] BF16 NHWC on cuDNN's (c_nhwc >= c: bf16's padded input channels):
+ *   x [n, c_in, h_in w_in], w [c_out, c_in, k_h k_w] (KRSC: c_out as n), y [n, c_out, h_out w_out]. */
 typedef struct nc_hw {
-    int n, c, hw;
+    int n, c, c_nhwc, hw;
 } nc_hw;
-static nc_hw x_shape(const gan_conv_geom *g) { return (nc_hw){g->n, g->c_in, g->h_in * g->w_in}; }
-static nc_hw w_shape(const gan_conv_geom *g) { return (nc_hw){g->c_out, g->c_in, g->k_h * g->k_w}; }
-static nc_hw y_shape(const gan_conv_geom *g) { return (nc_hw){g->n, g->c_out, g->h_out * g->w_out}; }
-static size_t count_of(nc_hw s) { return (size_t)s.n * (size_t)s.c * (size_t)s.hw; }
-static size_t x_count(const gan_conv_geom *g) { return count_of(x_shape(g)); }
-static size_t w_count(const gan_conv_geom *g) { return count_of(w_shape(g)); }
-static size_t y_count(const gan_conv_geom *g) { return count_of(y_shape(g)); }
+static nc_hw x_shape(const gan_cuda_impl *impl, const gan_conv_geom *g)
+{
+    return (nc_hw){g->n, g->c_in, gan_cuda_conv_cudnn_geom(g, impl->precision).c_in, g->h_in * g->w_in};
+}
+static nc_hw w_shape(const gan_cuda_impl *impl, const gan_conv_geom *g)
+{
+    return (nc_hw){g->c_out, g->c_in, gan_cuda_conv_cudnn_geom(g, impl->precision).c_in, g->k_h * g->k_w};
+}
+static nc_hw y_shape(const gan_conv_geom *g) { return (nc_hw){g->n, g->c_out, g->c_out, g->h_out * g->w_out}; }
+/* elements of the BF16 copy */
+static size_t copy_count(nc_hw s) { return (size_t)s.n * (size_t)s.c_nhwc * (size_t)s.hw; }
 
 static gan_status to_bf16_nhwc(const gan_cuda_impl *impl, nc_hw s, const float *src, uint16_t *dst)
 {
-    return gan_cuda_f32_to_bf16_nhwc(impl->stream, s.n, s.c, s.hw, src, dst);
+    return gan_cuda_f32_to_bf16_nhwc(impl->stream, s.n, s.c, s.c_nhwc, s.hw, src, dst);
 }
 
 /* In bf16, cuDNN reads and writes BF16 NHWC tensors (the descriptors say so) while every buffer
  * of the op table is FP32 NCHW: each call rounds its two inputs into BF16 NHWC copies at the front
  * of its workspace (rounding and transposing are one pass), runs on those, and widens its output
- * back into the FP32 NCHW one. The workspace of a pass is [x | w | y | cuDNN's workspace], each
- * copy aligned to 256 bytes; no copies (0 bytes) in fp32 and tf32. */
+ * back into the FP32 NCHW one. x and w have the padded input channels of
+ * gan_cuda_conv_cudnn_geom (zeros in the copies, not widened back). The workspace of a pass is
+ * [x | w | y | cuDNN's workspace], each copy aligned to 256 bytes; no copies (0 bytes) in fp32 and
+ * tf32. */
 typedef struct bf16_copies {
     uint16_t *x, *w, *y; /* BF16 bit patterns: x [n, h_in, w_in, c_in], w [c_out, k_h, k_w, c_in],
                           * y [n, h_out, w_out, c_out] */
@@ -424,8 +437,8 @@ static size_t bf16_copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *
 {
     if (impl->precision != GAN_PRECISION_BF16)
         return 0;
-    return align256(x_count(g) * sizeof(uint16_t)) + align256(w_count(g) * sizeof(uint16_t)) +
-           align256(y_count(g) * sizeof(uint16_t));
+    return align256(copy_count(x_shape(impl, g)) * sizeof(uint16_t)) +
+           align256(copy_count(w_shape(impl, g)) * sizeof(uint16_t)) + align256(copy_count(y_shape(g)) * sizeof(uint16_t));
 }
 
 static bf16_copies bf16_copies_at(const gan_cuda_impl *impl, const gan_conv_geom *g, void *workspace)
@@ -433,8 +446,8 @@ static bf16_copies bf16_copies_at(const gan_cuda_impl *impl, const gan_conv_geom
     char *at = workspace;
     bf16_copies c;
     c.x = (uint16_t *)at;
-    c.w = (uint16_t *)(at + align256(x_count(g) * sizeof(uint16_t)));
-    c.y = (uint16_t *)((char *)c.w + align256(w_count(g) * sizeof(uint16_t)));
+    c.w = (uint16_t *)(at + align256(copy_count(x_shape(impl, g)) * sizeof(uint16_t)));
+    c.y = (uint16_t *)((char *)c.w + align256(copy_count(w_shape(impl, g)) * sizeof(uint16_t)));
     c.bytes = bf16_copies_bytes(impl, g);
     c.rest = at + c.bytes;
     return c;
@@ -470,9 +483,9 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
         rest_bytes = p->bytes - c.bytes;
         cudnn_beta = 0.0f; /* beta applies when the output is widened */
         if (x)
-            GAN_TRY(to_bf16_nhwc(impl, x_shape(g), x, c.x));
+            GAN_TRY(to_bf16_nhwc(impl, x_shape(impl, g), x, c.x));
         if (w)
-            GAN_TRY(to_bf16_nhwc(impl, w_shape(g), w, c.w));
+            GAN_TRY(to_bf16_nhwc(impl, w_shape(impl, g), w, c.w));
         if (y)
             GAN_TRY(to_bf16_nhwc(impl, y_shape(g), y, c.y));
         x = c.x, w = c.w, y = c.y;
@@ -498,8 +511,10 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
     }
     if (!bf16)
         return GAN_OK;
-    nc_hw s = pass == GAN_CONV_FORWARD ? y_shape(g) : pass == GAN_CONV_BACKWARD_DATA ? x_shape(g) : w_shape(g);
-    return gan_cuda_bf16_nhwc_to_f32(impl->stream, s.n, s.c, s.hw, written,
+    nc_hw s = pass == GAN_CONV_FORWARD         ? y_shape(g)
+              : pass == GAN_CONV_BACKWARD_DATA ? x_shape(impl, g)
+                                               : w_shape(impl, g);
+    return gan_cuda_bf16_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, written,
                                      pass == GAN_CONV_BACKWARD_FILTER ? beta : 0.0f, out);
 }
 
@@ -789,12 +804,10 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
             return GAN_OK;
         }
     } else {
-        gan_cuda_conv_args args;
-        GAN_TRY(gan_cuda_conv_args_make(g, &args));
         memset(&plan, 0, sizeof plan);
         plan.geom = *g;
         plan.subpixel_inner = -1;
-        GAN_TRY(gan_cuda_conv_descriptors_create(&args, impl->precision, &plan.desc));
+        GAN_TRY(gan_cuda_conv_descriptors_create(g, impl->precision, &plan.desc));
     }
     search_scratch scratch;
     bool searching = search && !impl->capturing && !all_stored(impl, g, missing) &&

@@ -80,12 +80,22 @@ static gan_status conv_descriptors_build(const gan_cuda_conv_args *args, gan_pre
     return GAN_OK;
 }
 
-gan_status gan_cuda_conv_descriptors_create(const gan_cuda_conv_args *args,
-                                            gan_precision precision,
+gan_conv_geom gan_cuda_conv_cudnn_geom(const gan_conv_geom *g, gan_precision precision)
+{
+    gan_conv_geom cudnn = *g;
+    if (precision == GAN_PRECISION_BF16 && g->c_in % GAN_CUDA_BF16_CHANNEL_GROUP != 0)
+        cudnn.c_in = (g->c_in / GAN_CUDA_BF16_CHANNEL_GROUP + 1) * GAN_CUDA_BF16_CHANNEL_GROUP;
+    return cudnn;
+}
+
+gan_status gan_cuda_conv_descriptors_create(const gan_conv_geom *g, gan_precision precision,
                                             gan_cuda_conv_descriptors *out)
 {
     memset(out, 0, sizeof *out);
-    gan_status status = conv_descriptors_build(args, precision, out);
+    gan_conv_geom cudnn = gan_cuda_conv_cudnn_geom(g, precision);
+    gan_cuda_conv_args args;
+    GAN_TRY(gan_cuda_conv_args_make(&cudnn, &args));
+    gan_status status = conv_descriptors_build(&args, precision, out);
     if (status != GAN_OK)
         gan_cuda_conv_descriptors_destroy(out);
     return status;

@@ -36,13 +36,23 @@ typedef struct gan_cuda_conv_descriptors {
     cudnnConvolutionDescriptor_t forward, backward_data, backward_filter;
 } gan_cuda_conv_descriptors;
 
-/* Builds them from `args`; the convolution descriptors get CUDNN_FMA_MATH in fp32 and
+/* BF16 tensor cores take channels in groups of this many (16 bytes). */
+#define GAN_CUDA_BF16_CHANNEL_GROUP 8
+
+/* The geometry cuDNN computes for g: g itself, or in bf16 g with c_in rounded up to a multiple of
+ * GAN_CUDA_BF16_CHANNEL_GROUP (the 1- and 3-channel image layers). The BF16 copies carry the extra
+ * input channels as zeros (in x and in w), so y is unchanged, and the extra channels of dx and dw,
+ * zeros too, are not widened back. */
+gan_conv_geom gan_cuda_conv_cudnn_geom(const gan_conv_geom *g, gan_precision precision);
+
+/* Builds them for g in `precision` (the arguments of gan_cuda_conv_args_make for
+ * gan_cuda_conv_cudnn_geom(g)); the convolution descriptors get CUDNN_FMA_MATH in fp32 and
  * CUDNN_DEFAULT_MATH (tensor cores allowed) in tf32 and bf16, until an algorithm is chosen. The
  * tensors and the filter are FP32 NCHW, or BF16 NHWC in bf16 (gan_cuda_conv_data_type and
  * gan_cuda_conv_format: cuDNN then reads and writes BF16 NHWC copies, see src/backend/cuda_conv.c);
  * the sums are FP32 in every precision.
  * Host-only: no handle and no device needed. On failure nothing is left allocated. */
-gan_status gan_cuda_conv_descriptors_create(const gan_cuda_conv_args *args, gan_precision precision,
+gan_status gan_cuda_conv_descriptors_create(const gan_conv_geom *g, gan_precision precision,
                                             gan_cuda_conv_descriptors *out);
 void gan_cuda_conv_descriptors_destroy(gan_cuda_conv_descriptors *d);
 
