@@ -92,32 +92,34 @@ static void round_result(float *y, size_t count)
             y[i] = round_mantissa(y[i], 7, true);
 }
 
+/* A convolution pass with both inputs rounded, then its result as bf16 stores it:
+ * run(cpu, g, a, b, out, workspace) is the CPU backend's forward or backward-data. */
+typedef gan_status (*conv_pass_fn)(gan_backend *be, const gan_conv_geom *g, const float *a, const float *b,
+                                   float *out, void *workspace);
+static gan_status rounded_pass(conv_pass_fn run, const gan_conv_geom *g, const float *a, size_t a_count,
+                               const float *b, size_t b_count, float *out, size_t out_count, void *workspace)
+{
+    float *ra = rounded_copy(a, a_count), *rb = rounded_copy(b, b_count);
+    gan_status status = ra && rb ? run(cpu, g, ra, rb, out, workspace) : gan_error(GAN_ERR_NOMEM, "out of memory");
+    if (status == GAN_OK)
+        round_result(out, out_count);
+    free(ra);
+    free(rb);
+    return status;
+}
+
 static gan_status emu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
                                    float *y, void *workspace)
 {
     (void)be;
-    float *rx = rounded_copy(x, x_count(g)), *rw = rounded_copy(w, w_count(g));
-    gan_status status = rx && rw ? cpu->conv_forward(cpu, g, rx, rw, y, workspace)
-                                 : gan_error(GAN_ERR_NOMEM, "out of memory");
-    if (status == GAN_OK)
-        round_result(y, y_count(g));
-    free(rx);
-    free(rw);
-    return status;
+    return rounded_pass(cpu->conv_forward, g, x, x_count(g), w, w_count(g), y, y_count(g), workspace);
 }
 
 static gan_status emu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
                                          const float *w, float *dx, void *workspace)
 {
     (void)be;
-    float *rdy = rounded_copy(dy, y_count(g)), *rw = rounded_copy(w, w_count(g));
-    gan_status status = rdy && rw ? cpu->conv_backward_data(cpu, g, rdy, rw, dx, workspace)
-                                  : gan_error(GAN_ERR_NOMEM, "out of memory");
-    if (status == GAN_OK)
-        round_result(dx, x_count(g));
-    free(rdy);
-    free(rw);
-    return status;
+    return rounded_pass(cpu->conv_backward_data, g, dy, y_count(g), w, w_count(g), dx, x_count(g), workspace);
 }
 
 static gan_status emu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
