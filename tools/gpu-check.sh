@@ -11,7 +11,8 @@
 #   6. dcgan_fmnist32 for 20 iterations on the GPU and on the CPU with the same seed, losses side
 #      by side; the GPU run again, which must log the same losses and choose the same convolution
 #      algorithms (kept in GAN_CACHE_DIR = BUILD/gpu-check-cache; listed in the report)
-#   7. gan bench ops --device cuda on one config and batch (a short look at the ops)
+#   7. gan bench ops --device cuda on one config and batch, in fp32 and in bf16 (a short look at
+#      the ops)
 #   8. the speed check (bench/gpu_speed.py): gan in each precision against PyTorch in the matching
 #      set-up and its CUDA-graph variant, alternating rounds, dcgan_celeba64 at 64 and 128 and
 #      dcgan_fmnist32 at 128; its table goes into the report. Skipped, with the reason, without a
@@ -378,6 +379,10 @@ if [ $built = 1 ] && [ $have_gpu = 1 ]; then
   if "$gan" help 2>&1 | grep -qw bench; then
     run_optional "gan bench ops --device cuda (dcgan_celeba64, batch 64)" 60 \
       "$gan" bench ops --device cuda --configs dcgan_celeba64 --batch 64 --runs 3
+    # bf16's ops beside fp32's: each convolution's algorithm and time with its BF16 copies
+    run_optional "gan bench ops --device cuda (dcgan_celeba64, batch 64, bf16, not deterministic)" 60 \
+      "$gan" bench ops --device cuda --configs dcgan_celeba64 --batch 64 --runs 3 \
+      train.precision=bf16 train.deterministic=false
   else
     skip_step "gan bench ops --device cuda" "this build's gan has no bench command"
   fi
