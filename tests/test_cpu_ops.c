@@ -54,7 +54,7 @@ static void check_conv(gan_conv_geom g)
     float *dx = malloc(nx * 4), *dw = malloc(nw * 4), *want = malloc((nx > nw ? nx : nw) * 4 + ny * 4);
     double *ref = malloc(ny * sizeof(double));
     void *ws = NULL;
-    CHECK_OK(be->alloc(be, be->conv_workspace_bytes(be, &g), &ws));
+    CHECK_OK(be->alloc(be, be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL), &ws));
     test_fill_uniform(x, nx, 1, -1, 1);
     test_fill_uniform(w, nw, 2, -1, 1);
     test_fill_uniform(dy, ny, 3, -1, 1);
@@ -174,7 +174,7 @@ static void check_conv_chunks(void)
                                     ? (size_t)g.c_out * k * sizeof(float)
                                     : 0;
                 size_t want = (size_t)team * (chunk * per_image + own_dw);
-                size_t got = be->conv_workspace_bytes(be, &g);
+                size_t got = be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL);
                 CHECK_MSG(got == want, "workspace for %zu images of %zu bytes, %d threads: %zu, want %zu",
                           images, per_image, team, got, want);
                 check_conv(g);
@@ -204,7 +204,7 @@ static void check_conv_sweep(void)
     check_conv(geom(3, 5, 4, 4, 2, 4, 1, 0));
     check_conv(geom_hw(4, 3, 3, 5, 6, 3, 5, 1, 1, 0, 0));
     gan_conv_geom whole = geom(3, 5, 4, 4, 2, 4, 1, 0);
-    CHECK(be->conv_workspace_bytes(be, &whole) == 0);
+    CHECK(be->conv_workspace_bytes(be, &whole, GAN_CONV_PASSES_ALL) == 0);
     check_conv(geom(3, 5, 4, 4, 2, 4, 1, 1));
     check_conv(geom(3, 5, 5, 5, 2, 4, 2, 0));
     /* The FID Inception's rectangular kernels with per-axis padding (1x7 padded (0, 3), 7x1
@@ -228,12 +228,12 @@ static void check_conv_arguments(void)
     CHECK_FAILS_WITH(be->conv_backward_data(be, &g, buf, buf, buf, buf), GAN_ERR_ARG, "backward-data");
     CHECK_FAILS_WITH(be->conv_backward_filter(be, &g, buf, buf, 0.0f, buf, buf), GAN_ERR_ARG,
                      "backward-filter");
-    CHECK(be->conv_workspace_bytes(be, &g) == 0); /* nothing planned for a refused geometry */
+    CHECK(be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL) == 0); /* nothing planned for a refused geometry */
     g = geom(2, 3, 8, 8, 4, 3, 1, 1);
     g.stride_w = 0;
     CHECK_FAILS_WITH(be->conv_forward(be, &g, buf, buf, buf, buf), GAN_ERR_ARG, "conv forward");
-    CHECK(be->conv_workspace_bytes(be, &g) == 0);
-    CHECK(be->conv_workspace_bytes(be, NULL) == 0);
+    CHECK(be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL) == 0);
+    CHECK(be->conv_workspace_bytes(be, NULL, GAN_CONV_PASSES_ALL) == 0);
     CHECK_FAILS_WITH(be->conv_forward(be, NULL, buf, buf, buf, buf), GAN_ERR_ARG, "NULL geometry");
     g = geom(2, 3, 8, 8, 4, 3, 1, 1);
     CHECK_FAILS_WITH(be->conv_backward_filter(be, &g, buf, NULL, 0.0f, buf, buf), GAN_ERR_ARG,
@@ -616,7 +616,7 @@ static void check_determinism(void)
     size_t nx = (size_t)16 * 32 * 256, nw = (size_t)64 * 32 * 16, ny = (size_t)16 * 64 * 64;
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *dy = malloc(ny * 4), *a = malloc(nw * 4), *b = malloc(nw * 4);
     void *ws = NULL;
-    CHECK_OK(be->alloc(be, be->conv_workspace_bytes(be, &g), &ws));
+    CHECK_OK(be->alloc(be, be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL), &ws));
     test_fill_uniform(x, nx, 4, -1, 1);
     test_fill_uniform(dy, ny, 5, -1, 1);
     CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 0.0f, a, ws));

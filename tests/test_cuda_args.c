@@ -282,7 +282,7 @@ static void test_conv_case(gan_conv_geom g)
     float *ref = malloc((x_count + y_count + w_count) * sizeof *ref);
     float *got = malloc((x_count + y_count + w_count) * sizeof *got);
     double *acc = calloc(x_count + y_count + w_count, sizeof *acc);
-    size_t ws_bytes = cpu->conv_workspace_bytes(cpu, &g);
+    size_t ws_bytes = cpu->conv_workspace_bytes(cpu, &g, GAN_CONV_PASSES_ALL);
     void *ws = malloc(ws_bytes ? ws_bytes : 1);
     char name[128];
     snprintf(name, sizeof name, "x[%d,%d,%d,%d] k%dx%d s%dx%d p%dx%d", g.n, g.c_in, g.h_in, g.w_in,

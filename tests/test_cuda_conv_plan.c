@@ -17,7 +17,9 @@
  *   - a sub-pixel form's inner convolution gets its forward alone, and the rest when that
  *     geometry is asked for as a layer; a timed search that fails leaves the choice to the
  *     heuristics; allow-conversion (FP16) math is never taken;
- *   - a geometry first seen at a call, or planned while capturing, is not searched;
+ *   - a geometry first seen at a call, or planned while capturing, is not searched, and a call
+ *     plans its own pass alone; a caller naming some passes (an inference-only model) gets those
+ *     timed and the others later, when named;
  *   - a whole-input convolution is one GEMM with gan_conv_whole_input_gemm's arguments;
  *   - bf16: each pass's workspace holds the BF16 NHWC copies of x, w and y before cuDNN's own; at
  *     the call the two inputs are rounded into those copies with their [n, c, hw] shapes, cuDNN
@@ -451,6 +453,11 @@ static const gan_conv_geom K4S2 = {.n = 4, .c_in = 8, .h_in = 16, .w_in = 16, .c
 static const gan_conv_geom WHOLE = {.n = 4, .c_in = 16, .h_in = 4, .w_in = 4, .c_out = 1, .h_out = 1,
                                     .w_out = 1, .k_h = 4, .k_w = 4, .stride_h = 1, .stride_w = 1};
 
+/* A stride-1 layer (neither form of ours is taken: the im2col form times slower than ALGO_3). */
+static const gan_conv_geom K3S1 = {.n = 4, .c_in = 8, .h_in = 8, .w_in = 8, .c_out = 16, .h_out = 8,
+                                   .w_out = 8, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1,
+                                   .pad_h = 1, .pad_w = 1};
+
 static const size_t BUDGET = 64u << 20;
 
 static void test_deterministic_fp32(char **exported)
@@ -459,7 +466,7 @@ static void test_deterministic_fp32(char **exported)
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     find_calls = heuristic_calls = 0;
     subpixel_ms = 0.4f; /* faster than the deterministic ALGO_1's 1.0 ms */
-    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     CHECK(find_calls >= 3 && heuristic_calls == 0);
     CHECK(live_device_bytes == 0); /* the search's buffers are freed */
     /* forward: not the tensor-op one (fp32), not the non-deterministic one */
@@ -516,7 +523,7 @@ static void test_stored(const char *exported)
     CHECK_OK(gan_cuda_conv_choices_import(&f.be, exported, "test"));
     find_calls = heuristic_calls = 0;
     subpixel_ms = 9.0f; /* would lose a new timing: the stored choice must not be timed again */
-    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     CHECK_MSG(find_calls == 0 && heuristic_calls == 0, "%d searches, %d heuristic queries", find_calls,
               heuristic_calls);
     CHECK(live_device_bytes == 0);
@@ -531,7 +538,7 @@ static void test_stored(const char *exported)
     open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
     CHECK_OK(gan_cuda_conv_choices_import(&f.be, exported, "test"));
     find_calls = 0;
-    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     CHECK(find_calls >= 3);
     /* tf32: the tensor-op forward is acceptable and fastest */
     CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "GEMM tensor-op"));
@@ -554,7 +561,7 @@ static void test_other_modes(void)
      * 0.3 ms beats the sub-pixel form's 0.4). */
     open_fake(&f, GAN_PRECISION_FP32, false, BUDGET);
     subpixel_ms = 0.4f;
-    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "WINOGRAD fma"));
     CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "ALGO_0 fma"));
     close_fake(&f);
@@ -562,19 +569,19 @@ static void test_other_modes(void)
     /* GAN_CUDA_SUBPIXEL overrides the timing both ways. */
     setenv("GAN_CUDA_SUBPIXEL", "always", 1);
     open_fake(&f, GAN_PRECISION_FP32, false, BUDGET);
-    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "subpixel"));
     close_fake(&f);
     setenv("GAN_CUDA_SUBPIXEL", "never", 1);
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
-    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "ALGO_1 fma"));
     close_fake(&f);
     unsetenv("GAN_CUDA_SUBPIXEL");
 
     /* A budget of 2 KiB: the 4 KiB forward and the sub-pixel scratch do not fit. */
     open_fake(&f, GAN_PRECISION_FP32, true, 2048);
-    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "IMPLICIT_GEMM fma"));
     CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "ALGO_1"));
     CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
@@ -585,12 +592,12 @@ static void test_other_modes(void)
      * other passes are chosen then, its forward kept. */
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     subpixel_ms = 0.4f;
-    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     gan_conv_geom inner;
     CHECK_OK(gan_conv_subpixel_inner(&K4S2, &inner));
     find_calls = 0;
     int plans = f.impl.conv_plan_count;
-    gan_cuda_conv_workspace_bytes(&f.be, &inner);
+    gan_cuda_conv_workspace_bytes(&f.be, &inner, GAN_CONV_PASSES_ALL);
     CHECK_MSG(find_calls == 2 && f.impl.conv_plan_count == plans, "%d searches, %d plans (was %d)", find_calls,
               f.impl.conv_plan_count, plans);
     CHECK(says(&f, &inner, GAN_CONV_BACKWARD_DATA, "ALGO_1 fma"));
@@ -602,39 +609,62 @@ static void test_other_modes(void)
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     filter_search_fails = true;
     im2col_ms = 1.0f;
-    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &K4S2) > 0);
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL) > 0);
     CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "measured"));
     CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "im2col+gemm"));
     close_fake(&f);
     setenv("GAN_CUDA_IM2COL", "never", 1);
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
-    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &K4S2) > 0);
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL) > 0);
     CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "ALGO_0 fma ws 0 KiB, heuristic"));
     close_fake(&f);
     unsetenv("GAN_CUDA_IM2COL");
     filter_search_fails = false;
 
-    /* First seen at a call: no search, the heuristics within no workspace. */
+    /* First seen at a call: no search, the heuristics within no workspace, for the called pass
+     * alone. */
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     find_calls = heuristic_calls = 0;
     CHECK_OK(gan_cuda_conv_forward(&f.be, &K4S2, (const float *)0x1000, (const float *)0x2000,
                                    (float *)0x3000, NULL));
-    CHECK(find_calls == 0 && heuristic_calls == 3);
+    CHECK_MSG(find_calls == 0 && heuristic_calls == 1, "%d searches, %d heuristic queries", find_calls,
+              heuristic_calls);
     CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "heuristic"));
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "not planned"));
+    close_fake(&f);
+
+    /* An inference-only caller names its pass: that one is timed, the others wait. A trained
+     * model asking for the same geometry later gets the rest, and the forward stays as chosen. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    find_calls = heuristic_calls = 0;
+    size_t forward_bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASS_BIT(GAN_CONV_FORWARD));
+    CHECK_MSG(find_calls == 1 && heuristic_calls == 0, "%d searches, %d heuristic queries", find_calls,
+              heuristic_calls);
+    CHECK(forward_bytes == 4096); /* IMPLICIT_PRECOMP_GEMM's */
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "IMPLICIT_PRECOMP_GEMM fma"));
+    CHECK(says(&f, &K3S1, GAN_CONV_BACKWARD_DATA, "not planned"));
+    CHECK(says(&f, &K3S1, GAN_CONV_BACKWARD_FILTER, "not planned"));
+    /* the backward-data alone needs none (ALGO_1): the mask's passes decide the figure */
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASS_BIT(GAN_CONV_BACKWARD_DATA)) == 0);
+    CHECK(find_calls == 2);
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL) == 4096);
+    CHECK(find_calls == 3); /* the backward-filter; the others kept */
+    CHECK(says(&f, &K3S1, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &K3S1, 0) == 0);
     close_fake(&f);
 
     /* Planned while a graph is captured: nothing allocated, no search. */
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     f.impl.capturing = true;
     find_calls = 0;
-    gan_cuda_conv_workspace_bytes(&f.be, &K4S2);
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     CHECK(find_calls == 0 && live_device_bytes == 0);
     close_fake(&f);
 
     /* A whole-input convolution is one GEMM per pass, no cuDNN, no workspace. */
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     find_calls = heuristic_calls = gemm_calls = 0;
-    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &WHOLE) == 0);
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &WHOLE, GAN_CONV_PASSES_ALL) == 0);
     CHECK_OK(gan_cuda_conv_forward(&f.be, &WHOLE, (const float *)0x1000, (const float *)0x2000,
                                    (float *)0x3000, NULL));
     gan_conv_gemm want;
@@ -660,7 +690,7 @@ static void test_im2col(void)
     /* Faster than ALGO_3's 0.10 ms: taken, deterministic or not, with FMA math in fp32. */
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     im2col_ms = 0.05f;
-    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &RGB, GAN_CONV_PASSES_ALL);
     CHECK(live_device_bytes == 0);
     CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "im2col+gemm fma"));
     CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "measured 0.0500 ms"));
@@ -700,7 +730,7 @@ static void test_im2col(void)
     CHECK_OK(gan_cuda_conv_choices_import(&f.be, exported, "test"));
     im2col_ms = 9.0f;
     find_calls = heuristic_calls = im2col_calls = 0;
-    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB, GAN_CONV_PASSES_ALL);
     CHECK_MSG(find_calls == 0 && heuristic_calls == 0 && im2col_calls == 0, "%d searches, %d im2col runs",
               find_calls, im2col_calls);
     CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "im2col+gemm fma"));
@@ -711,12 +741,12 @@ static void test_im2col(void)
     /* Slower: cuDNN's ALGO_3 stays. tf32: tensor-op math. */
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     im2col_ms = 0.2f;
-    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB, GAN_CONV_PASSES_ALL);
     CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "ALGO_3 fma"));
     close_fake(&f);
     open_fake(&f, GAN_PRECISION_TF32, false, BUDGET);
     im2col_ms = 0.05f;
-    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB, GAN_CONV_PASSES_ALL);
     CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "im2col+gemm tensor-op"));
     close_fake(&f);
 
@@ -725,13 +755,13 @@ static void test_im2col(void)
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     im2col_ms = 0.05f;
     im2col_calls = 0;
-    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB, GAN_CONV_PASSES_ALL);
     CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "ALGO_3") && im2col_calls == 0);
     close_fake(&f);
     setenv("GAN_CUDA_IM2COL", "always", 1);
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
     im2col_ms = 5.0f;
-    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB, GAN_CONV_PASSES_ALL);
     CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "im2col+gemm"));
     close_fake(&f);
     unsetenv("GAN_CUDA_IM2COL");
@@ -739,16 +769,12 @@ static void test_im2col(void)
     /* A budget below its scratch: not considered. */
     open_fake(&f, GAN_PRECISION_FP32, true, scratch - 256);
     im2col_ms = 0.05f;
-    gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    gan_cuda_conv_workspace_bytes(&f.be, &RGB, GAN_CONV_PASSES_ALL);
     CHECK(says(&f, &RGB, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
     close_fake(&f);
     im2col_ms = 1.0f;
 }
 
-/* A stride-1 layer (neither form of ours is taken: the im2col form times slower than ALGO_3). */
-static const gan_conv_geom K3S1 = {.n = 4, .c_in = 8, .h_in = 8, .w_in = 8, .c_out = 16, .h_out = 8,
-                                   .w_out = 8, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1,
-                                   .pad_h = 1, .pad_w = 1};
 
 /* A tensor as the conversions see it: [n, c, hw] FP32, [n, hw, c_nhwc] BF16. */
 typedef struct nchw {
@@ -781,7 +807,7 @@ static void test_bf16(void)
     const size_t copies = ax + aw + ay;
     fake_backend f;
     open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
-    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1);
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
     /* forward: the tensor-op GEMM (0 bytes); backward-filter: ALGO_3 (2048): the largest pass */
     CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "GEMM tensor-op"));
     CHECK(says(&f, &K3S1, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
@@ -826,7 +852,7 @@ static void test_bf16(void)
 
     /* fp32: no conversions, cuDNN on the caller's buffers with the whole workspace */
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
-    bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1);
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
     CHECK(bytes == 4096); /* forward IMPLICIT_PRECOMP_GEMM's */
     ws = malloc(bytes);
     conversion_count = 0;
@@ -845,7 +871,7 @@ static void test_bf16(void)
     /* The 3-channel image layer: its input channels padded to 8 in the copies of x and w (zeros,
      * written by the narrowing; not widened back), the workspace sized for the padded copies. */
     open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
-    bytes = gan_cuda_conv_workspace_bytes(&f.be, &RGB);
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &RGB, GAN_CONV_PASSES_ALL);
     const size_t rgb_x = (4 * 256 * 8 * 2 + 255) / 256 * 256, rgb_w = (8 * 16 * 8 * 2 + 255) / 256 * 256,
                  rgb_y = (4 * 64 * 8 * 2 + 255) / 256 * 256;
     CHECK_MSG(bytes >= rgb_x + rgb_w + rgb_y, "workspace %zu < the padded copies' %zu", bytes, rgb_x + rgb_w + rgb_y);
@@ -866,7 +892,7 @@ static void test_bf16(void)
     /* A whole-input convolution: one GEMM (BF16 inside cuBLAS), no copies. */
     open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
     conversion_count = 0;
-    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &WHOLE) == 0);
+    CHECK(gan_cuda_conv_workspace_bytes(&f.be, &WHOLE, GAN_CONV_PASSES_ALL) == 0);
     CHECK_OK(gan_cuda_conv_forward(&f.be, &WHOLE, x, w, y, NULL));
     CHECK(conversion_count == 0);
     CHECK(says(&f, &WHOLE, GAN_CONV_FORWARD, "cublas gemm bf16"));

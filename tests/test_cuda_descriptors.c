@@ -39,17 +39,20 @@ int main(void)
 
 enum { MAX_GEOMS = 64 };
 static gan_conv_geom recorded[MAX_GEOMS];
+static unsigned recorded_passes[MAX_GEOMS];
 static int recorded_count;
 
-static size_t record_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
+static size_t record_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g, unsigned passes)
 {
-    if (recorded_count < MAX_GEOMS)
+    if (recorded_count < MAX_GEOMS) {
         recorded[recorded_count] = *g;
+        recorded_passes[recorded_count] = passes;
+    }
     recorded_count++;
     return 0;
 }
 
-static int configs_checked, convs_checked, subpixel_checked, padded_checked;
+static int configs_checked, convs_checked, subpixel_checked, padded_checked, inference_checked;
 
 /* fp32, tf32, bf16 */
 enum { PRECISIONS = GAN_PRECISION_BF16 + 1 };
@@ -150,6 +153,13 @@ static void check_model(const char *config, gan_model *model, gan_backend *recor
                       "%s: planned no convolution geometry", where);
             if (next_geom >= recorded_count || next_geom >= MAX_GEOMS)
                 return;
+            /* A trained model plans every pass; an inference-only one the pass its layer runs:
+             * a Conv2d's forward, a ConvTranspose2d's backward-data. */
+            unsigned want = !model->inference_only ? GAN_CONV_PASSES_ALL
+                            : kind == GAN_LAYER_CONV ? GAN_CONV_PASS_BIT(GAN_CONV_FORWARD)
+                                                     : GAN_CONV_PASS_BIT(GAN_CONV_BACKWARD_DATA);
+            CHECK_MSG(recorded_passes[next_geom] == want, "%s: planned passes 0x%x, want 0x%x", where,
+                      recorded_passes[next_geom], want);
             const gan_conv_geom *g = &recorded[next_geom++];
             /* Conv: x = input, y = output. ConvT: the convolution from its output to its input. */
             gan_shape x = kind == GAN_LAYER_CONV ? layer->in : layer->out;
@@ -187,15 +197,23 @@ static void check_config(const char *path, const char *name, int batch, gan_back
     CHECK_OK(gan_config_override(&cfg, assignment));
     gan_shape z_shape = {cfg.nz, 1, 1};
     gan_shape image = {cfg.channels, cfg.image_size, cfg.image_size};
-    gan_model *g = NULL, *d = NULL;
+    gan_model *g = NULL, *d = NULL, *sampler = NULL;
     CHECK_OK(gan_model_create("G", cfg.generator, z_shape, batch, recorder, &g));
     CHECK_OK(gan_model_create("D", cfg.discriminator, image, batch, recorder, &d));
+    /* the trainer's sampler: G at another batch, inference only */
+    CHECK_OK(gan_model_create("G(samples)", cfg.generator, z_shape, batch / 2, recorder, &sampler));
     if (g)
         check_model(name, g, recorder);
     if (d)
         check_model(name, d, recorder);
+    if (sampler) {
+        sampler->inference_only = true;
+        check_model(name, sampler, recorder);
+        inference_checked++;
+    }
     gan_model_destroy(g);
     gan_model_destroy(d);
+    gan_model_destroy(sampler);
     configs_checked++;
 }
 
@@ -251,6 +269,7 @@ int main(void)
     CHECK(subpixel_checked >= 2 * 6);
     /* ... and 2 take the 3-channel image (padded in bf16), as dcgan_fmnist32's 2 take 1 channel */
     CHECK(padded_checked >= 2 * 2 * 2);
+    CHECK(inference_checked == configs_checked);
     printf("%d configs x batch sizes, %d convolution geometries (fp32, tf32 and bf16), %d of them with a "
            "sub-pixel backward-data\n",
            configs_checked, convs_checked / PRECISIONS - subpixel_checked, subpixel_checked);

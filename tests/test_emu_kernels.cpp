@@ -746,13 +746,13 @@ void test_subpixel_case(int n, int ci, int co, int h_out, int w_out, unsigned se
     float *w2 = scratch_buffer.data(), *y2 = scratch_buffer.data() + y2_at;
     CHECK_OK(gan_cuda_subpixel_weights(nullptr, co, ci, w.data(), w2));
 
-    std::vector<unsigned char> inner_ws(cpu->conv_workspace_bytes(cpu, &inner) + 1);
+    std::vector<unsigned char> inner_ws(cpu->conv_workspace_bytes(cpu, &inner, GAN_CONV_PASSES_ALL) + 1);
     CHECK_OK(cpu->conv_forward(cpu, &inner, dy.data(), w2, y2, inner_ws.data()));
     std::vector<float> dx_got(dx_count, NAN); /* every element must be written */
     CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2, dx_got.data()));
 
     std::vector<float> dx_want(dx_count);
-    std::vector<unsigned char> ws(cpu->conv_workspace_bytes(cpu, &g) + 1);
+    std::vector<unsigned char> ws(cpu->conv_workspace_bytes(cpu, &g, GAN_CONV_PASSES_ALL) + 1);
     CHECK_OK(cpu->conv_backward_data(cpu, &g, dy.data(), w.data(), dx_want.data(), ws.data()));
     /* Each dx element sums 4 co products (of values in [-1, 1]) on both sides, in different
      * orders: rtol 1e-5, atol 1e-5 up to 32 products, growing with their number as the bound
@@ -816,7 +816,7 @@ void test_im2col_filter_case(gan_conv_geom g, unsigned seed)
     std::vector<float> got(w_count), want(w_count);
     CHECK_OK(cpu->gemm(cpu, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, dyt, m.lda, col, m.ldb, 0.0f, got.data(),
                        m.ldc));
-    std::vector<unsigned char> ws(cpu->conv_workspace_bytes(cpu, &g) + 1);
+    std::vector<unsigned char> ws(cpu->conv_workspace_bytes(cpu, &g, GAN_CONV_PASSES_ALL) + 1);
     CHECK_OK(cpu->conv_backward_filter(cpu, &g, x.data(), dy.data(), 0.0f, want.data(), ws.data()));
     const double products = (double)g.n * g.h_out * g.w_out;
     const double atol = 1e-5 * (products > 64 ? products / 64.0 : 1.0);

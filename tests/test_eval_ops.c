@@ -260,7 +260,7 @@ static void test_basic_conv(void)
         float *x = case_input(name, p, "x", product(shape, 4)), *y = malloc(out * sizeof *y);
         float *wf = malloc((size_t)c_out * per_output * sizeof *wf), *bf = malloc((size_t)c_out * sizeof *bf);
         void *ws = NULL;
-        size_t ws_bytes = be->conv_workspace_bytes(be, &g);
+        size_t ws_bytes = be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL);
         if (ws_bytes)
             CHECK_OK(be->alloc(be, ws_bytes, &ws));
         if (w && beta && mean && var && x && y && wf && bf) {

@@ -43,7 +43,7 @@ static void test_determinism(void)
                        .w_out = 8, .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1,
                        .pad_w = 1};
     size_t x_count = 16 * 32 * 16 * 16, y_count = 16 * 64 * 8 * 8, w_count = 64 * 32 * 4 * 4;
-    size_t ws_bytes = cuda->conv_workspace_bytes(cuda, &g);
+    size_t ws_bytes = cuda->conv_workspace_bytes(cuda, &g, GAN_CONV_PASSES_ALL);
     void *ws = NULL;
     CHECK_OK(cuda->alloc(cuda, ws_bytes ? ws_bytes : 4, &ws));
     float *x = device_random(x_count, 1), *w = device_random(w_count, 2), *dy = device_random(y_count, 3);

@@ -211,9 +211,9 @@ static gan_status rec_download(gan_backend *be, void *dst, const void *src, size
     return rec_of(be)->cpu->download(rec_of(be)->cpu, dst, src, bytes);
 }
 static gan_status rec_synchronize(gan_backend *be) { return GAN_OK; }
-static size_t rec_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
+static size_t rec_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g, unsigned passes)
 {
-    return rec_of(be)->cpu->conv_workspace_bytes(rec_of(be)->cpu, g);
+    return rec_of(be)->cpu->conv_workspace_bytes(rec_of(be)->cpu, g, passes);
 }
 
 static gan_status rec_copy(gan_backend *be, void *dst, const void *src, size_t bytes)

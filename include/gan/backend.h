@@ -49,6 +49,12 @@ typedef enum gan_conv_pass {
     GAN_CONV_BACKWARD_FILTER
 } gan_conv_pass;
 
+/* Passes as bits of a mask (conv_workspace_bytes: the passes a caller will run). */
+#define GAN_CONV_PASS_BIT(pass) (1u << (unsigned)(pass))
+#define GAN_CONV_PASSES_ALL                                                                         \
+    (GAN_CONV_PASS_BIT(GAN_CONV_FORWARD) | GAN_CONV_PASS_BIT(GAN_CONV_BACKWARD_DATA) |               \
+     GAN_CONV_PASS_BIT(GAN_CONV_BACKWARD_FILTER))
+
 /* A 2-d pooling window as PyTorch's max_pool2d / avg_pool2d define it (no dilation, ceil_mode
  * False): x [n, c, h_in, w_in] -> y [n, c, h_out, w_out] with
  * h_out = (h_in + 2 pad_h - k_h) / stride_h + 1, padding at most half the window (pad <= k / 2,
@@ -147,8 +153,12 @@ struct gan_backend {
                        float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                        float *c, int ldc);
 
-    /* Scratch memory a convolution call may use, planned once per geometry. */
-    size_t (*conv_workspace_bytes)(gan_backend *be, const gan_conv_geom *g);
+    /* Scratch memory a convolution call may use, planned once per geometry: the most any pass in
+     * `passes` (GAN_CONV_PASS_BIT of each, or GAN_CONV_PASSES_ALL) needs. A caller that runs only
+     * some passes (an inference-only model, the FID network) names them, so that a backend that
+     * chooses algorithms by trial (CUDA) times no others; a pass not named may still be called,
+     * and is then chosen at the call, within no workspace. */
+    size_t (*conv_workspace_bytes)(gan_backend *be, const gan_conv_geom *g, unsigned passes);
     /* y = conv(x, w) */
     gan_status (*conv_forward)(gan_backend *be, const gan_conv_geom *g, const float *x,
                                const float *w, float *y, void *workspace);
@@ -316,7 +326,7 @@ struct gan_backend {
      * offset .. offset + c_out - 1 of y [n, y_channels, h_out, w_out] -- a convolution with its
      * batch norm folded in, straight into its place in a concatenation, the bias and activation
      * applied while the output is in cache. The same values as the ops apart; the workspace is
-     * conv_workspace_bytes(g)'s. */
+     * conv_workspace_bytes(g, GAN_CONV_PASS_BIT(GAN_CONV_FORWARD))'s. */
     gan_status (*conv_bias_act_forward)(gan_backend *be, const gan_conv_geom *g, const float *x,
                                         const float *w, const float *bias, gan_activation act,
                                         float slope, int y_channels, int offset, float *y,

@@ -121,9 +121,11 @@ static gan_status check_conv(const gan_backend *be, const gan_conv_geom *g, cons
     return GAN_OK;
 }
 
-/* 0 for a geometry the convolutions refuse (they report why) and for those that need none. */
-size_t cpu_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
+/* 0 for a geometry the convolutions refuse (they report why) and for those that need none. Every
+ * pass uses the same per-thread slice, so `passes` changes nothing here. */
+size_t cpu_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g, unsigned passes)
 {
+    (void)passes;
     if (!be || !be->impl || geom_problem(g) || whole_input_kernel(g))
         return 0;
     const cpu_backend_state *state = be->impl;

@@ -83,7 +83,7 @@ enum { CPU_CONV_GEMM_COLUMNS = 256 };
 /* cpu_conv.c */
 gan_status cpu_gemm(gan_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
-size_t cpu_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g);
+size_t cpu_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g, unsigned passes);
 void cpu_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, char *out,
                        size_t bytes);
 gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,

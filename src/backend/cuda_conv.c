@@ -381,9 +381,6 @@ static gan_status no_algorithm(gan_conv_pass pass, const gan_conv_geom *g, const
                      impl->deterministic ? "true" : "false", copies);
 }
 
-/* The passes a plan is asked for, as bits of a mask. */
-#define PASS_BIT(pass) (1u << (unsigned)(pass))
-#define ALL_PASSES (PASS_BIT(GAN_CONV_FORWARD) | PASS_BIT(GAN_CONV_BACKWARD_DATA) | PASS_BIT(GAN_CONV_BACKWARD_FILTER))
 
 static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t budget, bool search,
                            unsigned passes, gan_cuda_conv_plan **out);
@@ -601,7 +598,7 @@ static gan_status subpixel_prepare(gan_cuda_impl *impl, const gan_conv_geom *g, 
     GAN_TRY(gan_conv_subpixel_inner(g, &inner_geom));
     gan_cuda_conv_plan *inner;
     /* Its forward alone: the form runs nothing else of the inner convolution. */
-    if (plan_get(impl, &inner_geom, budget - subpixel_scratch_bytes(g), search, PASS_BIT(GAN_CONV_FORWARD),
+    if (plan_get(impl, &inner_geom, budget - subpixel_scratch_bytes(g), search, GAN_CONV_PASS_BIT(GAN_CONV_FORWARD),
                  &inner) != GAN_OK) {
         gan_error_clear();
         return GAN_OK;
@@ -774,7 +771,7 @@ static bool all_stored(const gan_cuda_impl *impl, const gan_conv_geom *g, unsign
 {
     for (int p = 0; p < 3; p++) {
         gan_conv_choice key = choice_key(impl, g, (gan_conv_pass)p);
-        if ((passes & PASS_BIT(p)) && gan_conv_choices_find(&impl->choices, &key) < 0)
+        if ((passes & GAN_CONV_PASS_BIT(p)) && gan_conv_choices_find(&impl->choices, &key) < 0)
             return false;
     }
     return true;
@@ -798,7 +795,7 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
         plan = impl->conv_plans[index];
         for (int p = 0; p < 3; p++)
             if (plan.pass[p].planned)
-                missing &= ~PASS_BIT(p);
+                missing &= ~GAN_CONV_PASS_BIT(p);
         if (!missing) {
             *out = &impl->conv_plans[index];
             return GAN_OK;
@@ -814,7 +811,7 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
                      scratch_alloc(impl, g, budget, &scratch);
     gan_status status = GAN_OK;
     for (int p = 0; p < 3; p++)
-        if (missing & PASS_BIT(p))
+        if (missing & GAN_CONV_PASS_BIT(p))
             GAN_CHECK(choose(impl, &plan, (gan_conv_pass)p, budget, searching ? &scratch : NULL));
     if (searching) {
         /* The search ran on the stream: finish it before its buffers go. */
@@ -866,27 +863,31 @@ void gan_cuda_conv_plans_clear(gan_cuda_impl *impl)
 
 /* The op table's conv_workspace_bytes cannot return an error: when no plan can be made, it
  * returns 0 and leaves the geometry unplanned, so the convolution call itself plans again
- * (within 0 bytes) and reports the reason. */
-size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g)
+ * (within 0 bytes) and reports the reason. Only the passes in `passes` are chosen (timed): the
+ * others stay unplanned until another caller names them or a call needs them. */
+size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g, unsigned passes)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
-    if (gan_conv_is_whole_input(g))
+    passes &= GAN_CONV_PASSES_ALL;
+    if (gan_conv_is_whole_input(g) || !passes)
         return 0;
     gan_cuda_conv_plan *plan;
-    if (plan_get(impl, g, impl->workspace_budget_bytes, true, ALL_PASSES, &plan) != GAN_OK)
+    if (plan_get(impl, g, impl->workspace_budget_bytes, true, passes, &plan) != GAN_OK)
         return 0;
     size_t most = 0;
     for (int p = 0; p < 3; p++)
-        if (plan->pass[p].bytes > most)
+        if ((passes & GAN_CONV_PASS_BIT(p)) && plan->pass[p].bytes > most)
             most = plan->pass[p].bytes;
     return most;
 }
 
-/* A geometry first seen at a call (not planned) gets algorithms that need no workspace: the
- * caller's workspace size is unknown. */
-static gan_status plan_for_call(gan_backend *be, const gan_conv_geom *g, gan_cuda_conv_plan **plan)
+/* The plan of g with `pass` chosen. A pass not planned (a geometry first seen at a call, or a pass
+ * its planner did not name) gets algorithms that need no workspace: the caller's workspace size
+ * is unknown. */
+static gan_status plan_for_call(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass,
+                                gan_cuda_conv_plan **plan)
 {
-    return plan_get(gan_cuda_impl_of(be), g, 0, false, ALL_PASSES, plan);
+    return plan_get(gan_cuda_impl_of(be), g, 0, false, GAN_CONV_PASS_BIT(pass), plan);
 }
 
 static gan_status check_workspace(gan_conv_pass pass, size_t bytes, const void *workspace)
@@ -914,7 +915,7 @@ gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const 
         return whole_input_pass(be, g, GAN_CONV_FORWARD, x, w, 0.0f, y);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
-    GAN_TRY(plan_for_call(be, g, &plan));
+    GAN_TRY(plan_for_call(be, g, GAN_CONV_FORWARD, &plan));
     const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_FORWARD];
     GAN_TRY(check_workspace(GAN_CONV_FORWARD, p->bytes, workspace));
     return cudnn_run(impl, plan, GAN_CONV_FORWARD, x, w, 0.0f, y, workspace);
@@ -927,7 +928,7 @@ gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, 
         return whole_input_pass(be, g, GAN_CONV_BACKWARD_DATA, dy, w, 0.0f, dx);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
-    GAN_TRY(plan_for_call(be, g, &plan));
+    GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_DATA, &plan));
     const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_BACKWARD_DATA];
     GAN_TRY(check_workspace(GAN_CONV_BACKWARD_DATA, p->bytes, workspace));
     if (p->algo == GAN_CONV_ALGO_SUBPIXEL)
@@ -942,7 +943,7 @@ gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g
         return whole_input_pass(be, g, GAN_CONV_BACKWARD_FILTER, dy, x, beta, dw);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
-    GAN_TRY(plan_for_call(be, g, &plan));
+    GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_FILTER, &plan));
     const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_BACKWARD_FILTER];
     GAN_TRY(check_workspace(GAN_CONV_BACKWARD_FILTER, p->bytes, workspace));
     if (p->algo == GAN_CONV_ALGO_IM2COL)

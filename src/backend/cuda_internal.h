@@ -148,7 +148,7 @@ void gan_cuda_dist_close(gan_cuda_impl *impl);
 bool gan_cuda_has_nccl(void);
 
 /* cuda_conv.c: the op-table functions, and the cache of plans. */
-size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g);
+size_t gan_cuda_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *g, unsigned passes);
 gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
                                  const float *w, float *y, void *workspace);
 gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,

@@ -273,7 +273,7 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     buffer_floats(&b, w_count, 0.0f, 0.02f, &w);
     buffer_floats(&b, x_count, 0.0f, 0.0f, &dx);
     buffer_floats(&b, w_count, 0.0f, 0.0f, &dw);
-    buffer_bytes(&b, be->conv_workspace_bytes(be, &g), &ws);
+    buffer_bytes(&b, be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL), &ws);
     gan_status status = GAN_OK;
     GAN_CHECK(b.status);
     bool convt = l->spec.kind == GAN_LAYER_CONVT;

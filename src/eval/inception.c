@@ -150,7 +150,7 @@ static gan_status conv_any(gan_inception *net, const char *name, int c_out, int 
             *offset += c_out;
         net->flops_per_image += 2.0 * (double)act_values(*out) * in.c * k_h * k_w;
         gan_conv_geom g = conv_geom_of(b, net->n, in, *out);
-        size_t ws = be->conv_workspace_bytes(be, &g);
+        size_t ws = be->conv_workspace_bytes(be, &g, GAN_CONV_PASS_BIT(GAN_CONV_FORWARD)); /* inference only */
         if (ws > net->workspace_bytes)
             net->workspace_bytes = ws;
         return GAN_OK;

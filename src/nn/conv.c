@@ -44,10 +44,12 @@ static gan_status conv_declare_params(gan_layer *layer, gan_model *model)
     return GAN_OK;
 }
 
+/* An inference-only model runs the forward alone; a trained one all three passes. */
 static size_t conv_workspace_bytes(gan_layer *layer, gan_model *model)
 {
     conv_layer *conv = (conv_layer *)layer;
-    return model->backend->conv_workspace_bytes(model->backend, &conv->geom);
+    unsigned passes = model->inference_only ? GAN_CONV_PASS_BIT(GAN_CONV_FORWARD) : GAN_CONV_PASSES_ALL;
+    return model->backend->conv_workspace_bytes(model->backend, &conv->geom, passes);
 }
 
 static gan_status conv_forward(gan_layer *layer, gan_model *model, const float *x, float *y,

@@ -55,10 +55,13 @@ static gan_status convt_declare_params(gan_layer *layer, gan_model *model)
     return GAN_OK;
 }
 
+/* The layer's forward is its convolution's backward-data: an inference-only model runs that pass
+ * alone, a trained one all three. */
 static size_t convt_workspace_bytes(gan_layer *layer, gan_model *model)
 {
     convt_layer *convt = (convt_layer *)layer;
-    return model->backend->conv_workspace_bytes(model->backend, &convt->geom);
+    unsigned passes = model->inference_only ? GAN_CONV_PASS_BIT(GAN_CONV_BACKWARD_DATA) : GAN_CONV_PASSES_ALL;
+    return model->backend->conv_workspace_bytes(model->backend, &convt->geom, passes);
 }
 
 static gan_status convt_forward(gan_layer *layer, gan_model *model, const float *x, float *y,

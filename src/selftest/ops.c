@@ -332,8 +332,8 @@ static gan_status check_conv_geom(selftest *st, const gan_conv_geom *g)
     GAN_CHECK(pair_alloc(st, &dx, x_count * sizeof(float)));
     GAN_CHECK(pair_random(st, &dw, w_count, -1.0f, 1.0f));
     /* Each backend plans its own workspace for the geometry, as a model does. */
-    size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, g);
-    size_t test_ws = st->test->conv_workspace_bytes(st->test, g);
+    size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, g, GAN_CONV_PASSES_ALL);
+    size_t test_ws = st->test->conv_workspace_bytes(st->test, g, GAN_CONV_PASSES_ALL);
     ws.bytes = 0;
     GAN_CHECK(st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref));
     GAN_CHECK(st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test));
@@ -776,7 +776,7 @@ static gan_status check_eval_ops(selftest *st)
         const size_t out = (size_t)g.n * 288 * 35 * 35;
         pair w = {0}, ws = {0};
         GAN_CHECK(pair_random(st, &w, (size_t)64 * 48 * 25, -0.1f, 0.1f));
-        size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, &g), test_ws = st->test->conv_workspace_bytes(st->test, &g);
+        size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, &g, GAN_CONV_PASSES_ALL), test_ws = st->test->conv_workspace_bytes(st->test, &g, GAN_CONV_PASSES_ALL);
         status = st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref);
         if (status == GAN_OK)
             status = st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test);
