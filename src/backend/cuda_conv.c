@@ -36,10 +36,9 @@
  * each cuDNN call rounds its inputs into BF16 NHWC copies at the front of its workspace and widens
  * its output back afterwards; a pass's workspace counts the copies. cuDNN computes
  * gan_cuda_conv_cudnn_geom: the 1- and 3-channel image layers' input channels padded with zeros
- * to 8, what BF16 tensor cores take. The timed search measures cuDNN alone, without the conversions, while the
- * sub-pixel form's time includes its inner forward's and the im2col form needs none (its GEMM
- * rounds to BF16 inside cuBLAS): the comparison with the forms of ours leans towards cuDNN by the
- * time of the copies. */
+ * to 8, what BF16 tensor cores take. cudnnFind times cuDNN alone: the conversions around it are
+ * timed once per pass and added to its candidates (add_copies_time), since the sub-pixel form's
+ * time includes its inner forward's copies and the im2col form's its own copy kernels. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,6 +449,41 @@ static bf16_copies bf16_copies_at(const gan_cuda_impl *impl, const gan_conv_geom
     return c;
 }
 
+/* bf16: rounds the two inputs of `pass` (cudnn_run's a and b) into their copies. */
+static gan_status copies_in(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass, const float *a,
+                            const float *b, const bf16_copies *c)
+{
+    switch (pass) {
+    case GAN_CONV_FORWARD: /* x, w */
+        GAN_TRY(to_bf16_nhwc(impl, x_shape(impl, g), a, c->x));
+        return to_bf16_nhwc(impl, w_shape(impl, g), b, c->w);
+    case GAN_CONV_BACKWARD_DATA: /* w, dy */
+        GAN_TRY(to_bf16_nhwc(impl, w_shape(impl, g), a, c->w));
+        return to_bf16_nhwc(impl, y_shape(g), b, c->y);
+    case GAN_CONV_BACKWARD_FILTER: /* x, dy */
+        GAN_TRY(to_bf16_nhwc(impl, x_shape(impl, g), a, c->x));
+        return to_bf16_nhwc(impl, y_shape(g), b, c->y);
+    }
+    return GAN_OK;
+}
+
+/* bf16: the copy `pass` writes (y, dx or dw). */
+static void *copy_written(const bf16_copies *c, gan_conv_pass pass)
+{
+    return pass == GAN_CONV_FORWARD ? (void *)c->y : pass == GAN_CONV_BACKWARD_DATA ? (void *)c->x : (void *)c->w;
+}
+
+/* bf16: widens the copy `pass` wrote into `out`, a backward-filter's with its beta. */
+static gan_status copy_out(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass,
+                           const bf16_copies *c, float beta, float *out)
+{
+    nc_hw s = pass == GAN_CONV_FORWARD         ? y_shape(g)
+              : pass == GAN_CONV_BACKWARD_DATA ? x_shape(impl, g)
+                                               : w_shape(impl, g);
+    return gan_cuda_bf16_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, copy_written(c, pass),
+                                     pass == GAN_CONV_BACKWARD_FILTER ? beta : 0.0f, out);
+}
+
 /* Pass `pass` of `plan` on cuDNN, with the plan's algorithm and math type. Inputs in cuDNN's
  * order, output last:
  *   forward:         a = x,  b = w   -> out = y
@@ -474,19 +508,15 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
     size_t rest_bytes = p->bytes;
     float cudnn_beta = beta;
     bool bf16 = impl->precision == GAN_PRECISION_BF16;
+    bf16_copies c = {0};
     if (bf16) {
-        bf16_copies c = bf16_copies_at(impl, g, workspace);
+        c = bf16_copies_at(impl, g, workspace);
         rest = c.rest;
         rest_bytes = p->bytes - c.bytes;
         cudnn_beta = 0.0f; /* beta applies when the output is widened */
-        if (x)
-            GAN_TRY(to_bf16_nhwc(impl, x_shape(impl, g), x, c.x));
-        if (w)
-            GAN_TRY(to_bf16_nhwc(impl, w_shape(impl, g), w, c.w));
-        if (y)
-            GAN_TRY(to_bf16_nhwc(impl, y_shape(g), y, c.y));
+        GAN_TRY(copies_in(impl, g, pass, a, b, &c));
         x = c.x, w = c.w, y = c.y;
-        written = pass == GAN_CONV_FORWARD ? (void *)c.y : pass == GAN_CONV_BACKWARD_DATA ? (void *)c.x : (void *)c.w;
+        written = copy_written(&c, pass);
     }
     switch (pass) {
     case GAN_CONV_FORWARD:
@@ -506,13 +536,7 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
                                                  rest_bytes, &cudnn_beta, d->w, written));
         break;
     }
-    if (!bf16)
-        return GAN_OK;
-    nc_hw s = pass == GAN_CONV_FORWARD         ? y_shape(g)
-              : pass == GAN_CONV_BACKWARD_DATA ? x_shape(impl, g)
-                                               : w_shape(impl, g);
-    return gan_cuda_bf16_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, written,
-                                     pass == GAN_CONV_BACKWARD_FILTER ? beta : 0.0f, out);
+    return bf16 ? copy_out(impl, g, pass, &c, beta, out) : GAN_OK;
 }
 
 /* Its scratch (w2, y2) before the inner convolution's workspace. */
@@ -534,35 +558,46 @@ static gan_status subpixel_run(gan_cuda_impl *impl, const gan_conv_geom *g,
     return gan_cuda_subpixel_gather(impl->stream, g->n, g->c_in, g->h_out, g->w_out, y2, dx);
 }
 
-/* The forms of ours, timed beside cuDNN's algorithms. */
-typedef enum own_form { OWN_SUBPIXEL, OWN_IM2COL } own_form;
+/* The forms of ours, timed beside cuDNN's algorithms, and bf16's conversions around cuDNN's (which
+ * cudnnFind does not time: added to its figures, so that cuDNN and the forms of ours, whose times
+ * include their own copies, are compared on the same footing). */
+typedef enum own_form { OWN_SUBPIXEL, OWN_IM2COL, OWN_BF16_COPIES } own_form;
 
 static gan_status im2col_run(gan_cuda_impl *impl, const gan_conv_geom *g, const float *x,
                              const float *dy, float beta, float *dw, void *workspace);
 
-/* One run of a form on the search's buffers (`inner`: the sub-pixel form's inner plan). */
+/* One run of a form on the search's buffers (`inner`: the sub-pixel form's inner plan; `pass`:
+ * the pass whose BF16 copies are made). */
 static gan_status own_run(gan_cuda_impl *impl, own_form form, const gan_conv_geom *g,
-                          const gan_cuda_conv_plan *inner, const search_scratch *s)
+                          const gan_cuda_conv_plan *inner, gan_conv_pass pass, const search_scratch *s)
 {
     if (form == OWN_SUBPIXEL)
         return subpixel_run(impl, g, inner, s->y, s->w, s->x, s->workspace);
-    return im2col_run(impl, g, s->x, s->y, 0.0f, s->w, s->workspace);
+    if (form == OWN_IM2COL)
+        return im2col_run(impl, g, s->x, s->y, 0.0f, s->w, s->workspace);
+    bf16_copies c = bf16_copies_at(impl, g, s->workspace);
+    const float *a = pass == GAN_CONV_BACKWARD_DATA ? s->w : s->x;
+    const float *b = pass == GAN_CONV_FORWARD ? s->w : s->y;
+    float *out = pass == GAN_CONV_FORWARD ? s->y : pass == GAN_CONV_BACKWARD_DATA ? s->x : s->w;
+    GAN_TRY(copies_in(impl, g, pass, a, b, &c));
+    return copy_out(impl, g, pass, &c, 0.0f, out);
 }
 
 /* Milliseconds per run of a form on the search's buffers: one run to warm up, then the mean of
  * five between two events. */
 static gan_status own_time(gan_cuda_impl *impl, own_form form, const gan_conv_geom *g,
-                           const gan_cuda_conv_plan *inner, const search_scratch *s, float *ms)
+                           const gan_cuda_conv_plan *inner, gan_conv_pass pass, const search_scratch *s,
+                           float *ms)
 {
     cudaEvent_t start = NULL, stop = NULL;
     gan_status status = GAN_OK;
     cudaGetLastError(); /* an earlier call's error would be blamed on this form's first launch */
     GAN_CHECK(gan_cuda_check(cudaEventCreate(&start), "cudaEventCreate", __FILE__, __LINE__));
     GAN_CHECK(gan_cuda_check(cudaEventCreate(&stop), "cudaEventCreate", __FILE__, __LINE__));
-    GAN_CHECK(own_run(impl, form, g, inner, s));
+    GAN_CHECK(own_run(impl, form, g, inner, pass, s));
     GAN_CHECK(gan_cuda_check(cudaEventRecord(start, impl->stream), "cudaEventRecord", __FILE__, __LINE__));
     for (int i = 0; i < 5; i++)
-        GAN_CHECK(own_run(impl, form, g, inner, s));
+        GAN_CHECK(own_run(impl, form, g, inner, pass, s));
     GAN_CHECK(gan_cuda_check(cudaEventRecord(stop, impl->stream), "cudaEventRecord", __FILE__, __LINE__));
     GAN_CHECK(gan_cuda_check(cudaEventSynchronize(stop), "cudaEventSynchronize", __FILE__, __LINE__));
     GAN_CHECK(gan_cuda_check(cudaEventElapsedTime(ms, start, stop), "cudaEventElapsedTime", __FILE__,
@@ -631,7 +666,8 @@ static gan_status consider_subpixel(gan_cuda_impl *impl, gan_cuda_conv_plan *pla
     if (stored_ms < 0.0f) {
         if (!scratch || scratch->workspace_bytes < bytes)
             return GAN_OK;
-        GAN_TRY(own_time(impl, OWN_SUBPIXEL, &plan->geom, &impl->conv_plans[inner_index], scratch, &ms));
+        GAN_TRY(own_time(impl, OWN_SUBPIXEL, &plan->geom, &impl->conv_plans[inner_index], GAN_CONV_BACKWARD_DATA,
+                         scratch, &ms));
         if (have_cudnn && ms >= plan->pass[GAN_CONV_BACKWARD_DATA].ms && !always)
             return GAN_OK;
         by = GAN_CUDA_CHOSEN_MEASURED;
@@ -687,7 +723,7 @@ static gan_status consider_im2col(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
     if (stored_ms < 0.0f) {
         if (!scratch || scratch->workspace_bytes < im2col_bytes(g))
             return GAN_OK;
-        GAN_TRY(own_time(impl, OWN_IM2COL, g, NULL, scratch, &ms));
+        GAN_TRY(own_time(impl, OWN_IM2COL, g, NULL, GAN_CONV_BACKWARD_FILTER, scratch, &ms));
         if (have_cudnn && ms >= plan->pass[GAN_CONV_BACKWARD_FILTER].ms && !always)
             return GAN_OK;
         by = GAN_CUDA_CHOSEN_MEASURED;
@@ -718,6 +754,27 @@ static gan_status take_stored_own(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
     return GAN_OK;
 }
 
+/* bf16: adds the time of the pass's conversions (two inputs rounded, the output widened: what
+ * cudnn_run does around cuDNN) to each measured candidate, so that the forms of ours, whose times
+ * include their own copies, meet cuDNN's on the same footing and the reported figure is the
+ * pass's. Left as measured where the copies do not fit the search's workspace or the timing
+ * fails (then cuDNN is favoured, as before). */
+static void add_copies_time(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                            const search_scratch *scratch, candidate *c, int n)
+{
+    const gan_conv_geom *g = &plan->geom;
+    float ms = 0.0f;
+    if (impl->precision != GAN_PRECISION_BF16 || bf16_copies_bytes(impl, g) > scratch->workspace_bytes)
+        return;
+    if (own_time(impl, OWN_BF16_COPIES, g, NULL, pass, scratch, &ms) != GAN_OK) {
+        gan_error_clear();
+        cudaGetLastError();
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        c[i].ms += ms;
+}
+
 /* Chooses `pass` of the plan: stored, measured (when `scratch` is given), heuristic, fallback. */
 static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
                          size_t budget, const search_scratch *scratch)
@@ -732,6 +789,8 @@ static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv
         /* The timed search and the forms of ours are optional: where one fails (cuDNN refusing
          * a trial, a launch failing), the pass is chosen without it, as if it had lost. */
         gan_status measured = measured_candidates(impl, plan, pass, scratch, c, &n);
+        if (measured == GAN_OK)
+            add_copies_time(impl, plan, pass, scratch, c, n);
         if (measured == GAN_OK)
             measured = take_first_acceptable(impl, plan, pass, c, n, budget, GAN_CUDA_CHOSEN_MEASURED,
                                              &taken);
