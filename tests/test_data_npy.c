@@ -1,7 +1,6 @@
 /* .npy: round trips (read, memory-mapped, piecewise writer with dropped rows), the exact header numpy
  * writes, hostile headers refused with the file named, and numpy itself reading ours and writing
  * what we read (when /usr/bin/python3 has numpy). */
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,17 +19,7 @@ static void write_bytes(const char *path, const void *bytes, size_t n)
     fclose(f);
 }
 
-static int count_files(const char *prefix)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += !strncmp(e->d_name, prefix, strlen(prefix));
-    if (d)
-        closedir(d);
-    return n;
-}
+static int count_files(const char *prefix) { return test_count_entries(dir, prefix); }
 
 static void check_round_trips(void)
 {

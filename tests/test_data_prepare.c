@@ -2,7 +2,6 @@
  * order, with corrupt ones skipped and counted; too many bad images leave no output and no
  * temporary file; the command line: exit codes and one message naming the file; numpy opens the
  * cache with mmap_mode='r' (when /usr/bin/python3 has numpy). */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,17 +50,6 @@ static void make_images(const char *path, int n)
     }
 }
 
-static int count_entries(const char *path, const char *prefix)
-{
-    DIR *d = opendir(path);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += !strncmp(e->d_name, prefix, strlen(prefix));
-    if (d)
-        closedir(d);
-    return n;
-}
 
 typedef struct warnings {
     int count;
@@ -123,7 +111,7 @@ static void check_prepare(void)
     CHECK(r.written == N - 1 && r.bad == 1);
     CHECK(w.count == 1 && strstr(w.last, "im013.jpg") && strstr(w.last, "truncated"));
     CHECK(progress_calls >= 1 && progress_last == N);
-    CHECK(count_entries(dir, "cache.npy.tmp") == 0);
+    CHECK(test_count_entries(dir, "cache.npy.tmp") == 0);
 
     /* the cache is what the data set gives, in order, without the bad image */
     gan_npy_array cache;
@@ -165,14 +153,14 @@ static void check_prepare(void)
     o.output = strict;
     o.max_bad_fraction = 0.0;
     CHECK_FAILS_WITH(gan_prepare_cache(&o, &r), GAN_ERR_FORMAT, "im013.jpg");
-    CHECK(access(strict, F_OK) != 0 && count_entries(dir, "strict.npy") == 0);
+    CHECK(access(strict, F_OK) != 0 && test_count_entries(dir, "strict.npy") == 0);
 
     /* cancelled: the same */
     volatile int cancel = 1;
     o.max_bad_fraction = 0.5;
     o.cancel = &cancel;
     CHECK_FAILS_WITH(gan_prepare_cache(&o, &r), GAN_ERR_IO, "interrupted");
-    CHECK(count_entries(dir, "strict.npy") == 0);
+    CHECK(test_count_entries(dir, "strict.npy") == 0);
     o.cancel = NULL;
 
     /* gray, from an IDX file */
@@ -231,7 +219,7 @@ static void check_command_line(void)
     CHECK(run_gan(args, err, sizeof err) == 1 && strstr(err, "no-such-folder") && count_lines(err) == 1);
     snprintf(args, sizeof args, "prepare '%s/images' -o '%s/x.npy' --size 8 --max-bad-fraction 0", dir, dir);
     CHECK(run_gan(args, err, sizeof err) == 1 && strstr(err, "im013.jpg"));
-    CHECK(count_entries(dir, "x.npy") == 0);
+    CHECK(test_count_entries(dir, "x.npy") == 0);
     CHECK(run_gan("prepare", err, sizeof err) == 2 && strstr(err, "required"));
     snprintf(args, sizeof args, "prepare '%s/images' -o '%s/x.npy' --size 8 --channels 4", dir, dir);
     CHECK(run_gan(args, err, sizeof err) == 2 && strstr(err, "--channels 4"));

@@ -4,7 +4,6 @@
  * refused with GAN_ERR_FORMAT and a message naming the file and the problem (never a crash or a
  * read out of bounds: every truncation and many byte flips of a valid file are tried too, and
  * this test also runs under AddressSanitizer). */
-#include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,18 +28,7 @@ static char *path_in_dir(const char *name)
 }
 
 /* The entries of the test's folder whose names start with `prefix`. */
-static int count_with_prefix(const char *prefix)
-{
-    char *dir_path = path_in_dir("");
-    DIR *d = opendir(dir_path);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += !strncmp(e->d_name, prefix, strlen(prefix));
-    if (d)
-        closedir(d);
-    return n;
-}
+static int count_with_prefix(const char *prefix) { return test_count_entries(dir, prefix); }
 
 static void write_file(const char *path, const void *bytes, size_t n)
 {

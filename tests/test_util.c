@@ -3,6 +3,7 @@
 #include "gan/config.h"
 #include "gan/data.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -125,6 +126,18 @@ const char *test_temp_dir(const char *test_name)
         exit(1);
     }
     return path;
+}
+
+int test_count_entries(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += !strncmp(e->d_name, prefix, strlen(prefix));
+    if (d)
+        closedir(d);
+    return n;
 }
 
 int test_finish(void)

@@ -89,6 +89,8 @@ gan_status test_hashed_image_source(const struct gan_config *cfg, int count, str
 const char *test_binary_dir(void);
 /* A fresh empty directory under the build tree for this test's files. */
 const char *test_temp_dir(const char *test_name);
+/* How many entries of directory `dir` have names starting with `prefix` (0 if it cannot be read). */
+int test_count_entries(const char *dir, const char *prefix);
 
 int test_finish(void);
 
