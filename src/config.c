@@ -390,18 +390,8 @@ enum { MAX_CONFIG_BYTES = 1 << 20 };
  * a device is refused, never waited on). */
 static gan_status open_config_file(const char *path, FILE **out)
 {
-    *out = NULL;
-    int fd;
-    size_t size;
-    if (gan_input_open_regular(path, &fd, &size) != GAN_OK)
+    if (gan_input_fopen_regular(path, out) != GAN_OK)
         return gan_error_prefix(GAN_ERR_IO, "the config file: ");
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        int why = errno;
-        close(fd);
-        return gan_error(GAN_ERR_IO, "%s: cannot open the config file: %s", path, strerror(why));
-    }
-    *out = f;
     return GAN_OK;
 }
 

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "gan/error.h"
 
@@ -67,6 +68,9 @@ gan_status gan_file_write_replace(const char *path, const gan_file_piece *pieces
  * ("PATH: not a regular file"), then clears O_NONBLOCK; *fd is the open descriptor and *size the
  * file's size in bytes. Errors name the path and the OS reason. */
 gan_status gan_input_open_regular(const char *path, int *fd, size_t *size);
+
+/* The same, as a stdio stream for reading (the text readers: configs, split lists). */
+gan_status gan_input_fopen_regular(const char *path, FILE **out);
 
 #ifdef __cplusplus
 }

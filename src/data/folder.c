@@ -230,16 +230,9 @@ gan_status gan_split_filter(gan_file_list *list, const char *split_file, const c
     int wanted = split_partition(split);
     if (wanted < 0)
         return gan_error(GAN_ERR_CONFIG, "data.split = '%s': use all, train, valid or test", split);
-    int fd;
-    size_t size;
-    if (gan_input_open_regular(split_file, &fd, &size) != GAN_OK)
+    FILE *f = NULL;
+    if (gan_input_fopen_regular(split_file, &f) != GAN_OK)
         return gan_error_prefix(GAN_ERR_IO, "split list ");
-    FILE *f = fdopen(fd, "r");
-    if (!f) {
-        int why = errno;
-        close(fd);
-        return gan_error(GAN_ERR_IO, "split list %s: %s", split_file, strerror(why));
-    }
     split_entry *entries = NULL;
     size_t count = 0, capacity = 0;
     char line[4096];

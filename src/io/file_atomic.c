@@ -223,3 +223,19 @@ gan_status gan_input_open_regular(const char *path, int *fd_out, size_t *size)
     *size = (size_t)st.st_size;
     return GAN_OK;
 }
+
+gan_status gan_input_fopen_regular(const char *path, FILE **out)
+{
+    *out = NULL;
+    int fd;
+    size_t size;
+    GAN_TRY(gan_input_open_regular(path, &fd, &size));
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        int why = errno;
+        close(fd);
+        return gan_error(GAN_ERR_IO, "%s: %s", path, strerror(why));
+    }
+    *out = f;
+    return GAN_OK;
+}
