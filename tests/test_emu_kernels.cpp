@@ -1501,8 +1501,8 @@ void test_bf16_conversions(void)
         std::vector<float> src = mixed_floats(count, seed++);
         std::vector<uint16_t> narrow(count_nhwc + 3, 0xabcd), narrow_want(count_nhwc + 3, 0xabcd);
         std::fill(narrow.begin(), narrow.begin() + (ptrdiff_t)count_nhwc, (uint16_t)0xffff);
-        gan_emu_launch(gan_f32_to_bf16_nhwc_kernel, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
-                       (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw, (const float *)src.data(),
+        gan_emu_launch(gan_f32_to_nhwc_kernel<__nv_bfloat16>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr,
+                       (size_t)s.n, (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw, (const float *)src.data(),
                        reinterpret_cast<__nv_bfloat16 *>(narrow.data()));
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<float> moved = reference_to_nhwc(s, src);
@@ -1513,8 +1513,8 @@ void test_bf16_conversions(void)
 
         std::vector<uint16_t> bf16 = padded_bf16_source(s, seed++);
         std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f), wide = old, want = old;
-        gan_emu_launch(gan_bf16_nhwc_to_f32_kernel, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
-                       (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw,
+        gan_emu_launch(gan_nhwc_to_f32_kernel<__nv_bfloat16>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr,
+                       (size_t)s.n, (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw,
                        reinterpret_cast<const __nv_bfloat16 *>(bf16.data()), 0.5f, wide.data());
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<uint16_t> bf16_nchw = reference_to_nchw(s, bf16);
