@@ -461,7 +461,7 @@ gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int
                               (size_t)hw, bias, (int)act, slope, y);
 }
 
-/* ---- BF16 precision mode (kernels/convert.cuh) ---------------------------------------------- */
+/* ---- BF16 and TF32 precision modes: the NHWC copies around cuDNN (kernels/convert.cuh) ------ */
 
 /* The C side passes bf16 buffers as uint16_t bit patterns; the kernels take CUDA's type, which
  * is the same 16 bits with the same alignment, so the pointers are reinterpreted, not copied. */
@@ -484,6 +484,20 @@ gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int
 {
     return launch_convert("bf16_nhwc_to_f32", gan_nhwc_to_f32_kernel<__nv_bfloat16>, n, c, c_nhwc, hw, c,
                           cuda_stream, reinterpret_cast<const __nv_bfloat16 *>(src), beta, dst);
+}
+
+gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw, const float *src,
+                                    float *dst)
+{
+    return launch_convert("f32_to_f32_nhwc", gan_f32_to_nhwc_kernel<float>, n, c, c_nhwc, hw, c_nhwc, cuda_stream,
+                          src, dst);
+}
+
+gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
+                                    const float *src, float beta, float *dst)
+{
+    return launch_convert("f32_nhwc_to_f32", gan_nhwc_to_f32_kernel<float>, n, c, c_nhwc, hw, c, cuda_stream, src,
+                          beta, dst);
 }
 
 } /* extern "C" */
