@@ -1,14 +1,18 @@
-/* float <-> bfloat16 conversions of the BF16 precision mode, changing the layout on the way. Our
- * buffers stay float NCHW; cuDNN gets its BF16 convolution tensors in NHWC (and filters in KRSC:
- * the same layout with k as n), which its tensor-core kernels read without a transpose of their
- * own. Those kernels want a channel count that is a multiple of 8, which the image layers
- * (c = 1 or 3) are not: the NHWC side then carries c_nhwc >= c channels, the last c_nhwc - c of
- * them padding (zeros). Shapes, per convolution tensor [n, c, hw] (hw = h w; for a filter
+/* The layout changes around cuDNN's NHWC convolutions, in the two precision modes that use them:
+ * BF16 (float <-> bfloat16, converting on the way) and TF32 (float <-> float, a pure transpose).
+ * Our buffers stay float NCHW; cuDNN gets its tensor-core convolution tensors in NHWC (and
+ * filters in KRSC: the same layout with k as n), which its tensor-core kernels read without a
+ * transpose of their own. Those kernels want an aligned channel count (a multiple of 8 for BF16;
+ * the caller picks c_nhwc), which the image layers (c = 1 or 3) do not have: the NHWC side then
+ * carries c_nhwc >= c channels, the last c_nhwc - c of them padding (zeros). The NHWC element type T is
+ * __nv_bfloat16 or float; the kernels are templates over it, and the two pairs of helpers below
+ * are all that differs. Shapes, per convolution tensor [n, c, hw] (hw = h w; for a filter
  * w [k, c, r s], k as n):
- *   narrowing:  src [n, c, hw] float (NCHW)      -> dst [n, hw, c_nhwc] bf16 (NHWC),
- *               channels c .. c_nhwc - 1 of every position written as +0 (bits 0x0000)
- *   widening:   src [n, hw, c_nhwc] bf16 (NHWC)  -> dst [n, c, hw] float (NCHW), dst = beta dst + src,
+ *   narrowing:  src [n, c, hw] float (NCHW)      -> dst [n, hw, c_nhwc] T (NHWC),
+ *               channels c .. c_nhwc - 1 of every position written as +0 (bits all zero)
+ *   widening:   src [n, hw, c_nhwc] T (NHWC)     -> dst [n, c, hw] float (NCHW), dst = beta dst + src,
  *               from the first c channels only (the padding is never read)
+ * ("narrowing" and "widening" name the directions; with T = float neither changes a value.)
  * Per image, one layout is the transpose of the other: [c, hw] against [hw, c] (padded to
  * [hw, c_nhwc]). c == 0 is a shape like any other: the narrowing then fills dst with zeros, the
  * widening has nothing to write.
@@ -20,21 +24,25 @@
  * The tiles span the channels the kernel writes: the narrowing's n * ceil(c_nhwc / 32) *
  * ceil(hw / 32) tiles cover the padding too (its channels are put into the tile as zeros, never
  * read from src), the widening's n * ceil(c / 32) * ceil(hw / 32) tiles only the first c channels
- * (a row of the source is then c of the c_nhwc bf16 values of one position). Each thread moves 4
+ * (a row of the source is then c of the c_nhwc values of one position). Each thread moves 4
  * elements per tile: the block is 32 columns x 8 rows, stepped 4 times down the tile. Partial
- * tiles at the edges (c_nhwc = 8 or c = 3: the image layers) read and write only what lies inside
- * the matrix. The tile is [32][33]: the column read in the second half then falls in 32 different
- * banks.
+ * tiles at the edges (c_nhwc = 4 or 8, c = 3: the image layers) read and write only what lies
+ * inside the matrix. The tile is [32][33]: the column read in the second half then falls in 32
+ * different banks.
  *
  * When there is no padding (c_nhwc == c) and c == 1 or hw == 1, the two layouts are the same
- * bytes (a plain conversion), and a tile would be at most 1/32 full: the kernel then converts one
- * element per thread, grid-stride, as a plain elementwise kernel. With padding the layouts differ
- * even then (a position of [hw, c_nhwc] has zeros after its c values), so those shapes take the
- * tiles. The choice depends only on the shape, so it is the same for every thread of the grid.
+ * bytes (a plain conversion, for T = float a plain copy), and a tile would be at most 1/32 full:
+ * the kernel then converts one element per thread, grid-stride, as a plain elementwise kernel.
+ * With padding the layouts differ even then (a position of [hw, c_nhwc] has zeros after its c
+ * values), so those shapes take the tiles. The choice depends only on the shape, so it is the
+ * same for every thread of the grid.
  *
- * The conversions are CUDA's own (<cuda_bf16.h> under nvcc, kernels/cuda_emulation.h's bit-exact
- * copies on the CPU): rounding to nearest, ties to even (the largest floats round to infinity),
- * every NaN becomes the quiet NaN 0x7FFF, widening is exact. Index math in size_t. */
+ * The bf16 conversions are CUDA's own (<cuda_bf16.h> under nvcc, kernels/cuda_emulation.h's
+ * bit-exact copies on the CPU): rounding to nearest, ties to even (the largest floats round to
+ * infinity), every NaN becomes the quiet NaN 0x7FFF, widening is exact. With T = float a value is
+ * only loaded and stored (the tile, the padding select), never computed on, so every bit pattern
+ * arrives as it left, NaN payloads, subnormals and -0 included; only the widening's beta != 0
+ * does arithmetic. Index math in size_t. */
 #ifndef GAN_KERNELS_CONVERT_CUH
 #define GAN_KERNELS_CONVERT_CUH
 
@@ -81,17 +89,28 @@ __host__ __device__ __forceinline__ size_t gan_convert_tile_count(size_t n, size
     return n * tiles_c * tiles_hw;
 }
 
-/* dst [n, hw, c_nhwc] = bf16(src [n, c, hw]), channels c .. c_nhwc - 1 = +0. The tiles span
- * c_nhwc channels. Reads along hw (row `row` of the tile is channel c0 + row, column `col`
- * position p0 + col; a padding channel is put in as 0 without reading src), writes along the
- * channels (row: position, column: channel). */
-__global__ void gan_f32_to_bf16_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, size_t hw, const float *src,
-                                            __nv_bfloat16 *dst)
+/* The element type's two conversions, the only place the kernels differ by it: float -> T where
+ * the narrowing stores, T -> float where the widening loads. bf16 rounds to nearest even (NaN ->
+ * 0x7FFF) and widens exactly; float is the value itself both ways, every bit kept. */
+__device__ __forceinline__ void gan_convert_store(__nv_bfloat16 *dst, float value)
+{
+    *dst = __float2bfloat16_rn(value);
+}
+__device__ __forceinline__ void gan_convert_store(float *dst, float value) { *dst = value; }
+__device__ __forceinline__ float gan_convert_load(__nv_bfloat16 value) { return __bfloat162float(value); }
+__device__ __forceinline__ float gan_convert_load(float value) { return value; }
+
+/* dst [n, hw, c_nhwc] = T(src [n, c, hw]), channels c .. c_nhwc - 1 = +0. The tiles span c_nhwc
+ * channels. Reads along hw (row `row` of the tile is channel c0 + row, column `col` position
+ * p0 + col; a padding channel is put in as 0 without reading src), writes along the channels
+ * (row: position, column: channel). T is __nv_bfloat16 or float. */
+template <typename T>
+__global__ void gan_f32_to_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, size_t hw, const float *src, T *dst)
 {
     if (gan_convert_is_plain(c, c_nhwc, hw)) {
         size_t count = n * c * hw;
         for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
-            dst[i] = __float2bfloat16_rn(src[i]);
+            gan_convert_store(&dst[i], src[i]);
         return;
     }
     __shared__ float tile[GAN_CONVERT_TILE][GAN_CONVERT_TILE + 1]; /* [channel][position] */
@@ -100,8 +119,8 @@ __global__ void gan_f32_to_bf16_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, s
     /* The same trip count for every thread of the block: each reaches both barriers. */
     for (size_t t = blockIdx.x; t < tiles; t += gridDim.x) {
         gan_convert_tile at = gan_convert_tile_at(t, c_nhwc, hw);
-        const float *image_src = src + at.image * c * hw;        /* [c, hw] */
-        __nv_bfloat16 *image_dst = dst + at.image * hw * c_nhwc; /* [hw, c_nhwc] */
+        const float *image_src = src + at.image * c * hw; /* [c, hw] */
+        T *image_dst = dst + at.image * hw * c_nhwc;      /* [hw, c_nhwc] */
         for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
             size_t channel = at.c0 + row, position = at.p0 + col;
             if (channel < c_nhwc && position < hw)
@@ -111,7 +130,7 @@ __global__ void gan_f32_to_bf16_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, s
         for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
             size_t position = at.p0 + row, channel = at.c0 + col;
             if (position < hw && channel < c_nhwc)
-                image_dst[position * c_nhwc + channel] = __float2bfloat16_rn(tile[col][row]);
+                gan_convert_store(&image_dst[position * c_nhwc + channel], tile[col][row]);
         }
         __syncthreads(); /* the next tile overwrites `tile` */
     }
@@ -122,14 +141,16 @@ __global__ void gan_f32_to_bf16_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, s
  * (gan_mul_rn: no fused multiply-add), so the device gives the same bits as the emulation and as
  * a float loop on the host. The mirror of the narrowing, over tiles spanning c channels (the
  * padding is neither read nor has a place in dst): reads along the channels (row: position,
- * column: channel), writes along hw (row: channel, column: position). */
-__global__ void gan_bf16_nhwc_to_f32_kernel(size_t n, size_t c, size_t c_nhwc, size_t hw,
-                                            const __nv_bfloat16 *src, float beta, float *dst)
+ * column: channel), writes along hw (row: channel, column: position). T is __nv_bfloat16 or
+ * float. */
+template <typename T>
+__global__ void gan_nhwc_to_f32_kernel(size_t n, size_t c, size_t c_nhwc, size_t hw, const T *src, float beta,
+                                       float *dst)
 {
     if (gan_convert_is_plain(c, c_nhwc, hw)) {
         size_t count = n * c * hw;
         for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
-            float value = __bfloat162float(src[i]);
+            float value = gan_convert_load(src[i]);
             dst[i] = beta == 0.0f ? value : gan_mul_rn(beta, dst[i]) + value;
         }
         return;
@@ -139,12 +160,12 @@ __global__ void gan_bf16_nhwc_to_f32_kernel(size_t n, size_t c, size_t c_nhwc, s
     const size_t tiles = gan_convert_tile_count(n, c, hw);
     for (size_t t = blockIdx.x; t < tiles; t += gridDim.x) {
         gan_convert_tile at = gan_convert_tile_at(t, c, hw);
-        const __nv_bfloat16 *image_src = src + at.image * hw * c_nhwc; /* [hw, c_nhwc] */
-        float *image_dst = dst + at.image * c * hw;                     /* [c, hw] */
+        const T *image_src = src + at.image * hw * c_nhwc; /* [hw, c_nhwc] */
+        float *image_dst = dst + at.image * c * hw;        /* [c, hw] */
         for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
             size_t position = at.p0 + row, channel = at.c0 + col;
             if (position < hw && channel < c)
-                tile[row][col] = __bfloat162float(image_src[position * c_nhwc + channel]);
+                tile[row][col] = gan_convert_load(image_src[position * c_nhwc + channel]);
         }
         __syncthreads();
         for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {

@@ -169,17 +169,19 @@ gan_status gan_cuda_resize_bilinear(cudaStream_t cuda_stream, int n, int c, int 
 gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int hw, const float *bias,
                                      gan_activation act, float slope, float *y);
 
-/* ---- BF16 precision mode (kernels/convert.cuh) -------------------------------------------- */
-/* The copies a convolution runs on in BF16 mode: our buffers stay float NCHW, and cuDNN gets its
- * BF16 tensors in NHWC (what tensor cores read), with the channels padded to c_nhwc >= c (a
- * multiple of 8 for the tensor cores; c_nhwc == c for none). Used for a convolution's x
- * [n, c, h w], y [n, c, h w] and filter w [k, c, r s] (k as n: cuDNN's KRSC filter layout). bf16
- * buffers are uint16_t bit patterns (the upper half of a float: sign, 8 exponent bits, 7 mantissa
- * bits); the float side has n c hw elements, the bf16 side n hw c_nhwc, and they do not overlap.
- * A negative size or c_nhwc < c is GAN_ERR_ARG; nothing is launched when there is nothing to
- * write (n or hw zero, or c_nhwc zero for the narrowing, c zero for the widening: c == 0 < c_nhwc
- * is a shape like any other, the narrowing writes all of dst as +0). Without padding, c == 1 or
- * hw == 1 is a plain conversion (the layouts agree). */
+/* ---- BF16 and TF32 precision modes (kernels/convert.cuh) ---------------------------------- */
+/* The copies a convolution runs on in the BF16 and TF32 modes: our buffers stay float NCHW, and
+ * cuDNN gets its tensors in NHWC (what tensor cores read), with the channels padded to
+ * c_nhwc >= c (for the tensor cores, e.g. a multiple of 8 for BF16; c_nhwc == c for none). Used
+ * for a convolution's x [n, c, h w], y [n, c, h w] and filter w [k, c, r s] (k as n: cuDNN's
+ * KRSC filter layout). The NHWC side holds BF16 (uint16_t bit patterns: the upper half of a
+ * float, sign, 8 exponent bits, 7 mantissa bits) or float (TF32 mode: cuDNN takes float tensors
+ * and does the TF32 rounding itself, so the copy only transposes); the float NCHW side has
+ * n c hw elements, the NHWC side n hw c_nhwc, and they do not overlap. A negative size or
+ * c_nhwc < c is GAN_ERR_ARG; nothing is launched when there is nothing to write (n or hw zero,
+ * or c_nhwc zero for the narrowing, c zero for the widening: c == 0 < c_nhwc is a shape like any
+ * other, the narrowing writes all of dst as +0). Without padding, c == 1 or hw == 1 is a plain
+ * conversion (the layouts agree). */
 /* dst [n, hw, c_nhwc] (NHWC, BF16 bit patterns) = src [n, c, hw] (NCHW, float) rounded to nearest even,
  * channels c .. c_nhwc - 1 of every position written as +0 (c_nhwc >= c: padding for the tensor cores).
  * (The largest floats round to infinity; every NaN -> 0x7FFF.) */
@@ -191,6 +193,14 @@ gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t cuda_stream, int n, int c, int
  * device gives the same bits. */
 gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
                                      const uint16_t *src, float beta, float *dst);
+/* dst [n, hw, c_nhwc] (NHWC, float) = src [n, c, hw] (NCHW, float), channels c .. c_nhwc - 1 of every
+ * position written as +0.0f; values moved bit for bit. */
+gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw, const float *src,
+                                    float *dst);
+/* dst [n, c, hw] (NCHW) = src [n, hw, c_nhwc] (NHWC, float) for the first c channels when beta == 0 (dst not
+ * read), else beta * dst + src (product rounded on its own, as the bf16 widening). */
+gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
+                                    const float *src, float beta, float *dst);
 
 #ifdef __cplusplus
 }

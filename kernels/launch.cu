@@ -461,7 +461,7 @@ gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int
                               (size_t)hw, bias, (int)act, slope, y);
 }
 
-/* ---- BF16 precision mode (kernels/convert.cuh) ---------------------------------------------- */
+/* ---- BF16 and TF32 precision modes: the NHWC copies around cuDNN (kernels/convert.cuh) ------ */
 
 /* The C side passes bf16 buffers as uint16_t bit patterns; the kernels take CUDA's type, which
  * is the same 16 bits with the same alignment, so the pointers are reinterpreted, not copied. */
@@ -469,19 +469,35 @@ static_assert(sizeof(__nv_bfloat16) == sizeof(uint16_t) && alignof(__nv_bfloat16
               "__nv_bfloat16 must be a 16-bit pattern, as uint16_t");
 
 /* The narrowing's tiles span c_nhwc channels (it writes the padding: with c == 0 < c_nhwc, all of
- * dst is zeros); the widening's span c (the padding is not read). */
+ * dst is zeros); the widening's span c (the padding is not read). The kernels are templates over
+ * the NHWC element type; naming an instantiation here is what makes nvcc compile it for the
+ * device (and the emulation run it). */
 gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw, const float *src,
                                      uint16_t *dst)
 {
-    return launch_convert("f32_to_bf16_nhwc", gan_f32_to_bf16_nhwc_kernel, n, c, c_nhwc, hw, c_nhwc, cuda_stream,
-                          src, reinterpret_cast<__nv_bfloat16 *>(dst));
+    return launch_convert("f32_to_bf16_nhwc", gan_f32_to_nhwc_kernel<__nv_bfloat16>, n, c, c_nhwc, hw, c_nhwc,
+                          cuda_stream, src, reinterpret_cast<__nv_bfloat16 *>(dst));
 }
 
 gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
                                      const uint16_t *src, float beta, float *dst)
 {
-    return launch_convert("bf16_nhwc_to_f32", gan_bf16_nhwc_to_f32_kernel, n, c, c_nhwc, hw, c, cuda_stream,
-                          reinterpret_cast<const __nv_bfloat16 *>(src), beta, dst);
+    return launch_convert("bf16_nhwc_to_f32", gan_nhwc_to_f32_kernel<__nv_bfloat16>, n, c, c_nhwc, hw, c,
+                          cuda_stream, reinterpret_cast<const __nv_bfloat16 *>(src), beta, dst);
+}
+
+gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw, const float *src,
+                                    float *dst)
+{
+    return launch_convert("f32_to_f32_nhwc", gan_f32_to_nhwc_kernel<float>, n, c, c_nhwc, hw, c_nhwc, cuda_stream,
+                          src, dst);
+}
+
+gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
+                                    const float *src, float beta, float *dst)
+{
+    return launch_convert("f32_nhwc_to_f32", gan_nhwc_to_f32_kernel<float>, n, c, c_nhwc, hw, c, cuda_stream, src,
+                          beta, dst);
 }
 
 } /* extern "C" */

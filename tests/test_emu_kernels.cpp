@@ -26,7 +26,11 @@
  * a NaN pattern before); the accumulating widening beta * dst + float(src) is checked bit-exact
  * against the same two float operations, from sources whose padding holds NaN patterns (read,
  * they would show), and a round trip float NCHW -> bf16 NHWC -> float NCHW against the rounding
- * alone. A layout change moves values without arithmetic, so nothing looser could be right: a
+ * alone. The TF32 mode's float -> float NHWC copies (the same kernels with float elements) are
+ * checked the same way on bit patterns: random 32-bit patterns and specials (NaN payloads,
+ * infinities, subnormals, -0) must arrive bit for bit (the widening at beta 0, the round trip),
+ * the padding exactly 0x00000000, and beta 1 and 0.5 give gan_mul_rn(beta, old) + src computed
+ * here. A layout change moves values without arithmetic, so nothing looser could be right: a
  * wrong index shows up as a wrong value, a missing bounds check as an access past the buffer
  * (guard elements after each destination; AddressSanitizer in test_emu_kernels_asan). */
 #include "cuda_emulation.h"
@@ -70,6 +74,9 @@
 /* the BF16 precision mode's conversions */
 #define gan_cuda_f32_to_bf16_nhwc emu_gan_cuda_f32_to_bf16_nhwc
 #define gan_cuda_bf16_nhwc_to_f32 emu_gan_cuda_bf16_nhwc_to_f32
+/* the TF32 precision mode's float NHWC copies */
+#define gan_cuda_f32_to_f32_nhwc emu_gan_cuda_f32_to_f32_nhwc
+#define gan_cuda_f32_nhwc_to_f32 emu_gan_cuda_f32_nhwc_to_f32
 
 #include "launch.cu"
 
@@ -1501,8 +1508,8 @@ void test_bf16_conversions(void)
         std::vector<float> src = mixed_floats(count, seed++);
         std::vector<uint16_t> narrow(count_nhwc + 3, 0xabcd), narrow_want(count_nhwc + 3, 0xabcd);
         std::fill(narrow.begin(), narrow.begin() + (ptrdiff_t)count_nhwc, (uint16_t)0xffff);
-        gan_emu_launch(gan_f32_to_bf16_nhwc_kernel, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
-                       (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw, (const float *)src.data(),
+        gan_emu_launch(gan_f32_to_nhwc_kernel<__nv_bfloat16>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr,
+                       (size_t)s.n, (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw, (const float *)src.data(),
                        reinterpret_cast<__nv_bfloat16 *>(narrow.data()));
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<float> moved = reference_to_nhwc(s, src);
@@ -1513,8 +1520,8 @@ void test_bf16_conversions(void)
 
         std::vector<uint16_t> bf16 = padded_bf16_source(s, seed++);
         std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f), wide = old, want = old;
-        gan_emu_launch(gan_bf16_nhwc_to_f32_kernel, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
-                       (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw,
+        gan_emu_launch(gan_nhwc_to_f32_kernel<__nv_bfloat16>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr,
+                       (size_t)s.n, (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw,
                        reinterpret_cast<const __nv_bfloat16 *>(bf16.data()), 0.5f, wide.data());
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<uint16_t> bf16_nchw = reference_to_nchw(s, bf16);
@@ -1527,6 +1534,251 @@ void test_bf16_conversions(void)
                       s.c, s.c_nhwc(), s.hw);
         check_identical(name, wide, want);
     }
+}
+
+/* ---- float -> float NHWC and back (the TF32 mode's copies: kernels/convert.cuh with T = float),
+ * against the reference transpose, on bit patterns ------------------------------------------- */
+
+uint32_t bits_of(float x)
+{
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    return bits;
+}
+
+std::vector<uint32_t> bits_of(const std::vector<float> &v)
+{
+    std::vector<uint32_t> bits(v.size());
+    std::memcpy(bits.data(), v.data(), v.size() * sizeof(float));
+    return bits;
+}
+
+/* Bit patterns no arithmetic may touch on the way: NaNs with payloads (quiet and signalling,
+ * both signs), infinities, subnormals, -0 and +0. */
+const uint32_t float_specials[] = {
+    0x7fc00000u, 0xffc00000u, 0x7fc12345u, 0xffedcba9u, /* quiet NaNs, with payloads */
+    0x7f800001u, 0xff800001u, 0x7fa5a5a5u, 0xffbfffffu, /* signalling NaNs */
+    0x7fffffffu, 0xffffffffu,                           /* the all-ones payloads */
+    0x7f800000u, 0xff800000u,                           /* +-inf */
+    0x00000001u, 0x80000001u, 0x007fffffu, 0x807fffffu, 0x00400000u, /* subnormals */
+    0x80000000u, 0x00000000u,                           /* -0, +0 */
+    0x7f7fffffu, 0x00800000u, 0x3f800000u,              /* FLT_MAX, FLT_MIN, 1 */
+};
+
+/* n random 32-bit patterns (every exponent: NaNs, infinities and subnormals among them), the
+ * specials above at the front. */
+std::vector<float> random_bit_floats(size_t count, unsigned seed)
+{
+    std::vector<float> v(count);
+    uint32_t state = 0x2545f491u ^ (seed * 0x9e3779b9u);
+    for (size_t i = 0; i < count; i++) {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        v[i] = float_of_bits(state);
+    }
+    const size_t specials = sizeof float_specials / sizeof float_specials[0];
+    for (size_t i = 0; i < specials && i < count; i++)
+        v[i] = float_of_bits(float_specials[i]);
+    return v;
+}
+
+/* got == want pattern for pattern; on a difference, the first one and how many differ. */
+void check_same_bits(const char *name, const std::vector<uint32_t> &got, const std::vector<uint32_t> &want)
+{
+    CHECK_MSG(got.size() == want.size(), "%s: sizes %zu and %zu", name, got.size(), want.size());
+    size_t first = got.size(), differing = 0;
+    for (size_t i = 0; i < got.size() && i < want.size(); i++)
+        if (got[i] != want[i]) {
+            if (differing++ == 0)
+                first = i;
+        }
+    if (differing == 0) {
+        test_checks_passed++;
+        return;
+    }
+    test_fail_at(__FILE__, __LINE__, "%s: %zu of %zu elements differ, the first %zu: kernel 0x%08x, reference 0x%08x",
+                 name, differing, got.size(), first, (unsigned)got[first], (unsigned)want[first]);
+}
+
+/* The narrowing of `src` [n, c, hw] into dst [n, hw, c_nhwc] full of a NaN pattern (which the
+ * padding must not keep) with 3 guards beyond: the reference transpose of src's bits, the padding
+ * exactly +0.0f (bits 0x00000000), the guards untouched. */
+void check_f32_to_f32_nhwc(const char *name, nhwc_shape s, const std::vector<float> &src)
+{
+    const size_t count_nhwc = s.count_nhwc();
+    const uint32_t garbage = 0x7fa00bad, guard = 0x12345678;
+    std::vector<float> got(count_nhwc + 3, float_of_bits(guard));
+    std::fill(got.begin(), got.begin() + (ptrdiff_t)count_nhwc, float_of_bits(garbage));
+    CHECK_OK(gan_cuda_f32_to_f32_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), got.data()));
+    std::vector<uint32_t> want = reference_to_nhwc(s, bits_of(src)); /* padding: uint32_t() = +0.0f */
+    want.resize(count_nhwc + 3, guard);
+    char full_name[160];
+    std::snprintf(full_name, sizeof full_name, "%s [n %d, c %d, c_nhwc %d, hw %d]", name, s.n, s.c, s.c_nhwc(),
+                  s.hw);
+    check_same_bits(full_name, bits_of(got), want);
+}
+
+/* A float NHWC source [n, hw, c_nhwc]: `values` (n hw c elements, in NHWC order) in the first c
+ * channels, NaN patterns in the padding, which must never reach dst. */
+std::vector<float> padded_f32_source(const nhwc_shape &s, const std::vector<float> &values)
+{
+    const float nans[] = {float_of_bits(0x7fa0cafeu), float_of_bits(0xffc0ffeeu), float_of_bits(0x7f800001u),
+                          float_of_bits(0xffffffffu)};
+    const size_t c_nhwc = (size_t)s.c_nhwc();
+    std::vector<float> src(s.count_nhwc());
+    size_t next = 0;
+    for (size_t i = 0; i < src.size(); i++)
+        src[i] = i % c_nhwc < (size_t)s.c ? values[next++] : nans[i % 4];
+    return src;
+}
+
+/* The widening of `src` [n, hw, c_nhwc] into dst [n, c, hw] that held `old` (n c hw elements
+ * and 2 guards; at beta 0 the n c hw are a NaN pattern instead, which must not leak): src's bits
+ * at the reference-transposed place (beta 0), or gan_mul_rn(beta, old) + src, the same two float
+ * operations here (the product rounded, then the sum). The guards must come back untouched. */
+void check_f32_nhwc_to_f32(const char *name, nhwc_shape s, const std::vector<float> &src, float beta,
+                           const std::vector<float> &old)
+{
+    const size_t count = s.count();
+    CHECK(src.size() == s.count_nhwc() && old.size() == count + 2);
+    std::vector<float> got = old;
+    if (beta == 0.0f)
+        std::fill(got.begin(), got.begin() + (ptrdiff_t)count, float_of_bits(0xffc0dead));
+    CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, got.data()));
+    std::vector<uint32_t> moved = reference_to_nchw(s, bits_of(src));
+    std::vector<uint32_t> want = bits_of(old);
+    for (size_t i = 0; i < count; i++)
+        want[i] = beta == 0.0f ? moved[i] : bits_of(gan_mul_rn(beta, old[i]) + float_of_bits(moved[i]));
+    char full_name[160];
+    std::snprintf(full_name, sizeof full_name, "%s [n %d, c %d, c_nhwc %d, hw %d] beta %g", name, s.n, s.c,
+                  s.c_nhwc(), s.hw, (double)beta);
+    check_same_bits(full_name, bits_of(got), want); /* the guards included */
+}
+
+void test_f32_nhwc_copies(void)
+{
+    /* Plain copies (no padding, c == 1 or hw == 1: the layouts agree; one element per thread),
+     * tiles with partial edges (hw = 7 x 7 and 33 x 5, c = 40: one full tile and a part along c;
+     * c = 33, hw = 65), whole tiles, and the image layers padded: c = 1 and 3 to 4 and 8, hw = 1
+     * and c = 1 among them (plain only unpadded), c = 33 and 37 to 40 (the padding in the second
+     * tile along c), 30 to 40. */
+    const nhwc_shape shapes[] = {
+        {1, 1, 1000},   {3, 70, 1},     {5, 1, 65},      {1, 100, 1},     {1, 1, 1},        {2, 40, 49},
+        {3, 40, 165},   {1, 33, 65},    {2, 2, 2},       {1, 32, 32},     {3, 64, 96},      {64, 3, 16},
+        {1, 1, 49, 4},  {2, 1, 49, 8},  {3, 3, 49, 4},   {2, 3, 165, 8},  {1, 3, 1024, 4},  {1, 3, 1, 4},
+        {5, 3, 1, 8},   {4, 1, 1, 4},   {3, 1, 700, 8},  {1, 33, 49, 40}, {2, 37, 165, 40}, {2, 30, 49, 40},
+        {3, 70, 1, 72},
+    };
+    unsigned seed = 900;
+    for (const nhwc_shape &s : shapes) {
+        const size_t count = s.count();
+        /* the narrowing of every bit pattern, specials at the front */
+        std::vector<float> src = random_bit_floats(count, seed++);
+        check_f32_to_f32_nhwc("f32_to_f32_nhwc", s, src);
+
+        /* the widening: at beta 0 of every bit pattern (kept, NaN payloads included), at beta 1
+         * and 0.5 of values in [-3, 3) (the specials at the front: -0, subnormals and infinities
+         * add as floats do; the NaNs left out, whose payload after arithmetic is the hardware's),
+         * onto old values; NaN patterns in the padding */
+        std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f);
+        std::vector<float> nhwc_bits = reference_to_nhwc(nhwc_shape{s.n, s.c, s.hw}, src);
+        check_f32_nhwc_to_f32("f32_nhwc_to_f32", s, padded_f32_source(s, nhwc_bits), 0.0f, old);
+        std::vector<float> values = random_floats(count, seed++, -3.0f, 3.0f);
+        const uint32_t finite_specials[] = {0x80000000u, 0x00000001u, 0x807fffffu, 0x7f800000u, 0xff800000u};
+        for (size_t i = 0; i < 5 && i < count; i++)
+            values[i] = float_of_bits(finite_specials[i]);
+        std::vector<float> wide_src = padded_f32_source(s, values);
+        for (float beta : {1.0f, 0.5f})
+            check_f32_nhwc_to_f32("f32_nhwc_to_f32", s, wide_src, beta, old);
+
+        /* NCHW -> NHWC -> NCHW: the same bits, NaN payloads included; the padding between */
+        std::vector<float> nhwc(s.count_nhwc(), float_of_bits(0x7fa00bad));
+        std::vector<float> back(count + 2, float_of_bits(0xffc0dead));
+        CHECK_OK(gan_cuda_f32_to_f32_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), nhwc.data()));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nhwc.data(), 0.0f, back.data()));
+        std::vector<float> want = src;
+        want.push_back(float_of_bits(0xffc0dead));
+        want.push_back(float_of_bits(0xffc0dead));
+        char name[96];
+        std::snprintf(name, sizeof name, "f32 -> f32 nhwc -> f32 [n %d, c %d, c_nhwc %d, hw %d]", s.n, s.c,
+                      s.c_nhwc(), s.hw);
+        check_same_bits(name, bits_of(back), bits_of(want)); /* the 2 guards included */
+    }
+
+    /* c == 0 < c_nhwc: the narrowing writes all of dst as +0.0f over garbage (src not read), the
+     * widening has nothing to write (nothing launched: nullptr). */
+    for (nhwc_shape s : {nhwc_shape{2, 0, 5, 8}, nhwc_shape{2, 0, 49, 4}, nhwc_shape{3, 0, 70, 40}}) {
+        check_f32_to_f32_nhwc("f32_to_f32_nhwc of no channels", s, std::vector<float>());
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.5f, nullptr));
+    }
+
+    /* A grid smaller than the work, as the launchers' cap makes it for large tensors: the kernels
+     * directly on 3 blocks, so that each block loops over several tiles (8 to 64 of them here) or
+     * several elements of a plain copy. */
+    for (nhwc_shape s : {nhwc_shape{2, 40, 49}, nhwc_shape{3, 33, 165, 40}, nhwc_shape{2, 3, 1000, 4},
+                         nhwc_shape{7, 3, 1, 8}, nhwc_shape{1, 1, 2000}, nhwc_shape{3, 1, 700, 4}}) {
+        const size_t count = s.count(), count_nhwc = s.count_nhwc();
+        char name[128];
+        std::vector<float> src = random_bit_floats(count, seed++);
+        std::vector<float> narrow(count_nhwc + 3, float_of_bits(0x12345678));
+        std::fill(narrow.begin(), narrow.begin() + (ptrdiff_t)count_nhwc, float_of_bits(0x7fa00bad));
+        gan_emu_launch(gan_f32_to_nhwc_kernel<float>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
+                       (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw, (const float *)src.data(), narrow.data());
+        CHECK(cudaGetLastError() == cudaSuccess);
+        std::vector<uint32_t> narrow_want = reference_to_nhwc(s, bits_of(src));
+        narrow_want.resize(count_nhwc + 3, 0x12345678u);
+        std::snprintf(name, sizeof name, "f32_to_f32_nhwc kernel on 3 blocks [n %d, c %d, c_nhwc %d, hw %d]", s.n,
+                      s.c, s.c_nhwc(), s.hw);
+        check_same_bits(name, bits_of(narrow), narrow_want);
+
+        std::vector<float> wide_src = padded_f32_source(s, random_floats(count, seed++, -3.0f, 3.0f));
+        std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f), wide = old;
+        gan_emu_launch(gan_nhwc_to_f32_kernel<float>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
+                       (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw, (const float *)wide_src.data(), 0.5f,
+                       wide.data());
+        CHECK(cudaGetLastError() == cudaSuccess);
+        std::vector<uint32_t> moved = reference_to_nchw(s, bits_of(wide_src)), want = bits_of(old);
+        for (size_t i = 0; i < count; i++)
+            want[i] = bits_of(gan_mul_rn(0.5f, old[i]) + float_of_bits(moved[i]));
+        std::snprintf(name, sizeof name, "f32_nhwc_to_f32 kernel on 3 blocks [n %d, c %d, c_nhwc %d, hw %d]", s.n,
+                      s.c, s.c_nhwc(), s.hw);
+        check_same_bits(name, bits_of(wide), want);
+    }
+
+    /* Empty tensors launch nothing (the pointers are not touched); negative sizes and fewer NHWC
+     * channels than NCHW ones are refused, even for an empty tensor, naming the launcher. */
+    for (nhwc_shape s : {nhwc_shape{0, 3, 5}, nhwc_shape{2, 0, 5}, nhwc_shape{2, 3, 0}, nhwc_shape{0, 3, 5, 4},
+                         nhwc_shape{2, 3, 0, 8}}) {
+        CHECK_OK(gan_cuda_f32_to_f32_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, nullptr));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 1.0f, nullptr));
+    }
+    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, -1, 3, 4, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_f32_nhwc: negative shape [n -1, c 3, c_nhwc 4, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 2, -3, 4, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_f32_nhwc: negative shape [n 2, c -3, c_nhwc 4, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 2, 3, -4, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_f32_nhwc: negative shape [n 2, c 3, c_nhwc -4, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 2, 3, 4, -5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_f32_nhwc: negative shape [n 2, c 3, c_nhwc 4, hw -5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, -2, 3, 4, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
+                     "f32_nhwc_to_f32: negative shape [n -2, c 3, c_nhwc 4, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 0, -3, 4, 5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
+                     "f32_nhwc_to_f32: negative shape [n 0, c -3, c_nhwc 4, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 2, 3, -1, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
+                     "f32_nhwc_to_f32: negative shape [n 2, c 3, c_nhwc -1, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 2, 3, 4, -5, nullptr, 0.5f, nullptr), GAN_ERR_ARG,
+                     "f32_nhwc_to_f32: negative shape [n 2, c 3, c_nhwc 4, hw -5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 2, 3, 2, 5, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_f32_nhwc: c_nhwc below c in shape [n 2, c 3, c_nhwc 2, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 0, 3, 1, 0, nullptr, nullptr), GAN_ERR_ARG,
+                     "f32_to_f32_nhwc: c_nhwc below c in shape [n 0, c 3, c_nhwc 1, hw 0]");
+    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 2, 8, 4, 5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
+                     "f32_nhwc_to_f32: c_nhwc below c in shape [n 2, c 8, c_nhwc 4, hw 5]");
+    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 2, 3, 0, 0, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
+                     "f32_nhwc_to_f32: c_nhwc below c in shape [n 2, c 3, c_nhwc 0, hw 0]");
 }
 
 } /* namespace */
@@ -1556,6 +1808,7 @@ int main(void)
     test_bn_split();
     test_eval_ops();
     test_bf16_conversions();
+    test_f32_nhwc_copies();
     cpu->destroy(cpu);
     return test_finish();
 }
