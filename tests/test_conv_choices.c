@@ -37,7 +37,7 @@ static bool choices_equal(const gan_conv_choice *a, const gan_conv_choice *b)
     return !strcmp(a->gpu, b->gpu) && a->cc_major == b->cc_major && a->cc_minor == b->cc_minor &&
            a->cudnn_version == b->cudnn_version && a->precision == b->precision &&
            a->deterministic == b->deterministic && !memcmp(&a->geom, &b->geom, sizeof a->geom) &&
-           a->pass == b->pass && a->algo == b->algo && a->math == b->math &&
+           a->pass == b->pass && a->algo == b->algo && a->math == b->math && a->layout == b->layout &&
            a->workspace_bytes == b->workspace_bytes && a->ms == b->ms;
 }
 
@@ -50,6 +50,7 @@ static void test_round_trip(void)
     b.precision = GAN_PRECISION_TF32;
     b.deterministic = false;
     b.math = GAN_CONV_MATH_TENSOR_OP_ALLOW_CONVERSION;
+    b.layout = GAN_CONV_LAYOUT_NHWC;
     c.algo = GAN_CONV_ALGO_SUBPIXEL;
     c.geom.n = 128;
     c.ms = 1.5;
@@ -69,10 +70,12 @@ static void test_round_trip(void)
     CHECK_OK(gan_conv_choices_format(&list, &text));
     CHECK(text && strstr(text, "gpu=\"NVIDIA H200\" cc=9.0 cudnn=91002 precision=fp32 "
                                "deterministic=true n=64 x=128x16x16 y=256x8x8 k=4x4 s=2x2 p=1x1 "
-                               "pass=backward-data algo=1 math=fma workspace=4096 ms=0.0213\n"));
+                               "pass=backward-data algo=1 math=fma layout=nchw workspace=4096 ms=0.0213\n"));
+    CHECK(text && strstr(text, "precision=tf32 deterministic=false") &&
+          strstr(text, "algo=6 math=tensor-op-allow-conversion layout=nhwc workspace="));
     CHECK(text && strstr(text, "algo=subpixel"));
     CHECK(text && strstr(text, "precision=bf16"));
-    CHECK(text && strstr(text, "pass=backward-filter algo=im2col math=tensor-op"));
+    CHECK(text && strstr(text, "pass=backward-filter algo=im2col math=tensor-op layout=nchw"));
     gan_conv_choices back = {0};
     CHECK_OK(gan_conv_choices_parse(text, "round trip", &back));
     CHECK(back.count == 4);
@@ -172,6 +175,11 @@ static void test_malformed(void)
     check_refused("algo=1", "algo=64", "algo");
     check_refused("algo=1", "algo=one", "algo");
     check_refused("math=fma", "math=tf32", "math");
+    check_refused("layout=nchw", "layout=nhcw", "layout");
+    check_refused("layout=nchw", "layout=nhwc", "layout"); /* fp32 runs in NCHW */
+    check_refused("precision=fp32", "precision=bf16", "layout"); /* bf16's cuDNN passes in NHWC */
+    check_refused("algo=1 math=fma layout=nchw", "algo=subpixel math=fma layout=nhwc", "layout");
+    check_refused(" layout=nchw", " layout=", "layout");
     check_refused("workspace=4096", "workspace=4k", "workspace");
     check_refused("ms=0.0213", "ms=nan", "ms");
     check_refused("ms=0.0213", "ms=0.0213 extra=1", "ms");
@@ -185,6 +193,28 @@ static void test_malformed(void)
     gan_conv_choices list = {0};
     CHECK_OK(gan_conv_choices_parse("# only a comment\n\n\r\n", "empty", &list));
     CHECK(list.count == 0);
+    gan_conv_choices_free(&list);
+}
+
+/* Lines written before the layout field existed: bf16's cuDNN passes ran in NHWC, the rest
+ * (forms of ours included) in NCHW. */
+static void test_without_layout(void)
+{
+    static const char text[] =
+        "gpu=\"NVIDIA H200\" cc=9.0 cudnn=91002 precision=bf16 deterministic=true n=64 x=3x64x64 "
+        "y=64x32x32 k=4x4 s=2x2 p=1x1 pass=forward algo=1 math=default workspace=0 ms=0.01\n"
+        "gpu=\"NVIDIA H200\" cc=9.0 cudnn=91002 precision=bf16 deterministic=true n=64 x=3x64x64 "
+        "y=64x32x32 k=4x4 s=2x2 p=1x1 pass=backward-filter algo=im2col math=tensor-op workspace=0 ms=0.01\n"
+        "gpu=\"NVIDIA H200\" cc=9.0 cudnn=91002 precision=tf32 deterministic=true n=64 x=3x64x64 "
+        "y=64x32x32 k=4x4 s=2x2 p=1x1 pass=forward algo=1 math=tensor-op workspace=0 ms=0.01\n";
+    gan_conv_choices list = {0};
+    CHECK_OK(gan_conv_choices_parse(text, "old", &list));
+    CHECK(list.count == 3);
+    if (list.count == 3) {
+        CHECK(list.items[0].layout == GAN_CONV_LAYOUT_NHWC);
+        CHECK(list.items[1].layout == GAN_CONV_LAYOUT_NCHW);
+        CHECK(list.items[2].layout == GAN_CONV_LAYOUT_NCHW);
+    }
     gan_conv_choices_free(&list);
 }
 
@@ -269,6 +299,7 @@ int main(void)
     test_round_trip();
     test_keys();
     test_malformed();
+    test_without_layout();
     test_cache();
     return test_finish();
 }

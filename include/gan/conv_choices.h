@@ -9,7 +9,8 @@
  * run and a rerun of the same config on the same kind of GPU and cuDNN choose as before.
  *
  * The text: lines starting with '#' and empty lines are comments; every other line is one choice,
- * fields `key=value` separated by single spaces, all of them present, in this order:
+ * fields `key=value` separated by single spaces, in this order, all of them present (but layout,
+ * see below):
  *   gpu="NVIDIA H200" cc=9.0 cudnn=91000 precision=fp32 deterministic=true
  *   n=64 x=128x16x16 y=256x8x8 k=4x4 s=2x2 p=1x1 pass=backward-data
  *   algo=1 math=fma workspace=0 ms=0.0213
@@ -19,7 +20,11 @@
  * rest is the choice: cuDNN's algorithm number for that pass (its enum value), `subpixel` for
  * the backward-data of ours or `im2col` for the backward-filter of ours; cuDNN's math type
  * (default, tensor-op, tensor-op-allow-conversion, fma: cudnnMathType_t's values 0..3); the
- * workspace it needed and the milliseconds it measured, for reports. A choice is reused only where every key field is equal. */
+ * layout cuDNN runs on (gan_conv_layout: nchw, or nhwc in tf32 and bf16; always nchw for the
+ * forms of ours, whose inner convolution has a choice of its own); the workspace it needed and
+ * the milliseconds it measured, for reports. The layout field came later than the others: a line
+ * without it (written before) means nhwc in bf16 and nchw otherwise, the only layouts those
+ * precisions had then. A choice is reused only where every key field is equal. */
 #ifndef GAN_CONV_CHOICES_H
 #define GAN_CONV_CHOICES_H
 
@@ -50,6 +55,10 @@ typedef enum gan_conv_math {
     GAN_CONV_MATH_FMA = 3
 } gan_conv_math;
 
+/* The layout of the tensors cuDNN runs a pass on: the op table's own FP32 NCHW buffers, or copies
+ * of them in NHWC (filters KRSC), the layout tensor cores read (src/backend/cuda_conv.c). */
+typedef enum gan_conv_layout { GAN_CONV_LAYOUT_NCHW = 0, GAN_CONV_LAYOUT_NHWC = 1 } gan_conv_layout;
+
 typedef struct gan_conv_choice {
     /* the key */
     char gpu[GAN_CONV_CHOICE_GPU_CHARS];
@@ -62,6 +71,7 @@ typedef struct gan_conv_choice {
     /* the choice */
     int algo;
     gan_conv_math math;
+    gan_conv_layout layout;
     size_t workspace_bytes;
     double ms;
 } gan_conv_choice;
@@ -91,6 +101,8 @@ void gan_conv_choices_free(gan_conv_choices *list);
 const char *gan_conv_pass_name(gan_conv_pass pass);
 /* "default", "tensor-op", "tensor-op-allow-conversion", "fma", or "?" */
 const char *gan_conv_math_name(gan_conv_math math);
+/* "nchw", "nhwc", or "?" */
+const char *gan_conv_layout_name(gan_conv_layout layout);
 
 /* ---- the user's cache: <dir>/conv_algorithms.txt -------------------------------------------- *
  * <dir> is $GAN_CACHE_DIR, else $XDG_CACHE_HOME/gan, else $HOME/.cache/gan. GAN_CACHE_DIR=off

@@ -14,6 +14,7 @@
 
 static const char *const pass_names[] = {"forward", "backward-data", "backward-filter"};
 static const char *const math_names[] = {"default", "tensor-op", "tensor-op-allow-conversion", "fma"};
+static const char *const layout_names[] = {"nchw", "nhwc"};
 
 const char *gan_conv_pass_name(gan_conv_pass pass)
 {
@@ -23,6 +24,11 @@ const char *gan_conv_pass_name(gan_conv_pass pass)
 const char *gan_conv_math_name(gan_conv_math math)
 {
     return (unsigned)math < 4 ? math_names[math] : "?";
+}
+
+const char *gan_conv_layout_name(gan_conv_layout layout)
+{
+    return (unsigned)layout < 2 ? layout_names[layout] : "?";
 }
 
 void gan_conv_choices_free(gan_conv_choices *list)
@@ -267,6 +273,15 @@ static gan_status parse_line(line_reader *r, gan_conv_choice *c)
     GAN_TRY(expect_key(r, "math", false));
     GAN_TRY(read_word(r, "math", math_names, 4, &word));
     c->math = (gan_conv_math)word;
+    /* layout: absent in the lines written before it existed, when bf16's cuDNN convolutions ran
+     * in NHWC and everything else in NCHW */
+    bool own = c->algo == GAN_CONV_ALGO_SUBPIXEL || c->algo == GAN_CONV_ALGO_IM2COL;
+    c->layout = c->precision == GAN_PRECISION_BF16 && !own ? GAN_CONV_LAYOUT_NHWC : GAN_CONV_LAYOUT_NCHW;
+    if ((size_t)(r->end - r->at) > strlen(" layout=") && !strncmp(r->at, " layout=", strlen(" layout="))) {
+        GAN_TRY(expect_key(r, "layout", false));
+        GAN_TRY(read_word(r, "layout", layout_names, 2, &word));
+        c->layout = (gan_conv_layout)word;
+    }
     long workspace;
     GAN_TRY(expect_key(r, "workspace", false));
     GAN_TRY(read_long(r, "workspace", 0, LONG_MAX, &workspace));
@@ -279,6 +294,10 @@ static gan_status parse_line(line_reader *r, gan_conv_choice *c)
         return line_error(r, "algo", "subpixel is a backward-data algorithm");
     if (c->algo == GAN_CONV_ALGO_IM2COL && c->pass != GAN_CONV_BACKWARD_FILTER)
         return line_error(r, "algo", "im2col is a backward-filter algorithm");
+    if (c->layout == GAN_CONV_LAYOUT_NHWC && (own || c->precision == GAN_PRECISION_FP32))
+        return line_error(r, "layout", own ? "the forms of ours run on nchw" : "fp32 runs in nchw");
+    if (c->layout == GAN_CONV_LAYOUT_NCHW && !own && c->precision == GAN_PRECISION_BF16)
+        return line_error(r, "layout", "bf16's cuDNN convolutions run in nhwc");
     return GAN_OK;
 }
 
@@ -325,13 +344,13 @@ gan_status gan_conv_choices_format(const gan_conv_choices *list, char **text)
         int n = snprintf(out + len, cap - len,
                          "gpu=\"%s\" cc=%d.%d cudnn=%ld precision=%s deterministic=%s n=%d "
                          "x=%dx%dx%d y=%dx%dx%d k=%dx%d s=%dx%d p=%dx%d pass=%s algo=%s math=%s "
-                         "workspace=%zu ms=%.6g\n",
+                         "layout=%s workspace=%zu ms=%.6g\n",
                          c->gpu, c->cc_major, c->cc_minor, c->cudnn_version,
                          gan_precision_name(c->precision), c->deterministic ? "true" : "false",
                          g->n, g->c_in, g->h_in, g->w_in, g->c_out, g->h_out, g->w_out, g->k_h,
                          g->k_w, g->stride_h, g->stride_w, g->pad_h, g->pad_w,
                          gan_conv_pass_name(c->pass), algo, gan_conv_math_name(c->math),
-                         c->workspace_bytes, c->ms);
+                         gan_conv_layout_name(c->layout), c->workspace_bytes, c->ms);
         if (n < 0 || (size_t)n >= cap - len) {
             free(out);
             return gan_error(GAN_ERR_ARG, "convolution algorithm choice %d does not format", i);
