@@ -76,6 +76,9 @@ static const scripted BACKWARD_FILTER[] = {
 static const scripted HEURISTIC[] = {{0, 0.0f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH}};
 
 static bool filter_search_fails; /* the backward-filter's timed search refuses */
+static bool nhwc_search_fails;   /* every timed search in NHWC refuses */
+static float nhwc_scale = 1.0f;  /* cuDNN's NHWC times: its NCHW ones times this */
+static int nhwc_find_calls;      /* the timed searches on NHWC descriptors (find_calls counts all) */
 static int find_calls, heuristic_calls, weights_calls, gather_calls, forward_calls, gemm_calls;
 static float subpixel_ms = 0.4f; /* per run, as the events will say */
 static float im2col_ms = 1.0f;   /* slower than ALGO_3's 0.10 unless a test says otherwise */
@@ -99,20 +102,41 @@ static size_t workspace_for(const scripted *list, int n, int algo)
     return 0;
 }
 
-#define FILL_PERF(list, perf, returned)                                                         \
+#define FILL_PERF(list, perf, returned, scale)                                                  \
     do {                                                                                        \
         int n_ = (int)(sizeof list / sizeof list[0]);                                           \
         for (int i_ = 0; i_ < n_; i_++) {                                                       \
             memset(&(perf)[i_], 0, sizeof (perf)[i_]);                                          \
             (perf)[i_].algo = list[i_].algo;                                                    \
             (perf)[i_].status = CUDNN_STATUS_SUCCESS;                                           \
-            (perf)[i_].time = list[i_].ms;                                                      \
+            (perf)[i_].time = list[i_].ms * (scale);                                            \
             (perf)[i_].memory = list[i_].memory;                                                \
             (perf)[i_].determinism = list[i_].determinism;                                      \
             (perf)[i_].mathType = list[i_].math;                                                \
         }                                                                                       \
         *(returned) = n_;                                                                       \
     } while (0)
+
+/* Whether a filter descriptor is NHWC (KRSC): the layout a search or a call runs in. */
+static bool is_nhwc(cudnnFilterDescriptor_t wd)
+{
+    cudnnDataType_t type;
+    cudnnTensorFormat_t format;
+    int k, c, h, w;
+    return cudnnGetFilter4dDescriptor(wd, &type, &format, &k, &c, &h, &w) == CUDNN_STATUS_SUCCESS &&
+           format == CUDNN_TENSOR_NHWC;
+}
+
+/* One timed search begins: counted, and refused where the test says so. */
+static bool search_refused(cudnnFilterDescriptor_t wd)
+{
+    find_calls++;
+    if (!is_nhwc(wd))
+        return false;
+    nhwc_find_calls++;
+    return nhwc_search_fails;
+}
+#define SEARCH_SCALE(wd) (is_nhwc(wd) ? nhwc_scale : 1.0f)
 
 cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t h, const cudnnTensorDescriptor_t xd,
                                                      const void *x, const cudnnFilterDescriptor_t wd,
@@ -121,8 +145,9 @@ cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t h, const cudn
                                                      int *returned, cudnnConvolutionFwdAlgoPerf_t *perf,
                                                      void *ws, size_t ws_bytes)
 {
-    find_calls++;
-    FILL_PERF(FORWARD, perf, returned);
+    if (search_refused(wd))
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    FILL_PERF(FORWARD, perf, returned, SEARCH_SCALE(wd));
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -131,8 +156,9 @@ cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(
     const void *dy, const cudnnConvolutionDescriptor_t cd, const cudnnTensorDescriptor_t dxd, void *dx,
     const int req, int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf, void *ws, size_t ws_bytes)
 {
-    find_calls++;
-    FILL_PERF(BACKWARD_DATA, perf, returned);
+    if (search_refused(wd))
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    FILL_PERF(BACKWARD_DATA, perf, returned, SEARCH_SCALE(wd));
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -141,10 +167,9 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(
     const void *dy, const cudnnConvolutionDescriptor_t cd, const cudnnFilterDescriptor_t dwd, void *dw,
     const int req, int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf, void *ws, size_t ws_bytes)
 {
-    find_calls++;
-    if (filter_search_fails)
+    if (search_refused(dwd) || filter_search_fails)
         return CUDNN_STATUS_NOT_SUPPORTED;
-    FILL_PERF(BACKWARD_FILTER, perf, returned);
+    FILL_PERF(BACKWARD_FILTER, perf, returned, SEARCH_SCALE(dwd));
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -155,7 +180,7 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, const cudn
                                                      int *returned, cudnnConvolutionFwdAlgoPerf_t *perf)
 {
     heuristic_calls++;
-    FILL_PERF(HEURISTIC, perf, returned);
+    FILL_PERF(HEURISTIC, perf, returned, 1.0f);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -167,7 +192,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, const
                                                           cudnnConvolutionBwdDataAlgoPerf_t *perf)
 {
     heuristic_calls++;
-    FILL_PERF(HEURISTIC, perf, returned);
+    FILL_PERF(HEURISTIC, perf, returned, 1.0f);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -179,7 +204,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t h, con
                                                             cudnnConvolutionBwdFilterAlgoPerf_t *perf)
 {
     heuristic_calls++;
-    FILL_PERF(HEURISTIC, perf, returned);
+    FILL_PERF(HEURISTIC, perf, returned, 1.0f);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -225,12 +250,13 @@ static int forward_y_dims[4];
 static bool forward_y_inside, forward_ws_inside;
 
 /* The last cuDNN convolution call: its x, w, y (y the output of a forward, x of a backward-data,
- * w of a backward-filter), its workspace and its beta. */
+ * w of a backward-filter), its workspace, its beta and its layout. */
 static struct {
     const void *x, *w, *y;
     void *ws;
     size_t ws_bytes;
     float beta;
+    bool nhwc;
 } last_cudnn;
 
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
@@ -240,6 +266,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const 
                                       const cudnnTensorDescriptor_t yd, void *y)
 {
     forward_calls++;
+    last_cudnn.nhwc = is_nhwc(wd);
     last_cudnn.x = x, last_cudnn.w = w, last_cudnn.y = y;
     last_cudnn.ws = ws, last_cudnn.ws_bytes = ws_bytes, last_cudnn.beta = *(const float *)beta;
     cudnnDataType_t type;
@@ -259,6 +286,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, c
                                            cudnnConvolutionBwdDataAlgo_t algo, void *ws, size_t ws_bytes,
                                            const void *beta, const cudnnTensorDescriptor_t dxd, void *dx)
 {
+    last_cudnn.nhwc = is_nhwc(wd);
     last_cudnn.x = dx, last_cudnn.w = w, last_cudnn.y = dy;
     last_cudnn.ws = ws, last_cudnn.ws_bytes = ws_bytes, last_cudnn.beta = *(const float *)beta;
     return CUDNN_STATUS_SUCCESS;
@@ -270,6 +298,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
                                              cudnnConvolutionBwdFilterAlgo_t algo, void *ws, size_t ws_bytes,
                                              const void *beta, const cudnnFilterDescriptor_t dwd, void *dw)
 {
+    last_cudnn.nhwc = is_nhwc(dwd);
     last_cudnn.x = x, last_cudnn.w = dw, last_cudnn.y = dy;
     last_cudnn.ws = ws, last_cudnn.ws_bytes = ws_bytes, last_cudnn.beta = *(const float *)beta;
     return CUDNN_STATUS_SUCCESS;
@@ -313,9 +342,16 @@ gan_status gan_cuda_channels_first(cudaStream_t s, int n, int c, int hw, const f
     return GAN_OK;
 }
 
-/* The BF16 NHWC conversions of bf16: every call recorded, in order. */
+/* The NHWC copies' kernels: every call recorded, in order. */
+typedef enum copy_kind {
+    TO_BF16,   /* f32_to_bf16_nhwc (bf16) */
+    FROM_BF16, /* bf16_nhwc_to_f32 */
+    TO_F32,    /* f32_to_f32_nhwc (tf32) */
+    FROM_F32   /* f32_nhwc_to_f32 */
+} copy_kind;
+static const char *const copy_kind_names[] = {"to_bf16", "from_bf16", "to_f32", "from_f32"};
 typedef struct conversion {
-    bool to_bf16; /* f32_to_bf16_nhwc, else bf16_nhwc_to_f32 */
+    copy_kind kind;
     int n, c, c_nhwc, hw;
     const void *src;
     void *dst;
@@ -328,7 +364,26 @@ gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t s, int n, int c, int c_nhwc, i
                                      uint16_t *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){true, n, c, c_nhwc, hw, src, dst, 0.0f};
+        conversions[conversion_count] = (conversion){TO_BF16, n, c, c_nhwc, hw, src, dst, 0.0f};
+    conversion_count++;
+    device_clock_ms += copy_ms;
+    return GAN_OK;
+}
+
+gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t s, int n, int c, int c_nhwc, int hw, const float *src, float *dst)
+{
+    if (conversion_count < 8)
+        conversions[conversion_count] = (conversion){TO_F32, n, c, c_nhwc, hw, src, dst, 0.0f};
+    conversion_count++;
+    device_clock_ms += copy_ms;
+    return GAN_OK;
+}
+
+gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t s, int n, int c, int c_nhwc, int hw, const float *src, float beta,
+                                    float *dst)
+{
+    if (conversion_count < 8)
+        conversions[conversion_count] = (conversion){FROM_F32, n, c, c_nhwc, hw, src, dst, beta};
     conversion_count++;
     device_clock_ms += copy_ms;
     return GAN_OK;
@@ -338,7 +393,7 @@ gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t s, int n, int c, int c_nhwc, i
                                      float beta, float *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){false, n, c, c_nhwc, hw, src, dst, beta};
+        conversions[conversion_count] = (conversion){FROM_BF16, n, c, c_nhwc, hw, src, dst, beta};
     conversion_count++;
     device_clock_ms += copy_ms;
     return GAN_OK;
@@ -785,24 +840,23 @@ static void test_im2col(void)
 }
 
 
-/* A tensor as the conversions see it: [n, c, hw] FP32, [n, hw, c_nhwc] BF16. */
+/* A tensor as the copies see it: [n, c, hw] FP32 NCHW, [n, hw, c_nhwc] NHWC. */
 typedef struct nchw {
     int n, c, c_nhwc, hw;
 } nchw;
 
-/* Whether conversion i is `to_bf16` of shape s from `src` to `dst` (beta for widening). */
-static bool conversion_is(int i, bool to_bf16, nchw s, const void *src, const void *dst, float beta)
+/* Whether conversion i is a `kind` of shape s from `src` to `dst` (beta for the way back). */
+static bool conversion_is(int i, copy_kind kind, nchw s, const void *src, const void *dst, float beta)
 {
     const conversion *c = &conversions[i];
-    bool yes = i < conversion_count && c->to_bf16 == to_bf16 && c->n == s.n && c->c == s.c &&
+    bool yes = i < conversion_count && c->kind == kind && c->n == s.n && c->c == s.c &&
                c->c_nhwc == s.c_nhwc && c->hw == s.hw && c->src == src && c->dst == dst && c->beta == beta;
     if (!yes)
         fprintf(stderr,
                 "  conversion %d of %d: %s [%d, %d/%d, %d] from %p to %p beta %g; want %s [%d, %d/%d, %d] from %p "
                 "to %p beta %g\n",
-                i, conversion_count, c->to_bf16 ? "to_bf16" : "to_f32", c->n, c->c, c->c_nhwc, c->hw, c->src,
-                c->dst, (double)c->beta, to_bf16 ? "to_bf16" : "to_f32", s.n, s.c, s.c_nhwc, s.hw, src, dst,
-                (double)beta);
+                i, conversion_count, copy_kind_names[c->kind], c->n, c->c, c->c_nhwc, c->hw, c->src, c->dst,
+                (double)c->beta, copy_kind_names[kind], s.n, s.c, s.c_nhwc, s.hw, src, dst, (double)beta);
     return yes;
 }
 
@@ -816,7 +870,10 @@ static void test_bf16(void)
     const size_t copies = ax + aw + ay;
     fake_backend f;
     open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
+    find_calls = nhwc_find_calls = 0;
     size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    /* bf16 searches NHWC alone */
+    CHECK_MSG(find_calls == 3 && nhwc_find_calls == 3, "%d searches, %d of them NHWC", find_calls, nhwc_find_calls);
     /* forward: the tensor-op GEMM (0 bytes); backward-filter: ALGO_3 (2048): the largest pass */
     CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "GEMM tensor-op"));
     CHECK(says(&f, &K3S1, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
@@ -830,19 +887,19 @@ static void test_bf16(void)
     conversion_count = 0;
     CHECK_OK(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, ws));
     CHECK(conversion_count == 3);
-    CHECK(conversion_is(0, true, sx, x, ws, 0.0f));
-    CHECK(conversion_is(1, true, sw, w, ws + ax, 0.0f));
-    CHECK(conversion_is(2, false, sy, ws + ax + aw, y, 0.0f));
+    CHECK(conversion_is(0, TO_BF16, sx, x, ws, 0.0f));
+    CHECK(conversion_is(1, TO_BF16, sw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(2, FROM_BF16, sy, ws + ax + aw, y, 0.0f));
     CHECK(last_cudnn.x == ws && last_cudnn.w == ws + ax && last_cudnn.y == ws + ax + aw);
-    CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 0 && last_cudnn.beta == 0.0f);
+    CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 0 && last_cudnn.beta == 0.0f && last_cudnn.nhwc);
 
     /* backward-data: w and dy in, dx out */
     conversion_count = 0;
     CHECK_OK(gan_cuda_conv_backward_data(&f.be, &K3S1, y, w, (float *)x, ws));
     CHECK(conversion_count == 3);
-    CHECK(conversion_is(0, true, sw, w, ws + ax, 0.0f));
-    CHECK(conversion_is(1, true, sy, y, ws + ax + aw, 0.0f));
-    CHECK(conversion_is(2, false, sx, ws, x, 0.0f));
+    CHECK(conversion_is(0, TO_BF16, sw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(1, TO_BF16, sy, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, FROM_BF16, sx, ws, x, 0.0f));
     CHECK(last_cudnn.x == ws && last_cudnn.w == ws + ax && last_cudnn.y == ws + ax + aw);
 
     /* backward-filter, accumulating (beta 1): cuDNN overwrites the dw copy (beta 0), the widening
@@ -851,30 +908,32 @@ static void test_bf16(void)
     conversion_count = 0;
     CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &K3S1, x, y, 1.0f, dw, ws));
     CHECK(conversion_count == 3);
-    CHECK(conversion_is(0, true, sx, x, ws, 0.0f));
-    CHECK(conversion_is(1, true, sy, y, ws + ax + aw, 0.0f));
-    CHECK(conversion_is(2, false, sw, ws + ax, dw, 1.0f));
+    CHECK(conversion_is(0, TO_BF16, sx, x, ws, 0.0f));
+    CHECK(conversion_is(1, TO_BF16, sy, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, FROM_BF16, sw, ws + ax, dw, 1.0f));
     CHECK(last_cudnn.w == ws + ax && last_cudnn.beta == 0.0f);
     CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 2048);
     free(ws);
     close_fake(&f);
 
-    /* fp32: no conversions, cuDNN on the caller's buffers with the whole workspace */
+    /* fp32: NCHW alone, no conversions, cuDNN on the caller's buffers with the whole workspace */
     open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    find_calls = nhwc_find_calls = 0;
     bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
     CHECK(bytes == 4096); /* forward IMPLICIT_PRECOMP_GEMM's */
+    CHECK(find_calls == 3 && nhwc_find_calls == 0);
     ws = malloc(bytes);
     conversion_count = 0;
     CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &K3S1, x, y, 1.0f, dw, ws));
     CHECK(conversion_count == 0);
     CHECK(last_cudnn.x == x && last_cudnn.y == y && last_cudnn.w == dw && last_cudnn.ws == ws &&
-          last_cudnn.beta == 1.0f);
+          last_cudnn.beta == 1.0f && !last_cudnn.nhwc);
     free(ws);
     close_fake(&f);
 
     /* First seen at a call, with no workspace: bf16 has no room for its copies and says so. */
     open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
-    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, NULL), GAN_ERR_BACKEND, "BF16 copies");
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, NULL), GAN_ERR_BACKEND, "NHWC copies");
     close_fake(&f);
 
     /* The 3-channel image layer: its input channels padded to 8 in the copies of x and w (zeros,
@@ -888,13 +947,13 @@ static void test_bf16(void)
     conversion_count = 0;
     CHECK_OK(gan_cuda_conv_forward(&f.be, &RGB, x, w, y, ws));
     CHECK(conversion_count == 3);
-    CHECK(conversion_is(0, true, (nchw){4, 3, 8, 256}, x, ws, 0.0f));
-    CHECK(conversion_is(1, true, (nchw){8, 3, 8, 16}, w, ws + rgb_x, 0.0f));
-    CHECK(conversion_is(2, false, (nchw){4, 8, 8, 64}, ws + rgb_x + rgb_w, y, 0.0f));
+    CHECK(conversion_is(0, TO_BF16, (nchw){4, 3, 8, 256}, x, ws, 0.0f));
+    CHECK(conversion_is(1, TO_BF16, (nchw){8, 3, 8, 16}, w, ws + rgb_x, 0.0f));
+    CHECK(conversion_is(2, FROM_BF16, (nchw){4, 8, 8, 64}, ws + rgb_x + rgb_w, y, 0.0f));
     CHECK(last_cudnn.ws == ws + rgb_x + rgb_w + rgb_y);
     conversion_count = 0;
     CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &RGB, x, y, 1.0f, dw, ws));
-    CHECK(conversion_is(2, false, (nchw){8, 3, 8, 16}, ws + rgb_x, dw, 1.0f));
+    CHECK(conversion_is(2, FROM_BF16, (nchw){8, 3, 8, 16}, ws + rgb_x, dw, 1.0f));
     free(ws);
     close_fake(&f);
 
@@ -923,6 +982,138 @@ static void test_bf16(void)
     close_fake(&f);
 }
 
+/* tf32 times every pass in both layouts, the NHWC candidates with their FP32 copies' time, and
+ * takes the faster; the choice keeps its layout; GAN_CUDA_NHWC narrows it. */
+static void test_tf32_layouts(void)
+{
+    /* K3S1 as [n, c, hw]: x [4, 8, 64], w [16, 8, 9], y [4, 16, 64]; FP32 copies */
+    const nchw sx = {4, 8, 8, 64}, sw = {16, 8, 8, 9}, sy = {4, 16, 16, 64};
+    const size_t ax = (4 * 8 * 64 * 4 + 255) / 256 * 256, aw = (16 * 8 * 9 * 4 + 255) / 256 * 256,
+                 ay = (4 * 16 * 64 * 4 + 255) / 256 * 256;
+    const size_t copies = ax + aw + ay;
+    const float *x = (const float *)0x1000, *w = (const float *)0x2000;
+    float *y = (float *)0x3000, *dw = (float *)0x4000;
+    fake_backend f;
+
+    /* NHWC's cuDNN 5x faster; copies 0.01 ms each. Forward: GEMM tensor-op 0.05 in NCHW against
+     * 0.01 + 0.03 in NHWC; backward-filter: ALGO_3 0.10 against 0.02 + 0.03. */
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    nhwc_scale = 0.2f;
+    copy_ms = 0.01f;
+    find_calls = nhwc_find_calls = 0;
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK_MSG(find_calls == 6 && nhwc_find_calls == 3, "%d searches, %d of them NHWC", find_calls, nhwc_find_calls);
+    CHECK(live_device_bytes == 0);
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "GEMM tensor-op nhwc"));
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "measured 0.0400 ms"));
+    CHECK(says(&f, &K3S1, GAN_CONV_BACKWARD_FILTER, "ALGO_3 fma nhwc"));
+    CHECK(says(&f, &K3S1, GAN_CONV_BACKWARD_FILTER, "measured 0.0500 ms"));
+    CHECK_MSG(bytes == copies + 2048, "workspace %zu, want the FP32 copies' %zu + ALGO_3's 2048", bytes, copies);
+
+    char *ws = malloc(bytes);
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, ws));
+    CHECK(conversion_count == 3);
+    CHECK(conversion_is(0, TO_F32, sx, x, ws, 0.0f));
+    CHECK(conversion_is(1, TO_F32, sw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(2, FROM_F32, sy, ws + ax + aw, y, 0.0f));
+    CHECK(last_cudnn.nhwc && last_cudnn.x == ws && last_cudnn.w == ws + ax && last_cudnn.y == ws + ax + aw);
+    CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 0);
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &K3S1, x, y, 1.0f, dw, ws));
+    CHECK(conversion_count == 3);
+    CHECK(conversion_is(0, TO_F32, sx, x, ws, 0.0f));
+    CHECK(conversion_is(1, TO_F32, sy, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, FROM_F32, sw, ws + ax, dw, 1.0f));
+    CHECK(last_cudnn.nhwc && last_cudnn.beta == 0.0f && last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 2048);
+    free(ws);
+
+    /* Exported with its layout; reused as it was, without a search. */
+    char *exported = NULL;
+    CHECK_OK(gan_cuda_conv_choices_export(&f.be, &exported));
+    CHECK(exported && strstr(exported, "precision=tf32") && strstr(exported, "layout=nhwc"));
+    close_fake(&f);
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    CHECK_OK(gan_cuda_conv_choices_import(&f.be, exported, "test"));
+    nhwc_scale = 9.0f; /* would lose a new timing */
+    find_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK(find_calls == 0);
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "GEMM tensor-op nhwc ws 28 KiB, stored"));
+    close_fake(&f);
+
+    /* GAN_CUDA_NHWC=never: NCHW alone, and the stored NHWC choices are not taken. */
+    setenv("GAN_CUDA_NHWC", "never", 1);
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    CHECK_OK(gan_cuda_conv_choices_import(&f.be, exported, "test"));
+    nhwc_scale = 0.2f;
+    find_calls = nhwc_find_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK_MSG(find_calls == 3 && nhwc_find_calls == 0, "%d searches, %d of them NHWC", find_calls, nhwc_find_calls);
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "GEMM tensor-op nchw"));
+    close_fake(&f);
+    free(exported);
+
+    /* GAN_CUDA_NHWC=always: NHWC even where it loses; a geometry first seen at a call (no
+     * workspace) has no room for the copies and says so. */
+    setenv("GAN_CUDA_NHWC", "always", 1);
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    nhwc_scale = 5.0f;
+    find_calls = nhwc_find_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK_MSG(find_calls == 3 && nhwc_find_calls == 3, "%d searches, %d of them NHWC", find_calls, nhwc_find_calls);
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "nhwc"));
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &K4S2, x, w, y, NULL), GAN_ERR_BACKEND, "NHWC copies");
+    close_fake(&f);
+    /* fp32 and bf16 have one layout each: the variable changes nothing there. */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    find_calls = nhwc_find_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK(find_calls == 3 && nhwc_find_calls == 0);
+    close_fake(&f);
+    unsetenv("GAN_CUDA_NHWC");
+
+    /* The copies cost more than NHWC saves: 0.01 + 0.3 against 0.05. NCHW, on the caller's
+     * buffers, no copies. */
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    nhwc_scale = 0.2f;
+    copy_ms = 0.1f;
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "GEMM tensor-op nchw"));
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "measured 0.0500 ms"));
+    ws = malloc(bytes ? bytes : 1);
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, ws));
+    CHECK(conversion_count == 0 && !last_cudnn.nhwc && last_cudnn.x == x && last_cudnn.y == y);
+    free(ws);
+    close_fake(&f);
+
+    /* cuDNN refuses every NHWC search: NCHW's candidates stand. */
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    nhwc_search_fails = true;
+    copy_ms = 0.0f;
+    gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "GEMM tensor-op nchw ws 0 KiB, measured"));
+    close_fake(&f);
+    nhwc_search_fails = false;
+
+    /* The 3-channel image layer in NHWC: its input channels padded to 4 (16 bytes of FP32). */
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &RGB, GAN_CONV_PASSES_ALL);
+    const size_t rgb_x = (4 * 256 * 4 * 4 + 255) / 256 * 256, rgb_w = (8 * 16 * 4 * 4 + 255) / 256 * 256;
+    CHECK(says(&f, &RGB, GAN_CONV_FORWARD, "GEMM tensor-op nhwc"));
+    ws = malloc(bytes);
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &RGB, x, w, y, ws));
+    CHECK(conversion_count == 3);
+    CHECK(conversion_is(0, TO_F32, (nchw){4, 3, 4, 256}, x, ws, 0.0f));
+    CHECK(conversion_is(1, TO_F32, (nchw){8, 3, 4, 16}, w, ws + rgb_x, 0.0f));
+    CHECK(conversion_is(2, FROM_F32, (nchw){4, 8, 8, 64}, ws + rgb_x + rgb_w, y, 0.0f));
+    free(ws);
+    close_fake(&f);
+    nhwc_scale = 1.0f;
+}
+
 int main(void)
 {
     char *exported = NULL;
@@ -933,6 +1124,7 @@ int main(void)
     test_other_modes();
     test_im2col();
     test_bf16();
+    test_tf32_layouts();
     return test_finish();
 }
 #endif

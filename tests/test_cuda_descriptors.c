@@ -7,10 +7,11 @@
  *     backward-data of that convolution), so the check covers both directions;
  *   - cudnnGetTensor4dDescriptor / cudnnGetFilter4dDescriptor read back the planned dims;
  *   - where the sub-pixel backward-data applies (gan/cuda_args.h), its inner convolution too;
- *   - in bf16 the input channels are padded to a multiple of 8 (the image layers);
- *   - the element type and layout are FP32 NCHW, or BF16 NHWC (filter KRSC) in bf16, with FP32
- *     sums (the convolution descriptors' compute type) in every precision, and each precision's
- *     GEMM compute type is the one it promises.
+ *   - in each layout its precision may run (fp32: NCHW; tf32: NCHW and NHWC; bf16: NHWC), and in
+ *     NHWC with the input channels padded to 16 bytes (the image layers: to 4 FP32 or 8 BF16);
+ *   - the element type is FP32, or BF16 in bf16, the layout packed NCHW or NHWC (filter KRSC), with
+ *     FP32 sums (the convolution descriptors' compute type) in every precision, and each
+ *     precision's GEMM compute type is the one it promises.
  * The geometries are the ones the layers hand the backend: the models are planned with a backend
  * that records every conv_workspace_bytes call. Descriptor calls need no device (nor a cuDNN
  * handle), so this runs in CI; a build without CUDA reports it skipped. */
@@ -52,16 +53,15 @@ static size_t record_conv_workspace_bytes(gan_backend *be, const gan_conv_geom *
     return 0;
 }
 
-static int configs_checked, convs_checked, subpixel_checked, padded_checked, inference_checked;
+static int configs_checked, convs_checked, subpixel_checked, padded_checked[3], inference_checked, nhwc_checked[3];
 
 /* fp32, tf32, bf16 */
 enum { PRECISIONS = GAN_PRECISION_BF16 + 1 };
 
-static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, gan_precision precision, int n, int c,
-                         int h, int w)
+static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, gan_precision precision, bool nhwc,
+                         int n, int c, int h, int w)
 {
     cudnnDataType_t want_type = precision == GAN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
-    bool nhwc = precision == GAN_PRECISION_BF16;
     cudnnDataType_t type;
     int dn, dc, dh, dw, sn, sc, sh, sw;
     CHECK(cudnnGetTensor4dDescriptor(desc, &type, &dn, &dc, &dh, &dw, &sn, &sc, &sh, &sw) ==
@@ -77,22 +77,27 @@ static void check_tensor(const char *what, cudnnTensorDescriptor_t desc, gan_pre
                   "%s: strides [%d, %d, %d, %d] are not packed NCHW", what, sn, sc, sh, sw);
 }
 
-/* One convolution geometry, as the layer planned it and as cuDNN sees it. */
-static void check_conv(const char *where, const gan_conv_geom *g, gan_precision precision)
+/* One convolution geometry in one layout, as the layer planned it and as cuDNN sees it. */
+static void check_conv_layout(const char *where, const gan_conv_geom *g, gan_precision precision,
+                              gan_conv_layout layout)
 {
     gan_cuda_conv_descriptors d;
-    gan_status status = gan_cuda_conv_descriptors_create(g, precision, &d);
+    gan_status status = gan_cuda_conv_descriptors_create(g, precision, layout, &d);
     CHECK_MSG(status == GAN_OK, "%s: %s", where, gan_error_message());
     if (status != GAN_OK)
         return;
-    /* bf16 pads the input channels to a multiple of 8 (the image layers' 1 and 3) */
-    int c_in = precision == GAN_PRECISION_BF16 ? (g->c_in + 7) / 8 * 8 : g->c_in;
+    bool nhwc = layout == GAN_CONV_LAYOUT_NHWC;
+    /* NHWC pads the input channels to 16 bytes: 4 FP32 (tf32) or 8 BF16 (the image layers' 1 and 3) */
+    int group = precision == GAN_PRECISION_BF16 ? 8 : precision == GAN_PRECISION_TF32 ? 4 : 1;
+    int c_in = nhwc ? (g->c_in + group - 1) / group * group : g->c_in;
     if (c_in != g->c_in)
-        padded_checked++;
-    check_tensor(where, d.x, precision, g->n, c_in, g->h_in, g->w_in);
-    check_tensor(where, d.y, precision, g->n, g->c_out, g->h_out, g->w_out);
+        padded_checked[precision]++;
+    if (nhwc)
+        nhwc_checked[precision]++;
+    check_tensor(where, d.x, precision, nhwc, g->n, c_in, g->h_in, g->w_in);
+    check_tensor(where, d.y, precision, nhwc, g->n, g->c_out, g->h_out, g->w_out);
     cudnnDataType_t want_type = precision == GAN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
-    cudnnTensorFormat_t want_format = precision == GAN_PRECISION_BF16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    cudnnTensorFormat_t want_format = nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
 
     cudnnDataType_t type;
     cudnnTensorFormat_t format;
@@ -128,6 +133,19 @@ static void check_conv(const char *where, const gan_conv_geom *g, gan_precision 
                   on, oc, oh, ow, g->n, g->c_out, g->h_out, g->w_out);
     }
     gan_cuda_conv_descriptors_destroy(&d);
+}
+
+/* ... in every layout its precision may run: fp32 NCHW, tf32 both, bf16 NHWC. */
+static void check_conv(const char *where, const gan_conv_geom *g, gan_precision precision)
+{
+    static const unsigned want[PRECISIONS] = {1u << GAN_CONV_LAYOUT_NCHW,
+                                              1u << GAN_CONV_LAYOUT_NCHW | 1u << GAN_CONV_LAYOUT_NHWC,
+                                              1u << GAN_CONV_LAYOUT_NHWC};
+    unsigned layouts = gan_cuda_conv_layouts(precision);
+    CHECK_MSG(layouts == want[precision], "%s: layouts 0x%x", gan_precision_name(precision), layouts);
+    for (int l = GAN_CONV_LAYOUT_NCHW; l <= GAN_CONV_LAYOUT_NHWC; l++)
+        if (layouts & 1u << l)
+            check_conv_layout(where, g, precision, (gan_conv_layout)l);
     convs_checked++;
 }
 
@@ -267,11 +285,15 @@ int main(void)
     CHECK(convs_checked >= PRECISIONS * 2 * 10);
     /* ... of which 3 + 3 are kernel 4, stride 2, pad 1 (the sub-pixel form applies). */
     CHECK(subpixel_checked >= 2 * 6);
-    /* ... and 2 take the 3-channel image (padded in bf16), as dcgan_fmnist32's 2 take 1 channel */
-    CHECK(padded_checked >= 2 * 2 * 2);
+    /* ... and 2 take the 3-channel image (padded in NHWC), as dcgan_fmnist32's 2 take 1 channel;
+     * fp32 is never NHWC nor padded, tf32 and bf16 are NHWC for every convolution */
+    CHECK(padded_checked[GAN_PRECISION_TF32] >= 2 * 2 * 2 && padded_checked[GAN_PRECISION_BF16] >= 2 * 2 * 2);
+    CHECK(padded_checked[GAN_PRECISION_FP32] == 0 && nhwc_checked[GAN_PRECISION_FP32] == 0);
+    CHECK(nhwc_checked[GAN_PRECISION_TF32] == convs_checked / PRECISIONS &&
+          nhwc_checked[GAN_PRECISION_BF16] == convs_checked / PRECISIONS);
     CHECK(inference_checked == configs_checked);
-    printf("%d configs x batch sizes, %d convolution geometries (fp32, tf32 and bf16), %d of them with a "
-           "sub-pixel backward-data\n",
+    printf("%d configs x batch sizes, %d convolution geometries (fp32 NCHW, tf32 NCHW and NHWC, bf16 NHWC), %d "
+           "of them with a sub-pixel backward-data\n",
            configs_checked, convs_checked / PRECISIONS - subpixel_checked, subpixel_checked);
     return test_finish();
 }

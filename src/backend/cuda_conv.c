@@ -31,14 +31,17 @@
  * can make two searches choose differently: the stored choices are what keeps a deterministic run
  * reproducible across resumes and reruns.
  *
- * bf16 (cudnn_run): the descriptors are BF16 NHWC (cuDNN's PSEUDO_BFLOAT16 configuration: BF16
- * tensors, FP32 sums; NHWC, the layout tensor cores want) and the op table's buffers FP32 NCHW, so
- * each cuDNN call rounds its inputs into BF16 NHWC copies at the front of its workspace and widens
- * its output back afterwards; a pass's workspace counts the copies. cuDNN computes
- * gan_cuda_conv_cudnn_geom: the 1- and 3-channel image layers' input channels padded with zeros
- * to 8, what BF16 tensor cores take. cudnnFind times cuDNN alone: the conversions around it are
- * timed once per pass and added to its candidates (add_copies_time), since the sub-pixel form's
- * time includes its inner forward's copies and the im2col form's its own copy kernels. */
+ * Layouts (cudnn_run): the op table's buffers are FP32 NCHW. fp32 runs cuDNN on them. bf16 runs it
+ * on BF16 NHWC copies (cuDNN's PSEUDO_BFLOAT16 configuration: BF16 tensors, FP32 sums; NHWC, the
+ * layout tensor cores want). tf32 times each pass both ways, on the buffers themselves (NCHW) and
+ * on FP32 NHWC copies, and takes the faster. In NHWC each cuDNN call copies its inputs into the
+ * copies at the front of its workspace (rounding them in bf16) and its output back afterwards; a
+ * pass's workspace counts the copies. cuDNN then computes gan_cuda_conv_cudnn_geom: the 1- and
+ * 3-channel image layers' input channels padded with zeros to a whole group of 16 bytes (8 BF16
+ * or 4 FP32 values), what tensor cores take. cudnnFind times cuDNN alone: the copies around it are
+ * timed once per pass and added to its NHWC candidates (add_copies_time), since the sub-pixel
+ * form's time includes its inner forward's copies, the im2col form's its own copy kernels, and
+ * NCHW has none. GAN_CUDA_NHWC=never|always restricts tf32 to one layout (for checks). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +59,7 @@ _Static_assert((int)GAN_CONV_MATH_DEFAULT == (int)CUDNN_DEFAULT_MATH &&
 /* One candidate algorithm of a pass, from a heuristic query or a timed search (the three
  * passes' perf structs have these fields under the same names). */
 typedef struct candidate {
+    gan_conv_layout layout; /* of the descriptors it was found for */
     int algo;
     cudnnStatus_t status;
     float ms;
@@ -64,7 +68,12 @@ typedef struct candidate {
     cudnnMathType_t math;
 } candidate;
 
+/* Every algorithm of a pass in each layout a precision times (two in tf32). */
 enum { MAX_CANDIDATES = 16 };
+_Static_assert(2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT <= MAX_CANDIDATES &&
+                   2 * CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT <= MAX_CANDIDATES &&
+                   2 * CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT <= MAX_CANDIDATES,
+               "room for two layouts' candidates");
 
 static int algo_count(gan_conv_pass pass)
 {
@@ -76,21 +85,23 @@ static int algo_count(gan_conv_pass pass)
     return 0;
 }
 
-static cudnnConvolutionDescriptor_t pass_descriptor(gan_cuda_conv_plan *plan, gan_conv_pass pass)
+static cudnnConvolutionDescriptor_t pass_descriptor(gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                                                    gan_conv_layout layout)
 {
     switch (pass) {
-    case GAN_CONV_FORWARD: return plan->desc.forward;
-    case GAN_CONV_BACKWARD_DATA: return plan->desc.backward_data;
-    case GAN_CONV_BACKWARD_FILTER: return plan->desc.backward_filter;
+    case GAN_CONV_FORWARD: return plan->desc[layout].forward;
+    case GAN_CONV_BACKWARD_DATA: return plan->desc[layout].backward_data;
+    case GAN_CONV_BACKWARD_FILTER: return plan->desc[layout].backward_filter;
     }
     return NULL;
 }
 
-/* The workspace cuDNN says `algo` of `pass` needs with the descriptor's current math type. */
+/* The workspace cuDNN says `algo` of `pass` needs in `layout` with the descriptor's current math
+ * type. */
 static cudnnStatus_t workspace_of(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
-                                  int algo, size_t *bytes)
+                                  gan_conv_layout layout, int algo, size_t *bytes)
 {
-    const gan_cuda_conv_descriptors *d = &plan->desc;
+    const gan_cuda_conv_descriptors *d = &plan->desc[layout];
     switch (pass) {
     case GAN_CONV_FORWARD:
         return cudnnGetConvolutionForwardWorkspaceSize(impl->cudnn, d->x, d->w, d->forward, d->y,
@@ -137,25 +148,27 @@ static cudnnMathType_t search_math(const gan_cuda_impl *impl)
     return impl->precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
 }
 
-static size_t bf16_copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g);
+static size_t copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_layout layout);
+static unsigned timed_layouts(const gan_cuda_impl *impl);
+static gan_conv_layout untimed_layout(const gan_cuda_impl *impl);
 
 /* Takes candidate c for `pass` if the descriptor accepts its math type and its real workspace
- * (the figures of heuristics are estimates; in bf16 the BF16 copies come on top) fits the
- * budget. */
+ * (the figures of heuristics are estimates; in NHWC the copies come on top) fits the budget. */
 static gan_status try_take(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
                            const candidate *c, size_t budget, gan_cuda_chosen_by by, bool *taken)
 {
     *taken = false;
     cudnnMathType_t math = math_for(impl, c->math);
-    CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass), math));
+    CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass, c->layout), math));
     size_t bytes = 0;
-    if (workspace_of(impl, plan, pass, c->algo, &bytes) != CUDNN_STATUS_SUCCESS)
+    if (workspace_of(impl, plan, pass, c->layout, c->algo, &bytes) != CUDNN_STATUS_SUCCESS)
         return GAN_OK;
-    bytes += bf16_copies_bytes(impl, &plan->geom);
+    bytes += copies_bytes(impl, &plan->geom, c->layout);
     if (bytes > budget)
         return GAN_OK;
     plan->pass[pass] = (gan_cuda_pass_plan){
-        .planned = true, .algo = c->algo, .math = math, .bytes = bytes, .ms = c->ms, .chosen_by = by,
+        .planned = true, .algo = c->algo, .math = math, .layout = c->layout, .bytes = bytes, .ms = c->ms,
+        .chosen_by = by,
     };
     *taken = true;
     return GAN_OK;
@@ -172,35 +185,36 @@ static gan_status take_first_acceptable(gan_cuda_impl *impl, gan_cuda_conv_plan 
     return GAN_OK;
 }
 
-#define COPY_CANDIDATES(perf, returned, out)                                                   \
-    for (int i_ = 0; i_ < (returned); i_++)                                                    \
-        (out)[i_] = (candidate){(int)(perf)[i_].algo, (perf)[i_].status, (perf)[i_].time,       \
+#define COPY_CANDIDATES(perf, returned, layout, out)                                              \
+    for (int i_ = 0; i_ < (returned); i_++)                                                      \
+        (out)[i_] = (candidate){(layout), (int)(perf)[i_].algo, (perf)[i_].status, (perf)[i_].time, \
                                 (perf)[i_].memory, (perf)[i_].determinism, (perf)[i_].mathType}
 
-/* cuDNN's heuristic order for `pass` (the _v7 queries). */
+/* cuDNN's heuristic order for `pass` (the _v7 queries), in the layout taken without timing. */
 static gan_status heuristic_candidates(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
                                        gan_conv_pass pass, candidate *out, int *n)
 {
-    const gan_cuda_conv_descriptors *d = &plan->desc;
+    gan_conv_layout layout = untimed_layout(impl);
+    const gan_cuda_conv_descriptors *d = &plan->desc[layout];
     *n = 0;
-    CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass), search_math(impl)));
+    CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass, layout), search_math(impl)));
     if (pass == GAN_CONV_FORWARD) {
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(impl->cudnn, d->x, d->w, d->forward, d->y,
                                                          CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n, perf));
-        COPY_CANDIDATES(perf, *n, out);
+        COPY_CANDIDATES(perf, *n, layout, out);
     } else if (pass == GAN_CONV_BACKWARD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(
             impl->cudnn, d->w, d->y, d->backward_data, d->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
             n, perf));
-        COPY_CANDIDATES(perf, *n, out);
+        COPY_CANDIDATES(perf, *n, layout, out);
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
             impl->cudnn, d->x, d->y, d->backward_filter, d->w,
             CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, n, perf));
-        COPY_CANDIDATES(perf, *n, out);
+        COPY_CANDIDATES(perf, *n, layout, out);
     }
     for (int i = 0; i < *n; i++)
         out[i].ms = 0.0f; /* not measured */
@@ -227,9 +241,9 @@ static void scratch_free(search_scratch *s)
 static bool scratch_alloc(gan_cuda_impl *impl, const gan_conv_geom *layer, size_t budget, search_scratch *s)
 {
     memset(s, 0, sizeof *s);
-    /* FP32 sizes of what cuDNN computes (its x and w have bf16's padded channels): room for the
-     * FP32 buffers of the forms of ours and for cuDNN's BF16 tensors alike */
-    gan_conv_geom cudnn = gan_cuda_conv_cudnn_geom(layer, impl->precision);
+    /* FP32 sizes of what cuDNN computes in NHWC (its x and w have the padded channels, if any):
+     * room for the FP32 buffers of the forms of ours and for cuDNN's tensors in either layout */
+    gan_conv_geom cudnn = gan_cuda_conv_cudnn_geom(layer, impl->precision, GAN_CONV_LAYOUT_NHWC);
     const gan_conv_geom *g = &cudnn;
     size_t x = (size_t)g->n * g->c_in * g->h_in * g->w_in * sizeof(float);
     size_t w = (size_t)g->c_out * g->c_in * g->k_h * g->k_w * sizeof(float);
@@ -251,35 +265,36 @@ static bool scratch_alloc(gan_cuda_impl *impl, const gan_conv_geom *layer, size_
     return true;
 }
 
-/* Every algorithm of `pass` timed by cudnnFind*AlgorithmEx, fastest first. */
+/* Every algorithm of `pass` in `layout` timed by cudnnFind*AlgorithmEx, fastest first (cuDNN alone:
+ * in NHWC without the copies around it). */
 static gan_status measured_candidates(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
-                                      gan_conv_pass pass, const search_scratch *s, candidate *out,
-                                      int *n)
+                                      gan_conv_pass pass, gan_conv_layout layout, const search_scratch *s,
+                                      candidate *out, int *n)
 {
-    const gan_cuda_conv_descriptors *d = &plan->desc;
+    const gan_cuda_conv_descriptors *d = &plan->desc[layout];
     *n = 0;
-    CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass), search_math(impl)));
+    CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass, layout), search_math(impl)));
     if (pass == GAN_CONV_FORWARD) {
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         CUDNN_TRY(cudnnFindConvolutionForwardAlgorithmEx(
             impl->cudnn, d->x, s->x, d->w, s->w, d->forward, d->y, s->y,
             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n, perf, s->workspace, s->workspace_bytes));
         cudaGetLastError(); /* what the trials left: not ours to report at our next launch */
-        COPY_CANDIDATES(perf, *n, out);
+        COPY_CANDIDATES(perf, *n, layout, out);
     } else if (pass == GAN_CONV_BACKWARD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         CUDNN_TRY(cudnnFindConvolutionBackwardDataAlgorithmEx(
             impl->cudnn, d->w, s->w, d->y, s->y, d->backward_data, d->x, s->x,
             CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, n, perf, s->workspace, s->workspace_bytes));
         cudaGetLastError(); /* what the trials left: not ours to report at our next launch */
-        COPY_CANDIDATES(perf, *n, out);
+        COPY_CANDIDATES(perf, *n, layout, out);
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithmEx(
             impl->cudnn, d->x, s->x, d->y, s->y, d->backward_filter, d->w, s->w,
             CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, n, perf, s->workspace, s->workspace_bytes));
         cudaGetLastError(); /* what the trials left: not ours to report at our next launch */
-        COPY_CANDIDATES(perf, *n, out);
+        COPY_CANDIDATES(perf, *n, layout, out);
     }
     return GAN_OK;
 }
@@ -312,8 +327,10 @@ static gan_status take_stored(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan
     const gan_conv_choice *stored = &impl->choices.items[at];
     if (stored->algo < 0 || stored->algo >= algo_count(pass))
         return GAN_OK; /* not a cuDNN algorithm of this pass (or one of ours not built here) */
+    if (!(timed_layouts(impl) & 1u << stored->layout))
+        return GAN_OK; /* a layout this backend does not run now */
     candidate c = {
-        .algo = stored->algo, .status = CUDNN_STATUS_SUCCESS, .ms = (float)stored->ms,
+        .layout = stored->layout, .algo = stored->algo, .status = CUDNN_STATUS_SUCCESS, .ms = (float)stored->ms,
         .memory = 0, .determinism = impl->deterministic ? CUDNN_DETERMINISTIC : CUDNN_NON_DETERMINISTIC,
         .math = (cudnnMathType_t)stored->math,
     };
@@ -329,13 +346,14 @@ static gan_status remember(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, 
     gan_conv_choice c = choice_key(impl, &plan->geom, pass);
     c.algo = p->algo;
     c.math = (gan_conv_math)p->math;
+    c.layout = p->layout;
     c.workspace_bytes = p->bytes;
     c.ms = p->ms;
     return gan_conv_choices_put(&impl->choices, &c);
 }
 
 /* The algorithms every cuDNN has deterministically (FP32 math in fp32, cuDNN's default in tf32 and
- * bf16, which BF16 tensors need). */
+ * bf16, which BF16 tensors need), in the layout taken without timing. */
 static gan_status take_fallback(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
                                 size_t budget, bool *taken)
 {
@@ -349,7 +367,8 @@ static gan_status take_fallback(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, g
     int n = pass == GAN_CONV_FORWARD ? 2 : 1;
     *taken = false;
     for (int i = 0; i < n && !*taken; i++) {
-        candidate c = {algos[i], CUDNN_STATUS_SUCCESS, 0.0f, 0, CUDNN_DETERMINISTIC, search_math(impl)};
+        candidate c = {untimed_layout(impl), algos[i], CUDNN_STATUS_SUCCESS, 0.0f, 0, CUDNN_DETERMINISTIC,
+                       search_math(impl)};
         GAN_TRY(try_take(impl, plan, pass, &c, budget, GAN_CUDA_CHOSEN_FALLBACK, taken));
     }
     return GAN_OK;
@@ -366,10 +385,11 @@ static gan_status no_algorithm(gan_conv_pass pass, const gan_conv_geom *g, const
                                size_t budget)
 {
     char copies[160] = "";
-    size_t copies_bytes = bf16_copies_bytes(impl, g);
-    if (copies_bytes > 0)
-        snprintf(copies, sizeof copies, "; in bf16 the BF16 copies of x, w and y alone take %zu bytes of it%s",
-                 copies_bytes, budget == 0 ? " (a geometry first seen at a call, not planned, gets none)" : "");
+    size_t bytes = copies_bytes(impl, g, untimed_layout(impl));
+    if (bytes > 0)
+        snprintf(copies, sizeof copies, "; in %s the NHWC copies of x, w and y alone take %zu bytes of it%s",
+                 gan_precision_name(impl->precision), bytes,
+                 budget == 0 ? " (a geometry first seen at a call, not planned, gets none)" : "");
     return gan_error(GAN_ERR_BACKEND,
                      "cuDNN offers no %s%s algorithm for convolution x [%d, %d, %d, %d] -> y [%d, "
                      "%d, %d, %d], kernel %dx%d, stride %dx%d, pad %dx%d within a workspace of %zu "
@@ -390,111 +410,129 @@ static const float ONE = 1.0f, ZERO = 0.0f;
 
 static size_t align256(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
-/* ---- cuDNN's calls, and the BF16 copies of bf16 ------------------------------------------ */
+/* ---- cuDNN's calls, and the NHWC copies -------------------------------------------------- */
 
-/* A tensor of g as the conversions see it: [n, c, hw] FP32 NCHW (the image flattened) on our
- * side, [n, hw, c_nhwc] BF16 NHWC on cuDNN's (c_nhwc >= c: bf16's padded input channels):
+/* A tensor of g as the copies see it: [n, c, hw] FP32 NCHW (the image flattened) on our side,
+ * [n, hw, c_nhwc] NHWC on cuDNN's (c_nhwc >= c: the padded input channels of
+ * gan_cuda_conv_cudnn_geom):
  *   x [n, c_in, h_in w_in], w [c_out, c_in, k_h k_w] (KRSC: c_out as n), y [n, c_out, h_out w_out]. */
 typedef struct nc_hw {
     int n, c, c_nhwc, hw;
 } nc_hw;
+static int c_in_nhwc(const gan_cuda_impl *impl, const gan_conv_geom *g)
+{
+    return gan_cuda_conv_cudnn_geom(g, impl->precision, GAN_CONV_LAYOUT_NHWC).c_in;
+}
 static nc_hw x_shape(const gan_cuda_impl *impl, const gan_conv_geom *g)
 {
-    return (nc_hw){g->n, g->c_in, gan_cuda_conv_cudnn_geom(g, impl->precision).c_in, g->h_in * g->w_in};
+    return (nc_hw){g->n, g->c_in, c_in_nhwc(impl, g), g->h_in * g->w_in};
 }
 static nc_hw w_shape(const gan_cuda_impl *impl, const gan_conv_geom *g)
 {
-    return (nc_hw){g->c_out, g->c_in, gan_cuda_conv_cudnn_geom(g, impl->precision).c_in, g->k_h * g->k_w};
+    return (nc_hw){g->c_out, g->c_in, c_in_nhwc(impl, g), g->k_h * g->k_w};
 }
 static nc_hw y_shape(const gan_conv_geom *g) { return (nc_hw){g->n, g->c_out, g->c_out, g->h_out * g->w_out}; }
-/* elements of the BF16 copy */
+/* elements of the NHWC copy */
 static size_t copy_count(nc_hw s) { return (size_t)s.n * (size_t)s.c_nhwc * (size_t)s.hw; }
 
-static gan_status to_bf16_nhwc(const gan_cuda_impl *impl, nc_hw s, const float *src, uint16_t *dst)
+/* In NHWC, cuDNN reads and writes NHWC tensors (the descriptors say so) while every buffer of the
+ * op table is FP32 NCHW: each call copies its two inputs into NHWC copies at the front of its
+ * workspace (in bf16 rounded to BF16 on the way: one pass either way), runs on those, and copies
+ * its output back into the FP32 NCHW one. x and w have the padded input channels of
+ * gan_cuda_conv_cudnn_geom (zeros in the copies, not copied back). The workspace of a pass is
+ * [x | w | y | cuDNN's workspace], each copy aligned to 256 bytes, its elements BF16 in bf16 and
+ * FP32 in tf32; no copies (0 bytes) in NCHW. */
+typedef struct nhwc_copies {
+    void *x, *w, *y; /* x [n, h_in, w_in, c_in], w [c_out, k_h, k_w, c_in], y [n, h_out, w_out, c_out] */
+    void *rest;      /* cuDNN's own workspace */
+    size_t bytes;    /* of the three copies */
+} nhwc_copies;
+
+/* Bytes of one element of a copy: BF16 in bf16, FP32 otherwise. */
+static size_t copy_element_bytes(const gan_cuda_impl *impl)
 {
-    return gan_cuda_f32_to_bf16_nhwc(impl->stream, s.n, s.c, s.c_nhwc, s.hw, src, dst);
+    return impl->precision == GAN_PRECISION_BF16 ? sizeof(uint16_t) : sizeof(float);
 }
 
-/* In bf16, cuDNN reads and writes BF16 NHWC tensors (the descriptors say so) while every buffer
- * of the op table is FP32 NCHW: each call rounds its two inputs into BF16 NHWC copies at the front
- * of its workspace (rounding and transposing are one pass), runs on those, and widens its output
- * back into the FP32 NCHW one. x and w have the padded input channels of
- * gan_cuda_conv_cudnn_geom (zeros in the copies, not widened back). The workspace of a pass is
- * [x | w | y | cuDNN's workspace], each copy aligned to 256 bytes; no copies (0 bytes) in fp32 and
- * tf32. */
-typedef struct bf16_copies {
-    uint16_t *x, *w, *y; /* BF16 bit patterns: x [n, h_in, w_in, c_in], w [c_out, k_h, k_w, c_in],
-                          * y [n, h_out, w_out, c_out] */
-    void *rest;          /* cuDNN's own workspace */
-    size_t bytes;        /* of the three copies */
-} bf16_copies;
-
-static size_t bf16_copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g)
+static size_t copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_layout layout)
 {
-    if (impl->precision != GAN_PRECISION_BF16)
+    if (layout != GAN_CONV_LAYOUT_NHWC)
         return 0;
-    return align256(copy_count(x_shape(impl, g)) * sizeof(uint16_t)) +
-           align256(copy_count(w_shape(impl, g)) * sizeof(uint16_t)) + align256(copy_count(y_shape(g)) * sizeof(uint16_t));
+    size_t e = copy_element_bytes(impl);
+    return align256(copy_count(x_shape(impl, g)) * e) + align256(copy_count(w_shape(impl, g)) * e) +
+           align256(copy_count(y_shape(g)) * e);
 }
 
-static bf16_copies bf16_copies_at(const gan_cuda_impl *impl, const gan_conv_geom *g, void *workspace)
+static nhwc_copies copies_at(const gan_cuda_impl *impl, const gan_conv_geom *g, void *workspace)
 {
+    size_t e = copy_element_bytes(impl);
     char *at = workspace;
-    bf16_copies c;
-    c.x = (uint16_t *)at;
-    c.w = (uint16_t *)(at + align256(copy_count(x_shape(impl, g)) * sizeof(uint16_t)));
-    c.y = (uint16_t *)((char *)c.w + align256(copy_count(w_shape(impl, g)) * sizeof(uint16_t)));
-    c.bytes = bf16_copies_bytes(impl, g);
+    nhwc_copies c;
+    c.x = at;
+    c.w = at + align256(copy_count(x_shape(impl, g)) * e);
+    c.y = (char *)c.w + align256(copy_count(w_shape(impl, g)) * e);
+    c.bytes = copies_bytes(impl, g, GAN_CONV_LAYOUT_NHWC);
     c.rest = at + c.bytes;
     return c;
 }
 
-/* bf16: rounds the two inputs of `pass` (cudnn_run's a and b) into their copies. */
+/* src (FP32 NCHW) into its NHWC copy dst: rounded to BF16 in bf16, moved as FP32 in tf32. */
+static gan_status to_nhwc(const gan_cuda_impl *impl, nc_hw s, const float *src, void *dst)
+{
+    if (impl->precision == GAN_PRECISION_BF16)
+        return gan_cuda_f32_to_bf16_nhwc(impl->stream, s.n, s.c, s.c_nhwc, s.hw, src, dst);
+    return gan_cuda_f32_to_f32_nhwc(impl->stream, s.n, s.c, s.c_nhwc, s.hw, src, dst);
+}
+
+/* Copies the two inputs of `pass` (cudnn_run's a and b) into their NHWC copies. */
 static gan_status copies_in(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass, const float *a,
-                            const float *b, const bf16_copies *c)
+                            const float *b, const nhwc_copies *c)
 {
     switch (pass) {
     case GAN_CONV_FORWARD: /* x, w */
-        GAN_TRY(to_bf16_nhwc(impl, x_shape(impl, g), a, c->x));
-        return to_bf16_nhwc(impl, w_shape(impl, g), b, c->w);
+        GAN_TRY(to_nhwc(impl, x_shape(impl, g), a, c->x));
+        return to_nhwc(impl, w_shape(impl, g), b, c->w);
     case GAN_CONV_BACKWARD_DATA: /* w, dy */
-        GAN_TRY(to_bf16_nhwc(impl, w_shape(impl, g), a, c->w));
-        return to_bf16_nhwc(impl, y_shape(g), b, c->y);
+        GAN_TRY(to_nhwc(impl, w_shape(impl, g), a, c->w));
+        return to_nhwc(impl, y_shape(g), b, c->y);
     case GAN_CONV_BACKWARD_FILTER: /* x, dy */
-        GAN_TRY(to_bf16_nhwc(impl, x_shape(impl, g), a, c->x));
-        return to_bf16_nhwc(impl, y_shape(g), b, c->y);
+        GAN_TRY(to_nhwc(impl, x_shape(impl, g), a, c->x));
+        return to_nhwc(impl, y_shape(g), b, c->y);
     }
     return GAN_OK;
 }
 
-/* bf16: the copy `pass` writes (y, dx or dw). */
-static void *copy_written(const bf16_copies *c, gan_conv_pass pass)
+/* The copy `pass` writes (y, dx or dw). */
+static void *copy_written(const nhwc_copies *c, gan_conv_pass pass)
 {
-    return pass == GAN_CONV_FORWARD ? (void *)c->y : pass == GAN_CONV_BACKWARD_DATA ? (void *)c->x : (void *)c->w;
+    return pass == GAN_CONV_FORWARD ? c->y : pass == GAN_CONV_BACKWARD_DATA ? c->x : c->w;
 }
 
-/* bf16: widens the copy `pass` wrote into `out`, a backward-filter's with its beta. */
+/* Copies what `pass` wrote back into `out` (FP32 NCHW; widened from BF16 in bf16), a
+ * backward-filter's with its beta. */
 static gan_status copy_out(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass,
-                           const bf16_copies *c, float beta, float *out)
+                           const nhwc_copies *c, float beta, float *out)
 {
     nc_hw s = pass == GAN_CONV_FORWARD         ? y_shape(g)
               : pass == GAN_CONV_BACKWARD_DATA ? x_shape(impl, g)
                                                : w_shape(impl, g);
-    return gan_cuda_bf16_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, copy_written(c, pass),
-                                     pass == GAN_CONV_BACKWARD_FILTER ? beta : 0.0f, out);
+    float b = pass == GAN_CONV_BACKWARD_FILTER ? beta : 0.0f;
+    if (impl->precision == GAN_PRECISION_BF16)
+        return gan_cuda_bf16_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, copy_written(c, pass), b, out);
+    return gan_cuda_f32_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, copy_written(c, pass), b, out);
 }
 
-/* Pass `pass` of `plan` on cuDNN, with the plan's algorithm and math type. Inputs in cuDNN's
+/* Pass `pass` of `plan` on cuDNN, with the plan's algorithm, math type and layout. Inputs in cuDNN's
  * order, output last:
  *   forward:         a = x,  b = w   -> out = y
  *   backward-data:   a = w,  b = dy  -> out = dx
  *   backward-filter: a = x,  b = dy  -> out = dw, added to beta times dw (beta 0: overwritten)
- * `workspace` holds the pass's bytes (the plan's, BF16 copies included). */
+ * `workspace` holds the pass's bytes (the plan's, NHWC copies included). */
 static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
                             const float *a, const float *b, float beta, float *out, void *workspace)
 {
-    const gan_cuda_conv_descriptors *d = &plan->desc;
     const gan_cuda_pass_plan *p = &plan->pass[pass];
+    const gan_cuda_conv_descriptors *d = &plan->desc[p->layout];
     const gan_conv_geom *g = &plan->geom;
     /* cuDNN's x, w, y: the two inputs it reads (the third is `written`) */
     const void *x = NULL, *w = NULL, *y = NULL;
@@ -507,13 +545,13 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
     void *rest = workspace;
     size_t rest_bytes = p->bytes;
     float cudnn_beta = beta;
-    bool bf16 = impl->precision == GAN_PRECISION_BF16;
-    bf16_copies c = {0};
-    if (bf16) {
-        c = bf16_copies_at(impl, g, workspace);
+    bool nhwc = p->layout == GAN_CONV_LAYOUT_NHWC;
+    nhwc_copies c = {0};
+    if (nhwc) {
+        c = copies_at(impl, g, workspace);
         rest = c.rest;
         rest_bytes = p->bytes - c.bytes;
-        cudnn_beta = 0.0f; /* beta applies when the output is widened */
+        cudnn_beta = 0.0f; /* beta applies when the output is copied back */
         GAN_TRY(copies_in(impl, g, pass, a, b, &c));
         x = c.x, w = c.w, y = c.y;
         written = copy_written(&c, pass);
@@ -536,7 +574,7 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
                                                  rest_bytes, &cudnn_beta, d->w, written));
         break;
     }
-    return bf16 ? copy_out(impl, g, pass, &c, beta, out) : GAN_OK;
+    return nhwc ? copy_out(impl, g, pass, &c, beta, out) : GAN_OK;
 }
 
 /* Its scratch (w2, y2) before the inner convolution's workspace. */
@@ -558,16 +596,16 @@ static gan_status subpixel_run(gan_cuda_impl *impl, const gan_conv_geom *g,
     return gan_cuda_subpixel_gather(impl->stream, g->n, g->c_in, g->h_out, g->w_out, y2, dx);
 }
 
-/* The forms of ours, timed beside cuDNN's algorithms, and bf16's conversions around cuDNN's (which
- * cudnnFind does not time: added to its figures, so that cuDNN and the forms of ours, whose times
- * include their own copies, are compared on the same footing). */
-typedef enum own_form { OWN_SUBPIXEL, OWN_IM2COL, OWN_BF16_COPIES } own_form;
+/* The forms of ours, timed beside cuDNN's algorithms, and the NHWC copies around cuDNN's (which
+ * cudnnFind does not time: added to its figures, so that cuDNN in either layout and the forms of
+ * ours, whose times include their own copies, are compared on the same footing). */
+typedef enum own_form { OWN_SUBPIXEL, OWN_IM2COL, OWN_NHWC_COPIES } own_form;
 
 static gan_status im2col_run(gan_cuda_impl *impl, const gan_conv_geom *g, const float *x,
                              const float *dy, float beta, float *dw, void *workspace);
 
 /* One run of a form on the search's buffers (`inner`: the sub-pixel form's inner plan; `pass`:
- * the pass whose BF16 copies are made). */
+ * the pass whose NHWC copies are made). */
 static gan_status own_run(gan_cuda_impl *impl, own_form form, const gan_conv_geom *g,
                           const gan_cuda_conv_plan *inner, gan_conv_pass pass, const search_scratch *s)
 {
@@ -575,7 +613,7 @@ static gan_status own_run(gan_cuda_impl *impl, own_form form, const gan_conv_geo
         return subpixel_run(impl, g, inner, s->y, s->w, s->x, s->workspace);
     if (form == OWN_IM2COL)
         return im2col_run(impl, g, s->x, s->y, 0.0f, s->w, s->workspace);
-    bf16_copies c = bf16_copies_at(impl, g, s->workspace);
+    nhwc_copies c = copies_at(impl, g, s->workspace);
     const float *a = pass == GAN_CONV_BACKWARD_DATA ? s->w : s->x;
     const float *b = pass == GAN_CONV_FORWARD ? s->w : s->y;
     float *out = pass == GAN_CONV_FORWARD ? s->y : pass == GAN_CONV_BACKWARD_DATA ? s->x : s->w;
@@ -619,6 +657,30 @@ static void own_forced(const char *variable, bool *never, bool *always)
     const char *force = getenv(variable);
     *never = force && !strcmp(force, "never");
     *always = force && !strcmp(force, "always");
+}
+
+/* The layouts a pass is timed in (gan_cuda_conv_layouts), narrowed in tf32 by
+ * GAN_CUDA_NHWC=never|always, as the forms of ours are (gpu-check runs gan selftest in tf32 with
+ * always, so that the NHWC copies are compared with the CPU where NCHW would win). */
+static unsigned timed_layouts(const gan_cuda_impl *impl)
+{
+    unsigned layouts = gan_cuda_conv_layouts(impl->precision);
+    const unsigned nchw = 1u << GAN_CONV_LAYOUT_NCHW, nhwc = 1u << GAN_CONV_LAYOUT_NHWC;
+    bool never, always;
+    own_forced("GAN_CUDA_NHWC", &never, &always);
+    if (layouts == (nchw | nhwc) && (never || always))
+        return never ? nchw : nhwc;
+    return layouts;
+}
+
+/* The layout of a pass chosen without timing (cuDNN's heuristics, the fallback): the precision's
+ * default, unless GAN_CUDA_NHWC has ruled it out. */
+static gan_conv_layout untimed_layout(const gan_cuda_impl *impl)
+{
+    gan_conv_layout layout = gan_cuda_conv_default_layout(impl->precision);
+    if (timed_layouts(impl) & 1u << layout)
+        return layout;
+    return layout == GAN_CONV_LAYOUT_NCHW ? GAN_CONV_LAYOUT_NHWC : GAN_CONV_LAYOUT_NCHW;
 }
 
 /* The sub-pixel form for g's backward-data within `budget`: its inner plan (made now, searched
@@ -674,7 +736,7 @@ static gan_status consider_subpixel(gan_cuda_impl *impl, gan_cuda_conv_plan *pla
     }
     plan->pass[GAN_CONV_BACKWARD_DATA] = (gan_cuda_pass_plan){
         .planned = true, .algo = GAN_CONV_ALGO_SUBPIXEL,
-        .math = impl->conv_plans[inner_index].pass[GAN_CONV_FORWARD].math,
+        .math = impl->conv_plans[inner_index].pass[GAN_CONV_FORWARD].math, .layout = GAN_CONV_LAYOUT_NCHW,
         .bytes = bytes, .ms = ms, .chosen_by = by,
     };
     plan->subpixel_inner = inner_index;
@@ -731,7 +793,7 @@ static gan_status consider_im2col(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
     plan->pass[GAN_CONV_BACKWARD_FILTER] = (gan_cuda_pass_plan){
         .planned = true, .algo = GAN_CONV_ALGO_IM2COL,
         .math = impl->precision == GAN_PRECISION_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH,
-        .bytes = im2col_bytes(g), .ms = ms, .chosen_by = by,
+        .layout = GAN_CONV_LAYOUT_NCHW, .bytes = im2col_bytes(g), .ms = ms, .chosen_by = by,
     };
     *taken = true;
     return GAN_OK;
@@ -754,25 +816,59 @@ static gan_status take_stored_own(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
     return GAN_OK;
 }
 
-/* bf16: adds the time of the pass's conversions (two inputs rounded, the output widened: what
- * cudnn_run does around cuDNN) to each measured candidate, so that the forms of ours, whose times
- * include their own copies, meet cuDNN's on the same footing and the reported figure is the
- * pass's. Left as measured where the copies do not fit the search's workspace or the timing
- * fails (then cuDNN is favoured, as before). */
+/* NHWC: adds the time of the pass's copies (two inputs in, the output back: what cudnn_run does
+ * around cuDNN) to each measured candidate, so that the other layout and the forms of ours, whose
+ * times include their own copies, meet cuDNN's on the same footing and the reported figure is the
+ * pass's. Left as measured where the copies do not fit the search's workspace or the timing fails
+ * (then this layout is favoured, as before the copies were timed). */
 static void add_copies_time(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
-                            const search_scratch *scratch, candidate *c, int n)
+                            gan_conv_layout layout, const search_scratch *scratch, candidate *c, int n)
 {
     const gan_conv_geom *g = &plan->geom;
     float ms = 0.0f;
-    if (impl->precision != GAN_PRECISION_BF16 || bf16_copies_bytes(impl, g) > scratch->workspace_bytes)
+    if (layout != GAN_CONV_LAYOUT_NHWC || copies_bytes(impl, g, layout) > scratch->workspace_bytes)
         return;
-    if (own_time(impl, OWN_BF16_COPIES, g, NULL, pass, scratch, &ms) != GAN_OK) {
+    if (own_time(impl, OWN_NHWC_COPIES, g, NULL, pass, scratch, &ms) != GAN_OK) {
         gan_error_clear();
         cudaGetLastError();
         return;
     }
     for (int i = 0; i < n; i++)
         c[i].ms += ms;
+}
+
+/* Every algorithm of `pass` in every timed layout (copies counted), fastest first: one layout's
+ * search failing leaves the other's candidates, and *n is 0 when every search failed. */
+static void measured_all(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                         const search_scratch *scratch, candidate *c, int *n)
+{
+    *n = 0;
+    unsigned layouts = timed_layouts(impl);
+    for (int l = GAN_CONV_LAYOUT_NCHW; l <= GAN_CONV_LAYOUT_NHWC; l++) {
+        int found = 0;
+        if (!(layouts & 1u << l))
+            continue;
+        if (measured_candidates(impl, plan, pass, (gan_conv_layout)l, scratch, c + *n, &found) != GAN_OK) {
+            gan_error_clear();
+            cudaGetLastError();
+            continue;
+        }
+        add_copies_time(impl, plan, pass, (gan_conv_layout)l, scratch, c + *n, found);
+        *n += found;
+    }
+    /* Stable insertion sort by time, the ones that ran first (cuDNN puts failures last, their
+     * time meaningless); equal times keep cuDNN's order, NCHW's before NHWC's. */
+    for (int i = 1; i < *n; i++) {
+        candidate key = c[i];
+        bool key_ran = key.status == CUDNN_STATUS_SUCCESS;
+        int j = i - 1;
+        while (j >= 0 && ((c[j].status != CUDNN_STATUS_SUCCESS && key_ran) ||
+                          (c[j].status == CUDNN_STATUS_SUCCESS && key_ran && c[j].ms > key.ms))) {
+            c[j + 1] = c[j];
+            j--;
+        }
+        c[j + 1] = key;
+    }
 }
 
 /* Chooses `pass` of the plan: stored, measured (when `scratch` is given), heuristic, fallback. */
@@ -788,12 +884,9 @@ static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv
     if (!taken && scratch) {
         /* The timed search and the forms of ours are optional: where one fails (cuDNN refusing
          * a trial, a launch failing), the pass is chosen without it, as if it had lost. */
-        gan_status measured = measured_candidates(impl, plan, pass, scratch, c, &n);
-        if (measured == GAN_OK)
-            add_copies_time(impl, plan, pass, scratch, c, n);
-        if (measured == GAN_OK)
-            measured = take_first_acceptable(impl, plan, pass, c, n, budget, GAN_CUDA_CHOSEN_MEASURED,
-                                             &taken);
+        measured_all(impl, plan, pass, scratch, c, &n);
+        gan_status measured = take_first_acceptable(impl, plan, pass, c, n, budget, GAN_CUDA_CHOSEN_MEASURED,
+                                                    &taken);
         if (measured != GAN_OK) {
             gan_error_clear();
             cudaGetLastError();
@@ -825,15 +918,41 @@ static gan_status choose(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv
     return GAN_OK;
 }
 
-/* Whether every pass of g in `passes` has a stored choice (then no search buffers are needed). */
+/* Whether every pass of g in `passes` has a stored choice in a layout timed now (then no search
+ * buffers are needed). */
 static bool all_stored(const gan_cuda_impl *impl, const gan_conv_geom *g, unsigned passes)
 {
     for (int p = 0; p < 3; p++) {
         gan_conv_choice key = choice_key(impl, g, (gan_conv_pass)p);
-        if ((passes & GAN_CONV_PASS_BIT(p)) && gan_conv_choices_find(&impl->choices, &key) < 0)
+        int at = gan_conv_choices_find(&impl->choices, &key);
+        if ((passes & GAN_CONV_PASS_BIT(p)) &&
+            (at < 0 || !(timed_layouts(impl) & 1u << impl->choices.items[at].layout)))
             return false;
     }
     return true;
+}
+
+static void plan_descriptors_destroy(gan_cuda_conv_plan *plan)
+{
+    for (int l = GAN_CONV_LAYOUT_NCHW; l <= GAN_CONV_LAYOUT_NHWC; l++)
+        gan_cuda_conv_descriptors_destroy(&plan->desc[l]);
+}
+
+/* The plan's descriptors in every layout its precision may run (the others stay NULL). */
+static gan_status plan_descriptors_create(const gan_cuda_impl *impl, const gan_conv_geom *g,
+                                          gan_cuda_conv_plan *plan)
+{
+    unsigned layouts = gan_cuda_conv_layouts(impl->precision);
+    for (int l = GAN_CONV_LAYOUT_NCHW; l <= GAN_CONV_LAYOUT_NHWC; l++) {
+        gan_status status = layouts & 1u << l ? gan_cuda_conv_descriptors_create(g, impl->precision,
+                                                                                (gan_conv_layout)l, &plan->desc[l])
+                                              : GAN_OK;
+        if (status != GAN_OK) {
+            plan_descriptors_destroy(plan);
+            return status;
+        }
+    }
+    return GAN_OK;
 }
 
 /* The plan of geometry g with every pass in `passes` chosen: made now, with `budget`, where it
@@ -863,7 +982,7 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
         memset(&plan, 0, sizeof plan);
         plan.geom = *g;
         plan.subpixel_inner = -1;
-        GAN_TRY(gan_cuda_conv_descriptors_create(g, impl->precision, &plan.desc));
+        GAN_TRY(plan_descriptors_create(impl, g, &plan));
     }
     search_scratch scratch;
     bool searching = search && !impl->capturing && !all_stored(impl, g, missing) &&
@@ -906,14 +1025,14 @@ cleanup:
         scratch_free(&scratch);
     }
     if (index < 0)
-        gan_cuda_conv_descriptors_destroy(&plan.desc);
+        plan_descriptors_destroy(&plan);
     return status;
 }
 
 void gan_cuda_conv_plans_clear(gan_cuda_impl *impl)
 {
     for (int i = 0; i < impl->conv_plan_count; i++)
-        gan_cuda_conv_descriptors_destroy(&impl->conv_plans[i].desc);
+        plan_descriptors_destroy(&impl->conv_plans[i]);
     free(impl->conv_plans);
     impl->conv_plans = NULL;
     impl->conv_plan_count = impl->conv_plan_capacity = 0;
@@ -1067,14 +1186,19 @@ void gan_cuda_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pa
                 snprintf(out, bytes, "not planned");
                 return;
             }
+            /* cuDNN's layout where it may differ (tf32 times both; bf16 is NHWC) */
+            bool layouts = gan_cuda_conv_layouts(impl->precision) != 1u << GAN_CONV_LAYOUT_NCHW;
             char inner[64] = "";
-            if (p->algo == GAN_CONV_ALGO_SUBPIXEL && plan->subpixel_inner >= 0)
-                snprintf(inner, sizeof inner, " (inner %s)",
-                         algo_name(GAN_CONV_FORWARD,
-                                   impl->conv_plans[plan->subpixel_inner].pass[GAN_CONV_FORWARD].algo));
-            snprintf(out, bytes, "%s%s %s ws %zu KiB, %s %.4f ms", algo_name(pass, p->algo), inner,
-                     gan_conv_math_name((gan_conv_math)p->math), p->bytes >> 10,
-                     by[p->chosen_by], (double)p->ms);
+            if (p->algo == GAN_CONV_ALGO_SUBPIXEL && plan->subpixel_inner >= 0) {
+                const gan_cuda_pass_plan *f = &impl->conv_plans[plan->subpixel_inner].pass[GAN_CONV_FORWARD];
+                snprintf(inner, sizeof inner, " (inner %s%s%s)", algo_name(GAN_CONV_FORWARD, f->algo),
+                         layouts ? " " : "", layouts ? gan_conv_layout_name(f->layout) : "");
+            }
+            bool cudnn = p->algo != GAN_CONV_ALGO_SUBPIXEL && p->algo != GAN_CONV_ALGO_IM2COL;
+            snprintf(out, bytes, "%s%s %s%s%s ws %zu KiB, %s %.4f ms", algo_name(pass, p->algo), inner,
+                     gan_conv_math_name((gan_conv_math)p->math), layouts && cudnn ? " " : "",
+                     layouts && cudnn ? gan_conv_layout_name(p->layout) : "", p->bytes >> 10, by[p->chosen_by],
+                     (double)p->ms);
             return;
         }
     snprintf(out, bytes, "not planned");

@@ -30,19 +30,44 @@ cudnnDataType_t gan_cuda_conv_data_type(gan_precision precision)
     return precision == GAN_PRECISION_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
 }
 
-cudnnTensorFormat_t gan_cuda_conv_format(gan_precision precision)
+cudnnTensorFormat_t gan_cuda_conv_format(gan_conv_layout layout)
 {
-    return precision == GAN_PRECISION_BF16 ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    return layout == GAN_CONV_LAYOUT_NHWC ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+}
+
+unsigned gan_cuda_conv_layouts(gan_precision precision)
+{
+    switch (precision) {
+    case GAN_PRECISION_FP32: return 1u << GAN_CONV_LAYOUT_NCHW;
+    case GAN_PRECISION_TF32: return 1u << GAN_CONV_LAYOUT_NCHW | 1u << GAN_CONV_LAYOUT_NHWC;
+    case GAN_PRECISION_BF16: return 1u << GAN_CONV_LAYOUT_NHWC;
+    }
+    return 1u << GAN_CONV_LAYOUT_NCHW;
+}
+
+gan_conv_layout gan_cuda_conv_default_layout(gan_precision precision)
+{
+    return precision == GAN_PRECISION_BF16 ? GAN_CONV_LAYOUT_NHWC : GAN_CONV_LAYOUT_NCHW;
+}
+
+int gan_cuda_conv_channel_group(gan_precision precision)
+{
+    switch (precision) {
+    case GAN_PRECISION_FP32: return 1;
+    case GAN_PRECISION_TF32: return 4;
+    case GAN_PRECISION_BF16: return 8;
+    }
+    return 1;
 }
 
 /* NCHW with the argument's strides (packed, as gan_cuda_conv_args_make gives them), or packed
- * NHWC for the BF16 copies. */
-static gan_status tensor4d_create(const gan_cudnn_tensor4d *t, gan_precision precision,
+ * NHWC for the NHWC copies. */
+static gan_status tensor4d_create(const gan_cudnn_tensor4d *t, gan_precision precision, gan_conv_layout layout,
                                   cudnnTensorDescriptor_t *out)
 {
     CUDNN_TRY(cudnnCreateTensorDescriptor(out));
     cudnnDataType_t type = gan_cuda_conv_data_type(precision);
-    if (gan_cuda_conv_format(precision) == CUDNN_TENSOR_NHWC)
+    if (layout == GAN_CONV_LAYOUT_NHWC)
         CUDNN_TRY(cudnnSetTensor4dDescriptor(*out, CUDNN_TENSOR_NHWC, type, t->n, t->c, t->h, t->w));
     else
         CUDNN_TRY(cudnnSetTensor4dDescriptorEx(*out, type, t->n, t->c, t->h, t->w, t->stride_n, t->stride_c,
@@ -66,13 +91,13 @@ static gan_status conv2d_create(const gan_cudnn_conv2d *c, gan_precision precisi
 }
 
 static gan_status conv_descriptors_build(const gan_cuda_conv_args *args, gan_precision precision,
-                                         gan_cuda_conv_descriptors *out)
+                                         gan_conv_layout layout, gan_cuda_conv_descriptors *out)
 {
-    GAN_TRY(tensor4d_create(&args->x, precision, &out->x));
-    GAN_TRY(tensor4d_create(&args->y, precision, &out->y));
+    GAN_TRY(tensor4d_create(&args->x, precision, layout, &out->x));
+    GAN_TRY(tensor4d_create(&args->y, precision, layout, &out->y));
     CUDNN_TRY(cudnnCreateFilterDescriptor(&out->w));
     CUDNN_TRY(cudnnSetFilter4dDescriptor(out->w, gan_cuda_conv_data_type(precision),
-                                         gan_cuda_conv_format(precision), args->w.k,
+                                         gan_cuda_conv_format(layout), args->w.k,
                                          args->w.c, args->w.h, args->w.w));
     GAN_TRY(conv2d_create(&args->conv, precision, &out->forward));
     GAN_TRY(conv2d_create(&args->conv, precision, &out->backward_data));
@@ -80,22 +105,23 @@ static gan_status conv_descriptors_build(const gan_cuda_conv_args *args, gan_pre
     return GAN_OK;
 }
 
-gan_conv_geom gan_cuda_conv_cudnn_geom(const gan_conv_geom *g, gan_precision precision)
+gan_conv_geom gan_cuda_conv_cudnn_geom(const gan_conv_geom *g, gan_precision precision, gan_conv_layout layout)
 {
     gan_conv_geom cudnn = *g;
-    if (precision == GAN_PRECISION_BF16 && g->c_in % GAN_CUDA_BF16_CHANNEL_GROUP != 0)
-        cudnn.c_in = (g->c_in / GAN_CUDA_BF16_CHANNEL_GROUP + 1) * GAN_CUDA_BF16_CHANNEL_GROUP;
+    int group = gan_cuda_conv_channel_group(precision);
+    if (layout == GAN_CONV_LAYOUT_NHWC && g->c_in % group != 0)
+        cudnn.c_in = (g->c_in / group + 1) * group;
     return cudnn;
 }
 
 gan_status gan_cuda_conv_descriptors_create(const gan_conv_geom *g, gan_precision precision,
-                                            gan_cuda_conv_descriptors *out)
+                                            gan_conv_layout layout, gan_cuda_conv_descriptors *out)
 {
     memset(out, 0, sizeof *out);
-    gan_conv_geom cudnn = gan_cuda_conv_cudnn_geom(g, precision);
+    gan_conv_geom cudnn = gan_cuda_conv_cudnn_geom(g, precision, layout);
     gan_cuda_conv_args args;
     GAN_TRY(gan_cuda_conv_args_make(&cudnn, &args));
-    gan_status status = conv_descriptors_build(&args, precision, out);
+    gan_status status = conv_descriptors_build(&args, precision, layout, out);
     if (status != GAN_OK)
         gan_cuda_conv_descriptors_destroy(out);
     return status;

@@ -36,31 +36,39 @@ typedef struct gan_cuda_conv_descriptors {
     cudnnConvolutionDescriptor_t forward, backward_data, backward_filter;
 } gan_cuda_conv_descriptors;
 
-/* BF16 tensor cores take channels in groups of this many (16 bytes). */
-#define GAN_CUDA_BF16_CHANNEL_GROUP 8
+/* The layouts the convolutions of a precision may run in, as a mask of (1u << gan_conv_layout):
+ * fp32 NCHW (FMA kernels, on the op table's buffers); tf32 NCHW and NHWC, both timed for every
+ * pass (NHWC on copies, src/backend/cuda_conv.c); bf16 NHWC (BF16 copies). */
+unsigned gan_cuda_conv_layouts(gan_precision precision);
+/* The layout a pass takes where nothing is timed (a heuristic or fallback choice): NHWC in bf16,
+ * NCHW otherwise. */
+gan_conv_layout gan_cuda_conv_default_layout(gan_precision precision);
 
-/* The geometry cuDNN computes for g: g itself, or in bf16 g with c_in rounded up to a multiple of
- * GAN_CUDA_BF16_CHANNEL_GROUP (the 1- and 3-channel image layers). The BF16 copies carry the extra
+/* Tensor cores take NHWC channels in groups of 16 bytes: 8 BF16 values, 4 FP32 ones read as TF32
+ * (1: no padding, in fp32). */
+int gan_cuda_conv_channel_group(gan_precision precision);
+
+/* The geometry cuDNN computes for g: g itself, or in NHWC g with c_in rounded up to a multiple of
+ * gan_cuda_conv_channel_group (the 1- and 3-channel image layers). The NHWC copies carry the extra
  * input channels as zeros (in x and in w), so y is unchanged, and the extra channels of dx and dw,
- * zeros too, are not widened back. */
-gan_conv_geom gan_cuda_conv_cudnn_geom(const gan_conv_geom *g, gan_precision precision);
+ * zeros too, are not copied back. */
+gan_conv_geom gan_cuda_conv_cudnn_geom(const gan_conv_geom *g, gan_precision precision, gan_conv_layout layout);
 
-/* Builds them for g in `precision` (the arguments of gan_cuda_conv_args_make for
- * gan_cuda_conv_cudnn_geom(g)); the convolution descriptors get CUDNN_FMA_MATH in fp32 and
+/* Builds them for g in `precision` and `layout` (the arguments of gan_cuda_conv_args_make for
+ * gan_cuda_conv_cudnn_geom); the convolution descriptors get CUDNN_FMA_MATH in fp32 and
  * CUDNN_DEFAULT_MATH (tensor cores allowed) in tf32 and bf16, until an algorithm is chosen. The
- * tensors and the filter are FP32 NCHW, or BF16 NHWC in bf16 (gan_cuda_conv_data_type and
- * gan_cuda_conv_format: cuDNN then reads and writes BF16 NHWC copies, see src/backend/cuda_conv.c);
- * the sums are FP32 in every precision.
+ * element type is FP32, or BF16 in bf16 (gan_cuda_conv_data_type); the layout NCHW, the op table's
+ * own, or NHWC with the filter KRSC (gan_cuda_conv_format: cuDNN then runs on NHWC copies, see
+ * src/backend/cuda_conv.c); the sums are FP32 in every precision.
  * Host-only: no handle and no device needed. On failure nothing is left allocated. */
 gan_status gan_cuda_conv_descriptors_create(const gan_conv_geom *g, gan_precision precision,
-                                            gan_cuda_conv_descriptors *out);
+                                            gan_conv_layout layout, gan_cuda_conv_descriptors *out);
 void gan_cuda_conv_descriptors_destroy(gan_cuda_conv_descriptors *d);
 
-/* The element type of a convolution's tensors in cuDNN: FP32, or BF16 in bf16; and their layout:
- * NCHW (the op table's), or NHWC in bf16 (tensor cores' own, written so by the conversions; the
- * filter KRSC). */
+/* The element type of a convolution's tensors in cuDNN: FP32, or BF16 in bf16; and the cuDNN
+ * format of a layout (an NHWC filter is KRSC). */
 cudnnDataType_t gan_cuda_conv_data_type(gan_precision precision);
-cudnnTensorFormat_t gan_cuda_conv_format(gan_precision precision);
+cudnnTensorFormat_t gan_cuda_conv_format(gan_conv_layout layout);
 /* The compute type of every cuBLAS GEMM (FP32 storage in every precision): pedantic FP32 in fp32,
  * TF32 tensor cores in tf32, BF16 tensor cores (operands rounded to BF16, FP32 sums) in bf16. */
 cublasComputeType_t gan_cuda_gemm_compute_type(gan_precision precision);
@@ -79,12 +87,13 @@ typedef enum gan_cuda_chosen_by {
     GAN_CUDA_CHOSEN_FALLBACK
 } gan_cuda_chosen_by;
 
-/* The algorithm of one pass: cuDNN's enum value for the pass, its math type, its workspace and
- * the milliseconds a search measured (0 when none did). */
+/* The algorithm of one pass: cuDNN's enum value for the pass, its math type and layout, its
+ * workspace and the milliseconds a search measured (0 when none did). */
 typedef struct gan_cuda_pass_plan {
     bool planned;                 /* chosen (a sub-pixel form's inner plan has its forward only) */
     int algo;
     cudnnMathType_t math;
+    gan_conv_layout layout;       /* of cuDNN's tensors (NCHW for the forms of ours) */
     size_t bytes;
     float ms;
     gan_cuda_chosen_by chosen_by;
@@ -94,7 +103,9 @@ typedef struct gan_cuda_pass_plan {
  * (indexed by gan_conv_pass), chosen once: when the model plans its workspace. */
 typedef struct gan_cuda_conv_plan {
     gan_conv_geom geom;
-    gan_cuda_conv_descriptors desc;
+    /* indexed by gan_conv_layout: built for the layouts of gan_cuda_conv_layouts (NULLs for the
+     * others) */
+    gan_cuda_conv_descriptors desc[2];
     gan_cuda_pass_plan pass[3];
     /* The backward-data's algo is GAN_CONV_ALGO_SUBPIXEL: the plan (index into conv_plans) of its
      * inner convolution, whose forward it runs; -1 otherwise. */
