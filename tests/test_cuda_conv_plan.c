@@ -26,6 +26,10 @@
  *     runs on the copies with the rest of the workspace, and the output copy is widened into the
  *     caller's buffer with the caller's beta; the conversions' time is added to cuDNN's timed
  *     figures; a geometry first seen at a call (no workspace) is refused, naming the copies;
+ *   - tf32: every pass timed in NCHW and in NHWC (the scripted NHWC searches tell the descriptors'
+ *     format apart), the NHWC figures with their FP32 copies' time, the faster taken either way
+ *     and run so (FP32 copies with the image layer's channels padded to 4, or none), exported and
+ *     reused with its layout; GAN_CUDA_NHWC=always|never; a refused NHWC search leaves NCHW;
  *   - a malformed import changes nothing. */
 #include <stdio.h>
 #include <stdlib.h>
