@@ -18,10 +18,10 @@
 
 static const char *CHOICE_A =
     "gpu=\"NVIDIA H200\" cc=9.0 cudnn=91002 precision=fp32 deterministic=true n=64 x=128x16x16 "
-    "y=256x8x8 k=4x4 s=2x2 p=1x1 pass=backward-data algo=1 math=fma workspace=0 ms=0.02\n";
+    "y=256x8x8 k=4x4 s=2x2 p=1x1 pass=backward-data algo=1 math=fma layout=nchw workspace=0 ms=0.02\n";
 static const char *CHOICE_B =
     "gpu=\"NVIDIA H200\" cc=9.0 cudnn=91002 precision=fp32 deterministic=true n=64 x=128x16x16 "
-    "y=256x8x8 k=4x4 s=2x2 p=1x1 pass=forward algo=6 math=fma workspace=1024 ms=0.01\n";
+    "y=256x8x8 k=4x4 s=2x2 p=1x1 pass=forward algo=6 math=fma layout=nchw workspace=1024 ms=0.01\n";
 
 /* What the fake backend exports, and the texts imported into it with their sources. */
 static const char *exported;
