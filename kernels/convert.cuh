@@ -2,12 +2,12 @@
  * BF16 (float <-> bfloat16, converting on the way) and TF32 (float <-> float, a pure transpose).
  * Our buffers stay float NCHW; cuDNN gets its tensor-core convolution tensors in NHWC (and
  * filters in KRSC: the same layout with k as n), which its tensor-core kernels read without a
- * transpose of their own. Those kernels want an aligned channel count (a multiple of 8 for BF16;
- * the caller picks c_nhwc), which the image layers (c = 1 or 3) do not have: the NHWC side then
- * carries c_nhwc >= c channels, the last c_nhwc - c of them padding (zeros). The NHWC element
- * type T is __nv_bfloat16 or float; the kernels are templates over it, and the two pairs of
- * helpers below are all that differs. Shapes, per convolution tensor [n, c, hw] (hw = h w; for a filter
- * w [k, c, r s], k as n):
+ * transpose of their own. Those kernels want channels in whole groups of 16 bytes (8 BF16 or 4
+ * float values; the caller picks c_nhwc), which the image layers (c = 1 or 3) do not have: the
+ * NHWC side then carries c_nhwc >= c channels, the last c_nhwc - c of them padding (zeros). The
+ * NHWC element type T is __nv_bfloat16 or float; the kernels are templates over it, and the two
+ * pairs of helpers below are all that differs. Shapes, per convolution tensor [n, c, hw] (hw = h w;
+ * for a filter w [k, c, r s], k as n):
  *   narrowing:  src [n, c, hw] float (NCHW)      -> dst [n, hw, c_nhwc] T (NHWC),
  *               channels c .. c_nhwc - 1 of every position written as +0 (bits all zero)
  *   widening:   src [n, hw, c_nhwc] T (NHWC)     -> dst [n, c, hw] float (NCHW), dst = beta dst + src,

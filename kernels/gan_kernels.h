@@ -172,14 +172,14 @@ gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int
 /* ---- BF16 and TF32 precision modes (kernels/convert.cuh) ---------------------------------- */
 /* The copies a convolution runs on in the BF16 and TF32 modes: our buffers stay float NCHW, and
  * cuDNN gets its tensors in NHWC (what tensor cores read), with the channels padded to
- * c_nhwc >= c (for the tensor cores, e.g. a multiple of 8 for BF16; c_nhwc == c for none). Used
- * for a convolution's x [n, c, h w], y [n, c, h w] and filter w [k, c, r s] (k as n: cuDNN's
- * KRSC filter layout). The NHWC side holds BF16 (uint16_t bit patterns: the upper half of a
- * float, sign, 8 exponent bits, 7 mantissa bits) or float (TF32 mode: cuDNN takes float tensors
- * and does the TF32 rounding itself, so the copy only transposes); the float NCHW side has
+ * c_nhwc >= c (16 bytes for the tensor cores: a multiple of 8 for BF16, of 4 for TF32; c_nhwc == c
+ * for none). Used for a convolution's x [n, c, h w], y [n, c, h w] and filter w [k, c, r s] (k as
+ * n: cuDNN's KRSC filter layout). The NHWC side holds BF16 (uint16_t bit patterns: the upper half
+ * of a float, sign, 8 exponent bits, 7 mantissa bits) or float (TF32 mode: cuDNN takes float
+ * tensors and does the TF32 rounding itself, so the copy only transposes); the float NCHW side has
  * n c hw elements, the NHWC side n hw c_nhwc, and they do not overlap. A negative size or
- * c_nhwc < c is GAN_ERR_ARG; nothing is launched when there is nothing to write (n or hw zero,
- * or c_nhwc zero for the narrowing, c zero for the widening: c == 0 < c_nhwc is a shape like any
+ * c_nhwc < c is GAN_ERR_ARG; nothing is launched when there is nothing to write (n or hw zero, or
+ * c_nhwc zero for the narrowing, c zero for the widening: c == 0 < c_nhwc is a shape like any
  * other, the narrowing writes all of dst as +0). Without padding, c == 1 or hw == 1 is a plain
  * conversion (the layouts agree). */
 /* dst [n, hw, c_nhwc] (NHWC, BF16 bit patterns) = src [n, c, hw] (NCHW, float) rounded to nearest even,
