@@ -15,8 +15,10 @@
 #      the ops)
 #   8. the speed check (bench/gpu_speed.py): gan in each precision against PyTorch in the matching
 #      set-up and its CUDA-graph variant, alternating rounds, dcgan_celeba64 at 64 and 128 and
-#      dcgan_fmnist32 at 128; its table goes into the report. Skipped, with the reason, without a
-#      GPU or without a python3 whose torch sees CUDA (GAN_TORCH_PYTHON names another python).
+#      dcgan_fmnist32 at 128; its table goes into the report, and so do the tf32 and bf16
+#      convolution choices (algorithm, layout) the runs left in the cache. Skipped, with the
+#      reason, without a GPU or without a python3 whose torch sees CUDA (GAN_TORCH_PYTHON names
+#      another python).
 # The whole script, build included, aims at GAN_CHECK_SECONDS (default 300) on a 16-core H100/H200
 # machine: the speed check gets what the earlier steps left (60-210 s; it cuts its rounds to fit).
 # Each step runs under a time limit well inside 10 minutes. Works without network access.
@@ -428,6 +430,20 @@ else
   run_step "speed check (bench/gpu_speed.py, budget ${budget}s)" $((budget + 150)) \
     "$torch_python" bench/gpu_speed.py --gan "$gan" --budget-seconds "$budget" \
       --json "$logs/speed-check.json" --table-out "$speed_table"
+fi
+# What the reduced precisions chose, from the cache the runs above shared (no GPU time): each
+# pass's algorithm and, in tf32, the layout its timing took (NCHW, or NHWC on copies).
+if [ -f "$GAN_CACHE_DIR/conv_algorithms.txt" ] &&
+   grep -qE 'precision=(tf32|bf16)' "$GAN_CACHE_DIR/conv_algorithms.txt"; then
+  {
+    echo
+    echo "### convolution algorithms chosen in tf32 and bf16 (the cache after the runs above)"
+    echo
+    echo '```'
+    grep -E 'precision=(tf32|bf16)' "$GAN_CACHE_DIR/conv_algorithms.txt" |
+      sed -E 's/^gpu="[^"]*" cc=[^ ]* cudnn=[^ ]* //'
+    echo '```'
+  } >>"$body"
 fi
 
 # ---- the report ---------------------------------------------------------------------------------
