@@ -1338,6 +1338,45 @@ std::vector<uint16_t> padded_bf16_source(const nhwc_shape &s, unsigned seed)
     return src;
 }
 
+/* The launchers of one NHWC element type (uint16_t: BF16 bit patterns; float), with the names
+ * their errors give. */
+template <typename T> struct copy_launchers {
+    const char *narrow_name;
+    gan_status (*narrow)(cudaStream_t, int, int, int, int, const float *, T *);
+    const char *widen_name;
+    gan_status (*widen)(cudaStream_t, int, int, int, int, const T *, float, float *);
+};
+
+/* Empty tensors launch nothing (the pointers are not touched); negative sizes and fewer NHWC
+ * channels than NCHW ones are refused, even for an empty tensor, naming the launcher and the
+ * shape. */
+template <typename T> void check_copy_arguments(const copy_launchers<T> &l)
+{
+    for (nhwc_shape s : {nhwc_shape{0, 3, 5}, nhwc_shape{2, 0, 5}, nhwc_shape{2, 3, 0}, nhwc_shape{0, 3, 5, 8},
+                         nhwc_shape{2, 3, 0, 8}}) {
+        CHECK_OK(l.narrow(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, nullptr));
+        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
+        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 1.0f, nullptr));
+    }
+    struct refused {
+        int n, c, c_nhwc, hw;
+        const char *why;
+    };
+    for (refused r : {refused{-1, 3, 4, 5, "negative shape"}, refused{2, -3, 4, 5, "negative shape"},
+                      refused{2, 3, -4, 5, "negative shape"}, refused{2, 3, 4, -5, "negative shape"},
+                      refused{2, 3, 2, 5, "c_nhwc below c in shape"}, refused{0, 3, 1, 0, "c_nhwc below c in shape"},
+                      refused{2, 8, 4, 5, "c_nhwc below c in shape"}, refused{2, 3, 0, 0, "c_nhwc below c in shape"}}) {
+        char want[160];
+        std::snprintf(want, sizeof want, "%s: %s [n %d, c %d, c_nhwc %d, hw %d]", l.narrow_name, r.why, r.n, r.c,
+                      r.c_nhwc, r.hw);
+        CHECK_FAILS_WITH(l.narrow(nullptr, r.n, r.c, r.c_nhwc, r.hw, nullptr, nullptr), GAN_ERR_ARG, want);
+        std::snprintf(want, sizeof want, "%s: %s [n %d, c %d, c_nhwc %d, hw %d]", l.widen_name, r.why, r.n, r.c,
+                      r.c_nhwc, r.hw);
+        for (float beta : {0.0f, 1.0f})
+            CHECK_FAILS_WITH(l.widen(nullptr, r.n, r.c, r.c_nhwc, r.hw, nullptr, beta, nullptr), GAN_ERR_ARG, want);
+    }
+}
+
 void test_bf16_conversions(void)
 {
     /* ---- the rounding, through the identity layouts ---- */
@@ -1417,34 +1456,8 @@ void test_bf16_conversions(void)
         }
     }
 
-    /* Empty tensors launch nothing (the pointers are not touched); negative sizes and fewer NHWC
-     * channels than NCHW ones are refused, even for an empty tensor. */
-    for (nhwc_shape s : {nhwc_shape{0, 3, 5}, nhwc_shape{2, 0, 5}, nhwc_shape{2, 3, 0}, nhwc_shape{0, 3, 5, 8},
-                         nhwc_shape{2, 3, 0, 8}}) {
-        CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, nullptr));
-        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
-        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 1.0f, nullptr));
-    }
-    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 2, -3, 5, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_bf16_nhwc: negative shape [n 2, c -3, c_nhwc 5, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, -1, 3, 3, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_bf16_nhwc: negative shape [n -1, c 3, c_nhwc 3, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 2, 3, -8, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_bf16_nhwc: negative shape [n 2, c 3, c_nhwc -8, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 3, 8, -5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
-                     "bf16_nhwc_to_f32: negative shape [n 2, c 3, c_nhwc 8, hw -5]");
-    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 0, -3, 8, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
-                     "bf16_nhwc_to_f32: negative shape [n 0, c -3, c_nhwc 8, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 3, -1, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
-                     "bf16_nhwc_to_f32: negative shape [n 2, c 3, c_nhwc -1, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 2, 3, 2, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_bf16_nhwc: c_nhwc below c in shape [n 2, c 3, c_nhwc 2, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc(nullptr, 0, 3, 1, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_bf16_nhwc: c_nhwc below c in shape [n 0, c 3, c_nhwc 1, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 8, 3, 5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
-                     "bf16_nhwc_to_f32: c_nhwc below c in shape [n 2, c 8, c_nhwc 3, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 3, 0, 0, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
-                     "bf16_nhwc_to_f32: c_nhwc below c in shape [n 2, c 3, c_nhwc 0, hw 0]");
+    check_copy_arguments<uint16_t>(
+        {"f32_to_bf16_nhwc", gan_cuda_f32_to_bf16_nhwc, "bf16_nhwc_to_f32", gan_cuda_bf16_nhwc_to_f32});
     /* c == 0 < c_nhwc is a shape like any other: the narrowing writes all of dst [n, hw, c_nhwc] as
      * +0 over garbage (src, of no elements, is not read: nullptr), the widening has nothing to
      * write (nothing launched: nullptr). */
@@ -1747,38 +1760,7 @@ void test_f32_nhwc_copies(void)
         check_same_bits(name, bits_of(wide), want);
     }
 
-    /* Empty tensors launch nothing (the pointers are not touched); negative sizes and fewer NHWC
-     * channels than NCHW ones are refused, even for an empty tensor, naming the launcher. */
-    for (nhwc_shape s : {nhwc_shape{0, 3, 5}, nhwc_shape{2, 0, 5}, nhwc_shape{2, 3, 0}, nhwc_shape{0, 3, 5, 4},
-                         nhwc_shape{2, 3, 0, 8}}) {
-        CHECK_OK(gan_cuda_f32_to_f32_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, nullptr));
-        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
-        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 1.0f, nullptr));
-    }
-    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, -1, 3, 4, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_f32_nhwc: negative shape [n -1, c 3, c_nhwc 4, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 2, -3, 4, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_f32_nhwc: negative shape [n 2, c -3, c_nhwc 4, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 2, 3, -4, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_f32_nhwc: negative shape [n 2, c 3, c_nhwc -4, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 2, 3, 4, -5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_f32_nhwc: negative shape [n 2, c 3, c_nhwc 4, hw -5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, -2, 3, 4, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
-                     "f32_nhwc_to_f32: negative shape [n -2, c 3, c_nhwc 4, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 0, -3, 4, 5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
-                     "f32_nhwc_to_f32: negative shape [n 0, c -3, c_nhwc 4, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 2, 3, -1, 5, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
-                     "f32_nhwc_to_f32: negative shape [n 2, c 3, c_nhwc -1, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 2, 3, 4, -5, nullptr, 0.5f, nullptr), GAN_ERR_ARG,
-                     "f32_nhwc_to_f32: negative shape [n 2, c 3, c_nhwc 4, hw -5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 2, 3, 2, 5, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_f32_nhwc: c_nhwc below c in shape [n 2, c 3, c_nhwc 2, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc(nullptr, 0, 3, 1, 0, nullptr, nullptr), GAN_ERR_ARG,
-                     "f32_to_f32_nhwc: c_nhwc below c in shape [n 0, c 3, c_nhwc 1, hw 0]");
-    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 2, 8, 4, 5, nullptr, 1.0f, nullptr), GAN_ERR_ARG,
-                     "f32_nhwc_to_f32: c_nhwc below c in shape [n 2, c 8, c_nhwc 4, hw 5]");
-    CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, 2, 3, 0, 0, nullptr, 0.0f, nullptr), GAN_ERR_ARG,
-                     "f32_nhwc_to_f32: c_nhwc below c in shape [n 2, c 3, c_nhwc 0, hw 0]");
+    check_copy_arguments<float>({"f32_to_f32_nhwc", gan_cuda_f32_to_f32_nhwc, "f32_nhwc_to_f32", gan_cuda_f32_nhwc_to_f32});
 }
 
 } /* namespace */
