@@ -168,6 +168,19 @@ struct gan_backend {
     /* dw = beta * dw + dL/dw */
     gan_status (*conv_backward_filter)(gan_backend *be, const gan_conv_geom *g, const float *x,
                                        const float *dy, float beta, float *dw, void *workspace);
+    /* Optional (NULL where a backend has none: the layers then run the two ops apart): forward,
+     * and backward-data (a transposed convolution's forward), with the activation `act` (ReLU,
+     * LeakyReLU, tanh or sigmoid) applied to the output on its way out: out = act(conv), bit for
+     * bit what the pass followed by activation_forward gives, in one op (the CPU applies it in
+     * cache; CUDA in the kernel of ours that ends the pass where there is one: an NHWC copy back,
+     * the sub-pixel gather). The workspace is the plain pass's. The model runs a Conv2d or
+     * ConvTranspose2d followed by an activation through them (src/nn/model.c). */
+    gan_status (*conv_forward_act)(gan_backend *be, const gan_conv_geom *g, const float *x,
+                                   const float *w, gan_activation act, float slope, float *y,
+                                   void *workspace);
+    gan_status (*conv_backward_data_act)(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                         const float *w, gan_activation act, float slope, float *dx,
+                                         void *workspace);
     /* y[n, c, hw] += bias[c] */
     gan_status (*bias_forward)(gan_backend *be, int n, int c, int hw, const float *bias, float *y);
     /* db = beta * db + sum over n, hw of dy */
