@@ -23,11 +23,15 @@ if expect 0 "reproduce   : gan bench train dcgan_fmnist32 train.batch_size=4 --d
   grep -qE '^memory +: [0-9.]+ MiB planned peak' "$work/train.out" && ok || fail "no planned peak memory"
 fi
 
-# bench ops: one row per op of every layer (fmnist32: G 26, D 24, BCE 1, Adam 2).
+# bench ops: one row per op of every layer (fmnist32: G 26, D 24, BCE 1, Adam 2), and the CPU's
+# fused convolution + activation where an activation follows (G's last layer, D's first).
 if expect 0 "reproduce   : gan bench ops --device cpu --batch 4" -- \
      "$gan" bench ops --device cpu --configs dcgan_fmnist32 --batch 4 --runs 1 --warmup 0 --min-ms 0; then
   rows=$(grep -cE '^(conv|convt|bn|relu|lrelu|tanh|sigmoid|bce\+sigmoid|adam) ' "$work/out")
-  [ "$rows" = 53 ] && ok || fail "bench ops printed $rows op rows, want 53"
+  [ "$rows" = 55 ] && ok || fail "bench ops printed $rows op rows, want 55"
+  grep -qE '^conv fwd\+lrelu +D\.0 +\[4,1,32,32\]->\[4,64,16,16\] k4s2p1 .* im2col k4s2p1 \+ sgemm$' "$work/out" &&
+    ok || fail "no D.0 conv fwd+lrelu row"
+  grep -qE '^convt fwd\+tanh +G\.9 .* sgemm \+ col2im k4s2p1$' "$work/out" && ok || fail "no G.9 convt fwd+tanh row"
   grep -qE '^conv fwd +D\.2 +\[4,64,16,16\]->\[4,128,8,8\] k4s2p1 ' "$work/out" && ok || fail "no D.2 conv row"
   grep -qE '^convt bwd-filter +G\.0 ' "$work/out" && ok || fail "no G.0 convt bwd-filter row"
   # each convolution row names its algorithm: G.0 covers its whole input (one GEMM)

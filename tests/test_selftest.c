@@ -71,12 +71,16 @@ static void test_selftest(void)
     CHECK(strstr(text, "conv_backward_filter") && strstr(text, "bn_backward") &&
           strstr(text, "adam_step") && strstr(text, "ema_update") && strstr(text, "rng_normal") && strstr(text, "images_to_float"));
     CHECK(!strstr(text, "FAIL"));
+    /* the optional fused convolutions, which the CPU backend has */
+    CHECK_MSG(line_has(text, "conv_forward_act lrelu(0.2)", " ok") && line_has(text, "conv_backward_data_act tanh", " ok"),
+              "the fused convolutions were not compared:\n%s", text);
     free(text);
 
     /* One op wrong: caught, named, and the rest still ok. */
     gan_backend skewed = *real_cpu;
     skewed.activation_forward = skewed_activation_forward;
     skewed.multiply = failing_multiply;
+    skewed.conv_backward_data_act = NULL; /* an optional op missing: said, not failed */
     report = open_memstream(&text, &text_bytes);
     ok = true;
     CHECK_OK(gan_selftest_ops(reference, &skewed, report, &ok));
@@ -87,6 +91,9 @@ static void test_selftest(void)
     CHECK_MSG(strstr(text, "multiply broke on purpose") != NULL, "the failing op was not reported:\n%s", text);
     CHECK(line_has(text, "activation_forward relu", " ok"));
     CHECK(line_has(text, "activation_backward sigmoid", " ok"));
+    CHECK_MSG(line_has(text, "conv_backward_data_act", "not in the cpu backend") &&
+                  line_has(text, "conv_forward_act", " ok"),
+              "a missing conv_backward_data_act was not said, or took conv_forward_act with it:\n%s", text);
     /* The whole-tensor relative error: zero where the ops agree, about 1e-4 / mean sigmoid where
      * every value is off by 1e-4. */
     CHECK_MSG(line_rel_l2(text, "activation_forward relu") == 0.0, "relu rel_l2:\n%s", text);

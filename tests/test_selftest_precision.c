@@ -142,6 +142,22 @@ static gan_status emu_conv_backward_filter(gan_backend *be, const gan_conv_geom 
     return status;
 }
 
+/* The fused ops: the rounded pass, then the activation on its (bf16: rounded) result. */
+static gan_status emu_conv_forward_act(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                       gan_activation act, float slope, float *y, void *workspace)
+{
+    GAN_TRY(emu_conv_forward(be, g, x, w, y, workspace));
+    return cpu->activation_forward(cpu, act, slope, y_count(g), y, y);
+}
+
+static gan_status emu_conv_backward_data_act(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                             const float *w, gan_activation act, float slope, float *dx,
+                                             void *workspace)
+{
+    GAN_TRY(emu_conv_backward_data(be, g, dy, w, dx, workspace));
+    return cpu->activation_forward(cpu, act, slope, x_count(g), dx, dx);
+}
+
 /* The CPU backend computing as the CUDA backend does in `precision`, and saying it is `claimed`. */
 static gan_backend emulating(gan_precision precision, gan_precision claimed)
 {
@@ -154,6 +170,9 @@ static gan_backend emulating(gan_precision precision, gan_precision claimed)
     be.conv_backward_data = emu_conv_backward_data;
     be.conv_backward_filter = emu_conv_backward_filter;
     be.conv_bias_act_forward = NULL; /* as on CUDA: its callers run the ops apart */
+    /* the CPU's own would compute in fp32, past the rounding */
+    be.conv_forward_act = emu_conv_forward_act;
+    be.conv_backward_data_act = emu_conv_backward_data_act;
     return be;
 }
 

@@ -117,6 +117,8 @@ gan_status gan_cpu_backend_create(const gan_backend_options *options, gan_backen
     be->resize_bilinear = cpu_resize_bilinear;
     be->bias_act_forward = cpu_bias_act_forward;
     be->conv_bias_act_forward = cpu_conv_bias_act_forward;
+    be->conv_forward_act = cpu_conv_forward_act;
+    be->conv_backward_data_act = cpu_conv_backward_data_act;
     be->destroy = cpu_destroy;
     *out = be;
     return GAN_OK;

@@ -458,23 +458,33 @@ static gan_status whole_input_pass(const gan_backend *be, const gan_conv_geom *g
                       m.ldc);
 }
 
-/* What conv_bias_act_forward adds to the plain forward: the output's place in a wider tensor
- * (y [n, y_channels, P], channels offset..) and the bias + activation applied to each chunk's
- * GEMM output while it is in cache. */
+/* What conv_bias_act_forward and conv_forward_act add to the plain forward: the output's place
+ * in a wider tensor (y [n, y_channels, P], channels offset..) and the bias + activation, or the
+ * activation alone, applied to each chunk's GEMM output while it is in cache. */
 typedef struct conv_epilogue {
     int y_channels, offset;
-    const float *bias; /* NULL: none (the plain forward) */
+    bool activate;     /* false: nothing applied (the plain forward) */
+    const float *bias; /* NULL: the activation alone, no bias (adding 0 would turn -0 into +0) */
     gan_activation act;
     float slope;
 } conv_epilogue;
 
-/* rows [c_out, len] (row stride `stride`): row c = act(row + bias[c]) */
+/* rows [c_out, len] (row stride `stride`): row c = act(row + bias[c]), or act(row) */
 static void apply_epilogue(const conv_epilogue *e, int c_out, float *rows, size_t len, size_t stride)
 {
-    if (!e->bias)
+    if (!e->activate)
         return;
-    for (int c = 0; c < c_out; c++)
-        cpu_bias_act_plane(rows + (size_t)c * stride, len, e->bias[c], e->act, e->slope);
+    for (int c = 0; c < c_out; c++) {
+        if (e->bias)
+            cpu_bias_act_plane(rows + (size_t)c * stride, len, e->bias[c], e->act, e->slope);
+        else
+            cpu_act_plane(rows + (size_t)c * stride, len, e->act, e->slope);
+    }
+}
+
+static bool known_activation(gan_activation act)
+{
+    return act == GAN_ACT_RELU || act == GAN_ACT_LRELU || act == GAN_ACT_TANH || act == GAN_ACT_SIGMOID;
 }
 
 static gan_status conv_forward_into(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
@@ -487,9 +497,8 @@ static gan_status conv_forward_into(gan_backend *be, const gan_conv_geom *g, con
         GAN_TRY(gan_conv_whole_input_gemm(g, GAN_CONV_FORWARD, &m));
         GAN_TRY(gemm_split(be, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, x, m.lda, w, m.ldb, 0.0f,
                            y + e->offset, e->y_channels));
-        for (int i = 0; e->bias && i < g->n; i++)
-            for (int c = 0; c < g->c_out; c++)
-                cpu_bias_act_plane(y + (size_t)i * yc + e->offset + c, 1, e->bias[c], e->act, e->slope);
+        for (int i = 0; i < g->n; i++) /* image i's [Co, 1] */
+            apply_epilogue(e, g->c_out, y + (size_t)i * yc + e->offset, 1, 1);
         return GAN_OK;
     }
     const cpu_backend_state *state = be->impl;
@@ -527,8 +536,20 @@ gan_status cpu_conv_forward(gan_backend *be, const gan_conv_geom *g, const float
     GAN_TRY(check_conv(be, g, "conv forward"));
     if (!x || !w || !y || (!workspace && !whole_input_kernel(g)))
         return gan_error(GAN_ERR_ARG, "cpu conv forward: NULL pointer");
-    const conv_epilogue plain = {g->c_out, 0, NULL, GAN_ACT_RELU, 0.0f};
+    const conv_epilogue plain = {g->c_out, 0, false, NULL, GAN_ACT_RELU, 0.0f};
     return conv_forward_into(be, g, x, w, y, &plain, workspace);
+}
+
+gan_status cpu_conv_forward_act(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                gan_activation act, float slope, float *y, void *workspace)
+{
+    GAN_TRY(check_conv(be, g, "conv forward + activation"));
+    if (!x || !w || !y || (!workspace && !whole_input_kernel(g)))
+        return gan_error(GAN_ERR_ARG, "cpu conv forward + activation: NULL pointer");
+    if (!known_activation(act))
+        return gan_error(GAN_ERR_ARG, "cpu conv forward + activation: unknown activation %d", (int)act);
+    const conv_epilogue e = {g->c_out, 0, true, NULL, act, slope};
+    return conv_forward_into(be, g, x, w, y, &e, workspace);
 }
 
 gan_status cpu_conv_bias_act_forward(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
@@ -541,22 +562,29 @@ gan_status cpu_conv_bias_act_forward(gan_backend *be, const gan_conv_geom *g, co
     if (offset < 0 || (long)offset + g->c_out > y_channels)
         return gan_error(GAN_ERR_ARG, "cpu conv + bias + activation: %d channels at %d do not fit %d", g->c_out,
                          offset, y_channels);
-    if (act != GAN_ACT_RELU && act != GAN_ACT_LRELU && act != GAN_ACT_TANH && act != GAN_ACT_SIGMOID)
+    if (!known_activation(act))
         return gan_error(GAN_ERR_ARG, "cpu conv + bias + activation: unknown activation %d", (int)act);
-    const conv_epilogue e = {y_channels, offset, bias, act, slope};
+    const conv_epilogue e = {y_channels, offset, true, bias, act, slope};
     return conv_forward_into(be, g, x, w, y, &e, workspace);
 }
 
-gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
-                                  const float *w, float *dx, void *workspace)
+/* Backward-data, then act(dx) when `activate` (conv_backward_data_act): each thread applies it
+ * to the images it has just written with col2im, while they are in its cache. */
+static gan_status conv_backward_data_into(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                          const float *w, bool activate, gan_activation act,
+                                          float slope, float *dx, void *workspace)
 {
-    GAN_TRY(check_conv(be, g, "conv backward-data"));
-    if (!dy || !w || !dx || (!workspace && !whole_input_kernel(g)))
-        return gan_error(GAN_ERR_ARG, "cpu conv backward-data: NULL pointer");
     const int K = (int)conv_k(g);
-    if (whole_input_kernel(g))
-        return whole_input_pass(be, g, GAN_CONV_BACKWARD_DATA, dy, w, 0.0f, dx);
+    const size_t image_in = (size_t)g->c_in * g->h_in * g->w_in; /* values of one dx image */
     const cpu_backend_state *state = be->impl;
+    if (whole_input_kernel(g)) { /* dx [n, K], K = image_in: act after the one GEMM */
+        GAN_TRY(whole_input_pass(be, g, GAN_CONV_BACKWARD_DATA, dy, w, 0.0f, dx));
+#pragma omp parallel for num_threads(state->threads) schedule(static) \
+    if (activate && (size_t)g->n * image_in >= CPU_PARALLEL_MIN_COUNT)
+        for (int i = 0; i < (activate ? g->n : 0); i++)
+            cpu_act_plane(dx + (size_t)i * image_in, image_in, act, slope);
+        return GAN_OK;
+    }
     const int chunk = conv_chunk(be, g);
     const size_t P = conv_p(g), slice = thread_slice(be, g);
     gan_status status = GAN_OK;
@@ -577,9 +605,32 @@ gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const
             gan_status_keep_first(&status, gan_blas_sgemm_this_thread(true, false, K, cols, g->c_out, 1.0f, w,
                                                             K, in, cols, 0.0f, col, cols));
             col2im(g, col, img0, cnt, dx);
+            if (activate) /* this chunk's dx images, all written */
+                cpu_act_plane(dx + (size_t)img0 * image_in, (size_t)cnt * image_in, act, slope);
         }
     }
     return status;
+}
+
+gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                  const float *w, float *dx, void *workspace)
+{
+    GAN_TRY(check_conv(be, g, "conv backward-data"));
+    if (!dy || !w || !dx || (!workspace && !whole_input_kernel(g)))
+        return gan_error(GAN_ERR_ARG, "cpu conv backward-data: NULL pointer");
+    return conv_backward_data_into(be, g, dy, w, false, GAN_ACT_RELU, 0.0f, dx, workspace);
+}
+
+gan_status cpu_conv_backward_data_act(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                      const float *w, gan_activation act, float slope, float *dx,
+                                      void *workspace)
+{
+    GAN_TRY(check_conv(be, g, "conv backward-data + activation"));
+    if (!dy || !w || !dx || (!workspace && !whole_input_kernel(g)))
+        return gan_error(GAN_ERR_ARG, "cpu conv backward-data + activation: NULL pointer");
+    if (!known_activation(act))
+        return gan_error(GAN_ERR_ARG, "cpu conv backward-data + activation: unknown activation %d", (int)act);
+    return conv_backward_data_into(be, g, dy, w, true, act, slope, dx, workspace);
 }
 
 /* Backward-filter, each thread over its own images into a dw of its own (filter_by_images). */

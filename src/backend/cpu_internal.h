@@ -64,6 +64,31 @@ static inline void cpu_bias_act_plane(float *plane, size_t count, float b, gan_a
     }
 }
 
+/* plane[count] = act(plane), in place: activation_forward's per-element math (the same functions,
+ * so the result has the same bits), the epilogue of conv_forward_act and conv_backward_data_act.
+ * No bias is added: x + 0.0f would turn -0 into +0. */
+static inline void cpu_act_plane(float *plane, size_t count, gan_activation act, float slope)
+{
+    switch (act) {
+    case GAN_ACT_RELU:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = gan_relu_forward(plane[j]);
+        break;
+    case GAN_ACT_LRELU:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = cpu_lrelu_forward(plane[j], slope);
+        break;
+    case GAN_ACT_TANH:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = gan_tanh_forward(plane[j]);
+        break;
+    case GAN_ACT_SIGMOID:
+        for (size_t j = 0; j < count; j++)
+            plane[j] = gan_sigmoid_forward(plane[j]);
+        break;
+    }
+}
+
 /* be->impl of the CPU backend: settings fixed when it is created. */
 typedef struct cpu_backend_state {
     /* A convolution puts as many images into one GEMM as fit in this many bytes of workspace per
@@ -93,6 +118,11 @@ gan_status cpu_conv_bias_act_forward(gan_backend *be, const gan_conv_geom *g, co
                                      int offset, float *y, void *workspace);
 gan_status cpu_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
                                   const float *w, float *dx, void *workspace);
+gan_status cpu_conv_forward_act(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                gan_activation act, float slope, float *y, void *workspace);
+gan_status cpu_conv_backward_data_act(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                      const float *w, gan_activation act, float slope, float *dx,
+                                      void *workspace);
 gan_status cpu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                     const float *dy, float beta, float *dw, void *workspace);
 gan_status cpu_bias_forward(gan_backend *be, int n, int c, int hw, const float *bias, float *y);

@@ -6,6 +6,9 @@
  * its shapes filled with random numbers:
  *   conv, convt, linear: forward, backward-data, backward-filter (a convt's forward is its
  *     convolution's backward-data and its backward-data a forward convolution, src/nn/convt.c);
+ *     a conv or convt followed by an activation that runs (D's first layer, G's last) also its
+ *     forward with that activation fused (conv_forward_act, conv_backward_data_act), where the
+ *     backend has the op;
  *   bn: training forward (batch statistics, running statistics updated) and backward;
  *   relu, lrelu, tanh, sigmoid (D's last layer: fused into the loss in training), dropout:
  *     forward and backward;
@@ -134,6 +137,8 @@ typedef enum op_kind {
     OP_CONV_FORWARD,
     OP_CONV_BACKWARD_DATA,
     OP_CONV_BACKWARD_FILTER,
+    OP_CONV_FORWARD_ACT,
+    OP_CONV_BACKWARD_DATA_ACT,
     OP_GEMM,
     OP_BN_FORWARD_TRAIN,
     OP_BN_BACKWARD,
@@ -167,6 +172,10 @@ static gan_status op_run(gan_backend *be, const op_call *o)
     case OP_CONV_BACKWARD_DATA: return be->conv_backward_data(be, &o->geom, o->a, o->b, o->out, o->workspace);
     case OP_CONV_BACKWARD_FILTER:
         return be->conv_backward_filter(be, &o->geom, o->a, o->b, 0.0f, o->out, o->workspace);
+    case OP_CONV_FORWARD_ACT:
+        return be->conv_forward_act(be, &o->geom, o->a, o->b, o->act, o->slope, o->out, o->workspace);
+    case OP_CONV_BACKWARD_DATA_ACT:
+        return be->conv_backward_data_act(be, &o->geom, o->a, o->b, o->act, o->slope, o->out, o->workspace);
     case OP_GEMM:
         return be->gemm(be, o->trans_a, o->trans_b, o->m, o->n, o->k, 1.0f, o->a, o->lda, o->b, o->ldb, 0.0f,
                         o->out, o->ldc);
@@ -238,10 +247,12 @@ static gan_status report_op(gan_backend *be, const op_call *o, const ops_options
     /* The convolutions' algorithm, as the backend chose it (the CUDA backend: by measurement). */
     char algorithm[160] = "";
     if (be->conv_describe && (o->kind == OP_CONV_FORWARD || o->kind == OP_CONV_BACKWARD_DATA ||
-                              o->kind == OP_CONV_BACKWARD_FILTER)) {
-        gan_conv_pass pass = o->kind == OP_CONV_FORWARD         ? GAN_CONV_FORWARD
-                             : o->kind == OP_CONV_BACKWARD_DATA ? GAN_CONV_BACKWARD_DATA
-                                                                : GAN_CONV_BACKWARD_FILTER;
+                              o->kind == OP_CONV_BACKWARD_FILTER || o->kind == OP_CONV_FORWARD_ACT ||
+                              o->kind == OP_CONV_BACKWARD_DATA_ACT)) {
+        gan_conv_pass pass = o->kind == OP_CONV_FORWARD || o->kind == OP_CONV_FORWARD_ACT ? GAN_CONV_FORWARD
+                             : o->kind == OP_CONV_BACKWARD_DATA || o->kind == OP_CONV_BACKWARD_DATA_ACT
+                                 ? GAN_CONV_BACKWARD_DATA
+                                 : GAN_CONV_BACKWARD_FILTER;
         be->conv_describe(be, &o->geom, pass, algorithm, sizeof algorithm);
     }
     printf("%-18s %-6s %-44s %10.4f %10.4f %s %s  %s\n", name, layer, shape, best * 1e3, median * 1e3,
@@ -259,6 +270,29 @@ static void shape_text(char *out, size_t bytes, int n, gan_shape s)
 }
 
 /* ---- the ops of one layer ------------------------------------------------------------------- */
+
+/* The activation layer right after layer l of m, when there is one that runs in forward (not D's
+ * last sigmoid, which the loss applies itself): what a fused convolution would apply. */
+static bool activation_after(const gan_model *m, const gan_layer_info *l, gan_activation *act, float *slope,
+                             const char **name)
+{
+    gan_layer_info next;
+    if (l->position + 1 >= gan_model_layer_count(m) || gan_model_layer_info(m, l->position + 1, &next) != GAN_OK) {
+        gan_error_clear();
+        return false;
+    }
+    switch (next.spec.kind) {
+    case GAN_LAYER_RELU: *act = GAN_ACT_RELU; break;
+    case GAN_LAYER_LRELU: *act = GAN_ACT_LRELU; break;
+    case GAN_LAYER_TANH: *act = GAN_ACT_TANH; break;
+    case GAN_LAYER_SIGMOID: *act = GAN_ACT_SIGMOID; break;
+    default: return false;
+    }
+    *slope = next.spec.slope;
+    *name = gan_layer_kind_name(next.spec.kind);
+    return next.active && passes_per_iteration(m, &next, PASS_FORWARD) > 0;
+}
+
 static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const gan_layer_info *l, const ops_options *opt,
                                    const peaks *pk, iteration_ms *it)
 {
@@ -300,6 +334,19 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     snprintf(name, sizeof name, "%s bwd-filter", kind);
     GAN_CHECK(report_op(be, &backward_filter, opt, pk, name, layer, shape, flops, 0, &it->conv,
                         passes_per_iteration(m, l, PASS_BACKWARD_FILTER)));
+    /* The forward with the next layer's activation fused, where the backend has it: not counted
+     * in the iteration's total, which has the pass and the activation apart. */
+    gan_activation act;
+    float slope;
+    const char *act_name;
+    if (activation_after(m, l, &act, &slope, &act_name) && (convt ? be->conv_backward_data_act : be->conv_forward_act)) {
+        op_call fused = {.kind = convt ? OP_CONV_BACKWARD_DATA_ACT : OP_CONV_FORWARD_ACT, .geom = g,
+                         .act = act, .slope = slope, .a = convt ? y : x, .b = w, .out = convt ? dx : y,
+                         .workspace = ws};
+        snprintf(name, sizeof name, "%s fwd+%s", kind, act_name);
+        double unused_ms = 0;
+        GAN_CHECK(report_op(be, &fused, opt, pk, name, layer, shape, flops, 0, &unused_ms, 0));
+    }
 cleanup:
     buffers_free(&b);
     return status;
@@ -628,7 +675,9 @@ static int usage(FILE *out)
             "median ms per call, GFLOP/s (conv, convt, linear) or GB/s (the rest), and the share of the\n"
             "peak measured in the same run (gemm for GFLOP/s, the backend's copy for GB/s), and for\n"
             "convolutions the algorithm the backend runs (on CUDA: cuDNN's, chosen by timing each one\n"
-            "when the models are planned, or reused from the cache of earlier choices).\n"
+            "when the models are planned, or reused from the cache of earlier choices). A conv or convt\n"
+            "followed by an activation also gets a row for its forward with that activation fused\n"
+            "(conv fwd+lrelu, convt fwd+tanh) where the backend has the op; the iteration total leaves it out.\n"
             "Defaults: --runs 5 --warmup 1 --min-ms 2; conv covers conv, convt and linear; act covers\n"
             "the activations and dropout. The overrides apply to every config; train.precision=fp32|tf32|bf16\n"
             "and train.deterministic=true|false set how the backend computes.\n");

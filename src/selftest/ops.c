@@ -376,6 +376,75 @@ static gan_status check_conv(selftest *st)
     return GAN_OK;
 }
 
+/* conv_forward_act and conv_backward_data_act are optional: compared where both backends have
+ * them (the layers run the pass and activation_forward apart where one has not), one row each:
+ * D's first layer (3 -> 64 channels, 64x64 -> 32x32, LeakyReLU 0.2) and G's last, the transposed
+ * convolution of the same geometry (backward-data: 64 -> 3 channels, 32x32 -> 64x64, tanh).
+ * Weights at a trained layer's scale keep tanh off its saturated ends. */
+static gan_status check_conv_act(selftest *st)
+{
+    BOTH_SIDES_LOCALS;
+    enum { FORWARD, BACKWARD_DATA };
+    static const struct {
+        const char *op;
+        int pass;
+        gan_activation act;
+        float slope;
+        const char *act_name;
+    } rows[] = {
+        {"conv_forward_act", FORWARD, GAN_ACT_LRELU, 0.2f, "lrelu(0.2)"},
+        {"conv_backward_data_act", BACKWARD_DATA, GAN_ACT_TANH, 0.0f, "tanh"},
+    };
+    const gan_conv_geom g = conv_geom(8, 3, 64, 64, 64, 4, 2, 1);
+    tolerance tol = math_tolerance(st, LONG_REDUCTION);
+    size_t x_count = (size_t)g.n * g.c_in * g.h_in * g.w_in;
+    size_t y_count = (size_t)g.n * g.c_out * g.h_out * g.w_out;
+    size_t w_count = (size_t)g.c_out * g.c_in * g.k_h * g.k_w;
+    pair x = {0}, w = {0}, y = {0}, dy = {0}, dx = {0}, ws = {0};
+    char name[96], op[160];
+    snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d", g.n, g.c_in, g.h_in, g.w_in, g.k_h, g.stride_h,
+             g.pad_h);
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &x, x_count, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &w, w_count, -0.1f, 0.1f));
+    GAN_CHECK(pair_random(st, &dy, y_count, -1.0f, 1.0f));
+    GAN_CHECK(pair_alloc(st, &y, y_count * sizeof(float)));
+    GAN_CHECK(pair_alloc(st, &dx, x_count * sizeof(float)));
+    size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, &g, GAN_CONV_PASSES_ALL);
+    size_t test_ws = st->test->conv_workspace_bytes(st->test, &g, GAN_CONV_PASSES_ALL);
+    GAN_CHECK(st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref));
+    GAN_CHECK(st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test));
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const bool forward = rows[i].pass == FORWARD;
+        const bool ref_has = forward ? st->ref->conv_forward_act != NULL : st->ref->conv_backward_data_act != NULL;
+        const bool test_has = forward ? st->test->conv_forward_act != NULL : st->test->conv_backward_data_act != NULL;
+        if (!ref_has || !test_has) {
+            if (st->report)
+                fprintf(st->report, "%-44s not in the %s backend: its callers run the ops apart\n", rows[i].op,
+                        !test_has ? st->test->name : st->ref->name);
+            continue;
+        }
+        snprintf(op, sizeof op, "%s %s %s", rows[i].op, rows[i].act_name, name);
+        if (forward) { /* y = act(conv(x)) */
+            if (RUN_BOTH(st, op, be->conv_forward_act(be, &g, SIDE(x), SIDE(w), rows[i].act, rows[i].slope,
+                                                      SIDE(y), SIDE_RAW(ws))))
+                GAN_CHECK(compare(st, op, &y, y_count, tol));
+        } else { /* dx = act(conv^T(dy)): G's last layer, dy its input */
+            if (RUN_BOTH(st, op, be->conv_backward_data_act(be, &g, SIDE(dy), SIDE(w), rows[i].act, rows[i].slope,
+                                                            SIDE(dx), SIDE_RAW(ws))))
+                GAN_CHECK(compare(st, op, &dx, x_count, tol));
+        }
+    }
+cleanup:
+    pair_free(st, &x);
+    pair_free(st, &w);
+    pair_free(st, &y);
+    pair_free(st, &dy);
+    pair_free(st, &dx);
+    pair_free(st, &ws);
+    return status;
+}
+
 static gan_status check_bias(selftest *st)
 {
     BOTH_SIDES_LOCALS;
@@ -817,7 +886,7 @@ gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *rep
                 reference->name);
 
     gan_status (*const checks[])(selftest *) = {
-        check_memory_ops, check_gemm, check_conv, check_bias, check_bn, check_activations,
+        check_memory_ops, check_gemm, check_conv, check_conv_act, check_bias, check_bn, check_activations,
         check_dropout_multiply, check_bce, check_adam, check_ema, check_rng, check_counts, check_images,
         check_eval_ops,
     };
