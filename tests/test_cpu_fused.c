@@ -1,6 +1,9 @@
 /* The CPU backend's fused batch norm + ReLU/LeakyReLU (bn_act_forward_train, bn_act_backward)
  * against the ops run apart: the same values bit for bit, op by op and through whole models
- * (a model built on a backend without the fused ops runs them apart). */
+ * (a model built on a backend without the fused ops runs them apart). The models also check the
+ * convolutions that apply the activation after them on the way out (conv_forward_act,
+ * conv_backward_data_act; their ops are checked in test_conv_act.c): which layers are fused, and
+ * the same bits as apart, a logits D (its last sigmoid dropped, so not fused) included. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,28 +117,44 @@ static gan_model *model_on(gan_backend *backend, const char *layers, gan_shape i
     return m;
 }
 
+/* The layers of m fused as `want` says, one letter per layer: 'b' a batch norm with its activation
+ * (fused_activation), 'c' a convolution with its activation (epilogue), 'a' an activation in
+ * either, '.' none. */
+static void check_fusion(const char *layers, const gan_model *m, const char *want)
+{
+    char got[64] = "";
+    for (int i = 0; i < m->layer_count && i < 63; i++) {
+        const gan_layer *l = m->layers[i];
+        got[i] = l->fused_activation ? 'b' : l->epilogue ? 'c' : (l->fused_into_previous || l->in_epilogue) ? 'a' : '.';
+    }
+    CHECK_MSG(!strcmp(got, want), "%s: fused %s, want %s", layers, got, want);
+}
+
 /* Two training-mode passes (overwrite, then accumulate, as D's real and fake passes), the second
  * with the input gradient, and one eval-mode forward: outputs, input gradients, parameter
- * gradients and running statistics of the fused model equal the unfused one's. */
-static void check_model(const char *layers, gan_shape input, int batch)
+ * gradients and running statistics of the fused model equal the unfused one's. `fusion`: what
+ * check_fusion wants of the fused model; `logits`: the model outputs logits (its last sigmoid
+ * dropped). */
+static void check_model(const char *layers, gan_shape input, int batch, const char *fusion, bool logits)
 {
     gan_backend apart = *be;
     apart.bn_act_forward_train = NULL;
     apart.bn_act_backward = NULL;
+    apart.conv_forward_act = NULL;
+    apart.conv_backward_data_act = NULL;
     gan_pool pools[2];
     gan_model *m[2] = {model_on(be, layers, input, batch, &pools[0]),
                        model_on(&apart, layers, input, batch, &pools[1])};
     if (!m[0] || !m[1])
         return;
-    bool fused = false, unfused = true;
-    for (int i = 0; i < m[0]->layer_count; i++)
-        fused = fused || m[0]->layers[i]->fused_activation;
-    for (int i = 0; i < m[1]->layer_count; i++)
-        unfused = unfused && !m[1]->layers[i]->fused_activation;
-    CHECK_MSG(fused && unfused, "%s: fusion %d on the CPU backend, %d without the fused ops", layers,
-              fused, !unfused);
+    check_fusion(layers, m[0], fusion);
+    char none[64];
+    snprintf(none, sizeof none, "%.*s", m[1]->layer_count, "...............................................");
+    check_fusion(layers, m[1], none);
+    for (int k = 0; k < 2 && logits; k++)
+        CHECK_OK(gan_model_set_logits_output(m[k], true));
     const size_t in_count = gan_shape_count(input) * batch;
-    const size_t out_count = gan_shape_count(m[0]->output_shape) * batch;
+    const size_t out_count = gan_shape_count(m[0]->output_shape) * batch; /* logits: as many */
     float *x = malloc(in_count * 4), *dy = malloc(out_count * 4);
     test_fill_uniform(x, in_count, 21, -1, 1);
     test_fill_uniform(dy, out_count, 22, -1, 1);
@@ -171,7 +190,7 @@ int main(void)
     CHECK_OK(gan_cpu_backend_create(NULL, &be));
     if (!be)
         return test_finish();
-    CHECK(be->bn_act_forward_train && be->bn_act_backward);
+    CHECK(be->bn_act_forward_train && be->bn_act_backward && be->conv_forward_act && be->conv_backward_data_act);
     check_ops(3, 4, 10, GAN_ACT_RELU, 0.0f);
     check_ops(3, 4, 10, GAN_ACT_LRELU, 0.2f);
     check_ops(3, 4, 10, GAN_ACT_LRELU, 0.0f);
@@ -181,11 +200,19 @@ int main(void)
     check_arguments();
     /* DCGAN-shaped G and D (BN then ReLU / LeakyReLU), a BN as last layer before a fused
      * activation at the end of the stack, and a first-layer BN */
-    check_model("convt(8,4,1,0) bn relu convt(4,4,2,1) bn relu convt(1,4,2,1) tanh", (gan_shape){6, 1, 1}, 5);
+    check_model("convt(8,4,1,0) bn relu convt(4,4,2,1) bn relu convt(1,4,2,1) tanh", (gan_shape){6, 1, 1}, 5,
+                ".ba.baca", false);
     check_model("conv(4,4,2,1) lrelu(0.2) conv(8,4,2,1) bn lrelu(0.2) conv(1,4,1,0) sigmoid",
-                (gan_shape){1, 16, 16}, 4);
-    check_model("linear(12) bn relu linear(7) bn lrelu(0.1)", (gan_shape){9, 1, 1}, 6);
-    check_model("bn relu linear(3)", (gan_shape){5, 1, 1}, 4);
+                (gan_shape){1, 16, 16}, 4, "ca.baca", false);
+    /* D as the trainer runs it: logits out, its last convolution unfused (the sigmoid is dropped) */
+    check_model("conv(4,4,2,1) lrelu(0.2) conv(8,4,2,1) bn lrelu(0.2) conv(1,4,1,0) sigmoid",
+                (gan_shape){1, 16, 16}, 4, "ca.baca", true);
+    /* a bias between convolution and activation (apart), and ReLU / sigmoid after a transposed
+     * convolution and after a whole-input one */
+    check_model("conv(4,3,1,1,bias) relu conv(4,3,1,1) bn relu convt(3,4,2,1) relu conv(2,16,1,0) sigmoid",
+                (gan_shape){2, 8, 8}, 3, "...bacaca", false);
+    check_model("linear(12) bn relu linear(7) bn lrelu(0.1)", (gan_shape){9, 1, 1}, 6, ".ba.ba", false);
+    check_model("bn relu linear(3)", (gan_shape){5, 1, 1}, 4, "ba.", false);
     be->destroy(be);
     return test_finish();
 }

@@ -466,7 +466,9 @@ static void run_case(const gradcase *c, unsigned seed)
                 break;
             }
             kinked_layer *kl = &t.kinks[t.kinked++];
-            kl->pre = i > 0 ? m->layers[i - 1]->output : t.x;
+            /* Which side of its kink: the sign of its input, which is its output's (slope >= 0)
+             * where a convolution applies it on the way out and its input is never written. */
+            kl->pre = layer->in_epilogue ? layer->output : i > 0 ? m->layers[i - 1]->output : t.x;
             kl->count = count;
             kl->slope = layer->spec.kind == GAN_LAYER_LRELU ? layer->spec.slope : 0.0f;
             kl->grad = malloc(count * sizeof(float));

@@ -37,7 +37,7 @@ typedef enum op {
     OP_BN_ACT_FORWARD_TRAIN, OP_BN_ACT_BACKWARD, OP_ACT_FORWARD, OP_ACT_BACKWARD, OP_DROPOUT_FORWARD,
     OP_MULTIPLY, OP_BCE, OP_ADAM, OP_RNG_NORMAL, OP_RNG_UNIFORM, OP_ADVANCE, OP_IMAGES_TO_FLOAT,
     OP_ALLREDUCE, OP_ALLREDUCE_F64, OP_BN_SUMS, OP_BN_CENTERED_SQUARES, OP_BN_FORWARD_FROM_SUMS,
-    OP_BN_BACKWARD_SUMS, OP_BN_BACKWARD_FROM_SUMS, OP_EMA_UPDATE,
+    OP_BN_BACKWARD_SUMS, OP_BN_BACKWARD_FROM_SUMS, OP_EMA_UPDATE, OP_CONV_FORWARD_ACT, OP_CONV_BACKWARD_DATA_ACT,
     OP_COUNT
 } op;
 
@@ -48,6 +48,7 @@ static const char *const op_names[OP_COUNT] = {
     "dropout_forward", "multiply", "bce_logits", "adam_step", "rng_normal", "rng_uniform",
     "advance_counts", "images_to_float", "allreduce_sum", "allreduce_sum_f64", "bn_sums",
     "bn_centered_squares", "bn_forward_from_sums", "bn_backward_sums", "bn_backward_from_sums", "ema_update",
+    "conv_forward_act", "conv_backward_data_act",
 };
 
 /* Every argument of every op, by kind: pointers, ints, floats, 64-bit integers, a geometry, the
@@ -125,6 +126,11 @@ static gan_status run_record(gan_backend *c, const record *r)
                        r->f[1], out[2], r->i[7]);
     case OP_CONV_FORWARD: return c->conv_forward(c, &r->geom, in[0], in[1], out[2], out[3]);
     case OP_CONV_BACKWARD_DATA: return c->conv_backward_data(c, &r->geom, in[0], in[1], out[2], out[3]);
+    case OP_CONV_FORWARD_ACT:
+        return c->conv_forward_act(c, &r->geom, in[0], in[1], (gan_activation)r->i[0], r->f[1], out[2], out[3]);
+    case OP_CONV_BACKWARD_DATA_ACT:
+        return c->conv_backward_data_act(c, &r->geom, in[0], in[1], (gan_activation)r->i[0], r->f[1], out[2],
+                                         out[3]);
     case OP_CONV_BACKWARD_FILTER:
         return c->conv_backward_filter(c, &r->geom, in[0], in[1], r->f[0], out[2], out[3]);
     case OP_BIAS_FORWARD: return c->bias_forward(c, r->i[0], r->i[1], r->i[2], in[0], out[1]);
@@ -252,6 +258,24 @@ static gan_status rec_conv_backward_data(gan_backend *be, const gan_conv_geom *g
                                          const float *w, float *dx, void *ws)
 {
     return rec_conv(be, OP_CONV_BACKWARD_DATA, g, dy, w, 0.0f, dx, ws);
+}
+/* the activation in i[0], its slope in f[1] */
+static gan_status rec_conv_act(gan_backend *be, op kind, const gan_conv_geom *g, const float *a, const float *b,
+                               gan_activation act, float slope, float *out, void *ws)
+{
+    RECORD(kind);
+    r.geom = *g, r.p[0] = a, r.p[1] = b, r.p[2] = out, r.p[3] = ws, r.i[0] = (int)act, r.f[1] = slope;
+    return dispatch(be, &r);
+}
+static gan_status rec_conv_forward_act(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                       gan_activation act, float slope, float *y, void *ws)
+{
+    return rec_conv_act(be, OP_CONV_FORWARD_ACT, g, x, w, act, slope, y, ws);
+}
+static gan_status rec_conv_backward_data_act(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                             const float *w, gan_activation act, float slope, float *dx, void *ws)
+{
+    return rec_conv_act(be, OP_CONV_BACKWARD_DATA_ACT, g, dy, w, act, slope, dx, ws);
 }
 static gan_status rec_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                            const float *dy, float beta, float *dw, void *ws)
@@ -528,6 +552,7 @@ static gan_backend *recorder_create(bool with_graphs, const gan_dist *dist)
         .copy = rec_copy, .fill = rec_fill, .synchronize = rec_synchronize, .gemm = rec_gemm,
         .conv_workspace_bytes = rec_conv_workspace_bytes, .conv_forward = rec_conv_forward,
         .conv_backward_data = rec_conv_backward_data, .conv_backward_filter = rec_conv_backward_filter,
+        .conv_forward_act = rec_conv_forward_act, .conv_backward_data_act = rec_conv_backward_data_act,
         .bias_forward = rec_bias_forward, .bias_backward = rec_bias_backward,
         .bn_forward_train = rec_bn_forward_train, .bn_forward_eval = rec_bn_forward_eval,
         .bn_backward = rec_bn_backward, .bn_act_forward_train = rec_bn_act_forward_train,

@@ -4,16 +4,6 @@
 
 #include "nn/layer.h"
 
-static gan_activation activation_of(gan_layer_kind kind)
-{
-    switch (kind) {
-    case GAN_LAYER_LRELU: return GAN_ACT_LRELU;
-    case GAN_LAYER_TANH: return GAN_ACT_TANH;
-    case GAN_LAYER_SIGMOID: return GAN_ACT_SIGMOID;
-    default: return GAN_ACT_RELU;
-    }
-}
-
 static gan_status activation_infer_shape(gan_layer *layer, gan_shape in, gan_shape *out)
 {
     *out = in;
@@ -27,7 +17,7 @@ static gan_status activation_forward(gan_layer *layer, gan_model *model, const f
 {
     gan_backend *be = model->backend;
     size_t count = (size_t)model->batch * gan_shape_count(layer->in);
-    return be->activation_forward(be, activation_of(layer->spec.kind), layer->spec.slope, count, x, y);
+    return be->activation_forward(be, gan_layer_activation_kind(layer), layer->spec.slope, count, x, y);
 }
 
 static gan_status activation_backward(gan_layer *layer, gan_model *model, const float *x,
@@ -38,7 +28,7 @@ static gan_status activation_backward(gan_layer *layer, gan_model *model, const 
         return GAN_OK;
     gan_backend *be = model->backend;
     size_t count = (size_t)model->batch * gan_shape_count(layer->in);
-    return be->activation_backward(be, activation_of(layer->spec.kind), layer->spec.slope, count,
+    return be->activation_backward(be, gan_layer_activation_kind(layer), layer->spec.slope, count,
                                    x, y, dy, dx);
 }
 

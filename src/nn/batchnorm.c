@@ -72,11 +72,6 @@ static const gan_layer *fused_activation(const gan_layer *layer, const gan_model
     return act && act->position < model->active_layers ? act : NULL;
 }
 
-static gan_activation activation_kind(const gan_layer *act)
-{
-    return act->spec.kind == GAN_LAYER_LRELU ? GAN_ACT_LRELU : GAN_ACT_RELU;
-}
-
 /* The training forward with the statistics of the global batch: this rank's sums, summed over
  * the ranks, twice (the mean first, then the squares about it: the two passes one process makes). */
 static gan_status sync_forward(batchnorm_layer *bn, gan_model *model, const float *x, float *y,
@@ -96,7 +91,7 @@ static gan_status sync_forward(batchnorm_layer *bn, gan_model *model, const floa
                                     bn->sums, bn->squares, count,
                                     gan_layer_param(model, bn->running_mean_param)->value,
                                     gan_layer_param(model, bn->running_var_param)->value, bn->save_mean,
-                                    bn->save_invstd, y, act ? activation_kind(act) : GAN_ACT_RELU,
+                                    bn->save_invstd, y, act ? gan_layer_activation_kind(act) : GAN_ACT_RELU,
                                     act ? act->spec.slope : 0.0f, act ? act->output : NULL);
 }
 
@@ -121,7 +116,7 @@ static gan_status batchnorm_forward(gan_layer *layer, gan_model *model, const fl
     if (act) /* writes the activation's output too */
         return be->bn_act_forward_train(be, model->batch, c, hw, x, gamma, beta, BN_MOMENTUM,
                                         BN_EPS, running_mean, running_var, bn->save_mean,
-                                        bn->save_invstd, y, activation_kind(act), act->spec.slope,
+                                        bn->save_invstd, y, gan_layer_activation_kind(act), act->spec.slope,
                                         act->output);
     return be->bn_forward_train(be, model->batch, c, hw, x, gamma, beta, BN_MOMENTUM, BN_EPS,
                                 running_mean, running_var, bn->save_mean, bn->save_invstd, y);
@@ -154,7 +149,7 @@ static gan_status batchnorm_backward(gan_layer *layer, gan_model *model, const f
         /* dgamma, dbeta from this rank's sums (the gradient all-reduce adds the ranks'); dx
          * from the sums over all ranks */
         double count = (double)model->global_batch * hw;
-        gan_activation kind = act ? activation_kind(act) : GAN_ACT_RELU;
+        gan_activation kind = act ? gan_layer_activation_kind(act) : GAN_ACT_RELU;
         float slope = act ? act->spec.slope : 0.0f;
         const float *y_act = act ? y : NULL;
         GAN_TRY(be->bn_backward_sums(be, model->batch, c, hw, x, y_act, dy, kind, slope, bn->save_mean,
@@ -166,7 +161,7 @@ static gan_status batchnorm_backward(gan_layer *layer, gan_model *model, const f
                                          bn->save_mean, bn->save_invstd, bn->grad_sums, count, dx);
     }
     if (act) /* y and dy: the activation's output and the gradient there (model.c) */
-        return be->bn_act_backward(be, model->batch, c, hw, x, y, dy, activation_kind(act),
+        return be->bn_act_backward(be, model->batch, c, hw, x, y, dy, gan_layer_activation_kind(act),
                                    act->spec.slope, gamma->value, bn->save_mean, bn->save_invstd,
                                    dx, param_beta, dgamma, dbeta);
     return be->bn_backward(be, model->batch, c, hw, x, dy, gamma->value, bn->save_mean,

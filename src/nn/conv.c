@@ -58,6 +58,10 @@ static gan_status conv_forward(gan_layer *layer, gan_model *model, const float *
     conv_layer *conv = (conv_layer *)layer;
     gan_backend *be = model->backend;
     const gan_param *w = gan_layer_param(model, layer->weight_param);
+    const gan_layer *act = gan_layer_epilogue(layer, model);
+    if (act) /* the activation's output, written on the way out (no bias: model.c) */
+        return be->conv_forward_act(be, &conv->geom, x, w->value, gan_layer_activation_kind(act), act->spec.slope,
+                                    act->output, model->workspace);
     GAN_TRY(be->conv_forward(be, &conv->geom, x, w->value, y, model->workspace));
     if (layer->bias_param >= 0)
         GAN_TRY(be->bias_forward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,

@@ -70,6 +70,10 @@ static gan_status convt_forward(gan_layer *layer, gan_model *model, const float 
     convt_layer *convt = (convt_layer *)layer;
     gan_backend *be = model->backend;
     const gan_param *w = gan_layer_param(model, layer->weight_param);
+    const gan_layer *act = gan_layer_epilogue(layer, model);
+    if (act) /* the activation's output, written on the way out (no bias: model.c) */
+        return be->conv_backward_data_act(be, &convt->geom, x, w->value, gan_layer_activation_kind(act),
+                                          act->spec.slope, act->output, model->workspace);
     GAN_TRY(be->conv_backward_data(be, &convt->geom, x, w->value, y, model->workspace));
     if (layer->bias_param >= 0)
         GAN_TRY(be->bias_forward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,

@@ -36,3 +36,18 @@ gan_param *gan_layer_param(gan_model *model, int param_index)
 {
     return param_index >= 0 ? &model->params[param_index] : NULL;
 }
+
+const gan_layer *gan_layer_epilogue(const gan_layer *layer, const gan_model *model)
+{
+    return layer->epilogue && layer->epilogue->position < model->active_layers ? layer->epilogue : NULL;
+}
+
+gan_activation gan_layer_activation_kind(const gan_layer *act)
+{
+    switch (act->spec.kind) {
+    case GAN_LAYER_LRELU: return GAN_ACT_LRELU;
+    case GAN_LAYER_TANH: return GAN_ACT_TANH;
+    case GAN_LAYER_SIGMOID: return GAN_ACT_SIGMOID;
+    default: return GAN_ACT_RELU;
+    }
+}

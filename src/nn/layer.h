@@ -40,7 +40,22 @@ struct gan_layer {
      * written); the activation layer does nothing itself. Eval mode runs the two apart. */
     gan_layer *fused_activation;  /* on the batch norm */
     bool fused_into_previous;     /* on the activation */
+    /* A convolution (Conv2d, ConvTranspose2d) followed by ReLU, LeakyReLU (slope >= 0), tanh or
+     * sigmoid, where the backend has conv_forward_act and conv_backward_data_act: the
+     * convolution's op applies the activation on the way out and writes the activation's output
+     * (the convolution's own output is not written), in training and in eval mode, whenever the
+     * activation is one of the layers the model runs (gan_model_set_logits_output can drop a last
+     * sigmoid). The activation does nothing forward; its backward reads its own output where it
+     * would read its input (LeakyReLU with slope >= 0: positive exactly where its input is). */
+    gan_layer *epilogue;          /* on the convolution */
+    bool in_epilogue;             /* on the activation */
 };
+
+/* The activation a convolution layer applies on its way out, NULL for none (see
+ * gan_layer.epilogue): only while that activation is one of the layers the model runs. */
+const gan_layer *gan_layer_epilogue(const gan_layer *layer, const gan_model *model);
+/* The op-table activation of an activation layer (ReLU, LeakyReLU, Tanh, Sigmoid). */
+gan_activation gan_layer_activation_kind(const gan_layer *act);
 
 /* The parameter helpers (layer.c), called by the layers while the model is built: adds a
  * parameter or buffer named "<index>.<suffix>" and returns its index in model->params (-1 when

@@ -56,6 +56,29 @@ static void fuse_bn_activations(gan_model *model)
     }
 }
 
+/* A Conv2d or ConvTranspose2d without bias followed by ReLU, LeakyReLU (slope >= 0, so that its
+ * output's sign is its input's: its backward then reads the output), tanh or sigmoid runs as one
+ * op where the backend has the two conv + activation ops: see gan_layer.epilogue. */
+static void fuse_conv_activations(gan_model *model)
+{
+    const gan_backend *be = model->backend;
+    if (!be || !be->conv_forward_act || !be->conv_backward_data_act)
+        return;
+    for (int i = 0; i + 1 < model->layer_count; i++) {
+        gan_layer *conv = model->layers[i], *act = model->layers[i + 1];
+        gan_layer_kind kind = act->spec.kind;
+        /* (with a bias the activation would come after it: those run apart) */
+        if ((conv->spec.kind != GAN_LAYER_CONV && conv->spec.kind != GAN_LAYER_CONVT) || conv->spec.bias ||
+            act->fused_into_previous)
+            continue;
+        if (kind == GAN_LAYER_RELU || kind == GAN_LAYER_TANH || kind == GAN_LAYER_SIGMOID ||
+            (kind == GAN_LAYER_LRELU && act->spec.slope >= 0.0f)) {
+            conv->epilogue = act;
+            act->in_epilogue = true;
+        }
+    }
+}
+
 /* Appends the layer `spec` describes (a view only changes `shape`), inferring its output shape
  * and declaring its parameters; `module_index` counts the layers as the layer text numbers them. */
 static gan_status add_layer(gan_model *model, const char *name, const gan_layer_spec *spec,
@@ -154,6 +177,7 @@ gan_status gan_model_create(const char *name, const char *layers_text, gan_shape
     model->output_shape = shape;
     model->active_layers = model->layer_count;
     fuse_bn_activations(model);
+    fuse_conv_activations(model);
     *out = model;
     return GAN_OK;
 }
@@ -295,7 +319,8 @@ gan_status gan_model_forward(gan_model *model, const float *input, bool training
     const float *x = input;
     for (int i = 0; i < model->active_layers; i++) {
         gan_layer *layer = model->layers[i];
-        if (training && layer->fused_into_previous) { /* computed by the batch norm before it */
+        if ((training && layer->fused_into_previous) || /* computed by the batch norm before it */
+            layer->in_epilogue) {                        /* by the convolution before it */
             x = layer->output;
             continue;
         }
@@ -325,7 +350,9 @@ gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_gr
          * the activation's output, which the batch norm reads with the activation's output. */
         if (layer->fused_into_previous)
             continue;
-        const float *x = i > 0 ? model->layers[i - 1]->output : model->input;
+        /* An activation the convolution before it applied reads its own output (that convolution's
+         * output was never written). */
+        const float *x = layer->in_epilogue ? layer->output : i > 0 ? model->layers[i - 1]->output : model->input;
         float *dx = i > 0 ? model->layers[i - 1]->grad_output
                           : (want_grad_input ? model->grad_input : NULL);
         const float *y = layer->fused_activation && layer->fused_activation->position < model->active_layers
