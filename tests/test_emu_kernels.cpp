@@ -756,7 +756,7 @@ void test_subpixel_case(int n, int ci, int co, int h_out, int w_out, unsigned se
     std::vector<unsigned char> inner_ws(cpu->conv_workspace_bytes(cpu, &inner, GAN_CONV_PASSES_ALL) + 1);
     CHECK_OK(cpu->conv_forward(cpu, &inner, dy.data(), w2, y2, inner_ws.data()));
     std::vector<float> dx_got(dx_count, NAN); /* every element must be written */
-    CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2, dx_got.data()));
+    CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2, GAN_FUSED_NONE, 0.0f, dx_got.data()));
 
     std::vector<float> dx_want(dx_count);
     std::vector<unsigned char> ws(cpu->conv_workspace_bytes(cpu, &g, GAN_CONV_PASSES_ALL) + 1);
@@ -788,9 +788,10 @@ void test_subpixel(void)
     test_subpixel_case(1, 1, 1, 1, 1, 140);  /* the smallest: 2x2 -> 1x1 */
     /* Empty shapes launch nothing and succeed; negative ones are refused. */
     CHECK_OK(gan_cuda_subpixel_weights(nullptr, 0, 3, nullptr, nullptr));
-    CHECK_OK(gan_cuda_subpixel_gather(nullptr, 2, 3, 0, 4, nullptr, nullptr));
+    CHECK_OK(gan_cuda_subpixel_gather(nullptr, 2, 3, 0, 4, nullptr, GAN_FUSED_NONE, 0.0f, nullptr));
     CHECK_FAILS_WITH(gan_cuda_subpixel_weights(nullptr, -1, 3, nullptr, nullptr), GAN_ERR_ARG, "subpixel");
-    CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, 2, -3, 4, 4, nullptr, nullptr), GAN_ERR_ARG, "subpixel");
+    CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, 2, -3, 4, 4, nullptr, GAN_FUSED_NONE, 0.0f, nullptr),
+                     GAN_ERR_ARG, "subpixel");
 }
 
 /* The im2col backward-filter (gan/cuda_args.h): the im2col and channels-first kernels into a
@@ -1253,7 +1254,8 @@ void check_bf16_nhwc_to_f32(const char *name, nhwc_shape s, const std::vector<ui
     std::vector<float> got = old, want = old;
     if (beta == 0.0f)
         std::fill(got.begin(), got.begin() + (ptrdiff_t)count, std::nanf(""));
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, got.data()));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, GAN_FUSED_NONE, 0.0f,
+                                       got.data()));
     std::vector<uint16_t> moved = reference_to_nchw(s, src);
     for (size_t i = 0; i < count; i++) {
         float widened = float_of_bits((uint32_t)moved[i] << 16);
@@ -1281,7 +1283,8 @@ void check_every_bf16_pattern(nhwc_shape s)
     for (size_t p = 0; p < count; p++)
         all[p] = (uint16_t)p;
     std::vector<float> wide(count, std::nanf(""));
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c, s.hw, all.data(), 0.0f, wide.data()));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c, s.hw, all.data(), 0.0f, GAN_FUSED_NONE, 0.0f,
+                                       wide.data()));
     CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.c, s.hw, wide.data(), back.data()));
     std::vector<float> wide_nhwc = reference_to_nhwc(s, wide);
     size_t wrong_wide = count, wrong_back = count;
@@ -1344,7 +1347,7 @@ template <typename T> struct copy_launchers {
     const char *narrow_name;
     gan_status (*narrow)(cudaStream_t, int, int, int, int, const float *, T *);
     const char *widen_name;
-    gan_status (*widen)(cudaStream_t, int, int, int, int, const T *, float, float *);
+    gan_status (*widen)(cudaStream_t, int, int, int, int, const T *, float, int, float, float *);
 };
 
 /* Empty tensors launch nothing (the pointers are not touched); negative sizes and fewer NHWC
@@ -1355,8 +1358,8 @@ template <typename T> void check_copy_arguments(const copy_launchers<T> &l)
     for (nhwc_shape s : {nhwc_shape{0, 3, 5}, nhwc_shape{2, 0, 5}, nhwc_shape{2, 3, 0}, nhwc_shape{0, 3, 5, 8},
                          nhwc_shape{2, 3, 0, 8}}) {
         CHECK_OK(l.narrow(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, nullptr));
-        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
-        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 1.0f, nullptr));
+        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, GAN_FUSED_NONE, 0.0f, nullptr));
+        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 1.0f, GAN_FUSED_NONE, 0.0f, nullptr));
     }
     struct refused {
         int n, c, c_nhwc, hw;
@@ -1373,7 +1376,8 @@ template <typename T> void check_copy_arguments(const copy_launchers<T> &l)
         std::snprintf(want, sizeof want, "%s: %s [n %d, c %d, c_nhwc %d, hw %d]", l.widen_name, r.why, r.n, r.c,
                       r.c_nhwc, r.hw);
         for (float beta : {0.0f, 1.0f})
-            CHECK_FAILS_WITH(l.widen(nullptr, r.n, r.c, r.c_nhwc, r.hw, nullptr, beta, nullptr), GAN_ERR_ARG, want);
+            CHECK_FAILS_WITH(l.widen(nullptr, r.n, r.c, r.c_nhwc, r.hw, nullptr, beta, GAN_FUSED_NONE, 0.0f, nullptr),
+                             GAN_ERR_ARG, want);
     }
 }
 
@@ -1463,8 +1467,8 @@ void test_bf16_conversions(void)
      * write (nothing launched: nullptr). */
     check_f32_to_bf16_nhwc("f32_to_bf16_nhwc of no channels", nhwc_shape{2, 0, 5, 8}, std::vector<float>());
     check_f32_to_bf16_nhwc("f32_to_bf16_nhwc of no channels", nhwc_shape{3, 0, 70, 40}, std::vector<float>());
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.0f, nullptr));
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.5f, nullptr));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.0f, GAN_FUSED_NONE, 0.0f, nullptr));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.5f, GAN_FUSED_NONE, 0.0f, nullptr));
 
     /* ---- the layout change, against the reference transpose ---- */
     /* Image layers (c = 3: partial tiles along c), plain conversions (c = 1, hw = 1), whole
@@ -1500,8 +1504,8 @@ void test_bf16_conversions(void)
         std::vector<uint16_t> narrow(count_nhwc, 0xffff);
         std::vector<float> round_trip(count + 2, 7.0f), want(count + 2, 7.0f);
         CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), narrow.data()));
-        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, narrow.data(), 0.0f,
-                                           round_trip.data()));
+        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, narrow.data(), 0.0f, GAN_FUSED_NONE,
+                                           0.0f, round_trip.data()));
         for (size_t i = 0; i < count; i++)
             want[i] = float_of_bits((uint32_t)expected_bf16(src[i]) << 16);
         char name[96];
@@ -1535,7 +1539,7 @@ void test_bf16_conversions(void)
         std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f), wide = old, want = old;
         gan_emu_launch(gan_nhwc_to_f32_kernel<__nv_bfloat16>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr,
                        (size_t)s.n, (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw,
-                       reinterpret_cast<const __nv_bfloat16 *>(bf16.data()), 0.5f, wide.data());
+                       reinterpret_cast<const __nv_bfloat16 *>(bf16.data()), 0.5f, GAN_FUSED_NONE, 0.0f, wide.data());
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<uint16_t> bf16_nchw = reference_to_nchw(s, bf16);
         for (size_t i = 0; i < count; i++) {
@@ -1658,7 +1662,8 @@ void check_f32_nhwc_to_f32(const char *name, nhwc_shape s, const std::vector<flo
     std::vector<float> got = old;
     if (beta == 0.0f)
         std::fill(got.begin(), got.begin() + (ptrdiff_t)count, float_of_bits(0xffc0dead));
-    CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, got.data()));
+    CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, GAN_FUSED_NONE, 0.0f,
+                                      got.data()));
     std::vector<uint32_t> moved = reference_to_nchw(s, bits_of(src));
     std::vector<uint32_t> want = bits_of(old);
     for (size_t i = 0; i < count; i++)
@@ -1709,7 +1714,8 @@ void test_f32_nhwc_copies(void)
         std::vector<float> nhwc(s.count_nhwc(), float_of_bits(0x7fa00bad));
         std::vector<float> back(count + 2, float_of_bits(0xffc0dead));
         CHECK_OK(gan_cuda_f32_to_f32_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), nhwc.data()));
-        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nhwc.data(), 0.0f, back.data()));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nhwc.data(), 0.0f, GAN_FUSED_NONE, 0.0f,
+                                          back.data()));
         std::vector<float> want = src;
         want.push_back(float_of_bits(0xffc0dead));
         want.push_back(float_of_bits(0xffc0dead));
@@ -1723,8 +1729,10 @@ void test_f32_nhwc_copies(void)
      * widening has nothing to write (nothing launched: nullptr). */
     for (nhwc_shape s : {nhwc_shape{2, 0, 5, 8}, nhwc_shape{2, 0, 49, 4}, nhwc_shape{3, 0, 70, 40}}) {
         check_f32_to_f32_nhwc("f32_to_f32_nhwc of no channels", s, std::vector<float>());
-        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
-        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.5f, nullptr));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, GAN_FUSED_NONE, 0.0f,
+                                          nullptr));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.5f, GAN_FUSED_NONE, 0.0f,
+                                          nullptr));
     }
 
     /* A grid smaller than the work, as the launchers' cap makes it for large tensors: the kernels
@@ -1750,7 +1758,7 @@ void test_f32_nhwc_copies(void)
         std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f), wide = old;
         gan_emu_launch(gan_nhwc_to_f32_kernel<float>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
                        (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw, (const float *)wide_src.data(), 0.5f,
-                       wide.data());
+                       GAN_FUSED_NONE, 0.0f, wide.data());
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<uint32_t> moved = reference_to_nchw(s, bits_of(wide_src)), want = bits_of(old);
         for (size_t i = 0; i < count; i++)
