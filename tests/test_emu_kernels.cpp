@@ -1771,6 +1771,150 @@ void test_f32_nhwc_copies(void)
     check_copy_arguments<float>({"f32_to_f32_nhwc", gan_cuda_f32_to_f32_nhwc, "f32_nhwc_to_f32", gan_cuda_f32_nhwc_to_f32});
 }
 
+/* ---- the activation epilogue of the widenings and the sub-pixel gather ---------------------- */
+
+/* The activations an epilogue takes (LeakyReLU at slope 0 too: -0 for x < 0 where ReLU gives +0),
+ * and none. */
+struct epilogue_act {
+    int act;
+    float slope;
+    const char *name;
+};
+const epilogue_act epilogue_acts[] = {
+    {GAN_FUSED_NONE, 0.0f, "none"}, {GAN_ACT_RELU, 0.0f, "relu"}, {GAN_ACT_LRELU, 0.2f, "lrelu 0.2"},
+    {GAN_ACT_LRELU, 0.0f, "lrelu 0"}, {GAN_ACT_TANH, 0.0f, "tanh"}, {GAN_ACT_SIGMOID, 0.0f, "sigmoid"},
+};
+
+/* count values in [-4, 4), every fifth one a special: zeros of both signs, large magnitudes (where
+ * tanh and sigmoid saturate, and beyond bf16's range), infinities, subnormals, a NaN. */
+std::vector<float> epilogue_values(size_t count, unsigned seed)
+{
+    const float specials[] = {0.0f, -0.0f, 1e30f, -1e30f, 3e38f, -3e38f, INFINITY, -INFINITY, 1e-40f, -1e-40f,
+                              20.0f, -20.0f, -100.0f, std::nanf("")};
+    const size_t n_specials = sizeof specials / sizeof specials[0];
+    std::vector<float> v = random_floats(count, seed, -4.0f, 4.0f);
+    for (size_t i = 0; i < count; i += 5)
+        v[i] = specials[i / 5 % n_specials];
+    return v;
+}
+
+/* The first `count` elements of `v` after the emulated gan_cuda_activation_forward, in place (none:
+ * v as it is); the elements beyond (guards) untouched. */
+std::vector<float> activation_after(std::vector<float> v, size_t count, epilogue_act a)
+{
+    if (a.act != GAN_FUSED_NONE)
+        CHECK_OK(gan_cuda_activation_forward(nullptr, (gan_activation)a.act, a.slope, count, v.data(), v.data()));
+    return v;
+}
+
+/* One widening launcher, whatever its element type: src is the NHWC source as bytes. */
+typedef gan_status (*widen_launcher)(const nhwc_shape &s, const void *src, float beta, int act, float slope,
+                                     float *dst);
+gan_status widen_bf16(const nhwc_shape &s, const void *src, float beta, int act, float slope, float *dst)
+{
+    return gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, (const uint16_t *)src, beta, act, slope,
+                                     dst);
+}
+gan_status widen_f32(const nhwc_shape &s, const void *src, float beta, int act, float slope, float *dst)
+{
+    return gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, (const float *)src, beta, act, slope, dst);
+}
+
+/* For each activation: the widening of `src` with the epilogue into a NaN pattern (beta 0: not read)
+ * must be bit for bit the plain widening followed by gan_cuda_activation_forward on the same
+ * buffer; onto old values at beta 0.5, gan_mul_rn(0.5, old) + that activated value (activated
+ * before the add). Two guards after dst stay as they were. */
+void check_widening_epilogue(const char *name, widen_launcher widen, nhwc_shape s, const void *src, unsigned seed)
+{
+    const size_t count = s.count();
+    const float nan_pattern = float_of_bits(0xffc0dead), guard = float_of_bits(0x12345678);
+    std::vector<float> blank(count + 2, nan_pattern);
+    blank[count] = blank[count + 1] = guard;
+    std::vector<float> plain = blank;
+    CHECK_OK(widen(s, src, 0.0f, GAN_FUSED_NONE, 0.0f, plain.data()));
+    std::vector<float> old = random_floats(count + 2, seed, -2.0f, 2.0f);
+    old[count] = old[count + 1] = guard;
+    for (const epilogue_act &a : epilogue_acts) {
+        char full_name[192];
+        std::snprintf(full_name, sizeof full_name, "%s [n %d, c %d, c_nhwc %d, hw %d] with %s", name, s.n, s.c,
+                      s.c_nhwc(), s.hw, a.name);
+        std::vector<float> want = activation_after(plain, count, a), got = blank;
+        CHECK_OK(widen(s, src, 0.0f, a.act, a.slope, got.data()));
+        check_same_bits(full_name, bits_of(got), bits_of(want));
+
+        std::vector<float> accumulated = old, accumulated_want = old;
+        for (size_t i = 0; i < count; i++)
+            accumulated_want[i] = gan_mul_rn(0.5f, old[i]) + want[i];
+        CHECK_OK(widen(s, src, 0.5f, a.act, a.slope, accumulated.data()));
+        std::strncat(full_name, ", beta 0.5", sizeof full_name - std::strlen(full_name) - 1);
+        check_same_bits(full_name, bits_of(accumulated), bits_of(accumulated_want));
+    }
+}
+
+/* The sub-pixel gather of y2 [n, 4 ci, h_out + 1, w_out + 1] (values as epilogue_values) with each
+ * epilogue, against the plain gather followed by gan_cuda_activation_forward; dx full of a NaN
+ * pattern before (every element must be written), two guards after. */
+void check_gather_epilogue(int n, int ci, int h_out, int w_out, unsigned seed)
+{
+    const size_t y2_count = (size_t)n * 4 * ci * (h_out + 1) * (w_out + 1);
+    const size_t dx_count = (size_t)n * ci * 2 * h_out * 2 * w_out;
+    std::vector<float> y2 = epilogue_values(y2_count, seed);
+    std::vector<float> blank(dx_count + 2, float_of_bits(0xffc0dead));
+    blank[dx_count] = blank[dx_count + 1] = float_of_bits(0x12345678);
+    std::vector<float> plain = blank;
+    CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2.data(), GAN_FUSED_NONE, 0.0f, plain.data()));
+    for (const epilogue_act &a : epilogue_acts) {
+        std::vector<float> got = blank;
+        CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2.data(), a.act, a.slope, got.data()));
+        char name[128];
+        std::snprintf(name, sizeof name, "subpixel_gather [n %d, ci %d, y %dx%d] with %s", n, ci, h_out, w_out,
+                      a.name);
+        check_same_bits(name, bits_of(got), bits_of(activation_after(plain, dx_count, a)));
+    }
+}
+
+void test_activation_epilogues(void)
+{
+    /* Tiles with padding (the image layers: c 3 to 8 for BF16, to 4 for TF32, 7 x 7), tiles
+     * without (c 40, hw 33: a full tile and a part along c, two along hw), and the plain paths
+     * (c == c_nhwc == 1; hw == 1). */
+    const nhwc_shape bf16_shapes[] = {{2, 3, 49, 8}, {2, 40, 33}, {3, 1, 65}, {3, 70, 1}};
+    const nhwc_shape f32_shapes[] = {{2, 3, 49, 4}, {2, 40, 33}, {3, 1, 65}, {3, 70, 1}};
+    unsigned seed = 1300;
+    for (const nhwc_shape &s : bf16_shapes) {
+        /* bf16 patterns of the values, rounded as CUDA does (3e38 to infinity, 1e-40 kept a
+         * subnormal), NaN patterns in the padding */
+        std::vector<float> values = padded_f32_source(s, epilogue_values(s.count(), seed++));
+        std::vector<uint16_t> src(values.size());
+        for (size_t i = 0; i < values.size(); i++)
+            src[i] = expected_bf16(values[i]);
+        check_widening_epilogue("bf16_nhwc_to_f32", widen_bf16, s, src.data(), seed++);
+    }
+    for (const nhwc_shape &s : f32_shapes) {
+        std::vector<float> src = padded_f32_source(s, epilogue_values(s.count(), seed++));
+        check_widening_epilogue("f32_nhwc_to_f32", widen_f32, s, src.data(), seed++);
+    }
+    check_gather_epilogue(2, 3, 4, 4, seed++); /* a small DCGAN layer, 8x8 -> 4x4 */
+    check_gather_epilogue(3, 2, 3, 5, seed++); /* non-square, batch 3 */
+
+    /* An act that is neither a gan_activation nor GAN_FUSED_NONE is refused, naming the launcher,
+     * before anything is launched (the pointers are not touched), for an empty shape too. */
+    for (int act : {7, -2, (int)GAN_ACT_SIGMOID + 1}) {
+        char want[96];
+        for (int n : {2, 0}) {
+            std::snprintf(want, sizeof want, "bf16_nhwc_to_f32: unknown activation %d", act);
+            CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, n, 3, 8, 5, nullptr, 0.0f, act, 0.2f, nullptr),
+                             GAN_ERR_ARG, want);
+            std::snprintf(want, sizeof want, "f32_nhwc_to_f32: unknown activation %d", act);
+            CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, n, 3, 4, 5, nullptr, 0.5f, act, 0.2f, nullptr),
+                             GAN_ERR_ARG, want);
+            std::snprintf(want, sizeof want, "subpixel_gather: unknown activation %d", act);
+            CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, n, 3, 4, 4, nullptr, act, 0.2f, nullptr), GAN_ERR_ARG,
+                             want);
+        }
+    }
+}
+
 } /* namespace */
 
 int main(void)
@@ -1799,6 +1943,7 @@ int main(void)
     test_eval_ops();
     test_bf16_conversions();
     test_f32_nhwc_copies();
+    test_activation_epilogues();
     cpu->destroy(cpu);
     return test_finish();
 }
