@@ -1799,11 +1799,20 @@ std::vector<float> epilogue_values(size_t count, unsigned seed)
 }
 
 /* The first `count` elements of `v` after the emulated gan_cuda_activation_forward, in place (none:
- * v as it is); the elements beyond (guards) untouched. */
-std::vector<float> activation_after(std::vector<float> v, size_t count, epilogue_act a)
+ * v as it is); the elements beyond (guards) untouched. That launcher shares its per-element switch
+ * with the epilogues, so it is checked here against the CPU backend's activation_forward on the
+ * same values: a wrong activation in the shared code fails these checks too. */
+std::vector<float> activation_after(const char *name, std::vector<float> v, size_t count, epilogue_act a)
 {
-    if (a.act != GAN_FUSED_NONE)
-        CHECK_OK(gan_cuda_activation_forward(nullptr, (gan_activation)a.act, a.slope, count, v.data(), v.data()));
+    if (a.act == GAN_FUSED_NONE)
+        return v;
+    std::vector<float> on_cpu(count);
+    CHECK_OK(cpu->activation_forward(cpu, (gan_activation)a.act, a.slope, count, v.data(), on_cpu.data()));
+    CHECK_OK(gan_cuda_activation_forward(nullptr, (gan_activation)a.act, a.slope, count, v.data(), v.data()));
+    char full_name[224];
+    std::snprintf(full_name, sizeof full_name, "%s: activation_forward against the CPU backend's", name);
+    check_same_bits(full_name, bits_of(std::vector<float>(v.begin(), v.begin() + (ptrdiff_t)count)),
+                    bits_of(on_cpu));
     return v;
 }
 
@@ -1838,7 +1847,7 @@ void check_widening_epilogue(const char *name, widen_launcher widen, nhwc_shape 
         char full_name[192];
         std::snprintf(full_name, sizeof full_name, "%s [n %d, c %d, c_nhwc %d, hw %d] with %s", name, s.n, s.c,
                       s.c_nhwc(), s.hw, a.name);
-        std::vector<float> want = activation_after(plain, count, a), got = blank;
+        std::vector<float> want = activation_after(full_name, plain, count, a), got = blank;
         CHECK_OK(widen(s, src, 0.0f, a.act, a.slope, got.data()));
         check_same_bits(full_name, bits_of(got), bits_of(want));
 
@@ -1869,7 +1878,7 @@ void check_gather_epilogue(int n, int ci, int h_out, int w_out, unsigned seed)
         char name[128];
         std::snprintf(name, sizeof name, "subpixel_gather [n %d, ci %d, y %dx%d] with %s", n, ci, h_out, w_out,
                       a.name);
-        check_same_bits(name, bits_of(got), bits_of(activation_after(plain, dx_count, a)));
+        check_same_bits(name, bits_of(got), bits_of(activation_after(name, plain, dx_count, a)));
     }
 }
 
