@@ -1907,19 +1907,28 @@ void test_activation_epilogues(void)
     check_gather_epilogue(3, 2, 3, 5, seed++); /* non-square, batch 3 */
 
     /* An act that is neither a gan_activation nor GAN_FUSED_NONE is refused, naming the launcher,
-     * before anything is launched (the pointers are not touched), for an empty shape too. */
+     * for an empty shape too; nothing is launched (dst keeps its pattern). Real buffers, so that a
+     * launcher that accepted it would fail the check rather than crash. */
+    std::vector<uint16_t> bf16_src((size_t)2 * 5 * 8, 0x3f80);  /* [2, 5, 8] */
+    std::vector<float> f32_src((size_t)2 * 5 * 4, -1.0f);       /* [2, 5, 4] */
+    std::vector<float> y2((size_t)2 * 4 * 3 * 5 * 5, -1.0f);      /* [2, 12, 5, 5] */
+    const float untouched = float_of_bits(0x7fa00bad);
     for (int act : {7, -2, (int)GAN_ACT_SIGMOID + 1}) {
-        char want[96];
-        for (int n : {2, 0}) {
+        for (int n : {0, 2}) {
+            char want[96];
+            std::vector<float> dst((size_t)2 * 3 * 8 * 8, untouched); /* the largest dst: dx [2, 3, 8, 8] */
             std::snprintf(want, sizeof want, "bf16_nhwc_to_f32: unknown activation %d", act);
-            CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, n, 3, 8, 5, nullptr, 0.0f, act, 0.2f, nullptr),
+            CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, n, 3, 8, 5, bf16_src.data(), 0.0f, act, 0.2f,
+                                                       dst.data()),
                              GAN_ERR_ARG, want);
             std::snprintf(want, sizeof want, "f32_nhwc_to_f32: unknown activation %d", act);
-            CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, n, 3, 4, 5, nullptr, 0.5f, act, 0.2f, nullptr),
+            CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, n, 3, 4, 5, f32_src.data(), 0.5f, act, 0.2f, dst.data()),
                              GAN_ERR_ARG, want);
             std::snprintf(want, sizeof want, "subpixel_gather: unknown activation %d", act);
-            CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, n, 3, 4, 4, nullptr, act, 0.2f, nullptr), GAN_ERR_ARG,
-                             want);
+            CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, n, 3, 4, 4, y2.data(), act, 0.2f, dst.data()),
+                             GAN_ERR_ARG, want);
+            CHECK_MSG(std::all_of(dst.begin(), dst.end(), [&](float x) { return bits_of(x) == bits_of(untouched); }),
+                      "a launcher wrote dst with the unknown activation %d (n %d)", act, n);
         }
     }
 }
