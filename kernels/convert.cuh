@@ -10,9 +10,13 @@
  * for a filter w [k, c, r s], k as n):
  *   narrowing:  src [n, c, hw] float (NCHW)      -> dst [n, hw, c_nhwc] T (NHWC),
  *               channels c .. c_nhwc - 1 of every position written as +0 (bits all zero)
- *   widening:   src [n, hw, c_nhwc] T (NHWC)     -> dst [n, c, hw] float (NCHW), dst = beta dst + src,
- *               from the first c channels only (the padding is never read)
- * ("narrowing" and "widening" name the directions; with T = float neither changes a value.)
+ *   widening:   src [n, hw, c_nhwc] T (NHWC)     -> dst [n, c, hw] float (NCHW),
+ *               dst = beta dst + act(src), from the first c channels only (the padding is never read)
+ * ("narrowing" and "widening" name the directions; with T = float neither changes a value, but
+ * for the widening's activation epilogue.) The widening ends a convolution pass of cuDNN's, so
+ * the activation after the convolution (ReLU, LeakyReLU, tanh, sigmoid: gan_act_or_none of
+ * kernels/activation.cuh, the activation kernel's own per-element code) is applied to each value
+ * on its way out, before the beta add, instead of by one more pass over dst.
  * Per image, one layout is the transpose of the other: [c, hw] against [hw, c] (padded to
  * [hw, c_nhwc]). c == 0 is a shape like any other: the narrowing then fills dst with zeros, the
  * widening has nothing to write.
@@ -41,11 +45,12 @@
  * bit-exact copies on the CPU): rounding to nearest, ties to even (the largest floats round to
  * infinity), every NaN becomes the quiet NaN 0x7FFF, widening is exact. With T = float a value is
  * only loaded and stored (the tile, the padding select), never computed on, so every bit pattern
- * arrives as it left, NaN payloads, subnormals and -0 included; only the widening's beta != 0
- * does arithmetic. Index math in size_t. */
+ * arrives as it left, NaN payloads, subnormals and -0 included; only the widening's activation
+ * and beta != 0 do arithmetic. Index math in size_t. */
 #ifndef GAN_KERNELS_CONVERT_CUH
 #define GAN_KERNELS_CONVERT_CUH
 
+#include "activation.cuh"
 #include "common.cuh"
 
 #ifndef GAN_CUDA_EMULATION
@@ -136,23 +141,37 @@ __global__ void gan_f32_to_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, size_t
     }
 }
 
-/* dst [n, c, hw] = float(src [n, hw, c_nhwc]) for the first c channels when beta == 0 (dst is
- * not read: it may hold NaN), else beta * dst + float(src). The product is rounded on its own
- * (gan_mul_rn: no fused multiply-add), so the device gives the same bits as the emulation and as
- * a float loop on the host. The mirror of the narrowing, over tiles spanning c channels (the
- * padding is neither read nor has a place in dst): reads along the channels (row: position,
- * column: channel), writes along hw (row: channel, column: position). T is __nv_bfloat16 or
- * float. */
+/* The widening's write of one element: *out = act(value) when beta == 0 (*out not read), else
+ * beta * *out + act(value); `act` a gan_activation or GAN_FUSED_NONE (gan_act_or_none). Both the
+ * product and the sum are rounded on their own: LeakyReLU's value is itself a product (x slope),
+ * which nvcc could otherwise contract with the add into one fused multiply-add. */
+__device__ __forceinline__ void gan_convert_write(float *out, float value, float beta, int act, float slope)
+{
+    float activated = gan_act_or_none(act, slope, value);
+#ifdef __CUDA_ARCH__
+    *out = beta == 0.0f ? activated : __fadd_rn(gan_mul_rn(beta, *out), activated);
+#else
+    *out = beta == 0.0f ? activated : gan_mul_rn(beta, *out) + activated;
+#endif
+}
+
+/* dst [n, c, hw] = act(float(src [n, hw, c_nhwc])) for the first c channels when beta == 0 (dst
+ * is not read: it may hold NaN), else beta * dst + act(float(src)). `act` is a gan_activation or
+ * GAN_FUSED_NONE (none), with the activation kernel's per-element code, so the fused result is
+ * bit for bit the plain widening followed by gan_activation_forward_kernel. The product is
+ * rounded on its own (gan_mul_rn: no fused multiply-add), so the device gives the same bits as
+ * the emulation and as a float loop on the host. The mirror of the narrowing, over tiles spanning
+ * c channels (the padding is neither read nor has a place in dst): reads along the channels (row:
+ * position, column: channel), writes along hw (row: channel, column: position). T is
+ * __nv_bfloat16 or float. */
 template <typename T>
 __global__ void gan_nhwc_to_f32_kernel(size_t n, size_t c, size_t c_nhwc, size_t hw, const T *src, float beta,
-                                       float *dst)
+                                       int act, float slope, float *dst)
 {
     if (gan_convert_is_plain(c, c_nhwc, hw)) {
         size_t count = n * c * hw;
-        for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
-            float value = gan_convert_load(src[i]);
-            dst[i] = beta == 0.0f ? value : gan_mul_rn(beta, dst[i]) + value;
-        }
+        for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+            gan_convert_write(&dst[i], gan_convert_load(src[i]), beta, act, slope);
         return;
     }
     __shared__ float tile[GAN_CONVERT_TILE][GAN_CONVERT_TILE + 1]; /* [position][channel] */
@@ -170,11 +189,8 @@ __global__ void gan_nhwc_to_f32_kernel(size_t n, size_t c, size_t c_nhwc, size_t
         __syncthreads();
         for (size_t row = first_row; row < GAN_CONVERT_TILE; row += GAN_CONVERT_TILE_ROWS) {
             size_t channel = at.c0 + row, position = at.p0 + col;
-            if (channel < c && position < hw) {
-                float value = tile[col][row];
-                float *out = &image_dst[channel * hw + position];
-                *out = beta == 0.0f ? value : gan_mul_rn(beta, *out) + value;
-            }
+            if (channel < c && position < hw)
+                gan_convert_write(&image_dst[channel * hw + position], tile[col][row], beta, act, slope);
         }
         __syncthreads(); /* the next tile overwrites `tile` */
     }

@@ -8,6 +8,7 @@
 #ifndef GAN_KERNELS_EVAL_CUH
 #define GAN_KERNELS_EVAL_CUH
 
+#include "activation.cuh"
 #include "common.cuh"
 
 /* y [n, c, h_out, w_out]: element i is plane i / (h_out w_out) at (oh, ow). */
@@ -72,15 +73,8 @@ __global__ void gan_resize_bilinear_kernel(size_t count, int h_in, int w_in, int
 __global__ void gan_bias_act_kernel(size_t count, size_t c, size_t hw, const float *bias, int kind,
                                     float slope, float *y)
 {
-    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
-        float v = y[i] + bias[(i / hw) % c];
-        switch (kind) {
-        case GAN_ACT_RELU: y[i] = gan_relu_forward(v); break;
-        case GAN_ACT_LRELU: y[i] = gan_lrelu_forward(v, slope); break;
-        case GAN_ACT_TANH: y[i] = gan_tanh_forward(v); break;
-        default: y[i] = gan_sigmoid_forward(v); break;
-        }
-    }
+    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+        y[i] = gan_act_or_none(kind, slope, y[i] + bias[(i / hw) % c]);
 }
 
 #endif

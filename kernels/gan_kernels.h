@@ -88,10 +88,12 @@ gan_status gan_cuda_bias_backward(cudaStream_t cuda_stream, int n, int c, int hw
 gan_status gan_cuda_subpixel_weights(cudaStream_t cuda_stream, int co, int ci, const float *w,
                                      float *w2);
 /* dx [n, ci, 2 h_out, 2 w_out] from y2 [n, 4 ci, h_out + 1, w_out + 1] (h_out, w_out: the
- * convolution's y): dx[m, c, 2p + a, 2q + b] = y2[m, (a*2 + b)*ci + c, p + a, q + b]; dx is
- * overwritten entirely. */
+ * convolution's y): dx[m, c, 2p + a, 2q + b] = act(y2[m, (a*2 + b)*ci + c, p + a, q + b]); dx is
+ * overwritten entirely. The activation epilogue: `act` is a gan_activation (`slope` for
+ * LeakyReLU), applied to each value written, bit for bit as gan_cuda_activation_forward on the
+ * plain result, or GAN_FUSED_NONE (-1, below) for none; any other value is GAN_ERR_ARG. */
 gan_status gan_cuda_subpixel_gather(cudaStream_t cuda_stream, int n, int ci, int h_out, int w_out,
-                                    const float *y2, float *dx);
+                                    const float *y2, int act, float slope, float *dx);
 
 /* The im2col form of a backward-filter (gan/cuda_args.h; kernels/im2col.cuh). col [K, P] from
  * x [n, ci, H, W] of g (K = ci kh kw, P = n Ho Wo): col[(c*kh + i)*kw + j, (m*Ho + oh)*Wo + ow] =
@@ -100,7 +102,9 @@ gan_status gan_cuda_im2col(cudaStream_t cuda_stream, const gan_conv_geom *g, con
 /* y [c, n hw] from x [n, c, hw]: y[o, m*hw + p] = x[m, o, p]. */
 gan_status gan_cuda_channels_first(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, float *y);
 
-/* No activation fused into a batch norm (`act` otherwise holds GAN_ACT_RELU or GAN_ACT_LRELU). */
+/* No activation fused into a kernel: into a batch norm (`act` otherwise holds GAN_ACT_RELU or
+ * GAN_ACT_LRELU), or into the epilogue of the sub-pixel gather and of the NHWC widenings (`act`
+ * otherwise any gan_activation). */
 #define GAN_FUSED_NONE (-1)
 
 /* Batch norm over [n, c, hw] per channel (kernels/norm.cuh), one block per channel, fixed-order
@@ -181,26 +185,30 @@ gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int
  * c_nhwc < c is GAN_ERR_ARG; nothing is launched when there is nothing to write (n or hw zero, or
  * c_nhwc zero for the narrowing, c zero for the widening: c == 0 < c_nhwc is a shape like any
  * other, the narrowing writes all of dst as +0). Without padding, c == 1 or hw == 1 is a plain
- * conversion (the layouts agree). */
+ * conversion (the layouts agree). The widenings end a convolution pass, and take the activation
+ * that follows it as an epilogue: `act` a gan_activation (`slope` for LeakyReLU) applied to each
+ * converted value before the beta add, with the activation kernel's per-element code (so at
+ * beta 0, bit for bit the plain widening followed by gan_cuda_activation_forward), or
+ * GAN_FUSED_NONE for none; any other `act` is GAN_ERR_ARG, even for an empty tensor. */
 /* dst [n, hw, c_nhwc] (NHWC, BF16 bit patterns) = src [n, c, hw] (NCHW, float) rounded to nearest even,
  * channels c .. c_nhwc - 1 of every position written as +0 (c_nhwc >= c: padding for the tensor cores).
  * (The largest floats round to infinity; every NaN -> 0x7FFF.) */
 gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw, const float *src,
                                      uint16_t *dst);
-/* dst [n, c, hw] (NCHW, float) = float(src [n, hw, c_nhwc]) for the first c channels (the padding is not read),
- * when beta == 0 (dst not read), else beta * dst + float(src) (product rounded on its own).
+/* dst [n, c, hw] (NCHW, float) = act(float(src [n, hw, c_nhwc])) for the first c channels (the padding is not
+ * read), when beta == 0 (dst not read), else beta * dst + act(float(src)) (product rounded on its own).
  * The widening is exact; beta * dst is rounded before the add (no fused multiply-add), so every
  * device gives the same bits. */
 gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
-                                     const uint16_t *src, float beta, float *dst);
+                                     const uint16_t *src, float beta, int act, float slope, float *dst);
 /* dst [n, hw, c_nhwc] (NHWC, float) = src [n, c, hw] (NCHW, float), channels c .. c_nhwc - 1 of every
  * position written as +0.0f; values moved bit for bit. */
 gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw, const float *src,
                                     float *dst);
-/* dst [n, c, hw] (NCHW) = src [n, hw, c_nhwc] (NHWC, float) for the first c channels when beta == 0 (dst not
- * read), else beta * dst + src (product rounded on its own, as the bf16 widening). */
+/* dst [n, c, hw] (NCHW) = act(src [n, hw, c_nhwc] (NHWC, float)) for the first c channels when beta == 0 (dst
+ * not read), else beta * dst + act(src) (product rounded on its own, as the bf16 widening). */
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
-                                    const float *src, float beta, float *dst);
+                                    const float *src, float beta, int act, float slope, float *dst);
 
 #ifdef __cplusplus
 }

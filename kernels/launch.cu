@@ -92,6 +92,18 @@ static gan_status launch_convert(const char *kernel_name, void (*kernel)(Params.
                   (size_t)hw, args...);
 }
 
+/* The activation of an epilogue (the NHWC widenings, the sub-pixel gather): a gan_activation or
+ * GAN_FUSED_NONE; anything else is refused, naming the launcher, before any shape is looked at
+ * (an empty tensor too). */
+static gan_status check_epilogue_act(const char *op, int act)
+{
+    if (act != GAN_FUSED_NONE && act != GAN_ACT_RELU && act != GAN_ACT_LRELU && act != GAN_ACT_TANH &&
+        act != GAN_ACT_SIGMOID)
+        return gan_error(GAN_ERR_ARG, "%s: unknown activation %d (a gan_activation, or GAN_FUSED_NONE for none)",
+                         op, act);
+    return GAN_OK;
+}
+
 extern "C" {
 
 gan_status gan_cuda_fill(cudaStream_t cuda_stream, float *dst, float value, size_t count)
@@ -228,15 +240,16 @@ gan_status gan_cuda_subpixel_weights(cudaStream_t cuda_stream, int co, int ci, c
 }
 
 gan_status gan_cuda_subpixel_gather(cudaStream_t cuda_stream, int n, int ci, int h_out, int w_out,
-                                    const float *y2, float *dx)
+                                    const float *y2, int act, float slope, float *dx)
 {
+    GAN_TRY(check_epilogue_act("subpixel_gather", act));
     if (n < 0 || ci < 0 || h_out < 0 || w_out < 0)
         return gan_error(GAN_ERR_ARG, "subpixel_gather: negative shape n %d, ci %d, y %dx%d", n, ci,
                          h_out, w_out);
     /* dx [n, ci, 2 h_out, 2 w_out] */
     size_t count = (size_t)n * (size_t)ci * (2 * (size_t)h_out) * (2 * (size_t)w_out);
     return launch_elementwise("subpixel_gather", gan_subpixel_gather_kernel, count, cuda_stream,
-                              count, (size_t)ci, (size_t)h_out, (size_t)w_out, y2, dx);
+                              count, (size_t)ci, (size_t)h_out, (size_t)w_out, y2, act, slope, dx);
 }
 
 gan_status gan_cuda_im2col(cudaStream_t cuda_stream, const gan_conv_geom *g, const float *x, float *col)
@@ -480,10 +493,11 @@ gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t cuda_stream, int n, int c, int
 }
 
 gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
-                                     const uint16_t *src, float beta, float *dst)
+                                     const uint16_t *src, float beta, int act, float slope, float *dst)
 {
+    GAN_TRY(check_epilogue_act("bf16_nhwc_to_f32", act));
     return launch_convert("bf16_nhwc_to_f32", gan_nhwc_to_f32_kernel<__nv_bfloat16>, n, c, c_nhwc, hw, c,
-                          cuda_stream, reinterpret_cast<const __nv_bfloat16 *>(src), beta, dst);
+                          cuda_stream, reinterpret_cast<const __nv_bfloat16 *>(src), beta, act, slope, dst);
 }
 
 gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw, const float *src,
@@ -494,10 +508,11 @@ gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t cuda_stream, int n, int c, int 
 }
 
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,
-                                    const float *src, float beta, float *dst)
+                                    const float *src, float beta, int act, float slope, float *dst)
 {
+    GAN_TRY(check_epilogue_act("f32_nhwc_to_f32", act));
     return launch_convert("f32_nhwc_to_f32", gan_nhwc_to_f32_kernel<float>, n, c, c_nhwc, hw, c, cuda_stream, src,
-                          beta, dst);
+                          beta, act, slope, dst);
 }
 
 } /* extern "C" */

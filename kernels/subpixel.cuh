@@ -5,10 +5,14 @@
  *   gather:   y2 [n, 4 ci, Ho + 1, Wo + 1]        -> dx [n, ci, 2 Ho, 2 Wo]
  * One output element per thread, grid-stride, index math in size_t; thread i writes element i
  * (coalesced writes, scattered reads). Both are permutations: no arithmetic, so the results are
- * exact copies. */
+ * exact copies, but for the gather's activation epilogue: the gather ends the backward-data
+ * pass, and applies the activation after it (when there is one) to each value it writes, with
+ * the activation kernel's per-element code (gan_act_or_none, kernels/activation.cuh), so dx is
+ * bit for bit the plain gather followed by the activation kernel. */
 #ifndef GAN_KERNELS_SUBPIXEL_CUH
 #define GAN_KERNELS_SUBPIXEL_CUH
 
+#include "activation.cuh"
 #include "common.cuh"
 
 /* w2[(a*2 + b)*ci + c, o, i, j] = w[o, c, 3 - a - 2i, 3 - b - 2j] for a, b, i, j in {0, 1};
@@ -29,10 +33,11 @@ __global__ void gan_subpixel_weights_kernel(size_t count, size_t co, size_t ci, 
     }
 }
 
-/* dx[m, c, 2p + a, 2q + b] = y2[m, (a*2 + b)*ci + c, p + a, q + b] for p < Ho, q < Wo;
- * count = n ci 2Ho 2Wo (every element of dx is written). */
+/* dx[m, c, 2p + a, 2q + b] = act(y2[m, (a*2 + b)*ci + c, p + a, q + b]) for p < Ho, q < Wo;
+ * count = n ci 2Ho 2Wo (every element of dx is written). `act` is a gan_activation or
+ * GAN_FUSED_NONE (the value itself). */
 __global__ void gan_subpixel_gather_kernel(size_t count, size_t ci, size_t h_out, size_t w_out,
-                                           const float *y2, float *dx)
+                                           const float *y2, int act, float slope, float *dx)
 {
     const size_t h = 2 * h_out, w = 2 * w_out;
     const size_t h2 = h_out + 1, w2 = w_out + 1;
@@ -44,7 +49,7 @@ __global__ void gan_subpixel_gather_kernel(size_t count, size_t ci, size_t h_out
         size_t p = row / 2, a = row % 2;
         size_t q = col / 2, b = col % 2;
         size_t channel = m * 4 * ci + (a * 2 + b) * ci + c;
-        dx[e] = y2[(channel * h2 + p + a) * w2 + q + b];
+        dx[e] = gan_act_or_none(act, slope, y2[(channel * h2 + p + a) * w2 + q + b]);
     }
 }
 

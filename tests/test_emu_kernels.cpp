@@ -756,7 +756,7 @@ void test_subpixel_case(int n, int ci, int co, int h_out, int w_out, unsigned se
     std::vector<unsigned char> inner_ws(cpu->conv_workspace_bytes(cpu, &inner, GAN_CONV_PASSES_ALL) + 1);
     CHECK_OK(cpu->conv_forward(cpu, &inner, dy.data(), w2, y2, inner_ws.data()));
     std::vector<float> dx_got(dx_count, NAN); /* every element must be written */
-    CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2, dx_got.data()));
+    CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2, GAN_FUSED_NONE, 0.0f, dx_got.data()));
 
     std::vector<float> dx_want(dx_count);
     std::vector<unsigned char> ws(cpu->conv_workspace_bytes(cpu, &g, GAN_CONV_PASSES_ALL) + 1);
@@ -788,9 +788,10 @@ void test_subpixel(void)
     test_subpixel_case(1, 1, 1, 1, 1, 140);  /* the smallest: 2x2 -> 1x1 */
     /* Empty shapes launch nothing and succeed; negative ones are refused. */
     CHECK_OK(gan_cuda_subpixel_weights(nullptr, 0, 3, nullptr, nullptr));
-    CHECK_OK(gan_cuda_subpixel_gather(nullptr, 2, 3, 0, 4, nullptr, nullptr));
+    CHECK_OK(gan_cuda_subpixel_gather(nullptr, 2, 3, 0, 4, nullptr, GAN_FUSED_NONE, 0.0f, nullptr));
     CHECK_FAILS_WITH(gan_cuda_subpixel_weights(nullptr, -1, 3, nullptr, nullptr), GAN_ERR_ARG, "subpixel");
-    CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, 2, -3, 4, 4, nullptr, nullptr), GAN_ERR_ARG, "subpixel");
+    CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, 2, -3, 4, 4, nullptr, GAN_FUSED_NONE, 0.0f, nullptr),
+                     GAN_ERR_ARG, "subpixel");
 }
 
 /* The im2col backward-filter (gan/cuda_args.h): the im2col and channels-first kernels into a
@@ -1253,7 +1254,8 @@ void check_bf16_nhwc_to_f32(const char *name, nhwc_shape s, const std::vector<ui
     std::vector<float> got = old, want = old;
     if (beta == 0.0f)
         std::fill(got.begin(), got.begin() + (ptrdiff_t)count, std::nanf(""));
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, got.data()));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, GAN_FUSED_NONE, 0.0f,
+                                       got.data()));
     std::vector<uint16_t> moved = reference_to_nchw(s, src);
     for (size_t i = 0; i < count; i++) {
         float widened = float_of_bits((uint32_t)moved[i] << 16);
@@ -1281,7 +1283,8 @@ void check_every_bf16_pattern(nhwc_shape s)
     for (size_t p = 0; p < count; p++)
         all[p] = (uint16_t)p;
     std::vector<float> wide(count, std::nanf(""));
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c, s.hw, all.data(), 0.0f, wide.data()));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c, s.hw, all.data(), 0.0f, GAN_FUSED_NONE, 0.0f,
+                                       wide.data()));
     CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.c, s.hw, wide.data(), back.data()));
     std::vector<float> wide_nhwc = reference_to_nhwc(s, wide);
     size_t wrong_wide = count, wrong_back = count;
@@ -1344,7 +1347,7 @@ template <typename T> struct copy_launchers {
     const char *narrow_name;
     gan_status (*narrow)(cudaStream_t, int, int, int, int, const float *, T *);
     const char *widen_name;
-    gan_status (*widen)(cudaStream_t, int, int, int, int, const T *, float, float *);
+    gan_status (*widen)(cudaStream_t, int, int, int, int, const T *, float, int, float, float *);
 };
 
 /* Empty tensors launch nothing (the pointers are not touched); negative sizes and fewer NHWC
@@ -1355,8 +1358,8 @@ template <typename T> void check_copy_arguments(const copy_launchers<T> &l)
     for (nhwc_shape s : {nhwc_shape{0, 3, 5}, nhwc_shape{2, 0, 5}, nhwc_shape{2, 3, 0}, nhwc_shape{0, 3, 5, 8},
                          nhwc_shape{2, 3, 0, 8}}) {
         CHECK_OK(l.narrow(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, nullptr));
-        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
-        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 1.0f, nullptr));
+        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, GAN_FUSED_NONE, 0.0f, nullptr));
+        CHECK_OK(l.widen(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 1.0f, GAN_FUSED_NONE, 0.0f, nullptr));
     }
     struct refused {
         int n, c, c_nhwc, hw;
@@ -1373,7 +1376,8 @@ template <typename T> void check_copy_arguments(const copy_launchers<T> &l)
         std::snprintf(want, sizeof want, "%s: %s [n %d, c %d, c_nhwc %d, hw %d]", l.widen_name, r.why, r.n, r.c,
                       r.c_nhwc, r.hw);
         for (float beta : {0.0f, 1.0f})
-            CHECK_FAILS_WITH(l.widen(nullptr, r.n, r.c, r.c_nhwc, r.hw, nullptr, beta, nullptr), GAN_ERR_ARG, want);
+            CHECK_FAILS_WITH(l.widen(nullptr, r.n, r.c, r.c_nhwc, r.hw, nullptr, beta, GAN_FUSED_NONE, 0.0f, nullptr),
+                             GAN_ERR_ARG, want);
     }
 }
 
@@ -1463,8 +1467,8 @@ void test_bf16_conversions(void)
      * write (nothing launched: nullptr). */
     check_f32_to_bf16_nhwc("f32_to_bf16_nhwc of no channels", nhwc_shape{2, 0, 5, 8}, std::vector<float>());
     check_f32_to_bf16_nhwc("f32_to_bf16_nhwc of no channels", nhwc_shape{3, 0, 70, 40}, std::vector<float>());
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.0f, nullptr));
-    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.5f, nullptr));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.0f, GAN_FUSED_NONE, 0.0f, nullptr));
+    CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, 2, 0, 8, 5, nullptr, 0.5f, GAN_FUSED_NONE, 0.0f, nullptr));
 
     /* ---- the layout change, against the reference transpose ---- */
     /* Image layers (c = 3: partial tiles along c), plain conversions (c = 1, hw = 1), whole
@@ -1500,8 +1504,8 @@ void test_bf16_conversions(void)
         std::vector<uint16_t> narrow(count_nhwc, 0xffff);
         std::vector<float> round_trip(count + 2, 7.0f), want(count + 2, 7.0f);
         CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), narrow.data()));
-        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, narrow.data(), 0.0f,
-                                           round_trip.data()));
+        CHECK_OK(gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, narrow.data(), 0.0f, GAN_FUSED_NONE,
+                                           0.0f, round_trip.data()));
         for (size_t i = 0; i < count; i++)
             want[i] = float_of_bits((uint32_t)expected_bf16(src[i]) << 16);
         char name[96];
@@ -1535,7 +1539,7 @@ void test_bf16_conversions(void)
         std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f), wide = old, want = old;
         gan_emu_launch(gan_nhwc_to_f32_kernel<__nv_bfloat16>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr,
                        (size_t)s.n, (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw,
-                       reinterpret_cast<const __nv_bfloat16 *>(bf16.data()), 0.5f, wide.data());
+                       reinterpret_cast<const __nv_bfloat16 *>(bf16.data()), 0.5f, GAN_FUSED_NONE, 0.0f, wide.data());
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<uint16_t> bf16_nchw = reference_to_nchw(s, bf16);
         for (size_t i = 0; i < count; i++) {
@@ -1658,7 +1662,8 @@ void check_f32_nhwc_to_f32(const char *name, nhwc_shape s, const std::vector<flo
     std::vector<float> got = old;
     if (beta == 0.0f)
         std::fill(got.begin(), got.begin() + (ptrdiff_t)count, float_of_bits(0xffc0dead));
-    CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, got.data()));
+    CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), beta, GAN_FUSED_NONE, 0.0f,
+                                      got.data()));
     std::vector<uint32_t> moved = reference_to_nchw(s, bits_of(src));
     std::vector<uint32_t> want = bits_of(old);
     for (size_t i = 0; i < count; i++)
@@ -1709,7 +1714,8 @@ void test_f32_nhwc_copies(void)
         std::vector<float> nhwc(s.count_nhwc(), float_of_bits(0x7fa00bad));
         std::vector<float> back(count + 2, float_of_bits(0xffc0dead));
         CHECK_OK(gan_cuda_f32_to_f32_nhwc(nullptr, s.n, s.c, s.c_nhwc(), s.hw, src.data(), nhwc.data()));
-        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nhwc.data(), 0.0f, back.data()));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nhwc.data(), 0.0f, GAN_FUSED_NONE, 0.0f,
+                                          back.data()));
         std::vector<float> want = src;
         want.push_back(float_of_bits(0xffc0dead));
         want.push_back(float_of_bits(0xffc0dead));
@@ -1723,8 +1729,10 @@ void test_f32_nhwc_copies(void)
      * widening has nothing to write (nothing launched: nullptr). */
     for (nhwc_shape s : {nhwc_shape{2, 0, 5, 8}, nhwc_shape{2, 0, 49, 4}, nhwc_shape{3, 0, 70, 40}}) {
         check_f32_to_f32_nhwc("f32_to_f32_nhwc of no channels", s, std::vector<float>());
-        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, nullptr));
-        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.5f, nullptr));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.0f, GAN_FUSED_NONE, 0.0f,
+                                          nullptr));
+        CHECK_OK(gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, nullptr, 0.5f, GAN_FUSED_NONE, 0.0f,
+                                          nullptr));
     }
 
     /* A grid smaller than the work, as the launchers' cap makes it for large tensors: the kernels
@@ -1750,7 +1758,7 @@ void test_f32_nhwc_copies(void)
         std::vector<float> old = random_floats(count + 2, seed++, -2.0f, 2.0f), wide = old;
         gan_emu_launch(gan_nhwc_to_f32_kernel<float>, dim3(3), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)s.n,
                        (size_t)s.c, (size_t)s.c_nhwc(), (size_t)s.hw, (const float *)wide_src.data(), 0.5f,
-                       wide.data());
+                       GAN_FUSED_NONE, 0.0f, wide.data());
         CHECK(cudaGetLastError() == cudaSuccess);
         std::vector<uint32_t> moved = reference_to_nchw(s, bits_of(wide_src)), want = bits_of(old);
         for (size_t i = 0; i < count; i++)
@@ -1761,6 +1769,168 @@ void test_f32_nhwc_copies(void)
     }
 
     check_copy_arguments<float>({"f32_to_f32_nhwc", gan_cuda_f32_to_f32_nhwc, "f32_nhwc_to_f32", gan_cuda_f32_nhwc_to_f32});
+}
+
+/* ---- the activation epilogue of the widenings and the sub-pixel gather ---------------------- */
+
+/* The activations an epilogue takes (LeakyReLU at slope 0 too: -0 for x < 0 where ReLU gives +0),
+ * and none. */
+struct epilogue_act {
+    int act;
+    float slope;
+    const char *name;
+};
+const epilogue_act epilogue_acts[] = {
+    {GAN_FUSED_NONE, 0.0f, "none"}, {GAN_ACT_RELU, 0.0f, "relu"}, {GAN_ACT_LRELU, 0.2f, "lrelu 0.2"},
+    {GAN_ACT_LRELU, 0.0f, "lrelu 0"}, {GAN_ACT_TANH, 0.0f, "tanh"}, {GAN_ACT_SIGMOID, 0.0f, "sigmoid"},
+};
+
+/* count values in [-4, 4), every fifth one a special: zeros of both signs, large magnitudes (where
+ * tanh and sigmoid saturate, and beyond bf16's range), infinities, subnormals, a NaN. */
+std::vector<float> epilogue_values(size_t count, unsigned seed)
+{
+    const float specials[] = {0.0f, -0.0f, 1e30f, -1e30f, 3e38f, -3e38f, INFINITY, -INFINITY, 1e-40f, -1e-40f,
+                              20.0f, -20.0f, -100.0f, std::nanf("")};
+    const size_t n_specials = sizeof specials / sizeof specials[0];
+    std::vector<float> v = random_floats(count, seed, -4.0f, 4.0f);
+    for (size_t i = 0; i < count; i += 5)
+        v[i] = specials[i / 5 % n_specials];
+    return v;
+}
+
+/* The first `count` elements of `v` after the emulated gan_cuda_activation_forward, in place (none:
+ * v as it is); the elements beyond (guards) untouched. That launcher shares its per-element switch
+ * with the epilogues, so it is checked here against the CPU backend's activation_forward on the
+ * same values: a wrong activation in the shared code fails these checks too. */
+std::vector<float> activation_after(const char *name, std::vector<float> v, size_t count, epilogue_act a)
+{
+    if (a.act == GAN_FUSED_NONE)
+        return v;
+    std::vector<float> on_cpu(count);
+    CHECK_OK(cpu->activation_forward(cpu, (gan_activation)a.act, a.slope, count, v.data(), on_cpu.data()));
+    CHECK_OK(gan_cuda_activation_forward(nullptr, (gan_activation)a.act, a.slope, count, v.data(), v.data()));
+    char full_name[224];
+    std::snprintf(full_name, sizeof full_name, "%s: activation_forward against the CPU backend's", name);
+    check_same_bits(full_name, bits_of(std::vector<float>(v.begin(), v.begin() + (ptrdiff_t)count)),
+                    bits_of(on_cpu));
+    return v;
+}
+
+/* One widening launcher, whatever its element type: src is the NHWC source as bytes. */
+typedef gan_status (*widen_launcher)(const nhwc_shape &s, const void *src, float beta, int act, float slope,
+                                     float *dst);
+gan_status widen_bf16(const nhwc_shape &s, const void *src, float beta, int act, float slope, float *dst)
+{
+    return gan_cuda_bf16_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, (const uint16_t *)src, beta, act, slope,
+                                     dst);
+}
+gan_status widen_f32(const nhwc_shape &s, const void *src, float beta, int act, float slope, float *dst)
+{
+    return gan_cuda_f32_nhwc_to_f32(nullptr, s.n, s.c, s.c_nhwc(), s.hw, (const float *)src, beta, act, slope, dst);
+}
+
+/* For each activation: the widening of `src` with the epilogue into a NaN pattern (beta 0: not read)
+ * must be bit for bit the plain widening followed by gan_cuda_activation_forward on the same
+ * buffer; onto old values at beta 0.5, gan_mul_rn(0.5, old) + that activated value (activated
+ * before the add). Two guards after dst stay as they were. */
+void check_widening_epilogue(const char *name, widen_launcher widen, nhwc_shape s, const void *src, unsigned seed)
+{
+    const size_t count = s.count();
+    const float nan_pattern = float_of_bits(0xffc0dead), guard = float_of_bits(0x12345678);
+    std::vector<float> blank(count + 2, nan_pattern);
+    blank[count] = blank[count + 1] = guard;
+    std::vector<float> plain = blank;
+    CHECK_OK(widen(s, src, 0.0f, GAN_FUSED_NONE, 0.0f, plain.data()));
+    std::vector<float> old = random_floats(count + 2, seed, -2.0f, 2.0f);
+    old[count] = old[count + 1] = guard;
+    for (const epilogue_act &a : epilogue_acts) {
+        char full_name[192];
+        std::snprintf(full_name, sizeof full_name, "%s [n %d, c %d, c_nhwc %d, hw %d] with %s", name, s.n, s.c,
+                      s.c_nhwc(), s.hw, a.name);
+        std::vector<float> want = activation_after(full_name, plain, count, a), got = blank;
+        CHECK_OK(widen(s, src, 0.0f, a.act, a.slope, got.data()));
+        check_same_bits(full_name, bits_of(got), bits_of(want));
+
+        std::vector<float> accumulated = old, accumulated_want = old;
+        for (size_t i = 0; i < count; i++)
+            accumulated_want[i] = gan_mul_rn(0.5f, old[i]) + want[i];
+        CHECK_OK(widen(s, src, 0.5f, a.act, a.slope, accumulated.data()));
+        std::strncat(full_name, ", beta 0.5", sizeof full_name - std::strlen(full_name) - 1);
+        check_same_bits(full_name, bits_of(accumulated), bits_of(accumulated_want));
+    }
+}
+
+/* The sub-pixel gather of y2 [n, 4 ci, h_out + 1, w_out + 1] (values as epilogue_values) with each
+ * epilogue, against the plain gather followed by gan_cuda_activation_forward; dx full of a NaN
+ * pattern before (every element must be written), two guards after. */
+void check_gather_epilogue(int n, int ci, int h_out, int w_out, unsigned seed)
+{
+    const size_t y2_count = (size_t)n * 4 * ci * (h_out + 1) * (w_out + 1);
+    const size_t dx_count = (size_t)n * ci * 2 * h_out * 2 * w_out;
+    std::vector<float> y2 = epilogue_values(y2_count, seed);
+    std::vector<float> blank(dx_count + 2, float_of_bits(0xffc0dead));
+    blank[dx_count] = blank[dx_count + 1] = float_of_bits(0x12345678);
+    std::vector<float> plain = blank;
+    CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2.data(), GAN_FUSED_NONE, 0.0f, plain.data()));
+    for (const epilogue_act &a : epilogue_acts) {
+        std::vector<float> got = blank;
+        CHECK_OK(gan_cuda_subpixel_gather(nullptr, n, ci, h_out, w_out, y2.data(), a.act, a.slope, got.data()));
+        char name[128];
+        std::snprintf(name, sizeof name, "subpixel_gather [n %d, ci %d, y %dx%d] with %s", n, ci, h_out, w_out,
+                      a.name);
+        check_same_bits(name, bits_of(got), bits_of(activation_after(name, plain, dx_count, a)));
+    }
+}
+
+void test_activation_epilogues(void)
+{
+    /* Tiles with padding (the image layers: c 3 to 8 for BF16, to 4 for TF32, 7 x 7), tiles
+     * without (c 40, hw 33: a full tile and a part along c, two along hw), and the plain paths
+     * (c == c_nhwc == 1; hw == 1). */
+    const nhwc_shape bf16_shapes[] = {{2, 3, 49, 8}, {2, 40, 33}, {3, 1, 65}, {3, 70, 1}};
+    const nhwc_shape f32_shapes[] = {{2, 3, 49, 4}, {2, 40, 33}, {3, 1, 65}, {3, 70, 1}};
+    unsigned seed = 1300;
+    for (const nhwc_shape &s : bf16_shapes) {
+        /* bf16 patterns of the values, rounded as CUDA does (3e38 to infinity, 1e-40 kept a
+         * subnormal), NaN patterns in the padding */
+        std::vector<float> values = padded_f32_source(s, epilogue_values(s.count(), seed++));
+        std::vector<uint16_t> src(values.size());
+        for (size_t i = 0; i < values.size(); i++)
+            src[i] = expected_bf16(values[i]);
+        check_widening_epilogue("bf16_nhwc_to_f32", widen_bf16, s, src.data(), seed++);
+    }
+    for (const nhwc_shape &s : f32_shapes) {
+        std::vector<float> src = padded_f32_source(s, epilogue_values(s.count(), seed++));
+        check_widening_epilogue("f32_nhwc_to_f32", widen_f32, s, src.data(), seed++);
+    }
+    check_gather_epilogue(2, 3, 4, 4, seed++); /* a small DCGAN layer, 8x8 -> 4x4 */
+    check_gather_epilogue(3, 2, 3, 5, seed++); /* non-square, batch 3 */
+
+    /* An act that is neither a gan_activation nor GAN_FUSED_NONE is refused, naming the launcher,
+     * for an empty shape too; nothing is launched (dst keeps its pattern). Real buffers, so that a
+     * launcher that accepted it would fail the check rather than crash. */
+    std::vector<uint16_t> bf16_src((size_t)2 * 5 * 8, 0x3f80);  /* [2, 5, 8] */
+    std::vector<float> f32_src((size_t)2 * 5 * 4, -1.0f);       /* [2, 5, 4] */
+    std::vector<float> y2((size_t)2 * 4 * 3 * 5 * 5, -1.0f);      /* [2, 12, 5, 5] */
+    const float untouched = float_of_bits(0x7fa00bad);
+    for (int act : {7, -2, (int)GAN_ACT_SIGMOID + 1}) {
+        for (int n : {0, 2}) {
+            char want[96];
+            std::vector<float> dst((size_t)2 * 3 * 8 * 8, untouched); /* the largest dst: dx [2, 3, 8, 8] */
+            std::snprintf(want, sizeof want, "bf16_nhwc_to_f32: unknown activation %d", act);
+            CHECK_FAILS_WITH(gan_cuda_bf16_nhwc_to_f32(nullptr, n, 3, 8, 5, bf16_src.data(), 0.0f, act, 0.2f,
+                                                       dst.data()),
+                             GAN_ERR_ARG, want);
+            std::snprintf(want, sizeof want, "f32_nhwc_to_f32: unknown activation %d", act);
+            CHECK_FAILS_WITH(gan_cuda_f32_nhwc_to_f32(nullptr, n, 3, 4, 5, f32_src.data(), 0.5f, act, 0.2f, dst.data()),
+                             GAN_ERR_ARG, want);
+            std::snprintf(want, sizeof want, "subpixel_gather: unknown activation %d", act);
+            CHECK_FAILS_WITH(gan_cuda_subpixel_gather(nullptr, n, 3, 4, 4, y2.data(), act, 0.2f, dst.data()),
+                             GAN_ERR_ARG, want);
+            CHECK_MSG(std::all_of(dst.begin(), dst.end(), [&](float x) { return bits_of(x) == bits_of(untouched); }),
+                      "a launcher wrote dst with the unknown activation %d (n %d)", act, n);
+        }
+    }
 }
 
 } /* namespace */
@@ -1791,6 +1961,7 @@ int main(void)
     test_eval_ops();
     test_bf16_conversions();
     test_f32_nhwc_copies();
+    test_activation_epilogues();
     cpu->destroy(cpu);
     return test_finish();
 }
