@@ -318,10 +318,13 @@ gan_status gan_cuda_subpixel_weights(cudaStream_t s, int co, int ci, const float
     return GAN_OK;
 }
 
-gan_status gan_cuda_subpixel_gather(cudaStream_t s, int n, int ci, int h_out, int w_out, const float *y2,
-                                    float *dx)
+static int gather_act = -2; /* the last gather's activation */
+
+gan_status gan_cuda_subpixel_gather(cudaStream_t s, int n, int ci, int h_out, int w_out, const float *y2, int act,
+                                    float slope, float *dx)
 {
     gather_calls++;
+    gather_act = act;
     gather_read_inside = inside(y2, (size_t)n * 4 * ci * (h_out + 1) * (w_out + 1) * sizeof(float));
     return GAN_OK;
 }
@@ -360,6 +363,8 @@ typedef struct conversion {
     const void *src;
     void *dst;
     float beta;
+    int act; /* the way back's activation (GAN_FUSED_NONE: none) */
+    float slope;
 } conversion;
 static conversion conversions[8];
 static int conversion_count;
@@ -368,7 +373,7 @@ gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t s, int n, int c, int c_nhwc, i
                                      uint16_t *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){TO_BF16, n, c, c_nhwc, hw, src, dst, 0.0f};
+        conversions[conversion_count] = (conversion){TO_BF16, n, c, c_nhwc, hw, src, dst, 0.0f, GAN_FUSED_NONE, 0.0f};
     conversion_count++;
     device_clock_ms += copy_ms;
     return GAN_OK;
@@ -377,29 +382,47 @@ gan_status gan_cuda_f32_to_bf16_nhwc(cudaStream_t s, int n, int c, int c_nhwc, i
 gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t s, int n, int c, int c_nhwc, int hw, const float *src, float *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){TO_F32, n, c, c_nhwc, hw, src, dst, 0.0f};
+        conversions[conversion_count] = (conversion){TO_F32, n, c, c_nhwc, hw, src, dst, 0.0f, GAN_FUSED_NONE, 0.0f};
     conversion_count++;
     device_clock_ms += copy_ms;
     return GAN_OK;
 }
 
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t s, int n, int c, int c_nhwc, int hw, const float *src, float beta,
-                                    float *dst)
+                                    int act, float slope, float *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){FROM_F32, n, c, c_nhwc, hw, src, dst, beta};
+        conversions[conversion_count] = (conversion){FROM_F32, n, c, c_nhwc, hw, src, dst, beta, act, slope};
     conversion_count++;
     device_clock_ms += copy_ms;
     return GAN_OK;
 }
 
 gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t s, int n, int c, int c_nhwc, int hw, const uint16_t *src,
-                                     float beta, float *dst)
+                                     float beta, int act, float slope, float *dst)
 {
     if (conversion_count < 8)
-        conversions[conversion_count] = (conversion){FROM_BF16, n, c, c_nhwc, hw, src, dst, beta};
+        conversions[conversion_count] = (conversion){FROM_BF16, n, c, c_nhwc, hw, src, dst, beta, act, slope};
     conversion_count++;
     device_clock_ms += copy_ms;
+    return GAN_OK;
+}
+
+/* The activation launches (where no kernel of ours ends a pass): the last one recorded. */
+static struct {
+    int calls;
+    gan_activation kind;
+    float slope;
+    size_t count;
+    const float *x;
+    float *y;
+} act_launch;
+
+gan_status gan_cuda_activation_forward(cudaStream_t s, gan_activation kind, float slope, size_t count, const float *x,
+                                       float *y)
+{
+    act_launch.calls++;
+    act_launch.kind = kind, act_launch.slope = slope, act_launch.count = count, act_launch.x = x, act_launch.y = y;
     return GAN_OK;
 }
 
@@ -854,7 +877,8 @@ static bool conversion_is(int i, copy_kind kind, nchw s, const void *src, const 
 {
     const conversion *c = &conversions[i];
     bool yes = i < conversion_count && c->kind == kind && c->n == s.n && c->c == s.c &&
-               c->c_nhwc == s.c_nhwc && c->hw == s.hw && c->src == src && c->dst == dst && c->beta == beta;
+               c->c_nhwc == s.c_nhwc && c->hw == s.hw && c->src == src && c->dst == dst && c->beta == beta &&
+               c->act == GAN_FUSED_NONE;
     if (!yes)
         fprintf(stderr,
                 "  conversion %d of %d: %s [%d, %d/%d, %d] from %p to %p beta %g; want %s [%d, %d/%d, %d] from %p "
@@ -1107,6 +1131,77 @@ static void test_tf32_layouts(void)
     nhwc_scale = 1.0f;
 }
 
+/* conv_forward_act / conv_backward_data_act: the activation goes into the kernel of ours that ends
+ * the pass (the NHWC copy back, the sub-pixel gather), else into one launch on the output. */
+static void test_activation_epilogue(void)
+{
+    const float *x = (const float *)0x1000, *w = (const float *)0x2000;
+    float *y = (float *)0x3000;
+    fake_backend f;
+
+    /* fp32, cuDNN's forward on the caller's buffers: then one launch over all of y, in place */
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    char *ws = malloc(bytes);
+    memset(&act_launch, 0, sizeof act_launch);
+    CHECK_OK(gan_cuda_conv_forward_act(&f.be, &K3S1, x, w, GAN_ACT_TANH, 0.0f, y, ws));
+    CHECK(last_cudnn.y == y);
+    CHECK_MSG(act_launch.calls == 1 && act_launch.kind == GAN_ACT_TANH && act_launch.count == 4 * 16 * 8 * 8 &&
+                  act_launch.x == y && act_launch.y == y,
+              "%d activation launches, kind %d over %zu", act_launch.calls, (int)act_launch.kind, act_launch.count);
+    /* the plain pass launches none */
+    memset(&act_launch, 0, sizeof act_launch);
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &K3S1, x, w, y, ws));
+    CHECK(act_launch.calls == 0);
+    /* backward-data through cuDNN: over all of dx */
+    CHECK_OK(gan_cuda_conv_backward_data_act(&f.be, &K3S1, y, w, GAN_ACT_LRELU, 0.2f, (float *)x, ws));
+    CHECK(act_launch.calls == 1 && act_launch.kind == GAN_ACT_LRELU && act_launch.slope == 0.2f &&
+          act_launch.count == 4 * 8 * 8 * 8 && act_launch.y == (float *)x);
+    CHECK_FAILS_WITH(gan_cuda_conv_forward_act(&f.be, &K3S1, x, w, (gan_activation)7, 0.0f, y, ws), GAN_ERR_ARG,
+                     "unknown activation 7");
+    free(ws);
+
+    /* the sub-pixel backward-data: the gather applies it, no launch */
+    subpixel_ms = 0.4f;
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "subpixel"));
+    ws = malloc(bytes);
+    call_workspace = ws;
+    call_workspace_bytes = bytes;
+    memset(&act_launch, 0, sizeof act_launch);
+    gather_act = -2;
+    CHECK_OK(gan_cuda_conv_backward_data_act(&f.be, &K4S2, y, w, GAN_ACT_TANH, 0.0f, (float *)x, ws));
+    CHECK_MSG(gather_act == GAN_ACT_TANH && act_launch.calls == 0, "gather act %d, %d launches", gather_act,
+              act_launch.calls);
+    CHECK_OK(gan_cuda_conv_backward_data(&f.be, &K4S2, y, w, (float *)x, ws));
+    CHECK(gather_act == GAN_FUSED_NONE);
+    call_workspace = NULL;
+    free(ws);
+
+    /* a whole-input convolution: its GEMM, then one launch */
+    memset(&act_launch, 0, sizeof act_launch);
+    CHECK_OK(gan_cuda_conv_backward_data_act(&f.be, &WHOLE, y, w, GAN_ACT_RELU, 0.0f, (float *)x, NULL));
+    CHECK(act_launch.calls == 1 && act_launch.kind == GAN_ACT_RELU && act_launch.count == 4 * 16 * 4 * 4);
+    close_fake(&f);
+
+    /* bf16: the copy back applies it (its activation and slope), no launch */
+    open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    ws = malloc(bytes);
+    memset(&act_launch, 0, sizeof act_launch);
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_forward_act(&f.be, &K3S1, x, w, GAN_ACT_LRELU, 0.2f, y, ws));
+    CHECK(conversion_count == 3 && act_launch.calls == 0);
+    CHECK_MSG(conversions[2].kind == FROM_BF16 && conversions[2].dst == y && conversions[2].act == GAN_ACT_LRELU &&
+                  conversions[2].slope == 0.2f,
+              "the copy back: kind %d, act %d", (int)conversions[2].kind, conversions[2].act);
+    conversion_count = 0;
+    CHECK_OK(gan_cuda_conv_backward_data_act(&f.be, &K3S1, y, w, GAN_ACT_SIGMOID, 0.0f, (float *)x, ws));
+    CHECK(conversion_count == 3 && conversions[2].act == GAN_ACT_SIGMOID && act_launch.calls == 0);
+    free(ws);
+    close_fake(&f);
+}
+
 int main(void)
 {
     char *exported = NULL;
@@ -1118,6 +1213,7 @@ int main(void)
     test_im2col();
     test_bf16();
     test_tf32_layouts();
+    test_activation_epilogue();
     return test_finish();
 }
 #endif

@@ -622,6 +622,8 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .conv_workspace_bytes = gan_cuda_conv_workspace_bytes,
         .conv_forward = gan_cuda_conv_forward,
         .conv_backward_data = gan_cuda_conv_backward_data,
+        .conv_forward_act = gan_cuda_conv_forward_act,
+        .conv_backward_data_act = gan_cuda_conv_backward_data_act,
         .conv_backward_filter = gan_cuda_conv_backward_filter,
         .bias_forward = cuda_bias_forward,
         .bias_backward = cuda_bias_backward,

@@ -509,17 +509,32 @@ static void *copy_written(const nhwc_copies *c, gan_conv_pass pass)
 }
 
 /* Copies what `pass` wrote back into `out` (FP32 NCHW; widened from BF16 in bf16), a
- * backward-filter's with its beta. */
+ * backward-filter's with its beta, the activation `act` (GAN_FUSED_NONE: none) applied on the way. */
 static gan_status copy_out(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass,
-                           const nhwc_copies *c, float beta, float *out)
+                           const nhwc_copies *c, float beta, int act, float slope, float *out)
 {
     nc_hw s = pass == GAN_CONV_FORWARD         ? y_shape(g)
               : pass == GAN_CONV_BACKWARD_DATA ? x_shape(impl, g)
                                                : w_shape(impl, g);
     float b = pass == GAN_CONV_BACKWARD_FILTER ? beta : 0.0f;
     if (impl->precision == GAN_PRECISION_BF16)
-        return gan_cuda_bf16_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, copy_written(c, pass), b, out);
-    return gan_cuda_f32_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, copy_written(c, pass), b, out);
+        return gan_cuda_bf16_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, copy_written(c, pass), b, act, slope,
+                                         out);
+    return gan_cuda_f32_nhwc_to_f32(impl->stream, s.n, s.c, s.c_nhwc, s.hw, copy_written(c, pass), b, act, slope,
+                                    out);
+}
+
+/* out = act(out) for the output of `pass` of g, one launch (nothing for GAN_FUSED_NONE): where
+ * no kernel of ours ends the pass. */
+static gan_status act_in_place(const gan_cuda_impl *impl, gan_conv_pass pass, const gan_conv_geom *g, int act,
+                               float slope, float *out)
+{
+    if (act == GAN_FUSED_NONE)
+        return GAN_OK;
+    size_t count = pass == GAN_CONV_FORWARD         ? (size_t)g->n * g->c_out * g->h_out * g->w_out
+                   : pass == GAN_CONV_BACKWARD_DATA ? (size_t)g->n * g->c_in * g->h_in * g->w_in
+                                                    : (size_t)g->c_out * g->c_in * g->k_h * g->k_w;
+    return gan_cuda_activation_forward(impl->stream, (gan_activation)act, slope, count, out, out);
 }
 
 /* Pass `pass` of `plan` on cuDNN, with the plan's algorithm, math type and layout. Inputs in cuDNN's
@@ -527,9 +542,11 @@ static gan_status copy_out(const gan_cuda_impl *impl, const gan_conv_geom *g, ga
  *   forward:         a = x,  b = w   -> out = y
  *   backward-data:   a = w,  b = dy  -> out = dx
  *   backward-filter: a = x,  b = dy  -> out = dw, added to beta times dw (beta 0: overwritten)
- * `workspace` holds the pass's bytes (the plan's, NHWC copies included). */
+ * `workspace` holds the pass's bytes (the plan's, NHWC copies included). `act` (GAN_FUSED_NONE:
+ * none) is applied to out: by the copy back in NHWC, else by one more launch. */
 static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
-                            const float *a, const float *b, float beta, float *out, void *workspace)
+                            const float *a, const float *b, float beta, int act, float slope, float *out,
+                            void *workspace)
 {
     const gan_cuda_pass_plan *p = &plan->pass[pass];
     const gan_cuda_conv_descriptors *d = &plan->desc[p->layout];
@@ -574,7 +591,9 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
                                                  rest_bytes, &cudnn_beta, d->w, written));
         break;
     }
-    return nhwc ? copy_out(impl, g, pass, &c, beta, out) : GAN_OK;
+    if (nhwc)
+        return copy_out(impl, g, pass, &c, beta, act, slope, out);
+    return act_in_place(impl, pass, g, act, slope, out);
 }
 
 /* Its scratch (w2, y2) before the inner convolution's workspace. */
@@ -583,17 +602,18 @@ static size_t subpixel_scratch_bytes(const gan_conv_geom *g)
     return align256(gan_conv_subpixel_scratch_floats(g) * sizeof(float));
 }
 
-/* dx = conv^T(dy, w) for g as weights kernel, the inner plan's forward, gather. */
+/* dx = act(conv^T(dy, w)) for g as weights kernel, the inner plan's forward, gather (which
+ * applies `act`, GAN_FUSED_NONE for none). */
 static gan_status subpixel_run(gan_cuda_impl *impl, const gan_conv_geom *g,
-                               const gan_cuda_conv_plan *inner, const float *dy, const float *w,
-                               float *dx, void *workspace)
+                               const gan_cuda_conv_plan *inner, const float *dy, const float *w, int act,
+                               float slope, float *dx, void *workspace)
 {
     float *w2 = workspace;
     float *y2 = w2 + gan_conv_subpixel_y2_offset_floats(g);
     void *inner_workspace = (char *)workspace + subpixel_scratch_bytes(g);
     GAN_TRY(gan_cuda_subpixel_weights(impl->stream, g->c_out, g->c_in, w, w2));
-    GAN_TRY(cudnn_run(impl, inner, GAN_CONV_FORWARD, dy, w2, 0.0f, y2, inner_workspace));
-    return gan_cuda_subpixel_gather(impl->stream, g->n, g->c_in, g->h_out, g->w_out, y2, dx);
+    GAN_TRY(cudnn_run(impl, inner, GAN_CONV_FORWARD, dy, w2, 0.0f, GAN_FUSED_NONE, 0.0f, y2, inner_workspace));
+    return gan_cuda_subpixel_gather(impl->stream, g->n, g->c_in, g->h_out, g->w_out, y2, act, slope, dx);
 }
 
 /* The forms of ours, timed beside cuDNN's algorithms, and the NHWC copies around cuDNN's (which
@@ -610,7 +630,7 @@ static gan_status own_run(gan_cuda_impl *impl, own_form form, const gan_conv_geo
                           const gan_cuda_conv_plan *inner, gan_conv_pass pass, const search_scratch *s)
 {
     if (form == OWN_SUBPIXEL)
-        return subpixel_run(impl, g, inner, s->y, s->w, s->x, s->workspace);
+        return subpixel_run(impl, g, inner, s->y, s->w, GAN_FUSED_NONE, 0.0f, s->x, s->workspace);
     if (form == OWN_IM2COL)
         return im2col_run(impl, g, s->x, s->y, 0.0f, s->w, s->workspace);
     nhwc_copies c = copies_at(impl, g, s->workspace);
@@ -618,7 +638,7 @@ static gan_status own_run(gan_cuda_impl *impl, own_form form, const gan_conv_geo
     const float *b = pass == GAN_CONV_FORWARD ? s->w : s->y;
     float *out = pass == GAN_CONV_FORWARD ? s->y : pass == GAN_CONV_BACKWARD_DATA ? s->x : s->w;
     GAN_TRY(copies_in(impl, g, pass, a, b, &c));
-    return copy_out(impl, g, pass, &c, 0.0f, out);
+    return copy_out(impl, g, pass, &c, 0.0f, GAN_FUSED_NONE, 0.0f, out);
 }
 
 /* Milliseconds per run of a form on the search's buffers: one run to warm up, then the mean of
@@ -1076,49 +1096,85 @@ static gan_status check_workspace(gan_conv_pass pass, size_t bytes, const void *
     return GAN_OK;
 }
 
-/* Pass `pass` of a whole-input convolution as one GEMM: c = beta c + op(a) op(b). */
+/* Pass `pass` of a whole-input convolution as one GEMM: c = beta c + op(a) op(b), then `act`. */
 static gan_status whole_input_pass(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass,
-                                   const float *a, const float *b, float beta, float *c)
+                                   const float *a, const float *b, float beta, int act, float slope, float *c)
 {
     gan_conv_gemm m;
     GAN_TRY(gan_conv_whole_input_gemm(g, pass, &m));
-    return be->gemm(be, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, a, m.lda, b, m.ldb, beta, c,
-                    m.ldc);
+    GAN_TRY(be->gemm(be, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, a, m.lda, b, m.ldb, beta, c, m.ldc));
+    return act_in_place(gan_cuda_impl_of(be), pass, g, act, slope, c);
 }
 
-gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
-                                 const float *w, float *y, void *workspace)
+/* y = act(conv(x, w)), act GAN_FUSED_NONE for none. */
+static gan_status conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w, int act,
+                               float slope, float *y, void *workspace)
 {
     if (gan_conv_is_whole_input(g))
-        return whole_input_pass(be, g, GAN_CONV_FORWARD, x, w, 0.0f, y);
+        return whole_input_pass(be, g, GAN_CONV_FORWARD, x, w, 0.0f, act, slope, y);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_for_call(be, g, GAN_CONV_FORWARD, &plan));
     const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_FORWARD];
     GAN_TRY(check_workspace(GAN_CONV_FORWARD, p->bytes, workspace));
-    return cudnn_run(impl, plan, GAN_CONV_FORWARD, x, w, 0.0f, y, workspace);
+    return cudnn_run(impl, plan, GAN_CONV_FORWARD, x, w, 0.0f, act, slope, y, workspace);
 }
 
-gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
-                                       const float *w, float *dx, void *workspace)
+/* dx = act(conv^T(dy, w)), act GAN_FUSED_NONE for none. */
+static gan_status conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy, const float *w,
+                                     int act, float slope, float *dx, void *workspace)
 {
     if (gan_conv_is_whole_input(g))
-        return whole_input_pass(be, g, GAN_CONV_BACKWARD_DATA, dy, w, 0.0f, dx);
+        return whole_input_pass(be, g, GAN_CONV_BACKWARD_DATA, dy, w, 0.0f, act, slope, dx);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_DATA, &plan));
     const gan_cuda_pass_plan *p = &plan->pass[GAN_CONV_BACKWARD_DATA];
     GAN_TRY(check_workspace(GAN_CONV_BACKWARD_DATA, p->bytes, workspace));
     if (p->algo == GAN_CONV_ALGO_SUBPIXEL)
-        return subpixel_run(impl, g, &impl->conv_plans[plan->subpixel_inner], dy, w, dx, workspace);
-    return cudnn_run(impl, plan, GAN_CONV_BACKWARD_DATA, w, dy, 0.0f, dx, workspace);
+        return subpixel_run(impl, g, &impl->conv_plans[plan->subpixel_inner], dy, w, act, slope, dx, workspace);
+    return cudnn_run(impl, plan, GAN_CONV_BACKWARD_DATA, w, dy, 0.0f, act, slope, dx, workspace);
+}
+
+static gan_status check_act(gan_activation act, const char *op)
+{
+    if (act != GAN_ACT_RELU && act != GAN_ACT_LRELU && act != GAN_ACT_TANH && act != GAN_ACT_SIGMOID)
+        return gan_error(GAN_ERR_ARG, "%s: unknown activation %d", op, (int)act);
+    return GAN_OK;
+}
+
+gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const float *x,
+                                 const float *w, float *y, void *workspace)
+{
+    return conv_forward(be, g, x, w, GAN_FUSED_NONE, 0.0f, y, workspace);
+}
+
+gan_status gan_cuda_conv_forward_act(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                     gan_activation act, float slope, float *y, void *workspace)
+{
+    GAN_TRY(check_act(act, "conv forward + activation"));
+    return conv_forward(be, g, x, w, (int)act, slope, y, workspace);
+}
+
+gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                       const float *w, float *dx, void *workspace)
+{
+    return conv_backward_data(be, g, dy, w, GAN_FUSED_NONE, 0.0f, dx, workspace);
+}
+
+gan_status gan_cuda_conv_backward_data_act(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                           const float *w, gan_activation act, float slope, float *dx,
+                                           void *workspace)
+{
+    GAN_TRY(check_act(act, "conv backward-data + activation"));
+    return conv_backward_data(be, g, dy, w, (int)act, slope, dx, workspace);
 }
 
 gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                          const float *dy, float beta, float *dw, void *workspace)
 {
     if (gan_conv_is_whole_input(g))
-        return whole_input_pass(be, g, GAN_CONV_BACKWARD_FILTER, dy, x, beta, dw);
+        return whole_input_pass(be, g, GAN_CONV_BACKWARD_FILTER, dy, x, beta, GAN_FUSED_NONE, 0.0f, dw);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_FILTER, &plan));
@@ -1126,7 +1182,7 @@ gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g
     GAN_TRY(check_workspace(GAN_CONV_BACKWARD_FILTER, p->bytes, workspace));
     if (p->algo == GAN_CONV_ALGO_IM2COL)
         return im2col_run(impl, g, x, dy, beta, dw, workspace);
-    return cudnn_run(impl, plan, GAN_CONV_BACKWARD_FILTER, x, dy, beta, dw, workspace);
+    return cudnn_run(impl, plan, GAN_CONV_BACKWARD_FILTER, x, dy, beta, GAN_FUSED_NONE, 0.0f, dw, workspace);
 }
 
 /* ---- the choices, in and out ----------------------------------------------------------- */

@@ -164,6 +164,14 @@ gan_status gan_cuda_conv_forward(gan_backend *be, const gan_conv_geom *g, const 
                                  const float *w, float *y, void *workspace);
 gan_status gan_cuda_conv_backward_data(gan_backend *be, const gan_conv_geom *g, const float *dy,
                                        const float *w, float *dx, void *workspace);
+/* The same passes with an activation applied on the way out (the op table's conv_forward_act,
+ * conv_backward_data_act): by the kernel of ours that ends the pass where there is one (an NHWC
+ * copy back, the sub-pixel gather), else by one more launch. */
+gan_status gan_cuda_conv_forward_act(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
+                                     gan_activation act, float slope, float *y, void *workspace);
+gan_status gan_cuda_conv_backward_data_act(gan_backend *be, const gan_conv_geom *g, const float *dy,
+                                           const float *w, gan_activation act, float slope, float *dx,
+                                           void *workspace);
 gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                          const float *dy, float beta, float *dw, void *workspace);
 /* Forgets every plan and choice (when the backend is destroyed). */
