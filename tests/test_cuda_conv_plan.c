@@ -47,6 +47,7 @@ int main(void)
 
 #include "backend/cuda_internal.h"
 #include "gan/conv_choices.h"
+#include "gan_kernels.h" /* the launchers this program stands in for: their signatures checked */
 
 /* ---- the scripted device -------------------------------------------------------------------- */
 
