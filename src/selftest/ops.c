@@ -313,52 +313,71 @@ static gan_conv_geom conv_geom(int n, int c_in, int h_in, int w_in, int c_out, i
     return g;
 }
 
+/* The buffers of one convolution geometry on both sides: x, dy and dw random in [-1, 1], w in
+ * [-w_scale, w_scale], room for y and dx, and each backend's workspace for the geometry (planned
+ * by each, as a model does); `name` describes the geometry. */
+typedef struct conv_pairs {
+    pair x, w, y, dy, dx, dw, ws;
+    size_t x_count, y_count, w_count;
+    char name[96];
+} conv_pairs;
+
+static void conv_pairs_free(selftest *st, conv_pairs *c)
+{
+    pair *all[] = {&c->x, &c->w, &c->y, &c->dy, &c->dx, &c->dw, &c->ws};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        pair_free(st, all[i]);
+}
+
+static gan_status conv_pairs_make(selftest *st, const gan_conv_geom *g, float w_scale, conv_pairs *c)
+{
+    memset(c, 0, sizeof *c);
+    c->x_count = (size_t)g->n * g->c_in * g->h_in * g->w_in;
+    c->y_count = (size_t)g->n * g->c_out * g->h_out * g->w_out;
+    c->w_count = (size_t)g->c_out * g->c_in * g->k_h * g->k_w;
+    snprintf(c->name, sizeof c->name, "[%d,%d,%d,%d] k%d s%d p%d", g->n, g->c_in, g->h_in, g->w_in, g->k_h,
+             g->stride_h, g->pad_h);
+    gan_status status = GAN_OK;
+    GAN_CHECK(pair_random(st, &c->x, c->x_count, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &c->w, c->w_count, -w_scale, w_scale));
+    GAN_CHECK(pair_random(st, &c->dy, c->y_count, -1.0f, 1.0f));
+    GAN_CHECK(pair_alloc(st, &c->y, c->y_count * sizeof(float)));
+    GAN_CHECK(pair_alloc(st, &c->dx, c->x_count * sizeof(float)));
+    GAN_CHECK(pair_random(st, &c->dw, c->w_count, -1.0f, 1.0f));
+    size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, g, GAN_CONV_PASSES_ALL);
+    size_t test_ws = st->test->conv_workspace_bytes(st->test, g, GAN_CONV_PASSES_ALL);
+    GAN_CHECK(st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &c->ws.ref));
+    GAN_CHECK(st->test->alloc(st->test, test_ws ? test_ws : 4, &c->ws.test));
+    return GAN_OK;
+cleanup:
+    conv_pairs_free(st, c);
+    return status;
+}
+
 static gan_status check_conv_geom(selftest *st, const gan_conv_geom *g)
 {
     BOTH_SIDES_LOCALS;
     tolerance tol = math_tolerance(st, LONG_REDUCTION);
-    size_t x_count = (size_t)g->n * g->c_in * g->h_in * g->w_in;
-    size_t y_count = (size_t)g->n * g->c_out * g->h_out * g->w_out;
-    size_t w_count = (size_t)g->c_out * g->c_in * g->k_h * g->k_w;
-    pair x = {0}, w = {0}, y = {0}, dy = {0}, dx = {0}, dw = {0}, ws = {0};
-    char name[96], op[128];
-    snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d", g->n, g->c_in, g->h_in, g->w_in,
-             g->k_h, g->stride_h, g->pad_h);
+    conv_pairs c;
+    GAN_TRY(conv_pairs_make(st, g, 1.0f, &c));
+    char op[128];
     gan_status status = GAN_OK;
-    GAN_CHECK(pair_random(st, &x, x_count, -1.0f, 1.0f));
-    GAN_CHECK(pair_random(st, &w, w_count, -1.0f, 1.0f));
-    GAN_CHECK(pair_random(st, &dy, y_count, -1.0f, 1.0f));
-    GAN_CHECK(pair_alloc(st, &y, y_count * sizeof(float)));
-    GAN_CHECK(pair_alloc(st, &dx, x_count * sizeof(float)));
-    GAN_CHECK(pair_random(st, &dw, w_count, -1.0f, 1.0f));
-    /* Each backend plans its own workspace for the geometry, as a model does. */
-    size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, g, GAN_CONV_PASSES_ALL);
-    size_t test_ws = st->test->conv_workspace_bytes(st->test, g, GAN_CONV_PASSES_ALL);
-    ws.bytes = 0;
-    GAN_CHECK(st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref));
-    GAN_CHECK(st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test));
-    snprintf(op, sizeof op, "conv_forward %s", name);
-    if (RUN_BOTH(st, op, be->conv_forward(be, g, SIDE(x), SIDE(w), SIDE(y), SIDE_RAW(ws))))
-        GAN_CHECK(compare(st, op, &y, y_count, tol));
-    snprintf(op, sizeof op, "conv_backward_data %s", name);
-    if (RUN_BOTH(st, op, be->conv_backward_data(be, g, SIDE(dy), SIDE(w), SIDE(dx), SIDE_RAW(ws))))
-        GAN_CHECK(compare(st, op, &dx, x_count, tol));
+    snprintf(op, sizeof op, "conv_forward %s", c.name);
+    if (RUN_BOTH(st, op, be->conv_forward(be, g, SIDE(c.x), SIDE(c.w), SIDE(c.y), SIDE_RAW(c.ws))))
+        GAN_CHECK(compare(st, op, &c.y, c.y_count, tol));
+    snprintf(op, sizeof op, "conv_backward_data %s", c.name);
+    if (RUN_BOTH(st, op, be->conv_backward_data(be, g, SIDE(c.dy), SIDE(c.w), SIDE(c.dx), SIDE_RAW(c.ws))))
+        GAN_CHECK(compare(st, op, &c.dx, c.x_count, tol));
     for (int accumulate = 0; accumulate < 2; accumulate++) {
         float beta = accumulate ? 1.0f : 0.0f;
-        snprintf(op, sizeof op, "conv_backward_filter b%d %s", accumulate, name);
-        if (RUN_BOTH(st, op, be->conv_backward_filter(be, g, SIDE(x), SIDE(dy), beta, SIDE(dw),
-                                                      SIDE_RAW(ws))))
-            GAN_CHECK(compare(st, op, &dw, w_count, tol));
-        GAN_CHECK(pair_sync_from_ref(st, &dw));
+        snprintf(op, sizeof op, "conv_backward_filter b%d %s", accumulate, c.name);
+        if (RUN_BOTH(st, op, be->conv_backward_filter(be, g, SIDE(c.x), SIDE(c.dy), beta, SIDE(c.dw),
+                                                      SIDE_RAW(c.ws))))
+            GAN_CHECK(compare(st, op, &c.dw, c.w_count, tol));
+        GAN_CHECK(pair_sync_from_ref(st, &c.dw));
     }
 cleanup:
-    pair_free(st, &x);
-    pair_free(st, &w);
-    pair_free(st, &y);
-    pair_free(st, &dy);
-    pair_free(st, &dx);
-    pair_free(st, &dw);
-    pair_free(st, &ws);
+    conv_pairs_free(st, &c);
     return status;
 }
 
@@ -397,23 +416,10 @@ static gan_status check_conv_act(selftest *st)
     };
     const gan_conv_geom g = conv_geom(8, 3, 64, 64, 64, 4, 2, 1);
     tolerance tol = math_tolerance(st, LONG_REDUCTION);
-    size_t x_count = (size_t)g.n * g.c_in * g.h_in * g.w_in;
-    size_t y_count = (size_t)g.n * g.c_out * g.h_out * g.w_out;
-    size_t w_count = (size_t)g.c_out * g.c_in * g.k_h * g.k_w;
-    pair x = {0}, w = {0}, y = {0}, dy = {0}, dx = {0}, ws = {0};
-    char name[96], op[160];
-    snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d", g.n, g.c_in, g.h_in, g.w_in, g.k_h, g.stride_h,
-             g.pad_h);
+    conv_pairs c;
+    GAN_TRY(conv_pairs_make(st, &g, 0.1f, &c));
+    char op[160];
     gan_status status = GAN_OK;
-    GAN_CHECK(pair_random(st, &x, x_count, -1.0f, 1.0f));
-    GAN_CHECK(pair_random(st, &w, w_count, -0.1f, 0.1f));
-    GAN_CHECK(pair_random(st, &dy, y_count, -1.0f, 1.0f));
-    GAN_CHECK(pair_alloc(st, &y, y_count * sizeof(float)));
-    GAN_CHECK(pair_alloc(st, &dx, x_count * sizeof(float)));
-    size_t ref_ws = st->ref->conv_workspace_bytes(st->ref, &g, GAN_CONV_PASSES_ALL);
-    size_t test_ws = st->test->conv_workspace_bytes(st->test, &g, GAN_CONV_PASSES_ALL);
-    GAN_CHECK(st->ref->alloc(st->ref, ref_ws ? ref_ws : 4, &ws.ref));
-    GAN_CHECK(st->test->alloc(st->test, test_ws ? test_ws : 4, &ws.test));
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const bool forward = rows[i].pass == FORWARD;
         const bool ref_has = forward ? st->ref->conv_forward_act != NULL : st->ref->conv_backward_data_act != NULL;
@@ -424,24 +430,19 @@ static gan_status check_conv_act(selftest *st)
                         !test_has ? st->test->name : st->ref->name);
             continue;
         }
-        snprintf(op, sizeof op, "%s %s %s", rows[i].op, rows[i].act_name, name);
+        snprintf(op, sizeof op, "%s %s %s", rows[i].op, rows[i].act_name, c.name);
         if (forward) { /* y = act(conv(x)) */
-            if (RUN_BOTH(st, op, be->conv_forward_act(be, &g, SIDE(x), SIDE(w), rows[i].act, rows[i].slope,
-                                                      SIDE(y), SIDE_RAW(ws))))
-                GAN_CHECK(compare(st, op, &y, y_count, tol));
+            if (RUN_BOTH(st, op, be->conv_forward_act(be, &g, SIDE(c.x), SIDE(c.w), rows[i].act, rows[i].slope,
+                                                      SIDE(c.y), SIDE_RAW(c.ws))))
+                GAN_CHECK(compare(st, op, &c.y, c.y_count, tol));
         } else { /* dx = act(conv^T(dy)): G's last layer, dy its input */
-            if (RUN_BOTH(st, op, be->conv_backward_data_act(be, &g, SIDE(dy), SIDE(w), rows[i].act, rows[i].slope,
-                                                            SIDE(dx), SIDE_RAW(ws))))
-                GAN_CHECK(compare(st, op, &dx, x_count, tol));
+            if (RUN_BOTH(st, op, be->conv_backward_data_act(be, &g, SIDE(c.dy), SIDE(c.w), rows[i].act,
+                                                            rows[i].slope, SIDE(c.dx), SIDE_RAW(c.ws))))
+                GAN_CHECK(compare(st, op, &c.dx, c.x_count, tol));
         }
     }
 cleanup:
-    pair_free(st, &x);
-    pair_free(st, &w);
-    pair_free(st, &y);
-    pair_free(st, &dy);
-    pair_free(st, &dx);
-    pair_free(st, &ws);
+    conv_pairs_free(st, &c);
     return status;
 }
 
