@@ -1566,7 +1566,8 @@ uint32_t bits_of(float x)
 std::vector<uint32_t> bits_of(const std::vector<float> &v)
 {
     std::vector<uint32_t> bits(v.size());
-    std::memcpy(bits.data(), v.data(), v.size() * sizeof(float));
+    if (!v.empty()) /* an empty vector's data() may be null, which memcpy must not get */
+        std::memcpy(bits.data(), v.data(), v.size() * sizeof(float));
     return bits;
 }
 
