@@ -97,8 +97,7 @@ static gan_status launch_convert(const char *kernel_name, void (*kernel)(Params.
  * (an empty tensor too). */
 static gan_status check_epilogue_act(const char *op, int act)
 {
-    if (act != GAN_FUSED_NONE && act != GAN_ACT_RELU && act != GAN_ACT_LRELU && act != GAN_ACT_TANH &&
-        act != GAN_ACT_SIGMOID)
+    if (act != GAN_FUSED_NONE && !gan_activation_known(act))
         return gan_error(GAN_ERR_ARG, "%s: unknown activation %d (a gan_activation, or GAN_FUSED_NONE for none)",
                          op, act);
     return GAN_OK;
@@ -467,7 +466,7 @@ gan_status gan_cuda_bias_act_forward(cudaStream_t cuda_stream, int n, int c, int
 {
     if (n < 0 || c < 0 || hw < 0)
         return gan_error(GAN_ERR_ARG, "bias + activation: negative shape [%d, %d, %d]", n, c, hw);
-    if (act != GAN_ACT_RELU && act != GAN_ACT_LRELU && act != GAN_ACT_TANH && act != GAN_ACT_SIGMOID)
+    if (!gan_activation_known(act))
         return gan_error(GAN_ERR_ARG, "bias + activation: unknown activation %d", (int)act);
     size_t count = (size_t)n * (size_t)c * (size_t)hw;
     return launch_elementwise("bias_act", gan_bias_act_kernel, count, cuda_stream, count, (size_t)c,

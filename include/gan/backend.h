@@ -74,6 +74,12 @@ typedef enum gan_activation {
     GAN_ACT_SIGMOID
 } gan_activation;
 
+/* Whether `act` is one of gan_activation's values (the ops that take one refuse any other). */
+static inline bool gan_activation_known(int act)
+{
+    return act == GAN_ACT_RELU || act == GAN_ACT_LRELU || act == GAN_ACT_TANH || act == GAN_ACT_SIGMOID;
+}
+
 /* What a backend is, for code that must treat one differently (the benchmarks' peak, reports):
  * ask `kind`, never compare `name`. */
 typedef enum gan_backend_kind { GAN_BACKEND_CPU, GAN_BACKEND_CUDA } gan_backend_kind;

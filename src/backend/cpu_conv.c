@@ -482,11 +482,6 @@ static void apply_epilogue(const conv_epilogue *e, int c_out, float *rows, size_
     }
 }
 
-static bool known_activation(gan_activation act)
-{
-    return act == GAN_ACT_RELU || act == GAN_ACT_LRELU || act == GAN_ACT_TANH || act == GAN_ACT_SIGMOID;
-}
-
 static gan_status conv_forward_into(gan_backend *be, const gan_conv_geom *g, const float *x, const float *w,
                                     float *y, const conv_epilogue *e, void *workspace)
 {
@@ -546,7 +541,7 @@ gan_status cpu_conv_forward_act(gan_backend *be, const gan_conv_geom *g, const f
     GAN_TRY(check_conv(be, g, "conv forward + activation"));
     if (!x || !w || !y || (!workspace && !whole_input_kernel(g)))
         return gan_error(GAN_ERR_ARG, "cpu conv forward + activation: NULL pointer");
-    if (!known_activation(act))
+    if (!gan_activation_known(act))
         return gan_error(GAN_ERR_ARG, "cpu conv forward + activation: unknown activation %d", (int)act);
     const conv_epilogue e = {g->c_out, 0, true, NULL, act, slope};
     return conv_forward_into(be, g, x, w, y, &e, workspace);
@@ -562,7 +557,7 @@ gan_status cpu_conv_bias_act_forward(gan_backend *be, const gan_conv_geom *g, co
     if (offset < 0 || (long)offset + g->c_out > y_channels)
         return gan_error(GAN_ERR_ARG, "cpu conv + bias + activation: %d channels at %d do not fit %d", g->c_out,
                          offset, y_channels);
-    if (!known_activation(act))
+    if (!gan_activation_known(act))
         return gan_error(GAN_ERR_ARG, "cpu conv + bias + activation: unknown activation %d", (int)act);
     const conv_epilogue e = {y_channels, offset, true, bias, act, slope};
     return conv_forward_into(be, g, x, w, y, &e, workspace);
@@ -628,7 +623,7 @@ gan_status cpu_conv_backward_data_act(gan_backend *be, const gan_conv_geom *g, c
     GAN_TRY(check_conv(be, g, "conv backward-data + activation"));
     if (!dy || !w || !dx || (!workspace && !whole_input_kernel(g)))
         return gan_error(GAN_ERR_ARG, "cpu conv backward-data + activation: NULL pointer");
-    if (!known_activation(act))
+    if (!gan_activation_known(act))
         return gan_error(GAN_ERR_ARG, "cpu conv backward-data + activation: unknown activation %d", (int)act);
     return conv_backward_data_into(be, g, dy, w, true, act, slope, dx, workspace);
 }

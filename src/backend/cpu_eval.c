@@ -224,7 +224,7 @@ gan_status cpu_bias_act_forward(gan_backend *be, int n, int c, int hw, const flo
 {
     if (n < 0 || c < 0 || hw < 0 || (n && c && hw && (!bias || !y)))
         return gan_error(GAN_ERR_ARG, "cpu bias + activation: bad arguments [%d, %d, %d]", n, c, hw);
-    if (act != GAN_ACT_RELU && act != GAN_ACT_LRELU && act != GAN_ACT_TANH && act != GAN_ACT_SIGMOID)
+    if (!gan_activation_known(act))
         return gan_error(GAN_ERR_ARG, "cpu bias + activation: unknown activation %d", (int)act);
     const long planes = (long)n * c;
 #pragma omp parallel for schedule(static) PARALLEL_IF((size_t)planes * hw)

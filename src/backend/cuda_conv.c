@@ -1138,7 +1138,7 @@ static gan_status conv_backward_data(gan_backend *be, const gan_conv_geom *g, co
 
 static gan_status check_act(gan_activation act, const char *op)
 {
-    if (act != GAN_ACT_RELU && act != GAN_ACT_LRELU && act != GAN_ACT_TANH && act != GAN_ACT_SIGMOID)
+    if (!gan_activation_known(act))
         return gan_error(GAN_ERR_ARG, "%s: unknown activation %d", op, (int)act);
     return GAN_OK;
 }
