@@ -57,6 +57,9 @@ typedef struct gan_layer_spec {
  * token and its position. */
 gan_status gan_layers_parse(const char *text, gan_layer_spec **specs, int *count);
 const char *gan_layer_kind_name(gan_layer_kind kind);
+/* The op-table activation of an activation layer kind (relu, lrelu, tanh, sigmoid) into *act;
+ * false for every other kind. */
+bool gan_layer_kind_activation(gan_layer_kind kind, gan_activation *act);
 
 /* Batch norm's constants, PyTorch's defaults for BatchNorm1d/2d: every BN layer uses them, and
  * exports (ONNX) read them from gan_layer_info rather than repeating them. */

@@ -281,13 +281,8 @@ static bool activation_after(const gan_model *m, const gan_layer_info *l, gan_ac
         gan_error_clear();
         return false;
     }
-    switch (next.spec.kind) {
-    case GAN_LAYER_RELU: *act = GAN_ACT_RELU; break;
-    case GAN_LAYER_LRELU: *act = GAN_ACT_LRELU; break;
-    case GAN_LAYER_TANH: *act = GAN_ACT_TANH; break;
-    case GAN_LAYER_SIGMOID: *act = GAN_ACT_SIGMOID; break;
-    default: return false;
-    }
+    if (!gan_layer_kind_activation(next.spec.kind, act))
+        return false;
     *slope = next.spec.slope;
     *name = gan_layer_kind_name(next.spec.kind);
     return next.active && passes_per_iteration(m, &next, PASS_FORWARD) > 0;
@@ -457,10 +452,8 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
         GAN_CHECK(report_op(be, &backward, opt, pk, "dropout bwd", layer, shape, 0, 3 * bytes, &it->act,
                             passes_per_iteration(m, l, PASS_FORWARD)));
     } else {
-        gan_activation act = l->spec.kind == GAN_LAYER_RELU    ? GAN_ACT_RELU
-                             : l->spec.kind == GAN_LAYER_LRELU ? GAN_ACT_LRELU
-                             : l->spec.kind == GAN_LAYER_TANH  ? GAN_ACT_TANH
-                                                               : GAN_ACT_SIGMOID;
+        gan_activation act = GAN_ACT_SIGMOID; /* this branch: relu, lrelu, tanh, sigmoid */
+        gan_layer_kind_activation(l->spec.kind, &act);
         op_call forward = {.kind = OP_ACT_FORWARD, .act = act, .slope = l->spec.slope, .count = count, .a = x,
                            .out = y};
         op_call backward = {.kind = OP_ACT_BACKWARD, .act = act, .slope = l->spec.slope, .count = count,

@@ -44,10 +44,7 @@ const gan_layer *gan_layer_epilogue(const gan_layer *layer, const gan_model *mod
 
 gan_activation gan_layer_activation_kind(const gan_layer *act)
 {
-    switch (act->spec.kind) {
-    case GAN_LAYER_LRELU: return GAN_ACT_LRELU;
-    case GAN_LAYER_TANH: return GAN_ACT_TANH;
-    case GAN_LAYER_SIGMOID: return GAN_ACT_SIGMOID;
-    default: return GAN_ACT_RELU;
-    }
+    gan_activation kind = GAN_ACT_RELU;
+    gan_layer_kind_activation(act->spec.kind, &kind);
+    return kind;
 }

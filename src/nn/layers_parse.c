@@ -12,6 +12,17 @@
 
 enum { MAX_ARGS = 6, MAX_TOKEN = 64 };
 
+bool gan_layer_kind_activation(gan_layer_kind kind, gan_activation *act)
+{
+    switch (kind) {
+    case GAN_LAYER_RELU: *act = GAN_ACT_RELU; return true;
+    case GAN_LAYER_LRELU: *act = GAN_ACT_LRELU; return true;
+    case GAN_LAYER_TANH: *act = GAN_ACT_TANH; return true;
+    case GAN_LAYER_SIGMOID: *act = GAN_ACT_SIGMOID; return true;
+    default: return false;
+    }
+}
+
 const char *gan_layer_kind_name(gan_layer_kind kind)
 {
     switch (kind) {
