@@ -107,38 +107,55 @@ gan_status gan_cuda_channels_first(cudaStream_t cuda_stream, int n, int c, int h
  * otherwise any gan_activation). */
 #define GAN_FUSED_NONE (-1)
 
-/* Batch norm over [n, c, hw] per channel (kernels/norm.cuh), one block per channel, fixed-order
- * reductions. `act` is GAN_ACT_RELU, GAN_ACT_LRELU (slope >= 0) or GAN_FUSED_NONE.
+/* Batch norm over [n, c, hw] per channel (kernels/norm.cuh), fixed-order reductions. A
+ * channel's n hw values are cut into chunks of about GAN_BN_CHUNK_VALUES, one block each: no
+ * more chunks than it takes to reach GAN_BN_ENOUGH_BLOCKS blocks in all (about 8 per SM of a
+ * Hopper GPU: each chunk past one costs launches), at most GAN_BN_MAX_CHUNKS, and at most what a
+ * scratch of `scratch_doubles` doubles holds (2 c chunks); at least 1, which needs no scratch,
+ * and 1 where scratch is NULL. gan_cuda_bn_chunks says how many. The chunks depend on the shape and the scratch
+ * size alone, so a run repeats bit for bit; a different chunking may round differently.
+ * `act` is GAN_ACT_RELU, GAN_ACT_LRELU (slope >= 0) or GAN_FUSED_NONE.
  * Training forward: batch statistics into save_mean/save_invstd [c], running statistics updated
- * (momentum, unbiased variance), y = normalised x, and y_act = act(y) unless act is -1. */
+ * (momentum, unbiased variance), y = normalised x, and y_act = act(y) unless act is -1. One
+ * launch with one chunk, three with more. */
+#define GAN_BN_CHUNK_VALUES 4096
+#define GAN_BN_ENOUGH_BLOCKS 1024
+#define GAN_BN_MAX_CHUNKS 64
+size_t gan_cuda_bn_chunks(int n, int c, int hw, size_t scratch_doubles);
 gan_status gan_cuda_bn_forward_train(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                      const float *gamma, const float *beta, float momentum,
                                      float eps, float *running_mean, float *running_var,
                                      float *save_mean, float *save_invstd, float *y, int act,
-                                     float slope, float *y_act);
+                                     float slope, float *y_act, double *scratch, size_t scratch_doubles);
 /* Eval forward from the running statistics. */
 gan_status gan_cuda_bn_forward_eval(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                     const float *gamma, const float *beta,
                                     const float *running_mean, const float *running_var, float eps,
                                     float *y);
 /* Backward from dy at the batch norm's output (GAN_FUSED_NONE), or from the fused activation's output y
- * and output gradient dy: dx overwritten; dgamma, dbeta = param_beta * old + gradient. */
+ * and output gradient dy: dx overwritten; dgamma, dbeta = param_beta * old + gradient. One launch
+ * with one chunk, two with more. */
 gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                 const float *y, const float *dy, int act, float slope,
                                 const float *gamma, const float *save_mean, const float *save_invstd,
-                                float *dx, float param_beta, float *dgamma, float *dbeta);
+                                float *dx, float param_beta, float *dgamma, float *dbeta, double *scratch,
+                                size_t scratch_doubles);
 
 /* ---- data-parallel runs ------------------------------------------------------------------- */
 /* data[count] *= scale */
 gan_status gan_cuda_scale(cudaStream_t cuda_stream, size_t count, float scale, float *data);
 
-/* Batch norm split around the all-reduces of train.sync_bn (kernels/norm.cuh): the same floats
- * and double trees as gan_cuda_bn_forward_train / gan_cuda_bn_backward, so with one rank the
- * same bits. `count`: values per channel over all ranks. `act` as above (GAN_FUSED_NONE: y, y_act
- * unused). */
-gan_status gan_cuda_bn_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, double *sums);
+/* Batch norm split around the all-reduces of train.sync_bn (kernels/norm.cuh): the same kernels
+ * as gan_cuda_bn_forward_train / gan_cuda_bn_backward, with the chunks' sums folded into one double
+ * per channel (sums [c], squares [c], the backward's [2c]: sum g, then sum g xhat) for the
+ * all-reduce; so with one rank and the same scratch size, the same bits. `count`: values per
+ * channel over all ranks. `act` as above (GAN_FUSED_NONE: y, y_act unused). The launches from
+ * summed statistics need no scratch (each block reads its channel's totals). */
+gan_status gan_cuda_bn_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, double *scratch,
+                            size_t scratch_doubles, double *sums);
 gan_status gan_cuda_bn_centered_squares(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
-                                        const double *sums, double count, double *squares);
+                                        const double *sums, double count, double *scratch, size_t scratch_doubles,
+                                        double *squares);
 gan_status gan_cuda_bn_forward_from_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                          const float *gamma, const float *beta, float momentum, float eps,
                                          const double *sums, const double *squares, double count,
@@ -147,7 +164,8 @@ gan_status gan_cuda_bn_forward_from_sums(cudaStream_t cuda_stream, int n, int c,
 gan_status gan_cuda_bn_backward_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                      const float *y, const float *dy, int act, float slope,
                                      const float *save_mean, const float *save_invstd, float param_beta,
-                                     float *dgamma, float *dbeta, double *sums);
+                                     float *dgamma, float *dbeta, double *scratch, size_t scratch_doubles,
+                                     double *sums);
 gan_status gan_cuda_bn_backward_from_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                           const float *y, const float *dy, int act, float slope,
                                           const float *gamma, const float *save_mean,

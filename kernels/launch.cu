@@ -291,20 +291,52 @@ static gan_status check_fused_act(const char *op, int act, float slope)
     return GAN_OK;
 }
 
+size_t gan_cuda_bn_chunks(int n, int c, int hw, size_t scratch_doubles)
+{
+    if (n < 1 || c < 1 || hw < 1)
+        return 1;
+    size_t count = (size_t)n * (size_t)hw;
+    size_t chunks = (count + GAN_BN_CHUNK_VALUES - 1) / GAN_BN_CHUNK_VALUES;
+    size_t enough = (GAN_BN_ENOUGH_BLOCKS + (size_t)c - 1) / (size_t)c;
+    size_t room = scratch_doubles / (2 * (size_t)c);
+    if (chunks > enough)
+        chunks = enough;
+    if (chunks > GAN_BN_MAX_CHUNKS)
+        chunks = GAN_BN_MAX_CHUNKS;
+    if (chunks > room)
+        chunks = room;
+    return chunks < 1 ? 1 : chunks;
+}
+
+/* The blocks of a batch-norm launch: chunks per channel times c (at most 2^31 - 1, grid.x's
+ * limit: c is an int, and above one chunk c chunks is bounded by the scratch). */
+static unsigned bn_blocks(int c, size_t chunks) { return (unsigned)((size_t)c * chunks); }
+
 gan_status gan_cuda_bn_forward_train(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                      const float *gamma, const float *beta, float momentum,
                                      float eps, float *running_mean, float *running_var,
                                      float *save_mean, float *save_invstd, float *y, int act,
-                                     float slope, float *y_act)
+                                     float slope, float *y_act, double *scratch, size_t scratch_doubles)
 {
     GAN_TRY(check_bn_shape("bn forward (training)", n, c, hw));
     GAN_TRY(check_fused_act("bn forward (training)", act, slope));
     if ((size_t)n * (size_t)hw < 2)
         return gan_error(GAN_ERR_ARG, "bn forward (training): one value per channel has no variance");
-    /* One block per channel (grid.x allows 2^31 - 1 blocks, more than any int c). */
-    return launch("bn_forward_train", gan_bn_forward_train_kernel, (unsigned)c, cuda_stream, (size_t)n,
-                  (size_t)c, (size_t)hw, x, gamma, beta, momentum, eps, running_mean, running_var,
-                  save_mean, save_invstd, y, act, slope, y_act);
+    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    if (chunks == 1)
+        return launch("bn_forward_train", gan_bn_forward_train_kernel, (unsigned)c, cuda_stream, (size_t)n,
+                      (size_t)c, (size_t)hw, x, gamma, beta, momentum, eps, running_mean, running_var,
+                      save_mean, save_invstd, y, act, slope, y_act);
+    /* scratch: sums [c][chunks], then squares [c][chunks] */
+    double *sums = scratch, *squares = scratch + (size_t)c * chunks, count = (double)n * (double)hw;
+    GAN_TRY(launch("bn_chunk_sums", gan_bn_chunk_sums_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
+                   (size_t)c, (size_t)hw, chunks, x, sums));
+    GAN_TRY(launch("bn_chunk_squares", gan_bn_chunk_squares_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
+                   (size_t)c, (size_t)hw, chunks, x, (const double *)sums, chunks, count, squares));
+    return launch("bn_chunk_forward", gan_bn_chunk_forward_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
+                  (size_t)c, (size_t)hw, chunks, x, gamma, beta, momentum, eps, (const double *)sums,
+                  (const double *)squares, chunks, count, running_mean, running_var, save_mean, save_invstd, y,
+                  act, slope, y_act);
 }
 
 gan_status gan_cuda_bn_forward_eval(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
@@ -321,13 +353,23 @@ gan_status gan_cuda_bn_forward_eval(cudaStream_t cuda_stream, int n, int c, int 
 gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                 const float *y, const float *dy, int act, float slope,
                                 const float *gamma, const float *save_mean, const float *save_invstd,
-                                float *dx, float param_beta, float *dgamma, float *dbeta)
+                                float *dx, float param_beta, float *dgamma, float *dbeta, double *scratch,
+                                size_t scratch_doubles)
 {
     GAN_TRY(check_bn_shape("bn backward", n, c, hw));
     GAN_TRY(check_fused_act("bn backward", act, slope));
-    return launch("bn_backward", gan_bn_backward_kernel, (unsigned)c, cuda_stream, (size_t)n, (size_t)c,
-                  (size_t)hw, x, y, dy, act, slope, gamma, save_mean, save_invstd, dx, param_beta,
-                  dgamma, dbeta);
+    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    if (chunks == 1)
+        return launch("bn_backward", gan_bn_backward_kernel, (unsigned)c, cuda_stream, (size_t)n, (size_t)c,
+                      (size_t)hw, x, y, dy, act, slope, gamma, save_mean, save_invstd, dx, param_beta, dgamma,
+                      dbeta);
+    /* scratch: (sum g, sum g xhat) [2c][chunks] */
+    GAN_TRY(launch("bn_chunk_grad_sums", gan_bn_chunk_grad_sums_kernel, bn_blocks(c, chunks), cuda_stream,
+                   (size_t)n, (size_t)c, (size_t)hw, chunks, x, y, dy, act, slope, save_mean, save_invstd, 0.0f,
+                   (float *)NULL, (float *)NULL, scratch));
+    return launch("bn_chunk_backward", gan_bn_chunk_backward_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
+                  (size_t)c, (size_t)hw, chunks, x, y, dy, act, slope, gamma, save_mean, save_invstd,
+                  (const double *)scratch, chunks, (double)n * (double)hw, param_beta, dgamma, dbeta, dx);
 }
 
 /* ---- data-parallel runs ------------------------------------------------------------------- */
@@ -344,21 +386,42 @@ static gan_status check_sums_count(const char *op, double count, double least)
     return GAN_OK;
 }
 
-gan_status gan_cuda_bn_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, double *sums)
+/* The rows of the partials of `chunks` chunks (in scratch) folded into out[rows], or, with one
+ * chunk, nothing to do (the kernel wrote out itself). */
+static gan_status bn_fold(cudaStream_t cuda_stream, size_t rows, size_t chunks, const double *partials, double *out)
+{
+    if (chunks == 1)
+        return GAN_OK;
+    return launch_elementwise("bn_fold", gan_bn_fold_kernel, rows, cuda_stream, rows, chunks, partials, out);
+}
+
+gan_status gan_cuda_bn_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x, double *scratch,
+                            size_t scratch_doubles, double *sums)
 {
     GAN_TRY(check_bn_shape("bn sums", n, c, hw));
-    return launch("bn_sums", gan_bn_sums_kernel, (unsigned)c, cuda_stream, (size_t)n, (size_t)c, (size_t)hw, x,
-                  sums);
+    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    double *partials = chunks == 1 ? sums : scratch;
+    GAN_TRY(launch("bn_chunk_sums", gan_bn_chunk_sums_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
+                   (size_t)c, (size_t)hw, chunks, x, partials));
+    return bn_fold(cuda_stream, (size_t)c, chunks, partials, sums);
 }
 
 gan_status gan_cuda_bn_centered_squares(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
-                                        const double *sums, double count, double *squares)
+                                        const double *sums, double count, double *scratch, size_t scratch_doubles,
+                                        double *squares)
 {
     GAN_TRY(check_bn_shape("bn centered squares", n, c, hw));
     GAN_TRY(check_sums_count("bn centered squares", count, 2.0));
-    return launch("bn_centered_squares", gan_bn_centered_squares_kernel, (unsigned)c, cuda_stream, (size_t)n,
-                  (size_t)c, (size_t)hw, x, sums, count, squares);
+    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    double *partials = chunks == 1 ? squares : scratch;
+    GAN_TRY(launch("bn_chunk_squares", gan_bn_chunk_squares_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
+                   (size_t)c, (size_t)hw, chunks, x, sums, (size_t)1, count, partials));
+    return bn_fold(cuda_stream, (size_t)c, chunks, partials, squares);
 }
+
+/* The launches from summed statistics write each value from the channel's totals alone, so their
+ * chunks change only how many blocks share a channel: as many as the shape asks for. */
+static size_t bn_output_chunks(int n, int c, int hw) { return gan_cuda_bn_chunks(n, c, hw, SIZE_MAX); }
 
 gan_status gan_cuda_bn_forward_from_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                          const float *gamma, const float *beta, float momentum, float eps,
@@ -369,21 +432,30 @@ gan_status gan_cuda_bn_forward_from_sums(cudaStream_t cuda_stream, int n, int c,
     GAN_TRY(check_bn_shape("bn forward from sums", n, c, hw));
     GAN_TRY(check_fused_act("bn forward from sums", act, slope));
     GAN_TRY(check_sums_count("bn forward from sums", count, 2.0));
-    return launch("bn_forward_from_sums", gan_bn_forward_from_sums_kernel, (unsigned)c, cuda_stream, (size_t)n,
-                  (size_t)c, (size_t)hw, x, gamma, beta, momentum, eps, sums, squares, count, running_mean,
-                  running_var, save_mean, save_invstd, y, act, slope, y_act);
+    size_t chunks = bn_output_chunks(n, c, hw);
+    return launch("bn_chunk_forward", gan_bn_chunk_forward_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
+                  (size_t)c, (size_t)hw, chunks, x, gamma, beta, momentum, eps, sums, squares, (size_t)1, count,
+                  running_mean, running_var, save_mean, save_invstd, y, act, slope, y_act);
 }
 
 gan_status gan_cuda_bn_backward_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                      const float *y, const float *dy, int act, float slope,
                                      const float *save_mean, const float *save_invstd, float param_beta,
-                                     float *dgamma, float *dbeta, double *sums)
+                                     float *dgamma, float *dbeta, double *scratch, size_t scratch_doubles,
+                                     double *sums)
 {
     GAN_TRY(check_bn_shape("bn backward sums", n, c, hw));
     GAN_TRY(check_fused_act("bn backward sums", act, slope));
-    return launch("bn_backward_sums", gan_bn_backward_sums_kernel, (unsigned)c, cuda_stream, (size_t)n,
-                  (size_t)c, (size_t)hw, x, y, dy, act, slope, save_mean, save_invstd, param_beta, dgamma,
-                  dbeta, sums);
+    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    if (chunks == 1)
+        return launch("bn_chunk_grad_sums", gan_bn_chunk_grad_sums_kernel, (unsigned)c, cuda_stream, (size_t)n,
+                      (size_t)c, (size_t)hw, chunks, x, y, dy, act, slope, save_mean, save_invstd, param_beta,
+                      dgamma, dbeta, sums);
+    GAN_TRY(launch("bn_chunk_grad_sums", gan_bn_chunk_grad_sums_kernel, bn_blocks(c, chunks), cuda_stream,
+                   (size_t)n, (size_t)c, (size_t)hw, chunks, x, y, dy, act, slope, save_mean, save_invstd, 0.0f,
+                   (float *)NULL, (float *)NULL, scratch));
+    return launch_elementwise("bn_fold_grad", gan_bn_fold_grad_kernel, (size_t)c, cuda_stream, (size_t)c, chunks,
+                              (const double *)scratch, param_beta, dgamma, dbeta, sums);
 }
 
 gan_status gan_cuda_bn_backward_from_sums(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
@@ -395,9 +467,10 @@ gan_status gan_cuda_bn_backward_from_sums(cudaStream_t cuda_stream, int n, int c
     GAN_TRY(check_bn_shape("bn backward from sums", n, c, hw));
     GAN_TRY(check_fused_act("bn backward from sums", act, slope));
     GAN_TRY(check_sums_count("bn backward from sums", count, 1.0));
-    return launch("bn_backward_from_sums", gan_bn_backward_from_sums_kernel, (unsigned)c, cuda_stream,
-                  (size_t)n, (size_t)c, (size_t)hw, x, y, dy, act, slope, gamma, save_mean, save_invstd, sums,
-                  count, dx);
+    size_t chunks = bn_output_chunks(n, c, hw);
+    return launch("bn_chunk_backward", gan_bn_chunk_backward_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
+                  (size_t)c, (size_t)hw, chunks, x, y, dy, act, slope, gamma, save_mean, save_invstd, sums,
+                  (size_t)1, count, 0.0f, (float *)NULL, (float *)NULL, dx);
 }
 
 /* ---- evaluation ops (kernels/eval.cuh) ---------------------------------------------------- */

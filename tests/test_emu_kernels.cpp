@@ -599,13 +599,49 @@ void test_bce(void)
                      GAN_ERR_ARG, "bce_logits");
 }
 
+/* How many chunks a channel of a training batch norm is cut into: ceil(n hw / 4096), at most
+ * what reaches 1024 blocks (ceil(1024 / c)), 64, and what the scratch holds (2 c chunks doubles),
+ * at least 1. */
+void test_bn_chunks(void)
+{
+    struct row {
+        int n, c, hw;
+        size_t scratch, want;
+    } rows[] = {
+        {17, 2, 1024, 1 << 16, 5},  /* 17408 values: ceil(17408 / 4096) */
+        {17, 2, 1024, 12, 3},       /* room for 3 (2 c 3 = 12 doubles) */
+        {17, 2, 1024, 11, 2},
+        {17, 2, 1024, 3, 1},        /* no room: one chunk, no scratch needed */
+        {1, 1, 4096, 1 << 16, 1},   /* exactly one chunk's values */
+        {1, 1, 4097, 1 << 16, 2},
+        {64, 64, 1024, 1 << 16, 16}, /* G's [64, 64, 32, 32] at batch 64 */
+        {1024, 1, 1024, 1 << 16, 64}, /* capped */
+        {64, 512, 16, 1 << 16, 1},
+        {64, 512, 256, 1 << 16, 2},  /* 4 by its values, 2 reach 1024 blocks */
+        {64, 128, 256, 1 << 16, 4},  /* D's [64, 128, 16, 16] */
+        {64, 1024, 256, 1 << 16, 1}, /* 1024 channels are enough blocks */
+        {0, 3, 3, 1 << 16, 1},      /* no shape: the launchers refuse it */
+    };
+    for (const row &r : rows) {
+        size_t got = gan_cuda_bn_chunks(r.n, r.c, r.hw, r.scratch);
+        CHECK_MSG(got == r.want, "bn chunks [%d, %d, %d] scratch %zu: %zu, want %zu", r.n, r.c, r.hw, r.scratch, got,
+                  r.want);
+    }
+}
+
 /* Batch norm, training forward and backward, alone and fused with ReLU / LeakyReLU, on shapes
- * with one partial block per channel, several rounds per thread, and hw = 1 (BatchNorm1d). */
+ * with one partial block per channel, several rounds per thread, and hw = 1 (BatchNorm1d), all in
+ * one chunk; and on shapes of several chunks (uneven ones, chunk edges inside a plane), with a
+ * scratch of exactly the doubles they need (AddressSanitizer sees a write past it). Against the
+ * CPU backend, and the chunked runs against one chunk (scratch NULL), within the reductions'
+ * tolerance; a second run gives the same bits. */
 void test_bn(void)
 {
     struct shape {
         int n, c, hw;
-    } shapes[] = {{3, 5, 77}, {16, 3, 64}, {7, 300, 1}, {2, 2, 1}};
+        size_t chunks;
+    } shapes[] = {{3, 5, 77, 1}, {16, 3, 64, 1}, {7, 300, 1, 1}, {2, 2, 1, 1}, {3, 2, 1600, 2}, {17, 2, 1024, 5},
+                  {2, 3, 4097, 3}};
     struct fused {
         int act;
         float slope;
@@ -614,19 +650,24 @@ void test_bn(void)
     unsigned seed = 40;
     for (const shape &sh : shapes) {
         const size_t count = (size_t)sh.n * sh.c * sh.hw, c = (size_t)sh.c;
+        const size_t scratch_doubles = 2 * c * sh.chunks;
+        CHECK_MSG(gan_cuda_bn_chunks(sh.n, sh.c, sh.hw, scratch_doubles) == sh.chunks,
+                  "bn [%d, %d, %d]: not %zu chunks", sh.n, sh.c, sh.hw, sh.chunks);
+        std::vector<double> scratch(scratch_doubles, NAN);
         std::vector<float> x = random_floats(count, seed++, -2.0f, 3.0f);
         std::vector<float> dy = random_floats(count, seed++, -1.0f, 1.0f);
         std::vector<float> gamma = random_floats(c, seed++, 0.5f, 1.5f), beta = random_floats(c, seed++, -0.5f, 0.5f);
         for (const fused &k : kinds) {
             char name[96];
-            std::snprintf(name, sizeof name, "%s [%d, %d, %d]", k.name, sh.n, sh.c, sh.hw);
-            std::vector<float> rm_got = random_floats(c, seed, -0.1f, 0.1f), rm_want = rm_got;
-            std::vector<float> rv_got = random_floats(c, seed + 1, 0.9f, 1.1f), rv_want = rv_got;
-            std::vector<float> mean_got(c), mean_want(c), inv_got(c), inv_want(c);
-            std::vector<float> y_got(count), y_want(count), ya_got(count), ya_want(count);
+            std::snprintf(name, sizeof name, "%s [%d, %d, %d] %zu chunks", k.name, sh.n, sh.c, sh.hw, sh.chunks);
+            std::vector<float> rm_got = random_floats(c, seed, -0.1f, 0.1f), rm_want = rm_got, rm_one = rm_got;
+            std::vector<float> rv_got = random_floats(c, seed + 1, 0.9f, 1.1f), rv_want = rv_got, rv_one = rv_got;
+            std::vector<float> mean_got(c), mean_want(c), inv_got(c), inv_want(c), mean_one(c), inv_one(c);
+            std::vector<float> y_got(count), y_want(count), ya_got(count), ya_want(count), y_one(count), ya_one(count);
             CHECK_OK(gan_cuda_bn_forward_train(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(),
                                                0.1f, 1e-5f, rm_got.data(), rv_got.data(), mean_got.data(),
-                                               inv_got.data(), y_got.data(), k.act, k.slope, ya_got.data()));
+                                               inv_got.data(), y_got.data(), k.act, k.slope, ya_got.data(),
+                                               scratch.data(), scratch_doubles));
             if (k.act == GAN_FUSED_NONE)
                 CHECK_OK(cpu->bn_forward_train(cpu, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f,
                                                1e-5f, rm_want.data(), rv_want.data(), mean_want.data(),
@@ -644,18 +685,26 @@ void test_bn(void)
             CHECK_ALLCLOSE((base + " save_invstd").c_str(), inv_got.data(), inv_want.data(), c, 1e-6, 1e-5);
             CHECK_ALLCLOSE((base + " running_mean").c_str(), rm_got.data(), rm_want.data(), c, 1e-6, 1e-5);
             CHECK_ALLCLOSE((base + " running_var").c_str(), rv_got.data(), rv_want.data(), c, 1e-6, 1e-5);
+            /* one chunk per channel (no scratch): the same statistics within the sums' rounding */
+            CHECK_OK(gan_cuda_bn_forward_train(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(),
+                                               0.1f, 1e-5f, rm_one.data(), rv_one.data(), mean_one.data(),
+                                               inv_one.data(), y_one.data(), k.act, k.slope, ya_one.data(), nullptr,
+                                               scratch_doubles));
+            CHECK_ALLCLOSE((base + " y, one chunk").c_str(), y_got.data(), y_one.data(), count, 1e-6, 1e-6);
+            CHECK_ALLCLOSE((base + " running_var, one chunk").c_str(), rv_got.data(), rv_one.data(), c, 1e-7, 1e-6);
 
             /* backward from the CPU's saved statistics, so only the backward's own sums differ */
             const float *y_in = k.act == GAN_FUSED_NONE ? nullptr : ya_want.data();
             for (float param_beta : {0.0f, 1.0f}) {
-                std::vector<float> dx_got(count), dx_want(count);
-                std::vector<float> dg_got = random_floats(c, seed + 2, -1.0f, 1.0f), dg_want = dg_got;
-                std::vector<float> db_got = random_floats(c, seed + 3, -1.0f, 1.0f), db_want = db_got;
+                std::vector<float> dx_got(count), dx_want(count), dx_one(count);
+                std::vector<float> dg_got = random_floats(c, seed + 2, -1.0f, 1.0f), dg_want = dg_got, dg_one = dg_got;
+                std::vector<float> db_got = random_floats(c, seed + 3, -1.0f, 1.0f), db_want = db_got, db_one = db_got;
                 if (param_beta == 0.0f) /* overwritten without being read */
                     dg_got.assign(c, NAN), db_got.assign(c, NAN);
                 CHECK_OK(gan_cuda_bn_backward(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
                                               gamma.data(), mean_want.data(), inv_want.data(), dx_got.data(),
-                                              param_beta, dg_got.data(), db_got.data()));
+                                              param_beta, dg_got.data(), db_got.data(), scratch.data(),
+                                              scratch_doubles));
                 if (k.act == GAN_FUSED_NONE)
                     CHECK_OK(cpu->bn_backward(cpu, sh.n, sh.c, sh.hw, x.data(), dy.data(), gamma.data(),
                                               mean_want.data(), inv_want.data(), dx_want.data(), param_beta,
@@ -668,19 +717,34 @@ void test_bn(void)
                 CHECK_ALLCLOSE((base + " dx").c_str(), dx_got.data(), dx_want.data(), count, 1e-5, 1e-5);
                 CHECK_ALLCLOSE((base + " dgamma").c_str(), dg_got.data(), dg_want.data(), c, 1e-5, 1e-5);
                 CHECK_ALLCLOSE((base + " dbeta").c_str(), db_got.data(), db_want.data(), c, 1e-5, 1e-5);
+                CHECK_OK(gan_cuda_bn_backward(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
+                                              gamma.data(), mean_want.data(), inv_want.data(), dx_one.data(),
+                                              param_beta, dg_one.data(), db_one.data(), nullptr, scratch_doubles));
+                CHECK_ALLCLOSE((base + " dx, one chunk").c_str(), dx_got.data(), dx_one.data(), count, 1e-6, 1e-6);
+                CHECK_ALLCLOSE((base + " dgamma, one chunk").c_str(), dg_got.data(), dg_one.data(), c, 1e-5, 1e-5);
             }
             seed += 4;
 
-            /* deterministic: a second forward gives the same bits */
+            /* deterministic: a second forward and backward give the same bits */
             std::vector<float> rm2 = rm_want, rv2 = rv_want, mean2(c), inv2(c), y2(count), ya2(count);
             std::vector<float> rm3 = rm_want, rv3 = rv_want, mean3(c), inv3(c), y3(count), ya3(count);
             CHECK_OK(gan_cuda_bn_forward_train(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f,
                                                1e-5f, rm2.data(), rv2.data(), mean2.data(), inv2.data(), y2.data(),
-                                               k.act, k.slope, ya2.data()));
+                                               k.act, k.slope, ya2.data(), scratch.data(), scratch_doubles));
             CHECK_OK(gan_cuda_bn_forward_train(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f,
                                                1e-5f, rm3.data(), rv3.data(), mean3.data(), inv3.data(), y3.data(),
-                                               k.act, k.slope, ya3.data()));
+                                               k.act, k.slope, ya3.data(), scratch.data(), scratch_doubles));
             check_identical((base + " repeat").c_str(), y2, y3);
+            check_identical((base + " repeat running_var").c_str(), rv2, rv3);
+            std::vector<float> dx2(count), dx3(count), dg2(c), db2(c), dg3(c), db3(c);
+            CHECK_OK(gan_cuda_bn_backward(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
+                                          gamma.data(), mean2.data(), inv2.data(), dx2.data(), 0.0f, dg2.data(),
+                                          db2.data(), scratch.data(), scratch_doubles));
+            CHECK_OK(gan_cuda_bn_backward(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
+                                          gamma.data(), mean2.data(), inv2.data(), dx3.data(), 0.0f, dg3.data(),
+                                          db3.data(), scratch.data(), scratch_doubles));
+            check_identical((base + " repeat dx").c_str(), dx2, dx3);
+            check_identical((base + " repeat dgamma").c_str(), dg2, dg3);
         }
     }
     /* eval mode: elementwise, the same formula as the CPU */
@@ -696,10 +760,10 @@ void test_bn(void)
     CHECK_ALLCLOSE("bn eval", got.data(), want.data(), count, 1e-6, 1e-6);
     float dummy = 0.0f;
     CHECK_FAILS_WITH(gan_cuda_bn_forward_train(nullptr, 1, 1, 1, &dummy, &dummy, &dummy, 0.1f, 1e-5f, &dummy, &dummy,
-                                               &dummy, &dummy, &dummy, GAN_FUSED_NONE, 0.0f, nullptr),
+                                               &dummy, &dummy, &dummy, GAN_FUSED_NONE, 0.0f, nullptr, nullptr, 0),
                      GAN_ERR_ARG, "no variance");
     CHECK_FAILS_WITH(gan_cuda_bn_forward_train(nullptr, 2, 1, 1, &dummy, &dummy, &dummy, 0.1f, 1e-5f, &dummy, &dummy,
-                                               &dummy, &dummy, &dummy, GAN_ACT_TANH, 0.0f, &dummy),
+                                               &dummy, &dummy, &dummy, GAN_ACT_TANH, 0.0f, &dummy, nullptr, 0),
                      GAN_ERR_ARG, "not ReLU or LeakyReLU");
 }
 
@@ -873,7 +937,7 @@ void test_bn_split(void)
 {
     struct shape {
         int n, c, hw;
-    } shapes[] = {{4, 5, 77}, {16, 3, 64}, {8, 300, 1}};
+    } shapes[] = {{4, 5, 77}, {16, 3, 64}, {8, 300, 1}, {8, 3, 1100}}; /* the last: 3 chunks, 2 per half */
     struct fused {
         int act;
         float slope;
@@ -883,6 +947,14 @@ void test_bn_split(void)
     for (const shape &sh : shapes) {
         const size_t count = (size_t)sh.n * sh.c * sh.hw, c = (size_t)sh.c, half = count / 2;
         const double values = (double)sh.n * sh.hw;
+        const size_t scratch_doubles = 2 * c * GAN_BN_MAX_CHUNKS;
+        std::vector<double> scratch_buffer(scratch_doubles, NAN);
+        double *scratch = scratch_buffer.data();
+        const size_t whole_chunks = gan_cuda_bn_chunks(sh.n, sh.c, sh.hw, scratch_doubles);
+        const size_t half_chunks = gan_cuda_bn_chunks(sh.n / 2, sh.c, sh.hw, scratch_doubles);
+        CHECK_MSG(sh.hw != 1100 || (whole_chunks == 3 && half_chunks == 2),
+                  "split bn [%d, %d, %d]: %zu and %zu chunks, want 3 and 2", sh.n, sh.c, sh.hw, whole_chunks,
+                  half_chunks);
         std::vector<float> x = random_floats(count, seed++, -2.0f, 3.0f);
         std::vector<float> dy = random_floats(count, seed++, -1.0f, 1.0f);
         std::vector<float> gamma = random_floats(c, seed++, 0.5f, 1.5f), beta = random_floats(c, seed++, -0.5f, 0.5f);
@@ -896,18 +968,20 @@ void test_bn_split(void)
             std::vector<float> rm_f = rm0, rv_f = rv0, mean_f(c), inv_f(c), y_f(count), ya_f(count);
             CHECK_OK(gan_cuda_bn_forward_train(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(), 0.1f,
                                                1e-5f, rm_f.data(), rv_f.data(), mean_f.data(), inv_f.data(),
-                                               y_f.data(), k.act, k.slope, ya_f.data()));
+                                               y_f.data(), k.act, k.slope, ya_f.data(), scratch,
+                                               scratch_doubles));
             const float *y_in = k.act == GAN_FUSED_NONE ? nullptr : ya_f.data();
             std::vector<float> dx_f(count), dg_f(c), db_f(c);
             CHECK_OK(gan_cuda_bn_backward(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
                                           gamma.data(), mean_f.data(), inv_f.data(), dx_f.data(), 0.0f, dg_f.data(),
-                                          db_f.data()));
+                                          db_f.data(), scratch, scratch_doubles));
 
             /* 1. one rank */
             std::vector<double> sums(c), squares(c), grad_sums(2 * c);
             std::vector<float> rm_s = rm0, rv_s = rv0, mean_s(c), inv_s(c), y_s(count), ya_s(count);
-            CHECK_OK(gan_cuda_bn_sums(nullptr, sh.n, sh.c, sh.hw, x.data(), sums.data()));
-            CHECK_OK(gan_cuda_bn_centered_squares(nullptr, sh.n, sh.c, sh.hw, x.data(), sums.data(), values,
+            CHECK_OK(gan_cuda_bn_sums(nullptr, sh.n, sh.c, sh.hw, x.data(), scratch, scratch_doubles, sums.data()));
+            CHECK_OK(gan_cuda_bn_centered_squares(nullptr, sh.n, sh.c, sh.hw, x.data(), sums.data(), values, scratch,
+                                                  scratch_doubles,
                                                   squares.data()));
             CHECK_OK(gan_cuda_bn_forward_from_sums(nullptr, sh.n, sh.c, sh.hw, x.data(), gamma.data(), beta.data(),
                                                    0.1f, 1e-5f, sums.data(), squares.data(), values, rm_s.data(),
@@ -923,7 +997,7 @@ void test_bn_split(void)
             std::vector<float> dx_s(count), dg_s(c, NAN), db_s(c, NAN);
             CHECK_OK(gan_cuda_bn_backward_sums(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
                                                mean_f.data(), inv_f.data(), 0.0f, dg_s.data(), db_s.data(),
-                                               grad_sums.data()));
+                                               scratch, scratch_doubles, grad_sums.data()));
             CHECK_OK(gan_cuda_bn_backward_from_sums(nullptr, sh.n, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act,
                                                     k.slope, gamma.data(), mean_f.data(), inv_f.data(),
                                                     grad_sums.data(), values, dx_s.data()));
@@ -934,12 +1008,14 @@ void test_bn_split(void)
             /* 2. two ranks: each half of the batch ([n/2, c, hw] is contiguous), sums added */
             const int n2 = sh.n / 2;
             std::vector<double> s0(c), s1(c), q0(c), q1(c), g0(2 * c), g1(2 * c), total(c), total_sq(c), total_g(2 * c);
-            CHECK_OK(gan_cuda_bn_sums(nullptr, n2, sh.c, sh.hw, x.data(), s0.data()));
-            CHECK_OK(gan_cuda_bn_sums(nullptr, n2, sh.c, sh.hw, x.data() + half, s1.data()));
+            CHECK_OK(gan_cuda_bn_sums(nullptr, n2, sh.c, sh.hw, x.data(), scratch, scratch_doubles, s0.data()));
+            CHECK_OK(gan_cuda_bn_sums(nullptr, n2, sh.c, sh.hw, x.data() + half, scratch, scratch_doubles, s1.data()));
             for (size_t i = 0; i < c; i++)
                 total[i] = s0[i] + s1[i];
-            CHECK_OK(gan_cuda_bn_centered_squares(nullptr, n2, sh.c, sh.hw, x.data(), total.data(), values, q0.data()));
+            CHECK_OK(gan_cuda_bn_centered_squares(nullptr, n2, sh.c, sh.hw, x.data(), total.data(), values, scratch,
+                                                  scratch_doubles, q0.data()));
             CHECK_OK(gan_cuda_bn_centered_squares(nullptr, n2, sh.c, sh.hw, x.data() + half, total.data(), values,
+                                                  scratch, scratch_doubles,
                                                   q1.data()));
             for (size_t i = 0; i < c; i++)
                 total_sq[i] = q0[i] + q1[i];
@@ -960,10 +1036,11 @@ void test_bn_split(void)
             check_identical((base + " 2 ranks: the ranks' save_invstd").c_str(), inv2, inv2b);
             std::vector<float> dx2(count), dg0(c), db0(c), dg1(c), db1(c);
             CHECK_OK(gan_cuda_bn_backward_sums(nullptr, n2, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act, k.slope,
-                                               mean_f.data(), inv_f.data(), 0.0f, dg0.data(), db0.data(), g0.data()));
+                                               mean_f.data(), inv_f.data(), 0.0f, dg0.data(), db0.data(), scratch,
+                                               scratch_doubles, g0.data()));
             CHECK_OK(gan_cuda_bn_backward_sums(nullptr, n2, sh.c, sh.hw, x.data() + half, y_in ? y_in + half : y_in,
                                                dy.data() + half, k.act, k.slope, mean_f.data(), inv_f.data(), 0.0f,
-                                               dg1.data(), db1.data(), g1.data()));
+                                               dg1.data(), db1.data(), scratch, scratch_doubles, g1.data()));
             for (size_t i = 0; i < 2 * c; i++)
                 total_g[i] = g0[i] + g1[i];
             CHECK_OK(gan_cuda_bn_backward_from_sums(nullptr, n2, sh.c, sh.hw, x.data(), y_in, dy.data(), k.act,
@@ -1011,8 +1088,8 @@ void test_bn_split(void)
         v *= 0.25f;
     check_identical("scale", data, want);
     double dummy = 0.0;
-    CHECK_FAILS_WITH(gan_cuda_bn_centered_squares(nullptr, 1, 1, 1, nullptr, &dummy, 1.0, &dummy), GAN_ERR_ARG,
-                     "values per channel");
+    CHECK_FAILS_WITH(gan_cuda_bn_centered_squares(nullptr, 1, 1, 1, nullptr, &dummy, 1.0, nullptr, 0, &dummy),
+                     GAN_ERR_ARG, "values per channel");
 }
 
 /* The evaluation ops (kernels/eval.cuh): each output element is one thread's fixed-order loop
@@ -1955,6 +2032,7 @@ int main(void)
     test_images();
     test_bias();
     test_bce();
+    test_bn_chunks();
     test_bn();
     test_subpixel();
     test_im2col_filter();

@@ -200,6 +200,9 @@ static gan_status cuda_bias_backward(gan_backend *be, int n, int c, int hw, cons
     return gan_cuda_bias_backward(gan_cuda_impl_of(be)->stream, n, c, hw, dy, beta, db);
 }
 
+/* The scratch arguments of the batch-norm launchers: the backend's buffer and its size. */
+#define BN_SCRATCH(be) gan_cuda_impl_of(be)->bn_scratch, GAN_CUDA_BN_SCRATCH_DOUBLES
+
 static gan_status cuda_bn_forward_train(gan_backend *be, int n, int c, int hw, const float *x,
                                         const float *gamma, const float *beta, float momentum,
                                         float eps, float *running_mean, float *running_var,
@@ -207,7 +210,7 @@ static gan_status cuda_bn_forward_train(gan_backend *be, int n, int c, int hw, c
 {
     return gan_cuda_bn_forward_train(gan_cuda_impl_of(be)->stream, n, c, hw, x, gamma, beta, momentum,
                                      eps, running_mean, running_var, save_mean, save_invstd, y,
-                                     GAN_FUSED_NONE, 0.0f, NULL);
+                                     GAN_FUSED_NONE, 0.0f, NULL, BN_SCRATCH(be));
 }
 
 static gan_status cuda_bn_act_forward_train(gan_backend *be, int n, int c, int hw, const float *x,
@@ -218,7 +221,7 @@ static gan_status cuda_bn_act_forward_train(gan_backend *be, int n, int c, int h
 {
     return gan_cuda_bn_forward_train(gan_cuda_impl_of(be)->stream, n, c, hw, x, gamma, beta, momentum,
                                      eps, running_mean, running_var, save_mean, save_invstd, y,
-                                     (int)act, slope, y_act);
+                                     (int)act, slope, y_act, BN_SCRATCH(be));
 }
 
 static gan_status cuda_bn_forward_eval(gan_backend *be, int n, int c, int hw, const float *x,
@@ -236,7 +239,7 @@ static gan_status cuda_bn_backward(gan_backend *be, int n, int c, int hw, const 
                                    float *dgamma, float *dbeta)
 {
     return gan_cuda_bn_backward(gan_cuda_impl_of(be)->stream, n, c, hw, x, NULL, dy, GAN_FUSED_NONE,
-                                0.0f, gamma, save_mean, save_invstd, dx, param_beta, dgamma, dbeta);
+                                0.0f, gamma, save_mean, save_invstd, dx, param_beta, dgamma, dbeta, BN_SCRATCH(be));
 }
 
 static gan_status cuda_bn_act_backward(gan_backend *be, int n, int c, int hw, const float *x,
@@ -246,7 +249,8 @@ static gan_status cuda_bn_act_backward(gan_backend *be, int n, int c, int hw, co
                                        float *dgamma, float *dbeta)
 {
     return gan_cuda_bn_backward(gan_cuda_impl_of(be)->stream, n, c, hw, x, y_act, dy_act, (int)act,
-                                slope, gamma, save_mean, save_invstd, dx, param_beta, dgamma, dbeta);
+                                slope, gamma, save_mean, save_invstd, dx, param_beta, dgamma, dbeta,
+                                BN_SCRATCH(be));
 }
 
 /* ---- batch norm split around the all-reduces of train.sync_bn ---------------------------------- */
@@ -255,13 +259,14 @@ static int fused_kind(const float *y_act, gan_activation act) { return y_act ? (
 
 static gan_status cuda_bn_sums(gan_backend *be, int n, int c, int hw, const float *x, double *sums)
 {
-    return gan_cuda_bn_sums(gan_cuda_impl_of(be)->stream, n, c, hw, x, sums);
+    return gan_cuda_bn_sums(gan_cuda_impl_of(be)->stream, n, c, hw, x, BN_SCRATCH(be), sums);
 }
 
 static gan_status cuda_bn_centered_squares(gan_backend *be, int n, int c, int hw, const float *x,
                                            const double *sums, double count, double *squares)
 {
-    return gan_cuda_bn_centered_squares(gan_cuda_impl_of(be)->stream, n, c, hw, x, sums, count, squares);
+    return gan_cuda_bn_centered_squares(gan_cuda_impl_of(be)->stream, n, c, hw, x, sums, count, BN_SCRATCH(be),
+                                        squares);
 }
 
 static gan_status cuda_bn_forward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
@@ -282,7 +287,7 @@ static gan_status cuda_bn_backward_sums(gan_backend *be, int n, int c, int hw, c
                                         float *dgamma, float *dbeta, double *sums)
 {
     return gan_cuda_bn_backward_sums(gan_cuda_impl_of(be)->stream, n, c, hw, x, y_act, dy, fused_kind(y_act, act),
-                                     slope, save_mean, save_invstd, param_beta, dgamma, dbeta, sums);
+                                     slope, save_mean, save_invstd, param_beta, dgamma, dbeta, BN_SCRATCH(be), sums);
 }
 
 static gan_status cuda_bn_backward_from_sums(gan_backend *be, int n, int c, int hw, const float *x,
@@ -491,6 +496,8 @@ static void cuda_destroy(gan_backend *be)
             cudnnDestroy(impl->cudnn);
         if (impl->cublas_workspace)
             cudaFree(impl->cublas_workspace);
+        if (impl->bn_scratch)
+            cudaFree(impl->bn_scratch);
         if (impl->stream)
             cudaStreamDestroy(impl->stream);
         cudaGetLastError();
@@ -573,6 +580,7 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl)
     GAN_TRY(cuda_alloc(be, impl->cublas_workspace_bytes, &impl->cublas_workspace));
     CUBLAS_TRY(cublasSetWorkspace(impl->cublas, impl->cublas_workspace, impl->cublas_workspace_bytes));
     GAN_TRY(apply_cublas_math(impl));
+    GAN_TRY(cuda_alloc(be, GAN_CUDA_BN_SCRATCH_DOUBLES * sizeof(double), (void **)&impl->bn_scratch));
     for (int i = 0; i < 2; i++)
         CUDA_TRY(cudaEventCreateWithFlags(&impl->staging_done[i], cudaEventDisableTiming));
     GAN_TRY(probe_kernels(impl));

@@ -124,6 +124,10 @@ typedef struct gan_cuda_impl {
     cublasHandle_t cublas;
     void *cublas_workspace;       /* [cublas_workspace_bytes], given to cublasSetWorkspace */
     size_t cublas_workspace_bytes;
+    /* [GAN_CUDA_BN_SCRATCH_DOUBLES]: the chunks' sums of a batch norm between its launches
+     * (kernels/gan_kernels.h, gan_cuda_bn_chunks). One buffer serves every batch norm: they run
+     * one after another on `stream`. */
+    double *bn_scratch;
     gan_precision precision;      /* the backend's options, fixed at creation */
     bool deterministic;
     size_t workspace_budget_bytes; /* the most one convolution may use */
@@ -143,6 +147,9 @@ typedef struct gan_cuda_impl {
      * first all-reduce (cuda_dist.c); NULL until then. */
     void *nccl_comm;
 } gan_cuda_impl;
+
+/* The batch norms' scratch: 64 chunks of 512 channels (more channels take fewer chunks), 512 KiB. */
+#define GAN_CUDA_BN_SCRATCH_DOUBLES ((size_t)1 << 16)
 
 static inline gan_cuda_impl *gan_cuda_impl_of(gan_backend *be) { return (gan_cuda_impl *)be->impl; }
 
