@@ -23,6 +23,20 @@ static gan_status skewed_activation_forward(gan_backend *be, gan_activation kind
     return GAN_OK;
 }
 
+/* the fused batch norm's backward with dgamma off by 0.01, on 8-channel shapes only */
+static gan_status skewed_bn_act_backward(gan_backend *be, int n, int c, int hw, const float *x, const float *y_act,
+                                         const float *dy_act, gan_activation act, float slope, const float *gamma,
+                                         const float *save_mean, const float *save_invstd, float *dx,
+                                         float param_beta, float *dgamma, float *dbeta)
+{
+    GAN_TRY(real_cpu->bn_act_backward(real_cpu, n, c, hw, x, y_act, dy_act, act, slope, gamma, save_mean,
+                                      save_invstd, dx, param_beta, dgamma, dbeta));
+    if (c == 8)
+        for (int i = 0; i < c; i++)
+            dgamma[i] += 0.01f;
+    return GAN_OK;
+}
+
 static gan_status failing_multiply(gan_backend *be, size_t count, const float *a, const float *b,
                                    float *y)
 {
@@ -74,6 +88,11 @@ static void test_selftest(void)
     /* the optional fused convolutions, which the CPU backend has */
     CHECK_MSG(line_has(text, "conv_forward_act lrelu(0.2)", " ok") && line_has(text, "conv_backward_data_act tanh", " ok"),
               "the fused convolutions were not compared:\n%s", text);
+    /* the fused batch norms, and the shape of several chunks per channel on CUDA */
+    CHECK_MSG(line_has(text, "bn_act_forward_train lrelu(0.2) [16,8,1024] y_act", " ok") &&
+                  line_has(text, "bn_act_backward lrelu(0.2) [8,16,64] dx", " ok") &&
+                  line_has(text, "bn_backward b1 [16,8,1024] dgamma", " ok"),
+              "the fused batch norms or the chunked shape were not compared:\n%s", text);
     free(text);
 
     /* One op wrong: caught, named, and the rest still ok. */
@@ -81,6 +100,7 @@ static void test_selftest(void)
     skewed.activation_forward = skewed_activation_forward;
     skewed.multiply = failing_multiply;
     skewed.conv_backward_data_act = NULL; /* an optional op missing: said, not failed */
+    skewed.bn_act_backward = skewed_bn_act_backward;
     report = open_memstream(&text, &text_bytes);
     ok = true;
     CHECK_OK(gan_selftest_ops(reference, &skewed, report, &ok));
@@ -91,6 +111,10 @@ static void test_selftest(void)
     CHECK_MSG(strstr(text, "multiply broke on purpose") != NULL, "the failing op was not reported:\n%s", text);
     CHECK(line_has(text, "activation_forward relu", " ok"));
     CHECK(line_has(text, "activation_backward sigmoid", " ok"));
+    CHECK_MSG(line_has(text, "bn_act_backward lrelu(0.2) [16,8,1024] dgamma", "FAIL") &&
+                  line_has(text, "bn_act_backward lrelu(0.2) [16,8,1024] dx", " ok") &&
+                  line_has(text, "bn_act_backward lrelu(0.2) [8,16,64] dgamma", " ok"),
+              "the skewed dgamma of the fused batch norm was not reported on its shape alone:\n%s", text);
     CHECK_MSG(line_has(text, "conv_backward_data_act", "not in the cpu backend") &&
                   line_has(text, "conv_forward_act", " ok"),
               "a missing conv_backward_data_act was not said, or took conv_forward_act with it:\n%s", text);

@@ -475,8 +475,8 @@ static gan_status check_bn_shape(selftest *st, int n, int c, int hw)
     BOTH_SIDES_LOCALS;
     size_t count = (size_t)n * c * hw;
     pair x = {0}, gamma = {0}, beta = {0}, rm = {0}, rv = {0}, sm = {0}, si = {0}, y = {0};
-    pair dy = {0}, dx = {0}, dg = {0}, db = {0};
-    pair *all[] = {&x, &gamma, &beta, &rm, &rv, &sm, &si, &y, &dy, &dx, &dg, &db};
+    pair dy = {0}, dx = {0}, dg = {0}, db = {0}, ya = {0};
+    pair *all[] = {&x, &gamma, &beta, &rm, &rv, &sm, &si, &y, &dy, &dx, &dg, &db, &ya};
     char name[64], op[96];
     snprintf(name, sizeof name, "[%d,%d,%d]", n, c, hw);
     gan_status status = GAN_OK;
@@ -492,6 +492,7 @@ static gan_status check_bn_shape(selftest *st, int n, int c, int hw)
     GAN_CHECK(pair_alloc(st, &dx, count * sizeof(float)));
     GAN_CHECK(pair_random(st, &dg, (size_t)c, -1.0f, 1.0f));
     GAN_CHECK(pair_random(st, &db, (size_t)c, -1.0f, 1.0f));
+    GAN_CHECK(pair_alloc(st, &ya, count * sizeof(float)));
 
     snprintf(op, sizeof op, "bn_forward_train %s", name);
     if (RUN_BOTH(st, op, be->bn_forward_train(be, n, c, hw, SIDE(x), SIDE(gamma), SIDE(beta), 0.1f,
@@ -529,6 +530,36 @@ static gan_status check_bn_shape(selftest *st, int n, int c, int hw)
         GAN_CHECK(pair_sync_from_ref(st, &dg));
         GAN_CHECK(pair_sync_from_ref(st, &db));
     }
+    /* Batch norm fused with the LeakyReLU after it (optional ops, compared where both backends
+     * have them): y_act, then the backward from the reference's y_act on both sides (the slope
+     * taken depends on its signs). */
+    if (!st->ref->bn_act_forward_train || !st->test->bn_act_forward_train || !st->ref->bn_act_backward ||
+        !st->test->bn_act_backward) {
+        if (st->report)
+            fprintf(st->report, "%-44s not in both backends: its callers run the ops apart\n", "bn_act_*");
+        goto cleanup;
+    }
+    snprintf(op, sizeof op, "bn_act_forward_train lrelu(0.2) %s", name);
+    if (RUN_BOTH(st, op, be->bn_act_forward_train(be, n, c, hw, SIDE(x), SIDE(gamma), SIDE(beta), 0.1f, 1e-5f,
+                                                  SIDE(rm), SIDE(rv), SIDE(sm), SIDE(si), SIDE(y), GAN_ACT_LRELU,
+                                                  0.2f, SIDE(ya)))) {
+        snprintf(op, sizeof op, "bn_act_forward_train lrelu(0.2) %s y_act", name);
+        GAN_CHECK(compare(st, op, &ya, count, REDUCTION));
+        pair *inputs_of_backward[] = {&sm, &si, &ya};
+        for (size_t i = 0; i < sizeof inputs_of_backward / sizeof inputs_of_backward[0]; i++)
+            GAN_CHECK(pair_sync_from_ref(st, inputs_of_backward[i]));
+    }
+    snprintf(op, sizeof op, "bn_act_backward lrelu(0.2) %s", name);
+    if (RUN_BOTH(st, op, be->bn_act_backward(be, n, c, hw, SIDE(x), SIDE(ya), SIDE(dy), GAN_ACT_LRELU, 0.2f,
+                                             SIDE(gamma), SIDE(sm), SIDE(si), SIDE(dx), 0.0f, SIDE(dg),
+                                             SIDE(db)))) {
+        const struct { const char *what; pair *p; size_t count; } outputs[] = {
+            {"dx", &dx, count}, {"dgamma", &dg, (size_t)c}, {"dbeta", &db, (size_t)c}};
+        for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++) {
+            snprintf(op, sizeof op, "bn_act_backward lrelu(0.2) %s %s", name, outputs[i].what);
+            GAN_CHECK(compare(st, op, outputs[i].p, outputs[i].count, REDUCTION));
+        }
+    }
 cleanup:
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         pair_free(st, all[i]);
@@ -539,6 +570,7 @@ static gan_status check_bn(selftest *st)
 {
     GAN_TRY(check_bn_shape(st, 8, 16, 64)); /* BatchNorm2d on 8x8 maps */
     GAN_TRY(check_bn_shape(st, 64, 32, 1)); /* BatchNorm1d */
+    GAN_TRY(check_bn_shape(st, 16, 8, 1024)); /* 32x32 maps: 4 chunks per channel on CUDA */
     return GAN_OK;
 }
 
