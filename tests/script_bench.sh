@@ -39,6 +39,25 @@ if expect 0 "reproduce   : gan bench ops --device cpu --batch 4" -- \
     fail "the G.0 convt row does not name its algorithm"
   grep -qE '^conv fwd +D\.2 .* im2col k4s2p1 \+ sgemm$' "$work/out" && ok ||
     fail "the D.2 conv row does not name its algorithm"
+  # x/it: how often one iteration runs each row's op, as training runs it (D forward 3 times,
+  # its input gradients 3 times, its weight gradients twice; G once each). An activation fused
+  # into the batch norm or the convolution before it counts there, and its parts count 0.
+  xit() { # xit OP LAYER: the x/it column of that row (the field before the algorithm)
+    perl -ne 'print "$1\n" if /^\Q'"$1"'\E +\Q'"$2"'\E .*?\d+\.\d{4} +\d+\.\d{4} +\S+ +\S+ +\S+% +(\d+)  /' "$work/out"
+  }
+  for want in "bn fwd-train|G.1|0" "bn bwd|G.1|0" "bn+relu fwd-train|G.1|1" "bn+relu bwd|G.1|1" "relu fwd|G.2|0" \
+      "relu bwd|G.2|0" "bn+lrelu fwd-train|D.3|3" "bn+lrelu bwd|D.3|3" "lrelu fwd|D.4|0" "conv fwd|D.0|0" \
+      "conv fwd+lrelu|D.0|3" "lrelu fwd|D.1|0" "lrelu bwd|D.1|3" "convt fwd|G.9|0" "convt fwd+tanh|G.9|1" \
+      "tanh bwd|G.10|1" "conv bwd-data|D.2|3" "conv bwd-filter|D.2|2" "convt bwd-data|G.0|0" "sigmoid fwd|D.9|0"; do
+    IFS='|' read -r op layer n <<< "$want"
+    got=$(xit "$op" "$layer")
+    [ "$got" = "$n" ] && ok || fail "bench ops: $op $layer x/it '$got', want $n"
+  done
+  # the iteration total is the sum of best ms x x/it over the rows (the EMA's apart), within the
+  # printed rounding
+  perl -ne '$s += $1 * $2 if /^(?!ema_update)\S.*?(\d+\.\d{4}) +\d+\.\d{4} +\S+ +\S+ +\S+% +(\d+)  /;
+            $t = $1 if /^iteration   : ([0-9.]+) ms/; END { exit(abs($s - $t) <= 0.02 ? 0 : 1) }' "$work/out" && ok ||
+    fail "bench ops: the iteration total is not the sum of best ms x x/it: $(grep '^iteration' "$work/out")"
 fi
 expect 0 "linear bwd-filter" -- "$gan" bench ops --device cpu --configs mlp_mnist --batch 2 --runs 1 --min-ms 0 --ops conv
 

@@ -208,6 +208,7 @@ typedef struct gan_layer_info {
     gan_shape in, out;    /* per sample */
     bool active;          /* runs in forward (false for a sigmoid the loss applies itself) */
     bool fused;           /* an activation that runs inside the batch norm before it (training) */
+    bool in_epilogue;     /* an activation the convolution before it applies on its way out */
     float bn_epsilon, bn_momentum; /* batch norm only */
 } gan_layer_info;
 

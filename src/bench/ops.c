@@ -6,13 +6,16 @@
  * its shapes filled with random numbers:
  *   conv, convt, linear: forward, backward-data, backward-filter (a convt's forward is its
  *     convolution's backward-data and its backward-data a forward convolution, src/nn/convt.c);
- *     a conv or convt followed by an activation that runs (D's first layer, G's last) also its
- *     forward with that activation fused (conv_forward_act, conv_backward_data_act), where the
- *     backend has the op;
- *   bn: training forward (batch statistics, running statistics updated) and backward;
+ *     a conv or convt whose forward training runs with the activation after it applied on the
+ *     way out (D's first layer, G's last, where the backend has conv_forward_act and
+ *     conv_backward_data_act) also that fused forward;
+ *   bn: training forward (batch statistics, running statistics updated) and backward, and where
+ *     training fuses the ReLU/LeakyReLU after it (the backend has bn_act_*), both fused ops;
  *   relu, lrelu, tanh, sigmoid (D's last layer: fused into the loss in training), dropout:
  *     forward and backward;
  * then BCE from logits at the batch size and one Adam step over each network's parameters.
+ * The iteration's total counts each op as often as training runs it (the x/it column): a fused
+ * op in place of its parts, which get 0.
  *
  * Timing: W warm-up calls, then R samples; a sample repeats the call enough times to last at
  * least --min-ms (one call for anything slow, many for tiny ops on a GPU), with the backend
@@ -142,6 +145,8 @@ typedef enum op_kind {
     OP_GEMM,
     OP_BN_FORWARD_TRAIN,
     OP_BN_BACKWARD,
+    OP_BN_ACT_FORWARD_TRAIN,
+    OP_BN_ACT_BACKWARD,
     OP_ACT_FORWARD,
     OP_ACT_BACKWARD,
     OP_DROPOUT_FORWARD,
@@ -159,8 +164,8 @@ typedef struct op_call {
     gan_activation act;
     float slope, p;
     size_t count;
-    const float *a, *b, *c, *d, *e; /* inputs, in the op's argument order */
-    float *out, *out2, *out3, *out4, *out5;
+    const float *a, *b, *c, *d, *e, *f; /* inputs, in the op's argument order */
+    float *out, *out2, *out3, *out4, *out5, *out6;
     void *workspace;
     gan_adam_hyper adam;
 } op_call;
@@ -186,6 +191,14 @@ static gan_status op_run(gan_backend *be, const op_call *o)
     case OP_BN_BACKWARD:
         /* x, dy, gamma, save mean, save invstd -> dx, dgamma, dbeta */
         return be->bn_backward(be, o->n, o->m, o->k, o->a, o->b, o->c, o->d, o->e, o->out, 0.0f, o->out2, o->out3);
+    case OP_BN_ACT_FORWARD_TRAIN:
+        /* as OP_BN_FORWARD_TRAIN, and act(y) -> out6 */
+        return be->bn_act_forward_train(be, o->n, o->m, o->k, o->a, o->b, o->c, 0.1f, 1e-5f, o->out, o->out2,
+                                        o->out3, o->out4, o->out5, o->act, o->slope, o->out6);
+    case OP_BN_ACT_BACKWARD:
+        /* x, act(y), dy at act(y), gamma, save mean, save invstd -> dx, dgamma, dbeta */
+        return be->bn_act_backward(be, o->n, o->m, o->k, o->a, o->b, o->c, o->act, o->slope, o->d, o->e, o->f,
+                                   o->out, 0.0f, o->out2, o->out3);
     case OP_ACT_FORWARD: return be->activation_forward(be, o->act, o->slope, o->count, o->a, o->out);
     case OP_ACT_BACKWARD: return be->activation_backward(be, o->act, o->slope, o->count, o->a, o->b, o->c, o->out);
     case OP_DROPOUT_FORWARD:
@@ -255,8 +268,8 @@ static gan_status report_op(gan_backend *be, const op_call *o, const ops_options
                                  : GAN_CONV_BACKWARD_FILTER;
         be->conv_describe(be, &o->geom, pass, algorithm, sizeof algorithm);
     }
-    printf("%-18s %-6s %-44s %10.4f %10.4f %s %s  %s\n", name, layer, shape, best * 1e3, median * 1e3,
-           rate, pct, algorithm);
+    printf("%-18s %-6s %-44s %10.4f %10.4f %s %s %4d  %s\n", name, layer, shape, best * 1e3, median * 1e3,
+           rate, pct, per_iteration, algorithm);
     fflush(stdout);
     return GAN_OK;
 }
@@ -271,17 +284,25 @@ static void shape_text(char *out, size_t bytes, int n, gan_shape s)
 
 /* ---- the ops of one layer ------------------------------------------------------------------- */
 
-/* The activation layer right after layer l of m, when there is one that runs in forward (not D's
- * last sigmoid, which the loss applies itself): what a fused convolution would apply. */
-static bool activation_after(const gan_model *m, const gan_layer_info *l, gan_activation *act, float *slope,
-                             const char **name)
+/* The layer after l in m, if there is one. */
+static bool layer_after(const gan_model *m, const gan_layer_info *l, gan_layer_info *next)
 {
-    gan_layer_info next;
-    if (l->position + 1 >= gan_model_layer_count(m) || gan_model_layer_info(m, l->position + 1, &next) != GAN_OK) {
+    if (l->position + 1 >= gan_model_layer_count(m) || gan_model_layer_info(m, l->position + 1, next) != GAN_OK) {
         gan_error_clear();
         return false;
     }
-    if (!gan_layer_kind_activation(next.spec.kind, act))
+    return true;
+}
+
+/* The activation layer right after layer l of m when training runs it inside l (`fused`: inside
+ * a batch norm; else in a convolution's epilogue), and it runs in forward (not D's last sigmoid,
+ * which the loss applies itself): the op table's activation, its slope and its name. */
+static bool fused_activation_after(const gan_model *m, const gan_layer_info *l, bool fused, gan_activation *act,
+                                   float *slope, const char **name)
+{
+    gan_layer_info next;
+    if (!layer_after(m, l, &next) || !gan_layer_kind_activation(next.spec.kind, act) ||
+        !(fused ? next.fused : next.in_epilogue))
         return false;
     *slope = next.spec.slope;
     *name = gan_layer_kind_name(next.spec.kind);
@@ -320,27 +341,28 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     op_call backward_filter = {.kind = OP_CONV_BACKWARD_FILTER, .geom = g, .a = x, .b = y, .out = dw, .workspace = ws};
     const char *kind = convt ? "convt" : "conv";
     char name[32];
+    /* Where training applies the next layer's activation in this layer's forward, the forward
+     * counts in the iteration's total as the fused op, and the plain pass does not. */
+    gan_activation act;
+    float slope;
+    const char *act_name;
+    bool epilogue = fused_activation_after(m, l, false, &act, &slope, &act_name);
+    int forwards = passes_per_iteration(m, l, PASS_FORWARD);
     snprintf(name, sizeof name, "%s fwd", kind);
     GAN_CHECK(report_op(be, convt ? &backward_data : &forward, opt, pk, name, layer, shape, flops, 0,
-                        &it->conv, passes_per_iteration(m, l, PASS_FORWARD)));
+                        &it->conv, epilogue ? 0 : forwards));
     snprintf(name, sizeof name, "%s bwd-data", kind);
     GAN_CHECK(report_op(be, convt ? &forward : &backward_data, opt, pk, name, layer, shape, flops, 0,
                         &it->conv, passes_per_iteration(m, l, PASS_BACKWARD_DATA)));
     snprintf(name, sizeof name, "%s bwd-filter", kind);
     GAN_CHECK(report_op(be, &backward_filter, opt, pk, name, layer, shape, flops, 0, &it->conv,
                         passes_per_iteration(m, l, PASS_BACKWARD_FILTER)));
-    /* The forward with the next layer's activation fused, where the backend has it: not counted
-     * in the iteration's total, which has the pass and the activation apart. */
-    gan_activation act;
-    float slope;
-    const char *act_name;
-    if (activation_after(m, l, &act, &slope, &act_name) && (convt ? be->conv_backward_data_act : be->conv_forward_act)) {
+    if (epilogue) {
         op_call fused = {.kind = convt ? OP_CONV_BACKWARD_DATA_ACT : OP_CONV_FORWARD_ACT, .geom = g,
                          .act = act, .slope = slope, .a = convt ? y : x, .b = w, .out = convt ? dx : y,
                          .workspace = ws};
         snprintf(name, sizeof name, "%s fwd+%s", kind, act_name);
-        double unused_ms = 0;
-        GAN_CHECK(report_op(be, &fused, opt, pk, name, layer, shape, flops, 0, &unused_ms, 0));
+        GAN_CHECK(report_op(be, &fused, opt, pk, name, layer, shape, flops, 0, &it->conv, forwards));
     }
 cleanup:
     buffers_free(&b);
@@ -390,7 +412,7 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
     buffers b = {.be = be};
     float *x = NULL, *y = NULL, *dy = NULL, *dx = NULL, *gamma = NULL, *beta = NULL;
     float *running_mean = NULL, *running_var = NULL, *save_mean = NULL, *save_invstd = NULL;
-    float *dgamma = NULL, *dbeta = NULL;
+    float *dgamma = NULL, *dbeta = NULL, *y_act = NULL;
     buffer_floats(&b, count, 0.0f, 1.0f, &x);
     buffer_floats(&b, count, 0.0f, 0.0f, &y);
     buffer_floats(&b, count, 0.0f, 1.0f, &dy);
@@ -403,22 +425,44 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
     buffer_floats(&b, (size_t)c, 1.0f, 0.0f, &save_invstd);
     buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dgamma);
     buffer_floats(&b, (size_t)c, 0.0f, 0.0f, &dbeta);
+    buffer_floats(&b, count, 0.0f, 0.0f, &y_act);
     gan_status status = GAN_OK;
     GAN_CHECK(b.status);
-    char layer[16], shape[96];
+    char layer[16], shape[96], name[32];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(shape, sizeof shape, n, l->in);
+    /* Where training runs the next layer's activation inside this batch norm, the fused ops count
+     * in the iteration's total, and the plain ones (and the activation's own rows) do not. */
+    gan_activation act;
+    float slope;
+    const char *act_name;
+    bool fused = fused_activation_after(m, l, true, &act, &slope, &act_name);
+    int calls = fused ? 0 : passes_per_iteration(m, l, PASS_FORWARD);
     op_call forward = {.kind = OP_BN_FORWARD_TRAIN, .n = n, .m = c, .k = hw, .a = x, .b = gamma, .c = beta,
                        .out = running_mean, .out2 = running_var, .out3 = save_mean, .out4 = save_invstd, .out5 = y};
     op_call backward = {.kind = OP_BN_BACKWARD, .n = n, .m = c, .k = hw, .a = x, .b = dy, .c = gamma, .d = save_mean,
                         .e = save_invstd, .out = dx, .out2 = dgamma, .out3 = dbeta};
     double bytes = (double)count * sizeof(float);
     /* reads x, writes y */
-    GAN_CHECK(report_op(be, &forward, opt, pk, "bn fwd-train", layer, shape, 0, 2 * bytes, &it->bn,
-                        passes_per_iteration(m, l, PASS_FORWARD)));
+    GAN_CHECK(report_op(be, &forward, opt, pk, "bn fwd-train", layer, shape, 0, 2 * bytes, &it->bn, calls));
     /* reads x and dy, writes dx */
-    GAN_CHECK(report_op(be, &backward, opt, pk, "bn bwd", layer, shape, 0, 3 * bytes, &it->bn,
-                        passes_per_iteration(m, l, PASS_FORWARD)));
+    GAN_CHECK(report_op(be, &backward, opt, pk, "bn bwd", layer, shape, 0, 3 * bytes, &it->bn, calls));
+    if (fused) {
+        op_call fused_forward = forward, fused_backward = {
+            .kind = OP_BN_ACT_BACKWARD, .n = n, .m = c, .k = hw, .act = act, .slope = slope, .a = x, .b = y_act,
+            .c = dy, .d = gamma, .e = save_mean, .f = save_invstd, .out = dx, .out2 = dgamma, .out3 = dbeta};
+        fused_forward.kind = OP_BN_ACT_FORWARD_TRAIN;
+        fused_forward.act = act;
+        fused_forward.slope = slope;
+        fused_forward.out6 = y_act;
+        int forwards = passes_per_iteration(m, l, PASS_FORWARD);
+        /* reads x, writes y and act(y) */
+        snprintf(name, sizeof name, "bn+%s fwd-train", act_name);
+        GAN_CHECK(report_op(be, &fused_forward, opt, pk, name, layer, shape, 0, 3 * bytes, &it->bn, forwards));
+        /* reads x, act(y) and its gradient, writes dx */
+        snprintf(name, sizeof name, "bn+%s bwd", act_name);
+        GAN_CHECK(report_op(be, &fused_backward, opt, pk, name, layer, shape, 0, 4 * bytes, &it->bn, forwards));
+    }
 cleanup:
     buffers_free(&b);
     return status;
@@ -458,14 +502,18 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
                            .out = y};
         op_call backward = {.kind = OP_ACT_BACKWARD, .act = act, .slope = l->spec.slope, .count = count,
                             .a = x, .b = y, .c = dy, .out = dx};
+        /* Training runs an activation fused into the batch norm before it (forward and backward)
+         * or in the convolution before it (forward: its backward runs here) as part of that
+         * layer's op: counted there. */
+        int calls = passes_per_iteration(m, l, PASS_FORWARD);
         snprintf(name, sizeof name, "%s fwd", kind);
         /* reads x, writes y */
         GAN_CHECK(report_op(be, &forward, opt, pk, name, layer, shape, 0, 2 * bytes, &it->act,
-                            passes_per_iteration(m, l, PASS_FORWARD)));
+                            l->fused || l->in_epilogue ? 0 : calls));
         snprintf(name, sizeof name, "%s bwd", kind);
         /* reads x (lrelu) or y (the others) and dy, writes dx */
         GAN_CHECK(report_op(be, &backward, opt, pk, name, layer, shape, 0, 3 * bytes, &it->act,
-                            passes_per_iteration(m, l, PASS_FORWARD)));
+                            l->fused ? 0 : calls));
     }
 cleanup:
     buffers_free(&b);
@@ -589,8 +637,8 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
     GAN_CHECK(gan_model_create("G", cfg.generator, z_shape, batch, be, &g));
     GAN_CHECK(gan_model_create("D", cfg.discriminator, image, batch, be, &d));
     printf("\n== %s batch %d (%s) ==\n", cfg.name, batch, path);
-    printf("%-18s %-6s %-44s %10s %10s %9s %8s %7s  %s\n", "op", "layer", "shape", "best ms", "median ms",
-           "GFLOP/s", "GB/s", "% peak", "algorithm");
+    printf("%-18s %-6s %-44s %10s %10s %9s %8s %7s %4s  %s\n", "op", "layer", "shape", "best ms", "median ms",
+           "GFLOP/s", "GB/s", "% peak", "x/it", "algorithm");
     iteration_ms it = {0};
     GAN_CHECK(bench_model(be, g, opt, pk, &it));
     GAN_CHECK(bench_model(be, d, opt, pk, &it));
@@ -604,7 +652,8 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
         GAN_CHECK(bench_ema(be, g, opt, pk, &it));
     gan_conv_choices_update_cache(be, stderr); /* what the layers' planning chose */
     printf("iteration   : %.2f ms from these ops, each best time x the times one iteration runs it "
-           "(k = 1): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms "
+           "(x/it, k = 1; an op fused with the activation after it counts in place of the two, as training "
+           "runs it): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms "
            "(+ %.3f ms EMA of G with train.ema_decay > 0); "
            "gan bench train %s train.batch_size=%d times the whole iteration\n",
            it.conv + it.bn + it.act + it.loss + it.adam, it.conv, it.bn, it.act, it.loss, it.adam, it.ema,
@@ -668,9 +717,11 @@ static int usage(FILE *out)
             "median ms per call, GFLOP/s (conv, convt, linear) or GB/s (the rest), and the share of the\n"
             "peak measured in the same run (gemm for GFLOP/s, the backend's copy for GB/s), and for\n"
             "convolutions the algorithm the backend runs (on CUDA: cuDNN's, chosen by timing each one\n"
-            "when the models are planned, or reused from the cache of earlier choices). A conv or convt\n"
-            "followed by an activation also gets a row for its forward with that activation fused\n"
-            "(conv fwd+lrelu, convt fwd+tanh) where the backend has the op; the iteration total leaves it out.\n"
+            "when the models are planned, or reused from the cache of earlier choices). Where training\n"
+            "runs the activation after a conv, convt or batch norm inside it, the fused op gets rows too\n"
+            "(conv fwd+lrelu, convt fwd+tanh, bn+relu fwd-train, bn+relu bwd). x/it: how many times one\n"
+            "iteration runs the row's op, 0 for the parts of a fused op; the iteration total is the sum\n"
+            "of best time x x/it.\n"
             "Defaults: --runs 5 --warmup 1 --min-ms 2; conv covers conv, convt and linear; act covers\n"
             "the activations and dropout. The overrides apply to every config; train.precision=fp32|tf32|bf16\n"
             "and train.deterministic=true|false set how the backend computes.\n");

@@ -483,6 +483,7 @@ gan_status gan_model_layer_info(const gan_model *model, int position, gan_layer_
         .out = layer->out,
         .active = position < model->active_layers,
         .fused = layer->fused_into_previous,
+        .in_epilogue = layer->in_epilogue,
         .bn_epsilon = bn ? GAN_BN_EPSILON : 0.0f,
         .bn_momentum = bn ? GAN_BN_MOMENTUM : 0.0f,
     };
