@@ -304,21 +304,19 @@ __global__ void gan_bn_chunk_grad_sums_kernel(size_t n, size_t c, size_t hw, siz
                                               float *dgamma, float *dbeta, double *partials)
 {
     __shared__ double partial[GAN_BLOCK_THREADS];
-    __shared__ double chunk_sum_g;
     size_t ch = blockIdx.x / chunks, begin, end;
     gan_bn_chunk_range(n * hw, chunks, blockIdx.x % chunks, &begin, &end);
     float sum_g, sum_g_xhat;
     gan_bn_thread_grad_sums(x, y, dy, act, slope, save_mean[ch], save_invstd[ch], ch, c, hw, begin, end, &sum_g,
                             &sum_g_xhat);
+    /* both totals are thread 0's (its registers keep the first across the second sum) */
     double total_g = gan_block_sum_double((double)sum_g, partial);
-    if (threadIdx.x == 0)
-        chunk_sum_g = total_g;
     double total_g_xhat = gan_block_sum_double((double)sum_g_xhat, partial);
     if (threadIdx.x == 0) {
-        partials[blockIdx.x] = chunk_sum_g;
+        partials[blockIdx.x] = total_g;
         partials[c * chunks + blockIdx.x] = total_g_xhat;
         if (dgamma)
-            gan_bn_param_grads(ch, chunk_sum_g, total_g_xhat, param_beta, dgamma, dbeta);
+            gan_bn_param_grads(ch, total_g, total_g_xhat, param_beta, dgamma, dbeta);
     }
 }
 
