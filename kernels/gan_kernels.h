@@ -122,6 +122,9 @@ gan_status gan_cuda_channels_first(cudaStream_t cuda_stream, int n, int c, int h
 #define GAN_BN_ENOUGH_BLOCKS 1024
 #define GAN_BN_MAX_CHUNKS 64
 size_t gan_cuda_bn_chunks(int n, int c, int hw, size_t scratch_doubles);
+/* The same in words for reports: "16 chunks of 4096 x 64 channels, 1024 blocks; 3 + 2 launches"
+ * (forward + backward). */
+void gan_cuda_bn_describe(int n, int c, int hw, size_t scratch_doubles, char *out, size_t bytes);
 gan_status gan_cuda_bn_forward_train(cudaStream_t cuda_stream, int n, int c, int hw, const float *x,
                                      const float *gamma, const float *beta, float momentum,
                                      float eps, float *running_mean, float *running_var,

@@ -8,6 +8,7 @@
 #ifndef GAN_CUDA_EMULATION
 #include <cuda_runtime.h>
 #endif
+#include <stdio.h>
 
 #include "gan_kernels.h"
 
@@ -306,6 +307,17 @@ size_t gan_cuda_bn_chunks(int n, int c, int hw, size_t scratch_doubles)
     if (chunks > room)
         chunks = room;
     return chunks < 1 ? 1 : chunks;
+}
+
+void gan_cuda_bn_describe(int n, int c, int hw, size_t scratch_doubles, char *out, size_t bytes)
+{
+    if (!out || bytes == 0)
+        return;
+    size_t chunks = gan_cuda_bn_chunks(n, c, hw, scratch_doubles);
+    size_t count = n > 0 && hw > 0 ? (size_t)n * (size_t)hw : 0;
+    snprintf(out, bytes, "%zu chunk%s of %zu x %d channels, %zu blocks; %d + %d launches", chunks,
+             chunks == 1 ? "" : "s", (count + chunks - 1) / chunks, c, chunks * (size_t)(c > 0 ? c : 0),
+             chunks == 1 ? 1 : 3, chunks == 1 ? 1 : 2);
 }
 
 /* The blocks of a batch-norm launch: chunks per channel times c (at most 2^31 - 1, grid.x's

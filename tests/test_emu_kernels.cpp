@@ -627,6 +627,14 @@ void test_bn_chunks(void)
         CHECK_MSG(got == r.want, "bn chunks [%d, %d, %d] scratch %zu: %zu, want %zu", r.n, r.c, r.hw, r.scratch, got,
                   r.want);
     }
+    /* in words, for gan bench ops */
+    char text[128];
+    gan_cuda_bn_describe(64, 64, 1024, 1 << 16, text, sizeof text);
+    CHECK_MSG(!std::strcmp(text, "16 chunks of 4096 x 64 channels, 1024 blocks; 3 + 2 launches"), "bn describe: %s",
+              text);
+    gan_cuda_bn_describe(64, 512, 16, 1 << 16, text, sizeof text);
+    CHECK_MSG(!std::strcmp(text, "1 chunk of 1024 x 512 channels, 512 blocks; 1 + 1 launches"), "bn describe: %s",
+              text);
 }
 
 /* Batch norm, training forward and backward, alone and fused with ReLU / LeakyReLU, on shapes

@@ -371,6 +371,9 @@ struct gan_backend {
      * and how it was chosen. Optional. */
     void (*conv_describe)(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, char *out,
                           size_t bytes);
+    /* How a training batch norm over [n, c, hw] runs, in a few words for reports (gan bench ops):
+     * on CUDA, the chunks per channel and the launches. Optional. */
+    void (*bn_describe)(gan_backend *be, int n, int c, int hw, char *out, size_t bytes);
 
     void (*destroy)(gan_backend *be);
 };

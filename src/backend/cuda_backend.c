@@ -253,6 +253,12 @@ static gan_status cuda_bn_act_backward(gan_backend *be, int n, int c, int hw, co
                                 BN_SCRATCH(be));
 }
 
+static void cuda_bn_describe(gan_backend *be, int n, int c, int hw, char *out, size_t bytes)
+{
+    (void)be;
+    gan_cuda_bn_describe(n, c, hw, GAN_CUDA_BN_SCRATCH_DOUBLES, out, bytes);
+}
+
 /* ---- batch norm split around the all-reduces of train.sync_bn ---------------------------------- */
 
 static int fused_kind(const float *y_act, gan_activation act) { return y_act ? (int)act : GAN_FUSED_NONE; }
@@ -671,6 +677,7 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .conv_choices_export = gan_cuda_conv_choices_export,
         .conv_choices_import = gan_cuda_conv_choices_import,
         .conv_describe = gan_cuda_conv_describe,
+        .bn_describe = cuda_bn_describe,
         .destroy = cuda_destroy,
     };
     gan_status status = cuda_open(be, impl);

@@ -268,6 +268,10 @@ static gan_status report_op(gan_backend *be, const op_call *o, const ops_options
                                  : GAN_CONV_BACKWARD_FILTER;
         be->conv_describe(be, &o->geom, pass, algorithm, sizeof algorithm);
     }
+    /* The batch norms' split over blocks (the CUDA backend: chunks per channel). */
+    if (be->bn_describe && (o->kind == OP_BN_FORWARD_TRAIN || o->kind == OP_BN_BACKWARD ||
+                            o->kind == OP_BN_ACT_FORWARD_TRAIN || o->kind == OP_BN_ACT_BACKWARD))
+        be->bn_describe(be, o->n, o->m, o->k, algorithm, sizeof algorithm);
     printf("%-18s %-6s %-44s %10.4f %10.4f %s %s %4d  %s\n", name, layer, shape, best * 1e3, median * 1e3,
            rate, pct, per_iteration, algorithm);
     fflush(stdout);
