@@ -68,6 +68,38 @@ static void test_determinism(void)
     cuda->free(cuda, ws);
 }
 
+/* The batch norm fused with LeakyReLU at G's [64, 64, 32, 32] (16 chunks per channel): every
+ * output of a second run has the same bits, forward and backward. */
+static void test_bn_determinism(void)
+{
+    enum { N = 64, C = 64, HW = 1024 };
+    const size_t count = (size_t)N * C * HW;
+    float *x = device_random(count, 11), *dy = device_random(count, 12), *gamma = device_random(C, 13);
+    float *beta = device_random(C, 14), *rm = device_random(C, 15), *rv = device_random(C, 16);
+    float *out[2][7]; /* y, y_act, save_mean, save_invstd, dx, dgamma, dbeta */
+    const size_t counts[7] = {count, count, C, C, count, C, C};
+    for (int run = 0; run < 2; run++) {
+        for (int i = 0; i < 7; i++)
+            out[run][i] = device_random(counts[i], 20 + 7 * run + i);
+        CHECK_OK(cuda->fill(cuda, rv, 1.0f, C)); /* the same running statistics before each run */
+        CHECK_OK(cuda->fill(cuda, rm, 0.0f, C));
+        CHECK_OK(cuda->bn_act_forward_train(cuda, N, C, HW, x, gamma, beta, 0.1f, 1e-5f, rm, rv, out[run][2],
+                                            out[run][3], out[run][0], GAN_ACT_LRELU, 0.2f, out[run][1]));
+        CHECK_OK(cuda->bn_act_backward(cuda, N, C, HW, x, out[run][1], dy, GAN_ACT_LRELU, 0.2f, gamma, out[run][2],
+                                       out[run][3], out[run][4], 0.0f, out[run][5], out[run][6]));
+    }
+    static const char *names[7] = {"y", "y_act", "save_mean", "save_invstd", "dx", "dgamma", "dbeta"};
+    for (int i = 0; i < 7; i++)
+        CHECK_MSG(same_bits(out[0][i], out[1][i], counts[i]), "batch norm + lrelu [64, 64, 1024]: %s differs "
+                  "between two runs", names[i]);
+    float *all[] = {x, dy, gamma, beta, rm, rv};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        cuda->free(cuda, all[i]);
+    for (int run = 0; run < 2; run++)
+        for (int i = 0; i < 7; i++)
+            cuda->free(cuda, out[run][i]);
+}
+
 int main(void)
 {
     gan_status status = gan_cuda_backend_create(NULL, &cuda);
@@ -108,6 +140,7 @@ int main(void)
     }
 
     test_determinism();
+    test_bn_determinism();
     cuda->destroy(cuda);
     cpu->destroy(cpu);
     return test_finish();
