@@ -105,16 +105,18 @@ __device__ __forceinline__ void gan_convert_store(float *dst, float value) { *ds
 __device__ __forceinline__ float gan_convert_load(__nv_bfloat16 value) { return __bfloat162float(value); }
 __device__ __forceinline__ float gan_convert_load(float value) { return value; }
 
-/* dst [n, hw, c_nhwc] = T(src [n, c, hw]), channels c .. c_nhwc - 1 = +0. The tiles span c_nhwc
- * channels. Reads along hw (row `row` of the tile is channel c0 + row, column `col` position
- * p0 + col; a padding channel is put in as 0 without reading src), writes along the channels
- * (row: position, column: channel). T is __nv_bfloat16 or float. */
+/* dst [n, hw, c_nhwc] = T(src [n, c, hw]), channels c .. c_nhwc - 1 = +0, by block `block` of
+ * `blocks` (the grid, or its share of a paired launch below). The tiles span c_nhwc channels.
+ * Reads along hw (row `row` of the tile is channel c0 + row, column `col` position p0 + col; a
+ * padding channel is put in as 0 without reading src), writes along the channels (row: position,
+ * column: channel). T is __nv_bfloat16 or float. */
 template <typename T>
-__global__ void gan_f32_to_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, size_t hw, const float *src, T *dst)
+__device__ void gan_f32_to_nhwc_blocks(size_t block, size_t blocks, size_t n, size_t c, size_t c_nhwc, size_t hw,
+                                       const float *src, T *dst)
 {
     if (gan_convert_is_plain(c, c_nhwc, hw)) {
         size_t count = n * c * hw;
-        for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+        for (size_t i = block * blockDim.x + threadIdx.x; i < count; i += blocks * blockDim.x)
             gan_convert_store(&dst[i], src[i]);
         return;
     }
@@ -122,7 +124,7 @@ __global__ void gan_f32_to_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, size_t
     const size_t col = threadIdx.x % GAN_CONVERT_TILE, first_row = threadIdx.x / GAN_CONVERT_TILE;
     const size_t tiles = gan_convert_tile_count(n, c_nhwc, hw);
     /* The same trip count for every thread of the block: each reaches both barriers. */
-    for (size_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    for (size_t t = block; t < tiles; t += blocks) {
         gan_convert_tile at = gan_convert_tile_at(t, c_nhwc, hw);
         const float *image_src = src + at.image * c * hw; /* [c, hw] */
         T *image_dst = dst + at.image * hw * c_nhwc;      /* [hw, c_nhwc] */
@@ -139,6 +141,28 @@ __global__ void gan_f32_to_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, size_t
         }
         __syncthreads(); /* the next tile overwrites `tile` */
     }
+}
+
+template <typename T>
+__global__ void gan_f32_to_nhwc_kernel(size_t n, size_t c, size_t c_nhwc, size_t hw, const float *src, T *dst)
+{
+    gan_f32_to_nhwc_blocks<T>(blockIdx.x, gridDim.x, n, c, c_nhwc, hw, src, dst);
+}
+
+/* The two input copies of a convolution pass in one launch (one launch fewer per pass, which in
+ * a CUDA graph is one node fewer): blocks 0 .. first_blocks - 1 narrow the first tensor as
+ * gan_f32_to_nhwc_kernel would with that grid, the other blocks the second. The branch is on the
+ * block index, so each block's threads all take it. */
+template <typename T>
+__global__ void gan_f32_to_nhwc_pair_kernel(size_t first_blocks, size_t n1, size_t c1, size_t c_nhwc1, size_t hw1,
+                                            const float *src1, T *dst1, size_t n2, size_t c2, size_t c_nhwc2,
+                                            size_t hw2, const float *src2, T *dst2)
+{
+    if (blockIdx.x < first_blocks)
+        gan_f32_to_nhwc_blocks<T>(blockIdx.x, first_blocks, n1, c1, c_nhwc1, hw1, src1, dst1);
+    else
+        gan_f32_to_nhwc_blocks<T>(blockIdx.x - first_blocks, gridDim.x - first_blocks, n2, c2, c_nhwc2, hw2, src2,
+                                  dst2);
 }
 
 /* The widening's write of one element: *out = act(value) when beta == 0 (*out not read), else

@@ -226,6 +226,20 @@ gan_status gan_cuda_bf16_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int
  * position written as +0.0f; values moved bit for bit. */
 gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw, const float *src,
                                     float *dst);
+/* One narrowing of a paired launch: src [n, c, hw] float (NCHW) into dst [n, hw, c_nhwc] (NHWC:
+ * BF16 bit patterns, or float), as the single launchers above. */
+typedef struct gan_nhwc_copy {
+    int n, c, c_nhwc, hw;
+    const float *src;
+    void *dst;
+} gan_nhwc_copy;
+/* The two input copies of a convolution pass in one launch: the same bits as
+ * gan_cuda_f32_to_bf16_nhwc (gan_cuda_f32_to_f32_nhwc) on each, one after the other. The two must
+ * not overlap. A bad shape is GAN_ERR_ARG, naming the launcher and which tensor. */
+gan_status gan_cuda_f32_to_bf16_nhwc_pair(cudaStream_t cuda_stream, const gan_nhwc_copy *first,
+                                          const gan_nhwc_copy *second);
+gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t cuda_stream, const gan_nhwc_copy *first,
+                                         const gan_nhwc_copy *second);
 /* dst [n, c, hw] (NCHW) = act(src [n, hw, c_nhwc] (NHWC, float)) for the first c channels when beta == 0 (dst
  * not read), else beta * dst + act(src) (product rounded on its own, as the bf16 widening). */
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,

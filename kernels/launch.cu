@@ -69,28 +69,65 @@ static gan_status launch_elementwise(const char *kernel_name, void (*kernel)(Par
  * hw == 1), one thread per element, capped either way (the kernels loop). Nothing is launched
  * when there is nothing to write (n, hw or tile_channels zero); a negative size or c_nhwc < c is
  * refused, naming the launcher and the shape. */
-template <typename... Params, typename... Args>
-static gan_status launch_convert(const char *kernel_name, void (*kernel)(Params...), int n, int c, int c_nhwc,
-                                 int hw, int tile_channels, cudaStream_t cuda_stream, Args... args)
+/* `part`: "" for a single conversion, which tensor of a pair otherwise. */
+static gan_status check_convert_shape(const char *kernel_name, const char *part, int n, int c, int c_nhwc, int hw)
 {
     if (n < 0 || c < 0 || c_nhwc < 0 || hw < 0)
-        return gan_error(GAN_ERR_ARG, "%s: negative shape [n %d, c %d, c_nhwc %d, hw %d]", kernel_name, n, c,
-                         c_nhwc, hw);
+        return gan_error(GAN_ERR_ARG, "%s: negative shape%s [n %d, c %d, c_nhwc %d, hw %d]", kernel_name, part, n,
+                         c, c_nhwc, hw);
     if (c_nhwc < c)
-        return gan_error(GAN_ERR_ARG, "%s: c_nhwc below c in shape [n %d, c %d, c_nhwc %d, hw %d]", kernel_name,
-                         n, c, c_nhwc, hw);
+        return gan_error(GAN_ERR_ARG, "%s: c_nhwc below c in shape%s [n %d, c %d, c_nhwc %d, hw %d]",
+                         kernel_name, part, n, c, c_nhwc, hw);
+    return GAN_OK;
+}
+
+/* The blocks of a conversion of a checked shape (0: nothing to write). */
+static size_t convert_blocks(int n, int c, int c_nhwc, int hw, int tile_channels)
+{
     if (n == 0 || hw == 0 || tile_channels == 0)
-        return GAN_OK;
+        return 0;
     size_t tiles_c = ((size_t)tile_channels + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
     size_t tiles_hw = ((size_t)hw + GAN_CONVERT_TILE - 1) / GAN_CONVERT_TILE;
     size_t count = (size_t)n * (size_t)c * (size_t)hw;
     size_t blocks = gan_convert_is_plain((size_t)c, (size_t)c_nhwc, (size_t)hw)
                         ? (count + GAN_BLOCK_THREADS - 1) / GAN_BLOCK_THREADS
                         : (size_t)n * tiles_c * tiles_hw;
-    if (blocks > GAN_MAX_BLOCKS)
-        blocks = GAN_MAX_BLOCKS;
+    return blocks > GAN_MAX_BLOCKS ? GAN_MAX_BLOCKS : blocks;
+}
+
+template <typename... Params, typename... Args>
+static gan_status launch_convert(const char *kernel_name, void (*kernel)(Params...), int n, int c, int c_nhwc,
+                                 int hw, int tile_channels, cudaStream_t cuda_stream, Args... args)
+{
+    GAN_TRY(check_convert_shape(kernel_name, "", n, c, c_nhwc, hw));
+    size_t blocks = convert_blocks(n, c, c_nhwc, hw, tile_channels);
+    if (blocks == 0)
+        return GAN_OK;
     return launch(kernel_name, kernel, (unsigned)blocks, cuda_stream, (size_t)n, (size_t)c, (size_t)c_nhwc,
                   (size_t)hw, args...);
+}
+
+/* Two narrowings in one launch of gan_f32_to_nhwc_pair_kernel<T>: each tensor gets the blocks its
+ * own launch would have (at most GAN_MAX_BLOCKS each: the sum is a legal grid.x too). A shape is
+ * refused as the single launchers refuse it, naming the launcher and which of the two it is. */
+template <typename T>
+static gan_status launch_narrow_pair(const char *kernel_name, cudaStream_t cuda_stream, const gan_nhwc_copy *first,
+                                     const gan_nhwc_copy *second)
+{
+    const gan_nhwc_copy *parts[2] = {first, second};
+    size_t blocks[2];
+    for (int i = 0; i < 2; i++) {
+        const gan_nhwc_copy *p = parts[i];
+        GAN_TRY(check_convert_shape(kernel_name, i == 0 ? " of the first tensor" : " of the second tensor", p->n,
+                                    p->c, p->c_nhwc, p->hw));
+        blocks[i] = convert_blocks(p->n, p->c, p->c_nhwc, p->hw, p->c_nhwc);
+    }
+    if (blocks[0] + blocks[1] == 0)
+        return GAN_OK;
+    return launch(kernel_name, gan_f32_to_nhwc_pair_kernel<T>, (unsigned)(blocks[0] + blocks[1]), cuda_stream,
+                  blocks[0], (size_t)first->n, (size_t)first->c, (size_t)first->c_nhwc, (size_t)first->hw,
+                  first->src, static_cast<T *>(first->dst), (size_t)second->n, (size_t)second->c,
+                  (size_t)second->c_nhwc, (size_t)second->hw, second->src, static_cast<T *>(second->dst));
 }
 
 /* The activation of an epilogue (the NHWC widenings, the sub-pixel gather): a gan_activation or
@@ -589,6 +626,18 @@ gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t cuda_stream, int n, int c, int 
 {
     return launch_convert("f32_to_f32_nhwc", gan_f32_to_nhwc_kernel<float>, n, c, c_nhwc, hw, c_nhwc, cuda_stream,
                           src, dst);
+}
+
+gan_status gan_cuda_f32_to_bf16_nhwc_pair(cudaStream_t cuda_stream, const gan_nhwc_copy *first,
+                                          const gan_nhwc_copy *second)
+{
+    return launch_narrow_pair<__nv_bfloat16>("f32_to_bf16_nhwc_pair", cuda_stream, first, second);
+}
+
+gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t cuda_stream, const gan_nhwc_copy *first,
+                                         const gan_nhwc_copy *second)
+{
+    return launch_narrow_pair<float>("f32_to_f32_nhwc_pair", cuda_stream, first, second);
 }
 
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,

@@ -389,6 +389,34 @@ gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t s, int n, int c, int c_nhwc, in
     return GAN_OK;
 }
 
+/* The paired narrowings: each tensor recorded as the single launcher records it, and the launch
+ * counted. */
+static int pair_launches;
+static gan_status record_pair(copy_kind kind, const gan_nhwc_copy *first, const gan_nhwc_copy *second)
+{
+    const gan_nhwc_copy *parts[2] = {first, second};
+    for (int i = 0; i < 2; i++) {
+        const gan_nhwc_copy *p = parts[i];
+        if (conversion_count < 8)
+            conversions[conversion_count] =
+                (conversion){kind, p->n, p->c, p->c_nhwc, p->hw, p->src, p->dst, 0.0f, GAN_FUSED_NONE, 0.0f};
+        conversion_count++;
+        device_clock_ms += copy_ms;
+    }
+    pair_launches++;
+    return GAN_OK;
+}
+
+gan_status gan_cuda_f32_to_bf16_nhwc_pair(cudaStream_t s, const gan_nhwc_copy *first, const gan_nhwc_copy *second)
+{
+    return record_pair(TO_BF16, first, second);
+}
+
+gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t s, const gan_nhwc_copy *first, const gan_nhwc_copy *second)
+{
+    return record_pair(TO_F32, first, second);
+}
+
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t s, int n, int c, int c_nhwc, int hw, const float *src, float beta,
                                     int act, float slope, float *dst)
 {
@@ -936,20 +964,20 @@ static void check_nhwc_calls(fake_backend *f, size_t bytes, size_t element, copy
     char *ws = malloc(bytes);
     const float *x = (const float *)0x1000, *w = (const float *)0x2000;
     float *y = (float *)0x3000, *dw = (float *)0x4000;
-    /* forward: x and w in, y out with beta 0 */
-    conversion_count = 0;
+    /* forward: x and w in (one launch), y out with beta 0 */
+    conversion_count = pair_launches = 0;
     CHECK_OK(gan_cuda_conv_forward(&f->be, &K3S1, x, w, y, ws));
-    CHECK(conversion_count == 3);
+    CHECK(conversion_count == 3 && pair_launches == 1);
     CHECK(conversion_is(0, to, sx, x, ws, 0.0f));
     CHECK(conversion_is(1, to, sw, w, ws + ax, 0.0f));
     CHECK(conversion_is(2, from, sy, ws + ax + aw, y, 0.0f));
     CHECK(last_cudnn.x == ws && last_cudnn.w == ws + ax && last_cudnn.y == ws + ax + aw);
     CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 0 && last_cudnn.beta == 0.0f && last_cudnn.nhwc);
 
-    /* backward-data: w and dy in, dx out */
-    conversion_count = 0;
+    /* backward-data: w and dy in (one launch), dx out */
+    conversion_count = pair_launches = 0;
     CHECK_OK(gan_cuda_conv_backward_data(&f->be, &K3S1, y, w, (float *)x, ws));
-    CHECK(conversion_count == 3);
+    CHECK(conversion_count == 3 && pair_launches == 1);
     CHECK(conversion_is(0, to, sw, w, ws + ax, 0.0f));
     CHECK(conversion_is(1, to, sy, y, ws + ax + aw, 0.0f));
     CHECK(conversion_is(2, from, sx, ws, x, 0.0f));
@@ -957,9 +985,9 @@ static void check_nhwc_calls(fake_backend *f, size_t bytes, size_t element, copy
 
     /* backward-filter, accumulating (beta 1): cuDNN overwrites the dw copy (beta 0), the way back
      * adds it to the caller's dw */
-    conversion_count = 0;
+    conversion_count = pair_launches = 0;
     CHECK_OK(gan_cuda_conv_backward_filter(&f->be, &K3S1, x, y, 1.0f, dw, ws));
-    CHECK(conversion_count == 3);
+    CHECK(conversion_count == 3 && pair_launches == 1);
     CHECK(conversion_is(0, to, sx, x, ws, 0.0f));
     CHECK(conversion_is(1, to, sy, y, ws + ax + aw, 0.0f));
     CHECK(conversion_is(2, from, sw, ws + ax, dw, 1.0f));

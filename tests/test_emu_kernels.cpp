@@ -61,6 +61,8 @@
 #define gan_cuda_bn_forward_train emu_gan_cuda_bn_forward_train
 #define gan_cuda_bn_forward_eval emu_gan_cuda_bn_forward_eval
 #define gan_cuda_bn_backward emu_gan_cuda_bn_backward
+#define gan_cuda_bn_chunks emu_gan_cuda_bn_chunks
+#define gan_cuda_bn_describe emu_gan_cuda_bn_describe
 #define gan_cuda_subpixel_weights emu_gan_cuda_subpixel_weights
 #define gan_cuda_subpixel_gather emu_gan_cuda_subpixel_gather
 #define gan_cuda_im2col emu_gan_cuda_im2col
@@ -73,9 +75,11 @@
 #define gan_cuda_bias_act_forward emu_gan_cuda_bias_act_forward
 /* the BF16 precision mode's conversions */
 #define gan_cuda_f32_to_bf16_nhwc emu_gan_cuda_f32_to_bf16_nhwc
+#define gan_cuda_f32_to_bf16_nhwc_pair emu_gan_cuda_f32_to_bf16_nhwc_pair
 #define gan_cuda_bf16_nhwc_to_f32 emu_gan_cuda_bf16_nhwc_to_f32
 /* the TF32 precision mode's float NHWC copies */
 #define gan_cuda_f32_to_f32_nhwc emu_gan_cuda_f32_to_f32_nhwc
+#define gan_cuda_f32_to_f32_nhwc_pair emu_gan_cuda_f32_to_f32_nhwc_pair
 #define gan_cuda_f32_nhwc_to_f32 emu_gan_cuda_f32_nhwc_to_f32
 
 #include "launch.cu"
@@ -2021,6 +2025,88 @@ void test_activation_epilogues(void)
 
 } /* namespace */
 
+/* The paired narrowings (a convolution pass's two input copies in one launch): each tensor's
+ * bits are its single launcher's, over garbage, with the 3 elements after each untouched; either
+ * side empty (no images, no channels: all padding, no positions); a bad shape refused, naming the
+ * launcher and the tensor. */
+template <typename T>
+void check_narrow_pairs(const char *name, gan_status (*pair)(cudaStream_t, const gan_nhwc_copy *, const gan_nhwc_copy *),
+                        gan_status (*single)(cudaStream_t, int, int, int, int, const float *, T *), unsigned seed)
+{
+    const nhwc_shape pairs[][2] = {
+        {{2, 3, 165, 8}, {16, 8, 9}},   /* a padded image layer's x, a filter (KRSC: n = c_out, hw = kernel) */
+        {{3, 70, 1}, {2, 37, 165, 40}}, /* a plain copy, tiles with padding */
+        {{0, 3, 5}, {1, 33, 65}},       /* nothing in the first */
+        {{2, 40, 49}, {2, 0, 5, 8}},    /* the second all padding */
+        {{1, 1, 2000}, {64, 3, 16, 4}}, /* G's last filter padded */
+        {{4, 64, 256}, {2, 3, 0}},      /* nothing in the second */
+    };
+    for (const auto &p : pairs) {
+        std::vector<float> src[2];
+        std::vector<T> got[2], want[2];
+        gan_nhwc_copy copies[2];
+        for (int i = 0; i < 2; i++) {
+            const nhwc_shape &sh = p[i];
+            src[i] = random_bit_floats(sh.count(), seed++);
+            got[i].resize(sh.count_nhwc() + 3);
+            std::memset(got[i].data(), 0xa5, got[i].size() * sizeof(T));
+            want[i] = got[i];
+            CHECK_OK(single(nullptr, sh.n, sh.c, sh.c_nhwc(), sh.hw, src[i].data(), want[i].data()));
+            copies[i] = gan_nhwc_copy{sh.n, sh.c, sh.c_nhwc(), sh.hw, src[i].data(), got[i].data()};
+        }
+        CHECK_OK(pair(nullptr, &copies[0], &copies[1]));
+        for (int i = 0; i < 2; i++)
+            CHECK_MSG(std::memcmp(got[i].data(), want[i].data(), got[i].size() * sizeof(T)) == 0,
+                      "%s: tensor %d [n %d, c %d, c_nhwc %d, hw %d] is not the single launcher's", name, i, p[i].n,
+                      p[i].c, p[i].c_nhwc(), p[i].hw);
+    }
+    const gan_nhwc_copy good = {2, 3, 4, 5, nullptr, nullptr}, empty = {0, 3, 4, 5, nullptr, nullptr};
+    CHECK_OK(pair(nullptr, &empty, &empty));
+    const gan_nhwc_copy negative = {-1, 3, 4, 5, nullptr, nullptr}, narrow = {2, 8, 4, 5, nullptr, nullptr};
+    char want[160];
+    std::snprintf(want, sizeof want, "%s: negative shape of the first tensor [n -1, c 3, c_nhwc 4, hw 5]", name);
+    CHECK_FAILS_WITH(pair(nullptr, &negative, &good), GAN_ERR_ARG, want);
+    std::snprintf(want, sizeof want, "%s: c_nhwc below c in shape of the second tensor [n 2, c 8, c_nhwc 4, hw 5]",
+                  name);
+    CHECK_FAILS_WITH(pair(nullptr, &good, &narrow), GAN_ERR_ARG, want);
+}
+
+void test_nhwc_pairs(void)
+{
+    check_narrow_pairs<uint16_t>("f32_to_bf16_nhwc_pair", gan_cuda_f32_to_bf16_nhwc_pair, gan_cuda_f32_to_bf16_nhwc,
+                                 3100);
+    check_narrow_pairs<float>("f32_to_f32_nhwc_pair", gan_cuda_f32_to_f32_nhwc_pair, gan_cuda_f32_to_f32_nhwc, 3200);
+
+    /* A grid smaller than the work, as the launcher's cap makes it for large tensors: the pair
+     * kernel directly, 2 blocks on the first tensor and 3 on the second, so that each block loops
+     * over several tiles (or elements of a plain copy) of its own tensor. */
+    const nhwc_shape firsts[] = {{2, 40, 49}, {1, 1, 2000}, {3, 3, 1000, 4}};
+    const nhwc_shape seconds[] = {{3, 33, 165, 40}, {7, 3, 1, 8}, {2, 70, 1}};
+    unsigned seed = 3300;
+    for (int k = 0; k < 3; k++) {
+        const nhwc_shape sh[2] = {firsts[k], seconds[k]};
+        std::vector<float> src[2], got[2], want[2];
+        for (int i = 0; i < 2; i++) {
+            src[i] = random_bit_floats(sh[i].count(), seed++);
+            got[i].assign(sh[i].count_nhwc() + 3, float_of_bits(0x7fa00bad));
+            want[i] = got[i];
+            CHECK_OK(gan_cuda_f32_to_f32_nhwc(nullptr, sh[i].n, sh[i].c, sh[i].c_nhwc(), sh[i].hw, src[i].data(),
+                                              want[i].data()));
+        }
+        gan_emu_launch(gan_f32_to_nhwc_pair_kernel<float>, dim3(5), dim3(GAN_BLOCK_THREADS), nullptr, (size_t)2,
+                       (size_t)sh[0].n, (size_t)sh[0].c, (size_t)sh[0].c_nhwc(), (size_t)sh[0].hw,
+                       (const float *)src[0].data(), got[0].data(), (size_t)sh[1].n, (size_t)sh[1].c,
+                       (size_t)sh[1].c_nhwc(), (size_t)sh[1].hw, (const float *)src[1].data(), got[1].data());
+        CHECK(cudaGetLastError() == cudaSuccess);
+        for (int i = 0; i < 2; i++) {
+            char name[128];
+            std::snprintf(name, sizeof name, "pair kernel on 2 + 3 blocks, tensor %d [n %d, c %d, c_nhwc %d, hw %d]",
+                          i, sh[i].n, sh[i].c, sh[i].c_nhwc(), sh[i].hw);
+            check_same_bits(name, bits_of(got[i]), bits_of(want[i]));
+        }
+    }
+}
+
 int main(void)
 {
     gan_status status = gan_cpu_backend_create(NULL, &cpu);
@@ -2048,6 +2134,7 @@ int main(void)
     test_eval_ops();
     test_bf16_conversions();
     test_f32_nhwc_copies();
+    test_nhwc_pairs();
     test_activation_epilogues();
     cpu->destroy(cpu);
     return test_finish();

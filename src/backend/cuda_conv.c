@@ -476,30 +476,37 @@ static nhwc_copies copies_at(const gan_cuda_impl *impl, const gan_conv_geom *g, 
     return c;
 }
 
-/* src (FP32 NCHW) into its NHWC copy dst: rounded to BF16 in bf16, moved as FP32 in tf32. */
-static gan_status to_nhwc(const gan_cuda_impl *impl, nc_hw s, const float *src, void *dst)
+/* One tensor of copies_in: src (FP32 NCHW) of shape s into its NHWC copy dst. */
+static gan_nhwc_copy nhwc_copy_of(nc_hw s, const float *src, void *dst)
 {
-    if (impl->precision == GAN_PRECISION_BF16)
-        return gan_cuda_f32_to_bf16_nhwc(impl->stream, s.n, s.c, s.c_nhwc, s.hw, src, dst);
-    return gan_cuda_f32_to_f32_nhwc(impl->stream, s.n, s.c, s.c_nhwc, s.hw, src, dst);
+    return (gan_nhwc_copy){.n = s.n, .c = s.c, .c_nhwc = s.c_nhwc, .hw = s.hw, .src = src, .dst = dst};
 }
 
-/* Copies the two inputs of `pass` (cudnn_run's a and b) into their NHWC copies. */
+/* Copies the two inputs of `pass` (cudnn_run's a and b) into their NHWC copies, in one launch:
+ * rounded to BF16 in bf16, moved as FP32 in tf32. */
 static gan_status copies_in(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass, const float *a,
                             const float *b, const nhwc_copies *c)
 {
+    gan_nhwc_copy first, second;
     switch (pass) {
     case GAN_CONV_FORWARD: /* x, w */
-        GAN_TRY(to_nhwc(impl, x_shape(impl, g), a, c->x));
-        return to_nhwc(impl, w_shape(impl, g), b, c->w);
+        first = nhwc_copy_of(x_shape(impl, g), a, c->x);
+        second = nhwc_copy_of(w_shape(impl, g), b, c->w);
+        break;
     case GAN_CONV_BACKWARD_DATA: /* w, dy */
-        GAN_TRY(to_nhwc(impl, w_shape(impl, g), a, c->w));
-        return to_nhwc(impl, y_shape(g), b, c->y);
+        first = nhwc_copy_of(w_shape(impl, g), a, c->w);
+        second = nhwc_copy_of(y_shape(g), b, c->y);
+        break;
     case GAN_CONV_BACKWARD_FILTER: /* x, dy */
-        GAN_TRY(to_nhwc(impl, x_shape(impl, g), a, c->x));
-        return to_nhwc(impl, y_shape(g), b, c->y);
+        first = nhwc_copy_of(x_shape(impl, g), a, c->x);
+        second = nhwc_copy_of(y_shape(g), b, c->y);
+        break;
+    default:
+        return GAN_OK;
     }
-    return GAN_OK;
+    if (impl->precision == GAN_PRECISION_BF16)
+        return gan_cuda_f32_to_bf16_nhwc_pair(impl->stream, &first, &second);
+    return gan_cuda_f32_to_f32_nhwc_pair(impl->stream, &first, &second);
 }
 
 /* The copy `pass` writes (y, dx or dw). */
