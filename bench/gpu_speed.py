@@ -73,6 +73,7 @@ FLOPS_LINE = re.compile(r"^flops\s+: ([\d.]+) GFLOP")
 PEAK_LINE = re.compile(r"^peak\s+: ([\d.]+) GFLOP/s, the best of \d+ measurements of (.*) interleaved")
 DEVICE_LINE = re.compile(r"^(gpu|cpu)\s+: (.*)$")
 PARAMS_LINE = re.compile(r"model\s+: G (\d+) parameters, D (\d+) parameters")
+GRAPH_LINE = re.compile(r"^graph\s+: the iteration captured once and replayed, (\d+) nodes per replay: (\d+) kernels")
 
 
 class Interrupted(Exception):
@@ -126,7 +127,10 @@ def gan_measure(a, config, batch, d_steps, precision, deterministic):
         return {"failed": "no summary, flops, peak or model line in its output: %s" % last_line(out), "cmd": shown}
     ms_printed, img_s, gflops, pct = (float(summary[0].group(i)) for i in (3, 4, 5, 6))
     device = [m.group(2) for m in map(DEVICE_LINE.match, lines) if m]
+    graph = [m for m in map(GRAPH_LINE.match, lines) if m]
     return {
+        # the captured iteration's nodes and kernels (each one launch of a replay), where captured
+        "graph_nodes": [int(graph[0].group(1)), int(graph[0].group(2))] if graph else None,
         # ms/it from img/s, which gan prints with more significant digits than ms/it (%.1f)
         "ms": batch * d_steps * 1e3 / img_s if img_s > 0 else ms_printed,
         "img_s": img_s, "gflops": gflops, "pct": pct, "gflop": float(flops[0].group(1)),
@@ -343,6 +347,10 @@ def summarise(check):
                 if len(ratios) > 1:
                     notes.append("%s batch %d, %s: speedup %.2f-%.2fx over %d rounds" % (
                         config, batch, mode, min(ratios), max(ratios), len(ratios)))
+                nodes = next((r["graph_nodes"] for r in ok_ours if r.get("graph_nodes")), None)
+                if nodes:
+                    notes.append("%s batch %d, %s: gan's captured iteration has %d nodes, %d of them kernels "
+                                 "(each one launch per replay)" % (config, batch, key, nodes[0], nodes[1]))
         rows.append(cells)
     header = ["config, batch"]
     for mode in a.modes:

@@ -89,6 +89,21 @@ if expect 0 "budget: round 1 took" -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" -
   [ "$(grep -c '^round [0-9]* took' "$work/out")" = 1 ] && ok || fail "more than one round ran under a 1 s budget"
 fi
 
+# ---- gan's captured graph (CUDA only): a stand-in gan that adds bench train's graph line -----------
+cat > "$work/gan_graph.sh" <<EOF
+#!/usr/bin/env bash
+"$gan" "\$@"; status=\$?
+[ "\$1 \$2" = "bench train" ] && [ \$status = 0 ] &&
+  echo "graph       : the iteration captured once and replayed, 321 nodes per replay: 300 kernels, 0 copies, 21 memsets, 0 other"
+exit \$status
+EOF
+chmod +x "$work/gan_graph.sh"
+graph_run=(--device cpu --gan "$work/gan_graph.sh" --configs dcgan_fmnist32:4 --iterations 2 --warmup 1)
+if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${graph_run[@]}" --modes fp32 --rounds 1 --no-graph; then
+  grep -qF -- "- dcgan_fmnist32 batch 4, fp32: gan's captured iteration has 321 nodes, 300 of them kernels" \
+    "$work/out" && ok || fail "no note of gan's graph nodes: $(grep -c nodes "$work/out") lines name nodes"
+fi
+
 # ---- SIGTERM (what gpu-check's time limit sends): the finished rounds' table, exit 1 ------------
 "$py" "$bench/gpu_speed.py" "${tiny[@]}" --modes fp32 --rounds 50 --budget-seconds 1000 >"$work/term.out" 2>&1 &
 pid=$!

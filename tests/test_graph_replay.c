@@ -517,6 +517,10 @@ static gan_status rec_graph_launch(gan_backend *be, gan_graph *g)
         GAN_TRY(run_record(rec_of(be)->cpu, &g->records[i]));
     return GAN_OK;
 }
+static void rec_graph_describe(gan_backend *be, gan_graph *g, char *out, size_t bytes)
+{
+    snprintf(out, bytes, "%d records", g->count);
+}
 static void rec_graph_destroy(gan_backend *be, gan_graph *g)
 {
     if (g)
@@ -574,6 +578,7 @@ static gan_backend *recorder_create(bool with_graphs, const gan_dist *dist)
         be->capture_end = rec_capture_end;
         be->graph_launch = rec_graph_launch;
         be->graph_destroy = rec_graph_destroy;
+        be->graph_describe = rec_graph_describe;
     }
     return be;
 }
@@ -746,6 +751,11 @@ static void test_graph_path(const char *base_name, const char *text, variant v)
     gan_data_source *data_graph = NULL, *data_eager = NULL;
     gan_trainer *g = make_trainer(graphs, text, true, v.sync_bn, &data_graph);
     gan_trainer *e = make_trainer(cpu, text, true, true, &data_eager); /* no graphs on the CPU backend */
+    char described[64] = "untouched";
+    if (g) { /* nothing captured yet: nothing to say */
+        gan_trainer_describe_graph(g, described, sizeof described);
+        CHECK_MSG(described[0] == '\0', "%s: a graph described before any was captured: %s", name, described);
+    }
     for (int i = 0; i < STEPS && g && e; i++) {
         CHECK_OK(gan_trainer_step(g));
         CHECK_OK(gan_trainer_step(e));
@@ -755,6 +765,12 @@ static void test_graph_path(const char *base_name, const char *text, variant v)
                   "%s: %d graph launches, want %d (step 1 op by op, then the graph)", name,
                   rec_of(graphs)->launches, STEPS - 1);
         CHECK_MSG(e->graph == NULL, "%s: the CPU backend has no graphs", name);
+        char want[64];
+        snprintf(want, sizeof want, "%d records", g->graph ? g->graph->count : -1);
+        gan_trainer_describe_graph(g, described, sizeof described);
+        CHECK_MSG(!strcmp(described, want), "%s: the graph described as '%s', want '%s'", name, described, want);
+        gan_trainer_describe_graph(e, described, sizeof described);
+        CHECK_MSG(described[0] == '\0', "%s: the CPU trainer described a graph: %s", name, described);
         char what[160];
         snprintf(what, sizeof what, "%s G", name);
         check_same_model(what, g->g, e->g);

@@ -360,6 +360,8 @@ struct gan_backend {
     gan_status (*capture_end)(gan_backend *be, gan_graph **graph);
     gan_status (*graph_launch)(gan_backend *be, gan_graph *graph);
     void (*graph_destroy)(gan_backend *be, gan_graph *graph);
+    /* A graph in a few words for reports (gan bench train): its nodes by kind. Optional. */
+    void (*graph_describe)(gan_backend *be, gan_graph *graph, char *out, size_t bytes);
 
     /* ---- convolution algorithm choices: optional, NULL where a backend has none (the CPU's)
      * (gan/conv_choices.h). export: the text of every choice made so far, malloc'd into *text;

@@ -181,6 +181,9 @@ gan_status gan_trainer_draw_noise(gan_trainer *trainer, float *z, int n, uint64_
 gan_status gan_trainer_state_crc32c(gan_trainer *trainer, uint32_t *crc);
 /* Sets the backend's counts from the host's (after a checkpoint changed them). */
 gan_status gan_trainer_upload_counts(gan_trainer *trainer);
+/* The captured iteration in a few words (the backend's graph_describe: its nodes by kind), or an
+ * empty string where none is captured (yet) or the backend cannot say. */
+void gan_trainer_describe_graph(gan_trainer *trainer, char *out, size_t bytes);
 
 #ifdef __cplusplus
 }

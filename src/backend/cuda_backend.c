@@ -468,6 +468,38 @@ static gan_status cuda_graph_launch(gan_backend *be, gan_graph *graph)
     return GAN_OK;
 }
 
+/* Each node is one launch of a replay (a kernel of ours, cuDNN's or cuBLAS's; a copy; a memset):
+ * the count says how much of a replay's time is launch latency. */
+static void cuda_graph_describe(gan_backend *be, gan_graph *graph, char *out, size_t bytes)
+{
+    (void)be;
+    size_t count = 0, kernels = 0, copies = 0, memsets = 0, other = 0;
+    cudaGraphNode_t *nodes = NULL;
+    if (cudaGraphGetNodes(graph->graph, NULL, &count) != cudaSuccess ||
+        !(nodes = malloc((count ? count : 1) * sizeof *nodes)) ||
+        cudaGraphGetNodes(graph->graph, nodes, &count) != cudaSuccess) {
+        cudaGetLastError();
+        free(nodes);
+        snprintf(out, bytes, "its nodes could not be listed");
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        enum cudaGraphNodeType type;
+        if (cudaGraphNodeGetType(nodes[i], &type) != cudaSuccess) {
+            cudaGetLastError();
+            other++;
+            continue;
+        }
+        *(type == cudaGraphNodeTypeKernel   ? &kernels
+          : type == cudaGraphNodeTypeMemcpy ? &copies
+          : type == cudaGraphNodeTypeMemset ? &memsets
+                                            : &other) += 1;
+    }
+    free(nodes);
+    snprintf(out, bytes, "%zu nodes per replay: %zu kernels, %zu copies, %zu memsets, %zu other", count, kernels,
+             copies, memsets, other);
+}
+
 static void cuda_graph_destroy(gan_backend *be, gan_graph *graph)
 {
     if (!graph)
@@ -673,6 +705,7 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .capture_begin = cuda_capture_begin,
         .capture_end = cuda_capture_end,
         .graph_launch = cuda_graph_launch,
+        .graph_describe = cuda_graph_describe,
         .graph_destroy = cuda_graph_destroy,
         .conv_choices_export = gan_cuda_conv_choices_export,
         .conv_choices_import = gan_cuda_conv_choices_import,

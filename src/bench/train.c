@@ -240,6 +240,10 @@ static gan_status bench_one(const char *prog, gan_backend *be, const char *confi
     printf("result      : median %.1f ms/it (best %.1f, worst %.1f), %.1f img/s, %.1f GFLOP/s useful = "
            "%.1f%% of the best peak measurement%s\n",
            ms, best, worst, img_per_s, gflops, pct, finite ? "" : " (losses went non-finite: random data)");
+    char graph[160];
+    gan_trainer_describe_graph(t, graph, sizeof graph);
+    if (graph[0])
+        printf("graph       : the iteration captured once and replayed, %s\n", graph);
     struct rusage usage;
     if (be->kind == GAN_BACKEND_CPU && getrusage(RUSAGE_SELF, &usage) == 0)
         printf("process     : max resident set %.1f MiB (so far in this process)\n", usage.ru_maxrss / 1024.0);

@@ -497,6 +497,15 @@ static gan_status run_as_graph(gan_trainer *t)
     return GAN_OK;
 }
 
+void gan_trainer_describe_graph(gan_trainer *t, char *out, size_t bytes)
+{
+    if (!out || bytes == 0)
+        return;
+    out[0] = '\0';
+    if (t->graph && t->backend->graph_describe)
+        t->backend->graph_describe(t->backend, t->graph, out, bytes);
+}
+
 gan_status gan_trainer_step(gan_trainer *t)
 {
     GAN_TRY(gan_trainer_upload_batches(t));
