@@ -63,13 +63,8 @@ static gan_status launch_elementwise(const char *kernel_name, void (*kernel)(Par
     return launch(kernel_name, kernel, (unsigned)blocks, cuda_stream, args...);
 }
 
-/* The grid of a layout-changing conversion: one block per 32 x 32 tile of `tile_channels` x hw
- * per image (c_nhwc for the narrowing, which writes the padding; c for the widening, which reads
- * only the first c channels), or, for a plain one (gan_convert_is_plain: no padding and c == 1 or
- * hw == 1), one thread per element, capped either way (the kernels loop). Nothing is launched
- * when there is nothing to write (n, hw or tile_channels zero); a negative size or c_nhwc < c is
- * refused, naming the launcher and the shape. */
-/* `part`: "" for a single conversion, which tensor of a pair otherwise. */
+/* A conversion's shape: a negative size or c_nhwc < c is refused, naming the launcher, the shape
+ * and `part` ("" for a single conversion, which tensor of a pair otherwise). */
 static gan_status check_convert_shape(const char *kernel_name, const char *part, int n, int c, int c_nhwc, int hw)
 {
     if (n < 0 || c < 0 || c_nhwc < 0 || hw < 0)
@@ -81,7 +76,11 @@ static gan_status check_convert_shape(const char *kernel_name, const char *part,
     return GAN_OK;
 }
 
-/* The blocks of a conversion of a checked shape (0: nothing to write). */
+/* The grid of a layout-changing conversion of a checked shape: one block per 32 x 32 tile of
+ * `tile_channels` x hw per image (c_nhwc for the narrowing, which writes the padding; c for the
+ * widening, which reads only the first c channels), or, for a plain one (gan_convert_is_plain: no
+ * padding and c == 1 or hw == 1), one thread per element, capped either way (the kernels loop);
+ * 0 when there is nothing to write (n, hw or tile_channels zero), and nothing is launched. */
 static size_t convert_blocks(int n, int c, int c_nhwc, int hw, int tile_channels)
 {
     if (n == 0 || hw == 0 || tile_channels == 0)

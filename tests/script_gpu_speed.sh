@@ -94,7 +94,8 @@ cat > "$work/gan_graph.sh" <<EOF
 #!/usr/bin/env bash
 "$gan" "\$@"; status=\$?
 [ "\$1 \$2" = "bench train" ] && [ \$status = 0 ] &&
-  echo "graph       : the iteration captured once and replayed, 321 nodes per replay: 300 kernels, 0 copies, 21 memsets, 0 other"
+  echo "graph       : the iteration captured once and replayed, 321 nodes per replay: 300 kernels, 0 copies," \
+    "21 memsets, 0 other"
 exit \$status
 EOF
 chmod +x "$work/gan_graph.sh"

@@ -2030,7 +2030,8 @@ void test_activation_epilogues(void)
  * side empty (no images, no channels: all padding, no positions); a bad shape refused, naming the
  * launcher and the tensor. */
 template <typename T>
-void check_narrow_pairs(const char *name, gan_status (*pair)(cudaStream_t, const gan_nhwc_copy *, const gan_nhwc_copy *),
+void check_narrow_pairs(const char *name,
+                        gan_status (*pair)(cudaStream_t, const gan_nhwc_copy *, const gan_nhwc_copy *),
                         gan_status (*single)(cudaStream_t, int, int, int, int, const float *, T *), unsigned seed)
 {
     const nhwc_shape pairs[][2] = {
