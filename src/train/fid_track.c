@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gan/backend_select.h"
 #include "gan/clock.h"
 
 #define BEST_NAME "best_fid.safetensors"
@@ -93,6 +94,29 @@ gan_status fid_track_open(fid_track *f, const gan_config *cfg, bool evaluates)
     return GAN_OK;
 }
 
+/* The backend Inception runs on. In fp32 the training backend itself. In tf32 and bf16 a second
+ * backend of the same kind on the same device, opened in fp32 (deterministic), so that a logged
+ * FID is pytorch-fid's FP32 figure, and the same number `gan fid` gives, whatever precision G
+ * trains in: the images reach Inception through host memory either way. */
+static gan_status open_inception_backend(fid_track *f, gan_backend *be)
+{
+    f->inception_backend = be;
+    f->owns_inception_backend = false;
+    if (be->options.precision == GAN_PRECISION_FP32)
+        return GAN_OK;
+    gan_backend_options options = gan_backend_options_default();
+    options.device_index = be->options.device_index;
+    gan_backend *own = NULL;
+    gan_status status = gan_backend_open(be->kind == GAN_BACKEND_CUDA ? "cuda" : "cpu", &options, &own, NULL, 0);
+    if (status != GAN_OK)
+        return gan_error_prefix(status, "FID: a %s backend in fp32 for the Inception network (training runs in "
+                                        "train.precision = %s): ",
+                                be->name, gan_precision_name(be->options.precision));
+    f->inception_backend = own;
+    f->owns_inception_backend = true;
+    return GAN_OK;
+}
+
 gan_status fid_track_start(fid_track *f, gan_backend *be, const char *checkpoints_dir, bool resume, FILE *report)
 {
     if (!f->enabled)
@@ -101,7 +125,8 @@ gan_status fid_track_start(fid_track *f, gan_backend *be, const char *checkpoint
     f->backend = be;
     snprintf(f->best_path, sizeof f->best_path, "%s/" BEST_NAME, checkpoints_dir);
     f->batch = cfg->fid_samples < FID_TRACK_MAX_BATCH ? cfg->fid_samples : FID_TRACK_MAX_BATCH;
-    gan_status status = gan_inception_create(be, f->weights_path, f->batch, &f->net);
+    GAN_TRY(open_inception_backend(f, be));
+    gan_status status = gan_inception_create(f->inception_backend, f->weights_path, f->batch, &f->net);
     if (status != GAN_OK)
         return gan_error_prefix(status, "%s: ", f->weights_key);
     size_t per_image = (size_t)cfg->channels * cfg->image_size * cfg->image_size;
@@ -117,9 +142,11 @@ gan_status fid_track_start(fid_track *f, gan_backend *be, const char *checkpoint
     if (report) {
         fprintf(report,
                 "FID: every %lld iterations and at the end, %d samples of %s (fixed noise, eval-mode batch norm, "
-                "unrounded) against %s; the FID Inception on %s, batch %d, %.0f MB\n",
+                "unrounded) against %s; the FID Inception on %s%s, batch %d, %.0f MB\n",
                 (long long)cfg->fid_every, cfg->fid_samples, cfg->ema_decay > 0.0 ? "G and the EMA of G" : "G",
-                cfg->fid_stats, be->name, f->batch, (double)gan_inception_memory_bytes(f->net) / 1048576.0);
+                cfg->fid_stats, f->inception_backend->name,
+                f->owns_inception_backend ? " (a backend of its own in fp32)" : "", f->batch,
+                (double)gan_inception_memory_bytes(f->net) / 1048576.0);
         if (cfg->fid_samples < GAN_INCEPTION_FEATURES)
             fprintf(report, "FID: log.fid_samples = %d is below the %d features: the covariance is singular, the "
                             "values are comparable only with each other (papers use 50000)\n",
@@ -136,6 +163,10 @@ void fid_track_close(fid_track *f)
     if (f->z && f->backend)
         f->backend->free(f->backend, f->z);
     gan_inception_destroy(f->net);
+    if (f->owns_inception_backend && f->inception_backend)
+        f->inception_backend->destroy(f->inception_backend);
+    f->inception_backend = NULL;
+    f->owns_inception_backend = false;
     gan_fid_prepared_free(&f->prepared);
     gan_fid_stats_free(&f->reference);
     free(f->images);

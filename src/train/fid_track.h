@@ -53,7 +53,11 @@ typedef struct fid_track {
     bool enabled;        /* log.fid_every > 0 and this process evaluates */
     bool ready;          /* started: the network and buffers are there */
     const gan_config *cfg;
-    gan_backend *backend;
+    gan_backend *backend; /* the training backend: G and the noise */
+    /* Inception's: the training backend in fp32; in tf32 and bf16 one of its own, of the same kind
+     * on the same device, in fp32 (fid_track_start), owned and closed here */
+    gan_backend *inception_backend;
+    bool owns_inception_backend;
     gan_inception *net;
     int batch;
     gan_fid_stats reference;
