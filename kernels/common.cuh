@@ -24,6 +24,27 @@ __device__ __forceinline__ size_t gan_thread_stride(void)
     return (size_t)gridDim.x * blockDim.x;
 }
 
+/* Index math in 32 bits where it fits. The GPU has no 64-bit integer divide: each 64-bit / or %
+ * is a software routine of tens of instructions, and an indexing kernel with several per element
+ * (a gather, im2col) spends more on them than on its memory traffic. Such a kernel takes its body
+ * as a template over the index type and runs it in uint32_t when gan_index_narrow(extent) says
+ * so, else in size_t: `extent` is the element count of the largest array it indexes, and below
+ * 2^31 every index it forms, and every index plus the grid stride (under 2^24: the launchers cap
+ * grids at 65535 blocks of GAN_BLOCK_THREADS), stays below 2^32. The same arithmetic either way,
+ * so the same elements and values. */
+#ifdef GAN_CUDA_EMULATION
+/* Under the emulation a test may lower the limit (to 0: every kernel takes its size_t body), so
+ * that both bodies of every kernel run through the launchers at the tests' sizes. */
+static size_t gan_index_narrow_limit = (size_t)1 << 31;
+#define GAN_INDEX_NARROW_LIMIT gan_index_narrow_limit
+#else
+#define GAN_INDEX_NARROW_LIMIT ((size_t)1 << 31)
+#endif
+__host__ __device__ __forceinline__ bool gan_index_narrow(size_t extent)
+{
+    return extent <= GAN_INDEX_NARROW_LIMIT;
+}
+
 /* The shared-memory tree of the block sums stops at this many partials, one per lane of warp 0,
  * which finishes with shuffles. */
 #define GAN_WARP_THREADS 32

@@ -26,25 +26,42 @@ __global__ void gan_multiply_kernel(size_t count, const float *a, const float *b
         y[i] = a[i] * b[i];
 }
 
-/* y[n, c, hw] += bias[c]: element i belongs to channel (i / hw) % c. */
+/* y[n, c, hw] += bias[c]: element i belongs to channel (i / hw) % c (index math in 32 bits where
+ * it fits: gan_index_narrow). */
+template <typename I>
+__device__ __forceinline__ void gan_bias_forward_body(I count, I c, I hw, const float *bias, float *y)
+{
+    for (I i = (I)gan_thread_index(); i < count; i += (I)gan_thread_stride())
+        y[i] += bias[(i / hw) % c];
+}
 __global__ void gan_bias_forward_kernel(size_t count, size_t c, size_t hw, const float *bias,
                                         float *y)
 {
-    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
-        y[i] += bias[(i / hw) % c];
+    if (gan_index_narrow(count))
+        gan_bias_forward_body<uint32_t>((uint32_t)count, (uint32_t)c, (uint32_t)hw, bias, y);
+    else
+        gan_bias_forward_body<size_t>(count, c, hw, bias, y);
 }
 
 /* nchw [n, c, h*w] float from nhwc [n, h*w, c] uint8: thread i writes output element i (so the
  * writes are coalesced) and reads pixel (b, p) channel ch of the input. */
+template <typename I>
+__device__ __forceinline__ void gan_images_to_float_body(I count, I c, I hw, const uint8_t *nhwc, float *nchw)
+{
+    for (I i = (I)gan_thread_index(); i < count; i += (I)gan_thread_stride()) {
+        I b = i / (c * hw);
+        I ch = (i / hw) % c;
+        I p = i % hw;
+        nchw[i] = gan_pixel_to_unit(nhwc[(b * hw + p) * c + ch]);
+    }
+}
 __global__ void gan_images_to_float_kernel(size_t count, size_t c, size_t hw, const uint8_t *nhwc,
                                            float *nchw)
 {
-    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
-        size_t b = i / (c * hw);
-        size_t ch = (i / hw) % c;
-        size_t p = i % hw;
-        nchw[i] = gan_pixel_to_unit(nhwc[(b * hw + p) * c + ch]);
-    }
+    if (gan_index_narrow(count)) /* both have count elements */
+        gan_images_to_float_body<uint32_t>((uint32_t)count, (uint32_t)c, (uint32_t)hw, nhwc, nchw);
+    else
+        gan_images_to_float_body<size_t>(count, c, hw, nhwc, nchw);
 }
 
 #endif

@@ -3,7 +3,8 @@
  * pad ph x pw, y [n, co, Ho, Wo], K = ci kh kw, P = n Ho Wo:
  *   im2col:          x [n, ci, H, W]   -> col [K, P]
  *   channels first:  dy [n, co, Ho Wo] -> dyt [co, n Ho Wo]
- * One output element per thread, grid-stride, index math in size_t; thread i writes element i
+ * One output element per thread, grid-stride, index math in 32 bits where it fits
+ * (gan_index_narrow); thread i writes element i
  * (coalesced writes). Both only copy (or write 0): the results are exact. */
 #ifndef GAN_KERNELS_IM2COL_CUH
 #define GAN_KERNELS_IM2COL_CUH
@@ -19,26 +20,46 @@ typedef struct gan_im2col_shape {
 
 /* col[(c*kh + i)*kw + j, (m*Ho + oh)*Wo + ow] = x[m, c, oh*sh - ph + i, ow*sw - pw + j], 0 where
  * that lies in the padding; count = K P. */
-__global__ void gan_im2col_kernel(size_t count, gan_im2col_shape s, const float *x, float *col)
+template <typename I>
+__device__ __forceinline__ void gan_im2col_body(I count, const gan_im2col_shape &s, const float *x, float *col)
 {
-    for (size_t e = gan_thread_index(); e < count; e += gan_thread_stride()) {
-        size_t column = e % s.p, row = e / s.p;
-        size_t ow = column % s.wo, oh = (column / s.wo) % s.ho, m = column / (s.wo * s.ho);
-        size_t j = row % s.kw, i = (row / s.kw) % s.kh, c = row / (s.kw * s.kh);
-        long long ih = (long long)(oh * s.sh + i) - s.ph, iw = (long long)(ow * s.sw + j) - s.pw;
-        bool inside = ih >= 0 && iw >= 0 && ih < (long long)s.h && iw < (long long)s.w;
-        col[e] = inside ? x[((m * s.ci + c) * s.h + (size_t)ih) * s.w + (size_t)iw] : 0.0f;
+    const I p = (I)s.p, wo = (I)s.wo, ho = (I)s.ho, kw = (I)s.kw, kh = (I)s.kh, ci = (I)s.ci, h = (I)s.h,
+            w = (I)s.w, sh = (I)s.sh, sw = (I)s.sw;
+    for (I e = (I)gan_thread_index(); e < count; e += (I)gan_thread_stride()) {
+        I column = e % p, row = e / p;
+        I ow = column % wo, oh = (column / wo) % ho, m = column / (wo * ho);
+        I j = row % kw, i = (row / kw) % kh, c = row / (kw * kh);
+        long long ih = (long long)(oh * sh + i) - s.ph, iw = (long long)(ow * sw + j) - s.pw;
+        bool inside = ih >= 0 && iw >= 0 && ih < (long long)h && iw < (long long)w;
+        col[e] = inside ? x[((m * ci + c) * h + (I)ih) * w + (I)iw] : 0.0f;
     }
 }
+__global__ void gan_im2col_kernel(size_t count, gan_im2col_shape s, const float *x, float *col)
+{
+    /* x [n, ci, h, w], n = P / (Ho Wo); col [K, P] has count elements */
+    size_t n = s.ho && s.wo ? s.p / (s.ho * s.wo) : 0;
+    if (gan_index_narrow(count) && gan_index_narrow(n * s.ci * s.h * s.w))
+        gan_im2col_body<uint32_t>((uint32_t)count, s, x, col);
+    else
+        gan_im2col_body<size_t>(count, s, x, col);
+}
 
-/* y[o, m*hw + p] = x[m, o, p] for x [n, c, hw]; count = n c hw. */
+/* y [c, n hw] from x [n, c, hw]: y[o, m*hw + p] = x[m, o, p]; count = n c hw. */
+template <typename I>
+__device__ __forceinline__ void gan_channels_first_body(I count, I n, I c, I hw, const float *x, float *y)
+{
+    for (I e = (I)gan_thread_index(); e < count; e += (I)gan_thread_stride()) {
+        I p = e % hw, m = (e / hw) % n, o = e / (hw * n);
+        y[e] = x[(m * c + o) * hw + p];
+    }
+}
 __global__ void gan_channels_first_kernel(size_t count, size_t n, size_t c, size_t hw, const float *x,
                                           float *y)
 {
-    for (size_t e = gan_thread_index(); e < count; e += gan_thread_stride()) {
-        size_t p = e % hw, m = (e / hw) % n, o = e / (hw * n);
-        y[e] = x[(m * c + o) * hw + p];
-    }
+    if (gan_index_narrow(count)) /* x and y have count elements each */
+        gan_channels_first_body<uint32_t>((uint32_t)count, (uint32_t)n, (uint32_t)c, (uint32_t)hw, x, y);
+    else
+        gan_channels_first_body<size_t>(count, n, c, hw, x, y);
 }
 
 #endif

@@ -205,17 +205,29 @@ __global__ void gan_bn_forward_train_kernel(size_t n, size_t c, size_t hw, const
                           channel_affine);
 }
 
-/* y[n, c, hw] = (x - running_mean) / sqrt(running_var + eps) gamma + beta, elementwise. */
+/* y[n, c, hw] = (x - running_mean) / sqrt(running_var + eps) gamma + beta, elementwise (index
+ * math in 32 bits where it fits: gan_index_narrow). */
+template <typename I>
+__device__ __forceinline__ void gan_bn_forward_eval_body(I count, I c, I hw, const float *x, const float *gamma,
+                                                         const float *beta, const float *running_mean,
+                                                         const float *running_var, float eps, float *y)
+{
+    for (I i = (I)gan_thread_index(); i < count; i += (I)gan_thread_stride()) {
+        I ch = (i / hw) % c;
+        float invstd = 1.0f / sqrtf(running_var[ch] + eps);
+        y[i] = (x[i] - running_mean[ch]) * invstd * gamma[ch] + beta[ch];
+    }
+}
 __global__ void gan_bn_forward_eval_kernel(size_t count, size_t c, size_t hw, const float *x,
                                            const float *gamma, const float *beta,
                                            const float *running_mean, const float *running_var,
                                            float eps, float *y)
 {
-    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
-        size_t ch = (i / hw) % c;
-        float invstd = 1.0f / sqrtf(running_var[ch] + eps);
-        y[i] = (x[i] - running_mean[ch]) * invstd * gamma[ch] + beta[ch];
-    }
+    if (gan_index_narrow(count))
+        gan_bn_forward_eval_body<uint32_t>((uint32_t)count, (uint32_t)c, (uint32_t)hw, x, gamma, beta, running_mean,
+                                           running_var, eps, y);
+    else
+        gan_bn_forward_eval_body<size_t>(count, c, hw, x, gamma, beta, running_mean, running_var, eps, y);
 }
 
 /* One block per channel: with g the gradient at the batch norm's output (dy itself, or through

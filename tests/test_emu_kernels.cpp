@@ -2108,6 +2108,67 @@ void test_nhwc_pairs(void)
     }
 }
 
+/* The indexing kernels run their index math in 32 bits at these sizes (gan_index_narrow); with the
+ * emulation's limit lowered to 0 the same launchers run the size_t bodies. `run` calls the
+ * launchers into `out` (sized and filled with garbage first); the two widths must agree bit for
+ * bit, and write something. */
+void check_index_widths(const char *name, size_t count, void (*run)(std::vector<float> &out))
+{
+    std::vector<float> narrow(count, float_of_bits(0x7fa00badu)), wide = narrow;
+    run(narrow);
+    gan_index_narrow_limit = 0;
+    run(wide);
+    gan_index_narrow_limit = (size_t)1 << 31;
+    char full[96];
+    std::snprintf(full, sizeof full, "%s: 32-bit and size_t index math", name);
+    check_same_bits(full, bits_of(narrow), bits_of(wide));
+    bool written = false;
+    for (float v : narrow)
+        written = written || bits_of(v) != 0x7fa00badu;
+    CHECK_MSG(written, "%s: nothing written", name);
+}
+
+void test_index_widths(void)
+{
+    CHECK(gan_index_narrow((size_t)1 << 31) && !gan_index_narrow(((size_t)1 << 31) + 1));
+    check_index_widths("subpixel_weights", 16 * 3 * 5, [](std::vector<float> &out) {
+        std::vector<float> w = random_floats(out.size(), 4100, -1.0f, 1.0f);
+        CHECK_OK(gan_cuda_subpixel_weights(nullptr, 3, 5, w.data(), out.data()));
+    });
+    check_index_widths("subpixel_gather", 2 * 3 * 4 * 5 * 7, [](std::vector<float> &out) {
+        std::vector<float> y2 = random_floats(2 * 4 * 3 * 6 * 8, 4101, -2.0f, 2.0f);
+        CHECK_OK(gan_cuda_subpixel_gather(nullptr, 2, 3, 5, 7, y2.data(), GAN_ACT_LRELU, 0.2f, out.data()));
+    });
+    /* x [2, 3, 9, 8], kernel 4, stride 2, pad 1 -> 4 x 4: col [3 4 4, 2 4 4] */
+    check_index_widths("im2col", 3 * 16 * 2 * 16, [](std::vector<float> &out) {
+        gan_conv_geom g = conv_geom(2, 3, 9, 8, 5, 4, 4, 2, 2, 1, 1);
+        std::vector<float> x = random_floats(2 * 3 * 9 * 8, 4102, -1.0f, 1.0f);
+        CHECK_OK(gan_cuda_im2col(nullptr, &g, x.data(), out.data()));
+    });
+    check_index_widths("channels_first", 3 * 5 * 7, [](std::vector<float> &out) {
+        std::vector<float> x = random_floats(out.size(), 4103, -1.0f, 1.0f);
+        CHECK_OK(gan_cuda_channels_first(nullptr, 3, 5, 7, x.data(), out.data()));
+    });
+    check_index_widths("bias_forward", 2 * 4 * 9, [](std::vector<float> &out) {
+        std::vector<float> bias = random_floats(4, 4104, -1.0f, 1.0f);
+        out = random_floats(out.size(), 4105, -1.0f, 1.0f); /* y += bias */
+        CHECK_OK(gan_cuda_bias_forward(nullptr, 2, 4, 9, bias.data(), out.data()));
+    });
+    check_index_widths("images_to_float", 2 * 5 * 6 * 3, [](std::vector<float> &out) {
+        std::vector<uint8_t> pixels(out.size());
+        for (size_t i = 0; i < pixels.size(); i++)
+            pixels[i] = (uint8_t)(i * 37 + 11);
+        CHECK_OK(gan_cuda_images_to_float(nullptr, 2, 5, 6, 3, pixels.data(), out.data()));
+    });
+    check_index_widths("bn_forward_eval", 2 * 3 * 10, [](std::vector<float> &out) {
+        std::vector<float> x = random_floats(out.size(), 4106, -2.0f, 2.0f), gamma = random_floats(3, 4107, 0.5f, 1.5f);
+        std::vector<float> beta = random_floats(3, 4108, -1.0f, 1.0f), rm = random_floats(3, 4109, -0.5f, 0.5f);
+        std::vector<float> rv = random_floats(3, 4110, 0.5f, 2.0f);
+        CHECK_OK(gan_cuda_bn_forward_eval(nullptr, 2, 3, 10, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
+                                          1e-5f, out.data()));
+    });
+}
+
 int main(void)
 {
     gan_status status = gan_cpu_backend_create(NULL, &cpu);
@@ -2136,6 +2197,7 @@ int main(void)
     test_bf16_conversions();
     test_f32_nhwc_copies();
     test_nhwc_pairs();
+    test_index_widths();
     test_activation_epilogues();
     cpu->destroy(cpu);
     return test_finish();
