@@ -2167,6 +2167,30 @@ void test_index_widths(void)
         CHECK_OK(gan_cuda_bn_forward_eval(nullptr, 2, 3, 10, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
                                           1e-5f, out.data()));
     });
+    /* the evaluation ops: x [2, 3, 13, 11], 3x3 windows, stride 2, padded by 1 -> 7 x 6 */
+    check_index_widths("max_pool", 2 * 3 * 7 * 6, [](std::vector<float> &out) {
+        gan_pool2d_geom g = {2, 3, 13, 11, 7, 6, 3, 3, 2, 2, 1, 1};
+        std::vector<float> x = random_floats(2 * 3 * 13 * 11, 4111, -3.0f, 3.0f);
+        CHECK_OK(gan_cuda_max_pool_forward(nullptr, &g, x.data(), out.data()));
+    });
+    check_index_widths("avg_pool", 2 * 3 * 7 * 6, [](std::vector<float> &out) {
+        gan_pool2d_geom g = {2, 3, 13, 11, 7, 6, 3, 3, 2, 2, 1, 1};
+        std::vector<float> x = random_floats(2 * 3 * 13 * 11, 4112, -3.0f, 3.0f);
+        CHECK_OK(gan_cuda_avg_pool_forward(nullptr, &g, false, x.data(), out.data()));
+    });
+    check_index_widths("copy_channels", 2 * 7 * 10, [](std::vector<float> &out) {
+        std::vector<float> x = random_floats(2 * 3 * 10, 4113, -1.0f, 1.0f);
+        CHECK_OK(gan_cuda_copy_channels(nullptr, 2, 3, 10, x.data(), 7, 2, out.data()));
+    });
+    check_index_widths("resize_bilinear", 2 * 3 * 17 * 5, [](std::vector<float> &out) {
+        std::vector<float> x = random_floats(2 * 3 * 9 * 12, 4114, -1.0f, 1.0f);
+        CHECK_OK(gan_cuda_resize_bilinear(nullptr, 2, 3, 9, 12, 17, 5, x.data(), out.data()));
+    });
+    check_index_widths("bias_act_forward", 2 * 4 * 9, [](std::vector<float> &out) {
+        std::vector<float> bias = random_floats(4, 4115, -1.0f, 1.0f);
+        out = random_floats(out.size(), 4116, -1.0f, 1.0f); /* in place */
+        CHECK_OK(gan_cuda_bias_act_forward(nullptr, 2, 4, 9, bias.data(), GAN_ACT_LRELU, 0.2f, out.data()));
+    });
 }
 
 int main(void)
