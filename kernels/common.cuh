@@ -44,6 +44,16 @@ __host__ __device__ __forceinline__ bool gan_index_narrow(size_t extent)
 {
     return extent <= GAN_INDEX_NARROW_LIMIT;
 }
+/* A kernel's body run at the index width gan_index_narrow(extent) allows: body<uint32_t>(...) or
+ * body<size_t>(...), the same arguments (the sizes convert to the body's index type: they fit
+ * where it is narrow). */
+#define GAN_INDEX_BODY(extent, body, ...)      \
+    do {                                       \
+        if (gan_index_narrow(extent))          \
+            body<uint32_t>(__VA_ARGS__);       \
+        else                                   \
+            body<size_t>(__VA_ARGS__);         \
+    } while (0)
 
 /* The shared-memory tree of the block sums stops at this many partials, one per lane of warp 0,
  * which finishes with shuffles. */

@@ -37,10 +37,7 @@ __device__ __forceinline__ void gan_bias_forward_body(I count, I c, I hw, const 
 __global__ void gan_bias_forward_kernel(size_t count, size_t c, size_t hw, const float *bias,
                                         float *y)
 {
-    if (gan_index_narrow(count))
-        gan_bias_forward_body<uint32_t>((uint32_t)count, (uint32_t)c, (uint32_t)hw, bias, y);
-    else
-        gan_bias_forward_body<size_t>(count, c, hw, bias, y);
+    GAN_INDEX_BODY(count, gan_bias_forward_body, count, c, hw, bias, y);
 }
 
 /* nchw [n, c, h*w] float from nhwc [n, h*w, c] uint8: thread i writes output element i (so the
@@ -58,10 +55,8 @@ __device__ __forceinline__ void gan_images_to_float_body(I count, I c, I hw, con
 __global__ void gan_images_to_float_kernel(size_t count, size_t c, size_t hw, const uint8_t *nhwc,
                                            float *nchw)
 {
-    if (gan_index_narrow(count)) /* both have count elements */
-        gan_images_to_float_body<uint32_t>((uint32_t)count, (uint32_t)c, (uint32_t)hw, nhwc, nchw);
-    else
-        gan_images_to_float_body<size_t>(count, c, hw, nhwc, nchw);
+    /* both have count elements */
+    GAN_INDEX_BODY(count, gan_images_to_float_body, count, c, hw, nhwc, nchw);
 }
 
 #endif

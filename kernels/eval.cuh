@@ -38,10 +38,8 @@ __device__ __forceinline__ size_t gan_planes_extent(size_t count, size_t plane_i
 
 __global__ void gan_max_pool_kernel(gan_pool2d_geom g, size_t count, const float *x, float *y)
 {
-    if (gan_index_narrow(gan_planes_extent(count, (size_t)g.h_in * g.w_in, (size_t)g.h_out * g.w_out)))
-        gan_max_pool_body<uint32_t>(g, (uint32_t)count, x, y);
-    else
-        gan_max_pool_body<size_t>(g, count, x, y);
+    const size_t extent = gan_planes_extent(count, (size_t)g.h_in * g.w_in, (size_t)g.h_out * g.w_out);
+    GAN_INDEX_BODY(extent, gan_max_pool_body, g, count, x, y);
 }
 
 template <typename I>
@@ -62,10 +60,8 @@ __device__ __forceinline__ void gan_avg_pool_body(const gan_pool2d_geom &g, int 
 __global__ void gan_avg_pool_kernel(gan_pool2d_geom g, int count_include_pad, size_t count,
                                     const float *x, float *y)
 {
-    if (gan_index_narrow(gan_planes_extent(count, (size_t)g.h_in * g.w_in, (size_t)g.h_out * g.w_out)))
-        gan_avg_pool_body<uint32_t>(g, count_include_pad, (uint32_t)count, x, y);
-    else
-        gan_avg_pool_body<size_t>(g, count_include_pad, count, x, y);
+    const size_t extent = gan_planes_extent(count, (size_t)g.h_in * g.w_in, (size_t)g.h_out * g.w_out);
+    GAN_INDEX_BODY(extent, gan_avg_pool_body, g, count_include_pad, count, x, y);
 }
 
 /* y[planes] = the mean of each plane of x [planes, hw]. */
@@ -88,12 +84,8 @@ __global__ void gan_copy_channels_kernel(size_t count, size_t block, size_t y_bl
                                          const float *x, float *y)
 {
     /* y has count / block blocks of y_block */
-    size_t y_count = block ? count / block * y_block : 0;
-    if (gan_index_narrow(count) && gan_index_narrow(y_count))
-        gan_copy_channels_body<uint32_t>((uint32_t)count, (uint32_t)block, (uint32_t)y_block, (uint32_t)y_offset, x,
-                                         y);
-    else
-        gan_copy_channels_body<size_t>(count, block, y_block, y_offset, x, y);
+    const size_t y_count = block ? count / block * y_block : 0, extent = count > y_count ? count : y_count;
+    GAN_INDEX_BODY(extent, gan_copy_channels_body, count, block, y_block, y_offset, x, y);
 }
 
 /* y [planes, h_out, w_out] from x [planes, h_in, w_in]. */
@@ -112,10 +104,8 @@ __device__ __forceinline__ void gan_resize_bilinear_body(I count, int h_in, int 
 __global__ void gan_resize_bilinear_kernel(size_t count, int h_in, int w_in, int h_out, int w_out,
                                            const float *x, float *y)
 {
-    if (gan_index_narrow(gan_planes_extent(count, (size_t)h_in * w_in, (size_t)h_out * w_out)))
-        gan_resize_bilinear_body<uint32_t>((uint32_t)count, h_in, w_in, h_out, w_out, x, y);
-    else
-        gan_resize_bilinear_body<size_t>(count, h_in, w_in, h_out, w_out, x, y);
+    const size_t extent = gan_planes_extent(count, (size_t)h_in * w_in, (size_t)h_out * w_out);
+    GAN_INDEX_BODY(extent, gan_resize_bilinear_body, count, h_in, w_in, h_out, w_out, x, y);
 }
 
 /* y[n, c, hw] = act(y + bias[c]); `kind` is a gan_activation (the same for every thread). */
@@ -129,10 +119,7 @@ __device__ __forceinline__ void gan_bias_act_body(I count, I c, I hw, const floa
 __global__ void gan_bias_act_kernel(size_t count, size_t c, size_t hw, const float *bias, int kind,
                                     float slope, float *y)
 {
-    if (gan_index_narrow(count))
-        gan_bias_act_body<uint32_t>((uint32_t)count, (uint32_t)c, (uint32_t)hw, bias, kind, slope, y);
-    else
-        gan_bias_act_body<size_t>(count, c, hw, bias, kind, slope, y);
+    GAN_INDEX_BODY(count, gan_bias_act_body, count, c, hw, bias, kind, slope, y);
 }
 
 #endif

@@ -38,10 +38,8 @@ __global__ void gan_im2col_kernel(size_t count, gan_im2col_shape s, const float 
 {
     /* x [n, ci, h, w], n = P / (Ho Wo); col [K, P] has count elements */
     size_t n = s.ho && s.wo ? s.p / (s.ho * s.wo) : 0;
-    if (gan_index_narrow(count) && gan_index_narrow(n * s.ci * s.h * s.w))
-        gan_im2col_body<uint32_t>((uint32_t)count, s, x, col);
-    else
-        gan_im2col_body<size_t>(count, s, x, col);
+    const size_t x_count = n * s.ci * s.h * s.w, extent = x_count > count ? x_count : count;
+    GAN_INDEX_BODY(extent, gan_im2col_body, count, s, x, col);
 }
 
 /* y [c, n hw] from x [n, c, hw]: y[o, m*hw + p] = x[m, o, p]; count = n c hw. */
@@ -56,10 +54,8 @@ __device__ __forceinline__ void gan_channels_first_body(I count, I n, I c, I hw,
 __global__ void gan_channels_first_kernel(size_t count, size_t n, size_t c, size_t hw, const float *x,
                                           float *y)
 {
-    if (gan_index_narrow(count)) /* x and y have count elements each */
-        gan_channels_first_body<uint32_t>((uint32_t)count, (uint32_t)n, (uint32_t)c, (uint32_t)hw, x, y);
-    else
-        gan_channels_first_body<size_t>(count, n, c, hw, x, y);
+    /* x and y have count elements each */
+    GAN_INDEX_BODY(count, gan_channels_first_body, count, n, c, hw, x, y);
 }
 
 #endif

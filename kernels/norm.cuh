@@ -223,11 +223,8 @@ __global__ void gan_bn_forward_eval_kernel(size_t count, size_t c, size_t hw, co
                                            const float *running_mean, const float *running_var,
                                            float eps, float *y)
 {
-    if (gan_index_narrow(count))
-        gan_bn_forward_eval_body<uint32_t>((uint32_t)count, (uint32_t)c, (uint32_t)hw, x, gamma, beta, running_mean,
-                                           running_var, eps, y);
-    else
-        gan_bn_forward_eval_body<size_t>(count, c, hw, x, gamma, beta, running_mean, running_var, eps, y);
+    GAN_INDEX_BODY(count, gan_bn_forward_eval_body, count, c, hw, x, gamma, beta, running_mean, running_var, eps,
+                   y);
 }
 
 /* One block per channel: with g the gradient at the batch norm's output (dy itself, or through

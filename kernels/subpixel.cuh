@@ -37,10 +37,7 @@ __global__ void gan_subpixel_weights_kernel(size_t count, size_t co, size_t ci, 
                                             float *w2)
 {
     /* w and w2 have count elements each */
-    if (gan_index_narrow(count))
-        gan_subpixel_weights_body<uint32_t>((uint32_t)count, (uint32_t)co, (uint32_t)ci, w, w2);
-    else
-        gan_subpixel_weights_body<size_t>(count, co, ci, w, w2);
+    GAN_INDEX_BODY(count, gan_subpixel_weights_body, count, co, ci, w, w2);
 }
 
 /* dx[m, c, 2p + a, 2q + b] = act(y2[m, (a*2 + b)*ci + c, p + a, q + b]) for p < Ho, q < Wo;
@@ -68,11 +65,8 @@ __global__ void gan_subpixel_gather_kernel(size_t count, size_t ci, size_t h_out
 {
     /* y2 [n, 4 ci, h_out + 1, w_out + 1] is the larger of the two */
     size_t n = h_out && w_out && ci ? count / (4 * ci * h_out * w_out) : 0;
-    if (gan_index_narrow(n * 4 * ci * (h_out + 1) * (w_out + 1)) && gan_index_narrow(count))
-        gan_subpixel_gather_body<uint32_t>((uint32_t)count, (uint32_t)ci, (uint32_t)h_out, (uint32_t)w_out, y2, act,
-                                           slope, dx);
-    else
-        gan_subpixel_gather_body<size_t>(count, ci, h_out, w_out, y2, act, slope, dx);
+    const size_t y2_count = n * 4 * ci * (h_out + 1) * (w_out + 1), extent = y2_count > count ? y2_count : count;
+    GAN_INDEX_BODY(extent, gan_subpixel_gather_body, count, ci, h_out, w_out, y2, act, slope, dx);
 }
 
 #endif
