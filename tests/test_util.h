@@ -80,6 +80,9 @@ void test_fill_uniform(float *x, size_t n, unsigned seed, float low, float high)
 
 /* Source tree and build tree paths, from the environment ctest sets (GAN_SOURCE_DIR ...). */
 const char *test_source_dir(void);
+/* The FID Inception weights: $GAN_FID_WEIGHTS, else .whl/fid_inception_v3.safetensors in the
+ * source tree (tools/setup.sh makes it), into path; whether that file can be read. */
+bool test_fid_weights_path(char *path, size_t bytes);
 
 /* An in-memory data source of `count` images of cfg's data.image_size and data.channels, pixels a
  * fixed hash of their index, batched by cfg's train.batch_size and shuffled by its seed. */
