@@ -279,9 +279,13 @@ __global__ void gan_bn_chunk_squares_kernel(size_t n, size_t c, size_t hw, size_
                                             double *partials)
 {
     __shared__ double partial[GAN_BLOCK_THREADS];
+    __shared__ float channel_mean;
     size_t ch = blockIdx.x / chunks, begin, end;
     gan_bn_chunk_range(n * hw, chunks, blockIdx.x % chunks, &begin, &end);
-    const float m = (float)(gan_bn_fold(sums, per_channel, ch) / count);
+    if (threadIdx.x == 0) /* one fold per block, shared */
+        channel_mean = (float)(gan_bn_fold(sums, per_channel, ch) / count);
+    __syncthreads();
+    const float m = channel_mean;
     double total = gan_block_sum_double((double)gan_bn_thread_squares(x, m, ch, c, hw, begin, end), partial);
     if (threadIdx.x == 0)
         partials[blockIdx.x] = total;
@@ -299,9 +303,11 @@ __global__ void gan_bn_chunk_forward_kernel(size_t n, size_t c, size_t hw, size_
     __shared__ float channel_affine[2];
     size_t ch = blockIdx.x / chunks, s = blockIdx.x % chunks, begin, end;
     gan_bn_chunk_range(n * hw, chunks, s, &begin, &end);
-    gan_bn_finish_forward(c, hw, ch, begin, end, s == 0, gan_bn_fold(sums, per_channel, ch),
-                          gan_bn_fold(squares, per_channel, ch), count, x, gamma, beta, momentum, eps, running_mean,
-                          running_var, save_mean, save_invstd, y, act, slope, y_act, channel_affine);
+    /* thread 0 alone reads the totals: it alone folds them */
+    const bool first = threadIdx.x == 0;
+    gan_bn_finish_forward(c, hw, ch, begin, end, s == 0, first ? gan_bn_fold(sums, per_channel, ch) : 0.0,
+                          first ? gan_bn_fold(squares, per_channel, ch) : 0.0, count, x, gamma, beta, momentum, eps,
+                          running_mean, running_var, save_mean, save_invstd, y, act, slope, y_act, channel_affine);
 }
 
 /* partials[b] = sum g and partials[c chunks + b] = sum g xhat over block b's chunk (rows ch and
@@ -337,13 +343,18 @@ __global__ void gan_bn_chunk_backward_kernel(size_t n, size_t c, size_t hw, size
                                              const double *sums, size_t per_channel, double count, float param_beta,
                                              float *dgamma, float *dbeta, float *dx)
 {
+    __shared__ double channel_sums[2];
     size_t ch = blockIdx.x / chunks, s = blockIdx.x % chunks, begin, end;
     gan_bn_chunk_range(n * hw, chunks, s, &begin, &end);
-    const double sum_g = gan_bn_fold(sums, per_channel, ch), sum_g_xhat = gan_bn_fold(sums, per_channel, c + ch);
-    if (dgamma && s == 0 && threadIdx.x == 0)
-        gan_bn_param_grads(ch, sum_g, sum_g_xhat, param_beta, dgamma, dbeta);
-    gan_bn_finish_backward(c, hw, ch, begin, end, sum_g, sum_g_xhat, count, x, y, dy, act, slope, gamma, save_mean,
-                           save_invstd, dx);
+    if (threadIdx.x == 0) { /* one fold per block, shared */
+        channel_sums[0] = gan_bn_fold(sums, per_channel, ch);
+        channel_sums[1] = gan_bn_fold(sums, per_channel, c + ch);
+        if (dgamma && s == 0)
+            gan_bn_param_grads(ch, channel_sums[0], channel_sums[1], param_beta, dgamma, dbeta);
+    }
+    __syncthreads();
+    gan_bn_finish_backward(c, hw, ch, begin, end, channel_sums[0], channel_sums[1], count, x, y, dy, act, slope, gamma,
+                           save_mean, save_invstd, dx);
 }
 
 /* folded[i] = gan_bn_fold(partials, chunks, i), i < rows: the rows of the chunk kernels' partials
