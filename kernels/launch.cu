@@ -356,6 +356,12 @@ void gan_cuda_bn_describe(int n, int c, int hw, size_t scratch_doubles, char *ou
              chunks == 1 ? 1 : 3, chunks == 1 ? 1 : 2);
 }
 
+/* The chunks of a launcher given `scratch`: one without any. */
+static size_t bn_scratch_chunks(int n, int c, int hw, const double *scratch, size_t scratch_doubles)
+{
+    return scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+}
+
 /* The blocks of a batch-norm launch: chunks per channel times c (at most 2^31 - 1, grid.x's
  * limit: c is an int, and above one chunk c chunks is bounded by the scratch). */
 static unsigned bn_blocks(int c, size_t chunks) { return (unsigned)((size_t)c * chunks); }
@@ -370,7 +376,7 @@ gan_status gan_cuda_bn_forward_train(cudaStream_t cuda_stream, int n, int c, int
     GAN_TRY(check_fused_act("bn forward (training)", act, slope));
     if ((size_t)n * (size_t)hw < 2)
         return gan_error(GAN_ERR_ARG, "bn forward (training): one value per channel has no variance");
-    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    size_t chunks = bn_scratch_chunks(n, c, hw, scratch, scratch_doubles);
     if (chunks == 1)
         return launch("bn_forward_train", gan_bn_forward_train_kernel, (unsigned)c, cuda_stream, (size_t)n,
                       (size_t)c, (size_t)hw, x, gamma, beta, momentum, eps, running_mean, running_var,
@@ -406,7 +412,7 @@ gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, 
 {
     GAN_TRY(check_bn_shape("bn backward", n, c, hw));
     GAN_TRY(check_fused_act("bn backward", act, slope));
-    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    size_t chunks = bn_scratch_chunks(n, c, hw, scratch, scratch_doubles);
     if (chunks == 1)
         return launch("bn_backward", gan_bn_backward_kernel, (unsigned)c, cuda_stream, (size_t)n, (size_t)c,
                       (size_t)hw, x, y, dy, act, slope, gamma, save_mean, save_invstd, dx, param_beta, dgamma,
@@ -447,7 +453,7 @@ gan_status gan_cuda_bn_sums(cudaStream_t cuda_stream, int n, int c, int hw, cons
                             size_t scratch_doubles, double *sums)
 {
     GAN_TRY(check_bn_shape("bn sums", n, c, hw));
-    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    size_t chunks = bn_scratch_chunks(n, c, hw, scratch, scratch_doubles);
     double *partials = chunks == 1 ? sums : scratch;
     GAN_TRY(launch("bn_chunk_sums", gan_bn_chunk_sums_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
                    (size_t)c, (size_t)hw, chunks, x, partials));
@@ -460,7 +466,7 @@ gan_status gan_cuda_bn_centered_squares(cudaStream_t cuda_stream, int n, int c, 
 {
     GAN_TRY(check_bn_shape("bn centered squares", n, c, hw));
     GAN_TRY(check_sums_count("bn centered squares", count, 2.0));
-    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    size_t chunks = bn_scratch_chunks(n, c, hw, scratch, scratch_doubles);
     double *partials = chunks == 1 ? squares : scratch;
     GAN_TRY(launch("bn_chunk_squares", gan_bn_chunk_squares_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
                    (size_t)c, (size_t)hw, chunks, x, sums, (size_t)1, count, partials));
@@ -494,7 +500,7 @@ gan_status gan_cuda_bn_backward_sums(cudaStream_t cuda_stream, int n, int c, int
 {
     GAN_TRY(check_bn_shape("bn backward sums", n, c, hw));
     GAN_TRY(check_fused_act("bn backward sums", act, slope));
-    size_t chunks = scratch ? gan_cuda_bn_chunks(n, c, hw, scratch_doubles) : 1;
+    size_t chunks = bn_scratch_chunks(n, c, hw, scratch, scratch_doubles);
     if (chunks == 1)
         return launch("bn_chunk_grad_sums", gan_bn_chunk_grad_sums_kernel, (unsigned)c, cuda_stream, (size_t)n,
                       (size_t)c, (size_t)hw, chunks, x, y, dy, act, slope, save_mean, save_invstd, param_beta,
