@@ -23,12 +23,13 @@ if expect 0 "reproduce   : gan bench train dcgan_fmnist32 train.batch_size=4 --d
   grep -qE '^memory +: [0-9.]+ MiB planned peak' "$work/train.out" && ok || fail "no planned peak memory"
 fi
 
-# bench ops: one row per op of every layer (fmnist32: G 26, D 24, BCE 1, Adam 2), and the CPU's
-# fused convolution + activation where an activation follows (G's last layer, D's first).
+# bench ops: one row per op of every layer (fmnist32: G 30, D 28, BCE 1, Adam 2: each convolution
+# layer's three passes and its two backward passes as one op), and the CPU's fused convolution +
+# activation where an activation follows (G's last layer, D's first).
 if expect 0 "reproduce   : gan bench ops --device cpu --batch 4" -- \
      "$gan" bench ops --device cpu --configs dcgan_fmnist32 --batch 4 --runs 1 --warmup 0 --min-ms 0; then
   rows=$(grep -cE '^(conv|convt|bn|relu|lrelu|tanh|sigmoid|bce\+sigmoid|adam) ' "$work/out")
-  [ "$rows" = 55 ] && ok || fail "bench ops printed $rows op rows, want 55"
+  [ "$rows" = 63 ] && ok || fail "bench ops printed $rows op rows, want 63"
   grep -qE '^conv fwd\+lrelu +D\.0 +\[4,1,32,32\]->\[4,64,16,16\] k4s2p1 .* im2col k4s2p1 \+ sgemm$' "$work/out" &&
     ok || fail "no D.0 conv fwd+lrelu row"
   grep -qE '^convt fwd\+tanh +G\.9 .* sgemm \+ col2im k4s2p1$' "$work/out" && ok || fail "no G.9 convt fwd+tanh row"
@@ -41,14 +42,18 @@ if expect 0 "reproduce   : gan bench ops --device cpu --batch 4" -- \
     fail "the D.2 conv row does not name its algorithm"
   # x/it: how often one iteration runs each row's op, as training runs it (D forward 3 times,
   # its input gradients 3 times, its weight gradients twice; G once each). An activation fused
-  # into the batch norm or the convolution before it counts there, and its parts count 0.
+  # into the batch norm or the convolution before it counts there, and its parts count 0. A
+  # backward that makes both gradients of a layer runs them as one op (grads: D's two of its D
+  # step, G's one, except each first layer's, which has no input gradient to make).
   xit() { # xit OP LAYER: the x/it column of that row (the field before the algorithm)
     perl -ne 'print "$1\n" if /^\Q'"$1"'\E +\Q'"$2"'\E .*?\d+\.\d{4} +\d+\.\d{4} +\S+ +\S+ +\S+% +(\d+)  /' "$work/out"
   }
   for want in "bn fwd-train|G.1|0" "bn bwd|G.1|0" "bn+relu fwd-train|G.1|1" "bn+relu bwd|G.1|1" "relu fwd|G.2|0" \
       "relu bwd|G.2|0" "bn+lrelu fwd-train|D.3|3" "bn+lrelu bwd|D.3|3" "lrelu fwd|D.4|0" "conv fwd|D.0|0" \
       "conv fwd+lrelu|D.0|3" "lrelu fwd|D.1|0" "lrelu bwd|D.1|3" "convt fwd|G.9|0" "convt fwd+tanh|G.9|1" \
-      "tanh bwd|G.10|1" "conv bwd-data|D.2|3" "conv bwd-filter|D.2|2" "convt bwd-data|G.0|0" "sigmoid fwd|D.9|0"; do
+      "tanh bwd|G.10|1" "conv bwd-data|D.2|1" "conv bwd-filter|D.2|0" "conv grads|D.2|2" "convt bwd-data|G.0|0" \
+      "convt bwd-filter|G.0|1" "convt grads|G.0|0" "convt bwd-filter|G.6|0" "convt grads|G.6|1" \
+      "conv bwd-data|D.0|1" "conv bwd-filter|D.0|2" "conv grads|D.0|0" "sigmoid fwd|D.9|0"; do
     IFS='|' read -r op layer n <<< "$want"
     got=$(xit "$op" "$layer")
     [ "$got" = "$n" ] && ok || fail "bench ops: $op $layer x/it '$got', want $n"

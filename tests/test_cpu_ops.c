@@ -123,6 +123,22 @@ static void check_conv(gan_conv_geom g)
     CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 0.5f, dw, ws));
     snprintf(name, sizeof name, "conv backward-filter beta 0.5 %s", geom_name);
     CHECK_ALLCLOSE(name, dw, want, nw, 1e-5, 1e-5); /* 0.5 * 2 ref + ref */
+    /* conv_grads: the two ops' bits, dw accumulated (beta 1: 2 ref + ref), with backward-data into
+     * dx or forward into y */
+    float *dw2 = malloc(nw * 4), *out2 = malloc((nx > ny ? nx : ny) * 4);
+    memcpy(dw2, dw, nw * 4);
+    CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 1.0f, dw, ws));
+    CHECK_OK(be->conv_grads(be, &g, x, dy, 1.0f, dw2, GAN_CONV_BACKWARD_DATA, w, out2, ws));
+    CHECK_MSG(!memcmp(dw, dw2, nw * 4) && !memcmp(dx, out2, nx * 4), "conv grads (backward-data) %s",
+              geom_name);
+    CHECK_OK(be->conv_grads(be, &g, x, dy, 0.0f, dw2, GAN_CONV_FORWARD, w, out2, ws));
+    for (size_t i = 0; i < nw; i++)
+        want[i] = (float)dw_ref[i];
+    CHECK_MSG(!memcmp(y, out2, ny * 4), "conv grads (forward) %s", geom_name);
+    snprintf(name, sizeof name, "conv grads dw %s", geom_name);
+    CHECK_ALLCLOSE(name, dw2, want, nw, 1e-5, 1e-5);
+    free(dw2);
+    free(out2);
     free(dx_ref);
     free(dw_ref);
     free(x);
@@ -238,6 +254,8 @@ static void check_conv_arguments(void)
     g = geom(2, 3, 8, 8, 4, 3, 1, 1);
     CHECK_FAILS_WITH(be->conv_backward_filter(be, &g, buf, NULL, 0.0f, buf, buf), GAN_ERR_ARG,
                      "backward-filter");
+    CHECK_FAILS_WITH(be->conv_grads(be, &g, buf, buf, 0.0f, buf, GAN_CONV_BACKWARD_FILTER, buf, buf, buf),
+                     GAN_ERR_ARG, "cpu conv grads: the second pass must be backward-data or forward, not 2");
 }
 
 /* Batch norm in double, from the definitions: the batch's mean and biased variance normalise; the

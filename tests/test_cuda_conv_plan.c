@@ -264,6 +264,26 @@ static struct {
     bool nhwc;
 } last_cudnn;
 
+/* Every cuDNN convolution call since the log was last cleared, in order, as last_cudnn has it. */
+typedef struct cudnn_call_record {
+    gan_conv_pass pass;
+    const void *x, *w, *y;
+    void *ws;
+    size_t ws_bytes;
+    float beta;
+    bool nhwc;
+} cudnn_call_record;
+static cudnn_call_record cudnn_log[8];
+static int cudnn_log_count;
+static void log_cudnn(gan_conv_pass pass)
+{
+    if (cudnn_log_count < 8)
+        cudnn_log[cudnn_log_count] = (cudnn_call_record){pass,         last_cudnn.x,        last_cudnn.w,
+                                                         last_cudnn.y, last_cudnn.ws,       last_cudnn.ws_bytes,
+                                                         last_cudnn.beta, last_cudnn.nhwc};
+    cudnn_log_count++;
+}
+
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
                                       const void *x, const cudnnFilterDescriptor_t wd, const void *w,
                                       const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo,
@@ -282,6 +302,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const 
                      forward_y_dims[3] * sizeof(float);
     forward_y_inside = inside(y, y_bytes);
     forward_ws_inside = ws_bytes == 0 || inside(ws, ws_bytes);
+    log_cudnn(GAN_CONV_FORWARD);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -294,6 +315,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, c
     last_cudnn.nhwc = is_nhwc(wd);
     last_cudnn.x = dx, last_cudnn.w = w, last_cudnn.y = dy;
     last_cudnn.ws = ws, last_cudnn.ws_bytes = ws_bytes, last_cudnn.beta = *(const float *)beta;
+    log_cudnn(GAN_CONV_BACKWARD_DATA);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -306,6 +328,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
     last_cudnn.nhwc = is_nhwc(dwd);
     last_cudnn.x = x, last_cudnn.w = dw, last_cudnn.y = dy;
     last_cudnn.ws = ws, last_cudnn.ws_bytes = ws_bytes, last_cudnn.beta = *(const float *)beta;
+    log_cudnn(GAN_CONV_BACKWARD_FILTER);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -993,6 +1016,45 @@ static void check_nhwc_calls(fake_backend *f, size_t bytes, size_t element, copy
     CHECK(conversion_is(2, from, sw, ws + ax, dw, 1.0f));
     CHECK(last_cudnn.w == ws + ax && last_cudnn.beta == 0.0f && last_cudnn.nhwc);
     CHECK(last_cudnn.ws == ws + copies && last_cudnn.ws_bytes == 2048);
+
+    /* both backward passes of a Conv2d (dy in common, copied once): w and dy in (one launch),
+     * backward-data into the x slot, dx out; then x in over it, backward-filter into the w slot,
+     * dw out with the caller's beta */
+    float *dx = (float *)0x5000;
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, ws));
+    CHECK_MSG(conversion_count == 5 && pair_launches == 1, "%d conversions, %d paired launches", conversion_count,
+              pair_launches);
+    CHECK(conversion_is(0, to, sw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(1, to, sy, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, from, sx, ws, dx, 0.0f));
+    CHECK(conversion_is(3, to, sx, x, ws, 0.0f));
+    CHECK(conversion_is(4, from, sw, ws + ax, dw, 1.0f));
+    CHECK_MSG(cudnn_log_count == 2, "%d cuDNN calls", cudnn_log_count);
+    const cudnn_call_record *r = cudnn_log;
+    CHECK(r[0].pass == GAN_CONV_BACKWARD_DATA && r[0].x == ws && r[0].w == ws + ax && r[0].y == ws + ax + aw &&
+          r[0].ws == ws + copies && r[0].ws_bytes == 0 && r[0].beta == 0.0f && r[0].nhwc);
+    CHECK(r[1].pass == GAN_CONV_BACKWARD_FILTER && r[1].x == ws && r[1].w == ws + ax && r[1].y == ws + ax + aw &&
+          r[1].ws == ws + copies && r[1].ws_bytes == 2048 && r[1].beta == 0.0f && r[1].nhwc);
+
+    /* a ConvTranspose2d's (its convolution's x in common): x and dy in, backward-filter, dw out
+     * (beta 0: overwritten); then w in over it, forward into the y slot, out */
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 0.0f, dw, GAN_CONV_FORWARD, w, dx, ws));
+    CHECK_MSG(conversion_count == 5 && pair_launches == 1, "%d conversions, %d paired launches", conversion_count,
+              pair_launches);
+    CHECK(conversion_is(0, to, sx, x, ws, 0.0f));
+    CHECK(conversion_is(1, to, sy, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, from, sw, ws + ax, dw, 0.0f));
+    CHECK(conversion_is(3, to, sw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(4, from, sy, ws + ax + aw, dx, 0.0f));
+    CHECK_MSG(cudnn_log_count == 2, "%d cuDNN calls", cudnn_log_count);
+    CHECK(r[0].pass == GAN_CONV_BACKWARD_FILTER && r[0].x == ws && r[0].w == ws + ax && r[0].y == ws + ax + aw &&
+          r[0].ws == ws + copies && r[0].ws_bytes == 2048 && r[0].nhwc);
+    CHECK(r[1].pass == GAN_CONV_FORWARD && r[1].x == ws && r[1].w == ws + ax && r[1].y == ws + ax + aw &&
+          r[1].ws == ws + copies && r[1].ws_bytes == 0 && r[1].beta == 0.0f && r[1].nhwc);
+    CHECK_FAILS_WITH(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 0.0f, dw, GAN_CONV_BACKWARD_FILTER, w, dx, ws),
+                     GAN_ERR_ARG, "conv grads: the second pass must be backward-data or forward, not 2");
     free(ws);
 }
 
@@ -1025,6 +1087,15 @@ static void test_bf16(void)
     CHECK(conversion_count == 0);
     CHECK(last_cudnn.x == x && last_cudnn.y == y && last_cudnn.w == dw && last_cudnn.ws == ws &&
           last_cudnn.beta == 1.0f && !last_cudnn.nhwc);
+    /* both backward passes in NCHW: nothing to copy, the two ops on the caller's buffers */
+    float *dx = (float *)0x5000;
+    cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f.be, &K3S1, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, ws));
+    CHECK(conversion_count == 0 && cudnn_log_count == 2);
+    CHECK(cudnn_log[0].pass == GAN_CONV_BACKWARD_FILTER && cudnn_log[0].x == x && cudnn_log[0].y == y &&
+          cudnn_log[0].w == dw && cudnn_log[0].beta == 1.0f && cudnn_log[0].ws == ws && !cudnn_log[0].nhwc);
+    CHECK(cudnn_log[1].pass == GAN_CONV_BACKWARD_DATA && cudnn_log[1].w == w && cudnn_log[1].y == y &&
+          cudnn_log[1].x == dx && cudnn_log[1].ws == ws && !cudnn_log[1].nhwc);
     free(ws);
     close_fake(&f);
 
@@ -1047,6 +1118,18 @@ static void test_bf16(void)
     CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "measured 1.2000 ms"));
     CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "GEMM tensor-op"));
     CHECK(says(&f, &K4S2, GAN_CONV_FORWARD, "measured 0.3500 ms")); /* 0.05 + 3 x 0.1 */
+    /* Both backward passes, the backward-data the sub-pixel form's: it copies nothing in common with
+     * the backward-filter, so the two ops run apart (a pair each: the backward-filter's and the
+     * inner forward's). */
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
+    ws = malloc(bytes);
+    gather_calls = conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f.be, &K4S2, x, y, 0.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, ws));
+    CHECK_MSG(gather_calls == 1 && pair_launches == 2 && conversion_count == 6 && cudnn_log_count == 2 &&
+                  cudnn_log[0].pass == GAN_CONV_BACKWARD_FILTER && cudnn_log[1].pass == GAN_CONV_FORWARD,
+              "%d gathers, %d paired launches, %d conversions, %d cuDNN calls", gather_calls, pair_launches,
+              conversion_count, cudnn_log_count);
+    free(ws);
     close_fake(&f);
     copy_ms = 0.0f;
     subpixel_ms = 0.4f;
@@ -1058,6 +1141,10 @@ static void test_bf16(void)
     CHECK_OK(gan_cuda_conv_forward(&f.be, &WHOLE, x, w, y, NULL));
     CHECK(conversion_count == 0);
     CHECK(says(&f, &WHOLE, GAN_CONV_FORWARD, "cublas gemm bf16"));
+    /* its two backward passes: a GEMM each */
+    gemm_calls = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f.be, &WHOLE, x, y, 0.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, NULL));
+    CHECK(gemm_calls == 2 && conversion_count == 0);
     close_fake(&f);
 }
 

@@ -1,8 +1,9 @@
 /* On a machine with a CUDA device: every op of the CUDA backend against the CPU backend on random
  * inputs (gan_selftest_ops, tolerances stated in src/selftest/ops.c), in fp32 + deterministic (the
  * parity mode) and in tf32 + not deterministic (the fast mode), plus what the deterministic mode
- * promises beyond tolerances: reductions and convolution gradients repeat bit for bit. Without a
- * usable device it reports skipped (exit 77) and says why. */
+ * promises beyond tolerances: reductions and convolution gradients repeat bit for bit, and conv_grads
+ * gives the bits of the two ops it stands for (fp32 and bf16). Without a usable device it reports
+ * skipped (exit 77) and says why. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,26 +14,73 @@
 
 static gan_backend *cpu, *cuda;
 
-static float *device_random(size_t count, unsigned seed)
+static float *device_random_on(gan_backend *be, size_t count, unsigned seed)
 {
     float *host = malloc(count * sizeof *host), *dev = NULL;
     test_fill_uniform(host, count, seed, -1.0f, 1.0f);
-    CHECK_OK(cuda->alloc(cuda, count * sizeof(float), (void **)&dev));
+    CHECK_OK(be->alloc(be, count * sizeof(float), (void **)&dev));
     if (dev)
-        CHECK_OK(cuda->upload(cuda, dev, host, count * sizeof(float)));
+        CHECK_OK(be->upload(be, dev, host, count * sizeof(float)));
     free(host);
     return dev;
 }
+static float *device_random(size_t count, unsigned seed) { return device_random_on(cuda, count, seed); }
 
-static bool same_bits(const float *dev_a, const float *dev_b, size_t count)
+static bool same_bits_on(gan_backend *be, const float *dev_a, const float *dev_b, size_t count)
 {
     float *a = malloc(count * sizeof *a), *b = malloc(count * sizeof *b);
-    CHECK_OK(cuda->download(cuda, a, dev_a, count * sizeof(float)));
-    CHECK_OK(cuda->download(cuda, b, dev_b, count * sizeof(float)));
+    CHECK_OK(be->download(be, a, dev_a, count * sizeof(float)));
+    CHECK_OK(be->download(be, b, dev_b, count * sizeof(float)));
     bool same = memcmp(a, b, count * sizeof(float)) == 0;
     free(a);
     free(b);
     return same;
+}
+static bool same_bits(const float *dev_a, const float *dev_b, size_t count)
+{
+    return same_bits_on(cuda, dev_a, dev_b, count);
+}
+
+/* conv_grads gives the bits of the two ops it stands for, deterministic, in `precision` (fp32:
+ * NCHW, the two ops; bf16: NHWC, the input in common copied once): a Conv2d's backward
+ * (accumulating into dw) and a ConvTranspose2d's. */
+static void test_conv_grads_bits(gan_precision precision)
+{
+    gan_backend_options options = gan_backend_options_default();
+    options.precision = precision;
+    options.deterministic = true;
+    gan_backend *be = NULL;
+    CHECK_OK(gan_cuda_backend_create(&options, &be));
+    if (!be)
+        return;
+    gan_conv_geom g = {.n = 16, .c_in = 32, .h_in = 16, .w_in = 16, .c_out = 64, .h_out = 8,
+                       .w_out = 8, .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1,
+                       .pad_w = 1};
+    size_t x_count = 16 * 32 * 16 * 16, y_count = 16 * 64 * 8 * 8, w_count = 64 * 32 * 4 * 4;
+    size_t ws_bytes = be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL);
+    void *ws = NULL;
+    CHECK_OK(be->alloc(be, ws_bytes ? ws_bytes : 4, &ws));
+    float *x = device_random_on(be, x_count, 31), *w = device_random_on(be, w_count, 32);
+    float *dy = device_random_on(be, y_count, 33);
+    float *dw1 = device_random_on(be, w_count, 34), *dw2 = device_random_on(be, w_count, 34);
+    float *dx1 = device_random_on(be, x_count, 35), *dx2 = device_random_on(be, x_count, 36);
+    float *y1 = device_random_on(be, y_count, 37), *y2 = device_random_on(be, y_count, 38);
+    const char *name = gan_precision_name(precision);
+    CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 1.0f, dw1, ws));
+    CHECK_OK(be->conv_backward_data(be, &g, dy, w, dx1, ws));
+    CHECK_OK(be->conv_grads(be, &g, x, dy, 1.0f, dw2, GAN_CONV_BACKWARD_DATA, w, dx2, ws));
+    CHECK_MSG(same_bits_on(be, dw1, dw2, w_count) && same_bits_on(be, dx1, dx2, x_count),
+              "%s: conv_grads (backward-data) is not the two ops bit for bit", name);
+    CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 0.0f, dw1, ws));
+    CHECK_OK(be->conv_forward(be, &g, x, w, y1, ws));
+    CHECK_OK(be->conv_grads(be, &g, x, dy, 0.0f, dw2, GAN_CONV_FORWARD, w, y2, ws));
+    CHECK_MSG(same_bits_on(be, dw1, dw2, w_count) && same_bits_on(be, y1, y2, y_count),
+              "%s: conv_grads (forward) is not the two ops bit for bit", name);
+    float *all[] = {x, w, dy, dw1, dw2, dx1, dx2, y1, y2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        be->free(be, all[i]);
+    be->free(be, ws);
+    be->destroy(be);
 }
 
 /* Deterministic fp32: deterministic algorithms, so two runs of a gradient give the same bits. */
@@ -141,6 +189,8 @@ int main(void)
 
     test_determinism();
     test_bn_determinism();
+    test_conv_grads_bits(GAN_PRECISION_FP32);
+    test_conv_grads_bits(GAN_PRECISION_BF16);
     cuda->destroy(cuda);
     cpu->destroy(cpu);
     return test_finish();

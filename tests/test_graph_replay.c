@@ -38,7 +38,7 @@ typedef enum op {
     OP_MULTIPLY, OP_BCE, OP_ADAM, OP_RNG_NORMAL, OP_RNG_UNIFORM, OP_ADVANCE, OP_IMAGES_TO_FLOAT,
     OP_ALLREDUCE, OP_ALLREDUCE_F64, OP_BN_SUMS, OP_BN_CENTERED_SQUARES, OP_BN_FORWARD_FROM_SUMS,
     OP_BN_BACKWARD_SUMS, OP_BN_BACKWARD_FROM_SUMS, OP_EMA_UPDATE, OP_CONV_FORWARD_ACT, OP_CONV_BACKWARD_DATA_ACT,
-    OP_COUNT
+    OP_CONV_GRADS, OP_COUNT
 } op;
 
 static const char *const op_names[OP_COUNT] = {
@@ -48,7 +48,7 @@ static const char *const op_names[OP_COUNT] = {
     "dropout_forward", "multiply", "bce_logits", "adam_step", "rng_normal", "rng_uniform",
     "advance_counts", "images_to_float", "allreduce_sum", "allreduce_sum_f64", "bn_sums",
     "bn_centered_squares", "bn_forward_from_sums", "bn_backward_sums", "bn_backward_from_sums", "ema_update",
-    "conv_forward_act", "conv_backward_data_act",
+    "conv_forward_act", "conv_backward_data_act", "conv_grads",
 };
 
 /* Every argument of every op, by kind: pointers, ints, floats, 64-bit integers, a geometry, the
@@ -133,6 +133,9 @@ static gan_status run_record(gan_backend *c, const record *r)
                                          out[3]);
     case OP_CONV_BACKWARD_FILTER:
         return c->conv_backward_filter(c, &r->geom, in[0], in[1], r->f[0], out[2], out[3]);
+    case OP_CONV_GRADS:
+        return c->conv_grads(c, &r->geom, in[0], in[1], r->f[0], out[2], (gan_conv_pass)r->i[0], in[4], out[5],
+                             out[3]);
     case OP_BIAS_FORWARD: return c->bias_forward(c, r->i[0], r->i[1], r->i[2], in[0], out[1]);
     case OP_BIAS_BACKWARD: return c->bias_backward(c, r->i[0], r->i[1], r->i[2], in[0], r->f[0], out[1]);
     case OP_BN_FORWARD_TRAIN:
@@ -281,6 +284,15 @@ static gan_status rec_conv_backward_filter(gan_backend *be, const gan_conv_geom 
                                            const float *dy, float beta, float *dw, void *ws)
 {
     return rec_conv(be, OP_CONV_BACKWARD_FILTER, g, x, dy, beta, dw, ws);
+}
+/* the pass beside the backward-filter in i[0], w and its output in p[4] and p[5] */
+static gan_status rec_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy,
+                                 float beta, float *dw, gan_conv_pass other, const float *w, float *out, void *ws)
+{
+    RECORD(OP_CONV_GRADS);
+    r.geom = *g, r.p[0] = x, r.p[1] = dy, r.p[2] = dw, r.p[3] = ws, r.p[4] = w, r.p[5] = out, r.f[0] = beta;
+    r.i[0] = (int)other;
+    return dispatch(be, &r);
 }
 static gan_status rec_bias_forward(gan_backend *be, int n, int c, int hw, const float *bias, float *y)
 {
@@ -557,7 +569,7 @@ static gan_backend *recorder_create(bool with_graphs, const gan_dist *dist)
         .conv_workspace_bytes = rec_conv_workspace_bytes, .conv_forward = rec_conv_forward,
         .conv_backward_data = rec_conv_backward_data, .conv_backward_filter = rec_conv_backward_filter,
         .conv_forward_act = rec_conv_forward_act, .conv_backward_data_act = rec_conv_backward_data_act,
-        .bias_forward = rec_bias_forward, .bias_backward = rec_bias_backward,
+        .conv_grads = rec_conv_grads, .bias_forward = rec_bias_forward, .bias_backward = rec_bias_backward,
         .bn_forward_train = rec_bn_forward_train, .bn_forward_eval = rec_bn_forward_eval,
         .bn_backward = rec_bn_backward, .bn_act_forward_train = rec_bn_act_forward_train,
         .bn_act_backward = rec_bn_act_backward, .activation_forward = rec_act_forward,

@@ -67,6 +67,15 @@ static double line_rel_l2(const char *text, const char *op)
     return strtod(at + 7, NULL);
 }
 
+/* conv_grads that forgets to accumulate into dw (beta taken as 0) */
+static gan_status skewed_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy,
+                                    float beta, float *dw, gan_conv_pass other, const float *w, float *out,
+                                    void *workspace)
+{
+    (void)beta;
+    return real_cpu->conv_grads(be, g, x, dy, 0.0f, dw, other, w, out, workspace);
+}
+
 static void test_selftest(void)
 {
     gan_backend *reference = NULL;
@@ -93,6 +102,11 @@ static void test_selftest(void)
                   line_has(text, "bn_act_backward lrelu(0.2) [8,16,64] dx", " ok") &&
                   line_has(text, "bn_backward b1 [16,8,1024] dgamma", " ok"),
               "the fused batch norms or the chunked shape were not compared:\n%s", text);
+    /* both backward passes in one op, which the CPU backend has */
+    CHECK_MSG(line_has(text, "conv_grads bwd-data b1 [8,16,16,16] k4 s2 p1 dw", " ok") &&
+                  line_has(text, "conv_grads bwd-data b1 [8,16,16,16] k4 s2 p1 dx", " ok") &&
+                  line_has(text, "conv_grads fwd b0 [3,5,11,9] k3 s2 p1 y", " ok"),
+              "conv_grads was not compared:\n%s", text);
     free(text);
 
     /* One op wrong: caught, named, and the rest still ok. */
@@ -101,6 +115,7 @@ static void test_selftest(void)
     skewed.multiply = failing_multiply;
     skewed.conv_backward_data_act = NULL; /* an optional op missing: said, not failed */
     skewed.bn_act_backward = skewed_bn_act_backward;
+    skewed.conv_grads = skewed_conv_grads;
     report = open_memstream(&text, &text_bytes);
     ok = true;
     CHECK_OK(gan_selftest_ops(reference, &skewed, report, &ok));
@@ -115,6 +130,10 @@ static void test_selftest(void)
                   line_has(text, "bn_act_backward lrelu(0.2) [16,8,1024] dx", " ok") &&
                   line_has(text, "bn_act_backward lrelu(0.2) [8,16,64] dgamma", " ok"),
               "the skewed dgamma of the fused batch norm was not reported on its shape alone:\n%s", text);
+    CHECK_MSG(line_has(text, "conv_grads bwd-data b1 [8,64,4,4] k4 s1 p0 dw", "FAIL") &&
+                  line_has(text, "conv_grads bwd-data b1 [8,64,4,4] k4 s1 p0 dx", " ok") &&
+                  line_has(text, "conv_grads fwd b0 [8,64,4,4] k4 s1 p0 dw", " ok"),
+              "the conv_grads that does not accumulate was not reported on its dw alone:\n%s", text);
     CHECK_MSG(line_has(text, "conv_backward_data_act", "not in the cpu backend") &&
                   line_has(text, "conv_forward_act", " ok"),
               "a missing conv_backward_data_act was not said, or took conv_forward_act with it:\n%s", text);

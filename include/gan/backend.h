@@ -187,6 +187,16 @@ struct gan_backend {
     gan_status (*conv_backward_data_act)(gan_backend *be, const gan_conv_geom *g, const float *dy,
                                          const float *w, gan_activation act, float slope, float *dx,
                                          void *workspace);
+    /* Optional (NULL where a backend has none: the layers then make the two calls): a layer's two
+     * backward passes in one op, where both are wanted. They read one tensor in common, which a
+     * backend that copies its inputs (CUDA in NHWC) then copies once: dw = beta * dw + dL/dw
+     * (conv_backward_filter(x, dy)) and, by `other`:
+     *   GAN_CONV_BACKWARD_DATA: out = conv^T(dy, w), a Conv2d's dx (dy in common);
+     *   GAN_CONV_FORWARD:       out = conv(x, w), a ConvTranspose2d's dx (x in common: its
+     *                           convolution's x is the layer's dy).
+     * Bit for bit the two ops, with the same workspace. */
+    gan_status (*conv_grads)(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy, float beta,
+                             float *dw, gan_conv_pass other, const float *w, float *out, void *workspace);
     /* y[n, c, hw] += bias[c] */
     gan_status (*bias_forward)(gan_backend *be, int n, int c, int hw, const float *bias, float *y);
     /* db = beta * db + sum over n, hw of dy */

@@ -82,6 +82,7 @@ gan_status gan_cpu_backend_create(const gan_backend_options *options, gan_backen
     be->conv_forward = cpu_conv_forward;
     be->conv_backward_data = cpu_conv_backward_data;
     be->conv_backward_filter = cpu_conv_backward_filter;
+    be->conv_grads = cpu_conv_grads;
     be->conv_describe = cpu_conv_describe;
     be->bias_forward = cpu_bias_forward;
     be->bias_backward = cpu_bias_backward;

@@ -671,6 +671,7 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .conv_forward_act = gan_cuda_conv_forward_act,
         .conv_backward_data_act = gan_cuda_conv_backward_data_act,
         .conv_backward_filter = gan_cuda_conv_backward_filter,
+        .conv_grads = gan_cuda_conv_grads,
         .bias_forward = cuda_bias_forward,
         .bias_backward = cuda_bias_backward,
         .bn_forward_train = cuda_bn_forward_train,

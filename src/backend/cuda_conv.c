@@ -482,31 +482,45 @@ static gan_nhwc_copy nhwc_copy_of(nc_hw s, const float *src, void *dst)
     return (gan_nhwc_copy){.n = s.n, .c = s.c, .c_nhwc = s.c_nhwc, .hw = s.hw, .src = src, .dst = dst};
 }
 
-/* Copies the two inputs of `pass` (cudnn_run's a and b) into their NHWC copies, in one launch:
- * rounded to BF16 in bf16, moved as FP32 in tf32. */
+/* Copies the two inputs of `pass` (cudnn_run's a and b) into their NHWC copies. */
+static void copies_of_pass(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass, const float *a,
+                           const float *b, const nhwc_copies *c, gan_nhwc_copy out[2])
+{
+    switch (pass) {
+    case GAN_CONV_FORWARD: /* x, w */
+        out[0] = nhwc_copy_of(x_shape(impl, g), a, c->x);
+        out[1] = nhwc_copy_of(w_shape(impl, g), b, c->w);
+        break;
+    case GAN_CONV_BACKWARD_DATA: /* w, dy */
+        out[0] = nhwc_copy_of(w_shape(impl, g), a, c->w);
+        out[1] = nhwc_copy_of(y_shape(g), b, c->y);
+        break;
+    case GAN_CONV_BACKWARD_FILTER: /* x, dy */
+        out[0] = nhwc_copy_of(x_shape(impl, g), a, c->x);
+        out[1] = nhwc_copy_of(y_shape(g), b, c->y);
+        break;
+    }
+}
+
+/* The two inputs of `pass` into their copies, in one launch: rounded to BF16 in bf16, moved as
+ * FP32 in tf32. */
 static gan_status copies_in(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass, const float *a,
                             const float *b, const nhwc_copies *c)
 {
-    gan_nhwc_copy first, second;
-    switch (pass) {
-    case GAN_CONV_FORWARD: /* x, w */
-        first = nhwc_copy_of(x_shape(impl, g), a, c->x);
-        second = nhwc_copy_of(w_shape(impl, g), b, c->w);
-        break;
-    case GAN_CONV_BACKWARD_DATA: /* w, dy */
-        first = nhwc_copy_of(w_shape(impl, g), a, c->w);
-        second = nhwc_copy_of(y_shape(g), b, c->y);
-        break;
-    case GAN_CONV_BACKWARD_FILTER: /* x, dy */
-        first = nhwc_copy_of(x_shape(impl, g), a, c->x);
-        second = nhwc_copy_of(y_shape(g), b, c->y);
-        break;
-    default:
-        return GAN_OK;
-    }
+    gan_nhwc_copy copies[2];
+    copies_of_pass(impl, g, pass, a, b, c, copies);
     if (impl->precision == GAN_PRECISION_BF16)
-        return gan_cuda_f32_to_bf16_nhwc_pair(impl->stream, &first, &second);
-    return gan_cuda_f32_to_f32_nhwc_pair(impl->stream, &first, &second);
+        return gan_cuda_f32_to_bf16_nhwc_pair(impl->stream, &copies[0], &copies[1]);
+    return gan_cuda_f32_to_f32_nhwc_pair(impl->stream, &copies[0], &copies[1]);
+}
+
+/* One tensor into its copy (one launch), as copies_in does. */
+static gan_status copy_in(const gan_cuda_impl *impl, const gan_nhwc_copy *copy)
+{
+    if (impl->precision == GAN_PRECISION_BF16)
+        return gan_cuda_f32_to_bf16_nhwc(impl->stream, copy->n, copy->c, copy->c_nhwc, copy->hw, copy->src,
+                                         copy->dst);
+    return gan_cuda_f32_to_f32_nhwc(impl->stream, copy->n, copy->c, copy->c_nhwc, copy->hw, copy->src, copy->dst);
 }
 
 /* The copy `pass` writes (y, dx or dw). */
@@ -544,42 +558,14 @@ static gan_status act_in_place(const gan_cuda_impl *impl, gan_conv_pass pass, co
     return gan_cuda_activation_forward(impl->stream, (gan_activation)act, slope, count, out, out);
 }
 
-/* Pass `pass` of `plan` on cuDNN, with the plan's algorithm, math type and layout. Inputs in cuDNN's
- * order, output last:
- *   forward:         a = x,  b = w   -> out = y
- *   backward-data:   a = w,  b = dy  -> out = dx
- *   backward-filter: a = x,  b = dy  -> out = dw, added to beta times dw (beta 0: overwritten)
- * `workspace` holds the pass's bytes (the plan's, NHWC copies included). `act` (GAN_FUSED_NONE:
- * none) is applied to out: by the copy back in NHWC, else by one more launch. */
-static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
-                            const float *a, const float *b, float beta, int act, float slope, float *out,
-                            void *workspace)
+/* cuDNN's call of `pass` with the plan's algorithm and math type, on pass p's descriptors: x, w, y
+ * its tensors (the one the pass writes, `written`, with cuDNN's beta `beta`), `rest` its own
+ * workspace. */
+static gan_status cudnn_call(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass, const void *x,
+                             const void *w, const void *y, void *written, float beta, void *rest, size_t rest_bytes)
 {
     const gan_cuda_pass_plan *p = &plan->pass[pass];
     const gan_cuda_conv_descriptors *d = &plan->desc[p->layout];
-    const gan_conv_geom *g = &plan->geom;
-    /* cuDNN's x, w, y: the two inputs it reads (the third is `written`) */
-    const void *x = NULL, *w = NULL, *y = NULL;
-    switch (pass) {
-    case GAN_CONV_FORWARD: x = a, w = b; break;
-    case GAN_CONV_BACKWARD_DATA: w = a, y = b; break;
-    case GAN_CONV_BACKWARD_FILTER: x = a, y = b; break;
-    }
-    void *written = out;
-    void *rest = workspace;
-    size_t rest_bytes = p->bytes;
-    float cudnn_beta = beta;
-    bool nhwc = p->layout == GAN_CONV_LAYOUT_NHWC;
-    nhwc_copies c = {0};
-    if (nhwc) {
-        c = copies_at(impl, g, workspace);
-        rest = c.rest;
-        rest_bytes = p->bytes - c.bytes;
-        cudnn_beta = 0.0f; /* beta applies when the output is copied back */
-        GAN_TRY(copies_in(impl, g, pass, a, b, &c));
-        x = c.x, w = c.w, y = c.y;
-        written = copy_written(&c, pass);
-    }
     switch (pass) {
     case GAN_CONV_FORWARD:
         CUDNN_TRY(cudnnConvolutionForward(impl->cudnn, &ONE, d->x, x, d->w, w, d->forward,
@@ -595,12 +581,41 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
         CUDNN_TRY(cudnnConvolutionBackwardFilter(impl->cudnn, &ONE, d->x, x, d->y, y,
                                                  d->backward_filter,
                                                  (cudnnConvolutionBwdFilterAlgo_t)p->algo, rest,
-                                                 rest_bytes, &cudnn_beta, d->w, written));
+                                                 rest_bytes, &beta, d->w, written));
         break;
     }
-    if (nhwc)
-        return copy_out(impl, g, pass, &c, beta, act, slope, out);
-    return act_in_place(impl, pass, g, act, slope, out);
+    return GAN_OK;
+}
+
+/* Pass `pass` of `plan` on cuDNN, with the plan's algorithm, math type and layout. Inputs in cuDNN's
+ * order, output last:
+ *   forward:         a = x,  b = w   -> out = y
+ *   backward-data:   a = w,  b = dy  -> out = dx
+ *   backward-filter: a = x,  b = dy  -> out = dw, added to beta times dw (beta 0: overwritten)
+ * `workspace` holds the pass's bytes (the plan's, NHWC copies included). `act` (GAN_FUSED_NONE:
+ * none) is applied to out: by the copy back in NHWC, else by one more launch. */
+static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                            const float *a, const float *b, float beta, int act, float slope, float *out,
+                            void *workspace)
+{
+    const gan_cuda_pass_plan *p = &plan->pass[pass];
+    const gan_conv_geom *g = &plan->geom;
+    /* cuDNN's x, w, y: the two inputs it reads (the third is `written`) */
+    const void *x = NULL, *w = NULL, *y = NULL;
+    switch (pass) {
+    case GAN_CONV_FORWARD: x = a, w = b; break;
+    case GAN_CONV_BACKWARD_DATA: w = a, y = b; break;
+    case GAN_CONV_BACKWARD_FILTER: x = a, y = b; break;
+    }
+    if (p->layout != GAN_CONV_LAYOUT_NHWC) {
+        GAN_TRY(cudnn_call(impl, plan, pass, x, w, y, out, beta, workspace, p->bytes));
+        return act_in_place(impl, pass, g, act, slope, out);
+    }
+    nhwc_copies c = copies_at(impl, g, workspace);
+    GAN_TRY(copies_in(impl, g, pass, a, b, &c));
+    /* cuDNN overwrites its copy (beta 0): beta applies when the output is copied back */
+    GAN_TRY(cudnn_call(impl, plan, pass, c.x, c.w, c.y, copy_written(&c, pass), 0.0f, c.rest, p->bytes - c.bytes));
+    return copy_out(impl, g, pass, &c, beta, act, slope, out);
 }
 
 /* Its scratch (w2, y2) before the inner convolution's workspace. */
@@ -1190,6 +1205,57 @@ gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g
     if (p->algo == GAN_CONV_ALGO_IM2COL)
         return im2col_run(impl, g, x, dy, beta, dw, workspace);
     return cudnn_run(impl, plan, GAN_CONV_BACKWARD_FILTER, x, dy, beta, GAN_FUSED_NONE, 0.0f, dw, workspace);
+}
+
+/* A layer's two backward passes (the op table's conv_grads). Where both run cuDNN in NHWC, the
+ * input they have in common is copied once: the pass that does not write its slot runs first on
+ * two copies made in one launch, then the other pass's own input is copied into the slot the
+ * first wrote (the workspace has one slot per tensor: [x | w | y]):
+ *   backward-data (dy in common): w, dy in; dx out of the x slot; x in; dw out of the w slot;
+ *   forward (x in common):        x, dy in; dw out of the w slot; w in; y out of the y slot.
+ * The same copies of the same values as the two ops make, so the same bits, with one copy fewer.
+ * Otherwise (either pass in NCHW or a form of ours, or a whole-input GEMM) the two ops. */
+gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy, float beta,
+                               float *dw, gan_conv_pass other, const float *w, float *out, void *workspace)
+{
+    if (other != GAN_CONV_BACKWARD_DATA && other != GAN_CONV_FORWARD)
+        return gan_error(GAN_ERR_ARG, "conv grads: the second pass must be backward-data or forward, not %d",
+                         (int)other);
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    gan_cuda_conv_plan *plan = NULL;
+    if (!gan_conv_is_whole_input(g)) {
+        GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_FILTER, &plan));
+        GAN_TRY(plan_for_call(be, g, other, &plan)); /* the same plan: the later pointer is the one to use */
+    }
+    const gan_cuda_pass_plan *f = plan ? &plan->pass[GAN_CONV_BACKWARD_FILTER] : NULL;
+    const gan_cuda_pass_plan *o = plan ? &plan->pass[other] : NULL;
+    /* the forms of ours are planned in NCHW: they read the caller's buffers */
+    if (!plan || f->layout != GAN_CONV_LAYOUT_NHWC || o->layout != GAN_CONV_LAYOUT_NHWC) {
+        GAN_TRY(gan_cuda_conv_backward_filter(be, g, x, dy, beta, dw, workspace));
+        if (other == GAN_CONV_BACKWARD_DATA)
+            return gan_cuda_conv_backward_data(be, g, dy, w, out, workspace);
+        return gan_cuda_conv_forward(be, g, x, w, out, workspace);
+    }
+    GAN_TRY(check_workspace(GAN_CONV_BACKWARD_FILTER, f->bytes, workspace));
+    GAN_TRY(check_workspace(other, o->bytes, workspace));
+    nhwc_copies c = copies_at(impl, g, workspace);
+    const size_t filter_rest = f->bytes - c.bytes, other_rest = o->bytes - c.bytes;
+    if (other == GAN_CONV_BACKWARD_DATA) {
+        GAN_TRY(copies_in(impl, g, GAN_CONV_BACKWARD_DATA, w, dy, &c));
+        GAN_TRY(cudnn_call(impl, plan, GAN_CONV_BACKWARD_DATA, NULL, c.w, c.y, c.x, 0.0f, c.rest, other_rest));
+        GAN_TRY(copy_out(impl, g, GAN_CONV_BACKWARD_DATA, &c, 0.0f, GAN_FUSED_NONE, 0.0f, out));
+        gan_nhwc_copy x_copy = nhwc_copy_of(x_shape(impl, g), x, c.x);
+        GAN_TRY(copy_in(impl, &x_copy));
+        GAN_TRY(cudnn_call(impl, plan, GAN_CONV_BACKWARD_FILTER, c.x, NULL, c.y, c.w, 0.0f, c.rest, filter_rest));
+        return copy_out(impl, g, GAN_CONV_BACKWARD_FILTER, &c, beta, GAN_FUSED_NONE, 0.0f, dw);
+    }
+    GAN_TRY(copies_in(impl, g, GAN_CONV_BACKWARD_FILTER, x, dy, &c));
+    GAN_TRY(cudnn_call(impl, plan, GAN_CONV_BACKWARD_FILTER, c.x, NULL, c.y, c.w, 0.0f, c.rest, filter_rest));
+    GAN_TRY(copy_out(impl, g, GAN_CONV_BACKWARD_FILTER, &c, beta, GAN_FUSED_NONE, 0.0f, dw));
+    gan_nhwc_copy w_copy = nhwc_copy_of(w_shape(impl, g), w, c.w);
+    GAN_TRY(copy_in(impl, &w_copy));
+    GAN_TRY(cudnn_call(impl, plan, GAN_CONV_FORWARD, c.x, c.w, NULL, c.y, 0.0f, c.rest, other_rest));
+    return copy_out(impl, g, GAN_CONV_FORWARD, &c, 0.0f, GAN_FUSED_NONE, 0.0f, out);
 }
 
 /* ---- the choices, in and out ----------------------------------------------------------- */

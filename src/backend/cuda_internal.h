@@ -181,6 +181,8 @@ gan_status gan_cuda_conv_backward_data_act(gan_backend *be, const gan_conv_geom 
                                            void *workspace);
 gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                          const float *dy, float beta, float *dw, void *workspace);
+gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy, float beta,
+                               float *dw, gan_conv_pass other, const float *w, float *out, void *workspace);
 /* Forgets every plan and choice (when the backend is destroyed). */
 void gan_cuda_conv_plans_clear(gan_cuda_impl *impl);
 gan_status gan_cuda_conv_choices_export(gan_backend *be, char **text);

@@ -72,7 +72,10 @@ typedef struct iteration_ms {
  * D runs forward three times (real, fake, fake again for G), its weight gradients twice and its
  * input gradients three times, except at its first layer (only for G's step); G runs each pass
  * once, no input gradient at its first layer; D's final sigmoid is fused into the loss. */
-typedef enum pass_kind { PASS_FORWARD, PASS_BACKWARD_DATA, PASS_BACKWARD_FILTER } pass_kind;
+/* PASS_BACKWARD_BOTH: the backward-data and backward-filter of one backward call (where the
+ * layer has both to make, and a backend with conv_grads runs them as one op): D's real and fake
+ * backwards of its D step, G's one backward, each except the first layer's (no dx wanted). */
+typedef enum pass_kind { PASS_FORWARD, PASS_BACKWARD_DATA, PASS_BACKWARD_FILTER, PASS_BACKWARD_BOTH } pass_kind;
 
 static int passes_per_iteration(const gan_model *m, const gan_layer_info *l, pass_kind pass)
 {
@@ -83,6 +86,7 @@ static int passes_per_iteration(const gan_model *m, const gan_layer_info *l, pas
     case PASS_FORWARD: return is_d ? 3 : 1;
     case PASS_BACKWARD_FILTER: return is_d ? 2 : 1;
     case PASS_BACKWARD_DATA: return is_d ? (first ? 1 : 3) : (first ? 0 : 1);
+    case PASS_BACKWARD_BOTH: return first ? 0 : is_d ? 2 : 1;
     }
     return 0;
 }
@@ -142,6 +146,7 @@ typedef enum op_kind {
     OP_CONV_BACKWARD_FILTER,
     OP_CONV_FORWARD_ACT,
     OP_CONV_BACKWARD_DATA_ACT,
+    OP_CONV_GRADS,
     OP_GEMM,
     OP_BN_FORWARD_TRAIN,
     OP_BN_BACKWARD,
@@ -168,6 +173,7 @@ typedef struct op_call {
     float *out, *out2, *out3, *out4, *out5, *out6;
     void *workspace;
     gan_adam_hyper adam;
+    gan_conv_pass other; /* conv grads: the pass beside the backward-filter */
 } op_call;
 
 static gan_status op_run(gan_backend *be, const op_call *o)
@@ -181,6 +187,9 @@ static gan_status op_run(gan_backend *be, const op_call *o)
         return be->conv_forward_act(be, &o->geom, o->a, o->b, o->act, o->slope, o->out, o->workspace);
     case OP_CONV_BACKWARD_DATA_ACT:
         return be->conv_backward_data_act(be, &o->geom, o->a, o->b, o->act, o->slope, o->out, o->workspace);
+    case OP_CONV_GRADS:
+        /* x, dy, w -> dw and (other) dx or y */
+        return be->conv_grads(be, &o->geom, o->a, o->b, 0.0f, o->out, o->other, o->c, o->out2, o->workspace);
     case OP_GEMM:
         return be->gemm(be, o->trans_a, o->trans_b, o->m, o->n, o->k, 1.0f, o->a, o->lda, o->b, o->ldb, 0.0f,
                         o->out, o->ldc);
@@ -268,6 +277,12 @@ static gan_status report_op(gan_backend *be, const op_call *o, const ops_options
                                  : GAN_CONV_BACKWARD_FILTER;
         be->conv_describe(be, &o->geom, pass, algorithm, sizeof algorithm);
     }
+    if (be->conv_describe && o->kind == OP_CONV_GRADS) { /* both passes' */
+        char filter[80], other[80];
+        be->conv_describe(be, &o->geom, GAN_CONV_BACKWARD_FILTER, filter, sizeof filter);
+        be->conv_describe(be, &o->geom, o->other, other, sizeof other);
+        snprintf(algorithm, sizeof algorithm, "%s; %s", filter, other);
+    }
     /* The batch norms' split over blocks (the CUDA backend: chunks per channel). */
     if (be->bn_describe && (o->kind == OP_BN_FORWARD_TRAIN || o->kind == OP_BN_BACKWARD ||
                             o->kind == OP_BN_ACT_FORWARD_TRAIN || o->kind == OP_BN_ACT_BACKWARD))
@@ -327,6 +342,9 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     buffer_floats(&b, w_count, 0.0f, 0.02f, &w);
     buffer_floats(&b, x_count, 0.0f, 0.0f, &dx);
     buffer_floats(&b, w_count, 0.0f, 0.0f, &dw);
+    float *y2 = NULL; /* a transposed convolution's dx beside the dy it is computed from (conv grads) */
+    if (l->spec.kind == GAN_LAYER_CONVT)
+        buffer_floats(&b, y_count, 0.0f, 0.0f, &y2);
     buffer_bytes(&b, be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL), &ws);
     gan_status status = GAN_OK;
     GAN_CHECK(b.status);
@@ -352,15 +370,27 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     const char *act_name;
     bool epilogue = fused_activation_after(m, l, false, &act, &slope, &act_name);
     int forwards = passes_per_iteration(m, l, PASS_FORWARD);
+    /* Where the backend runs a layer's two backward passes as one op (conv_grads), the backwards
+     * that make both count there, and the plain passes only where made alone. */
+    int both = be->conv_grads ? passes_per_iteration(m, l, PASS_BACKWARD_BOTH) : 0;
     snprintf(name, sizeof name, "%s fwd", kind);
     GAN_CHECK(report_op(be, convt ? &backward_data : &forward, opt, pk, name, layer, shape, flops, 0,
                         &it->conv, epilogue ? 0 : forwards));
     snprintf(name, sizeof name, "%s bwd-data", kind);
     GAN_CHECK(report_op(be, convt ? &forward : &backward_data, opt, pk, name, layer, shape, flops, 0,
-                        &it->conv, passes_per_iteration(m, l, PASS_BACKWARD_DATA)));
+                        &it->conv, passes_per_iteration(m, l, PASS_BACKWARD_DATA) - both));
     snprintf(name, sizeof name, "%s bwd-filter", kind);
     GAN_CHECK(report_op(be, &backward_filter, opt, pk, name, layer, shape, flops, 0, &it->conv,
-                        passes_per_iteration(m, l, PASS_BACKWARD_FILTER)));
+                        passes_per_iteration(m, l, PASS_BACKWARD_FILTER) - both));
+    if (be->conv_grads) {
+        /* conv: dy in common (y's buffer), dx out; convt: its convolution's x in common (the
+         * layer's dy), the forward into y2 */
+        op_call grads = {.kind = OP_CONV_GRADS, .geom = g, .a = x, .b = y, .c = w, .out = dw,
+                         .other = convt ? GAN_CONV_FORWARD : GAN_CONV_BACKWARD_DATA, .out2 = convt ? y2 : dx,
+                         .workspace = ws};
+        snprintf(name, sizeof name, "%s grads", kind);
+        GAN_CHECK(report_op(be, &grads, opt, pk, name, layer, shape, 2.0 * flops, 0, &it->conv, both));
+    }
     if (epilogue) {
         op_call fused = {.kind = convt ? OP_CONV_BACKWARD_DATA_ACT : OP_CONV_FORWARD_ACT, .geom = g,
                          .act = act, .slope = slope, .a = convt ? y : x, .b = w, .out = convt ? dx : y,
@@ -656,8 +686,8 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
         GAN_CHECK(bench_ema(be, g, opt, pk, &it));
     gan_conv_choices_update_cache(be, stderr); /* what the layers' planning chose */
     printf("iteration   : %.2f ms from these ops, each best time x the times one iteration runs it "
-           "(x/it, k = 1; an op fused with the activation after it counts in place of the two, as training "
-           "runs it): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms "
+           "(x/it, k = 1; an op fused with the activation after it, and a layer's two backward passes as "
+           "one op (grads), count in place of their parts, as training runs them): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms "
            "(+ %.3f ms EMA of G with train.ema_decay > 0); "
            "gan bench train %s train.batch_size=%d times the whole iteration\n",
            it.conv + it.bn + it.act + it.loss + it.adam, it.conv, it.bn, it.act, it.loss, it.adam, it.ema,

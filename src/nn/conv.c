@@ -77,10 +77,13 @@ static gan_status conv_backward(gan_layer *layer, gan_model *model, const float 
     const gan_param *w = gan_layer_param(model, layer->weight_param);
     if (mode != GAN_GRADS_NONE) {
         float beta = mode == GAN_GRADS_ACCUMULATE ? 1.0f : 0.0f;
-        GAN_TRY(be->conv_backward_filter(be, &conv->geom, x, dy, beta, w->grad, model->workspace));
         if (layer->bias_param >= 0)
             GAN_TRY(be->bias_backward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
                                       dy, beta, gan_layer_param(model, layer->bias_param)->grad));
+        if (dx && be->conv_grads) /* both passes read dy */
+            return be->conv_grads(be, &conv->geom, x, dy, beta, w->grad, GAN_CONV_BACKWARD_DATA, w->value, dx,
+                                  model->workspace);
+        GAN_TRY(be->conv_backward_filter(be, &conv->geom, x, dy, beta, w->grad, model->workspace));
     }
     if (dx)
         GAN_TRY(be->conv_backward_data(be, &conv->geom, dy, w->value, dx, model->workspace));

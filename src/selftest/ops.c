@@ -376,6 +376,32 @@ static gan_status check_conv_geom(selftest *st, const gan_conv_geom *g)
             GAN_CHECK(compare(st, op, &c.dw, c.w_count, tol));
         GAN_CHECK(pair_sync_from_ref(st, &c.dw));
     }
+    /* conv_grads (optional: compared where both backends have it): a Conv2d's two backward
+     * passes, dy in common (accumulating into dw), and a ConvTranspose2d's, x in common */
+    if (!st->ref->conv_grads || !st->test->conv_grads) {
+        if (st->report)
+            fprintf(st->report, "%-44s not in the %s backend: its callers run the ops apart\n", "conv_grads",
+                    !st->test->conv_grads ? st->test->name : st->ref->name);
+    } else {
+        char part[160];
+        snprintf(op, sizeof op, "conv_grads bwd-data b1 %s", c.name);
+        if (RUN_BOTH(st, op, be->conv_grads(be, g, SIDE(c.x), SIDE(c.dy), 1.0f, SIDE(c.dw), GAN_CONV_BACKWARD_DATA,
+                                            SIDE(c.w), SIDE(c.dx), SIDE_RAW(c.ws)))) {
+            snprintf(part, sizeof part, "%s dw", op);
+            GAN_CHECK(compare(st, part, &c.dw, c.w_count, tol));
+            snprintf(part, sizeof part, "%s dx", op);
+            GAN_CHECK(compare(st, part, &c.dx, c.x_count, tol));
+        }
+        GAN_CHECK(pair_sync_from_ref(st, &c.dw));
+        snprintf(op, sizeof op, "conv_grads fwd b0 %s", c.name);
+        if (RUN_BOTH(st, op, be->conv_grads(be, g, SIDE(c.x), SIDE(c.dy), 0.0f, SIDE(c.dw), GAN_CONV_FORWARD,
+                                            SIDE(c.w), SIDE(c.y), SIDE_RAW(c.ws)))) {
+            snprintf(part, sizeof part, "%s dw", op);
+            GAN_CHECK(compare(st, part, &c.dw, c.w_count, tol));
+            snprintf(part, sizeof part, "%s y", op);
+            GAN_CHECK(compare(st, part, &c.y, c.y_count, tol));
+        }
+    }
 cleanup:
     conv_pairs_free(st, &c);
     return status;
