@@ -11,6 +11,9 @@
 #   6. dcgan_fmnist32 for 20 iterations on the GPU and on the CPU with the same seed, losses side
 #      by side; the GPU run again, which must log the same losses and choose the same convolution
 #      algorithms (kept in GAN_CACHE_DIR = BUILD/gpu-check-cache; listed in the report)
+#   6b. dcgan_fmnist32 for one epoch on the GPU in fp32, tf32 and bf16: the loss and D(x)/D(G(z))
+#      curves side by side (bench/quality_curves.py) and the sample grids
+#      (bench/results/gpu-quality-PRECISION.png)
 #   7. gan bench ops --device cuda on one config and batch, in fp32 and in bf16 (a short look at
 #      the ops)
 #   8. the speed check (bench/gpu_speed.py): gan in each precision against PyTorch in the matching
@@ -374,6 +377,44 @@ if [ $built = 1 ] && [ $have_gpu = 1 ]; then
   fi
 else
   skip_step "training runs (GPU and CPU)" "$([ $built = 1 ] && echo 'no GPU' || echo 'the build failed')"
+fi
+
+# ---- 6b. training quality in each precision ---------------------------------------------------------
+# dcgan_fmnist32 for one epoch (468 iterations at batch 128): fp32 deterministic (gan's default), tf32
+# and bf16 not deterministic (as users run them). The loss and D(x)/D(G(z)) curves side by side
+# (bench/quality_curves.py) and each run's final sample grid, copied to
+# bench/results/gpu-quality-PRECISION.png, go into the report.
+
+quality=$build/gpu-check-quality
+if [ $built = 1 ] && [ $have_gpu = 1 ]; then
+  rm -rf "$quality"
+  quality_runs=()
+  for precision in fp32 tf32 bf16; do
+    deterministic=$([ $precision = fp32 ] && echo true || echo false)
+    step=run_step
+    [ $precision = fp32 ] || step=run_optional
+    if $step "train dcgan_fmnist32 one epoch --device cuda ($precision)" 150 \
+         "$gan" train configs/dcgan_fmnist32.ini train.precision=$precision train.deterministic=$deterministic \
+         "${data_override[@]}" --device cuda --out "$quality/$precision" --quiet; then
+      quality_runs+=("$precision=$quality/$precision")
+      if [ -f "$quality/$precision/samples/final.png" ]; then
+        mkdir -p "$root/bench/results"
+        cp "$quality/$precision/samples/final.png" "$root/bench/results/gpu-quality-$precision.png"
+      fi
+    fi
+  done
+  if [ ${#quality_runs[@]} -gt 0 ]; then
+    {
+      echo
+      python3 bench/quality_curves.py --title "training quality: dcgan_fmnist32, one epoch, by precision" \
+        "${quality_runs[@]}" 2>&1
+      echo
+      echo "sample grids after the epoch (bench/results/): " \
+        $(for r in "${quality_runs[@]}"; do echo "![${r%%=*}](results/gpu-quality-${r%%=*}.png)"; done)
+    } >>"$body"
+  fi
+else
+  skip_step "training quality runs" "$([ $built = 1 ] && echo 'no GPU' || echo 'the build failed')"
 fi
 
 # ---- 7. a short look at the ops --------------------------------------------------------------------
