@@ -10,7 +10,8 @@
  * `kernel<<<grid, block, 0, stream>>>(args)`.
  *
  * How a launch runs: on the calling host thread, blocks one after another; the CUDA threads of a
- * block are fibers (ucontext), run in turn from one wait to the next: a round runs thread 0
+ * block are fibers (a stack each, switched by a few instructions on x86-64, by ucontext elsewhere),
+ * run in turn from one wait to the next: a round runs thread 0
  * until it waits (at __syncthreads() or at a warp shuffle) or returns, then thread 1, ... Each
  * fiber records what it waits on. After a round, every warp (32 consecutive threads by linear
  * thread index) whose live lanes all wait at a shuffle exchanges its values, and those lanes run
@@ -159,6 +160,70 @@ inline float __bfloat162float(__nv_bfloat16 value)
     return result;
 }
 
+/* ---- contexts: a stack to switch to and from -------------------------------------------------- */
+
+/* On x86-64 a switch saves the callee-saved registers on the stack it leaves and the stack pointer
+ * in the context, then does the reverse for the one it enters: no system call (swapcontext saves
+ * and restores the signal mask with one each way, which was most of an emulated launch's time).
+ * Elsewhere, ucontext. */
+#if defined(__x86_64__)
+#define GAN_EMU_FAST_SWITCH 1
+struct gan_emu_context {
+    void *sp = nullptr;
+};
+/* Saves into *from_sp and enters to_sp (System V: rdi, rsi). Only basic asm in a naked function. */
+__attribute__((naked, noinline)) static void gan_emu_switch_stacks(void **from_sp, void *to_sp)
+{
+    __asm__ volatile("pushq %rbp\n\t"
+                     "pushq %rbx\n\t"
+                     "pushq %r12\n\t"
+                     "pushq %r13\n\t"
+                     "pushq %r14\n\t"
+                     "pushq %r15\n\t"
+                     "movq %rsp, (%rdi)\n\t"
+                     "movq %rsi, %rsp\n\t"
+                     "popq %r15\n\t"
+                     "popq %r14\n\t"
+                     "popq %r13\n\t"
+                     "popq %r12\n\t"
+                     "popq %rbx\n\t"
+                     "popq %rbp\n\t"
+                     "retq\n\t");
+}
+/* A context that starts entry() on stack[0 .. bytes): six zero registers, then entry as the
+ * return address, then a zero slot, so that entry starts with the stack aligned as after a call
+ * (rsp + 8 a multiple of 16). entry must never return. */
+inline void gan_emu_context_start(gan_emu_context &c, char *stack, size_t bytes, void (*entry)(void))
+{
+    uintptr_t top = ((uintptr_t)stack + bytes) & ~(uintptr_t)15;
+    void **slot = (void **)top;
+    *--slot = nullptr;
+    *--slot = (void *)entry;
+    for (int i = 0; i < 6; i++)
+        *--slot = nullptr;
+    c.sp = slot;
+}
+inline void gan_emu_context_switch(gan_emu_context &from, gan_emu_context &to)
+{
+    gan_emu_switch_stacks(&from.sp, to.sp);
+}
+#else
+struct gan_emu_context {
+    ucontext_t uc;
+};
+/* Kept out of line: getcontext returns twice, and the caller's variables must not live across it. */
+__attribute__((noinline)) inline void gan_emu_context_start(gan_emu_context &c, char *stack, size_t bytes,
+                                                            void (*entry)(void))
+{
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = bytes;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+inline void gan_emu_context_switch(gan_emu_context &from, gan_emu_context &to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 /* ---- fibers: the CUDA threads of the running block ------------------------------------------ */
 
 /* The state of the running block: one fiber per CUDA thread and the scheduler's context. */
@@ -167,7 +232,7 @@ struct gan_emu_block {
     enum wait_kind { RUNNABLE, AT_BARRIER, AT_SHUFFLE, FINISHED };
     enum shuffle_kind { SHUFFLE_DOWN, SHUFFLE_XOR };
     struct fiber {
-        ucontext_t context;
+        gan_emu_context context;
         uint3 thread_index;
         wait_kind waiting = RUNNABLE;
         /* the shuffle it waits at: kind, delta or lane mask, the value's bytes (4 float, 8 double)
@@ -179,7 +244,7 @@ struct gan_emu_block {
         void *fake_stack = nullptr; /* ASan's, while the fiber is switched out */
     };
     std::vector<fiber> fibers;
-    ucontext_t scheduler;
+    gan_emu_context scheduler;
     size_t current = 0;
     const std::function<void()> *body = nullptr;
     const void *scheduler_stack_bottom = nullptr; /* for ASan */
@@ -202,7 +267,7 @@ inline void gan_emu_yield_to_scheduler(bool finishing)
     __sanitizer_start_switch_fiber(finishing ? nullptr : &self.fake_stack, b->scheduler_stack_bottom,
                                    b->scheduler_stack_size);
 #endif
-    swapcontext(&self.context, &b->scheduler);
+    gan_emu_context_switch(self.context, b->scheduler);
 #ifdef GAN_EMU_ASAN
     __sanitizer_finish_switch_fiber(self.fake_stack, &b->scheduler_stack_bottom,
                                     &b->scheduler_stack_size);
@@ -290,17 +355,12 @@ inline double __shfl_xor_sync(unsigned mask, double var, int laneMask)
     return gan_emu_shuffle("__shfl_xor_sync", mask, var, gan_emu_block::SHUFFLE_XOR, (unsigned)laneMask);
 }
 
-/* A fresh fiber at gan_emu_fiber_entry on `stack`. Kept out of line: getcontext returns twice,
- * and the caller's loop variables must not live across it. */
-__attribute__((noinline)) inline void gan_emu_fiber_init(gan_emu_block::fiber &f, char *stack)
+/* A fresh fiber at gan_emu_fiber_entry on `stack`. */
+inline void gan_emu_fiber_init(gan_emu_block::fiber &f, char *stack)
 {
     f.waiting = gan_emu_block::RUNNABLE;
     f.fake_stack = nullptr;
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = stack;
-    f.context.uc_stack.ss_size = GAN_EMU_STACK_BYTES;
-    f.context.uc_link = nullptr;
-    makecontext(&f.context, gan_emu_fiber_entry, 0);
+    gan_emu_context_start(f.context, stack, GAN_EMU_STACK_BYTES, gan_emu_fiber_entry);
 }
 
 /* "__shfl_down_sync(float)" and the like, for messages. */
@@ -380,7 +440,7 @@ inline void gan_emu_run_block(gan_emu_block &b)
             __sanitizer_start_switch_fiber(&scheduler_fake_stack, gan_emu_stacks[t].get(),
                                            GAN_EMU_STACK_BYTES);
 #endif
-            swapcontext(&b.scheduler, &f.context);
+            gan_emu_context_switch(b.scheduler, f.context);
 #ifdef GAN_EMU_ASAN
             __sanitizer_finish_switch_fiber(scheduler_fake_stack, nullptr, nullptr);
 #endif
@@ -430,16 +490,26 @@ inline void gan_emu_run_block(gan_emu_block &b)
 
 /* ---- the launch ---------------------------------------------------------------------------- */
 
+/* A CUDA runtime on the CPU (tests/emu_cuda_runtime.cpp, in libgan_cuda_emu.so) provides these;
+ * elsewhere they are absent (weak, NULL) and every launch runs at once. gan_emu_capture: true
+ * when `stream` is capturing a graph and took `work`, to run(work) at each launch of the graph
+ * and release(work) when the graph goes. gan_emu_launched: a launch that ran at once (its clock). */
+extern "C" bool gan_emu_capture(cudaStream_t stream, void (*run)(void *), void (*release)(void *), void *work)
+    __attribute__((weak));
+extern "C" void gan_emu_launched(void) __attribute__((weak));
+
 /* The limits every current GPU enforces; a launch outside them fails as on a device. */
 enum { GAN_EMU_MAX_THREADS_PER_BLOCK = 1024 };
 
 /* Runs kernel(args...) over grid x block, as `kernel<<<grid, block, 0, stream>>>(args...)` would,
  * and returns when every block has finished. Errors are reported through cudaGetLastError(). */
 template <typename... Params, typename... Args>
+void gan_emu_run_grid(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args);
+
+template <typename... Params, typename... Args>
 void gan_emu_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
                     Args... args)
 {
-    (void)stream;
     unsigned long long threads_per_block = (unsigned long long)block.x * block.y * block.z;
     unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
     if (threads_per_block == 0 || threads_per_block > GAN_EMU_MAX_THREADS_PER_BLOCK || blocks == 0 ||
@@ -447,6 +517,25 @@ void gan_emu_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream
         gan_emu_last_error = cudaErrorInvalidConfiguration;
         return;
     }
+    if (gan_emu_capture) {
+        /* the arguments by value, as a captured launch keeps them */
+        auto *work = new std::function<void()>([=] { gan_emu_run_grid(kernel, grid, block, args...); });
+        auto run = [](void *w) { (*static_cast<std::function<void()> *>(w))(); };
+        auto release = [](void *w) { delete static_cast<std::function<void()> *>(w); };
+        if (gan_emu_capture(stream, run, release, work))
+            return;
+        delete work;
+    }
+    gan_emu_run_grid(kernel, grid, block, args...);
+    if (gan_emu_launched)
+        gan_emu_launched();
+}
+
+/* The blocks of a checked launch, one after another. */
+template <typename... Params, typename... Args>
+void gan_emu_run_grid(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args)
+{
+    unsigned long long threads_per_block = (unsigned long long)block.x * block.y * block.z;
     if (gan_emu_running_block) {
         std::fprintf(stderr, "cuda_emulation: a kernel launched from inside a kernel\n");
         std::abort();

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The CUDA backend whole on an emulated device (libgan_cuda_emu.so: its host sources and kernels
+# over tests/emu_cuda_runtime.cpp's CUDA runtime, cuBLAS and cuDNN on the CPU), loaded through
+# GAN_CUDA_MODULE: what the backend decides and calls is run for real and compared with the CPU
+# backend, in CI, without a GPU.
+#   1. gan selftest --device cuda (every op and one dcgan_fmnist32 iteration at batch 2 against
+#      the CPU) in the set-ups that take the backend's different paths: fp32 deterministic (cuDNN
+#      in NCHW), the sub-pixel backward-data and im2col backward-filter forced, bf16 with cuDNN
+#      in NHWC on every pass (BF16 copies, conv_grads' shared copy), bf16 as timed (im2col wins the
+#      backward-filter under the emulated clock: conv_grads' two-op path), tf32 in NHWC and tf32 as
+#      timed (NCHW, TF32 operands).
+#   2. training a small DCGAN: the iteration captured as a CUDA graph and replayed gives the losses
+#      of the same iterations launched op by op, bit for bit; a rerun (the stored algorithm
+#      choices reused) too; the CPU's within 1e-3; bf16 trains with finite losses near fp32's.
+# Each run keeps its algorithm choices in a folder of its own (GAN_CACHE_DIR). Skips where this
+# build has no CUDA backend (the module is built beside it).
+set -uo pipefail
+source "$(dirname "$0")/lib_script.sh"
+script_setup script_cuda_emulated
+module=$GAN_BINARY_DIR/libgan_cuda_emu.so
+if [ ! -f "$module" ]; then
+  echo "skipped: $module was not built (a build without the CUDA backend)"
+  exit 77
+fi
+export GAN_CUDA_MODULE=$module
+unset GAN_CUDA_SUBPIXEL GAN_CUDA_IM2COL GAN_CUDA_NHWC
+
+expect 0 "gan emulated device" -- "$gan" info --no-bench
+
+# ---- 1. selftest in each set-up ----------------------------------------------------------------
+# selftest NAME [VAR=VALUE ...] -- [key=value ...]
+selftest() {
+  local name=$1; shift
+  local vars=()
+  while [ "$1" != -- ]; do vars+=("$1"); shift; done
+  shift
+  if env "${vars[@]}" GAN_CACHE_DIR="$work/cache-$name" "$gan" selftest --device cuda --batch 2 \
+       --config "$GAN_SOURCE_DIR/configs/dcgan_fmnist32.ini" "$@" >"$work/selftest-$name.out" 2>&1 &&
+     grep -q '^gan selftest: ops within tolerance, iteration within tolerance$' "$work/selftest-$name.out"; then
+    ok
+  else
+    fail "selftest $name: $(grep -E 'FAIL|error' "$work/selftest-$name.out" | head -n 5)$(tail -n 2 "$work/selftest-$name.out")"
+  fi
+}
+selftest fp32 -- 
+selftest fp32-forms GAN_CUDA_SUBPIXEL=always GAN_CUDA_IM2COL=always --
+selftest bf16-cudnn GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never -- train.precision=bf16
+selftest bf16 -- train.precision=bf16 train.deterministic=false
+selftest tf32-nhwc GAN_CUDA_NHWC=always GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never -- train.precision=tf32
+selftest tf32 -- train.precision=tf32 train.deterministic=false
+# the set-ups did take their paths: the fused ops and conv_grads compared in each
+for name in fp32 bf16-cudnn tf32-nhwc; do
+  grep -q '^conv_grads bwd-data b1 \[8,16,16,16\] k4 s2 p1 dw .* ok$' "$work/selftest-$name.out" && ok ||
+    fail "selftest $name compared no conv_grads"
+done
+
+# ---- 2. training ----------------------------------------------------------------------------------
+make_tiny_idx "$work/tiny.idx3-ubyte"
+printf '%s\n' '[model]' 'nz = 8' 'generator = convt(16,4,1,0) bn relu convt(1,4,2,1) tanh' \
+  'discriminator = conv(16,4,2,1) lrelu(0.2) conv(32,4,1,0) bn lrelu(0.2) conv(1,1,1,0) sigmoid' \
+  '[data]' "path = $work/tiny.idx3-ubyte" 'image_size = 8' 'channels = 1' \
+  '[train]' 'iterations = 6' 'batch_size = 8' 'seed = 5' \
+  '[log]' 'every = 1' 'sample_every = 0' 'checkpoint_every = 0' > "$work/tiny.ini"
+# train NAME DEVICE [key=value ...]: the run's losses, one line per iteration, in $work/NAME.losses
+train() {
+  local name=$1 device=$2; shift 2
+  if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" --device "$device" --quiet \
+       --out "$work/run-$name" "$@" >"$work/train-$name.out" 2>&1; then
+    python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' \
+      "$work/run-$name/metrics.jsonl" >"$work/$name.losses"
+    [ "$(wc -l < "$work/$name.losses")" = 6 ] && ok || fail "train $name: $(wc -l < "$work/$name.losses") logged iterations"
+  else
+    fail "train $name: $(tail -n 3 "$work/train-$name.out")"
+    : >"$work/$name.losses"
+  fi
+}
+train graph cuda
+train eager cuda train.graph=false
+train again cuda
+train cpu cpu
+train bf16 cuda train.precision=bf16
+cmp -s "$work/graph.losses" "$work/eager.losses" && ok ||
+  fail "the captured iteration's losses differ from the op-by-op ones: $(paste -d'|' "$work/graph.losses" "$work/eager.losses" | head -n 3)"
+cmp -s "$work/graph.losses" "$work/again.losses" && ok || fail "a rerun's losses differ from the first run's"
+grep -q 'algo=' "$work/cache-train/conv_algorithms.txt" 2>/dev/null && ok || fail "no stored algorithm choices"
+# close to the CPU: within 1e-3 (relative, 1e-4 absolute) in fp32; bf16 within 0.05 and finite
+close() { # close A B RTOL ATOL
+  python3 -c 'import math, sys
+a = [list(map(float, l.split())) for l in open(sys.argv[1])]
+b = [list(map(float, l.split())) for l in open(sys.argv[2])]
+rtol, atol = float(sys.argv[3]), float(sys.argv[4])
+assert len(a) == len(b) == 6, (len(a), len(b))
+for i, (x, y) in enumerate(zip(a, b)):
+    for u, v in zip(x, y):
+        assert math.isfinite(u) and abs(u - v) <= atol + rtol * abs(v), f"iteration {i + 1}: {x} vs {y}"' "$@"
+}
+close "$work/graph.losses" "$work/cpu.losses" 1e-3 1e-4 2>"$work/close.err" && ok ||
+  fail "emulated CUDA vs CPU (fp32): $(tail -n 1 "$work/close.err")"
+close "$work/bf16.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" && ok ||
+  fail "emulated CUDA bf16 vs CPU: $(tail -n 1 "$work/close.err")"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
