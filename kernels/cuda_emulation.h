@@ -33,7 +33,8 @@
  * Not provided: other warp intrinsics (__shfl_sync, __shfl_up_sync, __ballot_sync, ...), a mask
  * other than 0xffffffff (refused at run time), the shuffles' width argument, other shuffled
  * types, atomics, dynamic shared memory, streams that overlap (a launch runs to completion
- * before gan_emu_launch returns), bfloat16 arithmetic, __nv_bfloat162 and every other bf16
+ * before gan_emu_launch returns, unless a CUDA runtime on the CPU records it into a graph: see
+ * gan_emu_capture), bfloat16 arithmetic, __nv_bfloat162 and every other bf16
  * conversion (rounding modes other than _rn, to and from integers and double). Kernels must not
  * use them; compiling the kernels against this header is what enforces it (the mask: running
  * them).
@@ -167,7 +168,6 @@ inline float __bfloat162float(__nv_bfloat16 value)
  * and restores the signal mask with one each way, which was most of an emulated launch's time).
  * Elsewhere, ucontext. */
 #if defined(__x86_64__)
-#define GAN_EMU_FAST_SWITCH 1
 struct gan_emu_context {
     void *sp = nullptr;
 };

@@ -700,14 +700,6 @@ cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t desc, cudnnTens
         return CUDNN_STATUS_NOT_SUPPORTED;
     return cudnnSetTensor4dDescriptorEx(desc, type, n, c, h, w, c * h * w, h * w, w, 1);
 }
-cudnnStatus_t cudnnGetTensor4dDescriptor(const cudnnTensorDescriptor_t desc, cudnnDataType_t *type, int *n, int *c,
-                                         int *h, int *w, int *sn, int *sc, int *sh, int *sw)
-{
-    *type = desc->type;
-    *n = desc->n, *c = desc->c, *h = desc->h, *w = desc->w;
-    *sn = desc->sn, *sc = desc->sc, *sh = desc->sh, *sw = desc->sw;
-    return CUDNN_STATUS_SUCCESS;
-}
 cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *desc)
 {
     *desc = new cudnnFilterStruct;
@@ -727,13 +719,6 @@ cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t desc, cudnnData
     if (k <= 0 || c <= 0 || h <= 0 || w <= 0)
         return CUDNN_STATUS_BAD_PARAM;
     *desc = cudnnFilterStruct{type, format, k, c, h, w};
-    return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnGetFilter4dDescriptor(const cudnnFilterDescriptor_t desc, cudnnDataType_t *type,
-                                         cudnnTensorFormat_t *format, int *k, int *c, int *h, int *w)
-{
-    *type = desc->type, *format = desc->format;
-    *k = desc->k, *c = desc->c, *h = desc->h, *w = desc->w;
     return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *desc)
@@ -757,22 +742,9 @@ cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t desc,
     *desc = cudnnConvolutionStruct{pad_h, pad_w, stride_h, stride_w, dil_h, dil_w, mode, math};
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnGetConvolution2dDescriptor(const cudnnConvolutionDescriptor_t desc, int *pad_h, int *pad_w,
-                                              int *stride_h, int *stride_w, int *dil_h, int *dil_w,
-                                              cudnnConvolutionMode_t *mode, cudnnDataType_t *compute_type)
-{
-    *pad_h = desc->pad_h, *pad_w = desc->pad_w, *stride_h = desc->stride_h, *stride_w = desc->stride_w;
-    *dil_h = desc->dil_h, *dil_w = desc->dil_w, *mode = desc->mode, *compute_type = CUDNN_DATA_FLOAT;
-    return CUDNN_STATUS_SUCCESS;
-}
 cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t desc, cudnnMathType_t math)
 {
     desc->math = math;
-    return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnGetConvolutionMathType(cudnnConvolutionDescriptor_t desc, cudnnMathType_t *math)
-{
-    *math = desc->math;
     return CUDNN_STATUS_SUCCESS;
 }
 

@@ -11,7 +11,8 @@
 #      timed (NCHW, TF32 operands).
 #   2. training a small DCGAN: the iteration captured as a CUDA graph and replayed gives the losses
 #      of the same iterations launched op by op, bit for bit; a rerun (the stored algorithm
-#      choices reused) too; the CPU's within 1e-3; bf16 trains with finite losses near fp32's.
+#      choices reused) too, and so do 3 iterations resumed to 6 (the device-side counters restored);
+#      the CPU's within 1e-3; bf16 trains with finite losses near fp32's.
 # Each run keeps its algorithm choices in a folder of its own (GAN_CACHE_DIR). Skips where this
 # build has no CUDA backend (the module is built beside it).
 set -uo pipefail
@@ -82,6 +83,21 @@ train eager cuda train.graph=false
 train again cuda
 train cpu cpu
 train bf16 cuda train.precision=bf16
+# resumed: 3 iterations, then --resume to 6 (the device-side counters restored from the checkpoint)
+if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" train.iterations=3 --device cuda --quiet \
+     --out "$work/run-resumed" >"$work/train-half.out" 2>&1 &&
+   GAN_CACHE_DIR="$work/cache-train" "$gan" train --resume "$work/run-resumed" train.iterations=6 --device cuda \
+     --quiet >"$work/train-resumed.out" 2>&1; then
+  python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' \
+    "$work/run-resumed/metrics.jsonl" >"$work/resumed.losses"
+  cmp -s "$work/graph.losses" "$work/resumed.losses" && ok ||
+    fail "3 iterations and a resume to 6 differ from 6 in one run: $(diff "$work/graph.losses" "$work/resumed.losses" | head -n 4)"
+else
+  fail "the resumed run: $(tail -n 3 "$work/train-half.out" "$work/train-resumed.out")"
+fi
 cmp -s "$work/graph.losses" "$work/eager.losses" && ok ||
   fail "the captured iteration's losses differ from the op-by-op ones: $(paste -d'|' "$work/graph.losses" "$work/eager.losses" | head -n 3)"
 cmp -s "$work/graph.losses" "$work/again.losses" && ok || fail "a rerun's losses differ from the first run's"

@@ -482,7 +482,7 @@ static gan_nhwc_copy nhwc_copy_of(nc_hw s, const float *src, void *dst)
     return (gan_nhwc_copy){.n = s.n, .c = s.c, .c_nhwc = s.c_nhwc, .hw = s.hw, .src = src, .dst = dst};
 }
 
-/* Copies the two inputs of `pass` (cudnn_run's a and b) into their NHWC copies. */
+/* The copies `pass` makes of its two inputs (cudnn_run's a and b): which tensor into which slot. */
 static void copies_of_pass(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass, const float *a,
                            const float *b, const nhwc_copies *c, gan_nhwc_copy out[2])
 {
@@ -558,9 +558,9 @@ static gan_status act_in_place(const gan_cuda_impl *impl, gan_conv_pass pass, co
     return gan_cuda_activation_forward(impl->stream, (gan_activation)act, slope, count, out, out);
 }
 
-/* cuDNN's call of `pass` with the plan's algorithm and math type, on pass p's descriptors: x, w, y
- * its tensors (the one the pass writes, `written`, with cuDNN's beta `beta`), `rest` its own
- * workspace. */
+/* cuDNN's call of `pass` with the plan's algorithm and math type, on the descriptors of the
+ * pass's layout: x, w, y its inputs (the pass writes `written` in place of the third, with
+ * cuDNN's beta `beta`), `rest` cuDNN's own workspace. */
 static gan_status cudnn_call(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass, const void *x,
                              const void *w, const void *y, void *written, float beta, void *rest, size_t rest_bytes)
 {
