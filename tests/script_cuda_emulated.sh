@@ -8,7 +8,8 @@
 #      in NCHW), the sub-pixel backward-data and im2col backward-filter forced, bf16 with cuDNN
 #      in NHWC on every pass (BF16 copies, conv_grads' shared copy), bf16 as timed (im2col wins the
 #      backward-filter under the emulated clock: conv_grads' two-op path), tf32 in NHWC and tf32 as
-#      timed (NCHW, TF32 operands).
+#      timed (NCHW, TF32 operands); and test_gpu_ops, the GPU-only test, as timed and with cuDNN
+#      on every pass.
 #   2. training a small DCGAN: the iteration captured as a CUDA graph and replayed gives the losses
 #      of the same iterations launched op by op, bit for bit; a rerun (the stored algorithm
 #      choices reused) too, and so do 3 iterations resumed to 6 (the device-side counters restored);
@@ -53,6 +54,16 @@ selftest tf32 -- train.precision=tf32 train.deterministic=false
 for name in fp32 bf16-cudnn tf32-nhwc; do
   grep -q '^conv_grads bwd-data b1 \[8,16,16,16\] k4 s2 p1 dw .* ok$' "$work/selftest-$name.out" && ok ||
     fail "selftest $name compared no conv_grads"
+done
+
+# test_gpu_ops (ctest's gpu label, skipped without a device) on the emulated one: selftest in fp32
+# and tf32, repeats bit for bit, conv_grads the two ops' bits; again with cuDNN on every pass
+# (conv_grads' shared copy in bf16)
+for forms in timed never; do
+  vars=(GAN_CACHE_DIR="$work/cache-gpu-ops-$forms")
+  [ $forms = never ] && vars+=(GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never)
+  if env "${vars[@]}" "$GAN_BINARY_DIR/tests/test_gpu_ops" >"$work/gpu-ops-$forms.out" 2>&1; then ok
+  else fail "test_gpu_ops ($forms forms of ours): $(grep -E 'FAIL' "$work/gpu-ops-$forms.out" | head -n 3)$(tail -n 1 "$work/gpu-ops-$forms.out")"; fi
 done
 
 # ---- 2. training ----------------------------------------------------------------------------------
