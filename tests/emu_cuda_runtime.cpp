@@ -9,8 +9,9 @@
  * kernels, timing, concurrency and memory are the GPU's to show.
  *
  * The device:
- *   - memory is host memory (cudaMalloc: 256-byte aligned), so the backend's pointers are plain
- *     pointers; cudaPointerGetAttributes says device for what cudaMalloc gave, host otherwise;
+ *   - memory is host memory (cudaMalloc: 256-byte aligned, filled with NaNs, so that a read of
+ *     what nothing wrote shows), so the backend's pointers are plain pointers;
+ *     cudaPointerGetAttributes says device for what cudaMalloc gave, host otherwise;
  *   - one stream order, run at once: every operation finishes before its call returns, except
  *     while a stream is capturing, when it is recorded as a graph node instead (kernel launches
  *     too, through gan_emu_capture) and run at each cudaGraphLaunch;
@@ -19,8 +20,9 @@
  *     figures, below);
  *   - cuDNN: 4-d tensors (NCHW, NHWC or any strides) of FLOAT or BFLOAT16, filters in NCHW or
  *     NHWC (KRSC), cross-correlation with padding, stride and dilation, the three passes with
- *     alpha and beta, sums in double (in a fixed order), rounded once. A TENSOR_OP math type on FLOAT data rounds the
- *     operands to TF32 first, as tensor cores do. Each pass offers three algorithms: 0 (FMA,
+ *     alpha and beta, sums in double (in a fixed order), rounded once. A TENSOR_OP math type on
+ *     FLOAT data rounds the operands to TF32 first, as tensor cores do. Each pass offers three
+ *     algorithms: 0 (FMA,
  *     deterministic, 0.020 ms, no workspace), 1 (TENSOR_OP, deterministic, 0.010 ms, 4 KiB of
  *     workspace) and 2 (FMA, not deterministic, 0.005 ms, no workspace). A call given less
  *     workspace than its algorithm needs fails with BAD_PARAM; the workspace it is given is
@@ -182,9 +184,11 @@ const char *cudaGetErrorName(cudaError_t error) { return error == cudaSuccess ? 
 
 cudaError_t cudaMalloc(void **ptr, size_t bytes)
 {
-    *ptr = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+    size_t rounded = (bytes + 255) / 256 * 256 + 256;
+    *ptr = std::aligned_alloc(256, rounded);
     if (!*ptr)
         return fail(cudaErrorMemoryAllocation);
+    std::memset(*ptr, 0xff, rounded); /* NaNs: a read of what nothing wrote shows */
     device_allocations.insert(*ptr);
     return cudaSuccess;
 }
