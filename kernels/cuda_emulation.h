@@ -33,8 +33,8 @@
  * Not provided: other warp intrinsics (__shfl_sync, __shfl_up_sync, __ballot_sync, ...), a mask
  * other than 0xffffffff (refused at run time), the shuffles' width argument, other shuffled
  * types, atomics, dynamic shared memory, streams that overlap (a launch runs to completion
- * before gan_emu_launch returns, unless a CUDA runtime on the CPU records it into a graph: see
- * gan_emu_capture), bfloat16 arithmetic, __nv_bfloat162 and every other bf16
+ * before gan_emu_launch returns, unless a CUDA runtime on the CPU queues it: see gan_emu_enqueue),
+ * bfloat16 arithmetic, __nv_bfloat162 and every other bf16
  * conversion (rounding modes other than _rn, to and from integers and double). Kernels must not
  * use them; compiling the kernels against this header is what enforces it (the mask: running
  * them).
@@ -490,13 +490,12 @@ inline void gan_emu_run_block(gan_emu_block &b)
 
 /* ---- the launch ---------------------------------------------------------------------------- */
 
-/* A CUDA runtime on the CPU (tests/emu_cuda_runtime.cpp, in libgan_cuda_emu.so) provides these;
- * elsewhere they are absent (weak, NULL) and every launch runs at once. gan_emu_capture: true
- * when `stream` is capturing a graph and took `work`, to run(work) at each launch of the graph
- * and release(work) when the graph goes. gan_emu_launched: a launch that ran at once (its clock). */
-extern "C" bool gan_emu_capture(cudaStream_t stream, void (*run)(void *), void (*release)(void *), void *work)
+/* A CUDA runtime on the CPU (tests/emu_cuda_runtime.cpp, in libgan_cuda_emu.so) provides this;
+ * elsewhere it is absent (weak, NULL) and every launch runs at once. When present it takes every
+ * launch: run(work) later, in `stream`'s order (at each launch of the graph, where the stream was
+ * capturing one), and release(work) once it is no longer needed. */
+extern "C" bool gan_emu_enqueue(cudaStream_t stream, void (*run)(void *), void (*release)(void *), void *work)
     __attribute__((weak));
-extern "C" void gan_emu_launched(void) __attribute__((weak));
 
 /* The limits every current GPU enforces; a launch outside them fails as on a device. */
 enum { GAN_EMU_MAX_THREADS_PER_BLOCK = 1024 };
@@ -517,18 +516,16 @@ void gan_emu_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream
         gan_emu_last_error = cudaErrorInvalidConfiguration;
         return;
     }
-    if (gan_emu_capture) {
-        /* the arguments by value, as a captured launch keeps them */
+    if (gan_emu_enqueue) {
+        /* the arguments by value, as a queued or captured launch keeps them */
         auto *work = new std::function<void()>([=] { gan_emu_run_grid(kernel, grid, block, args...); });
         auto run = [](void *w) { (*static_cast<std::function<void()> *>(w))(); };
         auto release = [](void *w) { delete static_cast<std::function<void()> *>(w); };
-        if (gan_emu_capture(stream, run, release, work))
+        if (gan_emu_enqueue(stream, run, release, work))
             return;
         delete work;
     }
     gan_emu_run_grid(kernel, grid, block, args...);
-    if (gan_emu_launched)
-        gan_emu_launched();
 }
 
 /* The blocks of a checked launch, one after another. */

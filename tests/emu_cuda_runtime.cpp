@@ -12,9 +12,12 @@
  *   - memory is host memory (cudaMalloc: 256-byte aligned, filled with NaNs, so that a read of
  *     what nothing wrote shows), so the backend's pointers are plain pointers;
  *     cudaPointerGetAttributes says device for what cudaMalloc gave, host otherwise;
- *   - one stream order, run at once: every operation finishes before its call returns, except
- *     while a stream is capturing, when it is recorded as a graph node instead (kernel launches
- *     too, through gan_emu_capture) and run at each cudaGraphLaunch;
+ *   - streams queue their operations (kernel launches too, through gan_emu_enqueue) and run them
+ *     in order only when something waits: cudaStreamSynchronize, cudaEventSynchronize (up to the
+ *     event), a copy into pageable host memory, cudaFree; so a host that reads or reuses memory
+ *     before waiting sees stale data, as on a GPU. A copy from pinned host memory (cudaHostAlloc)
+ *     reads it when it runs, one from pageable memory at the call. While a stream captures, its
+ *     operations become graph nodes instead, queued again at each cudaGraphLaunch;
  *   - events time in a deterministic unit: 0.01 ms per operation run between the two records,
  *     so that the backend's timed choices are reproducible (cuDNN's Find reports its own fixed
  *     figures, below);
@@ -40,6 +43,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -58,17 +62,23 @@ struct node {
 /* operations run so far: the events' clock */
 unsigned long long operations_run = 0;
 
-void run_now(const std::function<void()> &work)
-{
-    work();
-    operations_run++;
-}
-
 } /* namespace */
+
+struct CUevent_st {
+    bool done = true; /* recorded and reached (a fresh event counts as done, as CUDA's) */
+    unsigned long long at = 0;
+    cudaStream_t stream = nullptr;
+};
 
 struct CUstream_st {
     bool capturing = false;
     std::vector<node> captured;
+    /* queued, not yet run: an operation, or an event's record (event set) */
+    struct item {
+        std::function<void()> run;
+        cudaEvent_t event;
+    };
+    std::deque<item> pending;
 };
 
 struct CUgraphNode_st {
@@ -84,23 +94,44 @@ struct CUgraphExec_st {
     std::vector<node> nodes;
 };
 
-struct CUevent_st {
-    unsigned long long at = 0;
-};
-
 namespace {
 
 CUstream_st default_stream;
+std::set<CUstream_st *> streams = {&default_stream};
 CUstream_st *stream_of(cudaStream_t stream) { return stream ? stream : &default_stream; }
 
-/* Runs `work` on `stream`, or records it as a node of type `type` while the stream captures. */
+/* Runs the first queued item of s. */
+void run_next(CUstream_st *s)
+{
+    CUstream_st::item it = std::move(s->pending.front());
+    s->pending.pop_front();
+    if (it.event) {
+        it.event->done = true;
+        it.event->at = operations_run;
+    } else {
+        it.run();
+        operations_run++;
+    }
+}
+void flush(CUstream_st *s)
+{
+    while (!s->pending.empty())
+        run_next(s);
+}
+void flush_all(void)
+{
+    for (CUstream_st *s : streams)
+        flush(s);
+}
+
+/* Queues `work` on `stream`, or records it as a node of type `type` while the stream captures. */
 void enqueue(cudaStream_t stream, cudaGraphNodeType type, std::function<void()> work)
 {
     CUstream_st *s = stream_of(stream);
     if (s->capturing)
         s->captured.push_back(node{type, std::move(work)});
     else
-        run_now(work);
+        s->pending.push_back(CUstream_st::item{std::move(work), nullptr});
 }
 
 cudaError_t last_error = cudaSuccess;
@@ -110,23 +141,18 @@ cudaError_t fail(cudaError_t error)
     return error;
 }
 
-std::set<const void *> device_allocations;
+std::set<const void *> device_allocations, pinned_allocations;
 
 } /* namespace */
 
-/* The emulated kernels' launches (kernels/cuda_emulation.h) come here first. */
-extern "C" bool gan_emu_capture(cudaStream_t stream, void (*run)(void *), void (*release)(void *), void *work)
+/* The emulated kernels' launches (kernels/cuda_emulation.h) come here: queued in stream order
+ * with their arguments, or recorded into the graph a capture is making. */
+extern "C" bool gan_emu_enqueue(cudaStream_t stream, void (*run)(void *), void (*release)(void *), void *work)
 {
-    CUstream_st *s = stream_of(stream);
-    if (!s->capturing)
-        return false;
     std::shared_ptr<void> owned(work, release);
-    s->captured.push_back(node{cudaGraphNodeTypeKernel, [run, owned] { run(owned.get()); }});
+    enqueue(stream, cudaGraphNodeTypeKernel, [run, owned] { run(owned.get()); });
     return true;
 }
-
-/* Kernels that ran outside a capture count on the events' clock too. */
-extern "C" void gan_emu_launched(void) { operations_run++; }
 
 extern "C" {
 
@@ -192,8 +218,10 @@ cudaError_t cudaMalloc(void **ptr, size_t bytes)
     device_allocations.insert(*ptr);
     return cudaSuccess;
 }
+/* cudaFree and cudaFreeHost wait for the device, as CUDA's do. */
 cudaError_t cudaFree(void *ptr)
 {
+    flush_all();
     if (ptr && !device_allocations.erase(ptr))
         return fail(cudaErrorInvalidValue);
     std::free(ptr);
@@ -203,10 +231,15 @@ cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags)
 {
     (void)flags;
     *ptr = std::malloc(bytes ? bytes : 1);
-    return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+    if (!*ptr)
+        return fail(cudaErrorMemoryAllocation);
+    pinned_allocations.insert(*ptr);
+    return cudaSuccess;
 }
 cudaError_t cudaFreeHost(void *ptr)
 {
+    flush_all();
+    pinned_allocations.erase(ptr);
     std::free(ptr);
     return cudaSuccess;
 }
@@ -216,12 +249,21 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *attributes, c
     attributes->type = device_allocations.count(ptr) ? cudaMemoryTypeDevice : cudaMemoryTypeHost;
     return cudaSuccess;
 }
+/* Host memory from cudaHostAlloc (pinned) is read or written when the copy runs in stream order,
+ * so the caller must not touch it before then; pageable memory is read at the call (CUDA stages
+ * it) and written before the call returns (CUDA waits for a copy into pageable memory). */
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind, cudaStream_t stream)
 {
-    (void)kind;
     if (stream_of(stream)->capturing && kind != cudaMemcpyDeviceToDevice)
         return fail(cudaErrorStreamCaptureUnsupported); /* a host copy in a graph: refused, as CUDA does */
+    if (kind == cudaMemcpyHostToDevice && !pinned_allocations.count(src)) {
+        auto staged = std::make_shared<std::vector<char>>((const char *)src, (const char *)src + bytes);
+        enqueue(stream, cudaGraphNodeTypeMemcpy, [=] { std::memcpy(dst, staged->data(), bytes); });
+        return cudaSuccess;
+    }
     enqueue(stream, cudaGraphNodeTypeMemcpy, [=] { std::memmove(dst, src, bytes); });
+    if (kind == cudaMemcpyDeviceToHost && !pinned_allocations.count(dst))
+        flush(stream_of(stream));
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t stream)
@@ -236,16 +278,22 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
 {
     (void)flags;
     *stream = new CUstream_st;
+    streams.insert(*stream);
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t stream)
 {
+    flush(stream);
+    streams.erase(stream);
     delete stream;
     return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
-    return stream_of(stream)->capturing ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+    if (stream_of(stream)->capturing)
+        return fail(cudaErrorStreamCaptureUnsupported);
+    flush(stream_of(stream));
+    return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode)
 {
@@ -282,7 +330,7 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
     if (stream_of(stream)->capturing)
         return fail(cudaErrorStreamCaptureUnsupported);
     for (const node &n : exec->nodes)
-        run_now(n.run);
+        enqueue(stream, n.type, n.run);
     return cudaSuccess;
 }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
@@ -325,20 +373,28 @@ cudaError_t cudaEventDestroy(cudaEvent_t event)
     delete event;
     return cudaSuccess;
 }
+/* An event is reached when the stream runs up to where it was recorded; synchronizing on it runs
+ * the stream that far and no further. */
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
-    if (stream_of(stream)->capturing)
+    CUstream_st *s = stream_of(stream);
+    if (s->capturing)
         return fail(cudaErrorStreamCaptureUnsupported);
-    event->at = operations_run;
+    event->done = false;
+    event->stream = s;
+    s->pending.push_back(CUstream_st::item{nullptr, event});
     return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event)
 {
-    (void)event;
+    while (!event->done && !event->stream->pending.empty())
+        run_next(event->stream);
     return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
 {
+    if (!start->done || !end->done)
+        return fail(cudaErrorNotReady);
     *ms = 0.01f * (float)(end->at - start->at);
     return cudaSuccess;
 }
@@ -588,16 +644,21 @@ void fill_perf(int requested, int *returned, Perf *perf)
     *returned = n;
 }
 
-/* The workspace a call is given: refused when short of its algorithm's, then destroyed. */
+/* The workspace a call is given: refused when short of its algorithm's. */
 cudnnStatus_t take_workspace(int algo, void *workspace, size_t bytes)
 {
     size_t need = bytes_of(algo);
     if (need == std::numeric_limits<size_t>::max() || bytes < need || (need && !workspace))
         return CUDNN_STATUS_BAD_PARAM;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* ... and destroyed when the call runs: NaNs over all of it. */
+void spoil(void *workspace, size_t bytes)
+{
     float nan = std::numeric_limits<float>::quiet_NaN();
     for (size_t i = 0; i + sizeof(float) <= bytes; i += sizeof(float))
         std::memcpy((char *)workspace + i, &nan, sizeof nan);
-    return CUDNN_STATUS_SUCCESS;
 }
 
 /* The input position of output (oy, ox) at tap (r, s), or false outside the input. */
@@ -754,35 +815,38 @@ cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t desc, cud
 
 /* ---- algorithms: found, suggested, their workspace ---- */
 
-cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t, const cudnnTensorDescriptor_t, const void *,
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t handle, const cudnnTensorDescriptor_t, const void *,
                                                      const cudnnFilterDescriptor_t, const void *,
                                                      const cudnnConvolutionDescriptor_t,
                                                      const cudnnTensorDescriptor_t, void *, const int requested,
                                                      int *returned, cudnnConvolutionFwdAlgoPerf_t *perf, void *,
                                                      size_t)
 {
+    flush(stream_of(handle->stream));
     operations_run += 10; /* it runs every algorithm a few times */
     fill_perf<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(requested, returned, perf);
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t, const cudnnFilterDescriptor_t, const void *,
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t handle, const cudnnFilterDescriptor_t, const void *,
                                                           const cudnnTensorDescriptor_t, const void *,
                                                           const cudnnConvolutionDescriptor_t,
                                                           const cudnnTensorDescriptor_t, void *, const int requested,
                                                           int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf,
                                                           void *, size_t)
 {
+    flush(stream_of(handle->stream));
     operations_run += 10;
     fill_perf<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(requested, returned, perf);
     return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t, const cudnnTensorDescriptor_t,
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t handle, const cudnnTensorDescriptor_t,
                                                             const void *, const cudnnTensorDescriptor_t, const void *,
                                                             const cudnnConvolutionDescriptor_t,
                                                             const cudnnFilterDescriptor_t, void *,
                                                             const int requested, int *returned,
                                                             cudnnConvolutionBwdFilterAlgoPerf_t *perf, void *, size_t)
 {
+    flush(stream_of(handle->stream));
     operations_run += 10;
     fill_perf<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(requested, returned, perf);
     return CUDNN_STATUS_SUCCESS;
@@ -860,6 +924,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
     const float a = *(const float *)alpha, b = *(const float *)beta;
     const cudnnConvolutionStruct conv = *cd;
     enqueue(handle->stream, cudaGraphNodeTypeKernel, [=] {
+        spoil(workspace, workspace_bytes);
         std::vector<float> xs = dense(X), ws = dense(W);
         std::vector<double> ys((size_t)Y.n * Y.c * Y.h * Y.w, 0.0);
         std::vector<tap_pairs> taps = taps_of(conv, X, W, Y);
@@ -897,6 +962,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
     const float a = *(const float *)alpha, b = *(const float *)beta;
     const cudnnConvolutionStruct conv = *cd;
     enqueue(handle->stream, cudaGraphNodeTypeKernel, [=] {
+        spoil(workspace, workspace_bytes);
         std::vector<float> dys = dense(DY), ws = dense(W);
         std::vector<double> dxs((size_t)DX.n * DX.c * DX.h * DX.w, 0.0);
         std::vector<tap_pairs> taps = taps_of(conv, DX, W, DY);
@@ -935,6 +1001,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *a
     const float a = *(const float *)alpha, b = *(const float *)beta;
     const cudnnConvolutionStruct conv = *cd;
     enqueue(handle->stream, cudaGraphNodeTypeKernel, [=] {
+        spoil(workspace, workspace_bytes);
         std::vector<float> xs = dense(X), dys = dense(DY);
         std::vector<double> dws((size_t)DW.n * DW.c * DW.h * DW.w, 0.0);
         std::vector<tap_pairs> taps = taps_of(conv, X, DW, DY);
