@@ -8,8 +8,8 @@
 #      in NCHW), the sub-pixel backward-data and im2col backward-filter forced, bf16 with cuDNN
 #      in NHWC on every pass (BF16 copies, conv_grads' shared copy), bf16 as timed (im2col wins the
 #      backward-filter under the emulated clock: conv_grads' two-op path), tf32 in NHWC and tf32 as
-#      timed (NCHW, TF32 operands); and test_gpu_ops, the GPU-only test, as timed and with cuDNN
-#      on every pass.
+#      timed (NCHW, TF32 operands); test_gpu_ops, the GPU-only test, as timed and with cuDNN on
+#      every pass; test_gpu_dist_one_rank, the data-parallel path on one rank.
 #   2. training a small DCGAN: the iteration captured as a CUDA graph and replayed gives the losses
 #      of the same iterations launched op by op, bit for bit; a rerun (the stored algorithm
 #      choices reused) too, and so do 3 iterations resumed to 6 (the device-side counters restored)
@@ -42,7 +42,8 @@ selftest() {
      grep -q '^gan selftest: ops within tolerance, iteration within tolerance$' "$work/selftest-$name.out"; then
     ok
   else
-    fail "selftest $name: $(grep -E 'FAIL|error' "$work/selftest-$name.out" | head -n 5)$(tail -n 2 "$work/selftest-$name.out")"
+    fail "selftest $name: $(grep -E 'FAIL|error' "$work/selftest-$name.out" | head -n 5)" \
+      "$(tail -n 2 "$work/selftest-$name.out")"
   fi
 }
 selftest fp32 -- 
@@ -64,8 +65,19 @@ for forms in timed never; do
   vars=(GAN_CACHE_DIR="$work/cache-gpu-ops-$forms")
   [ $forms = never ] && vars+=(GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never)
   if env "${vars[@]}" "$GAN_BINARY_DIR/tests/test_gpu_ops" >"$work/gpu-ops-$forms.out" 2>&1; then ok
-  else fail "test_gpu_ops ($forms forms of ours): $(grep -E 'FAIL' "$work/gpu-ops-$forms.out" | head -n 3)$(tail -n 1 "$work/gpu-ops-$forms.out")"; fi
+  else
+    fail "test_gpu_ops ($forms forms of ours): $(grep -E 'FAIL' "$work/gpu-ops-$forms.out" | head -n 3)" \
+      "$(tail -n 1 "$work/gpu-ops-$forms.out")"
+  fi
 done
+
+# test_gpu_dist_one_rank: the data-parallel path on one rank (NCCL emulated: a communicator of
+# one) trains bit for bit like the backend without a process group, sync BN and graphs included
+if GAN_CACHE_DIR="$work/cache-dist" "$GAN_BINARY_DIR/tests/test_gpu_dist_one_rank" >"$work/gpu-dist.out" 2>&1; then ok
+else
+  fail "test_gpu_dist_one_rank: $(grep -E 'FAIL|skipped' "$work/gpu-dist.out" | head -n 3)" \
+    "$(tail -n 1 "$work/gpu-dist.out")"
+fi
 
 # ---- 2. training ----------------------------------------------------------------------------------
 make_tiny_idx "$work/tiny.idx3-ubyte"
@@ -84,7 +96,8 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' \
       "$work/run-$name/metrics.jsonl" >"$work/$name.losses"
-    [ "$(wc -l < "$work/$name.losses")" = 6 ] && ok || fail "train $name: $(wc -l < "$work/$name.losses") logged iterations"
+    [ "$(wc -l < "$work/$name.losses")" = 6 ] && ok ||
+      fail "train $name: $(wc -l < "$work/$name.losses") logged iterations"
   else
     fail "train $name: $(tail -n 3 "$work/train-$name.out")"
     : >"$work/$name.losses"
@@ -106,7 +119,8 @@ for line in open(sys.argv[1]):
     print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' \
     "$work/run-resumed/metrics.jsonl" >"$work/resumed.losses"
   cmp -s "$work/graph.losses" "$work/resumed.losses" && ok ||
-    fail "3 iterations and a resume to 6 differ from 6 in one run: $(diff "$work/graph.losses" "$work/resumed.losses" | head -n 4)"
+    fail "3 iterations and a resume to 6 differ from 6 in one run:" \
+      "$(diff "$work/graph.losses" "$work/resumed.losses" | head -n 4)"
 else
   fail "the resumed run: $(tail -n 3 "$work/train-half.out" "$work/train-resumed.out")"
 fi
@@ -126,7 +140,8 @@ else
   fail "the run logged every 3rd iteration: $(tail -n 3 "$work/train-sparse.out")"
 fi
 cmp -s "$work/graph.losses" "$work/eager.losses" && ok ||
-  fail "the captured iteration's losses differ from the op-by-op ones: $(paste -d'|' "$work/graph.losses" "$work/eager.losses" | head -n 3)"
+  fail "the captured iteration's losses differ from the op-by-op ones:" \
+    "$(paste -d'|' "$work/graph.losses" "$work/eager.losses" | head -n 3)"
 cmp -s "$work/graph.losses" "$work/again.losses" && ok || fail "a rerun's losses differ from the first run's"
 grep -q 'algo=' "$work/cache-train/conv_algorithms.txt" 2>/dev/null && ok || fail "no stored algorithm choices"
 # close to the CPU: within 1e-3 (relative, 1e-4 absolute) in fp32; bf16 within 0.05 and finite
