@@ -40,6 +40,8 @@
 #include <cudnn.h>
 #include <nccl.h>
 
+#include "test_rounding.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -420,22 +422,8 @@ uint32_t float_to_bits(float f)
     std::memcpy(&bits, &f, sizeof bits);
     return bits;
 }
-/* Keeps the top `keep` mantissa bits of a finite float, rounded to nearest, ties to even. */
-float round_mantissa(float value, int keep)
-{
-    uint32_t x = float_to_bits(value);
-    if ((x & 0x7f800000u) == 0x7f800000u)
-        return value;
-    int drop = 23 - keep;
-    uint32_t half = 1u << (drop - 1), mask = (1u << drop) - 1;
-    uint32_t dropped = x & mask;
-    x &= ~mask;
-    if (dropped > half || (dropped == half && (x >> drop & 1u)))
-        x += 1u << drop;
-    return bits_to_float(x);
-}
-float to_tf32(float v) { return round_mantissa(v, 10); }
-float to_bf16(float v) { return round_mantissa(v, 7); }
+float to_tf32(float v) { return test_to_tf32(v); }
+float to_bf16(float v) { return test_to_bf16(v); }
 uint16_t bf16_bits(float v)
 {
     if (std::isnan(v))

@@ -23,32 +23,15 @@
 
 #include "gan/config.h"
 #include "gan/selftest.h"
+#include "test_rounding.h"
 #include "test_util.h"
 
 static gan_backend *cpu; /* the backend the emulation computes with */
 static gan_precision emulated;
 
-/* x rounded to `bits` explicit mantissa bits; ties to even (bf16) or away from zero (tf32).
- * Infinities and NaN pass through (no operand here is one). */
-static float round_mantissa(float x, int bits, bool ties_even)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7f800000u) == 0x7f800000u)
-        return x;
-    int drop = 23 - bits;
-    uint32_t half = 1u << (drop - 1), mask = (1u << drop) - 1;
-    uint32_t rest = u & mask;
-    u &= ~mask;
-    if (rest > half || (rest == half && (!ties_even || (u >> drop) & 1u)))
-        u += 1u << drop; /* carries into the exponent where it must */
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 static float round_operand(float x)
 {
-    return emulated == GAN_PRECISION_BF16 ? round_mantissa(x, 7, true) : round_mantissa(x, 10, false);
+    return emulated == GAN_PRECISION_BF16 ? test_to_bf16(x) : test_to_tf32(x);
 }
 
 /* A rounded copy of src[count] (malloc'd; NULL when out of memory). */
@@ -89,7 +72,7 @@ static void round_result(float *y, size_t count)
 {
     if (emulated == GAN_PRECISION_BF16)
         for (size_t i = 0; i < count; i++)
-            y[i] = round_mantissa(y[i], 7, true);
+            y[i] = test_to_bf16(y[i]);
 }
 
 /* A convolution pass with both inputs rounded, then its result as bf16 stores it:
@@ -255,12 +238,12 @@ int main(void)
     if (!cpu || !reference)
         return test_finish();
     /* the rounding itself, on values whose answers are known */
-    CHECK(round_mantissa(1.0f + 0x1p-8f, 7, true) == 1.0f);                  /* tie, even stays */
-    CHECK(round_mantissa(1.0f + 3 * 0x1p-8f, 7, true) == 1.0f + 0x1p-6f);    /* tie, odd goes up */
-    CHECK(round_mantissa(1.0f + 0x1p-11f, 10, false) == 1.0f + 0x1p-10f);    /* tie, away from zero */
-    CHECK(round_mantissa(-(1.0f + 0x1p-11f), 10, false) == -(1.0f + 0x1p-10f));
-    CHECK(round_mantissa(0x1.ffffp0f, 7, true) == 2.0f);                      /* carries into the exponent */
-    CHECK(round_mantissa(1.0f + 0x1p-7f, 7, true) == 1.0f + 0x1p-7f);        /* representable: kept */
+    CHECK(test_round_mantissa(1.0f + 0x1p-8f, 7, true) == 1.0f);                  /* tie, even stays */
+    CHECK(test_round_mantissa(1.0f + 3 * 0x1p-8f, 7, true) == 1.0f + 0x1p-6f);    /* tie, odd goes up */
+    CHECK(test_round_mantissa(1.0f + 0x1p-11f, 10, false) == 1.0f + 0x1p-10f);    /* tie, away from zero */
+    CHECK(test_round_mantissa(-(1.0f + 0x1p-11f), 10, false) == -(1.0f + 0x1p-10f));
+    CHECK(test_round_mantissa(0x1.ffffp0f, 7, true) == 2.0f);                      /* carries into the exponent */
+    CHECK(test_round_mantissa(1.0f + 0x1p-7f, 7, true) == 1.0f + 0x1p-7f);        /* representable: kept */
     check_precision(reference, GAN_PRECISION_TF32);
     check_precision(reference, GAN_PRECISION_BF16);
     reference->destroy(reference);

@@ -383,23 +383,30 @@ static gan_status check_conv_geom(selftest *st, const gan_conv_geom *g)
             fprintf(st->report, "%-44s not in the %s backend: its callers run the ops apart\n", "conv_grads",
                     !st->test->conv_grads ? st->test->name : st->ref->name);
     } else {
-        char part[160];
-        snprintf(op, sizeof op, "conv_grads bwd-data b1 %s", c.name);
-        if (RUN_BOTH(st, op, be->conv_grads(be, g, SIDE(c.x), SIDE(c.dy), 1.0f, SIDE(c.dw), GAN_CONV_BACKWARD_DATA,
-                                            SIDE(c.w), SIDE(c.dx), SIDE_RAW(c.ws)))) {
-            snprintf(part, sizeof part, "%s dw", op);
-            GAN_CHECK(compare(st, part, &c.dw, c.w_count, tol));
-            snprintf(part, sizeof part, "%s dx", op);
-            GAN_CHECK(compare(st, part, &c.dx, c.x_count, tol));
-        }
-        GAN_CHECK(pair_sync_from_ref(st, &c.dw));
-        snprintf(op, sizeof op, "conv_grads fwd b0 %s", c.name);
-        if (RUN_BOTH(st, op, be->conv_grads(be, g, SIDE(c.x), SIDE(c.dy), 0.0f, SIDE(c.dw), GAN_CONV_FORWARD,
-                                            SIDE(c.w), SIDE(c.y), SIDE_RAW(c.ws)))) {
-            snprintf(part, sizeof part, "%s dw", op);
-            GAN_CHECK(compare(st, part, &c.dw, c.w_count, tol));
-            snprintf(part, sizeof part, "%s y", op);
-            GAN_CHECK(compare(st, part, &c.y, c.y_count, tol));
+        /* the Conv2d's accumulates into dw (beta 1) and writes dx; the ConvTranspose2d's
+         * overwrites dw and writes y */
+        const struct {
+            const char *name;
+            gan_conv_pass other;
+            float beta;
+            pair *out;
+            size_t out_count;
+            const char *out_name;
+        } grads[2] = {
+            {"bwd-data b1", GAN_CONV_BACKWARD_DATA, 1.0f, &c.dx, c.x_count, "dx"},
+            {"fwd b0", GAN_CONV_FORWARD, 0.0f, &c.y, c.y_count, "y"},
+        };
+        for (int i = 0; i < 2; i++) {
+            char part[160];
+            snprintf(op, sizeof op, "conv_grads %s %s", grads[i].name, c.name);
+            if (RUN_BOTH(st, op, be->conv_grads(be, g, SIDE(c.x), SIDE(c.dy), grads[i].beta, SIDE(c.dw),
+                                                grads[i].other, SIDE(c.w), SIDE((*grads[i].out)), SIDE_RAW(c.ws)))) {
+                snprintf(part, sizeof part, "%s dw", op);
+                GAN_CHECK(compare(st, part, &c.dw, c.w_count, tol));
+                snprintf(part, sizeof part, "%s %s", op, grads[i].out_name);
+                GAN_CHECK(compare(st, part, grads[i].out, grads[i].out_count, tol));
+            }
+            GAN_CHECK(pair_sync_from_ref(st, &c.dw));
         }
     }
 cleanup:
