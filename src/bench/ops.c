@@ -687,7 +687,8 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
     gan_conv_choices_update_cache(be, stderr); /* what the layers' planning chose */
     printf("iteration   : %.2f ms from these ops, each best time x the times one iteration runs it "
            "(x/it, k = 1; an op fused with the activation after it, and a layer's two backward passes as "
-           "one op (grads), count in place of their parts, as training runs them): conv/convt/linear %.2f, batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms "
+           "one op (grads), count in place of their parts, as training runs them): conv/convt/linear %.2f, "
+           "batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms "
            "(+ %.3f ms EMA of G with train.ema_decay > 0); "
            "gan bench train %s train.batch_size=%d times the whole iteration\n",
            it.conv + it.bn + it.act + it.loss + it.adam, it.conv, it.bn, it.act, it.loss, it.adam, it.ema,
