@@ -500,34 +500,6 @@ extern "C" bool gan_emu_enqueue(cudaStream_t stream, void (*run)(void *), void (
 /* The limits every current GPU enforces; a launch outside them fails as on a device. */
 enum { GAN_EMU_MAX_THREADS_PER_BLOCK = 1024 };
 
-/* Runs kernel(args...) over grid x block, as `kernel<<<grid, block, 0, stream>>>(args...)` would,
- * and returns when every block has finished. Errors are reported through cudaGetLastError(). */
-template <typename... Params, typename... Args>
-void gan_emu_run_grid(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args);
-
-template <typename... Params, typename... Args>
-void gan_emu_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
-                    Args... args)
-{
-    unsigned long long threads_per_block = (unsigned long long)block.x * block.y * block.z;
-    unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
-    if (threads_per_block == 0 || threads_per_block > GAN_EMU_MAX_THREADS_PER_BLOCK || blocks == 0 ||
-        block.z > 64 || grid.y > 65535 || grid.z > 65535) {
-        gan_emu_last_error = cudaErrorInvalidConfiguration;
-        return;
-    }
-    if (gan_emu_enqueue) {
-        /* the arguments by value, as a queued or captured launch keeps them */
-        auto *work = new std::function<void()>([=] { gan_emu_run_grid(kernel, grid, block, args...); });
-        auto run = [](void *w) { (*static_cast<std::function<void()> *>(w))(); };
-        auto release = [](void *w) { delete static_cast<std::function<void()> *>(w); };
-        if (gan_emu_enqueue(stream, run, release, work))
-            return;
-        delete work;
-    }
-    gan_emu_run_grid(kernel, grid, block, args...);
-}
-
 /* The blocks of a checked launch, one after another. */
 template <typename... Params, typename... Args>
 void gan_emu_run_grid(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args)
@@ -559,6 +531,32 @@ void gan_emu_run_grid(void (*kernel)(Params...), dim3 grid, dim3 block, Args... 
                 gan_emu_run_block(b);
             }
     gan_emu_running_block = nullptr;
+}
+
+/* Runs kernel(args...) over grid x block, as `kernel<<<grid, block, 0, stream>>>(args...)` would:
+ * at once, returning when every block has finished, or queued where a CUDA runtime on the CPU
+ * takes it (gan_emu_enqueue). Errors are reported through cudaGetLastError(). */
+template <typename... Params, typename... Args>
+void gan_emu_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                    Args... args)
+{
+    unsigned long long threads_per_block = (unsigned long long)block.x * block.y * block.z;
+    unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    if (threads_per_block == 0 || threads_per_block > GAN_EMU_MAX_THREADS_PER_BLOCK || blocks == 0 ||
+        block.z > 64 || grid.y > 65535 || grid.z > 65535) {
+        gan_emu_last_error = cudaErrorInvalidConfiguration;
+        return;
+    }
+    if (gan_emu_enqueue) {
+        /* the arguments by value, as a queued or captured launch keeps them */
+        auto *work = new std::function<void()>([=] { gan_emu_run_grid(kernel, grid, block, args...); });
+        auto run = [](void *w) { (*static_cast<std::function<void()> *>(w))(); };
+        auto release = [](void *w) { delete static_cast<std::function<void()> *>(w); };
+        if (gan_emu_enqueue(stream, run, release, work))
+            return;
+        delete work;
+    }
+    gan_emu_run_grid(kernel, grid, block, args...);
 }
 
 #endif

@@ -375,6 +375,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event)
 {
+    cudaEventSynchronize(event); /* its record may still be queued (CUDA lets it complete) */
     delete event;
     return cudaSuccess;
 }
@@ -594,7 +595,8 @@ bool shapes_agree(const view &x, const view &w, const view &y, const cudnnConvol
     return h == y.h && wo == y.w;
 }
 
-/* The three algorithms every pass offers (see the file's comment). */
+/* The three algorithms every pass offers (see the file's comment), fastest first as cuDNN sorts
+ * what it finds. */
 struct algorithm {
     int algo;
     float ms;
@@ -603,11 +605,11 @@ struct algorithm {
     cudnnMathType_t math;
 };
 const algorithm ALGORITHMS[] = {
-    {1, 0.010f, 4096, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH},
     {2, 0.005f, 0, CUDNN_NON_DETERMINISTIC, CUDNN_FMA_MATH},
+    {1, 0.010f, 4096, CUDNN_DETERMINISTIC, CUDNN_TENSOR_OP_MATH},
     {0, 0.020f, 0, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH},
 };
-const int ALGORITHM_COUNT = 3;
+const int ALGORITHM_COUNT = (int)(sizeof ALGORITHMS / sizeof ALGORITHMS[0]);
 
 size_t bytes_of(int algo)
 {
@@ -617,22 +619,39 @@ size_t bytes_of(int algo)
     return std::numeric_limits<size_t>::max();
 }
 
-/* Fastest first, as cuDNN sorts them. */
+/* What a heuristic query suggests: the algorithms, in their order. */
 template <typename Perf, typename Algo>
-void fill_perf(int requested, int *returned, Perf *perf)
+cudnnStatus_t fill_perf(int requested, int *returned, Perf *perf)
 {
-    const algorithm *sorted[ALGORITHM_COUNT] = {&ALGORITHMS[1], &ALGORITHMS[0], &ALGORITHMS[2]};
     int n = std::min(requested, ALGORITHM_COUNT);
     for (int i = 0; i < n; i++) {
         std::memset(&perf[i], 0, sizeof perf[i]);
-        perf[i].algo = (Algo)sorted[i]->algo;
+        perf[i].algo = (Algo)ALGORITHMS[i].algo;
         perf[i].status = CUDNN_STATUS_SUCCESS;
-        perf[i].time = sorted[i]->ms;
-        perf[i].memory = sorted[i]->bytes;
-        perf[i].determinism = sorted[i]->determinism;
-        perf[i].mathType = sorted[i]->math;
+        perf[i].time = ALGORITHMS[i].ms;
+        perf[i].memory = ALGORITHMS[i].bytes;
+        perf[i].determinism = ALGORITHMS[i].determinism;
+        perf[i].mathType = ALGORITHMS[i].math;
     }
     *returned = n;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* What a timed search finds: the same, after running the handle's stream (the search runs the
+ * convolutions on the buffers as they are) and every algorithm a few times on the events' clock. */
+template <typename Perf, typename Algo>
+cudnnStatus_t find_perf(cudnnHandle_t handle, int requested, int *returned, Perf *perf)
+{
+    flush(stream_of(handle->stream));
+    operations_run += 10;
+    return fill_perf<Perf, Algo>(requested, returned, perf);
+}
+
+/* An algorithm's workspace, or NOT_SUPPORTED for one not offered. */
+cudnnStatus_t workspace_size(int algo, size_t *bytes)
+{
+    *bytes = bytes_of(algo);
+    return *bytes == std::numeric_limits<size_t>::max() ? CUDNN_STATUS_NOT_SUPPORTED : CUDNN_STATUS_SUCCESS;
 }
 
 /* The workspace a call is given: refused when short of its algorithm's. */
@@ -813,10 +832,7 @@ cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t handle, const
                                                      int *returned, cudnnConvolutionFwdAlgoPerf_t *perf, void *,
                                                      size_t)
 {
-    flush(stream_of(handle->stream));
-    operations_run += 10; /* it runs every algorithm a few times */
-    fill_perf<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(requested, returned, perf);
-    return CUDNN_STATUS_SUCCESS;
+    return find_perf<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(handle, requested, returned, perf);
 }
 cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t handle, const cudnnFilterDescriptor_t, const void *,
                                                           const cudnnTensorDescriptor_t, const void *,
@@ -825,10 +841,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t handle, 
                                                           int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf,
                                                           void *, size_t)
 {
-    flush(stream_of(handle->stream));
-    operations_run += 10;
-    fill_perf<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(requested, returned, perf);
-    return CUDNN_STATUS_SUCCESS;
+    return find_perf<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(handle, requested, returned, perf);
 }
 cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t handle, const cudnnTensorDescriptor_t,
                                                             const void *, const cudnnTensorDescriptor_t, const void *,
@@ -837,10 +850,7 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t handle
                                                             const int requested, int *returned,
                                                             cudnnConvolutionBwdFilterAlgoPerf_t *perf, void *, size_t)
 {
-    flush(stream_of(handle->stream));
-    operations_run += 10;
-    fill_perf<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(requested, returned, perf);
-    return CUDNN_STATUS_SUCCESS;
+    return find_perf<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(handle, requested, returned, perf);
 }
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
                                                      const cudnnFilterDescriptor_t,
@@ -848,8 +858,7 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnT
                                                      const cudnnTensorDescriptor_t, const int requested,
                                                      int *returned, cudnnConvolutionFwdAlgoPerf_t *perf)
 {
-    fill_perf<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(requested, returned, perf);
-    return CUDNN_STATUS_SUCCESS;
+    return fill_perf<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(requested, returned, perf);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t,
                                                           const cudnnTensorDescriptor_t,
@@ -857,8 +866,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const c
                                                           const cudnnTensorDescriptor_t, const int requested,
                                                           int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf)
 {
-    fill_perf<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(requested, returned, perf);
-    return CUDNN_STATUS_SUCCESS;
+    return fill_perf<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(requested, returned, perf);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
                                                             const cudnnTensorDescriptor_t,
@@ -866,8 +874,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const
                                                             const cudnnFilterDescriptor_t, const int requested,
                                                             int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf)
 {
-    fill_perf<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(requested, returned, perf);
-    return CUDNN_STATUS_SUCCESS;
+    return fill_perf<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(requested, returned, perf);
 }
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
                                                       const cudnnFilterDescriptor_t,
@@ -875,8 +882,7 @@ cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnn
                                                       const cudnnTensorDescriptor_t, cudnnConvolutionFwdAlgo_t algo,
                                                       size_t *bytes)
 {
-    *bytes = bytes_of((int)algo);
-    return *bytes == std::numeric_limits<size_t>::max() ? CUDNN_STATUS_NOT_SUPPORTED : CUDNN_STATUS_SUCCESS;
+    return workspace_size((int)algo, bytes);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t,
                                                            const cudnnTensorDescriptor_t,
@@ -884,8 +890,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const 
                                                            const cudnnTensorDescriptor_t,
                                                            cudnnConvolutionBwdDataAlgo_t algo, size_t *bytes)
 {
-    *bytes = bytes_of((int)algo);
-    return *bytes == std::numeric_limits<size_t>::max() ? CUDNN_STATUS_NOT_SUPPORTED : CUDNN_STATUS_SUCCESS;
+    return workspace_size((int)algo, bytes);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
                                                              const cudnnTensorDescriptor_t,
@@ -893,8 +898,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, cons
                                                              const cudnnFilterDescriptor_t,
                                                              cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes)
 {
-    *bytes = bytes_of((int)algo);
-    return *bytes == std::numeric_limits<size_t>::max() ? CUDNN_STATUS_NOT_SUPPORTED : CUDNN_STATUS_SUCCESS;
+    return workspace_size((int)algo, bytes);
 }
 
 /* ---- the three passes ---- */
@@ -913,12 +917,11 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
     if (status != CUDNN_STATUS_SUCCESS)
         return status;
     const float a = *(const float *)alpha, b = *(const float *)beta;
-    const cudnnConvolutionStruct conv = *cd;
+    const std::vector<tap_pairs> taps = taps_of(*cd, X, W, Y);
     enqueue(handle->stream, cudaGraphNodeTypeKernel, [=] {
         spoil(workspace, workspace_bytes);
         std::vector<float> xs = dense(X), ws = dense(W);
         std::vector<double> ys((size_t)Y.n * Y.c * Y.h * Y.w, 0.0);
-        std::vector<tap_pairs> taps = taps_of(conv, X, W, Y);
         size_t xplane = (size_t)X.h * X.w, yplane = (size_t)Y.h * Y.w, kk = (size_t)W.h * W.w;
         for (int n = 0; n < Y.n; n++)
             for (int k = 0; k < Y.c; k++) {
@@ -951,12 +954,11 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
     if (status != CUDNN_STATUS_SUCCESS)
         return status;
     const float a = *(const float *)alpha, b = *(const float *)beta;
-    const cudnnConvolutionStruct conv = *cd;
+    const std::vector<tap_pairs> taps = taps_of(*cd, DX, W, DY);
     enqueue(handle->stream, cudaGraphNodeTypeKernel, [=] {
         spoil(workspace, workspace_bytes);
         std::vector<float> dys = dense(DY), ws = dense(W);
         std::vector<double> dxs((size_t)DX.n * DX.c * DX.h * DX.w, 0.0);
-        std::vector<tap_pairs> taps = taps_of(conv, DX, W, DY);
         size_t xplane = (size_t)DX.h * DX.w, yplane = (size_t)DY.h * DY.w, kk = (size_t)W.h * W.w;
         for (int n = 0; n < DY.n; n++)
             for (int k = 0; k < DY.c; k++) {
@@ -990,12 +992,11 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *a
     if (status != CUDNN_STATUS_SUCCESS)
         return status;
     const float a = *(const float *)alpha, b = *(const float *)beta;
-    const cudnnConvolutionStruct conv = *cd;
+    const std::vector<tap_pairs> taps = taps_of(*cd, X, DW, DY);
     enqueue(handle->stream, cudaGraphNodeTypeKernel, [=] {
         spoil(workspace, workspace_bytes);
         std::vector<float> xs = dense(X), dys = dense(DY);
         std::vector<double> dws((size_t)DW.n * DW.c * DW.h * DW.w, 0.0);
-        std::vector<tap_pairs> taps = taps_of(conv, X, DW, DY);
         size_t xplane = (size_t)X.h * X.w, yplane = (size_t)DY.h * DY.w, kk = (size_t)DW.h * DW.w;
         for (int n = 0; n < X.n; n++)
             for (int k = 0; k < DW.n; k++) {

@@ -86,16 +86,19 @@ printf '%s\n' '[model]' 'nz = 8' 'generator = convt(16,4,1,0) bn relu convt(1,4,
   '[data]' "path = $work/tiny.idx3-ubyte" 'image_size = 8' 'channels = 1' \
   '[train]' 'iterations = 6' 'batch_size = 8' 'seed = 5' \
   '[log]' 'every = 1' 'sample_every = 0' 'checkpoint_every = 0' > "$work/tiny.ini"
+# losses RUN_DIR: the run's logged losses and D outputs, one line per logged iteration, exact
+losses() {
+  python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' "$1/metrics.jsonl"
+}
 # train NAME DEVICE [key=value ...]: the run's losses, one line per iteration, in $work/NAME.losses
 train() {
   local name=$1 device=$2; shift 2
   if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" --device "$device" --quiet \
        --out "$work/run-$name" "$@" >"$work/train-$name.out" 2>&1; then
-    python3 -c 'import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' \
-      "$work/run-$name/metrics.jsonl" >"$work/$name.losses"
+    losses "$work/run-$name" >"$work/$name.losses"
     [ "$(wc -l < "$work/$name.losses")" = 6 ] && ok ||
       fail "train $name: $(wc -l < "$work/$name.losses") logged iterations"
   else
@@ -113,11 +116,7 @@ if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" train.iterati
      --out "$work/run-resumed" >"$work/train-half.out" 2>&1 &&
    GAN_CACHE_DIR="$work/cache-train" "$gan" train --resume "$work/run-resumed" train.iterations=6 --device cuda \
      --quiet >"$work/train-resumed.out" 2>&1; then
-  python3 -c 'import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' \
-    "$work/run-resumed/metrics.jsonl" >"$work/resumed.losses"
+  losses "$work/run-resumed" >"$work/resumed.losses"
   cmp -s "$work/graph.losses" "$work/resumed.losses" && ok ||
     fail "3 iterations and a resume to 6 differ from 6 in one run:" \
       "$(diff "$work/graph.losses" "$work/resumed.losses" | head -n 4)"
@@ -129,11 +128,7 @@ fi
 # only when waited on); each must still be read before its buffer is reused
 if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" log.every=3 --device cuda --quiet \
      --out "$work/run-sparse" >"$work/train-sparse.out" 2>&1; then
-  python3 -c 'import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' \
-    "$work/run-sparse/metrics.jsonl" >"$work/sparse.losses"
+  losses "$work/run-sparse" >"$work/sparse.losses"
   sed -n '3p;6p' "$work/graph.losses" | cmp -s - "$work/sparse.losses" && ok ||
     fail "logged every 3rd iteration, iterations 3 and 6 differ from the run logged every one"
 else
