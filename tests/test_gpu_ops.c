@@ -41,6 +41,13 @@ static bool same_bits(const float *dev_a, const float *dev_b, size_t count)
     return same_bits_on(cuda, dev_a, dev_b, count);
 }
 
+/* The convolution the bit-for-bit checks run: a k4 s2 p1 layer, 32 -> 64 channels, 16x16 -> 8x8, at
+ * batch 16; its element counts. */
+static const gan_conv_geom LAYER = {.n = 16, .c_in = 32, .h_in = 16, .w_in = 16, .c_out = 64, .h_out = 8,
+                                    .w_out = 8, .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1,
+                                    .pad_w = 1};
+enum { LAYER_X = 16 * 32 * 16 * 16, LAYER_Y = 16 * 64 * 8 * 8, LAYER_W = 64 * 32 * 4 * 4 };
+
 /* conv_grads gives the bits of the two ops it stands for, deterministic, in `precision` (fp32:
  * NCHW, the two ops; bf16: NHWC, the input in common copied once): a Conv2d's backward
  * (accumulating into dw) and a ConvTranspose2d's. */
@@ -53,10 +60,8 @@ static void test_conv_grads_bits(gan_precision precision)
     CHECK_OK(gan_cuda_backend_create(&options, &be));
     if (!be)
         return;
-    gan_conv_geom g = {.n = 16, .c_in = 32, .h_in = 16, .w_in = 16, .c_out = 64, .h_out = 8,
-                       .w_out = 8, .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1,
-                       .pad_w = 1};
-    size_t x_count = 16 * 32 * 16 * 16, y_count = 16 * 64 * 8 * 8, w_count = 64 * 32 * 4 * 4;
+    const gan_conv_geom g = LAYER;
+    const size_t x_count = LAYER_X, y_count = LAYER_Y, w_count = LAYER_W;
     size_t ws_bytes = be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL);
     void *ws = NULL;
     CHECK_OK(be->alloc(be, ws_bytes ? ws_bytes : 4, &ws));
@@ -87,10 +92,8 @@ static void test_conv_grads_bits(gan_precision precision)
 static void test_determinism(void)
 {
     CHECK(cuda->options.precision == GAN_PRECISION_FP32 && cuda->options.deterministic);
-    gan_conv_geom g = {.n = 16, .c_in = 32, .h_in = 16, .w_in = 16, .c_out = 64, .h_out = 8,
-                       .w_out = 8, .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1,
-                       .pad_w = 1};
-    size_t x_count = 16 * 32 * 16 * 16, y_count = 16 * 64 * 8 * 8, w_count = 64 * 32 * 4 * 4;
+    const gan_conv_geom g = LAYER;
+    const size_t x_count = LAYER_X, y_count = LAYER_Y, w_count = LAYER_W;
     size_t ws_bytes = cuda->conv_workspace_bytes(cuda, &g, GAN_CONV_PASSES_ALL);
     void *ws = NULL;
     CHECK_OK(cuda->alloc(cuda, ws_bytes ? ws_bytes : 4, &ws));
