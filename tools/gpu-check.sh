@@ -33,6 +33,10 @@
 # third_party/debs), GAN_USE_DEBS=1 (use the .deb folder even when the system has the libraries),
 # CUDA_HOME (default: where nvcc is, else /usr/local/cuda), GAN_CHECK_SECONDS (default 300: what the
 # whole script aims at), GAN_TORCH_PYTHON (default python3: the python of the speed check).
+# For a rehearsal without a GPU (tools/gpu-check-rehearsal.sh): GAN_CHECK_SELFTEST_ARGS and
+# GAN_CHECK_TRAIN_ARGS (words added to every `gan selftest` and `gan train` command: a smaller
+# config, batch or iteration count), GAN_CHECK_RESULTS_DIR (default bench/results: where the
+# sample grids of step 6b go).
 # The report goes to bench/GPU_REPORT.md when a GPU was found (commit it: `gan info` points at it
 # as the last run on a GPU, with its date and commit), else to BUILD/gpu-check-report.md.
 # Exit status: 0 when every step that ran passed (see the report's verdict for whether a GPU was
@@ -69,6 +73,11 @@ failed=0
 body=$logs/body.md
 : >"$body"
 step_number=0
+step_log=""     # the log of the last run_step
+# the rehearsal's additions (unquoted words: config overrides and options)
+read -r -a selftest_extra <<<"${GAN_CHECK_SELFTEST_ARGS:-}"
+read -r -a train_extra <<<"${GAN_CHECK_TRAIN_ARGS:-}"
+results_dir=${GAN_CHECK_RESULTS_DIR:-$root/bench/results}
 
 note() { echo "$*" | tee -a "$body"; }
 
@@ -82,6 +91,7 @@ run_step() {
   step_number=$((step_number + 1))
   local log
   log=$logs/$(printf '%02d' "$step_number")-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '-').log
+  step_log=$log
   echo "== $name"
   local start=$SECONDS
   timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
@@ -310,19 +320,19 @@ fi
 if [ $built = 1 ]; then
   run_step "gan info" 120 "$gan" info
   if [ $have_gpu = 1 ]; then
-    run_step "gan selftest --device cuda (fp32, deterministic)" 180 "$gan" selftest --device cuda
+    run_step "gan selftest --device cuda (fp32, deterministic)" 180 "$gan" selftest --device cuda "${selftest_extra[@]}"
     # tf32 with every cuDNN pass in NHWC on FP32 copies (its NCHW passes are fp32's code with
     # TF32 math; the timed choice between the two runs in the speed check)
     run_optional "gan selftest --device cuda (tf32 NHWC forced, not deterministic)" 180 \
-      env GAN_CUDA_NHWC=always "$gan" selftest --device cuda train.precision=tf32 train.deterministic=false
+      env GAN_CUDA_NHWC=always "$gan" selftest --device cuda "${selftest_extra[@]}" train.precision=tf32 train.deterministic=false
     run_optional "gan selftest --device cuda (bf16, not deterministic)" 180 \
-      "$gan" selftest --device cuda train.precision=bf16 train.deterministic=false
+      "$gan" selftest --device cuda "${selftest_extra[@]}" train.precision=bf16 train.deterministic=false
     # the sub-pixel backward-data wherever it applies, timed faster or not
     run_step "gan selftest --device cuda (fp32, sub-pixel backward-data forced)" 180 \
-      env GAN_CUDA_SUBPIXEL=always "$gan" selftest --device cuda
+      env GAN_CUDA_SUBPIXEL=always "$gan" selftest --device cuda "${selftest_extra[@]}"
     # the im2col backward-filter on every layer, timed faster or not
     run_step "gan selftest --device cuda (fp32, im2col backward-filter forced)" 180 \
-      env GAN_CUDA_IM2COL=always "$gan" selftest --device cuda
+      env GAN_CUDA_IM2COL=always "$gan" selftest --device cuda "${selftest_extra[@]}"
   else
     skip_step "gan selftest --device cuda" "no GPU"
   fi
@@ -339,13 +349,13 @@ runs=$build/gpu-check-runs
 if [ $built = 1 ] && [ $have_gpu = 1 ]; then
   rm -rf "$runs"
   train_args=(train configs/dcgan_fmnist32.ini train.iterations=20 train.seed=999 log.every=1
-              "${data_override[@]}")
+              "${data_override[@]}" "${train_extra[@]}")
   run_step "train dcgan_fmnist32 20 iterations --device cuda" 120 \
     "$gan" "${train_args[@]}" --device cuda --out "$runs/cuda"
-  cuda_rc=$?
+  cuda_rc=$? cuda_log=$step_log
   run_step "train dcgan_fmnist32 20 iterations --device cpu" 150 \
     "$gan" "${train_args[@]}" --device cpu --out "$runs/cpu"
-  cpu_rc=$?
+  cpu_rc=$? cpu_log=$step_log
   # fp32 + deterministic is bit-reproducible run to run: a second run (reusing the algorithm
   # choices the first one stored) must log the same losses.
   run_step "train dcgan_fmnist32 again --device cuda: same losses" 120 bash -c \
@@ -354,8 +364,6 @@ if [ $built = 1 ] && [ $have_gpu = 1 ]; then
          <(grep -o '\"loss_d\": [^,]*, \"loss_g\": [^,]*' '$runs/cuda2/metrics.jsonl') &&
      cmp '$runs/cuda/conv_algorithms.txt' '$runs/cuda2/conv_algorithms.txt'"
   if [ $cuda_rc = 0 ] && [ $cpu_rc = 0 ]; then
-    cuda_log=$(ls "$logs"/*device-cuda*.log | tail -1)
-    cpu_log=$(ls "$logs"/*device-cpu*.log | tail -1)
     {
       echo
       echo "### losses, same seed: GPU (left) | CPU (right)"
@@ -395,11 +403,11 @@ if [ $built = 1 ] && [ $have_gpu = 1 ]; then
     [ $precision = fp32 ] || step=run_optional
     if $step "train dcgan_fmnist32 one epoch --device cuda ($precision)" 150 \
          "$gan" train configs/dcgan_fmnist32.ini train.precision=$precision train.deterministic=$deterministic \
-         "${data_override[@]}" --device cuda --out "$quality/$precision" --quiet; then
+         "${data_override[@]}" "${train_extra[@]}" --device cuda --out "$quality/$precision" --quiet; then
       quality_runs+=("$precision=$quality/$precision")
       if [ -f "$quality/$precision/samples/final.png" ]; then
-        mkdir -p "$root/bench/results"
-        cp "$quality/$precision/samples/final.png" "$root/bench/results/gpu-quality-$precision.png"
+        mkdir -p "$results_dir"
+        cp "$quality/$precision/samples/final.png" "$results_dir/gpu-quality-$precision.png"
       fi
     fi
   done
