@@ -57,6 +57,14 @@ for name in fp32 bf16-cudnn tf32-nhwc; do
   grep -q '^conv_grads bwd-data b1 \[8,16,16,16\] k4 s2 p1 dw .* ok$' "$work/selftest-$name.out" && ok ||
     fail "selftest $name compared no conv_grads"
 done
+# with cuDNN on every pass in NHWC, the layers' forwards keep their input's copy for the backward
+for name in bf16-cudnn tf32-nhwc; do
+  for row in 'conv_keep_pass fwd lrelu' 'conv_grads bwd-data b1 kept' 'conv_keep_pass bwd-data relu' \
+             'conv_grads fwd b0 kept'; do
+    grep -q "^$row \[8,16,16,16\] k4 s2 p1.* ok$" "$work/selftest-$name.out" && ok ||
+      fail "selftest $name compared no $row"
+  done
+done
 
 # test_gpu_ops (ctest's gpu label, skipped without a device) on the emulated one: selftest in fp32
 # and tf32, repeats bit for bit, conv_grads the two ops' bits; again with cuDNN on every pass
@@ -70,6 +78,32 @@ for forms in timed never; do
       "$(tail -n 1 "$work/gpu-ops-$forms.out")"
   fi
 done
+grep -q '^bf16: kept copies x [1-9][0-9]* bytes, dy [1-9]' "$work/gpu-ops-never.out" && ok ||
+  fail "test_gpu_ops with cuDNN on every pass kept no copies in bf16: $(grep 'kept copies' "$work/gpu-ops-never.out")"
+
+# gan bench ops on the emulated device (its GEMM peak made small: GAN_BENCH_PEAK_N), bf16 with
+# cuDNN on every pass: the kept forms get rows, and the iteration counts them in place of the
+# plain ops (x/it: D's forwards 3, its backwards 2, on the kept copy; the plain ones 0)
+if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never \
+     "$gan" bench ops --device cuda --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 \
+     train.precision=bf16 train.deterministic=false >"$work/bench-ops.out" 2>&1; then
+  # x/it of a row: NAME LAYER
+  x_it() {
+    awk -v name="$1" -v layer="$2" 'substr($0, 1, length(name)) == name {
+        rest = substr($0, length(name) + 1)
+        if (rest !~ /^ / || (split(rest, f, " ") && f[1] != layer)) next
+        for (i = 1; i <= NF; i++) if ($i ~ /%$/) { print $(i + 1); exit } }' "$work/bench-ops.out"
+  }
+  for row in 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' 'conv bwd-filter|D.0|0' \
+             'conv fwd kept|D.2|3' 'conv grads kept|D.2|2' 'conv grads|D.2|0' 'conv fwd|D.2|0' \
+             'convt fwd kept|G.3|1' 'convt grads kept|G.3|1' 'convt grads|G.3|0' 'convt fwd+tanh kept|G.9|1'; do
+    IFS='|' read -r name layer want <<<"$row"
+    got=$(x_it "$name" "$layer")
+    [ "$got" = "$want" ] && ok || fail "bench ops: $name $layer x/it ${got:-(no row)}, want $want"
+  done
+else
+  fail "gan bench ops on the emulated device: $(tail -n 3 "$work/bench-ops.out")"
+fi
 
 # test_gpu_dist_one_rank: the data-parallel path on one rank (NCCL emulated: a communicator of
 # one) trains bit for bit like the backend without a process group, sync BN and graphs included
@@ -94,9 +128,12 @@ for line in open(sys.argv[1]):
     print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' "$1/metrics.jsonl"
 }
 # train NAME DEVICE [key=value ...]: the run's losses, one line per iteration, in $work/NAME.losses
+# (train_env: more environment, as words)
+train_env=""
 train() {
   local name=$1 device=$2; shift 2
-  if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" --device "$device" --quiet \
+  # shellcheck disable=SC2086 # train_env is words
+  if env GAN_CACHE_DIR="$work/cache-train" $train_env "$gan" train "$work/tiny.ini" --device "$device" \
        --out "$work/run-$name" "$@" >"$work/train-$name.out" 2>&1; then
     losses "$work/run-$name" >"$work/$name.losses"
     [ "$(wc -l < "$work/$name.losses")" = 6 ] && ok ||
@@ -111,6 +148,12 @@ train eager cuda train.graph=false
 train again cuda
 train cpu cpu
 train bf16 cuda train.precision=bf16
+# bf16 with cuDNN on every pass (NHWC): the layers' forwards keep their input's copy for the
+# backward-filter (conv_keep_pass)
+train_env="GAN_CACHE_DIR=$work/cache-train-cudnn GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never"
+train bf16-kept cuda train.precision=bf16
+train bf16-kept-eager cuda train.precision=bf16 train.graph=false
+train_env=""
 # resumed: 3 iterations, then --resume to 6 (the device-side counters restored from the checkpoint)
 if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" train.iterations=3 --device cuda --quiet \
      --out "$work/run-resumed" >"$work/train-half.out" 2>&1 &&
@@ -138,6 +181,11 @@ cmp -s "$work/graph.losses" "$work/eager.losses" && ok ||
   fail "the captured iteration's losses differ from the op-by-op ones:" \
     "$(paste -d'|' "$work/graph.losses" "$work/eager.losses" | head -n 3)"
 cmp -s "$work/graph.losses" "$work/again.losses" && ok || fail "a rerun's losses differ from the first run's"
+cmp -s "$work/bf16-kept.losses" "$work/bf16-kept-eager.losses" && ok ||
+  fail "bf16 with kept copies: the captured iteration's losses differ from the op-by-op ones:" \
+    "$(paste -d'|' "$work/bf16-kept.losses" "$work/bf16-kept-eager.losses" | head -n 3)"
+grep -q '^  conv kept copies ' "$work/train-bf16-kept.out" && ok ||
+  fail "bf16 with cuDNN on every pass kept no copies: $(grep -A12 '^memory' "$work/train-bf16-kept.out")"
 grep -q 'algo=' "$work/cache-train/conv_algorithms.txt" 2>/dev/null && ok || fail "no stored algorithm choices"
 # close to the CPU: within 1e-3 (relative, 1e-4 absolute) in fp32; bf16 within 0.05 and finite
 close() { # close A B RTOL ATOL
@@ -154,6 +202,8 @@ close "$work/graph.losses" "$work/cpu.losses" 1e-3 1e-4 2>"$work/close.err" && o
   fail "emulated CUDA vs CPU (fp32): $(tail -n 1 "$work/close.err")"
 close "$work/bf16.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" && ok ||
   fail "emulated CUDA bf16 vs CPU: $(tail -n 1 "$work/close.err")"
+close "$work/bf16-kept.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" && ok ||
+  fail "emulated CUDA bf16 with kept copies vs CPU: $(tail -n 1 "$work/close.err")"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

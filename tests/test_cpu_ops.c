@@ -128,13 +128,16 @@ static void check_conv(gan_conv_geom g)
     float *dw2 = malloc(nw * 4), *out2 = malloc((nx > ny ? nx : ny) * 4);
     memcpy(dw2, dw, nw * 4);
     CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 1.0f, dw, ws));
-    CHECK_OK(be->conv_grads(be, &g, x, dy, 1.0f, dw2, GAN_CONV_BACKWARD_DATA, w, out2, ws));
+    CHECK_OK(be->conv_grads(be, &g, x, dy, 1.0f, dw2, GAN_CONV_BACKWARD_DATA, w, out2, NULL, ws));
     CHECK_MSG(!memcmp(dw, dw2, nw * 4) && !memcmp(dx, out2, nx * 4), "conv grads (backward-data) %s",
               geom_name);
-    CHECK_OK(be->conv_grads(be, &g, x, dy, 0.0f, dw2, GAN_CONV_FORWARD, w, out2, ws));
+    CHECK_OK(be->conv_grads(be, &g, x, dy, 0.0f, dw2, GAN_CONV_FORWARD, w, out2, NULL, ws));
+    CHECK_MSG(!memcmp(y, out2, ny * 4), "conv grads (forward) %s", geom_name);
+    /* no out: dw alone (overwritten, beta 0), checked below */
+    memset(dw2, 0xff, nw * 4);
+    CHECK_OK(be->conv_grads(be, &g, x, dy, 0.0f, dw2, GAN_CONV_FORWARD, NULL, NULL, NULL, ws));
     for (size_t i = 0; i < nw; i++)
         want[i] = (float)dw_ref[i];
-    CHECK_MSG(!memcmp(y, out2, ny * 4), "conv grads (forward) %s", geom_name);
     snprintf(name, sizeof name, "conv grads dw %s", geom_name);
     CHECK_ALLCLOSE(name, dw2, want, nw, 1e-5, 1e-5);
     free(dw2);
@@ -254,8 +257,11 @@ static void check_conv_arguments(void)
     g = geom(2, 3, 8, 8, 4, 3, 1, 1);
     CHECK_FAILS_WITH(be->conv_backward_filter(be, &g, buf, NULL, 0.0f, buf, buf), GAN_ERR_ARG,
                      "backward-filter");
-    CHECK_FAILS_WITH(be->conv_grads(be, &g, buf, buf, 0.0f, buf, GAN_CONV_BACKWARD_FILTER, buf, buf, buf),
+    CHECK_FAILS_WITH(be->conv_grads(be, &g, buf, buf, 0.0f, buf, GAN_CONV_BACKWARD_FILTER, buf, buf, NULL, buf),
                      GAN_ERR_ARG, "cpu conv grads: the second pass must be backward-data or forward, not 2");
+    CHECK_FAILS_WITH(be->conv_grads(be, &g, buf, buf, 0.0f, buf, GAN_CONV_FORWARD, buf, buf, buf, buf), GAN_ERR_ARG,
+                     "cpu conv grads: a kept copy was given, and the cpu backend keeps none");
+    CHECK_MSG(!be->conv_keep_bytes && !be->conv_keep_pass, "the cpu backend copies no inputs: it keeps none");
 }
 
 /* Batch norm in double, from the definitions: the batch's mean and biased variance normalise; the

@@ -1022,7 +1022,7 @@ static void check_nhwc_calls(fake_backend *f, size_t bytes, size_t element, copy
      * dw out with the caller's beta */
     float *dx = (float *)0x5000;
     conversion_count = pair_launches = cudnn_log_count = 0;
-    CHECK_OK(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, ws));
+    CHECK_OK(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, NULL, ws));
     CHECK_MSG(conversion_count == 5 && pair_launches == 1, "%d conversions, %d paired launches", conversion_count,
               pair_launches);
     CHECK(conversion_is(0, to, sw, w, ws + ax, 0.0f));
@@ -1040,7 +1040,7 @@ static void check_nhwc_calls(fake_backend *f, size_t bytes, size_t element, copy
     /* a ConvTranspose2d's (its convolution's x in common): x and dy in, backward-filter, dw out
      * (beta 0: overwritten); then w in over it, forward into the y slot, out */
     conversion_count = pair_launches = cudnn_log_count = 0;
-    CHECK_OK(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 0.0f, dw, GAN_CONV_FORWARD, w, dx, ws));
+    CHECK_OK(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 0.0f, dw, GAN_CONV_FORWARD, w, dx, NULL, ws));
     CHECK_MSG(conversion_count == 5 && pair_launches == 1, "%d conversions, %d paired launches", conversion_count,
               pair_launches);
     CHECK(conversion_is(0, to, sx, x, ws, 0.0f));
@@ -1053,8 +1053,70 @@ static void check_nhwc_calls(fake_backend *f, size_t bytes, size_t element, copy
           r[0].ws == ws + copies && r[0].ws_bytes == 2048 && r[0].nhwc);
     CHECK(r[1].pass == GAN_CONV_FORWARD && r[1].x == ws && r[1].w == ws + ax && r[1].y == ws + ax + aw &&
           r[1].ws == ws + copies && r[1].ws_bytes == 0 && r[1].beta == 0.0f && r[1].nhwc);
-    CHECK_FAILS_WITH(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 0.0f, dw, GAN_CONV_BACKWARD_FILTER, w, dx, ws),
+    CHECK_FAILS_WITH(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 0.0f, dw, GAN_CONV_BACKWARD_FILTER, w, dx, NULL, ws),
                      GAN_ERR_ARG, "conv grads: the second pass must be backward-data or forward, not 2");
+
+    /* Kept copies: a layer's forward copies its input into the layer's buffer instead of its slot
+     * (conv_keep_pass), and its backward reads it there instead of copying it again. The copy is
+     * the slot's size: x's for a Conv2d (forward), dy's for a ConvTranspose2d (backward-data). */
+    CHECK(gan_cuda_conv_keep_bytes(&f->be, &K3S1, GAN_CONV_FORWARD) == ax);
+    CHECK(gan_cuda_conv_keep_bytes(&f->be, &K3S1, GAN_CONV_BACKWARD_DATA) == ay);
+    CHECK(gan_cuda_conv_keep_bytes(&f->be, &K3S1, GAN_CONV_BACKWARD_FILTER) == 0);
+    char *keep = malloc(ax > ay ? ax : ay);
+    /* a Conv2d's forward with its LeakyReLU: x into the kept buffer, w into its slot (one launch) */
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_keep_pass(&f->be, &K3S1, GAN_CONV_FORWARD, x, w, GAN_ACT_LRELU, 0.2f, y, keep, ws));
+    CHECK(conversion_count == 3 && pair_launches == 1);
+    CHECK(conversion_is(0, to, sx, x, keep, 0.0f) && conversion_is(1, to, sw, w, ws + ax, 0.0f));
+    CHECK(conversions[2].kind == from && conversions[2].src == ws + ax + aw && conversions[2].dst == y &&
+          conversions[2].act == GAN_ACT_LRELU && conversions[2].slope == 0.2f);
+    CHECK(cudnn_log_count == 1 && r[0].pass == GAN_CONV_FORWARD && r[0].x == keep && r[0].w == ws + ax &&
+          r[0].y == ws + ax + aw && r[0].nhwc);
+    /* its backward: w and dy in (one launch), backward-data, dx out; the backward-filter on the
+     * kept x (no copy of x), dw out: 4 conversions instead of 5 */
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, keep, ws));
+    CHECK_MSG(conversion_count == 4 && pair_launches == 1, "%d conversions, %d paired launches", conversion_count,
+              pair_launches);
+    CHECK(conversion_is(0, to, sw, w, ws + ax, 0.0f) && conversion_is(1, to, sy, y, ws + ax + aw, 0.0f));
+    CHECK(conversion_is(2, from, sx, ws, dx, 0.0f) && conversion_is(3, from, sw, ws + ax, dw, 1.0f));
+    CHECK(cudnn_log_count == 2 && r[0].pass == GAN_CONV_BACKWARD_DATA && r[0].x == ws &&
+          r[1].pass == GAN_CONV_BACKWARD_FILTER && r[1].x == keep && r[1].y == ws + ax + aw && r[1].w == ws + ax &&
+          r[1].ws_bytes == 2048 && r[1].beta == 0.0f);
+    /* no dx wanted (a model's first layer): the backward-filter alone on the kept x: dy in, dw out */
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, NULL, NULL, keep, ws));
+    CHECK(conversion_count == 2 && pair_launches == 0);
+    CHECK(conversion_is(0, to, sy, y, ws + ax + aw, 0.0f) && conversion_is(1, from, sw, ws + ax, dw, 1.0f));
+    CHECK(cudnn_log_count == 1 && r[0].pass == GAN_CONV_BACKWARD_FILTER && r[0].x == keep);
+    /* a ConvTranspose2d's forward (its convolution's backward-data): dy into the kept buffer */
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_keep_pass(&f->be, &K3S1, GAN_CONV_BACKWARD_DATA, y, w, GAN_CONV_NO_ACT, 0.0f, dx, keep,
+                                     ws));
+    CHECK(conversion_count == 3 && pair_launches == 1);
+    CHECK(conversion_is(0, to, sw, w, ws + ax, 0.0f) && conversion_is(1, to, sy, y, keep, 0.0f));
+    CHECK(conversion_is(2, from, sx, ws, dx, 0.0f));
+    CHECK(cudnn_log_count == 1 && r[0].pass == GAN_CONV_BACKWARD_DATA && r[0].y == keep && r[0].x == ws);
+    /* its backward: x and w in (one launch), forward into the y slot, out; the backward-filter
+     * from x's copy and the kept dy, dw out: 4 conversions in 1 launch of copies in */
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f->be, &K3S1, x, y, 0.0f, dw, GAN_CONV_FORWARD, w, dx, keep, ws));
+    CHECK_MSG(conversion_count == 4 && pair_launches == 1, "%d conversions, %d paired launches", conversion_count,
+              pair_launches);
+    CHECK(conversion_is(0, to, sx, x, ws, 0.0f) && conversion_is(1, to, sw, w, ws + ax, 0.0f));
+    CHECK(conversion_is(2, from, sy, ws + ax + aw, dx, 0.0f) && conversion_is(3, from, sw, ws + ax, dw, 0.0f));
+    CHECK(cudnn_log_count == 2 && r[0].pass == GAN_CONV_FORWARD && r[0].x == ws && r[0].w == ws + ax &&
+          r[0].y == ws + ax + aw && r[1].pass == GAN_CONV_BACKWARD_FILTER && r[1].x == ws && r[1].y == keep &&
+          r[1].w == ws + ax && r[1].ws_bytes == 2048);
+    CHECK_FAILS_WITH(gan_cuda_conv_keep_pass(&f->be, &K3S1, GAN_CONV_FORWARD, x, w, GAN_CONV_NO_ACT, 0.0f, y, NULL,
+                                             ws),
+                     GAN_ERR_ARG, "no buffer to keep the copy in");
+    CHECK_FAILS_WITH(gan_cuda_conv_keep_pass(&f->be, &K3S1, GAN_CONV_BACKWARD_FILTER, x, w, GAN_CONV_NO_ACT, 0.0f, y,
+                                             keep, ws),
+                     GAN_ERR_ARG, "the pass must be forward or backward-data, not 2");
+    CHECK_FAILS_WITH(gan_cuda_conv_keep_pass(&f->be, &K3S1, GAN_CONV_FORWARD, x, w, 7, 0.0f, y, keep, ws),
+                     GAN_ERR_ARG, "unknown activation 7");
+    free(keep);
     free(ws);
 }
 
@@ -1090,12 +1152,19 @@ static void test_bf16(void)
     /* both backward passes in NCHW: nothing to copy, the two ops on the caller's buffers */
     float *dx = (float *)0x5000;
     cudnn_log_count = 0;
-    CHECK_OK(gan_cuda_conv_grads(&f.be, &K3S1, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, ws));
+    CHECK_OK(gan_cuda_conv_grads(&f.be, &K3S1, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, NULL, ws));
     CHECK(conversion_count == 0 && cudnn_log_count == 2);
     CHECK(cudnn_log[0].pass == GAN_CONV_BACKWARD_FILTER && cudnn_log[0].x == x && cudnn_log[0].y == y &&
           cudnn_log[0].w == dw && cudnn_log[0].beta == 1.0f && cudnn_log[0].ws == ws && !cudnn_log[0].nhwc);
     CHECK(cudnn_log[1].pass == GAN_CONV_BACKWARD_DATA && cudnn_log[1].w == w && cudnn_log[1].y == y &&
           cudnn_log[1].x == dx && cudnn_log[1].ws == ws && !cudnn_log[1].nhwc);
+    /* NCHW copies nothing: nothing to keep, and a kept copy is refused */
+    CHECK(gan_cuda_conv_keep_bytes(&f.be, &K3S1, GAN_CONV_FORWARD) == 0 &&
+          gan_cuda_conv_keep_bytes(&f.be, &K3S1, GAN_CONV_BACKWARD_DATA) == 0);
+    CHECK_FAILS_WITH(gan_cuda_conv_grads(&f.be, &K3S1, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, ws, ws),
+                     GAN_ERR_ARG, "a kept copy was given where this geometry keeps none");
+    CHECK_FAILS_WITH(gan_cuda_conv_keep_pass(&f.be, &K3S1, GAN_CONV_FORWARD, x, w, GAN_CONV_NO_ACT, 0.0f, y, ws, ws),
+                     GAN_ERR_ARG, "this geometry keeps no copy");
     free(ws);
     close_fake(&f);
 
@@ -1124,11 +1193,26 @@ static void test_bf16(void)
     bytes = gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
     ws = malloc(bytes);
     gather_calls = conversion_count = pair_launches = cudnn_log_count = 0;
-    CHECK_OK(gan_cuda_conv_grads(&f.be, &K4S2, x, y, 0.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, ws));
+    CHECK_OK(gan_cuda_conv_grads(&f.be, &K4S2, x, y, 0.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, NULL, ws));
     CHECK_MSG(gather_calls == 1 && pair_launches == 2 && conversion_count == 6 && cudnn_log_count == 2 &&
                   cudnn_log[0].pass == GAN_CONV_BACKWARD_FILTER && cudnn_log[1].pass == GAN_CONV_FORWARD,
               "%d gathers, %d paired launches, %d conversions, %d cuDNN calls", gather_calls, pair_launches,
               conversion_count, cudnn_log_count);
+    /* The sub-pixel backward-data reads the caller's dy: a ConvTranspose2d keeps nothing; a Conv2d
+     * keeps x (its forward and backward-filter both cuDNN's in NHWC), and its backward-filter then
+     * reads the kept x, copying dy alone */
+    CHECK(gan_cuda_conv_keep_bytes(&f.be, &K4S2, GAN_CONV_BACKWARD_DATA) == 0);
+    size_t keep_bytes = gan_cuda_conv_keep_bytes(&f.be, &K4S2, GAN_CONV_FORWARD);
+    CHECK(keep_bytes == (size_t)(4 * 8 * 16 * 16 * 2 + 255) / 256 * 256);
+    char *keep = malloc(keep_bytes);
+    gather_calls = conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f.be, &K4S2, x, y, 0.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, keep, ws));
+    CHECK_MSG(gather_calls == 1 && pair_launches == 1 && conversion_count == 5 && cudnn_log_count == 2 &&
+                  cudnn_log[0].pass == GAN_CONV_BACKWARD_FILTER && cudnn_log[0].x == keep &&
+                  conversions[0].src == y && cudnn_log[1].pass == GAN_CONV_FORWARD,
+              "%d gathers, %d paired launches, %d conversions, %d cuDNN calls", gather_calls, pair_launches,
+              conversion_count, cudnn_log_count);
+    free(keep);
     free(ws);
     close_fake(&f);
     copy_ms = 0.0f;
@@ -1143,7 +1227,7 @@ static void test_bf16(void)
     CHECK(says(&f, &WHOLE, GAN_CONV_FORWARD, "cublas gemm bf16"));
     /* its two backward passes: a GEMM each */
     gemm_calls = 0;
-    CHECK_OK(gan_cuda_conv_grads(&f.be, &WHOLE, x, y, 0.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, NULL));
+    CHECK_OK(gan_cuda_conv_grads(&f.be, &WHOLE, x, y, 0.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, NULL, NULL));
     CHECK(gemm_calls == 2 && conversion_count == 0);
     close_fake(&f);
 }

@@ -73,14 +73,57 @@ static void test_conv_grads_bits(gan_precision precision)
     const char *name = gan_precision_name(precision);
     CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 1.0f, dw1, ws));
     CHECK_OK(be->conv_backward_data(be, &g, dy, w, dx1, ws));
-    CHECK_OK(be->conv_grads(be, &g, x, dy, 1.0f, dw2, GAN_CONV_BACKWARD_DATA, w, dx2, ws));
+    CHECK_OK(be->conv_grads(be, &g, x, dy, 1.0f, dw2, GAN_CONV_BACKWARD_DATA, w, dx2, NULL, ws));
     CHECK_MSG(same_bits_on(be, dw1, dw2, w_count) && same_bits_on(be, dx1, dx2, x_count),
               "%s: conv_grads (backward-data) is not the two ops bit for bit", name);
     CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 0.0f, dw1, ws));
     CHECK_OK(be->conv_forward(be, &g, x, w, y1, ws));
-    CHECK_OK(be->conv_grads(be, &g, x, dy, 0.0f, dw2, GAN_CONV_FORWARD, w, y2, ws));
+    CHECK_OK(be->conv_grads(be, &g, x, dy, 0.0f, dw2, GAN_CONV_FORWARD, w, y2, NULL, ws));
     CHECK_MSG(same_bits_on(be, dw1, dw2, w_count) && same_bits_on(be, y1, y2, y_count),
               "%s: conv_grads (forward) is not the two ops bit for bit", name);
+
+    /* A layer's forward keeping its input's copy (conv_keep_pass) and its backward reading it
+     * (conv_grads' kept): the bits of the plain ops. fp32 runs on the buffers: nothing to keep. */
+    size_t keep_x = be->conv_keep_bytes(be, &g, GAN_CONV_FORWARD);
+    size_t keep_dy = be->conv_keep_bytes(be, &g, GAN_CONV_BACKWARD_DATA);
+    void *keep = NULL;
+    CHECK_OK(be->alloc(be, (keep_x > keep_dy ? keep_x : keep_dy) + 4, &keep));
+    if (precision == GAN_PRECISION_FP32) {
+        CHECK_MSG(!keep_x && !keep_dy, "fp32 keeps copies of %zu and %zu bytes", keep_x, keep_dy);
+        CHECK_FAILS_WITH(be->conv_keep_pass(be, &g, GAN_CONV_FORWARD, x, w, GAN_CONV_NO_ACT, 0.0f, y2, keep, ws),
+                         GAN_ERR_ARG, "this geometry keeps no copy");
+        CHECK_FAILS_WITH(be->conv_grads(be, &g, x, dy, 0.0f, dw2, GAN_CONV_FORWARD, w, y2, keep, ws), GAN_ERR_ARG,
+                         "a kept copy was given where this geometry keeps none");
+    }
+    if (keep_x) { /* a Conv2d: x kept */
+        CHECK_OK(be->conv_forward(be, &g, x, w, y1, ws));
+        CHECK_OK(be->conv_keep_pass(be, &g, GAN_CONV_FORWARD, x, w, GAN_CONV_NO_ACT, 0.0f, y2, keep, ws));
+        CHECK_MSG(same_bits_on(be, y1, y2, y_count), "%s: conv_keep_pass (forward) is not the forward", name);
+        CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 1.0f, dw1, ws));
+        CHECK_OK(be->conv_backward_data(be, &g, dy, w, dx1, ws));
+        CHECK_OK(be->conv_grads(be, &g, x, dy, 1.0f, dw2, GAN_CONV_BACKWARD_DATA, w, dx2, keep, ws));
+        CHECK_MSG(same_bits_on(be, dw1, dw2, w_count) && same_bits_on(be, dx1, dx2, x_count),
+                  "%s: conv_grads (backward-data) on the kept x is not the two ops bit for bit", name);
+        /* no dx wanted (a model's first layer): the backward-filter alone, on the kept x */
+        CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 1.0f, dw1, ws));
+        CHECK_OK(be->conv_grads(be, &g, x, dy, 1.0f, dw2, GAN_CONV_BACKWARD_DATA, NULL, NULL, keep, ws));
+        CHECK_MSG(same_bits_on(be, dw1, dw2, w_count),
+                  "%s: conv_grads without dx on the kept x is not the backward-filter bit for bit", name);
+    }
+    if (keep_dy) { /* a ConvTranspose2d: its convolution's dy kept */
+        CHECK_OK(be->conv_backward_data(be, &g, dy, w, dx1, ws));
+        CHECK_OK(be->conv_keep_pass(be, &g, GAN_CONV_BACKWARD_DATA, dy, w, GAN_CONV_NO_ACT, 0.0f, dx2, keep, ws));
+        CHECK_MSG(same_bits_on(be, dx1, dx2, x_count), "%s: conv_keep_pass (backward-data) is not the pass", name);
+        CHECK_OK(be->conv_backward_filter(be, &g, x, dy, 0.0f, dw1, ws));
+        CHECK_OK(be->conv_forward(be, &g, x, w, y1, ws));
+        CHECK_OK(be->conv_grads(be, &g, x, dy, 0.0f, dw2, GAN_CONV_FORWARD, w, y2, keep, ws));
+        CHECK_MSG(same_bits_on(be, dw1, dw2, w_count) && same_bits_on(be, y1, y2, y_count),
+                  "%s: conv_grads (forward) on the kept dy is not the two ops bit for bit", name);
+    }
+    if (precision != GAN_PRECISION_FP32)
+        printf("%s: kept copies x %zu bytes, dy %zu bytes (0: the backward-filter is not cuDNN in NHWC)\n", name,
+               keep_x, keep_dy);
+    be->free(be, keep);
     float *all[] = {x, w, dy, dw1, dw2, dx1, dx2, y1, y2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         be->free(be, all[i]);

@@ -135,7 +135,7 @@ static gan_status run_record(gan_backend *c, const record *r)
         return c->conv_backward_filter(c, &r->geom, in[0], in[1], r->f[0], out[2], out[3]);
     case OP_CONV_GRADS:
         return c->conv_grads(c, &r->geom, in[0], in[1], r->f[0], out[2], (gan_conv_pass)r->i[0], in[4], out[5],
-                             out[3]);
+                             in[6], out[3]);
     case OP_BIAS_FORWARD: return c->bias_forward(c, r->i[0], r->i[1], r->i[2], in[0], out[1]);
     case OP_BIAS_BACKWARD: return c->bias_backward(c, r->i[0], r->i[1], r->i[2], in[0], r->f[0], out[1]);
     case OP_BN_FORWARD_TRAIN:
@@ -287,10 +287,12 @@ static gan_status rec_conv_backward_filter(gan_backend *be, const gan_conv_geom 
 }
 /* the pass beside the backward-filter in i[0], w and its output in p[4] and p[5] */
 static gan_status rec_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy,
-                                 float beta, float *dw, gan_conv_pass other, const float *w, float *out, void *ws)
+                                 float beta, float *dw, gan_conv_pass other, const float *w, float *out,
+                                 const void *kept, void *ws)
 {
     RECORD(OP_CONV_GRADS);
-    r.geom = *g, r.p[0] = x, r.p[1] = dy, r.p[2] = dw, r.p[3] = ws, r.p[4] = w, r.p[5] = out, r.f[0] = beta;
+    r.geom = *g, r.p[0] = x, r.p[1] = dy, r.p[2] = dw, r.p[3] = ws, r.p[4] = w, r.p[5] = out, r.p[6] = kept;
+    r.f[0] = beta;
     r.i[0] = (int)other;
     return dispatch(be, &r);
 }

@@ -70,10 +70,10 @@ static double line_rel_l2(const char *text, const char *op)
 /* conv_grads that forgets to accumulate into dw (beta taken as 0) */
 static gan_status skewed_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy,
                                     float beta, float *dw, gan_conv_pass other, const float *w, float *out,
-                                    void *workspace)
+                                    const void *kept, void *workspace)
 {
     (void)beta;
-    return real_cpu->conv_grads(be, g, x, dy, 0.0f, dw, other, w, out, workspace);
+    return real_cpu->conv_grads(be, g, x, dy, 0.0f, dw, other, w, out, kept, workspace);
 }
 
 static void test_selftest(void)

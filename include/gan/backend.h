@@ -74,6 +74,9 @@ typedef enum gan_activation {
     GAN_ACT_SIGMOID
 } gan_activation;
 
+/* conv_keep_pass's `act` for no activation. */
+enum { GAN_CONV_NO_ACT = -1 };
+
 /* Whether `act` is one of gan_activation's values (the ops that take one refuse any other). */
 static inline bool gan_activation_known(int act)
 {
@@ -194,9 +197,25 @@ struct gan_backend {
      *   GAN_CONV_BACKWARD_DATA: out = conv^T(dy, w), a Conv2d's dx (dy in common);
      *   GAN_CONV_FORWARD:       out = conv(x, w), a ConvTranspose2d's dx (x in common: its
      *                           convolution's x is the layer's dy).
-     * Bit for bit the two ops, with the same workspace. */
+     * Bit for bit the two ops, with the same workspace. `kept`: NULL, or the copy a layer's
+     * conv_keep_pass left (below) of the backward-filter's other input (a Conv2d's x, a
+     * ConvTranspose2d's dy), read in place of copying that input again; `x` or `dy` must still
+     * hold the values the copy was made from. `out` NULL: the backward-filter alone (a layer
+     * whose input gradient is not wanted), on `kept` where given; `w` is then not read. */
     gan_status (*conv_grads)(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy, float beta,
-                             float *dw, gan_conv_pass other, const float *w, float *out, void *workspace);
+                             float *dw, gan_conv_pass other, const float *w, float *out, const void *kept,
+                             void *workspace);
+    /* Optional (NULL where a backend copies no inputs: the layers then keep nothing). A layer's
+     * forward pass, `pass` (GAN_CONV_FORWARD: a Conv2d's; GAN_CONV_BACKWARD_DATA: a
+     * ConvTranspose2d's), copies its input `in` (x, or dy) where the backend runs the pass on
+     * copies (CUDA in NHWC); the backward-filter reads that input too. conv_keep_bytes: the bytes
+     * of that copy where both passes of g make it alike, else 0 (nothing to keep). conv_keep_pass:
+     * the pass, with `act` (a gan_activation, or GAN_CONV_NO_ACT) as conv_forward_act and
+     * conv_backward_data_act apply it, its copy of `in` made into `keep` (conv_keep_bytes of it)
+     * and left there for conv_grads; the same bits as the plain pass. */
+    size_t (*conv_keep_bytes)(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass);
+    gan_status (*conv_keep_pass)(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, const float *in,
+                                 const float *w, int act, float slope, float *out, void *keep, void *workspace);
     /* y[n, c, hw] += bias[c] */
     gan_status (*bias_forward)(gan_backend *be, int n, int c, int hw, const float *bias, float *y);
     /* db = beta * db + sum over n, hw of dy */

@@ -772,14 +772,20 @@ void cpu_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pa
         snprintf(out, bytes, "%s + sgemm", is_k4s2p1(g) ? "im2col k4s2p1" : "im2col");
 }
 
-/* The CPU's passes share nothing to convert: the two ops, one after the other. */
+/* The CPU's passes share nothing to convert: the two ops, one after the other. It keeps no copies
+ * (no conv_keep_pass), so `kept` must be NULL. */
 gan_status cpu_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy, float beta,
-                          float *dw, gan_conv_pass other, const float *w, float *out, void *workspace)
+                          float *dw, gan_conv_pass other, const float *w, float *out, const void *kept,
+                          void *workspace)
 {
     if (other != GAN_CONV_BACKWARD_DATA && other != GAN_CONV_FORWARD)
         return gan_error(GAN_ERR_ARG, "cpu conv grads: the second pass must be backward-data or forward, not %d",
                          (int)other);
+    if (kept)
+        return gan_error(GAN_ERR_ARG, "cpu conv grads: a kept copy was given, and the cpu backend keeps none");
     GAN_TRY(cpu_conv_backward_filter(be, g, x, dy, beta, dw, workspace));
+    if (!out)
+        return GAN_OK;
     if (other == GAN_CONV_BACKWARD_DATA)
         return cpu_conv_backward_data(be, g, dy, w, out, workspace);
     return cpu_conv_forward(be, g, x, w, out, workspace);

@@ -126,7 +126,8 @@ gan_status cpu_conv_backward_data_act(gan_backend *be, const gan_conv_geom *g, c
 gan_status cpu_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                     const float *dy, float beta, float *dw, void *workspace);
 gan_status cpu_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy, float beta,
-                          float *dw, gan_conv_pass other, const float *w, float *out, void *workspace);
+                          float *dw, gan_conv_pass other, const float *w, float *out, const void *kept,
+                          void *workspace);
 gan_status cpu_bias_forward(gan_backend *be, int n, int c, int hw, const float *bias, float *y);
 gan_status cpu_bias_backward(gan_backend *be, int n, int c, int hw, const float *dy, float beta,
                              float *db);

@@ -672,6 +672,8 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .conv_backward_data_act = gan_cuda_conv_backward_data_act,
         .conv_backward_filter = gan_cuda_conv_backward_filter,
         .conv_grads = gan_cuda_conv_grads,
+        .conv_keep_bytes = gan_cuda_conv_keep_bytes,
+        .conv_keep_pass = gan_cuda_conv_keep_pass,
         .bias_forward = cuda_bias_forward,
         .bias_backward = cuda_bias_backward,
         .bn_forward_train = cuda_bn_forward_train,

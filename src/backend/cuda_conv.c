@@ -502,16 +502,21 @@ static void copies_of_pass(const gan_cuda_impl *impl, const gan_conv_geom *g, ga
     }
 }
 
-/* The two inputs of `pass` into their copies, in one launch: rounded to BF16 in bf16, moved as
- * FP32 in tf32. */
+/* Two tensors into their copies, in one launch: rounded to BF16 in bf16, moved as FP32 in tf32. */
+static gan_status copy_pair_in(const gan_cuda_impl *impl, const gan_nhwc_copy copies[2])
+{
+    if (impl->precision == GAN_PRECISION_BF16)
+        return gan_cuda_f32_to_bf16_nhwc_pair(impl->stream, &copies[0], &copies[1]);
+    return gan_cuda_f32_to_f32_nhwc_pair(impl->stream, &copies[0], &copies[1]);
+}
+
+/* The two inputs of `pass` into their copies, in one launch. */
 static gan_status copies_in(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass, const float *a,
                             const float *b, const nhwc_copies *c)
 {
     gan_nhwc_copy copies[2];
     copies_of_pass(impl, g, pass, a, b, c, copies);
-    if (impl->precision == GAN_PRECISION_BF16)
-        return gan_cuda_f32_to_bf16_nhwc_pair(impl->stream, &copies[0], &copies[1]);
-    return gan_cuda_f32_to_f32_nhwc_pair(impl->stream, &copies[0], &copies[1]);
+    return copy_pair_in(impl, copies);
 }
 
 /* One tensor into its copy (one launch), as copies_in does. */
@@ -521,6 +526,59 @@ static gan_status copy_in(const gan_cuda_impl *impl, const gan_nhwc_copy *copy)
         return gan_cuda_f32_to_bf16_nhwc(impl->stream, copy->n, copy->c, copy->c_nhwc, copy->hw, copy->src,
                                          copy->dst);
     return gan_cuda_f32_to_f32_nhwc(impl->stream, copy->n, copy->c, copy->c_nhwc, copy->hw, copy->src, copy->dst);
+}
+
+/* ---- kept copies: a layer's forward input, copied once for its backward-filter too ---------- *
+ * A Conv2d's forward and its backward-filter both read x; a ConvTranspose2d's forward (its
+ * convolution's backward-data) and its backward-filter both read that convolution's dy. Where the
+ * two passes run cuDNN in NHWC they copy that input alike, so the layer keeps the forward's copy
+ * (conv_keep_pass: made in a buffer of the layer's instead of the workspace slot) and its
+ * backward reads it (conv_grads' `kept`) instead of copying the input again. A kept copy is
+ * cuDNN's x of g (the forward keeps it) or its y (the backward-data keeps it). */
+typedef struct kept_copy {
+    void *at;  /* NULL: none */
+    bool of_y; /* cuDNN's y, else its x */
+    bool make; /* made by this call (the layer's forward), else read */
+} kept_copy;
+static const kept_copy NO_KEPT = {NULL, false, false};
+
+/* The shape of the input of `pass` (the layer's forward) that a kept copy holds. */
+static nc_hw kept_shape(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass)
+{
+    return pass == GAN_CONV_FORWARD ? x_shape(impl, g) : y_shape(g);
+}
+
+/* Whether `plan` copies the input of `pass` (forward or backward-data) as its backward-filter
+ * does: both planned on cuDNN in NHWC (the forms of ours are planned in NCHW). */
+static bool plan_keeps(const gan_cuda_conv_plan *plan, gan_conv_pass pass)
+{
+    const gan_cuda_pass_plan *p = &plan->pass[pass], *f = &plan->pass[GAN_CONV_BACKWARD_FILTER];
+    return (pass == GAN_CONV_FORWARD || pass == GAN_CONV_BACKWARD_DATA) && p->planned && f->planned &&
+           p->layout == GAN_CONV_LAYOUT_NHWC && f->layout == GAN_CONV_LAYOUT_NHWC;
+}
+
+/* The copies a pass reads, with a kept copy in place of its slot. */
+static nhwc_copies with_kept(nhwc_copies c, kept_copy k)
+{
+    if (k.at) {
+        if (k.of_y)
+            c.y = k.at;
+        else
+            c.x = k.at;
+    }
+    return c;
+}
+
+/* The inputs of `pass` into the copies of `c` (with_kept's): both in one launch, or the one
+ * that is not a kept copy already made. */
+static gan_status inputs_in(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass, const float *a,
+                            const float *b, const nhwc_copies *c, kept_copy k)
+{
+    gan_nhwc_copy copies[2];
+    copies_of_pass(impl, g, pass, a, b, c, copies);
+    if (k.at && !k.make)
+        return copy_in(impl, copies[0].dst == k.at ? &copies[1] : &copies[0]);
+    return copy_pair_in(impl, copies);
 }
 
 /* The copy `pass` writes (y, dx or dw). */
@@ -593,10 +651,11 @@ static gan_status cudnn_call(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan
  *   backward-data:   a = w,  b = dy  -> out = dx
  *   backward-filter: a = x,  b = dy  -> out = dw, added to beta times dw (beta 0: overwritten)
  * `workspace` holds the pass's bytes (the plan's, NHWC copies included). `act` (GAN_FUSED_NONE:
- * none) is applied to out: by the copy back in NHWC, else by one more launch. */
-static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
-                            const float *a, const float *b, float beta, int act, float slope, float *out,
-                            void *workspace)
+ * none) is applied to out: by the copy back in NHWC, else by one more launch. `kept` (NHWC only;
+ * NO_KEPT for none): a kept copy of x or dy, made here in place of its slot, or read. */
+static gan_status cudnn_run_kept(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                                 const float *a, const float *b, float beta, int act, float slope, float *out,
+                                 void *workspace, kept_copy kept)
 {
     const gan_cuda_pass_plan *p = &plan->pass[pass];
     const gan_conv_geom *g = &plan->geom;
@@ -611,11 +670,18 @@ static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
         GAN_TRY(cudnn_call(impl, plan, pass, x, w, y, out, beta, workspace, p->bytes));
         return act_in_place(impl, pass, g, act, slope, out);
     }
-    nhwc_copies c = copies_at(impl, g, workspace);
-    GAN_TRY(copies_in(impl, g, pass, a, b, &c));
+    nhwc_copies c = with_kept(copies_at(impl, g, workspace), kept);
+    GAN_TRY(inputs_in(impl, g, pass, a, b, &c, kept));
     /* cuDNN overwrites its copy (beta 0): beta applies when the output is copied back */
     GAN_TRY(cudnn_call(impl, plan, pass, c.x, c.w, c.y, copy_written(&c, pass), 0.0f, c.rest, p->bytes - c.bytes));
     return copy_out(impl, g, pass, &c, beta, act, slope, out);
+}
+
+static gan_status cudnn_run(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, gan_conv_pass pass,
+                            const float *a, const float *b, float beta, int act, float slope, float *out,
+                            void *workspace)
+{
+    return cudnn_run_kept(impl, plan, pass, a, b, beta, act, slope, out, workspace, NO_KEPT);
 }
 
 /* Its scratch (w2, y2) before the inner convolution's workspace. */
@@ -1207,16 +1273,28 @@ gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g
     return cudnn_run(impl, plan, GAN_CONV_BACKWARD_FILTER, x, dy, beta, GAN_FUSED_NONE, 0.0f, dw, workspace);
 }
 
+/* The pass that made a kept copy for a layer whose backward's second pass is `other`: a Conv2d's
+ * forward (x kept) when it is backward-data, a ConvTranspose2d's backward-data (dy kept) when it
+ * is forward. */
+static gan_conv_pass keeping_pass(gan_conv_pass other)
+{
+    return other == GAN_CONV_BACKWARD_DATA ? GAN_CONV_FORWARD : GAN_CONV_BACKWARD_DATA;
+}
+
 /* A layer's two backward passes (the op table's conv_grads). Where both run cuDNN in NHWC, the
- * input they have in common is copied once: the pass that does not write its slot runs first on
- * two copies made in one launch, then the other pass's own input is copied into the slot the
- * first wrote (the workspace has one slot per tensor: [x | w | y]):
- *   backward-data (dy in common): w, dy in; dx out of the x slot; x in; dw out of the w slot;
- *   forward (x in common):        x, dy in; dw out of the w slot; w in; y out of the y slot.
- * The same copies of the same values as the two ops make, so the same bits, with one copy fewer.
- * Otherwise (either pass in NCHW or a form of ours, or a whole-input GEMM) the two ops. */
+ * input they have in common is copied once (the workspace has one slot per tensor: [x | w | y]):
+ *   backward-data (dy in common): w, dy in (one launch); dx out of the x slot; then x in (or the
+ *     kept copy of x read); dw out of the w slot;
+ *   forward (x in common), with dy kept: x, w in (one launch); y out of the y slot; dw out of the
+ *     w slot from x and the kept dy;
+ *   forward, nothing kept: x, dy in (one launch); dw out of the w slot; w in; y out of the y slot.
+ * The same copies of the same values as the two ops make, so the same bits, with one copy fewer
+ * (two with a kept copy). Otherwise (either pass in NCHW or a form of ours, a whole-input GEMM, or
+ * no `out`: the backward-filter alone) the ops, the backward-filter on the kept copy where there
+ * is one. */
 gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy, float beta,
-                               float *dw, gan_conv_pass other, const float *w, float *out, void *workspace)
+                               float *dw, gan_conv_pass other, const float *w, float *out, const void *kept,
+                               void *workspace)
 {
     if (other != GAN_CONV_BACKWARD_DATA && other != GAN_CONV_FORWARD)
         return gan_error(GAN_ERR_ARG, "conv grads: the second pass must be backward-data or forward, not %d",
@@ -1227,11 +1305,23 @@ gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const fl
         GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_FILTER, &plan));
         GAN_TRY(plan_for_call(be, g, other, &plan)); /* the same plan: the later pointer is the one to use */
     }
+    if (kept && (!plan || !plan_keeps(plan, keeping_pass(other))))
+        return gan_error(GAN_ERR_ARG, "conv grads: a kept copy was given where this geometry keeps none "
+                                      "(conv_keep_bytes is 0)");
+    kept_copy k = {(void *)kept, other == GAN_CONV_FORWARD, false};
     const gan_cuda_pass_plan *f = plan ? &plan->pass[GAN_CONV_BACKWARD_FILTER] : NULL;
     const gan_cuda_pass_plan *o = plan ? &plan->pass[other] : NULL;
     /* the forms of ours are planned in NCHW: they read the caller's buffers */
-    if (!plan || f->layout != GAN_CONV_LAYOUT_NHWC || o->layout != GAN_CONV_LAYOUT_NHWC) {
-        GAN_TRY(gan_cuda_conv_backward_filter(be, g, x, dy, beta, dw, workspace));
+    if (!plan || !out || f->layout != GAN_CONV_LAYOUT_NHWC || o->layout != GAN_CONV_LAYOUT_NHWC) {
+        if (kept) {
+            GAN_TRY(check_workspace(GAN_CONV_BACKWARD_FILTER, f->bytes, workspace));
+            GAN_TRY(cudnn_run_kept(impl, plan, GAN_CONV_BACKWARD_FILTER, x, dy, beta, GAN_FUSED_NONE, 0.0f, dw,
+                                   workspace, k));
+        } else {
+            GAN_TRY(gan_cuda_conv_backward_filter(be, g, x, dy, beta, dw, workspace));
+        }
+        if (!out)
+            return GAN_OK;
         if (other == GAN_CONV_BACKWARD_DATA)
             return gan_cuda_conv_backward_data(be, g, dy, w, out, workspace);
         return gan_cuda_conv_forward(be, g, x, w, out, workspace);
@@ -1244,9 +1334,20 @@ gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const fl
         GAN_TRY(copies_in(impl, g, GAN_CONV_BACKWARD_DATA, w, dy, &c));
         GAN_TRY(cudnn_call(impl, plan, GAN_CONV_BACKWARD_DATA, NULL, c.w, c.y, c.x, 0.0f, c.rest, other_rest));
         GAN_TRY(copy_out(impl, g, GAN_CONV_BACKWARD_DATA, &c, 0.0f, GAN_FUSED_NONE, 0.0f, out));
-        gan_nhwc_copy x_copy = nhwc_copy_of(x_shape(impl, g), x, c.x);
-        GAN_TRY(copy_in(impl, &x_copy));
-        GAN_TRY(cudnn_call(impl, plan, GAN_CONV_BACKWARD_FILTER, c.x, NULL, c.y, c.w, 0.0f, c.rest, filter_rest));
+        const void *x_copy = kept;
+        if (!kept) {
+            gan_nhwc_copy copy = nhwc_copy_of(x_shape(impl, g), x, c.x);
+            GAN_TRY(copy_in(impl, &copy));
+            x_copy = c.x;
+        }
+        GAN_TRY(cudnn_call(impl, plan, GAN_CONV_BACKWARD_FILTER, x_copy, NULL, c.y, c.w, 0.0f, c.rest, filter_rest));
+        return copy_out(impl, g, GAN_CONV_BACKWARD_FILTER, &c, beta, GAN_FUSED_NONE, 0.0f, dw);
+    }
+    if (kept) {
+        GAN_TRY(copies_in(impl, g, GAN_CONV_FORWARD, x, w, &c));
+        GAN_TRY(cudnn_call(impl, plan, GAN_CONV_FORWARD, c.x, c.w, NULL, c.y, 0.0f, c.rest, other_rest));
+        GAN_TRY(copy_out(impl, g, GAN_CONV_FORWARD, &c, 0.0f, GAN_FUSED_NONE, 0.0f, out));
+        GAN_TRY(cudnn_call(impl, plan, GAN_CONV_BACKWARD_FILTER, c.x, NULL, kept, c.w, 0.0f, c.rest, filter_rest));
         return copy_out(impl, g, GAN_CONV_BACKWARD_FILTER, &c, beta, GAN_FUSED_NONE, 0.0f, dw);
     }
     GAN_TRY(copies_in(impl, g, GAN_CONV_BACKWARD_FILTER, x, dy, &c));
@@ -1256,6 +1357,48 @@ gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const fl
     GAN_TRY(copy_in(impl, &w_copy));
     GAN_TRY(cudnn_call(impl, plan, GAN_CONV_FORWARD, c.x, c.w, NULL, c.y, 0.0f, c.rest, other_rest));
     return copy_out(impl, g, GAN_CONV_FORWARD, &c, 0.0f, GAN_FUSED_NONE, 0.0f, out);
+}
+
+/* The op table's conv_keep_bytes: the copy of the input of `pass` where the plan (both passes
+ * chosen now, within the budget, if they are not yet) keeps it, else 0. */
+size_t gan_cuda_conv_keep_bytes(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    if ((pass != GAN_CONV_FORWARD && pass != GAN_CONV_BACKWARD_DATA) || gan_conv_is_whole_input(g))
+        return 0;
+    gan_cuda_conv_plan *plan;
+    unsigned passes = GAN_CONV_PASS_BIT(pass) | GAN_CONV_PASS_BIT(GAN_CONV_BACKWARD_FILTER);
+    if (plan_get(impl, g, impl->workspace_budget_bytes, true, passes, &plan) != GAN_OK || !plan_keeps(plan, pass))
+        return 0;
+    return align256(copy_count(kept_shape(impl, g, pass)) * copy_element_bytes(impl));
+}
+
+_Static_assert(GAN_CONV_NO_ACT == GAN_FUSED_NONE, "conv_keep_pass's no activation is the kernels' GAN_FUSED_NONE");
+
+/* The op table's conv_keep_pass: the layer's forward (Conv2d: forward, ConvTranspose2d:
+ * backward-data), its input's copy made into `keep`. */
+gan_status gan_cuda_conv_keep_pass(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, const float *in,
+                                   const float *w, int act, float slope, float *out, void *keep, void *workspace)
+{
+    if (pass != GAN_CONV_FORWARD && pass != GAN_CONV_BACKWARD_DATA)
+        return gan_error(GAN_ERR_ARG, "conv keep pass: the pass must be forward or backward-data, not %d", (int)pass);
+    if (act != GAN_CONV_NO_ACT)
+        GAN_TRY(check_act((gan_activation)act, "conv keep pass"));
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    gan_cuda_conv_plan *plan = NULL;
+    if (!gan_conv_is_whole_input(g)) {
+        GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_FILTER, &plan));
+        GAN_TRY(plan_for_call(be, g, pass, &plan));
+    }
+    if (!plan || !plan_keeps(plan, pass) || !keep)
+        return gan_error(GAN_ERR_ARG, "conv keep pass (%s): %s", gan_conv_pass_name(pass),
+                         keep ? "this geometry keeps no copy (conv_keep_bytes is 0)" : "no buffer to keep the copy in");
+    const gan_cuda_pass_plan *p = &plan->pass[pass];
+    GAN_TRY(check_workspace(pass, p->bytes, workspace));
+    kept_copy k = {keep, pass == GAN_CONV_BACKWARD_DATA, true};
+    if (pass == GAN_CONV_FORWARD)
+        return cudnn_run_kept(impl, plan, pass, in, w, 0.0f, act, slope, out, workspace, k);
+    return cudnn_run_kept(impl, plan, pass, w, in, 0.0f, act, slope, out, workspace, k);
 }
 
 /* ---- the choices, in and out ----------------------------------------------------------- */

@@ -182,7 +182,11 @@ gan_status gan_cuda_conv_backward_data_act(gan_backend *be, const gan_conv_geom 
 gan_status gan_cuda_conv_backward_filter(gan_backend *be, const gan_conv_geom *g, const float *x,
                                          const float *dy, float beta, float *dw, void *workspace);
 gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const float *x, const float *dy, float beta,
-                               float *dw, gan_conv_pass other, const float *w, float *out, void *workspace);
+                               float *dw, gan_conv_pass other, const float *w, float *out, const void *kept,
+                               void *workspace);
+size_t gan_cuda_conv_keep_bytes(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass);
+gan_status gan_cuda_conv_keep_pass(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, const float *in,
+                                   const float *w, int act, float slope, float *out, void *keep, void *workspace);
 /* Forgets every plan and choice (when the backend is destroyed). */
 void gan_cuda_conv_plans_clear(gan_cuda_impl *impl);
 gan_status gan_cuda_conv_choices_export(gan_backend *be, char **text);

@@ -8,14 +8,17 @@
  *     convolution's backward-data and its backward-data a forward convolution, src/nn/convt.c);
  *     a conv or convt whose forward training runs with the activation after it applied on the
  *     way out (D's first layer, G's last, where the backend has conv_forward_act and
- *     conv_backward_data_act) also that fused forward;
+ *     conv_backward_data_act) also that fused forward; the two backward passes as one op
+ *     (conv_grads); where the backend keeps the forward's input copy for the backward-filter
+ *     (conv_keep_bytes > 0), the forward that keeps it (with the activation, if fused) and the
+ *     backwards on it (both passes; the backward-filter alone where no dx is wanted);
  *   bn: training forward (batch statistics, running statistics updated) and backward, and where
  *     training fuses the ReLU/LeakyReLU after it (the backend has bn_act_*), both fused ops;
  *   relu, lrelu, tanh, sigmoid (D's last layer: fused into the loss in training), dropout:
  *     forward and backward;
  * then BCE from logits at the batch size and one Adam step over each network's parameters.
  * The iteration's total counts each op as often as training runs it (the x/it column): a fused
- * op in place of its parts, which get 0.
+ * or kept form in place of the plain ops, which get 0.
  *
  * Timing: W warm-up calls, then R samples; a sample repeats the call enough times to last at
  * least --min-ms (one call for anything slow, many for tiny ops on a GPU), with the backend
@@ -147,6 +150,7 @@ typedef enum op_kind {
     OP_CONV_FORWARD_ACT,
     OP_CONV_BACKWARD_DATA_ACT,
     OP_CONV_GRADS,
+    OP_CONV_KEEP_PASS,
     OP_GEMM,
     OP_BN_FORWARD_TRAIN,
     OP_BN_BACKWARD,
@@ -173,7 +177,9 @@ typedef struct op_call {
     float *out, *out2, *out3, *out4, *out5, *out6;
     void *workspace;
     gan_adam_hyper adam;
-    gan_conv_pass other; /* conv grads: the pass beside the backward-filter */
+    gan_conv_pass other; /* conv grads: the pass beside the backward-filter; keep pass: the pass */
+    void *keep;          /* keep pass: where the input's copy goes; conv grads: the kept copy (or NULL) */
+    int keep_act;        /* keep pass: a gan_activation or GAN_CONV_NO_ACT */
 } op_call;
 
 static gan_status op_run(gan_backend *be, const op_call *o)
@@ -188,8 +194,13 @@ static gan_status op_run(gan_backend *be, const op_call *o)
     case OP_CONV_BACKWARD_DATA_ACT:
         return be->conv_backward_data_act(be, &o->geom, o->a, o->b, o->act, o->slope, o->out, o->workspace);
     case OP_CONV_GRADS:
-        /* x, dy, w -> dw and (other) dx or y */
-        return be->conv_grads(be, &o->geom, o->a, o->b, 0.0f, o->out, o->other, o->c, o->out2, o->workspace);
+        /* x, dy, w -> dw and (other) dx or y (out2 NULL: dw alone), on the kept copy if any */
+        return be->conv_grads(be, &o->geom, o->a, o->b, 0.0f, o->out, o->other, o->c, o->out2, o->keep,
+                              o->workspace);
+    case OP_CONV_KEEP_PASS:
+        /* in, w -> out (the pass `other`), in's copy into keep */
+        return be->conv_keep_pass(be, &o->geom, o->other, o->a, o->b, o->keep_act, o->slope, o->out, o->keep,
+                                  o->workspace);
     case OP_GEMM:
         return be->gemm(be, o->trans_a, o->trans_b, o->m, o->n, o->k, 1.0f, o->a, o->lda, o->b, o->ldb, 0.0f,
                         o->out, o->ldc);
@@ -270,14 +281,17 @@ static gan_status report_op(gan_backend *be, const op_call *o, const ops_options
     char algorithm[160] = "";
     if (be->conv_describe && (o->kind == OP_CONV_FORWARD || o->kind == OP_CONV_BACKWARD_DATA ||
                               o->kind == OP_CONV_BACKWARD_FILTER || o->kind == OP_CONV_FORWARD_ACT ||
-                              o->kind == OP_CONV_BACKWARD_DATA_ACT)) {
-        gan_conv_pass pass = o->kind == OP_CONV_FORWARD || o->kind == OP_CONV_FORWARD_ACT ? GAN_CONV_FORWARD
+                              o->kind == OP_CONV_BACKWARD_DATA_ACT || o->kind == OP_CONV_KEEP_PASS)) {
+        gan_conv_pass pass = o->kind == OP_CONV_KEEP_PASS                                   ? o->other
+                             : o->kind == OP_CONV_FORWARD || o->kind == OP_CONV_FORWARD_ACT ? GAN_CONV_FORWARD
                              : o->kind == OP_CONV_BACKWARD_DATA || o->kind == OP_CONV_BACKWARD_DATA_ACT
                                  ? GAN_CONV_BACKWARD_DATA
                                  : GAN_CONV_BACKWARD_FILTER;
         be->conv_describe(be, &o->geom, pass, algorithm, sizeof algorithm);
     }
-    if (be->conv_describe && o->kind == OP_CONV_GRADS) { /* both passes' */
+    if (be->conv_describe && o->kind == OP_CONV_GRADS && !o->out2) /* the backward-filter alone */
+        be->conv_describe(be, &o->geom, GAN_CONV_BACKWARD_FILTER, algorithm, sizeof algorithm);
+    else if (be->conv_describe && o->kind == OP_CONV_GRADS) { /* both passes' */
         char filter[80], other[80];
         be->conv_describe(be, &o->geom, GAN_CONV_BACKWARD_FILTER, filter, sizeof filter);
         be->conv_describe(be, &o->geom, o->other, other, sizeof other);
@@ -346,9 +360,16 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     if (l->spec.kind == GAN_LAYER_CONVT)
         buffer_floats(&b, y_count, 0.0f, 0.0f, &y2);
     buffer_bytes(&b, be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL), &ws);
+    bool convt = l->spec.kind == GAN_LAYER_CONVT;
+    /* Where the backend keeps the layer's forward input's copy for its backward-filter
+     * (conv_keep_pass), training runs its forwards so and its backward-filters on that copy. */
+    gan_conv_pass keeping = convt ? GAN_CONV_BACKWARD_DATA : GAN_CONV_FORWARD;
+    size_t keep_bytes = be->conv_keep_bytes ? be->conv_keep_bytes(be, &g, keeping) : 0;
+    void *keep = NULL;
+    if (keep_bytes)
+        buffer_bytes(&b, keep_bytes, &keep);
     gan_status status = GAN_OK;
     GAN_CHECK(b.status);
-    bool convt = l->spec.kind == GAN_LAYER_CONVT;
     char layer[16], shape[96], in_text[40], out_text[40];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(in_text, sizeof in_text, l->batch, l->in);
@@ -373,30 +394,47 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     /* Where the backend runs a layer's two backward passes as one op (conv_grads), the backwards
      * that make both count there, and the plain passes only where made alone. */
     int both = be->conv_grads ? passes_per_iteration(m, l, PASS_BACKWARD_BOTH) : 0;
+    int filters_alone = passes_per_iteration(m, l, PASS_BACKWARD_FILTER) - both;
     snprintf(name, sizeof name, "%s fwd", kind);
     GAN_CHECK(report_op(be, convt ? &backward_data : &forward, opt, pk, name, layer, shape, flops, 0,
-                        &it->conv, epilogue ? 0 : forwards));
+                        &it->conv, epilogue || keep ? 0 : forwards));
     snprintf(name, sizeof name, "%s bwd-data", kind);
     GAN_CHECK(report_op(be, convt ? &forward : &backward_data, opt, pk, name, layer, shape, flops, 0,
                         &it->conv, passes_per_iteration(m, l, PASS_BACKWARD_DATA) - both));
     snprintf(name, sizeof name, "%s bwd-filter", kind);
     GAN_CHECK(report_op(be, &backward_filter, opt, pk, name, layer, shape, flops, 0, &it->conv,
-                        passes_per_iteration(m, l, PASS_BACKWARD_FILTER) - both));
+                        keep ? 0 : filters_alone));
+    /* conv: dy in common (y's buffer), dx out; convt: its convolution's x in common (the layer's
+     * dy), the forward into y2 */
+    op_call grads = {.kind = OP_CONV_GRADS, .geom = g, .a = x, .b = y, .c = w, .out = dw,
+                     .other = convt ? GAN_CONV_FORWARD : GAN_CONV_BACKWARD_DATA, .out2 = convt ? y2 : dx,
+                     .workspace = ws};
     if (be->conv_grads) {
-        /* conv: dy in common (y's buffer), dx out; convt: its convolution's x in common (the
-         * layer's dy), the forward into y2 */
-        op_call grads = {.kind = OP_CONV_GRADS, .geom = g, .a = x, .b = y, .c = w, .out = dw,
-                         .other = convt ? GAN_CONV_FORWARD : GAN_CONV_BACKWARD_DATA, .out2 = convt ? y2 : dx,
-                         .workspace = ws};
         snprintf(name, sizeof name, "%s grads", kind);
-        GAN_CHECK(report_op(be, &grads, opt, pk, name, layer, shape, 2.0 * flops, 0, &it->conv, both));
+        GAN_CHECK(report_op(be, &grads, opt, pk, name, layer, shape, 2.0 * flops, 0, &it->conv, keep ? 0 : both));
     }
     if (epilogue) {
         op_call fused = {.kind = convt ? OP_CONV_BACKWARD_DATA_ACT : OP_CONV_FORWARD_ACT, .geom = g,
                          .act = act, .slope = slope, .a = convt ? y : x, .b = w, .out = convt ? dx : y,
                          .workspace = ws};
         snprintf(name, sizeof name, "%s fwd+%s", kind, act_name);
-        GAN_CHECK(report_op(be, &fused, opt, pk, name, layer, shape, flops, 0, &it->conv, forwards));
+        GAN_CHECK(report_op(be, &fused, opt, pk, name, layer, shape, flops, 0, &it->conv, keep ? 0 : forwards));
+    }
+    if (keep) {
+        /* the training forward (with the activation it applies, if any), its input's copy kept;
+         * then the backwards on that copy: both passes, or the backward-filter alone where no dx
+         * is wanted (the first layer) */
+        op_call keep_pass = {.kind = OP_CONV_KEEP_PASS, .geom = g, .other = keeping, .a = convt ? y : x, .b = w,
+                             .out = convt ? dx : y, .keep = keep, .keep_act = epilogue ? (int)act : GAN_CONV_NO_ACT,
+                             .slope = epilogue ? slope : 0.0f, .workspace = ws};
+        snprintf(name, sizeof name, "%s fwd%s%s kept", kind, epilogue ? "+" : "", epilogue ? act_name : "");
+        GAN_CHECK(report_op(be, &keep_pass, opt, pk, name, layer, shape, flops, 0, &it->conv, forwards));
+        grads.keep = keep;
+        snprintf(name, sizeof name, "%s grads kept", kind);
+        GAN_CHECK(report_op(be, &grads, opt, pk, name, layer, shape, 2.0 * flops, 0, &it->conv, both));
+        grads.out2 = NULL;
+        snprintf(name, sizeof name, "%s bwd-filter kept", kind);
+        GAN_CHECK(report_op(be, &grads, opt, pk, name, layer, shape, flops, 0, &it->conv, filters_alone));
     }
 cleanup:
     buffers_free(&b);
@@ -686,8 +724,9 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
         GAN_CHECK(bench_ema(be, g, opt, pk, &it));
     gan_conv_choices_update_cache(be, stderr); /* what the layers' planning chose */
     printf("iteration   : %.2f ms from these ops, each best time x the times one iteration runs it "
-           "(x/it, k = 1; an op fused with the activation after it, and a layer's two backward passes as "
-           "one op (grads), count in place of their parts, as training runs them): conv/convt/linear %.2f, "
+           "(x/it, k = 1; an op fused with the activation after it, a layer's two backward passes as "
+           "one op (grads), and the forms on a kept input copy (kept) count in place of the plain ops, as "
+           "training runs them): conv/convt/linear %.2f, "
            "batch norm %.2f, activations %.2f, loss %.3f, Adam %.2f ms "
            "(+ %.3f ms EMA of G with train.ema_decay > 0); "
            "gan bench train %s train.batch_size=%d times the whole iteration\n",
@@ -754,9 +793,12 @@ static int usage(FILE *out)
             "convolutions the algorithm the backend runs (on CUDA: cuDNN's, chosen by timing each one\n"
             "when the models are planned, or reused from the cache of earlier choices). Where training\n"
             "runs the activation after a conv, convt or batch norm inside it, the fused op gets rows too\n"
-            "(conv fwd+lrelu, convt fwd+tanh, bn+relu fwd-train, bn+relu bwd). x/it: how many times one\n"
-            "iteration runs the row's op, 0 for the parts of a fused op; the iteration total is the sum\n"
-            "of best time x x/it.\n"
+            "(conv fwd+lrelu, convt fwd+tanh, bn+relu fwd-train, bn+relu bwd); so does a layer's two\n"
+            "backward passes as one op (conv grads), and, where the backend keeps a forward's input\n"
+            "copy for the backward-filter (CUDA with both passes in NHWC), the forward that keeps it and\n"
+            "the backwards that read it (conv fwd kept, conv grads kept, conv bwd-filter kept). x/it: how\n"
+            "many times one iteration runs the row's op, 0 for an op training runs in another form; the\n"
+            "iteration total is the sum of best time x x/it.\n"
             "Defaults: --runs 5 --warmup 1 --min-ms 2; conv covers conv, convt and linear; act covers\n"
             "the activations and dropout. The overrides apply to every config; train.precision=fp32|tf32|bf16\n"
             "and train.deterministic=true|false set how the backend computes.\n");

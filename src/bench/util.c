@@ -117,9 +117,18 @@ gan_status bench_measure_gemm_peak(gan_backend *be, double *gflops, char *what, 
                  info.threads);
         return GAN_OK;
     }
-    GAN_TRY(measure_backend_gemm(be, 8192, 3, gflops));
-    snprintf(what, what_bytes, "%s gemm 8192^3 best of 3 (%s)", be->name,
-             gan_precision_name(be->options.precision));
+    /* GAN_BENCH_PEAK_N: a smaller GEMM, for the emulated device of the tests (naive loops) */
+    int n = 8192;
+    const char *env = getenv("GAN_BENCH_PEAK_N");
+    if (env && *env) {
+        char *end = NULL;
+        long v = strtol(env, &end, 10);
+        if (*end || v < 16 || v > 8192)
+            return gan_error(GAN_ERR_ARG, "GAN_BENCH_PEAK_N=%s: want a size from 16 to 8192", env);
+        n = (int)v;
+    }
+    GAN_TRY(measure_backend_gemm(be, n, 3, gflops));
+    snprintf(what, what_bytes, "%s gemm %d^3 best of 3 (%s)", be->name, n, gan_precision_name(be->options.precision));
     return GAN_OK;
 }
 

@@ -11,6 +11,11 @@
 typedef struct convt_layer {
     gan_layer base;
     gan_conv_geom geom; /* the convolution whose backward-data this layer is */
+    /* The backend's copy of this layer's input (its convolution's dy) kept from a training
+     * forward for the backward-filter (conv_keep_pass; NULL where the backend makes none), and
+     * the input it was made from (NULL: none made since the last forward). */
+    void *keep;
+    const float *kept_from;
 } convt_layer;
 
 static gan_status convt_infer_shape(gan_layer *layer, gan_shape in, gan_shape *out)
@@ -55,6 +60,18 @@ static gan_status convt_declare_params(gan_layer *layer, gan_model *model)
     return GAN_OK;
 }
 
+/* A trained layer keeps its forward's copy of its input for its backward-filter where the backend
+ * makes one (conv_keep_bytes of the backward-data, gan/backend.h). */
+static gan_status convt_plan(gan_layer *layer, gan_model *model, gan_pool *pool)
+{
+    convt_layer *convt = (convt_layer *)layer;
+    gan_backend *be = model->backend;
+    size_t bytes = model->inference_only || !be->conv_keep_bytes
+                       ? 0
+                       : be->conv_keep_bytes(be, &convt->geom, GAN_CONV_BACKWARD_DATA);
+    return bytes ? gan_pool_request_bytes(pool, &convt->keep, bytes, "conv kept copies") : GAN_OK;
+}
+
 /* The layer's forward is its convolution's backward-data: an inference-only model runs that pass
  * alone, a trained one all three. */
 static size_t convt_workspace_bytes(gan_layer *layer, gan_model *model)
@@ -71,10 +88,19 @@ static gan_status convt_forward(gan_layer *layer, gan_model *model, const float 
     gan_backend *be = model->backend;
     const gan_param *w = gan_layer_param(model, layer->weight_param);
     const gan_layer *act = gan_layer_epilogue(layer, model);
-    if (act) /* the activation's output, written on the way out (no bias: model.c) */
+    convt->kept_from = training && convt->keep ? x : NULL;
+    if (convt->kept_from) /* the activation's output (if any) as below, x's copy kept */
+        GAN_TRY(be->conv_keep_pass(be, &convt->geom, GAN_CONV_BACKWARD_DATA, x, w->value,
+                                   act ? (int)gan_layer_activation_kind(act) : GAN_CONV_NO_ACT,
+                                   act ? act->spec.slope : 0.0f, act ? act->output : y, convt->keep,
+                                   model->workspace));
+    else if (act) /* the activation's output, written on the way out (no bias: model.c) */
         return be->conv_backward_data_act(be, &convt->geom, x, w->value, gan_layer_activation_kind(act),
                                           act->spec.slope, act->output, model->workspace);
-    GAN_TRY(be->conv_backward_data(be, &convt->geom, x, w->value, y, model->workspace));
+    else
+        GAN_TRY(be->conv_backward_data(be, &convt->geom, x, w->value, y, model->workspace));
+    if (act)
+        return GAN_OK;
     if (layer->bias_param >= 0)
         GAN_TRY(be->bias_forward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
                                  gan_layer_param(model, layer->bias_param)->value, y));
@@ -92,8 +118,10 @@ static gan_status convt_backward(gan_layer *layer, gan_model *model, const float
         if (layer->bias_param >= 0)
             GAN_TRY(be->bias_backward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
                                       dy, beta, gan_layer_param(model, layer->bias_param)->grad));
-        if (dx && be->conv_grads) /* both passes read dy, its convolution's x */
-            return be->conv_grads(be, &convt->geom, dy, x, beta, w->grad, GAN_CONV_FORWARD, w->value, dx,
+        const void *kept = convt->kept_from == x ? convt->keep : NULL;
+        /* both passes read dy, its convolution's x; x's copy, if kept (dx NULL: dw alone, on it) */
+        if ((dx || kept) && be->conv_grads)
+            return be->conv_grads(be, &convt->geom, dy, x, beta, w->grad, GAN_CONV_FORWARD, w->value, dx, kept,
                                   model->workspace);
         GAN_TRY(be->conv_backward_filter(be, &convt->geom, dy, x, beta, w->grad, model->workspace));
     }
@@ -111,6 +139,7 @@ static gan_status convt_init_weights(gan_layer *layer, gan_model *model, gan_wei
 static const gan_layer_vtable convt_vtable = {
     .infer_shape = convt_infer_shape,
     .declare_params = convt_declare_params,
+    .plan = convt_plan,
     .workspace_bytes = convt_workspace_bytes,
     .forward = convt_forward,
     .backward = convt_backward,

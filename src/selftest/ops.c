@@ -354,6 +354,63 @@ cleanup:
     return status;
 }
 
+/* A layer's forward `pass` (forward or backward-data) with the activation `act` on be: with its
+ * input's copy made into `keep` (conv_keep_pass) where keep is given, else the plain ops. */
+static gan_status forward_keeping(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, const float *in,
+                                  const float *w, gan_activation act, float slope, float *out, void *keep, void *ws)
+{
+    if (keep)
+        return be->conv_keep_pass(be, g, pass, in, w, (int)act, slope, out, keep, ws);
+    if (pass == GAN_CONV_FORWARD)
+        return be->conv_forward_act(be, g, in, w, act, slope, out, ws);
+    return be->conv_backward_data_act(be, g, in, w, act, slope, out, ws);
+}
+
+/* conv_keep_pass and conv_grads on its kept copy (test backend) against the plain ops (reference),
+ * for the layer whose backward's second pass is grads_other: a Conv2d's forward (x kept, with D's
+ * LeakyReLU) then its backward (backward-data into dx), or a ConvTranspose2d's forward (its
+ * convolution's backward-data: dy kept, with G's ReLU) then its backward (forward into y). */
+static gan_status check_conv_kept(selftest *st, const gan_conv_geom *g, conv_pairs *c, gan_conv_pass grads_other,
+                                  tolerance tol)
+{
+    BOTH_SIDES_LOCALS;
+    bool conv2d = grads_other == GAN_CONV_BACKWARD_DATA;
+    gan_conv_pass pass = conv2d ? GAN_CONV_FORWARD : GAN_CONV_BACKWARD_DATA;
+    const char *pass_name = conv2d ? "fwd lrelu" : "bwd-data relu";
+    char op[160], part[200];
+    snprintf(op, sizeof op, "conv_keep_pass %s %s", pass_name, c->name);
+    size_t keep_bytes = st->test->conv_keep_bytes ? st->test->conv_keep_bytes(st->test, g, pass) : 0;
+    if (!keep_bytes) {
+        if (st->report)
+            fprintf(st->report, "%-44s none: the %s backend keeps no copy here\n", op, st->test->name);
+        return GAN_OK;
+    }
+    void *keep = NULL;
+    GAN_TRY(st->test->alloc(st->test, keep_bytes, &keep));
+    gan_status status = GAN_OK;
+    pair *in = conv2d ? &c->x : &c->dy, *fwd_out = conv2d ? &c->y : &c->dx, *out = conv2d ? &c->dx : &c->y;
+    size_t fwd_count = conv2d ? c->y_count : c->x_count, out_count = conv2d ? c->x_count : c->y_count;
+    gan_activation act = conv2d ? GAN_ACT_LRELU : GAN_ACT_RELU;
+    if (RUN_BOTH(st, op, forward_keeping(be, g, pass, SIDE(*in), SIDE(c->w), act, 0.2f, SIDE(*fwd_out),
+                                         be == st->test ? keep : NULL, SIDE_RAW(c->ws))))
+        GAN_CHECK(compare(st, op, fwd_out, fwd_count, tol));
+    else
+        goto cleanup; /* no copy kept to read */
+    snprintf(op, sizeof op, "conv_grads %s kept %s", conv2d ? "bwd-data b1" : "fwd b0", c->name);
+    if (RUN_BOTH(st, op, be->conv_grads(be, g, SIDE(c->x), SIDE(c->dy), conv2d ? 1.0f : 0.0f, SIDE(c->dw),
+                                        grads_other, SIDE(c->w), SIDE(*out), be == st->test ? keep : NULL,
+                                        SIDE_RAW(c->ws)))) {
+        snprintf(part, sizeof part, "%s dw", op);
+        GAN_CHECK(compare(st, part, &c->dw, c->w_count, tol));
+        snprintf(part, sizeof part, "%s %s", op, conv2d ? "dx" : "y");
+        GAN_CHECK(compare(st, part, out, out_count, tol));
+    }
+    GAN_CHECK(pair_sync_from_ref(st, &c->dw));
+cleanup:
+    st->test->free(st->test, keep);
+    return status;
+}
+
 static gan_status check_conv_geom(selftest *st, const gan_conv_geom *g)
 {
     BOTH_SIDES_LOCALS;
@@ -400,13 +457,15 @@ static gan_status check_conv_geom(selftest *st, const gan_conv_geom *g)
             char part[160];
             snprintf(op, sizeof op, "conv_grads %s %s", grads[i].name, c.name);
             if (RUN_BOTH(st, op, be->conv_grads(be, g, SIDE(c.x), SIDE(c.dy), grads[i].beta, SIDE(c.dw),
-                                                grads[i].other, SIDE(c.w), SIDE((*grads[i].out)), SIDE_RAW(c.ws)))) {
+                                                grads[i].other, SIDE(c.w), SIDE((*grads[i].out)), NULL,
+                                                SIDE_RAW(c.ws)))) {
                 snprintf(part, sizeof part, "%s dw", op);
                 GAN_CHECK(compare(st, part, &c.dw, c.w_count, tol));
                 snprintf(part, sizeof part, "%s %s", op, grads[i].out_name);
                 GAN_CHECK(compare(st, part, grads[i].out, grads[i].out_count, tol));
             }
             GAN_CHECK(pair_sync_from_ref(st, &c.dw));
+            GAN_CHECK(check_conv_kept(st, g, &c, grads[i].other, tol));
         }
     }
 cleanup:
