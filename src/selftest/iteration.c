@@ -58,6 +58,29 @@ cleanup:
     return status;
 }
 
+/* A whole tensor judged by its relative L2 error |test - reference| / |reference| alone, which
+ * must be below `bound` (its largest element error printed beside it): the gradients, where
+ * per-element bounds would have to allow for elements that nearly cancel. */
+static gan_status compare_rel_l2(gan_backend *ref_be, const float *ref, gan_backend *test_be, const float *test,
+                                 size_t n, const char *what, double bound, FILE *report, bool *all_ok)
+{
+    float *a = NULL, *b = NULL;
+    gan_status status = GAN_OK;
+    GAN_CHECK(download_floats(ref_be, ref, n, &a));
+    GAN_CHECK(download_floats(test_be, test, n, &b));
+    double max_abs, rel_l2;
+    compare_values(b, a, n, INFINITY, 0.0, &max_abs, &rel_l2);
+    bool ok = rel_l2 < bound; /* false for NaN */
+    if (report)
+        fprintf(report, "  %-28s %10zu values  max abs err %.3g  rel L2 %.3g  (rel L2 bound %.0e)  %s\n", what, n,
+                max_abs, rel_l2, bound, ok ? "ok" : "FAIL");
+    *all_ok = *all_ok && ok;
+cleanup:
+    free(a);
+    free(b);
+    return status;
+}
+
 /* The same starting weights on both: the reference's, copied over (the Philox inits agree
  * only up to the last bits of the device's log/sin/cos). `weights` holds the larger model's. */
 static gan_status copy_weights(gan_backend *reference, gan_trainer *ref, gan_backend *test,
@@ -152,6 +175,28 @@ gan_status gan_selftest_iteration(gan_backend *reference, gan_backend *test, con
     GAN_CHECK(compare_buffers(reference, gan_model_output(ref->g), test, gan_model_output(tst->g),
                               image, "G(z) images", 1e-4 * loose, 1e-3 * loose, report,
                               all_within_tolerance));
+    /* The gradients the steps used, parameter by parameter (each network's buffer is left as its
+     * step read it: D's from its real and fake backwards, G's from its backward through D).
+     * Adam's first step hides their size (below), so they are compared themselves, by relative
+     * L2. fp32: below 1e-4 (sums in other orders through a dozen layers; 4e-6 seen). tf32 and
+     * bf16: operands rounded to 10 or 7 bits, compounded through batch norm's backward (a small
+     * difference of batch sums), leave some tensors' gradients 10-75% off even where every op is
+     * right (the CPU rounding operands alike: up to 23% in bf16 at dcgan_celeba64 batch 16,
+     * tests/test_selftest_precision.c); the bound there is 1: a gradient that still correlates
+     * with the reference. A wiring error (a wrong tensor, a lost or doubled term, a sign) gives 1
+     * or more; fp32's bound is the fine check. */
+    double grad_bound = test->options.precision == GAN_PRECISION_FP32 ? 1e-4 : 1.0;
+    gan_model *models[2][2] = {{ref->g, tst->g}, {ref->d, tst->d}};
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < models[m][0]->param_count; i++) {
+            const gan_param *p = &models[m][0]->params[i];
+            if (!p->trainable)
+                continue;
+            char what[80];
+            snprintf(what, sizeof what, "%s grad %s", models[m][0]->name, p->name);
+            GAN_CHECK(compare_rel_l2(reference, p->grad, test, models[m][1]->params[i].grad, p->count, what,
+                                     grad_bound, report, all_within_tolerance));
+        }
     /* Weights after one Adam step: at step 1 each update is lr * g / (|g| + eps), so a gradient
      * element near 0 whose sign differs between backends moves its weight by up to 2 lr in
      * opposite directions; the bound is 2 lr + a little, and the typical error is printed. */
