@@ -6,12 +6,7 @@
 
 typedef struct conv_layer {
     gan_layer base;
-    gan_conv_geom geom; /* x = this layer's input, y = its output */
-    /* The backend's copy of x kept from a training forward for the backward-filter (the op
-     * table's conv_keep_pass; NULL where the backend makes none), and the x it was made from
-     * (NULL: none made since the last forward). */
-    void *keep;
-    const float *kept_from;
+    gan_conv_state conv; /* geom: x = this layer's input, y = its output; pass: forward */
 } conv_layer;
 
 static gan_status conv_infer_shape(gan_layer *layer, gan_shape in, gan_shape *out)
@@ -26,7 +21,8 @@ static gan_status conv_infer_shape(gan_layer *layer, gan_shape in, gan_shape *ou
     *out = (gan_shape){s->out, (padded_h - s->kernel) / s->stride + 1,
                        (padded_w - s->kernel) / s->stride + 1};
     conv_layer *conv = (conv_layer *)layer;
-    conv->geom = (gan_conv_geom){
+    conv->conv.pass = GAN_CONV_FORWARD;
+    conv->conv.geom = (gan_conv_geom){
         .n = layer->batch,
         .c_in = in.c, .h_in = in.h, .w_in = in.w,
         .c_out = out->c, .h_out = out->h, .w_out = out->w,
@@ -49,73 +45,27 @@ static gan_status conv_declare_params(gan_layer *layer, gan_model *model)
     return GAN_OK;
 }
 
-/* A trained layer keeps its forward's copy of x for its backward-filter where the backend makes
- * one (conv_keep_bytes, gan/backend.h). */
 static gan_status conv_plan(gan_layer *layer, gan_model *model, gan_pool *pool)
 {
-    conv_layer *conv = (conv_layer *)layer;
-    gan_backend *be = model->backend;
-    size_t bytes = model->inference_only || !be->conv_keep_bytes
-                       ? 0
-                       : be->conv_keep_bytes(be, &conv->geom, GAN_CONV_FORWARD);
-    return bytes ? gan_pool_request_bytes(pool, &conv->keep, bytes, "conv kept copies") : GAN_OK;
+    return gan_conv_layer_plan(&((conv_layer *)layer)->conv, model, pool);
 }
 
-/* An inference-only model runs the forward alone; a trained one all three passes. */
 static size_t conv_workspace_bytes(gan_layer *layer, gan_model *model)
 {
-    conv_layer *conv = (conv_layer *)layer;
-    unsigned passes = model->inference_only ? GAN_CONV_PASS_BIT(GAN_CONV_FORWARD) : GAN_CONV_PASSES_ALL;
-    return model->backend->conv_workspace_bytes(model->backend, &conv->geom, passes);
+    return gan_conv_layer_workspace_bytes(&((conv_layer *)layer)->conv, model);
 }
 
 static gan_status conv_forward(gan_layer *layer, gan_model *model, const float *x, float *y,
                                bool training)
 {
-    conv_layer *conv = (conv_layer *)layer;
-    gan_backend *be = model->backend;
-    const gan_param *w = gan_layer_param(model, layer->weight_param);
-    const gan_layer *act = gan_layer_epilogue(layer, model);
-    conv->kept_from = training && conv->keep ? x : NULL;
-    if (conv->kept_from) /* the activation's output (if any) as below, x's copy kept */
-        GAN_TRY(be->conv_keep_pass(be, &conv->geom, GAN_CONV_FORWARD, x, w->value,
-                                   act ? (int)gan_layer_activation_kind(act) : GAN_CONV_NO_ACT,
-                                   act ? act->spec.slope : 0.0f, act ? act->output : y, conv->keep,
-                                   model->workspace));
-    else if (act) /* the activation's output, written on the way out (no bias: model.c) */
-        return be->conv_forward_act(be, &conv->geom, x, w->value, gan_layer_activation_kind(act), act->spec.slope,
-                                    act->output, model->workspace);
-    else
-        GAN_TRY(be->conv_forward(be, &conv->geom, x, w->value, y, model->workspace));
-    if (act)
-        return GAN_OK;
-    if (layer->bias_param >= 0)
-        GAN_TRY(be->bias_forward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
-                                 gan_layer_param(model, layer->bias_param)->value, y));
-    return GAN_OK;
+    return gan_conv_layer_forward(layer, model, &((conv_layer *)layer)->conv, x, y, training);
 }
 
 static gan_status conv_backward(gan_layer *layer, gan_model *model, const float *x,
                                 const float *y, const float *dy, float *dx, gan_grad_mode mode)
 {
-    conv_layer *conv = (conv_layer *)layer;
-    gan_backend *be = model->backend;
-    const gan_param *w = gan_layer_param(model, layer->weight_param);
-    if (mode != GAN_GRADS_NONE) {
-        float beta = mode == GAN_GRADS_ACCUMULATE ? 1.0f : 0.0f;
-        if (layer->bias_param >= 0)
-            GAN_TRY(be->bias_backward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
-                                      dy, beta, gan_layer_param(model, layer->bias_param)->grad));
-        const void *kept = conv->kept_from == x ? conv->keep : NULL;
-        /* both passes read dy; the forward's copy of x, if kept (dx NULL: dw alone, on that copy) */
-        if ((dx || kept) && be->conv_grads)
-            return be->conv_grads(be, &conv->geom, x, dy, beta, w->grad, GAN_CONV_BACKWARD_DATA, w->value, dx,
-                                  kept, model->workspace);
-        GAN_TRY(be->conv_backward_filter(be, &conv->geom, x, dy, beta, w->grad, model->workspace));
-    }
-    if (dx)
-        GAN_TRY(be->conv_backward_data(be, &conv->geom, dy, w->value, dx, model->workspace));
-    return GAN_OK;
+    (void)y;
+    return gan_conv_layer_backward(layer, model, &((conv_layer *)layer)->conv, x, dy, dx, mode);
 }
 
 static gan_status conv_init_weights(gan_layer *layer, gan_model *model, gan_weight_init scheme,

@@ -10,12 +10,7 @@
 
 typedef struct convt_layer {
     gan_layer base;
-    gan_conv_geom geom; /* the convolution whose backward-data this layer is */
-    /* The backend's copy of this layer's input (its convolution's dy) kept from a training
-     * forward for the backward-filter (conv_keep_pass; NULL where the backend makes none), and
-     * the input it was made from (NULL: none made since the last forward). */
-    void *keep;
-    const float *kept_from;
+    gan_conv_state conv; /* geom: the convolution whose backward-data this layer is; pass: backward-data */
 } convt_layer;
 
 static gan_status convt_infer_shape(gan_layer *layer, gan_shape in, gan_shape *out)
@@ -36,7 +31,8 @@ static gan_status convt_infer_shape(gan_layer *layer, gan_shape in, gan_shape *o
                          s->out, (long long)h, (long long)w);
     *out = (gan_shape){s->out, (int)h, (int)w};
     convt_layer *convt = (convt_layer *)layer;
-    convt->geom = (gan_conv_geom){
+    convt->conv.pass = GAN_CONV_BACKWARD_DATA;
+    convt->conv.geom = (gan_conv_geom){
         .n = layer->batch,
         .c_in = s->out, .h_in = (int)h, .w_in = (int)w,
         .c_out = in.c, .h_out = in.h, .w_out = in.w,
@@ -60,74 +56,27 @@ static gan_status convt_declare_params(gan_layer *layer, gan_model *model)
     return GAN_OK;
 }
 
-/* A trained layer keeps its forward's copy of its input for its backward-filter where the backend
- * makes one (conv_keep_bytes of the backward-data, gan/backend.h). */
 static gan_status convt_plan(gan_layer *layer, gan_model *model, gan_pool *pool)
 {
-    convt_layer *convt = (convt_layer *)layer;
-    gan_backend *be = model->backend;
-    size_t bytes = model->inference_only || !be->conv_keep_bytes
-                       ? 0
-                       : be->conv_keep_bytes(be, &convt->geom, GAN_CONV_BACKWARD_DATA);
-    return bytes ? gan_pool_request_bytes(pool, &convt->keep, bytes, "conv kept copies") : GAN_OK;
+    return gan_conv_layer_plan(&((convt_layer *)layer)->conv, model, pool);
 }
 
-/* The layer's forward is its convolution's backward-data: an inference-only model runs that pass
- * alone, a trained one all three. */
 static size_t convt_workspace_bytes(gan_layer *layer, gan_model *model)
 {
-    convt_layer *convt = (convt_layer *)layer;
-    unsigned passes = model->inference_only ? GAN_CONV_PASS_BIT(GAN_CONV_BACKWARD_DATA) : GAN_CONV_PASSES_ALL;
-    return model->backend->conv_workspace_bytes(model->backend, &convt->geom, passes);
+    return gan_conv_layer_workspace_bytes(&((convt_layer *)layer)->conv, model);
 }
 
 static gan_status convt_forward(gan_layer *layer, gan_model *model, const float *x, float *y,
                                 bool training)
 {
-    convt_layer *convt = (convt_layer *)layer;
-    gan_backend *be = model->backend;
-    const gan_param *w = gan_layer_param(model, layer->weight_param);
-    const gan_layer *act = gan_layer_epilogue(layer, model);
-    convt->kept_from = training && convt->keep ? x : NULL;
-    if (convt->kept_from) /* the activation's output (if any) as below, x's copy kept */
-        GAN_TRY(be->conv_keep_pass(be, &convt->geom, GAN_CONV_BACKWARD_DATA, x, w->value,
-                                   act ? (int)gan_layer_activation_kind(act) : GAN_CONV_NO_ACT,
-                                   act ? act->spec.slope : 0.0f, act ? act->output : y, convt->keep,
-                                   model->workspace));
-    else if (act) /* the activation's output, written on the way out (no bias: model.c) */
-        return be->conv_backward_data_act(be, &convt->geom, x, w->value, gan_layer_activation_kind(act),
-                                          act->spec.slope, act->output, model->workspace);
-    else
-        GAN_TRY(be->conv_backward_data(be, &convt->geom, x, w->value, y, model->workspace));
-    if (act)
-        return GAN_OK;
-    if (layer->bias_param >= 0)
-        GAN_TRY(be->bias_forward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
-                                 gan_layer_param(model, layer->bias_param)->value, y));
-    return GAN_OK;
+    return gan_conv_layer_forward(layer, model, &((convt_layer *)layer)->conv, x, y, training);
 }
 
 static gan_status convt_backward(gan_layer *layer, gan_model *model, const float *x,
                                  const float *y, const float *dy, float *dx, gan_grad_mode mode)
 {
-    convt_layer *convt = (convt_layer *)layer;
-    gan_backend *be = model->backend;
-    const gan_param *w = gan_layer_param(model, layer->weight_param);
-    if (mode != GAN_GRADS_NONE) {
-        float beta = mode == GAN_GRADS_ACCUMULATE ? 1.0f : 0.0f;
-        if (layer->bias_param >= 0)
-            GAN_TRY(be->bias_backward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
-                                      dy, beta, gan_layer_param(model, layer->bias_param)->grad));
-        const void *kept = convt->kept_from == x ? convt->keep : NULL;
-        /* both passes read dy, its convolution's x; x's copy, if kept (dx NULL: dw alone, on it) */
-        if ((dx || kept) && be->conv_grads)
-            return be->conv_grads(be, &convt->geom, dy, x, beta, w->grad, GAN_CONV_FORWARD, w->value, dx, kept,
-                                  model->workspace);
-        GAN_TRY(be->conv_backward_filter(be, &convt->geom, dy, x, beta, w->grad, model->workspace));
-    }
-    if (dx)
-        GAN_TRY(be->conv_forward(be, &convt->geom, dy, w->value, dx, model->workspace));
-    return GAN_OK;
+    (void)y;
+    return gan_conv_layer_backward(layer, model, &((convt_layer *)layer)->conv, x, dy, dx, mode);
 }
 
 static gan_status convt_init_weights(gan_layer *layer, gan_model *model, gan_weight_init scheme,

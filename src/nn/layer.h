@@ -75,6 +75,30 @@ gan_layer *gan_dropout_layer_new(const gan_layer_spec *spec);
 /* num_batches_tracked of a BN layer (host counter). */
 int64_t *gan_batchnorm_batches_tracked(gan_layer *layer);
 
+/* What Conv2d and ConvTranspose2d share (conv_layer.c). Each runs one convolution `geom` through
+ * the op table: a Conv2d's forward is its forward pass and its input gradient its backward-data;
+ * a ConvTranspose2d's forward is its backward-data and its input gradient its forward (convt.c).
+ * `keep`: the layer's buffer for the copy of its forward's input that the backend makes and its
+ * backward-filter reads again (conv_keep_bytes, conv_keep_pass), NULL where the backend makes
+ * none or the model is inference-only; `kept_from`: the input the last forward kept it from
+ * (NULL after an eval forward or none), so that only a backward on that input reads it. */
+typedef struct gan_conv_state {
+    gan_conv_geom geom;
+    gan_conv_pass pass; /* the layer's forward: GAN_CONV_FORWARD or GAN_CONV_BACKWARD_DATA */
+    void *keep;
+    const float *kept_from;
+} gan_conv_state;
+/* the kept buffer, requested from the pool (plan) */
+gan_status gan_conv_layer_plan(gan_conv_state *c, gan_model *model, gan_pool *pool);
+/* the forward alone for an inference-only model, all three passes for a trained one */
+size_t gan_conv_layer_workspace_bytes(const gan_conv_state *c, gan_model *model);
+/* y (or the epilogue activation's output) from x, and the bias; in training x's copy kept */
+gan_status gan_conv_layer_forward(gan_layer *layer, gan_model *model, gan_conv_state *c, const float *x, float *y,
+                                  bool training);
+/* dx (may be NULL) and, unless mode is GAN_GRADS_NONE, the weight and bias gradients */
+gan_status gan_conv_layer_backward(gan_layer *layer, gan_model *model, gan_conv_state *c, const float *x,
+                                   const float *dy, float *dx, gan_grad_mode mode);
+
 /* Weight init helpers shared by conv, convt and linear. fan_in and fan_out as PyTorch's
  * _calculate_fan_in_and_fan_out computes them from the weight's dims. */
 gan_status gan_init_weight_and_bias(gan_model *model, gan_layer *layer, gan_weight_init scheme,

@@ -1,0 +1,75 @@
+/* What Conv2d (conv.c) and ConvTranspose2d (convt.c) share: both run one convolution g through
+ * the op table, the transposed layer with the passes' roles exchanged (its forward is g's
+ * backward-data, its input gradient g's forward; g's x is the layer's dy and g's dy its x). */
+#include "nn/layer.h"
+
+gan_status gan_conv_layer_plan(gan_conv_state *c, gan_model *model, gan_pool *pool)
+{
+    gan_backend *be = model->backend;
+    size_t bytes = model->inference_only || !be->conv_keep_bytes ? 0 : be->conv_keep_bytes(be, &c->geom, c->pass);
+    return bytes ? gan_pool_request_bytes(pool, &c->keep, bytes, "conv kept copies") : GAN_OK;
+}
+
+size_t gan_conv_layer_workspace_bytes(const gan_conv_state *c, gan_model *model)
+{
+    unsigned passes = model->inference_only ? GAN_CONV_PASS_BIT(c->pass) : GAN_CONV_PASSES_ALL;
+    return model->backend->conv_workspace_bytes(model->backend, &c->geom, passes);
+}
+
+gan_status gan_conv_layer_forward(gan_layer *layer, gan_model *model, gan_conv_state *c, const float *x, float *y,
+                                  bool training)
+{
+    gan_backend *be = model->backend;
+    const gan_param *w = gan_layer_param(model, layer->weight_param);
+    /* with an epilogue, the activation's output, written on the way out (no bias: model.c) */
+    const gan_layer *act = gan_layer_epilogue(layer, model);
+    float *out = act ? act->output : y;
+    c->kept_from = training && c->keep ? x : NULL;
+    if (c->kept_from) /* x's copy left in keep for the backward-filter */
+        GAN_TRY(be->conv_keep_pass(be, &c->geom, c->pass, x, w->value,
+                                   act ? (int)gan_layer_activation_kind(act) : GAN_CONV_NO_ACT,
+                                   act ? act->spec.slope : 0.0f, out, c->keep, model->workspace));
+    else if (act && c->pass == GAN_CONV_FORWARD)
+        GAN_TRY(be->conv_forward_act(be, &c->geom, x, w->value, gan_layer_activation_kind(act), act->spec.slope, out,
+                                     model->workspace));
+    else if (act)
+        GAN_TRY(be->conv_backward_data_act(be, &c->geom, x, w->value, gan_layer_activation_kind(act),
+                                           act->spec.slope, out, model->workspace));
+    else if (c->pass == GAN_CONV_FORWARD)
+        GAN_TRY(be->conv_forward(be, &c->geom, x, w->value, out, model->workspace));
+    else
+        GAN_TRY(be->conv_backward_data(be, &c->geom, x, w->value, out, model->workspace));
+    if (!act && layer->bias_param >= 0)
+        GAN_TRY(be->bias_forward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
+                                 gan_layer_param(model, layer->bias_param)->value, y));
+    return GAN_OK;
+}
+
+gan_status gan_conv_layer_backward(gan_layer *layer, gan_model *model, gan_conv_state *c, const float *x,
+                                   const float *dy, float *dx, gan_grad_mode mode)
+{
+    gan_backend *be = model->backend;
+    const gan_param *w = gan_layer_param(model, layer->weight_param);
+    bool transposed = c->pass == GAN_CONV_BACKWARD_DATA;
+    /* g's x and dy, and the pass that makes the layer's dx */
+    const float *conv_x = transposed ? dy : x, *conv_dy = transposed ? x : dy;
+    gan_conv_pass other = transposed ? GAN_CONV_FORWARD : GAN_CONV_BACKWARD_DATA;
+    if (mode != GAN_GRADS_NONE) {
+        float beta = mode == GAN_GRADS_ACCUMULATE ? 1.0f : 0.0f;
+        if (layer->bias_param >= 0)
+            GAN_TRY(be->bias_backward(be, model->batch, layer->out.c, layer->out.h * layer->out.w, dy, beta,
+                                      gan_layer_param(model, layer->bias_param)->grad));
+        /* both passes in one op (they read g's dy, or g's x, in common), on the forward's copy of
+         * x if it was kept from this x; no dx wanted: the backward-filter alone, on that copy */
+        const void *kept = c->kept_from == x ? c->keep : NULL;
+        if ((dx || kept) && be->conv_grads)
+            return be->conv_grads(be, &c->geom, conv_x, conv_dy, beta, w->grad, other, w->value, dx, kept,
+                                  model->workspace);
+        GAN_TRY(be->conv_backward_filter(be, &c->geom, conv_x, conv_dy, beta, w->grad, model->workspace));
+    }
+    if (dx && transposed)
+        return be->conv_forward(be, &c->geom, conv_x, w->value, dx, model->workspace);
+    if (dx)
+        return be->conv_backward_data(be, &c->geom, conv_dy, w->value, dx, model->workspace);
+    return GAN_OK;
+}
