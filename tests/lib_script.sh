@@ -56,6 +56,25 @@ expect() {
   ok
 }
 
+# `gan bench ops` output checks. bench_x_it FILE ROW...: each ROW is "OP|LAYER|N", and the row OP
+# of LAYER has N in its x/it column (the field before the algorithm). bench_total FILE: the
+# iteration line's total is the sum of best ms x x/it over the rows (the EMA's apart), within
+# the printed rounding.
+bench_x_it() {
+  local file=$1 row op layer n got; shift
+  for row in "$@"; do
+    IFS='|' read -r op layer n <<<"$row"
+    got=$(perl -ne 'print "$1\n" if /^\Q'"$op"'\E +\Q'"$layer"'\E .*?\d+\.\d{4} +\d+\.\d{4} +\S+ +\S+ +\S+% +(\d+)  /' \
+          "$file")
+    [ "$got" = "$n" ] && ok || fail "bench ops: $op $layer x/it '$got', want $n"
+  done
+}
+bench_total() {
+  perl -ne '$s += $1 * $2 if /^(?!ema_update)\S.*?(\d+\.\d{4}) +\d+\.\d{4} +\S+ +\S+ +\S+% +(\d+)  /;
+            $t = $1 if /^iteration   : ([0-9.]+) ms/; END { exit(abs($s - $t) <= 0.02 ? 0 : 1) }' "$1" && ok ||
+    fail "bench ops: the iteration total is not the sum of best ms x x/it: $(grep '^iteration' "$1")"
+}
+
 # make_tiny_idx FILE: 32 gray 8x8 images as an MNIST-style IDX3 file (deterministic content).
 make_tiny_idx() {
   python3 -c '

@@ -45,24 +45,13 @@ if expect 0 "reproduce   : gan bench ops --device cpu --batch 4" -- \
   # into the batch norm or the convolution before it counts there, and its parts count 0. A
   # backward that makes both gradients of a layer runs them as one op (grads: D's two of its D
   # step, G's one, except each first layer's, which has no input gradient to make).
-  xit() { # xit OP LAYER: the x/it column of that row (the field before the algorithm)
-    perl -ne 'print "$1\n" if /^\Q'"$1"'\E +\Q'"$2"'\E .*?\d+\.\d{4} +\d+\.\d{4} +\S+ +\S+ +\S+% +(\d+)  /' "$work/out"
-  }
-  for want in "bn fwd-train|G.1|0" "bn bwd|G.1|0" "bn+relu fwd-train|G.1|1" "bn+relu bwd|G.1|1" "relu fwd|G.2|0" \
-      "relu bwd|G.2|0" "bn+lrelu fwd-train|D.3|3" "bn+lrelu bwd|D.3|3" "lrelu fwd|D.4|0" "conv fwd|D.0|0" \
-      "conv fwd+lrelu|D.0|3" "lrelu fwd|D.1|0" "lrelu bwd|D.1|3" "convt fwd|G.9|0" "convt fwd+tanh|G.9|1" \
-      "tanh bwd|G.10|1" "conv bwd-data|D.2|1" "conv bwd-filter|D.2|0" "conv grads|D.2|2" "convt bwd-data|G.0|0" \
-      "convt bwd-filter|G.0|1" "convt grads|G.0|0" "convt bwd-filter|G.6|0" "convt grads|G.6|1" \
-      "conv bwd-data|D.0|1" "conv bwd-filter|D.0|2" "conv grads|D.0|0" "sigmoid fwd|D.9|0"; do
-    IFS='|' read -r op layer n <<< "$want"
-    got=$(xit "$op" "$layer")
-    [ "$got" = "$n" ] && ok || fail "bench ops: $op $layer x/it '$got', want $n"
-  done
-  # the iteration total is the sum of best ms x x/it over the rows (the EMA's apart), within the
-  # printed rounding
-  perl -ne '$s += $1 * $2 if /^(?!ema_update)\S.*?(\d+\.\d{4}) +\d+\.\d{4} +\S+ +\S+ +\S+% +(\d+)  /;
-            $t = $1 if /^iteration   : ([0-9.]+) ms/; END { exit(abs($s - $t) <= 0.02 ? 0 : 1) }' "$work/out" && ok ||
-    fail "bench ops: the iteration total is not the sum of best ms x x/it: $(grep '^iteration' "$work/out")"
+  bench_x_it "$work/out" "bn fwd-train|G.1|0" "bn bwd|G.1|0" "bn+relu fwd-train|G.1|1" "bn+relu bwd|G.1|1" \
+    "relu fwd|G.2|0" "relu bwd|G.2|0" "bn+lrelu fwd-train|D.3|3" "bn+lrelu bwd|D.3|3" "lrelu fwd|D.4|0" \
+    "conv fwd|D.0|0" "conv fwd+lrelu|D.0|3" "lrelu fwd|D.1|0" "lrelu bwd|D.1|3" "convt fwd|G.9|0" \
+    "convt fwd+tanh|G.9|1" "tanh bwd|G.10|1" "conv bwd-data|D.2|1" "conv bwd-filter|D.2|0" "conv grads|D.2|2" \
+    "convt bwd-data|G.0|0" "convt bwd-filter|G.0|1" "convt grads|G.0|0" "convt bwd-filter|G.6|0" \
+    "convt grads|G.6|1" "conv bwd-data|D.0|1" "conv bwd-filter|D.0|2" "conv grads|D.0|0" "sigmoid fwd|D.9|0"
+  bench_total "$work/out"
 fi
 expect 0 "linear bwd-filter" -- "$gan" bench ops --device cpu --configs mlp_mnist --batch 2 --runs 1 --min-ms 0 --ops conv
 

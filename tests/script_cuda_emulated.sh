@@ -87,20 +87,10 @@ grep -q '^bf16: kept copies x [1-9][0-9]* bytes, dy [1-9]' "$work/gpu-ops-never.
 if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never \
      "$gan" bench ops --device cuda --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 \
      train.precision=bf16 train.deterministic=false >"$work/bench-ops.out" 2>&1; then
-  # x/it of a row: NAME LAYER
-  x_it() {
-    awk -v name="$1" -v layer="$2" 'substr($0, 1, length(name)) == name {
-        rest = substr($0, length(name) + 1)
-        if (rest !~ /^ / || (split(rest, f, " ") && f[1] != layer)) next
-        for (i = 1; i <= NF; i++) if ($i ~ /%$/) { print $(i + 1); exit } }' "$work/bench-ops.out"
-  }
-  for row in 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' 'conv bwd-filter|D.0|0' \
-             'conv fwd kept|D.2|3' 'conv grads kept|D.2|2' 'conv grads|D.2|0' 'conv fwd|D.2|0' \
-             'convt fwd kept|G.3|1' 'convt grads kept|G.3|1' 'convt grads|G.3|0' 'convt fwd+tanh kept|G.9|1'; do
-    IFS='|' read -r name layer want <<<"$row"
-    got=$(x_it "$name" "$layer")
-    [ "$got" = "$want" ] && ok || fail "bench ops: $name $layer x/it ${got:-(no row)}, want $want"
-  done
+  bench_x_it "$work/bench-ops.out" 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' \
+    'conv bwd-filter|D.0|0' 'conv fwd kept|D.2|3' 'conv grads kept|D.2|2' 'conv grads|D.2|0' 'conv fwd|D.2|0' \
+    'convt fwd kept|G.3|1' 'convt grads kept|G.3|1' 'convt grads|G.3|0' 'convt fwd+tanh kept|G.9|1'
+  bench_total "$work/bench-ops.out"
 else
   fail "gan bench ops on the emulated device: $(tail -n 3 "$work/bench-ops.out")"
 fi
