@@ -36,7 +36,8 @@
  * layout tensor cores want). tf32 times each pass both ways, on the buffers themselves (NCHW) and
  * on FP32 NHWC copies, and takes the faster. In NHWC each cuDNN call copies its inputs into the
  * copies at the front of its workspace (rounding them in bf16) and its output back afterwards; a
- * pass's workspace counts the copies. cuDNN then computes gan_cuda_conv_cudnn_geom: the 1- and
+ * pass's workspace counts the copies. A trained layer's forward may put its input's copy in a
+ * buffer of the layer's instead, for its backward-filter to read again (kept copies, below). cuDNN then computes gan_cuda_conv_cudnn_geom: the 1- and
  * 3-channel image layers' input channels padded with zeros to a whole group of 16 bytes (8 BF16
  * or 4 FP32 values), what tensor cores take. cudnnFind times cuDNN alone: the copies around it are
  * timed once per pass and added to its NHWC candidates (add_copies_time), since the sub-pixel
