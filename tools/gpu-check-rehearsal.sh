@@ -5,9 +5,9 @@
 # docs/DESIGN.md "Testing") stands in for the GPU, and a stand-in nvidia-smi names it. Every step
 # then runs as it would on a GPU (the build, the gpu-labelled tests, the selftests, the training
 # runs side by side with the CPU, the rerun's comparison, the quality curves, the report), on a
-# smaller config, batch and iteration count (the emulation computes naively on the CPU). The ops
-# benchmark of step 7 runs out of its time limit (its cuBLAS peak is an 8192^3 GEMM) and the
-# speed check is skipped (no torch that sees CUDA): both are optional steps there.
+# smaller config, batch and iteration count (the emulation computes naively on the CPU; the ops
+# benchmark's GEMM peak at 64^3, GAN_BENCH_PEAK_N). The speed check is skipped (no torch that
+# sees CUDA), as on a GPU machine without one.
 #
 #   tools/gpu-check-rehearsal.sh [BUILD_DIR]     (default build-rehearsal; about 6 minutes on 2 cores)
 #
@@ -36,5 +36,7 @@ PATH="$stand_in:$PATH" \
 GAN_CUDA_MODULE="$build/libgan_cuda_emu.so" \
 GAN_CHECK_SELFTEST_ARGS="--config configs/dcgan_fmnist32.ini --batch 2" \
 GAN_CHECK_TRAIN_ARGS="train.batch_size=4 train.iterations=3" \
+GAN_CHECK_BENCH_ARGS="--configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0" \
+GAN_BENCH_PEAK_N=64 \
 GAN_CHECK_RESULTS_DIR="$build/rehearsal-results" \
   tools/gpu-check.sh --build "$build" --report "$build/rehearsal-report.md"

@@ -33,10 +33,10 @@
 # third_party/debs), GAN_USE_DEBS=1 (use the .deb folder even when the system has the libraries),
 # CUDA_HOME (default: where nvcc is, else /usr/local/cuda), GAN_CHECK_SECONDS (default 300: what the
 # whole script aims at), GAN_TORCH_PYTHON (default python3: the python of the speed check).
-# For a rehearsal without a GPU (tools/gpu-check-rehearsal.sh): GAN_CHECK_SELFTEST_ARGS and
-# GAN_CHECK_TRAIN_ARGS (words added to every `gan selftest` and `gan train` command: a smaller
-# config, batch or iteration count), GAN_CHECK_RESULTS_DIR (default bench/results: where the
-# sample grids of step 6b go).
+# For a rehearsal without a GPU (tools/gpu-check-rehearsal.sh): GAN_CHECK_SELFTEST_ARGS,
+# GAN_CHECK_TRAIN_ARGS and GAN_CHECK_BENCH_ARGS (words added to every `gan selftest`, `gan train`
+# and `gan bench ops` command: a smaller config, batch or iteration count), GAN_CHECK_RESULTS_DIR
+# (default bench/results: where the sample grids of step 6b go).
 # The report goes to bench/GPU_REPORT.md when a GPU was found (commit it: `gan info` points at it
 # as the last run on a GPU, with its date and commit), else to BUILD/gpu-check-report.md.
 # Exit status: 0 when every step that ran passed (see the report's verdict for whether a GPU was
@@ -77,6 +77,7 @@ step_log=""     # the log of the last run_step
 # the rehearsal's additions (unquoted words: config overrides and options)
 read -r -a selftest_extra <<<"${GAN_CHECK_SELFTEST_ARGS:-}"
 read -r -a train_extra <<<"${GAN_CHECK_TRAIN_ARGS:-}"
+read -r -a bench_extra <<<"${GAN_CHECK_BENCH_ARGS:-}"
 results_dir=${GAN_CHECK_RESULTS_DIR:-$root/bench/results}
 
 note() { echo "$*" | tee -a "$body"; }
@@ -431,10 +432,10 @@ fi
 if [ $built = 1 ] && [ $have_gpu = 1 ]; then
   if "$gan" help 2>&1 | grep -qw bench; then
     run_optional "gan bench ops --device cuda (dcgan_celeba64, batch 64)" 60 \
-      "$gan" bench ops --device cuda --configs dcgan_celeba64 --batch 64 --runs 3
+      "$gan" bench ops --device cuda --configs dcgan_celeba64 --batch 64 --runs 3 "${bench_extra[@]}"
     # bf16's ops beside fp32's: each convolution's algorithm and time with its BF16 copies
     run_optional "gan bench ops --device cuda (dcgan_celeba64, batch 64, bf16, not deterministic)" 60 \
-      "$gan" bench ops --device cuda --configs dcgan_celeba64 --batch 64 --runs 3 \
+      "$gan" bench ops --device cuda --configs dcgan_celeba64 --batch 64 --runs 3 "${bench_extra[@]}" \
       train.precision=bf16 train.deterministic=false
   else
     skip_step "gan bench ops --device cuda" "this build's gan has no bench command"
