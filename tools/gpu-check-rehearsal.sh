@@ -9,7 +9,7 @@
 # benchmark's GEMM peak at 64^3, GAN_BENCH_PEAK_N). The speed check is skipped (no torch that
 # sees CUDA), as on a GPU machine without one.
 #
-#   tools/gpu-check-rehearsal.sh [BUILD_DIR]     (default build-rehearsal; about 6 minutes on 2 cores)
+#   tools/gpu-check-rehearsal.sh [BUILD_DIR]     (default build-rehearsal; 4-6 minutes on 2 cores)
 #
 # The report goes to BUILD_DIR/rehearsal-report.md, the sample grids to BUILD_DIR/rehearsal-results;
 # nothing under bench/ is written. Exit status: gpu-check's.
