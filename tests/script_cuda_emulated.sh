@@ -8,13 +8,16 @@
 #      in NCHW), the sub-pixel backward-data and im2col backward-filter forced, bf16 with cuDNN
 #      in NHWC on every pass (BF16 copies, conv_grads' shared copy), bf16 as timed (im2col wins the
 #      backward-filter under the emulated clock: conv_grads' two-op path), tf32 in NHWC and tf32 as
-#      timed (NCHW, TF32 operands); test_gpu_ops, the GPU-only test, as timed and with cuDNN on
-#      every pass; test_gpu_dist_one_rank, the data-parallel path on one rank.
+#      timed (NCHW, TF32 operands), the kept copies' rows where cuDNN runs every pass in NHWC;
+#      test_gpu_ops, the GPU-only test, as timed and with cuDNN on every pass; gan bench ops in bf16
+#      (its rows' x/it and total, the kept forms among them; its GEMM peak at 64^3:
+#      GAN_BENCH_PEAK_N); test_gpu_dist_one_rank, the data-parallel path on one rank.
 #   2. training a small DCGAN: the iteration captured as a CUDA graph and replayed gives the losses
 #      of the same iterations launched op by op, bit for bit; a rerun (the stored algorithm
 #      choices reused) too, and so do 3 iterations resumed to 6 (the device-side counters restored)
 #      and a run logged every 3rd iteration (uploads queued behind replays: the staging waits);
-#      the CPU's within 1e-3; bf16 trains with finite losses near fp32's.
+#      the CPU's within 1e-3; bf16 trains with finite losses near fp32's; bf16 with cuDNN on every
+#      pass keeps copies, and its captured iteration matches its op-by-op one bit for bit.
 # Each run keeps its algorithm choices in a folder of its own (GAN_CACHE_DIR). Skips where this
 # build has no CUDA backend (the module is built beside it).
 set -uo pipefail
