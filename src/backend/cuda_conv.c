@@ -37,12 +37,13 @@
  * on FP32 NHWC copies, and takes the faster. In NHWC each cuDNN call copies its inputs into the
  * copies at the front of its workspace (rounding them in bf16) and its output back afterwards; a
  * pass's workspace counts the copies. A trained layer's forward may put its input's copy in a
- * buffer of the layer's instead, for its backward-filter to read again (kept copies, below). cuDNN then computes gan_cuda_conv_cudnn_geom: the 1- and
- * 3-channel image layers' input channels padded with zeros to a whole group of 16 bytes (8 BF16
- * or 4 FP32 values), what tensor cores take. cudnnFind times cuDNN alone: the copies around it are
- * timed once per pass and added to its NHWC candidates (add_copies_time), since the sub-pixel
- * form's time includes its inner forward's copies, the im2col form's its own copy kernels, and
- * NCHW has none. GAN_CUDA_NHWC=never|always restricts tf32 to one layout (for checks). */
+ * buffer of the layer's instead, for its backward-filter to read again (kept copies, below).
+ * cuDNN then computes gan_cuda_conv_cudnn_geom: the 1- and 3-channel image layers' input
+ * channels padded with zeros to a whole group of 16 bytes (8 BF16 or 4 FP32 values), what tensor
+ * cores take. cudnnFind times cuDNN alone: the copies around it are timed once per pass and added
+ * to its NHWC candidates (add_copies_time), since the sub-pixel form's time includes its inner
+ * forward's copies, the im2col form's its own copy kernels, and NCHW has none.
+ * GAN_CUDA_NHWC=never|always restricts tf32 to one layout (for checks). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
