@@ -1178,6 +1178,19 @@ static gan_status plan_for_call(gan_backend *be, const gan_conv_geom *g, gan_con
     return plan_get(gan_cuda_impl_of(be), g, 0, false, GAN_CONV_PASS_BIT(pass), plan);
 }
 
+/* The plan of g with its backward-filter and `pass` both chosen (a call that runs both, or keeps
+ * the copy the backward-filter reads again); NULL for a whole-input convolution (no plan). The
+ * later pointer is the one to use: planning a pass may move the plans. */
+static gan_status plan_with_filter(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass,
+                                   gan_cuda_conv_plan **plan)
+{
+    *plan = NULL;
+    if (gan_conv_is_whole_input(g))
+        return GAN_OK;
+    GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_FILTER, plan));
+    return plan_for_call(be, g, pass, plan);
+}
+
 static gan_status check_workspace(gan_conv_pass pass, size_t bytes, const void *workspace)
 {
     if (bytes > 0 && !workspace)
@@ -1302,11 +1315,8 @@ gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const fl
         return gan_error(GAN_ERR_ARG, "conv grads: the second pass must be backward-data or forward, not %d",
                          (int)other);
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
-    gan_cuda_conv_plan *plan = NULL;
-    if (!gan_conv_is_whole_input(g)) {
-        GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_FILTER, &plan));
-        GAN_TRY(plan_for_call(be, g, other, &plan)); /* the same plan: the later pointer is the one to use */
-    }
+    gan_cuda_conv_plan *plan;
+    GAN_TRY(plan_with_filter(be, g, other, &plan));
     if (kept && (!plan || !plan_keeps(plan, keeping_pass(other))))
         return gan_error(GAN_ERR_ARG, "conv grads: a kept copy was given where this geometry keeps none "
                                       "(conv_keep_bytes is 0)");
@@ -1387,11 +1397,8 @@ gan_status gan_cuda_conv_keep_pass(gan_backend *be, const gan_conv_geom *g, gan_
     if (act != GAN_CONV_NO_ACT)
         GAN_TRY(check_act((gan_activation)act, "conv keep pass"));
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
-    gan_cuda_conv_plan *plan = NULL;
-    if (!gan_conv_is_whole_input(g)) {
-        GAN_TRY(plan_for_call(be, g, GAN_CONV_BACKWARD_FILTER, &plan));
-        GAN_TRY(plan_for_call(be, g, pass, &plan));
-    }
+    gan_cuda_conv_plan *plan;
+    GAN_TRY(plan_with_filter(be, g, pass, &plan));
     if (!plan || !plan_keeps(plan, pass) || !keep)
         return gan_error(GAN_ERR_ARG, "conv keep pass (%s): %s", gan_conv_pass_name(pass),
                          keep ? "this geometry keeps no copy (conv_keep_bytes is 0)" : "no buffer to keep the copy in");
