@@ -9,6 +9,10 @@
 #include "common.cuh"
 #include "gan_kernels.h" /* GAN_FUSED_NONE */
 
+#ifndef GAN_CUDA_EMULATION
+#include <cuda_bf16.h>
+#endif
+
 /* act(v) for `act` a gan_activation, v itself for GAN_FUSED_NONE (any other value: sigmoid; the
  * launchers of an epilogue refuse those). `act` is the same for every thread: the switch does
  * not diverge. */
@@ -31,18 +35,45 @@ __global__ void gan_activation_forward_kernel(int kind, float slope, size_t coun
         y[i] = gan_act_or_none(kind, slope, x[i]);
 }
 
+/* The gradient at the activation's input from its output gradient dy and the saved input x
+ * (lrelu) or output y (relu, tanh, sigmoid). */
+__device__ __forceinline__ float gan_act_backward_one(int kind, float slope, float x, float y, float dy)
+{
+    switch (kind) {
+    case GAN_ACT_RELU: return gan_relu_backward(y, dy);
+    case GAN_ACT_LRELU: return gan_lrelu_backward(x, dy, slope);
+    case GAN_ACT_TANH: return gan_tanh_backward(y, dy);
+    default: return gan_sigmoid_backward(y, dy);
+    }
+}
+
 /* dx[count] from dy[count] and the saved input x (lrelu) or output y (relu, tanh, sigmoid). */
 __global__ void gan_activation_backward_kernel(int kind, float slope, size_t count,
                                                const float *x, const float *y, const float *dy,
                                                float *dx)
 {
+    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+        dx[i] = gan_act_backward_one(kind, slope, kind == GAN_ACT_LRELU ? x[i] : 0.0f,
+                                     kind == GAN_ACT_LRELU ? 0.0f : y[i], dy[i]);
+}
+
+/* The two on BF16 tensors (a model's BF16 NHWC edges; elementwise, so the layout does not
+ * matter): each value widened exactly, the float function above, the result rounded to nearest
+ * even. The backward reads x or y as the float kernel does (the other may be NULL). */
+__global__ void gan_activation_forward_bf16_kernel(int kind, float slope, size_t count, const __nv_bfloat16 *x,
+                                                   __nv_bfloat16 *y)
+{
+    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride())
+        y[i] = __float2bfloat16_rn(gan_act_or_none(kind, slope, __bfloat162float(x[i])));
+}
+__global__ void gan_activation_backward_bf16_kernel(int kind, float slope, size_t count, const __nv_bfloat16 *x,
+                                                    const __nv_bfloat16 *y, const __nv_bfloat16 *dy,
+                                                    __nv_bfloat16 *dx)
+{
     for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
-        switch (kind) {
-        case GAN_ACT_RELU: dx[i] = gan_relu_backward(y[i], dy[i]); break;
-        case GAN_ACT_LRELU: dx[i] = gan_lrelu_backward(x[i], dy[i], slope); break;
-        case GAN_ACT_TANH: dx[i] = gan_tanh_backward(y[i], dy[i]); break;
-        default: dx[i] = gan_sigmoid_backward(y[i], dy[i]); break;
-        }
+        float xv = kind == GAN_ACT_LRELU ? __bfloat162float(x[i]) : 0.0f;
+        float yv = kind == GAN_ACT_LRELU ? 0.0f : __bfloat162float(y[i]);
+        dx[i] = __float2bfloat16_rn(gan_act_backward_one(kind, slope, xv, yv, __bfloat162float(dy[i])));
     }
 }
 

@@ -30,6 +30,13 @@ gan_status gan_cuda_activation_forward(cudaStream_t cuda_stream, gan_activation 
 gan_status gan_cuda_activation_backward(cudaStream_t cuda_stream, gan_activation kind,
                                         float slope, size_t count, const float *x,
                                         const float *y, const float *dy, float *dx);
+/* The two on BF16 tensors (bit patterns: a model's BF16 NHWC edges), each value widened, the
+ * float function applied and rounded to nearest even. */
+gan_status gan_cuda_activation_forward_bf16(cudaStream_t cuda_stream, gan_activation kind, float slope, size_t count,
+                                            const uint16_t *x, uint16_t *y);
+gan_status gan_cuda_activation_backward_bf16(cudaStream_t cuda_stream, gan_activation kind, float slope,
+                                             size_t count, const uint16_t *x, const uint16_t *y, const uint16_t *dy,
+                                             uint16_t *dx);
 
 /* y[count] = a[count] * b[count] */
 gan_status gan_cuda_multiply(cudaStream_t cuda_stream, size_t count, const float *a,
@@ -143,6 +150,31 @@ gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, 
                                 const float *gamma, const float *save_mean, const float *save_invstd,
                                 float *dx, float param_beta, float *dgamma, float *dbeta, double *scratch,
                                 size_t scratch_doubles);
+
+/* Batch norm over tensors in either storage (kernels/norm_nhwc.cuh; gan_storage: x and dx in
+ * `in_storage`, y, y_act and dy in `out_storage`), BF16 NHWC where a model keeps its edges so:
+ * the same arguments and results as the launchers above, laid out for NHWC (a block is 32
+ * channels by 8 row groups over one chunk of the n hw rows). The chunks: ceil(n hw /
+ * GAN_BN_NHWC_CHUNK_ROWS), no more than it takes to reach GAN_BN_ENOUGH_BLOCKS blocks, at most
+ * GAN_BN_NHWC_MAX_CHUNKS and what the scratch holds (2 c chunks), at least 1; the scratch is
+ * required (2 c doubles at least). Three launches forward, two backward, one eval. */
+#define GAN_BN_NHWC_CHUNK_ROWS 512
+#define GAN_BN_NHWC_MAX_CHUNKS 256
+size_t gan_cuda_bn_nhwc_chunks(int n, int c, int hw, size_t scratch_doubles);
+gan_status gan_cuda_bn_nhwc_forward_train(cudaStream_t cuda_stream, int n, int c, int hw, int in_storage,
+                                          const void *x, const float *gamma, const float *beta, float momentum,
+                                          float eps, float *running_mean, float *running_var, float *save_mean,
+                                          float *save_invstd, int out_storage, void *y, int act, float slope,
+                                          void *y_act, double *scratch, size_t scratch_doubles);
+gan_status gan_cuda_bn_nhwc_forward_eval(cudaStream_t cuda_stream, int n, int c, int hw, int in_storage,
+                                         const void *x, const float *gamma, const float *beta,
+                                         const float *running_mean, const float *running_var, float eps,
+                                         int out_storage, void *y);
+gan_status gan_cuda_bn_nhwc_backward(cudaStream_t cuda_stream, int n, int c, int hw, int in_storage, const void *x,
+                                     int out_storage, const void *y_act, const void *dy, int act, float slope,
+                                     const float *gamma, const float *save_mean, const float *save_invstd,
+                                     void *dx, float param_beta, float *dgamma, float *dbeta, double *scratch,
+                                     size_t scratch_doubles);
 
 /* ---- data-parallel runs ------------------------------------------------------------------- */
 /* data[count] *= scale */

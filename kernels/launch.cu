@@ -21,6 +21,7 @@
 #include "eval.cuh"
 #include "im2col.cuh"
 #include "norm.cuh"
+#include "norm_nhwc.cuh"
 #include "random.cuh"
 #include "reduce.cuh"
 #include "subpixel.cuh"
@@ -160,6 +161,26 @@ gan_status gan_cuda_activation_backward(cudaStream_t cuda_stream, gan_activation
 {
     return launch_elementwise("activation_backward", gan_activation_backward_kernel, count,
                               cuda_stream, (int)kind, slope, count, x, y, dy, dx);
+}
+
+gan_status gan_cuda_activation_forward_bf16(cudaStream_t cuda_stream, gan_activation kind, float slope, size_t count,
+                                            const uint16_t *x, uint16_t *y)
+{
+    if (!gan_activation_known(kind))
+        return gan_error(GAN_ERR_ARG, "activation_forward_bf16: unknown activation %d", (int)kind);
+    return launch_elementwise("activation_forward_bf16", gan_activation_forward_bf16_kernel, count, cuda_stream,
+                              (int)kind, slope, count, (const __nv_bfloat16 *)x, (__nv_bfloat16 *)y);
+}
+
+gan_status gan_cuda_activation_backward_bf16(cudaStream_t cuda_stream, gan_activation kind, float slope,
+                                             size_t count, const uint16_t *x, const uint16_t *y, const uint16_t *dy,
+                                             uint16_t *dx)
+{
+    if (!gan_activation_known(kind))
+        return gan_error(GAN_ERR_ARG, "activation_backward_bf16: unknown activation %d", (int)kind);
+    return launch_elementwise("activation_backward_bf16", gan_activation_backward_bf16_kernel, count, cuda_stream,
+                              (int)kind, slope, count, (const __nv_bfloat16 *)x, (const __nv_bfloat16 *)y,
+                              (const __nv_bfloat16 *)dy, (__nv_bfloat16 *)dx);
 }
 
 gan_status gan_cuda_multiply(cudaStream_t cuda_stream, size_t count, const float *a,
@@ -424,6 +445,112 @@ gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, 
     return launch("bn_chunk_backward", gan_bn_chunk_backward_kernel, bn_blocks(c, chunks), cuda_stream, (size_t)n,
                   (size_t)c, (size_t)hw, chunks, x, y, dy, act, slope, gamma, save_mean, save_invstd,
                   (const double *)scratch, chunks, (double)n * (double)hw, param_beta, dgamma, dbeta, dx);
+}
+
+/* ---- batch norm over stored tensors (BF16 NHWC edges) ------------------------------------ */
+
+size_t gan_cuda_bn_nhwc_chunks(int n, int c, int hw, size_t scratch_doubles)
+{
+    if (n < 1 || c < 1 || hw < 1)
+        return 1;
+    size_t rows = (size_t)n * (size_t)hw, tiles = ((size_t)c + GAN_BN_NHWC_LANES - 1) / GAN_BN_NHWC_LANES;
+    size_t chunks = (rows + GAN_BN_NHWC_CHUNK_ROWS - 1) / GAN_BN_NHWC_CHUNK_ROWS;
+    size_t enough = (GAN_BN_ENOUGH_BLOCKS + tiles - 1) / tiles;
+    size_t room = scratch_doubles / (2 * (size_t)c);
+    if (chunks > enough)
+        chunks = enough;
+    if (chunks > GAN_BN_NHWC_MAX_CHUNKS)
+        chunks = GAN_BN_NHWC_MAX_CHUNKS;
+    if (chunks > room)
+        chunks = room;
+    return chunks < 1 ? 1 : chunks;
+}
+
+static gan_status check_storage(const char *op, const char *which, int storage)
+{
+    if (storage != GAN_STORAGE_F32_NCHW && storage != GAN_STORAGE_BF16_NHWC)
+        return gan_error(GAN_ERR_ARG, "%s: unknown storage %d of %s", op, storage, which);
+    return GAN_OK;
+}
+
+/* The checks every stored batch-norm launcher makes, and its chunks (the scratch must hold the
+ * sums of at least one: 2 c doubles). */
+static gan_status bn_nhwc_prepare(const char *op, int n, int c, int hw, int in_storage, int out_storage, int act,
+                                  float slope, const double *scratch, size_t scratch_doubles, size_t *chunks)
+{
+    GAN_TRY(check_bn_shape(op, n, c, hw));
+    GAN_TRY(check_fused_act(op, act, slope));
+    GAN_TRY(check_storage(op, "the input", in_storage));
+    GAN_TRY(check_storage(op, "the output", out_storage));
+    if (!scratch || scratch_doubles < 2 * (size_t)c)
+        return gan_error(GAN_ERR_ARG, "%s: a scratch of %zu doubles cannot hold the sums of %d channels", op,
+                         scratch ? scratch_doubles : 0, c);
+    *chunks = gan_cuda_bn_nhwc_chunks(n, c, hw, scratch_doubles);
+    return GAN_OK;
+}
+
+static unsigned bn_nhwc_blocks(int c, size_t chunks)
+{
+    return (unsigned)(((size_t)c + GAN_BN_NHWC_LANES - 1) / GAN_BN_NHWC_LANES * chunks);
+}
+
+gan_status gan_cuda_bn_nhwc_forward_train(cudaStream_t cuda_stream, int n, int c, int hw, int in_storage,
+                                          const void *x, const float *gamma, const float *beta, float momentum,
+                                          float eps, float *running_mean, float *running_var, float *save_mean,
+                                          float *save_invstd, int out_storage, void *y, int act, float slope,
+                                          void *y_act, double *scratch, size_t scratch_doubles)
+{
+    const char *op = "bn forward (training, stored)";
+    size_t chunks = 1;
+    GAN_TRY(bn_nhwc_prepare(op, n, c, hw, in_storage, out_storage, act, slope, scratch, scratch_doubles, &chunks));
+    if ((size_t)n * (size_t)hw < 2)
+        return gan_error(GAN_ERR_ARG, "%s: one value per channel has no variance", op);
+    size_t rows = (size_t)n * (size_t)hw;
+    unsigned blocks = bn_nhwc_blocks(c, chunks);
+    /* scratch: sums [c][chunks], then squares [c][chunks] */
+    double *sums = scratch, *squares = scratch + (size_t)c * chunks;
+    GAN_TRY(launch("bn_nhwc_sums", gan_bn_nhwc_sums_kernel, blocks, cuda_stream, rows, (size_t)c, (size_t)hw,
+                   chunks, in_storage, x, sums));
+    GAN_TRY(launch("bn_nhwc_squares", gan_bn_nhwc_squares_kernel, blocks, cuda_stream, rows, (size_t)c, (size_t)hw,
+                   chunks, in_storage, x, (const double *)sums, squares));
+    return launch("bn_nhwc_forward", gan_bn_nhwc_forward_kernel, blocks, cuda_stream, rows, (size_t)c, (size_t)hw,
+                  chunks, in_storage, x, gamma, beta, momentum, eps, (const double *)sums, (const double *)squares,
+                  running_mean, running_var, save_mean, save_invstd, out_storage, y, act, slope, y_act);
+}
+
+gan_status gan_cuda_bn_nhwc_forward_eval(cudaStream_t cuda_stream, int n, int c, int hw, int in_storage,
+                                         const void *x, const float *gamma, const float *beta,
+                                         const float *running_mean, const float *running_var, float eps,
+                                         int out_storage, void *y)
+{
+    const char *op = "bn forward (eval, stored)";
+    GAN_TRY(check_bn_shape(op, n, c, hw));
+    GAN_TRY(check_storage(op, "the input", in_storage));
+    GAN_TRY(check_storage(op, "the output", out_storage));
+    size_t rows = (size_t)n * (size_t)hw;
+    return launch_elementwise("bn_nhwc_forward_eval", gan_bn_nhwc_forward_eval_kernel, rows * (size_t)c, cuda_stream,
+                              rows, (size_t)c, (size_t)hw, in_storage, x, gamma, beta, running_mean, running_var,
+                              eps, out_storage, y);
+}
+
+gan_status gan_cuda_bn_nhwc_backward(cudaStream_t cuda_stream, int n, int c, int hw, int in_storage, const void *x,
+                                     int out_storage, const void *y_act, const void *dy, int act, float slope,
+                                     const float *gamma, const float *save_mean, const float *save_invstd,
+                                     void *dx, float param_beta, float *dgamma, float *dbeta, double *scratch,
+                                     size_t scratch_doubles)
+{
+    const char *op = "bn backward (stored)";
+    size_t chunks = 1;
+    GAN_TRY(bn_nhwc_prepare(op, n, c, hw, in_storage, out_storage, act, slope, scratch, scratch_doubles, &chunks));
+    size_t rows = (size_t)n * (size_t)hw;
+    unsigned blocks = bn_nhwc_blocks(c, chunks);
+    /* scratch: (sum g, sum g xhat) [2c][chunks] */
+    GAN_TRY(launch("bn_nhwc_grad_sums", gan_bn_nhwc_grad_sums_kernel, blocks, cuda_stream, rows, (size_t)c,
+                   (size_t)hw, chunks, in_storage, x, out_storage, y_act, dy, act, slope, save_mean, save_invstd,
+                   scratch));
+    return launch("bn_nhwc_backward", gan_bn_nhwc_backward_kernel, blocks, cuda_stream, rows, (size_t)c, (size_t)hw,
+                  chunks, in_storage, x, out_storage, y_act, dy, act, slope, gamma, save_mean, save_invstd,
+                  (const double *)scratch, param_beta, dgamma, dbeta, dx);
 }
 
 /* ---- data-parallel runs ------------------------------------------------------------------- */

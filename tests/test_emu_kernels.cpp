@@ -63,6 +63,13 @@
 #define gan_cuda_bn_backward emu_gan_cuda_bn_backward
 #define gan_cuda_bn_chunks emu_gan_cuda_bn_chunks
 #define gan_cuda_bn_describe emu_gan_cuda_bn_describe
+/* the batch norm and activations over stored (BF16 NHWC) tensors */
+#define gan_cuda_bn_nhwc_chunks emu_gan_cuda_bn_nhwc_chunks
+#define gan_cuda_bn_nhwc_forward_train emu_gan_cuda_bn_nhwc_forward_train
+#define gan_cuda_bn_nhwc_forward_eval emu_gan_cuda_bn_nhwc_forward_eval
+#define gan_cuda_bn_nhwc_backward emu_gan_cuda_bn_nhwc_backward
+#define gan_cuda_activation_forward_bf16 emu_gan_cuda_activation_forward_bf16
+#define gan_cuda_activation_backward_bf16 emu_gan_cuda_activation_backward_bf16
 #define gan_cuda_subpixel_weights emu_gan_cuda_subpixel_weights
 #define gan_cuda_subpixel_gather emu_gan_cuda_subpixel_gather
 #define gan_cuda_im2col emu_gan_cuda_im2col
@@ -2193,6 +2200,254 @@ void test_index_widths(void)
     });
 }
 
+/* ---- batch norm and activations over stored tensors (kernels/norm_nhwc.cuh) ---------------- *
+ * A model may keep a tensor between two layers in BF16 NHWC (gan_storage). The batch norm's
+ * kernels then read and write that storage, each tensor its own (x and dx the input's, y, y_act
+ * and dy the output's: every pair of FP32 NCHW and BF16 NHWC). They are compared with the CPU
+ * backend's batch norm run in FP32 NCHW on the same values: a BF16 input is rounded here first
+ * (reference_bf16) and given to the CPU rounded, so only the outputs' rounding and the sums' order
+ * differ. Tolerances: FP32 outputs 1e-5 relative and absolute, as the FP32 kernels; a BF16 output
+ * is the float result rounded to nearest even, at most half a unit in its last place away, and a
+ * unit is 2^-7 of the binade's bottom, so half of it is at most 2^-8 of the value: relative
+ * 2^-8 (plus 1e-5 for the float result's own difference). The statistics, running statistics and
+ * dgamma, dbeta stay FP32: 1e-5. Shapes: a partial channel tile (c = 40, 3, 33), several chunks of
+ * uneven rows (a scratch that holds only some), BatchNorm1d (hw = 1), a single-tile one; a second
+ * run gives the same bits. */
+
+/* A [n, c, hw] tensor held in `storage`: the bytes the kernels get (BF16 NHWC bit patterns, or
+ * the floats themselves) and the float NCHW values they hold (rounded to BF16 where stored so). */
+struct stored_tensor {
+    int storage;
+    std::vector<uint16_t> bf16; /* [n, hw, c] */
+    std::vector<float> f32;     /* [n, c, hw]: FP32 storage's buffer */
+    std::vector<float> values;  /* [n, c, hw] */
+    void *data() { return storage == GAN_STORAGE_BF16_NHWC ? (void *)bf16.data() : (void *)f32.data(); }
+};
+
+stored_tensor make_stored(int storage, int n, int c, int hw, const std::vector<float> &nchw)
+{
+    stored_tensor t;
+    t.storage = storage;
+    t.values = nchw;
+    if (storage == GAN_STORAGE_BF16_NHWC) {
+        t.bf16.resize(nchw.size());
+        for (int m = 0; m < n; m++)
+            for (int ch = 0; ch < c; ch++)
+                for (int p = 0; p < hw; p++) {
+                    size_t i = ((size_t)m * c + ch) * hw + p;
+                    uint16_t b = reference_bf16(nchw[i]);
+                    t.bf16[((size_t)m * hw + p) * c + ch] = b;
+                    t.values[i] = (float)bf16_pattern_value(b);
+                }
+    } else {
+        t.f32 = nchw;
+    }
+    return t;
+}
+
+/* An output buffer in `storage`, filled with a NaN pattern (a value never written shows). */
+stored_tensor make_output(int storage, size_t count)
+{
+    stored_tensor t;
+    t.storage = storage;
+    if (storage == GAN_STORAGE_BF16_NHWC)
+        t.bf16.assign(count, 0x7fc1);
+    else
+        t.f32.assign(count, NAN);
+    return t;
+}
+
+/* The float NCHW values of what the kernels wrote into t. */
+std::vector<float> stored_values(stored_tensor &t, int n, int c, int hw)
+{
+    if (t.storage != GAN_STORAGE_BF16_NHWC)
+        return t.f32;
+    std::vector<float> v((size_t)n * c * hw);
+    for (int m = 0; m < n; m++)
+        for (int ch = 0; ch < c; ch++)
+            for (int p = 0; p < hw; p++)
+                v[((size_t)m * c + ch) * hw + p] = (float)bf16_pattern_value(t.bf16[((size_t)m * hw + p) * c + ch]);
+    return v;
+}
+
+void check_stored(const std::string &name, stored_tensor &got, int n, int c, int hw, const std::vector<float> &want)
+{
+    std::vector<float> v = stored_values(got, n, c, hw);
+    double rtol = got.storage == GAN_STORAGE_BF16_NHWC ? 1.0 / 256.0 + 1e-5 : 1e-5;
+    CHECK_ALLCLOSE(name.c_str(), v.data(), want.data(), v.size(), rtol, 1e-5);
+}
+
+const char *storage_name(int storage) { return storage == GAN_STORAGE_BF16_NHWC ? "bf16 nhwc" : "f32 nchw"; }
+
+void test_bn_stored(void)
+{
+    struct shape {
+        int n, c, hw;
+        size_t scratch_chunks; /* the scratch holds this many chunks */
+        size_t chunks;         /* and so many are taken */
+    } shapes[] = {{3, 40, 7, 64, 1}, {16, 8, 1024, 64, 32}, {5, 3, 301, 4, 3}, {2, 33, 1, 8, 1},
+                  {4, 64, 64, 64, 1}, {9, 16, 200, 3, 3}};
+    struct fused {
+        int act;
+        float slope;
+        const char *name;
+    } kinds[] = {{GAN_FUSED_NONE, 0.0f, "bn"}, {GAN_ACT_RELU, 0.0f, "bn+relu"}, {GAN_ACT_LRELU, 0.2f, "bn+lrelu"}};
+    const int storages[] = {GAN_STORAGE_F32_NCHW, GAN_STORAGE_BF16_NHWC};
+    unsigned seed = 700;
+    for (const shape &sh : shapes) {
+        const size_t count = (size_t)sh.n * sh.c * sh.hw, c = (size_t)sh.c;
+        const size_t scratch_doubles = 2 * c * sh.scratch_chunks + 1;
+        size_t chunks = gan_cuda_bn_nhwc_chunks(sh.n, sh.c, sh.hw, scratch_doubles);
+        CHECK_MSG(chunks == sh.chunks, "bn stored [%d, %d, %d]: %zu chunks, want %zu", sh.n, sh.c, sh.hw, chunks,
+                  sh.chunks);
+        std::vector<double> scratch(scratch_doubles, NAN);
+        std::vector<float> x0 = random_floats(count, seed++, -2.0f, 3.0f);
+        std::vector<float> dy0 = random_floats(count, seed++, -1.0f, 1.0f);
+        std::vector<float> gamma = random_floats(c, seed++, 0.5f, 1.5f), beta = random_floats(c, seed++, -0.5f, 0.5f);
+        for (int in : storages)
+            for (int out : storages)
+                for (const fused &k : kinds) {
+                    char text[128];
+                    std::snprintf(text, sizeof text, "%s [%d, %d, %d] %s -> %s", k.name, sh.n, sh.c, sh.hw,
+                                  storage_name(in), storage_name(out));
+                    std::string name(text);
+                    stored_tensor x = make_stored(in, sh.n, sh.c, sh.hw, x0);
+                    std::vector<float> rm_got = random_floats(c, seed, -0.1f, 0.1f), rm_want = rm_got;
+                    std::vector<float> rv_got = random_floats(c, seed + 1, 0.9f, 1.1f), rv_want = rv_got;
+                    std::vector<float> mean_got(c), mean_want(c), inv_got(c), inv_want(c);
+                    std::vector<float> y_want(count), ya_want(count);
+                    stored_tensor y = make_output(out, count), ya = make_output(out, count);
+                    CHECK_OK(gan_cuda_bn_nhwc_forward_train(nullptr, sh.n, sh.c, sh.hw, in, x.data(), gamma.data(),
+                                                            beta.data(), 0.1f, 1e-5f, rm_got.data(), rv_got.data(),
+                                                            mean_got.data(), inv_got.data(), out, y.data(), k.act,
+                                                            k.slope, k.act == GAN_FUSED_NONE ? nullptr : ya.data(),
+                                                            scratch.data(), scratch_doubles));
+                    if (k.act == GAN_FUSED_NONE)
+                        CHECK_OK(cpu->bn_forward_train(cpu, sh.n, sh.c, sh.hw, x.values.data(), gamma.data(),
+                                                       beta.data(), 0.1f, 1e-5f, rm_want.data(), rv_want.data(),
+                                                       mean_want.data(), inv_want.data(), y_want.data()));
+                    else
+                        CHECK_OK(cpu->bn_act_forward_train(cpu, sh.n, sh.c, sh.hw, x.values.data(), gamma.data(),
+                                                           beta.data(), 0.1f, 1e-5f, rm_want.data(), rv_want.data(),
+                                                           mean_want.data(), inv_want.data(), y_want.data(),
+                                                           (gan_activation)k.act, k.slope, ya_want.data()));
+                    check_stored(name + " y", y, sh.n, sh.c, sh.hw, y_want);
+                    if (k.act != GAN_FUSED_NONE)
+                        check_stored(name + " y_act", ya, sh.n, sh.c, sh.hw, ya_want);
+                    CHECK_ALLCLOSE((name + " save_mean").c_str(), mean_got.data(), mean_want.data(), c, 1e-5, 1e-5);
+                    CHECK_ALLCLOSE((name + " save_invstd").c_str(), inv_got.data(), inv_want.data(), c, 1e-5,
+                                   1e-5);
+                    CHECK_ALLCLOSE((name + " running_mean").c_str(), rm_got.data(), rm_want.data(), c, 1e-5, 1e-5);
+                    CHECK_ALLCLOSE((name + " running_var").c_str(), rv_got.data(), rv_want.data(), c, 1e-5, 1e-5);
+
+                    /* backward from the CPU's statistics and activation output, in the out storage */
+                    stored_tensor y_in = make_stored(out, sh.n, sh.c, sh.hw, ya_want);
+                    stored_tensor dy = make_stored(out, sh.n, sh.c, sh.hw, dy0);
+                    for (float param_beta : {0.0f, 1.0f}) {
+                        std::vector<float> dx_want(count);
+                        std::vector<float> dg_got = random_floats(c, seed + 2, -1.0f, 1.0f), dg_want = dg_got;
+                        std::vector<float> db_got = random_floats(c, seed + 3, -1.0f, 1.0f), db_want = db_got;
+                        if (param_beta == 0.0f) /* overwritten without being read */
+                            dg_got.assign(c, NAN), db_got.assign(c, NAN);
+                        stored_tensor dx = make_output(in, count);
+                        const void *y_arg = k.act == GAN_FUSED_NONE ? nullptr : y_in.data();
+                        CHECK_OK(gan_cuda_bn_nhwc_backward(nullptr, sh.n, sh.c, sh.hw, in, x.data(), out, y_arg,
+                                                           dy.data(), k.act, k.slope, gamma.data(), mean_want.data(),
+                                                           inv_want.data(), dx.data(), param_beta, dg_got.data(),
+                                                           db_got.data(), scratch.data(), scratch_doubles));
+                        if (k.act == GAN_FUSED_NONE)
+                            CHECK_OK(cpu->bn_backward(cpu, sh.n, sh.c, sh.hw, x.values.data(), dy.values.data(),
+                                                      gamma.data(), mean_want.data(), inv_want.data(), dx_want.data(),
+                                                      param_beta, dg_want.data(), db_want.data()));
+                        else
+                            CHECK_OK(cpu->bn_act_backward(cpu, sh.n, sh.c, sh.hw, x.values.data(),
+                                                          y_in.values.data(), dy.values.data(),
+                                                          (gan_activation)k.act, k.slope, gamma.data(),
+                                                          mean_want.data(), inv_want.data(), dx_want.data(),
+                                                          param_beta, dg_want.data(), db_want.data()));
+                        check_stored(name + " dx", dx, sh.n, sh.c, sh.hw, dx_want);
+                        CHECK_ALLCLOSE((name + " dgamma").c_str(), dg_got.data(), dg_want.data(), c, 1e-5, 1e-5);
+                        CHECK_ALLCLOSE((name + " dbeta").c_str(), db_got.data(), db_want.data(), c, 1e-5, 1e-5);
+                        if (param_beta != 0.0f)
+                            continue;
+                        /* deterministic: the same bits again */
+                        stored_tensor dx2 = make_output(in, count);
+                        std::vector<float> dg2(c), db2(c);
+                        CHECK_OK(gan_cuda_bn_nhwc_backward(nullptr, sh.n, sh.c, sh.hw, in, x.data(), out, y_arg,
+                                                           dy.data(), k.act, k.slope, gamma.data(), mean_want.data(),
+                                                           inv_want.data(), dx2.data(), 0.0f, dg2.data(), db2.data(),
+                                                           scratch.data(), scratch_doubles));
+                        CHECK_MSG(dx2.bf16 == dx.bf16 && !std::memcmp(dx2.f32.data(), dx.f32.data(),
+                                                                      dx.f32.size() * sizeof(float)),
+                                  "%s: a second backward differs", name.c_str());
+                        check_identical((name + " repeat dgamma").c_str(), dg2, dg_got);
+                    }
+                    /* eval: elementwise, the FP32 kernel's formula */
+                    stored_tensor ye = make_output(out, count);
+                    std::vector<float> ye_want(count);
+                    CHECK_OK(gan_cuda_bn_nhwc_forward_eval(nullptr, sh.n, sh.c, sh.hw, in, x.data(), gamma.data(),
+                                                           beta.data(), rm_want.data(), rv_want.data(), 1e-5f, out,
+                                                           ye.data()));
+                    CHECK_OK(cpu->bn_forward_eval(cpu, sh.n, sh.c, sh.hw, x.values.data(), gamma.data(), beta.data(),
+                                                  rm_want.data(), rv_want.data(), 1e-5f, ye_want.data()));
+                    check_stored(name + " eval", ye, sh.n, sh.c, sh.hw, ye_want);
+                    seed += 4;
+                }
+    }
+    /* the chunks, and what the launchers refuse */
+    CHECK_MSG(gan_cuda_bn_nhwc_chunks(64, 64, 1024, 1 << 16) == 128, "bn stored chunks [64, 64, 1024]: %zu",
+              gan_cuda_bn_nhwc_chunks(64, 64, 1024, 1 << 16)); /* 512 rows each: 256 blocks in 2 tiles */
+    CHECK_MSG(gan_cuda_bn_nhwc_chunks(64, 512, 16, 1 << 16) == 2, "bn stored chunks [64, 512, 16]: %zu",
+              gan_cuda_bn_nhwc_chunks(64, 512, 16, 1 << 16)); /* 1024 rows */
+    double scratch[8];
+    uint16_t b[8] = {0};
+    float f[8] = {0};
+    CHECK_FAILS_WITH(gan_cuda_bn_nhwc_forward_train(nullptr, 4, 8, 2, GAN_STORAGE_BF16_NHWC, b, f, f, 0.1f, 1e-5f, f,
+                                                    f, f, f, GAN_STORAGE_BF16_NHWC, b, GAN_FUSED_NONE, 0.0f, nullptr,
+                                                    scratch, 8),
+                     GAN_ERR_ARG, "cannot hold the sums of 8 channels");
+    CHECK_FAILS_WITH(gan_cuda_bn_nhwc_backward(nullptr, 4, 2, 1, 2, b, GAN_STORAGE_BF16_NHWC, nullptr, b,
+                                               GAN_FUSED_NONE, 0.0f, f, f, f, b, 0.0f, f, f, scratch, 8),
+                     GAN_ERR_ARG, "unknown storage 2 of the input");
+    CHECK_FAILS_WITH(gan_cuda_bn_nhwc_forward_train(nullptr, 1, 2, 1, GAN_STORAGE_BF16_NHWC, b, f, f, 0.1f, 1e-5f, f,
+                                                    f, f, f, GAN_STORAGE_BF16_NHWC, b, GAN_FUSED_NONE, 0.0f, nullptr,
+                                                    scratch, 8),
+                     GAN_ERR_ARG, "no variance");
+
+    /* the activations on BF16 tensors: the float function of the widened value, rounded (bit for
+     * bit the CPU backend's activation on the same floats, rounded here) */
+    const size_t n = 1000;
+    std::vector<float> v = random_floats(n, seed++, -4.0f, 4.0f), g = random_floats(n, seed++, -1.0f, 1.0f);
+    std::vector<uint16_t> xb(n), gb(n), yb(n), dxb(n);
+    std::vector<float> xv(n), gv(n), y_want(n), dx_want(n);
+    for (size_t i = 0; i < n; i++) {
+        xb[i] = reference_bf16(v[i]), xv[i] = (float)bf16_pattern_value(xb[i]);
+        gb[i] = reference_bf16(g[i]), gv[i] = (float)bf16_pattern_value(gb[i]);
+    }
+    for (gan_activation act : {GAN_ACT_RELU, GAN_ACT_LRELU, GAN_ACT_TANH, GAN_ACT_SIGMOID}) {
+        CHECK_OK(gan_cuda_activation_forward_bf16(nullptr, act, 0.2f, n, xb.data(), yb.data()));
+        CHECK_OK(cpu->activation_forward(cpu, act, 0.2f, n, xv.data(), y_want.data()));
+        std::vector<float> yv(n);
+        size_t wrong = 0;
+        for (size_t i = 0; i < n; i++) {
+            yv[i] = (float)bf16_pattern_value(yb[i]);
+            wrong += yb[i] != reference_bf16(y_want[i]);
+        }
+        CHECK_MSG(wrong == 0, "activation %d forward bf16: %zu of %zu values not the rounded float result", (int)act,
+                  wrong, n);
+        CHECK_OK(gan_cuda_activation_backward_bf16(nullptr, act, 0.2f, n, xb.data(), yb.data(), gb.data(),
+                                                   dxb.data()));
+        CHECK_OK(cpu->activation_backward(cpu, act, 0.2f, n, xv.data(), yv.data(), gv.data(), dx_want.data()));
+        wrong = 0;
+        for (size_t i = 0; i < n; i++)
+            wrong += dxb[i] != reference_bf16(dx_want[i]);
+        CHECK_MSG(wrong == 0, "activation %d backward bf16: %zu of %zu values not the rounded float result", (int)act,
+                  wrong, n);
+    }
+    CHECK_FAILS_WITH(gan_cuda_activation_forward_bf16(nullptr, (gan_activation)7, 0.0f, n, xb.data(), yb.data()),
+                     GAN_ERR_ARG, "unknown activation 7");
+}
+
 int main(void)
 {
     gan_status status = gan_cpu_backend_create(NULL, &cpu);
@@ -2223,6 +2478,7 @@ int main(void)
     test_nhwc_pairs();
     test_index_widths();
     test_activation_epilogues();
+    test_bn_stored();
     cpu->destroy(cpu);
     return test_finish();
 }

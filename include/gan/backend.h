@@ -25,6 +25,12 @@ extern "C" {
  * w_in], weight [c_out, c_in, k_h, k_w], output y [n, c_out, h_out, w_out] with
  * h_out = (h_in + 2 pad_h - k_h) / stride_h + 1. A transposed convolution uses the same geometry
  * with its input as this y and its output as this x. */
+/* How a tensor between two layers is stored. FP32 NCHW is every op's and every backend's; BF16
+ * NHWC ([n, h, w, c], bfloat16: what the tensor cores read, half the bytes) is the CUDA backend's
+ * in bf16 (gan_backend.bf16_storage), between layers that all have ops for it (src/nn/model.c:
+ * the model's edges), and only the ops that say so take it. */
+typedef enum gan_storage { GAN_STORAGE_F32_NCHW = 0, GAN_STORAGE_BF16_NHWC = 1 } gan_storage;
+
 typedef struct gan_conv_geom {
     int n;
     int c_in, h_in, w_in;
@@ -32,8 +38,13 @@ typedef struct gan_conv_geom {
     int k_h, k_w;
     int stride_h, stride_w;
     int pad_h, pad_w;
+    /* How x (and dx) and y (and dy) are stored: FP32 NCHW (0, the default) unless a model's edge
+     * says otherwise (CUDA in bf16 only; every other backend and form refuses BF16 NHWC). Not part
+     * of the shape: gan_conv_geom_equal ignores them. */
+    gan_storage x_storage, y_storage;
 } gan_conv_geom;
 
+/* Whether a and b are the same shape (their storage aside). */
 static inline bool gan_conv_geom_equal(const gan_conv_geom *a, const gan_conv_geom *b)
 {
     return a->n == b->n && a->c_in == b->c_in && a->h_in == b->h_in && a->w_in == b->w_in &&

@@ -1,0 +1,260 @@
+/* Batch norm (with the ReLU or LeakyReLU after it fused, or none) over tensors a model stores
+ * between layers in BF16 NHWC (gan_storage): the CUDA backend's batch norm in bf16, where its
+ * neighbours are convolutions that read and write that storage. The formulas are the FP32 NCHW
+ * kernels' (kernels/norm.cuh, the CPU backend's src/backend/cpu_norm.c): statistics, affine map
+ * and gradient sums in float per thread and double across threads and chunks, the saved and
+ * running statistics FP32; only the loads and stores differ, widening BF16 exactly and rounding
+ * to nearest even on the way out.
+ *
+ * Each tensor has its own storage (x and dx `in_storage`, y, y_act and dy `out_storage`): a batch
+ * norm whose input comes from a layer that keeps FP32 NCHW (a whole-input GEMM) and whose output
+ * goes into a convolution, or the other way round, runs here too. The kernels see a tensor as
+ * [rows = n hw, c], row r = m hw + p: in BF16 NHWC element r c + ch, in FP32 NCHW (m c + ch) hw + p
+ * (gan_channel_element).
+ *
+ * The work is laid out for NHWC, where a row's channels are contiguous: a block of
+ * GAN_BLOCK_THREADS threads is GAN_BN_NHWC_LANES channel lanes (a warp reads 32 neighbouring
+ * channels of one row: coalesced) times GAN_BN_NHWC_GROUPS row groups, and takes one tile of 32
+ * channels over one chunk of rows (gan_bn_chunk_range over the rows; how many chunks:
+ * gan_cuda_bn_nhwc_chunks, from the shape and the scratch size alone). Block b is tile b / chunks,
+ * chunk b % chunks. A thread sums its channel over the rows begin + group, + 8, ... in float; the
+ * block adds its 8 groups per channel in group order in double; the chunks' doubles are added in
+ * chunk order (gan_bn_fold). Every step has a fixed order, so a run repeats bit for bit (the order
+ * is not the FP32 NCHW kernels', so the two round differently).
+ *
+ * Training forward: three launches (sums, centred squares, then the statistics and y), through the
+ * scratch [c][chunks] sums then [c][chunks] squares; backward: two (sum g and sum g xhat into
+ * [2c][chunks], then dgamma, dbeta and dx). Eval forward: one elementwise launch. */
+#ifndef GAN_KERNELS_NORM_NHWC_CUH
+#define GAN_KERNELS_NORM_NHWC_CUH
+
+#include "common.cuh"
+#include "gan_kernels.h"
+#include "norm.cuh"
+
+#ifndef GAN_CUDA_EMULATION
+#include <cuda_bf16.h>
+#endif
+
+#define GAN_BN_NHWC_LANES 32
+#define GAN_BN_NHWC_GROUPS (GAN_BLOCK_THREADS / GAN_BN_NHWC_LANES)
+static_assert(GAN_BLOCK_THREADS % GAN_BN_NHWC_LANES == 0, "a block must be whole lanes of row groups");
+
+/* Element (row r, channel ch) of a [rows, c] tensor in `storage`. */
+__device__ __forceinline__ size_t gan_stored_index(int storage, size_t r, size_t ch, size_t c, size_t hw)
+{
+    return storage == GAN_STORAGE_BF16_NHWC ? r * c + ch : gan_channel_element(r, ch, c, hw);
+}
+/* The value at element i of a tensor in `storage` (BF16 widened exactly). */
+__device__ __forceinline__ float gan_stored_load(const void *t, int storage, size_t i)
+{
+    if (storage == GAN_STORAGE_BF16_NHWC)
+        return __bfloat162float(((const __nv_bfloat16 *)t)[i]);
+    return ((const float *)t)[i];
+}
+/* Stores v at element i (rounded to nearest even in BF16). */
+__device__ __forceinline__ void gan_stored_store(void *t, int storage, size_t i, float v)
+{
+    if (storage == GAN_STORAGE_BF16_NHWC)
+        ((__nv_bfloat16 *)t)[i] = __float2bfloat16_rn(v);
+    else
+        ((float *)t)[i] = v;
+}
+
+/* This block's tile and chunk, its thread's channel (valid: ch < c) and row group, and its rows. */
+struct gan_bn_nhwc_place {
+    size_t ch, group, chunk, begin, end;
+    bool valid;
+};
+__device__ __forceinline__ gan_bn_nhwc_place gan_bn_nhwc_place_of(size_t rows, size_t c, size_t chunks)
+{
+    gan_bn_nhwc_place at;
+    size_t tile = blockIdx.x / chunks;
+    at.chunk = blockIdx.x % chunks;
+    at.ch = tile * GAN_BN_NHWC_LANES + threadIdx.x % GAN_BN_NHWC_LANES;
+    at.group = threadIdx.x / GAN_BN_NHWC_LANES;
+    at.valid = at.ch < c;
+    gan_bn_chunk_range(rows, chunks, at.chunk, &at.begin, &at.end);
+    return at;
+}
+
+/* The sum over the block's row groups of each lane's `value`, in group order, in double: returned
+ * to the threads of group 0 (lane l gets channel l's). `partial` is a __shared__
+ * double[GAN_BLOCK_THREADS]. Every thread must call it (it synchronises twice, so the next call
+ * may reuse `partial`). */
+__device__ __forceinline__ double gan_bn_nhwc_group_sum(double value, double *partial)
+{
+    partial[threadIdx.x] = value;
+    __syncthreads();
+    double total = 0.0;
+    if (threadIdx.x < GAN_BN_NHWC_LANES)
+        for (unsigned g = 0; g < GAN_BN_NHWC_GROUPS; g++)
+            total += partial[g * GAN_BN_NHWC_LANES + threadIdx.x];
+    __syncthreads();
+    return total;
+}
+
+/* partials[ch][chunk] = sum of x over the block's rows of channel ch */
+__global__ void gan_bn_nhwc_sums_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
+                                        const void *x, double *partials)
+{
+    __shared__ double partial[GAN_BLOCK_THREADS];
+    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
+    float sum = 0.0f;
+    if (at.valid)
+        for (size_t r = at.begin + at.group; r < at.end; r += GAN_BN_NHWC_GROUPS)
+            sum += gan_stored_load(x, in_storage, gan_stored_index(in_storage, r, at.ch, c, hw));
+    double total = gan_bn_nhwc_group_sum((double)sum, partial);
+    if (at.group == 0 && at.valid)
+        partials[at.ch * chunks + at.chunk] = total;
+}
+
+/* squares[ch][chunk] = sum of (x - m)^2 over the block's rows, m = (float)(folded sum / count) */
+__global__ void gan_bn_nhwc_squares_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
+                                           const void *x, const double *sums, double *squares)
+{
+    __shared__ double partial[GAN_BLOCK_THREADS];
+    __shared__ float mean[GAN_BN_NHWC_LANES];
+    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
+    if (at.group == 0 && at.valid) /* one fold per channel, shared */
+        mean[threadIdx.x] = (float)(gan_bn_fold(sums, chunks, at.ch) / (double)rows);
+    __syncthreads();
+    float total = 0.0f;
+    if (at.valid) {
+        const float m = mean[threadIdx.x % GAN_BN_NHWC_LANES];
+        for (size_t r = at.begin + at.group; r < at.end; r += GAN_BN_NHWC_GROUPS) {
+            float d = gan_stored_load(x, in_storage, gan_stored_index(in_storage, r, at.ch, c, hw)) - m;
+            total += d * d;
+        }
+    }
+    double block_total = gan_bn_nhwc_group_sum((double)total, partial);
+    if (at.group == 0 && at.valid)
+        squares[at.ch * chunks + at.chunk] = block_total;
+}
+
+/* The statistics from the folded sums (chunk 0's blocks write the saved and running ones, as
+ * gan_bn_finish_forward), then y = x alpha + shift and y_act = act(y) over the block's rows. */
+__global__ void gan_bn_nhwc_forward_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
+                                           const void *x, const float *gamma, const float *beta, float momentum,
+                                           float eps, const double *sums, const double *squares,
+                                           float *running_mean, float *running_var, float *save_mean,
+                                           float *save_invstd, int out_storage, void *y, int act, float slope,
+                                           void *y_act)
+{
+    __shared__ float alpha[GAN_BN_NHWC_LANES], shift[GAN_BN_NHWC_LANES];
+    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
+    const size_t lane = threadIdx.x % GAN_BN_NHWC_LANES;
+    if (at.group == 0 && at.valid) {
+        const double count = (double)rows;
+        double mean = gan_bn_fold(sums, chunks, at.ch) / count, var = gan_bn_fold(squares, chunks, at.ch) / count;
+        const float m = (float)mean;
+        float invstd = (float)(1.0 / sqrt(var + eps));
+        alpha[lane] = invstd * gamma[at.ch];
+        shift[lane] = beta[at.ch] - m * alpha[lane];
+        if (at.chunk == 0) {
+            save_mean[at.ch] = m;
+            save_invstd[at.ch] = invstd;
+            running_mean[at.ch] = (float)((1.0 - momentum) * running_mean[at.ch] + momentum * mean);
+            running_var[at.ch] =
+                (float)((1.0 - momentum) * running_var[at.ch] + momentum * var * count / (count - 1.0));
+        }
+    }
+    __syncthreads();
+    if (!at.valid)
+        return;
+    const float a = alpha[lane], s = shift[lane];
+    for (size_t r = at.begin + at.group; r < at.end; r += GAN_BN_NHWC_GROUPS) {
+        float v = gan_stored_load(x, in_storage, gan_stored_index(in_storage, r, at.ch, c, hw)) * a + s;
+        size_t o = gan_stored_index(out_storage, r, at.ch, c, hw);
+        gan_stored_store(y, out_storage, o, v);
+        if (act != GAN_FUSED_NONE)
+            gan_stored_store(y_act, out_storage, o, gan_fused_act_forward(act, slope, v));
+    }
+}
+
+/* The gradient at the batch norm's output at element o of the out tensors: dy, or through the
+ * fused activation from its output y_act. */
+__device__ __forceinline__ float gan_bn_nhwc_output_grad(int out_storage, const void *y_act, const void *dy, int act,
+                                                         float slope, size_t o)
+{
+    float d = gan_stored_load(dy, out_storage, o);
+    return act == GAN_FUSED_NONE ? d : gan_fused_act_backward(act, slope, gan_stored_load(y_act, out_storage, o), d);
+}
+
+/* partials[ch][chunk] = sum g, partials[c + ch][chunk] = sum g xhat over the block's rows */
+__global__ void gan_bn_nhwc_grad_sums_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
+                                             const void *x, int out_storage, const void *y_act, const void *dy,
+                                             int act, float slope, const float *save_mean, const float *save_invstd,
+                                             double *partials)
+{
+    __shared__ double partial[GAN_BLOCK_THREADS];
+    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
+    float sum_g = 0.0f, sum_g_xhat = 0.0f;
+    if (at.valid) {
+        const float m = save_mean[at.ch], invstd = save_invstd[at.ch];
+        for (size_t r = at.begin + at.group; r < at.end; r += GAN_BN_NHWC_GROUPS) {
+            float g = gan_bn_nhwc_output_grad(out_storage, y_act, dy, act, slope,
+                                              gan_stored_index(out_storage, r, at.ch, c, hw));
+            float xv = gan_stored_load(x, in_storage, gan_stored_index(in_storage, r, at.ch, c, hw));
+            sum_g += g;
+            sum_g_xhat += g * ((xv - m) * invstd);
+        }
+    }
+    double total_g = gan_bn_nhwc_group_sum((double)sum_g, partial);
+    double total_g_xhat = gan_bn_nhwc_group_sum((double)sum_g_xhat, partial);
+    if (at.group == 0 && at.valid) {
+        partials[at.ch * chunks + at.chunk] = total_g;
+        partials[(c + at.ch) * chunks + at.chunk] = total_g_xhat;
+    }
+}
+
+/* dx over the block's rows from the folded (sum g, sum g xhat), as gan_bn_finish_backward; chunk 0's
+ * blocks write dgamma, dbeta = param_beta old + them. */
+__global__ void gan_bn_nhwc_backward_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
+                                            const void *x, int out_storage, const void *y_act, const void *dy,
+                                            int act, float slope, const float *gamma, const float *save_mean,
+                                            const float *save_invstd, const double *sums, float param_beta,
+                                            float *dgamma, float *dbeta, void *dx)
+{
+    __shared__ float g_scale[GAN_BN_NHWC_LANES], x_scale[GAN_BN_NHWC_LANES], offset[GAN_BN_NHWC_LANES];
+    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
+    const size_t lane = threadIdx.x % GAN_BN_NHWC_LANES;
+    if (at.group == 0 && at.valid) {
+        double sum_g = gan_bn_fold(sums, chunks, at.ch), sum_g_xhat = gan_bn_fold(sums, chunks, c + at.ch);
+        if (at.chunk == 0)
+            gan_bn_param_grads(at.ch, sum_g, sum_g_xhat, param_beta, dgamma, dbeta);
+        const double count = (double)rows, invstd = save_invstd[at.ch];
+        double a = (double)gamma[at.ch] * invstd;
+        g_scale[lane] = (float)a;
+        x_scale[lane] = (float)(-a * invstd * sum_g_xhat / count);
+        offset[lane] = (float)(-a * sum_g / count);
+    }
+    __syncthreads();
+    if (!at.valid)
+        return;
+    const float m = save_mean[at.ch], gs = g_scale[lane], xs = x_scale[lane], off = offset[lane];
+    for (size_t r = at.begin + at.group; r < at.end; r += GAN_BN_NHWC_GROUPS) {
+        float g = gan_bn_nhwc_output_grad(out_storage, y_act, dy, act, slope,
+                                          gan_stored_index(out_storage, r, at.ch, c, hw));
+        size_t i = gan_stored_index(in_storage, r, at.ch, c, hw);
+        gan_stored_store(dx, in_storage, i, gs * g + (xs * (gan_stored_load(x, in_storage, i) - m) + off));
+    }
+}
+
+/* Eval forward, elementwise over the rows c values in NHWC order: y = (x - running_mean) /
+ * sqrt(running_var + eps) gamma + beta, the FP32 kernel's formula. */
+__global__ void gan_bn_nhwc_forward_eval_kernel(size_t rows, size_t c, size_t hw, int in_storage, const void *x,
+                                                const float *gamma, const float *beta, const float *running_mean,
+                                                const float *running_var, float eps, int out_storage, void *y)
+{
+    const size_t count = rows * c;
+    for (size_t i = gan_thread_index(); i < count; i += gan_thread_stride()) {
+        size_t r = i / c, ch = i % c;
+        float invstd = 1.0f / sqrtf(running_var[ch] + eps);
+        float v = gan_stored_load(x, in_storage, gan_stored_index(in_storage, r, ch, c, hw));
+        gan_stored_store(y, out_storage, gan_stored_index(out_storage, r, ch, c, hw),
+                         (v - running_mean[ch]) * invstd * gamma[ch] + beta[ch]);
+    }
+}
+
+#endif
