@@ -156,6 +156,11 @@ struct gan_backend {
     gan_backend_kind kind;
     gan_backend_options options; /* in effect (workspace_bytes resolved to the backend's) */
     void *impl;                  /* backend-private state */
+    /* Whether a model may keep the tensors between its layers in BF16 NHWC (gan_storage; src/nn/
+     * model.c decides which): the CUDA backend in bf16 (GAN_CUDA_BF16_STORAGE=never turns it off),
+     * which then has the stored batch norm and activation ops and takes BF16 NHWC x and y in its
+     * convolutions (gan_conv_geom.x_storage, y_storage). False everywhere else. */
+    bool bf16_storage;
 
     /* ---- memory: used by the pool at start-up and by I/O, never inside the loop ----------- */
     gan_status (*alloc)(gan_backend *be, size_t bytes, void **out);
@@ -265,6 +270,24 @@ struct gan_backend {
                                   float slope, const float *gamma, const float *save_mean,
                                   const float *save_invstd, float *dx, float param_beta,
                                   float *dgamma, float *dbeta);
+    /* Optional, NULL where a backend keeps every tensor FP32 NCHW (bf16_storage false): batch norm
+     * with the ReLU or LeakyReLU after it (`act`, slope >= 0) or none (GAN_CONV_NO_ACT), over
+     * tensors in the given storages (gan_storage): x and dx in `in`, y, y_act and dy in `out`. The
+     * arguments and results of bn_act_forward_train (y_act unused without act), bn_forward_eval
+     * and bn_act_backward (y_act NULL without act) otherwise, BF16 values rounded to nearest even
+     * on the way out. The batch norm layer runs through them next to a BF16 NHWC edge. */
+    gan_status (*bn_stored_forward_train)(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
+                                          const float *gamma, const float *beta, float momentum, float eps,
+                                          float *running_mean, float *running_var, float *save_mean,
+                                          float *save_invstd, gan_storage out, void *y, int act, float slope,
+                                          void *y_act);
+    gan_status (*bn_stored_forward_eval)(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
+                                         const float *gamma, const float *beta, const float *running_mean,
+                                         const float *running_var, float eps, gan_storage out, void *y);
+    gan_status (*bn_stored_backward)(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
+                                     gan_storage out, const void *y_act, const void *dy, int act, float slope,
+                                     const float *gamma, const float *save_mean, const float *save_invstd,
+                                     void *dx, float param_beta, float *dgamma, float *dbeta);
 
     /* ---- data parallel (docs/DESIGN.md "Data parallel"): a run on one process calls none of these.
      * The all-reduces are present when the backend was opened with an active process group
@@ -316,6 +339,12 @@ struct gan_backend {
     gan_status (*activation_backward)(gan_backend *be, gan_activation kind, float slope,
                                       size_t count, const float *x, const float *y,
                                       const float *dy, float *dx);
+    /* Optional (with the stored batch norm above): the two on BF16 tensors (elementwise, so in any
+     * layout), each value widened, the float function applied and rounded to nearest even. */
+    gan_status (*activation_bf16_forward)(gan_backend *be, gan_activation kind, float slope, size_t count,
+                                          const void *x, void *y);
+    gan_status (*activation_bf16_backward)(gan_backend *be, gan_activation kind, float slope, size_t count,
+                                           const void *x, const void *y, const void *dy, void *dx);
     /* mask[i] = keep-scale (0 or 1/(1-p)) from the uniform of Philox element first + i of
      * (seed, stream); y = x * mask. The mask is what backward multiplies by. */
     gan_status (*dropout_forward)(gan_backend *be, size_t count, float p, uint64_t seed,

@@ -158,8 +158,12 @@ void gan_model_destroy(gan_model *model);
 /* Training mode: BN uses batch statistics and updates running statistics, dropout drops.
  * `input` is [batch, input_shape]; it must stay valid until backward. */
 gan_status gan_model_forward(gan_model *model, const float *input, bool training);
-/* The last forward's output: [batch, output_shape]. */
+/* The last forward's output: [batch, output_shape] (FP32 NCHW, as the input: only the edges
+ * between the model's layers may be stored otherwise). */
 float *gan_model_output(gan_model *model);
+/* How many of the model's edges (layer outputs) the plan stores BF16 NHWC (gan_storage; 0 on
+ * every backend but CUDA in bf16). */
+int gan_model_stored_edges(const gan_model *model);
 /* Backpropagates `grad_output` ([batch, output_shape]) through the last forward. With
  * `want_grad_input` the gradient with respect to the input lands in model->grad_input. */
 gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_grad_mode mode,

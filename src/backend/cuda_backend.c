@@ -253,6 +253,51 @@ static gan_status cuda_bn_act_backward(gan_backend *be, int n, int c, int hw, co
                                 BN_SCRATCH(be));
 }
 
+/* ---- batch norm and activations over stored tensors (BF16 NHWC edges) ---------------------- */
+
+_Static_assert(GAN_CONV_NO_ACT == GAN_FUSED_NONE, "the op table's no activation is the kernels' GAN_FUSED_NONE");
+
+static gan_status cuda_bn_stored_forward_train(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
+                                               const float *gamma, const float *beta, float momentum, float eps,
+                                               float *running_mean, float *running_var, float *save_mean,
+                                               float *save_invstd, gan_storage out, void *y, int act, float slope,
+                                               void *y_act)
+{
+    return gan_cuda_bn_nhwc_forward_train(gan_cuda_impl_of(be)->stream, n, c, hw, (int)in, x, gamma, beta, momentum,
+                                          eps, running_mean, running_var, save_mean, save_invstd, (int)out, y, act,
+                                          slope, y_act, BN_SCRATCH(be));
+}
+
+static gan_status cuda_bn_stored_forward_eval(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
+                                              const float *gamma, const float *beta, const float *running_mean,
+                                              const float *running_var, float eps, gan_storage out, void *y)
+{
+    return gan_cuda_bn_nhwc_forward_eval(gan_cuda_impl_of(be)->stream, n, c, hw, (int)in, x, gamma, beta,
+                                         running_mean, running_var, eps, (int)out, y);
+}
+
+static gan_status cuda_bn_stored_backward(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
+                                          gan_storage out, const void *y_act, const void *dy, int act, float slope,
+                                          const float *gamma, const float *save_mean, const float *save_invstd,
+                                          void *dx, float param_beta, float *dgamma, float *dbeta)
+{
+    return gan_cuda_bn_nhwc_backward(gan_cuda_impl_of(be)->stream, n, c, hw, (int)in, x, (int)out, y_act, dy, act,
+                                     slope, gamma, save_mean, save_invstd, dx, param_beta, dgamma, dbeta,
+                                     BN_SCRATCH(be));
+}
+
+static gan_status cuda_activation_bf16_forward(gan_backend *be, gan_activation kind, float slope, size_t count,
+                                               const void *x, void *y)
+{
+    return gan_cuda_activation_forward_bf16(gan_cuda_impl_of(be)->stream, kind, slope, count, x, y);
+}
+
+static gan_status cuda_activation_bf16_backward(gan_backend *be, gan_activation kind, float slope, size_t count,
+                                                const void *x, const void *y, const void *dy, void *dx)
+{
+    return gan_cuda_activation_backward_bf16(gan_cuda_impl_of(be)->stream, kind, slope, count, x, y, dy, dx);
+}
+
 static void cuda_bn_describe(gan_backend *be, int n, int c, int hw, char *out, size_t bytes)
 {
     (void)be;
@@ -652,11 +697,13 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
     impl->deterministic = opts.deterministic;
     impl->workspace_budget_bytes = opts.workspace_bytes;
     impl->backend = be;
+    const char *storage = getenv("GAN_CUDA_BF16_STORAGE");
     *be = (gan_backend){
         .name = "cuda",
         .kind = GAN_BACKEND_CUDA,
         .options = opts,
         .impl = impl,
+        .bf16_storage = opts.precision == GAN_PRECISION_BF16 && !(storage && !strcmp(storage, "never")),
         .alloc = cuda_alloc,
         .free = cuda_free,
         .upload = cuda_upload,
@@ -690,6 +737,11 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .bn_backward_from_sums = cuda_bn_backward_from_sums,
         .activation_forward = cuda_activation_forward,
         .activation_backward = cuda_activation_backward,
+        .bn_stored_forward_train = cuda_bn_stored_forward_train,
+        .bn_stored_forward_eval = cuda_bn_stored_forward_eval,
+        .bn_stored_backward = cuda_bn_stored_backward,
+        .activation_bf16_forward = cuda_activation_bf16_forward,
+        .activation_bf16_backward = cuda_activation_bf16_backward,
         .dropout_forward = cuda_dropout_forward,
         .multiply = cuda_multiply,
         .bce_logits = cuda_bce_logits,

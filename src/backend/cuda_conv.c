@@ -43,7 +43,16 @@
  * cores take. cudnnFind times cuDNN alone: the copies around it are timed once per pass and added
  * to its NHWC candidates (add_copies_time), since the sub-pixel form's time includes its inner
  * forward's copies, the im2col form's its own copy kernels, and NCHW has none.
- * GAN_CUDA_NHWC=never|always restricts tf32 to one layout (for checks). */
+ * GAN_CUDA_NHWC=never|always restricts tf32 to one layout (for checks).
+ *
+ * Stored tensors (bf16): a model may keep the tensor between two layers in BF16 NHWC, cuDNN's own
+ * layout (gan_conv_geom.x_storage, y_storage; src/nn/model.c). Such an x (dx) or y (dy) is not
+ * copied: cuDNN reads it, or writes it, where it is (its slot of the workspace is 0 bytes), and a
+ * fused activation on such an output runs in place on the BF16 values (one launch). Only cuDNN's
+ * NHWC passes take them: the forms of ours and the whole-input GEMMs read and write FP32 NCHW, so
+ * a plan with a stored tensor never takes a form of ours, and a model keeps the edges of its
+ * whole-input layers FP32. Storage is part of a plan (two plans of one shape may differ in it)
+ * but not of a stored choice's key: a cuDNN algorithm chosen for one serves the other. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +85,18 @@ _Static_assert(2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT <= MAX_CANDIDATES &&
                    2 * CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT <= MAX_CANDIDATES &&
                    2 * CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT <= MAX_CANDIDATES,
                "room for two layouts' candidates");
+
+/* Whether a plan of geometry a serves a call of b: the same shape and the same storage. */
+static bool same_plan_geom(const gan_conv_geom *a, const gan_conv_geom *b)
+{
+    return gan_conv_geom_equal(a, b) && a->x_storage == b->x_storage && a->y_storage == b->y_storage;
+}
+
+/* Whether g keeps x or y in BF16 NHWC (a plan of it takes cuDNN's NHWC passes only). */
+static bool stores_any(const gan_conv_geom *g)
+{
+    return g->x_storage == GAN_STORAGE_BF16_NHWC || g->y_storage == GAN_STORAGE_BF16_NHWC;
+}
 
 static int algo_count(gan_conv_pass pass)
 {
@@ -346,6 +367,10 @@ static gan_status remember(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, 
 {
     const gan_cuda_pass_plan *p = &plan->pass[pass];
     gan_conv_choice c = choice_key(impl, &plan->geom, pass);
+    /* a plan with stored tensors never takes a form of ours: the FP32 plan's choice of one stays */
+    int at = gan_conv_choices_find(&impl->choices, &c);
+    if (stores_any(&plan->geom) && at >= 0 && impl->choices.items[at].algo >= algo_count(pass))
+        return GAN_OK;
     c.algo = p->algo;
     c.math = (gan_conv_math)p->math;
     c.layout = p->layout;
@@ -456,26 +481,49 @@ static size_t copy_element_bytes(const gan_cuda_impl *impl)
     return impl->precision == GAN_PRECISION_BF16 ? sizeof(uint16_t) : sizeof(float);
 }
 
+/* The slots' bytes: x's and y's are 0 where the tensor is stored (it is its own copy). */
+static size_t x_slot_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g)
+{
+    return g->x_storage == GAN_STORAGE_BF16_NHWC ? 0 : align256(copy_count(x_shape(impl, g)) * copy_element_bytes(impl));
+}
+static size_t y_slot_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g)
+{
+    return g->y_storage == GAN_STORAGE_BF16_NHWC ? 0 : align256(copy_count(y_shape(g)) * copy_element_bytes(impl));
+}
+
 static size_t copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_layout layout)
 {
     if (layout != GAN_CONV_LAYOUT_NHWC)
         return 0;
-    size_t e = copy_element_bytes(impl);
-    return align256(copy_count(x_shape(impl, g)) * e) + align256(copy_count(w_shape(impl, g)) * e) +
-           align256(copy_count(y_shape(g)) * e);
+    return x_slot_bytes(impl, g) + align256(copy_count(w_shape(impl, g)) * copy_element_bytes(impl)) +
+           y_slot_bytes(impl, g);
 }
 
+/* The slots in `workspace`; a stored tensor's is NULL (bind_stored points it at the tensor). */
 static nhwc_copies copies_at(const gan_cuda_impl *impl, const gan_conv_geom *g, void *workspace)
 {
-    size_t e = copy_element_bytes(impl);
     char *at = workspace;
     nhwc_copies c;
-    c.x = at;
-    c.w = at + align256(copy_count(x_shape(impl, g)) * e);
-    c.y = (char *)c.w + align256(copy_count(w_shape(impl, g)) * e);
+    c.x = g->x_storage == GAN_STORAGE_BF16_NHWC ? NULL : at;
+    c.w = at + x_slot_bytes(impl, g);
+    c.y = g->y_storage == GAN_STORAGE_BF16_NHWC ? NULL : (char *)c.w + align256(copy_count(w_shape(impl, g)) *
+                                                                               copy_element_bytes(impl));
     c.bytes = copies_bytes(impl, g, GAN_CONV_LAYOUT_NHWC);
     c.rest = at + c.bytes;
     return c;
+}
+
+/* The slots of the stored tensors of `pass` pointed at the tensors themselves (cudnn_run's a, b and
+ * out: forward x = a, y = out; backward-data dy = b, dx = out; backward-filter x = a, dy = b). */
+static void bind_stored(nhwc_copies *c, const gan_conv_geom *g, gan_conv_pass pass, const float *a, const float *b,
+                        float *out)
+{
+    void *x = pass == GAN_CONV_BACKWARD_DATA ? (void *)out : (void *)a;
+    void *y = pass == GAN_CONV_FORWARD ? (void *)out : (void *)b;
+    if (g->x_storage == GAN_STORAGE_BF16_NHWC)
+        c->x = x;
+    if (g->y_storage == GAN_STORAGE_BF16_NHWC)
+        c->y = y;
 }
 
 /* One tensor of copies_in: src (FP32 NCHW) of shape s into its NHWC copy dst. */
@@ -555,8 +603,10 @@ static nc_hw kept_shape(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_c
 static bool plan_keeps(const gan_cuda_conv_plan *plan, gan_conv_pass pass)
 {
     const gan_cuda_pass_plan *p = &plan->pass[pass], *f = &plan->pass[GAN_CONV_BACKWARD_FILTER];
+    /* a stored input is its own copy: nothing to keep */
+    gan_storage in = pass == GAN_CONV_FORWARD ? plan->geom.x_storage : plan->geom.y_storage;
     return (pass == GAN_CONV_FORWARD || pass == GAN_CONV_BACKWARD_DATA) && p->planned && f->planned &&
-           p->layout == GAN_CONV_LAYOUT_NHWC && f->layout == GAN_CONV_LAYOUT_NHWC;
+           p->layout == GAN_CONV_LAYOUT_NHWC && f->layout == GAN_CONV_LAYOUT_NHWC && in != GAN_STORAGE_BF16_NHWC;
 }
 
 /* The copies a pass reads, with a kept copy in place of its slot. */
@@ -576,11 +626,16 @@ static nhwc_copies with_kept(nhwc_copies c, kept_copy k)
 static gan_status inputs_in(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass, const float *a,
                             const float *b, const nhwc_copies *c, kept_copy k)
 {
-    gan_nhwc_copy copies[2];
+    gan_nhwc_copy copies[2], wanted[2];
     copies_of_pass(impl, g, pass, a, b, c, copies);
-    if (k.at && !k.make)
-        return copy_in(impl, copies[0].dst == k.at ? &copies[1] : &copies[0]);
-    return copy_pair_in(impl, copies);
+    int n = 0;
+    for (int i = 0; i < 2; i++)
+        /* not a kept copy already made, nor a stored tensor (bound to itself: bind_stored) */
+        if (!(k.at && !k.make && copies[i].dst == k.at) && copies[i].dst != (const void *)copies[i].src)
+            wanted[n++] = copies[i];
+    if (n == 2)
+        return copy_pair_in(impl, wanted);
+    return n == 1 ? copy_in(impl, &wanted[0]) : GAN_OK;
 }
 
 /* The copy `pass` writes (y, dx or dw). */
@@ -594,6 +649,13 @@ static void *copy_written(const nhwc_copies *c, gan_conv_pass pass)
 static gan_status copy_out(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_pass pass,
                            const nhwc_copies *c, float beta, int act, float slope, float *out)
 {
+    if (copy_written(c, pass) == (void *)out) { /* a stored output, written where it is */
+        if (act == GAN_FUSED_NONE)
+            return GAN_OK;
+        size_t count = pass == GAN_CONV_FORWARD ? copy_count(y_shape(g)) : copy_count(x_shape(impl, g));
+        return gan_cuda_activation_forward_bf16(impl->stream, (gan_activation)act, slope, count, (const uint16_t *)out,
+                                                (uint16_t *)out);
+    }
     nc_hw s = pass == GAN_CONV_FORWARD         ? y_shape(g)
               : pass == GAN_CONV_BACKWARD_DATA ? x_shape(impl, g)
                                                : w_shape(impl, g);
@@ -673,6 +735,7 @@ static gan_status cudnn_run_kept(gan_cuda_impl *impl, const gan_cuda_conv_plan *
         return act_in_place(impl, pass, g, act, slope, out);
     }
     nhwc_copies c = with_kept(copies_at(impl, g, workspace), kept);
+    bind_stored(&c, g, pass, a, b, out);
     GAN_TRY(inputs_in(impl, g, pass, a, b, &c, kept));
     /* cuDNN overwrites its copy (beta 0): beta applies when the output is copied back */
     GAN_TRY(cudnn_call(impl, plan, pass, c.x, c.w, c.y, copy_written(&c, pass), 0.0f, c.rest, p->bytes - c.bytes));
@@ -825,7 +888,7 @@ static gan_status consider_subpixel(gan_cuda_impl *impl, gan_cuda_conv_plan *pla
     *taken = false;
     bool never, always;
     own_forced("GAN_CUDA_SUBPIXEL", &never, &always);
-    if (never)
+    if (never || stores_any(&plan->geom))
         return GAN_OK;
     int inner_index = -1;
     size_t bytes = 0;
@@ -888,7 +951,7 @@ static gan_status consider_im2col(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
     bool never, always;
     own_forced("GAN_CUDA_IM2COL", &never, &always);
     const gan_conv_geom *g = &plan->geom;
-    if (never || !gan_conv_im2col_filter_applies(g) || im2col_bytes(g) > budget)
+    if (never || stores_any(g) || !gan_conv_im2col_filter_applies(g) || im2col_bytes(g) > budget)
         return GAN_OK;
     float ms = stored_ms;
     gan_cuda_chosen_by by = GAN_CUDA_CHOSEN_STORED;
@@ -936,7 +999,9 @@ static void add_copies_time(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
 {
     const gan_conv_geom *g = &plan->geom;
     float ms = 0.0f;
-    if (layout != GAN_CONV_LAYOUT_NHWC || copies_bytes(impl, g, layout) > scratch->workspace_bytes)
+    /* (a plan with stored tensors runs in bf16, one layout: the copies would add the same time to
+     * every candidate, so its figures are cuDNN's alone) */
+    if (layout != GAN_CONV_LAYOUT_NHWC || stores_any(g) || copies_bytes(impl, g, layout) > scratch->workspace_bytes)
         return;
     if (own_time(impl, OWN_NHWC_COPIES, g, NULL, pass, scratch, &ms) != GAN_OK) {
         gan_error_clear();
@@ -1042,6 +1107,27 @@ static bool all_stored(const gan_cuda_impl *impl, const gan_conv_geom *g, unsign
     return true;
 }
 
+/* Stored tensors are BF16 NHWC as cuDNN reads them: bf16 only, channels in whole groups of 8
+ * (no padding to add). */
+static gan_status check_storage(const gan_cuda_impl *impl, const gan_conv_geom *g)
+{
+    const gan_storage s[2] = {g->x_storage, g->y_storage};
+    const int channels[2] = {g->c_in, g->c_out};
+    for (int i = 0; i < 2; i++) {
+        if (s[i] != GAN_STORAGE_F32_NCHW && s[i] != GAN_STORAGE_BF16_NHWC)
+            return gan_error(GAN_ERR_ARG, "convolution: unknown storage %d of %s", (int)s[i], i ? "y" : "x");
+        if (s[i] == GAN_STORAGE_F32_NCHW)
+            continue;
+        if (impl->precision != GAN_PRECISION_BF16)
+            return gan_error(GAN_ERR_ARG, "convolution: %s stored BF16 NHWC needs train.precision = bf16 (this "
+                                          "backend runs %s)", i ? "y" : "x", gan_precision_name(impl->precision));
+        if (channels[i] % 8)
+            return gan_error(GAN_ERR_ARG, "convolution: %s stored BF16 NHWC needs its channels in groups of 8, "
+                                          "not %d", i ? "y" : "x", channels[i]);
+    }
+    return GAN_OK;
+}
+
 static void plan_descriptors_destroy(gan_cuda_conv_plan *plan)
 {
     for (int l = GAN_CONV_LAYOUT_NCHW; l <= GAN_CONV_LAYOUT_NHWC; l++)
@@ -1075,7 +1161,7 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
 {
     int index = -1;
     for (int i = 0; i < impl->conv_plan_count && index < 0; i++)
-        if (gan_conv_geom_equal(&impl->conv_plans[i].geom, g))
+        if (same_plan_geom(&impl->conv_plans[i].geom, g))
             index = i;
     gan_cuda_conv_plan plan;
     unsigned missing = passes;
@@ -1089,6 +1175,7 @@ static gan_status plan_get(gan_cuda_impl *impl, const gan_conv_geom *g, size_t b
             return GAN_OK;
         }
     } else {
+        GAN_TRY(check_storage(impl, g));
         memset(&plan, 0, sizeof plan);
         plan.geom = *g;
         plan.subpixel_inner = -1;
@@ -1203,6 +1290,9 @@ static gan_status check_workspace(gan_conv_pass pass, size_t bytes, const void *
 static gan_status whole_input_pass(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass,
                                    const float *a, const float *b, float beta, int act, float slope, float *c)
 {
+    if (stores_any(g))
+        return gan_error(GAN_ERR_ARG, "convolution %s: a whole-input kernel runs as a GEMM on FP32 NCHW "
+                                      "tensors, not BF16 NHWC ones", gan_conv_pass_name(pass));
     gan_conv_gemm m;
     GAN_TRY(gan_conv_whole_input_gemm(g, pass, &m));
     GAN_TRY(be->gemm(be, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, a, m.lda, b, m.ldb, beta, c, m.ldc));
@@ -1323,8 +1413,9 @@ gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const fl
     kept_copy k = {(void *)kept, other == GAN_CONV_FORWARD, false};
     const gan_cuda_pass_plan *f = plan ? &plan->pass[GAN_CONV_BACKWARD_FILTER] : NULL;
     const gan_cuda_pass_plan *o = plan ? &plan->pass[other] : NULL;
-    /* the forms of ours are planned in NCHW: they read the caller's buffers */
-    if (!plan || !out || f->layout != GAN_CONV_LAYOUT_NHWC || o->layout != GAN_CONV_LAYOUT_NHWC) {
+    /* the forms of ours are planned in NCHW: they read the caller's buffers; stored tensors are not
+     * copied, so there is no copy to share */
+    if (!plan || !out || f->layout != GAN_CONV_LAYOUT_NHWC || o->layout != GAN_CONV_LAYOUT_NHWC || stores_any(g)) {
         if (kept) {
             GAN_TRY(check_workspace(GAN_CONV_BACKWARD_FILTER, f->bytes, workspace));
             GAN_TRY(cudnn_run_kept(impl, plan, GAN_CONV_BACKWARD_FILTER, x, dy, beta, GAN_FUSED_NONE, 0.0f, dw,
@@ -1460,7 +1551,7 @@ void gan_cuda_conv_describe(gan_backend *be, const gan_conv_geom *g, gan_conv_pa
         return;
     }
     for (int i = 0; i < impl->conv_plan_count; i++)
-        if (gan_conv_geom_equal(&impl->conv_plans[i].geom, g)) {
+        if (same_plan_geom(&impl->conv_plans[i].geom, g)) {
             const gan_cuda_conv_plan *plan = &impl->conv_plans[i];
             const gan_cuda_pass_plan *p = &plan->pass[pass];
             if (!p->planned) {

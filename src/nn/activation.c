@@ -17,6 +17,9 @@ static gan_status activation_forward(gan_layer *layer, gan_model *model, const f
 {
     gan_backend *be = model->backend;
     size_t count = (size_t)model->batch * gan_shape_count(layer->in);
+    /* (its input and output stored alike: model.c) */
+    if (layer->storage == GAN_STORAGE_BF16_NHWC)
+        return be->activation_bf16_forward(be, gan_layer_activation_kind(layer), layer->spec.slope, count, x, y);
     return be->activation_forward(be, gan_layer_activation_kind(layer), layer->spec.slope, count, x, y);
 }
 
@@ -28,8 +31,18 @@ static gan_status activation_backward(gan_layer *layer, gan_model *model, const 
         return GAN_OK;
     gan_backend *be = model->backend;
     size_t count = (size_t)model->batch * gan_shape_count(layer->in);
+    if (layer->storage == GAN_STORAGE_BF16_NHWC)
+        return be->activation_bf16_backward(be, gan_layer_activation_kind(layer), layer->spec.slope, count, x, y,
+                                            dy, dx);
     return be->activation_backward(be, gan_layer_activation_kind(layer), layer->spec.slope, count,
                                    x, y, dy, dx);
+}
+
+/* Elementwise, so either storage, the input's and the output's the same (model.c). */
+static unsigned activation_stored_edges(const gan_layer *layer)
+{
+    (void)layer;
+    return GAN_EDGE_IN | GAN_EDGE_OUT;
 }
 
 static const gan_layer_vtable activation_vtable = {
@@ -37,6 +50,7 @@ static const gan_layer_vtable activation_vtable = {
     .declare_params = activation_declare_params,
     .forward = activation_forward,
     .backward = activation_backward,
+    .stored_edges = activation_stored_edges,
 };
 
 gan_layer *gan_activation_layer_new(const gan_layer_spec *spec)

@@ -106,11 +106,21 @@ static gan_status batchnorm_forward(gan_layer *layer, gan_model *model, const fl
     float *running_mean = gan_layer_param(model, bn->running_mean_param)->value;
     float *running_var = gan_layer_param(model, bn->running_var_param)->value;
     bn->last_forward_training = training;
+    gan_storage in = gan_layer_in_storage(layer, model), out = layer->storage;
+    bool stored = in != GAN_STORAGE_F32_NCHW || out != GAN_STORAGE_F32_NCHW;
+    if (!training && stored)
+        return be->bn_stored_forward_eval(be, model->batch, c, hw, in, x, gamma, beta, running_mean, running_var,
+                                          BN_EPS, out, y);
     if (!training)
         return be->bn_forward_eval(be, model->batch, c, hw, x, gamma, beta, running_mean,
                                    running_var, BN_EPS, y);
     bn->num_batches_tracked++;
     const gan_layer *act = fused_activation(layer, model);
+    if (stored) /* (never with sync_bn: model.c) the activation's output is stored as y is */
+        return be->bn_stored_forward_train(be, model->batch, c, hw, in, x, gamma, beta, BN_MOMENTUM, BN_EPS,
+                                           running_mean, running_var, bn->save_mean, bn->save_invstd, out, y,
+                                           act ? (int)gan_layer_activation_kind(act) : GAN_CONV_NO_ACT,
+                                           act ? act->spec.slope : 0.0f, act ? act->output : NULL);
     if (model->sync_bn)
         return sync_forward(bn, model, x, y, act);
     if (act) /* writes the activation's output too */
@@ -145,6 +155,12 @@ static gan_status batchnorm_backward(gan_layer *layer, gan_model *model, const f
         dx = bn->scratch_dx; /* first layer, no input gradient wanted: dx is discarded */
     }
     const gan_layer *act = fused_activation(layer, model);
+    gan_storage in = gan_layer_in_storage(layer, model), out = layer->storage;
+    if (in != GAN_STORAGE_F32_NCHW || out != GAN_STORAGE_F32_NCHW)
+        return be->bn_stored_backward(be, model->batch, c, hw, in, x, out, act ? y : NULL, dy,
+                                      act ? (int)gan_layer_activation_kind(act) : GAN_CONV_NO_ACT,
+                                      act ? act->spec.slope : 0.0f, gamma->value, bn->save_mean, bn->save_invstd, dx,
+                                      param_beta, dgamma, dbeta);
     if (model->sync_bn) {
         /* dgamma, dbeta from this rank's sums (the gradient all-reduce adds the ranks'); dx
          * from the sums over all ranks */
@@ -187,6 +203,12 @@ static gan_status batchnorm_init_weights(gan_layer *layer, gan_model *model,
     return GAN_OK;
 }
 
+static unsigned batchnorm_stored_edges(const gan_layer *layer)
+{
+    (void)layer;
+    return GAN_EDGE_IN | GAN_EDGE_OUT;
+}
+
 static const gan_layer_vtable batchnorm_vtable = {
     .infer_shape = batchnorm_infer_shape,
     .declare_params = batchnorm_declare_params,
@@ -194,6 +216,7 @@ static const gan_layer_vtable batchnorm_vtable = {
     .forward = batchnorm_forward,
     .backward = batchnorm_backward,
     .init_weights = batchnorm_init_weights,
+    .stored_edges = batchnorm_stored_edges,
 };
 
 gan_layer *gan_batchnorm_layer_new(const gan_layer_spec *spec)

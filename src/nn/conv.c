@@ -47,7 +47,7 @@ static gan_status conv_declare_params(gan_layer *layer, gan_model *model)
 
 static gan_status conv_plan(gan_layer *layer, gan_model *model, gan_pool *pool)
 {
-    return gan_conv_layer_plan(&((conv_layer *)layer)->conv, model, pool);
+    return gan_conv_layer_plan(layer, &((conv_layer *)layer)->conv, model, pool);
 }
 
 static size_t conv_workspace_bytes(gan_layer *layer, gan_model *model)
@@ -74,6 +74,11 @@ static gan_status conv_init_weights(gan_layer *layer, gan_model *model, gan_weig
     return gan_init_weight_and_bias(model, layer, scheme, seed);
 }
 
+static unsigned conv_stored_edges(const gan_layer *layer)
+{
+    return gan_conv_layer_stored_edges(layer, &((const conv_layer *)layer)->conv);
+}
+
 static const gan_layer_vtable conv_vtable = {
     .infer_shape = conv_infer_shape,
     .declare_params = conv_declare_params,
@@ -82,6 +87,7 @@ static const gan_layer_vtable conv_vtable = {
     .forward = conv_forward,
     .backward = conv_backward,
     .init_weights = conv_init_weights,
+    .stored_edges = conv_stored_edges,
 };
 
 gan_layer *gan_conv_layer_new(const gan_layer_spec *spec)

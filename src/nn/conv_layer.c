@@ -1,11 +1,25 @@
 /* What Conv2d (conv.c) and ConvTranspose2d (convt.c) share: both run one convolution g through
  * the op table, the transposed layer with the passes' roles exchanged (its forward is g's
  * backward-data, its input gradient g's forward; g's x is the layer's dy and g's dy its x). */
+#include "gan/cuda_args.h"
 #include "nn/layer.h"
 
-gan_status gan_conv_layer_plan(gan_conv_state *c, gan_model *model, gan_pool *pool)
+unsigned gan_conv_layer_stored_edges(const gan_layer *layer, const gan_conv_state *c)
+{
+    if (gan_conv_is_whole_input(&c->geom))
+        return 0;
+    return GAN_EDGE_IN | (layer->spec.bias ? 0u : GAN_EDGE_OUT);
+}
+
+gan_status gan_conv_layer_plan(gan_layer *layer, gan_conv_state *c, gan_model *model, gan_pool *pool)
 {
     gan_backend *be = model->backend;
+    /* g's x and y are the layer's input and output, or (transposed) its output and input; with an
+     * epilogue the activation's output is written, stored as the layer's own (model.c) */
+    gan_storage in = gan_layer_in_storage(layer, model), out = layer->storage;
+    bool transposed = c->pass == GAN_CONV_BACKWARD_DATA;
+    c->geom.x_storage = transposed ? out : in;
+    c->geom.y_storage = transposed ? in : out;
     size_t bytes = model->inference_only || !be->conv_keep_bytes ? 0 : be->conv_keep_bytes(be, &c->geom, c->pass);
     return bytes ? gan_pool_request_bytes(pool, &c->keep, bytes, "conv kept copies") : GAN_OK;
 }

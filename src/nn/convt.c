@@ -58,7 +58,7 @@ static gan_status convt_declare_params(gan_layer *layer, gan_model *model)
 
 static gan_status convt_plan(gan_layer *layer, gan_model *model, gan_pool *pool)
 {
-    return gan_conv_layer_plan(&((convt_layer *)layer)->conv, model, pool);
+    return gan_conv_layer_plan(layer, &((convt_layer *)layer)->conv, model, pool);
 }
 
 static size_t convt_workspace_bytes(gan_layer *layer, gan_model *model)
@@ -85,6 +85,11 @@ static gan_status convt_init_weights(gan_layer *layer, gan_model *model, gan_wei
     return gan_init_weight_and_bias(model, layer, scheme, seed);
 }
 
+static unsigned convt_stored_edges(const gan_layer *layer)
+{
+    return gan_conv_layer_stored_edges(layer, &((const convt_layer *)layer)->conv);
+}
+
 static const gan_layer_vtable convt_vtable = {
     .infer_shape = convt_infer_shape,
     .declare_params = convt_declare_params,
@@ -93,6 +98,7 @@ static const gan_layer_vtable convt_vtable = {
     .forward = convt_forward,
     .backward = convt_backward,
     .init_weights = convt_init_weights,
+    .stored_edges = convt_stored_edges,
 };
 
 gan_layer *gan_convt_layer_new(const gan_layer_spec *spec)

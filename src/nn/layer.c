@@ -42,6 +42,11 @@ const gan_layer *gan_layer_epilogue(const gan_layer *layer, const gan_model *mod
     return layer->epilogue && layer->epilogue->position < model->active_layers ? layer->epilogue : NULL;
 }
 
+gan_storage gan_layer_in_storage(const gan_layer *layer, const gan_model *model)
+{
+    return layer->position > 0 ? model->layers[layer->position - 1]->storage : GAN_STORAGE_F32_NCHW;
+}
+
 gan_activation gan_layer_activation_kind(const gan_layer *act)
 {
     gan_activation kind = GAN_ACT_RELU;

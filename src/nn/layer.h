@@ -21,7 +21,13 @@ typedef struct gan_layer_vtable {
                            const float *dy, float *dx, gan_grad_mode mode);
     gan_status (*init_weights)(gan_layer *layer, gan_model *model, gan_weight_init scheme,
                                uint64_t seed);
+    /* Which of the layer's edges its ops take stored BF16 NHWC (gan_storage), where the backend
+     * keeps such edges (gan_backend.bf16_storage): GAN_EDGE_IN, GAN_EDGE_OUT, both, or 0 (NULL:
+     * neither). The model decides (model.c: plan_storage). */
+    unsigned (*stored_edges)(const gan_layer *layer);
 } gan_layer_vtable;
+
+enum { GAN_EDGE_IN = 1u, GAN_EDGE_OUT = 2u };
 
 struct gan_layer {
     const gan_layer_vtable *vt;
@@ -32,6 +38,7 @@ struct gan_layer {
     gan_shape in, out;    /* per sample */
     float *output;        /* [batch, out] */
     float *grad_output;   /* [batch, out]: gradient with respect to output */
+    gan_storage storage;  /* of output and grad_output: FP32 NCHW, or BF16 NHWC (model.c) */
     int weight_param;     /* index into model->params, -1 if none */
     int bias_param;
     /* Batch norm fused with the activation after it (where the backend has the fused ops): in
@@ -54,6 +61,8 @@ struct gan_layer {
 /* The activation a convolution layer applies on its way out, NULL for none (see
  * gan_layer.epilogue): only while that activation is one of the layers the model runs. */
 const gan_layer *gan_layer_epilogue(const gan_layer *layer, const gan_model *model);
+/* The storage of the layer's input: the layer before it's, FP32 NCHW for the model's input. */
+gan_storage gan_layer_in_storage(const gan_layer *layer, const gan_model *model);
 /* The op-table activation of an activation layer (ReLU, LeakyReLU, Tanh, Sigmoid). */
 gan_activation gan_layer_activation_kind(const gan_layer *act);
 
@@ -88,8 +97,11 @@ typedef struct gan_conv_state {
     void *keep;
     const float *kept_from;
 } gan_conv_state;
-/* the kept buffer, requested from the pool (plan) */
-gan_status gan_conv_layer_plan(gan_conv_state *c, gan_model *model, gan_pool *pool);
+/* g's storage from the layer's edges, and the kept buffer, requested from the pool (plan) */
+gan_status gan_conv_layer_plan(gan_layer *layer, gan_conv_state *c, gan_model *model, gan_pool *pool);
+/* the edges a convolution takes stored: none for a whole-input kernel (a GEMM on FP32 NCHW), not its
+ * output with a bias (bias_forward is FP32 NCHW) */
+unsigned gan_conv_layer_stored_edges(const gan_layer *layer, const gan_conv_state *c);
 /* the forward alone for an inference-only model, all three passes for a trained one */
 size_t gan_conv_layer_workspace_bytes(const gan_conv_state *c, gan_model *model);
 /* y (or the epilogue activation's output) from x, and the bias; in training x's copy kept */

@@ -200,9 +200,63 @@ gan_status gan_model_set_data_parallel(gan_model *model, int global_batch, int s
     return GAN_OK;
 }
 
+/* Whether the backend has every op a BF16 NHWC edge needs. */
+static bool backend_stores(const gan_backend *be)
+{
+    return be && be->bf16_storage && be->bn_stored_forward_train && be->bn_stored_forward_eval &&
+           be->bn_stored_backward && be->activation_bf16_forward && be->activation_bf16_backward;
+}
+
+/* The storage of each layer's output (and output gradient): BF16 NHWC where the backend keeps
+ * such edges (gan_backend.bf16_storage) and the edge lies between two layers whose ops take it
+ * (gan_layer_vtable.stored_edges), with whole groups of 8 channels (cuDNN's BF16 NHWC, unpadded),
+ * no view between (a reshape or flatten reads NCHW order), inside the layers the model runs (its
+ * input and output stay FP32 NCHW: the data, the loss, the samples and the other network), and
+ * not with train.sync_bn (its split batch norm is FP32 NCHW). An activation reads and writes its
+ * two edges alike (elementwise; and a batch norm or convolution it is fused into writes both), so
+ * where one of the two cannot be stored neither is. FP32 NCHW everywhere else. */
+static void plan_storage(gan_model *model)
+{
+    for (int i = 0; i < model->layer_count; i++)
+        model->layers[i]->storage = GAN_STORAGE_F32_NCHW;
+    if (!backend_stores(model->backend) || model->sync_bn)
+        return;
+    for (int i = 0; i + 1 < model->active_layers; i++) {
+        gan_layer *from = model->layers[i], *to = model->layers[i + 1];
+        unsigned out = from->vt->stored_edges ? from->vt->stored_edges(from) : 0;
+        unsigned in = to->vt->stored_edges ? to->vt->stored_edges(to) : 0;
+        bool no_view = from->out.c == to->in.c && from->out.h == to->in.h && from->out.w == to->in.w;
+        if ((out & GAN_EDGE_OUT) && (in & GAN_EDGE_IN) && no_view && from->out.c % 8 == 0)
+            from->storage = GAN_STORAGE_BF16_NHWC;
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int i = 0; i < model->layer_count; i++) {
+            gan_layer *act = model->layers[i];
+            gan_storage in = gan_layer_in_storage(act, model);
+            gan_activation kind;
+            if (!gan_layer_kind_activation(act->spec.kind, &kind) || in == act->storage)
+                continue;
+            act->storage = GAN_STORAGE_F32_NCHW;
+            if (i > 0)
+                model->layers[i - 1]->storage = GAN_STORAGE_F32_NCHW;
+            changed = true;
+        }
+    }
+}
+
+int gan_model_stored_edges(const gan_model *model)
+{
+    int n = 0;
+    for (int i = 0; i < model->layer_count; i++)
+        n += model->layers[i]->storage == GAN_STORAGE_BF16_NHWC;
+    return n;
+}
+
 gan_status gan_model_plan(gan_model *model, gan_pool *pool)
 {
     bool grads = !model->inference_only;
+    plan_storage(model);
     if (grads) {
         size_t trainable = model->trainable_count ? model->trainable_count : 1;
         GAN_TRY(gan_pool_request_floats(pool, &model->weights, trainable, "weights"));
@@ -217,10 +271,11 @@ gan_status gan_model_plan(gan_model *model, gan_pool *pool)
     size_t workspace = 0;
     for (int i = 0; i < model->layer_count; i++) {
         gan_layer *layer = model->layers[i];
-        size_t out_count = (size_t)model->batch * gan_shape_count(layer->out);
-        GAN_TRY(gan_pool_request_floats(pool, &layer->output, out_count, "activations+grads"));
+        size_t out_bytes = (size_t)model->batch * gan_shape_count(layer->out) *
+                           (layer->storage == GAN_STORAGE_BF16_NHWC ? sizeof(uint16_t) : sizeof(float));
+        GAN_TRY(gan_pool_request_bytes(pool, (void **)&layer->output, out_bytes, "activations+grads"));
         if (grads)
-            GAN_TRY(gan_pool_request_floats(pool, &layer->grad_output, out_count, "activations+grads"));
+            GAN_TRY(gan_pool_request_bytes(pool, (void **)&layer->grad_output, out_bytes, "activations+grads"));
         if (layer->vt->plan)
             GAN_TRY(layer->vt->plan(layer, model, pool));
         if (layer->vt->workspace_bytes) {

@@ -603,6 +603,10 @@ static gan_status train(run_state *run, gan_run_result *result)
                (long long)run->iterations_per_epoch, run->cfg->batch_size, (unsigned long long)run->cfg->seed,
                run->out_dir);
         print_data_parallel(run);
+        int stored_g = gan_model_stored_edges(run->trainer->g), stored_d = gan_model_stored_edges(run->trainer->d);
+        if (stored_g || stored_d)
+            printf("activations: %d of G's and %d of D's layer outputs stored BF16 NHWC between layers "
+                   "(GAN_CUDA_BF16_STORAGE=never keeps them FP32 NCHW)\n", stored_g, stored_d);
         fflush(stdout);
     }
     struct sigaction action, old_int, old_term, old_hup, old_usr1;
