@@ -478,6 +478,23 @@ gan_status gan_cuda_activation_forward(cudaStream_t s, gan_activation kind, floa
     return GAN_OK;
 }
 
+/* The activation on a stored (BF16) output, in place: the last one recorded. */
+static struct {
+    int calls;
+    gan_activation kind;
+    size_t count;
+    const void *x;
+    void *y;
+} bf16_act_launch;
+
+gan_status gan_cuda_activation_forward_bf16(cudaStream_t s, gan_activation kind, float slope, size_t count,
+                                            const uint16_t *x, uint16_t *y)
+{
+    bf16_act_launch.calls++;
+    bf16_act_launch.kind = kind, bf16_act_launch.count = count, bf16_act_launch.x = x, bf16_act_launch.y = y;
+    return GAN_OK;
+}
+
 /* Device memory: host memory here, counted so that the search is seen to free its buffers. */
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
@@ -1402,6 +1419,118 @@ static void test_activation_epilogue(void)
     close_fake(&f);
 }
 
+/* Stored tensors (bf16): a geometry whose x and y are kept BF16 NHWC between layers is its own
+ * plan (the FP32 one of the same shape stays), takes the FP32 plan's stored choices without a
+ * search, and its workspace holds w's copy alone; at the calls cuDNN reads and writes the caller's
+ * x, y, dx, dy where they are (only w is copied in, only dw out, with the caller's beta), a fused
+ * activation runs in place on the BF16 output, the backward passes run apart (no copy to share),
+ * nothing is kept, and the forms of ours are never taken. Refused: stored tensors outside bf16,
+ * with channels not in groups of 8, or in a whole-input GEMM. */
+static void test_stored_tensors(void)
+{
+    const float *x = (const float *)0x1000, *w = (const float *)0x2000;
+    float *y = (float *)0x3000, *dw = (float *)0x4000, *dx = (float *)0x5000;
+    gan_conv_geom stored = K3S1, x_only = K3S1;
+    stored.x_storage = stored.y_storage = GAN_STORAGE_BF16_NHWC;
+    x_only.y_storage = GAN_STORAGE_BF16_NHWC; /* x FP32 NCHW (the image), y stored: D's first layer */
+    const nchw sx = {4, 8, 8, 64}, sw = {16, 8, 8, 9};
+    const size_t ax = (4 * 8 * 64 * 2 + 255) / 256 * 256, aw = (16 * 8 * 9 * 2 + 255) / 256 * 256;
+    fake_backend f;
+    open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
+    find_calls = 0;
+    size_t plain = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK(find_calls == 3);
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &stored, GAN_CONV_PASSES_ALL);
+    CHECK_MSG(find_calls == 3, "the stored geometry searched again (%d searches)", find_calls);
+    CHECK_MSG(bytes == aw + 2048 && plain > bytes, "workspace %zu (FP32 tensors: %zu), want w's copy + 2048",
+              bytes, plain);
+    CHECK(f.impl.conv_plan_count == 2);
+    CHECK(says(&f, &stored, GAN_CONV_FORWARD, "GEMM tensor-op") && says(&f, &stored, GAN_CONV_FORWARD, "stored"));
+    char *ws = malloc(bytes);
+    const cudnn_call_record *r = cudnn_log;
+    /* forward with a LeakyReLU: w in, cuDNN from x into y, the activation on y in place */
+    conversion_count = pair_launches = cudnn_log_count = bf16_act_launch.calls = 0;
+    CHECK_OK(gan_cuda_conv_forward_act(&f.be, &stored, x, w, GAN_ACT_LRELU, 0.2f, y, ws));
+    CHECK_MSG(conversion_count == 1 && pair_launches == 0, "%d conversions, %d pairs", conversion_count,
+              pair_launches);
+    CHECK(conversion_is(0, TO_BF16, sw, w, ws, 0.0f));
+    CHECK(cudnn_log_count == 1 && r[0].x == x && r[0].w == ws && r[0].y == y && r[0].ws == ws + aw && r[0].nhwc);
+    CHECK(bf16_act_launch.calls == 1 && bf16_act_launch.kind == GAN_ACT_LRELU && bf16_act_launch.x == y &&
+          bf16_act_launch.y == y && bf16_act_launch.count == (size_t)4 * 16 * 64);
+    /* backward-data: w in, cuDNN from dy into dx */
+    conversion_count = cudnn_log_count = bf16_act_launch.calls = 0;
+    CHECK_OK(gan_cuda_conv_backward_data(&f.be, &stored, y, w, dx, ws));
+    CHECK(conversion_count == 1 && conversion_is(0, TO_BF16, sw, w, ws, 0.0f) && bf16_act_launch.calls == 0);
+    CHECK(cudnn_log_count == 1 && r[0].y == y && r[0].x == dx && r[0].w == ws);
+    /* backward-filter: nothing in, dw out of the w slot with the caller's beta */
+    conversion_count = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &stored, x, y, 1.0f, dw, ws));
+    CHECK(conversion_count == 1 && conversion_is(0, FROM_BF16, sw, ws, dw, 1.0f));
+    CHECK(cudnn_log_count == 1 && r[0].x == x && r[0].y == y && r[0].w == ws && r[0].beta == 0.0f);
+    /* both backward passes: the two ops */
+    conversion_count = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f.be, &stored, x, y, 0.0f, dw, GAN_CONV_BACKWARD_DATA, w, dx, NULL, ws));
+    CHECK_MSG(conversion_count == 2 && cudnn_log_count == 2 && r[0].pass == GAN_CONV_BACKWARD_FILTER &&
+                  r[0].x == x && r[1].pass == GAN_CONV_BACKWARD_DATA && r[1].x == dx,
+              "%d conversions, %d cuDNN calls", conversion_count, cudnn_log_count);
+    /* nothing to keep */
+    CHECK(gan_cuda_conv_keep_bytes(&f.be, &stored, GAN_CONV_FORWARD) == 0 &&
+          gan_cuda_conv_keep_bytes(&f.be, &stored, GAN_CONV_BACKWARD_DATA) == 0);
+    free(ws);
+
+    /* x FP32 NCHW, y stored: x and w in (one launch), y written in place; x's copy kept for the
+     * backward-filter, which then copies nothing */
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &x_only, GAN_CONV_PASSES_ALL);
+    CHECK_MSG(bytes == ax + aw + 2048, "workspace %zu", bytes);
+    ws = malloc(bytes);
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &x_only, x, w, y, ws));
+    CHECK(conversion_count == 2 && pair_launches == 1 && conversion_is(0, TO_BF16, sx, x, ws, 0.0f) &&
+          conversion_is(1, TO_BF16, sw, w, ws + ax, 0.0f));
+    CHECK(cudnn_log_count == 1 && r[0].x == ws && r[0].w == ws + ax && r[0].y == y);
+    CHECK(gan_cuda_conv_keep_bytes(&f.be, &x_only, GAN_CONV_FORWARD) == ax);
+    CHECK(gan_cuda_conv_keep_bytes(&f.be, &x_only, GAN_CONV_BACKWARD_DATA) == 0);
+    char *keep = malloc(ax);
+    conversion_count = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_grads(&f.be, &x_only, x, y, 1.0f, dw, GAN_CONV_BACKWARD_DATA, NULL, NULL, keep, ws));
+    CHECK(conversion_count == 1 && conversion_is(0, FROM_BF16, sw, ws + ax, dw, 1.0f));
+    CHECK(cudnn_log_count == 1 && r[0].x == keep && r[0].y == y);
+    free(keep);
+    free(ws);
+
+    /* never a form of ours: the sub-pixel and im2col forms forced, the FP32-tensor plan takes them,
+     * the stored one cuDNN's */
+    setenv("GAN_CUDA_SUBPIXEL", "always", 1);
+    setenv("GAN_CUDA_IM2COL", "always", 1);
+    gan_conv_geom k4s2 = K4S2;
+    k4s2.x_storage = k4s2.y_storage = GAN_STORAGE_BF16_NHWC;
+    gan_cuda_conv_workspace_bytes(&f.be, &K4S2, GAN_CONV_PASSES_ALL);
+    gan_cuda_conv_workspace_bytes(&f.be, &k4s2, GAN_CONV_PASSES_ALL);
+    CHECK(says(&f, &K4S2, GAN_CONV_BACKWARD_DATA, "subpixel") && says(&f, &K4S2, GAN_CONV_BACKWARD_FILTER, "im2col"));
+    CHECK(says(&f, &k4s2, GAN_CONV_BACKWARD_DATA, "ALGO_") && says(&f, &k4s2, GAN_CONV_BACKWARD_FILTER, "ALGO_3"));
+    unsetenv("GAN_CUDA_SUBPIXEL");
+    unsetenv("GAN_CUDA_IM2COL");
+    /* and its choice did not replace the forms' in the export */
+    char *text = NULL;
+    CHECK_OK(gan_cuda_conv_choices_export(&f.be, &text));
+    CHECK_MSG(text && strstr(text, "algo=subpixel") && strstr(text, "algo=im2col"), "export lost a form of ours:\n%s",
+              text ? text : "(none)");
+    free(text);
+
+    /* refused */
+    gan_conv_geom odd = K3S1, whole = WHOLE;
+    odd.c_in = 12;
+    odd.x_storage = GAN_STORAGE_BF16_NHWC;
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &odd, x, w, y, NULL), GAN_ERR_ARG, "groups of 8, not 12");
+    whole.x_storage = GAN_STORAGE_BF16_NHWC;
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &whole, x, w, y, NULL), GAN_ERR_ARG, "whole-input kernel");
+    close_fake(&f);
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &stored, x, w, y, NULL), GAN_ERR_ARG,
+                     "x stored BF16 NHWC needs train.precision = bf16");
+    close_fake(&f);
+}
+
 int main(void)
 {
     char *exported = NULL;
@@ -1414,6 +1543,7 @@ int main(void)
     test_bf16();
     test_tf32_layouts();
     test_activation_epilogue();
+    test_stored_tensors();
     return test_finish();
 }
 #endif

@@ -337,6 +337,96 @@ static void odd_geometries(void)
     }
 }
 
+/* Which edges a model stores BF16 NHWC (model.c plan_storage), on a backend that keeps such edges:
+ * the CPU backend's op table with bf16_storage set and the stored ops present (planning calls none
+ * of them). DCGAN-64: every edge between G's convolutions, batch norms and ReLUs but those of its
+ * first layer (a whole-input GEMM: its output, and the batch norm after it reads FP32) and its
+ * 3-channel image; D's from its first convolution to the last batch norm's input (the LeakyReLU
+ * before the whole-input last layer keeps both its edges FP32). Nothing with the flag off, with
+ * train.sync_bn, at a view, at a layer with no stored ops (linear, dropout, a conv with a bias's
+ * output), or with channels not in groups of 8. */
+static gan_status no_stored_op(void) { return gan_error(GAN_ERR_UNSUPPORTED, "planning only"); }
+
+static int planned_storage(gan_backend *be, const char *layers, gan_shape in, bool logits, bool sync_bn,
+                           char *pattern)
+{
+    gan_model *m = NULL;
+    int stored = -1;
+    CHECK_OK(gan_model_create("M", layers, in, BATCH, be, &m));
+    if (!m)
+        return stored;
+    if (logits)
+        CHECK_OK(gan_model_set_logits_output(m, true));
+    if (sync_bn)
+        CHECK_OK(gan_model_set_data_parallel(m, 2 * BATCH, 0, true));
+    gan_pool pool;
+    gan_pool_init(&pool, be);
+    CHECK_OK(gan_model_plan(m, &pool));
+    stored = gan_model_stored_edges(m);
+    int n = gan_model_layer_count(m);
+    for (int i = 0; i < n; i++) {
+        gan_layer_info info;
+        CHECK_OK(gan_model_layer_info(m, i, &info));
+        pattern[i] = info.storage == GAN_STORAGE_BF16_NHWC ? 'b' : '.';
+    }
+    pattern[n] = '\0';
+    gan_pool_release(&pool);
+    gan_model_destroy(m);
+    return stored;
+}
+
+static void stored_edges(void)
+{
+    gan_backend *cpu = NULL;
+    CHECK_OK(gan_cpu_backend_create(NULL, &cpu));
+    if (!cpu)
+        return;
+    gan_backend be = *cpu;
+    be.bf16_storage = true;
+    be.bn_stored_forward_train = (void *)no_stored_op;
+    be.bn_stored_forward_eval = (void *)no_stored_op;
+    be.bn_stored_backward = (void *)no_stored_op;
+    be.activation_bf16_forward = (void *)no_stored_op;
+    be.activation_bf16_backward = (void *)no_stored_op;
+    /* train.sync_bn's ops, so that a model may ask for it (planning calls none) */
+    if (!be.allreduce_sum_f64)
+        be.allreduce_sum_f64 = (void *)no_stored_op;
+    static const struct {
+        const char *layers;
+        gan_shape in;
+        bool logits, sync_bn, flag;
+        const char *want; /* per layer: b = its output stored BF16 NHWC */
+    } cases[] = {
+        /* G: convt bn relu (x4), convt tanh */
+        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu convt(128,4,2,1) bn relu convt(64,4,2,1) bn relu "
+         "convt(3,4,2,1) tanh", {100, 1, 1}, false, false, true, ".bbbbbbbbbbb.."},
+        /* D with logits: conv lrelu, (conv bn lrelu) x3, conv (the sigmoid not run) */
+        {"conv(64,4,2,1) lrelu(0.2) conv(128,4,2,1) bn lrelu(0.2) conv(256,4,2,1) bn lrelu(0.2) conv(512,4,2,1) bn "
+         "lrelu(0.2) conv(1,4,1,0) sigmoid", {3, 64, 64}, true, false, true, "bbbbbbbbb...."},
+        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, false, false, "......"},
+        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, true, true, "......"},
+        /* a flatten between: the conv's output is read in NCHW order */
+        {"conv(16,3,1,1) bn relu flatten linear(8)", {8, 4, 4}, false, false, true, "b..."},
+        /* a conv with a bias: its output goes through bias_forward (FP32 NCHW) */
+        {"conv(16,3,1,1) conv(16,3,1,1,bias) bn relu conv(16,3,1,1)", {8, 4, 4}, false, false, true, "b.bb."},
+        /* 12 channels: not in groups of 8 */
+        {"conv(12,3,1,1) bn relu conv(16,3,1,1) bn relu conv(8,3,1,1)", {8, 4, 4}, false, false, true, "...bbb."},
+        /* dropout between: no stored ops, and the relu before it keeps both its edges */
+        {"conv(16,3,1,1) bn relu dropout(0.5) conv(16,3,1,1)", {8, 4, 4}, false, false, true, "b...."},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        be.bf16_storage = cases[i].flag;
+        char got[64];
+        int stored = planned_storage(&be, cases[i].layers, cases[i].in, cases[i].logits, cases[i].sync_bn, got);
+        int want_count = 0;
+        for (const char *c = cases[i].want; *c; c++)
+            want_count += *c == 'b';
+        CHECK_MSG(!strcmp(got, cases[i].want) && stored == want_count, "'%s': stored %s (%d), want %s",
+                  cases[i].layers, got, stored, cases[i].want);
+    }
+    cpu->destroy(cpu);
+}
+
 int main(void)
 {
     shape_refusals();
@@ -344,5 +434,6 @@ int main(void)
     dcgan64();
     views();
     odd_geometries();
+    stored_edges();
     return test_finish();
 }

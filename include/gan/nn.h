@@ -214,6 +214,7 @@ typedef struct gan_layer_info {
     bool fused;           /* an activation that runs inside the batch norm before it (training) */
     bool in_epilogue;     /* an activation the convolution before it applies on its way out */
     float bn_epsilon, bn_momentum; /* batch norm only */
+    gan_storage storage;  /* of its output (and output gradient), once planned (gan_model_stored_edges) */
 } gan_layer_info;
 
 /* Layers in order (views are folded into the shapes and not counted). */

@@ -541,6 +541,7 @@ gan_status gan_model_layer_info(const gan_model *model, int position, gan_layer_
         .in_epilogue = layer->in_epilogue,
         .bn_epsilon = bn ? GAN_BN_EPSILON : 0.0f,
         .bn_momentum = bn ? GAN_BN_MOMENTUM : 0.0f,
+        .storage = layer->storage,
     };
     return GAN_OK;
 }
