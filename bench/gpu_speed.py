@@ -11,7 +11,10 @@ each mode (default fp32, tf32, bf16), every round runs, each in its own process:
     BCELoss; cudnn.benchmark on in all), N iterations after W warm-up, then, in the same process
     and on freshly built models, the same step captured whole in a CUDA graph (Adam with
     capturable=True, noise drawn inside the graph) and replayed N times after W: the stretch anchor;
-  - and for fp32 also gan with train.deterministic=true (bit-reproducible, gan's default).
+  - and for fp32 also gan with train.deterministic=true (bit-reproducible, gan's default); for bf16 also
+    gan with its tensors between layers kept FP32 NCHW (GAN_CUDA_BF16_STORAGE=never: the copies around
+    each convolution instead of BF16 NHWC edges), the columns "bf16 FP32-edge gan ms/it" and "bf16 edge
+    gain" (that run's ms/it over the BF16-edge run's, per round: > 1 when the BF16 edges are faster).
 gan and PyTorch alternate within each round, so both see the same machine. A speedup is taken per
 round (PyTorch ms/it / gan ms/it, > 1 when gan is faster) and its median over the rounds is
 reported; the ms/it and img/s shown are medians over the rounds too.
@@ -85,10 +88,12 @@ def on_sigterm(signum, frame):
 
 
 # ---- one measurement each -------------------------------------------------------------------
-def run_process(cmd, timeout):
-    """(status, stdout, stderr); status None on timeout. The child is killed if we are interrupted."""
+def run_process(cmd, timeout, env=None):
+    """(status, stdout, stderr); status None on timeout. The child is killed if we are interrupted.
+    `env`: variables added to ours."""
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, **env) if env else None)
         return r.returncode, r.stdout, r.stderr
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -104,13 +109,13 @@ def last_line(*texts):
     return "(no output)"
 
 
-def gan_measure(a, config, batch, d_steps, precision, deterministic):
+def gan_measure(a, config, batch, d_steps, precision, deterministic, env=None):
     """One `gan bench train`: {"ms", "img_s", ...}, {"refused": message} or {"failed": message}."""
     cmd = [a.gan, "bench", "train", config, "train.batch_size=%d" % batch, "train.precision=%s" % precision,
            "train.deterministic=%s" % ("true" if deterministic else "false"), "--device", a.device,
            "--iterations", str(a.iterations), "--warmup", str(a.warmup), "--rounds", "1"]
-    status, out, err = run_process(cmd, a.process_timeout)
-    shown = shlex.join(cmd)
+    status, out, err = run_process(cmd, a.process_timeout, env)
+    shown = " ".join(["%s=%s" % kv for kv in sorted((env or {}).items())] + [shlex.join(cmd)])
     if status is None:
         return {"failed": "timed out after %d s" % a.process_timeout, "cmd": shown}
     if status != 0:
@@ -186,12 +191,14 @@ class Check:
         self.problems = []  # what failed, for the notes and the exit status
 
     def variants(self):
-        """gan's variants: (key, precision, deterministic), in the order they run."""
+        """gan's variants: (key, precision, deterministic, environment), in the order they run."""
         out = []
         for mode in self.a.modes:
-            out.append((mode, mode, False))
+            out.append((mode, mode, False, None))
             if mode == "fp32":
-                out.append(("fp32-det", "fp32", True))
+                out.append(("fp32-det", "fp32", True, None))
+            if mode == "bf16":
+                out.append(("bf16-f32edges", "bf16", False, {"GAN_CUDA_BF16_STORAGE": "never"}))
         return out
 
     def one_round(self, number):
@@ -201,11 +208,11 @@ class Check:
         for config, batch, d_steps in self.items:
             cell = this[(config, batch)] = {"gan": {}, "torch": {}}
             for mode in a.modes:
-                for key, precision, deterministic in [v for v in self.variants() if v[1] == mode]:
+                for key, precision, deterministic, env in [v for v in self.variants() if v[1] == mode]:
                     if (config, batch, key) in self.refused:
                         cell["gan"][key] = self.refused[(config, batch, key)]
                         continue
-                    r = gan_measure(a, config, batch, d_steps, precision, deterministic)
+                    r = gan_measure(a, config, batch, d_steps, precision, deterministic, env)
                     cell["gan"][key] = r
                     if "refused" in r:
                         self.refused[(config, batch, key)] = r
@@ -272,7 +279,7 @@ def summarise(check):
         cells = ["%s, %d" % (config, batch)]
         gflop = median([r["gflop"] for c in per_round for r in c["gan"].values() if "gflop" in r])
         for mode in a.modes:
-            keys = [mode] + (["fp32-det"] if mode == "fp32" else [])
+            keys = [mode] + (["fp32-det"] if mode == "fp32" else []) + (["bf16-f32edges"] if mode == "bf16" else [])
             for key in keys:
                 ours = gan(key)
                 theirs = torch_(mode)
@@ -315,6 +322,12 @@ def summarise(check):
 
                 if key == "fp32-det":  # two columns: gan's deterministic fp32 and its speedup over PyTorch fp32
                     cells += [ours_text(ours_ms, fmt_ms), ratio_text(ratio)]
+                    continue
+                if key == "bf16-f32edges":  # two columns: gan bf16 with FP32 edges, and what BF16 edges gain
+                    gains = [c["gan"][key]["ms"] / c["gan"]["bf16"]["ms"] for c in per_round
+                             if "ms" in c["gan"].get(key, {}) and "ms" in c["gan"].get("bf16", {})]
+                    cells += [ours_text(ours_ms, fmt_ms),
+                              ours_text(median(gains), lambda v: "%.2fx" % v) if gains or refused else "n/a"]
                     continue
                 floor_ms = gflop / peak * 1e3 if gflop and peak else None
                 cells += [ours_text(ours_ms, fmt_ms), theirs_text(theirs_ms, fmt_ms), ratio_text(ratio),
@@ -359,6 +372,8 @@ def summarise(check):
                    "%s gan %% of floor" % mode]
         if mode == "fp32":
             header += ["fp32 deterministic gan ms/it", "fp32 deterministic speedup"]
+        if mode == "bf16":
+            header += ["bf16 FP32-edge gan ms/it", "bf16 edge gain"]
     return header, rows, notes
 
 
@@ -382,7 +397,9 @@ def report(check, started, reproduce, rounds_note, interrupted):
     lines.append("")
     lines.append("speedup = PyTorch ms/it / gan ms/it, per round, median over the rounds (> 1: gan is faster); "
                  "ms/it and img/s are medians; gan runs train.deterministic=false except in the fp32 "
-                 "deterministic columns (whose speedup is over PyTorch fp32); share of the floor = floor ms / "
+                 "deterministic columns (whose speedup is over PyTorch fp32); bf16 edge gain = gan bf16 ms/it with "
+                 "its tensors between layers FP32 NCHW (GAN_CUDA_BF16_STORAGE=never) / with them BF16 NHWC, per "
+                 "round, median (> 1: the BF16 edges are faster); share of the floor = floor ms / "
                  "gan ms/it, the floor being useful GFLOP / the peak gan measured in that precision.")
     settings = {}
     for rd in check.rounds:

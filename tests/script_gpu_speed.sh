@@ -41,7 +41,9 @@ if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" --rounds 1
     *) fail "no fp32 deterministic columns" ;; esac
   columns=$(echo "$header" | awk -F'|' '{print NF - 2}')
   row_columns=$(grep '^| dcgan_fmnist32, 4 |' "$work/out" | awk -F'|' '{print NF - 2}')
-  [ "$columns" = 24 ] && [ "$row_columns" = 24 ] && ok || fail "header $columns, row $row_columns columns, want 24"
+  case "$header" in *"| bf16 FP32-edge gan ms/it | bf16 edge gain |"*) ok ;;
+    *) fail "no bf16 FP32-edge columns" ;; esac
+  [ "$columns" = 26 ] && [ "$row_columns" = 26 ] && ok || fail "header $columns, row $row_columns columns, want 26"
 
   # fp32 ran on both sides: numbers and ratios
   for col in "fp32 gan ms/it" "fp32 PyTorch ms/it" "fp32 deterministic gan ms/it" "fp32 gan img/s"; do
@@ -57,7 +59,8 @@ if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" --rounds 1
        --warmup 0 --rounds 1 >"$work/bf16.out" 2>"$work/bf16.err"; then
     [[ "$(cell "bf16 gan ms/it")" =~ ^[0-9.]+$ ]] && ok || fail "gan ran bf16 but its cell is '$(cell "bf16 gan ms/it")'"
   elif refusal=$(grep -v '^[[:space:]]*$' "$work/bf16.err" | tail -n 1) && [[ "$refusal" == *train.precision* ]]; then
-    for col in "bf16 gan ms/it" "bf16 speedup" "bf16 gan img/s" "bf16 gan % of floor" "bf16 speedup vs graph"; do
+    for col in "bf16 gan ms/it" "bf16 speedup" "bf16 gan img/s" "bf16 gan % of floor" "bf16 speedup vs graph" \
+               "bf16 FP32-edge gan ms/it" "bf16 edge gain"; do
       [ "$(cell "$col")" = "not implemented in gan" ] && ok || fail "'$col' is '$(cell "$col")', want 'not implemented in gan'"
     done
     grep -qF "gan bf16: not implemented in gan: \"$refusal\"" "$work/out" && ok ||
@@ -77,7 +80,7 @@ if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" --rounds 1
   # the same table in --table-out, and every measurement in --json
   grep -qF "$header" "$work/table.md" && ok || fail "--table-out lacks the table"
   "$py" -c "import json, sys; d = json.load(open(sys.argv[1])); r = d['rounds'][0]['dcgan_fmnist32:4'];
-assert sorted(r['gan']) == ['bf16', 'fp32', 'fp32-det', 'tf32'], sorted(r['gan'])
+assert sorted(r['gan']) == ['bf16', 'bf16-f32edges', 'fp32', 'fp32-det', 'tf32'], sorted(r['gan'])
 assert r['torch']['fp32']['ms'] > 0 and r['torch']['bf16'] == {'skipped': 'skipped: needs CUDA'}, r['torch']" \
     "$work/speed.json" 2>"$work/json.err" && ok || fail "--json: $(tail -n 1 "$work/json.err")"
 fi
