@@ -989,6 +989,356 @@ cleanup:
     return status;
 }
 
+/* ---- tensors stored BF16 NHWC between layers (CUDA in bf16) -------------------------------- *
+ * The ops a model runs next to a BF16 NHWC edge (gan_storage): the stored batch norm, the BF16
+ * activations, and convolutions whose x and y are stored. The reference has none of them: it runs
+ * its FP32 NCHW op on the values the test backend's inputs hold (each BF16 input rounded to
+ * nearest even here, the reference given the rounded floats), and the test backend's stored
+ * outputs are widened and put in NCHW order here to be compared. Tolerances: an FP32 op's, plus a
+ * BF16 output's own rounding, half an ulp: 2^-8 relative at most (STORED: batch norm's sums, the
+ * activations' device functions); a convolution's BF16 tolerance already covers it. A wrong index
+ * or layout gives errors of order 1. */
+static const tolerance STORED = {1e-4, 1.0 / 256.0 + 1e-4};
+
+static uint16_t host_to_bf16(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    if ((bits & 0x7fffffffu) > 0x7f800000u)
+        return 0x7fff;
+    bits += 0x7fffu + ((bits >> 16) & 1u); /* to nearest, ties to even */
+    return (uint16_t)(bits >> 16);
+}
+
+static float host_from_bf16(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* A tensor [n, c, hw]: FP32 NCHW on the reference, in `storage` on the test backend. */
+typedef struct stored_pair {
+    pair p;
+    gan_storage storage;
+    int n, c, hw;
+} stored_pair;
+
+static size_t stored_count(const stored_pair *t) { return (size_t)t->n * t->c * t->hw; }
+
+static gan_status stored_alloc(selftest *st, stored_pair *t, gan_storage storage, int n, int c, int hw)
+{
+    *t = (stored_pair){.storage = storage, .n = n, .c = c, .hw = hw};
+    size_t count = stored_count(t);
+    t->p.bytes = count * sizeof(float);
+    GAN_TRY(st->ref->alloc(st->ref, count * sizeof(float), &t->p.ref));
+    size_t test_bytes = count * (storage == GAN_STORAGE_BF16_NHWC ? sizeof(uint16_t) : sizeof(float));
+    gan_status status = st->test->alloc(st->test, test_bytes ? test_bytes : 4, &t->p.test);
+    if (status != GAN_OK) {
+        st->ref->free(st->ref, t->p.ref);
+        t->p.ref = NULL;
+    }
+    return status;
+}
+
+/* `values` (FP32 NCHW) on both sides: rounded where the test side is BF16 (and `values` with
+ * them, so the reference holds what the test backend reads). */
+static gan_status stored_upload(selftest *st, stored_pair *t, float *values)
+{
+    size_t count = stored_count(t);
+    if (t->storage != GAN_STORAGE_BF16_NHWC) {
+        GAN_TRY(st->ref->upload(st->ref, t->p.ref, values, count * sizeof(float)));
+        return st->test->upload(st->test, t->p.test, values, count * sizeof(float));
+    }
+    uint16_t *nhwc = malloc((count ? count : 1) * sizeof *nhwc);
+    if (!nhwc)
+        return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+    for (int m = 0; m < t->n; m++)
+        for (int ch = 0; ch < t->c; ch++)
+            for (int q = 0; q < t->hw; q++) {
+                size_t i = ((size_t)m * t->c + ch) * t->hw + q;
+                uint16_t h = host_to_bf16(values[i]);
+                values[i] = host_from_bf16(h);
+                nhwc[((size_t)m * t->hw + q) * t->c + ch] = h;
+            }
+    gan_status status = st->ref->upload(st->ref, t->p.ref, values, count * sizeof(float));
+    if (status == GAN_OK)
+        status = st->test->upload(st->test, t->p.test, nhwc, count * sizeof *nhwc);
+    free(nhwc);
+    return status;
+}
+
+static gan_status stored_random(selftest *st, stored_pair *t, gan_storage storage, int n, int c, int hw, float low,
+                                float high)
+{
+    GAN_TRY(stored_alloc(st, t, storage, n, c, hw));
+    size_t count = stored_count(t);
+    float *host = malloc((count ? count : 1) * sizeof *host);
+    if (!host)
+        return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+    for (size_t i = 0; i < count; i++)
+        host[i] = next_uniform(st, low, high);
+    gan_status status = stored_upload(st, t, host);
+    free(host);
+    return status;
+}
+
+/* The test side's values, FP32 NCHW (widened and reordered from BF16 NHWC). */
+static gan_status stored_download(selftest *st, const stored_pair *t, float *out)
+{
+    size_t count = stored_count(t);
+    if (t->storage != GAN_STORAGE_BF16_NHWC)
+        return st->test->download(st->test, out, t->p.test, count * sizeof(float));
+    uint16_t *nhwc = malloc((count ? count : 1) * sizeof *nhwc);
+    if (!nhwc)
+        return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+    gan_status status = st->test->download(st->test, nhwc, t->p.test, count * sizeof *nhwc);
+    for (int m = 0; status == GAN_OK && m < t->n; m++)
+        for (int ch = 0; ch < t->c; ch++)
+            for (int q = 0; q < t->hw; q++)
+                out[((size_t)m * t->c + ch) * t->hw + q] = host_from_bf16(nhwc[((size_t)m * t->hw + q) * t->c + ch]);
+    free(nhwc);
+    return status;
+}
+
+static gan_status compare_stored(selftest *st, const char *op, const stored_pair *t, tolerance tol)
+{
+    GAN_TRY(st->test->synchronize(st->test));
+    size_t count = stored_count(t);
+    float *ref = malloc((count ? count : 1) * sizeof *ref), *got = malloc((count ? count : 1) * sizeof *got);
+    gan_status status = GAN_OK;
+    if (!ref || !got) {
+        status = gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+        goto cleanup;
+    }
+    GAN_CHECK(st->ref->download(st->ref, ref, t->p.ref, count * sizeof(float)));
+    GAN_CHECK(stored_download(st, t, got));
+    report_comparison(st, op, ref, got, count, tol);
+cleanup:
+    free(ref);
+    free(got);
+    return status;
+}
+
+/* The reference's values onto both sides again (rounded where stored): the next op's input. */
+static gan_status stored_sync_from_ref(selftest *st, stored_pair *t)
+{
+    size_t count = stored_count(t);
+    float *host = malloc((count ? count : 1) * sizeof *host);
+    if (!host)
+        return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
+    gan_status status = st->ref->download(st->ref, host, t->p.ref, count * sizeof(float));
+    if (status == GAN_OK)
+        status = stored_upload(st, t, host);
+    free(host);
+    return status;
+}
+
+static const char *storage_word(gan_storage s) { return s == GAN_STORAGE_BF16_NHWC ? "bf16" : "f32"; }
+
+/* The stored batch norm with a LeakyReLU (or none) on [n, c, hw], x in `in`, y and y_act in `out`:
+ * training forward, backward from the reference's y_act, eval forward. */
+static gan_status check_bn_stored_case(selftest *st, int n, int c, int hw, gan_storage in, gan_storage out, bool act)
+{
+    stored_pair x = {0}, y = {0}, ya = {0}, dy = {0}, dx = {0};
+    pair gamma = {0}, beta = {0}, rm = {0}, rv = {0}, sm = {0}, si = {0}, dg = {0}, db = {0};
+    pair *params[] = {&gamma, &beta, &rm, &rv, &sm, &si, &dg, &db};
+    stored_pair *tensors[] = {&x, &y, &ya, &dy, &dx};
+    char name[96], op[128];
+    snprintf(name, sizeof name, "%s [%d,%d,%d] %s->%s", act ? "lrelu(0.2)" : "none", n, c, hw, storage_word(in),
+             storage_word(out));
+    gan_status status = GAN_OK;
+    GAN_CHECK(stored_random(st, &x, in, n, c, hw, -2.0f, 3.0f));
+    GAN_CHECK(stored_alloc(st, &y, out, n, c, hw));
+    GAN_CHECK(stored_alloc(st, &ya, out, n, c, hw));
+    GAN_CHECK(stored_random(st, &dy, out, n, c, hw, -1.0f, 1.0f));
+    GAN_CHECK(stored_alloc(st, &dx, in, n, c, hw));
+    GAN_CHECK(pair_random(st, &gamma, (size_t)c, 0.5f, 1.5f));
+    GAN_CHECK(pair_random(st, &beta, (size_t)c, -0.5f, 0.5f));
+    GAN_CHECK(pair_random(st, &rm, (size_t)c, -0.1f, 0.1f));
+    GAN_CHECK(pair_random(st, &rv, (size_t)c, 0.9f, 1.1f));
+    GAN_CHECK(pair_alloc(st, &sm, (size_t)c * sizeof(float)));
+    GAN_CHECK(pair_alloc(st, &si, (size_t)c * sizeof(float)));
+    GAN_CHECK(pair_random(st, &dg, (size_t)c, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &db, (size_t)c, -1.0f, 1.0f));
+    gan_backend *ref = st->ref, *test = st->test;
+    int kind = act ? (int)GAN_ACT_LRELU : GAN_CONV_NO_ACT;
+
+    snprintf(op, sizeof op, "bn_stored_forward_train %s", name);
+    gan_status r = act ? ref->bn_act_forward_train(ref, n, c, hw, x.p.ref, gamma.ref, beta.ref, 0.1f, 1e-5f, rm.ref,
+                                                   rv.ref, sm.ref, si.ref, y.p.ref, GAN_ACT_LRELU, 0.2f, ya.p.ref)
+                       : ref->bn_forward_train(ref, n, c, hw, x.p.ref, gamma.ref, beta.ref, 0.1f, 1e-5f, rm.ref,
+                                               rv.ref, sm.ref, si.ref, y.p.ref);
+    gan_status t = test->bn_stored_forward_train(test, n, c, hw, in, x.p.test, gamma.test, beta.test, 0.1f, 1e-5f,
+                                                 rm.test, rv.test, sm.test, si.test, out, y.p.test, kind, 0.2f,
+                                                 act ? ya.p.test : NULL);
+    if (run_both_result(st, op, r, t)) {
+        snprintf(op, sizeof op, "bn_stored_forward_train %s y", name);
+        GAN_CHECK(compare_stored(st, op, &y, STORED));
+        if (act) {
+            snprintf(op, sizeof op, "bn_stored_forward_train %s y_act", name);
+            GAN_CHECK(compare_stored(st, op, &ya, STORED));
+        }
+        const struct { const char *what; pair *p; } stats[] = {
+            {"running_mean", &rm}, {"running_var", &rv}, {"save_mean", &sm}, {"save_invstd", &si}};
+        for (size_t i = 0; i < sizeof stats / sizeof stats[0]; i++) {
+            snprintf(op, sizeof op, "bn_stored_forward_train %s %s", name, stats[i].what);
+            GAN_CHECK(compare(st, op, stats[i].p, (size_t)c, REDUCTION));
+            GAN_CHECK(pair_sync_from_ref(st, stats[i].p));
+        }
+        if (act)
+            GAN_CHECK(stored_sync_from_ref(st, &ya));
+    }
+    snprintf(op, sizeof op, "bn_stored_backward %s", name);
+    r = act ? ref->bn_act_backward(ref, n, c, hw, x.p.ref, ya.p.ref, dy.p.ref, GAN_ACT_LRELU, 0.2f, gamma.ref, sm.ref,
+                                   si.ref, dx.p.ref, 1.0f, dg.ref, db.ref)
+            : ref->bn_backward(ref, n, c, hw, x.p.ref, dy.p.ref, gamma.ref, sm.ref, si.ref, dx.p.ref, 1.0f, dg.ref,
+                               db.ref);
+    t = test->bn_stored_backward(test, n, c, hw, in, x.p.test, out, act ? ya.p.test : NULL, dy.p.test, kind, 0.2f,
+                                 gamma.test, sm.test, si.test, dx.p.test, 1.0f, dg.test, db.test);
+    if (run_both_result(st, op, r, t)) {
+        snprintf(op, sizeof op, "bn_stored_backward %s dx", name);
+        GAN_CHECK(compare_stored(st, op, &dx, STORED));
+        snprintf(op, sizeof op, "bn_stored_backward %s dgamma", name);
+        GAN_CHECK(compare(st, op, &dg, (size_t)c, REDUCTION));
+        snprintf(op, sizeof op, "bn_stored_backward %s dbeta", name);
+        GAN_CHECK(compare(st, op, &db, (size_t)c, REDUCTION));
+    }
+    snprintf(op, sizeof op, "bn_stored_forward_eval %s", name);
+    r = ref->bn_forward_eval(ref, n, c, hw, x.p.ref, gamma.ref, beta.ref, rm.ref, rv.ref, 1e-5f, y.p.ref);
+    t = test->bn_stored_forward_eval(test, n, c, hw, in, x.p.test, gamma.test, beta.test, rm.test, rv.test, 1e-5f,
+                                     out, y.p.test);
+    if (run_both_result(st, op, r, t))
+        GAN_CHECK(compare_stored(st, op, &y, STORED));
+cleanup:
+    for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++)
+        pair_free(st, &tensors[i]->p);
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
+        pair_free(st, params[i]);
+    return status;
+}
+
+/* The BF16 activations, forward and backward from the reference's y. */
+static gan_status check_activations_stored(selftest *st)
+{
+    static const struct { gan_activation kind; const char *name; } acts[] = {
+        {GAN_ACT_RELU, "relu"}, {GAN_ACT_LRELU, "lrelu(0.2)"}, {GAN_ACT_TANH, "tanh"}, {GAN_ACT_SIGMOID, "sigmoid"}};
+    const int n = 3, c = 8, hw = 171; /* 4104 values */
+    stored_pair x = {0}, y = {0}, dy = {0}, dx = {0};
+    gan_status status = GAN_OK;
+    GAN_CHECK(stored_random(st, &x, GAN_STORAGE_BF16_NHWC, n, c, hw, -6.0f, 6.0f));
+    GAN_CHECK(stored_alloc(st, &y, GAN_STORAGE_BF16_NHWC, n, c, hw));
+    GAN_CHECK(stored_random(st, &dy, GAN_STORAGE_BF16_NHWC, n, c, hw, -1.0f, 1.0f));
+    GAN_CHECK(stored_alloc(st, &dx, GAN_STORAGE_BF16_NHWC, n, c, hw));
+    size_t count = stored_count(&x);
+    gan_backend *ref = st->ref, *test = st->test;
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        char op[96];
+        snprintf(op, sizeof op, "activation_bf16_forward %s", acts[i].name);
+        gan_status r = ref->activation_forward(ref, acts[i].kind, 0.2f, count, x.p.ref, y.p.ref);
+        gan_status t = test->activation_bf16_forward(test, acts[i].kind, 0.2f, count, x.p.test, y.p.test);
+        if (run_both_result(st, op, r, t))
+            GAN_CHECK(compare_stored(st, op, &y, STORED));
+        GAN_CHECK(stored_sync_from_ref(st, &y));
+        snprintf(op, sizeof op, "activation_bf16_backward %s", acts[i].name);
+        r = ref->activation_backward(ref, acts[i].kind, 0.2f, count, x.p.ref, y.p.ref, dy.p.ref, dx.p.ref);
+        t = test->activation_bf16_backward(test, acts[i].kind, 0.2f, count, x.p.test, y.p.test, dy.p.test,
+                                           dx.p.test);
+        if (run_both_result(st, op, r, t))
+            GAN_CHECK(compare_stored(st, op, &dx, STORED));
+    }
+cleanup:
+    pair_free(st, &x.p);
+    pair_free(st, &y.p);
+    pair_free(st, &dy.p);
+    pair_free(st, &dx.p);
+    return status;
+}
+
+/* A convolution with x and y stored (or y alone: D's first layer), each pass and a forward with
+ * LeakyReLU on the way out, against the reference's plain geometry on the same values. */
+static gan_status check_conv_stored_case(selftest *st, gan_conv_geom g, gan_storage xs)
+{
+    gan_conv_geom stored = g;
+    stored.x_storage = xs;
+    stored.y_storage = GAN_STORAGE_BF16_NHWC;
+    tolerance tol = math_tolerance(st, REDUCTION);
+    stored_pair x = {0}, y = {0}, dy = {0}, dx = {0};
+    pair w = {0}, dw = {0}, ws_ref = {0}, ws_test = {0};
+    char name[96], op[128];
+    snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d x %s y bf16", g.n, g.c_in, g.h_in, g.w_in, g.k_h,
+             g.stride_h, g.pad_h, storage_word(xs));
+    gan_status status = GAN_OK;
+    gan_backend *ref = st->ref, *test = st->test;
+    size_t ref_bytes = ref->conv_workspace_bytes(ref, &g, GAN_CONV_PASSES_ALL);
+    size_t test_bytes = test->conv_workspace_bytes(test, &stored, GAN_CONV_PASSES_ALL);
+    GAN_CHECK(ref->alloc(ref, ref_bytes ? ref_bytes : 4, &ws_ref.ref));
+    GAN_CHECK(test->alloc(test, test_bytes ? test_bytes : 4, &ws_test.test));
+    GAN_CHECK(stored_random(st, &x, xs, g.n, g.c_in, g.h_in * g.w_in, -1.0f, 1.0f));
+    GAN_CHECK(stored_alloc(st, &y, GAN_STORAGE_BF16_NHWC, g.n, g.c_out, g.h_out * g.w_out));
+    GAN_CHECK(stored_random(st, &dy, GAN_STORAGE_BF16_NHWC, g.n, g.c_out, g.h_out * g.w_out, -1.0f, 1.0f));
+    GAN_CHECK(stored_alloc(st, &dx, xs, g.n, g.c_in, g.h_in * g.w_in));
+    GAN_CHECK(pair_random(st, &w, (size_t)g.c_out * g.c_in * g.k_h * g.k_w, -1.0f, 1.0f));
+    GAN_CHECK(pair_random(st, &dw, (size_t)g.c_out * g.c_in * g.k_h * g.k_w, -1.0f, 1.0f));
+    snprintf(op, sizeof op, "conv_forward stored %s", name);
+    if (run_both_result(st, op, ref->conv_forward(ref, &g, x.p.ref, w.ref, y.p.ref, ws_ref.ref),
+                        test->conv_forward(test, &stored, x.p.test, w.test, y.p.test, ws_test.test)))
+        GAN_CHECK(compare_stored(st, op, &y, tol));
+    snprintf(op, sizeof op, "conv_forward_act lrelu(0.2) stored %s", name);
+    if (run_both_result(st, op,
+                        ref->conv_forward_act(ref, &g, x.p.ref, w.ref, GAN_ACT_LRELU, 0.2f, y.p.ref, ws_ref.ref),
+                        test->conv_forward_act(test, &stored, x.p.test, w.test, GAN_ACT_LRELU, 0.2f, y.p.test,
+                                               ws_test.test)))
+        GAN_CHECK(compare_stored(st, op, &y, tol));
+    snprintf(op, sizeof op, "conv_backward_data stored %s", name);
+    if (run_both_result(st, op, ref->conv_backward_data(ref, &g, dy.p.ref, w.ref, dx.p.ref, ws_ref.ref),
+                        test->conv_backward_data(test, &stored, dy.p.test, w.test, dx.p.test, ws_test.test)))
+        GAN_CHECK(compare_stored(st, op, &dx, tol));
+    snprintf(op, sizeof op, "conv_backward_filter b1 stored %s", name);
+    if (run_both_result(st, op, ref->conv_backward_filter(ref, &g, x.p.ref, dy.p.ref, 1.0f, dw.ref, ws_ref.ref),
+                        test->conv_backward_filter(test, &stored, x.p.test, dy.p.test, 1.0f, dw.test, ws_test.test)))
+        GAN_CHECK(compare(st, op, &dw, (size_t)g.c_out * g.c_in * g.k_h * g.k_w, tol));
+cleanup:
+    pair_free(st, &x.p);
+    pair_free(st, &y.p);
+    pair_free(st, &dy.p);
+    pair_free(st, &dx.p);
+    pair_free(st, &w);
+    pair_free(st, &dw);
+    if (ws_ref.ref)
+        ref->free(ref, ws_ref.ref);
+    if (ws_test.test)
+        test->free(test, ws_test.test);
+    return status;
+}
+
+static gan_status check_stored(selftest *st)
+{
+    const gan_backend *t = st->test;
+    if (!t->bf16_storage || !t->bn_stored_forward_train || !t->bn_stored_forward_eval || !t->bn_stored_backward ||
+        !t->activation_bf16_forward || !t->activation_bf16_backward) {
+        if (st->report)
+            fprintf(st->report, "%-44s not in the %s backend here: every tensor stays FP32 NCHW\n",
+                    "stored (BF16 NHWC) ops", t->name);
+        return GAN_OK;
+    }
+    static const struct { gan_storage in, out; } pairs[] = {
+        {GAN_STORAGE_BF16_NHWC, GAN_STORAGE_BF16_NHWC},
+        {GAN_STORAGE_F32_NCHW, GAN_STORAGE_BF16_NHWC}, /* G's first batch norm, after a whole-input GEMM */
+        {GAN_STORAGE_BF16_NHWC, GAN_STORAGE_F32_NCHW}, /* D's last, before one */
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        GAN_TRY(check_bn_stored_case(st, 8, 16, 64, pairs[i].in, pairs[i].out, true));
+    GAN_TRY(check_bn_stored_case(st, 16, 40, 100, GAN_STORAGE_BF16_NHWC, GAN_STORAGE_BF16_NHWC, false));
+    GAN_TRY(check_activations_stored(st));
+    gan_conv_geom g = {.n = 8, .c_in = 16, .h_in = 16, .w_in = 16, .c_out = 32, .h_out = 8, .w_out = 8, .k_h = 4,
+                       .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+    GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_BF16_NHWC));
+    GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_F32_NCHW));
+    return GAN_OK;
+}
+
 gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *report,
                             bool *all_within_tolerance)
 {
@@ -1013,7 +1363,7 @@ gan_status gan_selftest_ops(gan_backend *reference, gan_backend *test, FILE *rep
     gan_status (*const checks[])(selftest *) = {
         check_memory_ops, check_gemm, check_conv, check_conv_act, check_bias, check_bn, check_activations,
         check_dropout_multiply, check_bce, check_adam, check_ema, check_rng, check_counts, check_images,
-        check_eval_ops,
+        check_eval_ops, check_stored,
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         GAN_TRY(checks[i](&st));
