@@ -157,8 +157,9 @@ gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, 
  * channels by 8 row groups over one chunk of the n hw rows). The chunks: ceil(n hw /
  * GAN_BN_NHWC_CHUNK_ROWS), no more than it takes to reach GAN_BN_ENOUGH_BLOCKS blocks, at most
  * GAN_BN_NHWC_MAX_CHUNKS and what the scratch holds (2 c chunks), at least 1; the scratch is
- * required (2 c doubles at least). Three launches forward, two backward, one eval. */
-#define GAN_BN_NHWC_CHUNK_ROWS 512
+ * required (2 c doubles at least). Two launches forward and two backward, one each with one
+ * chunk (n hw up to GAN_BN_NHWC_CHUNK_ROWS rows: [64, c, 4, 4]); one eval. */
+#define GAN_BN_NHWC_CHUNK_ROWS 1024
 #define GAN_BN_NHWC_MAX_CHUNKS 256
 size_t gan_cuda_bn_nhwc_chunks(int n, int c, int hw, size_t scratch_doubles);
 gan_status gan_cuda_bn_nhwc_forward_train(cudaStream_t cuda_stream, int n, int c, int hw, int in_storage,

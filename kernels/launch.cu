@@ -509,10 +509,12 @@ gan_status gan_cuda_bn_nhwc_forward_train(cudaStream_t cuda_stream, int n, int c
     unsigned blocks = bn_nhwc_blocks(c, chunks);
     /* scratch: sums [c][chunks], then squares [c][chunks] */
     double *sums = scratch, *squares = scratch + (size_t)c * chunks;
-    GAN_TRY(launch("bn_nhwc_sums", gan_bn_nhwc_sums_kernel, blocks, cuda_stream, rows, (size_t)c, (size_t)hw,
-                   chunks, in_storage, x, sums));
-    GAN_TRY(launch("bn_nhwc_squares", gan_bn_nhwc_squares_kernel, blocks, cuda_stream, rows, (size_t)c, (size_t)hw,
-                   chunks, in_storage, x, (const double *)sums, squares));
+    if (chunks == 1)
+        return launch("bn_nhwc_train_one", gan_bn_nhwc_train_one_kernel, blocks, cuda_stream, rows, (size_t)c,
+                      (size_t)hw, in_storage, x, gamma, beta, momentum, eps, sums, squares, running_mean, running_var,
+                      save_mean, save_invstd, out_storage, y, act, slope, y_act);
+    GAN_TRY(launch("bn_nhwc_stats", gan_bn_nhwc_stats_kernel, blocks, cuda_stream, rows, (size_t)c, (size_t)hw,
+                   chunks, in_storage, x, sums, squares));
     return launch("bn_nhwc_forward", gan_bn_nhwc_forward_kernel, blocks, cuda_stream, rows, (size_t)c, (size_t)hw,
                   chunks, in_storage, x, gamma, beta, momentum, eps, (const double *)sums, (const double *)squares,
                   running_mean, running_var, save_mean, save_invstd, out_storage, y, act, slope, y_act);
@@ -545,6 +547,10 @@ gan_status gan_cuda_bn_nhwc_backward(cudaStream_t cuda_stream, int n, int c, int
     size_t rows = (size_t)n * (size_t)hw;
     unsigned blocks = bn_nhwc_blocks(c, chunks);
     /* scratch: (sum g, sum g xhat) [2c][chunks] */
+    if (chunks == 1)
+        return launch("bn_nhwc_backward_one", gan_bn_nhwc_backward_one_kernel, blocks, cuda_stream, rows, (size_t)c,
+                      (size_t)hw, in_storage, x, out_storage, y_act, dy, act, slope, gamma, save_mean, save_invstd,
+                      scratch, param_beta, dgamma, dbeta, dx);
     GAN_TRY(launch("bn_nhwc_grad_sums", gan_bn_nhwc_grad_sums_kernel, blocks, cuda_stream, rows, (size_t)c,
                    (size_t)hw, chunks, in_storage, x, out_storage, y_act, dy, act, slope, save_mean, save_invstd,
                    scratch));

@@ -22,9 +22,11 @@
  * chunk order (gan_bn_fold). Every step has a fixed order, so a run repeats bit for bit (the order
  * is not the FP32 NCHW kernels', so the two round differently).
  *
- * Training forward: three launches (sums, centred squares, then the statistics and y), through the
- * scratch [c][chunks] sums then [c][chunks] squares; backward: two (sum g and sum g xhat into
- * [2c][chunks], then dgamma, dbeta and dx). Eval forward: one elementwise launch. */
+ * Training forward: each chunk's sum and its squares about its own mean (one launch, the chunk read
+ * twice), through the scratch ([c][chunks] sums, then [c][chunks] squares), then the statistics,
+ * combined in chunk order as Chan et al. do (gan_bn_nhwc_fold_stats), and y (another launch);
+ * backward: sum g and sum g xhat into [2c][chunks], then dgamma, dbeta and dx. With one chunk,
+ * each is one launch running the same code. Eval forward: one elementwise launch. */
 #ifndef GAN_KERNELS_NORM_NHWC_CUH
 #define GAN_KERNELS_NORM_NHWC_CUH
 
@@ -94,59 +96,82 @@ __device__ __forceinline__ double gan_bn_nhwc_group_sum(double value, double *pa
     return total;
 }
 
-/* partials[ch][chunk] = sum of x over the block's rows of channel ch */
-__global__ void gan_bn_nhwc_sums_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
-                                        const void *x, double *partials)
+/* The mean a chunk's squares are taken about: its own sum over its n_k rows, as a float (the
+ * statistics kernel and the fold compute it alike). */
+__device__ __forceinline__ float gan_bn_nhwc_chunk_mean(double sum, size_t n_k) { return (float)(sum / (double)n_k); }
+
+/* The block's chunk of its 32 channels: sums[ch][chunk] = sum of x over the chunk's rows, then
+ * squares[ch][chunk] = sum of (x - m_k)^2 about the chunk's own mean m_k (a second pass over the
+ * same rows, just read). Group 0's threads write their channel's two values and alone read them
+ * again (gan_bn_nhwc_forward_part). */
+__device__ void gan_bn_nhwc_stats_part(const gan_bn_nhwc_place &at, size_t c, size_t hw, size_t chunks,
+                                       int in_storage, const void *x, double *sums, double *squares)
 {
     __shared__ double partial[GAN_BLOCK_THREADS];
-    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
+    __shared__ float mean[GAN_BN_NHWC_LANES];
+    const size_t lane = threadIdx.x % GAN_BN_NHWC_LANES;
     float sum = 0.0f;
     if (at.valid)
         for (size_t r = at.begin + at.group; r < at.end; r += GAN_BN_NHWC_GROUPS)
             sum += gan_stored_load(x, in_storage, gan_stored_index(in_storage, r, at.ch, c, hw));
     double total = gan_bn_nhwc_group_sum((double)sum, partial);
-    if (at.group == 0 && at.valid)
-        partials[at.ch * chunks + at.chunk] = total;
-}
-
-/* squares[ch][chunk] = sum of (x - m)^2 over the block's rows, m = (float)(folded sum / count) */
-__global__ void gan_bn_nhwc_squares_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
-                                           const void *x, const double *sums, double *squares)
-{
-    __shared__ double partial[GAN_BLOCK_THREADS];
-    __shared__ float mean[GAN_BN_NHWC_LANES];
-    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
-    if (at.group == 0 && at.valid) /* one fold per channel, shared */
-        mean[threadIdx.x] = (float)(gan_bn_fold(sums, chunks, at.ch) / (double)rows);
+    if (at.group == 0 && at.valid) {
+        sums[at.ch * chunks + at.chunk] = total;
+        mean[lane] = gan_bn_nhwc_chunk_mean(total, at.end - at.begin);
+    }
     __syncthreads();
-    float total = 0.0f;
+    float squared = 0.0f;
     if (at.valid) {
-        const float m = mean[threadIdx.x % GAN_BN_NHWC_LANES];
+        const float m = mean[lane];
         for (size_t r = at.begin + at.group; r < at.end; r += GAN_BN_NHWC_GROUPS) {
             float d = gan_stored_load(x, in_storage, gan_stored_index(in_storage, r, at.ch, c, hw)) - m;
-            total += d * d;
+            squared += d * d;
         }
     }
-    double block_total = gan_bn_nhwc_group_sum((double)total, partial);
+    double squared_total = gan_bn_nhwc_group_sum((double)squared, partial);
     if (at.group == 0 && at.valid)
-        squares[at.ch * chunks + at.chunk] = block_total;
+        squares[at.ch * chunks + at.chunk] = squared_total;
 }
 
-/* The statistics from the folded sums (chunk 0's blocks write the saved and running ones, as
- * gan_bn_finish_forward), then y = x alpha + shift and y_act = act(y) over the block's rows. */
-__global__ void gan_bn_nhwc_forward_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
-                                           const void *x, const float *gamma, const float *beta, float momentum,
-                                           float eps, const double *sums, const double *squares,
-                                           float *running_mean, float *running_var, float *save_mean,
-                                           float *save_invstd, int out_storage, void *y, int act, float slope,
-                                           void *y_act)
+/* The statistics of channel ch from its chunks' sums and squares, in chunk order and double: the
+ * mean, and the sum of squares about it as Chan et al. combine the chunks' (each chunk's squares
+ * about its own float mean m_k, moved to the total mean: S_k + 2 (m_k - mean)(sum_k - n_k m_k)
+ * + n_k (m_k - mean)^2, exact in exact arithmetic). */
+__device__ void gan_bn_nhwc_fold_stats(size_t rows, size_t chunks, size_t ch, const double *sums,
+                                       const double *squares, double *mean, double *var)
+{
+    const double *sum_row = sums + ch * chunks, *square_row = squares + ch * chunks;
+    double total = sum_row[0];
+    for (size_t k = 1; k < chunks; k++)
+        total += sum_row[k];
+    const double count = (double)rows, m = total / count;
+    double m2 = 0.0;
+    for (size_t k = 0; k < chunks; k++) {
+        size_t begin, end;
+        gan_bn_chunk_range(rows, chunks, k, &begin, &end);
+        const double n_k = (double)(end - begin), m_k = gan_bn_nhwc_chunk_mean(sum_row[k], end - begin);
+        m2 += square_row[k] + 2.0 * (m_k - m) * (sum_row[k] - n_k * m_k) + n_k * (m_k - m) * (m_k - m);
+    }
+    *mean = m;
+    *var = m2 / count;
+}
+
+/* The statistics from the chunks' sums and squares (chunk 0's blocks write the saved and running
+ * ones, as gan_bn_finish_forward), then y = x alpha + shift and y_act = act(y) over the block's
+ * rows. */
+__device__ void gan_bn_nhwc_forward_part(const gan_bn_nhwc_place &at, size_t rows, size_t c, size_t hw,
+                                         size_t chunks, int in_storage, const void *x, const float *gamma,
+                                         const float *beta, float momentum, float eps, const double *sums,
+                                         const double *squares, float *running_mean, float *running_var,
+                                         float *save_mean, float *save_invstd, int out_storage, void *y, int act,
+                                         float slope, void *y_act)
 {
     __shared__ float alpha[GAN_BN_NHWC_LANES], shift[GAN_BN_NHWC_LANES];
-    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
     const size_t lane = threadIdx.x % GAN_BN_NHWC_LANES;
     if (at.group == 0 && at.valid) {
         const double count = (double)rows;
-        double mean = gan_bn_fold(sums, chunks, at.ch) / count, var = gan_bn_fold(squares, chunks, at.ch) / count;
+        double mean, var;
+        gan_bn_nhwc_fold_stats(rows, chunks, at.ch, sums, squares, &mean, &var);
         const float m = (float)mean;
         float invstd = (float)(1.0 / sqrt(var + eps));
         alpha[lane] = invstd * gamma[at.ch];
@@ -162,14 +187,47 @@ __global__ void gan_bn_nhwc_forward_kernel(size_t rows, size_t c, size_t hw, siz
     __syncthreads();
     if (!at.valid)
         return;
-    const float a = alpha[lane], s = shift[lane];
+    const float a = alpha[lane], sh = shift[lane];
     for (size_t r = at.begin + at.group; r < at.end; r += GAN_BN_NHWC_GROUPS) {
-        float v = gan_stored_load(x, in_storage, gan_stored_index(in_storage, r, at.ch, c, hw)) * a + s;
+        float v = gan_stored_load(x, in_storage, gan_stored_index(in_storage, r, at.ch, c, hw)) * a + sh;
         size_t o = gan_stored_index(out_storage, r, at.ch, c, hw);
         gan_stored_store(y, out_storage, o, v);
         if (act != GAN_FUSED_NONE)
             gan_stored_store(y_act, out_storage, o, gan_fused_act_forward(act, slope, v));
     }
+}
+
+/* Several chunks: the statistics of every chunk (one launch), then the forward (another). */
+__global__ void gan_bn_nhwc_stats_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
+                                         const void *x, double *sums, double *squares)
+{
+    gan_bn_nhwc_stats_part(gan_bn_nhwc_place_of(rows, c, chunks), c, hw, chunks, in_storage, x, sums, squares);
+}
+
+__global__ void gan_bn_nhwc_forward_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
+                                           const void *x, const float *gamma, const float *beta, float momentum,
+                                           float eps, const double *sums, const double *squares,
+                                           float *running_mean, float *running_var, float *save_mean,
+                                           float *save_invstd, int out_storage, void *y, int act, float slope,
+                                           void *y_act)
+{
+    gan_bn_nhwc_forward_part(gan_bn_nhwc_place_of(rows, c, chunks), rows, c, hw, chunks, in_storage, x, gamma, beta,
+                             momentum, eps, sums, squares, running_mean, running_var, save_mean, save_invstd,
+                             out_storage, y, act, slope, y_act);
+}
+
+/* One chunk: the whole training forward in one launch, the same code (the statistics through the
+ * scratch, written and read again by the same threads). */
+__global__ void gan_bn_nhwc_train_one_kernel(size_t rows, size_t c, size_t hw, int in_storage, const void *x,
+                                             const float *gamma, const float *beta, float momentum, float eps,
+                                             double *sums, double *squares, float *running_mean,
+                                             float *running_var, float *save_mean, float *save_invstd,
+                                             int out_storage, void *y, int act, float slope, void *y_act)
+{
+    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, 1);
+    gan_bn_nhwc_stats_part(at, c, hw, 1, in_storage, x, sums, squares);
+    gan_bn_nhwc_forward_part(at, rows, c, hw, 1, in_storage, x, gamma, beta, momentum, eps, sums, squares,
+                             running_mean, running_var, save_mean, save_invstd, out_storage, y, act, slope, y_act);
 }
 
 /* The gradient at the batch norm's output at element o of the out tensors: dy, or through the
@@ -181,14 +239,14 @@ __device__ __forceinline__ float gan_bn_nhwc_output_grad(int out_storage, const 
     return act == GAN_FUSED_NONE ? d : gan_fused_act_backward(act, slope, gan_stored_load(y_act, out_storage, o), d);
 }
 
-/* partials[ch][chunk] = sum g, partials[c + ch][chunk] = sum g xhat over the block's rows */
-__global__ void gan_bn_nhwc_grad_sums_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
-                                             const void *x, int out_storage, const void *y_act, const void *dy,
-                                             int act, float slope, const float *save_mean, const float *save_invstd,
-                                             double *partials)
+/* partials[ch][chunk] = sum g, partials[c + ch][chunk] = sum g xhat over the block's rows (group 0
+ * writes its channel's, and alone reads them again: gan_bn_nhwc_backward_part) */
+__device__ void gan_bn_nhwc_grad_part(const gan_bn_nhwc_place &at, size_t c, size_t hw, size_t chunks,
+                                      int in_storage, const void *x, int out_storage, const void *y_act,
+                                      const void *dy, int act, float slope, const float *save_mean,
+                                      const float *save_invstd, double *partials)
 {
     __shared__ double partial[GAN_BLOCK_THREADS];
-    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
     float sum_g = 0.0f, sum_g_xhat = 0.0f;
     if (at.valid) {
         const float m = save_mean[at.ch], invstd = save_invstd[at.ch];
@@ -210,14 +268,14 @@ __global__ void gan_bn_nhwc_grad_sums_kernel(size_t rows, size_t c, size_t hw, s
 
 /* dx over the block's rows from the folded (sum g, sum g xhat), as gan_bn_finish_backward; chunk 0's
  * blocks write dgamma, dbeta = param_beta old + them. */
-__global__ void gan_bn_nhwc_backward_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
-                                            const void *x, int out_storage, const void *y_act, const void *dy,
-                                            int act, float slope, const float *gamma, const float *save_mean,
-                                            const float *save_invstd, const double *sums, float param_beta,
-                                            float *dgamma, float *dbeta, void *dx)
+__device__ void gan_bn_nhwc_backward_part(const gan_bn_nhwc_place &at, size_t rows, size_t c, size_t hw,
+                                          size_t chunks, int in_storage, const void *x, int out_storage,
+                                          const void *y_act, const void *dy, int act, float slope,
+                                          const float *gamma, const float *save_mean, const float *save_invstd,
+                                          const double *sums, float param_beta, float *dgamma, float *dbeta,
+                                          void *dx)
 {
     __shared__ float g_scale[GAN_BN_NHWC_LANES], x_scale[GAN_BN_NHWC_LANES], offset[GAN_BN_NHWC_LANES];
-    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, chunks);
     const size_t lane = threadIdx.x % GAN_BN_NHWC_LANES;
     if (at.group == 0 && at.valid) {
         double sum_g = gan_bn_fold(sums, chunks, at.ch), sum_g_xhat = gan_bn_fold(sums, chunks, c + at.ch);
@@ -239,6 +297,41 @@ __global__ void gan_bn_nhwc_backward_kernel(size_t rows, size_t c, size_t hw, si
         size_t i = gan_stored_index(in_storage, r, at.ch, c, hw);
         gan_stored_store(dx, in_storage, i, gs * g + (xs * (gan_stored_load(x, in_storage, i) - m) + off));
     }
+}
+
+/* Several chunks: the sums (one launch), then dx, dgamma, dbeta (another). */
+__global__ void gan_bn_nhwc_grad_sums_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
+                                             const void *x, int out_storage, const void *y_act, const void *dy,
+                                             int act, float slope, const float *save_mean, const float *save_invstd,
+                                             double *partials)
+{
+    gan_bn_nhwc_grad_part(gan_bn_nhwc_place_of(rows, c, chunks), c, hw, chunks, in_storage, x, out_storage, y_act, dy,
+                          act, slope, save_mean, save_invstd, partials);
+}
+
+__global__ void gan_bn_nhwc_backward_kernel(size_t rows, size_t c, size_t hw, size_t chunks, int in_storage,
+                                            const void *x, int out_storage, const void *y_act, const void *dy,
+                                            int act, float slope, const float *gamma, const float *save_mean,
+                                            const float *save_invstd, const double *sums, float param_beta,
+                                            float *dgamma, float *dbeta, void *dx)
+{
+    gan_bn_nhwc_backward_part(gan_bn_nhwc_place_of(rows, c, chunks), rows, c, hw, chunks, in_storage, x, out_storage,
+                              y_act, dy, act, slope, gamma, save_mean, save_invstd, sums, param_beta, dgamma, dbeta,
+                              dx);
+}
+
+/* One chunk: the whole backward in one launch, the same code. */
+__global__ void gan_bn_nhwc_backward_one_kernel(size_t rows, size_t c, size_t hw, int in_storage, const void *x,
+                                                int out_storage, const void *y_act, const void *dy, int act,
+                                                float slope, const float *gamma, const float *save_mean,
+                                                const float *save_invstd, double *sums, float param_beta,
+                                                float *dgamma, float *dbeta, void *dx)
+{
+    gan_bn_nhwc_place at = gan_bn_nhwc_place_of(rows, c, 1);
+    gan_bn_nhwc_grad_part(at, c, hw, 1, in_storage, x, out_storage, y_act, dy, act, slope, save_mean, save_invstd,
+                          sums);
+    gan_bn_nhwc_backward_part(at, rows, c, hw, 1, in_storage, x, out_storage, y_act, dy, act, slope, gamma, save_mean,
+                              save_invstd, sums, param_beta, dgamma, dbeta, dx);
 }
 
 /* Eval forward, elementwise over the rows c values in NHWC order: y = (x - running_mean) /

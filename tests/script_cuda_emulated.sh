@@ -85,17 +85,36 @@ grep -q '^bf16: kept copies x [1-9][0-9]* bytes, dy [1-9]' "$work/gpu-ops-never.
   fail "test_gpu_ops with cuDNN on every pass kept no copies in bf16: $(grep 'kept copies' "$work/gpu-ops-never.out")"
 
 # gan bench ops on the emulated device (its GEMM peak made small: GAN_BENCH_PEAK_N), bf16 with
-# cuDNN on every pass: the kept forms get rows, and the iteration counts them in place of the
-# plain ops (x/it: D's forwards 3, its backwards 2, on the kept copy; the plain ones 0)
+# cuDNN on every pass and the tensors between layers FP32 NCHW: the kept forms get rows, and the
+# iteration counts them in place of the plain ops (x/it: D's forwards 3, its backwards 2, on the
+# kept copy; the plain ones 0)
 if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never \
-     "$gan" bench ops --device cuda --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 \
-     train.precision=bf16 train.deterministic=false >"$work/bench-ops.out" 2>&1; then
+     GAN_CUDA_BF16_STORAGE=never "$gan" bench ops --device cuda --configs dcgan_fmnist32 --batch 2 --runs 1 \
+     --warmup 0 --min-ms 0 train.precision=bf16 train.deterministic=false >"$work/bench-ops.out" 2>&1; then
   bench_x_it "$work/bench-ops.out" 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' \
     'conv bwd-filter|D.0|0' 'conv fwd kept|D.2|3' 'conv grads kept|D.2|2' 'conv grads|D.2|0' 'conv fwd|D.2|0' \
     'convt fwd kept|G.3|1' 'convt grads kept|G.3|1' 'convt grads|G.3|0' 'convt fwd+tanh kept|G.9|1'
   bench_total "$work/bench-ops.out"
 else
   fail "gan bench ops on the emulated device: $(tail -n 3 "$work/bench-ops.out")"
+fi
+# ... and with the tensors between layers BF16 NHWC (bf16's default): the rows of those layers run
+# the stored ops (their shapes marked bf16); only D's first layer, whose input is the FP32 image,
+# keeps a copy; the batch norms beside the whole-input layers mix the two storages
+if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 "$gan" bench ops --device cuda \
+     --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 train.precision=bf16 \
+     train.deterministic=false >"$work/bench-ops-stored.out" 2>&1; then
+  bench_x_it "$work/bench-ops-stored.out" 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' \
+    'conv fwd|D.2|3' 'conv grads|D.2|2' 'conv fwd kept|D.2|' 'bn+lrelu fwd-train|D.3|3' 'bn+lrelu bwd|D.3|3' \
+    'bn+lrelu fwd-train|D.6|3' 'bn+relu fwd-train|G.1|1' 'convt fwd|G.3|1' 'convt grads|G.3|1' \
+    'convt fwd kept|G.3|' 'convt fwd+tanh|G.9|1'
+  bench_total "$work/bench-ops-stored.out"
+  for row in 'conv fwd +D\.2 ' 'bn\+lrelu fwd-train +D\.3 ' 'bn\+relu fwd-train +G\.1 ' 'convt fwd +G\.3 '; do
+    grep -qE "^$row.* bf16 " "$work/bench-ops-stored.out" && ok ||
+      fail "bench ops: the row '$row' is not marked bf16: $(grep -E "^$row" "$work/bench-ops-stored.out")"
+  done
+else
+  fail "gan bench ops on the emulated device, BF16 edges: $(tail -n 3 "$work/bench-ops-stored.out")"
 fi
 
 # test_gpu_dist_one_rank: the data-parallel path on one rank (NCCL emulated: a communicator of

@@ -2209,10 +2209,11 @@ void test_index_widths(void)
  * differ. Tolerances: FP32 outputs 1e-5 relative and absolute, as the FP32 kernels; a BF16 output
  * is the float result rounded to nearest even, at most half a unit in its last place away, and a
  * unit is 2^-7 of the binade's bottom, so half of it is at most 2^-8 of the value: relative
- * 2^-8 (plus 1e-5 for the float result's own difference). The statistics, running statistics and
- * dgamma, dbeta stay FP32: 1e-5. Shapes: a partial channel tile (c = 40, 3, 33), several chunks of
- * uneven rows (a scratch that holds only some), BatchNorm1d (hw = 1), a single-tile one; a second
- * run gives the same bits. */
+ * 2^-8 (plus 1e-5 for the float result's own difference). The statistics and running statistics
+ * stay FP32: 1e-5; so do dgamma and dbeta, sums of signed products that cancel, each thread adding
+ * a few hundred in float (a chunk's rows / 8) where the CPU adds a plane's: 1e-4 (1.9e-5 seen). Shapes: a partial channel tile (c = 40, 3, 33), one chunk (one
+ * launch each way) and several of uneven rows (a scratch that holds only some), BatchNorm1d
+ * (hw = 1), a single-tile one; a second run gives the same bits. */
 
 /* A [n, c, hw] tensor held in `storage`: the bytes the kernels get (BF16 NHWC bit patterns, or
  * the floats themselves) and the float NCHW values they hold (rounded to BF16 where stored so). */
@@ -2285,8 +2286,8 @@ void test_bn_stored(void)
         int n, c, hw;
         size_t scratch_chunks; /* the scratch holds this many chunks */
         size_t chunks;         /* and so many are taken */
-    } shapes[] = {{3, 40, 7, 64, 1}, {16, 8, 1024, 64, 32}, {5, 3, 301, 4, 3}, {2, 33, 1, 8, 1},
-                  {4, 64, 64, 64, 1}, {9, 16, 200, 3, 3}};
+    } shapes[] = {{3, 40, 7, 64, 1}, {16, 8, 1024, 64, 16}, {5, 3, 301, 4, 2}, {2, 33, 1, 8, 1},
+                  {4, 64, 64, 64, 1}, {7, 24, 500, 3, 3}};
     struct fused {
         int act;
         float slope;
@@ -2366,8 +2367,8 @@ void test_bn_stored(void)
                                                           mean_want.data(), inv_want.data(), dx_want.data(),
                                                           param_beta, dg_want.data(), db_want.data()));
                         check_stored(name + " dx", dx, sh.n, sh.c, sh.hw, dx_want);
-                        CHECK_ALLCLOSE((name + " dgamma").c_str(), dg_got.data(), dg_want.data(), c, 1e-5, 1e-5);
-                        CHECK_ALLCLOSE((name + " dbeta").c_str(), db_got.data(), db_want.data(), c, 1e-5, 1e-5);
+                        CHECK_ALLCLOSE((name + " dgamma").c_str(), dg_got.data(), dg_want.data(), c, 1e-4, 1e-4);
+                        CHECK_ALLCLOSE((name + " dbeta").c_str(), db_got.data(), db_want.data(), c, 1e-4, 1e-4);
                         if (param_beta != 0.0f)
                             continue;
                         /* deterministic: the same bits again */
@@ -2395,10 +2396,12 @@ void test_bn_stored(void)
                 }
     }
     /* the chunks, and what the launchers refuse */
-    CHECK_MSG(gan_cuda_bn_nhwc_chunks(64, 64, 1024, 1 << 16) == 128, "bn stored chunks [64, 64, 1024]: %zu",
-              gan_cuda_bn_nhwc_chunks(64, 64, 1024, 1 << 16)); /* 512 rows each: 256 blocks in 2 tiles */
-    CHECK_MSG(gan_cuda_bn_nhwc_chunks(64, 512, 16, 1 << 16) == 2, "bn stored chunks [64, 512, 16]: %zu",
-              gan_cuda_bn_nhwc_chunks(64, 512, 16, 1 << 16)); /* 1024 rows */
+    CHECK_MSG(gan_cuda_bn_nhwc_chunks(64, 64, 1024, 1 << 16) == 64, "bn stored chunks [64, 64, 1024]: %zu",
+              gan_cuda_bn_nhwc_chunks(64, 64, 1024, 1 << 16)); /* 1024 rows each: 128 blocks in 2 tiles */
+    CHECK_MSG(gan_cuda_bn_nhwc_chunks(64, 512, 16, 1 << 16) == 1, "bn stored chunks [64, 512, 16]: %zu",
+              gan_cuda_bn_nhwc_chunks(64, 512, 16, 1 << 16)); /* 1024 rows: one launch each way */
+    CHECK_MSG(gan_cuda_bn_nhwc_chunks(64, 256, 64, 1 << 16) == 4, "bn stored chunks [64, 256, 64]: %zu",
+              gan_cuda_bn_nhwc_chunks(64, 256, 64, 1 << 16));
     double scratch[8];
     uint16_t b[8] = {0};
     float f[8] = {0};

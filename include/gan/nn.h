@@ -164,6 +164,9 @@ float *gan_model_output(gan_model *model);
 /* How many of the model's edges (layer outputs) the plan stores BF16 NHWC (gan_storage; 0 on
  * every backend but CUDA in bf16). */
 int gan_model_stored_edges(const gan_model *model);
+/* Decides that storage (gan_model_plan does, once train.sync_bn and the logits output are set;
+ * the benchmarks call it on models they never plan). */
+void gan_model_plan_storage(gan_model *model);
 /* Backpropagates `grad_output` ([batch, output_shape]) through the last forward. With
  * `want_grad_input` the gradient with respect to the input lands in model->grad_input. */
 gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_grad_mode mode,

@@ -156,8 +156,12 @@ typedef enum op_kind {
     OP_BN_BACKWARD,
     OP_BN_ACT_FORWARD_TRAIN,
     OP_BN_ACT_BACKWARD,
+    OP_BN_STORED_FORWARD_TRAIN,
+    OP_BN_STORED_BACKWARD,
     OP_ACT_FORWARD,
     OP_ACT_BACKWARD,
+    OP_ACT_BF16_FORWARD,
+    OP_ACT_BF16_BACKWARD,
     OP_DROPOUT_FORWARD,
     OP_MULTIPLY,
     OP_BCE,
@@ -180,6 +184,8 @@ typedef struct op_call {
     gan_conv_pass other; /* conv grads: the pass beside the backward-filter; keep pass: the pass */
     void *keep;          /* keep pass: where the input's copy goes; conv grads: the kept copy (or NULL) */
     int keep_act;        /* keep pass: a gan_activation or GAN_CONV_NO_ACT */
+    gan_storage in_storage, out_storage; /* stored batch norm: x and dx, y, y_act and dy */
+    int stored_act;                      /* stored batch norm: a gan_activation or GAN_CONV_NO_ACT */
 } op_call;
 
 static gan_status op_run(gan_backend *be, const op_call *o)
@@ -219,6 +225,18 @@ static gan_status op_run(gan_backend *be, const op_call *o)
         /* x, act(y), dy at act(y), gamma, save mean, save invstd -> dx, dgamma, dbeta */
         return be->bn_act_backward(be, o->n, o->m, o->k, o->a, o->b, o->c, o->act, o->slope, o->d, o->e, o->f,
                                    o->out, 0.0f, o->out2, o->out3);
+    case OP_BN_STORED_FORWARD_TRAIN:
+        /* as OP_BN_ACT_FORWARD_TRAIN (act(y) -> out6 where stored_act is one), in their storages */
+        return be->bn_stored_forward_train(be, o->n, o->m, o->k, o->in_storage, o->a, o->b, o->c, 0.1f, 1e-5f, o->out,
+                                           o->out2, o->out3, o->out4, o->out_storage, o->out5, o->stored_act,
+                                           o->slope, o->out6);
+    case OP_BN_STORED_BACKWARD:
+        /* as OP_BN_ACT_BACKWARD (act(y) NULL without an activation), in their storages */
+        return be->bn_stored_backward(be, o->n, o->m, o->k, o->in_storage, o->a, o->out_storage, o->b, o->c,
+                                      o->stored_act, o->slope, o->d, o->e, o->f, o->out, 0.0f, o->out2, o->out3);
+    case OP_ACT_BF16_FORWARD: return be->activation_bf16_forward(be, o->act, o->slope, o->count, o->a, o->out);
+    case OP_ACT_BF16_BACKWARD:
+        return be->activation_bf16_backward(be, o->act, o->slope, o->count, o->a, o->b, o->c, o->out);
     case OP_ACT_FORWARD: return be->activation_forward(be, o->act, o->slope, o->count, o->a, o->out);
     case OP_ACT_BACKWARD: return be->activation_backward(be, o->act, o->slope, o->count, o->a, o->b, o->c, o->out);
     case OP_DROPOUT_FORWARD:
@@ -317,6 +335,25 @@ static void shape_text(char *out, size_t bytes, int n, gan_shape s)
 
 /* ---- the ops of one layer ------------------------------------------------------------------- */
 
+/* The storage of layer l's input in m (the layer before it's output; the model's input FP32). */
+static gan_storage input_storage(const gan_model *m, const gan_layer_info *l)
+{
+    gan_layer_info before;
+    if (l->position == 0 || gan_model_layer_info(m, l->position - 1, &before) != GAN_OK) {
+        gan_error_clear();
+        return GAN_STORAGE_F32_NCHW;
+    }
+    return before.storage;
+}
+
+/* " bf16" after a row's shape where a tensor of its ops is stored BF16 NHWC between layers. */
+static const char *stored_mark(gan_storage in, gan_storage out)
+{
+    return in == GAN_STORAGE_BF16_NHWC || out == GAN_STORAGE_BF16_NHWC ? " bf16" : "";
+}
+
+static size_t storage_bytes(gan_storage s) { return s == GAN_STORAGE_BF16_NHWC ? sizeof(uint16_t) : sizeof(float); }
+
 /* The layer after l in m, if there is one. */
 static bool layer_after(const gan_model *m, const gan_layer_info *l, gan_layer_info *next)
 {
@@ -346,6 +383,11 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
                                    const peaks *pk, iteration_ms *it)
 {
     gan_conv_geom g = bench_layer_conv_geom(l);
+    /* the edges training stores BF16 NHWC (gan_model_plan_storage): x and y, or for a transposed
+     * layer its output and input (the buffers below are large enough either way) */
+    gan_storage in = input_storage(m, l), out = l->storage;
+    g.x_storage = l->spec.kind == GAN_LAYER_CONVT ? out : in;
+    g.y_storage = l->spec.kind == GAN_LAYER_CONVT ? in : out;
     size_t x_count = (size_t)g.n * g.c_in * g.h_in * g.w_in, y_count = (size_t)g.n * g.c_out * g.h_out * g.w_out;
     size_t w_count = (size_t)g.c_out * g.c_in * g.k_h * g.k_w;
     buffers b = {.be = be};
@@ -374,8 +416,8 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(in_text, sizeof in_text, l->batch, l->in);
     shape_text(out_text, sizeof out_text, l->batch, l->out);
-    snprintf(shape, sizeof shape, "%s->%s k%ds%dp%d", in_text, out_text, l->spec.kernel, l->spec.stride,
-             l->spec.pad);
+    snprintf(shape, sizeof shape, "%s->%s k%ds%dp%d%s", in_text, out_text, l->spec.kernel, l->spec.stride,
+             l->spec.pad, stored_mark(in, out));
     double flops = bench_layer_pass_flops(l);
     /* conv: forward y = conv(x); backward-data dx from dy (= y's buffer); backward-filter dw.
      * convt: forward = backward-data of its convolution, backward-data = that forward. */
@@ -502,7 +544,10 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
     GAN_CHECK(b.status);
     char layer[16], shape[96], name[32];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
+    gan_storage in = input_storage(m, l), out = l->storage;
+    bool stored = in != GAN_STORAGE_F32_NCHW || out != GAN_STORAGE_F32_NCHW;
     shape_text(shape, sizeof shape, n, l->in);
+    strncat(shape, stored_mark(in, out), sizeof shape - strlen(shape) - 1);
     /* Where training runs the next layer's activation inside this batch norm, the fused ops count
      * in the iteration's total, and the plain ones (and the activation's own rows) do not. */
     gan_activation act;
@@ -515,6 +560,30 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
     op_call backward = {.kind = OP_BN_BACKWARD, .n = n, .m = c, .k = hw, .a = x, .b = dy, .c = gamma, .d = save_mean,
                         .e = save_invstd, .out = dx, .out2 = dgamma, .out3 = dbeta};
     double bytes = (double)count * sizeof(float);
+    if (stored) {
+        /* next to a stored edge training runs the stored batch norm (with its activation or none),
+         * in the rows' places: bytes as each tensor is stored (x and dx in, y, act(y), dy out) */
+        op_call stored_forward = {.kind = OP_BN_STORED_FORWARD_TRAIN, .n = n, .m = c, .k = hw, .a = x, .b = gamma,
+                                  .c = beta, .out = running_mean, .out2 = running_var, .out3 = save_mean,
+                                  .out4 = save_invstd, .out5 = y, .in_storage = in, .out_storage = out,
+                                  .stored_act = fused ? (int)act : GAN_CONV_NO_ACT, .slope = fused ? slope : 0.0f,
+                                  .out6 = fused ? y_act : NULL};
+        op_call stored_backward = {.kind = OP_BN_STORED_BACKWARD, .n = n, .m = c, .k = hw, .a = x,
+                                   .b = fused ? y_act : NULL, .c = dy, .d = gamma, .e = save_mean, .f = save_invstd,
+                                   .out = dx, .out2 = dgamma, .out3 = dbeta, .in_storage = in, .out_storage = out,
+                                  .stored_act = fused ? (int)act : GAN_CONV_NO_ACT, .slope = fused ? slope : 0.0f};
+        double in_bytes = (double)count * storage_bytes(in), out_bytes = (double)count * storage_bytes(out);
+        int forwards = passes_per_iteration(m, l, PASS_FORWARD);
+        snprintf(name, sizeof name, "bn%s%s fwd-train", fused ? "+" : "", fused ? act_name : "");
+        /* reads x, writes y (and act(y)) */
+        GAN_CHECK(report_op(be, &stored_forward, opt, pk, name, layer, shape, 0,
+                            in_bytes + (fused ? 2 : 1) * out_bytes, &it->bn, forwards));
+        snprintf(name, sizeof name, "bn%s%s bwd", fused ? "+" : "", fused ? act_name : "");
+        /* reads x, dy (and act(y)), writes dx */
+        GAN_CHECK(report_op(be, &stored_backward, opt, pk, name, layer, shape, 0,
+                            2 * in_bytes + (fused ? 2 : 1) * out_bytes, &it->bn, forwards));
+        goto cleanup;
+    }
     /* reads x, writes y */
     GAN_CHECK(report_op(be, &forward, opt, pk, "bn fwd-train", layer, shape, 0, 2 * bytes, &it->bn, calls));
     /* reads x and dy, writes dx */
@@ -556,7 +625,9 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
     char layer[16], shape[96], name[32];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(shape, sizeof shape, l->batch, l->in);
-    double bytes = (double)count * sizeof(float);
+    bool stored = l->storage == GAN_STORAGE_BF16_NHWC; /* its input too: model.c */
+    strncat(shape, stored_mark(l->storage, l->storage), sizeof shape - strlen(shape) - 1);
+    double bytes = (double)count * storage_bytes(l->storage);
     const char *kind = gan_layer_kind_name(l->spec.kind);
     if (l->spec.kind == GAN_LAYER_DROPOUT) {
         op_call forward = {.kind = OP_DROPOUT_FORWARD, .count = count, .p = l->spec.drop_p, .a = x, .out = mask,
@@ -570,10 +641,10 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
     } else {
         gan_activation act = GAN_ACT_SIGMOID; /* this branch: relu, lrelu, tanh, sigmoid */
         gan_layer_kind_activation(l->spec.kind, &act);
-        op_call forward = {.kind = OP_ACT_FORWARD, .act = act, .slope = l->spec.slope, .count = count, .a = x,
-                           .out = y};
-        op_call backward = {.kind = OP_ACT_BACKWARD, .act = act, .slope = l->spec.slope, .count = count,
-                            .a = x, .b = y, .c = dy, .out = dx};
+        op_call forward = {.kind = stored ? OP_ACT_BF16_FORWARD : OP_ACT_FORWARD, .act = act, .slope = l->spec.slope,
+                           .count = count, .a = x, .out = y};
+        op_call backward = {.kind = stored ? OP_ACT_BF16_BACKWARD : OP_ACT_BACKWARD, .act = act,
+                            .slope = l->spec.slope, .count = count, .a = x, .b = y, .c = dy, .out = dx};
         /* Training runs an activation fused into the batch norm before it (forward and backward)
          * or in the convolution before it (forward: its backward runs here) as part of that
          * layer's op: counted there. */
@@ -708,6 +779,8 @@ static gan_status bench_config(gan_backend *be, const char *config, int batch, c
     gan_status status = GAN_OK;
     GAN_CHECK(gan_model_create("G", cfg.generator, z_shape, batch, be, &g));
     GAN_CHECK(gan_model_create("D", cfg.discriminator, image, batch, be, &d));
+    gan_model_plan_storage(g); /* the edges training keeps BF16 NHWC: their rows run the stored ops */
+    gan_model_plan_storage(d);
     printf("\n== %s batch %d (%s) ==\n", cfg.name, batch, path);
     printf("%-18s %-6s %-44s %10s %10s %9s %8s %7s %4s  %s\n", "op", "layer", "shape", "best ms", "median ms",
            "GFLOP/s", "GB/s", "% peak", "x/it", "algorithm");

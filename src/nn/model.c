@@ -215,7 +215,7 @@ static bool backend_stores(const gan_backend *be)
  * not with train.sync_bn (its split batch norm is FP32 NCHW). An activation reads and writes its
  * two edges alike (elementwise; and a batch norm or convolution it is fused into writes both), so
  * where one of the two cannot be stored neither is. FP32 NCHW everywhere else. */
-static void plan_storage(gan_model *model)
+void gan_model_plan_storage(gan_model *model)
 {
     for (int i = 0; i < model->layer_count; i++)
         model->layers[i]->storage = GAN_STORAGE_F32_NCHW;
@@ -256,7 +256,7 @@ int gan_model_stored_edges(const gan_model *model)
 gan_status gan_model_plan(gan_model *model, gan_pool *pool)
 {
     bool grads = !model->inference_only;
-    plan_storage(model);
+    gan_model_plan_storage(model);
     if (grads) {
         size_t trainable = model->trainable_count ? model->trainable_count : 1;
         GAN_TRY(gan_pool_request_floats(pool, &model->weights, trainable, "weights"));
