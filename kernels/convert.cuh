@@ -165,6 +165,27 @@ __global__ void gan_f32_to_nhwc_pair_kernel(size_t first_blocks, size_t n1, size
                                   dst2);
 }
 
+/* Up to GAN_NHWC_LIST_MAX narrowings in one launch (a model's convolution weights, copied once per
+ * forward): tensor i gets blocks first_block[i] .. first_block[i + 1] - 1, as its own launch would
+ * (the pair kernel's split, over more tensors). Passed by value. */
+#define GAN_NHWC_LIST_MAX 8
+struct gan_nhwc_list {
+    size_t count;
+    size_t first_block[GAN_NHWC_LIST_MAX + 1];
+    size_t n[GAN_NHWC_LIST_MAX], c[GAN_NHWC_LIST_MAX], c_nhwc[GAN_NHWC_LIST_MAX], hw[GAN_NHWC_LIST_MAX];
+    const float *src[GAN_NHWC_LIST_MAX];
+    void *dst[GAN_NHWC_LIST_MAX];
+};
+template <typename T>
+__global__ void gan_f32_to_nhwc_list_kernel(gan_nhwc_list list)
+{
+    size_t i = 0;
+    while (i + 1 < list.count && blockIdx.x >= list.first_block[i + 1])
+        i++;
+    gan_f32_to_nhwc_blocks<T>(blockIdx.x - list.first_block[i], list.first_block[i + 1] - list.first_block[i],
+                              list.n[i], list.c[i], list.c_nhwc[i], list.hw[i], list.src[i], static_cast<T *>(list.dst[i]));
+}
+
 /* The widening's write of one element: *out = act(value) when beta == 0 (*out not read), else
  * beta * *out + act(value); `act` a gan_activation or GAN_FUSED_NONE (gan_act_or_none). Both the
  * product and the sum are rounded on their own: LeakyReLU's value is itself a product (x slope),

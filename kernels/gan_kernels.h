@@ -273,6 +273,10 @@ gan_status gan_cuda_f32_to_bf16_nhwc_pair(cudaStream_t cuda_stream, const gan_nh
                                           const gan_nhwc_copy *second);
 gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t cuda_stream, const gan_nhwc_copy *first,
                                          const gan_nhwc_copy *second);
+/* `count` narrowings to BF16 (a model's convolution weights into their KRSC copies, once per
+ * forward), eight per launch: the same bits as gan_cuda_f32_to_bf16_nhwc on each. A bad shape is
+ * GAN_ERR_ARG naming the tensor; tensors with nothing to write are skipped. */
+gan_status gan_cuda_f32_to_bf16_nhwc_list(cudaStream_t cuda_stream, int count, const gan_nhwc_copy *copies);
 /* dst [n, c, hw] (NCHW) = act(src [n, hw, c_nhwc] (NHWC, float)) for the first c channels when beta == 0 (dst
  * not read), else beta * dst + act(src) (product rounded on its own, as the bf16 widening). */
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,

@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 #endif
 #include <stdio.h>
+#include <string.h>
 
 #include "gan_kernels.h"
 
@@ -770,6 +771,33 @@ gan_status gan_cuda_f32_to_bf16_nhwc_pair(cudaStream_t cuda_stream, const gan_nh
                                           const gan_nhwc_copy *second)
 {
     return launch_narrow_pair<__nv_bfloat16>("f32_to_bf16_nhwc_pair", cuda_stream, first, second);
+}
+
+gan_status gan_cuda_f32_to_bf16_nhwc_list(cudaStream_t cuda_stream, int count, const gan_nhwc_copy *copies)
+{
+    const char *name = "f32_to_bf16_nhwc_list";
+    if (count < 0 || (count > 0 && !copies))
+        return gan_error(GAN_ERR_ARG, "%s: %d tensors", name, count);
+    for (int at = 0; at < count; at += GAN_NHWC_LIST_MAX) {
+        gan_nhwc_list list;
+        memset(&list, 0, sizeof list);
+        int part = count - at < GAN_NHWC_LIST_MAX ? count - at : GAN_NHWC_LIST_MAX;
+        for (int i = 0; i < part; i++) {
+            const gan_nhwc_copy *p = &copies[at + i];
+            char which[48];
+            snprintf(which, sizeof which, " of tensor %d", at + i);
+            GAN_TRY(check_convert_shape(name, which, p->n, p->c, p->c_nhwc, p->hw));
+            list.n[i] = (size_t)p->n, list.c[i] = (size_t)p->c, list.c_nhwc[i] = (size_t)p->c_nhwc;
+            list.hw[i] = (size_t)p->hw, list.src[i] = p->src, list.dst[i] = p->dst;
+            list.first_block[i + 1] = list.first_block[i] + convert_blocks(p->n, p->c, p->c_nhwc, p->hw, p->c_nhwc);
+        }
+        list.count = (size_t)part;
+        if (list.first_block[part] == 0)
+            continue;
+        GAN_TRY(launch(name, gan_f32_to_nhwc_list_kernel<__nv_bfloat16>, (unsigned)list.first_block[part],
+                       cuda_stream, list));
+    }
+    return GAN_OK;
 }
 
 gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t cuda_stream, const gan_nhwc_copy *first,

@@ -100,14 +100,15 @@ else
 fi
 # ... and with the tensors between layers BF16 NHWC (bf16's default): the rows of those layers run
 # the stored ops (their shapes marked bf16); only D's first layer, whose input is the FP32 image,
-# keeps a copy; the batch norms beside the whole-input layers mix the two storages
+# keeps a copy; the batch norms beside the whole-input layers mix the two storages; each model's
+# weight copies are one op per forward (G 1, D 3)
 if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 "$gan" bench ops --device cuda \
      --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 train.precision=bf16 \
      train.deterministic=false >"$work/bench-ops-stored.out" 2>&1; then
   bench_x_it "$work/bench-ops-stored.out" 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' \
     'conv fwd|D.2|3' 'conv grads|D.2|2' 'conv fwd kept|D.2|' 'bn+lrelu fwd-train|D.3|3' 'bn+lrelu bwd|D.3|3' \
     'bn+lrelu fwd-train|D.6|3' 'bn+relu fwd-train|G.1|1' 'convt fwd|G.3|1' 'convt grads|G.3|1' \
-    'convt fwd kept|G.3|' 'convt fwd+tanh|G.9|1'
+    'convt fwd kept|G.3|' 'convt fwd+tanh|G.9|1' 'conv weight copies|G|1' 'conv weight copies|D|3'
   bench_total "$work/bench-ops-stored.out"
   for row in 'conv fwd +D\.2 ' 'bn\+lrelu fwd-train +D\.3 ' 'bn\+relu fwd-train +G\.1 ' 'convt fwd +G\.3 '; do
     grep -qE "^$row.* bf16 " "$work/bench-ops-stored.out" && ok ||

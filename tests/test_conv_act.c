@@ -33,7 +33,7 @@ static int runs_multi_image, runs_one_image, negative_zero_outputs;
 
 static gan_conv_geom geom(int n, int ci, int hi, int wi, int co, int k, int s, int p)
 {
-    gan_conv_geom g = {n, ci, hi, wi, co, (hi + 2 * p - k) / s + 1, (wi + 2 * p - k) / s + 1, k, k, s, s, p, p, GAN_STORAGE_F32_NCHW, GAN_STORAGE_F32_NCHW};
+    gan_conv_geom g = {n, ci, hi, wi, co, (hi + 2 * p - k) / s + 1, (wi + 2 * p - k) / s + 1, k, k, s, s, p, p, GAN_STORAGE_F32_NCHW, GAN_STORAGE_F32_NCHW, GAN_STORAGE_F32_NCHW};
     return g;
 }
 

@@ -16,7 +16,7 @@ static gan_conv_geom geom_hw(int n, int ci, int hi, int wi, int co, int kh, int 
                              int ph, int pw)
 {
     gan_conv_geom g = {n, ci, hi, wi, co, (hi + 2 * ph - kh) / sh + 1, (wi + 2 * pw - kw) / sw + 1,
-                       kh, kw, sh, sw, ph, pw, GAN_STORAGE_F32_NCHW, GAN_STORAGE_F32_NCHW};
+                       kh, kw, sh, sw, ph, pw, GAN_STORAGE_F32_NCHW, GAN_STORAGE_F32_NCHW, GAN_STORAGE_F32_NCHW};
     return g;
 }
 

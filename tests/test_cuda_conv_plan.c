@@ -440,6 +440,21 @@ gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t s, const gan_nhwc_copy *fi
     return record_pair(TO_F32, first, second);
 }
 
+/* A model's weight copies: each recorded as a narrowing, the launch counted. */
+static int list_launches;
+gan_status gan_cuda_f32_to_bf16_nhwc_list(cudaStream_t s, int count, const gan_nhwc_copy *copies)
+{
+    for (int i = 0; i < count; i++) {
+        const gan_nhwc_copy *p = &copies[i];
+        if (conversion_count < 8)
+            conversions[conversion_count] =
+                (conversion){TO_BF16, p->n, p->c, p->c_nhwc, p->hw, p->src, p->dst, 0.0f, GAN_FUSED_NONE, 0.0f};
+        conversion_count++;
+    }
+    list_launches++;
+    return GAN_OK;
+}
+
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t s, int n, int c, int c_nhwc, int hw, const float *src, float beta,
                                     int act, float slope, float *dst)
 {
@@ -1517,6 +1532,36 @@ static void test_stored_tensors(void)
               text ? text : "(none)");
     free(text);
 
+    /* the layer's weight copy (bf16_storage): made once per forward for every layer (one launch),
+     * then read by the forward and backward-data in place of w's slot, which the backward-filter
+     * still writes dw into */
+    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == 0); /* bf16_storage off */
+    f.be.bf16_storage = true;
+    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == aw && gan_cuda_conv_weight_copy_bytes(&f.be, &K3S1) == aw);
+    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &WHOLE) == 0);
+    gan_conv_geom all = stored;
+    all.w_storage = GAN_STORAGE_BF16_NHWC;
+    char *copy = malloc(aw);
+    gan_conv_weight_copy wc = {&all, w, copy};
+    conversion_count = list_launches = 0;
+    CHECK_OK(gan_cuda_conv_weight_copies(&f.be, 1, &wc));
+    CHECK(list_launches == 1 && conversion_count == 1 && conversion_is(0, TO_BF16, sw, w, copy, 0.0f));
+    wc.g = &stored; /* a geometry that reads no copy */
+    CHECK_FAILS_WITH(gan_cuda_conv_weight_copies(&f.be, 1, &wc), GAN_ERR_ARG, "reads no weight copy");
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &all, GAN_CONV_PASSES_ALL);
+    CHECK_MSG(bytes == aw + 2048, "workspace %zu: w's slot stays, for dw", bytes);
+    ws = malloc(bytes);
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &all, x, (const float *)copy, y, ws));
+    CHECK(conversion_count == 0 && cudnn_log_count == 1 && r[0].x == x && r[0].w == copy && r[0].y == y);
+    CHECK_OK(gan_cuda_conv_backward_data(&f.be, &all, y, (const float *)copy, dx, ws));
+    CHECK(conversion_count == 0 && cudnn_log_count == 2 && r[1].w == copy && r[1].x == dx);
+    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &all, x, y, 1.0f, dw, ws));
+    CHECK(conversion_count == 1 && conversion_is(0, FROM_BF16, sw, ws, dw, 1.0f) && r[2].w == ws);
+    free(ws);
+    free(copy);
+    f.be.bf16_storage = false;
+
     /* refused */
     gan_conv_geom odd = K3S1, whole = WHOLE;
     odd.c_in = 12;
@@ -1528,6 +1573,10 @@ static void test_stored_tensors(void)
     open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
     CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &stored, x, w, y, NULL), GAN_ERR_ARG,
                      "x stored BF16 NHWC needs train.precision = bf16");
+    gan_conv_geom w_only = K3S1;
+    w_only.w_storage = GAN_STORAGE_BF16_NHWC;
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &w_only, x, w, y, NULL), GAN_ERR_ARG,
+                     "a weight copy (storage 1) needs train.precision = bf16");
     close_fake(&f);
 }
 

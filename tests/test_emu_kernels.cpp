@@ -83,6 +83,7 @@
 /* the BF16 precision mode's conversions */
 #define gan_cuda_f32_to_bf16_nhwc emu_gan_cuda_f32_to_bf16_nhwc
 #define gan_cuda_f32_to_bf16_nhwc_pair emu_gan_cuda_f32_to_bf16_nhwc_pair
+#define gan_cuda_f32_to_bf16_nhwc_list emu_gan_cuda_f32_to_bf16_nhwc_list
 #define gan_cuda_bf16_nhwc_to_f32 emu_gan_cuda_bf16_nhwc_to_f32
 /* the TF32 precision mode's float NHWC copies */
 #define gan_cuda_f32_to_f32_nhwc emu_gan_cuda_f32_to_f32_nhwc
@@ -2449,6 +2450,32 @@ void test_bn_stored(void)
     }
     CHECK_FAILS_WITH(gan_cuda_activation_forward_bf16(nullptr, (gan_activation)7, 0.0f, n, xb.data(), yb.data()),
                      GAN_ERR_ARG, "unknown activation 7");
+
+    /* a model's weight copies in one launch (eight per launch): the bits of one narrowing each, the
+     * image layers' padded channels +0; ten tensors, so two launches, one of them empty-shaped */
+    std::vector<gan_nhwc_copy> list;
+    std::vector<std::vector<float>> sources;
+    std::vector<std::vector<uint16_t>> got, want;
+    const int copy_shapes[10][4] = {{64, 3, 8, 16}, {128, 64, 64, 16}, {7, 5, 8, 9}, {1, 512, 512, 16}, {3, 1, 8, 4},
+                               {16, 16, 16, 1}, {0, 4, 8, 16}, {33, 8, 8, 25}, {2, 40, 40, 9}, {5, 3, 8, 16}};
+    for (int i = 0; i < 10; i++) {
+        const int *sh = copy_shapes[i];
+        size_t src_count = (size_t)sh[0] * sh[1] * sh[3], dst_count = (size_t)sh[0] * sh[2] * sh[3];
+        sources.push_back(random_floats(src_count ? src_count : 1, seed++, -1.0f, 1.0f));
+        got.emplace_back(dst_count + 1, 0x7fc1);
+        want.emplace_back(dst_count + 1, 0x7fc1);
+    }
+    for (int i = 0; i < 10; i++) {
+        const int *sh = copy_shapes[i];
+        list.push_back(gan_nhwc_copy{sh[0], sh[1], sh[2], sh[3], sources[i].data(), got[i].data()});
+        CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, sh[0], sh[1], sh[2], sh[3], sources[i].data(), want[i].data()));
+    }
+    CHECK_OK(gan_cuda_f32_to_bf16_nhwc_list(nullptr, (int)list.size(), list.data()));
+    for (int i = 0; i < 10; i++)
+        CHECK_MSG(got[i] == want[i], "weight copy list: tensor %d differs from its own narrowing", i);
+    list[9].c_nhwc = 2;
+    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc_list(nullptr, (int)list.size(), list.data()), GAN_ERR_ARG,
+                     "of tensor 9");
 }
 
 int main(void)

@@ -245,7 +245,7 @@ static void test_basic_conv(void)
               param_list(p, "pad", pad, 2) == 2);
         gan_conv_geom g = {shape[0], shape[1], shape[2], shape[3], c_out, (shape[2] + 2 * pad[0] - k[0]) / s + 1,
                            (shape[3] + 2 * pad[1] - k[1]) / s + 1, k[0], k[1], s, s, pad[0], pad[1], GAN_STORAGE_F32_NCHW,
-                           GAN_STORAGE_F32_NCHW};
+                           GAN_STORAGE_F32_NCHW, GAN_STORAGE_F32_NCHW};
         size_t per_output = (size_t)shape[1] * k[0] * k[1], out = (size_t)g.n * c_out * g.h_out * g.w_out;
         char key[128];
         snprintf(key, sizeof key, "%s.weight", name);

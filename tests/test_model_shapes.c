@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gan/backend.h"
+#include "gan/cuda_args.h"
 #include "gan/nn.h"
 #include "test_util.h"
 
@@ -346,9 +347,15 @@ static void odd_geometries(void)
  * train.sync_bn, at a view, at a layer with no stored ops (linear, dropout, a conv with a bias's
  * output), or with channels not in groups of 8. */
 static gan_status no_stored_op(void) { return gan_error(GAN_ERR_UNSUPPORTED, "planning only"); }
+/* a weight copy for every convolution but the whole-input ones, as the CUDA backend's in bf16 */
+static size_t some_copy_bytes(gan_backend *be, const gan_conv_geom *g)
+{
+    (void)be;
+    return gan_conv_is_whole_input(g) ? 0 : 256;
+}
 
 static int planned_storage(gan_backend *be, const char *layers, gan_shape in, bool logits, bool sync_bn,
-                           char *pattern)
+                           char *pattern, int *weight_copies)
 {
     gan_model *m = NULL;
     int stored = -1;
@@ -363,6 +370,7 @@ static int planned_storage(gan_backend *be, const char *layers, gan_shape in, bo
     gan_pool_init(&pool, be);
     CHECK_OK(gan_model_plan(m, &pool));
     stored = gan_model_stored_edges(m);
+    *weight_copies = m->weight_copies;
     int n = gan_model_layer_count(m);
     for (int i = 0; i < n; i++) {
         gan_layer_info info;
@@ -388,6 +396,8 @@ static void stored_edges(void)
     be.bn_stored_backward = (void *)no_stored_op;
     be.activation_bf16_forward = (void *)no_stored_op;
     be.activation_bf16_backward = (void *)no_stored_op;
+    be.conv_weight_copy_bytes = some_copy_bytes;
+    be.conv_weight_copies = (void *)no_stored_op;
     /* train.sync_bn's ops, so that a model may ask for it (planning calls none) */
     if (!be.allreduce_sum_f64)
         be.allreduce_sum_f64 = (void *)no_stored_op;
@@ -396,33 +406,38 @@ static void stored_edges(void)
         gan_shape in;
         bool logits, sync_bn, flag;
         const char *want; /* per layer: b = its output stored BF16 NHWC */
+        int weight_copies; /* the convolutions reading a weight copy: all but whole-input ones */
     } cases[] = {
         /* G: convt bn relu (x4), convt tanh */
         {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu convt(128,4,2,1) bn relu convt(64,4,2,1) bn relu "
-         "convt(3,4,2,1) tanh", {100, 1, 1}, false, false, true, ".bbbbbbbbbbb.."},
+         "convt(3,4,2,1) tanh", {100, 1, 1}, false, false, true, ".bbbbbbbbbbb..", 4},
         /* D with logits: conv lrelu, (conv bn lrelu) x3, conv (the sigmoid not run) */
         {"conv(64,4,2,1) lrelu(0.2) conv(128,4,2,1) bn lrelu(0.2) conv(256,4,2,1) bn lrelu(0.2) conv(512,4,2,1) bn "
-         "lrelu(0.2) conv(1,4,1,0) sigmoid", {3, 64, 64}, true, false, true, "bbbbbbbbb...."},
-        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, false, false, "......"},
-        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, true, true, "......"},
+         "lrelu(0.2) conv(1,4,1,0) sigmoid", {3, 64, 64}, true, false, true, "bbbbbbbbb....", 4},
+        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, false, false, "......", 1},
+        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, true, true, "......", 1},
         /* a flatten between: the conv's output is read in NCHW order */
-        {"conv(16,3,1,1) bn relu flatten linear(8)", {8, 4, 4}, false, false, true, "b..."},
+        {"conv(16,3,1,1) bn relu flatten linear(8)", {8, 4, 4}, false, false, true, "b...", 1},
         /* a conv with a bias: its output goes through bias_forward (FP32 NCHW) */
-        {"conv(16,3,1,1) conv(16,3,1,1,bias) bn relu conv(16,3,1,1)", {8, 4, 4}, false, false, true, "b.bb."},
+        {"conv(16,3,1,1) conv(16,3,1,1,bias) bn relu conv(16,3,1,1)", {8, 4, 4}, false, false, true, "b.bb.", 3},
         /* 12 channels: not in groups of 8 */
-        {"conv(12,3,1,1) bn relu conv(16,3,1,1) bn relu conv(8,3,1,1)", {8, 4, 4}, false, false, true, "...bbb."},
+        {"conv(12,3,1,1) bn relu conv(16,3,1,1) bn relu conv(8,3,1,1)", {8, 4, 4}, false, false, true, "...bbb.", 3},
         /* dropout between: no stored ops, and the relu before it keeps both its edges */
-        {"conv(16,3,1,1) bn relu dropout(0.5) conv(16,3,1,1)", {8, 4, 4}, false, false, true, "b...."},
+        {"conv(16,3,1,1) bn relu dropout(0.5) conv(16,3,1,1)", {8, 4, 4}, false, false, true, "b....", 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         be.bf16_storage = cases[i].flag;
         char got[64];
-        int stored = planned_storage(&be, cases[i].layers, cases[i].in, cases[i].logits, cases[i].sync_bn, got);
+        int copies = -1;
+        int stored = planned_storage(&be, cases[i].layers, cases[i].in, cases[i].logits, cases[i].sync_bn, got,
+                                     &copies);
         int want_count = 0;
         for (const char *c = cases[i].want; *c; c++)
             want_count += *c == 'b';
         CHECK_MSG(!strcmp(got, cases[i].want) && stored == want_count, "'%s': stored %s (%d), want %s",
                   cases[i].layers, got, stored, cases[i].want);
+        CHECK_MSG(copies == cases[i].weight_copies, "'%s': %d weight copies, want %d", cases[i].layers, copies,
+                  cases[i].weight_copies);
     }
     cpu->destroy(cpu);
 }

@@ -40,8 +40,10 @@ typedef struct gan_conv_geom {
     int pad_h, pad_w;
     /* How x (and dx) and y (and dy) are stored: FP32 NCHW (0, the default) unless a model's edge
      * says otherwise (CUDA in bf16 only; every other backend and form refuses BF16 NHWC). Not part
-     * of the shape: gan_conv_geom_equal ignores them. */
-    gan_storage x_storage, y_storage;
+     * of the shape: gan_conv_geom_equal ignores them. w_storage BF16 NHWC: the forward and
+     * backward-data read w from the layer's BF16 KRSC copy (conv_weight_copies), given as w; the
+     * weight gradient stays FP32. */
+    gan_storage x_storage, y_storage, w_storage;
 } gan_conv_geom;
 
 /* Whether a and b are the same shape (their storage aside). */
@@ -52,6 +54,13 @@ static inline bool gan_conv_geom_equal(const gan_conv_geom *a, const gan_conv_ge
            a->k_h == b->k_h && a->k_w == b->k_w && a->stride_h == b->stride_h &&
            a->stride_w == b->stride_w && a->pad_h == b->pad_h && a->pad_w == b->pad_w;
 }
+
+/* One convolution's weight copy (conv_weight_copies): g's FP32 weights w into `copy`. */
+typedef struct gan_conv_weight_copy {
+    const gan_conv_geom *g;
+    const float *w;
+    void *copy;
+} gan_conv_weight_copy;
 
 /* The three calls of a convolution geometry. */
 typedef enum gan_conv_pass {
@@ -230,6 +239,15 @@ struct gan_backend {
      * conv_backward_data_act apply it, its copy of `in` made into `keep` (conv_keep_bytes of it)
      * and left there for conv_grads; the same bits as the plain pass. */
     size_t (*conv_keep_bytes)(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass);
+    /* Optional (CUDA with bf16_storage; NULL elsewhere): a layer's weights in the layout its passes
+     * read (BF16 KRSC), copied once per model forward for all its convolutions in one launch
+     * (conv_weight_copies, each copy conv_weight_copy_bytes of its g, 0 where there is none) and
+     * read by the forward and backward-data of g with w_storage BF16 NHWC, the copy given as w,
+     * instead of copying w at each pass. The copy must be made after the weights last changed
+     * (src/nn/model.c makes them at the start of every forward; the backward that follows reads
+     * them: the weights only change after it). */
+    size_t (*conv_weight_copy_bytes)(gan_backend *be, const gan_conv_geom *g);
+    gan_status (*conv_weight_copies)(gan_backend *be, int count, const gan_conv_weight_copy *copies);
     gan_status (*conv_keep_pass)(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, const float *in,
                                  const float *w, int act, float slope, float *out, void *keep, void *workspace);
     /* y[n, c, hw] += bias[c] */

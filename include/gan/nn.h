@@ -112,6 +112,7 @@ struct gan_model {
     float *grad_input;           /* [batch, input] gradient with respect to the input */
     void *workspace;             /* [workspace_bytes] shared by the convolutions */
     size_t workspace_bytes;
+    int weight_copies;           /* convolutions reading a weight copy made at each forward (planned) */
 
     /* Set before gan_model_plan: the model only runs forward and takes its weights from another
      * model (gan_model_share_weights), so no weights, gradients or Adam state are planned. */

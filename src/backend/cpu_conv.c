@@ -99,7 +99,8 @@ static const char *geom_problem(const gan_conv_geom *g)
         g->w_out < 1 || g->k_h < 1 || g->k_w < 1 || g->stride_h < 1 || g->stride_w < 1 ||
         g->pad_h < 0 || g->pad_w < 0)
         return "impossible geometry (sizes, kernel and stride must be >= 1, padding >= 0)";
-    if (g->x_storage != GAN_STORAGE_F32_NCHW || g->y_storage != GAN_STORAGE_F32_NCHW)
+    if (g->x_storage != GAN_STORAGE_F32_NCHW || g->y_storage != GAN_STORAGE_F32_NCHW ||
+        g->w_storage != GAN_STORAGE_F32_NCHW)
         return "the CPU backend keeps every tensor FP32 NCHW (BF16 NHWC storage is CUDA's, in bf16)";
     if (((long long)g->h_in + 2LL * g->pad_h - g->k_h) / g->stride_h + 1 != g->h_out ||
         ((long long)g->w_in + 2LL * g->pad_w - g->k_w) / g->stride_w + 1 != g->w_out)

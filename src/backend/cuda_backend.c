@@ -721,6 +721,8 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .conv_grads = gan_cuda_conv_grads,
         .conv_keep_bytes = gan_cuda_conv_keep_bytes,
         .conv_keep_pass = gan_cuda_conv_keep_pass,
+        .conv_weight_copy_bytes = gan_cuda_conv_weight_copy_bytes,
+        .conv_weight_copies = gan_cuda_conv_weight_copies,
         .bias_forward = cuda_bias_forward,
         .bias_backward = cuda_bias_backward,
         .bn_forward_train = cuda_bn_forward_train,

@@ -89,13 +89,15 @@ _Static_assert(2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT <= MAX_CANDIDATES &&
 /* Whether a plan of geometry a serves a call of b: the same shape and the same storage. */
 static bool same_plan_geom(const gan_conv_geom *a, const gan_conv_geom *b)
 {
-    return gan_conv_geom_equal(a, b) && a->x_storage == b->x_storage && a->y_storage == b->y_storage;
+    return gan_conv_geom_equal(a, b) && a->x_storage == b->x_storage && a->y_storage == b->y_storage &&
+           a->w_storage == b->w_storage;
 }
 
-/* Whether g keeps x or y in BF16 NHWC (a plan of it takes cuDNN's NHWC passes only). */
+/* Whether g keeps x, y or w's copy in BF16 NHWC (a plan of it takes cuDNN's NHWC passes only). */
 static bool stores_any(const gan_conv_geom *g)
 {
-    return g->x_storage == GAN_STORAGE_BF16_NHWC || g->y_storage == GAN_STORAGE_BF16_NHWC;
+    return g->x_storage == GAN_STORAGE_BF16_NHWC || g->y_storage == GAN_STORAGE_BF16_NHWC ||
+           g->w_storage == GAN_STORAGE_BF16_NHWC;
 }
 
 static int algo_count(gan_conv_pass pass)
@@ -524,6 +526,9 @@ static void bind_stored(nhwc_copies *c, const gan_conv_geom *g, gan_conv_pass pa
         c->x = x;
     if (g->y_storage == GAN_STORAGE_BF16_NHWC)
         c->y = y;
+    /* the layer's weight copy (forward b, backward-data a); a backward-filter writes dw into its slot */
+    if (g->w_storage == GAN_STORAGE_BF16_NHWC && pass != GAN_CONV_BACKWARD_FILTER)
+        c->w = (void *)(pass == GAN_CONV_FORWARD ? b : a);
 }
 
 /* One tensor of copies_in: src (FP32 NCHW) of shape s into its NHWC copy dst. */
@@ -1111,6 +1116,10 @@ static bool all_stored(const gan_cuda_impl *impl, const gan_conv_geom *g, unsign
  * (no padding to add). */
 static gan_status check_storage(const gan_cuda_impl *impl, const gan_conv_geom *g)
 {
+    if (g->w_storage != GAN_STORAGE_F32_NCHW &&
+        (g->w_storage != GAN_STORAGE_BF16_NHWC || impl->precision != GAN_PRECISION_BF16))
+        return gan_error(GAN_ERR_ARG, "convolution: a weight copy (storage %d) needs train.precision = bf16 (this "
+                                      "backend runs %s)", (int)g->w_storage, gan_precision_name(impl->precision));
     const gan_storage s[2] = {g->x_storage, g->y_storage};
     const int channels[2] = {g->c_in, g->c_out};
     for (int i = 0; i < 2; i++) {
@@ -1499,6 +1508,36 @@ gan_status gan_cuda_conv_keep_pass(gan_backend *be, const gan_conv_geom *g, gan_
     if (pass == GAN_CONV_FORWARD)
         return cudnn_run_kept(impl, plan, pass, in, w, 0.0f, act, slope, out, workspace, k);
     return cudnn_run_kept(impl, plan, pass, w, in, 0.0f, act, slope, out, workspace, k);
+}
+
+/* ---- weight copies, once per model forward --------------------------------------------------- */
+
+/* The op table's conv_weight_copy_bytes: w's BF16 KRSC copy (input channels padded as the NHWC
+ * passes pad them) where the passes are cuDNN's in bf16 with stored tensors (bf16_storage); 0 for
+ * a whole-input GEMM or elsewhere. */
+size_t gan_cuda_conv_weight_copy_bytes(gan_backend *be, const gan_conv_geom *g)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    if (impl->precision != GAN_PRECISION_BF16 || !be->bf16_storage || gan_conv_is_whole_input(g))
+        return 0;
+    return align256(copy_count(w_shape(impl, g)) * sizeof(uint16_t));
+}
+
+/* The op table's conv_weight_copies: every copy in one launch (eight per launch). */
+gan_status gan_cuda_conv_weight_copies(gan_backend *be, int count, const gan_conv_weight_copy *copies)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    enum { MOST = 64 };
+    gan_nhwc_copy list[MOST];
+    if (count < 0 || count > MOST)
+        return gan_error(GAN_ERR_ARG, "conv weight copies: %d at once (at most %d)", count, MOST);
+    for (int i = 0; i < count; i++) {
+        const gan_conv_geom *g = copies[i].g;
+        if (g->w_storage != GAN_STORAGE_BF16_NHWC || !copies[i].copy || gan_cuda_conv_weight_copy_bytes(be, g) == 0)
+            return gan_error(GAN_ERR_ARG, "conv weight copies: convolution %d reads no weight copy here", i);
+        list[i] = nhwc_copy_of(w_shape(impl, g), copies[i].w, copies[i].copy);
+    }
+    return gan_cuda_f32_to_bf16_nhwc_list(impl->stream, count, list);
 }
 
 /* ---- the choices, in and out ----------------------------------------------------------- */

@@ -187,6 +187,8 @@ gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const fl
 size_t gan_cuda_conv_keep_bytes(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass);
 gan_status gan_cuda_conv_keep_pass(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, const float *in,
                                    const float *w, int act, float slope, float *out, void *keep, void *workspace);
+size_t gan_cuda_conv_weight_copy_bytes(gan_backend *be, const gan_conv_geom *g);
+gan_status gan_cuda_conv_weight_copies(gan_backend *be, int count, const gan_conv_weight_copy *copies);
 /* Forgets every plan and choice (when the backend is destroyed). */
 void gan_cuda_conv_plans_clear(gan_cuda_impl *impl);
 gan_status gan_cuda_conv_choices_export(gan_backend *be, char **text);

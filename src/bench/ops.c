@@ -16,6 +16,11 @@
  *     training fuses the ReLU/LeakyReLU after it (the backend has bn_act_*), both fused ops;
  *   relu, lrelu, tanh, sigmoid (D's last layer: fused into the loss in training), dropout:
  *     forward and backward;
+ * where training keeps a layer's input or output BF16 NHWC between layers (CUDA in bf16:
+ * gan_model_plan_storage), its rows run the ops on that storage (the shape marked "bf16": the stored
+ * batch norm, the BF16 activations, convolutions with stored x and y), and where its passes read a
+ * weight copy made once per forward, they read one too, and each model gets a "conv weight copies"
+ * row (all its copies in one op: once per forward);
  * then BCE from logits at the batch size and one Adam step over each network's parameters.
  * The iteration's total counts each op as often as training runs it (the x/it column): a fused
  * or kept form in place of the plain ops, which get 0.
@@ -151,6 +156,7 @@ typedef enum op_kind {
     OP_CONV_BACKWARD_DATA_ACT,
     OP_CONV_GRADS,
     OP_CONV_KEEP_PASS,
+    OP_CONV_WEIGHT_COPIES,
     OP_GEMM,
     OP_BN_FORWARD_TRAIN,
     OP_BN_BACKWARD,
@@ -186,6 +192,7 @@ typedef struct op_call {
     int keep_act;        /* keep pass: a gan_activation or GAN_CONV_NO_ACT */
     gan_storage in_storage, out_storage; /* stored batch norm: x and dx, y, y_act and dy */
     int stored_act;                      /* stored batch norm: a gan_activation or GAN_CONV_NO_ACT */
+    const gan_conv_weight_copy *copies;  /* weight copies: `count` of them */
 } op_call;
 
 static gan_status op_run(gan_backend *be, const op_call *o)
@@ -207,6 +214,7 @@ static gan_status op_run(gan_backend *be, const op_call *o)
         /* in, w -> out (the pass `other`), in's copy into keep */
         return be->conv_keep_pass(be, &o->geom, o->other, o->a, o->b, o->keep_act, o->slope, o->out, o->keep,
                                   o->workspace);
+    case OP_CONV_WEIGHT_COPIES: return be->conv_weight_copies(be, (int)o->count, o->copies);
     case OP_GEMM:
         return be->gemm(be, o->trans_a, o->trans_b, o->m, o->n, o->k, 1.0f, o->a, o->lda, o->b, o->ldb, 0.0f,
                         o->out, o->ldc);
@@ -401,6 +409,14 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     float *y2 = NULL; /* a transposed convolution's dx beside the dy it is computed from (conv grads) */
     if (l->spec.kind == GAN_LAYER_CONVT)
         buffer_floats(&b, y_count, 0.0f, 0.0f, &y2);
+    /* Where training's passes read a weight copy made once per forward (the model's weight copies
+     * row), these do too: the copy made here once, w then the copy. */
+    size_t copy_bytes = be->conv_weight_copy_bytes && be->conv_weight_copies ? be->conv_weight_copy_bytes(be, &g) : 0;
+    void *w_copy = NULL;
+    if (copy_bytes) {
+        g.w_storage = GAN_STORAGE_BF16_NHWC;
+        buffer_bytes(&b, copy_bytes, &w_copy);
+    }
     buffer_bytes(&b, be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL), &ws);
     bool convt = l->spec.kind == GAN_LAYER_CONVT;
     /* Where the backend keeps the layer's forward input's copy for its backward-filter
@@ -412,6 +428,11 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
         buffer_bytes(&b, keep_bytes, &keep);
     gan_status status = GAN_OK;
     GAN_CHECK(b.status);
+    if (w_copy) {
+        gan_conv_weight_copy wc = {&g, w, w_copy};
+        GAN_CHECK(be->conv_weight_copies(be, 1, &wc));
+        w = w_copy;
+    }
     char layer[16], shape[96], in_text[40], out_text[40];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(in_text, sizeof in_text, l->batch, l->in);
@@ -663,9 +684,58 @@ cleanup:
     return status;
 }
 
+/* The model's weight copies at the start of each forward (conv_weight_copies: every convolution
+ * whose passes read one, one op), where the backend makes them. */
+static gan_status bench_weight_copies(gan_backend *be, const gan_model *m, const ops_options *opt, const peaks *pk,
+                                      iteration_ms *it)
+{
+    enum { MOST = 32 };
+    gan_conv_geom geoms[MOST];
+    gan_conv_weight_copy copies[MOST];
+    buffers b = {.be = be};
+    int n = 0;
+    size_t weights = 0;
+    for (int i = 0; i < gan_model_layer_count(m) && n < MOST && b.count + 2 <= MAX_BUFFERS; i++) {
+        gan_layer_info l;
+        GAN_TRY(gan_model_layer_info(m, i, &l));
+        if (l.spec.kind != GAN_LAYER_CONV && l.spec.kind != GAN_LAYER_CONVT)
+            continue;
+        geoms[n] = bench_layer_conv_geom(&l);
+        gan_storage in = input_storage(m, &l);
+        geoms[n].x_storage = l.spec.kind == GAN_LAYER_CONVT ? l.storage : in;
+        geoms[n].y_storage = l.spec.kind == GAN_LAYER_CONVT ? in : l.storage;
+        size_t bytes = be->conv_weight_copy_bytes(be, &geoms[n]);
+        if (!bytes)
+            continue;
+        geoms[n].w_storage = GAN_STORAGE_BF16_NHWC;
+        size_t count = (size_t)geoms[n].c_out * geoms[n].c_in * geoms[n].k_h * geoms[n].k_w;
+        float *w = NULL;
+        void *copy = NULL;
+        buffer_floats(&b, count, 0.0f, 0.02f, &w);
+        buffer_bytes(&b, bytes, &copy);
+        copies[n] = (gan_conv_weight_copy){&geoms[n], w, copy};
+        weights += count;
+        n++;
+    }
+    gan_status status = b.status;
+    if (status == GAN_OK && n) {
+        char layer[16], shape[96];
+        snprintf(layer, sizeof layer, "%s", m->name);
+        snprintf(shape, sizeof shape, "%d convolutions, %zu weights", n, weights);
+        op_call o = {.kind = OP_CONV_WEIGHT_COPIES, .count = (size_t)n, .copies = copies};
+        /* reads the FP32 weights, writes their BF16 copies; once per forward */
+        status = report_op(be, &o, opt, pk, "conv weight copies", layer, shape, 0, (double)weights * 6, &it->conv,
+                           m->name[0] == 'D' ? 3 : 1);
+    }
+    buffers_free(&b);
+    return status;
+}
+
 static gan_status bench_model(gan_backend *be, const gan_model *m, const ops_options *opt, const peaks *pk,
                               iteration_ms *it)
 {
+    if (opt->want_conv && be->conv_weight_copy_bytes && be->conv_weight_copies)
+        GAN_TRY(bench_weight_copies(be, m, opt, pk, it));
     for (int i = 0; i < gan_model_layer_count(m); i++) {
         gan_layer_info layer;
         GAN_TRY(gan_model_layer_info(m, i, &layer));

@@ -79,6 +79,11 @@ static unsigned conv_stored_edges(const gan_layer *layer)
     return gan_conv_layer_stored_edges(layer, &((const conv_layer *)layer)->conv);
 }
 
+static bool conv_weight_copy(gan_layer *layer, gan_model *model, gan_conv_weight_copy *out)
+{
+    return gan_conv_layer_weight_copy(layer, model, &((conv_layer *)layer)->conv, out);
+}
+
 static const gan_layer_vtable conv_vtable = {
     .infer_shape = conv_infer_shape,
     .declare_params = conv_declare_params,
@@ -88,6 +93,7 @@ static const gan_layer_vtable conv_vtable = {
     .backward = conv_backward,
     .init_weights = conv_init_weights,
     .stored_edges = conv_stored_edges,
+    .weight_copy = conv_weight_copy,
 };
 
 gan_layer *gan_conv_layer_new(const gan_layer_spec *spec)

@@ -20,8 +20,31 @@ gan_status gan_conv_layer_plan(gan_layer *layer, gan_conv_state *c, gan_model *m
     bool transposed = c->pass == GAN_CONV_BACKWARD_DATA;
     c->geom.x_storage = transposed ? out : in;
     c->geom.y_storage = transposed ? in : out;
+    c->geom.w_storage = GAN_STORAGE_F32_NCHW;
+    /* the weights as the passes read them, copied at each forward (model.c), where the backend
+     * keeps such copies */
+    size_t w_bytes = be->conv_weight_copy_bytes && be->conv_weight_copies ? be->conv_weight_copy_bytes(be, &c->geom) : 0;
+    if (w_bytes) {
+        GAN_TRY(gan_pool_request_bytes(pool, &c->w_copy, w_bytes, "conv weight copies"));
+        c->geom.w_storage = GAN_STORAGE_BF16_NHWC;
+        model->weight_copies++;
+    }
     size_t bytes = model->inference_only || !be->conv_keep_bytes ? 0 : be->conv_keep_bytes(be, &c->geom, c->pass);
     return bytes ? gan_pool_request_bytes(pool, &c->keep, bytes, "conv kept copies") : GAN_OK;
+}
+
+bool gan_conv_layer_weight_copy(gan_layer *layer, gan_model *model, gan_conv_state *c, gan_conv_weight_copy *out)
+{
+    if (!c->w_copy)
+        return false;
+    *out = (gan_conv_weight_copy){&c->geom, gan_layer_param(model, layer->weight_param)->value, c->w_copy};
+    return true;
+}
+
+/* The weights a pass reads: the copy made at this forward, or the FP32 ones. */
+static const float *pass_weights(gan_layer *layer, gan_model *model, const gan_conv_state *c)
+{
+    return c->w_copy ? (const float *)c->w_copy : gan_layer_param(model, layer->weight_param)->value;
 }
 
 size_t gan_conv_layer_workspace_bytes(const gan_conv_state *c, gan_model *model)
@@ -34,25 +57,25 @@ gan_status gan_conv_layer_forward(gan_layer *layer, gan_model *model, gan_conv_s
                                   bool training)
 {
     gan_backend *be = model->backend;
-    const gan_param *w = gan_layer_param(model, layer->weight_param);
+    const float *w = pass_weights(layer, model, c);
     /* with an epilogue, the activation's output, written on the way out (no bias: model.c) */
     const gan_layer *act = gan_layer_epilogue(layer, model);
     float *out = act ? act->output : y;
     c->kept_from = training && c->keep ? x : NULL;
     if (c->kept_from) /* x's copy left in keep for the backward-filter */
-        GAN_TRY(be->conv_keep_pass(be, &c->geom, c->pass, x, w->value,
+        GAN_TRY(be->conv_keep_pass(be, &c->geom, c->pass, x, w,
                                    act ? (int)gan_layer_activation_kind(act) : GAN_CONV_NO_ACT,
                                    act ? act->spec.slope : 0.0f, out, c->keep, model->workspace));
     else if (act && c->pass == GAN_CONV_FORWARD)
-        GAN_TRY(be->conv_forward_act(be, &c->geom, x, w->value, gan_layer_activation_kind(act), act->spec.slope, out,
+        GAN_TRY(be->conv_forward_act(be, &c->geom, x, w, gan_layer_activation_kind(act), act->spec.slope, out,
                                      model->workspace));
     else if (act)
-        GAN_TRY(be->conv_backward_data_act(be, &c->geom, x, w->value, gan_layer_activation_kind(act),
+        GAN_TRY(be->conv_backward_data_act(be, &c->geom, x, w, gan_layer_activation_kind(act),
                                            act->spec.slope, out, model->workspace));
     else if (c->pass == GAN_CONV_FORWARD)
-        GAN_TRY(be->conv_forward(be, &c->geom, x, w->value, out, model->workspace));
+        GAN_TRY(be->conv_forward(be, &c->geom, x, w, out, model->workspace));
     else
-        GAN_TRY(be->conv_backward_data(be, &c->geom, x, w->value, out, model->workspace));
+        GAN_TRY(be->conv_backward_data(be, &c->geom, x, w, out, model->workspace));
     if (!act && layer->bias_param >= 0)
         GAN_TRY(be->bias_forward(be, model->batch, layer->out.c, layer->out.h * layer->out.w,
                                  gan_layer_param(model, layer->bias_param)->value, y));
@@ -63,7 +86,8 @@ gan_status gan_conv_layer_backward(gan_layer *layer, gan_model *model, gan_conv_
                                    const float *dy, float *dx, gan_grad_mode mode)
 {
     gan_backend *be = model->backend;
-    const gan_param *w = gan_layer_param(model, layer->weight_param);
+    const float *w = pass_weights(layer, model, c);
+    float *dw = gan_layer_param(model, layer->weight_param)->grad;
     bool transposed = c->pass == GAN_CONV_BACKWARD_DATA;
     /* g's x and dy, and the pass that makes the layer's dx */
     const float *conv_x = transposed ? dy : x, *conv_dy = transposed ? x : dy;
@@ -77,13 +101,13 @@ gan_status gan_conv_layer_backward(gan_layer *layer, gan_model *model, gan_conv_
          * x if it was kept from this x; no dx wanted: the backward-filter alone, on that copy */
         const void *kept = c->kept_from == x ? c->keep : NULL;
         if ((dx || kept) && be->conv_grads)
-            return be->conv_grads(be, &c->geom, conv_x, conv_dy, beta, w->grad, other, w->value, dx, kept,
+            return be->conv_grads(be, &c->geom, conv_x, conv_dy, beta, dw, other, w, dx, kept,
                                   model->workspace);
-        GAN_TRY(be->conv_backward_filter(be, &c->geom, conv_x, conv_dy, beta, w->grad, model->workspace));
+        GAN_TRY(be->conv_backward_filter(be, &c->geom, conv_x, conv_dy, beta, dw, model->workspace));
     }
     if (dx && transposed)
-        return be->conv_forward(be, &c->geom, conv_x, w->value, dx, model->workspace);
+        return be->conv_forward(be, &c->geom, conv_x, w, dx, model->workspace);
     if (dx)
-        return be->conv_backward_data(be, &c->geom, conv_dy, w->value, dx, model->workspace);
+        return be->conv_backward_data(be, &c->geom, conv_dy, w, dx, model->workspace);
     return GAN_OK;
 }

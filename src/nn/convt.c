@@ -90,6 +90,11 @@ static unsigned convt_stored_edges(const gan_layer *layer)
     return gan_conv_layer_stored_edges(layer, &((const convt_layer *)layer)->conv);
 }
 
+static bool convt_weight_copy(gan_layer *layer, gan_model *model, gan_conv_weight_copy *out)
+{
+    return gan_conv_layer_weight_copy(layer, model, &((convt_layer *)layer)->conv, out);
+}
+
 static const gan_layer_vtable convt_vtable = {
     .infer_shape = convt_infer_shape,
     .declare_params = convt_declare_params,
@@ -99,6 +104,7 @@ static const gan_layer_vtable convt_vtable = {
     .backward = convt_backward,
     .init_weights = convt_init_weights,
     .stored_edges = convt_stored_edges,
+    .weight_copy = convt_weight_copy,
 };
 
 gan_layer *gan_convt_layer_new(const gan_layer_spec *spec)

@@ -25,6 +25,9 @@ typedef struct gan_layer_vtable {
      * keeps such edges (gan_backend.bf16_storage): GAN_EDGE_IN, GAN_EDGE_OUT, both, or 0 (NULL:
      * neither). The model decides (model.c: plan_storage). */
     unsigned (*stored_edges)(const gan_layer *layer);
+    /* The weight copy the layer's passes read (conv_weight_copies), made by the model at the start
+     * of each forward for all its layers in one op: true and *out where the layer has one. */
+    bool (*weight_copy)(gan_layer *layer, gan_model *model, gan_conv_weight_copy *out);
 } gan_layer_vtable;
 
 enum { GAN_EDGE_IN = 1u, GAN_EDGE_OUT = 2u };
@@ -96,12 +99,15 @@ typedef struct gan_conv_state {
     gan_conv_pass pass; /* the layer's forward: GAN_CONV_FORWARD or GAN_CONV_BACKWARD_DATA */
     void *keep;
     const float *kept_from;
+    void *w_copy; /* the weights as its passes read them (conv_weight_copy_bytes), NULL for none */
 } gan_conv_state;
 /* g's storage from the layer's edges, and the kept buffer, requested from the pool (plan) */
 gan_status gan_conv_layer_plan(gan_layer *layer, gan_conv_state *c, gan_model *model, gan_pool *pool);
 /* the edges a convolution takes stored: none for a whole-input kernel (a GEMM on FP32 NCHW), not its
  * output with a bias (bias_forward is FP32 NCHW) */
 unsigned gan_conv_layer_stored_edges(const gan_layer *layer, const gan_conv_state *c);
+/* its weight copy, for the model's conv_weight_copies (false: none) */
+bool gan_conv_layer_weight_copy(gan_layer *layer, gan_model *model, gan_conv_state *c, gan_conv_weight_copy *out);
 /* the forward alone for an inference-only model, all three passes for a trained one */
 size_t gan_conv_layer_workspace_bytes(const gan_conv_state *c, gan_model *model);
 /* y (or the epilogue activation's output) from x, and the bias; in training x's copy kept */

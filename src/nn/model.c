@@ -257,6 +257,7 @@ gan_status gan_model_plan(gan_model *model, gan_pool *pool)
 {
     bool grads = !model->inference_only;
     gan_model_plan_storage(model);
+    model->weight_copies = 0; /* counted by the convolutions' plans */
     if (grads) {
         size_t trainable = model->trainable_count ? model->trainable_count : 1;
         GAN_TRY(gan_pool_request_floats(pool, &model->weights, trainable, "weights"));
@@ -368,9 +369,31 @@ gan_status gan_model_set_logits_output(gan_model *model, bool logits)
     return GAN_OK;
 }
 
+/* The weight copies of every convolution that reads one, in one op (conv_weight_copies): at the
+ * start of each forward, so that they hold the weights this forward and its backward use. */
+static gan_status copy_weights(gan_model *model)
+{
+    enum { MOST = 64 };
+    gan_conv_weight_copy copies[MOST];
+    int n = 0;
+    for (int i = 0; i < model->layer_count && n < MOST; i++) {
+        gan_layer *layer = model->layers[i];
+        if (layer->vt->weight_copy && layer->vt->weight_copy(layer, model, &copies[n]))
+            n++;
+    }
+    if (n != model->weight_copies)
+        return gan_error(GAN_ERR_ARG, "%s: %d weight copies, %d planned", model->name, n, model->weight_copies);
+    return model->backend->conv_weight_copies(model->backend, n, copies);
+}
+
 gan_status gan_model_forward(gan_model *model, const float *input, bool training)
 {
     model->input = input;
+    if (model->weight_copies) {
+        gan_status status = copy_weights(model);
+        if (status != GAN_OK)
+            return gan_error_prefix(status, "%s weight copies: ", model->name);
+    }
     const float *x = input;
     for (int i = 0; i < model->active_layers; i++) {
         gan_layer *layer = model->layers[i];

@@ -1257,20 +1257,27 @@ cleanup:
 }
 
 /* A convolution with x and y stored (or y alone: D's first layer), each pass and a forward with
- * LeakyReLU on the way out, against the reference's plain geometry on the same values. */
-static gan_status check_conv_stored_case(selftest *st, gan_conv_geom g, gan_storage xs)
+ * LeakyReLU on the way out, against the reference's plain geometry on the same values; with
+ * `w_copy`, the test backend's passes read the weights from the layer's copy (conv_weight_copies,
+ * where it makes them). */
+static gan_status check_conv_stored_case(selftest *st, gan_conv_geom g, gan_storage xs, bool w_copy)
 {
     gan_conv_geom stored = g;
     stored.x_storage = xs;
     stored.y_storage = GAN_STORAGE_BF16_NHWC;
     tolerance tol = math_tolerance(st, REDUCTION);
     stored_pair x = {0}, y = {0}, dy = {0}, dx = {0};
-    pair w = {0}, dw = {0}, ws_ref = {0}, ws_test = {0};
+    pair w = {0}, dw = {0}, ws_ref = {0}, ws_test = {0}, copy = {0};
     char name[96], op[128];
-    snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d x %s y bf16", g.n, g.c_in, g.h_in, g.w_in, g.k_h,
-             g.stride_h, g.pad_h, storage_word(xs));
     gan_status status = GAN_OK;
     gan_backend *ref = st->ref, *test = st->test;
+    size_t copy_bytes = w_copy && test->conv_weight_copy_bytes && test->conv_weight_copies
+                            ? test->conv_weight_copy_bytes(test, &stored)
+                            : 0;
+    if (copy_bytes)
+        stored.w_storage = GAN_STORAGE_BF16_NHWC;
+    snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d x %s y bf16%s", g.n, g.c_in, g.h_in, g.w_in, g.k_h,
+             g.stride_h, g.pad_h, storage_word(xs), copy_bytes ? " w copy" : "");
     size_t ref_bytes = ref->conv_workspace_bytes(ref, &g, GAN_CONV_PASSES_ALL);
     size_t test_bytes = test->conv_workspace_bytes(test, &stored, GAN_CONV_PASSES_ALL);
     GAN_CHECK(ref->alloc(ref, ref_bytes ? ref_bytes : 4, &ws_ref.ref));
@@ -1281,19 +1288,29 @@ static gan_status check_conv_stored_case(selftest *st, gan_conv_geom g, gan_stor
     GAN_CHECK(stored_alloc(st, &dx, xs, g.n, g.c_in, g.h_in * g.w_in));
     GAN_CHECK(pair_random(st, &w, (size_t)g.c_out * g.c_in * g.k_h * g.k_w, -1.0f, 1.0f));
     GAN_CHECK(pair_random(st, &dw, (size_t)g.c_out * g.c_in * g.k_h * g.k_w, -1.0f, 1.0f));
+    /* the weights the test backend's forward and backward-data read */
+    const float *w_test = w.test;
+    if (copy_bytes) {
+        GAN_CHECK(test->alloc(test, copy_bytes, &copy.test));
+        gan_conv_weight_copy wc = {&stored, w.test, copy.test};
+        snprintf(op, sizeof op, "conv_weight_copies %s", name);
+        if (!run_both_result(st, op, GAN_OK, test->conv_weight_copies(test, 1, &wc)))
+            goto cleanup;
+        w_test = copy.test;
+    }
     snprintf(op, sizeof op, "conv_forward stored %s", name);
     if (run_both_result(st, op, ref->conv_forward(ref, &g, x.p.ref, w.ref, y.p.ref, ws_ref.ref),
-                        test->conv_forward(test, &stored, x.p.test, w.test, y.p.test, ws_test.test)))
+                        test->conv_forward(test, &stored, x.p.test, w_test, y.p.test, ws_test.test)))
         GAN_CHECK(compare_stored(st, op, &y, tol));
     snprintf(op, sizeof op, "conv_forward_act lrelu(0.2) stored %s", name);
     if (run_both_result(st, op,
                         ref->conv_forward_act(ref, &g, x.p.ref, w.ref, GAN_ACT_LRELU, 0.2f, y.p.ref, ws_ref.ref),
-                        test->conv_forward_act(test, &stored, x.p.test, w.test, GAN_ACT_LRELU, 0.2f, y.p.test,
+                        test->conv_forward_act(test, &stored, x.p.test, w_test, GAN_ACT_LRELU, 0.2f, y.p.test,
                                                ws_test.test)))
         GAN_CHECK(compare_stored(st, op, &y, tol));
     snprintf(op, sizeof op, "conv_backward_data stored %s", name);
     if (run_both_result(st, op, ref->conv_backward_data(ref, &g, dy.p.ref, w.ref, dx.p.ref, ws_ref.ref),
-                        test->conv_backward_data(test, &stored, dy.p.test, w.test, dx.p.test, ws_test.test)))
+                        test->conv_backward_data(test, &stored, dy.p.test, w_test, dx.p.test, ws_test.test)))
         GAN_CHECK(compare_stored(st, op, &dx, tol));
     snprintf(op, sizeof op, "conv_backward_filter b1 stored %s", name);
     if (run_both_result(st, op, ref->conv_backward_filter(ref, &g, x.p.ref, dy.p.ref, 1.0f, dw.ref, ws_ref.ref),
@@ -1310,6 +1327,8 @@ cleanup:
         ref->free(ref, ws_ref.ref);
     if (ws_test.test)
         test->free(test, ws_test.test);
+    if (copy.test)
+        test->free(test, copy.test);
     return status;
 }
 
@@ -1334,8 +1353,9 @@ static gan_status check_stored(selftest *st)
     GAN_TRY(check_activations_stored(st));
     gan_conv_geom g = {.n = 8, .c_in = 16, .h_in = 16, .w_in = 16, .c_out = 32, .h_out = 8, .w_out = 8, .k_h = 4,
                        .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
-    GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_BF16_NHWC));
-    GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_F32_NCHW));
+    GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_BF16_NHWC, false));
+    GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_BF16_NHWC, true));
+    GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_F32_NCHW, true));
     return GAN_OK;
 }
 
