@@ -346,7 +346,43 @@ static void odd_geometries(void)
  * before the whole-input last layer keeps both its edges FP32). Nothing with the flag off, with
  * train.sync_bn, at a view, at a layer with no stored ops (linear, dropout, a conv with a bias's
  * output), or with channels not in groups of 8. */
-static gan_status no_stored_op(void) { return gan_error(GAN_ERR_UNSUPPORTED, "planning only"); }
+/* The ops planning never calls, present so that the model may use them. */
+static gan_status no_bn_forward(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
+                                const float *gamma, const float *beta, float momentum, float eps, float *rm, float *rv,
+                                float *sm, float *si, gan_storage out, void *y, int act, float slope, void *y_act)
+{
+    return gan_error(GAN_ERR_UNSUPPORTED, "planning only");
+}
+static gan_status no_bn_eval(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x, const float *gamma,
+                             const float *beta, const float *rm, const float *rv, float eps, gan_storage out, void *y)
+{
+    return gan_error(GAN_ERR_UNSUPPORTED, "planning only");
+}
+static gan_status no_bn_backward(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
+                                 gan_storage out, const void *y_act, const void *dy, int act, float slope,
+                                 const float *gamma, const float *sm, const float *si, void *dx, float param_beta,
+                                 float *dgamma, float *dbeta)
+{
+    return gan_error(GAN_ERR_UNSUPPORTED, "planning only");
+}
+static gan_status no_act_forward(gan_backend *be, gan_activation kind, float slope, size_t count, const void *x,
+                                 void *y)
+{
+    return gan_error(GAN_ERR_UNSUPPORTED, "planning only");
+}
+static gan_status no_act_backward(gan_backend *be, gan_activation kind, float slope, size_t count, const void *x,
+                                  const void *y, const void *dy, void *dx)
+{
+    return gan_error(GAN_ERR_UNSUPPORTED, "planning only");
+}
+static gan_status no_copies(gan_backend *be, int count, const gan_conv_weight_copy *copies)
+{
+    return gan_error(GAN_ERR_UNSUPPORTED, "planning only");
+}
+static gan_status no_allreduce(gan_backend *be, double *data, size_t count)
+{
+    return gan_error(GAN_ERR_UNSUPPORTED, "planning only");
+}
 /* a weight copy for every convolution but the whole-input ones, as the CUDA backend's in bf16 */
 static size_t some_copy_bytes(gan_backend *be, const gan_conv_geom *g)
 {
@@ -391,16 +427,16 @@ static void stored_edges(void)
         return;
     gan_backend be = *cpu;
     be.bf16_storage = true;
-    be.bn_stored_forward_train = (void *)no_stored_op;
-    be.bn_stored_forward_eval = (void *)no_stored_op;
-    be.bn_stored_backward = (void *)no_stored_op;
-    be.activation_bf16_forward = (void *)no_stored_op;
-    be.activation_bf16_backward = (void *)no_stored_op;
+    be.bn_stored_forward_train = no_bn_forward;
+    be.bn_stored_forward_eval = no_bn_eval;
+    be.bn_stored_backward = no_bn_backward;
+    be.activation_bf16_forward = no_act_forward;
+    be.activation_bf16_backward = no_act_backward;
     be.conv_weight_copy_bytes = some_copy_bytes;
-    be.conv_weight_copies = (void *)no_stored_op;
+    be.conv_weight_copies = no_copies;
     /* train.sync_bn's ops, so that a model may ask for it (planning calls none) */
     if (!be.allreduce_sum_f64)
-        be.allreduce_sum_f64 = (void *)no_stored_op;
+        be.allreduce_sum_f64 = no_allreduce;
     static const struct {
         const char *layers;
         gan_shape in;
