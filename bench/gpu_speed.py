@@ -13,8 +13,9 @@ each mode (default fp32, tf32, bf16), every round runs, each in its own process:
     capturable=True, noise drawn inside the graph) and replayed N times after W: the stretch anchor;
   - and for fp32 also gan with train.deterministic=true (bit-reproducible, gan's default); for bf16 also
     gan with its tensors between layers kept FP32 NCHW (GAN_CUDA_BF16_STORAGE=never: the copies around
-    each convolution instead of BF16 NHWC edges), the columns "bf16 FP32-edge gan ms/it" and "bf16 edge
-    gain" (that run's ms/it over the BF16-edge run's, per round: > 1 when the BF16 edges are faster).
+    each convolution instead of BF16 NHWC edges, and w copied at each pass instead of once per forward),
+    the columns "bf16 FP32-edge gan ms/it" and "bf16 edge gain" (that run's ms/it over the BF16-edge
+    run's, per round: > 1 when the BF16 edges are faster).
 gan and PyTorch alternate within each round, so both see the same machine. A speedup is taken per
 round (PyTorch ms/it / gan ms/it, > 1 when gan is faster) and its median over the rounds is
 reported; the ms/it and img/s shown are medians over the rounds too.
@@ -398,7 +399,8 @@ def report(check, started, reproduce, rounds_note, interrupted):
     lines.append("speedup = PyTorch ms/it / gan ms/it, per round, median over the rounds (> 1: gan is faster); "
                  "ms/it and img/s are medians; gan runs train.deterministic=false except in the fp32 "
                  "deterministic columns (whose speedup is over PyTorch fp32); bf16 edge gain = gan bf16 ms/it with "
-                 "its tensors between layers FP32 NCHW (GAN_CUDA_BF16_STORAGE=never) / with them BF16 NHWC, per "
+                 "its tensors between layers FP32 NCHW and w copied at each pass (GAN_CUDA_BF16_STORAGE=never) / "
+                 "with them BF16 NHWC and w copied once per forward, per "
                  "round, median (> 1: the BF16 edges are faster); share of the floor = floor ms / "
                  "gan ms/it, the floor being useful GFLOP / the peak gan measured in that precision.")
     settings = {}
