@@ -167,8 +167,9 @@ struct gan_backend {
     void *impl;                  /* backend-private state */
     /* Whether a model may keep the tensors between its layers in BF16 NHWC (gan_storage; src/nn/
      * model.c decides which): the CUDA backend in bf16 (GAN_CUDA_BF16_STORAGE=never turns it off),
-     * which then has the stored batch norm and activation ops and takes BF16 NHWC x and y in its
-     * convolutions (gan_conv_geom.x_storage, y_storage). False everywhere else. */
+     * which then has the stored batch norm and activation ops, takes BF16 NHWC x and y in its
+     * convolutions (gan_conv_geom.x_storage, y_storage) and makes weight copies once per forward
+     * (conv_weight_copies). False everywhere else. */
     bool bf16_storage;
 
     /* ---- memory: used by the pool at start-up and by I/O, never inside the loop ----------- */
