@@ -350,21 +350,28 @@ static gan_status check_fused_act(const char *op, int act, float slope)
     return GAN_OK;
 }
 
+/* `chunks` cut to the fewest of: what reaches GAN_BN_ENOUGH_BLOCKS blocks of `blocks_per_chunk`
+ * each, `most`, and what the scratch holds for c channels (2 c per chunk); at least 1. */
+static size_t bn_chunks_within(size_t chunks, size_t blocks_per_chunk, size_t most, int c, size_t scratch_doubles)
+{
+    size_t enough = (GAN_BN_ENOUGH_BLOCKS + blocks_per_chunk - 1) / blocks_per_chunk;
+    size_t room = scratch_doubles / (2 * (size_t)c);
+    if (chunks > enough)
+        chunks = enough;
+    if (chunks > most)
+        chunks = most;
+    if (chunks > room)
+        chunks = room;
+    return chunks < 1 ? 1 : chunks;
+}
+
 size_t gan_cuda_bn_chunks(int n, int c, int hw, size_t scratch_doubles)
 {
     if (n < 1 || c < 1 || hw < 1)
         return 1;
     size_t count = (size_t)n * (size_t)hw;
-    size_t chunks = (count + GAN_BN_CHUNK_VALUES - 1) / GAN_BN_CHUNK_VALUES;
-    size_t enough = (GAN_BN_ENOUGH_BLOCKS + (size_t)c - 1) / (size_t)c;
-    size_t room = scratch_doubles / (2 * (size_t)c);
-    if (chunks > enough)
-        chunks = enough;
-    if (chunks > GAN_BN_MAX_CHUNKS)
-        chunks = GAN_BN_MAX_CHUNKS;
-    if (chunks > room)
-        chunks = room;
-    return chunks < 1 ? 1 : chunks;
+    return bn_chunks_within((count + GAN_BN_CHUNK_VALUES - 1) / GAN_BN_CHUNK_VALUES, (size_t)c, GAN_BN_MAX_CHUNKS, c,
+                            scratch_doubles);
 }
 
 void gan_cuda_bn_describe(int n, int c, int hw, size_t scratch_doubles, char *out, size_t bytes)
@@ -455,16 +462,8 @@ size_t gan_cuda_bn_nhwc_chunks(int n, int c, int hw, size_t scratch_doubles)
     if (n < 1 || c < 1 || hw < 1)
         return 1;
     size_t rows = (size_t)n * (size_t)hw, tiles = ((size_t)c + GAN_BN_NHWC_LANES - 1) / GAN_BN_NHWC_LANES;
-    size_t chunks = (rows + GAN_BN_NHWC_CHUNK_ROWS - 1) / GAN_BN_NHWC_CHUNK_ROWS;
-    size_t enough = (GAN_BN_ENOUGH_BLOCKS + tiles - 1) / tiles;
-    size_t room = scratch_doubles / (2 * (size_t)c);
-    if (chunks > enough)
-        chunks = enough;
-    if (chunks > GAN_BN_NHWC_MAX_CHUNKS)
-        chunks = GAN_BN_NHWC_MAX_CHUNKS;
-    if (chunks > room)
-        chunks = room;
-    return chunks < 1 ? 1 : chunks;
+    return bn_chunks_within((rows + GAN_BN_NHWC_CHUNK_ROWS - 1) / GAN_BN_NHWC_CHUNK_ROWS, tiles, GAN_BN_NHWC_MAX_CHUNKS,
+                            c, scratch_doubles);
 }
 
 static gan_status check_storage(const char *op, const char *which, int storage)

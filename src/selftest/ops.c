@@ -110,15 +110,23 @@ static gan_status pair_upload(selftest *st, pair *p, const void *host)
     return st->test->upload(st->test, p->test, host, p->bytes);
 }
 
-/* A pair of `count` floats holding the same random values in [low, high). */
-static gan_status pair_random(selftest *st, pair *p, size_t count, float low, float high)
+/* `count` random floats in [low, high) in host memory (the caller frees them). */
+static gan_status random_host(selftest *st, size_t count, float low, float high, float **out)
 {
-    GAN_TRY(pair_alloc(st, p, count * sizeof(float)));
-    float *host = malloc((count ? count : 1) * sizeof *host);
+    float *host = *out = malloc((count ? count : 1) * sizeof *host);
     if (!host)
         return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
     for (size_t i = 0; i < count; i++)
         host[i] = next_uniform(st, low, high);
+    return GAN_OK;
+}
+
+/* A pair of `count` floats holding the same random values in [low, high). */
+static gan_status pair_random(selftest *st, pair *p, size_t count, float low, float high)
+{
+    GAN_TRY(pair_alloc(st, p, count * sizeof(float)));
+    float *host;
+    GAN_TRY(random_host(st, count, low, high, &host));
     gan_status status = pair_upload(st, p, host);
     free(host);
     return status;
@@ -562,6 +570,19 @@ cleanup:
     return status;
 }
 
+/* A batch norm's per-channel buffers: gamma, beta, the running mean and variance (random about
+ * their starting values), and the saved mean and invstd (written by the forward). */
+static gan_status bn_params_alloc(selftest *st, int c, pair *gamma, pair *beta, pair *rm, pair *rv, pair *sm,
+                                  pair *si)
+{
+    GAN_TRY(pair_random(st, gamma, (size_t)c, 0.5f, 1.5f));
+    GAN_TRY(pair_random(st, beta, (size_t)c, -0.5f, 0.5f));
+    GAN_TRY(pair_random(st, rm, (size_t)c, -0.1f, 0.1f));
+    GAN_TRY(pair_random(st, rv, (size_t)c, 0.9f, 1.1f));
+    GAN_TRY(pair_alloc(st, sm, (size_t)c * sizeof(float)));
+    return pair_alloc(st, si, (size_t)c * sizeof(float));
+}
+
 static gan_status check_bn_shape(selftest *st, int n, int c, int hw)
 {
     BOTH_SIDES_LOCALS;
@@ -573,12 +594,7 @@ static gan_status check_bn_shape(selftest *st, int n, int c, int hw)
     snprintf(name, sizeof name, "[%d,%d,%d]", n, c, hw);
     gan_status status = GAN_OK;
     GAN_CHECK(pair_random(st, &x, count, -2.0f, 3.0f)); /* mean 0.5, var 2.1 */
-    GAN_CHECK(pair_random(st, &gamma, (size_t)c, 0.5f, 1.5f));
-    GAN_CHECK(pair_random(st, &beta, (size_t)c, -0.5f, 0.5f));
-    GAN_CHECK(pair_random(st, &rm, (size_t)c, -0.1f, 0.1f));
-    GAN_CHECK(pair_random(st, &rv, (size_t)c, 0.9f, 1.1f));
-    GAN_CHECK(pair_alloc(st, &sm, (size_t)c * sizeof(float)));
-    GAN_CHECK(pair_alloc(st, &si, (size_t)c * sizeof(float)));
+    GAN_CHECK(bn_params_alloc(st, c, &gamma, &beta, &rm, &rv, &sm, &si));
     GAN_CHECK(pair_alloc(st, &y, count * sizeof(float)));
     GAN_CHECK(pair_random(st, &dy, count, -1.0f, 1.0f));
     GAN_CHECK(pair_alloc(st, &dx, count * sizeof(float)));
@@ -1073,12 +1089,8 @@ static gan_status stored_random(selftest *st, stored_pair *t, gan_storage storag
                                 float high)
 {
     GAN_TRY(stored_alloc(st, t, storage, n, c, hw));
-    size_t count = stored_count(t);
-    float *host = malloc((count ? count : 1) * sizeof *host);
-    if (!host)
-        return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
-    for (size_t i = 0; i < count; i++)
-        host[i] = next_uniform(st, low, high);
+    float *host;
+    GAN_TRY(random_host(st, stored_count(t), low, high, &host));
     gan_status status = stored_upload(st, t, host);
     free(host);
     return status;
@@ -1154,12 +1166,7 @@ static gan_status check_bn_stored_case(selftest *st, int n, int c, int hw, gan_s
     GAN_CHECK(stored_alloc(st, &ya, out, n, c, hw));
     GAN_CHECK(stored_random(st, &dy, out, n, c, hw, -1.0f, 1.0f));
     GAN_CHECK(stored_alloc(st, &dx, in, n, c, hw));
-    GAN_CHECK(pair_random(st, &gamma, (size_t)c, 0.5f, 1.5f));
-    GAN_CHECK(pair_random(st, &beta, (size_t)c, -0.5f, 0.5f));
-    GAN_CHECK(pair_random(st, &rm, (size_t)c, -0.1f, 0.1f));
-    GAN_CHECK(pair_random(st, &rv, (size_t)c, 0.9f, 1.1f));
-    GAN_CHECK(pair_alloc(st, &sm, (size_t)c * sizeof(float)));
-    GAN_CHECK(pair_alloc(st, &si, (size_t)c * sizeof(float)));
+    GAN_CHECK(bn_params_alloc(st, c, &gamma, &beta, &rm, &rv, &sm, &si));
     GAN_CHECK(pair_random(st, &dg, (size_t)c, -1.0f, 1.0f));
     GAN_CHECK(pair_random(st, &db, (size_t)c, -1.0f, 1.0f));
     gan_backend *ref = st->ref, *test = st->test;
