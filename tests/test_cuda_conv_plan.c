@@ -1537,7 +1537,8 @@ static void test_stored_tensors(void)
      * still writes dw into */
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == 0); /* bf16_storage off */
     f.be.bf16_storage = true;
-    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == aw && gan_cuda_conv_weight_copy_bytes(&f.be, &K3S1) == aw);
+    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == aw && gan_cuda_conv_weight_copy_bytes(&f.be, &x_only) == aw);
+    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &K3S1) == 0); /* FP32 tensors: no copy, its forms kept */
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &WHOLE) == 0);
     gan_conv_geom all = stored;
     all.w_storage = GAN_STORAGE_BF16_NHWC;

@@ -1513,12 +1513,14 @@ gan_status gan_cuda_conv_keep_pass(gan_backend *be, const gan_conv_geom *g, gan_
 /* ---- weight copies, once per model forward --------------------------------------------------- */
 
 /* The op table's conv_weight_copy_bytes: w's BF16 KRSC copy (input channels padded as the NHWC
- * passes pad them) where the passes are cuDNN's in bf16 with stored tensors (bf16_storage); 0 for
- * a whole-input GEMM or elsewhere. */
+ * passes pad them) where g's x or y is stored (bf16 with bf16_storage: its passes are cuDNN's
+ * NHWC ones already, so the copy changes no choice); 0 elsewhere (a geometry with FP32 tensors
+ * keeps its forms of ours). */
 size_t gan_cuda_conv_weight_copy_bytes(gan_backend *be, const gan_conv_geom *g)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
-    if (impl->precision != GAN_PRECISION_BF16 || !be->bf16_storage || gan_conv_is_whole_input(g))
+    if (impl->precision != GAN_PRECISION_BF16 || !be->bf16_storage || gan_conv_is_whole_input(g) ||
+        (g->x_storage != GAN_STORAGE_BF16_NHWC && g->y_storage != GAN_STORAGE_BF16_NHWC))
         return 0;
     return align256(copy_count(w_shape(impl, g)) * sizeof(uint16_t));
 }
