@@ -121,6 +121,26 @@ __device__ __forceinline__ void gan_bn_thread_grad_sums(const float *x, const fl
  * [2]) and, where write_stats (the block of chunk 0), writes the saved and running statistics
  * (momentum, unbiased running variance, as PyTorch); then every thread writes its part of
  * y = x alpha + shift and y_act = act(y) over [begin, end). */
+/* Channel ch's affine map y = x alpha + shift from its batch mean and (biased) variance over
+ * `count` values, and, where write_stats, its saved and running statistics (momentum, unbiased
+ * running variance, as PyTorch). Shared by both layouts' kernels (kernels/norm_nhwc.cuh). */
+__device__ __forceinline__ void gan_bn_statistics(size_t ch, double mean, double var, double count, bool write_stats,
+                                                  const float *gamma, const float *beta, float momentum, float eps,
+                                                  float *running_mean, float *running_var, float *save_mean,
+                                                  float *save_invstd, float *alpha, float *shift)
+{
+    const float m = (float)mean;
+    float invstd = (float)(1.0 / sqrt(var + eps));
+    *alpha = invstd * gamma[ch];
+    *shift = beta[ch] - m * *alpha;
+    if (write_stats) {
+        save_mean[ch] = m;
+        save_invstd[ch] = invstd;
+        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
+        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
+    }
+}
+
 __device__ void gan_bn_finish_forward(size_t c, size_t hw, size_t ch, size_t begin, size_t end, bool write_stats,
                                       double sum, double squares, double count, const float *x,
                                       const float *gamma, const float *beta, float momentum, float eps,
@@ -128,19 +148,9 @@ __device__ void gan_bn_finish_forward(size_t c, size_t hw, size_t ch, size_t beg
                                       float *save_invstd, float *y, int act, float slope, float *y_act,
                                       float *affine)
 {
-    if (threadIdx.x == 0) {
-        double mean = sum / count, var = squares / count;
-        const float m = (float)mean;
-        float invstd = (float)(1.0 / sqrt(var + eps));
-        affine[0] = invstd * gamma[ch];
-        affine[1] = beta[ch] - m * affine[0];
-        if (write_stats) {
-            save_mean[ch] = m;
-            save_invstd[ch] = invstd;
-            running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
-            running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var * count / (count - 1.0));
-        }
-    }
+    if (threadIdx.x == 0)
+        gan_bn_statistics(ch, sum / count, squares / count, count, write_stats, gamma, beta, momentum, eps,
+                          running_mean, running_var, save_mean, save_invstd, &affine[0], &affine[1]);
     __syncthreads();
     const float alpha = affine[0], shift = affine[1];
     for (size_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
@@ -163,15 +173,27 @@ __device__ __forceinline__ void gan_bn_param_grads(size_t ch, double sum_g, doub
 /* dx over [begin, end) of channel ch from the channel's (sum g, sum g xhat) over `count` values:
  * with xhat = (x - mean) invstd, dx = gamma invstd / N (N g - sum g - xhat sum(g xhat)). Every
  * thread computes the same three coefficients from the same doubles. */
+/* dx = g_scale g + (x_scale (x - mean) + offset) for channel ch: the three coefficients from its
+ * (sum g, sum g xhat) over `count` values. Shared by both layouts' kernels. */
+__device__ __forceinline__ void gan_bn_backward_coefficients(size_t ch, double sum_g, double sum_g_xhat, double count,
+                                                             const float *gamma, const float *save_invstd,
+                                                             float *g_scale, float *x_scale, float *offset)
+{
+    const float invstd = save_invstd[ch];
+    double a = (double)gamma[ch] * invstd;
+    *g_scale = (float)a;
+    *x_scale = (float)(-a * invstd * sum_g_xhat / count);
+    *offset = (float)(-a * sum_g / count);
+}
+
 __device__ void gan_bn_finish_backward(size_t c, size_t hw, size_t ch, size_t begin, size_t end, double sum_g,
                                        double sum_g_xhat, double count, const float *x, const float *y,
                                        const float *dy, int act, float slope, const float *gamma,
                                        const float *save_mean, const float *save_invstd, float *dx)
 {
-    const float m = save_mean[ch], invstd = save_invstd[ch];
-    double a = (double)gamma[ch] * invstd;
-    const float g_scale = (float)a, x_scale = (float)(-a * invstd * sum_g_xhat / count);
-    const float offset = (float)(-a * sum_g / count);
+    const float m = save_mean[ch];
+    float g_scale, x_scale, offset;
+    gan_bn_backward_coefficients(ch, sum_g, sum_g_xhat, count, gamma, save_invstd, &g_scale, &x_scale, &offset);
     for (size_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
         size_t i = gan_channel_element(j, ch, c, hw);
         dx[i] = g_scale * gan_bn_output_grad(y, dy, act, slope, i) + (x_scale * (x[i] - m) + offset);

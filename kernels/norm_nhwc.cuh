@@ -169,20 +169,10 @@ __device__ void gan_bn_nhwc_forward_part(const gan_bn_nhwc_place &at, size_t row
     __shared__ float alpha[GAN_BN_NHWC_LANES], shift[GAN_BN_NHWC_LANES];
     const size_t lane = threadIdx.x % GAN_BN_NHWC_LANES;
     if (at.group == 0 && at.valid) {
-        const double count = (double)rows;
         double mean, var;
         gan_bn_nhwc_fold_stats(rows, chunks, at.ch, sums, squares, &mean, &var);
-        const float m = (float)mean;
-        float invstd = (float)(1.0 / sqrt(var + eps));
-        alpha[lane] = invstd * gamma[at.ch];
-        shift[lane] = beta[at.ch] - m * alpha[lane];
-        if (at.chunk == 0) {
-            save_mean[at.ch] = m;
-            save_invstd[at.ch] = invstd;
-            running_mean[at.ch] = (float)((1.0 - momentum) * running_mean[at.ch] + momentum * mean);
-            running_var[at.ch] =
-                (float)((1.0 - momentum) * running_var[at.ch] + momentum * var * count / (count - 1.0));
-        }
+        gan_bn_statistics(at.ch, mean, var, (double)rows, at.chunk == 0, gamma, beta, momentum, eps, running_mean,
+                          running_var, save_mean, save_invstd, &alpha[lane], &shift[lane]);
     }
     __syncthreads();
     if (!at.valid)
@@ -281,11 +271,8 @@ __device__ void gan_bn_nhwc_backward_part(const gan_bn_nhwc_place &at, size_t ro
         double sum_g = gan_bn_fold(sums, chunks, at.ch), sum_g_xhat = gan_bn_fold(sums, chunks, c + at.ch);
         if (at.chunk == 0)
             gan_bn_param_grads(at.ch, sum_g, sum_g_xhat, param_beta, dgamma, dbeta);
-        const double count = (double)rows, invstd = save_invstd[at.ch];
-        double a = (double)gamma[at.ch] * invstd;
-        g_scale[lane] = (float)a;
-        x_scale[lane] = (float)(-a * invstd * sum_g_xhat / count);
-        offset[lane] = (float)(-a * sum_g / count);
+        gan_bn_backward_coefficients(at.ch, sum_g, sum_g_xhat, (double)rows, gamma, save_invstd, &g_scale[lane],
+                                     &x_scale[lane], &offset[lane]);
     }
     __syncthreads();
     if (!at.valid)
