@@ -362,6 +362,22 @@ static const char *stored_mark(gan_storage in, gan_storage out)
 
 static size_t storage_bytes(gan_storage s) { return s == GAN_STORAGE_BF16_NHWC ? sizeof(uint16_t) : sizeof(float); }
 
+/* Layer l's convolution as training runs it: with the storage of the edges training keeps BF16
+ * NHWC (gan_model_plan_storage), x and y, or for a transposed layer its output and input; and
+ * where the backend makes the weight copy its passes read (*copy_bytes > 0), w_storage set. */
+static gan_conv_geom training_conv_geom(gan_backend *be, const gan_model *m, const gan_layer_info *l,
+                                        size_t *copy_bytes)
+{
+    gan_conv_geom g = bench_layer_conv_geom(l);
+    gan_storage in = input_storage(m, l), out = l->storage;
+    g.x_storage = l->spec.kind == GAN_LAYER_CONVT ? out : in;
+    g.y_storage = l->spec.kind == GAN_LAYER_CONVT ? in : out;
+    *copy_bytes = be->conv_weight_copy_bytes && be->conv_weight_copies ? be->conv_weight_copy_bytes(be, &g) : 0;
+    if (*copy_bytes)
+        g.w_storage = GAN_STORAGE_BF16_NHWC;
+    return g;
+}
+
 /* The layer after l in m, if there is one. */
 static bool layer_after(const gan_model *m, const gan_layer_info *l, gan_layer_info *next)
 {
@@ -390,12 +406,10 @@ static bool fused_activation_after(const gan_model *m, const gan_layer_info *l, 
 static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const gan_layer_info *l, const ops_options *opt,
                                    const peaks *pk, iteration_ms *it)
 {
-    gan_conv_geom g = bench_layer_conv_geom(l);
-    /* the edges training stores BF16 NHWC (gan_model_plan_storage): x and y, or for a transposed
-     * layer its output and input (the buffers below are large enough either way) */
+    /* (the buffers below are large enough for either storage) */
+    size_t copy_bytes;
+    gan_conv_geom g = training_conv_geom(be, m, l, &copy_bytes);
     gan_storage in = input_storage(m, l), out = l->storage;
-    g.x_storage = l->spec.kind == GAN_LAYER_CONVT ? out : in;
-    g.y_storage = l->spec.kind == GAN_LAYER_CONVT ? in : out;
     size_t x_count = (size_t)g.n * g.c_in * g.h_in * g.w_in, y_count = (size_t)g.n * g.c_out * g.h_out * g.w_out;
     size_t w_count = (size_t)g.c_out * g.c_in * g.k_h * g.k_w;
     buffers b = {.be = be};
@@ -411,12 +425,9 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
         buffer_floats(&b, y_count, 0.0f, 0.0f, &y2);
     /* Where training's passes read a weight copy made once per forward (the model's weight copies
      * row), these do too: the copy made here once, w then the copy. */
-    size_t copy_bytes = be->conv_weight_copy_bytes && be->conv_weight_copies ? be->conv_weight_copy_bytes(be, &g) : 0;
     void *w_copy = NULL;
-    if (copy_bytes) {
-        g.w_storage = GAN_STORAGE_BF16_NHWC;
+    if (copy_bytes)
         buffer_bytes(&b, copy_bytes, &w_copy);
-    }
     buffer_bytes(&b, be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL), &ws);
     bool convt = l->spec.kind == GAN_LAYER_CONVT;
     /* Where the backend keeps the layer's forward input's copy for its backward-filter
@@ -693,21 +704,19 @@ static gan_status bench_weight_copies(gan_backend *be, const gan_model *m, const
     gan_conv_geom geoms[MOST];
     gan_conv_weight_copy copies[MOST];
     buffers b = {.be = be};
-    int n = 0;
+    int n = 0, forwards = 0;
     size_t weights = 0;
-    for (int i = 0; i < gan_model_layer_count(m) && n < MOST && b.count + 2 <= MAX_BUFFERS; i++) {
-        gan_layer_info l;
-        GAN_TRY(gan_model_layer_info(m, i, &l));
+    gan_layer_info l;
+    for (int i = 0; i < gan_model_layer_count(m) && n < MOST && b.count + 2 <= MAX_BUFFERS &&
+                    (b.status = gan_model_layer_info(m, i, &l)) == GAN_OK;
+         i++) {
         if (l.spec.kind != GAN_LAYER_CONV && l.spec.kind != GAN_LAYER_CONVT)
             continue;
-        geoms[n] = bench_layer_conv_geom(&l);
-        gan_storage in = input_storage(m, &l);
-        geoms[n].x_storage = l.spec.kind == GAN_LAYER_CONVT ? l.storage : in;
-        geoms[n].y_storage = l.spec.kind == GAN_LAYER_CONVT ? in : l.storage;
-        size_t bytes = be->conv_weight_copy_bytes(be, &geoms[n]);
+        size_t bytes;
+        geoms[n] = training_conv_geom(be, m, &l, &bytes);
         if (!bytes)
             continue;
-        geoms[n].w_storage = GAN_STORAGE_BF16_NHWC;
+        forwards = passes_per_iteration(m, &l, PASS_FORWARD);
         size_t count = (size_t)geoms[n].c_out * geoms[n].c_in * geoms[n].k_h * geoms[n].k_w;
         float *w = NULL;
         void *copy = NULL;
@@ -725,7 +734,7 @@ static gan_status bench_weight_copies(gan_backend *be, const gan_model *m, const
         op_call o = {.kind = OP_CONV_WEIGHT_COPIES, .count = (size_t)n, .copies = copies};
         /* reads the FP32 weights, writes their BF16 copies; once per forward */
         status = report_op(be, &o, opt, pk, "conv weight copies", layer, shape, 0, (double)weights * 6, &it->conv,
-                           m->name[0] == 'D' ? 3 : 1);
+                           forwards);
     }
     buffers_free(&b);
     return status;

@@ -382,7 +382,7 @@ static gan_status copy_weights(gan_model *model)
             n++;
     }
     if (n != model->weight_copies)
-        return gan_error(GAN_ERR_ARG, "%s: %d weight copies, %d planned", model->name, n, model->weight_copies);
+        return gan_error(GAN_ERR_ARG, "%d found, %d planned", n, model->weight_copies);
     return model->backend->conv_weight_copies(model->backend, n, copies);
 }
 
