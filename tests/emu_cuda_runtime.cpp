@@ -18,6 +18,16 @@
  *     before waiting sees stale data, as on a GPU. A copy from pinned host memory (cudaHostAlloc)
  *     reads it when it runs, one from pageable memory at the call. While a stream captures, its
  *     operations become graph nodes instead, queued again at each cudaGraphLaunch;
+ *   - two streams meet through events: cudaStreamWaitEvent makes a stream wait for where the event
+ *     was recorded on another. Between such a fork and its join, the GPU may run the two streams'
+ *     work in any order, so the emulation picks one (GAN_EMU_SIDE_ORDER): `after` (the default:
+ *     the waiting stream's work runs as late as the join allows, after the other's), `before` (as
+ *     early as its fork allows) or `interleave` (in a capture, one of its operations after each of
+ *     the other's; outside one, as `after`). A caller that shares memory between the two without an event between computes
+ *     differently under some order. Inside a capture an event recorded on the capturing stream and
+ *     waited on by another brings that stream into the capture (its operations become nodes of the
+ *     same graph, merged in at the join), and every such stream must be joined back before
+ *     cudaStreamEndCapture (else cudaErrorStreamCaptureUnjoined), as CUDA requires;
  *   - events time in a deterministic unit: 0.01 ms per operation run between the two records,
  *     so that the backend's timed choices are reproducible (cuDNN's Find reports its own fixed
  *     figures, below);
@@ -70,18 +80,35 @@ unsigned long long operations_run = 0;
 } /* namespace */
 
 struct CUevent_st {
-    bool done = true; /* recorded and reached (a fresh event counts as done, as CUDA's) */
+    /* records queued and reached (a fresh event counts as reached, as CUDA's); a wait is for the
+     * records made before it, not for later ones */
+    unsigned long long records = 0, reached = 0;
     unsigned long long at = 0;
     cudaStream_t stream = nullptr;
+    /* recorded in a capture: after how many of its stream's captured nodes (counted since the
+     * capture began, merged nodes included: `captured_total`) */
+    bool in_capture = false;
+    size_t capture_at = 0;
 };
 
 struct CUstream_st {
     bool capturing = false;
     std::vector<node> captured;
-    /* queued, not yet run: an operation, or an event's record (event set) */
+    /* A stream that joined another's capture (a fork): that stream (the origin), and for each of
+     * its captured nodes the origin's node count at the fork it follows; merged into the origin's
+     * nodes at the join. The origin counts every node it has had (captured_total), so that an
+     * event's place survives merges. */
+    CUstream_st *origin = nullptr;
+    std::vector<size_t> forked_at;
+    size_t fork_point = 0;
+    size_t captured_total = 0;
+    /* queued, not yet run: an operation, an event's record (event set, wait false) or a wait for
+     * an event's first `records` records, made on another stream (event set, wait true) */
     struct item {
         std::function<void()> run;
         cudaEvent_t event;
+        bool wait;
+        unsigned long long records;
     };
     std::deque<item> pending;
 };
@@ -105,14 +132,52 @@ CUstream_st default_stream;
 std::set<CUstream_st *> streams = {&default_stream};
 CUstream_st *stream_of(cudaStream_t stream) { return stream ? stream : &default_stream; }
 
+/* GAN_EMU_SIDE_ORDER: where a stream's work between a fork and its join runs (the header). */
+enum side_order { SIDE_AFTER, SIDE_BEFORE, SIDE_INTERLEAVE };
+side_order side_order_now(void)
+{
+    const char *v = std::getenv("GAN_EMU_SIDE_ORDER");
+    if (!v || !*v || !std::strcmp(v, "after"))
+        return SIDE_AFTER;
+    if (!std::strcmp(v, "before"))
+        return SIDE_BEFORE;
+    if (!std::strcmp(v, "interleave"))
+        return SIDE_INTERLEAVE;
+    std::fprintf(stderr, "emulated CUDA: GAN_EMU_SIDE_ORDER must be after, before or interleave, not %s\n", v);
+    std::abort();
+}
+
+void run_next(CUstream_st *s);
+/* Runs the event's stream until its first `records` records are reached. */
+void run_until(cudaEvent_t event, unsigned long long records)
+{
+    while (event->reached < records && !event->stream->pending.empty())
+        run_next(event->stream);
+}
+/* Runs what a stream can run now: up to a wait for a record not reached yet. */
+void run_ready(CUstream_st *s)
+{
+    while (!s->pending.empty() &&
+           !(s->pending.front().wait && s->pending.front().event->reached < s->pending.front().records))
+        run_next(s);
+}
+
 /* Runs the first queued item of s. */
 void run_next(CUstream_st *s)
 {
     CUstream_st::item it = std::move(s->pending.front());
     s->pending.pop_front();
-    if (it.event) {
-        it.event->done = true;
+    if (it.event && it.wait) {
+        run_until(it.event, it.records);
+    } else if (it.event) {
+        it.event->reached++;
         it.event->at = operations_run;
+        /* `before`: the streams waiting for this event run as far as they can, now */
+        if (side_order_now() == SIDE_BEFORE)
+            for (CUstream_st *other : streams)
+                if (other != s && !other->pending.empty() && other->pending.front().wait &&
+                    other->pending.front().event == it.event && it.event->reached >= other->pending.front().records)
+                    run_ready(other);
     } else {
         it.run();
         operations_run++;
@@ -133,10 +198,46 @@ void flush_all(void)
 void enqueue(cudaStream_t stream, cudaGraphNodeType type, std::function<void()> work)
 {
     CUstream_st *s = stream_of(stream);
-    if (s->capturing)
+    if (s->capturing) {
         s->captured.push_back(node{type, std::move(work)});
-    else
-        s->pending.push_back(CUstream_st::item{std::move(work), nullptr});
+        s->captured_total++;
+        if (s->origin)
+            s->forked_at.push_back(s->fork_point);
+    } else {
+        s->pending.push_back(CUstream_st::item{std::move(work), nullptr, false, 0});
+    }
+}
+
+/* The join: the nodes `side` captured up to `count` of them (since the capture began) merged into
+ * its origin's, in the order GAN_EMU_SIDE_ORDER says. */
+void merge_side(CUstream_st *origin, CUstream_st *side, size_t count)
+{
+    size_t taken_before = side->captured_total - side->captured.size();
+    size_t n = count > taken_before ? std::min(count - taken_before, side->captured.size()) : 0;
+    side_order order = side_order_now();
+    /* origin's nodes are numbered since the capture began; those before `first` were merged into
+     * the graph at the capture's start (none are ever removed), so an index is its total */
+    size_t origin_first = origin->captured_total - origin->captured.size();
+    std::vector<node> merged;
+    size_t o = 0; /* origin's nodes placed so far */
+    for (size_t i = 0; i < n; i++) {
+        size_t fork = side->forked_at[i] > origin_first ? side->forked_at[i] - origin_first : 0;
+        fork = std::min(fork, origin->captured.size());
+        /* before: right at its fork; interleave: after one more of origin's since the last;
+         * after: at the end */
+        size_t place = order == SIDE_AFTER        ? origin->captured.size()
+                       : order == SIDE_BEFORE     ? std::max(fork, o)
+                                                  : std::min(std::max(fork, o + (i > 0 ? 1 : 0)), origin->captured.size());
+        while (o < place)
+            merged.push_back(std::move(origin->captured[o++]));
+        merged.push_back(std::move(side->captured[i]));
+    }
+    while (o < origin->captured.size())
+        merged.push_back(std::move(origin->captured[o++]));
+    origin->captured_total += n;
+    origin->captured = std::move(merged);
+    side->captured.erase(side->captured.begin(), side->captured.begin() + (long)n);
+    side->forked_at.erase(side->forked_at.begin(), side->forked_at.begin() + (long)n);
 }
 
 cudaError_t last_error = cudaSuccess;
@@ -308,14 +409,31 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMo
         return fail(cudaErrorIllegalState);
     s->capturing = true;
     s->captured.clear();
+    s->captured_total = 0;
+    s->origin = nullptr;
     return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
 {
     CUstream_st *s = stream_of(stream);
-    if (!s->capturing)
+    if (!s->capturing || s->origin)
         return fail(cudaErrorIllegalState);
+    /* the streams that joined this capture: each must have been joined back */
+    bool unjoined = false;
+    for (CUstream_st *other : streams)
+        if (other->origin == s) {
+            unjoined = unjoined || !other->captured.empty();
+            other->capturing = false;
+            other->origin = nullptr;
+            other->captured.clear();
+            other->forked_at.clear();
+        }
     s->capturing = false;
+    if (unjoined) {
+        s->captured.clear();
+        *graph = nullptr;
+        return fail(cudaErrorStreamCaptureUnjoined);
+    }
     *graph = new CUgraph_st;
     (*graph)->nodes = std::move(s->captured);
     for (const node &n : (*graph)->nodes)
@@ -384,22 +502,62 @@ cudaError_t cudaEventDestroy(cudaEvent_t event)
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
     CUstream_st *s = stream_of(stream);
-    if (s->capturing)
-        return fail(cudaErrorStreamCaptureUnsupported);
-    event->done = false;
     event->stream = s;
-    s->pending.push_back(CUstream_st::item{nullptr, event});
+    if (s->capturing) { /* a place in the capture, for cudaStreamWaitEvent only */
+        event->in_capture = true;
+        event->capture_at = s->captured_total;
+        return cudaSuccess;
+    }
+    event->in_capture = false;
+    event->records++;
+    s->pending.push_back(CUstream_st::item{nullptr, event, false, 0});
     return cudaSuccess;
+}
+/* `stream` waits for where `event` was recorded: in a capture, a fork (a stream that does not
+ * capture joins the event's capture) or a join (the event's stream merged back into its origin);
+ * otherwise a wait queued on `stream`. */
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags)
+{
+    (void)flags;
+    CUstream_st *s = stream_of(stream), *e = event->stream;
+    if (!event->in_capture) {
+        if (s->capturing)
+            return fail(cudaErrorStreamCaptureIsolation); /* on work outside the capture */
+        if (e && e != s)
+            s->pending.push_back(CUstream_st::item{nullptr, event, true, event->records});
+        return cudaSuccess;
+    }
+    CUstream_st *origin = e->origin ? e->origin : e;
+    if (!s->capturing) { /* the fork: s joins the capture */
+        s->capturing = true;
+        s->origin = origin;
+        s->captured.clear();
+        s->forked_at.clear();
+        s->captured_total = 0;
+        s->fork_point = event->capture_at;
+        return cudaSuccess;
+    }
+    if (s == origin && e->origin == origin) { /* the join */
+        merge_side(origin, e, event->capture_at);
+        return cudaSuccess;
+    }
+    if (s->origin == origin && e == origin) { /* a fork again, of a stream already in the capture */
+        s->fork_point = std::max(s->fork_point, event->capture_at);
+        return cudaSuccess;
+    }
+    return fail(cudaErrorStreamCaptureIsolation); /* what the backend does not do */
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event)
 {
-    while (!event->done && !event->stream->pending.empty())
-        run_next(event->stream);
+    if (event->in_capture)
+        return fail(cudaErrorStreamCaptureUnsupported);
+    if (event->stream)
+        run_until(event, event->records);
     return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
 {
-    if (!start->done || !end->done)
+    if (start->reached < start->records || end->reached < end->records)
         return fail(cudaErrorNotReady);
     *ms = 0.01f * (float)(end->at - start->at);
     return cudaSuccess;
