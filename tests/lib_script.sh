@@ -75,13 +75,14 @@ bench_total() {
     fail "bench ops: the iteration total is not the sum of best ms x x/it: $(grep '^iteration' "$1")"
 }
 
-# make_tiny_idx FILE: 32 gray 8x8 images as an MNIST-style IDX3 file (deterministic content).
+# make_tiny_idx FILE [SIDE]: 32 gray SIDExSIDE images (8x8 by default) as an MNIST-style IDX3 file
+# (deterministic content).
 make_tiny_idx() {
   python3 -c '
 import struct, sys
-n, side = 32, 8
+n, side = 32, int(sys.argv[2])
 pixels = bytes((i * 37 + p * 11 + (p // side) * 5) % 256 for i in range(n) for p in range(side * side))
-open(sys.argv[1], "wb").write(struct.pack(">IIII", 0x803, n, side, side) + pixels)' "$1"
+open(sys.argv[1], "wb").write(struct.pack(">IIII", 0x803, n, side, side) + pixels)' "$1" "${2:-8}"
 }
 
 # train_tiny_checkpoint DIR: a DCGAN-shaped model of 8x8 gray images (G [8,1,1] -> [1,8,8]) trained

@@ -141,12 +141,13 @@ for line in open(sys.argv[1]):
     print(repr(r["loss_d"]), repr(r["loss_g"]), repr(r["d_x"]), repr(r["d_g_z1"]))' "$1/metrics.jsonl"
 }
 # train NAME DEVICE [key=value ...]: the run's losses, one line per iteration, in $work/NAME.losses
-# (train_env: more environment, as words)
+# (train_env: more environment, as words; train_ini: the config)
 train_env=""
+train_ini=$work/tiny.ini
 train() {
   local name=$1 device=$2; shift 2
   # shellcheck disable=SC2086 # train_env is words
-  if env GAN_CACHE_DIR="$work/cache-train" $train_env "$gan" train "$work/tiny.ini" --device "$device" \
+  if env GAN_CACHE_DIR="$work/cache-train" $train_env "$gan" train "$train_ini" --device "$device" \
        --out "$work/run-$name" "$@" >"$work/train-$name.out" 2>&1; then
     losses "$work/run-$name" >"$work/$name.losses"
     [ "$(wc -l < "$work/$name.losses")" = 6 ] && ok ||
@@ -217,6 +218,52 @@ close "$work/bf16.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" && ok
   fail "emulated CUDA bf16 vs CPU: $(tail -n 1 "$work/close.err")"
 close "$work/bf16-kept.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" && ok ||
   fail "emulated CUDA bf16 with kept copies vs CPU: $(tail -n 1 "$work/close.err")"
+
+# ---- 3. the side stream ------------------------------------------------------------------------
+# The weight gradients run on a second stream beside the input gradients (gan/backend.h
+# side_fork), joined at the end of each backward. The emulated device runs the side's work in
+# the order GAN_EMU_SIDE_ORDER says (after main's, as early as its fork allows, or interleaved with
+# main's), so that memory the two streams share without an event between computes differently in
+# one of them: each must train bit for bit like one stream (GAN_CUDA_SIDE_STREAM=never). A model
+# of 16x16 images whose convolutions make input gradients with workspaces (the tiny one's are
+# GEMMs), in each precision; bf16 and tf32 also with NHWC copies in the workspaces (bf16 without
+# stored edges, tf32 with NHWC always), where a side pass given main's workspace shows (seen:
+# NaNs under interleave), as does a backward that does not join (seen: after).
+make_tiny_idx "$work/mid.idx3-ubyte" 16
+printf '%s\n' '[model]' 'nz = 8' \
+  'generator = convt(32,4,1,0) bn relu convt(16,4,2,1) bn relu convt(8,4,2,1) bn relu convt(1,3,1,1) tanh' \
+  'discriminator = conv(8,4,2,1) lrelu(0.2) conv(16,4,2,1) bn lrelu(0.2) conv(32,3,1,1) bn lrelu(0.2) conv(1,4,1,0) sigmoid' \
+  '[data]' "path = $work/mid.idx3-ubyte" 'image_size = 16' 'channels = 1' \
+  '[train]' 'iterations = 6' 'batch_size = 8' 'seed = 5' \
+  '[log]' 'every = 1' 'sample_every = 0' 'checkpoint_every = 0' > "$work/mid.ini"
+train_ini=$work/mid.ini
+side_runs() { # side_runs NAME [key=value ...]: one stream, then the side in each order
+  local name=$1; shift
+  train_env="GAN_CACHE_DIR=$work/cache-$name $set_up GAN_CUDA_SIDE_STREAM=never"
+  train "$name-one" cuda "$@"
+  for order in after before interleave; do
+    train_env="GAN_CACHE_DIR=$work/cache-$name $set_up GAN_EMU_SIDE_ORDER=$order"
+    train "$name-$order" cuda "$@"
+    cmp -s "$work/$name-one.losses" "$work/$name-$order.losses" && ok ||
+      fail "$name: the side stream ($order) trains differently from one stream:" \
+        "$(paste -d'|' "$work/$name-one.losses" "$work/$name-$order.losses" | head -n 3)"
+  done
+  grep -q '^weight gradients: on a side stream' "$work/train-$name-after.out" && ok ||
+    fail "$name: the side stream was not used: $(head -n 3 "$work/train-$name-after.out")"
+  ! grep -q '^weight gradients: on a side stream' "$work/train-$name-one.out" && ok ||
+    fail "$name: GAN_CUDA_SIDE_STREAM=never still used the side stream"
+}
+set_up="" side_runs side-fp32
+set_up="" side_runs side-fp32-eager train.graph=false
+set_up="" side_runs side-bf16 train.precision=bf16
+set_up="GAN_CUDA_BF16_STORAGE=never" side_runs side-bf16-copies train.precision=bf16
+set_up="GAN_CUDA_NHWC=always" side_runs side-tf32-nhwc train.precision=tf32
+grep -q '^  conv side workspace ' "$work/train-side-bf16-copies-after.out" && ok ||
+  fail "side-bf16-copies: no side workspace: $(grep -A14 '^memory' "$work/train-side-bf16-copies-after.out")"
+grep -q 'stored BF16 NHWC' "$work/train-side-bf16-after.out" && ok ||
+  fail "side-bf16: no stored edges: $(grep -i stored "$work/train-side-bf16-after.out")"
+train_env=""
+train_ini=$work/tiny.ini
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -16,6 +16,11 @@
  *    the plain CPU backend.
  * Both for a DCGAN (convolutions, fused batch norm + activation) and an MLP GAN (dropout, batch
  * norm 1d, two D steps per G step).
+ * The recording backend has a side stream too (gan/backend.h side_fork): its fork, return and
+ * join are records like the others (so the replay check covers where they fall), and it fails a
+ * call the contract forbids: an op other than a convolution pass or gemm on the side, a fork while
+ * on the side, a return or join out of turn, an upload, download or capture between fork and
+ * return, a capture that ends with the side not joined. Running in order, it computes the same.
  * 3. The data-parallel path (docs/DESIGN.md "Data parallel") on a one-rank process group (what
  *    GAN_DIST_FORCE=1 gives: the all-reduces and the batch norm split around them run, with no
  *    MPI): its iterations replay too, with and without train.sync_bn, and it trains bit for bit
@@ -38,7 +43,7 @@ typedef enum op {
     OP_MULTIPLY, OP_BCE, OP_ADAM, OP_RNG_NORMAL, OP_RNG_UNIFORM, OP_ADVANCE, OP_IMAGES_TO_FLOAT,
     OP_ALLREDUCE, OP_ALLREDUCE_F64, OP_BN_SUMS, OP_BN_CENTERED_SQUARES, OP_BN_FORWARD_FROM_SUMS,
     OP_BN_BACKWARD_SUMS, OP_BN_BACKWARD_FROM_SUMS, OP_EMA_UPDATE, OP_CONV_FORWARD_ACT, OP_CONV_BACKWARD_DATA_ACT,
-    OP_CONV_GRADS, OP_COUNT
+    OP_CONV_GRADS, OP_SIDE_FORK, OP_SIDE_RETURN, OP_SIDE_JOIN, OP_COUNT
 } op;
 
 static const char *const op_names[OP_COUNT] = {
@@ -48,7 +53,7 @@ static const char *const op_names[OP_COUNT] = {
     "dropout_forward", "multiply", "bce_logits", "adam_step", "rng_normal", "rng_uniform",
     "advance_counts", "images_to_float", "allreduce_sum", "allreduce_sum_f64", "bn_sums",
     "bn_centered_squares", "bn_forward_from_sums", "bn_backward_sums", "bn_backward_from_sums", "ema_update",
-    "conv_forward_act", "conv_backward_data_act", "conv_grads",
+    "conv_forward_act", "conv_backward_data_act", "conv_grads", "side_fork", "side_return", "side_join",
 };
 
 /* Every argument of every op, by kind: pointers, ints, floats, 64-bit integers, a geometry, the
@@ -73,6 +78,9 @@ typedef struct recorder {
     record *log, *captured;
     int log_count, log_capacity, captured_count, captured_capacity;
     int launches;
+    bool on_side;      /* between side_fork and side_return */
+    bool side_pending; /* forked since the last join */
+    int side_ops;      /* ops called on the side, in all */
 } recorder;
 
 struct gan_graph {
@@ -102,6 +110,15 @@ static gan_status run_record(gan_backend *cpu, const record *r);
 static gan_status dispatch(gan_backend *be, const record *r)
 {
     recorder *rec = rec_of(be);
+    if (rec->on_side) {
+        switch (r->kind) {
+        case OP_GEMM: case OP_CONV_FORWARD: case OP_CONV_BACKWARD_DATA: case OP_CONV_BACKWARD_FILTER:
+        case OP_CONV_FORWARD_ACT: case OP_CONV_BACKWARD_DATA_ACT: case OP_CONV_GRADS: case OP_SIDE_RETURN:
+            rec->side_ops += r->kind != OP_SIDE_RETURN;
+            break;
+        default: return gan_error(GAN_ERR_ARG, "%s on the side stream", op_names[r->kind]);
+        }
+    }
     if (rec->capturing)
         return push(&rec->captured, &rec->captured_count, &rec->captured_capacity, r);
     if (rec->logging)
@@ -189,6 +206,7 @@ static gan_status run_record(gan_backend *c, const record *r)
         return c->bn_backward_from_sums(c, r->i[0], r->i[1], r->i[2], in[0], in[1], in[2], (gan_activation)r->i[3],
                                         r->f[0], in[3], in[4], in[5], r->p[6], r->d[0], out[7]);
     case OP_EMA_UPDATE: return c->ema_update(c, (size_t)r->u[0], r->d[0], in[0], out[1]);
+    case OP_SIDE_FORK: case OP_SIDE_RETURN: case OP_SIDE_JOIN: return GAN_OK; /* the CPU runs in order */
     case OP_COUNT: break;
     }
     return gan_error(GAN_ERR_ARG, "unknown record");
@@ -209,12 +227,16 @@ static void rec_free(gan_backend *be, void *ptr) { rec_of(be)->cpu->free(rec_of(
 /* Uploads and downloads are outside any captured region: a capture refuses them, as CUDA does. */
 static gan_status rec_upload(gan_backend *be, void *dst, const void *src, size_t bytes)
 {
+    if (rec_of(be)->on_side)
+        return gan_error(GAN_ERR_ARG, "upload on the side stream");
     if (rec_of(be)->capturing)
         return gan_error(GAN_ERR_ARG, "upload while capturing");
     return rec_of(be)->cpu->upload(rec_of(be)->cpu, dst, src, bytes);
 }
 static gan_status rec_download(gan_backend *be, void *dst, const void *src, size_t bytes)
 {
+    if (rec_of(be)->on_side)
+        return gan_error(GAN_ERR_ARG, "download on the side stream");
     if (rec_of(be)->capturing)
         return gan_error(GAN_ERR_ARG, "download while capturing");
     return rec_of(be)->cpu->download(rec_of(be)->cpu, dst, src, bytes);
@@ -502,10 +524,44 @@ static gan_status rec_ema_update(gan_backend *be, size_t count, double decay, co
     return dispatch(be, &r);
 }
 
+/* The side stream's calls, checked against the contract (gan/backend.h). */
+static gan_status rec_side_fork(gan_backend *be)
+{
+    recorder *rec = rec_of(be);
+    if (rec->on_side)
+        return gan_error(GAN_ERR_ARG, "side_fork while on the side stream");
+    RECORD(OP_SIDE_FORK);
+    GAN_TRY(dispatch(be, &r));
+    rec->on_side = rec->side_pending = true;
+    return GAN_OK;
+}
+static gan_status rec_side_return(gan_backend *be)
+{
+    recorder *rec = rec_of(be);
+    if (!rec->on_side)
+        return gan_error(GAN_ERR_ARG, "side_return without side_fork");
+    RECORD(OP_SIDE_RETURN);
+    GAN_TRY(dispatch(be, &r));
+    rec->on_side = false;
+    return GAN_OK;
+}
+static gan_status rec_side_join(gan_backend *be)
+{
+    recorder *rec = rec_of(be);
+    if (rec->on_side)
+        return gan_error(GAN_ERR_ARG, "side_join while on the side stream");
+    RECORD(OP_SIDE_JOIN);
+    GAN_TRY(dispatch(be, &r));
+    rec->side_pending = false;
+    return GAN_OK;
+}
+
 /* Capture as CUDA does it: calls are recorded, not run; a launch runs the records. */
 static gan_status rec_capture_begin(gan_backend *be)
 {
     recorder *rec = rec_of(be);
+    if (rec->on_side)
+        return gan_error(GAN_ERR_ARG, "capture_begin on the side stream");
     rec->capturing = true;
     rec->captured_count = 0;
     return GAN_OK;
@@ -514,6 +570,10 @@ static gan_status rec_capture_end(gan_backend *be, gan_graph **out)
 {
     recorder *rec = rec_of(be);
     rec->capturing = false;
+    if (rec->on_side || rec->side_pending) {
+        rec->captured_count = 0;
+        return gan_error(GAN_ERR_ARG, "capture_end with the side stream %s", rec->on_side ? "in use" : "not joined");
+    }
     gan_graph *g = calloc(1, sizeof *g);
     if (!g)
         return gan_error(GAN_ERR_NOMEM, "out of memory");
@@ -593,6 +653,9 @@ static gan_backend *recorder_create(bool with_graphs, const gan_dist *dist)
         be->graph_launch = rec_graph_launch;
         be->graph_destroy = rec_graph_destroy;
         be->graph_describe = rec_graph_describe;
+        be->side_fork = rec_side_fork;
+        be->side_return = rec_side_return;
+        be->side_join = rec_side_join;
     }
     return be;
 }
@@ -779,6 +842,11 @@ static void test_graph_path(const char *base_name, const char *text, variant v)
                   "%s: %d graph launches, want %d (step 1 op by op, then the graph)", name,
                   rec_of(graphs)->launches, STEPS - 1);
         CHECK_MSG(e->graph == NULL, "%s: the CPU backend has no graphs", name);
+        /* the DCGAN's weight gradients (its layers with an input gradient) went to the side; the
+         * MLP's linear layers queue none there */
+        bool convolutions = strstr(text, "conv(") != NULL;
+        CHECK_MSG((rec_of(graphs)->side_ops > 0) == convolutions, "%s: %d ops on the side stream", name,
+                  rec_of(graphs)->side_ops);
         char want[64];
         snprintf(want, sizeof want, "%d records", g->graph ? g->graph->count : -1);
         gan_trainer_describe_graph(g, described, sizeof described);

@@ -451,6 +451,21 @@ struct gan_backend {
     /* A graph in a few words for reports (gan bench train): its nodes by kind. Optional. */
     void (*graph_describe)(gan_backend *be, gan_graph *graph, char *out, size_t bytes);
 
+    /* ---- a side stream: optional, NULL where a backend runs every op in order (the CPU's) --- *
+     * side_fork: the ops called from now on run on a second stream, after everything queued so
+     * far, beside what is queued later on the first; side_return: the ops called from now on go
+     * to the first stream again (without waiting for the side); side_join: the first stream waits
+     * for everything queued on the side so far. Between a fork and the join, the caller must not
+     * let the two streams share memory that either writes: a side op gets its own workspace, and
+     * what it reads or writes is left alone on the first stream until the join. Only the
+     * convolution passes and gemm may run on the side (CUDA's batch norms share one scratch).
+     * Inside a capture the fork and the join are the graph's edges; capture_end joins. Upload,
+     * download, synchronize (which waits for both streams) and captures are refused between
+     * side_fork and side_return. A model puts its weight-gradient passes there (src/nn/model.c). */
+    gan_status (*side_fork)(gan_backend *be);
+    gan_status (*side_return)(gan_backend *be);
+    gan_status (*side_join)(gan_backend *be);
+
     /* ---- convolution algorithm choices: optional, NULL where a backend has none (the CPU's)
      * (gan/conv_choices.h). export: the text of every choice made so far, malloc'd into *text;
      * import: choices to reuse for the geometries planned from now on (`source` names the text

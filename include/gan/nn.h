@@ -112,6 +112,14 @@ struct gan_model {
     float *grad_input;           /* [batch, input] gradient with respect to the input */
     void *workspace;             /* [workspace_bytes] shared by the convolutions */
     size_t workspace_bytes;
+    /* Where the backend has a side stream (gan_backend.side_fork) and the model trains, each
+     * convolution that also makes an input gradient queues its weight gradient there, beside the
+     * rest of the backward, with this workspace of its own; gan_model_backward joins the side
+     * before it returns (model.c). */
+    bool side_stream;
+    void *side_workspace;        /* [side_workspace_bytes], NULL for none */
+    size_t side_workspace_bytes;
+    bool side_queued;            /* work queued on the side during this backward */
     int weight_copies;           /* convolutions reading a weight copy made at each forward (planned) */
 
     /* Set before gan_model_plan: the model only runs forward and takes its weights from another

@@ -81,6 +81,8 @@ static gan_status refuse_while_capturing(const gan_cuda_impl *impl, const char *
 {
     if (impl->capturing)
         return gan_error(GAN_ERR_ARG, "%s while a graph is being captured", what);
+    if (impl->on_side)
+        return gan_error(GAN_ERR_ARG, "%s while ops go to the side stream (between side_fork and side_return)", what);
     return GAN_OK;
 }
 
@@ -155,11 +157,63 @@ static gan_status cuda_fill(gan_backend *be, float *dst, float value, size_t cou
     return gan_cuda_fill(gan_cuda_impl_of(be)->stream, dst, value, count);
 }
 
-/* Errors of queued kernels surface here. */
+/* Errors of queued kernels surface here. Both streams: work left on the side (not joined) too. */
 static gan_status cuda_synchronize(gan_backend *be)
 {
-    GAN_TRY(refuse_while_capturing(gan_cuda_impl_of(be), "synchronize"));
-    CUDA_TRY(cudaStreamSynchronize(gan_cuda_impl_of(be)->stream));
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    GAN_TRY(refuse_while_capturing(impl, "synchronize"));
+    CUDA_TRY(cudaStreamSynchronize(impl->main_stream));
+    if (impl->side_stream)
+        CUDA_TRY(cudaStreamSynchronize(impl->side_stream));
+    return GAN_OK;
+}
+
+/* ---- the side stream (gan/backend.h side_fork) ---------------------------------------------- */
+
+/* Which stream the ops go to from now on: `stream`, `cudnn` and `cublas` are that stream's. */
+static void go_to(gan_cuda_impl *impl, bool side)
+{
+    impl->on_side = side;
+    impl->stream = side ? impl->side_stream : impl->main_stream;
+    impl->cudnn = side ? impl->side_cudnn : impl->main_cudnn;
+    impl->cublas = side ? impl->side_cublas : impl->main_cublas;
+    impl->cublas_workspace = side ? impl->side_cublas_workspace : impl->main_cublas_workspace;
+}
+
+/* An event on main where everything queued so far ends; side waits for it. Inside a capture this
+ * brings side into the capture (the graph's fork). */
+static gan_status cuda_side_fork(gan_backend *be)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    if (impl->on_side)
+        return gan_error(GAN_ERR_ARG, "side_fork: ops already go to the side stream");
+    CUDA_TRY(cudaEventRecord(impl->fork_event, impl->main_stream));
+    CUDA_TRY(cudaStreamWaitEvent(impl->side_stream, impl->fork_event, 0));
+    go_to(impl, true);
+    impl->side_unjoined = true;
+    return GAN_OK;
+}
+
+static gan_status cuda_side_return(gan_backend *be)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    if (!impl->on_side)
+        return gan_error(GAN_ERR_ARG, "side_return without a side_fork");
+    go_to(impl, false);
+    return GAN_OK;
+}
+
+/* main waits for everything queued on side (the graph's join, inside a capture). */
+static gan_status cuda_side_join(gan_backend *be)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    if (impl->on_side)
+        return gan_error(GAN_ERR_ARG, "side_join while ops go to the side stream (side_return first)");
+    if (!impl->side_unjoined)
+        return GAN_OK;
+    CUDA_TRY(cudaEventRecord(impl->join_event, impl->side_stream));
+    CUDA_TRY(cudaStreamWaitEvent(impl->main_stream, impl->join_event, 0));
+    impl->side_unjoined = false;
     return GAN_OK;
 }
 
@@ -475,6 +529,8 @@ struct gan_graph {
 static gan_status cuda_capture_begin(gan_backend *be)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    GAN_TRY(refuse_while_capturing(impl, "capture_begin"));
+    GAN_TRY(cuda_side_join(be)); /* the graph starts after everything queued on either stream */
     CUDA_TRY(cudaStreamBeginCapture(impl->stream, cudaStreamCaptureModeThreadLocal));
     impl->capturing = true;
     return GAN_OK;
@@ -484,6 +540,10 @@ static gan_status cuda_capture_end(gan_backend *be, gan_graph **out)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     *out = NULL;
+    /* the capture ends whatever went wrong, so that the stream is usable again */
+    bool was_on_side = impl->on_side;
+    go_to(impl, false);
+    gan_status joined = cuda_side_join(be); /* a capture ends with every stream joined back */
     impl->capturing = false;
     gan_graph *g = calloc(1, sizeof *g);
     cudaGraph_t orphan = NULL;
@@ -493,7 +553,12 @@ static gan_status cuda_capture_end(gan_backend *be, gan_graph **out)
             cudaGraphDestroy(orphan);
         return gan_error(GAN_ERR_NOMEM, "out of memory for a graph");
     }
-    gan_status status = gan_cuda_check(ended, "cudaStreamEndCapture", __FILE__, __LINE__);
+    gan_status status = was_on_side ? gan_error(GAN_ERR_ARG, "capture_end while ops went to the side stream "
+                                                             "(no side_return after a side_fork)")
+                        : joined != GAN_OK ? joined
+                                           : gan_cuda_check(ended, "cudaStreamEndCapture", __FILE__, __LINE__);
+    if (ended != cudaSuccess)
+        cudaGetLastError(); /* said above, or outweighed by what is */
     if (status == GAN_OK)
         status = gan_cuda_check(cudaGraphInstantiate(&g->exec, g->graph, 0), "cudaGraphInstantiate",
                                 __FILE__, __LINE__);
@@ -509,6 +574,7 @@ static gan_status cuda_capture_end(gan_backend *be, gan_graph **out)
 
 static gan_status cuda_graph_launch(gan_backend *be, gan_graph *graph)
 {
+    GAN_TRY(refuse_while_capturing(gan_cuda_impl_of(be), "a graph launch"));
     CUDA_TRY(cudaGraphLaunch(graph->exec, gan_cuda_impl_of(be)->stream));
     return GAN_OK;
 }
@@ -563,8 +629,11 @@ static void cuda_destroy(gan_backend *be)
         return;
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     if (impl) {
+        go_to(impl, false);
         if (impl->stream)
             cudaStreamSynchronize(impl->stream);
+        if (impl->side_stream)
+            cudaStreamSynchronize(impl->side_stream);
         gan_cuda_dist_close(impl);
         gan_cuda_conv_plans_clear(impl);
         for (int i = 0; i < 2; i++) {
@@ -573,16 +642,23 @@ static void cuda_destroy(gan_backend *be)
             if (impl->staging_done[i])
                 cudaEventDestroy(impl->staging_done[i]);
         }
-        if (impl->cublas)
-            cublasDestroy(impl->cublas);
-        if (impl->cudnn)
-            cudnnDestroy(impl->cudnn);
-        if (impl->cublas_workspace)
-            cudaFree(impl->cublas_workspace);
+        for (int side = 0; side < 2; side++) {
+            go_to(impl, side);
+            if (impl->cublas)
+                cublasDestroy(impl->cublas);
+            if (impl->cudnn)
+                cudnnDestroy(impl->cudnn);
+            if (impl->cublas_workspace)
+                cudaFree(impl->cublas_workspace);
+            if (impl->stream)
+                cudaStreamDestroy(impl->stream);
+        }
+        if (impl->fork_event)
+            cudaEventDestroy(impl->fork_event);
+        if (impl->join_event)
+            cudaEventDestroy(impl->join_event);
         if (impl->bn_scratch)
             cudaFree(impl->bn_scratch);
-        if (impl->stream)
-            cudaStreamDestroy(impl->stream);
         cudaGetLastError();
         free(impl);
     }
@@ -597,7 +673,9 @@ static gan_status apply_cublas_math(gan_cuda_impl *impl)
     cublasMath_t math = impl->precision == GAN_PRECISION_FP32   ? CUBLAS_PEDANTIC_MATH
                         : impl->precision == GAN_PRECISION_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
                                                                 : CUBLAS_DEFAULT_MATH;
-    CUBLAS_TRY(cublasSetMathMode(impl->cublas, math));
+    CUBLAS_TRY(cublasSetMathMode(impl->main_cublas, math));
+    if (impl->side_cublas)
+        CUBLAS_TRY(cublasSetMathMode(impl->side_cublas, math));
     return GAN_OK;
 }
 
@@ -617,7 +695,7 @@ static gan_status probe_kernels(gan_cuda_impl *impl)
     return GAN_OK;
 }
 
-static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl)
+static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl, bool with_side)
 {
     int driver = 0, count = 0;
     cudaDriverGetVersion(&driver);
@@ -652,16 +730,26 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl)
         if (*c == '"' || (unsigned char)*c < 0x20 || *c == 0x7f)
             *c = '_';
     impl->cudnn_version = (long)cudnnGetVersion();
-    CUDA_TRY(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking));
-    CUDNN_TRY(cudnnCreate(&impl->cudnn));
-    CUDNN_TRY(cudnnSetStream(impl->cudnn, impl->stream));
-    CUBLAS_TRY(cublasCreate(&impl->cublas));
-    CUBLAS_TRY(cublasSetStream(impl->cublas, impl->stream));
     /* cuBLAS's own workspace, given once so that it never allocates behind our back: the sizes
-     * cuBLAS's documentation recommends (32 MiB on Hopper and later, 4 MiB before). */
+     * cuBLAS's documentation recommends (32 MiB on Hopper and later, 4 MiB before), one per
+     * stream (a workspace used by two streams at once would be a race) */
     impl->cublas_workspace_bytes = impl->compute_capability_major >= 9 ? (32u << 20) : (4u << 20);
-    GAN_TRY(cuda_alloc(be, impl->cublas_workspace_bytes, &impl->cublas_workspace));
-    CUBLAS_TRY(cublasSetWorkspace(impl->cublas, impl->cublas_workspace, impl->cublas_workspace_bytes));
+    for (int side = 0; side < (with_side ? 2 : 1); side++) {
+        CUDA_TRY(cudaStreamCreateWithFlags(side ? &impl->side_stream : &impl->main_stream, cudaStreamNonBlocking));
+        CUDNN_TRY(cudnnCreate(side ? &impl->side_cudnn : &impl->main_cudnn));
+        CUBLAS_TRY(cublasCreate(side ? &impl->side_cublas : &impl->main_cublas));
+        GAN_TRY(cuda_alloc(be, impl->cublas_workspace_bytes,
+                           side ? &impl->side_cublas_workspace : &impl->main_cublas_workspace));
+        go_to(impl, side);
+        CUDNN_TRY(cudnnSetStream(impl->cudnn, impl->stream));
+        CUBLAS_TRY(cublasSetStream(impl->cublas, impl->stream));
+        CUBLAS_TRY(cublasSetWorkspace(impl->cublas, impl->cublas_workspace, impl->cublas_workspace_bytes));
+    }
+    go_to(impl, false);
+    if (with_side) {
+        CUDA_TRY(cudaEventCreateWithFlags(&impl->fork_event, cudaEventDisableTiming));
+        CUDA_TRY(cudaEventCreateWithFlags(&impl->join_event, cudaEventDisableTiming));
+    }
     GAN_TRY(apply_cublas_math(impl));
     GAN_TRY(cuda_alloc(be, GAN_CUDA_BN_SCRATCH_DOUBLES * sizeof(double), (void **)&impl->bn_scratch));
     for (int i = 0; i < 2; i++)
@@ -698,6 +786,9 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
     impl->workspace_budget_bytes = opts.workspace_bytes;
     impl->backend = be;
     const char *storage = getenv("GAN_CUDA_BF16_STORAGE");
+    /* the weight gradients beside the input gradients (gan/backend.h side_fork); never: one stream */
+    const char *side = getenv("GAN_CUDA_SIDE_STREAM");
+    bool with_side = !(side && !strcmp(side, "never"));
     *be = (gan_backend){
         .name = "cuda",
         .kind = GAN_BACKEND_CUDA,
@@ -764,13 +855,16 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .graph_launch = cuda_graph_launch,
         .graph_describe = cuda_graph_describe,
         .graph_destroy = cuda_graph_destroy,
+        .side_fork = with_side ? cuda_side_fork : NULL,
+        .side_return = with_side ? cuda_side_return : NULL,
+        .side_join = with_side ? cuda_side_join : NULL,
         .conv_choices_export = gan_cuda_conv_choices_export,
         .conv_choices_import = gan_cuda_conv_choices_import,
         .conv_describe = gan_cuda_conv_describe,
         .bn_describe = cuda_bn_describe,
         .destroy = cuda_destroy,
     };
-    gan_status status = cuda_open(be, impl);
+    gan_status status = cuda_open(be, impl, with_side);
     if (status != GAN_OK) {
         /* Keep the reason: tearing down may overwrite the message. */
         char reason[1024];

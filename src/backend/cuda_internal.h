@@ -119,11 +119,23 @@ typedef struct gan_cuda_impl {
     int compute_capability_minor;
     char gpu_name[GAN_CONV_CHOICE_GPU_CHARS]; /* cudaDeviceProp.name, '"' and controls as '_' */
     long cudnn_version;           /* cudnnGetVersion() */
-    cudaStream_t stream;          /* every op is queued here */
-    cudnnHandle_t cudnn;
-    cublasHandle_t cublas;
+    cudaStream_t stream;          /* every op is queued here: main's, or side's between side_fork and side_return */
+    cudnnHandle_t cudnn;          /* set to `stream` */
+    cublasHandle_t cublas;        /* set to `stream`, with its own workspace */
     void *cublas_workspace;       /* [cublas_workspace_bytes], given to cublasSetWorkspace */
     size_t cublas_workspace_bytes;
+    /* The two streams (gan/backend.h side_fork): each with its own cuDNN and cuBLAS handle (and
+     * cuBLAS workspace), so that work on one shares no scratch with work on the other. The
+     * fields above are main's, or side's while ops go there (on_side); uploads, downloads, the
+     * staging buffers' events, captures and the batch norms' scratch are main's only. Side's are
+     * NULL where GAN_CUDA_SIDE_STREAM=never. */
+    cudaStream_t main_stream, side_stream;
+    cudnnHandle_t main_cudnn, side_cudnn;
+    cublasHandle_t main_cublas, side_cublas;
+    void *main_cublas_workspace, *side_cublas_workspace;
+    cudaEvent_t fork_event, join_event;
+    bool on_side;       /* between side_fork and side_return */
+    bool side_unjoined; /* work queued on side since the last side_join */
     /* [GAN_CUDA_BN_SCRATCH_DOUBLES]: the chunks' sums of a batch norm between its launches
      * (kernels/gan_kernels.h, gan_cuda_bn_chunks). One buffer serves every batch norm: they run
      * one after another on `stream`. */

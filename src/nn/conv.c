@@ -55,6 +55,11 @@ static size_t conv_workspace_bytes(gan_layer *layer, gan_model *model)
     return gan_conv_layer_workspace_bytes(&((conv_layer *)layer)->conv, model);
 }
 
+static size_t conv_side_workspace_bytes(gan_layer *layer, gan_model *model)
+{
+    return gan_conv_layer_side_workspace_bytes(&((conv_layer *)layer)->conv, model);
+}
+
 static gan_status conv_forward(gan_layer *layer, gan_model *model, const float *x, float *y,
                                bool training)
 {
@@ -89,6 +94,7 @@ static const gan_layer_vtable conv_vtable = {
     .declare_params = conv_declare_params,
     .plan = conv_plan,
     .workspace_bytes = conv_workspace_bytes,
+    .side_workspace_bytes = conv_side_workspace_bytes,
     .forward = conv_forward,
     .backward = conv_backward,
     .init_weights = conv_init_weights,

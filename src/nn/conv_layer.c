@@ -53,6 +53,14 @@ size_t gan_conv_layer_workspace_bytes(const gan_conv_state *c, gan_model *model)
     return model->backend->conv_workspace_bytes(model->backend, &c->geom, passes);
 }
 
+/* The weight gradient's pass, which runs on the side stream where the model has one. */
+size_t gan_conv_layer_side_workspace_bytes(const gan_conv_state *c, gan_model *model)
+{
+    if (!model->side_stream)
+        return 0;
+    return model->backend->conv_workspace_bytes(model->backend, &c->geom, GAN_CONV_PASS_BIT(GAN_CONV_BACKWARD_FILTER));
+}
+
 gan_status gan_conv_layer_forward(gan_layer *layer, gan_model *model, gan_conv_state *c, const float *x, float *y,
                                   bool training)
 {
@@ -100,10 +108,24 @@ gan_status gan_conv_layer_backward(gan_layer *layer, gan_model *model, gan_conv_
         /* both passes in one op (they read g's dy, or g's x, in common), on the forward's copy of
          * x if it was kept from this x; no dx wanted: the backward-filter alone, on that copy */
         const void *kept = c->kept_from == x ? c->keep : NULL;
-        if ((dx || kept) && be->conv_grads)
+        /* with a side stream, the backward-filter there (alone, on the kept copy if there is one)
+         * and dx here, at once; not when there is no dx (nothing to run beside it) */
+        if (dx && model->side_stream) {
+            GAN_TRY(be->side_fork(be));
+            model->side_queued = true;
+            gan_status status =
+                kept && be->conv_grads
+                    ? be->conv_grads(be, &c->geom, conv_x, conv_dy, beta, dw, other, w, NULL, kept, model->side_workspace)
+                    : be->conv_backward_filter(be, &c->geom, conv_x, conv_dy, beta, dw, model->side_workspace);
+            gan_status back = be->side_return(be);
+            GAN_TRY(status);
+            GAN_TRY(back);
+        } else if ((dx || kept) && be->conv_grads) {
             return be->conv_grads(be, &c->geom, conv_x, conv_dy, beta, dw, other, w, dx, kept,
                                   model->workspace);
-        GAN_TRY(be->conv_backward_filter(be, &c->geom, conv_x, conv_dy, beta, dw, model->workspace));
+        } else {
+            GAN_TRY(be->conv_backward_filter(be, &c->geom, conv_x, conv_dy, beta, dw, model->workspace));
+        }
     }
     if (dx && transposed)
         return be->conv_forward(be, &c->geom, conv_x, w, dx, model->workspace);

@@ -66,6 +66,11 @@ static size_t convt_workspace_bytes(gan_layer *layer, gan_model *model)
     return gan_conv_layer_workspace_bytes(&((convt_layer *)layer)->conv, model);
 }
 
+static size_t convt_side_workspace_bytes(gan_layer *layer, gan_model *model)
+{
+    return gan_conv_layer_side_workspace_bytes(&((convt_layer *)layer)->conv, model);
+}
+
 static gan_status convt_forward(gan_layer *layer, gan_model *model, const float *x, float *y,
                                 bool training)
 {
@@ -100,6 +105,7 @@ static const gan_layer_vtable convt_vtable = {
     .declare_params = convt_declare_params,
     .plan = convt_plan,
     .workspace_bytes = convt_workspace_bytes,
+    .side_workspace_bytes = convt_side_workspace_bytes,
     .forward = convt_forward,
     .backward = convt_backward,
     .init_weights = convt_init_weights,

@@ -14,6 +14,9 @@ typedef struct gan_layer_vtable {
     /* Requests the layer's own memory beyond its output and output-gradient buffers. */
     gan_status (*plan)(gan_layer *layer, gan_model *model, gan_pool *pool);
     size_t (*workspace_bytes)(gan_layer *layer, gan_model *model);
+    /* The workspace of the work the layer queues on the side stream (model->side_stream), NULL
+     * for a layer that queues none. */
+    size_t (*side_workspace_bytes)(gan_layer *layer, gan_model *model);
     gan_status (*forward)(gan_layer *layer, gan_model *model, const float *x, float *y,
                           bool training);
     /* dx may be NULL (no gradient wanted with respect to the input). */
@@ -110,6 +113,7 @@ unsigned gan_conv_layer_stored_edges(const gan_layer *layer, const gan_conv_stat
 bool gan_conv_layer_weight_copy(gan_layer *layer, gan_model *model, gan_conv_state *c, gan_conv_weight_copy *out);
 /* the forward alone for an inference-only model, all three passes for a trained one */
 size_t gan_conv_layer_workspace_bytes(const gan_conv_state *c, gan_model *model);
+size_t gan_conv_layer_side_workspace_bytes(const gan_conv_state *c, gan_model *model);
 /* y (or the epilogue activation's output) from x, and the bias; in training x's copy kept */
 gan_status gan_conv_layer_forward(gan_layer *layer, gan_model *model, gan_conv_state *c, const float *x, float *y,
                                   bool training);

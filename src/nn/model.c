@@ -288,6 +288,19 @@ gan_status gan_model_plan(gan_model *model, gan_pool *pool)
     model->workspace_bytes = workspace;
     if (workspace)
         GAN_TRY(gan_pool_request_bytes(pool, &model->workspace, workspace, "conv workspace"));
+    /* the weight gradients' workspace on the side stream (conv_layer.c) */
+    gan_backend *be = model->backend;
+    model->side_stream = grads && be->side_fork && be->side_return && be->side_join;
+    size_t side = 0;
+    for (int i = 0; model->side_stream && i < model->layer_count; i++) {
+        gan_layer *layer = model->layers[i];
+        size_t bytes = layer->vt->side_workspace_bytes ? layer->vt->side_workspace_bytes(layer, model) : 0;
+        if (bytes > side)
+            side = bytes;
+    }
+    model->side_workspace_bytes = side;
+    if (side)
+        GAN_TRY(gan_pool_request_bytes(pool, &model->side_workspace, side, "conv side workspace"));
     return GAN_OK;
 }
 
@@ -422,7 +435,9 @@ gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_gr
     if (model->inference_only)
         return gan_error(GAN_ERR_ARG, "%s runs forward only", model->name);
     const float *dy = grad_output;
-    for (int i = model->active_layers - 1; i >= 0; i--) {
+    gan_status status = GAN_OK;
+    model->side_queued = false;
+    for (int i = model->active_layers - 1; i >= 0 && status == GAN_OK; i--) {
         gan_layer *layer = model->layers[i];
         /* A fused activation's backward runs inside the batch norm's: dy stays the gradient at
          * the activation's output, which the batch norm reads with the activation's output. */
@@ -436,13 +451,21 @@ gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_gr
         const float *y = layer->fused_activation && layer->fused_activation->position < model->active_layers
                              ? layer->fused_activation->output
                              : layer->output;
-        gan_status status = layer->vt->backward(layer, model, x, y, dy, dx, mode);
+        status = layer->vt->backward(layer, model, x, y, dy, dx, mode);
         if (status != GAN_OK)
-            return gan_error_prefix(status, "%s layer %d (%s) backward: ", model->name,
-                                    layer->index, gan_layer_kind_name(layer->spec.kind));
+            status = gan_error_prefix(status, "%s layer %d (%s) backward: ", model->name, layer->index,
+                                      gan_layer_kind_name(layer->spec.kind));
         dy = dx;
     }
-    return GAN_OK;
+    /* the weight gradients queued on the side stream are done before anything after this backward
+     * (the next forward overwrites what they read; Adam reads what they write) */
+    if (model->side_queued) {
+        gan_status joined = model->backend->side_join(model->backend);
+        model->side_queued = false;
+        if (status == GAN_OK && joined != GAN_OK)
+            status = gan_error_prefix(joined, "%s backward, joining the side stream: ", model->name);
+    }
+    return status;
 }
 
 gan_status gan_model_init_weights(gan_model *model, gan_weight_init scheme, uint64_t seed)
