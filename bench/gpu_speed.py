@@ -15,7 +15,10 @@ each mode (default fp32, tf32, bf16), every round runs, each in its own process:
     gan with its tensors between layers kept FP32 NCHW (GAN_CUDA_BF16_STORAGE=never: the copies around
     each convolution instead of BF16 NHWC edges, and w copied at each pass instead of once per forward),
     the columns "bf16 FP32-edge gan ms/it" and "bf16 edge gain" (that run's ms/it over the BF16-edge
-    run's, per round: > 1 when the BF16 edges are faster).
+    run's, per round: > 1 when the BF16 edges are faster); and for bf16 also gan on one stream
+    (GAN_CUDA_SIDE_STREAM=never: the weight gradients in line with the input gradients instead of
+    beside them on a second stream), the columns "bf16 one-stream gan ms/it" and "bf16 side-stream
+    gain" (the same ratio: > 1 when the side stream is faster).
 gan and PyTorch alternate within each round, so both see the same machine. A speedup is taken per
 round (PyTorch ms/it / gan ms/it, > 1 when gan is faster) and its median over the rounds is
 reported; the ms/it and img/s shown are medians over the rounds too.
@@ -200,6 +203,7 @@ class Check:
                 out.append(("fp32-det", "fp32", True, None))
             if mode == "bf16":
                 out.append(("bf16-f32edges", "bf16", False, {"GAN_CUDA_BF16_STORAGE": "never"}))
+                out.append(("bf16-onestream", "bf16", False, {"GAN_CUDA_SIDE_STREAM": "never"}))
         return out
 
     def one_round(self, number):
@@ -280,7 +284,8 @@ def summarise(check):
         cells = ["%s, %d" % (config, batch)]
         gflop = median([r["gflop"] for c in per_round for r in c["gan"].values() if "gflop" in r])
         for mode in a.modes:
-            keys = [mode] + (["fp32-det"] if mode == "fp32" else []) + (["bf16-f32edges"] if mode == "bf16" else [])
+            keys = [mode] + (["fp32-det"] if mode == "fp32" else []) + \
+                (["bf16-f32edges", "bf16-onestream"] if mode == "bf16" else [])
             for key in keys:
                 ours = gan(key)
                 theirs = torch_(mode)
@@ -324,7 +329,9 @@ def summarise(check):
                 if key == "fp32-det":  # two columns: gan's deterministic fp32 and its speedup over PyTorch fp32
                     cells += [ours_text(ours_ms, fmt_ms), ratio_text(ratio)]
                     continue
-                if key == "bf16-f32edges":  # two columns: gan bf16 with FP32 edges, and what BF16 edges gain
+                if key in ("bf16-f32edges", "bf16-onestream"):
+                    # two columns: gan bf16 with FP32 edges (or on one stream), and what BF16 edges (the
+                    # side stream) gain
                     gains = [c["gan"][key]["ms"] / c["gan"]["bf16"]["ms"] for c in per_round
                              if "ms" in c["gan"].get(key, {}) and "ms" in c["gan"].get("bf16", {})]
                     cells += [ours_text(ours_ms, fmt_ms),
@@ -374,7 +381,8 @@ def summarise(check):
         if mode == "fp32":
             header += ["fp32 deterministic gan ms/it", "fp32 deterministic speedup"]
         if mode == "bf16":
-            header += ["bf16 FP32-edge gan ms/it", "bf16 edge gain"]
+            header += ["bf16 FP32-edge gan ms/it", "bf16 edge gain", "bf16 one-stream gan ms/it",
+                       "bf16 side-stream gain"]
     return header, rows, notes
 
 
@@ -401,7 +409,9 @@ def report(check, started, reproduce, rounds_note, interrupted):
                  "deterministic columns (whose speedup is over PyTorch fp32); bf16 edge gain = gan bf16 ms/it with "
                  "its tensors between layers FP32 NCHW and w copied at each pass (GAN_CUDA_BF16_STORAGE=never) / "
                  "with them BF16 NHWC and w copied once per forward, per "
-                 "round, median (> 1: the BF16 edges are faster); share of the floor = floor ms / "
+                 "round, median (> 1: the BF16 edges are faster); bf16 side-stream gain = gan bf16 ms/it on one "
+                 "stream (GAN_CUDA_SIDE_STREAM=never) / with the weight gradients on a side stream, per round, "
+                 "median (> 1: the side stream is faster); share of the floor = floor ms / "
                  "gan ms/it, the floor being useful GFLOP / the peak gan measured in that precision.")
     settings = {}
     for rd in check.rounds:

@@ -41,9 +41,10 @@ if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" --rounds 1
     *) fail "no fp32 deterministic columns" ;; esac
   columns=$(echo "$header" | awk -F'|' '{print NF - 2}')
   row_columns=$(grep '^| dcgan_fmnist32, 4 |' "$work/out" | awk -F'|' '{print NF - 2}')
-  case "$header" in *"| bf16 FP32-edge gan ms/it | bf16 edge gain |"*) ok ;;
-    *) fail "no bf16 FP32-edge columns" ;; esac
-  [ "$columns" = 26 ] && [ "$row_columns" = 26 ] && ok || fail "header $columns, row $row_columns columns, want 26"
+  case "$header" in
+    *"| bf16 FP32-edge gan ms/it | bf16 edge gain | bf16 one-stream gan ms/it | bf16 side-stream gain |"*) ok ;;
+    *) fail "no bf16 FP32-edge and one-stream columns" ;; esac
+  [ "$columns" = 28 ] && [ "$row_columns" = 28 ] && ok || fail "header $columns, row $row_columns columns, want 28"
 
   # fp32 ran on both sides: numbers and ratios
   for col in "fp32 gan ms/it" "fp32 PyTorch ms/it" "fp32 deterministic gan ms/it" "fp32 gan img/s"; do
@@ -60,7 +61,7 @@ if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" --rounds 1
     [[ "$(cell "bf16 gan ms/it")" =~ ^[0-9.]+$ ]] && ok || fail "gan ran bf16 but its cell is '$(cell "bf16 gan ms/it")'"
   elif refusal=$(grep -v '^[[:space:]]*$' "$work/bf16.err" | tail -n 1) && [[ "$refusal" == *train.precision* ]]; then
     for col in "bf16 gan ms/it" "bf16 speedup" "bf16 gan img/s" "bf16 gan % of floor" "bf16 speedup vs graph" \
-               "bf16 FP32-edge gan ms/it" "bf16 edge gain"; do
+               "bf16 FP32-edge gan ms/it" "bf16 edge gain" "bf16 one-stream gan ms/it" "bf16 side-stream gain"; do
       [ "$(cell "$col")" = "not implemented in gan" ] && ok || fail "'$col' is '$(cell "$col")', want 'not implemented in gan'"
     done
     grep -qF "gan bf16: not implemented in gan: \"$refusal\"" "$work/out" && ok ||
@@ -80,7 +81,7 @@ if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" --rounds 1
   # the same table in --table-out, and every measurement in --json
   grep -qF "$header" "$work/table.md" && ok || fail "--table-out lacks the table"
   "$py" -c "import json, sys; d = json.load(open(sys.argv[1])); r = d['rounds'][0]['dcgan_fmnist32:4'];
-assert sorted(r['gan']) == ['bf16', 'bf16-f32edges', 'fp32', 'fp32-det', 'tf32'], sorted(r['gan'])
+assert sorted(r['gan']) == ['bf16', 'bf16-f32edges', 'bf16-onestream', 'fp32', 'fp32-det', 'tf32'], sorted(r['gan'])
 assert r['torch']['fp32']['ms'] > 0 and r['torch']['bf16'] == {'skipped': 'skipped: needs CUDA'}, r['torch']" \
     "$work/speed.json" 2>"$work/json.err" && ok || fail "--json: $(tail -n 1 "$work/json.err")"
 fi

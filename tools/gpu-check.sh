@@ -10,7 +10,8 @@
 #      bf16 (every op and one iteration against the CPU: largest and relative L2 errors per tensor)
 #   6. dcgan_fmnist32 for 20 iterations on the GPU and on the CPU with the same seed, losses side
 #      by side; the GPU run again, which must log the same losses and choose the same convolution
-#      algorithms (kept in GAN_CACHE_DIR = BUILD/gpu-check-cache; listed in the report)
+#      algorithms (kept in GAN_CACHE_DIR = BUILD/gpu-check-cache; listed in the report), and on
+#      one stream (GAN_CUDA_SIDE_STREAM=never), which must log the same losses too
 #   6b. dcgan_fmnist32 for one epoch on the GPU in fp32, tf32 and bf16: the loss and D(x)/D(G(z))
 #      curves side by side (bench/quality_curves.py) and the sample grids
 #      (bench/results/gpu-quality-PRECISION.png)
@@ -364,6 +365,12 @@ if [ $built = 1 ] && [ $have_gpu = 1 ]; then
      cmp <(grep -o '\"loss_d\": [^,]*, \"loss_g\": [^,]*' '$runs/cuda/metrics.jsonl') \
          <(grep -o '\"loss_d\": [^,]*, \"loss_g\": [^,]*' '$runs/cuda2/metrics.jsonl') &&
      cmp '$runs/cuda/conv_algorithms.txt' '$runs/cuda2/conv_algorithms.txt'"
+  # the weight gradients on a side stream (the default) compute what they do on one stream: the
+  # same losses with GAN_CUDA_SIDE_STREAM=never (a race between the streams would show here)
+  run_step "train dcgan_fmnist32 on one stream --device cuda: same losses" 120 bash -c \
+    "GAN_CUDA_SIDE_STREAM=never '$gan' ${train_args[*]} --device cuda --out '$runs/cuda-one' --quiet &&
+     cmp <(grep -o '\"loss_d\": [^,]*, \"loss_g\": [^,]*' '$runs/cuda/metrics.jsonl') \
+         <(grep -o '\"loss_d\": [^,]*, \"loss_g\": [^,]*' '$runs/cuda-one/metrics.jsonl')"
   if [ $cuda_rc = 0 ] && [ $cpu_rc = 0 ]; then
     {
       echo
