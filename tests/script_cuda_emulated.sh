@@ -228,7 +228,8 @@ close "$work/bf16-kept.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" 
 # of 16x16 images whose convolutions make input gradients with workspaces (the tiny one's are
 # GEMMs), in each precision; bf16 and tf32 also with NHWC copies in the workspaces (bf16 without
 # stored edges, tf32 with NHWC always), where a side pass given main's workspace shows (seen:
-# NaNs under interleave), as does a backward that does not join (seen: after).
+# NaNs under interleave), as does a backward that does not join (seen: after), and the first
+# stream writing z while G's forward reads it on the side (seen: before, interleave).
 make_tiny_idx "$work/mid.idx3-ubyte" 16
 printf '%s\n' '[model]' 'nz = 8' \
   'generator = convt(32,4,1,0) bn relu convt(16,4,2,1) bn relu convt(8,4,2,1) bn relu convt(1,3,1,1) tanh' \

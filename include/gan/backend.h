@@ -457,11 +457,12 @@ struct gan_backend {
      * to the first stream again (without waiting for the side); side_join: the first stream waits
      * for everything queued on the side so far. Between a fork and the join, the caller must not
      * let the two streams share memory that either writes: a side op gets its own workspace, and
-     * what it reads or writes is left alone on the first stream until the join. Only the
-     * convolution passes and gemm may run on the side (CUDA's batch norms share one scratch).
-     * Inside a capture the fork and the join are the graph's edges; capture_end joins. Upload,
-     * download, synchronize (which waits for both streams) and captures are refused between
-     * side_fork and side_return. A model puts its weight-gradient passes there (src/nn/model.c). */
+     * what it reads or writes is left alone on the first stream until the join (the backend's own
+     * scratch, cuBLAS's workspace and the batch norms', is per stream). Inside a capture the fork
+     * and the join are the graph's edges; capture_end joins. Upload, download, synchronize (which
+     * waits for both streams), captures and the all-reduces are refused between side_fork and
+     * side_return. A model puts its weight-gradient passes there (src/nn/conv_layer.c), and the
+     * trainer G's forward beside D on the real batch (src/train/trainer.c). */
     gan_status (*side_fork)(gan_backend *be);
     gan_status (*side_return)(gan_backend *be);
     gan_status (*side_join)(gan_backend *be);

@@ -178,6 +178,7 @@ static void go_to(gan_cuda_impl *impl, bool side)
     impl->cudnn = side ? impl->side_cudnn : impl->main_cudnn;
     impl->cublas = side ? impl->side_cublas : impl->main_cublas;
     impl->cublas_workspace = side ? impl->side_cublas_workspace : impl->main_cublas_workspace;
+    impl->bn_scratch = side ? impl->side_bn_scratch : impl->main_bn_scratch;
 }
 
 /* An event on main where everything queued so far ends; side waits for it. Inside a capture this
@@ -652,13 +653,13 @@ static void cuda_destroy(gan_backend *be)
                 cudaFree(impl->cublas_workspace);
             if (impl->stream)
                 cudaStreamDestroy(impl->stream);
+            if (impl->bn_scratch)
+                cudaFree(impl->bn_scratch);
         }
         if (impl->fork_event)
             cudaEventDestroy(impl->fork_event);
         if (impl->join_event)
             cudaEventDestroy(impl->join_event);
-        if (impl->bn_scratch)
-            cudaFree(impl->bn_scratch);
         cudaGetLastError();
         free(impl);
     }
@@ -740,6 +741,8 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl, bool with_side
         CUBLAS_TRY(cublasCreate(side ? &impl->side_cublas : &impl->main_cublas));
         GAN_TRY(cuda_alloc(be, impl->cublas_workspace_bytes,
                            side ? &impl->side_cublas_workspace : &impl->main_cublas_workspace));
+        GAN_TRY(cuda_alloc(be, GAN_CUDA_BN_SCRATCH_DOUBLES * sizeof(double),
+                           (void **)(side ? &impl->side_bn_scratch : &impl->main_bn_scratch)));
         go_to(impl, side);
         CUDNN_TRY(cudnnSetStream(impl->cudnn, impl->stream));
         CUBLAS_TRY(cublasSetStream(impl->cublas, impl->stream));
@@ -751,7 +754,6 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl, bool with_side
         CUDA_TRY(cudaEventCreateWithFlags(&impl->join_event, cudaEventDisableTiming));
     }
     GAN_TRY(apply_cublas_math(impl));
-    GAN_TRY(cuda_alloc(be, GAN_CUDA_BN_SCRATCH_DOUBLES * sizeof(double), (void **)&impl->bn_scratch));
     for (int i = 0; i < 2; i++)
         CUDA_TRY(cudaEventCreateWithFlags(&impl->staging_done[i], cudaEventDisableTiming));
     GAN_TRY(probe_kernels(impl));

@@ -54,9 +54,14 @@ static gan_status connect(gan_cuda_impl *impl, const gan_dist *dist)
     return GAN_OK;
 }
 
+/* The communicator, made at the first all-reduce. All-reduces run on the first stream only: every
+ * rank must issue its collectives in one order, which two streams would not keep. */
 static gan_status communicator(gan_backend *be, ncclComm_t *out)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    if (impl->on_side)
+        return gan_error(GAN_ERR_ARG, "an all-reduce on the side stream (the ranks' all-reduces run on the first "
+                                      "stream, in one order)");
     if (!impl->nccl_comm)
         GAN_TRY(connect(impl, be->options.dist));
     *out = impl->nccl_comm;
@@ -65,7 +70,7 @@ static gan_status communicator(gan_backend *be, ncclComm_t *out)
 
 gan_status gan_cuda_allreduce_sum(gan_backend *be, float *data, size_t count, float scale)
 {
-    ncclComm_t comm;
+    ncclComm_t comm = NULL;
     GAN_TRY(communicator(be, &comm));
     cudaStream_t stream = gan_cuda_impl_of(be)->stream;
     if (count == 0)
@@ -78,7 +83,7 @@ gan_status gan_cuda_allreduce_sum(gan_backend *be, float *data, size_t count, fl
 
 gan_status gan_cuda_allreduce_sum_f64(gan_backend *be, double *data, size_t count)
 {
-    ncclComm_t comm;
+    ncclComm_t comm = NULL;
     GAN_TRY(communicator(be, &comm));
     if (count == 0)
         return GAN_OK;

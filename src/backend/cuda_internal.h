@@ -126,19 +126,20 @@ typedef struct gan_cuda_impl {
     size_t cublas_workspace_bytes;
     /* The two streams (gan/backend.h side_fork): each with its own cuDNN and cuBLAS handle (and
      * cuBLAS workspace), so that work on one shares no scratch with work on the other. The
-     * fields above are main's, or side's while ops go there (on_side); uploads, downloads, the
-     * staging buffers' events, captures and the batch norms' scratch are main's only. Side's are
+     * fields above (and bn_scratch below) are main's, or side's while ops go there (on_side);
+     * uploads, downloads, the staging buffers' events and captures are main's only. Side's are
      * NULL where GAN_CUDA_SIDE_STREAM=never. */
     cudaStream_t main_stream, side_stream;
     cudnnHandle_t main_cudnn, side_cudnn;
     cublasHandle_t main_cublas, side_cublas;
     void *main_cublas_workspace, *side_cublas_workspace;
+    double *main_bn_scratch, *side_bn_scratch;
     cudaEvent_t fork_event, join_event;
     bool on_side;       /* between side_fork and side_return */
     bool side_unjoined; /* work queued on side since the last side_join */
     /* [GAN_CUDA_BN_SCRATCH_DOUBLES]: the chunks' sums of a batch norm between its launches
-     * (kernels/gan_kernels.h, gan_cuda_bn_chunks). One buffer serves every batch norm: they run
-     * one after another on `stream`. */
+     * (kernels/gan_kernels.h, gan_cuda_bn_chunks). One buffer per stream serves every batch norm
+     * queued there: they run one after another. */
     double *bn_scratch;
     gan_precision precision;      /* the backend's options, fixed at creation */
     bool deterministic;

@@ -334,12 +334,27 @@ static gan_status discriminator_step(gan_trainer *t, int k)
     const gan_config *cfg = &t->cfg;
     float real_target = (float)(1.0 - cfg->label_smoothing);
     float scale = cfg->d_loss == GAN_D_LOSS_MEAN ? 0.5f : 1.0f;
+    gan_backend *be = t->backend;
+    /* z -> G -> fake on the side stream, beside D on the real batch: the two share nothing they write
+     * (z was drawn before the fork, D reads the fake after the join). Not where G's batch norms may
+     * all-reduce (a data-parallel run): the all-reduces stay on the first stream. */
+    bool g_beside = t->g->side_stream && !be->allreduce_sum;
+    if (g_beside) {
+        GAN_TRY(be->side_fork(be));
+        gan_status status = gan_model_forward(t->g, t->z, true);
+        gan_status back = be->side_return(be);
+        GAN_TRY(status);
+        GAN_TRY(back);
+    }
     /* 1. D on the real batch. */
     GAN_TRY(gan_model_forward(t->d, t->real, true));
     GAN_TRY(d_loss(t, real_target, scale, VALUE_LOSS_REAL, VALUE_D_X));
     GAN_TRY(gan_model_backward(t->d, t->dlogits, GAN_GRADS_OVERWRITE, false));
-    /* 2. z -> G -> fake; D on the fake, no gradient into G. */
-    GAN_TRY(gan_model_forward(t->g, t->z, true));
+    /* 2. z -> G -> fake (or the side's, joined); D on the fake, no gradient into G. */
+    if (g_beside)
+        GAN_TRY(be->side_join(be));
+    else
+        GAN_TRY(gan_model_forward(t->g, t->z, true));
     GAN_TRY(gan_model_forward(t->d, gan_model_output(t->g), true));
     GAN_TRY(d_loss(t, 0.0f, scale, VALUE_LOSS_FAKE, VALUE_D_G_Z1));
     GAN_TRY(gan_model_backward(t->d, t->dlogits, GAN_GRADS_ACCUMULATE, false));
