@@ -16,8 +16,8 @@ each mode (default fp32, tf32, bf16), every round runs, each in its own process:
     each convolution instead of BF16 NHWC edges, and w copied at each pass instead of once per forward),
     the columns "bf16 FP32-edge gan ms/it" and "bf16 edge gain" (that run's ms/it over the BF16-edge
     run's, per round: > 1 when the BF16 edges are faster); and for bf16 also gan on one stream
-    (GAN_CUDA_SIDE_STREAM=never: the weight gradients in line with the input gradients instead of
-    beside them on a second stream), the columns "bf16 one-stream gan ms/it" and "bf16 side-stream
+    (GAN_CUDA_SIDE_STREAM=never: the weight gradients in line with the input gradients, and G's
+    forward after D on the real batch, instead of beside them on a second stream), the columns "bf16 one-stream gan ms/it" and "bf16 side-stream
     gain" (the same ratio: > 1 when the side stream is faster).
 gan and PyTorch alternate within each round, so both see the same machine. A speedup is taken per
 round (PyTorch ms/it / gan ms/it, > 1 when gan is faster) and its median over the rounds is
