@@ -23,8 +23,8 @@
  *     work in any order, so the emulation picks one (GAN_EMU_SIDE_ORDER): `after` (the default:
  *     the waiting stream's work runs as late as the join allows, after the other's), `before` (as
  *     early as its fork allows) or `interleave` (in a capture, one of its operations after each of
- *     the other's; outside one, as `after`). A caller that shares memory between the two without an event between computes
- *     differently under some order. Inside a capture an event recorded on the capturing stream and
+ *     the other's; outside one, as `after`). A caller that shares memory between the two without
+ *     an event between computes differently under some order. Inside a capture an event recorded on the capturing stream and
  *     waited on by another brings that stream into the capture (its operations become nodes of the
  *     same graph, merged in at the join), and every such stream must be joined back before
  *     cudaStreamEndCapture (else cudaErrorStreamCaptureUnjoined), as CUDA requires;
@@ -215,14 +215,12 @@ void merge_side(CUstream_st *origin, CUstream_st *side, size_t count)
     size_t taken_before = side->captured_total - side->captured.size();
     size_t n = count > taken_before ? std::min(count - taken_before, side->captured.size()) : 0;
     side_order order = side_order_now();
-    /* origin's nodes are numbered since the capture began; those before `first` were merged into
-     * the graph at the capture's start (none are ever removed), so an index is its total */
-    size_t origin_first = origin->captured_total - origin->captured.size();
+    /* the origin holds every node since its capture began (captured_total of them), so a fork's
+     * count is an index into its nodes */
     std::vector<node> merged;
     size_t o = 0; /* origin's nodes placed so far */
     for (size_t i = 0; i < n; i++) {
-        size_t fork = side->forked_at[i] > origin_first ? side->forked_at[i] - origin_first : 0;
-        fork = std::min(fork, origin->captured.size());
+        size_t fork = std::min(side->forked_at[i], origin->captured.size());
         /* before: right at its fork; interleave: after one more of origin's since the last;
          * after: at the end */
         size_t place = order == SIDE_AFTER        ? origin->captured.size()
@@ -493,7 +491,8 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event)
 {
-    cudaEventSynchronize(event); /* its record may still be queued (CUDA lets it complete) */
+    if (!event->in_capture)
+        cudaEventSynchronize(event); /* its record may still be queued (CUDA lets it complete) */
     delete event;
     return cudaSuccess;
 }

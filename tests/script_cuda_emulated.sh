@@ -249,9 +249,10 @@ side_runs() { # side_runs NAME [key=value ...]: one stream, then the side in eac
       fail "$name: the side stream ($order) trains differently from one stream:" \
         "$(paste -d'|' "$work/$name-one.losses" "$work/$name-$order.losses" | head -n 3)"
   done
-  grep -q '^weight gradients: on a side stream' "$work/train-$name-after.out" && ok ||
+  grep -q "^side stream: the weight gradients beside the input gradients, G's forward beside D" \
+    "$work/train-$name-after.out" && ok ||
     fail "$name: the side stream was not used: $(head -n 3 "$work/train-$name-after.out")"
-  ! grep -q '^weight gradients: on a side stream' "$work/train-$name-one.out" && ok ||
+  ! grep -q '^side stream:' "$work/train-$name-one.out" && ok ||
     fail "$name: GAN_CUDA_SIDE_STREAM=never still used the side stream"
 }
 set_up="" side_runs side-fp32

@@ -80,8 +80,7 @@ typedef struct recorder {
     int launches;
     bool on_side;      /* between side_fork and side_return */
     bool side_pending; /* forked since the last join */
-    int side_ops;      /* ops called on the side, in all */
-    bool side_kinds[OP_COUNT]; /* which kinds of op */
+    bool side_kinds[OP_COUNT]; /* the kinds of op called on the side */
 } recorder;
 
 struct gan_graph {
@@ -112,9 +111,8 @@ static gan_status dispatch(gan_backend *be, const record *r)
 {
     recorder *rec = rec_of(be);
     if (rec->on_side) {
-        if (r->kind == OP_ALLREDUCE || r->kind == OP_ALLREDUCE_F64 || r->kind == OP_SIDE_JOIN)
+        if (r->kind == OP_ALLREDUCE || r->kind == OP_ALLREDUCE_F64)
             return gan_error(GAN_ERR_ARG, "%s on the side stream", op_names[r->kind]);
-        rec->side_ops += r->kind != OP_SIDE_RETURN;
         rec->side_kinds[r->kind] = true;
     }
     if (rec->capturing)

@@ -608,8 +608,10 @@ static gan_status train(run_state *run, gan_run_result *result)
             printf("activations: %d of G's and %d of D's layer outputs stored BF16 NHWC between layers "
                    "(GAN_CUDA_BF16_STORAGE=never keeps them FP32 NCHW)\n", stored_g, stored_d);
         if (run->trainer->g->side_stream || run->trainer->d->side_stream)
-            printf("weight gradients: on a side stream, beside the input gradients (GAN_CUDA_SIDE_STREAM=never: "
-                   "one stream)\n");
+            printf("side stream: the weight gradients beside the input gradients%s (GAN_CUDA_SIDE_STREAM=never: "
+                   "one stream)\n",
+                   run->trainer->g->side_stream && !be->allreduce_sum ? ", G's forward beside D on the real batch"
+                                                                       : "");
         fflush(stdout);
     }
     struct sigaction action, old_int, old_term, old_hup, old_usr1;
