@@ -2,7 +2,8 @@
  * inputs (gan_selftest_ops, tolerances stated in src/selftest/ops.c), in fp32 + deterministic (the
  * parity mode) and in tf32 + not deterministic (the fast mode), plus what the deterministic mode
  * promises beyond tolerances: reductions and convolution gradients repeat bit for bit, and conv_grads
- * gives the bits of the two ops it stands for (fp32 and bf16). Without a usable device it reports
+ * gives the bits of the two ops it stands for (fp32 and bf16), and a batch norm on each of the two
+ * streams gives the bits of one stream's. Without a usable device it reports
  * skipped (exit 77) and says why. */
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,84 @@ static void test_bn_determinism(void)
             cuda->free(cuda, out[run][i]);
 }
 
+/* The side stream (gan/backend.h side_fork): a chunked batch norm, forward and backward, on each
+ * stream at once, captured and replayed, gives the bits of the two run one after the other on the
+ * first stream, so the streams share no scratch. On a GPU the two run at once; the emulated
+ * device runs them interleaved, launch by launch (GAN_EMU_SIDE_ORDER, set here for it), so that a
+ * scratch both streams used would hand one batch norm the other's partial sums. */
+static void test_side_stream(void)
+{
+    if (!cuda->side_fork) {
+        const char *side = getenv("GAN_CUDA_SIDE_STREAM");
+        CHECK_MSG(side && !strcmp(side, "never"), "the CUDA backend has no side stream");
+        return;
+    }
+    setenv("GAN_EMU_SIDE_ORDER", "interleave", 1);
+    enum { N = 8, C = 8, HW = 1024 }; /* 8192 values per channel: two chunks, 3 + 2 launches */
+    const size_t count = (size_t)N * C * HW;
+    const size_t counts[7] = {count, count, C, C, count, C, C};
+    float *x[2], *dy[2], *gamma = device_random(C, 41), *beta = device_random(C, 42);
+    float *out[2][2][8]; /* [one stream, two][job][y, y_act, save_mean, save_invstd, dx, dgamma, dbeta, rm] */
+    float *rv[2][2];
+    for (int job = 0; job < 2; job++) {
+        x[job] = device_random(count, 43 + (unsigned)job);
+        dy[job] = device_random(count, 45 + (unsigned)job);
+    }
+    for (int mode = 0; mode < 2; mode++)
+        for (int job = 0; job < 2; job++) {
+            for (int i = 0; i < 7; i++)
+                out[mode][job][i] = device_random(counts[i], 50 + (unsigned)(16 * mode + 8 * job + i));
+            out[mode][job][7] = device_random(C, 90);
+            rv[mode][job] = device_random(C, 91);
+            CHECK_OK(cuda->fill(cuda, out[mode][job][7], 0.0f, C));
+            CHECK_OK(cuda->fill(cuda, rv[mode][job], 1.0f, C));
+        }
+    gan_graph *graph = NULL;
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 1)
+            CHECK_OK(cuda->capture_begin(cuda));
+        for (int step = 0; step < 2; step++) {
+            int job = mode == 1 ? 1 - step : step; /* two streams: job 1 forked first, job 0 beside it */
+            if (mode == 1 && job == 1)
+                CHECK_OK(cuda->side_fork(cuda));
+            float **o = out[mode][job];
+            CHECK_OK(cuda->bn_act_forward_train(cuda, N, C, HW, x[job], gamma, beta, 0.1f, 1e-5f, o[7], rv[mode][job],
+                                                o[2], o[3], o[0], GAN_ACT_LRELU, 0.2f, o[1]));
+            CHECK_OK(cuda->bn_act_backward(cuda, N, C, HW, x[job], o[1], dy[job], GAN_ACT_LRELU, 0.2f, gamma, o[2],
+                                           o[3], o[4], 0.0f, o[5], o[6]));
+            if (mode == 1 && job == 1)
+                CHECK_OK(cuda->side_return(cuda));
+        }
+        if (mode == 1) {
+            CHECK_OK(cuda->side_join(cuda));
+            CHECK_OK(cuda->capture_end(cuda, &graph));
+            if (graph)
+                CHECK_OK(cuda->graph_launch(cuda, graph));
+        }
+    }
+    CHECK_OK(cuda->synchronize(cuda));
+    static const char *names[8] = {"y", "y_act", "save_mean", "save_invstd", "dx", "dgamma", "dbeta", "running_mean"};
+    for (int job = 0; job < 2; job++)
+        for (int i = 0; i < 8; i++)
+            CHECK_MSG(same_bits(out[0][job][i], out[1][job][i], i < 7 ? counts[i] : C),
+                      "batch norm %d of two, one on each stream: %s differs from one stream's", job, names[i]);
+    if (graph)
+        cuda->graph_destroy(cuda, graph);
+    unsetenv("GAN_EMU_SIDE_ORDER");
+    for (int job = 0; job < 2; job++) {
+        cuda->free(cuda, x[job]);
+        cuda->free(cuda, dy[job]);
+    }
+    cuda->free(cuda, gamma);
+    cuda->free(cuda, beta);
+    for (int mode = 0; mode < 2; mode++)
+        for (int job = 0; job < 2; job++) {
+            for (int i = 0; i < 8; i++)
+                cuda->free(cuda, out[mode][job][i]);
+            cuda->free(cuda, rv[mode][job]);
+        }
+}
+
 int main(void)
 {
     gan_status status = gan_cuda_backend_create(NULL, &cuda);
@@ -235,6 +314,7 @@ int main(void)
 
     test_determinism();
     test_bn_determinism();
+    test_side_stream();
     test_conv_grads_bits(GAN_PRECISION_FP32);
     test_conv_grads_bits(GAN_PRECISION_BF16);
     cuda->destroy(cuda);
