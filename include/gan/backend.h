@@ -455,7 +455,7 @@ struct gan_backend {
      * side_fork: the ops called from now on run on a second stream, after everything queued so
      * far, beside what is queued later on the first; side_return: the ops called from now on go
      * to the first stream again (without waiting for the side); side_join: the first stream waits
-     * for everything queued on the side so far. Between a fork and the join, the caller must not
+     * for everything queued on the side so far (nothing to do where nothing was). Between a fork and the join, the caller must not
      * let the two streams share memory that either writes: a side op gets its own workspace, and
      * what it reads or writes is left alone on the first stream until the join (the backend's own
      * scratch, cuBLAS's workspace and the batch norms', is per stream). Inside a capture the fork

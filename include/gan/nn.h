@@ -119,7 +119,6 @@ struct gan_model {
     bool side_stream;
     void *side_workspace;        /* [side_workspace_bytes], NULL for none */
     size_t side_workspace_bytes;
-    bool side_queued;            /* work queued on the side during this backward */
     int weight_copies;           /* convolutions reading a weight copy made at each forward (planned) */
 
     /* Set before gan_model_plan: the model only runs forward and takes its weights from another

@@ -162,9 +162,9 @@ static gan_status cuda_synchronize(gan_backend *be)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     GAN_TRY(refuse_while_capturing(impl, "synchronize"));
-    CUDA_TRY(cudaStreamSynchronize(impl->main_stream));
-    if (impl->side_stream)
-        CUDA_TRY(cudaStreamSynchronize(impl->side_stream));
+    for (int i = 0; i < 2; i++)
+        if (impl->lanes[i].stream)
+            CUDA_TRY(cudaStreamSynchronize(impl->lanes[i].stream));
     return GAN_OK;
 }
 
@@ -173,12 +173,13 @@ static gan_status cuda_synchronize(gan_backend *be)
 /* Which stream the ops go to from now on: `stream`, `cudnn` and `cublas` are that stream's. */
 static void go_to(gan_cuda_impl *impl, bool side)
 {
+    const gan_cuda_lane *lane = &impl->lanes[side];
     impl->on_side = side;
-    impl->stream = side ? impl->side_stream : impl->main_stream;
-    impl->cudnn = side ? impl->side_cudnn : impl->main_cudnn;
-    impl->cublas = side ? impl->side_cublas : impl->main_cublas;
-    impl->cublas_workspace = side ? impl->side_cublas_workspace : impl->main_cublas_workspace;
-    impl->bn_scratch = side ? impl->side_bn_scratch : impl->main_bn_scratch;
+    impl->stream = lane->stream;
+    impl->cudnn = lane->cudnn;
+    impl->cublas = lane->cublas;
+    impl->cublas_workspace = lane->cublas_workspace;
+    impl->bn_scratch = lane->bn_scratch;
 }
 
 /* An event on main where everything queued so far ends; side waits for it. Inside a capture this
@@ -188,8 +189,8 @@ static gan_status cuda_side_fork(gan_backend *be)
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     if (impl->on_side)
         return gan_error(GAN_ERR_ARG, "side_fork: ops already go to the side stream");
-    CUDA_TRY(cudaEventRecord(impl->fork_event, impl->main_stream));
-    CUDA_TRY(cudaStreamWaitEvent(impl->side_stream, impl->fork_event, 0));
+    CUDA_TRY(cudaEventRecord(impl->fork_event, impl->lanes[0].stream));
+    CUDA_TRY(cudaStreamWaitEvent(impl->lanes[1].stream, impl->fork_event, 0));
     go_to(impl, true);
     impl->side_unjoined = true;
     return GAN_OK;
@@ -212,8 +213,8 @@ static gan_status cuda_side_join(gan_backend *be)
         return gan_error(GAN_ERR_ARG, "side_join while ops go to the side stream (side_return first)");
     if (!impl->side_unjoined)
         return GAN_OK;
-    CUDA_TRY(cudaEventRecord(impl->join_event, impl->side_stream));
-    CUDA_TRY(cudaStreamWaitEvent(impl->main_stream, impl->join_event, 0));
+    CUDA_TRY(cudaEventRecord(impl->join_event, impl->lanes[1].stream));
+    CUDA_TRY(cudaStreamWaitEvent(impl->lanes[0].stream, impl->join_event, 0));
     impl->side_unjoined = false;
     return GAN_OK;
 }
@@ -631,10 +632,9 @@ static void cuda_destroy(gan_backend *be)
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     if (impl) {
         go_to(impl, false);
-        if (impl->stream)
-            cudaStreamSynchronize(impl->stream);
-        if (impl->side_stream)
-            cudaStreamSynchronize(impl->side_stream);
+        for (int i = 0; i < 2; i++)
+            if (impl->lanes[i].stream)
+                cudaStreamSynchronize(impl->lanes[i].stream);
         gan_cuda_dist_close(impl);
         gan_cuda_conv_plans_clear(impl);
         for (int i = 0; i < 2; i++) {
@@ -643,18 +643,18 @@ static void cuda_destroy(gan_backend *be)
             if (impl->staging_done[i])
                 cudaEventDestroy(impl->staging_done[i]);
         }
-        for (int side = 0; side < 2; side++) {
-            go_to(impl, side);
-            if (impl->cublas)
-                cublasDestroy(impl->cublas);
-            if (impl->cudnn)
-                cudnnDestroy(impl->cudnn);
-            if (impl->cublas_workspace)
-                cudaFree(impl->cublas_workspace);
-            if (impl->stream)
-                cudaStreamDestroy(impl->stream);
-            if (impl->bn_scratch)
-                cudaFree(impl->bn_scratch);
+        for (int i = 0; i < 2; i++) {
+            gan_cuda_lane *lane = &impl->lanes[i];
+            if (lane->cublas)
+                cublasDestroy(lane->cublas);
+            if (lane->cudnn)
+                cudnnDestroy(lane->cudnn);
+            if (lane->cublas_workspace)
+                cudaFree(lane->cublas_workspace);
+            if (lane->stream)
+                cudaStreamDestroy(lane->stream);
+            if (lane->bn_scratch)
+                cudaFree(lane->bn_scratch);
         }
         if (impl->fork_event)
             cudaEventDestroy(impl->fork_event);
@@ -674,9 +674,9 @@ static gan_status apply_cublas_math(gan_cuda_impl *impl)
     cublasMath_t math = impl->precision == GAN_PRECISION_FP32   ? CUBLAS_PEDANTIC_MATH
                         : impl->precision == GAN_PRECISION_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
                                                                 : CUBLAS_DEFAULT_MATH;
-    CUBLAS_TRY(cublasSetMathMode(impl->main_cublas, math));
-    if (impl->side_cublas)
-        CUBLAS_TRY(cublasSetMathMode(impl->side_cublas, math));
+    for (int i = 0; i < 2; i++)
+        if (impl->lanes[i].cublas)
+            CUBLAS_TRY(cublasSetMathMode(impl->lanes[i].cublas, math));
     return GAN_OK;
 }
 
@@ -735,18 +735,16 @@ static gan_status cuda_open(gan_backend *be, gan_cuda_impl *impl, bool with_side
      * cuBLAS's documentation recommends (32 MiB on Hopper and later, 4 MiB before), one per
      * stream (a workspace used by two streams at once would be a race) */
     impl->cublas_workspace_bytes = impl->compute_capability_major >= 9 ? (32u << 20) : (4u << 20);
-    for (int side = 0; side < (with_side ? 2 : 1); side++) {
-        CUDA_TRY(cudaStreamCreateWithFlags(side ? &impl->side_stream : &impl->main_stream, cudaStreamNonBlocking));
-        CUDNN_TRY(cudnnCreate(side ? &impl->side_cudnn : &impl->main_cudnn));
-        CUBLAS_TRY(cublasCreate(side ? &impl->side_cublas : &impl->main_cublas));
-        GAN_TRY(cuda_alloc(be, impl->cublas_workspace_bytes,
-                           side ? &impl->side_cublas_workspace : &impl->main_cublas_workspace));
-        GAN_TRY(cuda_alloc(be, GAN_CUDA_BN_SCRATCH_DOUBLES * sizeof(double),
-                           (void **)(side ? &impl->side_bn_scratch : &impl->main_bn_scratch)));
-        go_to(impl, side);
-        CUDNN_TRY(cudnnSetStream(impl->cudnn, impl->stream));
-        CUBLAS_TRY(cublasSetStream(impl->cublas, impl->stream));
-        CUBLAS_TRY(cublasSetWorkspace(impl->cublas, impl->cublas_workspace, impl->cublas_workspace_bytes));
+    for (int i = 0; i < (with_side ? 2 : 1); i++) {
+        gan_cuda_lane *lane = &impl->lanes[i];
+        CUDA_TRY(cudaStreamCreateWithFlags(&lane->stream, cudaStreamNonBlocking));
+        CUDNN_TRY(cudnnCreate(&lane->cudnn));
+        CUDNN_TRY(cudnnSetStream(lane->cudnn, lane->stream));
+        CUBLAS_TRY(cublasCreate(&lane->cublas));
+        CUBLAS_TRY(cublasSetStream(lane->cublas, lane->stream));
+        GAN_TRY(cuda_alloc(be, impl->cublas_workspace_bytes, &lane->cublas_workspace));
+        CUBLAS_TRY(cublasSetWorkspace(lane->cublas, lane->cublas_workspace, impl->cublas_workspace_bytes));
+        GAN_TRY(cuda_alloc(be, GAN_CUDA_BN_SCRATCH_DOUBLES * sizeof(double), (void **)&lane->bn_scratch));
     }
     go_to(impl, false);
     if (with_side) {

@@ -112,6 +112,19 @@ typedef struct gan_cuda_conv_plan {
     int subpixel_inner;
 } gan_cuda_conv_plan;
 
+/* What ops queued on one stream use (gan/backend.h side_fork): each stream its own handles and
+ * scratch, so that work on one shares nothing with work on the other. */
+typedef struct gan_cuda_lane {
+    cudaStream_t stream;
+    cudnnHandle_t cudnn;    /* set to `stream` */
+    cublasHandle_t cublas;  /* set to `stream`, with cublas_workspace */
+    void *cublas_workspace; /* [gan_cuda_impl.cublas_workspace_bytes], given to cublasSetWorkspace */
+    /* [GAN_CUDA_BN_SCRATCH_DOUBLES]: the chunks' sums of a batch norm between its launches
+     * (kernels/gan_kernels.h, gan_cuda_bn_chunks). One buffer serves every batch norm queued on
+     * the stream: they run one after another. */
+    double *bn_scratch;
+} gan_cuda_lane;
+
 typedef struct gan_cuda_impl {
     gan_backend *backend;         /* the op table in front of this (its gemm runs the im2col form) */
     int device;
@@ -119,28 +132,19 @@ typedef struct gan_cuda_impl {
     int compute_capability_minor;
     char gpu_name[GAN_CONV_CHOICE_GPU_CHARS]; /* cudaDeviceProp.name, '"' and controls as '_' */
     long cudnn_version;           /* cudnnGetVersion() */
-    cudaStream_t stream;          /* every op is queued here: main's, or side's between side_fork and side_return */
-    cudnnHandle_t cudnn;          /* set to `stream` */
-    cublasHandle_t cublas;        /* set to `stream`, with its own workspace */
-    void *cublas_workspace;       /* [cublas_workspace_bytes], given to cublasSetWorkspace */
-    size_t cublas_workspace_bytes;
-    /* The two streams (gan/backend.h side_fork): each with its own cuDNN and cuBLAS handle (and
-     * cuBLAS workspace), so that work on one shares no scratch with work on the other. The
-     * fields above (and bn_scratch below) are main's, or side's while ops go there (on_side);
-     * uploads, downloads, the staging buffers' events and captures are main's only. Side's are
-     * NULL where GAN_CUDA_SIDE_STREAM=never. */
-    cudaStream_t main_stream, side_stream;
-    cudnnHandle_t main_cudnn, side_cudnn;
-    cublasHandle_t main_cublas, side_cublas;
-    void *main_cublas_workspace, *side_cublas_workspace;
-    double *main_bn_scratch, *side_bn_scratch;
+    /* The lane every op is queued on now: lanes[0]'s (main), or lanes[1]'s (side) between
+     * side_fork and side_return (on_side). Uploads, downloads, the staging buffers' events and
+     * captures are main's only. lanes[1] is all NULL where GAN_CUDA_SIDE_STREAM=never. */
+    cudaStream_t stream;
+    cudnnHandle_t cudnn;
+    cublasHandle_t cublas;
+    void *cublas_workspace;
+    double *bn_scratch;
+    gan_cuda_lane lanes[2];
+    size_t cublas_workspace_bytes; /* each lane's */
     cudaEvent_t fork_event, join_event;
     bool on_side;       /* between side_fork and side_return */
     bool side_unjoined; /* work queued on side since the last side_join */
-    /* [GAN_CUDA_BN_SCRATCH_DOUBLES]: the chunks' sums of a batch norm between its launches
-     * (kernels/gan_kernels.h, gan_cuda_bn_chunks). One buffer per stream serves every batch norm
-     * queued there: they run one after another. */
-    double *bn_scratch;
     gan_precision precision;      /* the backend's options, fixed at creation */
     bool deterministic;
     size_t workspace_budget_bytes; /* the most one convolution may use */

@@ -112,7 +112,6 @@ gan_status gan_conv_layer_backward(gan_layer *layer, gan_model *model, gan_conv_
          * and dx here, at once; not when there is no dx (nothing to run beside it) */
         if (dx && model->side_stream) {
             GAN_TRY(be->side_fork(be));
-            model->side_queued = true;
             gan_status status =
                 kept && be->conv_grads
                     ? be->conv_grads(be, &c->geom, conv_x, conv_dy, beta, dw, other, w, NULL, kept, model->side_workspace)

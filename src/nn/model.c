@@ -269,7 +269,10 @@ gan_status gan_model_plan(gan_model *model, gan_pool *pool)
         size_t input_count = (size_t)model->batch * gan_shape_count(model->input_shape);
         GAN_TRY(gan_pool_request_floats(pool, &model->grad_input, input_count, "activations+grads"));
     }
-    size_t workspace = 0;
+    /* the convolutions' workspace, and their weight gradients' on the side stream (conv_layer.c) */
+    gan_backend *be = model->backend;
+    model->side_stream = grads && be->side_fork && be->side_return && be->side_join;
+    size_t workspace = 0, side = 0;
     for (int i = 0; i < model->layer_count; i++) {
         gan_layer *layer = model->layers[i];
         size_t out_bytes = (size_t)model->batch * gan_shape_count(layer->out) *
@@ -284,20 +287,15 @@ gan_status gan_model_plan(gan_model *model, gan_pool *pool)
             if (bytes > workspace)
                 workspace = bytes;
         }
+        if (model->side_stream && layer->vt->side_workspace_bytes) {
+            size_t bytes = layer->vt->side_workspace_bytes(layer, model);
+            if (bytes > side)
+                side = bytes;
+        }
     }
     model->workspace_bytes = workspace;
     if (workspace)
         GAN_TRY(gan_pool_request_bytes(pool, &model->workspace, workspace, "conv workspace"));
-    /* the weight gradients' workspace on the side stream (conv_layer.c) */
-    gan_backend *be = model->backend;
-    model->side_stream = grads && be->side_fork && be->side_return && be->side_join;
-    size_t side = 0;
-    for (int i = 0; model->side_stream && i < model->layer_count; i++) {
-        gan_layer *layer = model->layers[i];
-        size_t bytes = layer->vt->side_workspace_bytes ? layer->vt->side_workspace_bytes(layer, model) : 0;
-        if (bytes > side)
-            side = bytes;
-    }
     model->side_workspace_bytes = side;
     if (side)
         GAN_TRY(gan_pool_request_bytes(pool, &model->side_workspace, side, "conv side workspace"));
@@ -436,7 +434,6 @@ gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_gr
         return gan_error(GAN_ERR_ARG, "%s runs forward only", model->name);
     const float *dy = grad_output;
     gan_status status = GAN_OK;
-    model->side_queued = false;
     for (int i = model->active_layers - 1; i >= 0 && status == GAN_OK; i--) {
         gan_layer *layer = model->layers[i];
         /* A fused activation's backward runs inside the batch norm's: dy stays the gradient at
@@ -458,10 +455,10 @@ gan_status gan_model_backward(gan_model *model, const float *grad_output, gan_gr
         dy = dx;
     }
     /* the weight gradients queued on the side stream are done before anything after this backward
-     * (the next forward overwrites what they read; Adam reads what they write) */
-    if (model->side_queued) {
+     * (the next forward overwrites what they read; Adam reads what they write); a join with
+     * nothing queued since the last one costs nothing */
+    if (model->side_stream) {
         gan_status joined = model->backend->side_join(model->backend);
-        model->side_queued = false;
         if (status == GAN_OK && joined != GAN_OK)
             status = gan_error_prefix(joined, "%s backward, joining the side stream: ", model->name);
     }
