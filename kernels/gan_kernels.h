@@ -151,8 +151,9 @@ gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, 
                                 float *dx, float param_beta, float *dgamma, float *dbeta, double *scratch,
                                 size_t scratch_doubles);
 
-/* Batch norm over tensors in either storage (kernels/norm_nhwc.cuh; gan_storage: x and dx in
- * `in_storage`, y, y_act and dy in `out_storage`), BF16 NHWC where a model keeps its edges so:
+/* Batch norm over tensors in any storage (kernels/norm_nhwc.cuh; gan_storage: x and dx in
+ * `in_storage`, y, y_act and dy in `out_storage`), NHWC (BF16 or FP32) where a model keeps its
+ * edges so:
  * the same arguments and results as the launchers above, laid out for NHWC (a block is 32
  * channels by 8 row groups over one chunk of the n hw rows). The chunks: ceil(n hw /
  * GAN_BN_NHWC_CHUNK_ROWS), no more than it takes to reach GAN_BN_ENOUGH_BLOCKS blocks, at most
@@ -277,6 +278,8 @@ gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t cuda_stream, const gan_nhw
  * forward), eight per launch: the same bits as gan_cuda_f32_to_bf16_nhwc on each. A bad shape is
  * GAN_ERR_ARG naming the tensor; tensors with nothing to write are skipped. */
 gan_status gan_cuda_f32_to_bf16_nhwc_list(cudaStream_t cuda_stream, int count, const gan_nhwc_copy *copies);
+/* The same moving FP32 (tf32's weight copies): gan_cuda_f32_to_f32_nhwc's bits on each. */
+gan_status gan_cuda_f32_to_f32_nhwc_list(cudaStream_t cuda_stream, int count, const gan_nhwc_copy *copies);
 /* dst [n, c, hw] (NCHW) = act(src [n, hw, c_nhwc] (NHWC, float)) for the first c channels when beta == 0 (dst
  * not read), else beta * dst + act(src) (product rounded on its own, as the bf16 widening). */
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,

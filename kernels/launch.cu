@@ -142,6 +142,35 @@ static gan_status check_epilogue_act(const char *op, int act)
     return GAN_OK;
 }
 
+/* Narrowings of a list (the weight copies) into T, GAN_NHWC_LIST_MAX per launch of
+ * gan_f32_to_nhwc_list_kernel<T>; a shape is refused naming the tensor. */
+template <typename T>
+static gan_status launch_list(const char *name, cudaStream_t cuda_stream, int count, const gan_nhwc_copy *copies)
+{
+    if (count < 0 || (count > 0 && !copies))
+        return gan_error(GAN_ERR_ARG, "%s: %d tensors", name, count);
+    for (int at = 0; at < count; at += GAN_NHWC_LIST_MAX) {
+        gan_nhwc_list list;
+        memset(&list, 0, sizeof list);
+        int part = count - at < GAN_NHWC_LIST_MAX ? count - at : GAN_NHWC_LIST_MAX;
+        for (int i = 0; i < part; i++) {
+            const gan_nhwc_copy *p = &copies[at + i];
+            char which[48];
+            snprintf(which, sizeof which, " of tensor %d", at + i);
+            GAN_TRY(check_convert_shape(name, which, p->n, p->c, p->c_nhwc, p->hw));
+            list.n[i] = (size_t)p->n, list.c[i] = (size_t)p->c, list.c_nhwc[i] = (size_t)p->c_nhwc;
+            list.hw[i] = (size_t)p->hw, list.src[i] = p->src, list.dst[i] = p->dst;
+            list.first_block[i + 1] = list.first_block[i] + convert_blocks(p->n, p->c, p->c_nhwc, p->hw, p->c_nhwc);
+        }
+        list.count = (size_t)part;
+        if (list.first_block[part] == 0)
+            continue;
+        GAN_TRY(launch(name, gan_f32_to_nhwc_list_kernel<T>, (unsigned)list.first_block[part],
+                       cuda_stream, list));
+    }
+    return GAN_OK;
+}
+
 extern "C" {
 
 gan_status gan_cuda_fill(cudaStream_t cuda_stream, float *dst, float value, size_t count)
@@ -455,7 +484,7 @@ gan_status gan_cuda_bn_backward(cudaStream_t cuda_stream, int n, int c, int hw, 
                   (const double *)scratch, chunks, (double)n * (double)hw, param_beta, dgamma, dbeta, dx);
 }
 
-/* ---- batch norm over stored tensors (BF16 NHWC edges) ------------------------------------ */
+/* ---- batch norm over stored tensors (NHWC edges, BF16 or FP32) -------------------------- */
 
 size_t gan_cuda_bn_nhwc_chunks(int n, int c, int hw, size_t scratch_doubles)
 {
@@ -468,7 +497,7 @@ size_t gan_cuda_bn_nhwc_chunks(int n, int c, int hw, size_t scratch_doubles)
 
 static gan_status check_storage(const char *op, const char *which, int storage)
 {
-    if (storage != GAN_STORAGE_F32_NCHW && storage != GAN_STORAGE_BF16_NHWC)
+    if (storage != GAN_STORAGE_F32_NCHW && storage != GAN_STORAGE_BF16_NHWC && storage != GAN_STORAGE_F32_NHWC)
         return gan_error(GAN_ERR_ARG, "%s: unknown storage %d of %s", op, storage, which);
     return GAN_OK;
 }
@@ -774,29 +803,12 @@ gan_status gan_cuda_f32_to_bf16_nhwc_pair(cudaStream_t cuda_stream, const gan_nh
 
 gan_status gan_cuda_f32_to_bf16_nhwc_list(cudaStream_t cuda_stream, int count, const gan_nhwc_copy *copies)
 {
-    const char *name = "f32_to_bf16_nhwc_list";
-    if (count < 0 || (count > 0 && !copies))
-        return gan_error(GAN_ERR_ARG, "%s: %d tensors", name, count);
-    for (int at = 0; at < count; at += GAN_NHWC_LIST_MAX) {
-        gan_nhwc_list list;
-        memset(&list, 0, sizeof list);
-        int part = count - at < GAN_NHWC_LIST_MAX ? count - at : GAN_NHWC_LIST_MAX;
-        for (int i = 0; i < part; i++) {
-            const gan_nhwc_copy *p = &copies[at + i];
-            char which[48];
-            snprintf(which, sizeof which, " of tensor %d", at + i);
-            GAN_TRY(check_convert_shape(name, which, p->n, p->c, p->c_nhwc, p->hw));
-            list.n[i] = (size_t)p->n, list.c[i] = (size_t)p->c, list.c_nhwc[i] = (size_t)p->c_nhwc;
-            list.hw[i] = (size_t)p->hw, list.src[i] = p->src, list.dst[i] = p->dst;
-            list.first_block[i + 1] = list.first_block[i] + convert_blocks(p->n, p->c, p->c_nhwc, p->hw, p->c_nhwc);
-        }
-        list.count = (size_t)part;
-        if (list.first_block[part] == 0)
-            continue;
-        GAN_TRY(launch(name, gan_f32_to_nhwc_list_kernel<__nv_bfloat16>, (unsigned)list.first_block[part],
-                       cuda_stream, list));
-    }
-    return GAN_OK;
+    return launch_list<__nv_bfloat16>("f32_to_bf16_nhwc_list", cuda_stream, count, copies);
+}
+
+gan_status gan_cuda_f32_to_f32_nhwc_list(cudaStream_t cuda_stream, int count, const gan_nhwc_copy *copies)
+{
+    return launch_list<float>("f32_to_f32_nhwc_list", cuda_stream, count, copies);
 }
 
 gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t cuda_stream, const gan_nhwc_copy *first,

@@ -1,15 +1,15 @@
 /* Batch norm (with the ReLU or LeakyReLU after it fused, or none) over tensors a model stores
- * between layers in BF16 NHWC (gan_storage): the CUDA backend's batch norm in bf16, where its
- * neighbours are convolutions that read and write that storage. The formulas are the FP32 NCHW
+ * between layers in NHWC (gan_storage: BF16 in bf16, FP32 in tf32): the CUDA backend's batch norm
+ * there, where its neighbours are convolutions that read and write that storage. The formulas are the FP32 NCHW
  * kernels' (kernels/norm.cuh, the CPU backend's src/backend/cpu_norm.c): statistics, affine map
  * and gradient sums in float per thread and double across threads and chunks, the saved and
  * running statistics FP32; only the loads and stores differ, widening BF16 exactly and rounding
- * to nearest even on the way out.
+ * to nearest even on the way out (FP32 NHWC values are moved as they are).
  *
  * Each tensor has its own storage (x and dx `in_storage`, y, y_act and dy `out_storage`): a batch
  * norm whose input comes from a layer that keeps FP32 NCHW (a whole-input GEMM) and whose output
  * goes into a convolution, or the other way round, runs here too. The kernels see a tensor as
- * [rows = n hw, c], row r = m hw + p: in BF16 NHWC element r c + ch, in FP32 NCHW (m c + ch) hw + p
+ * [rows = n hw, c], row r = m hw + p: in NHWC element r c + ch, in FP32 NCHW (m c + ch) hw + p
  * (gan_channel_element).
  *
  * The work is laid out for NHWC, where a row's channels are contiguous: a block of
@@ -45,7 +45,7 @@ static_assert(GAN_BLOCK_THREADS % GAN_BN_NHWC_LANES == 0, "a block must be whole
 /* Element (row r, channel ch) of a [rows, c] tensor in `storage`. */
 __device__ __forceinline__ size_t gan_stored_index(int storage, size_t r, size_t ch, size_t c, size_t hw)
 {
-    return storage == GAN_STORAGE_BF16_NHWC ? r * c + ch : gan_channel_element(r, ch, c, hw);
+    return storage == GAN_STORAGE_F32_NCHW ? gan_channel_element(r, ch, c, hw) : r * c + ch;
 }
 /* The value at element i of a tensor in `storage` (BF16 widened exactly). */
 __device__ __forceinline__ float gan_stored_load(const void *t, int storage, size_t i)

@@ -8,16 +8,20 @@
 #      in NCHW), the sub-pixel backward-data and im2col backward-filter forced, bf16 with cuDNN
 #      in NHWC on every pass (BF16 copies, conv_grads' shared copy), bf16 as timed (im2col wins the
 #      backward-filter under the emulated clock: conv_grads' two-op path), tf32 in NHWC and tf32 as
-#      timed (NCHW, TF32 operands), the kept copies' rows where cuDNN runs every pass in NHWC;
-#      test_gpu_ops, the GPU-only test, as timed and with cuDNN on every pass; gan bench ops in bf16
-#      (its rows' x/it and total, the kept forms among them; its GEMM peak at 64^3:
-#      GAN_BENCH_PEAK_N); test_gpu_dist_one_rank, the data-parallel path on one rank.
+#      timed (both with FP32 NHWC edges between layers), the kept copies' rows where cuDNN runs
+#      every pass in NHWC; test_gpu_ops, the GPU-only test, as timed and with cuDNN on every pass;
+#      gan bench ops in bf16 and tf32 (its rows' x/it and total, the kept forms and stored rows among
+#      them; its GEMM peak at 64^3: GAN_BENCH_PEAK_N); test_gpu_dist_one_rank, the data-parallel
+#      path on one rank.
 #   2. training a small DCGAN: the iteration captured as a CUDA graph and replayed gives the losses
 #      of the same iterations launched op by op, bit for bit; a rerun (the stored algorithm
 #      choices reused) too, and so do 3 iterations resumed to 6 (the device-side counters restored)
 #      and a run logged every 3rd iteration (uploads queued behind replays: the staging waits);
 #      the CPU's within 1e-3; bf16 trains with finite losses near fp32's; bf16 with cuDNN on every
-#      pass keeps copies, and its captured iteration matches its op-by-op one bit for bit.
+#      pass keeps copies, and its captured iteration matches its op-by-op one bit for bit; so does
+#      tf32 with FP32 NHWC edges, near the CPU's with them and without.
+#   3. the side stream: each precision and storage trains bit for bit as on one stream, whatever
+#      order the emulated device runs the two streams' work in.
 # Each run keeps its algorithm choices in a folder of its own (GAN_CACHE_DIR). Skips where this
 # build has no CUDA backend (the module is built beside it).
 set -uo pipefail
@@ -89,7 +93,7 @@ grep -q '^bf16: kept copies x [1-9][0-9]* bytes, dy [1-9]' "$work/gpu-ops-never.
 # iteration counts them in place of the plain ops (x/it: D's forwards 3, its backwards 2, on the
 # kept copy; the plain ones 0)
 if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never \
-     GAN_CUDA_BF16_STORAGE=never "$gan" bench ops --device cuda --configs dcgan_fmnist32 --batch 2 --runs 1 \
+     GAN_CUDA_STORAGE=never "$gan" bench ops --device cuda --configs dcgan_fmnist32 --batch 2 --runs 1 \
      --warmup 0 --min-ms 0 train.precision=bf16 train.deterministic=false >"$work/bench-ops.out" 2>&1; then
   bench_x_it "$work/bench-ops.out" 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' \
     'conv bwd-filter|D.0|0' 'conv fwd kept|D.2|3' 'conv grads kept|D.2|2' 'conv grads|D.2|0' 'conv fwd|D.2|0' \
@@ -116,6 +120,21 @@ if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 "$gan" bench ops --
   done
 else
   fail "gan bench ops on the emulated device, BF16 edges: $(tail -n 3 "$work/bench-ops-stored.out")"
+fi
+# ... and in tf32, whose edges are FP32 NHWC: the same rows run the stored ops (marked nhwc), and
+# the weight copies (FP32 KRSC) are one op per forward too
+if env GAN_CACHE_DIR="$work/cache-bench-tf32" GAN_BENCH_PEAK_N=64 "$gan" bench ops --device cuda \
+     --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 train.precision=tf32 \
+     train.deterministic=false >"$work/bench-ops-tf32.out" 2>&1; then
+  bench_x_it "$work/bench-ops-tf32.out" 'conv fwd|D.2|3' 'conv grads|D.2|2' 'bn+lrelu fwd-train|D.3|3' \
+    'bn+relu fwd-train|G.1|1' 'convt fwd|G.3|1' 'convt grads|G.3|1' 'conv weight copies|G|1' 'conv weight copies|D|3'
+  bench_total "$work/bench-ops-tf32.out"
+  for row in 'conv fwd +D\.2 ' 'bn\+lrelu fwd-train +D\.3 ' 'bn\+relu fwd-train +G\.1 ' 'convt fwd +G\.3 '; do
+    grep -qE "^$row +\[[^ ]+( k[0-9]+s[0-9]+p[0-9]+)? nhwc +[0-9]" "$work/bench-ops-tf32.out" && ok ||
+      fail "bench ops tf32: the row '$row' is not marked nhwc: $(grep -E "^$row" "$work/bench-ops-tf32.out")"
+  done
+else
+  fail "gan bench ops on the emulated device, tf32: $(tail -n 3 "$work/bench-ops-tf32.out")"
 fi
 
 # test_gpu_dist_one_rank: the data-parallel path on one rank (NCCL emulated: a communicator of
@@ -162,6 +181,12 @@ train eager cuda train.graph=false
 train again cuda
 train cpu cpu
 train bf16 cuda train.precision=bf16
+# tf32: FP32 NHWC edges between layers (G's two after its first layer), and without them
+train tf32 cuda train.precision=tf32
+train tf32-eager cuda train.precision=tf32 train.graph=false
+train_env="GAN_CUDA_STORAGE=never"
+train tf32-f32edges cuda train.precision=tf32
+train_env=""
 # bf16 with cuDNN on every pass (NHWC): the layers' forwards keep their input's copy for the
 # backward-filter (conv_keep_pass)
 train_env="GAN_CACHE_DIR=$work/cache-train-cudnn GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never"
@@ -195,6 +220,13 @@ cmp -s "$work/graph.losses" "$work/eager.losses" && ok ||
   fail "the captured iteration's losses differ from the op-by-op ones:" \
     "$(paste -d'|' "$work/graph.losses" "$work/eager.losses" | head -n 3)"
 cmp -s "$work/graph.losses" "$work/again.losses" && ok || fail "a rerun's losses differ from the first run's"
+cmp -s "$work/tf32.losses" "$work/tf32-eager.losses" && ok ||
+  fail "tf32 with FP32 NHWC edges: the captured iteration's losses differ from the op-by-op ones:" \
+    "$(paste -d'|' "$work/tf32.losses" "$work/tf32-eager.losses" | head -n 3)"
+grep -q "^activations: 2 of G's and 0 of D's layer outputs stored FP32 NHWC" "$work/train-tf32.out" && ok ||
+  fail "tf32 stored no FP32 NHWC edges: $(grep -i stored "$work/train-tf32.out")"
+! grep -q '^activations:' "$work/train-tf32-f32edges.out" && ok ||
+  fail "GAN_CUDA_STORAGE=never still stored edges: $(grep '^activations:' "$work/train-tf32-f32edges.out")"
 cmp -s "$work/bf16-kept.losses" "$work/bf16-kept-eager.losses" && ok ||
   fail "bf16 with kept copies: the captured iteration's losses differ from the op-by-op ones:" \
     "$(paste -d'|' "$work/bf16-kept.losses" "$work/bf16-kept-eager.losses" | head -n 3)"
@@ -218,6 +250,10 @@ close "$work/bf16.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" && ok
   fail "emulated CUDA bf16 vs CPU: $(tail -n 1 "$work/close.err")"
 close "$work/bf16-kept.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" && ok ||
   fail "emulated CUDA bf16 with kept copies vs CPU: $(tail -n 1 "$work/close.err")"
+for name in tf32 tf32-f32edges; do
+  close "$work/$name.losses" "$work/cpu.losses" 1e-2 1e-3 2>"$work/close.err" && ok ||
+    fail "emulated CUDA $name vs CPU: $(tail -n 1 "$work/close.err")"
+done
 
 # ---- 3. the side stream ------------------------------------------------------------------------
 # The weight gradients run on a second stream beside the input gradients (gan/backend.h
@@ -226,8 +262,9 @@ close "$work/bf16-kept.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" 
 # main's), so that memory the two streams share without an event between computes differently in
 # one of them: each must train bit for bit like one stream (GAN_CUDA_SIDE_STREAM=never). A model
 # of 16x16 images whose convolutions make input gradients with workspaces (the tiny one's are
-# GEMMs), in each precision; bf16 and tf32 also with NHWC copies in the workspaces (bf16 without
-# stored edges, tf32 with NHWC always), where a side pass given main's workspace shows (seen:
+# GEMMs), in each precision, bf16 and tf32 with stored NHWC edges and with NHWC copies in the
+# workspaces instead (GAN_CUDA_STORAGE=never; tf32 with NHWC always), where a side pass given
+# main's workspace shows (seen:
 # NaNs under interleave), as does a backward that does not join (seen: after), and the first
 # stream writing z while G's forward reads it on the side (seen: before, interleave).
 make_tiny_idx "$work/mid.idx3-ubyte" 16
@@ -258,12 +295,17 @@ side_runs() { # side_runs NAME [key=value ...]: one stream, then the side in eac
 set_up="" side_runs side-fp32
 set_up="" side_runs side-fp32-eager train.graph=false
 set_up="" side_runs side-bf16 train.precision=bf16
-set_up="GAN_CUDA_BF16_STORAGE=never" side_runs side-bf16-copies train.precision=bf16
-set_up="GAN_CUDA_NHWC=always" side_runs side-tf32-nhwc train.precision=tf32
+set_up="GAN_CUDA_STORAGE=never" side_runs side-bf16-copies train.precision=bf16
+set_up="" side_runs side-tf32 train.precision=tf32
+set_up="GAN_CUDA_STORAGE=never GAN_CUDA_NHWC=always" side_runs side-tf32-copies train.precision=tf32
 grep -q '^  conv side workspace ' "$work/train-side-bf16-copies-after.out" && ok ||
   fail "side-bf16-copies: no side workspace: $(grep -A14 '^memory' "$work/train-side-bf16-copies-after.out")"
 grep -q 'stored BF16 NHWC' "$work/train-side-bf16-after.out" && ok ||
   fail "side-bf16: no stored edges: $(grep -i stored "$work/train-side-bf16-after.out")"
+grep -q 'stored FP32 NHWC' "$work/train-side-tf32-after.out" && ok ||
+  fail "side-tf32: no stored edges: $(grep -i stored "$work/train-side-tf32-after.out")"
+grep -q '^  conv side workspace ' "$work/train-side-tf32-copies-after.out" && ok ||
+  fail "side-tf32-copies: no side workspace: $(grep -A14 '^memory' "$work/train-side-tf32-copies-after.out")"
 train_env=""
 train_ini=$work/tiny.ini
 

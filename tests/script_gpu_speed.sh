@@ -44,7 +44,9 @@ if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" --rounds 1
   case "$header" in
     *"| bf16 FP32-edge gan ms/it | bf16 edge gain | bf16 one-stream gan ms/it | bf16 side-stream gain |"*) ok ;;
     *) fail "no bf16 FP32-edge and one-stream columns" ;; esac
-  [ "$columns" = 28 ] && [ "$row_columns" = 28 ] && ok || fail "header $columns, row $row_columns columns, want 28"
+  case "$header" in *"| tf32 NCHW-edge gan ms/it | tf32 edge gain |"*) ok ;;
+    *) fail "no tf32 NCHW-edge columns" ;; esac
+  [ "$columns" = 30 ] && [ "$row_columns" = 30 ] && ok || fail "header $columns, row $row_columns columns, want 30"
 
   # fp32 ran on both sides: numbers and ratios
   for col in "fp32 gan ms/it" "fp32 PyTorch ms/it" "fp32 deterministic gan ms/it" "fp32 gan img/s"; do
@@ -70,7 +72,9 @@ if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" --rounds 1
     fail "gan failed on bf16 without a word about train.precision: $(tail -n 3 "$work/bf16.err")"
   fi
   # the CPU backend refuses tf32: said the same way
-  [ "$(cell "tf32 gan ms/it")" = "not implemented in gan" ] && ok || fail "tf32 gan cell: '$(cell "tf32 gan ms/it")'"
+  for col in "tf32 gan ms/it" "tf32 NCHW-edge gan ms/it" "tf32 edge gain"; do
+    [ "$(cell "$col")" = "not implemented in gan" ] && ok || fail "'$col' is '$(cell "$col")', want 'not implemented in gan'"
+  done
   # PyTorch's CUDA-only cells are skipped with the reason, and the notes say why
   for col in "tf32 PyTorch ms/it" "bf16 PyTorch ms/it" "fp32 PyTorch graph ms/it" "bf16 PyTorch graph ms/it"; do
     [ "$(cell "$col")" = "skipped: needs CUDA" ] && ok || fail "'$col' is '$(cell "$col")', want 'skipped: needs CUDA'"
@@ -81,7 +85,7 @@ if expect 0 "reproduce: " -- "$py" "$bench/gpu_speed.py" "${tiny[@]}" --rounds 1
   # the same table in --table-out, and every measurement in --json
   grep -qF "$header" "$work/table.md" && ok || fail "--table-out lacks the table"
   "$py" -c "import json, sys; d = json.load(open(sys.argv[1])); r = d['rounds'][0]['dcgan_fmnist32:4'];
-assert sorted(r['gan']) == ['bf16', 'bf16-f32edges', 'bf16-onestream', 'fp32', 'fp32-det', 'tf32'], sorted(r['gan'])
+assert sorted(r['gan']) == ['bf16', 'bf16-f32edges', 'bf16-onestream', 'fp32', 'fp32-det', 'tf32', 'tf32-f32edges'], sorted(r['gan'])
 assert r['torch']['fp32']['ms'] > 0 and r['torch']['bf16'] == {'skipped': 'skipped: needs CUDA'}, r['torch']" \
     "$work/speed.json" 2>"$work/json.err" && ok || fail "--json: $(tail -n 1 "$work/json.err")"
 fi

@@ -37,8 +37,8 @@ static bool choices_equal(const gan_conv_choice *a, const gan_conv_choice *b)
     return !strcmp(a->gpu, b->gpu) && a->cc_major == b->cc_major && a->cc_minor == b->cc_minor &&
            a->cudnn_version == b->cudnn_version && a->precision == b->precision &&
            a->deterministic == b->deterministic && !memcmp(&a->geom, &b->geom, sizeof a->geom) &&
-           a->pass == b->pass && a->algo == b->algo && a->math == b->math && a->layout == b->layout &&
-           a->workspace_bytes == b->workspace_bytes && a->ms == b->ms;
+           a->pass == b->pass && a->stored == b->stored && a->algo == b->algo && a->math == b->math &&
+           a->layout == b->layout && a->workspace_bytes == b->workspace_bytes && a->ms == b->ms;
 }
 
 static void test_round_trip(void)
@@ -51,6 +51,7 @@ static void test_round_trip(void)
     b.deterministic = false;
     b.math = GAN_CONV_MATH_TENSOR_OP_ALLOW_CONVERSION;
     b.layout = GAN_CONV_LAYOUT_NHWC;
+    b.stored = true; /* a geometry with a tensor stored NHWC: a key of its own */
     c.algo = GAN_CONV_ALGO_SUBPIXEL;
     c.geom.n = 128;
     c.ms = 1.5;
@@ -72,7 +73,8 @@ static void test_round_trip(void)
                                "deterministic=true n=64 x=128x16x16 y=256x8x8 k=4x4 s=2x2 p=1x1 "
                                "pass=backward-data algo=1 math=fma layout=nchw workspace=4096 ms=0.0213\n"));
     CHECK(text && strstr(text, "precision=tf32 deterministic=false") &&
-          strstr(text, "algo=6 math=tensor-op-allow-conversion layout=nhwc workspace="));
+          strstr(text, "pass=forward stored=true algo=6 math=tensor-op-allow-conversion layout=nhwc workspace="));
+    CHECK(text && !strstr(text, "stored=false")); /* written only where true */
     CHECK(text && strstr(text, "algo=subpixel"));
     CHECK(text && strstr(text, "precision=bf16"));
     CHECK(text && strstr(text, "pass=backward-filter algo=im2col math=tensor-op layout=nchw"));
@@ -100,8 +102,8 @@ static void test_keys(void)
     CHECK(list.count == 1 && list.items[0].algo == 0);
 
     /* Every key field on its own makes another key. */
-    gan_conv_choice other[11];
-    for (int i = 0; i < 11; i++)
+    gan_conv_choice other[12];
+    for (int i = 0; i < 12; i++)
         other[i] = a;
     snprintf(other[0].gpu, sizeof other[0].gpu, "NVIDIA H100 80GB HBM3");
     other[1].cc_major = 8;
@@ -117,7 +119,8 @@ static void test_keys(void)
     other[8].geom.pad_w = 0;
     other[9].geom.stride_h = 1;
     other[10].pass = GAN_CONV_BACKWARD_FILTER;
-    for (int i = 0; i < 11; i++)
+    other[11].stored = true;
+    for (int i = 0; i < 12; i++)
         CHECK_MSG(gan_conv_choices_find(&list, &other[i]) == -1, "key variant %d matched", i);
     gan_conv_choices_free(&list);
 }
@@ -188,6 +191,11 @@ static void test_malformed(void)
     check_refused(" pass=backward-data algo=1", " pass=forward algo=subpixel", "algo");
     check_refused(" pass=backward-data algo=1", " pass=backward-data algo=im2col", "algo");
     check_refused("algo=1", "algo=im2co", "algo");
+    check_refused(" pass=backward-data", " pass=backward-data stored=false", "stored"); /* written only where true */
+    check_refused(" pass=backward-data", " pass=backward-data stored=yes", "stored");
+    check_refused(" pass=backward-data", " pass=backward-data stored=true", "stored"); /* with layout=nchw */
+    check_refused(" pass=backward-data algo=1 math=fma layout=nchw",
+                  " pass=backward-data stored=true algo=subpixel math=fma layout=nchw", "stored");
 
     /* Comments, empty lines and CRLF are fine; a NUL ends the text. */
     gan_conv_choices list = {0};

@@ -455,6 +455,19 @@ gan_status gan_cuda_f32_to_bf16_nhwc_list(cudaStream_t s, int count, const gan_n
     return GAN_OK;
 }
 
+gan_status gan_cuda_f32_to_f32_nhwc_list(cudaStream_t s, int count, const gan_nhwc_copy *copies)
+{
+    for (int i = 0; i < count; i++) {
+        const gan_nhwc_copy *p = &copies[i];
+        if (conversion_count < 8)
+            conversions[conversion_count] =
+                (conversion){TO_F32, p->n, p->c, p->c_nhwc, p->hw, p->src, p->dst, 0.0f, GAN_FUSED_NONE, 0.0f};
+        conversion_count++;
+    }
+    list_launches++;
+    return GAN_OK;
+}
+
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t s, int n, int c, int c_nhwc, int hw, const float *src, float beta,
                                     int act, float slope, float *dst)
 {
@@ -1455,12 +1468,13 @@ static void test_stored_tensors(void)
     find_calls = 0;
     size_t plain = gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
     CHECK(find_calls == 3);
+    /* its own key (stored=true): searched, not the FP32-tensor plan's choices */
     size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &stored, GAN_CONV_PASSES_ALL);
-    CHECK_MSG(find_calls == 3, "the stored geometry searched again (%d searches)", find_calls);
+    CHECK_MSG(find_calls == 6, "the stored geometry was not searched (%d searches)", find_calls);
     CHECK_MSG(bytes == aw + 2048 && plain > bytes, "workspace %zu (FP32 tensors: %zu), want w's copy + 2048",
               bytes, plain);
     CHECK(f.impl.conv_plan_count == 2);
-    CHECK(says(&f, &stored, GAN_CONV_FORWARD, "GEMM tensor-op") && says(&f, &stored, GAN_CONV_FORWARD, "stored"));
+    CHECK(says(&f, &stored, GAN_CONV_FORWARD, "GEMM tensor-op") && says(&f, &stored, GAN_CONV_FORWARD, "measured"));
     char *ws = malloc(bytes);
     const cudnn_call_record *r = cudnn_log;
     /* forward with a LeakyReLU: w in, cuDNN from x into y, the activation on y in place */
@@ -1532,11 +1546,11 @@ static void test_stored_tensors(void)
               text ? text : "(none)");
     free(text);
 
-    /* the layer's weight copy (bf16_storage): made once per forward for every layer (one launch),
+    /* the layer's weight copy (edge_storage): made once per forward for every layer (one launch),
      * then read by the forward and backward-data in place of w's slot, which the backward-filter
      * still writes dw into */
-    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == 0); /* bf16_storage off */
-    f.be.bf16_storage = true;
+    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == 0); /* no edge_storage */
+    f.be.edge_storage = GAN_STORAGE_BF16_NHWC;
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == aw && gan_cuda_conv_weight_copy_bytes(&f.be, &x_only) == aw);
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &K3S1) == 0); /* FP32 tensors: no copy, its forms kept */
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &WHOLE) == 0);
@@ -1561,7 +1575,7 @@ static void test_stored_tensors(void)
     CHECK(conversion_count == 1 && conversion_is(0, FROM_BF16, sw, ws, dw, 1.0f) && r[2].w == ws);
     free(ws);
     free(copy);
-    f.be.bf16_storage = false;
+    f.be.edge_storage = GAN_STORAGE_F32_NCHW;
 
     /* refused */
     gan_conv_geom odd = K3S1, whole = WHOLE;
@@ -1577,9 +1591,117 @@ static void test_stored_tensors(void)
     gan_conv_geom w_only = K3S1;
     w_only.w_storage = GAN_STORAGE_BF16_NHWC;
     CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &w_only, x, w, y, NULL), GAN_ERR_ARG,
-                     "a weight copy (storage 1) needs train.precision = bf16");
+                     "the weight copy stored BF16 NHWC needs train.precision = bf16");
     close_fake(&f);
 }
+
+/* tf32 with FP32 NHWC tensors between layers: a plan with a stored x or y runs cuDNN in NHWC even
+ * where NCHW times faster (the FP32-tensor plan of the same shape takes NCHW), copies only w in
+ * (or reads the layer's FP32 KRSC weight copy), writes a stored output in place with the FP32
+ * activation on it, and keeps its choice under a key of its own (stored=true), reused without a
+ * search. */
+static void test_stored_tf32(void)
+{
+    const float *x = (const float *)0x1000, *w = (const float *)0x2000;
+    float *y = (float *)0x3000, *dw = (float *)0x4000, *dx = (float *)0x5000;
+    gan_conv_geom stored = K3S1;
+    stored.x_storage = stored.y_storage = GAN_STORAGE_F32_NHWC;
+    const nchw sw = {16, 8, 8, 9};
+    const size_t aw = (16 * 8 * 9 * 4 + 255) / 256 * 256;
+    fake_backend f;
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    nhwc_scale = 2.0f; /* NHWC slower: the FP32-tensor plan takes NCHW */
+    copy_ms = 0.0f;
+    find_calls = nhwc_find_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK(says(&f, &K3S1, GAN_CONV_FORWARD, "GEMM tensor-op nchw"));
+    find_calls = nhwc_find_calls = 0;
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f.be, &stored, GAN_CONV_PASSES_ALL);
+    CHECK_MSG(find_calls == 3 && nhwc_find_calls == 3, "%d searches, %d of them NHWC", find_calls, nhwc_find_calls);
+    CHECK(says(&f, &stored, GAN_CONV_FORWARD, "GEMM tensor-op nhwc") &&
+          says(&f, &stored, GAN_CONV_BACKWARD_DATA, "nhwc") && says(&f, &stored, GAN_CONV_BACKWARD_FILTER, "nhwc"));
+    CHECK_MSG(bytes == aw + 2048, "workspace %zu, want w's FP32 copy + 2048", bytes);
+    CHECK(gan_cuda_conv_keep_bytes(&f.be, &stored, GAN_CONV_FORWARD) == 0);
+    char *ws = malloc(bytes);
+    const cudnn_call_record *r = cudnn_log;
+    conversion_count = pair_launches = cudnn_log_count = act_launch.calls = bf16_act_launch.calls = 0;
+    CHECK_OK(gan_cuda_conv_forward_act(&f.be, &stored, x, w, GAN_ACT_LRELU, 0.2f, y, ws));
+    CHECK(conversion_count == 1 && pair_launches == 0 && conversion_is(0, TO_F32, sw, w, ws, 0.0f));
+    CHECK(cudnn_log_count == 1 && r[0].x == x && r[0].w == ws && r[0].y == y && r[0].nhwc);
+    CHECK(act_launch.calls == 1 && act_launch.kind == GAN_ACT_LRELU && act_launch.x == y && act_launch.y == y &&
+          act_launch.count == (size_t)4 * 16 * 64 && bf16_act_launch.calls == 0);
+    conversion_count = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &stored, x, y, 1.0f, dw, ws));
+    CHECK(conversion_count == 1 && conversion_is(0, FROM_F32, sw, ws, dw, 1.0f));
+    CHECK(cudnn_log_count == 1 && r[0].x == x && r[0].y == y && r[0].w == ws);
+    conversion_count = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_backward_data(&f.be, &stored, y, w, dx, ws));
+    CHECK(conversion_count == 1 && cudnn_log_count == 1 && r[0].y == y && r[0].x == dx);
+    free(ws);
+
+    /* the weight copy, FP32 KRSC: one list launch, read in place of w */
+    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == 0); /* no edge_storage */
+    f.be.edge_storage = GAN_STORAGE_F32_NHWC;
+    CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == aw && gan_cuda_conv_weight_copy_bytes(&f.be, &K3S1) == 0);
+    gan_conv_geom all = stored;
+    all.w_storage = GAN_STORAGE_F32_NHWC;
+    char *copy = malloc(aw);
+    gan_conv_weight_copy wc = {&all, w, copy};
+    conversion_count = list_launches = 0;
+    CHECK_OK(gan_cuda_conv_weight_copies(&f.be, 1, &wc));
+    CHECK(list_launches == 1 && conversion_count == 1 && conversion_is(0, TO_F32, sw, w, copy, 0.0f));
+    bytes = gan_cuda_conv_workspace_bytes(&f.be, &all, GAN_CONV_PASSES_ALL);
+    ws = malloc(bytes);
+    conversion_count = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f.be, &all, x, (const float *)copy, y, ws));
+    CHECK(conversion_count == 0 && cudnn_log_count == 1 && r[0].w == copy && r[0].x == x && r[0].y == y);
+    free(ws);
+    free(copy);
+
+    /* exported under its own key; reused without a search, beside the FP32-tensor plan's NCHW */
+    char *exported = NULL;
+    CHECK_OK(gan_cuda_conv_choices_export(&f.be, &exported));
+    CHECK_MSG(exported && strstr(exported, "pass=forward stored=true algo=2 math=tensor-op layout=nhwc") &&
+                  strstr(exported, "pass=forward algo=2 math=tensor-op layout=nchw"),
+              "export:\n%s", exported ? exported : "(none)");
+    close_fake(&f);
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    CHECK_OK(gan_cuda_conv_choices_import(&f.be, exported, "test"));
+    find_calls = 0;
+    gan_cuda_conv_workspace_bytes(&f.be, &stored, GAN_CONV_PASSES_ALL);
+    gan_cuda_conv_workspace_bytes(&f.be, &K3S1, GAN_CONV_PASSES_ALL);
+    CHECK(find_calls == 0);
+    CHECK(says(&f, &stored, GAN_CONV_FORWARD, "nhwc ws 4 KiB, stored") &&
+          says(&f, &K3S1, GAN_CONV_FORWARD, "nchw ws 0 KiB, stored"));
+    close_fake(&f);
+    free(exported);
+
+    /* GAN_CUDA_NHWC=never narrows the FP32-tensor plans only: a stored one is NHWC itself */
+    setenv("GAN_CUDA_NHWC", "never", 1);
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    gan_cuda_conv_workspace_bytes(&f.be, &stored, GAN_CONV_PASSES_ALL);
+    CHECK(says(&f, &stored, GAN_CONV_FORWARD, "nhwc"));
+    close_fake(&f);
+    unsetenv("GAN_CUDA_NHWC");
+    nhwc_scale = 1.0f;
+
+    /* refused: FP32 NHWC outside tf32, channels not in groups of 4 */
+    gan_conv_geom odd = K3S1;
+    odd.c_in = 6;
+    odd.x_storage = GAN_STORAGE_F32_NHWC;
+    open_fake(&f, GAN_PRECISION_TF32, true, BUDGET);
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &odd, x, w, y, NULL), GAN_ERR_ARG, "groups of 4, not 6");
+    close_fake(&f);
+    open_fake(&f, GAN_PRECISION_BF16, true, BUDGET);
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &stored, x, w, y, NULL), GAN_ERR_ARG,
+                     "x stored FP32 NHWC needs train.precision = tf32");
+    close_fake(&f);
+    open_fake(&f, GAN_PRECISION_FP32, true, BUDGET);
+    CHECK_FAILS_WITH(gan_cuda_conv_forward(&f.be, &stored, x, w, y, NULL), GAN_ERR_ARG,
+                     "x stored FP32 NHWC needs train.precision = tf32");
+    close_fake(&f);
+}
+
 
 int main(void)
 {
@@ -1594,6 +1716,7 @@ int main(void)
     test_tf32_layouts();
     test_activation_epilogue();
     test_stored_tensors();
+    test_stored_tf32();
     return test_finish();
 }
 #endif

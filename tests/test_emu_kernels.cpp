@@ -88,6 +88,7 @@
 /* the TF32 precision mode's float NHWC copies */
 #define gan_cuda_f32_to_f32_nhwc emu_gan_cuda_f32_to_f32_nhwc
 #define gan_cuda_f32_to_f32_nhwc_pair emu_gan_cuda_f32_to_f32_nhwc_pair
+#define gan_cuda_f32_to_f32_nhwc_list emu_gan_cuda_f32_to_f32_nhwc_list
 #define gan_cuda_f32_nhwc_to_f32 emu_gan_cuda_f32_nhwc_to_f32
 
 #include "launch.cu"
@@ -2202,26 +2203,28 @@ void test_index_widths(void)
 }
 
 /* ---- batch norm and activations over stored tensors (kernels/norm_nhwc.cuh) ---------------- *
- * A model may keep a tensor between two layers in BF16 NHWC (gan_storage). The batch norm's
- * kernels then read and write that storage, each tensor its own (x and dx the input's, y, y_act
- * and dy the output's: every pair of FP32 NCHW and BF16 NHWC). They are compared with the CPU
- * backend's batch norm run in FP32 NCHW on the same values: a BF16 input is rounded here first
- * (reference_bf16) and given to the CPU rounded, so only the outputs' rounding and the sums' order
- * differ. Tolerances: FP32 outputs 1e-5 relative and absolute, as the FP32 kernels; a BF16 output
- * is the float result rounded to nearest even, at most half a unit in its last place away, and a
- * unit is 2^-7 of the binade's bottom, so half of it is at most 2^-8 of the value: relative
- * 2^-8 (plus 1e-5 for the float result's own difference). The statistics and running statistics
- * stay FP32: 1e-5; so do dgamma and dbeta, sums of signed products that cancel, each thread adding
- * a few hundred in float (a chunk's rows / 8) where the CPU adds a plane's: 1e-4 (1.9e-5 seen). Shapes: a partial channel tile (c = 40, 3, 33), one chunk (one
- * launch each way) and several of uneven rows (a scratch that holds only some), BatchNorm1d
- * (hw = 1), a single-tile one; a second run gives the same bits. */
+ * A model may keep a tensor between two layers in NHWC (gan_storage: BF16 in bf16, FP32 in tf32).
+ * The batch norm's kernels then read and write that storage, each tensor its own (x and dx the
+ * input's, y, y_act and dy the output's: every pair of FP32 NCHW, BF16 NHWC and FP32 NHWC). They
+ * are compared with the CPU backend's batch norm run in FP32 NCHW on the same values: a BF16 input
+ * is rounded here first (reference_bf16) and given to the CPU rounded, so only the outputs'
+ * rounding and the sums' order differ. Tolerances: FP32 outputs 1e-5 relative and absolute, as the
+ * FP32 kernels; a BF16 output is the float result rounded to nearest even, at most half a unit in
+ * its last place away, and a unit is 2^-7 of the binade's bottom, so half of it is at most 2^-8 of
+ * the value: relative 2^-8 (plus 1e-5 for the float result's own difference). The statistics and
+ * running statistics stay FP32: 1e-5; so do dgamma and dbeta, sums of signed products that cancel,
+ * each thread adding a few hundred in float (a chunk's rows / 8) where the CPU adds a plane's: 1e-4
+ * (1.9e-5 seen). Shapes: a partial channel tile (c = 40, 3, 33), one chunk (one launch each way)
+ * and several of uneven rows (a scratch that holds only some), BatchNorm1d (hw = 1), a single-tile
+ * one; a second run gives the same bits. */
 
 /* A [n, c, hw] tensor held in `storage`: the bytes the kernels get (BF16 NHWC bit patterns, or
- * the floats themselves) and the float NCHW values they hold (rounded to BF16 where stored so). */
+ * the floats in NCHW or NHWC order) and the float NCHW values they hold (rounded to BF16 where
+ * stored so). */
 struct stored_tensor {
     int storage;
     std::vector<uint16_t> bf16; /* [n, hw, c] */
-    std::vector<float> f32;     /* [n, c, hw]: FP32 storage's buffer */
+    std::vector<float> f32;     /* [n, c, hw] (FP32 NCHW) or [n, hw, c] (FP32 NHWC) */
     std::vector<float> values;  /* [n, c, hw] */
     void *data() { return storage == GAN_STORAGE_BF16_NHWC ? (void *)bf16.data() : (void *)f32.data(); }
 };
@@ -2241,6 +2244,12 @@ stored_tensor make_stored(int storage, int n, int c, int hw, const std::vector<f
                     t.bf16[((size_t)m * hw + p) * c + ch] = b;
                     t.values[i] = (float)bf16_pattern_value(b);
                 }
+    } else if (storage == GAN_STORAGE_F32_NHWC) {
+        t.f32.resize(nchw.size());
+        for (int m = 0; m < n; m++)
+            for (int ch = 0; ch < c; ch++)
+                for (int p = 0; p < hw; p++)
+                    t.f32[((size_t)m * hw + p) * c + ch] = nchw[((size_t)m * c + ch) * hw + p];
     } else {
         t.f32 = nchw;
     }
@@ -2262,13 +2271,16 @@ stored_tensor make_output(int storage, size_t count)
 /* The float NCHW values of what the kernels wrote into t. */
 std::vector<float> stored_values(stored_tensor &t, int n, int c, int hw)
 {
-    if (t.storage != GAN_STORAGE_BF16_NHWC)
+    if (t.storage == GAN_STORAGE_F32_NCHW)
         return t.f32;
     std::vector<float> v((size_t)n * c * hw);
     for (int m = 0; m < n; m++)
         for (int ch = 0; ch < c; ch++)
-            for (int p = 0; p < hw; p++)
-                v[((size_t)m * c + ch) * hw + p] = (float)bf16_pattern_value(t.bf16[((size_t)m * hw + p) * c + ch]);
+            for (int p = 0; p < hw; p++) {
+                size_t at = ((size_t)m * hw + p) * c + ch;
+                v[((size_t)m * c + ch) * hw + p] =
+                    t.storage == GAN_STORAGE_BF16_NHWC ? (float)bf16_pattern_value(t.bf16[at]) : t.f32[at];
+            }
     return v;
 }
 
@@ -2279,7 +2291,10 @@ void check_stored(const std::string &name, stored_tensor &got, int n, int c, int
     CHECK_ALLCLOSE(name.c_str(), v.data(), want.data(), v.size(), rtol, 1e-5);
 }
 
-const char *storage_name(int storage) { return storage == GAN_STORAGE_BF16_NHWC ? "bf16 nhwc" : "f32 nchw"; }
+const char *storage_name(int storage)
+{
+    return storage == GAN_STORAGE_BF16_NHWC ? "bf16 nhwc" : storage == GAN_STORAGE_F32_NHWC ? "f32 nhwc" : "f32 nchw";
+}
 
 void test_bn_stored(void)
 {
@@ -2294,7 +2309,7 @@ void test_bn_stored(void)
         float slope;
         const char *name;
     } kinds[] = {{GAN_FUSED_NONE, 0.0f, "bn"}, {GAN_ACT_RELU, 0.0f, "bn+relu"}, {GAN_ACT_LRELU, 0.2f, "bn+lrelu"}};
-    const int storages[] = {GAN_STORAGE_F32_NCHW, GAN_STORAGE_BF16_NHWC};
+    const int storages[] = {GAN_STORAGE_F32_NCHW, GAN_STORAGE_BF16_NHWC, GAN_STORAGE_F32_NHWC};
     unsigned seed = 700;
     for (const shape &sh : shapes) {
         const size_t count = (size_t)sh.n * sh.c * sh.hw, c = (size_t)sh.c;
@@ -2411,9 +2426,9 @@ void test_bn_stored(void)
                                                     f, f, f, GAN_STORAGE_BF16_NHWC, b, GAN_FUSED_NONE, 0.0f, nullptr,
                                                     scratch, 8),
                      GAN_ERR_ARG, "cannot hold the sums of 8 channels");
-    CHECK_FAILS_WITH(gan_cuda_bn_nhwc_backward(nullptr, 4, 2, 1, 2, b, GAN_STORAGE_BF16_NHWC, nullptr, b,
+    CHECK_FAILS_WITH(gan_cuda_bn_nhwc_backward(nullptr, 4, 2, 1, 3, b, GAN_STORAGE_BF16_NHWC, nullptr, b,
                                                GAN_FUSED_NONE, 0.0f, f, f, f, b, 0.0f, f, f, scratch, 8),
-                     GAN_ERR_ARG, "unknown storage 2 of the input");
+                     GAN_ERR_ARG, "unknown storage 3 of the input");
     CHECK_FAILS_WITH(gan_cuda_bn_nhwc_forward_train(nullptr, 1, 2, 1, GAN_STORAGE_BF16_NHWC, b, f, f, 0.1f, 1e-5f, f,
                                                     f, f, f, GAN_STORAGE_BF16_NHWC, b, GAN_FUSED_NONE, 0.0f, nullptr,
                                                     scratch, 8),
@@ -2476,6 +2491,28 @@ void test_bn_stored(void)
         CHECK_MSG(got[i] == want[i], "weight copy list: tensor %d differs from its own narrowing", i);
     list[9].c_nhwc = 2;
     CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc_list(nullptr, (int)list.size(), list.data()), GAN_ERR_ARG,
+                     "of tensor 9");
+
+    /* tf32's weight copies: the same list moving FP32, the bits of gan_cuda_f32_to_f32_nhwc each */
+    std::vector<gan_nhwc_copy> list32;
+    std::vector<std::vector<float>> got32, want32;
+    for (int i = 0; i < 10; i++) {
+        const int *sh = copy_shapes[i];
+        size_t dst_count = (size_t)sh[0] * sh[2] * sh[3];
+        got32.emplace_back(dst_count + 1, NAN);
+        want32.emplace_back(dst_count + 1, NAN);
+    }
+    for (int i = 0; i < 10; i++) {
+        const int *sh = copy_shapes[i];
+        list32.push_back(gan_nhwc_copy{sh[0], sh[1], sh[2], sh[3], sources[i].data(), got32[i].data()});
+        CHECK_OK(gan_cuda_f32_to_f32_nhwc(nullptr, sh[0], sh[1], sh[2], sh[3], sources[i].data(), want32[i].data()));
+    }
+    CHECK_OK(gan_cuda_f32_to_f32_nhwc_list(nullptr, (int)list32.size(), list32.data()));
+    for (int i = 0; i < 10; i++)
+        CHECK_MSG(!std::memcmp(got32[i].data(), want32[i].data(), got32[i].size() * sizeof(float)),
+                  "f32 weight copy list: tensor %d differs from its own copy", i);
+    list32[9].c_nhwc = 2;
+    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc_list(nullptr, (int)list32.size(), list32.data()), GAN_ERR_ARG,
                      "of tensor 9");
 }
 

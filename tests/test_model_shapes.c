@@ -338,14 +338,15 @@ static void odd_geometries(void)
     }
 }
 
-/* Which edges a model stores BF16 NHWC (model.c plan_storage), on a backend that keeps such edges:
- * the CPU backend's op table with bf16_storage set and the stored ops present (planning calls none
- * of them). DCGAN-64: every edge between G's convolutions, batch norms and ReLUs but those of its
- * first layer (a whole-input GEMM: its output, and the batch norm after it reads FP32) and its
- * 3-channel image; D's from its first convolution to the last batch norm's input (the LeakyReLU
- * before the whole-input last layer keeps both its edges FP32). Nothing with the flag off, with
- * train.sync_bn, at a view, at a layer with no stored ops (linear, dropout, a conv with a bias's
- * output), or with channels not in groups of 8. */
+/* Which edges a model stores NHWC (model.c plan_storage), on a backend that keeps such edges:
+ * the CPU backend's op table with edge_storage set (BF16 NHWC as in bf16, FP32 NHWC as in tf32) and
+ * the stored ops present (planning calls none of them). DCGAN-64: every edge between G's
+ * convolutions, batch norms and ReLUs but those of its first layer (a whole-input GEMM: its output,
+ * and the batch norm after it reads FP32) and its 3-channel image; D's from its first convolution
+ * to the last batch norm's input (the LeakyReLU before the whole-input last layer keeps both its
+ * edges FP32). Nothing with no edge storage, with train.sync_bn, at a view, at a layer with no stored
+ * ops (linear, dropout, a conv with a bias's output), or with channels not in groups of 16 bytes (8
+ * BF16, 4 FP32). */
 /* The ops planning never calls, present so that the model may use them. */
 static gan_status no_bn_forward(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
                                 const float *gamma, const float *beta, float momentum, float eps, float *rm, float *rv,
@@ -383,11 +384,11 @@ static gan_status no_allreduce(gan_backend *be, double *data, size_t count)
 {
     return gan_error(GAN_ERR_UNSUPPORTED, "planning only");
 }
-/* a weight copy for every convolution with a stored x or y, as the CUDA backend's in bf16 */
+/* a weight copy for every convolution with a stored x or y, as the CUDA backend's */
 static size_t some_copy_bytes(gan_backend *be, const gan_conv_geom *g)
 {
     (void)be;
-    bool stored = g->x_storage == GAN_STORAGE_BF16_NHWC || g->y_storage == GAN_STORAGE_BF16_NHWC;
+    bool stored = g->x_storage != GAN_STORAGE_F32_NCHW || g->y_storage != GAN_STORAGE_F32_NCHW;
     return stored && !gan_conv_is_whole_input(g) ? 256 : 0;
 }
 
@@ -412,7 +413,7 @@ static int planned_storage(gan_backend *be, const char *layers, gan_shape in, bo
     for (int i = 0; i < n; i++) {
         gan_layer_info info;
         CHECK_OK(gan_model_layer_info(m, i, &info));
-        pattern[i] = info.storage == GAN_STORAGE_BF16_NHWC ? 'b' : '.';
+        pattern[i] = info.storage == GAN_STORAGE_BF16_NHWC ? 'b' : info.storage == GAN_STORAGE_F32_NHWC ? 'f' : '.';
     }
     pattern[n] = '\0';
     gan_pool_release(&pool);
@@ -427,7 +428,6 @@ static void stored_edges(void)
     if (!cpu)
         return;
     gan_backend be = *cpu;
-    be.bf16_storage = true;
     be.bn_stored_forward_train = no_bn_forward;
     be.bn_stored_forward_eval = no_bn_eval;
     be.bn_stored_backward = no_bn_backward;
@@ -438,39 +438,55 @@ static void stored_edges(void)
     /* train.sync_bn's ops, so that a model may ask for it (planning calls none) */
     if (!be.allreduce_sum_f64)
         be.allreduce_sum_f64 = no_allreduce;
+#define N GAN_STORAGE_F32_NCHW
+#define B GAN_STORAGE_BF16_NHWC
+#define F GAN_STORAGE_F32_NHWC
     static const struct {
         const char *layers;
         gan_shape in;
-        bool logits, sync_bn, flag;
-        const char *want; /* per layer: b = its output stored BF16 NHWC */
+        bool logits, sync_bn;
+        gan_storage storage; /* the backend's edge storage */
+        const char *want; /* per layer: its output stored BF16 NHWC (b), FP32 NHWC (f), FP32 NCHW (.) */
         int weight_copies; /* the convolutions reading a weight copy: those with a stored x or y */
     } cases[] = {
         /* G: convt bn relu (x4), convt tanh */
         {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu convt(128,4,2,1) bn relu convt(64,4,2,1) bn relu "
-         "convt(3,4,2,1) tanh", {100, 1, 1}, false, false, true, ".bbbbbbbbbbb..", 4},
+         "convt(3,4,2,1) tanh", {100, 1, 1}, false, false, B, ".bbbbbbbbbbb..", 4},
         /* D with logits: conv lrelu, (conv bn lrelu) x3, conv (the sigmoid not run) */
         {"conv(64,4,2,1) lrelu(0.2) conv(128,4,2,1) bn lrelu(0.2) conv(256,4,2,1) bn lrelu(0.2) conv(512,4,2,1) bn "
-         "lrelu(0.2) conv(1,4,1,0) sigmoid", {3, 64, 64}, true, false, true, "bbbbbbbbb....", 4},
-        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, false, false, "......", 0},
-        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, true, true, "......", 0},
+         "lrelu(0.2) conv(1,4,1,0) sigmoid", {3, 64, 64}, true, false, B, "bbbbbbbbb....", 4},
+        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, false, N, "......", 0},
+        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, true, B, "......", 0},
         /* a flatten between: the conv's output is read in NCHW order */
-        {"conv(16,3,1,1) bn relu flatten linear(8)", {8, 4, 4}, false, false, true, "b...", 1},
+        {"conv(16,3,1,1) bn relu flatten linear(8)", {8, 4, 4}, false, false, B, "b...", 1},
         /* a conv with a bias: its output goes through bias_forward (FP32 NCHW) */
-        {"conv(16,3,1,1) conv(16,3,1,1,bias) bn relu conv(16,3,1,1)", {8, 4, 4}, false, false, true, "b.bb.", 3},
+        {"conv(16,3,1,1) conv(16,3,1,1,bias) bn relu conv(16,3,1,1)", {8, 4, 4}, false, false, B, "b.bb.", 3},
         /* 12 channels: not in groups of 8 */
-        {"conv(12,3,1,1) bn relu conv(16,3,1,1) bn relu conv(8,3,1,1)", {8, 4, 4}, false, false, true, "...bbb.", 2},
+        {"conv(12,3,1,1) bn relu conv(16,3,1,1) bn relu conv(8,3,1,1)", {8, 4, 4}, false, false, B, "...bbb.", 2},
         /* dropout between: no stored ops, and the relu before it keeps both its edges */
-        {"conv(16,3,1,1) bn relu dropout(0.5) conv(16,3,1,1)", {8, 4, 4}, false, false, true, "b....", 1},
+        {"conv(16,3,1,1) bn relu dropout(0.5) conv(16,3,1,1)", {8, 4, 4}, false, false, B, "b....", 1},
+        /* FP32 NHWC (tf32): the same edges in DCGAN-64 */
+        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu convt(128,4,2,1) bn relu convt(64,4,2,1) bn relu "
+         "convt(3,4,2,1) tanh", {100, 1, 1}, false, false, F, ".fffffffffff..", 4},
+        {"conv(64,4,2,1) lrelu(0.2) conv(128,4,2,1) bn lrelu(0.2) conv(256,4,2,1) bn lrelu(0.2) conv(512,4,2,1) bn "
+         "lrelu(0.2) conv(1,4,1,0) sigmoid", {3, 64, 64}, true, false, F, "fffffffff....", 4},
+        /* 12 channels are whole groups of 4 FP32 values; 6 are not */
+        {"conv(12,3,1,1) bn relu conv(16,3,1,1) bn relu conv(8,3,1,1)", {8, 4, 4}, false, false, F, "ffffff.", 3},
+        {"conv(6,3,1,1) bn relu conv(16,3,1,1) bn relu conv(8,3,1,1)", {8, 4, 4}, false, false, F, "...fff.", 2},
+        {"convt(512,4,1,0) bn relu convt(256,4,2,1) bn relu", {100, 1, 1}, false, true, F, "......", 0},
     };
+#undef N
+#undef B
+#undef F
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        be.bf16_storage = cases[i].flag;
+        be.edge_storage = cases[i].storage;
         char got[64];
         int copies = -1;
         int stored = planned_storage(&be, cases[i].layers, cases[i].in, cases[i].logits, cases[i].sync_bn, got,
                                      &copies);
         int want_count = 0;
         for (const char *c = cases[i].want; *c; c++)
-            want_count += *c == 'b';
+            want_count += *c != '.';
         CHECK_MSG(!strcmp(got, cases[i].want) && stored == want_count, "'%s': stored %s (%d), want %s",
                   cases[i].layers, got, stored, cases[i].want);
         CHECK_MSG(copies == cases[i].weight_copies, "'%s': %d weight copies, want %d", cases[i].layers, copies,

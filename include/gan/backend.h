@@ -25,11 +25,21 @@ extern "C" {
  * w_in], weight [c_out, c_in, k_h, k_w], output y [n, c_out, h_out, w_out] with
  * h_out = (h_in + 2 pad_h - k_h) / stride_h + 1. A transposed convolution uses the same geometry
  * with its input as this y and its output as this x. */
-/* How a tensor between two layers is stored. FP32 NCHW is every op's and every backend's; BF16
- * NHWC ([n, h, w, c], bfloat16: what the tensor cores read, half the bytes) is the CUDA backend's
- * in bf16 (gan_backend.bf16_storage), between layers that all have ops for it (src/nn/model.c:
- * the model's edges), and only the ops that say so take it. */
-typedef enum gan_storage { GAN_STORAGE_F32_NCHW = 0, GAN_STORAGE_BF16_NHWC = 1 } gan_storage;
+/* How a tensor between two layers is stored. FP32 NCHW is every op's and every backend's; NHWC
+ * ([n, h, w, c]: what the tensor cores read) is the CUDA backend's between layers that all have
+ * ops for it (src/nn/model.c: the model's edges; gan_backend.edge_storage): BF16 NHWC (half the
+ * bytes) in bf16, FP32 NHWC in tf32. Only the ops that say so take them. */
+typedef enum gan_storage {
+    GAN_STORAGE_F32_NCHW = 0,
+    GAN_STORAGE_BF16_NHWC = 1,
+    GAN_STORAGE_F32_NHWC = 2
+} gan_storage;
+
+/* Bytes of one element in storage s. */
+static inline size_t gan_storage_element_bytes(gan_storage s)
+{
+    return s == GAN_STORAGE_BF16_NHWC ? 2 : 4;
+}
 
 typedef struct gan_conv_geom {
     int n;
@@ -39,10 +49,10 @@ typedef struct gan_conv_geom {
     int stride_h, stride_w;
     int pad_h, pad_w;
     /* How x (and dx) and y (and dy) are stored: FP32 NCHW (0, the default) unless a model's edge
-     * says otherwise (CUDA in bf16 only; every other backend and form refuses BF16 NHWC). Not part
-     * of the shape: gan_conv_geom_equal ignores them. w_storage BF16 NHWC: the forward and
-     * backward-data read w from the layer's BF16 KRSC copy (conv_weight_copies), given as w; the
-     * weight gradient stays FP32. */
+     * says otherwise (CUDA only, in its precision's NHWC storage: BF16 in bf16, FP32 in tf32;
+     * every other backend and form refuses NHWC). Not part of the shape: gan_conv_geom_equal
+     * ignores them. w_storage NHWC: the forward and backward-data read w from the layer's KRSC
+     * copy in that storage (conv_weight_copies), given as w; the weight gradient stays FP32 NCHW. */
     gan_storage x_storage, y_storage, w_storage;
 } gan_conv_geom;
 
@@ -165,12 +175,13 @@ struct gan_backend {
     gan_backend_kind kind;
     gan_backend_options options; /* in effect (workspace_bytes resolved to the backend's) */
     void *impl;                  /* backend-private state */
-    /* Whether a model may keep the tensors between its layers in BF16 NHWC (gan_storage; src/nn/
-     * model.c decides which): the CUDA backend in bf16 (GAN_CUDA_BF16_STORAGE=never turns it off),
-     * which then has the stored batch norm and activation ops, takes BF16 NHWC x and y in its
-     * convolutions (gan_conv_geom.x_storage, y_storage) and makes weight copies once per forward
-     * (conv_weight_copies). False everywhere else. */
-    bool bf16_storage;
+    /* The storage a model may keep the tensors between its layers in (gan_storage; src/nn/model.c
+     * decides which edges): the CUDA backend's NHWC, BF16 in bf16 and FP32 in tf32
+     * (GAN_CUDA_STORAGE=never turns it off, and so does GAN_CUDA_NHWC=never in tf32). That backend
+     * then has the stored batch norm and activation ops, takes such x and y in its convolutions
+     * (gan_conv_geom.x_storage, y_storage) and makes weight copies once per forward
+     * (conv_weight_copies). GAN_STORAGE_F32_NCHW (none) everywhere else. */
+    gan_storage edge_storage;
 
     /* ---- memory: used by the pool at start-up and by I/O, never inside the loop ----------- */
     gan_status (*alloc)(gan_backend *be, size_t bytes, void **out);
@@ -240,10 +251,10 @@ struct gan_backend {
      * conv_backward_data_act apply it, its copy of `in` made into `keep` (conv_keep_bytes of it)
      * and left there for conv_grads; the same bits as the plain pass. */
     size_t (*conv_keep_bytes)(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass);
-    /* Optional (CUDA with bf16_storage; NULL elsewhere): a layer's weights in the layout its passes
-     * read (BF16 KRSC), copied once per model forward for all its convolutions in one launch
+    /* Optional (CUDA with edge_storage; NULL elsewhere): a layer's weights in the layout its passes
+     * read (KRSC, in the edge storage's type), copied once per model forward for all its convolutions in one launch
      * (conv_weight_copies, each copy conv_weight_copy_bytes of its g, 0 where there is none) and
-     * read by the forward and backward-data of g with w_storage BF16 NHWC, the copy given as w,
+     * read by the forward and backward-data of g with w_storage NHWC, the copy given as w,
      * instead of copying w at each pass. The copy must be made after the weights last changed
      * (src/nn/model.c makes them at the start of every forward; the backward that follows reads
      * them: the weights only change after it). */
@@ -289,12 +300,12 @@ struct gan_backend {
                                   float slope, const float *gamma, const float *save_mean,
                                   const float *save_invstd, float *dx, float param_beta,
                                   float *dgamma, float *dbeta);
-    /* Optional, NULL where a backend keeps every tensor FP32 NCHW (bf16_storage false): batch norm
+    /* Optional, NULL where a backend keeps every tensor FP32 NCHW (no edge_storage): batch norm
      * with the ReLU or LeakyReLU after it (`act`, slope >= 0) or none (GAN_CONV_NO_ACT), over
      * tensors in the given storages (gan_storage): x and dx in `in`, y, y_act and dy in `out`. The
      * arguments and results of bn_act_forward_train (y_act unused without act), bn_forward_eval
      * and bn_act_backward (y_act NULL without act) otherwise, BF16 values rounded to nearest even
-     * on the way out. The batch norm layer runs through them next to a BF16 NHWC edge. */
+     * on the way out. The batch norm layer runs through them next to an NHWC edge. */
     gan_status (*bn_stored_forward_train)(gan_backend *be, int n, int c, int hw, gan_storage in, const void *x,
                                           const float *gamma, const float *beta, float momentum, float eps,
                                           float *running_mean, float *running_var, float *save_mean,

@@ -9,22 +9,26 @@
  * run and a rerun of the same config on the same kind of GPU and cuDNN choose as before.
  *
  * The text: lines starting with '#' and empty lines are comments; every other line is one choice,
- * fields `key=value` separated by single spaces, in this order, all of them present (but layout,
- * see below):
+ * fields `key=value` separated by single spaces, in this order, all of them present (but stored
+ * and layout, see below):
  *   gpu="NVIDIA H200" cc=9.0 cudnn=91000 precision=fp32 deterministic=true
  *   n=64 x=128x16x16 y=256x8x8 k=4x4 s=2x2 p=1x1 pass=backward-data
  *   algo=1 math=fma workspace=0 ms=0.0213
  * (on one line). The first eleven fields are the key: GPU name (cudaDeviceProp.name, no '"'),
  * compute capability, cudnnGetVersion(), the backend's precision and determinism, the geometry
- * (gan_conv_geom: n, then c x h x w of its x and y, kernel, stride, padding) and the pass. The
- * rest is the choice: cuDNN's algorithm number for that pass (its enum value), `subpixel` for
+ * (gan_conv_geom: n, then c x h x w of its x and y, kernel, stride, padding) and the pass; and,
+ * after the pass, `stored=true` for a geometry with a tensor stored NHWC between layers
+ * (gan_conv_geom.x_storage, y_storage, w_storage: its passes run cuDNN in NHWC alone, tf32 and
+ * bf16), absent (false) for one of FP32 NCHW tensors, so that the two keep choices of their own.
+ * The rest is the choice: cuDNN's algorithm number for that pass (its enum value), `subpixel` for
  * the backward-data of ours or `im2col` for the backward-filter of ours; cuDNN's math type
  * (default, tensor-op, tensor-op-allow-conversion, fma: cudnnMathType_t's values 0..3); the
  * layout cuDNN runs on (gan_conv_layout: nchw, or nhwc in tf32 and bf16; always nchw for the
  * forms of ours, whose inner convolution has a choice of its own); the workspace it needed and
  * the milliseconds it measured, for reports. The layout field came later than the others: a line
  * without it (written before) means nhwc in bf16 and nchw otherwise, the only layouts those
- * precisions had then. A choice is reused only where every key field is equal. */
+ * precisions had then. A choice is reused only where every key field is equal (a line without
+ * stored, as every line was before it existed, is the FP32 NCHW tensors' key). */
 #ifndef GAN_CONV_CHOICES_H
 #define GAN_CONV_CHOICES_H
 
@@ -66,8 +70,9 @@ typedef struct gan_conv_choice {
     long cudnn_version;
     gan_precision precision;
     bool deterministic;
-    gan_conv_geom geom;
+    gan_conv_geom geom; /* its shape; the storages are not read (`stored` says what matters) */
     gan_conv_pass pass;
+    bool stored; /* the geometry has a tensor stored NHWC (cuDNN's NHWC passes only) */
     /* the choice */
     int algo;
     gan_conv_math math;

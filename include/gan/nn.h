@@ -169,8 +169,8 @@ gan_status gan_model_forward(gan_model *model, const float *input, bool training
 /* The last forward's output: [batch, output_shape] (FP32 NCHW, as the input: only the edges
  * between the model's layers may be stored otherwise). */
 float *gan_model_output(gan_model *model);
-/* How many of the model's edges (layer outputs) the plan stores BF16 NHWC (gan_storage; 0 on
- * every backend but CUDA in bf16). */
+/* How many of the model's edges (layer outputs) the plan stores NHWC (gan_storage; 0 on every
+ * backend but CUDA in tf32 and bf16). */
 int gan_model_stored_edges(const gan_model *model);
 /* Decides that storage (gan_model_plan does, once train.sync_bn and the logits output are set;
  * the benchmarks call it on models they never plan). */

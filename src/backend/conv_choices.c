@@ -42,7 +42,7 @@ static bool key_equal(const gan_conv_choice *a, const gan_conv_choice *b)
 {
     return !strcmp(a->gpu, b->gpu) && a->cc_major == b->cc_major && a->cc_minor == b->cc_minor &&
            a->cudnn_version == b->cudnn_version && a->precision == b->precision &&
-           a->deterministic == b->deterministic && a->pass == b->pass &&
+           a->deterministic == b->deterministic && a->pass == b->pass && a->stored == b->stored &&
            gan_conv_geom_equal(&a->geom, &b->geom);
 }
 
@@ -260,6 +260,14 @@ static gan_status parse_line(line_reader *r, gan_conv_choice *c)
     GAN_TRY(expect_key(r, "pass", false));
     GAN_TRY(read_word(r, "pass", pass_names, 3, &word));
     c->pass = (gan_conv_pass)word;
+    /* stored: written only where true (absent in the lines written before it existed) */
+    if ((size_t)(r->end - r->at) > strlen(" stored=") && !strncmp(r->at, " stored=", strlen(" stored="))) {
+        GAN_TRY(expect_key(r, "stored", false));
+        GAN_TRY(read_word(r, "stored", booleans, 2, &word));
+        if (word != 1)
+            return line_error(r, "stored", "written only where true");
+        c->stored = true;
+    }
     GAN_TRY(expect_key(r, "algo", false));
     if (value_length(r) == strlen("subpixel") && !strncmp(r->at, "subpixel", 8)) {
         c->algo = GAN_CONV_ALGO_SUBPIXEL;
@@ -298,6 +306,8 @@ static gan_status parse_line(line_reader *r, gan_conv_choice *c)
         return line_error(r, "layout", own ? "the forms of ours run on nchw" : "fp32 runs in nchw");
     if (c->layout == GAN_CONV_LAYOUT_NCHW && !own && c->precision == GAN_PRECISION_BF16)
         return line_error(r, "layout", "bf16's cuDNN convolutions run in nhwc");
+    if (c->stored && (own || c->layout != GAN_CONV_LAYOUT_NHWC))
+        return line_error(r, "stored", "stored tensors run cuDNN in nhwc");
     return GAN_OK;
 }
 
@@ -343,13 +353,14 @@ gan_status gan_conv_choices_format(const gan_conv_choices *list, char **text)
             snprintf(algo, sizeof algo, "%d", c->algo);
         int n = snprintf(out + len, cap - len,
                          "gpu=\"%s\" cc=%d.%d cudnn=%ld precision=%s deterministic=%s n=%d "
-                         "x=%dx%dx%d y=%dx%dx%d k=%dx%d s=%dx%d p=%dx%d pass=%s algo=%s math=%s "
+                         "x=%dx%dx%d y=%dx%dx%d k=%dx%d s=%dx%d p=%dx%d pass=%s%s algo=%s math=%s "
                          "layout=%s workspace=%zu ms=%.6g\n",
                          c->gpu, c->cc_major, c->cc_minor, c->cudnn_version,
                          gan_precision_name(c->precision), c->deterministic ? "true" : "false",
                          g->n, g->c_in, g->h_in, g->w_in, g->c_out, g->h_out, g->w_out, g->k_h,
                          g->k_w, g->stride_h, g->stride_w, g->pad_h, g->pad_w,
-                         gan_conv_pass_name(c->pass), algo, gan_conv_math_name(c->math),
+                         gan_conv_pass_name(c->pass), c->stored ? " stored=true" : "", algo,
+                         gan_conv_math_name(c->math),
                          gan_conv_layout_name(c->layout), c->workspace_bytes, c->ms);
         if (n < 0 || (size_t)n >= cap - len) {
             free(out);

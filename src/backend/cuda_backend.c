@@ -309,7 +309,7 @@ static gan_status cuda_bn_act_backward(gan_backend *be, int n, int c, int hw, co
                                 BN_SCRATCH(be));
 }
 
-/* ---- batch norm and activations over stored tensors (BF16 NHWC edges) ---------------------- */
+/* ---- batch norm and activations over stored tensors (NHWC edges) ---------------------------- */
 
 _Static_assert(GAN_CONV_NO_ACT == GAN_FUSED_NONE, "the op table's no activation is the kernels' GAN_FUSED_NONE");
 
@@ -340,6 +340,22 @@ static gan_status cuda_bn_stored_backward(gan_backend *be, int n, int c, int hw,
     return gan_cuda_bn_nhwc_backward(gan_cuda_impl_of(be)->stream, n, c, hw, (int)in, x, (int)out, y_act, dy, act,
                                      slope, gamma, save_mean, save_invstd, dx, param_beta, dgamma, dbeta,
                                      BN_SCRATCH(be));
+}
+
+/* The storage of the tensors a model keeps between its layers (gan_backend.edge_storage): NHWC,
+ * cuDNN's tensor-core layout, in bf16 (BF16) and tf32 (FP32, unless GAN_CUDA_NHWC=never keeps tf32
+ * in NCHW); none in fp32, whose cuDNN passes run on FP32 NCHW. GAN_CUDA_STORAGE=never: none (the
+ * speed check's comparison). */
+static gan_storage edge_storage_for(gan_precision precision)
+{
+    const char *storage = getenv("GAN_CUDA_STORAGE"), *nhwc = getenv("GAN_CUDA_NHWC");
+    if (storage && !strcmp(storage, "never"))
+        return GAN_STORAGE_F32_NCHW;
+    if (precision == GAN_PRECISION_BF16)
+        return GAN_STORAGE_BF16_NHWC;
+    if (precision == GAN_PRECISION_TF32 && !(nhwc && !strcmp(nhwc, "never")))
+        return GAN_STORAGE_F32_NHWC;
+    return GAN_STORAGE_F32_NCHW;
 }
 
 static gan_status cuda_activation_bf16_forward(gan_backend *be, gan_activation kind, float slope, size_t count,
@@ -785,7 +801,6 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
     impl->deterministic = opts.deterministic;
     impl->workspace_budget_bytes = opts.workspace_bytes;
     impl->backend = be;
-    const char *storage = getenv("GAN_CUDA_BF16_STORAGE");
     /* the weight gradients beside the input gradients (gan/backend.h side_fork); never: one stream */
     const char *side = getenv("GAN_CUDA_SIDE_STREAM");
     bool with_side = !(side && !strcmp(side, "never"));
@@ -794,7 +809,7 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .kind = GAN_BACKEND_CUDA,
         .options = opts,
         .impl = impl,
-        .bf16_storage = opts.precision == GAN_PRECISION_BF16 && !(storage && !strcmp(storage, "never")),
+        .edge_storage = edge_storage_for(opts.precision),
         .alloc = cuda_alloc,
         .free = cuda_free,
         .upload = cuda_upload,

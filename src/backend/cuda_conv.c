@@ -45,14 +45,15 @@
  * forward's copies, the im2col form's its own copy kernels, and NCHW has none.
  * GAN_CUDA_NHWC=never|always restricts tf32 to one layout (for checks).
  *
- * Stored tensors (bf16): a model may keep the tensor between two layers in BF16 NHWC, cuDNN's own
- * layout (gan_conv_geom.x_storage, y_storage; src/nn/model.c). Such an x (dx) or y (dy) is not
- * copied: cuDNN reads it, or writes it, where it is (its slot of the workspace is 0 bytes), and a
- * fused activation on such an output runs in place on the BF16 values (one launch). Only cuDNN's
- * NHWC passes take them: the forms of ours and the whole-input GEMMs read and write FP32 NCHW, so
- * a plan with a stored tensor never takes a form of ours, and a model keeps the edges of its
- * whole-input layers FP32. Storage is part of a plan (two plans of one shape may differ in it)
- * but not of a stored choice's key: a cuDNN algorithm chosen for one serves the other. */
+ * Stored tensors (tf32, bf16): a model may keep the tensor between two layers in NHWC, cuDNN's
+ * own operand (BF16 in bf16, FP32 in tf32; gan_conv_geom.x_storage, y_storage; src/nn/model.c).
+ * Such an x (dx) or y (dy) is not copied: cuDNN reads it, or writes it, where it is (its slot of
+ * the workspace is 0 bytes), and a fused activation on such an output runs in place (one launch).
+ * Only cuDNN's NHWC passes take them: the forms of ours and the whole-input GEMMs read and write
+ * FP32 NCHW, so a plan with a stored tensor runs cuDNN in NHWC alone (no form of ours, and in tf32
+ * no NCHW), and a model keeps the edges of its whole-input layers FP32 NCHW. Storage is part of a
+ * plan (two plans of one shape may differ in it), and whether a plan has any is part of a stored
+ * choice's key (gan_conv_choice.stored): each keeps a choice of its own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,11 +94,13 @@ static bool same_plan_geom(const gan_conv_geom *a, const gan_conv_geom *b)
            a->w_storage == b->w_storage;
 }
 
-/* Whether g keeps x, y or w's copy in BF16 NHWC (a plan of it takes cuDNN's NHWC passes only). */
+/* Whether a tensor is stored in NHWC (BF16 or FP32: its own copy), not FP32 NCHW. */
+static bool stored(gan_storage s) { return s != GAN_STORAGE_F32_NCHW; }
+
+/* Whether g keeps x, y or w's copy in NHWC (a plan of it takes cuDNN's NHWC passes only). */
 static bool stores_any(const gan_conv_geom *g)
 {
-    return g->x_storage == GAN_STORAGE_BF16_NHWC || g->y_storage == GAN_STORAGE_BF16_NHWC ||
-           g->w_storage == GAN_STORAGE_BF16_NHWC;
+    return stored(g->x_storage) || stored(g->y_storage) || stored(g->w_storage);
 }
 
 static int algo_count(gan_conv_pass pass)
@@ -174,8 +177,8 @@ static cudnnMathType_t search_math(const gan_cuda_impl *impl)
 }
 
 static size_t copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_layout layout);
-static unsigned timed_layouts(const gan_cuda_impl *impl);
-static gan_conv_layout untimed_layout(const gan_cuda_impl *impl);
+static unsigned timed_layouts(const gan_cuda_impl *impl, const gan_conv_geom *g);
+static gan_conv_layout untimed_layout(const gan_cuda_impl *impl, const gan_conv_geom *g);
 
 /* Takes candidate c for `pass` if the descriptor accepts its math type and its real workspace
  * (the figures of heuristics are estimates; in NHWC the copies come on top) fits the budget. */
@@ -219,7 +222,7 @@ static gan_status take_first_acceptable(gan_cuda_impl *impl, gan_cuda_conv_plan 
 static gan_status heuristic_candidates(gan_cuda_impl *impl, gan_cuda_conv_plan *plan,
                                        gan_conv_pass pass, candidate *out, int *n)
 {
-    gan_conv_layout layout = untimed_layout(impl);
+    gan_conv_layout layout = untimed_layout(impl, &plan->geom);
     const gan_cuda_conv_descriptors *d = &plan->desc[layout];
     *n = 0;
     CUDNN_TRY(cudnnSetConvolutionMathType(pass_descriptor(plan, pass, layout), search_math(impl)));
@@ -337,6 +340,7 @@ static gan_conv_choice choice_key(const gan_cuda_impl *impl, const gan_conv_geom
     c.deterministic = impl->deterministic;
     c.geom = *g;
     c.pass = pass;
+    c.stored = stores_any(g);
     return c;
 }
 
@@ -352,7 +356,7 @@ static gan_status take_stored(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan
     const gan_conv_choice *stored = &impl->choices.items[at];
     if (stored->algo < 0 || stored->algo >= algo_count(pass))
         return GAN_OK; /* not a cuDNN algorithm of this pass (or one of ours not built here) */
-    if (!(timed_layouts(impl) & 1u << stored->layout))
+    if (!(timed_layouts(impl, &plan->geom) & 1u << stored->layout))
         return GAN_OK; /* a layout this backend does not run now */
     candidate c = {
         .layout = stored->layout, .algo = stored->algo, .status = CUDNN_STATUS_SUCCESS, .ms = (float)stored->ms,
@@ -369,10 +373,6 @@ static gan_status remember(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan, 
 {
     const gan_cuda_pass_plan *p = &plan->pass[pass];
     gan_conv_choice c = choice_key(impl, &plan->geom, pass);
-    /* a plan with stored tensors never takes a form of ours: the FP32 plan's choice of one stays */
-    int at = gan_conv_choices_find(&impl->choices, &c);
-    if (stores_any(&plan->geom) && at >= 0 && impl->choices.items[at].algo >= algo_count(pass))
-        return GAN_OK;
     c.algo = p->algo;
     c.math = (gan_conv_math)p->math;
     c.layout = p->layout;
@@ -396,7 +396,7 @@ static gan_status take_fallback(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, g
     int n = pass == GAN_CONV_FORWARD ? 2 : 1;
     *taken = false;
     for (int i = 0; i < n && !*taken; i++) {
-        candidate c = {untimed_layout(impl), algos[i], CUDNN_STATUS_SUCCESS, 0.0f, 0, CUDNN_DETERMINISTIC,
+        candidate c = {untimed_layout(impl, &plan->geom), algos[i], CUDNN_STATUS_SUCCESS, 0.0f, 0, CUDNN_DETERMINISTIC,
                        search_math(impl)};
         GAN_TRY(try_take(impl, plan, pass, &c, budget, GAN_CUDA_CHOSEN_FALLBACK, taken));
     }
@@ -414,7 +414,7 @@ static gan_status no_algorithm(gan_conv_pass pass, const gan_conv_geom *g, const
                                size_t budget)
 {
     char copies[160] = "";
-    size_t bytes = copies_bytes(impl, g, untimed_layout(impl));
+    size_t bytes = copies_bytes(impl, g, untimed_layout(impl, g));
     if (bytes > 0)
         snprintf(copies, sizeof copies, "; in %s the NHWC copies of x, w and y alone take %zu bytes of it%s",
                  gan_precision_name(impl->precision), bytes,
@@ -486,11 +486,11 @@ static size_t copy_element_bytes(const gan_cuda_impl *impl)
 /* The slots' bytes: x's and y's are 0 where the tensor is stored (it is its own copy). */
 static size_t x_slot_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g)
 {
-    return g->x_storage == GAN_STORAGE_BF16_NHWC ? 0 : align256(copy_count(x_shape(impl, g)) * copy_element_bytes(impl));
+    return stored(g->x_storage) ? 0 : align256(copy_count(x_shape(impl, g)) * copy_element_bytes(impl));
 }
 static size_t y_slot_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g)
 {
-    return g->y_storage == GAN_STORAGE_BF16_NHWC ? 0 : align256(copy_count(y_shape(g)) * copy_element_bytes(impl));
+    return stored(g->y_storage) ? 0 : align256(copy_count(y_shape(g)) * copy_element_bytes(impl));
 }
 
 static size_t copies_bytes(const gan_cuda_impl *impl, const gan_conv_geom *g, gan_conv_layout layout)
@@ -506,10 +506,9 @@ static nhwc_copies copies_at(const gan_cuda_impl *impl, const gan_conv_geom *g, 
 {
     char *at = workspace;
     nhwc_copies c;
-    c.x = g->x_storage == GAN_STORAGE_BF16_NHWC ? NULL : at;
+    c.x = stored(g->x_storage) ? NULL : at;
     c.w = at + x_slot_bytes(impl, g);
-    c.y = g->y_storage == GAN_STORAGE_BF16_NHWC ? NULL : (char *)c.w + align256(copy_count(w_shape(impl, g)) *
-                                                                               copy_element_bytes(impl));
+    c.y = stored(g->y_storage) ? NULL : (char *)c.w + align256(copy_count(w_shape(impl, g)) * copy_element_bytes(impl));
     c.bytes = copies_bytes(impl, g, GAN_CONV_LAYOUT_NHWC);
     c.rest = at + c.bytes;
     return c;
@@ -522,12 +521,12 @@ static void bind_stored(nhwc_copies *c, const gan_conv_geom *g, gan_conv_pass pa
 {
     void *x = pass == GAN_CONV_BACKWARD_DATA ? (void *)out : (void *)a;
     void *y = pass == GAN_CONV_FORWARD ? (void *)out : (void *)b;
-    if (g->x_storage == GAN_STORAGE_BF16_NHWC)
+    if (stored(g->x_storage))
         c->x = x;
-    if (g->y_storage == GAN_STORAGE_BF16_NHWC)
+    if (stored(g->y_storage))
         c->y = y;
     /* the layer's weight copy (forward b, backward-data a); a backward-filter writes dw into its slot */
-    if (g->w_storage == GAN_STORAGE_BF16_NHWC && pass != GAN_CONV_BACKWARD_FILTER)
+    if (stored(g->w_storage) && pass != GAN_CONV_BACKWARD_FILTER)
         c->w = (void *)(pass == GAN_CONV_FORWARD ? b : a);
 }
 
@@ -611,7 +610,7 @@ static bool plan_keeps(const gan_cuda_conv_plan *plan, gan_conv_pass pass)
     /* a stored input is its own copy: nothing to keep */
     gan_storage in = pass == GAN_CONV_FORWARD ? plan->geom.x_storage : plan->geom.y_storage;
     return (pass == GAN_CONV_FORWARD || pass == GAN_CONV_BACKWARD_DATA) && p->planned && f->planned &&
-           p->layout == GAN_CONV_LAYOUT_NHWC && f->layout == GAN_CONV_LAYOUT_NHWC && in != GAN_STORAGE_BF16_NHWC;
+           p->layout == GAN_CONV_LAYOUT_NHWC && f->layout == GAN_CONV_LAYOUT_NHWC && !stored(in);
 }
 
 /* The copies a pass reads, with a kept copy in place of its slot. */
@@ -658,8 +657,10 @@ static gan_status copy_out(const gan_cuda_impl *impl, const gan_conv_geom *g, ga
         if (act == GAN_FUSED_NONE)
             return GAN_OK;
         size_t count = pass == GAN_CONV_FORWARD ? copy_count(y_shape(g)) : copy_count(x_shape(impl, g));
-        return gan_cuda_activation_forward_bf16(impl->stream, (gan_activation)act, slope, count, (const uint16_t *)out,
-                                                (uint16_t *)out);
+        if (impl->precision == GAN_PRECISION_BF16)
+            return gan_cuda_activation_forward_bf16(impl->stream, (gan_activation)act, slope, count,
+                                                    (const uint16_t *)out, (uint16_t *)out);
+        return gan_cuda_activation_forward(impl->stream, (gan_activation)act, slope, count, out, out);
     }
     nc_hw s = pass == GAN_CONV_FORWARD         ? y_shape(g)
               : pass == GAN_CONV_BACKWARD_DATA ? x_shape(impl, g)
@@ -837,13 +838,16 @@ static void own_forced(const char *variable, bool *never, bool *always)
     *always = force && !strcmp(force, "always");
 }
 
-/* The layouts a pass is timed in (gan_cuda_conv_layouts), narrowed in tf32 by
+/* The layouts a pass of g is timed in (gan_cuda_conv_layouts), narrowed in tf32 by
  * GAN_CUDA_NHWC=never|always, as the forms of ours are (gpu-check runs gan selftest in tf32 with
- * always, so that the NHWC copies are compared with the CPU where NCHW would win). */
-static unsigned timed_layouts(const gan_cuda_impl *impl)
+ * always, so that the NHWC copies are compared with the CPU where NCHW would win); NHWC alone
+ * where g has a stored tensor, which is NHWC itself. */
+static unsigned timed_layouts(const gan_cuda_impl *impl, const gan_conv_geom *g)
 {
     unsigned layouts = gan_cuda_conv_layouts(impl->precision);
     const unsigned nchw = 1u << GAN_CONV_LAYOUT_NCHW, nhwc = 1u << GAN_CONV_LAYOUT_NHWC;
+    if (stores_any(g))
+        return nhwc;
     bool never, always;
     own_forced("GAN_CUDA_NHWC", &never, &always);
     if (layouts == (nchw | nhwc) && (never || always))
@@ -851,12 +855,12 @@ static unsigned timed_layouts(const gan_cuda_impl *impl)
     return layouts;
 }
 
-/* The layout of a pass chosen without timing (cuDNN's heuristics, the fallback): the precision's
- * default, unless GAN_CUDA_NHWC has ruled it out. */
-static gan_conv_layout untimed_layout(const gan_cuda_impl *impl)
+/* The layout of a pass of g chosen without timing (cuDNN's heuristics, the fallback): the
+ * precision's default, unless GAN_CUDA_NHWC or a stored tensor has ruled it out. */
+static gan_conv_layout untimed_layout(const gan_cuda_impl *impl, const gan_conv_geom *g)
 {
     gan_conv_layout layout = gan_cuda_conv_default_layout(impl->precision);
-    if (timed_layouts(impl) & 1u << layout)
+    if (timed_layouts(impl, g) & 1u << layout)
         return layout;
     return layout == GAN_CONV_LAYOUT_NCHW ? GAN_CONV_LAYOUT_NHWC : GAN_CONV_LAYOUT_NCHW;
 }
@@ -1004,7 +1008,7 @@ static void add_copies_time(gan_cuda_impl *impl, const gan_cuda_conv_plan *plan,
 {
     const gan_conv_geom *g = &plan->geom;
     float ms = 0.0f;
-    /* (a plan with stored tensors runs in bf16, one layout: the copies would add the same time to
+    /* (a plan with stored tensors runs in one layout, NHWC: the copies would add the same time to
      * every candidate, so its figures are cuDNN's alone) */
     if (layout != GAN_CONV_LAYOUT_NHWC || stores_any(g) || copies_bytes(impl, g, layout) > scratch->workspace_bytes)
         return;
@@ -1023,7 +1027,7 @@ static void measured_all(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, gan_conv
                          const search_scratch *scratch, candidate *c, int *n)
 {
     *n = 0;
-    unsigned layouts = timed_layouts(impl);
+    unsigned layouts = timed_layouts(impl, &plan->geom);
     for (int l = GAN_CONV_LAYOUT_NCHW; l <= GAN_CONV_LAYOUT_NHWC; l++) {
         int found = 0;
         if (!(layouts & 1u << l))
@@ -1106,33 +1110,42 @@ static bool all_stored(const gan_cuda_impl *impl, const gan_conv_geom *g, unsign
         gan_conv_choice key = choice_key(impl, g, (gan_conv_pass)p);
         int at = gan_conv_choices_find(&impl->choices, &key);
         if ((passes & GAN_CONV_PASS_BIT(p)) &&
-            (at < 0 || !(timed_layouts(impl) & 1u << impl->choices.items[at].layout)))
+            (at < 0 || !(timed_layouts(impl, g) & 1u << impl->choices.items[at].layout)))
             return false;
     }
     return true;
 }
 
-/* Stored tensors are BF16 NHWC as cuDNN reads them: bf16 only, channels in whole groups of 8
- * (no padding to add). */
+/* The NHWC storage of this backend's precision (BF16 in bf16, FP32 in tf32); FP32 NCHW in fp32,
+ * which has none. */
+static gan_storage nhwc_storage(const gan_cuda_impl *impl)
+{
+    return impl->precision == GAN_PRECISION_BF16   ? GAN_STORAGE_BF16_NHWC
+           : impl->precision == GAN_PRECISION_TF32 ? GAN_STORAGE_F32_NHWC
+                                                   : GAN_STORAGE_F32_NCHW;
+}
+
+/* Stored tensors are NHWC as cuDNN reads them in this precision: BF16 in bf16, FP32 in tf32, none
+ * in fp32; channels in whole groups of 16 bytes (8 BF16 or 4 FP32 values: no padding to add). */
 static gan_status check_storage(const gan_cuda_impl *impl, const gan_conv_geom *g)
 {
-    if (g->w_storage != GAN_STORAGE_F32_NCHW &&
-        (g->w_storage != GAN_STORAGE_BF16_NHWC || impl->precision != GAN_PRECISION_BF16))
-        return gan_error(GAN_ERR_ARG, "convolution: a weight copy (storage %d) needs train.precision = bf16 (this "
-                                      "backend runs %s)", (int)g->w_storage, gan_precision_name(impl->precision));
-    const gan_storage s[2] = {g->x_storage, g->y_storage};
-    const int channels[2] = {g->c_in, g->c_out};
-    for (int i = 0; i < 2; i++) {
-        if (s[i] != GAN_STORAGE_F32_NCHW && s[i] != GAN_STORAGE_BF16_NHWC)
-            return gan_error(GAN_ERR_ARG, "convolution: unknown storage %d of %s", (int)s[i], i ? "y" : "x");
+    const gan_storage s[3] = {g->x_storage, g->y_storage, g->w_storage};
+    const int channels[3] = {g->c_in, g->c_out, g->c_in};
+    const char *const names[3] = {"x", "y", "the weight copy"};
+    for (int i = 0; i < 3; i++) {
+        if (s[i] != GAN_STORAGE_F32_NCHW && s[i] != GAN_STORAGE_BF16_NHWC && s[i] != GAN_STORAGE_F32_NHWC)
+            return gan_error(GAN_ERR_ARG, "convolution: unknown storage %d of %s", (int)s[i], names[i]);
         if (s[i] == GAN_STORAGE_F32_NCHW)
             continue;
-        if (impl->precision != GAN_PRECISION_BF16)
-            return gan_error(GAN_ERR_ARG, "convolution: %s stored BF16 NHWC needs train.precision = bf16 (this "
-                                          "backend runs %s)", i ? "y" : "x", gan_precision_name(impl->precision));
-        if (channels[i] % 8)
-            return gan_error(GAN_ERR_ARG, "convolution: %s stored BF16 NHWC needs its channels in groups of 8, "
-                                          "not %d", i ? "y" : "x", channels[i]);
+        const char *what = s[i] == GAN_STORAGE_BF16_NHWC ? "BF16 NHWC" : "FP32 NHWC";
+        if (s[i] != nhwc_storage(impl))
+            return gan_error(GAN_ERR_ARG, "convolution: %s stored %s needs train.precision = %s (this backend runs "
+                                          "%s)", names[i], what, s[i] == GAN_STORAGE_BF16_NHWC ? "bf16" : "tf32",
+                             gan_precision_name(impl->precision));
+        int group = 16 / (int)gan_storage_element_bytes(s[i]);
+        if (i < 2 && channels[i] % group)
+            return gan_error(GAN_ERR_ARG, "convolution: %s stored %s needs its channels in groups of %d, not %d",
+                             names[i], what, group, channels[i]);
     }
     return GAN_OK;
 }
@@ -1301,7 +1314,7 @@ static gan_status whole_input_pass(gan_backend *be, const gan_conv_geom *g, gan_
 {
     if (stores_any(g))
         return gan_error(GAN_ERR_ARG, "convolution %s: a whole-input kernel runs as a GEMM on FP32 NCHW "
-                                      "tensors, not BF16 NHWC ones", gan_conv_pass_name(pass));
+                                      "tensors, not NHWC ones", gan_conv_pass_name(pass));
     gan_conv_gemm m;
     GAN_TRY(gan_conv_whole_input_gemm(g, pass, &m));
     GAN_TRY(be->gemm(be, m.trans_a, m.trans_b, m.m, m.n, m.k, 1.0f, a, m.lda, b, m.ldb, beta, c, m.ldc));
@@ -1512,17 +1525,17 @@ gan_status gan_cuda_conv_keep_pass(gan_backend *be, const gan_conv_geom *g, gan_
 
 /* ---- weight copies, once per model forward --------------------------------------------------- */
 
-/* The op table's conv_weight_copy_bytes: w's BF16 KRSC copy (input channels padded as the NHWC
- * passes pad them) where g's x or y is stored (bf16 with bf16_storage: its passes are cuDNN's
- * NHWC ones already, so the copy changes no choice); 0 elsewhere (a geometry with FP32 tensors
- * keeps its forms of ours). */
+/* The op table's conv_weight_copy_bytes: w's KRSC copy in the edge storage (BF16 in bf16, FP32 in
+ * tf32; input channels padded as the NHWC passes pad them) where g's x or y is stored (its passes
+ * are cuDNN's NHWC ones already, so the copy changes no choice); 0 elsewhere (a geometry with
+ * FP32 NCHW tensors keeps its forms of ours and, in tf32, its choice of layout). */
 size_t gan_cuda_conv_weight_copy_bytes(gan_backend *be, const gan_conv_geom *g)
 {
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
-    if (impl->precision != GAN_PRECISION_BF16 || !be->bf16_storage || gan_conv_is_whole_input(g) ||
-        (g->x_storage != GAN_STORAGE_BF16_NHWC && g->y_storage != GAN_STORAGE_BF16_NHWC))
+    if (be->edge_storage == GAN_STORAGE_F32_NCHW || be->edge_storage != nhwc_storage(impl) ||
+        gan_conv_is_whole_input(g) || (!stored(g->x_storage) && !stored(g->y_storage)))
         return 0;
-    return align256(copy_count(w_shape(impl, g)) * sizeof(uint16_t));
+    return align256(copy_count(w_shape(impl, g)) * gan_storage_element_bytes(be->edge_storage));
 }
 
 /* The op table's conv_weight_copies: every copy in one launch (eight per launch). */
@@ -1535,11 +1548,13 @@ gan_status gan_cuda_conv_weight_copies(gan_backend *be, int count, const gan_con
         return gan_error(GAN_ERR_ARG, "conv weight copies: %d at once (at most %d)", count, MOST);
     for (int i = 0; i < count; i++) {
         const gan_conv_geom *g = copies[i].g;
-        if (g->w_storage != GAN_STORAGE_BF16_NHWC || !copies[i].copy || gan_cuda_conv_weight_copy_bytes(be, g) == 0)
+        if (g->w_storage != be->edge_storage || !copies[i].copy || gan_cuda_conv_weight_copy_bytes(be, g) == 0)
             return gan_error(GAN_ERR_ARG, "conv weight copies: convolution %d reads no weight copy here", i);
         list[i] = nhwc_copy_of(w_shape(impl, g), copies[i].w, copies[i].copy);
     }
-    return gan_cuda_f32_to_bf16_nhwc_list(impl->stream, count, list);
+    if (be->edge_storage == GAN_STORAGE_BF16_NHWC)
+        return gan_cuda_f32_to_bf16_nhwc_list(impl->stream, count, list);
+    return gan_cuda_f32_to_f32_nhwc_list(impl->stream, count, list);
 }
 
 /* ---- the choices, in and out ----------------------------------------------------------- */

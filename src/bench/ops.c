@@ -16,9 +16,9 @@
  *     training fuses the ReLU/LeakyReLU after it (the backend has bn_act_*), both fused ops;
  *   relu, lrelu, tanh, sigmoid (D's last layer: fused into the loss in training), dropout:
  *     forward and backward;
- * where training keeps a layer's input or output BF16 NHWC between layers (CUDA in bf16:
- * gan_model_plan_storage), its rows run the ops on that storage (the shape marked "bf16": the stored
- * batch norm, the BF16 activations, convolutions with stored x and y), and where its passes read a
+ * where training keeps a layer's input or output NHWC between layers (CUDA: BF16 in bf16, FP32 in
+ * tf32; gan_model_plan_storage), its rows run the ops on that storage (the shape marked "bf16" or
+ * "nhwc": the stored batch norm, the BF16 activations, convolutions with stored x and y), and where its passes read a
  * weight copy made once per forward, they read one too, and each model gets a "conv weight copies"
  * row (all its copies in one op: once per forward);
  * then BCE from logits at the batch size and one Adam step over each network's parameters.
@@ -354,16 +354,19 @@ static gan_storage input_storage(const gan_model *m, const gan_layer_info *l)
     return before.storage;
 }
 
-/* " bf16" after a row's shape where a tensor of its ops is stored BF16 NHWC between layers. */
+/* " bf16" (" nhwc") after a row's shape where a tensor of its ops is stored BF16 (FP32) NHWC
+ * between layers. */
 static const char *stored_mark(gan_storage in, gan_storage out)
 {
-    return in == GAN_STORAGE_BF16_NHWC || out == GAN_STORAGE_BF16_NHWC ? " bf16" : "";
+    if (in == GAN_STORAGE_BF16_NHWC || out == GAN_STORAGE_BF16_NHWC)
+        return " bf16";
+    return in == GAN_STORAGE_F32_NHWC || out == GAN_STORAGE_F32_NHWC ? " nhwc" : "";
 }
 
-static size_t storage_bytes(gan_storage s) { return s == GAN_STORAGE_BF16_NHWC ? sizeof(uint16_t) : sizeof(float); }
+static size_t storage_bytes(gan_storage s) { return gan_storage_element_bytes(s); }
 
-/* Layer l's convolution as training runs it: with the storage of the edges training keeps BF16
- * NHWC (gan_model_plan_storage), x and y, or for a transposed layer its output and input; and
+/* Layer l's convolution as training runs it: with the storage of the edges training keeps NHWC
+ * (gan_model_plan_storage), x and y, or for a transposed layer its output and input; and
  * where the backend makes the weight copy its passes read (*copy_bytes > 0), w_storage set. */
 static gan_conv_geom training_conv_geom(gan_backend *be, const gan_model *m, const gan_layer_info *l,
                                         size_t *copy_bytes)
@@ -374,7 +377,7 @@ static gan_conv_geom training_conv_geom(gan_backend *be, const gan_model *m, con
     g.y_storage = l->spec.kind == GAN_LAYER_CONVT ? in : out;
     *copy_bytes = be->conv_weight_copy_bytes && be->conv_weight_copies ? be->conv_weight_copy_bytes(be, &g) : 0;
     if (*copy_bytes)
-        g.w_storage = GAN_STORAGE_BF16_NHWC;
+        g.w_storage = be->edge_storage;
     return g;
 }
 
@@ -657,7 +660,8 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
     char layer[16], shape[96], name[32];
     snprintf(layer, sizeof layer, "%s.%d", m->name, l->index);
     shape_text(shape, sizeof shape, l->batch, l->in);
-    bool stored = l->storage == GAN_STORAGE_BF16_NHWC; /* its input too: model.c */
+    /* BF16 values (its input too: model.c); FP32 NHWC ones are FP32 elementwise */
+    bool stored = l->storage == GAN_STORAGE_BF16_NHWC;
     strncat(shape, stored_mark(l->storage, l->storage), sizeof shape - strlen(shape) - 1);
     double bytes = (double)count * storage_bytes(l->storage);
     const char *kind = gan_layer_kind_name(l->spec.kind);
@@ -948,10 +952,10 @@ static int usage(FILE *out)
             "(conv fwd+lrelu, convt fwd+tanh, bn+relu fwd-train, bn+relu bwd); so does a layer's two\n"
             "backward passes as one op (conv grads), and, where the backend keeps a forward's input\n"
             "copy for the backward-filter (CUDA with both passes in NHWC), the forward that keeps it and\n"
-            "the backwards that read it (conv fwd kept, conv grads kept, conv bwd-filter kept). In bf16\n"
-            "on CUDA the layers whose tensors training keeps BF16 NHWC run the ops on that storage (the\n"
-            "shape marked bf16), and each model's weight copies, one op per forward, get a row (conv\n"
-            "weight copies; GAN_CUDA_BF16_STORAGE=never turns both off). x/it: how\n"
+            "the backwards that read it (conv fwd kept, conv grads kept, conv bwd-filter kept). In tf32\n"
+            "and bf16 on CUDA the layers whose tensors training keeps NHWC run the ops on that storage\n"
+            "(the shape marked nhwc for FP32, bf16 for BF16), and each model's weight copies, one op per\n"
+            "forward, get a row (conv weight copies; GAN_CUDA_STORAGE=never turns both off). x/it: how\n"
             "many times one iteration runs the row's op, 0 for an op training runs in another form; the\n"
             "iteration total is the sum of best time x x/it.\n"
             "Defaults: --runs 5 --warmup 1 --min-ms 2; conv covers conv, convt and linear; act covers\n"

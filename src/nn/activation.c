@@ -17,7 +17,7 @@ static gan_status activation_forward(gan_layer *layer, gan_model *model, const f
 {
     gan_backend *be = model->backend;
     size_t count = (size_t)model->batch * gan_shape_count(layer->in);
-    /* (its input and output stored alike: model.c) */
+    /* (its input and output stored alike: model.c; FP32 NHWC is FP32 elementwise) */
     if (layer->storage == GAN_STORAGE_BF16_NHWC)
         return be->activation_bf16_forward(be, gan_layer_activation_kind(layer), layer->spec.slope, count, x, y);
     return be->activation_forward(be, gan_layer_activation_kind(layer), layer->spec.slope, count, x, y);
@@ -38,7 +38,7 @@ static gan_status activation_backward(gan_layer *layer, gan_model *model, const 
                                    x, y, dy, dx);
 }
 
-/* Elementwise, so either storage, the input's and the output's the same (model.c). */
+/* Elementwise, so any storage, the input's and the output's the same (model.c). */
 static unsigned activation_stored_edges(const gan_layer *layer)
 {
     (void)layer;

@@ -26,7 +26,7 @@ gan_status gan_conv_layer_plan(gan_layer *layer, gan_conv_state *c, gan_model *m
     size_t w_bytes = be->conv_weight_copy_bytes && be->conv_weight_copies ? be->conv_weight_copy_bytes(be, &c->geom) : 0;
     if (w_bytes) {
         GAN_TRY(gan_pool_request_bytes(pool, &c->w_copy, w_bytes, "conv weight copies"));
-        c->geom.w_storage = GAN_STORAGE_BF16_NHWC;
+        c->geom.w_storage = be->edge_storage;
         model->weight_copies++;
     }
     size_t bytes = model->inference_only || !be->conv_keep_bytes ? 0 : be->conv_keep_bytes(be, &c->geom, c->pass);

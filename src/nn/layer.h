@@ -24,8 +24,8 @@ typedef struct gan_layer_vtable {
                            const float *dy, float *dx, gan_grad_mode mode);
     gan_status (*init_weights)(gan_layer *layer, gan_model *model, gan_weight_init scheme,
                                uint64_t seed);
-    /* Which of the layer's edges its ops take stored BF16 NHWC (gan_storage), where the backend
-     * keeps such edges (gan_backend.bf16_storage): GAN_EDGE_IN, GAN_EDGE_OUT, both, or 0 (NULL:
+    /* Which of the layer's edges its ops take stored NHWC (gan_storage), where the backend keeps
+     * such edges (gan_backend.edge_storage): GAN_EDGE_IN, GAN_EDGE_OUT, both, or 0 (NULL:
      * neither). The model decides (model.c: plan_storage). */
     unsigned (*stored_edges)(const gan_layer *layer);
     /* The weight copy the layer's passes read (conv_weight_copies), made by the model at the start
@@ -44,7 +44,7 @@ struct gan_layer {
     gan_shape in, out;    /* per sample */
     float *output;        /* [batch, out] */
     float *grad_output;   /* [batch, out]: gradient with respect to output */
-    gan_storage storage;  /* of output and grad_output: FP32 NCHW, or BF16 NHWC (model.c) */
+    gan_storage storage;  /* of output and grad_output: FP32 NCHW, or NHWC (model.c) */
     int weight_param;     /* index into model->params, -1 if none */
     int bias_param;
     /* Batch norm fused with the activation after it (where the backend has the fused ops): in

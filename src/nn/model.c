@@ -200,16 +200,20 @@ gan_status gan_model_set_data_parallel(gan_model *model, int global_batch, int s
     return GAN_OK;
 }
 
-/* Whether the backend has every op a BF16 NHWC edge needs. */
+/* Whether the backend keeps NHWC edges and has every op one needs (the BF16 activations for BF16
+ * ones; FP32 NHWC is FP32 elementwise). */
 static bool backend_stores(const gan_backend *be)
 {
-    return be && be->bf16_storage && be->bn_stored_forward_train && be->bn_stored_forward_eval &&
-           be->bn_stored_backward && be->activation_bf16_forward && be->activation_bf16_backward;
+    if (!be || be->edge_storage == GAN_STORAGE_F32_NCHW || !be->bn_stored_forward_train ||
+        !be->bn_stored_forward_eval || !be->bn_stored_backward)
+        return false;
+    return be->edge_storage != GAN_STORAGE_BF16_NHWC || (be->activation_bf16_forward && be->activation_bf16_backward);
 }
 
-/* The storage of each layer's output (and output gradient): BF16 NHWC where the backend keeps
- * such edges (gan_backend.bf16_storage) and the edge lies between two layers whose ops take it
- * (gan_layer_vtable.stored_edges), with whole groups of 8 channels (cuDNN's BF16 NHWC, unpadded),
+/* The storage of each layer's output (and output gradient): the backend's NHWC storage where it
+ * keeps such edges (gan_backend.edge_storage: BF16 or FP32) and the edge lies between two layers
+ * whose ops take it (gan_layer_vtable.stored_edges), with its channels in whole groups of 16
+ * bytes (8 BF16 or 4 FP32 values: cuDNN's NHWC without padding),
  * no view between (a reshape or flatten reads NCHW order), inside the layers the model runs (its
  * input and output stay FP32 NCHW: the data, the loss, the samples and the other network), and
  * not with train.sync_bn (its split batch norm is FP32 NCHW). An activation reads and writes its
@@ -221,13 +225,15 @@ void gan_model_plan_storage(gan_model *model)
         model->layers[i]->storage = GAN_STORAGE_F32_NCHW;
     if (!backend_stores(model->backend) || model->sync_bn)
         return;
+    gan_storage stored = model->backend->edge_storage;
+    int group = 16 / (int)gan_storage_element_bytes(stored);
     for (int i = 0; i + 1 < model->active_layers; i++) {
         gan_layer *from = model->layers[i], *to = model->layers[i + 1];
         unsigned out = from->vt->stored_edges ? from->vt->stored_edges(from) : 0;
         unsigned in = to->vt->stored_edges ? to->vt->stored_edges(to) : 0;
         bool no_view = from->out.c == to->in.c && from->out.h == to->in.h && from->out.w == to->in.w;
-        if ((out & GAN_EDGE_OUT) && (in & GAN_EDGE_IN) && no_view && from->out.c % 8 == 0)
-            from->storage = GAN_STORAGE_BF16_NHWC;
+        if ((out & GAN_EDGE_OUT) && (in & GAN_EDGE_IN) && no_view && from->out.c % group == 0)
+            from->storage = stored;
     }
     for (bool changed = true; changed;) {
         changed = false;
@@ -249,7 +255,7 @@ int gan_model_stored_edges(const gan_model *model)
 {
     int n = 0;
     for (int i = 0; i < model->layer_count; i++)
-        n += model->layers[i]->storage == GAN_STORAGE_BF16_NHWC;
+        n += model->layers[i]->storage != GAN_STORAGE_F32_NCHW;
     return n;
 }
 
@@ -276,7 +282,7 @@ gan_status gan_model_plan(gan_model *model, gan_pool *pool)
     for (int i = 0; i < model->layer_count; i++) {
         gan_layer *layer = model->layers[i];
         size_t out_bytes = (size_t)model->batch * gan_shape_count(layer->out) *
-                           (layer->storage == GAN_STORAGE_BF16_NHWC ? sizeof(uint16_t) : sizeof(float));
+                           gan_storage_element_bytes(layer->storage);
         GAN_TRY(gan_pool_request_bytes(pool, (void **)&layer->output, out_bytes, "activations+grads"));
         if (grads)
             GAN_TRY(gan_pool_request_bytes(pool, (void **)&layer->grad_output, out_bytes, "activations+grads"));

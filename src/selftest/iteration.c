@@ -168,9 +168,10 @@ gan_status gan_selftest_iteration(gan_backend *reference, gan_backend *test, con
     GAN_CHECK(gan_trainer_step_with(ref, ref->real, ref->z));
     GAN_CHECK(gan_trainer_step_with(tst, tst->real, tst->z));
     if (report)
-        fprintf(report, "one training iteration, %s, batch %d (%s vs %s; %s: %d + %d layer outputs stored BF16 "
+        fprintf(report, "one training iteration, %s, batch %d (%s vs %s; %s: %d + %d layer outputs stored %s "
                         "NHWC):\n", cfg->name, cfg->batch_size, test->name, reference->name, test->name,
-                gan_model_stored_edges(tst->g), gan_model_stored_edges(tst->d));
+                gan_model_stored_edges(tst->g), gan_model_stored_edges(tst->d),
+                test->edge_storage == GAN_STORAGE_BF16_NHWC ? "BF16" : "FP32");
     GAN_CHECK(compare_stats(ref, tst, loose, report, all_within_tolerance));
     /* The fake batch (G forward, before any step changed G): conv sums in other orders. */
     GAN_CHECK(compare_buffers(reference, gan_model_output(ref->g), test, gan_model_output(tst->g),

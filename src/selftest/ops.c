@@ -1005,12 +1005,13 @@ cleanup:
     return status;
 }
 
-/* ---- tensors stored BF16 NHWC between layers (CUDA in bf16) -------------------------------- *
- * The ops a model runs next to a BF16 NHWC edge (gan_storage): the stored batch norm, the BF16
- * activations, and convolutions whose x and y are stored. The reference has none of them: it runs
- * its FP32 NCHW op on the values the test backend's inputs hold (each BF16 input rounded to
- * nearest even here, the reference given the rounded floats), and the test backend's stored
- * outputs are widened and put in NCHW order here to be compared. Tolerances: an FP32 op's, plus a
+/* ---- tensors stored NHWC between layers (CUDA in tf32 and bf16) --------------------------- *
+ * The ops a model runs next to an NHWC edge (gan_storage: BF16 in bf16, FP32 in tf32): the stored
+ * batch norm, the BF16 activations (FP32 NHWC ones are the FP32 ops), and convolutions whose x and
+ * y are stored. The reference has none of them: it runs its FP32 NCHW op on the values the test
+ * backend's inputs hold (each BF16 input rounded to nearest even here, the reference given the
+ * rounded floats), and the test backend's stored outputs are widened and put in NCHW order here
+ * to be compared. Tolerances: an FP32 op's, plus a
  * BF16 output's own rounding, half an ulp: 2^-8 relative at most (STORED: batch norm's sums, the
  * activations' device functions); a convolution's BF16 tolerance already covers it. A wrong index
  * or layout gives errors of order 1. */
@@ -1049,7 +1050,7 @@ static gan_status stored_alloc(selftest *st, stored_pair *t, gan_storage storage
     size_t count = stored_count(t);
     t->p.bytes = count * sizeof(float);
     GAN_TRY(st->ref->alloc(st->ref, count * sizeof(float), &t->p.ref));
-    size_t test_bytes = count * (storage == GAN_STORAGE_BF16_NHWC ? sizeof(uint16_t) : sizeof(float));
+    size_t test_bytes = count * gan_storage_element_bytes(storage);
     gan_status status = st->test->alloc(st->test, test_bytes ? test_bytes : 4, &t->p.test);
     if (status != GAN_OK) {
         st->ref->free(st->ref, t->p.ref);
@@ -1058,29 +1059,35 @@ static gan_status stored_alloc(selftest *st, stored_pair *t, gan_storage storage
     return status;
 }
 
-/* `values` (FP32 NCHW) on both sides: rounded where the test side is BF16 (and `values` with
- * them, so the reference holds what the test backend reads). */
+/* `values` (FP32 NCHW) on both sides: reordered where the test side is NHWC, and rounded where it
+ * is BF16 (and `values` with them, so the reference holds what the test backend reads). */
 static gan_status stored_upload(selftest *st, stored_pair *t, float *values)
 {
     size_t count = stored_count(t);
-    if (t->storage != GAN_STORAGE_BF16_NHWC) {
+    if (t->storage == GAN_STORAGE_F32_NCHW) {
         GAN_TRY(st->ref->upload(st->ref, t->p.ref, values, count * sizeof(float)));
         return st->test->upload(st->test, t->p.test, values, count * sizeof(float));
     }
-    uint16_t *nhwc = malloc((count ? count : 1) * sizeof *nhwc);
+    bool bf16 = t->storage == GAN_STORAGE_BF16_NHWC;
+    size_t element = gan_storage_element_bytes(t->storage);
+    unsigned char *nhwc = malloc((count ? count : 1) * element);
     if (!nhwc)
         return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
     for (int m = 0; m < t->n; m++)
         for (int ch = 0; ch < t->c; ch++)
             for (int q = 0; q < t->hw; q++) {
-                size_t i = ((size_t)m * t->c + ch) * t->hw + q;
-                uint16_t h = host_to_bf16(values[i]);
-                values[i] = host_from_bf16(h);
-                nhwc[((size_t)m * t->hw + q) * t->c + ch] = h;
+                size_t i = ((size_t)m * t->c + ch) * t->hw + q, o = ((size_t)m * t->hw + q) * t->c + ch;
+                if (bf16) {
+                    uint16_t h = host_to_bf16(values[i]);
+                    values[i] = host_from_bf16(h);
+                    memcpy(nhwc + o * element, &h, element);
+                } else {
+                    memcpy(nhwc + o * element, &values[i], element);
+                }
             }
     gan_status status = st->ref->upload(st->ref, t->p.ref, values, count * sizeof(float));
     if (status == GAN_OK)
-        status = st->test->upload(st->test, t->p.test, nhwc, count * sizeof *nhwc);
+        status = st->test->upload(st->test, t->p.test, nhwc, count * element);
     free(nhwc);
     return status;
 }
@@ -1096,20 +1103,31 @@ static gan_status stored_random(selftest *st, stored_pair *t, gan_storage storag
     return status;
 }
 
-/* The test side's values, FP32 NCHW (widened and reordered from BF16 NHWC). */
+/* The test side's values, FP32 NCHW (reordered from NHWC, widened from BF16). */
 static gan_status stored_download(selftest *st, const stored_pair *t, float *out)
 {
     size_t count = stored_count(t);
-    if (t->storage != GAN_STORAGE_BF16_NHWC)
+    if (t->storage == GAN_STORAGE_F32_NCHW)
         return st->test->download(st->test, out, t->p.test, count * sizeof(float));
-    uint16_t *nhwc = malloc((count ? count : 1) * sizeof *nhwc);
+    bool bf16 = t->storage == GAN_STORAGE_BF16_NHWC;
+    size_t element = gan_storage_element_bytes(t->storage);
+    unsigned char *nhwc = malloc((count ? count : 1) * element);
     if (!nhwc)
         return gan_error(GAN_ERR_NOMEM, "selftest: out of memory");
-    gan_status status = st->test->download(st->test, nhwc, t->p.test, count * sizeof *nhwc);
+    gan_status status = st->test->download(st->test, nhwc, t->p.test, count * element);
     for (int m = 0; status == GAN_OK && m < t->n; m++)
         for (int ch = 0; ch < t->c; ch++)
-            for (int q = 0; q < t->hw; q++)
-                out[((size_t)m * t->c + ch) * t->hw + q] = host_from_bf16(nhwc[((size_t)m * t->hw + q) * t->c + ch]);
+            for (int q = 0; q < t->hw; q++) {
+                const unsigned char *at = nhwc + (((size_t)m * t->hw + q) * t->c + ch) * element;
+                float *to = &out[((size_t)m * t->c + ch) * t->hw + q];
+                if (bf16) {
+                    uint16_t h;
+                    memcpy(&h, at, sizeof h);
+                    *to = host_from_bf16(h);
+                } else {
+                    memcpy(to, at, sizeof *to);
+                }
+            }
     free(nhwc);
     return status;
 }
@@ -1147,7 +1165,10 @@ static gan_status stored_sync_from_ref(selftest *st, stored_pair *t)
     return status;
 }
 
-static const char *storage_word(gan_storage s) { return s == GAN_STORAGE_BF16_NHWC ? "bf16" : "f32"; }
+static const char *storage_word(gan_storage s)
+{
+    return s == GAN_STORAGE_BF16_NHWC ? "bf16" : s == GAN_STORAGE_F32_NHWC ? "f32nhwc" : "f32";
+}
 
 /* The stored batch norm with a LeakyReLU (or none) on [n, c, hw], x in `in`, y and y_act in `out`:
  * training forward, backward from the reference's y_act, eval forward. */
@@ -1269,9 +1290,10 @@ cleanup:
  * where it makes them). */
 static gan_status check_conv_stored_case(selftest *st, gan_conv_geom g, gan_storage xs, bool w_copy)
 {
+    const gan_storage ys = st->test->edge_storage;
     gan_conv_geom stored = g;
     stored.x_storage = xs;
-    stored.y_storage = GAN_STORAGE_BF16_NHWC;
+    stored.y_storage = ys;
     tolerance tol = math_tolerance(st, REDUCTION);
     stored_pair x = {0}, y = {0}, dy = {0}, dx = {0};
     pair w = {0}, dw = {0}, ws_ref = {0}, ws_test = {0}, copy = {0};
@@ -1282,16 +1304,16 @@ static gan_status check_conv_stored_case(selftest *st, gan_conv_geom g, gan_stor
                             ? test->conv_weight_copy_bytes(test, &stored)
                             : 0;
     if (copy_bytes)
-        stored.w_storage = GAN_STORAGE_BF16_NHWC;
-    snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d x %s y bf16%s", g.n, g.c_in, g.h_in, g.w_in, g.k_h,
-             g.stride_h, g.pad_h, storage_word(xs), copy_bytes ? " w copy" : "");
+        stored.w_storage = ys;
+    snprintf(name, sizeof name, "[%d,%d,%d,%d] k%d s%d p%d x %s y %s%s", g.n, g.c_in, g.h_in, g.w_in, g.k_h,
+             g.stride_h, g.pad_h, storage_word(xs), storage_word(ys), copy_bytes ? " w copy" : "");
     size_t ref_bytes = ref->conv_workspace_bytes(ref, &g, GAN_CONV_PASSES_ALL);
     size_t test_bytes = test->conv_workspace_bytes(test, &stored, GAN_CONV_PASSES_ALL);
     GAN_CHECK(ref->alloc(ref, ref_bytes ? ref_bytes : 4, &ws_ref.ref));
     GAN_CHECK(test->alloc(test, test_bytes ? test_bytes : 4, &ws_test.test));
     GAN_CHECK(stored_random(st, &x, xs, g.n, g.c_in, g.h_in * g.w_in, -1.0f, 1.0f));
-    GAN_CHECK(stored_alloc(st, &y, GAN_STORAGE_BF16_NHWC, g.n, g.c_out, g.h_out * g.w_out));
-    GAN_CHECK(stored_random(st, &dy, GAN_STORAGE_BF16_NHWC, g.n, g.c_out, g.h_out * g.w_out, -1.0f, 1.0f));
+    GAN_CHECK(stored_alloc(st, &y, ys, g.n, g.c_out, g.h_out * g.w_out));
+    GAN_CHECK(stored_random(st, &dy, ys, g.n, g.c_out, g.h_out * g.w_out, -1.0f, 1.0f));
     GAN_CHECK(stored_alloc(st, &dx, xs, g.n, g.c_in, g.h_in * g.w_in));
     GAN_CHECK(pair_random(st, &w, (size_t)g.c_out * g.c_in * g.k_h * g.k_w, -1.0f, 1.0f));
     GAN_CHECK(pair_random(st, &dw, (size_t)g.c_out * g.c_in * g.k_h * g.k_w, -1.0f, 1.0f));
@@ -1342,26 +1364,29 @@ cleanup:
 static gan_status check_stored(selftest *st)
 {
     const gan_backend *t = st->test;
-    if (!t->bf16_storage || !t->bn_stored_forward_train || !t->bn_stored_forward_eval || !t->bn_stored_backward ||
-        !t->activation_bf16_forward || !t->activation_bf16_backward) {
+    const gan_storage e = t->edge_storage;
+    bool bf16 = e == GAN_STORAGE_BF16_NHWC;
+    if (e == GAN_STORAGE_F32_NCHW || !t->bn_stored_forward_train || !t->bn_stored_forward_eval ||
+        !t->bn_stored_backward || (bf16 && (!t->activation_bf16_forward || !t->activation_bf16_backward))) {
         if (st->report)
             fprintf(st->report, "%-44s not in the %s backend here: every tensor stays FP32 NCHW\n",
-                    "stored (BF16 NHWC) ops", t->name);
+                    "stored (NHWC) ops", t->name);
         return GAN_OK;
     }
-    static const struct { gan_storage in, out; } pairs[] = {
-        {GAN_STORAGE_BF16_NHWC, GAN_STORAGE_BF16_NHWC},
-        {GAN_STORAGE_F32_NCHW, GAN_STORAGE_BF16_NHWC}, /* G's first batch norm, after a whole-input GEMM */
-        {GAN_STORAGE_BF16_NHWC, GAN_STORAGE_F32_NCHW}, /* D's last, before one */
+    const struct { gan_storage in, out; } pairs[] = {
+        {e, e},
+        {GAN_STORAGE_F32_NCHW, e}, /* G's first batch norm, after a whole-input GEMM */
+        {e, GAN_STORAGE_F32_NCHW}, /* D's last, before one */
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
         GAN_TRY(check_bn_stored_case(st, 8, 16, 64, pairs[i].in, pairs[i].out, true));
-    GAN_TRY(check_bn_stored_case(st, 16, 40, 100, GAN_STORAGE_BF16_NHWC, GAN_STORAGE_BF16_NHWC, false));
-    GAN_TRY(check_activations_stored(st));
+    GAN_TRY(check_bn_stored_case(st, 16, 40, 100, e, e, false));
+    if (bf16) /* (FP32 NHWC activations are the FP32 ones: elementwise) */
+        GAN_TRY(check_activations_stored(st));
     gan_conv_geom g = {.n = 8, .c_in = 16, .h_in = 16, .w_in = 16, .c_out = 32, .h_out = 8, .w_out = 8, .k_h = 4,
                        .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
-    GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_BF16_NHWC, false));
-    GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_BF16_NHWC, true));
+    GAN_TRY(check_conv_stored_case(st, g, e, false));
+    GAN_TRY(check_conv_stored_case(st, g, e, true));
     GAN_TRY(check_conv_stored_case(st, g, GAN_STORAGE_F32_NCHW, true));
     return GAN_OK;
 }

@@ -605,8 +605,9 @@ static gan_status train(run_state *run, gan_run_result *result)
         print_data_parallel(run);
         int stored_g = gan_model_stored_edges(run->trainer->g), stored_d = gan_model_stored_edges(run->trainer->d);
         if (stored_g || stored_d)
-            printf("activations: %d of G's and %d of D's layer outputs stored BF16 NHWC between layers "
-                   "(GAN_CUDA_BF16_STORAGE=never keeps them FP32 NCHW)\n", stored_g, stored_d);
+            printf("activations: %d of G's and %d of D's layer outputs stored %s NHWC between layers "
+                   "(GAN_CUDA_STORAGE=never keeps them FP32 NCHW)\n", stored_g, stored_d,
+                   be->edge_storage == GAN_STORAGE_BF16_NHWC ? "BF16" : "FP32");
         if (run->trainer->g->side_stream || run->trainer->d->side_stream)
             printf("side stream: the weight gradients beside the input gradients%s (GAN_CUDA_SIDE_STREAM=never: "
                    "one stream)\n",
