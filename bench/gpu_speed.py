@@ -11,8 +11,12 @@ each mode (default fp32, tf32, bf16), every round runs, each in its own process:
     BCELoss; cudnn.benchmark on in all), N iterations after W warm-up, then, in the same process
     and on freshly built models, the same step captured whole in a CUDA graph (Adam with
     capturable=True, noise drawn inside the graph) and replayed N times after W: the stretch anchor;
-  - and for fp32 also gan with train.deterministic=true (bit-reproducible, gan's default); for bf16 also
-    gan with its tensors between layers kept FP32 NCHW (GAN_CUDA_BF16_STORAGE=never: the copies around
+  - and for fp32 also gan with train.deterministic=true (bit-reproducible, gan's default); for tf32
+    also gan with its tensors between layers kept FP32 NCHW (GAN_CUDA_STORAGE=never: each convolution
+    pass timed in NCHW and in NHWC on copies instead of FP32 NHWC edges and NHWC throughout), the
+    columns "tf32 NCHW-edge gan ms/it" and "tf32 edge gain" (that run's ms/it over the NHWC-edge
+    run's, per round: > 1 when the NHWC edges are faster); for bf16 also
+    gan with its tensors between layers kept FP32 NCHW (GAN_CUDA_STORAGE=never: the copies around
     each convolution instead of BF16 NHWC edges, and w copied at each pass instead of once per forward),
     the columns "bf16 FP32-edge gan ms/it" and "bf16 edge gain" (that run's ms/it over the BF16-edge
     run's, per round: > 1 when the BF16 edges are faster); and for bf16 also gan on one stream
@@ -201,8 +205,10 @@ class Check:
             out.append((mode, mode, False, None))
             if mode == "fp32":
                 out.append(("fp32-det", "fp32", True, None))
+            if mode == "tf32":
+                out.append(("tf32-f32edges", "tf32", False, {"GAN_CUDA_STORAGE": "never"}))
             if mode == "bf16":
-                out.append(("bf16-f32edges", "bf16", False, {"GAN_CUDA_BF16_STORAGE": "never"}))
+                out.append(("bf16-f32edges", "bf16", False, {"GAN_CUDA_STORAGE": "never"}))
                 out.append(("bf16-onestream", "bf16", False, {"GAN_CUDA_SIDE_STREAM": "never"}))
         return out
 
@@ -285,6 +291,7 @@ def summarise(check):
         gflop = median([r["gflop"] for c in per_round for r in c["gan"].values() if "gflop" in r])
         for mode in a.modes:
             keys = [mode] + (["fp32-det"] if mode == "fp32" else []) + \
+                (["tf32-f32edges"] if mode == "tf32" else []) + \
                 (["bf16-f32edges", "bf16-onestream"] if mode == "bf16" else [])
             for key in keys:
                 ours = gan(key)
@@ -329,11 +336,11 @@ def summarise(check):
                 if key == "fp32-det":  # two columns: gan's deterministic fp32 and its speedup over PyTorch fp32
                     cells += [ours_text(ours_ms, fmt_ms), ratio_text(ratio)]
                     continue
-                if key in ("bf16-f32edges", "bf16-onestream"):
-                    # two columns: gan bf16 with FP32 edges (or on one stream), and what BF16 edges (the
-                    # side stream) gain
-                    gains = [c["gan"][key]["ms"] / c["gan"]["bf16"]["ms"] for c in per_round
-                             if "ms" in c["gan"].get(key, {}) and "ms" in c["gan"].get("bf16", {})]
+                if key in ("tf32-f32edges", "bf16-f32edges", "bf16-onestream"):
+                    # two columns: gan tf32 or bf16 with FP32 NCHW edges (or on one stream), and what
+                    # the NHWC edges (the side stream) gain
+                    gains = [c["gan"][key]["ms"] / c["gan"][mode]["ms"] for c in per_round
+                             if "ms" in c["gan"].get(key, {}) and "ms" in c["gan"].get(mode, {})]
                     cells += [ours_text(ours_ms, fmt_ms),
                               ours_text(median(gains), lambda v: "%.2fx" % v) if gains or refused else "n/a"]
                     continue
@@ -380,6 +387,8 @@ def summarise(check):
                    "%s gan %% of floor" % mode]
         if mode == "fp32":
             header += ["fp32 deterministic gan ms/it", "fp32 deterministic speedup"]
+        if mode == "tf32":
+            header += ["tf32 NCHW-edge gan ms/it", "tf32 edge gain"]
         if mode == "bf16":
             header += ["bf16 FP32-edge gan ms/it", "bf16 edge gain", "bf16 one-stream gan ms/it",
                        "bf16 side-stream gain"]
@@ -406,8 +415,11 @@ def report(check, started, reproduce, rounds_note, interrupted):
     lines.append("")
     lines.append("speedup = PyTorch ms/it / gan ms/it, per round, median over the rounds (> 1: gan is faster); "
                  "ms/it and img/s are medians; gan runs train.deterministic=false except in the fp32 "
-                 "deterministic columns (whose speedup is over PyTorch fp32); bf16 edge gain = gan bf16 ms/it with "
-                 "its tensors between layers FP32 NCHW and w copied at each pass (GAN_CUDA_BF16_STORAGE=never) / "
+                 "deterministic columns (whose speedup is over PyTorch fp32); tf32 edge gain = gan tf32 ms/it with "
+                 "its tensors between layers FP32 NCHW and each pass's layout timed (GAN_CUDA_STORAGE=never) / "
+                 "with them FP32 NHWC, per round, median (> 1: the NHWC edges are faster); "
+                 "bf16 edge gain = gan bf16 ms/it with "
+                 "its tensors between layers FP32 NCHW and w copied at each pass (GAN_CUDA_STORAGE=never) / "
                  "with them BF16 NHWC and w copied once per forward, per "
                  "round, median (> 1: the BF16 edges are faster); bf16 side-stream gain = gan bf16 ms/it on one "
                  "stream (GAN_CUDA_SIDE_STREAM=never) / with the weight gradients on a side stream, per round, "
