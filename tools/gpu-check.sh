@@ -323,8 +323,9 @@ if [ $built = 1 ]; then
   run_step "gan info" 120 "$gan" info
   if [ $have_gpu = 1 ]; then
     run_step "gan selftest --device cuda (fp32, deterministic)" 180 "$gan" selftest --device cuda "${selftest_extra[@]}"
-    # tf32 with every cuDNN pass in NHWC on FP32 copies (its NCHW passes are fp32's code with
-    # TF32 math; the timed choice between the two runs in the speed check)
+    # tf32 with every cuDNN pass in NHWC: on the FP32 NHWC tensors stored between layers, and on
+    # FP32 copies elsewhere (its NCHW passes are fp32's code with TF32 math; the timed choice
+    # between the two, and tf32 without stored edges, run in the speed check)
     run_optional "gan selftest --device cuda (tf32 NHWC forced, not deterministic)" 180 \
       env GAN_CUDA_NHWC=always "$gan" selftest --device cuda "${selftest_extra[@]}" train.precision=tf32 train.deterministic=false
     run_optional "gan selftest --device cuda (bf16, not deterministic)" 180 \
@@ -489,7 +490,8 @@ else
       --json "$logs/speed-check.json" --table-out "$speed_table"
 fi
 # What the reduced precisions chose, from the cache the runs above shared (no GPU time): each
-# pass's algorithm and, in tf32, the layout its timing took (NCHW, or NHWC on copies).
+# pass's algorithm and, in tf32, the layout its timing took (NCHW, or NHWC on copies; NHWC alone
+# for a plan with stored tensors, stored=true).
 if [ -f "$GAN_CACHE_DIR/conv_algorithms.txt" ] &&
    grep -qE 'precision=(tf32|bf16)' "$GAN_CACHE_DIR/conv_algorithms.txt"; then
   {
