@@ -102,40 +102,31 @@ if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 GAN_CUDA_SUBPIXEL=n
 else
   fail "gan bench ops on the emulated device: $(tail -n 3 "$work/bench-ops.out")"
 fi
-# ... and with the tensors between layers BF16 NHWC (bf16's default): the rows of those layers run
-# the stored ops (their shapes marked bf16); only D's first layer, whose input is the FP32 image,
-# keeps a copy; the batch norms beside the whole-input layers mix the two storages; each model's
-# weight copies are one op per forward (G 1, D 3)
-if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 "$gan" bench ops --device cuda \
-     --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 train.precision=bf16 \
-     train.deterministic=false >"$work/bench-ops-stored.out" 2>&1; then
-  bench_x_it "$work/bench-ops-stored.out" 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' \
-    'conv fwd|D.2|3' 'conv grads|D.2|2' 'conv fwd kept|D.2|' 'bn+lrelu fwd-train|D.3|3' 'bn+lrelu bwd|D.3|3' \
-    'bn+lrelu fwd-train|D.6|3' 'bn+relu fwd-train|G.1|1' 'convt fwd|G.3|1' 'convt grads|G.3|1' \
-    'convt fwd kept|G.3|' 'convt fwd+tanh|G.9|1' 'conv weight copies|G|1' 'conv weight copies|D|3'
-  bench_total "$work/bench-ops-stored.out"
-  for row in 'conv fwd +D\.2 ' 'bn\+lrelu fwd-train +D\.3 ' 'bn\+relu fwd-train +G\.1 ' 'convt fwd +G\.3 '; do
-    grep -qE "^$row.* bf16 " "$work/bench-ops-stored.out" && ok ||
-      fail "bench ops: the row '$row' is not marked bf16: $(grep -E "^$row" "$work/bench-ops-stored.out")"
-  done
-else
-  fail "gan bench ops on the emulated device, BF16 edges: $(tail -n 3 "$work/bench-ops-stored.out")"
-fi
-# ... and in tf32, whose edges are FP32 NHWC: the same rows run the stored ops (marked nhwc), and
-# the weight copies (FP32 KRSC) are one op per forward too
-if env GAN_CACHE_DIR="$work/cache-bench-tf32" GAN_BENCH_PEAK_N=64 "$gan" bench ops --device cuda \
-     --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 train.precision=tf32 \
-     train.deterministic=false >"$work/bench-ops-tf32.out" 2>&1; then
-  bench_x_it "$work/bench-ops-tf32.out" 'conv fwd|D.2|3' 'conv grads|D.2|2' 'bn+lrelu fwd-train|D.3|3' \
-    'bn+relu fwd-train|G.1|1' 'convt fwd|G.3|1' 'convt grads|G.3|1' 'conv weight copies|G|1' 'conv weight copies|D|3'
-  bench_total "$work/bench-ops-tf32.out"
-  for row in 'conv fwd +D\.2 ' 'bn\+lrelu fwd-train +D\.3 ' 'bn\+relu fwd-train +G\.1 ' 'convt fwd +G\.3 '; do
-    grep -qE "^$row +\[[^ ]+( k[0-9]+s[0-9]+p[0-9]+)? nhwc +[0-9]" "$work/bench-ops-tf32.out" && ok ||
-      fail "bench ops tf32: the row '$row' is not marked nhwc: $(grep -E "^$row" "$work/bench-ops-tf32.out")"
-  done
-else
-  fail "gan bench ops on the emulated device, tf32: $(tail -n 3 "$work/bench-ops-tf32.out")"
-fi
+# ... and with the tensors between layers stored NHWC (the default in bf16 and tf32): the rows of
+# those layers run the stored ops (their shapes marked bf16, or nhwc for FP32); only D's first
+# layer, whose input is the FP32 image, keeps a copy; the batch norms beside the whole-input layers
+# mix the two storages; each model's weight copies are one op per forward (G 1, D 3).
+# bench_stored PRECISION MARK: gan bench ops, its counts and the rows' marks
+bench_stored() {
+  local precision=$1 mark=$2 out=$work/bench-ops-$1.out
+  if env GAN_CACHE_DIR="$work/cache-bench-$precision" GAN_BENCH_PEAK_N=64 "$gan" bench ops --device cuda \
+       --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 train.precision="$precision" \
+       train.deterministic=false >"$out" 2>&1; then
+    bench_x_it "$out" 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' 'conv fwd|D.2|3' 'conv grads|D.2|2' \
+      'conv fwd kept|D.2|' 'bn+lrelu fwd-train|D.3|3' 'bn+lrelu bwd|D.3|3' 'bn+lrelu fwd-train|D.6|3' \
+      'bn+relu fwd-train|G.1|1' 'convt fwd|G.3|1' 'convt grads|G.3|1' 'convt fwd kept|G.3|' 'convt fwd+tanh|G.9|1' \
+      'conv weight copies|G|1' 'conv weight copies|D|3'
+    bench_total "$out"
+    for row in 'conv fwd +D\.2 ' 'bn\+lrelu fwd-train +D\.3 ' 'bn\+relu fwd-train +G\.1 ' 'convt fwd +G\.3 '; do
+      grep -qE "^$row +\[[^ ]+( k[0-9]+s[0-9]+p[0-9]+)? $mark +[0-9]" "$out" && ok ||
+        fail "bench ops $precision: the row '$row' is not marked $mark: $(grep -E "^$row" "$out")"
+    done
+  else
+    fail "gan bench ops on the emulated device, $precision with stored edges: $(tail -n 3 "$out")"
+  fi
+}
+bench_stored bf16 bf16
+bench_stored tf32 nhwc
 
 # test_gpu_dist_one_rank: the data-parallel path on one rank (NCCL emulated: a communicator of
 # one) trains bit for bit like the backend without a process group, sync BN and graphs included

@@ -440,32 +440,30 @@ gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t s, const gan_nhwc_copy *fi
     return record_pair(TO_F32, first, second);
 }
 
-/* A model's weight copies: each recorded as a narrowing, the launch counted. */
+/* A model's weight copies (BF16 in bf16, FP32 in tf32): each recorded as a narrowing, the
+ * launch counted. */
 static int list_launches;
-gan_status gan_cuda_f32_to_bf16_nhwc_list(cudaStream_t s, int count, const gan_nhwc_copy *copies)
+static gan_status record_list(copy_kind kind, int count, const gan_nhwc_copy *copies)
 {
     for (int i = 0; i < count; i++) {
         const gan_nhwc_copy *p = &copies[i];
         if (conversion_count < 8)
             conversions[conversion_count] =
-                (conversion){TO_BF16, p->n, p->c, p->c_nhwc, p->hw, p->src, p->dst, 0.0f, GAN_FUSED_NONE, 0.0f};
+                (conversion){kind, p->n, p->c, p->c_nhwc, p->hw, p->src, p->dst, 0.0f, GAN_FUSED_NONE, 0.0f};
         conversion_count++;
     }
     list_launches++;
     return GAN_OK;
 }
 
+gan_status gan_cuda_f32_to_bf16_nhwc_list(cudaStream_t s, int count, const gan_nhwc_copy *copies)
+{
+    return record_list(TO_BF16, count, copies);
+}
+
 gan_status gan_cuda_f32_to_f32_nhwc_list(cudaStream_t s, int count, const gan_nhwc_copy *copies)
 {
-    for (int i = 0; i < count; i++) {
-        const gan_nhwc_copy *p = &copies[i];
-        if (conversion_count < 8)
-            conversions[conversion_count] =
-                (conversion){TO_F32, p->n, p->c, p->c_nhwc, p->hw, p->src, p->dst, 0.0f, GAN_FUSED_NONE, 0.0f};
-        conversion_count++;
-    }
-    list_launches++;
-    return GAN_OK;
+    return record_list(TO_F32, count, copies);
 }
 
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t s, int n, int c, int c_nhwc, int hw, const float *src, float beta,

@@ -2296,6 +2296,36 @@ const char *storage_name(int storage)
     return storage == GAN_STORAGE_BF16_NHWC ? "bf16 nhwc" : storage == GAN_STORAGE_F32_NHWC ? "f32 nhwc" : "f32 nchw";
 }
 
+/* A model's weight copies in one list launch against a launch of `one` for each: the same bits
+ * (the image layers' padded channels +0; `fill` where nothing is written); ten tensors, so two
+ * launches, one of them empty-shaped; a bad shape is refused naming the tensor. */
+template <typename T, typename One, typename List>
+void check_copy_list(const char *what, T fill, One one, List list, unsigned &seed)
+{
+    const int shapes[10][4] = {{64, 3, 8, 16}, {128, 64, 64, 16}, {7, 5, 8, 9}, {1, 512, 512, 16}, {3, 1, 8, 4},
+                               {16, 16, 16, 1}, {0, 4, 8, 16}, {33, 8, 8, 25}, {2, 40, 40, 9}, {5, 3, 8, 16}};
+    std::vector<gan_nhwc_copy> copies;
+    std::vector<std::vector<float>> sources;
+    std::vector<std::vector<T>> got, want;
+    for (const int *sh : shapes) {
+        size_t src_count = (size_t)sh[0] * sh[1] * sh[3], dst_count = (size_t)sh[0] * sh[2] * sh[3];
+        sources.push_back(random_floats(src_count ? src_count : 1, seed++, -1.0f, 1.0f));
+        got.emplace_back(dst_count + 1, fill);
+        want.emplace_back(dst_count + 1, fill);
+    }
+    for (int i = 0; i < 10; i++) {
+        const int *sh = shapes[i];
+        copies.push_back(gan_nhwc_copy{sh[0], sh[1], sh[2], sh[3], sources[i].data(), got[i].data()});
+        CHECK_OK(one(nullptr, sh[0], sh[1], sh[2], sh[3], sources[i].data(), want[i].data()));
+    }
+    CHECK_OK(list(nullptr, (int)copies.size(), copies.data()));
+    for (int i = 0; i < 10; i++)
+        CHECK_MSG(!std::memcmp(got[i].data(), want[i].data(), got[i].size() * sizeof(T)),
+                  "%s: tensor %d differs from its own copy", what, i);
+    copies[9].c_nhwc = 2;
+    CHECK_FAILS_WITH(list(nullptr, (int)copies.size(), copies.data()), GAN_ERR_ARG, "of tensor 9");
+}
+
 void test_bn_stored(void)
 {
     struct shape {
@@ -2467,53 +2497,10 @@ void test_bn_stored(void)
     CHECK_FAILS_WITH(gan_cuda_activation_forward_bf16(nullptr, (gan_activation)7, 0.0f, n, xb.data(), yb.data()),
                      GAN_ERR_ARG, "unknown activation 7");
 
-    /* a model's weight copies in one launch (eight per launch): the bits of one narrowing each, the
-     * image layers' padded channels +0; ten tensors, so two launches, one of them empty-shaped */
-    std::vector<gan_nhwc_copy> list;
-    std::vector<std::vector<float>> sources;
-    std::vector<std::vector<uint16_t>> got, want;
-    const int copy_shapes[10][4] = {{64, 3, 8, 16}, {128, 64, 64, 16}, {7, 5, 8, 9}, {1, 512, 512, 16}, {3, 1, 8, 4},
-                               {16, 16, 16, 1}, {0, 4, 8, 16}, {33, 8, 8, 25}, {2, 40, 40, 9}, {5, 3, 8, 16}};
-    for (int i = 0; i < 10; i++) {
-        const int *sh = copy_shapes[i];
-        size_t src_count = (size_t)sh[0] * sh[1] * sh[3], dst_count = (size_t)sh[0] * sh[2] * sh[3];
-        sources.push_back(random_floats(src_count ? src_count : 1, seed++, -1.0f, 1.0f));
-        got.emplace_back(dst_count + 1, 0x7fc1);
-        want.emplace_back(dst_count + 1, 0x7fc1);
-    }
-    for (int i = 0; i < 10; i++) {
-        const int *sh = copy_shapes[i];
-        list.push_back(gan_nhwc_copy{sh[0], sh[1], sh[2], sh[3], sources[i].data(), got[i].data()});
-        CHECK_OK(gan_cuda_f32_to_bf16_nhwc(nullptr, sh[0], sh[1], sh[2], sh[3], sources[i].data(), want[i].data()));
-    }
-    CHECK_OK(gan_cuda_f32_to_bf16_nhwc_list(nullptr, (int)list.size(), list.data()));
-    for (int i = 0; i < 10; i++)
-        CHECK_MSG(got[i] == want[i], "weight copy list: tensor %d differs from its own narrowing", i);
-    list[9].c_nhwc = 2;
-    CHECK_FAILS_WITH(gan_cuda_f32_to_bf16_nhwc_list(nullptr, (int)list.size(), list.data()), GAN_ERR_ARG,
-                     "of tensor 9");
-
-    /* tf32's weight copies: the same list moving FP32, the bits of gan_cuda_f32_to_f32_nhwc each */
-    std::vector<gan_nhwc_copy> list32;
-    std::vector<std::vector<float>> got32, want32;
-    for (int i = 0; i < 10; i++) {
-        const int *sh = copy_shapes[i];
-        size_t dst_count = (size_t)sh[0] * sh[2] * sh[3];
-        got32.emplace_back(dst_count + 1, NAN);
-        want32.emplace_back(dst_count + 1, NAN);
-    }
-    for (int i = 0; i < 10; i++) {
-        const int *sh = copy_shapes[i];
-        list32.push_back(gan_nhwc_copy{sh[0], sh[1], sh[2], sh[3], sources[i].data(), got32[i].data()});
-        CHECK_OK(gan_cuda_f32_to_f32_nhwc(nullptr, sh[0], sh[1], sh[2], sh[3], sources[i].data(), want32[i].data()));
-    }
-    CHECK_OK(gan_cuda_f32_to_f32_nhwc_list(nullptr, (int)list32.size(), list32.data()));
-    for (int i = 0; i < 10; i++)
-        CHECK_MSG(!std::memcmp(got32[i].data(), want32[i].data(), got32[i].size() * sizeof(float)),
-                  "f32 weight copy list: tensor %d differs from its own copy", i);
-    list32[9].c_nhwc = 2;
-    CHECK_FAILS_WITH(gan_cuda_f32_to_f32_nhwc_list(nullptr, (int)list32.size(), list32.data()), GAN_ERR_ARG,
-                     "of tensor 9");
+    /* a model's weight copies in one launch (eight per launch): BF16 in bf16, FP32 in tf32 */
+    check_copy_list<uint16_t>("bf16 weight copy list", 0x7fc1, gan_cuda_f32_to_bf16_nhwc, gan_cuda_f32_to_bf16_nhwc_list,
+                              seed);
+    check_copy_list<float>("f32 weight copy list", NAN, gan_cuda_f32_to_f32_nhwc, gan_cuda_f32_to_f32_nhwc_list, seed);
 }
 
 int main(void)
