@@ -1,7 +1,7 @@
 /* Batch norm (with the ReLU or LeakyReLU after it fused, or none) over tensors a model stores
  * between layers in NHWC (gan_storage: BF16 in bf16, FP32 in tf32): the CUDA backend's batch norm
- * there, where its neighbours are convolutions that read and write that storage. The formulas are the FP32 NCHW
- * kernels' (kernels/norm.cuh, the CPU backend's src/backend/cpu_norm.c): statistics, affine map
+ * there, where its neighbours are convolutions that read and write that storage. The formulas
+ * are the FP32 NCHW kernels' (kernels/norm.cuh, the CPU backend's src/backend/cpu_norm.c): statistics, affine map
  * and gradient sums in float per thread and double across threads and chunks, the saved and
  * running statistics FP32; only the loads and stores differ, widening BF16 exactly and rounding
  * to nearest even on the way out (FP32 NHWC values are moved as they are).

@@ -252,8 +252,9 @@ struct gan_backend {
      * and left there for conv_grads; the same bits as the plain pass. */
     size_t (*conv_keep_bytes)(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass);
     /* Optional (CUDA with edge_storage; NULL elsewhere): a layer's weights in the layout its passes
-     * read (KRSC, in the edge storage's type), copied once per model forward for all its convolutions in one launch
-     * (conv_weight_copies, each copy conv_weight_copy_bytes of its g, 0 where there is none) and
+     * read (KRSC, in the edge storage's type), copied once per model forward for all its
+     * convolutions in one launch (conv_weight_copies, each copy conv_weight_copy_bytes of its g, 0
+     * where there is none) and
      * read by the forward and backward-data of g with w_storage NHWC, the copy given as w,
      * instead of copying w at each pass. The copy must be made after the weights last changed
      * (src/nn/model.c makes them at the start of every forward; the backward that follows reads

@@ -360,8 +360,7 @@ gan_status gan_conv_choices_format(const gan_conv_choices *list, char **text)
                          g->n, g->c_in, g->h_in, g->w_in, g->c_out, g->h_out, g->w_out, g->k_h,
                          g->k_w, g->stride_h, g->stride_w, g->pad_h, g->pad_w,
                          gan_conv_pass_name(c->pass), c->stored ? " stored=true" : "", algo,
-                         gan_conv_math_name(c->math),
-                         gan_conv_layout_name(c->layout), c->workspace_bytes, c->ms);
+                         gan_conv_math_name(c->math), gan_conv_layout_name(c->layout), c->workspace_bytes, c->ms);
         if (n < 0 || (size_t)n >= cap - len) {
             free(out);
             return gan_error(GAN_ERR_ARG, "convolution algorithm choice %d does not format", i);

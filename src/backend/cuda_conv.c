@@ -396,8 +396,8 @@ static gan_status take_fallback(gan_cuda_impl *impl, gan_cuda_conv_plan *plan, g
     int n = pass == GAN_CONV_FORWARD ? 2 : 1;
     *taken = false;
     for (int i = 0; i < n && !*taken; i++) {
-        candidate c = {untimed_layout(impl, &plan->geom), algos[i], CUDNN_STATUS_SUCCESS, 0.0f, 0, CUDNN_DETERMINISTIC,
-                       search_math(impl)};
+        candidate c = {untimed_layout(impl, &plan->geom), algos[i], CUDNN_STATUS_SUCCESS, 0.0f, 0,
+                       CUDNN_DETERMINISTIC, search_math(impl)};
         GAN_TRY(try_take(impl, plan, pass, &c, budget, GAN_CUDA_CHOSEN_FALLBACK, taken));
     }
     return GAN_OK;
@@ -508,7 +508,8 @@ static nhwc_copies copies_at(const gan_cuda_impl *impl, const gan_conv_geom *g, 
     nhwc_copies c;
     c.x = stored(g->x_storage) ? NULL : at;
     c.w = at + x_slot_bytes(impl, g);
-    c.y = stored(g->y_storage) ? NULL : (char *)c.w + align256(copy_count(w_shape(impl, g)) * copy_element_bytes(impl));
+    c.y = stored(g->y_storage) ? NULL
+                               : (char *)c.w + align256(copy_count(w_shape(impl, g)) * copy_element_bytes(impl));
     c.bytes = copies_bytes(impl, g, GAN_CONV_LAYOUT_NHWC);
     c.rest = at + c.bytes;
     return c;

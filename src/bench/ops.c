@@ -18,9 +18,9 @@
  *     forward and backward;
  * where training keeps a layer's input or output NHWC between layers (CUDA: BF16 in bf16, FP32 in
  * tf32; gan_model_plan_storage), its rows run the ops on that storage (the shape marked "bf16" or
- * "nhwc": the stored batch norm, the BF16 activations, convolutions with stored x and y), and where its passes read a
- * weight copy made once per forward, they read one too, and each model gets a "conv weight copies"
- * row (all its copies in one op: once per forward);
+ * "nhwc": the stored batch norm, the BF16 activations, convolutions with stored x and y), and
+ * where its passes read a weight copy made once per forward, they read one too, and each model
+ * gets a "conv weight copies" row (all its copies in one op: once per forward);
  * then BCE from logits at the batch size and one Adam step over each network's parameters.
  * The iteration's total counts each op as often as training runs it (the x/it column): a fused
  * or kept form in place of the plain ops, which get 0.

@@ -207,7 +207,8 @@ static bool backend_stores(const gan_backend *be)
     if (!be || be->edge_storage == GAN_STORAGE_F32_NCHW || !be->bn_stored_forward_train ||
         !be->bn_stored_forward_eval || !be->bn_stored_backward)
         return false;
-    return be->edge_storage != GAN_STORAGE_BF16_NHWC || (be->activation_bf16_forward && be->activation_bf16_backward);
+    return be->edge_storage != GAN_STORAGE_BF16_NHWC ||
+           (be->activation_bf16_forward && be->activation_bf16_backward);
 }
 
 /* The storage of each layer's output (and output gradient): the backend's NHWC storage where it

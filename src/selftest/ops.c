@@ -1010,11 +1010,10 @@ cleanup:
  * batch norm, the BF16 activations (FP32 NHWC ones are the FP32 ops), and convolutions whose x and
  * y are stored. The reference has none of them: it runs its FP32 NCHW op on the values the test
  * backend's inputs hold (each BF16 input rounded to nearest even here, the reference given the
- * rounded floats), and the test backend's stored outputs are widened and put in NCHW order here
- * to be compared. Tolerances: an FP32 op's, plus a
- * BF16 output's own rounding, half an ulp: 2^-8 relative at most (STORED: batch norm's sums, the
- * activations' device functions); a convolution's BF16 tolerance already covers it. A wrong index
- * or layout gives errors of order 1. */
+ * rounded floats), and the test backend's stored outputs are widened and put in NCHW order here to
+ * be compared. Tolerances: an FP32 op's, plus a BF16 output's own rounding, half an ulp: 2^-8
+ * relative at most (STORED: batch norm's sums, the activations' device functions); a convolution's
+ * BF16 tolerance already covers it. A wrong index or layout gives errors of order 1. */
 static const tolerance STORED = {1e-4, 1.0 / 256.0 + 1e-4};
 
 static uint16_t host_to_bf16(float v)
