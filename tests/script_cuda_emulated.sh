@@ -196,6 +196,23 @@ if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" train.iterati
 else
   fail "the resumed run: $(tail -n 3 "$work/train-half.out" "$work/train-resumed.out")"
 fi
+# tf32 resumed with a cache emptied between the two runs: the checkpoint's choices, those of its
+# stored plans (stored=true) among them, are read back on resume (a line that did not parse would
+# fail it), and the run goes on as the one run did
+if GAN_CACHE_DIR="$work/cache-tf32-resume" "$gan" train "$work/tiny.ini" train.iterations=3 train.precision=tf32 \
+     --device cuda --quiet --out "$work/run-tf32-resumed" >"$work/train-tf32-half.out" 2>&1 &&
+   rm -rf "$work/cache-tf32-resume" &&
+   GAN_CACHE_DIR="$work/cache-tf32-resume" "$gan" train --resume "$work/run-tf32-resumed" train.iterations=6 \
+     --device cuda --quiet >"$work/train-tf32-resumed.out" 2>&1; then
+  losses "$work/run-tf32-resumed" >"$work/tf32-resumed.losses"
+  cmp -s "$work/tf32.losses" "$work/tf32-resumed.losses" && ok ||
+    fail "tf32: 3 iterations and a resume to 6 differ from 6 in one run:" \
+      "$(diff "$work/tf32.losses" "$work/tf32-resumed.losses" | head -n 4)"
+  grep -q ' stored=true .*layout=nhwc' "$work/run-tf32-resumed/conv_algorithms.txt" && ok ||
+    fail "tf32: the run kept no choice of a stored plan"
+else
+  fail "the resumed tf32 run: $(tail -n 3 "$work/train-tf32-half.out" "$work/train-tf32-resumed.out")"
+fi
 # logged every 3rd iteration: nothing waits for the device between logs, so the batches' uploads
 # through the two pinned staging buffers queue up behind the replays (the emulated streams run
 # only when waited on); each must still be read before its buffer is reused
