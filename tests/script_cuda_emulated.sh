@@ -19,7 +19,8 @@
 #      and a run logged every 3rd iteration (uploads queued behind replays: the staging waits);
 #      the CPU's within 1e-3; bf16 trains with finite losses near fp32's; bf16 with cuDNN on every
 #      pass keeps copies, and its captured iteration matches its op-by-op one bit for bit; so does
-#      tf32 with FP32 NHWC edges, near the CPU's with them and without.
+#      tf32 with FP32 NHWC edges, near the CPU's with them and without, and its run resumed from
+#      the checkpoint's algorithm choices alone equals the one run.
 #   3. the side stream: each precision and storage trains bit for bit as on one stream, whatever
 #      order the emulated device runs the two streams' work in.
 # Each run keeps its algorithm choices in a folder of its own (GAN_CACHE_DIR). Skips where this
@@ -272,9 +273,9 @@ done
 # of 16x16 images whose convolutions make input gradients with workspaces (the tiny one's are
 # GEMMs), in each precision, bf16 and tf32 with stored NHWC edges and with NHWC copies in the
 # workspaces instead (GAN_CUDA_STORAGE=never; tf32 with NHWC always), where a side pass given
-# main's workspace shows (seen:
-# NaNs under interleave), as does a backward that does not join (seen: after), and the first
-# stream writing z while G's forward reads it on the side (seen: before, interleave).
+# main's workspace shows (seen: NaNs under interleave), as does a backward that does not join
+# (seen: after), and the first stream writing z while G's forward reads it on the side (seen:
+# before, interleave).
 make_tiny_idx "$work/mid.idx3-ubyte" 16
 printf '%s\n' '[model]' 'nz = 8' \
   'generator = convt(32,4,1,0) bn relu convt(16,4,2,1) bn relu convt(8,4,2,1) bn relu convt(1,3,1,1) tanh' \

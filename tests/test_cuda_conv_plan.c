@@ -30,6 +30,9 @@
  *     format apart), the NHWC figures with their FP32 copies' time, the faster taken either way
  *     and run so (FP32 copies with the image layer's channels padded to 4, or none), exported and
  *     reused with its layout; GAN_CUDA_NHWC=always|never; a refused NHWC search leaves NCHW;
+ *   - tensors stored NHWC between layers (BF16 in bf16, FP32 in tf32): no copy of a stored x or y,
+ *     the layer's weight copy read in place of w, a fused activation in place, no form of ours
+ *     and no NCHW for such a plan, and its choice kept under a key of its own (stored=true);
  *   - a malformed import changes nothing. */
 #include <stdio.h>
 #include <stdlib.h>
