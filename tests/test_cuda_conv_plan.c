@@ -1455,6 +1455,39 @@ static void test_activation_epilogue(void)
  * activation runs in place on the BF16 output, the backward passes run apart (no copy to share),
  * nothing is kept, and the forms of ours are never taken. Refused: stored tensors outside bf16,
  * with channels not in groups of 8, or in a whole-input GEMM. */
+/* A layer's weight copy in `storage` (the backend's edge storage) for `stored`, a geometry with
+ * a stored x or y and w of shape sw (aw bytes copied): made in one list launch (narrowed as `to`),
+ * refused for a geometry that reads none, and read by the forward and backward-data in place of
+ * w's slot, which the backward-filter still writes dw into (widened as `from`, with its beta). */
+static void check_weight_copy(fake_backend *f, const gan_conv_geom *stored, gan_storage storage, copy_kind to,
+                              copy_kind from, nchw sw, size_t aw)
+{
+    const float *x = (const float *)0x1000, *w = (const float *)0x2000;
+    float *y = (float *)0x3000, *dw = (float *)0x4000, *dx = (float *)0x5000;
+    const cudnn_call_record *r = cudnn_log;
+    gan_conv_geom all = *stored;
+    all.w_storage = storage;
+    char *copy = malloc(aw);
+    gan_conv_weight_copy wc = {&all, w, copy};
+    conversion_count = list_launches = 0;
+    CHECK_OK(gan_cuda_conv_weight_copies(&f->be, 1, &wc));
+    CHECK(list_launches == 1 && conversion_count == 1 && conversion_is(0, to, sw, w, copy, 0.0f));
+    wc.g = stored; /* a geometry that reads no copy */
+    CHECK_FAILS_WITH(gan_cuda_conv_weight_copies(&f->be, 1, &wc), GAN_ERR_ARG, "reads no weight copy");
+    size_t bytes = gan_cuda_conv_workspace_bytes(&f->be, &all, GAN_CONV_PASSES_ALL);
+    CHECK_MSG(bytes == aw + 2048, "workspace %zu: w's slot stays, for dw", bytes);
+    char *ws = malloc(bytes);
+    conversion_count = pair_launches = cudnn_log_count = 0;
+    CHECK_OK(gan_cuda_conv_forward(&f->be, &all, x, (const float *)copy, y, ws));
+    CHECK(conversion_count == 0 && cudnn_log_count == 1 && r[0].x == x && r[0].w == copy && r[0].y == y);
+    CHECK_OK(gan_cuda_conv_backward_data(&f->be, &all, y, (const float *)copy, dx, ws));
+    CHECK(conversion_count == 0 && cudnn_log_count == 2 && r[1].w == copy && r[1].x == dx);
+    CHECK_OK(gan_cuda_conv_backward_filter(&f->be, &all, x, y, 1.0f, dw, ws));
+    CHECK(conversion_count == 1 && conversion_is(0, from, sw, ws, dw, 1.0f) && r[2].w == ws);
+    free(ws);
+    free(copy);
+}
+
 static void test_stored_tensors(void)
 {
     const float *x = (const float *)0x1000, *w = (const float *)0x2000;
@@ -1555,27 +1588,7 @@ static void test_stored_tensors(void)
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == aw && gan_cuda_conv_weight_copy_bytes(&f.be, &x_only) == aw);
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &K3S1) == 0); /* FP32 tensors: no copy, its forms kept */
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &WHOLE) == 0);
-    gan_conv_geom all = stored;
-    all.w_storage = GAN_STORAGE_BF16_NHWC;
-    char *copy = malloc(aw);
-    gan_conv_weight_copy wc = {&all, w, copy};
-    conversion_count = list_launches = 0;
-    CHECK_OK(gan_cuda_conv_weight_copies(&f.be, 1, &wc));
-    CHECK(list_launches == 1 && conversion_count == 1 && conversion_is(0, TO_BF16, sw, w, copy, 0.0f));
-    wc.g = &stored; /* a geometry that reads no copy */
-    CHECK_FAILS_WITH(gan_cuda_conv_weight_copies(&f.be, 1, &wc), GAN_ERR_ARG, "reads no weight copy");
-    bytes = gan_cuda_conv_workspace_bytes(&f.be, &all, GAN_CONV_PASSES_ALL);
-    CHECK_MSG(bytes == aw + 2048, "workspace %zu: w's slot stays, for dw", bytes);
-    ws = malloc(bytes);
-    conversion_count = pair_launches = cudnn_log_count = 0;
-    CHECK_OK(gan_cuda_conv_forward(&f.be, &all, x, (const float *)copy, y, ws));
-    CHECK(conversion_count == 0 && cudnn_log_count == 1 && r[0].x == x && r[0].w == copy && r[0].y == y);
-    CHECK_OK(gan_cuda_conv_backward_data(&f.be, &all, y, (const float *)copy, dx, ws));
-    CHECK(conversion_count == 0 && cudnn_log_count == 2 && r[1].w == copy && r[1].x == dx);
-    CHECK_OK(gan_cuda_conv_backward_filter(&f.be, &all, x, y, 1.0f, dw, ws));
-    CHECK(conversion_count == 1 && conversion_is(0, FROM_BF16, sw, ws, dw, 1.0f) && r[2].w == ws);
-    free(ws);
-    free(copy);
+    check_weight_copy(&f, &stored, GAN_STORAGE_BF16_NHWC, TO_BF16, FROM_BF16, sw, aw);
     f.be.edge_storage = GAN_STORAGE_F32_NCHW;
 
     /* refused */
@@ -1640,24 +1653,11 @@ static void test_stored_tf32(void)
     CHECK(conversion_count == 1 && cudnn_log_count == 1 && r[0].y == y && r[0].x == dx);
     free(ws);
 
-    /* the weight copy, FP32 KRSC: one list launch, read in place of w */
+    /* the weight copy, FP32 KRSC */
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == 0); /* no edge_storage */
     f.be.edge_storage = GAN_STORAGE_F32_NHWC;
     CHECK(gan_cuda_conv_weight_copy_bytes(&f.be, &stored) == aw && gan_cuda_conv_weight_copy_bytes(&f.be, &K3S1) == 0);
-    gan_conv_geom all = stored;
-    all.w_storage = GAN_STORAGE_F32_NHWC;
-    char *copy = malloc(aw);
-    gan_conv_weight_copy wc = {&all, w, copy};
-    conversion_count = list_launches = 0;
-    CHECK_OK(gan_cuda_conv_weight_copies(&f.be, 1, &wc));
-    CHECK(list_launches == 1 && conversion_count == 1 && conversion_is(0, TO_F32, sw, w, copy, 0.0f));
-    bytes = gan_cuda_conv_workspace_bytes(&f.be, &all, GAN_CONV_PASSES_ALL);
-    ws = malloc(bytes);
-    conversion_count = cudnn_log_count = 0;
-    CHECK_OK(gan_cuda_conv_forward(&f.be, &all, x, (const float *)copy, y, ws));
-    CHECK(conversion_count == 0 && cudnn_log_count == 1 && r[0].w == copy && r[0].x == x && r[0].y == y);
-    free(ws);
-    free(copy);
+    check_weight_copy(&f, &stored, GAN_STORAGE_F32_NHWC, TO_F32, FROM_F32, sw, aw);
 
     /* exported under its own key; reused without a search, beside the FP32-tensor plan's NCHW */
     char *exported = NULL;
