@@ -180,9 +180,16 @@ gan_status gan_selftest_iteration(gan_backend *reference, gan_backend *test, con
     /* The gradients the steps used, parameter by parameter (each network's buffer is left as its
      * step read it: D's from its real and fake backwards, G's from its backward through D).
      * Adam's first step hides their size (below), so they are compared themselves, by relative
-     * L2. fp32: below 1e-3 (sums in other orders through a dozen layers, batch norm's backward
-     * amplifying them: 4e-6 seen on the emulated device, which sums exactly; a GPU's FFT or
-     * Winograd algorithms round more, and the bound leaves them room). tf32 and bf16: operands
+     * L2. fp32: below 5e-2. Sums in other orders through a dozen layers leave about 1e-6 (on the
+     * emulated device: 1.2e-6 at most at dcgan_fmnist32 batch 2), but where a LeakyReLU's or
+     * ReLU's input lies within that rounding of 0 the two backends take different slopes there (1
+     * against 0.2 or 0), and batch norm's backward spreads each such element over its channel: at
+     * dcgan_celeba64 batch 16 (gan selftest's default) the emulated device's gradients were up to
+     * 0.9% off (G's; D's first layers' 3e-4), from the few such elements in D's backward (the
+     * same run with D's LeakyReLUs made linear and its step's learning rate 0: 1e-6 everywhere).
+     * A GPU's FFT or Winograd algorithms round more, so meet more such elements; the bound leaves
+     * them room and still fails a dropped accumulation (0.16) and a wiring error (1 or more).
+     * tf32 and bf16: operands
      * rounded to 10 or 7 bits, compounded through batch norm's backward (a small difference of
      * batch sums), leave some tensors' gradients 10-75% off even where every op is right (at
      * dcgan_celeba64 batch 16 in bf16: up to 23% with the CPU rounding operands alike,
@@ -190,7 +197,7 @@ gan_status gan_selftest_iteration(gan_backend *reference, gan_backend *test, con
      * 2); the bound there is 1: a gradient that still correlates with the reference. A wiring
      * error (a wrong tensor, a lost or doubled term, a sign) gives 1 or more, a lost half of a
      * sum 0.1 or more (a dropped accumulation: 0.16); fp32's bound is the fine check. */
-    double grad_bound = test->options.precision == GAN_PRECISION_FP32 ? 1e-3 : 1.0;
+    double grad_bound = test->options.precision == GAN_PRECISION_FP32 ? 5e-2 : 1.0;
     gan_model *models[2][2] = {{ref->g, tst->g}, {ref->d, tst->d}};
     for (int m = 0; m < 2; m++)
         for (int i = 0; i < models[m][0]->param_count; i++) {
