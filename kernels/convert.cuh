@@ -241,4 +241,26 @@ __global__ void gan_nhwc_to_f32_kernel(size_t n, size_t c, size_t c_nhwc, size_t
     }
 }
 
+/* The uint8 batch straight into the NHWC copy of a convolution's x: dst [n, hw, c_nhwc] T =
+ * gan_pixel_to_unit(pixels [n, hw, c]) for channels below c, +0 for the padding (c_nhwc >= c).
+ * Both are NHWC, so no transpose: thread i writes element i of dst (coalesced) and reads the
+ * pixel at the same position and channel. Each value is computed as gan_images_to_float computes
+ * it and stored as the narrowing stores it: the same bits as images_to_float followed by
+ * gan_f32_to_nhwc_kernel<T>, one pass and one launch fewer. */
+template <typename I, typename T>
+__device__ __forceinline__ void gan_images_to_nhwc_body(I count, I c, I c_nhwc, const uint8_t *pixels, T *dst)
+{
+    for (I i = (I)gan_thread_index(); i < count; i += (I)gan_thread_stride()) {
+        I position = i / c_nhwc, channel = i % c_nhwc;
+        gan_convert_store(&dst[i], channel < c ? gan_pixel_to_unit(pixels[position * c + channel]) : 0.0f);
+    }
+}
+
+template <typename T>
+__global__ void gan_images_to_nhwc_kernel(size_t count, size_t c, size_t c_nhwc, const uint8_t *pixels, T *dst)
+{
+    /* count: dst's elements (n hw c_nhwc), the larger of the two arrays */
+    GAN_INDEX_BODY(count, gan_images_to_nhwc_body, count, c, c_nhwc, pixels, dst);
+}
+
 #endif

@@ -280,6 +280,15 @@ gan_status gan_cuda_f32_to_f32_nhwc_pair(cudaStream_t cuda_stream, const gan_nhw
 gan_status gan_cuda_f32_to_bf16_nhwc_list(cudaStream_t cuda_stream, int count, const gan_nhwc_copy *copies);
 /* The same moving FP32 (tf32's weight copies): gan_cuda_f32_to_f32_nhwc's bits on each. */
 gan_status gan_cuda_f32_to_f32_nhwc_list(cudaStream_t cuda_stream, int count, const gan_nhwc_copy *copies);
+/* The uint8 batch pixels [n, h, w, c] (0..255) straight into a convolution's x copy dst
+ * [n, h w, c_nhwc] (NHWC, BF16 bit patterns or float): gan_pixel_to_unit of each pixel, channels
+ * c .. c_nhwc - 1 of every position written as +0. The same bits as gan_cuda_images_to_float
+ * followed by gan_cuda_f32_to_bf16_nhwc (gan_cuda_f32_to_f32_nhwc), in one pass. A negative size,
+ * or c_nhwc < c, is GAN_ERR_ARG; nothing is launched when there is nothing to write. */
+gan_status gan_cuda_images_to_bf16_nhwc(cudaStream_t cuda_stream, int n, int h, int w, int c, int c_nhwc,
+                                        const uint8_t *pixels, uint16_t *dst);
+gan_status gan_cuda_images_to_f32_nhwc(cudaStream_t cuda_stream, int n, int h, int w, int c, int c_nhwc,
+                                       const uint8_t *pixels, float *dst);
 /* dst [n, c, hw] (NCHW) = act(src [n, hw, c_nhwc] (NHWC, float)) for the first c channels when beta == 0 (dst
  * not read), else beta * dst + act(src) (product rounded on its own, as the bf16 widening). */
 gan_status gan_cuda_f32_nhwc_to_f32(cudaStream_t cuda_stream, int n, int c, int c_nhwc, int hw,

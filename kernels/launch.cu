@@ -8,6 +8,7 @@
 #ifndef GAN_CUDA_EMULATION
 #include <cuda_runtime.h>
 #endif
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -169,6 +170,23 @@ static gan_status launch_list(const char *name, cudaStream_t cuda_stream, int co
                        cuda_stream, list));
     }
     return GAN_OK;
+}
+
+/* The uint8 batch into x's NHWC copy: one thread per element of dst (pixels and dst are both NHWC,
+ * so there is no tile to transpose). */
+template <typename T>
+static gan_status launch_images_to_nhwc(const char *kernel_name, cudaStream_t cuda_stream, int n, int h, int w,
+                                        int c, int c_nhwc, const uint8_t *pixels, T *dst)
+{
+    if (h < 0 || w < 0)
+        return gan_error(GAN_ERR_ARG, "%s: negative image size %dx%d", kernel_name, h, w);
+    size_t hw = (size_t)h * (size_t)w;
+    if (hw > INT_MAX)
+        return gan_error(GAN_ERR_ARG, "%s: image %dx%d too large", kernel_name, h, w);
+    GAN_TRY(check_convert_shape(kernel_name, "", n, c, c_nhwc, (int)hw));
+    size_t count = (size_t)n * hw * (size_t)c_nhwc;
+    return launch_elementwise(kernel_name, gan_images_to_nhwc_kernel<T>, count, cuda_stream, count, (size_t)c,
+                              (size_t)c_nhwc, pixels, dst);
 }
 
 extern "C" {
@@ -793,6 +811,19 @@ gan_status gan_cuda_f32_to_f32_nhwc(cudaStream_t cuda_stream, int n, int c, int 
 {
     return launch_convert("f32_to_f32_nhwc", gan_f32_to_nhwc_kernel<float>, n, c, c_nhwc, hw, c_nhwc, cuda_stream,
                           src, dst);
+}
+
+gan_status gan_cuda_images_to_bf16_nhwc(cudaStream_t cuda_stream, int n, int h, int w, int c, int c_nhwc,
+                                        const uint8_t *pixels, uint16_t *dst)
+{
+    return launch_images_to_nhwc("images_to_bf16_nhwc", cuda_stream, n, h, w, c, c_nhwc, pixels,
+                                 reinterpret_cast<__nv_bfloat16 *>(dst));
+}
+
+gan_status gan_cuda_images_to_f32_nhwc(cudaStream_t cuda_stream, int n, int h, int w, int c, int c_nhwc,
+                                       const uint8_t *pixels, float *dst)
+{
+    return launch_images_to_nhwc("images_to_f32_nhwc", cuda_stream, n, h, w, c, c_nhwc, pixels, dst);
 }
 
 gan_status gan_cuda_f32_to_bf16_nhwc_pair(cudaStream_t cuda_stream, const gan_nhwc_copy *first,

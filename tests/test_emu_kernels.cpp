@@ -90,6 +90,9 @@
 #define gan_cuda_f32_to_f32_nhwc_pair emu_gan_cuda_f32_to_f32_nhwc_pair
 #define gan_cuda_f32_to_f32_nhwc_list emu_gan_cuda_f32_to_f32_nhwc_list
 #define gan_cuda_f32_nhwc_to_f32 emu_gan_cuda_f32_nhwc_to_f32
+/* the uint8 batch straight into a convolution's NHWC input copy */
+#define gan_cuda_images_to_bf16_nhwc emu_gan_cuda_images_to_bf16_nhwc
+#define gan_cuda_images_to_f32_nhwc emu_gan_cuda_images_to_f32_nhwc
 
 #include "launch.cu"
 
@@ -2503,6 +2506,72 @@ void test_bn_stored(void)
     check_copy_list<float>("f32 weight copy list", NAN, gan_cuda_f32_to_f32_nhwc, gan_cuda_f32_to_f32_nhwc_list, seed);
 }
 
+/* The uint8 batch straight into a convolution's NHWC copy of x (T: uint16_t BF16 patterns, or
+ * float), into dst full of a NaN pattern with 3 guards beyond: the bits of images_to_float followed
+ * by the narrowing `narrow` (what a kept copy is made from otherwise), the padding included, the
+ * guards untouched. */
+template <typename T>
+void check_images_to_nhwc(const char *name, T garbage,
+                          gan_status (*convert)(cudaStream_t, int, int, int, int, int, const uint8_t *, T *),
+                          gan_status (*narrow)(cudaStream_t, int, int, int, int, const float *, T *))
+{
+    static const struct {
+        int n, h, w, c, c_nhwc;
+    } shapes[] = {
+        {3, 5, 7, 3, 4},  /* RGB padded for TF32 */
+        {3, 5, 7, 3, 8},  /* RGB padded for BF16 */
+        {2, 8, 8, 1, 4},  /* gray */
+        {2, 8, 8, 1, 8},
+        {2, 3, 9, 4, 4},  /* no padding */
+        {1, 33, 35, 3, 8}, /* several blocks */
+        {0, 5, 7, 3, 8},  /* nothing to write */
+    };
+    for (const auto &sh : shapes) {
+        const size_t hw = (size_t)sh.h * sh.w, pixel_count = (size_t)sh.n * hw * sh.c;
+        const size_t count = (size_t)sh.n * hw * sh.c_nhwc;
+        std::vector<uint8_t> pixels(pixel_count + 1); /* never empty: its data() is not null */
+        for (size_t i = 0; i < pixel_count; i++)
+            pixels[i] = (uint8_t)((i * 37u + 11u) % 256u);
+        if (pixel_count > 1) {
+            pixels[0] = 0;
+            pixels[1] = 255;
+        }
+        T guard;
+        std::memset(&guard, 0x5a, sizeof guard);
+        std::vector<T> got(count + 3, guard), want(count + 3, guard);
+        std::fill(got.begin(), got.begin() + (ptrdiff_t)count, garbage);
+        std::fill(want.begin(), want.begin() + (ptrdiff_t)count, garbage);
+        std::vector<float> nchw(pixel_count + 1);
+        CHECK_OK(cpu->images_to_float(cpu, sh.n, sh.h, sh.w, sh.c, pixels.data(), nchw.data()));
+        CHECK_OK(narrow(nullptr, sh.n, sh.c, sh.c_nhwc, (int)hw, nchw.data(), want.data()));
+        CHECK_OK(convert(nullptr, sh.n, sh.h, sh.w, sh.c, sh.c_nhwc, pixels.data(), got.data()));
+        char full[160];
+        std::snprintf(full, sizeof full, "%s [n %d, h %d, w %d, c %d, c_nhwc %d]", name, sh.n, sh.h, sh.w, sh.c,
+                      sh.c_nhwc);
+        CHECK_MSG(std::memcmp(got.data(), want.data(), got.size() * sizeof(T)) == 0,
+                  "%s: not images_to_float and the narrowing bit for bit", full);
+    }
+    std::vector<uint8_t> pixels(2 * 4 * 4 * 3, 7);
+    std::vector<T> dst(2 * 4 * 4 * 8);
+    CHECK_FAILS_WITH(convert(nullptr, 2, 4, 4, 3, 2, pixels.data(), dst.data()), GAN_ERR_ARG, "c_nhwc below c");
+    CHECK_FAILS_WITH(convert(nullptr, -1, 4, 4, 3, 4, pixels.data(), dst.data()), GAN_ERR_ARG, "negative shape");
+    CHECK_FAILS_WITH(convert(nullptr, 2, -4, 4, 3, 4, pixels.data(), dst.data()), GAN_ERR_ARG, "negative image size");
+}
+
+void test_images_to_nhwc(void)
+{
+    check_images_to_nhwc<uint16_t>("images_to_bf16_nhwc", 0x7fc1, gan_cuda_images_to_bf16_nhwc,
+                                   gan_cuda_f32_to_bf16_nhwc);
+    check_images_to_nhwc<float>("images_to_f32_nhwc", float_of_bits(0x7fa00badu), gan_cuda_images_to_f32_nhwc,
+                                gan_cuda_f32_to_f32_nhwc);
+    check_index_widths("images_to_f32_nhwc", 2 * 5 * 6 * 4, [](std::vector<float> &out) {
+        std::vector<uint8_t> pixels(2 * 5 * 6 * 3);
+        for (size_t i = 0; i < pixels.size(); i++)
+            pixels[i] = (uint8_t)(i * 37 + 11);
+        CHECK_OK(gan_cuda_images_to_f32_nhwc(nullptr, 2, 5, 6, 3, 4, pixels.data(), out.data()));
+    });
+}
+
 int main(void)
 {
     gan_status status = gan_cpu_backend_create(NULL, &cpu);
@@ -2520,6 +2589,7 @@ int main(void)
     test_ema();
     test_counts();
     test_images();
+    test_images_to_nhwc();
     test_bias();
     test_bce();
     test_bn_chunks();
