@@ -132,6 +132,98 @@ static void test_conv_grads_bits(gan_precision precision)
     be->destroy(be);
 }
 
+/* A model's first Conv2d on the uint8 batch (3 -> 16 channels, 16x16 -> 8x8, k4 s2 p1, batch 4), in
+ * `precision`: conv_keep_images makes the bytes of the copy conv_keep_pass makes of images_to_float's
+ * output, and the forward on it (conv_keep_pass with no input; D's LeakyReLU) and the backward-filter
+ * on it (x not given) give the bits of those on images_to_float's output. Where the geometry keeps no
+ * copy, conv_keep_images is refused. */
+static void keep_images_in(gan_precision precision)
+{
+    gan_backend_options options = gan_backend_options_default();
+    options.precision = precision;
+    options.deterministic = true;
+    gan_backend *be = NULL;
+    CHECK_OK(gan_cuda_backend_create(&options, &be));
+    if (!be)
+        return;
+    const char *name = gan_precision_name(precision);
+    const gan_conv_geom g = {.n = 4, .c_in = 3, .h_in = 16, .w_in = 16, .c_out = 16, .h_out = 8, .w_out = 8,
+                             .k_h = 4, .k_w = 4, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+    const size_t pixel_count = 4 * 16 * 16 * 3, y_count = 4 * 16 * 8 * 8, w_count = 16 * 3 * 4 * 4;
+    uint8_t host[4 * 16 * 16 * 3];
+    for (size_t i = 0; i < pixel_count; i++)
+        host[i] = (uint8_t)((i * 37u + 11u) % 256u);
+    void *pixels = NULL, *ws = NULL, *keep1 = NULL, *keep2 = NULL;
+    CHECK_OK(be->alloc(be, pixel_count, &pixels));
+    CHECK_OK(be->upload(be, pixels, host, pixel_count));
+    size_t ws_bytes = be->conv_workspace_bytes(be, &g, GAN_CONV_PASSES_ALL);
+    CHECK_OK(be->alloc(be, ws_bytes ? ws_bytes : 4, &ws));
+    float *x = device_random_on(be, pixel_count, 51), *junk = device_random_on(be, pixel_count, 52);
+    float *w = device_random_on(be, w_count, 53), *dy = device_random_on(be, y_count, 54);
+    float *y1 = device_random_on(be, y_count, 55), *y2 = device_random_on(be, y_count, 56);
+    float *dw1 = device_random_on(be, w_count, 57), *dw2 = device_random_on(be, w_count, 58);
+    CHECK_OK(be->images_to_float(be, 4, 16, 16, 3, pixels, x));
+    size_t keep_bytes = be->conv_keep_bytes(be, &g, GAN_CONV_FORWARD);
+    CHECK_MSG(be->conv_keep_images != NULL, "%s: the CUDA backend has no conv_keep_images", name);
+    if (!keep_bytes && be->conv_keep_images) {
+        void *any = NULL;
+        CHECK_OK(be->alloc(be, pixel_count * sizeof(float), &any));
+        CHECK_FAILS_WITH(be->conv_keep_images(be, &g, pixels, any), GAN_ERR_ARG, "keeps no copy");
+        be->free(be, any);
+    }
+    if (keep_bytes && be->conv_keep_images) {
+        CHECK_OK(be->alloc(be, keep_bytes, &keep1));
+        CHECK_OK(be->alloc(be, keep_bytes, &keep2));
+        /* the same bytes everywhere first: the copies leave the alignment's tail alone */
+        CHECK_OK(be->fill(be, keep1, 0.0f, keep_bytes / sizeof(float)));
+        CHECK_OK(be->fill(be, keep2, 0.0f, keep_bytes / sizeof(float)));
+        CHECK_OK(be->conv_keep_pass(be, &g, GAN_CONV_FORWARD, x, w, GAN_ACT_LRELU, 0.2f, y1, keep1, ws));
+        CHECK_OK(be->conv_keep_images(be, &g, pixels, keep2));
+        CHECK_MSG(same_bits_on(be, keep1, keep2, keep_bytes / sizeof(float)),
+                  "%s: conv_keep_images is not the copy conv_keep_pass keeps of images_to_float's output", name);
+        CHECK_OK(be->fill(be, keep2, 0.0f, keep_bytes / sizeof(float)));
+        CHECK_OK(be->conv_keep_images(be, &g, pixels, keep2));
+        CHECK_OK(be->conv_keep_pass(be, &g, GAN_CONV_FORWARD, NULL, w, GAN_ACT_LRELU, 0.2f, y2, keep2, ws));
+        CHECK_MSG(same_bits_on(be, y1, y2, y_count), "%s: the forward on the images' copy is not the forward", name);
+        CHECK_OK(be->conv_grads(be, &g, x, dy, 0.0f, dw1, GAN_CONV_BACKWARD_DATA, NULL, NULL, keep1, ws));
+        CHECK_OK(be->conv_grads(be, &g, junk, dy, 0.0f, dw2, GAN_CONV_BACKWARD_DATA, NULL, NULL, keep2, ws));
+        CHECK_MSG(same_bits_on(be, dw1, dw2, w_count),
+                  "%s: the backward-filter on the images' copy is not the one on images_to_float's", name);
+    }
+    printf("%s: images kept %zu bytes (0: the first layer's forward is not cuDNN in NHWC)\n", name, keep_bytes);
+    be->free(be, keep1);
+    be->free(be, keep2);
+    be->free(be, pixels);
+    be->free(be, ws);
+    float *all[] = {x, junk, w, dy, y1, y2, dw1, dw2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        be->free(be, all[i]);
+    be->destroy(be);
+}
+
+/* ... with cuDNN in NHWC on every pass of the layer where the precision has it (GAN_CUDA_NHWC=always,
+ * GAN_CUDA_IM2COL=never: the timing may choose NCHW or a form of ours, which keep nothing), the
+ * environment put back after. */
+static void test_keep_images(gan_precision precision)
+{
+    static const char *const names[2] = {"GAN_CUDA_NHWC", "GAN_CUDA_IM2COL"};
+    static const char *const forced[2] = {"always", "never"};
+    char *saved[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        const char *now = getenv(names[i]);
+        saved[i] = now ? strdup(now) : NULL;
+        setenv(names[i], forced[i], 1);
+    }
+    keep_images_in(precision);
+    for (int i = 0; i < 2; i++) {
+        if (saved[i])
+            setenv(names[i], saved[i], 1);
+        else
+            unsetenv(names[i]);
+        free(saved[i]);
+    }
+}
+
 /* Deterministic fp32: deterministic algorithms, so two runs of a gradient give the same bits. */
 static void test_determinism(void)
 {
@@ -317,6 +409,9 @@ int main(void)
     test_side_stream();
     test_conv_grads_bits(GAN_PRECISION_FP32);
     test_conv_grads_bits(GAN_PRECISION_BF16);
+    test_keep_images(GAN_PRECISION_FP32);
+    test_keep_images(GAN_PRECISION_TF32);
+    test_keep_images(GAN_PRECISION_BF16);
     cuda->destroy(cuda);
     cpu->destroy(cpu);
     return test_finish();

@@ -249,8 +249,16 @@ struct gan_backend {
      * of that copy where both passes of g make it alike, else 0 (nothing to keep). conv_keep_pass:
      * the pass, with `act` (a gan_activation, or GAN_CONV_NO_ACT) as conv_forward_act and
      * conv_backward_data_act apply it, its copy of `in` made into `keep` (conv_keep_bytes of it)
-     * and left there for conv_grads; the same bits as the plain pass. */
+     * and left there for conv_grads; the same bits as the plain pass. `in` NULL: `keep` holds
+     * the copy already (conv_keep_images made it), and the pass reads it. */
     size_t (*conv_keep_bytes)(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass);
+    /* Optional (NULL where conv_keep_bytes is): the uint8 batch `pixels` [g->n, g->h_in, g->w_in,
+     * g->c_in] (NHWC, 0..255) converted straight into the copy conv_keep_pass makes of g's forward
+     * input (the conv_keep_bytes(g, GAN_CONV_FORWARD) bytes at `keep`, which must not be 0), as
+     * images_to_float would map it into [-1, 1]: the same bits as images_to_float followed by
+     * conv_keep_pass's copy, in one pass. A model's first Conv2d then runs on the real batch
+     * without its FP32 NCHW form (conv_keep_pass with `in` NULL). */
+    gan_status (*conv_keep_images)(gan_backend *be, const gan_conv_geom *g, const uint8_t *pixels, void *keep);
     /* Optional (CUDA with edge_storage; NULL elsewhere): a layer's weights in the layout its passes
      * read (KRSC, in the edge storage's type), copied once per model forward for all its
      * convolutions in one launch (conv_weight_copies, each copy conv_weight_copy_bytes of its g, 0

@@ -804,6 +804,10 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
     /* the weight gradients beside the input gradients (gan/backend.h side_fork); never: one stream */
     const char *side = getenv("GAN_CUDA_SIDE_STREAM");
     bool with_side = !(side && !strcmp(side, "never"));
+    /* the real batch straight into the first convolution's input copy (conv_keep_images); never:
+     * through images_to_float, as on the CPU */
+    const char *images = getenv("GAN_CUDA_KEEP_IMAGES");
+    bool keep_images = !(images && !strcmp(images, "never"));
     *be = (gan_backend){
         .name = "cuda",
         .kind = GAN_BACKEND_CUDA,
@@ -827,6 +831,7 @@ gan_status gan_cuda_module_backend_create(const gan_backend_options *options, ga
         .conv_grads = gan_cuda_conv_grads,
         .conv_keep_bytes = gan_cuda_conv_keep_bytes,
         .conv_keep_pass = gan_cuda_conv_keep_pass,
+        .conv_keep_images = keep_images ? gan_cuda_conv_keep_images : NULL,
         .conv_weight_copy_bytes = gan_cuda_conv_weight_copy_bytes,
         .conv_weight_copies = gan_cuda_conv_weight_copies,
         .bias_forward = cuda_bias_forward,

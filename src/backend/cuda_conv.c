@@ -1518,10 +1518,30 @@ gan_status gan_cuda_conv_keep_pass(gan_backend *be, const gan_conv_geom *g, gan_
                          keep ? "this geometry keeps no copy (conv_keep_bytes is 0)" : "no buffer to keep the copy in");
     const gan_cuda_pass_plan *p = &plan->pass[pass];
     GAN_TRY(check_workspace(pass, p->bytes, workspace));
-    kept_copy k = {keep, pass == GAN_CONV_BACKWARD_DATA, true};
+    /* no `in`: keep holds its copy already (conv_keep_images), read as a kept copy is */
+    kept_copy k = {keep, pass == GAN_CONV_BACKWARD_DATA, in != NULL};
     if (pass == GAN_CONV_FORWARD)
         return cudnn_run_kept(impl, plan, pass, in, w, 0.0f, act, slope, out, workspace, k);
     return cudnn_run_kept(impl, plan, pass, w, in, 0.0f, act, slope, out, workspace, k);
+}
+
+/* The op table's conv_keep_images: the uint8 batch into the copy conv_keep_pass makes of g's forward
+ * input (x's copy: NHWC, its channels padded as the passes pad them, BF16 in bf16 and FP32
+ * otherwise), what copy_in would make of images_to_float's output, in one launch. */
+gan_status gan_cuda_conv_keep_images(gan_backend *be, const gan_conv_geom *g, const uint8_t *pixels, void *keep)
+{
+    gan_cuda_impl *impl = gan_cuda_impl_of(be);
+    gan_cuda_conv_plan *plan;
+    GAN_TRY(plan_with_filter(be, g, GAN_CONV_FORWARD, &plan));
+    if (!plan || !plan_keeps(plan, GAN_CONV_FORWARD) || !keep || !pixels)
+        return gan_error(GAN_ERR_ARG, "conv keep images: %s",
+                         !plan || !plan_keeps(plan, GAN_CONV_FORWARD)
+                             ? "this geometry keeps no copy of its forward's input (conv_keep_bytes is 0)"
+                             : keep ? "no images" : "no buffer to keep the copy in");
+    nc_hw x = x_shape(impl, g);
+    if (impl->precision == GAN_PRECISION_BF16)
+        return gan_cuda_images_to_bf16_nhwc(impl->stream, x.n, g->h_in, g->w_in, x.c, x.c_nhwc, pixels, keep);
+    return gan_cuda_images_to_f32_nhwc(impl->stream, x.n, g->h_in, g->w_in, x.c, x.c_nhwc, pixels, keep);
 }
 
 /* ---- weight copies, once per model forward --------------------------------------------------- */

@@ -204,6 +204,7 @@ gan_status gan_cuda_conv_grads(gan_backend *be, const gan_conv_geom *g, const fl
 size_t gan_cuda_conv_keep_bytes(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass);
 gan_status gan_cuda_conv_keep_pass(gan_backend *be, const gan_conv_geom *g, gan_conv_pass pass, const float *in,
                                    const float *w, int act, float slope, float *out, void *keep, void *workspace);
+gan_status gan_cuda_conv_keep_images(gan_backend *be, const gan_conv_geom *g, const uint8_t *pixels, void *keep);
 size_t gan_cuda_conv_weight_copy_bytes(gan_backend *be, const gan_conv_geom *g);
 gan_status gan_cuda_conv_weight_copies(gan_backend *be, int count, const gan_conv_weight_copy *copies);
 /* Forgets every plan and choice (when the backend is destroyed). */

@@ -892,6 +892,61 @@ cleanup:
     return status;
 }
 
+/* D's first layer on the real batch where the test backend converts the images straight into the
+ * copy of its input it keeps (conv_keep_images, then conv_keep_pass with no input; the backward-filter
+ * on that copy, x not read): against the reference's forward (with D's LeakyReLU) and backward-filter
+ * on images_to_float's output `x`, of the images `pixels` [g->n, g->h_in, g->w_in, g->c_in]. */
+static gan_status images_forward(selftest *st, gan_backend *be, const gan_conv_geom *g, const void *pixels,
+                                 const float *x, const float *w, float *y, void *keep, void *ws)
+{
+    if (be == st->ref)
+        return be->conv_forward_act(be, g, x, w, GAN_ACT_LRELU, 0.2f, y, ws);
+    GAN_TRY(be->conv_keep_images(be, g, pixels, keep));
+    return be->conv_keep_pass(be, g, GAN_CONV_FORWARD, NULL, w, (int)GAN_ACT_LRELU, 0.2f, y, keep, ws);
+}
+
+static gan_status images_filter(selftest *st, gan_backend *be, const gan_conv_geom *g, const float *x,
+                                const float *dy, float *dw, void *keep, void *ws)
+{
+    if (be == st->ref)
+        return be->conv_backward_filter(be, g, x, dy, 0.0f, dw, ws);
+    return be->conv_grads(be, g, NULL, dy, 0.0f, dw, GAN_CONV_BACKWARD_DATA, NULL, NULL, keep, ws);
+}
+
+static gan_status check_images_kept(selftest *st, const gan_conv_geom *g, const pair *pixels, pair *x)
+{
+    BOTH_SIDES_LOCALS;
+    const char *op = "conv_keep_images fwd lrelu";
+    size_t keep_bytes = st->test->conv_keep_images && st->test->conv_keep_bytes
+                            ? st->test->conv_keep_bytes(st->test, g, GAN_CONV_FORWARD)
+                            : 0;
+    if (!keep_bytes || !st->ref->conv_forward_act) {
+        if (st->report)
+            fprintf(st->report, "%-44s none: the %s backend %s\n", op, keep_bytes ? st->ref->name : st->test->name,
+                    keep_bytes ? "has no conv_forward_act" : "keeps no copy of the images here");
+        return GAN_OK;
+    }
+    tolerance tol = math_tolerance(st, LONG_REDUCTION);
+    conv_pairs c;
+    GAN_TRY(conv_pairs_make(st, g, 1.0f, &c));
+    void *keep = NULL;
+    gan_status status = GAN_OK;
+    GAN_CHECK(st->test->alloc(st->test, keep_bytes, &keep));
+    if (RUN_BOTH(st, op, images_forward(st, be, g, SIDE_RAW(*pixels), SIDE(*x), SIDE(c.w), SIDE(c.y), keep,
+                                        SIDE_RAW(c.ws))))
+        GAN_CHECK(compare(st, op, &c.y, c.y_count, tol));
+    else
+        goto cleanup; /* no copy made to read */
+    op = "conv_grads kept images bwd-filter b0";
+    if (RUN_BOTH(st, op, images_filter(st, be, g, SIDE(*x), SIDE(c.dy), SIDE(c.dw), keep, SIDE_RAW(c.ws))))
+        GAN_CHECK(compare(st, op, &c.dw, c.w_count, tol));
+cleanup:
+    if (keep)
+        st->test->free(st->test, keep);
+    conv_pairs_free(st, &c);
+    return status;
+}
+
 static gan_status check_images(selftest *st)
 {
     BOTH_SIDES_LOCALS;
@@ -912,8 +967,12 @@ static gan_status check_images(selftest *st)
     host[1] = 255;
     GAN_CHECK(pair_upload(st, &pixels, host));
     GAN_CHECK(pair_alloc(st, &out, count * sizeof(float)));
-    if (RUN_BOTH(st, "images_to_float", be->images_to_float(be, n, h, w, c, SIDE_RAW(pixels), SIDE(out))))
+    if (RUN_BOTH(st, "images_to_float", be->images_to_float(be, n, h, w, c, SIDE_RAW(pixels), SIDE(out)))) {
         GAN_CHECK(compare(st, "images_to_float", &out, count, EXACT));
+        /* the same images into a first layer of 16 channels, k4 s2 p1 */
+        gan_conv_geom g = conv_geom(n, c, h, w, 16, 4, 2, 1);
+        GAN_CHECK(check_images_kept(st, &g, &pixels, &out));
+    }
 cleanup:
     free(host);
     pair_free(st, &pixels);
