@@ -18,7 +18,9 @@
 #      choices reused) too, and so do 3 iterations resumed to 6 (the device-side counters restored)
 #      and a run logged every 3rd iteration (uploads queued behind replays: the staging waits);
 #      the CPU's within 1e-3; bf16 trains with finite losses near fp32's; bf16 with cuDNN on every
-#      pass keeps copies, and its captured iteration matches its op-by-op one bit for bit; so does
+#      pass keeps copies, and its captured iteration matches its op-by-op one bit for bit, as does
+#      its run with the real batch through FP32 NCHW instead of straight into D's first layer's
+#      kept copy (GAN_CUDA_KEEP_IMAGES=never); so does
 #      tf32 with FP32 NHWC edges, near the CPU's with them and without, and its run resumed from
 #      the checkpoint's algorithm choices alone equals the one run.
 #   3. the side stream: each precision and storage trains bit for bit as on one stream, whatever
@@ -88,32 +90,42 @@ for forms in timed never; do
 done
 grep -q '^bf16: kept copies x [1-9][0-9]* bytes, dy [1-9]' "$work/gpu-ops-never.out" && ok ||
   fail "test_gpu_ops with cuDNN on every pass kept no copies in bf16: $(grep 'kept copies' "$work/gpu-ops-never.out")"
+# its images test forces cuDNN in NHWC itself: the images' copy is compared in tf32 and bf16
+for precision in tf32 bf16; do
+  grep -q "^$precision: images kept [1-9][0-9]* bytes" "$work/gpu-ops-timed.out" && ok ||
+    fail "test_gpu_ops kept no copy of the images in $precision: $(grep 'images kept' "$work/gpu-ops-timed.out")"
+done
 
 # gan bench ops on the emulated device (its GEMM peak made small: GAN_BENCH_PEAK_N), bf16 with
 # cuDNN on every pass and the tensors between layers FP32 NCHW: the kept forms get rows, and the
 # iteration counts them in place of the plain ops (x/it: D's forwards 3, its backwards 2, on the
-# kept copy; the plain ones 0)
+# kept copy; the plain ones 0); the real batch through FP32 NCHW (GAN_CUDA_KEEP_IMAGES=never): no
+# images rows
 if env GAN_CACHE_DIR="$work/cache-bench" GAN_BENCH_PEAK_N=64 GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never \
-     GAN_CUDA_STORAGE=never "$gan" bench ops --device cuda --configs dcgan_fmnist32 --batch 2 --runs 1 \
+     GAN_CUDA_STORAGE=never GAN_CUDA_KEEP_IMAGES=never "$gan" bench ops --device cuda --configs dcgan_fmnist32 --batch 2 --runs 1 \
      --warmup 0 --min-ms 0 train.precision=bf16 train.deterministic=false >"$work/bench-ops.out" 2>&1; then
   bench_x_it "$work/bench-ops.out" 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' \
     'conv bwd-filter|D.0|0' 'conv fwd kept|D.2|3' 'conv grads kept|D.2|2' 'conv grads|D.2|0' 'conv fwd|D.2|0' \
     'convt fwd kept|G.3|1' 'convt grads kept|G.3|1' 'convt grads|G.3|0' 'convt fwd+tanh kept|G.9|1'
   bench_total "$work/bench-ops.out"
+  ! grep -qE '^(images kept|conv fwd\+lrelu images) ' "$work/bench-ops.out" && ok ||
+    fail "bench ops: images rows with GAN_CUDA_KEEP_IMAGES=never: $(grep -E 'images' "$work/bench-ops.out")"
 else
   fail "gan bench ops on the emulated device: $(tail -n 3 "$work/bench-ops.out")"
 fi
 # ... and with the tensors between layers stored NHWC (the default in bf16 and tf32): the rows of
 # those layers run the stored ops (their shapes marked bf16, or nhwc for FP32); only D's first
 # layer, whose input is the FP32 image, keeps a copy; the batch norms beside the whole-input layers
-# mix the two storages; each model's weight copies are one op per forward (G 1, D 3).
+# mix the two storages; each model's weight copies are one op per forward (G 1, D 3); D's forward
+# on the real batch runs on the copy the uint8 batch is converted into (images kept, x/it 1).
 # bench_stored PRECISION MARK: gan bench ops, its counts and the rows' marks
 bench_stored() {
   local precision=$1 mark=$2 out=$work/bench-ops-$1.out
   if env GAN_CACHE_DIR="$work/cache-bench-$precision" GAN_BENCH_PEAK_N=64 "$gan" bench ops --device cuda \
        --configs dcgan_fmnist32 --batch 2 --runs 1 --warmup 0 --min-ms 0 train.precision="$precision" \
        train.deterministic=false >"$out" 2>&1; then
-    bench_x_it "$out" 'conv fwd+lrelu kept|D.0|3' 'conv bwd-filter kept|D.0|2' 'conv fwd|D.2|3' 'conv grads|D.2|2' \
+    bench_x_it "$out" 'conv fwd+lrelu kept|D.0|2' 'images kept|D.0|1' 'conv fwd+lrelu images|D.0|1' \
+      'conv bwd-filter kept|D.0|2' 'conv fwd|D.2|3' 'conv grads|D.2|2' \
       'conv fwd kept|D.2|' 'bn+lrelu fwd-train|D.3|3' 'bn+lrelu bwd|D.3|3' 'bn+lrelu fwd-train|D.6|3' \
       'bn+relu fwd-train|G.1|1' 'convt fwd|G.3|1' 'convt grads|G.3|1' 'convt fwd kept|G.3|' 'convt fwd+tanh|G.9|1' \
       'conv weight copies|G|1' 'conv weight copies|D|3'
@@ -184,6 +196,9 @@ train_env=""
 train_env="GAN_CACHE_DIR=$work/cache-train-cudnn GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never"
 train bf16-kept cuda train.precision=bf16
 train bf16-kept-eager cuda train.precision=bf16 train.graph=false
+# ... its real batch through FP32 NCHW and the forward's copy, not straight into that copy
+train_env="$train_env GAN_CUDA_KEEP_IMAGES=never"
+train bf16-kept-raw cuda train.precision=bf16
 train_env=""
 # resumed: 3 iterations, then --resume to 6 (the device-side counters restored from the checkpoint)
 if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" train.iterations=3 --device cuda --quiet \
@@ -239,6 +254,13 @@ grep -q "^activations: 2 of G's and 0 of D's layer outputs stored FP32 NHWC" "$w
 cmp -s "$work/bf16-kept.losses" "$work/bf16-kept-eager.losses" && ok ||
   fail "bf16 with kept copies: the captured iteration's losses differ from the op-by-op ones:" \
     "$(paste -d'|' "$work/bf16-kept.losses" "$work/bf16-kept-eager.losses" | head -n 3)"
+cmp -s "$work/bf16-kept.losses" "$work/bf16-kept-raw.losses" && ok ||
+  fail "bf16 with the real batch straight into D's first layer's copy: the losses differ from those through" \
+    "FP32 NCHW: $(paste -d'|' "$work/bf16-kept.losses" "$work/bf16-kept-raw.losses" | head -n 3)"
+grep -q "^real batch: converted on the device straight into" "$work/train-bf16-kept.out" && ok ||
+  fail "bf16 with cuDNN on every pass did not convert the real batch into D's first layer's copy"
+! grep -q "^real batch:" "$work/train-bf16-kept-raw.out" && ok ||
+  fail "GAN_CUDA_KEEP_IMAGES=never still converted the real batch into D's first layer's copy"
 grep -q '^  conv kept copies ' "$work/train-bf16-kept.out" && ok ||
   fail "bf16 with cuDNN on every pass kept no copies: $(grep -A12 '^memory' "$work/train-bf16-kept.out")"
 grep -q 'algo=' "$work/cache-train/conv_algorithms.txt" 2>/dev/null && ok || fail "no stored algorithm choices"

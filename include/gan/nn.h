@@ -166,6 +166,14 @@ void gan_model_destroy(gan_model *model);
 /* Training mode: BN uses batch statistics and updates running statistics, dropout drops.
  * `input` is [batch, input_shape]; it must stay valid until backward. */
 gan_status gan_model_forward(gan_model *model, const float *input, bool training);
+/* The input of the next training forward on `input` from the uint8 batch `pixels` [batch, h, w, c]
+ * (NHWC, 0..255; h, w, c the model's input shape), mapped into [-1, 1]. Where the model's first
+ * layer keeps a copy of its input for its backward (a Conv2d on CUDA in NHWC: conv_keep_images)
+ * the pixels go straight into that copy, and `input` is not written: only that forward and its
+ * backward (with no input gradient) may read it. Elsewhere `input` gets them (images_to_float). */
+gan_status gan_model_images_in(gan_model *model, int h, int w, int c, const uint8_t *pixels, float *input);
+/* Whether gan_model_images_in writes the pixels straight into the first layer's copy. */
+bool gan_model_takes_images(gan_model *model);
 /* The last forward's output: [batch, output_shape] (FP32 NCHW, as the input: only the edges
  * between the model's layers may be stored otherwise). */
 float *gan_model_output(gan_model *model);

@@ -11,7 +11,10 @@
  *     conv_backward_data_act) also that fused forward; the two backward passes as one op
  *     (conv_grads); where the backend keeps the forward's input copy for the backward-filter
  *     (conv_keep_bytes > 0), the forward that keeps it (with the activation, if fused) and the
- *     backwards on it (both passes; the backward-filter alone where no dx is wanted);
+ *     backwards on it (both passes; the backward-filter alone where no dx is wanted); at D's
+ *     first layer, where the backend converts the uint8 batch straight into that copy
+ *     (conv_keep_images), the conversion and the forward on its copy, once per iteration in place
+ *     of one of the kept forwards;
  *   bn: training forward (batch statistics, running statistics updated) and backward, and where
  *     training fuses the ReLU/LeakyReLU after it (the backend has bn_act_*), both fused ops;
  *   relu, lrelu, tanh, sigmoid (D's last layer: fused into the loss in training), dropout:
@@ -156,6 +159,7 @@ typedef enum op_kind {
     OP_CONV_BACKWARD_DATA_ACT,
     OP_CONV_GRADS,
     OP_CONV_KEEP_PASS,
+    OP_CONV_KEEP_IMAGES,
     OP_CONV_WEIGHT_COPIES,
     OP_GEMM,
     OP_BN_FORWARD_TRAIN,
@@ -193,6 +197,7 @@ typedef struct op_call {
     gan_storage in_storage, out_storage; /* stored batch norm: x and dx, y, y_act and dy */
     int stored_act;                      /* stored batch norm: a gan_activation or GAN_CONV_NO_ACT */
     const gan_conv_weight_copy *copies;  /* weight copies: `count` of them */
+    const void *pixels;                  /* images kept: the uint8 batch */
 } op_call;
 
 static gan_status op_run(gan_backend *be, const op_call *o)
@@ -214,6 +219,7 @@ static gan_status op_run(gan_backend *be, const op_call *o)
         /* in, w -> out (the pass `other`), in's copy into keep */
         return be->conv_keep_pass(be, &o->geom, o->other, o->a, o->b, o->keep_act, o->slope, o->out, o->keep,
                                   o->workspace);
+    case OP_CONV_KEEP_IMAGES: return be->conv_keep_images(be, &o->geom, o->pixels, o->keep);
     case OP_CONV_WEIGHT_COPIES: return be->conv_weight_copies(be, (int)o->count, o->copies);
     case OP_GEMM:
         return be->gemm(be, o->trans_a, o->trans_b, o->m, o->n, o->k, 1.0f, o->a, o->lda, o->b, o->ldb, 0.0f,
@@ -440,6 +446,14 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
     void *keep = NULL;
     if (keep_bytes)
         buffer_bytes(&b, keep_bytes, &keep);
+    /* D's first Conv2d on the real batch, where the backend converts the uint8 batch straight into
+     * the copy the layer keeps (conv_keep_images): that conversion, and the forward on its copy,
+     * once per D step in place of one of the kept forwards (zeros for pixels) */
+    bool images = keep && !convt && m->name[0] == 'D' && l->position == 0 && be->conv_keep_images;
+    size_t pixel_bytes = (size_t)g.n * g.c_in * g.h_in * g.w_in;
+    float *pixels = NULL;
+    if (images)
+        buffer_floats(&b, (pixel_bytes + sizeof(float) - 1) / sizeof(float), 0.0f, 0.0f, &pixels);
     gan_status status = GAN_OK;
     GAN_CHECK(b.status);
     if (w_copy) {
@@ -505,7 +519,18 @@ static gan_status bench_conv_layer(gan_backend *be, const gan_model *m, const ga
                              .out = convt ? dx : y, .keep = keep, .keep_act = epilogue ? (int)act : GAN_CONV_NO_ACT,
                              .slope = epilogue ? slope : 0.0f, .workspace = ws};
         snprintf(name, sizeof name, "%s fwd%s%s kept", kind, epilogue ? "+" : "", epilogue ? act_name : "");
-        GAN_CHECK(report_op(be, &keep_pass, opt, pk, name, layer, shape, flops, 0, &it->conv, forwards));
+        GAN_CHECK(report_op(be, &keep_pass, opt, pk, name, layer, shape, flops, 0, &it->conv,
+                            forwards - (images ? 1 : 0)));
+        if (images) {
+            /* the uint8 batch read once, the copy written once */
+            op_call convert = {.kind = OP_CONV_KEEP_IMAGES, .geom = g, .pixels = pixels, .keep = keep};
+            GAN_CHECK(report_op(be, &convert, opt, pk, "images kept", layer, shape, 0,
+                                (double)pixel_bytes + (double)keep_bytes, &it->conv, 1));
+            op_call on_images = keep_pass;
+            on_images.a = NULL; /* the copy conv_keep_images made */
+            snprintf(name, sizeof name, "%s fwd%s%s images", kind, epilogue ? "+" : "", epilogue ? act_name : "");
+            GAN_CHECK(report_op(be, &on_images, opt, pk, name, layer, shape, flops, 0, &it->conv, 1));
+        }
         grads.keep = keep;
         snprintf(name, sizeof name, "%s grads kept", kind);
         GAN_CHECK(report_op(be, &grads, opt, pk, name, layer, shape, 2.0 * flops, 0, &it->conv, both));
@@ -952,7 +977,9 @@ static int usage(FILE *out)
             "(conv fwd+lrelu, convt fwd+tanh, bn+relu fwd-train, bn+relu bwd); so does a layer's two\n"
             "backward passes as one op (conv grads), and, where the backend keeps a forward's input\n"
             "copy for the backward-filter (CUDA with both passes in NHWC), the forward that keeps it and\n"
-            "the backwards that read it (conv fwd kept, conv grads kept, conv bwd-filter kept). In tf32\n"
+            "the backwards that read it (conv fwd kept, conv grads kept, conv bwd-filter kept), and for\n"
+            "D's first layer the real batch converted straight into that copy and the forward on it\n"
+            "(images kept, conv fwd+lrelu images; GAN_CUDA_KEEP_IMAGES=never turns them off). In tf32\n"
             "and bf16 on CUDA the layers whose tensors training keeps NHWC run the ops on that storage\n"
             "(the shape marked nhwc for FP32, bf16 for BF16), and each model's weight copies, one op per\n"
             "forward, get a row (conv weight copies; GAN_CUDA_STORAGE=never turns both off). x/it: how\n"

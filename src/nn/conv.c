@@ -89,6 +89,12 @@ static bool conv_weight_copy(gan_layer *layer, gan_model *model, gan_conv_weight
     return gan_conv_layer_weight_copy(layer, model, &((conv_layer *)layer)->conv, out);
 }
 
+static gan_status conv_keep_images(gan_layer *layer, gan_model *model, const uint8_t *pixels, const float *x,
+                                   bool *taken)
+{
+    return gan_conv_layer_keep_images(model, &((conv_layer *)layer)->conv, pixels, x, taken);
+}
+
 static const gan_layer_vtable conv_vtable = {
     .infer_shape = conv_infer_shape,
     .declare_params = conv_declare_params,
@@ -100,6 +106,7 @@ static const gan_layer_vtable conv_vtable = {
     .init_weights = conv_init_weights,
     .stored_edges = conv_stored_edges,
     .weight_copy = conv_weight_copy,
+    .keep_images = conv_keep_images,
 };
 
 gan_layer *gan_conv_layer_new(const gan_layer_spec *spec)

@@ -61,6 +61,23 @@ size_t gan_conv_layer_side_workspace_bytes(const gan_conv_state *c, gan_model *m
     return model->backend->conv_workspace_bytes(model->backend, &c->geom, GAN_CONV_PASS_BIT(GAN_CONV_BACKWARD_FILTER));
 }
 
+gan_status gan_conv_layer_keep_images(gan_model *model, gan_conv_state *c, const uint8_t *pixels, const float *x,
+                                      bool *taken)
+{
+    gan_backend *be = model->backend;
+    *taken = false;
+    if (!c->keep || c->pass != GAN_CONV_FORWARD || !be->conv_keep_images)
+        return GAN_OK;
+    if (!pixels) { /* the question alone */
+        *taken = true;
+        return GAN_OK;
+    }
+    GAN_TRY(be->conv_keep_images(be, &c->geom, pixels, c->keep));
+    c->ahead = x;
+    *taken = true;
+    return GAN_OK;
+}
+
 gan_status gan_conv_layer_forward(gan_layer *layer, gan_model *model, gan_conv_state *c, const float *x, float *y,
                                   bool training)
 {
@@ -69,9 +86,12 @@ gan_status gan_conv_layer_forward(gan_layer *layer, gan_model *model, gan_conv_s
     /* with an epilogue, the activation's output, written on the way out (no bias: model.c) */
     const gan_layer *act = gan_layer_epilogue(layer, model);
     float *out = act ? act->output : y;
+    /* x's copy made into keep already, from the images (keep_images): read, not made again */
+    bool ahead = training && c->keep && c->ahead == x;
+    c->ahead = NULL;
     c->kept_from = training && c->keep ? x : NULL;
     if (c->kept_from) /* x's copy left in keep for the backward-filter */
-        GAN_TRY(be->conv_keep_pass(be, &c->geom, c->pass, x, w,
+        GAN_TRY(be->conv_keep_pass(be, &c->geom, c->pass, ahead ? NULL : x, w,
                                    act ? (int)gan_layer_activation_kind(act) : GAN_CONV_NO_ACT,
                                    act ? act->spec.slope : 0.0f, out, c->keep, model->workspace));
     else if (act && c->pass == GAN_CONV_FORWARD)

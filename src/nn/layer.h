@@ -31,6 +31,11 @@ typedef struct gan_layer_vtable {
     /* The weight copy the layer's passes read (conv_weight_copies), made by the model at the start
      * of each forward for all its layers in one op: true and *out where the layer has one. */
     bool (*weight_copy)(gan_layer *layer, gan_model *model, gan_conv_weight_copy *out);
+    /* The model's input `x` from the uint8 batch `pixels`, written straight into the copy of x the
+     * layer's training forward keeps (conv_keep_images), which the next forward on x then reads in
+     * place of x: *taken false, and nothing done, where the layer keeps no such copy (NULL: never;
+     * gan_model_images_in). `pixels` NULL: nothing done, *taken says whether it would be. */
+    gan_status (*keep_images)(gan_layer *layer, gan_model *model, const uint8_t *pixels, const float *x, bool *taken);
 } gan_layer_vtable;
 
 enum { GAN_EDGE_IN = 1u, GAN_EDGE_OUT = 2u };
@@ -102,6 +107,7 @@ typedef struct gan_conv_state {
     gan_conv_pass pass; /* the layer's forward: GAN_CONV_FORWARD or GAN_CONV_BACKWARD_DATA */
     void *keep;
     const float *kept_from;
+    const float *ahead; /* the input whose copy keep already holds, for the next forward (keep_images) */
     void *w_copy; /* the weights as its passes read them (conv_weight_copy_bytes), NULL for none */
 } gan_conv_state;
 /* g's storage from the layer's edges, and the kept buffer, requested from the pool (plan) */
@@ -114,6 +120,9 @@ bool gan_conv_layer_weight_copy(gan_layer *layer, gan_model *model, gan_conv_sta
 /* the forward alone for an inference-only model, all three passes for a trained one */
 size_t gan_conv_layer_workspace_bytes(const gan_conv_state *c, gan_model *model);
 size_t gan_conv_layer_side_workspace_bytes(const gan_conv_state *c, gan_model *model);
+/* a Conv2d's input from the images, into its kept copy (gan_layer_vtable.keep_images) */
+gan_status gan_conv_layer_keep_images(gan_model *model, gan_conv_state *c, const uint8_t *pixels, const float *x,
+                                      bool *taken);
 /* y (or the epilogue activation's output) from x, and the bias; in training x's copy kept */
 gan_status gan_conv_layer_forward(gan_layer *layer, gan_model *model, gan_conv_state *c, const float *x, float *y,
                                   bool training);

@@ -429,6 +429,34 @@ gan_status gan_model_forward(gan_model *model, const float *input, bool training
     return GAN_OK;
 }
 
+gan_status gan_model_images_in(gan_model *model, int h, int w, int c, const uint8_t *pixels, float *input)
+{
+    if (!pixels || !input)
+        return gan_error(GAN_ERR_ARG, "%s: no images, or no input buffer", model->name);
+    gan_shape in = model->input_shape;
+    if (in.c != c || in.h != h || in.w != w)
+        return gan_error(GAN_ERR_SHAPE, "%s: images of %dx%d with %d channels for an input [%d, %d, %d]", model->name,
+                         h, w, c, in.c, in.h, in.w);
+    gan_layer *first = model->layers[0];
+    bool taken = false;
+    if (!model->inference_only && first->vt->keep_images) {
+        gan_status status = first->vt->keep_images(first, model, pixels, input, &taken);
+        if (status != GAN_OK)
+            return gan_error_prefix(status, "%s layer %d (%s) input from the images: ", model->name, first->index,
+                                    gan_layer_kind_name(first->spec.kind));
+    }
+    gan_backend *be = model->backend;
+    return taken ? GAN_OK : be->images_to_float(be, model->batch, h, w, c, pixels, input);
+}
+
+bool gan_model_takes_images(gan_model *model)
+{
+    gan_layer *first = model->layers[0];
+    bool taken = false;
+    return !model->inference_only && first->vt->keep_images &&
+           first->vt->keep_images(first, model, NULL, NULL, &taken) == GAN_OK && taken;
+}
+
 float *gan_model_output(gan_model *model)
 {
     return model->layers[model->active_layers - 1]->output;

@@ -608,6 +608,9 @@ static gan_status train(run_state *run, gan_run_result *result)
             printf("activations: %d of G's and %d of D's layer outputs stored %s NHWC between layers "
                    "(GAN_CUDA_STORAGE=never keeps them FP32 NCHW)\n", stored_g, stored_d,
                    be->edge_storage == GAN_STORAGE_BF16_NHWC ? "BF16" : "FP32");
+        if (run->trainer->data && !run->trainer->data->is_float && gan_model_takes_images(run->trainer->d))
+            printf("real batch: converted on the device straight into the NHWC copy of D's first layer's input "
+                   "(GAN_CUDA_KEEP_IMAGES=never: through FP32 NCHW)\n");
         if (run->trainer->g->side_stream || run->trainer->d->side_stream)
             printf("side stream: the weight gradients beside the input gradients%s (GAN_CUDA_SIDE_STREAM=never: "
                    "one stream)\n",

@@ -289,15 +289,16 @@ gan_status gan_trainer_upload_batches(gan_trainer *t)
     return GAN_OK;
 }
 
-/* The real batch of D step k, from its upload slot into t->real [B, C, H, W] in [-1, 1]. */
+/* The real batch of D step k, from its upload slot into t->real [B, C, H, W] in [-1, 1], or
+ * straight into the copy of it that D's first layer keeps (gan_model_images_in: t->real is then
+ * not written, and only D's forward on it and its backward read it). */
 static gan_status real_batch(gan_trainer *t, int k)
 {
     gan_backend *be = t->backend;
     const gan_data_source *src = t->data;
     if (src->is_float)
         return be->copy(be, t->real, upload_slot(t, k), t->upload_slot_bytes);
-    return be->images_to_float(be, t->batch, src->height, src->width, src->channels,
-                               upload_slot(t, k), t->real);
+    return gan_model_images_in(t->d, src->height, src->width, src->channels, upload_slot(t, k), t->real);
 }
 
 /* A data-parallel run: the network's gradient buffer (contiguous: one all-reduce) summed over
