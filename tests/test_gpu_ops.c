@@ -49,16 +49,23 @@ static const gan_conv_geom LAYER = {.n = 16, .c_in = 32, .h_in = 16, .w_in = 16,
                                     .pad_w = 1};
 enum { LAYER_X = 16 * 32 * 16 * 16, LAYER_Y = 16 * 64 * 8 * 8, LAYER_W = 64 * 32 * 4 * 4 };
 
-/* conv_grads gives the bits of the two ops it stands for, deterministic, in `precision` (fp32:
- * NCHW, the two ops; bf16: NHWC, the input in common copied once): a Conv2d's backward
- * (accumulating into dw) and a ConvTranspose2d's. */
-static void test_conv_grads_bits(gan_precision precision)
+/* A CUDA backend in `precision`, deterministic; NULL (and a failed check) where it cannot open. */
+static gan_backend *deterministic_backend(gan_precision precision)
 {
     gan_backend_options options = gan_backend_options_default();
     options.precision = precision;
     options.deterministic = true;
     gan_backend *be = NULL;
     CHECK_OK(gan_cuda_backend_create(&options, &be));
+    return be;
+}
+
+/* conv_grads gives the bits of the two ops it stands for, deterministic, in `precision` (fp32:
+ * NCHW, the two ops; bf16: NHWC, the input in common copied once): a Conv2d's backward
+ * (accumulating into dw) and a ConvTranspose2d's. */
+static void test_conv_grads_bits(gan_precision precision)
+{
+    gan_backend *be = deterministic_backend(precision);
     if (!be)
         return;
     const gan_conv_geom g = LAYER;
@@ -135,15 +142,12 @@ static void test_conv_grads_bits(gan_precision precision)
 /* A model's first Conv2d on the uint8 batch (3 -> 16 channels, 16x16 -> 8x8, k4 s2 p1, batch 4), in
  * `precision`: conv_keep_images makes the bytes of the copy conv_keep_pass makes of images_to_float's
  * output, and the forward on it (conv_keep_pass with no input; D's LeakyReLU) and the backward-filter
- * on it (x not given) give the bits of those on images_to_float's output. Where the geometry keeps no
+ * on it (given other values as x, which it must not read) give the bits of those on images_to_float's
+ * output. Where the geometry keeps no
  * copy, conv_keep_images is refused. */
 static void keep_images_in(gan_precision precision)
 {
-    gan_backend_options options = gan_backend_options_default();
-    options.precision = precision;
-    options.deterministic = true;
-    gan_backend *be = NULL;
-    CHECK_OK(gan_cuda_backend_create(&options, &be));
+    gan_backend *be = deterministic_backend(precision);
     if (!be)
         return;
     const char *name = gan_precision_name(precision);
