@@ -20,7 +20,7 @@
 #      the CPU's within 1e-3; bf16 trains with finite losses near fp32's; bf16 with cuDNN on every
 #      pass keeps copies, and its captured iteration matches its op-by-op one bit for bit, as does
 #      its run with the real batch through FP32 NCHW instead of straight into D's first layer's
-#      kept copy (GAN_CUDA_KEEP_IMAGES=never); so does
+#      kept copy (GAN_CUDA_KEEP_IMAGES=never), as in tf32 with cuDNN in NHWC on every pass; so does
 #      tf32 with FP32 NHWC edges, near the CPU's with them and without, and its run resumed from
 #      the checkpoint's algorithm choices alone equals the one run.
 #   3. the side stream: each precision and storage trains bit for bit as on one stream, whatever
@@ -199,6 +199,12 @@ train bf16-kept-eager cuda train.precision=bf16 train.graph=false
 # ... its real batch through FP32 NCHW and the forward's copy, not straight into that copy
 train_env="$train_env GAN_CUDA_KEEP_IMAGES=never"
 train bf16-kept-raw cuda train.precision=bf16
+# tf32 with cuDNN in NHWC on every pass (FP32 copies), the real batch straight into D's first
+# layer's copy and through FP32 NCHW
+train_env="GAN_CACHE_DIR=$work/cache-train-tf32-nhwc GAN_CUDA_NHWC=always GAN_CUDA_SUBPIXEL=never GAN_CUDA_IM2COL=never"
+train tf32-kept cuda train.precision=tf32
+train_env="$train_env GAN_CUDA_KEEP_IMAGES=never"
+train tf32-kept-raw cuda train.precision=tf32
 train_env=""
 # resumed: 3 iterations, then --resume to 6 (the device-side counters restored from the checkpoint)
 if GAN_CACHE_DIR="$work/cache-train" "$gan" train "$work/tiny.ini" train.iterations=3 --device cuda --quiet \
@@ -254,13 +260,15 @@ grep -q "^activations: 2 of G's and 0 of D's layer outputs stored FP32 NHWC" "$w
 cmp -s "$work/bf16-kept.losses" "$work/bf16-kept-eager.losses" && ok ||
   fail "bf16 with kept copies: the captured iteration's losses differ from the op-by-op ones:" \
     "$(paste -d'|' "$work/bf16-kept.losses" "$work/bf16-kept-eager.losses" | head -n 3)"
-cmp -s "$work/bf16-kept.losses" "$work/bf16-kept-raw.losses" && ok ||
-  fail "bf16 with the real batch straight into D's first layer's copy: the losses differ from those through" \
-    "FP32 NCHW: $(paste -d'|' "$work/bf16-kept.losses" "$work/bf16-kept-raw.losses" | head -n 3)"
-grep -q "^real batch: converted on the device straight into" "$work/train-bf16-kept.out" && ok ||
-  fail "bf16 with cuDNN on every pass did not convert the real batch into D's first layer's copy"
-! grep -q "^real batch:" "$work/train-bf16-kept-raw.out" && ok ||
-  fail "GAN_CUDA_KEEP_IMAGES=never still converted the real batch into D's first layer's copy"
+for name in bf16-kept tf32-kept; do
+  cmp -s "$work/$name.losses" "$work/$name-raw.losses" && ok ||
+    fail "$name with the real batch straight into D's first layer's copy: the losses differ from those" \
+      "through FP32 NCHW: $(paste -d'|' "$work/$name.losses" "$work/$name-raw.losses" | head -n 3)"
+  grep -q "^real batch: converted on the device straight into" "$work/train-$name.out" && ok ||
+    fail "$name with cuDNN on every pass did not convert the real batch into D's first layer's copy"
+  ! grep -q "^real batch:" "$work/train-$name-raw.out" && ok ||
+    fail "$name: GAN_CUDA_KEEP_IMAGES=never still converted the real batch into D's first layer's copy"
+done
 grep -q '^  conv kept copies ' "$work/train-bf16-kept.out" && ok ||
   fail "bf16 with cuDNN on every pass kept no copies: $(grep -A12 '^memory' "$work/train-bf16-kept.out")"
 grep -q 'algo=' "$work/cache-train/conv_algorithms.txt" 2>/dev/null && ok || fail "no stored algorithm choices"
@@ -281,7 +289,7 @@ close "$work/bf16.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" && ok
   fail "emulated CUDA bf16 vs CPU: $(tail -n 1 "$work/close.err")"
 close "$work/bf16-kept.losses" "$work/cpu.losses" 0.05 0.02 2>"$work/close.err" && ok ||
   fail "emulated CUDA bf16 with kept copies vs CPU: $(tail -n 1 "$work/close.err")"
-for name in tf32 tf32-f32edges; do
+for name in tf32 tf32-f32edges tf32-kept; do
   close "$work/$name.losses" "$work/cpu.losses" 1e-2 1e-3 2>"$work/close.err" && ok ||
     fail "emulated CUDA $name vs CPU: $(tail -n 1 "$work/close.err")"
 done
