@@ -188,15 +188,14 @@ gan_status gan_selftest_iteration(gan_backend *reference, gan_backend *test, con
      * 0.9% off (G's; D's first layers' 3e-4), from the few such elements in D's backward (the
      * same run with D's LeakyReLUs made linear and its step's learning rate 0: 1e-6 everywhere).
      * A GPU's FFT or Winograd algorithms round more, so meet more such elements; the bound leaves
-     * them room and still fails a dropped accumulation (0.16) and a wiring error (1 or more).
-     * tf32 and bf16: operands
+     * them room and still fails a lost half of a sum (a dropped accumulation: 0.16) and a wiring
+     * error (a wrong tensor, a lost or doubled term, a sign: 1 or more). tf32 and bf16: operands
      * rounded to 10 or 7 bits, compounded through batch norm's backward (a small difference of
      * batch sums), leave some tensors' gradients 10-75% off even where every op is right (at
      * dcgan_celeba64 batch 16 in bf16: up to 23% with the CPU rounding operands alike,
      * tests/test_selftest_precision.c; 18% on the emulated device; 75% at dcgan_fmnist32 batch
-     * 2); the bound there is 1: a gradient that still correlates with the reference. A wiring
-     * error (a wrong tensor, a lost or doubled term, a sign) gives 1 or more, a lost half of a
-     * sum 0.1 or more (a dropped accumulation: 0.16); fp32's bound is the fine check. */
+     * 2); the bound there is 1: a gradient that still correlates with the reference, which a
+     * wiring error does not; fp32's bound is the finer check. */
     double grad_bound = test->options.precision == GAN_PRECISION_FP32 ? 5e-2 : 1.0;
     gan_model *models[2][2] = {{ref->g, tst->g}, {ref->d, tst->d}};
     for (int m = 0; m < 2; m++)
