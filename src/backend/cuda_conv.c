@@ -1533,11 +1533,12 @@ gan_status gan_cuda_conv_keep_images(gan_backend *be, const gan_conv_geom *g, co
     gan_cuda_impl *impl = gan_cuda_impl_of(be);
     gan_cuda_conv_plan *plan;
     GAN_TRY(plan_with_filter(be, g, GAN_CONV_FORWARD, &plan));
-    if (!plan || !plan_keeps(plan, GAN_CONV_FORWARD) || !keep || !pixels)
+    bool keeps = plan && plan_keeps(plan, GAN_CONV_FORWARD);
+    if (!keeps || !keep || !pixels)
         return gan_error(GAN_ERR_ARG, "conv keep images: %s",
-                         !plan || !plan_keeps(plan, GAN_CONV_FORWARD)
-                             ? "this geometry keeps no copy of its forward's input (conv_keep_bytes is 0)"
-                             : keep ? "no images" : "no buffer to keep the copy in");
+                         !keeps ? "this geometry keeps no copy of its forward's input (conv_keep_bytes is 0)"
+                         : keep ? "no images"
+                                : "no buffer to keep the copy in");
     nc_hw x = x_shape(impl, g);
     if (impl->precision == GAN_PRECISION_BF16)
         return gan_cuda_images_to_bf16_nhwc(impl->stream, x.n, g->h_in, g->w_in, x.c, x.c_nhwc, pixels, keep);
