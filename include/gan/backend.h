@@ -41,6 +41,13 @@ static inline size_t gan_storage_element_bytes(gan_storage s)
     return s == GAN_STORAGE_BF16_NHWC ? 2 : 4;
 }
 
+/* The channels of one 16-byte group in storage s (8 BF16 or 4 FP32 values): a tensor stored NHWC
+ * has its channels in whole groups, cuDNN's NHWC operands without padding. */
+static inline int gan_storage_channel_group(gan_storage s)
+{
+    return 16 / (int)gan_storage_element_bytes(s);
+}
+
 typedef struct gan_conv_geom {
     int n;
     int c_in, h_in, w_in;

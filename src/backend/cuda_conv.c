@@ -1143,7 +1143,7 @@ static gan_status check_storage(const gan_cuda_impl *impl, const gan_conv_geom *
             return gan_error(GAN_ERR_ARG, "convolution: %s stored %s needs train.precision = %s (this backend runs "
                                           "%s)", names[i], what, s[i] == GAN_STORAGE_BF16_NHWC ? "bf16" : "tf32",
                              gan_precision_name(impl->precision));
-        int group = 16 / (int)gan_storage_element_bytes(s[i]);
+        int group = gan_storage_channel_group(s[i]);
         if (i < 2 && channels[i] % group)
             return gan_error(GAN_ERR_ARG, "convolution: %s stored %s needs its channels in groups of %d, not %d",
                              names[i], what, group, channels[i]);

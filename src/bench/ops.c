@@ -369,8 +369,6 @@ static const char *stored_mark(gan_storage in, gan_storage out)
     return in == GAN_STORAGE_F32_NHWC || out == GAN_STORAGE_F32_NHWC ? " nhwc" : "";
 }
 
-static size_t storage_bytes(gan_storage s) { return gan_storage_element_bytes(s); }
-
 /* Layer l's convolution as training runs it: with the storage of the edges training keeps NHWC
  * (gan_model_plan_storage), x and y, or for a transposed layer its output and input; and
  * where the backend makes the weight copy its passes read (*copy_bytes > 0), w_storage set. */
@@ -632,7 +630,7 @@ static gan_status bench_bn_layer(gan_backend *be, const gan_model *m, const gan_
                                    .b = fused ? y_act : NULL, .c = dy, .d = gamma, .e = save_mean, .f = save_invstd,
                                    .out = dx, .out2 = dgamma, .out3 = dbeta, .in_storage = in, .out_storage = out,
                                   .stored_act = fused ? (int)act : GAN_CONV_NO_ACT, .slope = fused ? slope : 0.0f};
-        double in_bytes = (double)count * storage_bytes(in), out_bytes = (double)count * storage_bytes(out);
+        double in_bytes = (double)count * gan_storage_element_bytes(in), out_bytes = (double)count * gan_storage_element_bytes(out);
         int forwards = passes_per_iteration(m, l, PASS_FORWARD);
         snprintf(name, sizeof name, "bn%s%s fwd-train", fused ? "+" : "", fused ? act_name : "");
         /* reads x, writes y (and act(y)) */
@@ -688,7 +686,7 @@ static gan_status bench_elementwise_layer(gan_backend *be, const gan_model *m, c
     /* BF16 values (its input too: model.c); FP32 NHWC ones are FP32 elementwise */
     bool stored = l->storage == GAN_STORAGE_BF16_NHWC;
     strncat(shape, stored_mark(l->storage, l->storage), sizeof shape - strlen(shape) - 1);
-    double bytes = (double)count * storage_bytes(l->storage);
+    double bytes = (double)count * gan_storage_element_bytes(l->storage);
     const char *kind = gan_layer_kind_name(l->spec.kind);
     if (l->spec.kind == GAN_LAYER_DROPOUT) {
         op_call forward = {.kind = OP_DROPOUT_FORWARD, .count = count, .p = l->spec.drop_p, .a = x, .out = mask,

@@ -227,7 +227,7 @@ void gan_model_plan_storage(gan_model *model)
     if (!backend_stores(model->backend) || model->sync_bn)
         return;
     gan_storage stored = model->backend->edge_storage;
-    int group = 16 / (int)gan_storage_element_bytes(stored);
+    int group = gan_storage_channel_group(stored);
     for (int i = 0; i + 1 < model->active_layers; i++) {
         gan_layer *from = model->layers[i], *to = model->layers[i + 1];
         unsigned out = from->vt->stored_edges ? from->vt->stored_edges(from) : 0;
